@@ -1,0 +1,69 @@
+package routine
+
+// Routine is one routine.yaml, decoded. The yaml tags are the file format;
+// the json tags mirror them so the JSON Schema (generated from these types)
+// describes the same document.
+type Routine struct {
+	Name        string           `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$,description=Unique name of the routine in its project: lower-case letters\\, digits and dashes."`
+	Description string           `yaml:"description,omitempty" json:"description,omitempty"`
+	Tags        []string         `yaml:"tags,omitempty" json:"tags,omitempty" jsonschema:"description=Free labels (dev\\, staging\\, prod…) used for filters and budgets."`
+	Region      string           `yaml:"region,omitempty" json:"region,omitempty" jsonschema:"description=Remote mode only: run only on workers of this region."`
+	Timeout     Duration         `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"description=Limit for the whole run\\, such as 10m."`
+	Parallelism int              `yaml:"parallelism,omitempty" json:"parallelism,omitempty" jsonschema:"minimum=1,description=How many steps whose needs are met may run at once (default: CPUs × 4)."`
+	Concurrency *Concurrency     `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	Inputs      map[string]Input `yaml:"inputs,omitempty" json:"inputs,omitempty" jsonschema:"description=Declared inputs; when present\\, only these may be referenced as input.NAME."`
+	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema:"description=Plain values given to every step; visible in logs."`
+	Secrets     []SecretRef      `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema:"description=The only secrets this routine may resolve."`
+	Permissions *Permissions     `yaml:"permissions,omitempty" json:"permissions,omitempty"`
+	Limits      *Limits          `yaml:"limits,omitempty" json:"limits,omitempty"`
+	Triggers    []Trigger        `yaml:"triggers,omitempty" json:"triggers,omitempty"`
+	Steps       []Step           `yaml:"steps" json:"steps" jsonschema:"minItems=1"`
+	OnFailure   []Step           `yaml:"on_failure,omitempty" json:"on_failure,omitempty" jsonschema:"description=Fallback steps run when the run fails for good; they see the failure context."`
+	DeadLetter  bool             `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty" jsonschema:"description=Keep the input of a run that failed for good (state dead) for routines dlq replay."`
+
+	// Dir is the directory holding the routine file; File its path. Revision
+	// is the content hash of the file. None of them is part of the file.
+	Dir      string `yaml:"-" json:"-"`
+	File     string `yaml:"-" json:"-"`
+	Revision string `yaml:"-" json:"-"`
+}
+
+// Input declares one input of a routine.
+type Input struct {
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	Default     string `yaml:"default,omitempty" json:"default,omitempty"`
+	Required    bool   `yaml:"required,omitempty" json:"required,omitempty"`
+}
+
+// Concurrency bounds the runs of a routine across the whole deployment.
+type Concurrency struct {
+	Max      int `yaml:"max,omitempty" json:"max,omitempty" jsonschema:"minimum=1"`
+	Reserved int `yaml:"reserved,omitempty" json:"reserved,omitempty" jsonschema:"minimum=0"`
+}
+
+// SecretRef names a secret the routine may use and, optionally, the provider
+// reference it comes from ("vault:kv/data/slack#bot_token"). In the file it is
+// either a bare NAME or a mapping {name, from}.
+type SecretRef struct {
+	Name string `yaml:"name" json:"name" jsonschema:"pattern=^[A-Z][A-Z0-9_]*$"`
+	From string `yaml:"from,omitempty" json:"from,omitempty"`
+}
+
+// Permissions widens the sandbox of run steps beyond the project directory,
+// which is always readable and writable.
+type Permissions struct {
+	Read    []string `yaml:"read,omitempty" json:"read,omitempty" jsonschema:"description=Extra paths steps may read."`
+	Write   []string `yaml:"write,omitempty" json:"write,omitempty" jsonschema:"description=Extra paths steps may read and write."`
+	Network *bool    `yaml:"network,omitempty" json:"network,omitempty" jsonschema:"description=Default true; false denies TCP connect and bind where the kernel allows it."`
+}
+
+// NetworkAllowed reports whether steps may use the network (the default).
+func (p *Permissions) NetworkAllowed() bool {
+	return p == nil || p.Network == nil || *p.Network
+}
+
+// Limits are resource limits applied to each run step's process.
+type Limits struct {
+	Memory ByteSize `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"description=Address-space limit per step process\\, such as 512MiB."`
+	CPU    Duration `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"description=CPU time limit per step process\\, such as 30s."`
+}

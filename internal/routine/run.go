@@ -1,0 +1,150 @@
+package routine
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// State is the state of a run or of one of its steps.
+type State string
+
+// Run and step states. A run moves queued → running → one of the final
+// states; a step may also end skipped.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateDead      State = "dead"
+	StateCancelled State = "cancelled"
+	StateSkipped   State = "skipped"
+)
+
+// Final reports whether the state is an end state.
+func (s State) Final() bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateDead, StateCancelled, StateSkipped:
+		return true
+	}
+	return false
+}
+
+// RunStates lists the states a run can be in, for validating filters.
+var RunStates = []State{StateQueued, StateRunning, StateSucceeded, StateFailed, StateDead, StateCancelled}
+
+// Trigger kinds recorded on runs that were not started by a routine trigger.
+const (
+	TriggerManual = "manual" // routines run-once
+	TriggerReplay = "replay" // routines dlq replay
+)
+
+// TriggerInfo says what started a run.
+type TriggerInfo struct {
+	Kind    string          `json:"kind"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Run is one invocation of a routine, as recorded in the store.
+type Run struct {
+	ID         string            `json:"id"`
+	Routine    string            `json:"routine"`
+	Revision   string            `json:"revision"`
+	Trigger    TriggerInfo       `json:"trigger"`
+	Input      map[string]string `json:"input"`
+	Tags       []string          `json:"tags"`
+	State      State             `json:"state"`
+	Attempt    int               `json:"attempt"`
+	QueuedAt   time.Time         `json:"queued_at"`
+	StartedAt  *time.Time        `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at"`
+	Worker     string            `json:"worker,omitempty"`
+	Region     string            `json:"region,omitempty"`
+	CPUUserMs  int64             `json:"cpu_user_ms"`
+	CPUSysMs   int64             `json:"cpu_sys_ms"`
+	MaxRSSKB   int64             `json:"max_rss_kb"`
+	Error      *ErrorPayload     `json:"error"`
+	// ReplayOf is the id of the dead run this run replays, if any.
+	ReplayOf string `json:"replay_of,omitempty"`
+}
+
+// Phase says which list of the routine a step run belongs to.
+type Phase string
+
+// The phases of a run, in the order they may happen.
+const (
+	PhaseMain       Phase = "main"
+	PhaseCompensate Phase = "compensate"
+	PhaseOnFailure  Phase = "on_failure"
+)
+
+// StepRun is the record of one step of a run.
+type StepRun struct {
+	RunID      string            `json:"-"`
+	ID         string            `json:"id"`
+	Phase      Phase             `json:"phase"`
+	Kind       string            `json:"kind"`
+	State      State             `json:"state"`
+	Attempts   int               `json:"attempts"`
+	ExitCode   *int              `json:"exit_code"`
+	StartedAt  *time.Time        `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at"`
+	DurationMs int64             `json:"duration_ms"`
+	Outputs    map[string]string `json:"outputs"`
+	CPUMs      int64             `json:"cpu_ms"`
+	MaxRSSKB   int64             `json:"max_rss_kb"`
+	Error      *ErrorPayload     `json:"error"`
+}
+
+// Stream names where a log line came from.
+type Stream string
+
+// The log streams. System lines are written by the engine itself.
+const (
+	StreamStdout Stream = "stdout"
+	StreamStderr Stream = "stderr"
+	StreamSystem Stream = "system"
+)
+
+// LogLine is one line a step (or the engine, for a step) wrote.
+type LogLine struct {
+	RunID  string    `json:"run_id"`
+	Step   string    `json:"step"`
+	Seq    int64     `json:"seq"`
+	Time   time.Time `json:"time"`
+	Stream Stream    `json:"stream"`
+	Text   string    `json:"text"`
+}
+
+// Error codes of the standard error payload.
+const (
+	CodeStepFailed     = "step_failed"
+	CodeStepTimeout    = "step_timeout"
+	CodeRunTimeout     = "run_timeout"
+	CodeCancelled      = "cancelled"
+	CodeSecretMissing  = "secret_missing"
+	CodeTemplate       = "template_error"
+	CodeInternal       = "internal_error"
+	CodeInvalidRoutine = "invalid_routine"
+)
+
+// ErrorPayload is the standard error payload of a failed run or step.
+type ErrorPayload struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	RunID      string `json:"run_id"`
+	Step       string `json:"step,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	ExitCode   *int   `json:"exit_code,omitempty"`
+	Retryable  bool   `json:"retryable"`
+	StderrTail string `json:"stderr_tail,omitempty"`
+}
+
+// Error makes the payload usable as an error.
+func (e *ErrorPayload) Error() string { return e.Message }
+
+// Sentinel errors shared by the store drivers and their callers.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)

@@ -1,0 +1,112 @@
+package routine
+
+// Step is one entry of steps: or on_failure:. Exactly one step kind is set;
+// today the kinds are run (the Action fields). Kinds land as fields of
+// Action, so compensate: takes any of them.
+type Step struct {
+	ID        string    `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
+	Name      string    `yaml:"name,omitempty" json:"name,omitempty"`
+	If        string    `yaml:"if,omitempty" json:"if,omitempty" jsonschema:"description=A bare expression; the step is skipped when it is false."`
+	Needs     *[]string `yaml:"needs,omitempty" json:"needs,omitempty" jsonschema:"description=Steps this one waits for; [] waits for none. Without it a step waits for the one before it."`
+	Retry     *Retry    `yaml:"retry,omitempty" json:"retry,omitempty"`
+	Artifacts []string  `yaml:"artifacts,omitempty" json:"artifacts,omitempty" jsonschema:"description=Files (relative to the step's workdir) kept as artifacts of this step after it succeeds."`
+	Compensate *Action  `yaml:"compensate,omitempty" json:"compensate,omitempty" jsonschema:"description=Undo action run\\, in reverse order\\, for completed steps when the run fails."`
+	Action    `yaml:",inline"`
+}
+
+// Action is the body of a step: what it does, without its place in the run.
+type Action struct {
+	Run     string            `yaml:"run,omitempty" json:"run,omitempty" jsonschema:"description=A shell line or a script path\\, run in the sandbox with cwd = the routine directory."`
+	Shell   string            `yaml:"shell,omitempty" json:"shell,omitempty" jsonschema:"enum=bash,enum=sh,description=Shell for run (default bash -eo pipefail)."`
+	Workdir string            `yaml:"workdir,omitempty" json:"workdir,omitempty" jsonschema:"description=Working directory of run\\, relative to the routine directory."`
+	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// Kind returns the name of the step kind the action uses, or "" when none is set.
+func (a *Action) Kind() string {
+	if a.Run != "" {
+		return "run"
+	}
+	return ""
+}
+
+// NeedsList returns the ids the step waits for and whether needs: was given.
+func (s *Step) NeedsList() ([]string, bool) {
+	if s.Needs == nil {
+		return nil, false
+	}
+	return *s.Needs, true
+}
+
+// Backoff names how retry delays grow.
+type Backoff string
+
+// The backoff policies.
+const (
+	BackoffExponential Backoff = "exponential"
+	BackoffLinear      Backoff = "linear"
+	BackoffConstant    Backoff = "constant"
+)
+
+// Retry says how often a failed step is tried again and how long to wait.
+type Retry struct {
+	Attempts int      `yaml:"attempts,omitempty" json:"attempts,omitempty" jsonschema:"minimum=1,description=Total tries including the first (default 1)."`
+	Backoff  Backoff  `yaml:"backoff,omitempty" json:"backoff,omitempty" jsonschema:"enum=exponential,enum=linear,enum=constant"`
+	Initial  Duration `yaml:"initial,omitempty" json:"initial,omitempty" jsonschema:"description=First delay (default 1s)."`
+	Max      Duration `yaml:"max,omitempty" json:"max,omitempty" jsonschema:"description=Cap on one delay (default 1m)."`
+	Jitter   *bool    `yaml:"jitter,omitempty" json:"jitter,omitempty" jsonschema:"description=Full jitter: wait a random time up to the delay (default true)."`
+}
+
+// Trigger is one entry of triggers:. Exactly one kind is set.
+type Trigger struct {
+	Cron     string          `yaml:"cron,omitempty" json:"cron,omitempty" jsonschema:"description=Cron expression: 5 fields\\, or 6 with seconds first."`
+	Timezone string          `yaml:"timezone,omitempty" json:"timezone,omitempty" jsonschema:"description=IANA time zone of cron (default UTC)."`
+	Overlap  string          `yaml:"overlap,omitempty" json:"overlap,omitempty" jsonschema:"enum=skip,enum=queue,enum=allow"`
+	Catchup  string          `yaml:"catchup,omitempty" json:"catchup,omitempty" jsonschema:"enum=none,enum=one"`
+	Every    Duration        `yaml:"every,omitempty" json:"every,omitempty"`
+	Webhook  *WebhookTrigger `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	File     *FileTrigger    `yaml:"file,omitempty" json:"file,omitempty"`
+	Event    *EventTrigger   `yaml:"event,omitempty" json:"event,omitempty"`
+}
+
+// Kind returns the trigger kind that is set, or "".
+func (t *Trigger) Kind() string {
+	switch {
+	case t.Cron != "":
+		return "cron"
+	case t.Every != 0:
+		return "every"
+	case t.Webhook != nil:
+		return "webhook"
+	case t.File != nil:
+		return "file"
+	case t.Event != nil:
+		return "event"
+	}
+	return ""
+}
+
+// WebhookTrigger starts a run on POST /hooks/<path>.
+type WebhookTrigger struct {
+	Path     string   `yaml:"path" json:"path"`
+	Secret   string   `yaml:"secret,omitempty" json:"secret,omitempty" jsonschema:"description=HMAC-SHA256 key of the body signature."`
+	Provider string   `yaml:"provider,omitempty" json:"provider,omitempty" jsonschema:"enum=github"`
+	Events   []string `yaml:"events,omitempty" json:"events,omitempty"`
+}
+
+// FileTrigger starts a run on file-system events under a path.
+type FileTrigger struct {
+	Path      string   `yaml:"path" json:"path"`
+	Glob      string   `yaml:"glob,omitempty" json:"glob,omitempty"`
+	On        []string `yaml:"on,omitempty" json:"on,omitempty" jsonschema:"enum=create,enum=write,enum=remove,enum=rename"`
+	Recursive bool     `yaml:"recursive,omitempty" json:"recursive,omitempty"`
+	Debounce  Duration `yaml:"debounce,omitempty" json:"debounce,omitempty"`
+}
+
+// EventTrigger starts a run when an internal event of that name is emitted.
+type EventTrigger struct {
+	Name   string   `yaml:"name" json:"name"`
+	Dedupe string   `yaml:"dedupe,omitempty" json:"dedupe,omitempty"`
+	Window Duration `yaml:"window,omitempty" json:"window,omitempty"`
+}

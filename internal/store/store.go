@@ -1,0 +1,70 @@
+// Package store defines how Routines keeps runs, step records and logs: one
+// Store interface with parameter structs, implemented by the drivers in
+// store/sqlite (the embedded default) and store/postgres (remote mode), and
+// checked by the conformance suite in store/storetest that every driver runs.
+// The store knows rows, not runs in flight: it imports no engine or server.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// Store is the persistence seam. Every method is safe for concurrent use.
+// Lookups of a missing row return an error wrapping routine.ErrNotFound.
+type Store interface {
+	// RunCreate records a new run in state queued (or the state given).
+	RunCreate(ctx context.Context, p *RunCreateParams) (*routine.Run, error)
+	// RunGet returns the run with this id. A unique prefix of an id of at
+	// least 6 characters also finds it; an ambiguous one wraps ErrConflict.
+	RunGet(ctx context.Context, id string) (*routine.Run, error)
+	// RunList returns runs, newest first.
+	RunList(ctx context.Context, p *RunListParams) ([]*routine.Run, error)
+	// RunUpdate writes the mutable fields of a run (state, attempt, timings,
+	// worker, resource use, error).
+	RunUpdate(ctx context.Context, run *routine.Run) error
+
+	// StepSave inserts or replaces the record of one step, keyed by run id,
+	// phase and step id.
+	StepSave(ctx context.Context, step *routine.StepRun) error
+	// StepList returns the step records of a run in the order they were first saved.
+	StepList(ctx context.Context, runID string) ([]*routine.StepRun, error)
+
+	// LogAppend stores log lines; Seq is assigned by the caller and unique per run.
+	LogAppend(ctx context.Context, lines []routine.LogLine) error
+	// LogList returns the log lines of a run in Seq order.
+	LogList(ctx context.Context, p *LogListParams) ([]routine.LogLine, error)
+
+	// Close releases the store.
+	Close() error
+}
+
+// RunCreateParams are the fields of a new run.
+type RunCreateParams struct {
+	ID       string // a ULID, made by the caller
+	Routine  string
+	Revision string
+	Trigger  routine.TriggerInfo
+	Input    map[string]string
+	Tags     []string
+	State    routine.State // queued when empty
+	QueuedAt time.Time
+	ReplayOf string
+}
+
+// RunListParams filter RunList. Zero values do not filter.
+type RunListParams struct {
+	Routine string
+	States  []routine.State
+	Limit   int // default 50
+}
+
+// LogListParams select the lines LogList returns.
+type LogListParams struct {
+	RunID    string
+	Step     string // only this step's lines, when set
+	AfterSeq int64  // lines with Seq > AfterSeq
+	Limit    int    // 0 = all
+}
