@@ -14,25 +14,34 @@ import (
 
 // Store is the persistence seam. Every method is safe for concurrent use.
 // Lookups of a missing row return an error wrapping routine.ErrNotFound.
+// Times come back in UTC, to the microsecond; a field that holds an empty
+// map or list comes back nil.
 type Store interface {
-	// RunCreate records a new run in state queued (or the state given).
+	// RunCreate records a new run in state queued (or the state given),
+	// with Attempt 0 and no timings but QueuedAt. A taken id wraps
+	// ErrConflict; a trigger payload that is not JSON is an error.
 	RunCreate(ctx context.Context, p *RunCreateParams) (*routine.Run, error)
 	// RunGet returns the run with this id. A unique prefix of an id of at
 	// least 6 characters also finds it; an ambiguous one wraps ErrConflict.
 	RunGet(ctx context.Context, id string) (*routine.Run, error)
 	// RunList returns runs, newest first.
 	RunList(ctx context.Context, p *RunListParams) ([]*routine.Run, error)
-	// RunUpdate writes the mutable fields of a run (state, attempt, timings,
-	// worker, resource use, error).
+	// RunUpdate writes the mutable fields of a run (state, attempt,
+	// started_at, finished_at, worker, region, resource use, error); the
+	// others are fixed at creation and left as they are. A missing run
+	// wraps ErrNotFound.
 	RunUpdate(ctx context.Context, run *routine.Run) error
 
 	// StepSave inserts or replaces the record of one step, keyed by run id,
-	// phase and step id.
+	// phase and step id. A replaced record keeps its place in StepList. The
+	// run must exist, else the error wraps ErrNotFound.
 	StepSave(ctx context.Context, step *routine.StepRun) error
 	// StepList returns the step records of a run in the order they were first saved.
 	StepList(ctx context.Context, runID string) ([]*routine.StepRun, error)
 
 	// LogAppend stores log lines; Seq is assigned by the caller and unique per run.
+	// The lines are stored all or none: a Seq already taken wraps ErrConflict,
+	// a line of a missing run ErrNotFound. Text may hold any bytes.
 	LogAppend(ctx context.Context, lines []routine.LogLine) error
 	// LogList returns the log lines of a run in Seq order.
 	LogList(ctx context.Context, p *LogListParams) ([]routine.LogLine, error)

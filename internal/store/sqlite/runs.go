@@ -1,0 +1,249 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
+	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of`
+
+const (
+	runCreateSQL = `INSERT INTO runs (` + runColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	runUpdateSQL = `UPDATE runs SET state = ?, attempt = ?, started_at = ?, finished_at = ?,
+		worker = ?, region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
+		WHERE id = ?`
+	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
+	// The ids in [?1, ?2) are those that start with the prefix ?1; ordered
+	// by id, an exact match comes first.
+	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 2`
+)
+
+// minPrefix is the shortest id prefix RunGet resolves.
+const minPrefix = 6
+
+// RunCreate records a new run.
+func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routine.Run, error) {
+	run := &routine.Run{
+		ID:       p.ID,
+		Routine:  p.Routine,
+		Revision: p.Revision,
+		Trigger:  routine.TriggerInfo{Kind: p.Trigger.Kind, Payload: slices.Clone(p.Trigger.Payload)},
+		Input:    maps.Clone(p.Input),
+		Tags:     slices.Clone(p.Tags),
+		State:    p.State,
+		QueuedAt: p.QueuedAt.UTC().Truncate(time.Microsecond),
+		ReplayOf: p.ReplayOf,
+	}
+	if run.State == "" {
+		run.State = routine.StateQueued
+	}
+	if len(run.Trigger.Payload) == 0 {
+		run.Trigger.Payload = nil
+	} else if !json.Valid(run.Trigger.Payload) {
+		return nil, fmt.Errorf("create run %s: trigger payload is not valid JSON", p.ID)
+	}
+	if len(run.Input) == 0 {
+		run.Input = nil
+	}
+	if len(run.Tags) == 0 {
+		run.Tags = nil
+	}
+	input, err := jsonText(run.Input, run.Input == nil)
+	if err != nil {
+		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+	}
+	tags, err := jsonText(run.Tags, run.Tags == nil)
+	if err != nil {
+		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+	}
+	var payload any
+	if run.Trigger.Payload != nil {
+		payload = string(run.Trigger.Payload)
+	}
+	_, err = s.runCreate.ExecContext(ctx,
+		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
+		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf)
+	if err != nil {
+		switch constraint(err) {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return nil, fmt.Errorf("create run %s: id taken: %w", p.ID, routine.ErrConflict)
+		}
+		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+	}
+	return run, nil
+}
+
+// RunGet returns the run with this id, or the one run whose id starts with
+// it when it has at least six characters.
+func (s *Store) RunGet(ctx context.Context, id string) (*routine.Run, error) {
+	run, err := s.runGet(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return run, nil
+}
+
+func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
+	end, ok := prefixEnd(id)
+	if len(id) < minPrefix || !ok {
+		run, err := scanRun(s.runGetExact.QueryRowContext(ctx, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, routine.ErrNotFound
+		}
+		return run, err
+	}
+	rows, err := s.runGetPrefix.QueryContext(ctx, id, end)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var found []*routine.Run
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, run)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(found) == 0:
+		return nil, routine.ErrNotFound
+	case found[0].ID == id || len(found) == 1:
+		return found[0], nil
+	default:
+		return nil, fmt.Errorf("prefix matches more than one run: %w", routine.ErrConflict)
+	}
+}
+
+// prefixEnd returns the least string greater than every string that starts
+// with prefix, and false when there is none (prefix is all 0xff bytes).
+func prefixEnd(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// RunList returns runs, newest first.
+func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if p.Routine != "" {
+		where = append(where, "routine = ?")
+		args = append(args, p.Routine)
+	}
+	if len(p.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")")
+		for _, st := range p.States {
+			args = append(args, string(st))
+		}
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	args = append(args, limit)
+	q := "SELECT " + runColumns + " FROM runs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY queued_at DESC, id DESC LIMIT ?"
+
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	runs := []*routine.Run{}
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		runs = append(runs, run)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// RunUpdate writes the mutable fields of a run. Its id, routine, revision,
+// trigger, input, tags, queued_at and replay_of are fixed at creation.
+func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
+	errJSON, err := jsonText(run.Error, run.Error == nil)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", run.ID, err)
+	}
+	res, err := s.runUpdate.ExecContext(ctx,
+		string(run.State), run.Attempt, micros(run.StartedAt), micros(run.FinishedAt),
+		run.Worker, run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.ID)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", run.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", run.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("update run %s: %w", run.ID, routine.ErrNotFound)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRun(sc scanner) (*routine.Run, error) {
+	var (
+		run                           routine.Run
+		state                         string
+		payload, input, tags, errJSON sql.NullString
+		queued                        int64
+		started, finished             sql.NullInt64
+	)
+	if err := sc.Scan(&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
+		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
+		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf); err != nil {
+		return nil, err
+	}
+	run.State = routine.State(state)
+	run.QueuedAt = fromMicros(queued)
+	run.StartedAt = fromNullMicros(started)
+	run.FinishedAt = fromNullMicros(finished)
+	if payload.Valid {
+		run.Trigger.Payload = json.RawMessage(payload.String)
+	}
+	if err := unmarshalNull(input, &run.Input); err != nil {
+		return nil, fmt.Errorf("run %s: input: %w", run.ID, err)
+	}
+	if err := unmarshalNull(tags, &run.Tags); err != nil {
+		return nil, fmt.Errorf("run %s: tags: %w", run.ID, err)
+	}
+	if err := unmarshalNull(errJSON, &run.Error); err != nil {
+		return nil, fmt.Errorf("run %s: error: %w", run.ID, err)
+	}
+	return &run, nil
+}

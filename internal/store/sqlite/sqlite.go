@@ -1,0 +1,181 @@
+// Package sqlite is the embedded store driver: it keeps runs, step records
+// and logs in one SQLite file (.routines/state.db by default) through the
+// pure-Go modernc.org/sqlite, in WAL mode. It owns its SQL, its embedded
+// numbered migrations and the translation of SQLite errors into the
+// sentinel errors of package routine.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// Settings of the writer and reader connections. busy_timeout makes a connection wait for a
+// lock held by another process instead of failing with SQLITE_BUSY, and
+// _txlock=immediate takes the write lock at BEGIN, so a transaction never
+// has to upgrade a read snapshot that another writer made stale (which
+// fails at once, whatever the timeout). synchronous=NORMAL drops the fsync
+// of each commit: a crashed process loses nothing, a power cut may lose the
+// last commits, and the file is never corrupt.
+const (
+	writerParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	readerParams = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+)
+
+// Store is a store.Store on one SQLite file.
+//
+// It holds two pools on the file. SQLite admits one writer at a time, so
+// the writer pool has a single connection: in-process writers queue in
+// database/sql (a cheap hand-off) rather than in SQLite's busy handler
+// (which sleeps and polls), and every write statement is prepared once on
+// that connection. In WAL mode readers never block the writer nor each
+// other, so reads go to a second pool of read-only connections, one per
+// CPU and at least four. Another process on the same file is just one more
+// writer: busy_timeout and BEGIN IMMEDIATE make it wait its turn.
+type Store struct {
+	w *sql.DB
+	r *sql.DB
+
+	// On w.
+	runCreate      *sql.Stmt
+	runUpdate      *sql.Stmt
+	stepSave       *sql.Stmt
+	logInsert      *sql.Stmt
+	logInsertChunk *sql.Stmt
+	// On r.
+	runGetExact  *sql.Stmt
+	runGetPrefix *sql.Stmt
+	stepList     *sql.Stmt
+	logList      *sql.Stmt
+}
+
+// Open opens the store in the SQLite file at path, creating the file and
+// its directory when missing, and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	s, err := open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, err
+	}
+	// Create the file ourselves so that it, and the -wal and -shm files
+	// SQLite gives the same mode, are private to the user: they hold
+	// inputs, outputs and logs.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+
+	w, err := sql.Open("sqlite", dsn(abs, writerParams))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	if err := migrate(ctx, w, filepath.Base(abs)); err != nil {
+		return nil, errors.Join(err, w.Close())
+	}
+
+	r, err := sql.Open("sqlite", dsn(abs, readerParams))
+	if err != nil {
+		return nil, errors.Join(err, w.Close())
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+
+	s := &Store{w: w, r: r}
+	if err := s.prepare(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+// dsn makes the URI of the file at the absolute path abs, escaped so that
+// any file name works.
+func dsn(abs, params string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params}
+	return u.String()
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		db    *sql.DB
+		stmt  **sql.Stmt
+		query string
+	}{
+		{s.w, &s.runCreate, runCreateSQL},
+		{s.w, &s.runUpdate, runUpdateSQL},
+		{s.w, &s.stepSave, stepSaveSQL},
+		{s.w, &s.logInsert, logInsertSQL},
+		{s.w, &s.logInsertChunk, logInsertChunkSQL},
+		{s.r, &s.runGetExact, runGetExactSQL},
+		{s.r, &s.runGetPrefix, runGetPrefixSQL},
+		{s.r, &s.stepList, stepListSQL},
+		{s.r, &s.logList, logListSQL},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.stmt = st
+	}
+	return nil
+}
+
+// Close closes the store. It first folds the write-ahead log back into the
+// database file, so a closed store is one self-contained file.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
+		s.runGetExact, s.runGetPrefix, s.stepList, s.logList} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	errs = append(errs, s.r.Close())
+	// Best effort: another process may be reading, and SQLite checkpoints
+	// again whenever the WAL grows, so neither a wait nor a failure here
+	// matters enough to hold up or fail Close.
+	ctx := context.Background()
+	if _, err := s.w.ExecContext(ctx, "PRAGMA busy_timeout = 1000"); err == nil {
+		_, _ = s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	errs = append(errs, s.w.Close())
+	return errors.Join(errs...)
+}
+
+// constraint returns the extended result code of a constraint violation,
+// or 0 when err is not one.
+func constraint(err error) int {
+	var e *sqlitedrv.Error
+	if errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		return e.Code()
+	}
+	return 0
+}
+
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,97 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+const (
+	// seq is left to SQLite: a new row gets the next rowid, a replaced one
+	// keeps its own.
+	stepSaveSQL = `INSERT INTO step_runs (run_id, phase, step_id, kind, state, attempts, exit_code,
+			started_at, finished_at, duration_ms, outputs, cpu_ms, max_rss_kb, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, phase, step_id) DO UPDATE SET
+			kind = excluded.kind, state = excluded.state, attempts = excluded.attempts,
+			exit_code = excluded.exit_code, started_at = excluded.started_at,
+			finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
+			outputs = excluded.outputs, cpu_ms = excluded.cpu_ms, max_rss_kb = excluded.max_rss_kb,
+			error = excluded.error`
+	stepListSQL = `SELECT run_id, phase, step_id, kind, state, attempts, exit_code, started_at, finished_at,
+			duration_ms, outputs, cpu_ms, max_rss_kb, error
+		FROM step_runs WHERE run_id = ? ORDER BY seq`
+)
+
+// StepSave inserts or replaces the record of one step. The run must exist.
+func (s *Store) StepSave(ctx context.Context, step *routine.StepRun) error {
+	outputs, err := jsonText(step.Outputs, len(step.Outputs) == 0)
+	if err != nil {
+		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
+	}
+	errJSON, err := jsonText(step.Error, step.Error == nil)
+	if err != nil {
+		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
+	}
+	var exit any
+	if step.ExitCode != nil {
+		exit = *step.ExitCode
+	}
+	_, err = s.stepSave.ExecContext(ctx,
+		step.RunID, string(step.Phase), step.ID, step.Kind, string(step.State), step.Attempts, exit,
+		micros(step.StartedAt), micros(step.FinishedAt), step.DurationMs, outputs, step.CPUMs, step.MaxRSSKB, errJSON)
+	if err != nil {
+		if constraint(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return fmt.Errorf("save step %s/%s: run: %w", step.RunID, step.ID, routine.ErrNotFound)
+		}
+		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
+	}
+	return nil
+}
+
+// StepList returns the step records of a run in the order they were first
+// saved; none for an unknown run.
+func (s *Store) StepList(ctx context.Context, runID string) ([]*routine.StepRun, error) {
+	rows, err := s.stepList.QueryContext(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("list steps of %s: %w", runID, err)
+	}
+	defer rows.Close()
+	steps := []*routine.StepRun{}
+	for rows.Next() {
+		var (
+			st                routine.StepRun
+			phase, state      string
+			exit              sql.NullInt64
+			started, finished sql.NullInt64
+			outputs, errJSON  sql.NullString
+		)
+		if err := rows.Scan(&st.RunID, &phase, &st.ID, &st.Kind, &state, &st.Attempts, &exit, &started, &finished,
+			&st.DurationMs, &outputs, &st.CPUMs, &st.MaxRSSKB, &errJSON); err != nil {
+			return nil, fmt.Errorf("list steps of %s: %w", runID, err)
+		}
+		st.Phase = routine.Phase(phase)
+		st.State = routine.State(state)
+		if exit.Valid {
+			code := int(exit.Int64)
+			st.ExitCode = &code
+		}
+		st.StartedAt = fromNullMicros(started)
+		st.FinishedAt = fromNullMicros(finished)
+		if err := unmarshalNull(outputs, &st.Outputs); err != nil {
+			return nil, fmt.Errorf("list steps of %s: step %s: outputs: %w", runID, st.ID, err)
+		}
+		if err := unmarshalNull(errJSON, &st.Error); err != nil {
+			return nil, fmt.Errorf("list steps of %s: step %s: error: %w", runID, st.ID, err)
+		}
+		steps = append(steps, &st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list steps of %s: %w", runID, err)
+	}
+	return steps, nil
+}
