@@ -1,0 +1,270 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrUnavailable is wrapped by the errors of Check and Run when the kernel
+// offers no Landlock, or not the part of it a Policy needs.
+var ErrUnavailable = errors.New("landlock unavailable")
+
+// Check reports the Landlock ABI version the kernel offers. Its error wraps
+// ErrUnavailable and says why in words a user can act on. The answer is
+// asked of the kernel once per process.
+func Check() (abi int, err error) {
+	return checkOnce()
+}
+
+var checkOnce = sync.OnceValues(func() (int, error) {
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	switch errno {
+	case 0:
+		return int(v), nil
+	case unix.ENOSYS:
+		return 0, fmt.Errorf("%w: the kernel has no Landlock (it needs Linux 5.13 or later built with CONFIG_SECURITY_LANDLOCK)", ErrUnavailable)
+	case unix.EOPNOTSUPP:
+		return 0, fmt.Errorf("%w: Landlock is built into the kernel but disabled (add landlock to the lsm= boot parameter)", ErrUnavailable)
+	default:
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, errno)
+	}
+})
+
+// Access rights, grouped by what a rule grants.
+const (
+	// fileRights are the rights the kernel accepts on a rule for a non-directory.
+	fileRights = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE |
+		unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_TRUNCATE |
+		unix.LANDLOCK_ACCESS_FS_IOCTL_DEV | unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX
+	readExec = unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR | unix.LANDLOCK_ACCESS_FS_EXECUTE
+	readOnly = unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR
+	device   = unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
+	// readWrite is everything but making device nodes: a step running as
+	// root could otherwise create a disk's node in its workspace and read it.
+	readWrite = ^uint64(unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK)
+)
+
+// handledFS is every filesystem right that Landlock ABI abi can deny.
+func handledFS(abi int) uint64 {
+	switch {
+	case abi >= 9: // resolve unix
+		return 1<<17 - 1
+	case abi >= 5: // ioctl dev
+		return 1<<16 - 1
+	case abi >= 3: // truncate
+		return 1<<15 - 1
+	case abi == 2: // refer
+		return 1<<14 - 1
+	default:
+		return 1<<13 - 1
+	}
+}
+
+// handledNet is every network right that Landlock ABI abi can deny.
+func handledNet(abi int) uint64 {
+	switch {
+	case abi >= 10:
+		return unix.LANDLOCK_ACCESS_NET_BIND_TCP | unix.LANDLOCK_ACCESS_NET_CONNECT_TCP |
+			unix.LANDLOCK_ACCESS_NET_BIND_UDP | unix.LANDLOCK_ACCESS_NET_CONNECT_SEND_UDP
+	case abi >= 4:
+		return unix.LANDLOCK_ACCESS_NET_BIND_TCP | unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
+	default:
+		return 0
+	}
+}
+
+// pathRule is an opened path and what a rule on it grants, before masking
+// by the handled rights and the kind of file.
+type pathRule struct {
+	fd     int
+	dir    bool
+	access uint64
+}
+
+// openRule opens path for a rule. The descriptor is O_PATH: it grants
+// nothing by itself and needs no read permission.
+func openRule(path string, access uint64) (pathRule, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathRule{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return pathRule{}, err
+	}
+	return pathRule{fd: fd, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR, access: access}, nil
+}
+
+// systemRules are the rules every confined child gets. Their descriptors
+// are opened once and kept for the life of the process, which saves three
+// system calls per path per step.
+var systemRules = sync.OnceValue(func() []pathRule {
+	type grant struct {
+		path   string
+		access uint64
+	}
+	grants := []grant{
+		{"/usr", readExec}, {"/bin", readExec}, {"/sbin", readExec},
+		{"/lib", readExec}, {"/lib32", readExec}, {"/lib64", readExec},
+		{"/etc", readExec}, {"/opt", readExec},
+		{"/proc", readOnly}, {"/sys", readOnly},
+		{"/dev", unix.LANDLOCK_ACCESS_FS_READ_DIR},
+		{"/dev/null", device}, {"/dev/zero", device}, {"/dev/full", device},
+		{"/dev/random", device}, {"/dev/urandom", device}, {"/dev/tty", device},
+	}
+	if target, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && !strings.HasPrefix(target, "/etc/") {
+		grants = append(grants, grant{target, readOnly})
+	}
+	rules := make([]pathRule, 0, len(grants))
+	for _, g := range grants {
+		if r, err := openRule(g.path, g.access); err == nil {
+			rules = append(rules, r)
+		}
+	}
+	return rules
+})
+
+// addRule adds r to the ruleset, granting what is both asked for and
+// handled, and only file rights on a non-directory, which is all the kernel
+// accepts there.
+func addRule(ruleset int, r pathRule, handled uint64) error {
+	attr := unix.LandlockPathBeneathAttr{Allowed_access: r.access & handled, Parent_fd: int32(r.fd)}
+	if !r.dir {
+		attr.Allowed_access &= fileRights
+	}
+	if attr.Allowed_access == 0 {
+		return nil
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
+		uintptr(unsafe.Pointer(&attr)), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// newRuleset builds the ruleset of p and returns its descriptor (close on
+// exec, as all Landlock ruleset descriptors are).
+func newRuleset(p *Policy) (int, error) {
+	abi, err := Check()
+	if err != nil {
+		return -1, err
+	}
+	attr := unix.LandlockRulesetAttr{Handled_access_fs: handledFS(abi)}
+	if !p.Network {
+		attr.Handled_access_net = handledNet(abi)
+		if attr.Handled_access_net == 0 {
+			return -1, fmt.Errorf("%w: denying network access needs Landlock ABI 4, the kernel offers %d", ErrUnavailable, abi)
+		}
+	}
+	if abi >= 6 {
+		attr.Scoped = unix.LANDLOCK_SCOPE_SIGNAL
+		if !p.Network {
+			attr.Scoped |= unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+		}
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
+	if errno != 0 {
+		return -1, fmt.Errorf("create landlock ruleset: %w", errno)
+	}
+	ruleset := int(fd)
+	for _, r := range systemRules() {
+		if err := addRule(ruleset, r, attr.Handled_access_fs); err != nil {
+			unix.Close(ruleset)
+			return -1, fmt.Errorf("add landlock rule for a system path: %w", err)
+		}
+	}
+	if err := addPolicyRules(ruleset, p.ReadWrite, readWrite, attr.Handled_access_fs); err != nil {
+		unix.Close(ruleset)
+		return -1, err
+	}
+	if err := addPolicyRules(ruleset, p.ReadOnly, readExec, attr.Handled_access_fs); err != nil {
+		unix.Close(ruleset)
+		return -1, err
+	}
+	return ruleset, nil
+}
+
+// addPolicyRules grants access on each of paths.
+func addPolicyRules(ruleset int, paths []string, access, handled uint64) error {
+	for _, path := range paths {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("policy path %q: not absolute", path)
+		}
+		r, err := openRule(path, access)
+		if err != nil {
+			return fmt.Errorf("policy path %s: %w", path, err)
+		}
+		err = addRule(ruleset, r, handled)
+		unix.Close(r.fd)
+		if err != nil {
+			return fmt.Errorf("add landlock rule for %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// started is what starting a child came to.
+type started struct {
+	p   *os.Process
+	err error
+}
+
+// startConfined calls start on a fresh thread restricted by ruleset, so
+// that the process start starts is confined and the engine is not. The
+// thread is discarded after.
+func startConfined(ruleset int, start func() (*os.Process, error)) (*os.Process, error) {
+	ch := make(chan started, 1)
+	go confineAndStart(ch, ruleset, start)
+	s := <-ch
+	return s.p, s.err
+}
+
+func confineAndStart(ch chan<- started, ruleset int, start func() (*os.Process, error)) {
+	// Never unlocked once restricted: the thread carries the domain and must
+	// end with this goroutine rather than go back to the runtime's pool.
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// The runtime parks the main thread for good instead of ending it,
+		// and the kernel checks signals to the engine and access to its
+		// /proc/PID against the main thread: a domain left there would let
+		// the step reach the engine. Hold the main thread while another one
+		// does the work, then give it back untouched.
+		inner := make(chan started, 1)
+		go confineAndStart(inner, ruleset, start)
+		s := <-inner
+		runtime.UnlockOSThread()
+		ch <- s
+		return
+	}
+	// A raw prctl, not an all-threads one: no_new_privs is per thread.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		ch <- started{err: fmt.Errorf("set no_new_privs: %w", err)}
+		return
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), 0, 0); errno != 0 {
+		ch <- started{err: fmt.Errorf("landlock restrict thread: %w", errno)}
+		return
+	}
+	// Capabilities, like Landlock domains, belong to the thread. A step of
+	// an engine running as root would otherwise keep them all: read any
+	// process's environ and maps (CAP_SYS_ADMIN), raise its own rlimits
+	// (CAP_SYS_RESOURCE), read /proc/kcore (CAP_SYS_RAWIO). With
+	// no_new_privs, exec cannot give them back, not even to uid 0.
+	var caps [2]unix.CapUserData
+	if err := unix.Capset(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &caps[0]); err != nil {
+		ch <- started{err: fmt.Errorf("drop capabilities: %w", err)}
+		return
+	}
+	p, err := start()
+	ch <- started{p: p, err: err}
+}
