@@ -4,22 +4,22 @@ package routine
 // the json tags mirror them so the JSON Schema (generated from these types)
 // describes the same document.
 type Routine struct {
-	Name        string           `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$,description=Unique name of the routine in its project: lower-case letters\\, digits and dashes."`
-	Description string           `yaml:"description,omitempty" json:"description,omitempty"`
-	Tags        []string         `yaml:"tags,omitempty" json:"tags,omitempty" jsonschema:"description=Free labels (dev\\, staging\\, prod…) used for filters and budgets."`
-	Region      string           `yaml:"region,omitempty" json:"region,omitempty" jsonschema:"description=Remote mode only: run only on workers of this region."`
-	Timeout     Duration         `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"description=Limit for the whole run\\, such as 10m."`
-	Parallelism int              `yaml:"parallelism,omitempty" json:"parallelism,omitempty" jsonschema:"minimum=1,description=How many steps whose needs are met may run at once (default: CPUs × 4)."`
-	Concurrency *Concurrency     `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
-	Inputs      map[string]Input `yaml:"inputs,omitempty" json:"inputs,omitempty" jsonschema:"description=Declared inputs; when present\\, only these may be referenced as input.NAME."`
+	Name        string            `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$,description=Unique name of the routine in its project: lower-case letters\\, digits and dashes."`
+	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
+	Tags        []string          `yaml:"tags,omitempty" json:"tags,omitempty" jsonschema:"description=Free labels (dev\\, staging\\, prod…) used for filters and budgets."`
+	Region      string            `yaml:"region,omitempty" json:"region,omitempty" jsonschema:"description=Remote mode only: run only on workers of this region."`
+	Timeout     Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"description=Limit for the whole run\\, such as 10m."`
+	Parallelism int               `yaml:"parallelism,omitempty" json:"parallelism,omitempty" jsonschema:"minimum=1,description=How many steps whose needs are met may run at once (default: CPUs × 4)."`
+	Concurrency *Concurrency      `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	Inputs      map[string]Input  `yaml:"inputs,omitempty" json:"inputs,omitempty" jsonschema:"description=Declared inputs; when present\\, only these may be referenced as input.NAME."`
 	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema:"description=Plain values given to every step; visible in logs."`
-	Secrets     []SecretRef      `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema:"description=The only secrets this routine may resolve."`
-	Permissions *Permissions     `yaml:"permissions,omitempty" json:"permissions,omitempty"`
-	Limits      *Limits          `yaml:"limits,omitempty" json:"limits,omitempty"`
-	Triggers    []Trigger        `yaml:"triggers,omitempty" json:"triggers,omitempty"`
-	Steps       []Step           `yaml:"steps" json:"steps" jsonschema:"minItems=1"`
-	OnFailure   []Step           `yaml:"on_failure,omitempty" json:"on_failure,omitempty" jsonschema:"description=Fallback steps run when the run fails for good; they see the failure context."`
-	DeadLetter  bool             `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty" jsonschema:"description=Keep the input of a run that failed for good (state dead) for routines dlq replay."`
+	Secrets     []SecretRef       `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema:"description=The only secrets this routine may resolve."`
+	Permissions *Permissions      `yaml:"permissions,omitempty" json:"permissions,omitempty"`
+	Limits      *Limits           `yaml:"limits,omitempty" json:"limits,omitempty"`
+	Triggers    []Trigger         `yaml:"triggers,omitempty" json:"triggers,omitempty"`
+	Steps       []Step            `yaml:"steps" json:"steps" jsonschema:"minItems=1"`
+	OnFailure   []Step            `yaml:"on_failure,omitempty" json:"on_failure,omitempty" jsonschema:"description=Fallback steps run when the run fails for good; they see the failure context."`
+	DeadLetter  bool              `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty" jsonschema:"description=Keep the input of a run that failed for good (state dead) for routines dlq replay."`
 
 	// Dir is the directory holding the routine file; File its path. Revision
 	// is the content hash of the file. None of them is part of the file.

@@ -1,0 +1,179 @@
+// Package engine executes one run of a routine: the order of its steps (file
+// order, or the DAG of needs), conditions, retries with backoff, timeouts,
+// compensation, the on_failure path and dead-lettering, with every step
+// transition checkpointed in the store before the next step starts. It gets
+// its clock, store, step kinds and secrets as parameters and imports no
+// trigger, server or command line.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// Config holds what an Engine is built from. Store and Kinds are required.
+type Config struct {
+	Store store.Store
+	Kinds steps.Registry
+	// StateDir holds run workspaces (StateDir/runs/<run id>): artifacts,
+	// outputs and each step's TMPDIR.
+	StateDir string
+	Clock    Clock
+	Logger   *slog.Logger
+	Observer Observer
+	Secrets  SecretSource
+	// Unconfined runs steps without Landlock. The caller sets it only when
+	// the user allowed it and the kernel lacks Landlock.
+	Unconfined bool
+}
+
+// Engine executes runs. It is safe for concurrent use by many runs.
+type Engine struct {
+	store      store.Store
+	kinds      steps.Registry
+	stateDir   string
+	clock      Clock
+	logger     *slog.Logger
+	observer   Observer
+	secrets    SecretSource
+	unconfined bool
+}
+
+// New returns an engine built from cfg.
+func New(cfg Config) *Engine {
+	e := &Engine{
+		store:      cfg.Store,
+		kinds:      cfg.Kinds,
+		stateDir:   cfg.StateDir,
+		clock:      cfg.Clock,
+		logger:     cfg.Logger,
+		observer:   cfg.Observer,
+		secrets:    cfg.Secrets,
+		unconfined: cfg.Unconfined,
+	}
+	if e.clock == nil {
+		e.clock = RealClock{}
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.observer == nil {
+		e.observer = NopObserver{}
+	}
+	if e.secrets == nil {
+		e.secrets = NoSecrets{}
+	}
+	return e
+}
+
+// Workspace returns the private directory of a run.
+func (e *Engine) Workspace(runID string) string {
+	return filepath.Join(e.stateDir, "runs", runID)
+}
+
+// Execute runs run, a run of r already recorded in the store, to a final
+// state and records it. Cancelling ctx cancels the run: running steps'
+// processes are killed and the run ends cancelled. The returned error is
+// only for failures of the engine itself (the store); a failed run is a
+// run in state failed, not an error.
+func (e *Engine) Execute(ctx context.Context, r *routine.Routine, run *routine.Run) (*routine.Run, error) {
+	return e.newRunExec(r, run).execute(ctx)
+}
+
+// Clock is the engine's source of time, so tests can run retries and
+// backoffs on a virtual clock.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx is done, whichever comes first, and
+	// returns ctx.Err() in the second case.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now implements Clock.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// Sleep implements Clock.
+func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Observer is told about a run as it happens, to show it live. Its methods
+// are called synchronously from the run's goroutines and must be quick and
+// safe for concurrent use.
+type Observer interface {
+	RunStarted(run *routine.Run)
+	StepStarted(run *routine.Run, step *routine.StepRun)
+	StepFinished(run *routine.Run, step *routine.StepRun)
+	Log(line routine.LogLine)
+	RunFinished(run *routine.Run)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+// RunStarted implements Observer.
+func (NopObserver) RunStarted(*routine.Run) {}
+
+// StepStarted implements Observer.
+func (NopObserver) StepStarted(*routine.Run, *routine.StepRun) {}
+
+// StepFinished implements Observer.
+func (NopObserver) StepFinished(*routine.Run, *routine.StepRun) {}
+
+// Log implements Observer.
+func (NopObserver) Log(routine.LogLine) {}
+
+// RunFinished implements Observer.
+func (NopObserver) RunFinished(*routine.Run) {}
+
+// SecretSource resolves the secrets a routine declares, at the start of
+// every run. A missing secret is an error that names it and never a value.
+type SecretSource interface {
+	Resolve(ctx context.Context, refs []routine.SecretRef) (map[string]string, error)
+}
+
+// NoSecrets resolves nothing: any declared secret is missing.
+type NoSecrets struct{}
+
+// Resolve implements SecretSource.
+func (NoSecrets) Resolve(_ context.Context, refs []routine.SecretRef) (map[string]string, error) {
+	if len(refs) > 0 {
+		return nil, fmt.Errorf("secret %s is not set", refs[0].Name)
+	}
+	return map[string]string{}, nil
+}
+
+// EnvSecrets resolves secrets from the engine's own environment: the
+// secret NAME is the environment variable NAME.
+type EnvSecrets struct{}
+
+// Resolve implements SecretSource.
+func (EnvSecrets) Resolve(_ context.Context, refs []routine.SecretRef) (map[string]string, error) {
+	values := make(map[string]string, len(refs))
+	for _, ref := range refs {
+		v, ok := os.LookupEnv(ref.Name)
+		if !ok {
+			return nil, fmt.Errorf("secret %s is not set in the environment", ref.Name)
+		}
+		values[ref.Name] = v
+	}
+	return values, nil
+}

@@ -1,0 +1,602 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// scriptKind is a mock "run" kind: each run line is a tiny script of
+// space-separated commands, so tests describe behaviour without processes.
+//
+//	ok                 succeed
+//	fail N             fail with exit code N
+//	flaky N            fail the first N attempts, then succeed
+//	out K=V            set an output
+//	say TEXT           print TEXT to stdout (rest of the line)
+//	err TEXT           print TEXT to stderr (rest of the line)
+//	block              wait until the context is done
+//	wait NAME          wait until the step NAME has started
+//	spew N             print N bytes of binary garbage without newlines
+type scriptKind struct {
+	mu      sync.Mutex
+	order   []string // step ids in start order
+	started map[string]chan struct{}
+	tries   map[string]int
+}
+
+func newScriptKind() *scriptKind {
+	return &scriptKind{started: map[string]chan struct{}{}, tries: map[string]int{}}
+}
+
+func (k *scriptKind) Name() string { return "run" }
+
+func (k *scriptKind) startedCh(id string) chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ch, ok := k.started[id]
+	if !ok {
+		ch = make(chan struct{})
+		k.started[id] = ch
+	}
+	return ch
+}
+
+func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Result, error) {
+	k.mu.Lock()
+	k.order = append(k.order, x.StepID)
+	k.tries[x.StepID]++
+	try := k.tries[x.StepID]
+	k.mu.Unlock()
+	ch := k.startedCh(x.StepID)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	res := &steps.Result{Outputs: map[string]string{}}
+	words := strings.Fields(x.Action.Run)
+	for i := 0; i < len(words); i++ {
+		switch words[i] {
+		case "ok":
+		case "fail":
+			i++
+			code, _ := strconv.Atoi(words[i])
+			res.ExitCode = &code
+			fmt.Fprintf(x.Stderr, "failing with %d\n", code)
+			return res, fmt.Errorf("exit status %d", code)
+		case "flaky":
+			i++
+			n, _ := strconv.Atoi(words[i])
+			if try <= n {
+				code := 1
+				res.ExitCode = &code
+				return res, fmt.Errorf("exit status 1")
+			}
+		case "out":
+			i++
+			key, val, _ := strings.Cut(words[i], "=")
+			res.Outputs[key] = val
+		case "say":
+			fmt.Fprintln(x.Stdout, strings.Join(words[i+1:], " "))
+			i = len(words)
+		case "err":
+			fmt.Fprintln(x.Stderr, strings.Join(words[i+1:], " "))
+			i = len(words)
+		case "block":
+			<-ctx.Done()
+			return res, ctx.Err()
+		case "wait":
+			i++
+			select {
+			case <-k.startedCh(words[i]):
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+		case "spew":
+			i++
+			n, _ := strconv.Atoi(words[i])
+			buf := make([]byte, 64<<10)
+			for j := range buf {
+				buf[j] = byte(j*7 + 3)
+				if buf[j] == '\n' {
+					buf[j] = 0
+				}
+			}
+			for n > 0 {
+				c := min(n, len(buf))
+				x.Stdout.Write(buf[:c])
+				n -= c
+			}
+		default:
+			return res, fmt.Errorf("scriptKind: unknown word %q", words[i])
+		}
+	}
+	return res, nil
+}
+
+// fakeClock records sleeps instead of sleeping.
+type fakeClock struct {
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return time.Now() }
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.sleeps = append(c.sleeps, d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+type staticSecrets map[string]string
+
+func (s staticSecrets) Resolve(_ context.Context, refs []routine.SecretRef) (map[string]string, error) {
+	out := map[string]string{}
+	for _, r := range refs {
+		v, ok := s[r.Name]
+		if !ok {
+			return nil, fmt.Errorf("secret %s is not set", r.Name)
+		}
+		out[r.Name] = v
+	}
+	return out, nil
+}
+
+type testBundle struct {
+	store *sqlite.Store
+	kind  *scriptKind
+	clock *fakeClock
+	dir   string
+}
+
+func setup(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".routines", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := &testBundle{store: st, kind: newScriptKind(), clock: &fakeClock{}, dir: dir}
+	e := engine.New(engine.Config{
+		Store:    st,
+		Kinds:    steps.NewRegistry(b.kind),
+		StateDir: filepath.Join(dir, ".routines"),
+		Clock:    b.clock,
+		Secrets:  secrets,
+	})
+	return e, b
+}
+
+// run parses yaml as a routine in the bundle's directory, records a run and
+// executes it.
+func (b *testBundle) run(t *testing.T, ctx context.Context, e *engine.Engine, yaml string) (*routine.Run, []*routine.StepRun) {
+	t.Helper()
+	r, err := spec.Parse("routine.yaml", []byte(yaml), b.dir)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	run, err := b.store.RunCreate(ctx, &store.RunCreateParams{
+		ID: fmt.Sprintf("01TEST%020d", time.Now().UnixNano()), Routine: r.Name, Revision: r.Revision,
+		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err = e.Execute(ctx, r, run)
+	if err != nil {
+		t.Fatalf("execute: %v", err)
+	}
+	stored, err := b.store.RunGet(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != run.State {
+		t.Fatalf("stored state %s, returned %s", stored.State, run.State)
+	}
+	recs, err := b.store.StepList(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored, recs
+}
+
+func stepStates(recs []*routine.StepRun) string {
+	var parts []string
+	for _, r := range recs {
+		p := ""
+		if r.Phase != routine.PhaseMain {
+			p = string(r.Phase) + ":"
+		}
+		parts = append(parts, p+r.ID+"="+string(r.State))
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestFileOrderAndOutputs(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: order
+steps:
+  - id: a
+    run: out greeting=hi
+  - id: b
+    run: say {{ steps.a.outputs.greeting }} there
+  - id: c
+    run: ok
+`)
+	if run.State != routine.StateSucceeded || run.Error != nil {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+	if got := strings.Join(b.kind.order, ","); got != "a,b,c" {
+		t.Fatalf("order %s", got)
+	}
+	if got := stepStates(recs); got != "a=succeeded b=succeeded c=succeeded" {
+		t.Fatalf("steps %s", got)
+	}
+	if recs[0].Outputs["greeting"] != "hi" || recs[0].Attempts != 1 || recs[0].StartedAt == nil || recs[0].FinishedAt == nil {
+		t.Fatalf("record a: %+v", recs[0])
+	}
+	lines, err := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID, Step: "b"})
+	if err != nil || len(lines) != 1 || lines[0].Text != "hi there" || lines[0].Stream != routine.StreamStdout {
+		t.Fatalf("logs of b: %+v %v", lines, err)
+	}
+}
+
+func TestNeedsRunInParallel(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	// a and b each wait for the other to start: only parallel execution finishes.
+	run, recs := b.run(t, context.Background(), e, `
+name: dag
+timeout: 5s
+parallelism: 4
+steps:
+  - id: a
+    needs: []
+    run: wait b
+  - id: b
+    needs: []
+    run: wait a
+  - id: c
+    needs: [a, b]
+    run: ok
+`)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+	if got := b.kind.order[2]; got != "c" {
+		t.Fatalf("c ran before its needs: %v", b.kind.order)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("records %d", len(recs))
+	}
+}
+
+func TestIfSkipsStepButNotDependents(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: cond
+steps:
+  - id: a
+    run: out label=billing
+  - id: b
+    if: steps.a.outputs.label == "sales"
+    run: ok
+  - id: c
+    run: say b was {{ steps.b.status }}
+`)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s %+v", run.State, run.Error)
+	}
+	if got := stepStates(recs); got != "a=succeeded b=skipped c=succeeded" {
+		t.Fatalf("steps %s", got)
+	}
+	lines, _ := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID, Step: "c"})
+	if len(lines) != 1 || lines[0].Text != "b was skipped" {
+		t.Fatalf("logs %+v", lines)
+	}
+}
+
+func TestRetryWithBackoff(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: retry
+steps:
+  - id: flaky
+    run: flaky 2
+    retry: { attempts: 3, backoff: exponential, initial: 1s, max: 1m, jitter: false }
+`)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s %+v", run.State, run.Error)
+	}
+	if recs[0].Attempts != 3 {
+		t.Fatalf("attempts %d", recs[0].Attempts)
+	}
+	if got := fmt.Sprint(b.clock.sleeps); got != "[1s 2s]" {
+		t.Fatalf("sleeps %s", got)
+	}
+}
+
+func TestRetriesSpentFailRunWithPayload(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: spent
+steps:
+  - id: a
+    run: ok
+  - id: ticket
+    run: fail 3
+    retry: { attempts: 5 }
+  - id: never
+    run: ok
+`)
+	if run.State != routine.StateFailed {
+		t.Fatalf("state %s", run.State)
+	}
+	p := run.Error
+	if p == nil || p.Code != routine.CodeStepFailed || p.Step != "ticket" || p.Attempt != 5 || p.ExitCode == nil || *p.ExitCode != 3 || p.Retryable || p.RunID != run.ID {
+		t.Fatalf("payload %+v", p)
+	}
+	if !strings.Contains(p.StderrTail, "failing with 3") || p.Message != "exit status 3" {
+		t.Fatalf("payload message %q tail %q", p.Message, p.StderrTail)
+	}
+	if got := stepStates(recs); got != "a=succeeded ticket=failed never=cancelled" {
+		t.Fatalf("steps %s", got)
+	}
+	if len(b.clock.sleeps) != 4 {
+		t.Fatalf("sleeps %v", b.clock.sleeps)
+	}
+	for i, d := range b.clock.sleeps {
+		if limit := time.Second << i; d < 0 || d > limit {
+			t.Fatalf("sleep %d = %s, want within [0, %s] (full jitter)", i, d, limit)
+		}
+	}
+}
+
+func TestCompensateInReverseThenOnFailure(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: saga
+dead_letter: true
+steps:
+  - id: one
+    run: ok
+    compensate: { run: say undo one }
+  - id: two
+    run: ok
+    compensate: { run: say undo two }
+  - id: three
+    run: fail 2
+on_failure:
+  - id: page
+    run: say {{ failure.step }} failed with {{ failure.exit_code }} in {{ run.id }}
+`)
+	if run.State != routine.StateDead {
+		t.Fatalf("state %s", run.State)
+	}
+	if got := strings.Join(b.kind.order, ","); got != "one,two,three,two,one,page" {
+		t.Fatalf("order %s", got)
+	}
+	want := "one=succeeded two=succeeded three=failed compensate:two=succeeded compensate:one=succeeded on_failure:page=succeeded"
+	if got := stepStates(recs); got != want {
+		t.Fatalf("steps\n got %s\nwant %s", got, want)
+	}
+	lines, _ := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID, Step: "page"})
+	if len(lines) != 1 || lines[0].Text != "three failed with 2 in "+run.ID {
+		t.Fatalf("page logs %+v", lines)
+	}
+	if run.Error == nil || run.Error.Step != "three" {
+		t.Fatalf("run error %+v", run.Error)
+	}
+}
+
+func TestStepTimeout(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, _ := b.run(t, context.Background(), e, `
+name: slow
+steps:
+  - id: hang
+    run: block
+    timeout: 50ms
+`)
+	if run.State != routine.StateFailed || run.Error.Code != routine.CodeStepTimeout || run.Error.Step != "hang" {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+}
+
+func TestRunTimeoutStillRunsOnFailure(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: slowrun
+timeout: 50ms
+steps:
+  - id: hang
+    run: block
+on_failure:
+  - id: report
+    run: say {{ failure.code }}
+`)
+	if run.State != routine.StateFailed || run.Error.Code != routine.CodeRunTimeout {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+	if got := stepStates(recs); got != "hang=failed on_failure:report=succeeded" {
+		t.Fatalf("steps %s", got)
+	}
+}
+
+func TestCancelRecordsCancelled(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-b.kind.startedCh("hang")
+		cancel()
+	}()
+	run, recs := b.run(t, ctx, e, `
+name: cancel
+steps:
+  - id: hang
+    run: block
+  - id: after
+    run: ok
+on_failure:
+  - id: nope
+    run: ok
+`)
+	if run.State != routine.StateCancelled || run.Error.Code != routine.CodeCancelled {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+	if got := stepStates(recs); got != "hang=cancelled after=cancelled" {
+		t.Fatalf("steps %s", got)
+	}
+}
+
+func TestSecretsResolvedAndRedacted(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, staticSecrets{"API_TOKEN": "s3cr3t-value"})
+	run, recs := b.run(t, context.Background(), e, `
+name: secret
+secrets: [API_TOKEN]
+steps:
+  - id: leak
+    run: out token=s3cr3t-value say token={{API_TOKEN}}
+`)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s %+v", run.State, run.Error)
+	}
+	lines, _ := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID})
+	for _, l := range lines {
+		if strings.Contains(l.Text, "s3cr3t") {
+			t.Fatalf("secret in log: %q", l.Text)
+		}
+	}
+	if recs[0].Outputs["token"] != "***" {
+		t.Fatalf("outputs %v", recs[0].Outputs)
+	}
+}
+
+func TestMissingSecretFailsBeforeAnyStep(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, staticSecrets{})
+	run, recs := b.run(t, context.Background(), e, `
+name: nosecret
+secrets: [API_TOKEN]
+steps:
+  - id: a
+    run: ok
+`)
+	if run.State != routine.StateFailed || run.Error.Code != routine.CodeSecretMissing || !strings.Contains(run.Error.Message, "API_TOKEN") {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+	if len(b.kind.order) != 0 {
+		t.Fatalf("steps ran: %v (records %s)", b.kind.order, stepStates(recs))
+	}
+}
+
+func TestHugeBinaryOutputIsCappedAndSanitized(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, _ := b.run(t, context.Background(), e, `
+name: spew
+steps:
+  - id: spew
+    run: spew 20000000
+`)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s %+v", run.State, run.Error)
+	}
+	lines, err := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int
+	for _, l := range lines {
+		total += len(l.Text)
+		for _, r := range l.Text {
+			if r < 0x20 && r != '\t' {
+				t.Fatalf("control character %q stored", r)
+			}
+		}
+	}
+	last := lines[len(lines)-1]
+	if last.Stream != routine.StreamSystem || !strings.Contains(last.Text, "output truncated") {
+		t.Fatalf("last line %+v", last)
+	}
+	if total > 3*(16<<20) {
+		t.Fatalf("stored %d bytes of text", total)
+	}
+}
+
+func TestParallelismBound(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	var running, peak atomic.Int32
+	kind := &countingKind{running: &running, peak: &peak}
+	e = engine.New(engine.Config{Store: b.store, Kinds: steps.NewRegistry(kind), StateDir: filepath.Join(b.dir, ".routines")})
+	var yaml strings.Builder
+	yaml.WriteString("name: bound\nparallelism: 3\nsteps:\n")
+	for i := range 12 {
+		fmt.Fprintf(&yaml, "  - id: s%d\n    needs: []\n    run: ok\n", i)
+	}
+	run, _ := b.run(t, context.Background(), e, yaml.String())
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s", run.State)
+	}
+	if p := peak.Load(); p != 3 {
+		t.Fatalf("peak parallelism %d, want 3", p)
+	}
+}
+
+type countingKind struct{ running, peak *atomic.Int32 }
+
+func (countingKind) Name() string { return "run" }
+
+func (k *countingKind) Execute(ctx context.Context, _ *steps.Execution) (*steps.Result, error) {
+	n := k.running.Add(1)
+	for {
+		p := k.peak.Load()
+		if n <= p || k.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	k.running.Add(-1)
+	return &steps.Result{}, nil
+}
+
+func TestWorkspaceKeepsArtifactsDirAndDropsTmp(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, _ := b.run(t, context.Background(), e, "name: ws\nsteps:\n  - id: a\n    run: ok\n")
+	ws := e.Workspace(run.ID)
+	if _, err := os.Stat(filepath.Join(ws, "artifacts")); err != nil {
+		t.Fatalf("artifacts dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(ws, "tmp")); !os.IsNotExist(err) {
+		t.Fatalf("tmp dir left behind: %v", err)
+	}
+}

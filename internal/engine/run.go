@@ -1,0 +1,544 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/template"
+)
+
+// runExec is one run in flight.
+type runExec struct {
+	e         *Engine
+	r         *routine.Routine
+	run       *routine.Run
+	workspace string
+	log       *runLog
+	redactor  *strings.Replacer
+
+	mu      sync.Mutex // guards tctx.Steps, run resource totals and completed
+	tctx    *template.Context
+	records map[string]*routine.StepRun
+	// completed lists main steps that succeeded, in completion order, for compensation.
+	completed []*routine.Step
+}
+
+func (e *Engine) newRunExec(r *routine.Routine, run *routine.Run) *runExec {
+	x := &runExec{
+		e:         e,
+		r:         r,
+		run:       run,
+		workspace: e.Workspace(run.ID),
+		records:   map[string]*routine.StepRun{},
+	}
+	x.tctx = &template.Context{
+		Input:   inputWithDefaults(r, run.Input),
+		Event:   triggerEvent(run),
+		Env:     r.Env,
+		Steps:   map[string]template.StepContext{},
+		Run:     template.RunInfo{ID: run.ID, Attempt: run.Attempt},
+		Routine: template.RoutineInfo{Name: r.Name, Revision: r.Revision},
+	}
+	return x
+}
+
+// triggerEvent is the trigger payload as the event context: decoded JSON,
+// or nil when there is none.
+func triggerEvent(run *routine.Run) any {
+	if len(run.Trigger.Payload) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(run.Trigger.Payload, &v); err != nil {
+		return nil
+	}
+	return v
+}
+
+var errRunTimeout = errors.New("run timeout")
+
+// execute drives the run to its final state. ctx is cancelled by the
+// caller; the run timeout is added here.
+func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
+	var cancel context.CancelFunc
+	if x.r.Timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, x.r.Timeout.D(), errRunTimeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	e := x.e
+	now := e.clock.Now().UTC()
+	x.run.State = routine.StateRunning
+	x.run.StartedAt = &now
+	x.run.Attempt++
+	x.tctx.Run.Attempt = x.run.Attempt
+	if err := e.store.RunUpdate(ctx, x.run); err != nil {
+		return x.run, fmt.Errorf("start run: %w", err)
+	}
+	x.log = newRunLog(context.WithoutCancel(ctx), x)
+	e.observer.RunStarted(x.run)
+
+	failure := x.prepare(ctx)
+	if failure == nil {
+		failure = x.runList(ctx, routine.PhaseMain, x.r.Steps)
+	}
+	state := routine.StateSucceeded
+	if failure != nil {
+		state = x.fail(ctx, failure)
+	}
+	x.log.close()
+	os.RemoveAll(filepath.Join(x.workspace, "tmp"))
+
+	end := e.clock.Now().UTC()
+	x.run.State = state
+	x.run.FinishedAt = &end
+	x.run.Error = failure
+	if err := e.store.RunUpdate(context.WithoutCancel(ctx), x.run); err != nil {
+		return x.run, fmt.Errorf("finish run: %w", err)
+	}
+	e.observer.RunFinished(x.run)
+	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
+	return x.run, nil
+}
+
+// prepare resolves secrets and creates the workspace before any step runs.
+func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
+	if err := os.MkdirAll(filepath.Join(x.workspace, "artifacts"), 0o700); err != nil {
+		return x.payload(routine.CodeInternal, "", fmt.Sprintf("create workspace: %v", err))
+	}
+	secrets, err := x.e.secrets.Resolve(ctx, x.r.Secrets)
+	if err != nil {
+		return x.payload(routine.CodeSecretMissing, "", err.Error())
+	}
+	x.tctx.Secrets = secrets
+	var pairs []string
+	for _, v := range secrets {
+		if v != "" {
+			pairs = append(pairs, v, "***")
+		}
+	}
+	if len(pairs) > 0 {
+		x.redactor = strings.NewReplacer(pairs...)
+	}
+	return nil
+}
+
+// redact replaces every secret value in s by ***.
+func (x *runExec) redact(s string) string {
+	if x.redactor == nil {
+		return s
+	}
+	return x.redactor.Replace(s)
+}
+
+// fail runs what follows a failure: compensation of completed steps in
+// reverse order, then on_failure. It returns the final state.
+func (x *runExec) fail(runCtx context.Context, failure *routine.ErrorPayload) routine.State {
+	if failure.Code == routine.CodeCancelled {
+		return routine.StateCancelled
+	}
+	// Compensation and the fallback path run even after the run timeout:
+	// they get a fresh context that the caller can still cancel.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(runCtx))
+	defer cancel()
+	stop := context.AfterFunc(runCtx, func() {
+		if !errors.Is(context.Cause(runCtx), errRunTimeout) {
+			cancel()
+		}
+	})
+	defer stop()
+
+	for i := len(x.completed) - 1; i >= 0; i-- {
+		s := x.completed[i]
+		undo := &routine.Step{ID: s.ID, Action: *s.Compensate}
+		x.runStep(ctx, routine.PhaseCompensate, undo)
+	}
+	if len(x.r.OnFailure) > 0 {
+		x.mu.Lock()
+		x.tctx.Failure = template.FailureOf(failure)
+		x.mu.Unlock()
+		x.runList(ctx, routine.PhaseOnFailure, x.r.OnFailure)
+	}
+	if ctx.Err() != nil {
+		return routine.StateCancelled
+	}
+	if x.r.DeadLetter {
+		return routine.StateDead
+	}
+	return routine.StateFailed
+}
+
+func (x *runExec) payload(code, step, msg string) *routine.ErrorPayload {
+	return &routine.ErrorPayload{Code: code, Message: x.redact(msg), RunID: x.run.ID, Step: step}
+}
+
+// runList runs a list of steps (the main steps or on_failure) in dependency
+// order, at most parallelism at a time. After the first failure no new step
+// starts; running ones finish. It returns the first failure.
+func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routine.Step) *routine.ErrorPayload {
+	deps, dependents := graph(list)
+	waiting := make([]int, len(list))
+	var ready []int
+	for i := range list {
+		waiting[i] = len(deps[i])
+		if waiting[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	parallelism := x.r.Parallelism
+	if parallelism < 1 {
+		parallelism = 1
+	}
+	type done struct {
+		i   int
+		rec *routine.StepRun
+	}
+	results := make(chan done)
+	started := make([]bool, len(list))
+	running := 0
+	var failure *routine.ErrorPayload
+	for {
+		for len(ready) > 0 && running < parallelism && failure == nil && ctx.Err() == nil {
+			i := ready[0]
+			ready = ready[1:]
+			started[i] = true
+			running++
+			go func() { results <- done{i, x.runStep(ctx, phase, &list[i])} }()
+		}
+		if running == 0 {
+			break
+		}
+		d := <-results
+		running--
+		if d.rec.State == routine.StateFailed || d.rec.State == routine.StateCancelled {
+			if failure == nil {
+				failure = d.rec.Error
+			}
+			continue
+		}
+		for _, j := range dependents[d.i] {
+			if waiting[j]--; waiting[j] == 0 {
+				ready = insertSorted(ready, j)
+			}
+		}
+	}
+	if failure == nil && ctx.Err() != nil {
+		failure = x.interrupted(ctx, "")
+	}
+	if failure != nil {
+		// Record the steps that never started, so the trace shows them.
+		for i := range list {
+			if !started[i] {
+				x.save(ctx, &routine.StepRun{RunID: x.run.ID, ID: list[i].ID, Phase: phase, Kind: list[i].Kind(), State: routine.StateCancelled})
+			}
+		}
+	}
+	return failure
+}
+
+// graph returns, for each step, the indexes it waits for and the indexes
+// waiting for it. A step without needs: waits for the step before it.
+func graph(list []routine.Step) (deps, dependents [][]int) {
+	index := make(map[string]int, len(list))
+	for i := range list {
+		index[list[i].ID] = i
+	}
+	deps = make([][]int, len(list))
+	dependents = make([][]int, len(list))
+	for i := range list {
+		needs, explicit := list[i].NeedsList()
+		if !explicit && i > 0 {
+			deps[i] = []int{i - 1}
+		}
+		for _, n := range needs {
+			if j, ok := index[n]; ok {
+				deps[i] = append(deps[i], j)
+			}
+		}
+		for _, j := range deps[i] {
+			dependents[j] = append(dependents[j], i)
+		}
+	}
+	return deps, dependents
+}
+
+func insertSorted(s []int, v int) []int {
+	i := len(s)
+	for i > 0 && s[i-1] > v {
+		i--
+	}
+	s = append(s, 0)
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
+}
+
+// interrupted is the payload of a run stopped by its timeout or by the caller.
+func (x *runExec) interrupted(ctx context.Context, step string) *routine.ErrorPayload {
+	if errors.Is(context.Cause(ctx), errRunTimeout) {
+		return x.payload(routine.CodeRunTimeout, step, fmt.Sprintf("run timed out after %s", x.r.Timeout.D()))
+	}
+	return x.payload(routine.CodeCancelled, step, "run cancelled")
+}
+
+// save checkpoints a step record; a store failure is logged, and the run
+// goes on (the record is rewritten at the next transition).
+func (x *runExec) save(ctx context.Context, rec *routine.StepRun) {
+	if err := x.e.store.StepSave(context.WithoutCancel(ctx), rec); err != nil {
+		x.e.logger.Error("checkpoint step", "run_id", x.run.ID, "routine", x.r.Name, "step", rec.ID, "err", err)
+	}
+}
+
+// runStep executes one step with its retries and returns its final record.
+func (x *runExec) runStep(ctx context.Context, phase routine.Phase, s *routine.Step) *routine.StepRun {
+	rec := &routine.StepRun{RunID: x.run.ID, ID: s.ID, Phase: phase, Kind: s.Kind(), State: routine.StateRunning}
+	start := x.e.clock.Now().UTC()
+	rec.StartedAt = &start
+
+	skip, perr := x.condition(s)
+	if perr == nil && skip {
+		rec.State = routine.StateSkipped
+		rec.StartedAt = nil
+		x.finishStep(ctx, phase, s, rec)
+		return rec
+	}
+	if perr == nil {
+		perr = x.attempts(ctx, phase, s, rec)
+	}
+	rec.Error = perr
+	switch {
+	case perr == nil:
+		rec.State = routine.StateSucceeded
+	case perr.Code == routine.CodeCancelled:
+		rec.State = routine.StateCancelled
+	default:
+		rec.State = routine.StateFailed
+	}
+	end := x.e.clock.Now().UTC()
+	rec.FinishedAt = &end
+	rec.DurationMs = end.Sub(start).Milliseconds()
+	x.finishStep(ctx, phase, s, rec)
+	return rec
+}
+
+// condition evaluates if:, reporting whether to skip the step.
+func (x *runExec) condition(s *routine.Step) (bool, *routine.ErrorPayload) {
+	if s.If == "" {
+		return false, nil
+	}
+	cond, err := template.CompileCondition(s.If)
+	if err == nil {
+		var ok bool
+		x.mu.Lock()
+		ok, err = cond.Eval(x.tctx)
+		x.mu.Unlock()
+		if err == nil {
+			return !ok, nil
+		}
+	}
+	return false, x.payload(routine.CodeTemplate, s.ID, fmt.Sprintf("if: %v", err))
+}
+
+// finishStep checkpoints the final record and publishes the step's
+// outputs and status to later steps.
+func (x *runExec) finishStep(ctx context.Context, phase routine.Phase, s *routine.Step, rec *routine.StepRun) {
+	x.log.flush()
+	x.save(ctx, rec)
+	x.mu.Lock()
+	if phase == routine.PhaseMain {
+		x.tctx.Steps[s.ID] = template.StepContext{Outputs: rec.Outputs, Status: string(rec.State)}
+		if rec.State == routine.StateSucceeded && s.Compensate != nil {
+			x.completed = append(x.completed, s)
+		}
+	}
+	x.run.CPUUserMs += rec.CPUMs
+	x.run.MaxRSSKB = max(x.run.MaxRSSKB, rec.MaxRSSKB)
+	x.mu.Unlock()
+	x.e.observer.StepFinished(x.run, rec)
+}
+
+// attempts runs the tries of a step until one succeeds or they are spent.
+func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.Step, rec *routine.StepRun) *routine.ErrorPayload {
+	kind, ok := x.e.kinds[s.Kind()]
+	if !ok {
+		return x.payload(routine.CodeInternal, s.ID, fmt.Sprintf("step kind %q is not available", s.Kind()))
+	}
+	tries := triesOf(s.Retry)
+	for n := 1; ; n++ {
+		rec.Attempts = n
+		x.save(ctx, rec)
+		x.e.observer.StepStarted(x.run, rec)
+		perr := x.attempt(ctx, kind, s, rec, n)
+		if perr == nil {
+			return nil
+		}
+		perr.Attempt = n
+		perr.Retryable = perr.Retryable && n < tries
+		if !perr.Retryable {
+			return perr
+		}
+		delay := backoff(s.Retry, n+1)
+		x.log.system(s.ID, "attempt %d/%d failed: %s; retrying in %s", n, tries, perr.Message, delay.Round(time.Millisecond))
+		rec.Error = perr
+		if err := x.e.clock.Sleep(ctx, delay); err != nil {
+			return x.interrupted(ctx, s.ID)
+		}
+	}
+}
+
+// attempt runs one try of a step.
+func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.Step, rec *routine.StepRun, n int) *routine.ErrorPayload {
+	action, env, err := x.render(s)
+	if err != nil {
+		return x.payload(routine.CodeTemplate, s.ID, err.Error())
+	}
+	ctx := runCtx
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(runCtx, s.Timeout.D())
+		defer cancel()
+	}
+	budget := &stepBudget{}
+	stdout := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStdout, budget: budget}
+	stderr := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStderr, budget: budget, keep: true}
+	artifacts := filepath.Join(x.workspace, "artifacts")
+	res, err := kind.Execute(ctx, &steps.Execution{
+		RunID:        x.run.ID,
+		StepID:       s.ID,
+		Attempt:      n,
+		Action:       action,
+		Dir:          x.r.Dir,
+		Workspace:    x.workspace,
+		ArtifactsDir: filepath.Join(artifacts, s.ID),
+		ArtifactsIn:  artifacts,
+		Artifacts:    s.Artifacts,
+		Env:          env,
+		Permissions:  x.r.Permissions,
+		Limits:       x.r.Limits,
+		Unconfined:   x.e.unconfined,
+		Stdout:       stdout,
+		Stderr:       stderr,
+	})
+	stdout.finish()
+	stderr.finish()
+	if budget.dropped > 0 {
+		x.log.system(s.ID, "output truncated: %d bytes past the %d MiB limit were not kept", budget.dropped, maxStepLogBytes>>20)
+	}
+	if res != nil {
+		rec.ExitCode = res.ExitCode
+		rec.CPUMs = (res.CPUUser + res.CPUSys).Milliseconds()
+		rec.MaxRSSKB = res.MaxRSSKB
+		if err == nil {
+			rec.Outputs = x.redactOutputs(res.Outputs)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	perr := x.payload(routine.CodeStepFailed, s.ID, err.Error())
+	perr.Retryable = true
+	perr.StderrTail = stderr.stderrTail()
+	if res != nil {
+		perr.ExitCode = res.ExitCode
+	}
+	switch {
+	case runCtx.Err() != nil:
+		return x.interrupted(runCtx, s.ID)
+	case ctx.Err() != nil:
+		perr.Code = routine.CodeStepTimeout
+		perr.Message = fmt.Sprintf("step timed out after %s", s.Timeout.D())
+	}
+	return perr
+}
+
+func (x *runExec) redactOutputs(out map[string]string) map[string]string {
+	if x.redactor == nil {
+		return out
+	}
+	for k, v := range out {
+		out[k] = x.redact(v)
+	}
+	return out
+}
+
+// render resolves the templates of a step's action and builds its env:
+// routine env, then step env, then the declared secrets (also reachable as
+// $NAME).
+func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	a := s.Action
+	c := *x.tctx
+	if len(a.Env) > 0 {
+		c.Env = mergeEnv(x.r.Env, a.Env)
+	}
+	var err error
+	if a.Run, err = renderString(a.Run, &c); err != nil {
+		return nil, nil, fmt.Errorf("run: %w", err)
+	}
+	if a.Workdir, err = renderString(a.Workdir, &c); err != nil {
+		return nil, nil, fmt.Errorf("workdir: %w", err)
+	}
+	env := make(map[string]string, len(x.r.Env)+len(a.Env)+len(x.tctx.Secrets))
+	for k, v := range x.r.Env {
+		if env[k], err = renderString(v, &c); err != nil {
+			return nil, nil, fmt.Errorf("env %s: %w", k, err)
+		}
+	}
+	for k, v := range a.Env {
+		if env[k], err = renderString(v, &c); err != nil {
+			return nil, nil, fmt.Errorf("env %s: %w", k, err)
+		}
+	}
+	for k, v := range x.tctx.Secrets {
+		env[k] = v
+	}
+	a.Env = nil
+	return &a, env, nil
+}
+
+func renderString(s string, c *template.Context) (string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	t, err := template.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return t.Render(c)
+}
+
+func mergeEnv(a, b map[string]string) map[string]string {
+	m := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		m[k] = v
+	}
+	for k, v := range b {
+		m[k] = v
+	}
+	return m
+}
+
+// inputWithDefaults fills declared inputs that the run did not set.
+func inputWithDefaults(r *routine.Routine, in map[string]string) map[string]string {
+	out := make(map[string]string, len(in)+len(r.Inputs))
+	for k, def := range r.Inputs {
+		if def.Default != "" {
+			out[k] = def.Default
+		}
+	}
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+// Package steps holds the step kinds a routine can use, each behind the Kind
+// interface, and the Registry that main builds from them. The engine knows
+// kinds only through a Registry, so tests can swap in mocks and later kinds
+// (http, sql, slack, …) land here without touching the engine.
+package steps
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// Kind executes one attempt of a step of its kind.
+type Kind interface {
+	// Name is the key of the step kind in routine.yaml ("run").
+	Name() string
+	// Execute runs one attempt. A returned error fails the attempt; the
+	// Result may still carry an exit code and resource use.
+	Execute(ctx context.Context, x *Execution) (*Result, error)
+}
+
+// Registry maps step kind names to their implementation.
+type Registry map[string]Kind
+
+// NewRegistry builds a registry from kinds, keyed by their names.
+func NewRegistry(kinds ...Kind) Registry {
+	r := make(Registry, len(kinds))
+	for _, k := range kinds {
+		r[k.Name()] = k
+	}
+	return r
+}
+
+// Execution is everything one attempt of a step may use. Its Action has
+// already been rendered: templates are resolved.
+type Execution struct {
+	RunID   string
+	StepID  string
+	Attempt int
+	Action  *routine.Action
+
+	// Dir is the absolute routine directory; Workspace the run's private
+	// directory; ArtifactsDir where this step puts artifacts; ArtifactsIn the
+	// directory holding the artifacts of earlier steps, one folder per step.
+	Dir          string
+	Workspace    string
+	ArtifactsDir string
+	ArtifactsIn  string
+	// Artifacts are the files (relative to the working directory) to keep
+	// as artifacts after the attempt succeeds.
+	Artifacts []string
+
+	// Env is the step's whole environment before kind-specific variables:
+	// routine env, step env and resolved secrets.
+	Env         map[string]string
+	Permissions *routine.Permissions
+	Limits      *routine.Limits
+	// Unconfined runs processes without Landlock; only set when the user
+	// allowed it and the kernel lacks Landlock.
+	Unconfined bool
+
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Result is what one attempt produced.
+type Result struct {
+	Outputs  map[string]string
+	ExitCode *int
+	CPUUser  time.Duration
+	CPUSys   time.Duration
+	MaxRSSKB int64
+}

@@ -1,0 +1,185 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+func TestParseOutputs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     map[string]string
+		err      string
+	}{
+		{"empty", "", map[string]string{}, ""},
+		{"pairs", "a=1\nb=x=y\n\nc=\n", map[string]string{"a": "1", "b": "x=y", "c": ""}, ""},
+		{"heredoc", "body<<EOF\nline 1\n\nline=3\nEOF\nk=v\n", map[string]string{"body": "line 1\n\nline=3", "k": "v"}, ""},
+		{"heredoc crlf", "a<<X\r\nhi\r\nX\r\n", map[string]string{"a": "hi"}, ""},
+		{"later wins", "a=1\na=2\n", map[string]string{"a": "2"}, ""},
+		{"unclosed", "a<<EOF\nhi\n", nil, `not closed by a line "EOF"`},
+		{"no equals", "just text\n", nil, "expected key=value"},
+		{"bad key", "a b=1\n", nil, "invalid key"},
+		{"empty delimiter", "a<<\n", nil, "empty delimiter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseOutputs(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "exec.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "plain.sh"), []byte("echo hi\n"), 0o644)
+	bash, sh := lookPath("bash", DefaultPath), lookPath("sh", DefaultPath)
+	echo, trueBin := lookPath("echo", DefaultPath), lookPath("true", DefaultPath)
+	tests := []struct {
+		run, shell string
+		want       []string
+	}{
+		{"true", "", []string{trueBin}},
+		{"echo hello world", "", []string{echo, "hello", "world"}},
+		{"./exec.sh --full a=b", "", []string{filepath.Join(dir, "exec.sh"), "--full", "a=b"}},
+		{"./plain.sh x", "", []string{bash, filepath.Join(dir, "plain.sh"), "x"}},
+		{"./plain.sh", "sh", []string{sh, filepath.Join(dir, "plain.sh")}},
+		{"echo $HOME", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "echo $HOME"}},
+		{"cd /tmp", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "cd /tmp"}},
+		{"FOO=1 env", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "FOO=1 env"}},
+		{"no-such-program-xyz", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "no-such-program-xyz"}},
+		{"echo 'quoted'", "sh", []string{sh, "-e", "-c", "echo 'quoted'"}},
+		{"ls *.sh", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "ls *.sh"}},
+	}
+	for _, tt := range tests {
+		got, err := commandLine(&routine.Action{Run: tt.run, Shell: tt.shell}, dir, DefaultPath)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("commandLine(%q, shell %q) = %q, %v; want %q", tt.run, tt.shell, got, err, tt.want)
+		}
+	}
+	if _, err := commandLine(&routine.Action{Run: "./missing.sh"}, dir, DefaultPath); err == nil || !strings.Contains(err.Error(), "missing.sh") {
+		t.Errorf("missing script: %v", err)
+	}
+}
+
+// lockedBuffer collects output written from the sandbox's reader goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func execution(t *testing.T, run string) (*Execution, *lockedBuffer, *lockedBuffer) {
+	t.Helper()
+	dir, ws := t.TempDir(), t.TempDir()
+	var stdout, stderr lockedBuffer
+	return &Execution{
+		RunID: "01RUN", StepID: "step", Attempt: 1,
+		Action:       &routine.Action{Run: run},
+		Dir:          dir,
+		Workspace:    ws,
+		ArtifactsDir: filepath.Join(ws, "artifacts", "step"),
+		ArtifactsIn:  filepath.Join(ws, "artifacts"),
+		Env:          map[string]string{"GREETING": "hi"},
+		Stdout:       &stdout,
+		Stderr:       &stderr,
+	}, &stdout, &stderr
+}
+
+func TestRunOutputsArtifactsAndEnv(t *testing.T) {
+	t.Parallel()
+	x, stdout, _ := execution(t, `echo "$GREETING from $ROUTINES_STEP_ID"
+printf 'a=1\nbody<<EOF\nx\ny\nEOF\n' >> "$ROUTINES_OUTPUT"
+echo data > report.txt
+env | cut -d= -f1 | sort | tr '\n' ' ' >&2`)
+	x.Artifacts = []string{"report.txt"}
+	var stderr lockedBuffer
+	x.Stderr = &stderr
+	res, err := RunKind{}.Execute(context.Background(), x)
+	if err != nil {
+		t.Fatalf("execute: %v (stderr %s)", err, stderr.String())
+	}
+	if got := stdout.String(); got != "hi from step\n" {
+		t.Fatalf("stdout %q", got)
+	}
+	if !reflect.DeepEqual(res.Outputs, map[string]string{"a": "1", "body": "x\ny"}) || *res.ExitCode != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	data, err := os.ReadFile(filepath.Join(x.ArtifactsDir, "report.txt"))
+	if err != nil || string(data) != "data\n" {
+		t.Fatalf("artifact %q %v", data, err)
+	}
+	// The environment is exactly what the engine gave plus ROUTINES_*: nothing
+	// of the test process (bash adds PWD, SHLVL and _ itself).
+	want := "GREETING HOME PATH PWD ROUTINES_ARTIFACTS ROUTINES_ARTIFACTS_IN ROUTINES_ATTEMPT ROUTINES_OUTPUT ROUTINES_RUN_ID ROUTINES_STEP_ID ROUTINES_WORKSPACE SHLVL TMPDIR _ "
+	if got := stderr.String(); got != want {
+		t.Fatalf("env names\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestRunFailureAndMissingArtifact(t *testing.T) {
+	t.Parallel()
+	x, _, stderr := execution(t, "echo oops >&2; exit 3")
+	res, err := RunKind{}.Execute(context.Background(), x)
+	if err == nil || err.Error() != "exit status 3" || *res.ExitCode != 3 || stderr.String() != "oops\n" {
+		t.Fatalf("res %+v err %v stderr %q", res, err, stderr.String())
+	}
+	x, _, _ = execution(t, "true")
+	x.Artifacts = []string{"never.txt"}
+	if _, err := (RunKind{}).Execute(context.Background(), x); err == nil || !strings.Contains(err.Error(), "never.txt") {
+		t.Fatalf("missing artifact: %v", err)
+	}
+}
+
+func TestRunConfinedToRoutineDirAndPermissions(t *testing.T) {
+	t.Parallel()
+	outside, granted := t.TempDir(), t.TempDir()
+	x, _, stderr := execution(t, "echo x > "+filepath.Join(outside, "f"))
+	if _, err := (RunKind{}).Execute(context.Background(), x); err == nil {
+		t.Fatal("a step wrote outside its routine directory")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "f")); !os.IsNotExist(err) {
+		t.Fatalf("file created outside: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "Permission denied") {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+	x, _, stderr = execution(t, "echo x > "+filepath.Join(granted, "f")+" && echo y > inside")
+	x.Permissions = &routine.Permissions{Write: []string{granted}}
+	if _, err := (RunKind{}).Execute(context.Background(), x); err != nil {
+		t.Fatalf("granted write failed: %v %s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(granted, "f")); err != nil {
+		t.Fatal(err)
+	}
+}
