@@ -355,11 +355,12 @@ func (x *runExec) finishStep(ctx context.Context, phase routine.Phase, s *routin
 	x.log.flush()
 	x.save(ctx, rec)
 	x.mu.Lock()
-	if phase == routine.PhaseMain {
+	if phase != routine.PhaseCompensate {
+		// Ids are unique across steps and on_failure, so both lists share the map.
 		x.tctx.Steps[s.ID] = template.StepContext{Outputs: rec.Outputs, Status: string(rec.State)}
-		if rec.State == routine.StateSucceeded && s.Compensate != nil {
-			x.completed = append(x.completed, s)
-		}
+	}
+	if phase == routine.PhaseMain && rec.State == routine.StateSucceeded && s.Compensate != nil {
+		x.completed = append(x.completed, s)
 	}
 	x.run.CPUUserMs += rec.CPUMs
 	x.run.MaxRSSKB = max(x.run.MaxRSSKB, rec.MaxRSSKB)

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+func newDLQCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "The dead-letter queue: runs that failed for good with dead_letter: true",
+	}
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead runs, whose input is kept for replay",
+		Args:  argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withStore(cmd.Context(), func(st *sqlite.Store) error {
+				runs, err := st.RunList(cmd.Context(), &store.RunListParams{States: []routine.State{routine.StateDead}, Limit: limit})
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					if runs == nil {
+						runs = []*routine.Run{}
+					}
+					return writeJSON(g.deps.Stdout, runs)
+				}
+				return printRuns(g, runs)
+			})
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
+	var allowUnconfined bool
+	replay := &cobra.Command{
+		Use:   "replay RUN",
+		Short: "Run a dead run again with the same input and trigger payload, in the foreground",
+		Long: "replay starts a new run of the routine (its current revision) with the input and trigger\n" +
+			"payload of a dead run; the new run records replay_of. Exit codes as run-once.",
+		Args: argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.replay(cmd.Context(), args[0], allowUnconfined)
+		},
+	}
+	replay.Flags().BoolVar(&allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
+	cmd.AddCommand(list, replay)
+	return cmd
+}
+
+func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) error {
+	project, err := g.projectFor(".")
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, project, false)
+	if err != nil {
+		return err
+	}
+	dead, err := getRun(ctx, st, id)
+	st.Close()
+	if err != nil {
+		return err
+	}
+	if dead.State != routine.StateDead {
+		return invalid(fmt.Errorf("run %s is %s, not dead: only dead-lettered runs are replayed", dead.ID, dead.State))
+	}
+	g.project = project
+	r, err := g.loadRoutine(dead.Routine)
+	if err != nil {
+		return err
+	}
+	if r.Revision != dead.Revision {
+		fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); replaying with the current file\n", r.Name, dead.ID, shortRev(dead.Revision), shortRev(r.Revision))
+	}
+	unconfined, err := confinement(r, allowUnconfined, g.deps.Stderr)
+	if err != nil {
+		return invalid(err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return g.execute(ctx, project, r, unconfined, &store.RunCreateParams{
+		Routine:  r.Name,
+		Trigger:  routine.TriggerInfo{Kind: routine.TriggerReplay, Payload: dead.Trigger.Payload},
+		Input:    dead.Input,
+		ReplayOf: dead.ID,
+	})
+}

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+//go:embed scaffold
+var scaffold embed.FS
+
+var routineName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+func newInitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init DIR",
+		Short: "Create a project directory with a commented routine.yaml",
+		Long: "init creates DIR with routine.yaml (a cron trigger at 08:00 that prints a greeting),\n" +
+			"scripts/greet.sh and a .gitignore for .routines/. The routine is named after DIR.",
+		Args: argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := args[0]
+			name := strings.ToLower(filepath.Base(filepath.Clean(dir)))
+			if !routineName.MatchString(name) {
+				return invalid(fmt.Errorf("%q cannot name a routine: use lower-case letters, digits and dashes", name))
+			}
+			if _, err := os.Stat(filepath.Join(dir, "routine.yaml")); err == nil {
+				return invalid(fmt.Errorf("%s already holds a routine.yaml; nothing was changed", dir))
+			}
+			if err := writeScaffold(dir, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.deps.Stdout, "Created %s/routine.yaml, %s/scripts/greet.sh and %s/.gitignore.\nNext: routines run-once %s\n", dir, dir, dir, dir)
+			return nil
+		},
+	}
+}
+
+// writeScaffold copies the embedded scaffold into dir. Files are written
+// to a temporary name first, so an interrupted init leaves no half file.
+func writeScaffold(dir, name string) error {
+	return fs.WalkDir(scaffold, "scaffold", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("scaffold", path)
+		target := filepath.Join(dir, rel)
+		if rel == "gitignore" {
+			target = filepath.Join(dir, ".gitignore")
+		}
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := scaffold.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		data = []byte(strings.ReplaceAll(string(data), "{{NAME}}", name))
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(path, ".sh") {
+			mode = 0o755
+		}
+		if _, err := os.Stat(target); err == nil {
+			return nil // keep what the user has
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		tmp := target + ".tmp"
+		if err := os.WriteFile(tmp, data, mode); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		return os.Rename(tmp, target)
+	})
+}

@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// stateDirName is the per-project directory holding the store and run workspaces.
+const stateDirName = ".routines"
+
+// projectFor returns the project directory for a starting directory: the
+// --project flag, else the nearest directory from start upwards that
+// already holds .routines/, else start itself.
+func (g *globals) projectFor(start string) (string, error) {
+	if g.project != "" {
+		return filepath.Abs(g.project)
+	}
+	abs, err := filepath.Abs(start)
+	if err != nil {
+		return "", err
+	}
+	for dir := abs; ; {
+		if info, err := os.Stat(filepath.Join(dir, stateDirName)); err == nil && info.IsDir() {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return abs, nil
+		}
+		dir = parent
+	}
+}
+
+// openStore opens the project's store, creating it when create is set.
+// Without create, a project with no store is an error that says where it
+// looked.
+func openStore(ctx context.Context, project string, create bool) (*sqlite.Store, error) {
+	path := filepath.Join(project, stateDirName, "state.db")
+	if !create {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no runs recorded in %s yet (no %s); run a routine there first, or pass --project DIR", project, filepath.Join(stateDirName, "state.db"))
+		}
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return st, nil
+}
+
+// loadRoutine finds and validates the routine an argument names: a
+// directory holding routine.yaml, a routine file, or the name of a routine
+// somewhere in the project (the current directory, or --project). Problems
+// in the file are bad input.
+func (g *globals) loadRoutine(arg string) (*routine.Routine, error) {
+	if arg == "" {
+		arg = "."
+	}
+	if _, err := os.Stat(arg); err != nil {
+		path, ferr := g.findByName(arg)
+		if ferr != nil {
+			return nil, invalid(ferr)
+		}
+		arg = path
+	}
+	r, err := spec.Load(arg)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	return r, nil
+}
+
+// findByName looks for a routine called name under the project directory.
+func (g *globals) findByName(name string) (string, error) {
+	root, err := g.projectFor(".")
+	if err != nil {
+		return "", err
+	}
+	var found string
+	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case stateDirName, ".git", "node_modules":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Name() != "routine.yaml" && d.Name() != "routine.yml" {
+			return nil
+		}
+		if r, err := spec.Load(path); err == nil && r.Name == name {
+			found = path
+			return fs.SkipAll
+		}
+		return nil
+	})
+	if walkErr != nil {
+		return "", walkErr
+	}
+	if found == "" {
+		return "", fmt.Errorf("%s: no such file, directory or routine in %s", name, root)
+	}
+	return found, nil
+}

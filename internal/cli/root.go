@@ -1,0 +1,133 @@
+// Package cli holds the cobra commands of the routines binary. Commands
+// write to injected writers, so tests run them in-process and read what a
+// user would see; human tables by default, -o json for scripts.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/steps"
+)
+
+// Exit codes of the routines command.
+const (
+	ExitOK        = 0   // success; for run-once, the run succeeded
+	ExitFailed    = 1   // the run failed, or a command failed
+	ExitInvalid   = 2   // invalid routine, bad flags or arguments; nothing ran
+	ExitCancelled = 130 // the run was cancelled (Ctrl-C)
+)
+
+// Deps is what main gives the commands.
+type Deps struct {
+	Kinds   steps.Registry
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Version string
+}
+
+// exitError carries an exit code up to Run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// invalid marks err as bad input (exit 2).
+func invalid(err error) error { return &exitError{code: ExitInvalid, err: err} }
+
+// globals are the flags every command has.
+type globals struct {
+	deps    Deps
+	project string
+	output  string
+	logger  *slog.Logger
+}
+
+// Run executes the command line args and returns the process exit code.
+func Run(ctx context.Context, deps Deps, args []string) int {
+	g := &globals{deps: deps}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(deps.Stdout)
+	root.SetErr(deps.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != errSilent {
+			fmt.Fprintln(deps.Stderr, "error:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(deps.Stderr, "error:", err)
+	if isUsageError(err) {
+		return ExitInvalid
+	}
+	return ExitFailed
+}
+
+// errSilent is an error already reported to the user.
+var errSilent = errors.New("reported")
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "routines",
+		Short:         "Routines turns small manual tasks into routines: a trigger, steps, secrets",
+		Long:          "Routines runs routine.yaml files: locally with an embedded SQLite store, or remotely on PostgreSQL.\nDocs: docs/README.md",
+		Version:       g.deps.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return invalid(fmt.Errorf("-o %s: write -o text or -o json", g.output))
+			}
+			g.logger = slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
+	root.PersistentFlags().StringVar(&g.project, "project", "", "project directory holding .routines/ (default: the directory given, else the current one)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.AddCommand(
+		newInitCmd(g),
+		newValidateCmd(g),
+		newRunOnceCmd(g),
+		newRunsCmd(g),
+		newShowCmd(g),
+		newLogsCmd(g),
+		newDLQCmd(g),
+		newSchemaCmd(g),
+	)
+	return root
+}
+
+// isUsageError reports cobra's own usage errors (unknown command), which
+// it does not type.
+func isUsageError(err error) bool {
+	return strings.HasPrefix(err.Error(), "unknown command")
+}
+
+// argsRange checks the number of positional arguments, as bad input.
+func argsRange(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			want := fmt.Sprintf("%d", lo)
+			if hi > lo {
+				want = fmt.Sprintf("%d to %d", lo, hi)
+			}
+			return invalid(fmt.Errorf("%s takes %s argument(s), got %d; usage: %s", cmd.Name(), want, len(args), cmd.UseLine()))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+func newRunOnceCmd(g *globals) *cobra.Command {
+	var inputs []string
+	var allowUnconfined bool
+	cmd := &cobra.Command{
+		Use:   "run-once [DIR|FILE|NAME]",
+		Short: "Run a routine now, in the foreground, with live logs",
+		Long: "run-once validates the routine, records a run in the project's .routines/state.db and runs it,\n" +
+			"streaming each step's output prefixed with the step id. Ctrl-C cancels the run.\n" +
+			"Exit codes: 0 succeeded, 1 failed, 2 invalid routine or input (nothing ran), 130 cancelled.",
+		Args: argsRange(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			arg := ""
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			r, err := g.loadRoutine(arg)
+			if err != nil {
+				return err
+			}
+			input, err := parseInputs(r, inputs)
+			if err != nil {
+				return invalid(err)
+			}
+			unconfined, err := confinement(r, allowUnconfined, g.deps.Stderr)
+			if err != nil {
+				return invalid(err)
+			}
+			project, err := g.projectFor(r.Dir)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return g.execute(ctx, project, r, unconfined, &store.RunCreateParams{
+				Routine: r.Name,
+				Trigger: routine.TriggerInfo{Kind: routine.TriggerManual},
+				Input:   input,
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&inputs, "input", "i", nil, "input as key=value (repeatable); steps read it as {{ input.key }}")
+	cmd.Flags().BoolVar(&allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
+	return cmd
+}
+
+// parseInputs reads key=value pairs and checks them against the routine's
+// declared inputs, when it declares any.
+func parseInputs(r *routine.Routine, pairs []string) (map[string]string, error) {
+	input := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--input %q: write key=value", p)
+		}
+		if len(r.Inputs) > 0 {
+			if _, declared := r.Inputs[k]; !declared {
+				return nil, fmt.Errorf("--input %s: %s declares no input %q (inputs: %s)", k, r.Name, k, strings.Join(inputNames(r), ", "))
+			}
+		}
+		input[k] = v
+	}
+	for _, name := range inputNames(r) {
+		if _, ok := input[name]; !ok && r.Inputs[name].Required {
+			return nil, fmt.Errorf("input %q is required: pass --input %s=VALUE", name, name)
+		}
+	}
+	return input, nil
+}
+
+func inputNames(r *routine.Routine) []string {
+	names := make([]string, 0, len(r.Inputs))
+	for k := range r.Inputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// confinement checks that run steps can be confined. Without Landlock a
+// run refuses to start unless the user allowed unconfined steps.
+func confinement(r *routine.Routine, allow bool, stderr io.Writer) (unconfined bool, err error) {
+	if !usesKind(r, "run") {
+		return false, nil
+	}
+	if _, err := sandbox.Check(); err != nil {
+		if !allow {
+			return false, fmt.Errorf("cannot confine run steps: %v; pass --allow-unconfined to run them without a sandbox", err)
+		}
+		fmt.Fprintf(stderr, "warning: %v; run steps are NOT confined (--allow-unconfined)\n", err)
+		return true, nil
+	}
+	return false, nil
+}
+
+func usesKind(r *routine.Routine, kind string) bool {
+	for _, list := range [][]routine.Step{r.Steps, r.OnFailure} {
+		for i := range list {
+			if list[i].Kind() == kind || list[i].Compensate != nil && list[i].Compensate.Kind() == kind {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// execute records a run of r in the project's store and runs it in the
+// foreground, showing it live. The exit code follows the run's state.
+func (g *globals) execute(ctx context.Context, project string, r *routine.Routine, unconfined bool, p *store.RunCreateParams) error {
+	st, err := openStore(ctx, project, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p.ID = ulid.Make().String()
+	p.Revision = r.Revision
+	p.Tags = r.Tags
+	p.QueuedAt = time.Now().UTC()
+	run, err := st.RunCreate(ctx, p)
+	if err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	out, human := g.deps.Stdout, g.deps.Stdout
+	if g.output == "json" {
+		human = g.deps.Stderr
+	}
+	fmt.Fprintf(human, "run %s · %s · rev %s\n", run.ID, r.Name, shortRev(r.Revision))
+	view := &liveView{stdout: human, stderr: g.deps.Stderr}
+	eng := engine.New(engine.Config{
+		Store:      st,
+		Kinds:      g.deps.Kinds,
+		StateDir:   filepath.Join(project, stateDirName),
+		Logger:     g.logger,
+		Observer:   view,
+		Secrets:    engine.EnvSecrets{},
+		Unconfined: unconfined,
+	})
+	run, err = eng.Execute(ctx, r, run)
+	if err != nil {
+		return err
+	}
+	view.summary(run)
+	if g.output == "json" {
+		steps, err := st.StepList(context.WithoutCancel(ctx), run.ID)
+		if err != nil {
+			return err
+		}
+		if err := writeJSON(out, runDetail{Run: run, Steps: steps}); err != nil {
+			return err
+		}
+	}
+	switch run.State {
+	case routine.StateSucceeded:
+		return nil
+	case routine.StateCancelled:
+		return &exitError{code: ExitCancelled, err: errSilent}
+	}
+	return &exitError{code: ExitFailed, err: errSilent}
+}
+
+func shortRev(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+// liveView prints a run as it happens: each line of a step prefixed with
+// its id, step stderr to stderr, everything else to stdout.
+type liveView struct {
+	engine.NopObserver
+	mu     sync.Mutex
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Log implements engine.Observer.
+func (v *liveView) Log(l routine.LogLine) {
+	w := v.stdout
+	if l.Stream == routine.StreamStderr {
+		w = v.stderr
+	}
+	marker := ""
+	if l.Stream == routine.StreamSystem {
+		marker = "· "
+	}
+	v.mu.Lock()
+	fmt.Fprintf(w, "[%s] %s%s\n", l.Step, marker, l.Text)
+	v.mu.Unlock()
+}
+
+// StepFinished implements engine.Observer.
+func (v *liveView) StepFinished(_ *routine.Run, s *routine.StepRun) {
+	var msg string
+	switch s.State {
+	case routine.StateSkipped:
+		msg = "skipped"
+	case routine.StateFailed:
+		msg = "failed: " + s.Error.Message
+		if s.Attempts > 1 {
+			msg += fmt.Sprintf(" (after %d attempts)", s.Attempts)
+		}
+	case routine.StateCancelled:
+		if s.StartedAt == nil {
+			return // never started: the summary says why
+		}
+		msg = "cancelled"
+	default:
+		return
+	}
+	prefix := s.ID
+	if s.Phase != routine.PhaseMain {
+		prefix = string(s.Phase) + ":" + s.ID
+	}
+	v.mu.Lock()
+	fmt.Fprintf(v.stdout, "[%s] · %s\n", prefix, msg)
+	v.mu.Unlock()
+}
+
+// summary prints the final line of a run.
+func (v *liveView) summary(run *routine.Run) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	took := span(run.StartedAt, run.FinishedAt)
+	fmt.Fprintf(v.stdout, "run %s %s in %s\n", run.ID, run.State, took)
+	if e := run.Error; e != nil {
+		where := ""
+		if e.Step != "" {
+			where = " in step " + e.Step
+		}
+		fmt.Fprintf(v.stdout, "error (%s)%s: %s\n", e.Code, where, e.Message)
+	}
+	if run.State == routine.StateDead {
+		fmt.Fprintf(v.stdout, "input kept for replay: routines dlq replay %s\n", run.ID)
+	}
+}

@@ -1,0 +1,118 @@
+package spec
+
+import (
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // validation must not depend on the zoneinfo of the machine
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// cronParser accepts 5 fields, or 6 with seconds first, and descriptors
+// such as @daily or @every 5m.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+var (
+	overlaps      = []string{"skip", "queue", "allow"}
+	catchups      = []string{"none", "one"}
+	fileEvents    = []string{"create", "write", "remove", "rename"}
+	hookProviders = []string{"github"}
+)
+
+func (v *validator) triggers() {
+	for i := range v.r.Triggers {
+		v.trigger("$.triggers["+strconv.Itoa(i)+"]", &v.r.Triggers[i])
+	}
+}
+
+func (v *validator) trigger(p string, t *routine.Trigger) {
+	var kinds []string
+	for _, k := range triggerKinds {
+		if v.given(p + "." + k) {
+			kinds = append(kinds, k)
+		}
+	}
+	switch {
+	case len(kinds) == 0 && !v.doc.unavailable[p]:
+		v.errorf(p, "trigger does nothing: add one of %s", strings.Join(triggerKinds, ", "))
+	case len(kinds) > 1:
+		v.errorf(p, "a trigger has one kind, this one has %s: write one trigger per kind", strings.Join(kinds, " and "))
+	}
+	scheduled := slices.Contains(kinds, "cron") || slices.Contains(kinds, "every")
+	if v.given(p + ".cron") {
+		v.cron(p+".cron", t.Cron)
+	}
+	if t.Timezone != "" {
+		if !slices.Contains(kinds, "cron") {
+			v.errorf(p+".timezone", "timezone only applies to cron triggers")
+		} else if _, err := time.LoadLocation(t.Timezone); err != nil || t.Timezone == "Local" {
+			v.errorf(p+".timezone", "unknown time zone %q: use an IANA name such as Europe/Berlin, or UTC", t.Timezone)
+		}
+	}
+	v.oneOf(p+".overlap", "overlap", t.Overlap, overlaps, scheduled)
+	v.oneOf(p+".catchup", "catchup", t.Catchup, catchups, scheduled)
+	if v.given(p+".every") && t.Every.D() < time.Second {
+		v.errorf(p+".every", "every must be at least 1s, got %s", t.Every.D())
+	}
+	sc := &scope{trigger: true, env: v.envKeys(nil)}
+	if w := t.Webhook; w != nil {
+		switch {
+		case w.Path == "":
+			v.errorf(p+".webhook.path", "webhook.path is required, such as /support")
+		case !strings.HasPrefix(w.Path, "/"):
+			v.errorf(p+".webhook.path", "webhook.path must start with /, got %q", w.Path)
+		}
+		if w.Provider != "" && !slices.Contains(hookProviders, w.Provider) {
+			v.errorf(p+".webhook.provider", "webhook.provider must be one of %s, got %q", strings.Join(hookProviders, ", "), w.Provider)
+		}
+		v.template(p+".webhook.secret", w.Secret, sc)
+	}
+	if f := t.File; f != nil {
+		if strings.TrimSpace(f.Path) == "" {
+			v.errorf(p+".file.path", "file.path is required, such as ./inbox")
+		}
+		if _, err := filepath.Match(f.Glob, ""); err != nil {
+			v.errorf(p+".file.glob", "file.glob %q is not a valid pattern: %v", f.Glob, err)
+		}
+		for i, on := range f.On {
+			if !slices.Contains(fileEvents, on) {
+				v.errorf(p+".file.on["+strconv.Itoa(i)+"]", "file.on must name %s, got %q%s", strings.Join(fileEvents, ", "), on, didYouMean(on, fileEvents))
+			}
+		}
+	}
+	if e := t.Event; e != nil {
+		if strings.TrimSpace(e.Name) == "" {
+			v.errorf(p+".event.name", "event.name is required, such as cpu.alert")
+		}
+		v.template(p+".event.dedupe", e.Dedupe, sc)
+	}
+}
+
+func (v *validator) cron(path, expr string) {
+	switch {
+	case strings.TrimSpace(expr) == "":
+		v.errorf(path, "cron expression is empty: write 5 fields such as \"0 8 * * 1-5\"")
+	case strings.HasPrefix(expr, "TZ="), strings.HasPrefix(expr, "CRON_TZ="):
+		v.errorf(path, "cron expression %q sets a time zone: use timezone: instead", expr)
+	default:
+		if _, err := cronParser.Parse(expr); err != nil {
+			v.errorf(path, "invalid cron expression %q: %v", expr, err)
+		}
+	}
+}
+
+// oneOf checks an enum field of scheduled (cron and every) triggers.
+func (v *validator) oneOf(path, key, val string, valid []string, scheduled bool) {
+	switch {
+	case val == "":
+	case !scheduled:
+		v.errorf(path, "%s only applies to cron and every triggers", key)
+	case !slices.Contains(valid, val):
+		v.errorf(path, "%s must be one of %s, got %q%s", key, strings.Join(valid, ", "), val, didYouMean(val, valid))
+	}
+}

@@ -1,0 +1,355 @@
+package spec
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// The step and trigger kinds of this version, and those the file format
+// reserves for later versions.
+var (
+	stepKinds          = []string{"run"}
+	futureStepKinds    = []string{"http", "sql", "slack", "email", "emit", "llm", "agent", "classify", "routine", "state"}
+	triggerKinds       = []string{"cron", "every", "webhook", "file", "event"}
+	futureTriggerKinds = []string{"slack_command", "email"}
+)
+
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	idPattern     = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
+	envPattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	secretPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	inputPattern  = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+)
+
+// scriptExts are the extensions that make the first word of run: a script
+// of the routine rather than a command.
+var scriptExts = []string{".sh", ".bash", ".py", ".rb", ".pl", ".js", ".mjs", ".ts", ".php", ".lua"}
+
+// validator checks a decoded routine and reports each problem at the node
+// it comes from.
+type validator struct {
+	doc *document
+	r   *routine.Routine
+	dir string // the routine directory; "" skips the file-system checks
+}
+
+func validate(doc *document, r *routine.Routine, dir string) {
+	v := &validator{doc: doc, r: r, dir: dir}
+	v.routine()
+	v.triggers()
+	v.steps()
+}
+
+// errorf reports a problem at the node of path, or of its closest parent
+// present in the file.
+func (v *validator) errorf(path, format string, args ...any) {
+	line, col := v.pos(path)
+	v.report(line, col, path, fmt.Sprintf(format, args...))
+}
+
+// keyErrorf reports a problem at the key of the mapping entry at path.
+func (v *validator) keyErrorf(path, format string, args ...any) {
+	if k, ok := v.doc.keys[path]; ok {
+		line, col := nodePos(k)
+		v.report(line, col, path, fmt.Sprintf(format, args...))
+		return
+	}
+	v.errorf(path, format, args...)
+}
+
+// report records a problem unless it follows from one already reported:
+// a value around path, or inside it, that could not be decoded, or a key
+// misspelled as path.
+func (v *validator) report(line, col int, path, msg string) {
+	if v.doc.misspelled[path] && !v.given(path) {
+		return
+	}
+	for p := path; p != ""; p = parent(p) {
+		if v.doc.invalid[p] {
+			return
+		}
+	}
+	for p := range v.doc.invalid {
+		if strings.HasPrefix(p, path) && (strings.HasPrefix(p[len(path):], ".") || strings.HasPrefix(p[len(path):], "[")) {
+			return
+		}
+	}
+	v.doc.add(line, col, path, msg)
+}
+
+func (v *validator) pos(path string) (int, int) {
+	for p := path; p != ""; p = parent(p) {
+		if n, ok := v.doc.nodes[p]; ok {
+			return nodePos(n)
+		}
+	}
+	return 1, 1
+}
+
+// given reports whether the file sets path, even to an empty value.
+func (v *validator) given(path string) bool {
+	_, ok := v.doc.nodes[path]
+	return ok
+}
+
+// parent returns the path one level up: $.a.b[2] → $.a.b → $.a → $ → "".
+func parent(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+func (v *validator) routine() {
+	r := v.r
+	switch {
+	case r.Name == "":
+		v.errorf("$.name", "name is required: lower-case letters, digits and dashes, such as daily-report")
+	case !namePattern.MatchString(r.Name):
+		v.errorf("$.name", "name %q must be lower-case letters, digits and dashes, starting and ending with a letter or digit", r.Name)
+	}
+	v.positive("$.timeout", r.Timeout)
+	if v.given("$.parallelism") && r.Parallelism < 1 {
+		v.errorf("$.parallelism", "parallelism must be at least 1, got %d", r.Parallelism)
+	}
+	if c := r.Concurrency; c != nil {
+		if v.given("$.concurrency.max") && c.Max < 1 {
+			v.errorf("$.concurrency.max", "concurrency.max must be at least 1, got %d", c.Max)
+		}
+		if c.Reserved < 0 {
+			v.errorf("$.concurrency.reserved", "concurrency.reserved must not be negative, got %d", c.Reserved)
+		}
+		if c.Max > 0 && c.Reserved > c.Max {
+			v.errorf("$.concurrency.reserved", "concurrency.reserved (%d) must not be more than concurrency.max (%d)", c.Reserved, c.Max)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Inputs)) {
+		if !inputPattern.MatchString(name) {
+			v.keyErrorf("$.inputs."+name, "input name %q must be lower-case letters, digits and _, such as ticket_id", name)
+		}
+	}
+	v.env("$.env", r.Env)
+	seen := map[string]string{}
+	for i, s := range r.Secrets {
+		p := "$.secrets[" + strconv.Itoa(i) + "]"
+		if v.given(p + ".name") {
+			p += ".name"
+		}
+		switch {
+		case s.Name == "":
+			v.errorf(p, "secrets[%d]: name is required", i)
+		case !secretPattern.MatchString(s.Name):
+			v.errorf(p, "secret name %q must be upper-case letters, digits and _, such as SLACK_TOKEN", s.Name)
+		case seen[s.Name] != "":
+			v.errorf(p, "secret %s is declared twice (first on line %d)", s.Name, v.line(seen[s.Name]))
+		default:
+			seen[s.Name] = p
+		}
+	}
+	if pm := r.Permissions; pm != nil {
+		for key, paths := range map[string][]string{"read": pm.Read, "write": pm.Write} {
+			for i, p := range paths {
+				if strings.TrimSpace(p) == "" {
+					v.errorf(fmt.Sprintf("$.permissions.%s[%d]", key, i), "permissions.%s[%d]: a path must not be empty", key, i)
+				}
+			}
+		}
+	}
+	if l := r.Limits; l != nil {
+		if v.given("$.limits.memory") && l.Memory == 0 {
+			v.errorf("$.limits.memory", "limits.memory must be more than 0")
+		}
+		v.positive("$.limits.cpu", l.CPU)
+	}
+}
+
+// line returns the line of the node at path.
+func (v *validator) line(path string) int {
+	line, _ := v.pos(path)
+	return line
+}
+
+// positive reports a duration that is given but zero.
+func (v *validator) positive(path string, d routine.Duration) {
+	if v.given(path) && d == 0 {
+		v.errorf(path, "%s must be more than 0", human(path))
+	}
+}
+
+// env checks the names of an env: mapping.
+func (v *validator) env(path string, env map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		switch {
+		case !envPattern.MatchString(name):
+			v.keyErrorf(path+"."+name, "env name %q must be letters, digits and _, not starting with a digit", name)
+		case strings.HasPrefix(strings.ToUpper(name), "ROUTINES_"):
+			v.keyErrorf(path+"."+name, "env name %q is reserved: the engine sets the ROUTINES_* variables", name)
+		}
+	}
+}
+
+func (v *validator) steps() {
+	r := v.r
+	if len(r.Steps) == 0 {
+		v.errorf("$.steps", "a routine needs at least one step under steps:")
+	}
+	lists := []stepList{{path: "$.steps", steps: r.Steps}, {path: "$.on_failure", steps: r.OnFailure, onFailure: true}}
+	first := map[string]string{} // step id → path of its first use
+	for _, l := range lists {
+		for i := range l.steps {
+			p := l.stepPath(i)
+			id := l.steps[i].ID
+			switch {
+			case id == "":
+				v.errorf(p, "%s: id is required", human(p))
+			case !idPattern.MatchString(id):
+				v.errorf(p+".id", "step id %q must be lower-case letters, digits, _ and -, starting with a letter or _", id)
+			case first[id] != "":
+				v.errorf(p+".id", "duplicate step id %q (first used on line %d)", id, v.line(first[id]))
+			default:
+				first[id] = p + ".id"
+			}
+			v.step(p, &l.steps[i])
+		}
+	}
+	main := v.graph(lists[0], lists[1].ids())
+	fallback := v.graph(lists[1], lists[0].ids())
+	v.templates(lists[0], main, nil)
+	v.templates(lists[1], fallback, lists[0].ids())
+}
+
+// stepList is steps: or on_failure:.
+type stepList struct {
+	path      string
+	steps     []routine.Step
+	onFailure bool
+}
+
+func (l stepList) stepPath(i int) string { return l.path + "[" + strconv.Itoa(i) + "]" }
+
+func (l stepList) ids() []string {
+	ids := make([]string, 0, len(l.steps))
+	for _, s := range l.steps {
+		if s.ID != "" {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
+// label names a step in messages: by id, else by place.
+func label(p string, s *routine.Step) string {
+	if s.ID != "" {
+		return strconv.Quote(s.ID)
+	}
+	return human(p)
+}
+
+func (v *validator) step(p string, s *routine.Step) {
+	if s.Kind() == "" && !v.doc.unavailable[p] {
+		v.errorf(p, "step %s does nothing: add run: with a command", label(p, s))
+	}
+	v.action(p, &s.Action)
+	if rt := s.Retry; rt != nil {
+		v.retry(p+".retry", rt)
+	}
+	for i, a := range s.Artifacts {
+		ap := p + ".artifacts[" + strconv.Itoa(i) + "]"
+		if a == "" || !filepath.IsLocal(a) {
+			v.errorf(ap, "artifact %q must be a relative path that stays inside the step's workdir", a)
+		}
+	}
+	if c := s.Compensate; c != nil {
+		cp := p + ".compensate"
+		if c.Kind() == "" && !v.doc.unavailable[cp] {
+			v.errorf(cp, "compensate of step %s does nothing: add run: with a command", label(p, s))
+		}
+		v.action(cp, c)
+	}
+}
+
+func (v *validator) retry(p string, rt *routine.Retry) {
+	if v.given(p+".attempts") && rt.Attempts < 1 {
+		v.errorf(p+".attempts", "%s.attempts must be at least 1, got %d", human(p), rt.Attempts)
+	}
+	backoffs := []string{string(routine.BackoffExponential), string(routine.BackoffLinear), string(routine.BackoffConstant)}
+	if rt.Backoff != "" && !slices.Contains(backoffs, string(rt.Backoff)) {
+		v.errorf(p+".backoff", "%s.backoff must be one of %s, got %q%s", human(p), strings.Join(backoffs, ", "), rt.Backoff, didYouMean(string(rt.Backoff), backoffs))
+	}
+	v.positive(p+".initial", rt.Initial)
+	v.positive(p+".max", rt.Max)
+	initial, maxDelay := cmpOr(rt.Initial, defaultInitial), cmpOr(rt.Max, defaultMaxDelay)
+	if initial > maxDelay {
+		by := ""
+		if rt.Max == 0 {
+			by = " by default"
+		}
+		v.errorf(p+".initial", "%s.initial (%s) is more than %s.max (%s%s)", human(p), initial.D(), human(p), maxDelay.D(), by)
+	}
+}
+
+// cmpOr returns d, or def when d is zero.
+func cmpOr(d, def routine.Duration) routine.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// action checks what a step or its compensate: does.
+func (v *validator) action(p string, a *routine.Action) {
+	if a.Shell != "" && a.Shell != "bash" && a.Shell != "sh" {
+		v.errorf(p+".shell", "shell must be bash or sh, got %q", a.Shell)
+	}
+	v.positive(p+".timeout", a.Timeout)
+	v.env(p+".env", a.Env)
+	base := v.dir
+	if wd := a.Workdir; wd != "" && !strings.Contains(wd, "{{") {
+		if !filepath.IsLocal(wd) {
+			v.errorf(p+".workdir", "workdir %q must be a relative path that stays inside the routine directory", wd)
+			return
+		}
+		base = filepath.Join(v.dir, wd)
+	}
+	if script := scriptPath(a.Run); script != "" && v.dir != "" {
+		full := filepath.Join(base, script)
+		switch fi, err := os.Stat(full); {
+		case err != nil:
+			v.errorf(p+".run", "script %s not found (looked in %s)", script, full)
+		case fi.IsDir():
+			v.errorf(p+".run", "script %s is a directory (%s)", script, full)
+		}
+	}
+}
+
+// scriptPath returns the script that run: starts, when its first word is a
+// relative path (./x, ../x, dir/x.sh) or a file name with a script
+// extension; "" otherwise. Absolute paths are left alone: they name files
+// of the machine that runs the step, not of the routine.
+func scriptPath(run string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(run), "\n")
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return ""
+	}
+	word := fields[0]
+	switch {
+	case strings.ContainsAny(word, "{}$`\"'=;|&<>()*?"), strings.HasPrefix(word, "/"):
+		return ""
+	case strings.HasPrefix(word, "./"), strings.HasPrefix(word, "../"):
+		return word
+	case slices.Contains(scriptExts, filepath.Ext(word)):
+		return word
+	}
+	return ""
+}
