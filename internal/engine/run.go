@@ -97,7 +97,7 @@ func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
 		state = x.fail(ctx, failure)
 	}
 	x.log.close()
-	os.RemoveAll(filepath.Join(x.workspace, "tmp"))
+	x.cleanWorkspace()
 
 	end := e.clock.Now().UTC()
 	x.run.State = state
@@ -113,7 +113,7 @@ func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
 
 // prepare resolves secrets and creates the workspace before any step runs.
 func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
-	if err := os.MkdirAll(filepath.Join(x.workspace, "artifacts"), 0o700); err != nil {
+	if err := os.MkdirAll(x.workspace, 0o700); err != nil {
 		return x.payload(routine.CodeInternal, "", fmt.Sprintf("create workspace: %v", err))
 	}
 	secrets, err := x.e.secrets.Resolve(ctx, x.r.Secrets)
@@ -131,6 +131,28 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 		x.redactor = strings.NewReplacer(pairs...)
 	}
 	return nil
+}
+
+// cleanWorkspace removes what steps left in the workspace (temporary files,
+// output files) but the artifacts; an empty workspace is removed too.
+func (x *runExec) cleanWorkspace() {
+	entries, err := os.ReadDir(x.workspace)
+	if err != nil {
+		return
+	}
+	kept := false
+	for _, e := range entries {
+		if e.Name() == "artifacts" {
+			kept = true
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(x.workspace, e.Name())); err != nil {
+			x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+		}
+	}
+	if !kept {
+		os.Remove(x.workspace)
+	}
 }
 
 // redact replaces every secret value in s by ***.

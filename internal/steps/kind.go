@@ -49,7 +49,8 @@ type Execution struct {
 	ArtifactsDir string
 	ArtifactsIn  string
 	// Artifacts are the files (relative to the working directory) to keep
-	// as artifacts after the attempt succeeds.
+	// as artifacts after the attempt succeeds. When it is not nil (the step
+	// declares artifacts:, maybe as []), ArtifactsDir exists during the attempt.
 	Artifacts []string
 
 	// Env is the step's whole environment before kind-specific variables:

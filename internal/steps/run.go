@@ -33,18 +33,20 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if a.Workdir != "" {
 		workdir = filepath.Join(x.Dir, a.Workdir)
 	}
-	tmp := filepath.Join(x.Workspace, "tmp", x.StepID)
-	outputFile := filepath.Join(x.Workspace, "outputs", x.StepID+"."+strconv.Itoa(x.Attempt))
-	for _, d := range []string{tmp, filepath.Dir(outputFile), x.ArtifactsDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("prepare workspace: %w", err)
-		}
-	}
-	if err := os.WriteFile(outputFile, nil, 0o600); err != nil {
+	// Nothing is created per step unless the step asks for it: creating a
+	// file or directory costs as much as starting a process on some disks.
+	// The step creates $ROUTINES_OUTPUT when it writes an output.
+	outputFile := filepath.Join(x.Workspace, ".output-"+x.StepID+"-"+strconv.Itoa(x.Attempt))
+	if err := os.Remove(outputFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("prepare outputs file: %w", err)
 	}
+	if x.Artifacts != nil {
+		if err := os.MkdirAll(x.ArtifactsDir, 0o700); err != nil {
+			return nil, fmt.Errorf("prepare artifacts directory: %w", err)
+		}
+	}
 
-	env := stepEnv(x, tmp, outputFile)
+	env := stepEnv(x, outputFile)
 	argv, err := commandLine(a, workdir, env["PATH"])
 	if err != nil {
 		return nil, err
@@ -86,7 +88,7 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return result, fmt.Errorf("exit status %d", res.ExitCode)
 	}
 	data, err := os.ReadFile(outputFile)
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return result, fmt.Errorf("read outputs: %w", err)
 	}
 	if result.Outputs, err = ParseOutputs(string(data)); err != nil {
@@ -99,12 +101,14 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 }
 
 // stepEnv is the scrubbed environment of the child: the execution's env plus
-// the ROUTINES_* variables, and nothing inherited from the engine.
-func stepEnv(x *Execution, tmp, outputFile string) map[string]string {
+// the ROUTINES_* variables, and nothing inherited from the engine. HOME and
+// TMPDIR are the run's workspace, which the engine empties (but for
+// artifacts) when the run ends.
+func stepEnv(x *Execution, outputFile string) map[string]string {
 	env := make(map[string]string, len(x.Env)+12)
 	env["PATH"] = DefaultPath
 	env["HOME"] = x.Workspace
-	env["TMPDIR"] = tmp
+	env["TMPDIR"] = x.Workspace
 	for k, v := range x.Env {
 		env[k] = v
 	}
