@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,50 +20,18 @@ const (
 	// stderrTailBytes is how much of the end of stderr goes into the error payload.
 	stderrTailBytes = 2 << 10
 	// logFlushLines and logFlushEvery bound how long lines wait in memory
-	// before they are written to the store.
+	// before they are written to the store, when no step transition takes
+	// them along.
 	logFlushLines = 512
 	logFlushEvery = 250 * time.Millisecond
 )
 
-// runLog collects the log lines of one run: it numbers them, redacts
-// secrets, shows them to the observer and writes them to the store in
-// batches.
+// runLog numbers the log lines of one run, redacts secrets, shows them to
+// the observer and queues them for the store.
 type runLog struct {
-	// ctx outlives the run's cancellation: logs of a cancelled run are kept.
-	ctx     context.Context
-	x       *runExec
-	mu      sync.Mutex
-	seq     int64
-	pending []routine.LogLine
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-func newRunLog(ctx context.Context, x *runExec) *runLog {
-	l := &runLog{ctx: ctx, x: x, stop: make(chan struct{}), done: make(chan struct{})}
-	go l.flushLoop()
-	return l
-}
-
-func (l *runLog) flushLoop() {
-	defer close(l.done)
-	t := time.NewTicker(logFlushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-			l.flush()
-		}
-	}
-}
-
-// close stops the background flusher and writes what is left.
-func (l *runLog) close() {
-	close(l.stop)
-	<-l.done
-	l.flush()
+	x  *runExec
+	mu sync.Mutex // orders seq with the queue
+	seq int64
 }
 
 // add records one line of text for a step.
@@ -73,33 +40,14 @@ func (l *runLog) add(step string, stream routine.Stream, text string) {
 	l.mu.Lock()
 	l.seq++
 	line := routine.LogLine{RunID: l.x.run.ID, Step: step, Seq: l.seq, Time: l.x.e.clock.Now().UTC(), Stream: stream, Text: text}
-	l.pending = append(l.pending, line)
-	full := len(l.pending) >= logFlushLines
+	l.x.cp.log(line)
 	l.mu.Unlock()
 	l.x.e.observer.Log(line)
-	if full {
-		l.flush()
-	}
 }
 
 // system records a line the engine writes about a step.
 func (l *runLog) system(step, format string, args ...any) {
 	l.add(step, routine.StreamSystem, fmt.Sprintf(format, args...))
-}
-
-// flush writes pending lines to the store. A failure to store logs is
-// reported once per batch but does not fail the run.
-func (l *runLog) flush() {
-	l.mu.Lock()
-	batch := l.pending
-	l.pending = nil
-	l.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	if err := l.x.e.store.LogAppend(l.ctx, batch); err != nil {
-		l.x.e.logger.Error("store logs", "run_id", l.x.run.ID, "routine", l.x.r.Name, "lines", len(batch), "err", err)
-	}
 }
 
 // sanitize makes text safe to store and print: valid UTF-8, and no control

@@ -23,6 +23,7 @@ type runExec struct {
 	run       *routine.Run
 	workspace string
 	log       *runLog
+	cp        *checkpointer
 	redactor  *strings.Replacer
 
 	mu      sync.Mutex // guards tctx.Steps, run resource totals and completed
@@ -85,7 +86,8 @@ func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
 	if err := e.store.RunUpdate(ctx, x.run); err != nil {
 		return x.run, fmt.Errorf("start run: %w", err)
 	}
-	x.log = newRunLog(context.WithoutCancel(ctx), x)
+	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID)
+	x.log = &runLog{x: x}
 	e.observer.RunStarted(x.run)
 
 	failure := x.prepare(ctx)
@@ -96,7 +98,7 @@ func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
 	if failure != nil {
 		state = x.fail(ctx, failure)
 	}
-	x.log.close()
+	x.cp.close()
 	x.cleanWorkspace()
 
 	end := e.clock.Now().UTC()
@@ -261,7 +263,7 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 		// Record the steps that never started, so the trace shows them.
 		for i := range list {
 			if !started[i] {
-				x.save(ctx, &routine.StepRun{RunID: x.run.ID, ID: list[i].ID, Phase: phase, Kind: list[i].Kind(), State: routine.StateCancelled})
+				x.cp.step(&routine.StepRun{RunID: x.run.ID, ID: list[i].ID, Phase: phase, Kind: list[i].Kind(), State: routine.StateCancelled})
 			}
 		}
 	}
@@ -311,14 +313,6 @@ func (x *runExec) interrupted(ctx context.Context, step string) *routine.ErrorPa
 		return x.payload(routine.CodeRunTimeout, step, fmt.Sprintf("run timed out after %s", x.r.Timeout.D()))
 	}
 	return x.payload(routine.CodeCancelled, step, "run cancelled")
-}
-
-// save checkpoints a step record; a store failure is logged, and the run
-// goes on (the record is rewritten at the next transition).
-func (x *runExec) save(ctx context.Context, rec *routine.StepRun) {
-	if err := x.e.store.StepSave(context.WithoutCancel(ctx), rec); err != nil {
-		x.e.logger.Error("checkpoint step", "run_id", x.run.ID, "routine", x.r.Name, "step", rec.ID, "err", err)
-	}
 }
 
 // runStep executes one step with its retries and returns its final record.
@@ -374,8 +368,7 @@ func (x *runExec) condition(s *routine.Step) (bool, *routine.ErrorPayload) {
 // finishStep checkpoints the final record and publishes the step's
 // outputs and status to later steps.
 func (x *runExec) finishStep(ctx context.Context, phase routine.Phase, s *routine.Step, rec *routine.StepRun) {
-	x.log.flush()
-	x.save(ctx, rec)
+	x.cp.sync(x.cp.step(rec))
 	x.mu.Lock()
 	if phase != routine.PhaseCompensate {
 		// Ids are unique across steps and on_failure, so both lists share the map.
@@ -399,7 +392,7 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 	tries := triesOf(s.Retry)
 	for n := 1; ; n++ {
 		rec.Attempts = n
-		x.save(ctx, rec)
+		x.cp.step(rec)
 		x.e.observer.StepStarted(x.run, rec)
 		perr := x.attempt(ctx, kind, s, rec, n)
 		if perr == nil {

@@ -46,6 +46,11 @@ type Store interface {
 	// LogList returns the log lines of a run in Seq order.
 	LogList(ctx context.Context, p *LogListParams) ([]routine.LogLine, error)
 
+	// Checkpoint saves step records (as StepSave) and appends log lines (as
+	// LogAppend) in one transaction: all of it or, on error, none. The
+	// engine writes each step transition with it.
+	Checkpoint(ctx context.Context, p *CheckpointParams) error
+
 	// Close releases the store.
 	Close() error
 }
@@ -68,6 +73,12 @@ type RunListParams struct {
 	Routine string
 	States  []routine.State
 	Limit   int // default 50
+}
+
+// CheckpointParams are what one Checkpoint writes.
+type CheckpointParams struct {
+	Steps []*routine.StepRun
+	Logs  []routine.LogLine
 }
 
 // LogListParams select the lines LogList returns.

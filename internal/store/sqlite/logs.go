@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -44,6 +45,14 @@ func (s *Store) logAppend(ctx context.Context, lines []routine.LogLine) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
+	if err := s.insertLogs(ctx, tx, lines); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// insertLogs stores lines within tx.
+func (s *Store) insertLogs(ctx context.Context, tx *sql.Tx, lines []routine.LogLine) error {
 	one := tx.StmtContext(ctx, s.logInsert)
 	chunk := tx.StmtContext(ctx, s.logInsertChunk)
 	// A statement run with a context that can end costs the driver a
@@ -80,7 +89,7 @@ func (s *Store) logAppend(ctx context.Context, lines []routine.LogLine) error {
 			return fmt.Errorf("%s: %w", which, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // LogList returns the log lines of a run in Seq order.

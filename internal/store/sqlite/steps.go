@@ -8,6 +8,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
 )
 
 const (
@@ -29,6 +30,36 @@ const (
 
 // StepSave inserts or replaces the record of one step. The run must exist.
 func (s *Store) StepSave(ctx context.Context, step *routine.StepRun) error {
+	return s.saveStep(ctx, s.stepSave, step)
+}
+
+// Checkpoint saves step records and appends log lines in one transaction:
+// all of it or, on error, none.
+func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
+	if len(p.Steps) == 0 && len(p.Logs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	save := tx.StmtContext(ctx, s.stepSave)
+	for _, step := range p.Steps {
+		if err := s.saveStep(ctx, save, step); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if err := s.insertLogs(ctx, tx, p.Logs); err != nil {
+		return fmt.Errorf("checkpoint: append log: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) saveStep(ctx context.Context, stmt *sql.Stmt, step *routine.StepRun) error {
 	outputs, err := jsonText(step.Outputs, len(step.Outputs) == 0)
 	if err != nil {
 		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
@@ -41,7 +72,7 @@ func (s *Store) StepSave(ctx context.Context, step *routine.StepRun) error {
 	if step.ExitCode != nil {
 		exit = *step.ExitCode
 	}
-	_, err = s.stepSave.ExecContext(ctx,
+	_, err = stmt.ExecContext(ctx,
 		step.RunID, string(step.Phase), step.ID, step.Kind, string(step.State), step.Attempts, exit,
 		micros(step.StartedAt), micros(step.FinishedAt), step.DurationMs, outputs, step.CPUMs, step.MaxRSSKB, errJSON)
 	if err != nil {

@@ -25,6 +25,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Run", func(t *testing.T) { t.Parallel(); exerciseRuns(t, open) })
 	t.Run("Step", func(t *testing.T) { t.Parallel(); exerciseSteps(t, open) })
 	t.Run("Log", func(t *testing.T) { t.Parallel(); exerciseLogs(t, open) })
+	t.Run("Checkpoint", func(t *testing.T) { t.Parallel(); exerciseCheckpoint(t, open) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { t.Parallel(); exerciseConcurrency(t, open) })
 }
 

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// checkpointer writes the step records and log lines of one run from a
+// single goroutine. What queues up while a write is under way goes into the
+// next transaction, so a step's final record, its last log lines and the
+// next step's start usually cost one commit, and parallel steps share
+// commits. Records are written in the order they were queued.
+type checkpointer struct {
+	store  store.Store
+	logger *slog.Logger
+	runID  string
+
+	mu      sync.Mutex
+	done    *sync.Cond // signalled after each write
+	steps   []*routine.StepRun
+	index   map[stepKey]int // position of a queued step in steps
+	logs    []routine.LogLine
+	queued  uint64 // tickets handed out
+	written uint64 // tickets written (or failed)
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+type stepKey struct {
+	phase routine.Phase
+	id    string
+}
+
+// newCheckpointer starts the writer; ctx is used for every write, so it
+// should outlive the run's cancellation.
+func newCheckpointer(ctx context.Context, st store.Store, logger *slog.Logger, runID string) *checkpointer {
+	c := &checkpointer{
+		store:   st,
+		logger:  logger,
+		runID:   runID,
+		index:   map[stepKey]int{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	c.done = sync.NewCond(&c.mu)
+	go c.loop(ctx)
+	return c
+}
+
+// step queues a copy of rec and returns the ticket to wait for with sync.
+// A record queued twice before it is written is written once, as last
+// queued, at its first place.
+func (c *checkpointer) step(rec *routine.StepRun) uint64 {
+	cp := *rec
+	c.mu.Lock()
+	k := stepKey{rec.Phase, rec.ID}
+	if i, ok := c.index[k]; ok {
+		c.steps[i] = &cp
+	} else {
+		c.index[k] = len(c.steps)
+		c.steps = append(c.steps, &cp)
+	}
+	c.queued++
+	t := c.queued
+	c.mu.Unlock()
+	c.poke()
+	return t
+}
+
+// log queues a line. Lines are written with the next step record, when
+// logFlushLines of them wait, or every logFlushEvery.
+func (c *checkpointer) log(line routine.LogLine) {
+	c.mu.Lock()
+	c.logs = append(c.logs, line)
+	full := len(c.logs) >= logFlushLines
+	c.mu.Unlock()
+	if full {
+		c.poke()
+	}
+}
+
+func (c *checkpointer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sync waits until the record of ticket t (and everything queued before
+// it) has been written.
+func (c *checkpointer) sync(t uint64) {
+	c.mu.Lock()
+	for c.written < t {
+		c.done.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// close writes what is queued and stops the writer.
+func (c *checkpointer) close() {
+	close(c.stop)
+	<-c.stopped
+}
+
+func (c *checkpointer) loop(ctx context.Context) {
+	defer close(c.stopped)
+	tick := time.NewTicker(logFlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.wake:
+		case <-tick.C:
+		case <-c.stop:
+			c.write(ctx)
+			return
+		}
+		c.write(ctx)
+	}
+}
+
+// write commits what is queued in one transaction. A failure is logged and
+// the run goes on: the next transition rewrites the step's record.
+func (c *checkpointer) write(ctx context.Context) {
+	c.mu.Lock()
+	p := &store.CheckpointParams{Steps: c.steps, Logs: c.logs}
+	t := c.queued
+	c.steps, c.logs = nil, nil
+	clear(c.index)
+	c.mu.Unlock()
+	if len(p.Steps)+len(p.Logs) > 0 {
+		if err := c.store.Checkpoint(ctx, p); err != nil {
+			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "err", err)
+		}
+	}
+	c.mu.Lock()
+	c.written = t
+	c.done.Broadcast()
+	c.mu.Unlock()
+}
