@@ -7,20 +7,27 @@
 //
 //	seq40   40 sequential steps `true`      floor: a bash loop running /bin/true 40 times
 //	par100  100 independent steps `true`    floor: bash starting /bin/true 100 times with & and wait
-//	hello   `routines run-once` of one step `echo hello`, the whole process from start to exit
-//	        floor: bash running /bin/echo hello
+//	hello   one step `echo hello`           floor: bash running /bin/echo hello
+//
+// For seq40 and par100 the compared times are the work itself: the run as
+// the engine records it (started_at to finished_at: every step, checkpoint
+// and sandbox set-up included) against the loop as bash times it. For hello
+// they are whole processes, `routines run-once` against `bash -c`, start to
+// exit. The whole-process times of every workload are printed too.
 //
 // Times are medians over -n repetitions, ours and the floor interleaved so
 // both see the same machine load.
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -33,7 +40,8 @@ type workload struct {
 	floor   string  // the bash script doing the same work
 	target  float64 // the ratio we aim for; 0 when the target is absolute
 	absMax  time.Duration
-	perStep int // steps, for the per-step overhead column
+	perStep int  // steps, for the per-step overhead column
+	work    bool // compare the work (run vs loop) rather than whole processes
 }
 
 func workloads() []workload {
@@ -45,8 +53,8 @@ func workloads() []workload {
 		fmt.Fprintf(&par, "  - id: p%d\n    needs: []\n    run: \"true\"\n", i)
 	}
 	return []workload{
-		{name: "seq40", steps: seq.String(), floor: "for i in {1..40}; do /bin/true; done", target: 1.25, perStep: 40},
-		{name: "par100", steps: "parallelism: 8\nsteps:\n" + par.String(), floor: "for i in {1..100}; do /bin/true & done; wait", target: 1.5, perStep: 100},
+		{name: "seq40", steps: seq.String(), floor: "for i in {1..40}; do /bin/true; done", target: 1.25, perStep: 40, work: true},
+		{name: "par100", steps: "parallelism: 8\nsteps:\n" + par.String(), floor: "for i in {1..100}; do /bin/true & done; wait", target: 1.5, perStep: 100, work: true},
 		{name: "hello", steps: "  - id: hello\n    run: echo hello\n", floor: "/bin/echo hello", absMax: 50 * time.Millisecond, perStep: 1},
 	}
 }
@@ -80,7 +88,7 @@ func run(reps int, keep bool) error {
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tours (median)\tfloor (median)\tratio\tper-step overhead\tpeak RSS\ttarget\tmet\t")
+	fmt.Fprintln(tw, "workload\tcompared\tours\tfloor\tratio\tper-step overhead\tours (process)\tfloor (process)\tpeak RSS\ttarget\tmet\t")
 	allMet := true
 	for _, w := range workloads() {
 		dir := filepath.Join(tmp, w.name)
@@ -97,24 +105,31 @@ func run(reps int, keep bool) error {
 			return err
 		}
 		// One warm-up run creates the store, so every measured run is alike.
-		if _, _, err := timeCmd(exec.Command(bin, "run-once", dir)); err != nil {
+		if _, err := measure(exec.Command(bin, "run-once", dir, "-o", "json"), ourWork); err != nil {
 			return fmt.Errorf("%s warm-up: %w", w.name, err)
 		}
-		var ours, floor []time.Duration
-		var rss int64
+		floorScript := "s=$EPOCHREALTIME; " + w.floor + "; e=$EPOCHREALTIME; echo $s $e"
+		var ours, floor []sample
 		for range reps {
-			d, r, err := timeCmd(exec.Command(bin, "run-once", dir))
+			o, err := measure(exec.Command(bin, "run-once", dir, "-o", "json"), ourWork)
 			if err != nil {
 				return fmt.Errorf("%s: %w", w.name, err)
 			}
-			ours, rss = append(ours, d), max(rss, r)
-			d, _, err = timeCmd(exec.Command("bash", "-c", w.floor))
+			f, err := measure(exec.Command("bash", "-c", floorScript), floorWork)
 			if err != nil {
 				return fmt.Errorf("%s floor: %w", w.name, err)
 			}
-			floor = append(floor, d)
+			ours, floor = append(ours, o), append(floor, f)
 		}
-		o, f := median(ours), median(floor)
+		oProc, fProc := median(ours, func(s sample) time.Duration { return s.process }), median(floor, func(s sample) time.Duration { return s.process })
+		o, f, compared := oProc, fProc, "process"
+		if w.work {
+			o, f, compared = median(ours, func(s sample) time.Duration { return s.work }), median(floor, func(s sample) time.Duration { return s.work }), "work"
+		}
+		var rss int64
+		for _, s := range ours {
+			rss = max(rss, s.rssKB)
+		}
 		ratio := float64(o) / float64(f)
 		target, met := "", true
 		if w.target > 0 {
@@ -129,7 +144,8 @@ func run(reps int, keep bool) error {
 			met = met && rss <= 30<<10
 		}
 		allMet = allMet && met
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%s\t%.1f MB\t%s\t%v\t\n", w.name, ms(o), ms(f), ratio, ms((o-f)/time.Duration(w.perStep)), float64(rss)/1024, target, met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f×\t%s\t%s\t%s\t%.1f MB\t%s\t%v\t\n", w.name, compared, ms(o), ms(f), ratio,
+			ms((o-f)/time.Duration(w.perStep)), ms(oProc), ms(fProc), float64(rss)/1024, target, met)
 	}
 	tw.Flush()
 	if !allMet {
@@ -138,27 +154,68 @@ func run(reps int, keep bool) error {
 	return nil
 }
 
-// timeCmd runs cmd and returns its wall time and peak RSS in KiB.
-func timeCmd(cmd *exec.Cmd) (time.Duration, int64, error) {
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+// sample is one measured command: its whole process and the work inside it.
+type sample struct {
+	process, work time.Duration
+	rssKB         int64
+}
+
+// ourWork reads the run's duration from run-once -o json.
+func ourWork(out []byte) (time.Duration, error) {
+	var run struct {
+		State      string    `json:"state"`
+		StartedAt  time.Time `json:"started_at"`
+		FinishedAt time.Time `json:"finished_at"`
+	}
+	if err := json.Unmarshal(out, &run); err != nil || run.State != "succeeded" {
+		return 0, fmt.Errorf("run did not succeed: %v: %s", err, out)
+	}
+	return run.FinishedAt.Sub(run.StartedAt), nil
+}
+
+// floorWork reads the two $EPOCHREALTIME stamps the floor script prints.
+func floorWork(out []byte) (time.Duration, error) {
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("floor printed %q", out)
+	}
+	s, err1 := strconv.ParseFloat(f[len(f)-2], 64)
+	e, err2 := strconv.ParseFloat(f[len(f)-1], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("floor printed %q", out)
+	}
+	return time.Duration((e - s) * 1e9), nil
+}
+
+// measure runs cmd, times the whole process and reads the work time and
+// peak RSS.
+func measure(cmd *exec.Cmd, work func([]byte) (time.Duration, error)) (sample, error) {
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
 	err := cmd.Run()
 	d := time.Since(start)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%v: %s", err, out.String())
+		return sample{}, fmt.Errorf("%v: %s%s", err, out.String(), errOut.String())
 	}
-	var rss int64
+	w, err := work([]byte(out.String()))
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{process: d, work: w}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss
+		s.rssKB = ru.Maxrss
 	}
-	return d, rss, nil
+	return s, nil
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
+func median(s []sample, f func(sample) time.Duration) time.Duration {
+	ds := make([]time.Duration, len(s))
+	for i, x := range s {
+		ds[i] = f(x)
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }

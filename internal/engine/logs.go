@@ -29,8 +29,8 @@ const (
 // runLog numbers the log lines of one run, redacts secrets, shows them to
 // the observer and queues them for the store.
 type runLog struct {
-	x  *runExec
-	mu sync.Mutex // orders seq with the queue
+	x   *runExec
+	mu  sync.Mutex // orders seq with the queue
 	seq int64
 }
 

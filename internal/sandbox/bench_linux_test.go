@@ -47,6 +47,21 @@ func BenchmarkRunTrueCaptured(b *testing.B) {
 	benchmarkRun(b, &Command{Path: "/bin/true", Stdout: &out, Stderr: &out, Policy: benchPolicy(b)})
 }
 
+// lineWriter stands for the engine's writers, which split lines and keep
+// them: not an *os.File, so the child's output goes through a pipe.
+type lineWriter struct{ lines int }
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.lines += bytes.Count(p, []byte{'\n'})
+	return len(p), nil
+}
+
+// BenchmarkRunTrueTwoWriters is what the engine does: a separate writer for
+// stdout and for stderr, so two pipes.
+func BenchmarkRunTrueTwoWriters(b *testing.B) {
+	benchmarkRun(b, &Command{Path: "/bin/true", Stdout: &lineWriter{}, Stderr: &lineWriter{}, Policy: benchPolicy(b)})
+}
+
 // BenchmarkExecTrue is the floor: os/exec with nothing else.
 func BenchmarkExecTrue(b *testing.B) {
 	for b.Loop() {

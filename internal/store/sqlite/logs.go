@@ -98,7 +98,7 @@ func (s *Store) LogList(ctx context.Context, p *store.LogListParams) ([]routine.
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.logList.QueryContext(ctx, p.RunID, p.AfterSeq, p.Step, limit)
+	rows, err := s.r.QueryContext(ctx, logListSQL, p.RunID, p.AfterSeq, p.Step, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list log of %s: %w", p.RunID, err)
 	}

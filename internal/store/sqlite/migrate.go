@@ -58,6 +58,19 @@ func migrate(ctx context.Context, db *sql.DB, file string) error {
 	if err != nil {
 		return err
 	}
+	latest := ms[len(ms)-1].version
+	// user_version mirrors the newest applied migration: reading it costs
+	// no write, so opening an up-to-date store takes no lock.
+	var quick int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&quick); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if quick > latest {
+		return newerSchema(file, quick, latest)
+	}
+	if quick == latest {
+		return nil
+	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		applied_at INTEGER NOT NULL
@@ -68,7 +81,6 @@ func migrate(ctx context.Context, db *sql.DB, file string) error {
 	if err != nil {
 		return err
 	}
-	latest := ms[len(ms)-1].version
 	if cur > latest {
 		return newerSchema(file, cur, latest)
 	}
@@ -96,13 +108,17 @@ func apply(ctx context.Context, db *sql.DB, m migration, file string, latest int
 		return newerSchema(file, cur, latest)
 	}
 	if cur >= m.version {
-		return nil
+		_, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(cur))
+		return errors.Join(err, tx.Commit())
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
 		m.version, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(m.version)); err != nil {
 		return err
 	}
 	return tx.Commit()

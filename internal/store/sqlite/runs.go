@@ -100,13 +100,13 @@ func (s *Store) RunGet(ctx context.Context, id string) (*routine.Run, error) {
 func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
 	end, ok := prefixEnd(id)
 	if len(id) < minPrefix || !ok {
-		run, err := scanRun(s.runGetExact.QueryRowContext(ctx, id))
+		run, err := scanRun(s.r.QueryRowContext(ctx, runGetExactSQL, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, routine.ErrNotFound
 		}
 		return run, err
 	}
-	rows, err := s.runGetPrefix.QueryContext(ctx, id, end)
+	rows, err := s.r.QueryContext(ctx, runGetPrefixSQL, id, end)
 	if err != nil {
 		return nil, err
 	}

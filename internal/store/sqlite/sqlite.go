@@ -47,17 +47,13 @@ type Store struct {
 	w *sql.DB
 	r *sql.DB
 
-	// On w.
+	// Write statements, prepared on w. Reads are not prepared ahead: a
+	// command that only writes (run-once) then never opens a reader.
 	runCreate      *sql.Stmt
 	runUpdate      *sql.Stmt
 	stepSave       *sql.Stmt
 	logInsert      *sql.Stmt
 	logInsertChunk *sql.Stmt
-	// On r.
-	runGetExact  *sql.Stmt
-	runGetPrefix *sql.Stmt
-	stepList     *sql.Stmt
-	logList      *sql.Stmt
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
@@ -132,10 +128,6 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.stepSave, stepSaveSQL},
 		{s.w, &s.logInsert, logInsertSQL},
 		{s.w, &s.logInsertChunk, logInsertChunkSQL},
-		{s.r, &s.runGetExact, runGetExactSQL},
-		{s.r, &s.runGetPrefix, runGetPrefixSQL},
-		{s.r, &s.stepList, stepListSQL},
-		{s.r, &s.logList, logListSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -150,8 +142,7 @@ func (s *Store) prepare(ctx context.Context) error {
 // database file, so a closed store is one self-contained file.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
-		s.runGetExact, s.runGetPrefix, s.stepList, s.logList} {
+	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -87,7 +87,7 @@ func (s *Store) saveStep(ctx context.Context, stmt *sql.Stmt, step *routine.Step
 // StepList returns the step records of a run in the order they were first
 // saved; none for an unknown run.
 func (s *Store) StepList(ctx context.Context, runID string) ([]*routine.StepRun, error) {
-	rows, err := s.stepList.QueryContext(ctx, runID)
+	rows, err := s.r.QueryContext(ctx, stepListSQL, runID)
 	if err != nil {
 		return nil, fmt.Errorf("list steps of %s: %w", runID, err)
 	}
