@@ -11,7 +11,6 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
-	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
@@ -25,18 +24,8 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Short: "List dead runs, whose input is kept for replay",
 		Args:  argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withStore(cmd.Context(), func(st *sqlite.Store) error {
-				runs, err := st.RunList(cmd.Context(), &store.RunListParams{States: []routine.State{routine.StateDead}, Limit: limit})
-				if err != nil {
-					return err
-				}
-				if g.output == "json" {
-					if runs == nil {
-						runs = []*routine.Run{}
-					}
-					return writeJSON(g.deps.Stdout, runs)
-				}
-				return printRuns(g, runs)
+			return g.withStore(cmd.Context(), func(st store.Store) error {
+				return g.listRuns(cmd.Context(), st, &store.RunListParams{States: []routine.State{routine.StateDead}, Limit: limit})
 			})
 		},
 	}
@@ -58,16 +47,14 @@ func newDLQCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) error {
+	var dead *routine.Run
+	if err := g.withRun(ctx, id, func(_ store.Store, run *routine.Run) error {
+		dead = run
+		return nil
+	}); err != nil {
+		return err
+	}
 	project, err := g.projectFor(".")
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, project, false)
-	if err != nil {
-		return err
-	}
-	dead, err := getRun(ctx, st, id)
-	st.Close()
 	if err != nil {
 		return err
 	}

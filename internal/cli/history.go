@@ -12,7 +12,6 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
-	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // runDetail is the JSON shape of `show`: a run and its steps.
@@ -22,7 +21,7 @@ type runDetail struct {
 }
 
 // withStore opens the store of the project around the current directory.
-func (g *globals) withStore(ctx context.Context, fn func(st *sqlite.Store) error) error {
+func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
 	project, err := g.projectFor(".")
 	if err != nil {
 		return err
@@ -33,6 +32,17 @@ func (g *globals) withStore(ctx context.Context, fn func(st *sqlite.Store) error
 	}
 	defer st.Close()
 	return fn(st)
+}
+
+// withRun opens the project's store and finds the run id names in it.
+func (g *globals) withRun(ctx context.Context, id string, fn func(st store.Store, run *routine.Run) error) error {
+	return g.withStore(ctx, func(st store.Store) error {
+		run, err := getRun(ctx, st, id)
+		if err != nil {
+			return err
+		}
+		return fn(st, run)
+	})
 }
 
 // getRun finds a run by id or unique id prefix; a miss is bad input.
@@ -66,18 +76,8 @@ func newRunsCmd(g *globals) *cobra.Command {
 			if p.Limit < 0 {
 				return invalid(fmt.Errorf("--limit %d: must be positive", p.Limit))
 			}
-			return g.withStore(cmd.Context(), func(st *sqlite.Store) error {
-				runs, err := st.RunList(cmd.Context(), &p)
-				if err != nil {
-					return err
-				}
-				if g.output == "json" {
-					if runs == nil {
-						runs = []*routine.Run{}
-					}
-					return writeJSON(g.deps.Stdout, runs)
-				}
-				return printRuns(g, runs)
+			return g.withStore(cmd.Context(), func(st store.Store) error {
+				return g.listRuns(cmd.Context(), st, &p)
 			})
 		},
 	}
@@ -104,7 +104,18 @@ func statesList() string {
 	return strings.Join(names, ", ")
 }
 
-func printRuns(g *globals, runs []*routine.Run) error {
+// listRuns prints the runs p selects: a table, or a JSON array.
+func (g *globals) listRuns(ctx context.Context, st store.Store, p *store.RunListParams) error {
+	runs, err := st.RunList(ctx, p)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		if runs == nil {
+			runs = []*routine.Run{}
+		}
+		return writeJSON(g.deps.Stdout, runs)
+	}
 	if len(runs) == 0 {
 		_, err := fmt.Fprintln(g.deps.Stdout, "no runs")
 		return err
@@ -135,11 +146,7 @@ func newShowCmd(g *globals) *cobra.Command {
 		Args:  argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return g.withStore(ctx, func(st *sqlite.Store) error {
-				run, err := getRun(ctx, st, args[0])
-				if err != nil {
-					return err
-				}
+			return g.withRun(ctx, args[0], func(st store.Store, run *routine.Run) error {
 				steps, err := st.StepList(ctx, run.ID)
 				if err != nil {
 					return err
@@ -208,11 +215,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Args:  argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return g.withStore(ctx, func(st *sqlite.Store) error {
-				run, err := getRun(ctx, st, args[0])
-				if err != nil {
-					return err
-				}
+			return g.withRun(ctx, args[0], func(st store.Store, run *routine.Run) error {
 				lines, err := st.LogList(ctx, &store.LogListParams{RunID: run.ID, Step: step})
 				if err != nil {
 					return err

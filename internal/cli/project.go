@@ -78,6 +78,14 @@ func (g *globals) loadRoutine(arg string) (*routine.Routine, error) {
 	return r, nil
 }
 
+// firstArg returns the optional first argument, or "".
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
 // findByName looks for a routine called name under the project directory.
 func (g *globals) findByName(name string) (string, error) {
 	root, err := g.projectFor(".")

@@ -33,11 +33,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 			"Exit codes: 0 succeeded, 1 failed, 2 invalid routine or input (nothing ran), 130 cancelled.",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			arg := ""
-			if len(args) == 1 {
-				arg = args[0]
-			}
-			r, err := g.loadRoutine(arg)
+			r, err := g.loadRoutine(firstArg(args))
 			if err != nil {
 				return err
 			}

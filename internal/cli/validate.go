@@ -17,11 +17,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			"routine.yaml:LINE:COL: message, with the line shown. Exit 0 when valid, 2 when not.",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			arg := ""
-			if len(args) == 1 {
-				arg = args[0]
-			}
-			r, err := g.loadRoutine(arg)
+			r, err := g.loadRoutine(firstArg(args))
 			if err != nil {
 				var se *spec.Error
 				if g.output == "json" && errors.As(err, &se) {

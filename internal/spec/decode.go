@@ -15,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
 // Bounds that keep a hostile file from exhausting the decoder.
@@ -382,7 +383,7 @@ func (d *decoder) unknownKey(k ast.Node, t reflect.Type, path, key string, valid
 		d.doc.unavailable[path] = true
 		d.problem(k, path, "trigger kind %q is not available yet in this version (available: %s)", key, strings.Join(triggerKinds, ", "))
 	default:
-		if c := closest(key, valid); c != "" {
+		if c := suggest.Closest(key, valid); c != "" {
 			d.doc.misspelled[path+"."+c] = true
 			d.problem(k, path, "unknown key %q; did you mean %q?", key, c)
 		} else {

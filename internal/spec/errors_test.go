@@ -3,6 +3,8 @@ package spec
 import (
 	"errors"
 	"testing"
+
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
 func TestProblemString(t *testing.T) {
@@ -81,8 +83,8 @@ func TestDidYouMean(t *testing.T) {
 		"colour":        "",
 	}
 	for in, want := range tests {
-		if got := closest(in, keys); got != want {
-			t.Errorf("closest(%q) = %q, want %q", in, got, want)
+		if got := suggest.Closest(in, keys); got != want {
+			t.Errorf("suggest.Closest(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
 // order is the wait graph of one step list: a step waits for the steps it
@@ -50,7 +52,7 @@ func (v *validator) graph(l stepList, other []string) *order {
 			case slices.Contains(other, need):
 				v.errorf(np, "needs: %q is an on_failure step, which runs only after the main steps", need)
 			default:
-				v.errorf(np, "needs: unknown step %q%s", need, didYouMean(need, l.ids()))
+				v.errorf(np, "needs: unknown step %q%s", need, suggest.DidYouMean(need, l.ids()))
 			}
 			seen[need] = true
 		}

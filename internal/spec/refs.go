@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/suggest"
 	"github.com/routines-dev/routines/internal/template"
 )
 
@@ -119,12 +120,12 @@ func (v *validator) checkRef(ref template.Ref, sc *scope) string {
 		if name == "" || sc.env[name] {
 			return ""
 		}
-		return ref.String() + " is not set: add " + name + " to env: of the routine or of the step" + didYouMean(name, slices.Sorted(maps.Keys(sc.env)))
+		return ref.String() + " is not set: add " + name + " to env: of the routine or of the step" + suggest.DidYouMean(name, slices.Sorted(maps.Keys(sc.env)))
 	case template.RootInput:
 		if _, ok := v.r.Inputs[name]; name == "" || v.r.Inputs == nil || ok {
 			return ""
 		}
-		return "input." + name + " is not a declared input" + didYouMean(name, slices.Sorted(maps.Keys(v.r.Inputs)))
+		return "input." + name + " is not a declared input" + suggest.DidYouMean(name, slices.Sorted(maps.Keys(v.r.Inputs)))
 	case template.RootFailure:
 		if !sc.list.onFailure {
 			return "failure is only available in on_failure steps"
@@ -156,7 +157,7 @@ func (v *validator) checkStepRef(id string, sc *scope) string {
 		return "steps." + id + " is not available to step \"" + sc.step + "\": it is an on_failure step, which runs only after the main steps"
 	}
 	known := append(sc.list.ids(), sc.main...)
-	return "unknown step \"" + id + "\" in steps." + id + didYouMean(id, known)
+	return "unknown step \"" + id + "\" in steps." + id + suggest.DidYouMean(id, known)
 }
 
 func (v *validator) onFailureIDs() []string {

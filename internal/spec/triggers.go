@@ -11,6 +11,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
 // cronParser accepts 5 fields, or 6 with seconds first, and descriptors
@@ -81,7 +82,7 @@ func (v *validator) trigger(p string, t *routine.Trigger) {
 		}
 		for i, on := range f.On {
 			if !slices.Contains(fileEvents, on) {
-				v.errorf(p+".file.on["+strconv.Itoa(i)+"]", "file.on must name %s, got %q%s", strings.Join(fileEvents, ", "), on, didYouMean(on, fileEvents))
+				v.errorf(p+".file.on["+strconv.Itoa(i)+"]", "file.on must name %s, got %q%s", strings.Join(fileEvents, ", "), on, suggest.DidYouMean(on, fileEvents))
 			}
 		}
 	}
@@ -113,6 +114,6 @@ func (v *validator) oneOf(path, key, val string, valid []string, scheduled bool)
 	case !scheduled:
 		v.errorf(path, "%s only applies to cron and every triggers", key)
 	case !slices.Contains(valid, val):
-		v.errorf(path, "%s must be one of %s, got %q%s", key, strings.Join(valid, ", "), val, didYouMean(val, valid))
+		v.errorf(path, "%s must be one of %s, got %q%s", key, strings.Join(valid, ", "), val, suggest.DidYouMean(val, valid))
 	}
 }

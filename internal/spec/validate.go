@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
 // The step and trigger kinds of this version, and those the file format
@@ -284,7 +285,7 @@ func (v *validator) retry(p string, rt *routine.Retry) {
 	}
 	backoffs := []string{string(routine.BackoffExponential), string(routine.BackoffLinear), string(routine.BackoffConstant)}
 	if rt.Backoff != "" && !slices.Contains(backoffs, string(rt.Backoff)) {
-		v.errorf(p+".backoff", "%s.backoff must be one of %s, got %q%s", human(p), strings.Join(backoffs, ", "), rt.Backoff, didYouMean(string(rt.Backoff), backoffs))
+		v.errorf(p+".backoff", "%s.backoff must be one of %s, got %q%s", human(p), strings.Join(backoffs, ", "), rt.Backoff, suggest.DidYouMean(string(rt.Backoff), backoffs))
 	}
 	v.positive(p+".initial", rt.Initial)
 	v.positive(p+".max", rt.Max)

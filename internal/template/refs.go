@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
+
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
 // Ref is one reference a template or condition makes: steps.fetch.outputs.url
@@ -218,7 +220,7 @@ func (a *analyzer) identifier(n *ast.IdentifierNode, path []string, keys []ast.N
 		case namedValue.MatchString(name):
 			a.fail(n, "unknown name %q: write {{%s}} on its own, or env.%s", name, name, name)
 		default:
-			a.fail(n, "unknown name %q in expression%s", name, didYouMean(name, Roots))
+			a.fail(n, "unknown name %q in expression%s", name, suggest.DidYouMean(name, Roots))
 		}
 		return
 	}
@@ -235,7 +237,7 @@ func (a *analyzer) identifier(n *ast.IdentifierNode, path []string, keys []ast.N
 		fields, at = stepFields, 1
 	}
 	if fields != nil && len(path) > at && !slices.Contains(fields, path[at]) {
-		a.fail(keys[at], "unknown field %q of %s%s", path[at], dotted(name, path[:at]), didYouMean(path[at], fields))
+		a.fail(keys[at], "unknown field %q of %s%s", path[at], dotted(name, path[:at]), suggest.DidYouMean(path[at], fields))
 		return
 	}
 	a.refs = append(a.refs, Ref{

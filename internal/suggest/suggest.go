@@ -1,20 +1,23 @@
-package spec
+// Package suggest finds the closest valid name to a misspelled one, for the
+// "did you mean" of validation messages in routine files and expressions.
+package suggest
+
 
 import "strings"
 
-// didYouMean returns `; did you mean "x"?` for the candidate closest to
+// DidYouMean returns `; did you mean "x"?` for the candidate closest to
 // name, or "" when none is close enough to be a typo.
-func didYouMean(name string, candidates []string) string {
-	if c := closest(name, candidates); c != "" {
+func DidYouMean(name string, candidates []string) string {
+	if c := Closest(name, candidates); c != "" {
 		return `; did you mean "` + c + `"?`
 	}
 	return ""
 }
 
-// closest returns the candidate closest to name when it is close enough to
+// Closest returns the candidate closest to name when it is close enough to
 // be a typo: at most two edits away (one for names of three letters or
 // less), or sharing a prefix of four letters; "" otherwise.
-func closest(name string, candidates []string) string {
+func Closest(name string, candidates []string) string {
 	best, bestDist := "", 3
 	for _, c := range candidates {
 		d := distance(strings.ToLower(name), strings.ToLower(c))
