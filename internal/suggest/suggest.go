@@ -2,7 +2,6 @@
 // "did you mean" of validation messages in routine files and expressions.
 package suggest
 
-
 import "strings"
 
 // DidYouMean returns `; did you mean "x"?` for the candidate closest to
