@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,15 +23,19 @@ type result struct {
 // routines runs the command line in-process, in dir, like a user would.
 func routines(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return routinesWith(t, cli.Deps{}, dir, args...)
+}
+
+// routinesWith runs the command line with deps, filling in the defaults.
+func routinesWith(t *testing.T, deps cli.Deps, dir string, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	if dir != "" {
 		args = append([]string{"--project", dir}, args...)
 	}
-	code := cli.Run(context.Background(), cli.Deps{
-		Kinds:  steps.NewRegistry(steps.RunKind{}),
-		Stdout: &stdout,
-		Stderr: &stderr,
-	}, args)
+	deps.Kinds = steps.NewRegistry(steps.RunKind{})
+	deps.Stdout, deps.Stderr = &stdout, &stderr
+	code := cli.Run(context.Background(), deps, args)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -222,5 +227,48 @@ func TestSchema(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, `"steps"`) || !strings.Contains(r.stdout, `"dead_letter"`) {
 		t.Fatalf("schema lacks keys")
+	}
+}
+
+func TestWithoutLandlockRefusesUnlessAllowed(t *testing.T) {
+	t.Parallel()
+	dir := writeRoutine(t, "name: nolandlock\nsteps:\n  - id: a\n    run: echo ran\n")
+	noLandlock := cli.Deps{SandboxCheck: func() (int, error) { return 0, errors.New("landlock is not supported by this kernel") }}
+	r := routinesWith(t, noLandlock, "", "run-once", dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "landlock is not supported") || !strings.Contains(r.stderr, "--allow-unconfined") || strings.Contains(r.stdout, "ran") {
+		t.Fatalf("without --allow-unconfined: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".routines")); !os.IsNotExist(err) {
+		t.Fatalf("a refused run left .routines behind: %v", err)
+	}
+	r = routinesWith(t, noLandlock, "", "run-once", dir, "--allow-unconfined")
+	if r.code != 0 || !strings.Contains(r.stderr, "NOT confined") || !strings.Contains(r.stdout, "[a] ran") {
+		t.Fatalf("with --allow-unconfined: %+v", r)
+	}
+}
+
+func TestMegabytesOfBinaryOutput(t *testing.T) {
+	t.Parallel()
+	dir := writeRoutine(t, `name: noisy
+steps:
+  - id: spew
+    run: head -c 3000000 /dev/urandom; printf '\e[2J\e]0;title\a'; echo; echo done
+`)
+	r := routines(t, "", "run-once", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "[spew] done") {
+		t.Fatalf("run-once: exit %d, stderr %s", r.code, r.stderr)
+	}
+	for _, c := range r.stdout {
+		if c == 0x1b || c == 0x07 || c == 0 {
+			t.Fatalf("control character %q reached the terminal", c)
+		}
+	}
+	logs := routines(t, dir, "logs", strings.Fields(r.stdout)[1], "-o", "json")
+	var lines []map[string]any
+	if err := json.Unmarshal([]byte(logs.stdout), &lines); err != nil || len(lines) < 10 {
+		t.Fatalf("logs: %v (%d lines)", err, len(lines))
+	}
+	if last := lines[len(lines)-1]; last["text"] != "done" {
+		t.Fatalf("last line %v", last)
 	}
 }

@@ -69,7 +69,7 @@ func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) e
 	if r.Revision != dead.Revision {
 		fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); replaying with the current file\n", r.Name, dead.ID, shortRev(dead.Revision), shortRev(r.Revision))
 	}
-	unconfined, err := confinement(r, allowUnconfined, g.deps.Stderr)
+	unconfined, err := g.confinement(r, allowUnconfined)
 	if err != nil {
 		return invalid(err)
 	}

@@ -26,7 +26,10 @@ const (
 
 // Deps is what main gives the commands.
 type Deps struct {
-	Kinds   steps.Registry
+	Kinds steps.Registry
+	// SandboxCheck reports the Landlock ABI the kernel offers, or why there
+	// is none; sandbox.Check when nil.
+	SandboxCheck func() (int, error)
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Version string

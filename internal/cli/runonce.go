@@ -41,7 +41,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return invalid(err)
 			}
-			unconfined, err := confinement(r, allowUnconfined, g.deps.Stderr)
+			unconfined, err := g.confinement(r, allowUnconfined)
 			if err != nil {
 				return invalid(err)
 			}
@@ -98,15 +98,19 @@ func inputNames(r *routine.Routine) []string {
 
 // confinement checks that run steps can be confined. Without Landlock a
 // run refuses to start unless the user allowed unconfined steps.
-func confinement(r *routine.Routine, allow bool, stderr io.Writer) (unconfined bool, err error) {
+func (g *globals) confinement(r *routine.Routine, allow bool) (unconfined bool, err error) {
 	if !usesKind(r, "run") {
 		return false, nil
 	}
-	if _, err := sandbox.Check(); err != nil {
+	check := g.deps.SandboxCheck
+	if check == nil {
+		check = sandbox.Check
+	}
+	if _, err := check(); err != nil {
 		if !allow {
 			return false, fmt.Errorf("cannot confine run steps: %v; pass --allow-unconfined to run them without a sandbox", err)
 		}
-		fmt.Fprintf(stderr, "warning: %v; run steps are NOT confined (--allow-unconfined)\n", err)
+		fmt.Fprintf(g.deps.Stderr, "warning: %v; run steps are NOT confined (--allow-unconfined)\n", err)
 		return true, nil
 	}
 	return false, nil
