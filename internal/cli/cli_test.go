@@ -54,7 +54,7 @@ func TestInitValidateRunOnceAndHistory(t *testing.T) {
 	if r := routines(t, "", "init", dir); r.code != 0 {
 		t.Fatalf("init: %+v", r)
 	}
-	for _, f := range []string{"routine.yaml", "scripts/greet.sh", ".gitignore"} {
+	for _, f := range []string{"routine.yaml", "scripts/greet.sh", ".gitignore", "routine.schema.json"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("init did not create %s", f)
 		}
@@ -270,5 +270,16 @@ steps:
 	}
 	if last := lines[len(lines)-1]; last["text"] != "done" {
 		t.Fatalf("last line %v", last)
+	}
+}
+
+// TestSchemaFileInDocsIsCurrent keeps docs/routine.schema.json, which the
+// examples point editors at, equal to what routines schema prints.
+func TestSchemaFileInDocsIsCurrent(t *testing.T) {
+	t.Parallel()
+	want := routines(t, "", "schema").stdout
+	got, err := os.ReadFile("../../docs/routine.schema.json")
+	if err != nil || string(got) != want {
+		t.Fatalf("docs/routine.schema.json is stale (%v): regenerate it with: go run ./cmd/routines schema > docs/routine.schema.json", err)
 	}
 }

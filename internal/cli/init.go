@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/spec"
 )
 
 //go:embed scaffold
@@ -23,7 +25,8 @@ func newInitCmd(g *globals) *cobra.Command {
 		Use:   "init DIR",
 		Short: "Create a project directory with a commented routine.yaml",
 		Long: "init creates DIR with routine.yaml (a cron trigger at 08:00 that prints a greeting),\n" +
-			"scripts/greet.sh and a .gitignore for .routines/. The routine is named after DIR.",
+			"scripts/greet.sh, routine.schema.json (for editors) and a .gitignore for .routines/.\n" +
+			"The routine is named after DIR.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
@@ -37,14 +40,16 @@ func newInitCmd(g *globals) *cobra.Command {
 			if err := writeScaffold(dir, name); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.deps.Stdout, "Created %s/routine.yaml, %s/scripts/greet.sh and %s/.gitignore.\nNext: routines run-once %s\n", dir, dir, dir, dir)
+			if err := writeNew(filepath.Join(dir, "routine.schema.json"), spec.Schema(), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.deps.Stdout, "Created %[1]s/routine.yaml, %[1]s/scripts/greet.sh, %[1]s/routine.schema.json and %[1]s/.gitignore.\nNext: routines run-once %[1]s\n", dir)
 			return nil
 		},
 	}
 }
 
-// writeScaffold copies the embedded scaffold into dir. Files are written
-// to a temporary name first, so an interrupted init leaves no half file.
+// writeScaffold copies the embedded scaffold into dir.
 func writeScaffold(dir, name string) error {
 	return fs.WalkDir(scaffold, "scaffold", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -67,15 +72,22 @@ func writeScaffold(dir, name string) error {
 		if strings.HasSuffix(path, ".sh") {
 			mode = 0o755
 		}
-		if _, err := os.Stat(target); err == nil {
-			return nil // keep what the user has
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		tmp := target + ".tmp"
-		if err := os.WriteFile(tmp, data, mode); err != nil {
-			return fmt.Errorf("init: %w", err)
-		}
-		return os.Rename(tmp, target)
+		return writeNew(target, data, mode)
 	})
+}
+
+// writeNew writes a file that does not exist yet, through a temporary
+// name, so an interrupted init leaves no half file; an existing file is
+// the user's and is kept.
+func writeNew(target string, data []byte, mode os.FileMode) error {
+	if _, err := os.Stat(target); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	tmp := target + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	return os.Rename(tmp, target)
 }

@@ -30,9 +30,9 @@ type Deps struct {
 	// SandboxCheck reports the Landlock ABI the kernel offers, or why there
 	// is none; sandbox.Check when nil.
 	SandboxCheck func() (int, error)
-	Stdout  io.Writer
-	Stderr  io.Writer
-	Version string
+	Stdout       io.Writer
+	Stderr       io.Writer
+	Version      string
 }
 
 // exitError carries an exit code up to Run.
