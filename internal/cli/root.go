@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -68,7 +69,10 @@ func Run(ctx context.Context, deps Deps, args []string) int {
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != errSilent {
+		if problems := spec.Problems(ee.err); len(problems) > 0 {
+			// The problems carry their own positions: no prefix.
+			fmt.Fprintf(deps.Stderr, "%v\n%d problem(s); nothing was run\n", ee.err, len(problems))
+		} else if ee.err != errSilent {
 			fmt.Fprintln(deps.Stderr, "error:", ee.err)
 		}
 		return ee.code
