@@ -26,7 +26,7 @@ type runExec struct {
 	cp        *checkpointer
 	redactor  *strings.Replacer
 
-	mu      sync.Mutex // guards tctx.Steps, run resource totals and completed
+	mu      sync.Mutex // guards tctx, the run's resource totals and completed
 	tctx    *template.Context
 	records map[string]*routine.StepRun
 	// completed lists main steps that succeeded, in completion order, for compensation.
@@ -377,8 +377,6 @@ func (x *runExec) finishStep(ctx context.Context, phase routine.Phase, s *routin
 	if phase == routine.PhaseMain && rec.State == routine.StateSucceeded && s.Compensate != nil {
 		x.completed = append(x.completed, s)
 	}
-	x.run.CPUUserMs += rec.CPUMs
-	x.run.MaxRSSKB = max(x.run.MaxRSSKB, rec.MaxRSSKB)
 	x.mu.Unlock()
 	x.e.observer.StepFinished(x.run, rec)
 }
@@ -452,8 +450,14 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	}
 	if res != nil {
 		rec.ExitCode = res.ExitCode
-		rec.CPUMs = (res.CPUUser + res.CPUSys).Milliseconds()
-		rec.MaxRSSKB = res.MaxRSSKB
+		// Resource use adds up over the attempts of a step and the steps of a run.
+		rec.CPUMs += (res.CPUUser + res.CPUSys).Milliseconds()
+		rec.MaxRSSKB = max(rec.MaxRSSKB, res.MaxRSSKB)
+		x.mu.Lock()
+		x.run.CPUUserMs += res.CPUUser.Milliseconds()
+		x.run.CPUSysMs += res.CPUSys.Milliseconds()
+		x.run.MaxRSSKB = max(x.run.MaxRSSKB, res.MaxRSSKB)
+		x.mu.Unlock()
 		if err == nil {
 			rec.Outputs = x.redactOutputs(res.Outputs)
 		}
