@@ -15,6 +15,15 @@
 // parent opens for the child (/dev/null, the output pipes, the descriptors
 // of the rules' paths) is opened before the thread is restricted.
 //
+// A fresh thread is what keeps steps apart: a thread that restricted itself
+// again would nest the new domain in the old one, and a process of an
+// earlier step could then reach the later step's processes (read their
+// environment, signal them). The ruleset, by contrast, is kept between
+// steps of one policy (see rulesets_linux.go): each thread it restricts
+// gets a domain of its own. A kept ruleset serves only while the policy's
+// paths name the files it was built on, and is dropped after a few idle
+// seconds.
+//
 // The raw Landlock system calls come from golang.org/x/sys/unix rather than
 // from go-landlock's landlock/syscall package, because that package also
 // carries all-threads helpers that pull in the cgo psx library, which the
@@ -51,6 +60,20 @@
 // step of an engine running as root keeps uid 0 but cannot read another
 // process's environ or maps (CAP_SYS_ADMIN passes Landlock's ptrace check
 // there), read /proc/kcore, or raise its own rlimits.
+//
+// # Output and exit
+//
+// The child is started with syscall.ForkExec. A writer that is not an
+// *os.File gets a pipe of the package's own, which the goroutine calling
+// Run reads itself with ppoll, together with a pidfd that becomes readable
+// when the child exits: no copying goroutine, no epoll registration, no
+// per-step read buffer. Until the child exits, the parent keeps its copies
+// of the pipes' write ends, so a pipe wakes ppoll only with output, and
+// the exit is a single wake-up instead of one per pipe reaching end of
+// file. After the exit and the group's sweep, Run drops those copies and
+// reads what is left without waiting, unless a process still holds a pipe.
+// Without pidfds (Linux before 5.3), Run reads the pipes until they reach
+// end of file and checks for the exit every 20ms meanwhile.
 //
 // # Processes and limits
 //

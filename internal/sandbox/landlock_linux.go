@@ -3,7 +3,6 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -86,8 +85,13 @@ func handledNet(abi int) uint64 {
 type pathRule struct {
 	fd     int
 	dir    bool
+	id     fileID
 	access uint64
 }
+
+// fileID names a file: a rule grants access beneath the file it was
+// opened on, whatever its path names later.
+type fileID struct{ dev, ino uint64 }
 
 // openRule opens path for a rule. The descriptor is O_PATH: it grants
 // nothing by itself and needs no read permission.
@@ -101,7 +105,12 @@ func openRule(path string, access uint64) (pathRule, error) {
 		unix.Close(fd)
 		return pathRule{}, err
 	}
-	return pathRule{fd: fd, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR, access: access}, nil
+	return pathRule{
+		fd:     fd,
+		dir:    st.Mode&unix.S_IFMT == unix.S_IFDIR,
+		id:     fileID{dev: st.Dev, ino: st.Ino},
+		access: access,
+	}, nil
 }
 
 // systemRules are the rules every confined child gets. Their descriptors
@@ -153,17 +162,18 @@ func addRule(ruleset int, r pathRule, handled uint64) error {
 }
 
 // newRuleset builds the ruleset of p and returns its descriptor (close on
-// exec, as all Landlock ruleset descriptors are).
-func newRuleset(p *Policy) (int, error) {
+// exec, as all Landlock ruleset descriptors are) and the files its policy
+// paths named, ReadWrite then ReadOnly.
+func newRuleset(p *Policy) (int, []fileID, error) {
 	abi, err := Check()
 	if err != nil {
-		return -1, err
+		return -1, nil, err
 	}
 	attr := unix.LandlockRulesetAttr{Handled_access_fs: handledFS(abi)}
 	if !p.Network {
 		attr.Handled_access_net = handledNet(abi)
 		if attr.Handled_access_net == 0 {
-			return -1, fmt.Errorf("%w: denying network access needs Landlock ABI 4, the kernel offers %d", ErrUnavailable, abi)
+			return -1, nil, fmt.Errorf("%w: denying network access needs Landlock ABI 4, the kernel offers %d", ErrUnavailable, abi)
 		}
 	}
 	if abi >= 6 {
@@ -174,62 +184,65 @@ func newRuleset(p *Policy) (int, error) {
 	}
 	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
 	if errno != 0 {
-		return -1, fmt.Errorf("create landlock ruleset: %w", errno)
+		return -1, nil, fmt.Errorf("create landlock ruleset: %w", errno)
 	}
 	ruleset := int(fd)
 	for _, r := range systemRules() {
 		if err := addRule(ruleset, r, attr.Handled_access_fs); err != nil {
 			unix.Close(ruleset)
-			return -1, fmt.Errorf("add landlock rule for a system path: %w", err)
+			return -1, nil, fmt.Errorf("add landlock rule for a system path: %w", err)
 		}
 	}
-	if err := addPolicyRules(ruleset, p.ReadWrite, readWrite, attr.Handled_access_fs); err != nil {
-		unix.Close(ruleset)
-		return -1, err
+	ids := make([]fileID, 0, len(p.ReadWrite)+len(p.ReadOnly))
+	ids, err = addPolicyRules(ruleset, ids, p.ReadWrite, readWrite, attr.Handled_access_fs)
+	if err == nil {
+		ids, err = addPolicyRules(ruleset, ids, p.ReadOnly, readExec, attr.Handled_access_fs)
 	}
-	if err := addPolicyRules(ruleset, p.ReadOnly, readExec, attr.Handled_access_fs); err != nil {
+	if err != nil {
 		unix.Close(ruleset)
-		return -1, err
+		return -1, nil, err
 	}
-	return ruleset, nil
+	return ruleset, ids, nil
 }
 
-// addPolicyRules grants access on each of paths.
-func addPolicyRules(ruleset int, paths []string, access, handled uint64) error {
+// addPolicyRules grants access on each of paths, and appends the files
+// they named to ids.
+func addPolicyRules(ruleset int, ids []fileID, paths []string, access, handled uint64) ([]fileID, error) {
 	for _, path := range paths {
 		if !filepath.IsAbs(path) {
-			return fmt.Errorf("policy path %q: not absolute", path)
+			return ids, fmt.Errorf("policy path %q: not absolute", path)
 		}
 		r, err := openRule(path, access)
 		if err != nil {
-			return fmt.Errorf("policy path %s: %w", path, err)
+			return ids, fmt.Errorf("policy path %s: %w", path, err)
 		}
 		err = addRule(ruleset, r, handled)
 		unix.Close(r.fd)
 		if err != nil {
-			return fmt.Errorf("add landlock rule for %s: %w", path, err)
+			return ids, fmt.Errorf("add landlock rule for %s: %w", path, err)
 		}
+		ids = append(ids, r.id)
 	}
-	return nil
+	return ids, nil
 }
 
 // started is what starting a child came to.
 type started struct {
-	p   *os.Process
+	pid int
 	err error
 }
 
 // startConfined calls start on a fresh thread restricted by ruleset, so
 // that the process start starts is confined and the engine is not. The
 // thread is discarded after.
-func startConfined(ruleset int, start func() (*os.Process, error)) (*os.Process, error) {
+func startConfined(ruleset int, start func() (int, error)) (int, error) {
 	ch := make(chan started, 1)
 	go confineAndStart(ch, ruleset, start)
 	s := <-ch
-	return s.p, s.err
+	return s.pid, s.err
 }
 
-func confineAndStart(ch chan<- started, ruleset int, start func() (*os.Process, error)) {
+func confineAndStart(ch chan<- started, ruleset int, start func() (int, error)) {
 	// Never unlocked once restricted: the thread carries the domain and must
 	// end with this goroutine rather than go back to the runtime's pool.
 	runtime.LockOSThread()
@@ -246,14 +259,24 @@ func confineAndStart(ch chan<- started, ruleset int, start func() (*os.Process, 
 		ch <- s
 		return
 	}
-	// A raw prctl, not an all-threads one: no_new_privs is per thread.
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		ch <- started{err: fmt.Errorf("set no_new_privs: %w", err)}
+	if err := restrictThread(ruleset); err != nil {
+		ch <- started{err: err}
 		return
 	}
+	pid, err := start()
+	ch <- started{pid: pid, err: err}
+}
+
+// restrictThread confines the calling thread, which must be locked and
+// never unlocked after: no_new_privs, the Landlock domain of ruleset, and
+// no capabilities.
+func restrictThread(ruleset int) error {
+	// A raw prctl, not an all-threads one: no_new_privs is per thread.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set no_new_privs: %w", err)
+	}
 	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), 0, 0); errno != 0 {
-		ch <- started{err: fmt.Errorf("landlock restrict thread: %w", errno)}
-		return
+		return fmt.Errorf("landlock restrict thread: %w", errno)
 	}
 	// Capabilities, like Landlock domains, belong to the thread. A step of
 	// an engine running as root would otherwise keep them all: read any
@@ -262,9 +285,7 @@ func confineAndStart(ch chan<- started, ruleset int, start func() (*os.Process, 
 	// no_new_privs, exec cannot give them back, not even to uid 0.
 	var caps [2]unix.CapUserData
 	if err := unix.Capset(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &caps[0]); err != nil {
-		ch <- started{err: fmt.Errorf("drop capabilities: %w", err)}
-		return
+		return fmt.Errorf("drop capabilities: %w", err)
 	}
-	p, err := start()
-	ch <- started{p: p, err: err}
+	return nil
 }

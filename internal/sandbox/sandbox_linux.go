@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,9 +48,12 @@ type Command struct {
 	// Env is the whole environment of the child, already scrubbed; nil
 	// means an empty one, never the engine's.
 	Env []string
-	// Stdout and Stderr receive the child's output, from a goroutine that
-	// reads a pipe, or directly when they are *os.File; nil discards it.
-	// They may be the same writer. Nothing writes to them once Run returns.
+	// Stdout and Stderr receive the child's output: directly when they are
+	// *os.File, else through a pipe that the goroutine calling Run reads,
+	// so they are written to one at a time, on that goroutine; nil
+	// discards it. They may be the same writer. A writer that blocks holds
+	// up its stream, the other one and Run. Nothing writes to them once
+	// Run returns.
 	Stdout, Stderr io.Writer
 	// Policy confines the child.
 	Policy Policy
@@ -83,20 +87,18 @@ const defaultKillGrace = 2 * time.Second
 // a child that could not be confined or started (or a ctx already done); a
 // child that exits non-zero or is killed is a Result.
 func Run(ctx context.Context, c *Command) (*Result, error) {
+	return run(ctx, c, pidfdWorks())
+}
+
+// run runs c; pidfd false waits for the child's exit without a pidfd, as
+// on a kernel older than 5.3.
+func run(ctx context.Context, c *Command, pidfd bool) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	grace := c.KillGrace
 	if grace <= 0 {
 		grace = defaultKillGrace
-	}
-	ruleset := -1
-	if !c.Policy.Unconfined {
-		var err error
-		if ruleset, err = newRuleset(&c.Policy); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		defer unix.Close(ruleset)
 	}
 	null, err := devNull()
 	if err != nil {
@@ -106,6 +108,13 @@ func Run(ctx context.Context, c *Command) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	var ruleset *keptRuleset
+	if !c.Policy.Unconfined {
+		if ruleset, err = acquireRuleset(&c.Policy); err != nil {
+			out.closeAll()
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	args, env := c.Args, c.Env
 	if len(args) == 0 {
 		args = []string{c.Path}
@@ -113,55 +122,92 @@ func Run(ctx context.Context, c *Command) (*Result, error) {
 	if env == nil {
 		env = []string{}
 	}
-	attr := &os.ProcAttr{
+	// No Pdeathsig: it fires when the thread that started the child ends,
+	// and a confined child's thread ends right away.
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	childFD := -1
+	if out.piped() && pidfd {
+		// The child's exit then wakes the ppoll that reads its output.
+		sys.PidFD = &childFD
+	}
+	attr := &syscall.ProcAttr{
 		Dir:   c.Dir,
 		Env:   env,
-		Files: []*os.File{null, out.stdout, out.stderr},
-		// No Pdeathsig: it fires when the thread that started the child
-		// ends, and a confined child's thread ends right away.
-		Sys: &syscall.SysProcAttr{Setpgid: true},
+		Files: []uintptr{null.Fd(), out.stdout, out.stderr},
+		Sys:   sys,
 	}
 
 	start := time.Now()
-	startChild := func() (*os.Process, error) { return spawn(c.Path, args, attr, &c.Policy) }
-	var p *os.Process
-	if ruleset < 0 {
-		p, err = startChild()
+	startChild := func() (int, error) { return spawn(c.Path, args, attr, &c.Policy) }
+	var pid int
+	if ruleset == nil {
+		pid, err = startChild()
 	} else {
-		p, err = startConfined(ruleset, startChild)
+		pid, err = startConfined(ruleset.fd, startChild)
+		ruleset.release()
 	}
 	if err != nil {
 		out.closeAll()
 		return nil, fmt.Errorf("sandbox: start %s: %w", c.Path, err)
 	}
-	out.start()
-	g := &group{pgid: p.Pid, grace: grace}
-	stop := context.AfterFunc(ctx, g.terminate)
-	exitErr := waitExit(p.Pid)
+	out.started()
+	g := &group{pgid: pid, grace: grace}
+	stop := func() bool { return false }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, g.terminate)
+	}
+	exitErr := out.waitExit(pid, childFD)
 	g.sweep()
 	stop()
-	ps, err := p.Wait()
+	if childFD >= 0 {
+		unix.Close(childFD)
+	}
+	ws, ru, err := reap(pid)
 	end := time.Now()
-	out.wait(grace)
+	out.drain(grace)
 	if err := errors.Join(exitErr, err); err != nil {
 		return nil, fmt.Errorf("sandbox: wait for %s: %w", c.Path, err)
 	}
-	return result(ps, end.Sub(start)), nil
+	return result(ws, &ru, end.Sub(start)), nil
+}
+
+// pidfdWorks reports whether the kernel gives pidfds (Linux 5.3), which
+// clone can return and ppoll can wait on.
+var pidfdWorks = sync.OnceValue(func() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+})
+
+// reap waits for the exited child pid and collects it.
+func reap(pid int) (unix.WaitStatus, unix.Rusage, error) {
+	var ws unix.WaitStatus
+	var ru unix.Rusage
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, &ru)
+		if err != unix.EINTR {
+			return ws, ru, os.NewSyscallError("wait4", err)
+		}
+	}
 }
 
 // result reads what the kernel recorded of a child.
-func result(ps *os.ProcessState, d time.Duration) *Result {
+func result(ws unix.WaitStatus, ru *unix.Rusage, d time.Duration) *Result {
 	r := &Result{
-		ExitCode: ps.ExitCode(),
-		CPUUser:  ps.UserTime(),
-		CPUSys:   ps.SystemTime(),
+		ExitCode: -1,
+		CPUUser:  time.Duration(ru.Utime.Nano()),
+		CPUSys:   time.Duration(ru.Stime.Nano()),
+		MaxRSSKB: ru.Maxrss,
 		Duration: d,
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	switch {
+	case ws.Exited():
+		r.ExitCode = ws.ExitStatus()
+	case ws.Signaled():
 		r.Signal = ws.Signal().String()
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		r.MaxRSSKB = ru.Maxrss
 	}
 	return r
 }
@@ -169,9 +215,9 @@ func result(ps *os.ProcessState, d time.Duration) *Result {
 // spawn starts a process and applies p's rlimits before the process runs
 // its program: with limits to set, the child stops at its exec as a tracee
 // of this thread, which sets them and lets it go.
-func spawn(path string, args []string, attr *os.ProcAttr, p *Policy) (*os.Process, error) {
+func spawn(path string, args []string, attr *syscall.ProcAttr, p *Policy) (int, error) {
 	if p.MemoryBytes <= 0 && p.CPUSeconds <= 0 {
-		return os.StartProcess(path, args, attr)
+		return forkExec(path, args, attr)
 	}
 	// Only the tracing thread may detach the tracee.
 	runtime.LockOSThread()
@@ -180,16 +226,29 @@ func spawn(path string, args []string, attr *os.ProcAttr, p *Policy) (*os.Proces
 	sys.Ptrace = true
 	traced := *attr
 	traced.Sys = &sys
-	proc, err := os.StartProcess(path, args, &traced)
+	pid, err := forkExec(path, args, &traced)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	if err := limitStopped(proc.Pid, p); err != nil {
-		_ = unix.Kill(-proc.Pid, unix.SIGKILL)
-		_, _ = proc.Wait()
-		return nil, err
+	if err := limitStopped(pid, p); err != nil {
+		_ = unix.Kill(-pid, unix.SIGKILL)
+		_, _, _ = reap(pid)
+		if sys.PidFD != nil && *sys.PidFD >= 0 {
+			unix.Close(*sys.PidFD)
+			*sys.PidFD = -1
+		}
+		return 0, err
 	}
-	return proc, nil
+	return pid, nil
+}
+
+// forkExec starts a process, with os.StartProcess's error.
+func forkExec(path string, args []string, attr *syscall.ProcAttr) (int, error) {
+	pid, err := syscall.ForkExec(path, args, attr)
+	if err != nil {
+		return 0, &os.PathError{Op: "fork/exec", Path: path, Err: err}
+	}
+	return pid, nil
 }
 
 // limitStopped waits for the traced process pid to stop at its exec, sets
