@@ -10,12 +10,18 @@ import (
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// checkpointer writes the step records and log lines of one run from a
-// single goroutine. What queues up while a write is under way goes into the
-// next transaction, so a step's final record, its last log lines and the
-// next step's start usually cost one commit, and parallel steps share
-// commits. Records are written in the order they were queued.
+// checkpointer writes the step records and log lines of one run, one
+// transaction at a time. What queues up while a write is under way goes
+// into the next transaction, so a step's final record, its last log lines
+// and the next step's start usually cost one commit, and parallel steps
+// share commits. Records are written in the order they were queued. A
+// goroutine that must wait for its record writes the batch itself when no
+// write is under way (no hand-off to another goroutine on the hot path);
+// a background loop writes what waits without anyone waiting for it.
 type checkpointer struct {
+	// ctx is for every write: it outlives the run's cancellation, so the
+	// records of a cancelled run are kept.
+	ctx    context.Context
 	store  store.Store
 	logger *slog.Logger
 	runID  string
@@ -27,6 +33,7 @@ type checkpointer struct {
 	logs    []routine.LogLine
 	queued  uint64 // tickets handed out
 	written uint64 // tickets written (or failed)
+	writing bool   // a goroutine is writing a batch
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -41,6 +48,7 @@ type stepKey struct {
 // should outlive the run's cancellation.
 func newCheckpointer(ctx context.Context, st store.Store, logger *slog.Logger, runID string) *checkpointer {
 	c := &checkpointer{
+		ctx:     ctx,
 		store:   st,
 		logger:  logger,
 		runID:   runID,
@@ -50,13 +58,14 @@ func newCheckpointer(ctx context.Context, st store.Store, logger *slog.Logger, r
 		stopped: make(chan struct{}),
 	}
 	c.done = sync.NewCond(&c.mu)
-	go c.loop(ctx)
+	go c.loop()
 	return c
 }
 
 // step queues a copy of rec and returns the ticket to wait for with sync.
 // A record queued twice before it is written is written once, as last
-// queued, at its first place.
+// queued, at its first place. Nobody waiting, it is written by the next
+// sync or within logFlushEvery.
 func (c *checkpointer) step(rec *routine.StepRun) uint64 {
 	cp := *rec
 	c.mu.Lock()
@@ -70,7 +79,6 @@ func (c *checkpointer) step(rec *routine.StepRun) uint64 {
 	c.queued++
 	t := c.queued
 	c.mu.Unlock()
-	c.poke()
 	return t
 }
 
@@ -79,11 +87,19 @@ func (c *checkpointer) step(rec *routine.StepRun) uint64 {
 func (c *checkpointer) log(line routine.LogLine) {
 	c.mu.Lock()
 	c.logs = append(c.logs, line)
+	c.queued++
 	full := len(c.logs) >= logFlushLines
 	c.mu.Unlock()
 	if full {
 		c.poke()
 	}
+}
+
+// ticket is the ticket of the last thing queued.
+func (c *checkpointer) ticket() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
 }
 
 func (c *checkpointer) poke() {
@@ -94,11 +110,15 @@ func (c *checkpointer) poke() {
 }
 
 // sync waits until the record of ticket t (and everything queued before
-// it) has been written.
+// it) has been written, writing it itself when nobody else is.
 func (c *checkpointer) sync(t uint64) {
 	c.mu.Lock()
 	for c.written < t {
-		c.done.Wait()
+		if c.writing {
+			c.done.Wait()
+			continue
+		}
+		c.writeLocked()
 	}
 	c.mu.Unlock()
 }
@@ -109,7 +129,7 @@ func (c *checkpointer) close() {
 	<-c.stopped
 }
 
-func (c *checkpointer) loop(ctx context.Context) {
+func (c *checkpointer) loop() {
 	defer close(c.stopped)
 	tick := time.NewTicker(logFlushEvery)
 	defer tick.Stop()
@@ -118,29 +138,39 @@ func (c *checkpointer) loop(ctx context.Context) {
 		case <-c.wake:
 		case <-tick.C:
 		case <-c.stop:
-			c.write(ctx)
+			c.sync(c.ticket())
 			return
 		}
-		c.write(ctx)
+		c.write()
 	}
 }
 
-// write commits what is queued in one transaction. A failure is logged and
-// the run goes on: the next transition rewrites the step's record.
-func (c *checkpointer) write(ctx context.Context) {
+// write commits what is queued, unless another goroutine is writing.
+func (c *checkpointer) write() {
 	c.mu.Lock()
+	if !c.writing {
+		c.writeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// writeLocked commits what is queued in one transaction; c.mu is held on
+// entry and exit, but not during the commit. A failure is logged and the
+// run goes on: the next transition rewrites the step's record.
+func (c *checkpointer) writeLocked() {
 	p := &store.CheckpointParams{Steps: c.steps, Logs: c.logs}
 	t := c.queued
 	c.steps, c.logs = nil, nil
 	clear(c.index)
+	c.writing = true
 	c.mu.Unlock()
 	if len(p.Steps)+len(p.Logs) > 0 {
-		if err := c.store.Checkpoint(ctx, p); err != nil {
+		if err := c.store.Checkpoint(c.ctx, p); err != nil {
 			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "err", err)
 		}
 	}
 	c.mu.Lock()
-	c.written = t
+	c.writing = false
+	c.written = max(c.written, t)
 	c.done.Broadcast()
-	c.mu.Unlock()
 }
