@@ -283,3 +283,32 @@ func TestSchemaFileInDocsIsCurrent(t *testing.T) {
 		t.Fatalf("docs/routine.schema.json is stale (%v): regenerate it with: go run ./cmd/routines schema > docs/routine.schema.json", err)
 	}
 }
+
+func TestPermissionsFromTheRoutineFile(t *testing.T) {
+	t.Parallel()
+	granted, denied := t.TempDir(), t.TempDir()
+	dir := writeRoutine(t, `name: perms
+permissions:
+  write: [`+granted+`]
+  network: false
+steps:
+  - id: granted
+    run: echo ok > `+granted+`/out.txt
+  - id: inside
+    run: echo ok > inside.txt
+  - id: denied
+    run: echo no > `+denied+`/out.txt
+`)
+	r := routines(t, "", "run-once", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "[denied]") || !strings.Contains(r.stderr, "Permission denied") {
+		t.Fatalf("run-once: %+v", r)
+	}
+	for _, f := range []string{filepath.Join(granted, "out.txt"), filepath.Join(dir, "inside.txt")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("allowed write missing: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(denied, "out.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a step wrote outside its permissions: %v", err)
+	}
+}

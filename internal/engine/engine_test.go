@@ -553,10 +553,10 @@ steps:
 
 func TestParallelismBound(t *testing.T) {
 	t.Parallel()
-	e, b := setup(t, nil)
+	_, b := setup(t, nil)
 	var running, peak atomic.Int32
 	kind := &countingKind{running: &running, peak: &peak}
-	e = engine.New(engine.Config{Store: b.store, Kinds: steps.NewRegistry(kind), StateDir: filepath.Join(b.dir, ".routines")})
+	e := engine.New(engine.Config{Store: b.store, Kinds: steps.NewRegistry(kind), StateDir: filepath.Join(b.dir, ".routines")})
 	var yaml strings.Builder
 	yaml.WriteString("name: bound\nparallelism: 3\nsteps:\n")
 	for i := range 12 {
