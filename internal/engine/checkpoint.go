@@ -155,8 +155,7 @@ func (c *checkpointer) write() {
 }
 
 // writeLocked commits what is queued in one transaction; c.mu is held on
-// entry and exit, but not during the commit. A failure is logged and the
-// run goes on: the next transition rewrites the step's record.
+// entry and exit, but not during the commit.
 func (c *checkpointer) writeLocked() {
 	p := &store.CheckpointParams{Steps: c.steps, Logs: c.logs}
 	t := c.queued
@@ -165,12 +164,33 @@ func (c *checkpointer) writeLocked() {
 	c.writing = true
 	c.mu.Unlock()
 	if len(p.Steps)+len(p.Logs) > 0 {
-		if err := c.store.Checkpoint(c.ctx, p); err != nil {
-			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "err", err)
-		}
+		c.commit(p)
 	}
 	c.mu.Lock()
 	c.writing = false
 	c.written = max(c.written, t)
 	c.done.Broadcast()
+}
+
+// commitTries bounds how often one batch is tried before it is given up.
+const commitTries = 4
+
+// commit writes one batch, trying again with a short backoff when the store
+// fails (a busy or briefly unavailable database). A batch that still fails
+// is logged and dropped: the run goes on, and the step's next transition
+// rewrites its record.
+func (c *checkpointer) commit(p *store.CheckpointParams) {
+	delay := 10 * time.Millisecond
+	for try := 1; ; try++ {
+		err := c.store.Checkpoint(c.ctx, p)
+		if err == nil {
+			return
+		}
+		if try == commitTries {
+			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
+			return
+		}
+		time.Sleep(delay)
+		delay *= 4
+	}
 }

@@ -596,3 +596,85 @@ func TestWorkspaceRemovedWithoutArtifacts(t *testing.T) {
 		t.Fatalf("empty workspace left behind: %v", err)
 	}
 }
+
+func TestMultiLineAndOverlappingSecretsRedacted(t *testing.T) {
+	t.Parallel()
+	pem := "-----BEGIN KEY-----\nMIIEvQIBADANBgkq\nhkiG9w0BAQEFAASC\n-----END KEY-----\n"
+	e, b := setup(t, staticSecrets{"PEM": pem, "SHORT": "abcd", "LONG": "abcdef-SECRET", "NL": "tok-en\n"})
+	run, _ := b.run(t, context.Background(), e, `
+name: secrets
+secrets: [PEM, SHORT, LONG, NL]
+steps:
+  - id: leak
+    run: say {{LONG}} {{NL}} {{PEM}}
+  - id: leak2
+    run: err {{PEM}}
+`)
+	lines, _ := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID})
+	var all strings.Builder
+	for _, l := range lines {
+		all.WriteString(l.Text + "\n")
+	}
+	for _, frag := range []string{"SECRET", "def-", "tok-en", "MIIEvQIBADANBgkq", "hkiG9w0BAQEFAASC", "abcd"} {
+		if strings.Contains(all.String(), frag) {
+			t.Fatalf("%q leaked into the logs:\n%s", frag, all.String())
+		}
+	}
+}
+
+func TestCancelAfterRunTimeoutStopsOnFailure(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-b.kind.startedCh("report")
+		cancel()
+	}()
+	done := make(chan *routine.Run)
+	go func() {
+		run, _ := b.run(t, ctx, e, `
+name: slowfallback
+timeout: 50ms
+steps:
+  - id: hang
+    run: block
+on_failure:
+  - id: report
+    run: block
+`)
+		done <- run
+	}()
+	select {
+	case run := <-done:
+		if run.State != routine.StateFailed || run.Error.Code != routine.CodeRunTimeout {
+			t.Fatalf("state %s error %+v", run.State, run.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancel did not stop on_failure after the run timeout")
+	}
+}
+
+func TestCancelDuringCompensationKeepsDeadLetter(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-b.kind.startedCh("one")
+		<-b.kind.startedCh("two")
+		// "two" fails at once; its compensation of "one" blocks until cancelled.
+		cancel()
+	}()
+	run, _ := b.run(t, ctx, e, `
+name: sagacancel
+dead_letter: true
+steps:
+  - id: one
+    run: ok
+    compensate: { run: block }
+  - id: two
+    run: fail 1
+`)
+	if run.State != routine.StateDead || run.Error.Code != routine.CodeStepFailed {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+}

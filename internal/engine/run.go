@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +30,6 @@ type runExec struct {
 
 	mu      sync.Mutex // guards tctx, the run's resource totals and completed
 	tctx    *template.Context
-	records map[string]*routine.StepRun
 	// completed lists main steps that succeeded, in completion order, for compensation.
 	completed []*routine.Step
 }
@@ -39,7 +40,6 @@ func (e *Engine) newRunExec(r *routine.Routine, run *routine.Run) *runExec {
 		r:         r,
 		run:       run,
 		workspace: e.Workspace(run.ID),
-		records:   map[string]*routine.StepRun{},
 	}
 	x.tctx = &template.Context{
 		Input:   inputWithDefaults(r, run.Input),
@@ -69,7 +69,8 @@ var errRunTimeout = errors.New("run timeout")
 
 // execute drives the run to its final state. ctx is cancelled by the
 // caller; the run timeout is added here.
-func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
+func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
+	ctx := callerCtx
 	var cancel context.CancelFunc
 	if x.r.Timeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(ctx, x.r.Timeout.D(), errRunTimeout)
@@ -83,7 +84,8 @@ func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
 	x.run.StartedAt = &now
 	x.run.Attempt++
 	x.tctx.Run.Attempt = x.run.Attempt
-	if err := e.store.RunUpdate(ctx, x.run); err != nil {
+	// Store writes outlive a cancel: a cancelled run is still recorded.
+	if err := e.store.RunUpdate(context.WithoutCancel(ctx), x.run); err != nil {
 		return x.run, fmt.Errorf("start run: %w", err)
 	}
 	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID)
@@ -96,7 +98,7 @@ func (x *runExec) execute(ctx context.Context) (*routine.Run, error) {
 	}
 	state := routine.StateSucceeded
 	if failure != nil {
-		state = x.fail(ctx, failure)
+		state = x.fail(callerCtx, failure)
 	}
 	x.cp.close()
 	x.cleanWorkspace()
@@ -119,19 +121,14 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 		return x.payload(routine.CodeInternal, "", fmt.Sprintf("create workspace: %v", err))
 	}
 	secrets, err := x.e.secrets.Resolve(ctx, x.r.Secrets)
+	if ctx.Err() != nil {
+		return x.interrupted(ctx, "")
+	}
 	if err != nil {
 		return x.payload(routine.CodeSecretMissing, "", err.Error())
 	}
 	x.tctx.Secrets = secrets
-	var pairs []string
-	for _, v := range secrets {
-		if v != "" {
-			pairs = append(pairs, v, "***")
-		}
-	}
-	if len(pairs) > 0 {
-		x.redactor = strings.NewReplacer(pairs...)
-	}
+	x.redactor = newRedactor(secrets)
 	return nil
 }
 
@@ -157,6 +154,38 @@ func (x *runExec) cleanWorkspace() {
 	}
 }
 
+// newRedactor returns a replacer of secret values by ***, or nil when there
+// is nothing to hide. Besides each whole value it hides the value without
+// surrounding white space and each line of a multi-line value (of 4
+// characters or more), since output is redacted one line at a time. Longer
+// strings go first, so a secret that contains another is hidden whole.
+func newRedactor(secrets map[string]string) *strings.Replacer {
+	seen := map[string]bool{}
+	var olds []string
+	add := func(v string, minLen int) {
+		if len(v) >= minLen && !seen[v] {
+			seen[v] = true
+			olds = append(olds, v)
+		}
+	}
+	for _, v := range secrets {
+		add(v, 1)
+		add(strings.TrimSpace(v), 1)
+		for _, line := range strings.Split(v, "\n") {
+			add(strings.TrimSpace(line), 4)
+		}
+	}
+	if len(olds) == 0 {
+		return nil
+	}
+	sort.Slice(olds, func(i, j int) bool { return len(olds[i]) > len(olds[j]) })
+	pairs := make([]string, 0, 2*len(olds))
+	for _, o := range olds {
+		pairs = append(pairs, o, "***")
+	}
+	return strings.NewReplacer(pairs...)
+}
+
 // redact replaces every secret value in s by ***.
 func (x *runExec) redact(s string) string {
 	if x.redactor == nil {
@@ -166,35 +195,26 @@ func (x *runExec) redact(s string) string {
 }
 
 // fail runs what follows a failure: compensation of completed steps in
-// reverse order, then on_failure. It returns the final state.
-func (x *runExec) fail(runCtx context.Context, failure *routine.ErrorPayload) routine.State {
+// reverse order, then on_failure. It returns the final state. callerCtx is
+// the caller's context, without the run timeout: compensation and the
+// fallback path run even after the run timed out, and Ctrl-C still cuts
+// them short. The run failed for good either way, so its state is failed
+// (or dead) even then; only a failure that is itself a cancel makes it
+// cancelled.
+func (x *runExec) fail(callerCtx context.Context, failure *routine.ErrorPayload) routine.State {
 	if failure.Code == routine.CodeCancelled {
 		return routine.StateCancelled
 	}
-	// Compensation and the fallback path run even after the run timeout:
-	// they get a fresh context that the caller can still cancel.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(runCtx))
-	defer cancel()
-	stop := context.AfterFunc(runCtx, func() {
-		if !errors.Is(context.Cause(runCtx), errRunTimeout) {
-			cancel()
-		}
-	})
-	defer stop()
-
-	for i := len(x.completed) - 1; i >= 0; i-- {
+	for i := len(x.completed) - 1; i >= 0 && callerCtx.Err() == nil; i-- {
 		s := x.completed[i]
 		undo := &routine.Step{ID: s.ID, Action: *s.Compensate}
-		x.runStep(ctx, routine.PhaseCompensate, undo)
+		x.runStep(callerCtx, routine.PhaseCompensate, undo)
 	}
-	if len(x.r.OnFailure) > 0 {
+	if len(x.r.OnFailure) > 0 && callerCtx.Err() == nil {
 		x.mu.Lock()
 		x.tctx.Failure = template.FailureOf(failure)
 		x.mu.Unlock()
-		x.runList(ctx, routine.PhaseOnFailure, x.r.OnFailure)
-	}
-	if ctx.Err() != nil {
-		return routine.StateCancelled
+		x.runList(callerCtx, routine.PhaseOnFailure, x.r.OnFailure)
 	}
 	if x.r.DeadLetter {
 		return routine.StateDead
@@ -221,7 +241,7 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 	}
 	parallelism := x.r.Parallelism
 	if parallelism < 1 {
-		parallelism = 1
+		parallelism = runtime.NumCPU() * 4 // as spec's default, for routines built in code
 	}
 	type done struct {
 		i   int
