@@ -47,9 +47,12 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	}
 
 	env := stepEnv(x, outputFile)
-	argv, err := commandLine(a, workdir, env["PATH"])
-	if err != nil {
-		return nil, err
+	env["PWD"] = workdir
+	prog, argv, direct := commandLine(a, workdir, env["PATH"])
+	if direct {
+		// What bash exports to the programs it starts.
+		env["SHLVL"] = "1"
+		env["_"] = prog
 	}
 	readWrite := []string{x.Dir, x.Workspace}
 	var readOnly []string
@@ -68,7 +71,7 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		policy.CPUSeconds = int64((l.CPU.D() + 999_999_999) / 1_000_000_000)
 	}
 	res, err := sandbox.Run(ctx, &sandbox.Command{
-		Path:   argv[0],
+		Path:   prog,
 		Args:   argv,
 		Dir:    workdir,
 		Env:    envList(env),
@@ -131,48 +134,49 @@ func envList(env map[string]string) []string {
 	return list
 }
 
-// commandLine turns a run line into argv. A line that is a plain command
-// with literal arguments (no quoting, expansion, redirection or shell
-// builtin) is executed directly: the shell would only fork and exec it, and
-// skipping it saves a process start per step. Everything else goes through
-// the shell.
-func commandLine(a *routine.Action, workdir, path string) ([]string, error) {
+// commandLine turns a run line into the program to start and its argv. A
+// line that is a plain command with literal arguments (no quoting,
+// expansion, redirection or shell builtin) naming an executable with a
+// shebang or an ELF header is executed directly: the shell would only fork
+// and exec it, and skipping it saves a process start per step. Everything
+// else goes through the shell, so it behaves exactly as the shell would
+// (a missing program is exit 127, a file without a shebang runs as a shell
+// script). direct reports the fast path.
+func commandLine(a *routine.Action, workdir, path string) (prog string, argv []string, direct bool) {
 	shell := a.Shell
 	if shell == "" {
 		shell = "bash"
-		if lookPath("bash", path) == "" {
-			shell = "sh"
-		}
 	}
 	if words, ok := plainCommand(a.Run); ok {
 		first := words[0]
+		exe := ""
 		if strings.Contains(first, "/") {
-			script := first
-			if !filepath.IsAbs(script) {
-				script = filepath.Join(workdir, script)
+			exe = first
+			if !filepath.IsAbs(exe) {
+				exe = filepath.Join(workdir, exe)
 			}
-			info, err := os.Stat(script)
-			if err != nil {
-				return nil, fmt.Errorf("script %s: %w", first, err)
-			}
-			if info.Mode()&0o111 != 0 {
-				return append([]string{script}, words[1:]...), nil
-			}
-			// Not executable: run it with the shell, as `bash script` would.
-			return append([]string{lookPathOr(shell, path), script}, words[1:]...), nil
+		} else {
+			exe = lookPath(first, path)
 		}
-		if exe := lookPath(first, path); exe != "" {
-			return append([]string{exe}, words[1:]...), nil
+		if exe != "" && directExecutable(exe) && (!shellBuiltin[first] || sameAsBuiltin(words, exe)) {
+			return exe, words, true
+		}
+		if exe != "" && strings.Contains(first, "/") && !executable(exe) && isRegular(exe) {
+			// Not executable: run the script with the shell, as `bash script` would.
+			sh := lookPathOr(shell, path)
+			return sh, append([]string{shell, first}, words[1:]...), false
 		}
 	}
+	sh := lookPathOr(shell, path)
 	if shell == "sh" {
-		return []string{lookPathOr("sh", path), "-e", "-c", a.Run}, nil
+		return sh, []string{"sh", "-e", "-c", a.Run}, false
 	}
-	return []string{lookPathOr(shell, path), "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", a.Run}, nil
+	return sh, []string{shell, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", a.Run}, false
 }
 
 // plainCommand splits a line made only of characters the shell passes
-// through unchanged, whose first word is not a shell builtin or keyword.
+// through unchanged, whose first word is not a variable assignment nor a
+// shell keyword or builtin without a program of its own.
 func plainCommand(line string) ([]string, bool) {
 	for _, c := range line {
 		ok := c == ' ' || c == '\t' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
@@ -188,9 +192,8 @@ func plainCommand(line string) ([]string, bool) {
 	return words, true
 }
 
-// shellWords are bash builtins and keywords whose meaning differs from (or
-// has no) program of the same name. echo, printf, true, false, test, kill
-// and pwd behave the same as their programs, so they are not listed.
+// shellWords are bash keywords and builtins that the fast path never runs
+// as a program.
 var shellWords = map[string]bool{
 	"alias": true, "bg": true, "bind": true, "break": true, "builtin": true, "caller": true, "cd": true,
 	"command": true, "compgen": true, "complete": true, "compopt": true, "continue": true, "declare": true,
@@ -203,6 +206,60 @@ var shellWords = map[string]bool{
 	"if": true, "then": true, "else": true, "elif": true, "fi": true, "case": true, "esac": true,
 	"for": true, "while": true, "until": true, "do": true, "done": true, "function": true,
 	"select": true, "time": true, "coproc": true,
+	"printf": true, "test": true, "kill": true, "pwd": true,
+}
+
+// shellBuiltin are builtins that also exist as programs; see sameAsBuiltin.
+var shellBuiltin = map[string]bool{"true": true, "false": true, "echo": true}
+
+// sameAsBuiltin reports whether running the system program exe gives what
+// the shell's builtin would: true and false without arguments, echo with
+// no argument starting with "-" (no options, no --help), and only the
+// programs of the system, not one a routine put first in PATH.
+func sameAsBuiltin(words []string, exe string) bool {
+	if dir := filepath.Dir(exe); dir != "/usr/bin" && dir != "/bin" {
+		return false
+	}
+	switch words[0] {
+	case "true", "false":
+		return len(words) == 1
+	case "echo":
+		for _, w := range words[1:] {
+			if strings.HasPrefix(w, "-") {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// directExecutable reports whether the kernel can execute the file itself:
+// a regular, executable file starting with "#!" or an ELF header. A file
+// without either runs as a shell script when the shell starts it, so it
+// must go through the shell.
+func directExecutable(path string) bool {
+	if !executable(path) {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var head [4]byte
+	n, _ := io.ReadFull(f, head[:])
+	return n >= 2 && head[0] == '#' && head[1] == '!' || n == 4 && string(head[:]) == "\x7fELF"
+}
+
+func executable(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0
+}
+
+func isRegular(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular()
 }
 
 // lookPath finds an executable named file in the directories of path.
@@ -211,8 +268,7 @@ func lookPath(file, path string) string {
 		if dir == "" {
 			continue
 		}
-		p := filepath.Join(dir, file)
-		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+		if p := filepath.Join(dir, file); executable(p) {
 			return p
 		}
 	}

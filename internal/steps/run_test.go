@@ -51,33 +51,62 @@ func TestCommandLine(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "exec.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "noshebang.sh"), []byte("echo hi\n"), 0o755)
 	os.WriteFile(filepath.Join(dir, "plain.sh"), []byte("echo hi\n"), 0o644)
+	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
 	bash, sh := lookPath("bash", DefaultPath), lookPath("sh", DefaultPath)
 	echo, trueBin := lookPath("echo", DefaultPath), lookPath("true", DefaultPath)
+	shellArgv := func(line string) []string { return []string{"bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", line} }
 	tests := []struct {
 		run, shell string
-		want       []string
+		prog       string
+		argv       []string
+		direct     bool
 	}{
-		{"true", "", []string{trueBin}},
-		{"echo hello world", "", []string{echo, "hello", "world"}},
-		{"./exec.sh --full a=b", "", []string{filepath.Join(dir, "exec.sh"), "--full", "a=b"}},
-		{"./plain.sh x", "", []string{bash, filepath.Join(dir, "plain.sh"), "x"}},
-		{"./plain.sh", "sh", []string{sh, filepath.Join(dir, "plain.sh")}},
-		{"echo $HOME", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "echo $HOME"}},
-		{"cd /tmp", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "cd /tmp"}},
-		{"FOO=1 env", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "FOO=1 env"}},
-		{"no-such-program-xyz", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "no-such-program-xyz"}},
-		{"echo 'quoted'", "sh", []string{sh, "-e", "-c", "echo 'quoted'"}},
-		{"ls *.sh", "", []string{bash, "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", "ls *.sh"}},
+		{"true", "", trueBin, []string{"true"}, true},
+		{"echo hello world", "", echo, []string{"echo", "hello", "world"}, true},
+		{"./exec.sh --full a=b", "", filepath.Join(dir, "exec.sh"), []string{"./exec.sh", "--full", "a=b"}, true},
+		{"./plain.sh x", "", bash, []string{"bash", "./plain.sh", "x"}, false},
+		{"./plain.sh", "sh", sh, []string{"sh", "./plain.sh"}, false},
+		// Bash runs an executable without a shebang as a script; so must we.
+		{"./noshebang.sh", "", bash, shellArgv("./noshebang.sh"), false},
+		// Missing programs and directories: the shell's own 127 and 126.
+		{"./missing.sh", "", bash, shellArgv("./missing.sh"), false},
+		{"./adir", "", bash, shellArgv("./adir"), false},
+		{"no-such-program-xyz", "", bash, shellArgv("no-such-program-xyz"), false},
+		// Builtins whose programs differ: through the shell.
+		{"echo --version", "", bash, shellArgv("echo --version"), false},
+		{"true --help", "", bash, shellArgv("true --help"), false},
+		{"printf x", "", bash, shellArgv("printf x"), false},
+		{"pwd", "", bash, shellArgv("pwd"), false},
+		{"echo $HOME", "", bash, shellArgv("echo $HOME"), false},
+		{"cd /tmp", "", bash, shellArgv("cd /tmp"), false},
+		{"FOO=1 env", "", bash, shellArgv("FOO=1 env"), false},
+		{"ls *.sh", "", bash, shellArgv("ls *.sh"), false},
+		{"echo 'quoted'", "sh", sh, []string{"sh", "-e", "-c", "echo 'quoted'"}, false},
 	}
 	for _, tt := range tests {
-		got, err := commandLine(&routine.Action{Run: tt.run, Shell: tt.shell}, dir, DefaultPath)
-		if err != nil || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("commandLine(%q, shell %q) = %q, %v; want %q", tt.run, tt.shell, got, err, tt.want)
+		prog, argv, direct := commandLine(&routine.Action{Run: tt.run, Shell: tt.shell}, dir, DefaultPath)
+		if prog != tt.prog || !reflect.DeepEqual(argv, tt.argv) || direct != tt.direct {
+			t.Errorf("commandLine(%q, shell %q) = %q %q %v; want %q %q %v", tt.run, tt.shell, prog, argv, direct, tt.prog, tt.argv, tt.direct)
 		}
 	}
-	if _, err := commandLine(&routine.Action{Run: "./missing.sh"}, dir, DefaultPath); err == nil || !strings.Contains(err.Error(), "missing.sh") {
-		t.Errorf("missing script: %v", err)
+}
+
+// TestFastPathMatchesTheShell runs lines both ways and compares what they
+// print and exit with.
+func TestFastPathMatchesTheShell(t *testing.T) {
+	t.Parallel()
+	for _, line := range []string{"echo hello world", "true", "false", "printenv PWD", "./noshebang.sh", "./missing.sh", "echo --version"} {
+		x, stdout, stderr := execution(t, line)
+		os.WriteFile(filepath.Join(x.Dir, "noshebang.sh"), []byte("echo from script\n"), 0o755)
+		res, _ := RunKind{}.Execute(context.Background(), x)
+		y, stdout2, _ := execution(t, "eval \""+line+"\"")
+		y.Dir = x.Dir
+		res2, _ := RunKind{}.Execute(context.Background(), y)
+		if stdout.String() != stdout2.String() || *res.ExitCode != *res2.ExitCode {
+			t.Errorf("%q: direct %q exit %d; shell %q exit %d (stderr %q)", line, stdout.String(), *res.ExitCode, stdout2.String(), *res2.ExitCode, stderr.String())
+		}
 	}
 }
 
