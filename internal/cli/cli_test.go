@@ -211,7 +211,8 @@ func TestRunOnceJSONAndBadFlags(t *testing.T) {
 	if !strings.Contains(r.stderr, "[a] hi") {
 		t.Fatalf("live output should go to stderr with -o json: %q", r.stderr)
 	}
-	for _, args := range [][]string{{"run-once", dir, "--bogus"}, {"runs", "--state", "weird"}, {"nosuch"}, {"show"}, {"-o", "yaml", "runs"}} {
+	for _, args := range [][]string{{"run-once", dir, "--bogus"}, {"runs", "--state", "weird"}, {"nosuch"}, {"show"}, {"-o", "yaml", "runs"},
+		{"dlq"}, {"dlq", "bogus"}, {"--project", t.TempDir(), "show", "01ABCDEF"}} {
 		if r := routines(t, dir, args...); r.code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, r.code, r.stderr)
 		}
@@ -310,5 +311,50 @@ steps:
 	}
 	if _, err := os.Stat(filepath.Join(denied, "out.txt")); !os.IsNotExist(err) {
 		t.Fatalf("a step wrote outside its permissions: %v", err)
+	}
+}
+
+func TestInitDotAndValidateJSONOfAMissingRoutine(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "dotted")
+	os.Mkdir(dir, 0o755)
+	r := routinesWith(t, cli.Deps{}, "", "init", dir+"/.")
+	if r.code != 0 {
+		t.Fatalf("init DIR/.: %+v", r)
+	}
+	if r := routines(t, "", "validate", dir); r.code != 0 || !strings.Contains(r.stdout, "routine dotted") {
+		t.Fatalf("validate: %+v", r)
+	}
+	r = routines(t, dir, "validate", "-o", "json", "nope")
+	var out struct {
+		Valid    bool             `json:"valid"`
+		Problems []map[string]any `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 2 || out.Valid || len(out.Problems) != 1 {
+		t.Fatalf("validate -o json nope: %v %+v", err, r)
+	}
+}
+
+func TestRunByNameRecordsInTheCurrentProject(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	os.MkdirAll(filepath.Join(project, "sub"), 0o755)
+	os.WriteFile(filepath.Join(project, "sub", "routine.yaml"), []byte("name: byname\nsteps:\n  - id: a\n    run: echo hi\n"), 0o644)
+	if r := routines(t, project, "run-once", "byname"); r.code != 0 {
+		t.Fatalf("run-once byname: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(project, ".routines", "state.db")); err != nil {
+		t.Fatalf("the run was not recorded in the project: %v", err)
+	}
+	r := routines(t, project, "runs", "-o", "json")
+	var runs []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) != 1 {
+		t.Fatalf("runs: %v %+v", err, r)
+	}
+	if _, ok := runs[0]["input"].(map[string]any); !ok {
+		t.Fatalf("input is %v, want an object", runs[0]["input"])
+	}
+	if _, ok := runs[0]["tags"].([]any); !ok {
+		t.Fatalf("tags is %v, want an array", runs[0]["tags"])
 	}
 }

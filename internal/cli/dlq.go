@@ -17,6 +17,10 @@ func newDLQCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
 		Short: "The dead-letter queue: runs that failed for good with dead_letter: true",
+		Args:  argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return invalid(fmt.Errorf("dlq needs a command: routines dlq list, or routines dlq replay RUN"))
+		},
 	}
 	var limit int
 	list := &cobra.Command{
@@ -54,17 +58,15 @@ func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) e
 	}); err != nil {
 		return err
 	}
-	project, err := g.projectFor(".")
-	if err != nil {
-		return err
-	}
 	if dead.State != routine.StateDead {
 		return invalid(fmt.Errorf("run %s is %s, not dead: only dead-lettered runs are replayed", dead.ID, dead.State))
 	}
-	g.project = project
-	r, err := g.loadRoutine(dead.Routine)
+	r, project, err := g.loadByName(dead.Routine)
 	if err != nil {
 		return err
+	}
+	if err := checkInputs(r, dead.Input); err != nil {
+		return invalid(fmt.Errorf("cannot replay run %s with the current %s: %w", dead.ID, r.Name, err))
 	}
 	if r.Revision != dead.Revision {
 		fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); replaying with the current file\n", r.Name, dead.ID, shortRev(dead.Revision), shortRev(r.Revision))

@@ -20,6 +20,34 @@ type runDetail struct {
 	Steps []*routine.StepRun `json:"steps"`
 }
 
+// newRunDetail prepares a run and its steps for -o json, where empty maps
+// and lists are {} and [], never null, as docs/cli.md promises.
+func newRunDetail(run *routine.Run, steps []*routine.StepRun) runDetail {
+	if steps == nil {
+		steps = []*routine.StepRun{}
+	}
+	for i, s := range steps {
+		if s.Outputs == nil {
+			c := *s
+			c.Outputs = map[string]string{}
+			steps[i] = &c
+		}
+	}
+	return runDetail{Run: jsonRun(run), Steps: steps}
+}
+
+// jsonRun returns run with empty input and tags as {} and [].
+func jsonRun(run *routine.Run) *routine.Run {
+	c := *run
+	if c.Input == nil {
+		c.Input = map[string]string{}
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	return &c
+}
+
 // withStore opens the store of the project around the current directory.
 func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
 	project, err := g.projectFor(".")
@@ -111,10 +139,11 @@ func (g *globals) listRuns(ctx context.Context, st store.Store, p *store.RunList
 		return err
 	}
 	if g.output == "json" {
-		if runs == nil {
-			runs = []*routine.Run{}
+		out := make([]*routine.Run, len(runs))
+		for i, r := range runs {
+			out[i] = jsonRun(r)
 		}
-		return writeJSON(g.deps.Stdout, runs)
+		return writeJSON(g.deps.Stdout, out)
 	}
 	if len(runs) == 0 {
 		_, err := fmt.Fprintln(g.deps.Stdout, "no runs")
@@ -151,11 +180,8 @@ func newShowCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if steps == nil {
-					steps = []*routine.StepRun{}
-				}
 				if g.output == "json" {
-					return writeJSON(g.deps.Stdout, runDetail{Run: run, Steps: steps})
+					return writeJSON(g.deps.Stdout, newRunDetail(run, steps))
 				}
 				return printTrace(g, run, steps)
 			})

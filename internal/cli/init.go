@@ -30,7 +30,11 @@ func newInitCmd(g *globals) *cobra.Command {
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
-			name := strings.ToLower(filepath.Base(filepath.Clean(dir)))
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			name := strings.ToLower(filepath.Base(abs))
 			if !routineName.MatchString(name) {
 				return invalid(fmt.Errorf("%q cannot name a routine: use lower-case letters, digits and dashes", name))
 			}

@@ -46,7 +46,7 @@ func openStore(ctx context.Context, project string, create bool) (*sqlite.Store,
 	path := filepath.Join(project, stateDirName, "state.db")
 	if !create {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no runs recorded in %s yet (no %s); run a routine there first, or pass --project DIR", project, filepath.Join(stateDirName, "state.db"))
+			return nil, invalidf("no runs recorded in %s yet (no %s); run a routine there first, or pass --project DIR", project, filepath.Join(stateDirName, "state.db"))
 		}
 	}
 	st, err := sqlite.Open(ctx, path)
@@ -56,26 +56,45 @@ func openStore(ctx context.Context, project string, create bool) (*sqlite.Store,
 	return st, nil
 }
 
+func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }
+
 // loadRoutine finds and validates the routine an argument names: a
 // directory holding routine.yaml, a routine file, or the name of a routine
-// somewhere in the project (the current directory, or --project). Problems
-// in the file are bad input.
-func (g *globals) loadRoutine(arg string) (*routine.Routine, error) {
+// somewhere in the project (the current directory, or --project). It also
+// returns the project the routine's runs belong to: for a path, the one
+// around the routine's directory; for a name, the one it was found in.
+// Problems in the file are bad input.
+func (g *globals) loadRoutine(arg string) (*routine.Routine, string, error) {
 	if arg == "" {
 		arg = "."
 	}
 	if _, err := os.Stat(arg); err != nil {
-		path, ferr := g.findByName(arg)
-		if ferr != nil {
-			return nil, invalid(ferr)
-		}
-		arg = path
+		return g.loadByName(arg)
 	}
 	r, err := spec.Load(arg)
 	if err != nil {
-		return nil, invalid(err)
+		return nil, "", invalid(err)
 	}
-	return r, nil
+	project, err := g.projectFor(r.Dir)
+	return r, project, err
+}
+
+// loadByName finds the routine called name in the project around the
+// current directory (or --project) and validates it.
+func (g *globals) loadByName(name string) (*routine.Routine, string, error) {
+	project, err := g.projectFor(".")
+	if err != nil {
+		return nil, "", err
+	}
+	path, err := findByName(project, name)
+	if err != nil {
+		return nil, "", invalid(err)
+	}
+	r, err := spec.Load(path)
+	if err != nil {
+		return nil, "", invalid(err)
+	}
+	return r, project, nil
 }
 
 // firstArg returns the optional first argument, or "".
@@ -86,12 +105,8 @@ func firstArg(args []string) string {
 	return args[0]
 }
 
-// findByName looks for a routine called name under the project directory.
-func (g *globals) findByName(name string) (string, error) {
-	root, err := g.projectFor(".")
-	if err != nil {
-		return "", err
-	}
+// findByName looks for the routine called name under root.
+func findByName(root, name string) (string, error) {
 	var found string
 	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

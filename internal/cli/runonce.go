@@ -33,7 +33,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 			"Exit codes: 0 succeeded, 1 failed, 2 invalid routine or input (nothing ran), 130 cancelled.",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := g.loadRoutine(firstArg(args))
+			r, project, err := g.loadRoutine(firstArg(args))
 			if err != nil {
 				return err
 			}
@@ -44,10 +44,6 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 			unconfined, err := g.confinement(r, allowUnconfined)
 			if err != nil {
 				return invalid(err)
-			}
-			project, err := g.projectFor(r.Dir)
-			if err != nil {
-				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -63,8 +59,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// parseInputs reads key=value pairs and checks them against the routine's
-// declared inputs, when it declares any.
+// parseInputs reads key=value pairs and checks them against the routine.
 func parseInputs(r *routine.Routine, pairs []string) (map[string]string, error) {
 	input := make(map[string]string, len(pairs))
 	for _, p := range pairs {
@@ -72,19 +67,28 @@ func parseInputs(r *routine.Routine, pairs []string) (map[string]string, error) 
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--input %q: write key=value", p)
 		}
-		if len(r.Inputs) > 0 {
-			if _, declared := r.Inputs[k]; !declared {
-				return nil, fmt.Errorf("--input %s: %s declares no input %q (inputs: %s)", k, r.Name, k, strings.Join(inputNames(r), ", "))
-			}
-		}
 		input[k] = v
+	}
+	return input, checkInputs(r, input)
+}
+
+// checkInputs checks input against the routine's declared inputs, when it
+// declares any: no undeclared key, every required one present.
+func checkInputs(r *routine.Routine, input map[string]string) error {
+	if len(r.Inputs) == 0 {
+		return nil
+	}
+	for k := range input {
+		if _, declared := r.Inputs[k]; !declared {
+			return fmt.Errorf("--input %s: %s declares no input %q (inputs: %s)", k, r.Name, k, strings.Join(inputNames(r), ", "))
+		}
 	}
 	for _, name := range inputNames(r) {
 		if _, ok := input[name]; !ok && r.Inputs[name].Required {
-			return nil, fmt.Errorf("input %q is required: pass --input %s=VALUE", name, name)
+			return fmt.Errorf("input %q is required: pass --input %s=VALUE", name, name)
 		}
 	}
-	return input, nil
+	return nil
 }
 
 func inputNames(r *routine.Routine) []string {
@@ -168,7 +172,7 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 		if err != nil {
 			return err
 		}
-		if err := writeJSON(out, runDetail{Run: run, Steps: steps}); err != nil {
+		if err := writeJSON(out, newRunDetail(run, steps)); err != nil {
 			return err
 		}
 	}

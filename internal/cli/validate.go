@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -17,16 +16,19 @@ func newValidateCmd(g *globals) *cobra.Command {
 			"routine.yaml:LINE:COL: message, with the line shown. Exit 0 when valid, 2 when not.",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := g.loadRoutine(firstArg(args))
+			r, _, err := g.loadRoutine(firstArg(args))
 			if err != nil {
-				var se *spec.Error
-				if g.output == "json" && errors.As(err, &se) {
-					if werr := writeJSON(g.deps.Stdout, map[string]any{"valid": false, "problems": se.Problems}); werr != nil {
-						return werr
-					}
-					return &exitError{code: ExitInvalid, err: errSilent}
+				if g.output != "json" {
+					return err
 				}
-				return err
+				problems := spec.Problems(err)
+				if problems == nil {
+					problems = []spec.Problem{{Message: err.Error()}}
+				}
+				if werr := writeJSON(g.deps.Stdout, map[string]any{"valid": false, "problems": problems}); werr != nil {
+					return werr
+				}
+				return &exitError{code: ExitInvalid, err: errSilent}
 			}
 			if g.output == "json" {
 				return writeJSON(g.deps.Stdout, map[string]any{"valid": true, "name": r.Name, "file": r.File, "revision": r.Revision, "problems": []any{}})

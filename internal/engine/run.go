@@ -28,8 +28,8 @@ type runExec struct {
 	cp        *checkpointer
 	redactor  *strings.Replacer
 
-	mu      sync.Mutex // guards tctx, the run's resource totals and completed
-	tctx    *template.Context
+	mu   sync.Mutex // guards tctx, the run's resource totals and completed
+	tctx *template.Context
 	// completed lists main steps that succeeded, in completion order, for compensation.
 	completed []*routine.Step
 }

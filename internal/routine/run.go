@@ -42,7 +42,7 @@ const (
 // TriggerInfo says what started a run.
 type TriggerInfo struct {
 	Kind    string          `json:"kind"`
-	Payload json.RawMessage `json:"payload,omitempty"`
+	Payload json.RawMessage `json:"payload"`
 }
 
 // Run is one invocation of a routine, as recorded in the store.

@@ -56,7 +56,9 @@ func TestCommandLine(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
 	bash, sh := lookPath("bash", DefaultPath), lookPath("sh", DefaultPath)
 	echo, trueBin := lookPath("echo", DefaultPath), lookPath("true", DefaultPath)
-	shellArgv := func(line string) []string { return []string{"bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", line} }
+	shellArgv := func(line string) []string {
+		return []string{"bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", line}
+	}
 	tests := []struct {
 		run, shell string
 		prog       string
