@@ -678,3 +678,21 @@ steps:
 		t.Fatalf("state %s error %+v", run.State, run.Error)
 	}
 }
+
+func TestEnvValuesRenderedBeforeUse(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, _ := b.run(t, context.Background(), e, `
+name: envs
+env:
+  WHO: "{{ routine.name }}-team"
+steps:
+  - id: a
+    env: { GREETING: "hi {{ env.WHO }}" }
+    run: say {{ env.GREETING }} / {{ env.WHO }}
+`)
+	lines, _ := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID, Step: "a"})
+	if run.State != routine.StateSucceeded || len(lines) != 1 || lines[0].Text != "hi envs-team / envs-team" {
+		t.Fatalf("state %s %+v lines %+v", run.State, run.Error, lines)
+	}
+}

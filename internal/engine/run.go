@@ -513,15 +513,26 @@ func (x *runExec) redactOutputs(out map[string]string) map[string]string {
 
 // render resolves the templates of a step's action and builds its env:
 // routine env, then step env, then the declared secrets (also reachable as
-// $NAME).
+// $NAME). Env values are rendered first, so {{ env.X }} elsewhere sees
+// their rendered form.
 func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	a := s.Action
 	c := *x.tctx
-	if len(a.Env) > 0 {
-		c.Env = mergeEnv(x.r.Env, a.Env)
+	// The routine's env, then the step's, which may use the routine's.
+	env := make(map[string]string, len(x.r.Env)+len(a.Env))
+	for _, layer := range []map[string]string{x.r.Env, a.Env} {
+		c.Env = mergeEnv(env, layer)
+		for k, v := range layer {
+			r, err := renderString(v, &c)
+			if err != nil {
+				return nil, nil, fmt.Errorf("env %s: %w", k, err)
+			}
+			env[k] = r
+		}
 	}
+	c.Env = env
 	var err error
 	if a.Run, err = renderString(a.Run, &c); err != nil {
 		return nil, nil, fmt.Errorf("run: %w", err)
@@ -529,22 +540,15 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	if a.Workdir, err = renderString(a.Workdir, &c); err != nil {
 		return nil, nil, fmt.Errorf("workdir: %w", err)
 	}
-	env := make(map[string]string, len(x.r.Env)+len(a.Env)+len(x.tctx.Secrets))
-	for k, v := range x.r.Env {
-		if env[k], err = renderString(v, &c); err != nil {
-			return nil, nil, fmt.Errorf("env %s: %w", k, err)
-		}
-	}
-	for k, v := range a.Env {
-		if env[k], err = renderString(v, &c); err != nil {
-			return nil, nil, fmt.Errorf("env %s: %w", k, err)
-		}
+	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
+	for k, v := range env {
+		full[k] = v
 	}
 	for k, v := range x.tctx.Secrets {
-		env[k] = v
+		full[k] = v
 	}
 	a.Env = nil
-	return &a, env, nil
+	return &a, full, nil
 }
 
 func renderString(s string, c *template.Context) (string, error) {
