@@ -33,7 +33,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return writeJSON(g.deps.Stdout, map[string]any{"valid": true, "name": r.Name, "file": r.File, "revision": r.Revision, "problems": []any{}})
 			}
-			fmt.Fprintf(g.deps.Stdout, "%s: valid (routine %s, %d steps, %d triggers)\n", r.File, r.Name, len(r.Steps)+len(r.OnFailure), len(r.Triggers))
+			fmt.Fprintf(g.deps.Stdout, "%s: valid (routine %s, %s, %s)\n", r.File, r.Name, count(len(r.Steps)+len(r.OnFailure), "step"), count(len(r.Triggers), "trigger"))
 			return nil
 		},
 	}
