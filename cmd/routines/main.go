@@ -15,7 +15,7 @@ import (
 var version = "dev"
 
 func main() {
-	kinds := steps.NewRegistry(steps.RunKind{})
+	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{})
 	os.Exit(cli.Run(context.Background(), cli.Deps{
 		Kinds:   kinds,
 		Stdout:  os.Stdout,

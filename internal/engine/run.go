@@ -462,6 +462,9 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		Unconfined:   x.e.unconfined,
 		Stdout:       stdout,
 		Stderr:       stderr,
+		Routine:      x.r.Name,
+		State:        x.e.store,
+		Now:          x.e.clock.Now,
 	})
 	stdout.finish()
 	stderr.finish()
@@ -539,6 +542,18 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	}
 	if a.Workdir, err = renderString(a.Workdir, &c); err != nil {
 		return nil, nil, fmt.Errorf("workdir: %w", err)
+	}
+	if a.State != nil {
+		st := *a.State // the step's own, shared with every run, stays unrendered
+		for _, f := range []struct {
+			name string
+			v    *string
+		}{{"get", &st.Get}, {"put", &st.Put}, {"delete", &st.Delete}, {"value", &st.Value}} {
+			if *f.v, err = renderString(*f.v, &c); err != nil {
+				return nil, nil, fmt.Errorf("state.%s: %w", f.name, err)
+			}
+		}
+		a.State = &st
 	}
 	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
 	for k, v := range env {

@@ -1,8 +1,8 @@
 package routine
 
 // Step is one entry of steps: or on_failure:. Exactly one step kind is set;
-// today the kinds are run (the Action fields). Kinds land as fields of
-// Action, so compensate: takes any of them.
+// today the kinds are run and state (the Action fields). Kinds land as
+// fields of Action, so compensate: takes any of them.
 type Step struct {
 	ID         string    `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
 	Name       string    `yaml:"name,omitempty" json:"name,omitempty"`
@@ -21,12 +21,16 @@ type Action struct {
 	Workdir string            `yaml:"workdir,omitempty" json:"workdir,omitempty" jsonschema:"description=Working directory of run\\, relative to the routine directory."`
 	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	State   *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
 }
 
 // Kind returns the name of the step kind the action uses, or "" when none is set.
 func (a *Action) Kind() string {
-	if a.Run != "" {
+	switch {
+	case a.Run != "":
 		return "run"
+	case a.State != nil:
+		return "state"
 	}
 	return ""
 }

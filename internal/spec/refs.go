@@ -53,6 +53,12 @@ func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
 	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 		v.template(p+".env."+k, a.Env[k], sc)
 	}
+	if st := a.State; st != nil {
+		v.template(p+".state.get", st.Get, sc)
+		v.template(p+".state.put", st.Put, sc)
+		v.template(p+".state.delete", st.Delete, sc)
+		v.template(p+".state.value", st.Value, sc)
+	}
 }
 
 // envKeys returns the env names a step sees: the routine's and its own.

@@ -17,8 +17,8 @@ import (
 // The step and trigger kinds of this version, and those the file format
 // reserves for later versions.
 var (
-	stepKinds          = []string{"run"}
-	futureStepKinds    = []string{"http", "sql", "slack", "email", "emit", "llm", "agent", "classify", "routine", "state"}
+	stepKinds          = []string{"run", "state"}
+	futureStepKinds    = []string{"http", "sql", "slack", "email", "emit", "llm", "agent", "classify", "routine"}
 	triggerKinds       = []string{"cron", "every", "webhook", "file", "event"}
 	futureTriggerKinds = []string{"slack_command", "email"}
 )
@@ -257,12 +257,13 @@ func label(p string, s *routine.Step) string {
 }
 
 func (v *validator) step(p string, s *routine.Step) {
-	if s.Kind() == "" && !v.doc.unavailable[p] {
-		v.errorf(p, "step %s does nothing: add run: with a command", label(p, s))
-	}
+	v.kind(p, &s.Action, "step "+label(p, s))
 	v.action(p, &s.Action)
 	if rt := s.Retry; rt != nil {
 		v.retry(p+".retry", rt)
+	}
+	if v.given(p+".artifacts") && s.Kind() != "" && s.Kind() != "run" {
+		v.keyErrorf(p+".artifacts", "artifacts only apply to run steps")
 	}
 	for i, a := range s.Artifacts {
 		ap := p + ".artifacts[" + strconv.Itoa(i) + "]"
@@ -272,10 +273,24 @@ func (v *validator) step(p string, s *routine.Step) {
 	}
 	if c := s.Compensate; c != nil {
 		cp := p + ".compensate"
-		if c.Kind() == "" && !v.doc.unavailable[cp] {
-			v.errorf(cp, "compensate of step %s does nothing: add run: with a command", label(p, s))
-		}
+		v.kind(cp, c, "compensate of step "+label(p, s))
 		v.action(cp, c)
+	}
+}
+
+// kind checks that the action at p, which what names, has exactly one kind.
+func (v *validator) kind(p string, a *routine.Action, what string) {
+	var kinds []string
+	for _, k := range stepKinds {
+		if v.given(p + "." + k) {
+			kinds = append(kinds, k)
+		}
+	}
+	switch {
+	case a.Kind() == "" && !v.doc.unavailable[p]:
+		v.errorf(p, "%s does nothing: add one of %s", what, strings.Join(stepKinds, ", "))
+	case len(kinds) > 1:
+		v.errorf(p, "%s has %s, but a step has one kind: write one step per kind", what, strings.Join(kinds, " and "))
 	}
 }
 
@@ -314,6 +329,16 @@ func (v *validator) action(p string, a *routine.Action) {
 	}
 	v.positive(p+".timeout", a.Timeout)
 	v.env(p+".env", a.Env)
+	if k := a.Kind(); k != "" && k != "run" {
+		for _, key := range []string{"shell", "workdir"} {
+			if v.given(p + "." + key) {
+				v.keyErrorf(p+"."+key, "%s only applies to run steps", key)
+			}
+		}
+	}
+	if a.State != nil {
+		v.state(p+".state", a.State)
+	}
 	base := v.dir
 	if wd := a.Workdir; wd != "" && !strings.Contains(wd, "{{") {
 		if !filepath.IsLocal(wd) {
@@ -330,6 +355,48 @@ func (v *validator) action(p string, a *routine.Action) {
 		case fi.IsDir():
 			v.errorf(p+".run", "script %s is a directory (%s)", script, full)
 		}
+	}
+}
+
+// state checks a state: action: one operation, a valid key, and value and
+// ttl only with put. A key or value with a template is checked by the state
+// step once rendered; its references are checked with the other templates.
+func (v *validator) state(p string, st *routine.StateAction) {
+	keys := map[string]string{routine.StateOpGet: st.Get, routine.StateOpPut: st.Put, routine.StateOpDelete: st.Delete}
+	var ops []string
+	for _, op := range []string{routine.StateOpGet, routine.StateOpPut, routine.StateOpDelete} {
+		if !v.given(p + "." + op) {
+			continue
+		}
+		ops = append(ops, op)
+		if key := keys[op]; !strings.Contains(key, "{{") {
+			if err := routine.CheckStateKey(key); err != nil {
+				v.errorf(p+"."+op, "%v", err)
+			}
+		}
+	}
+	switch {
+	case len(ops) == 0:
+		v.errorf(p, "%s needs one of get, put or delete, with the key to use", human(p))
+	case len(ops) > 1:
+		v.errorf(p, "%s has %s, but a state step does one of them: write one step per operation", human(p), strings.Join(ops, " and "))
+	}
+	put := slices.Contains(ops, routine.StateOpPut)
+	switch {
+	case v.given(p+".value") && !put:
+		v.keyErrorf(p+".value", "value only applies to put")
+	case put && !v.given(p+".value"):
+		v.keyErrorf(p+".put", "put needs value: the value to store")
+	case !strings.Contains(st.Value, "{{"):
+		if err := routine.CheckStateValue(st.Value); err != nil {
+			v.errorf(p+".value", "%v", err)
+		}
+	}
+	if v.given(p + ".ttl") {
+		if !put {
+			v.keyErrorf(p+".ttl", "ttl only applies to put")
+		}
+		v.positive(p+".ttl", st.TTL)
 	}
 }
 

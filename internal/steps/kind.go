@@ -1,7 +1,8 @@
-// Package steps holds the step kinds a routine can use, each behind the Kind
-// interface, and the Registry that main builds from them. The engine knows
-// kinds only through a Registry, so tests can swap in mocks and later kinds
-// (http, sql, slack, …) land here without touching the engine.
+// Package steps holds the step kinds a routine can use (run, state), each
+// behind the Kind interface, and the Registry that main builds from them.
+// The engine knows kinds only through a Registry, so tests can swap in mocks
+// and later kinds (http, sql, slack, …) land here without touching the
+// engine.
 package steps
 
 import (
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
 )
 
 // Kind executes one attempt of a step of its kind.
@@ -64,6 +66,20 @@ type Execution struct {
 
 	Stdout io.Writer
 	Stderr io.Writer
+
+	// Routine is the name of the routine: the namespace of its state.
+	Routine string
+	// State is the store of routines' state, and Now the engine's clock,
+	// which stamps writes and judges expiry. State steps need both.
+	State StateStore
+	Now   func() time.Time
+}
+
+// StateStore is the part of store.Store that state steps use.
+type StateStore interface {
+	StateGet(ctx context.Context, p *store.StateGetParams) (value string, found bool, err error)
+	StatePut(ctx context.Context, p *store.StatePutParams) (existed bool, err error)
+	StateDelete(ctx context.Context, p *store.StateDeleteParams) (existed bool, err error)
 }
 
 // Result is what one attempt produced.

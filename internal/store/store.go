@@ -1,4 +1,5 @@
-// Package store defines how Routines keeps runs, step records and logs: one
+// Package store defines how Routines keeps runs, step records, logs and the
+// state of routines (their persistent key/value store): one
 // Store interface with parameter structs, implemented by the drivers in
 // store/sqlite (the embedded default) and store/postgres (remote mode), and
 // checked by the conformance suite in store/storetest that every driver runs.
@@ -51,6 +52,17 @@ type Store interface {
 	// engine writes each step transition with it.
 	Checkpoint(ctx context.Context, p *CheckpointParams) error
 
+	// StateGet returns the value of a key in a routine's state and whether
+	// it is there; a key that expired at or before p.Now is not.
+	StateGet(ctx context.Context, p *StateGetParams) (value string, found bool, err error)
+	// StatePut sets a key in a routine's state, replacing its value and
+	// expiry, and reports whether the key was there (unexpired) before.
+	StatePut(ctx context.Context, p *StatePutParams) (existed bool, err error)
+	// StateDelete removes a key from a routine's state and reports whether
+	// it was there (unexpired). Put and delete also drop the routine's keys
+	// that expired at or before p.Now.
+	StateDelete(ctx context.Context, p *StateDeleteParams) (existed bool, err error)
+
 	// Close releases the store.
 	Close() error
 }
@@ -87,4 +99,28 @@ type LogListParams struct {
 	Step     string // only this step's lines, when set
 	AfterSeq int64  // lines with Seq > AfterSeq
 	Limit    int    // 0 = all
+}
+
+// StateGetParams name the key StateGet reads. Routine is the namespace:
+// the keys of one routine are invisible to the others.
+type StateGetParams struct {
+	Routine string
+	Key     string
+	Now     time.Time // the caller's clock, which judges expiry
+}
+
+// StatePutParams are what StatePut writes.
+type StatePutParams struct {
+	Routine   string
+	Key       string
+	Value     string
+	ExpiresAt *time.Time // nil: the key never expires
+	Now       time.Time  // the caller's clock: the time of the write, which judges expiry
+}
+
+// StateDeleteParams name the key StateDelete removes.
+type StateDeleteParams struct {
+	Routine string
+	Key     string
+	Now     time.Time // the caller's clock, which judges expiry
 }

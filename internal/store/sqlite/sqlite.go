@@ -1,8 +1,8 @@
-// Package sqlite is the embedded store driver: it keeps runs, step records
-// and logs in one SQLite file (.routines/state.db by default) through the
-// pure-Go modernc.org/sqlite, in WAL mode. It owns its SQL, its embedded
-// numbered migrations and the translation of SQLite errors into the
-// sentinel errors of package routine.
+// Package sqlite is the embedded store driver: it keeps runs, step records,
+// logs and the state of routines in one SQLite file (.routines/state.db by
+// default) through the pure-Go modernc.org/sqlite, in WAL mode. It owns its
+// SQL, its embedded numbered migrations and the translation of SQLite errors
+// into the sentinel errors of package routine.
 package sqlite
 
 import (
@@ -54,6 +54,10 @@ type Store struct {
 	stepSave       *sql.Stmt
 	logInsert      *sql.Stmt
 	logInsertChunk *sql.Stmt
+	statePurge     *sql.Stmt
+	stateExists    *sql.Stmt
+	stateUpsert    *sql.Stmt
+	stateDelete    *sql.Stmt
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
@@ -128,6 +132,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.stepSave, stepSaveSQL},
 		{s.w, &s.logInsert, logInsertSQL},
 		{s.w, &s.logInsertChunk, logInsertChunkSQL},
+		{s.w, &s.statePurge, statePurgeSQL},
+		{s.w, &s.stateExists, stateExistsSQL},
+		{s.w, &s.stateUpsert, stateUpsertSQL},
+		{s.w, &s.stateDelete, stateDeleteSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -142,7 +150,8 @@ func (s *Store) prepare(ctx context.Context) error {
 // database file, so a closed store is one self-contained file.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk} {
+	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
+		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

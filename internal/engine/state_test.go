@@ -1,0 +1,147 @@
+package engine_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// virtualClock is a clock that moves only when told to.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.advance(d)
+	return ctx.Err()
+}
+
+func (c *virtualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// setupState returns an engine with the real state kind and the mock run
+// kind, on a virtual clock.
+func setupState(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle, *virtualClock) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".routines", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := &testBundle{store: st, kind: newScriptKind(), dir: dir}
+	clock := &virtualClock{now: time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)}
+	e := engine.New(engine.Config{
+		Store:    st,
+		Kinds:    steps.NewRegistry(b.kind, steps.StateKind{}),
+		StateDir: filepath.Join(dir, ".routines"),
+		Clock:    clock,
+		Secrets:  secrets,
+	})
+	return e, b, clock
+}
+
+// counter counts its runs in a state key named after an input; the count
+// lives for an hour after the last run.
+const counter = `
+name: counter
+inputs:
+  host: { default: web-1 }
+steps:
+  - id: count
+    state: { get: "runs/{{ input.host }}" }
+  - id: bump
+    state:
+      put: "runs/{{ input.host }}"
+      value: "{{ steps.count.outputs.found == 'true' ? int(steps.count.outputs.value) + 1 : 1 }}"
+      ttl: 1h
+  - id: report
+    run: say run {{ steps.bump.outputs.value }}, existed {{ steps.bump.outputs.found }}
+`
+
+func TestStateCountsAcrossRuns(t *testing.T) {
+	t.Parallel()
+	e, b, clock := setupState(t, nil)
+	count := func() string {
+		t.Helper()
+		run, recs := b.run(t, context.Background(), e, counter)
+		if run.State != routine.StateSucceeded || len(recs) != 3 {
+			t.Fatalf("state %s, error %+v, steps %s", run.State, run.Error, stepStates(recs))
+		}
+		if recs[0].Kind != "state" || recs[1].Kind != "state" {
+			t.Fatalf("kinds %s, %s; want state", recs[0].Kind, recs[1].Kind)
+		}
+		lines, err := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID, Step: "report"})
+		if err != nil || len(lines) != 1 {
+			t.Fatalf("logs of report: %+v, %v", lines, err)
+		}
+		return lines[0].Text
+	}
+	var got []string
+	for range 3 {
+		got = append(got, count())
+		clock.advance(59 * time.Minute)
+	}
+	// Each put renewed the hour; two hours without a run let it expire.
+	clock.advance(2 * time.Hour)
+	got = append(got, count())
+	want := []string{"run 1, existed false", "run 2, existed true", "run 3, existed true", "run 1, existed false"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("reports %q, want %q", got, want)
+	}
+}
+
+func TestStateKeyRenderedInvalidFailsStep(t *testing.T) {
+	t.Parallel()
+	e, b, _ := setupState(t, nil)
+	run, recs := b.run(t, context.Background(), e, strings.Replace(counter, "default: web-1", `default: "web 1"`, 1))
+	if run.State != routine.StateFailed || run.Error == nil || run.Error.Step != "count" ||
+		!strings.Contains(run.Error.Message, `state key "runs/web 1" must be`) {
+		t.Fatalf("state %s, error %+v", run.State, run.Error)
+	}
+	if got := stepStates(recs); got != "count=failed bump=cancelled report=cancelled" {
+		t.Fatalf("steps %s", got)
+	}
+}
+
+func TestStateValueRedactedButStoredWhole(t *testing.T) {
+	t.Parallel()
+	e, b, clock := setupState(t, staticSecrets{"TOKEN": "s3cret"})
+	run, recs := b.run(t, context.Background(), e, `
+name: cache
+secrets: [TOKEN]
+steps:
+  - id: keep
+    state: { put: token, value: "{{TOKEN}}" }
+`)
+	if run.State != routine.StateSucceeded || recs[0].Outputs["value"] != "***" {
+		t.Fatalf("state %s, outputs %v", run.State, recs[0].Outputs)
+	}
+	lines, err := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID})
+	if err != nil || len(lines) != 1 || lines[0].Text != "token = ***" {
+		t.Fatalf("logs %+v, %v", lines, err)
+	}
+	value, found, err := b.store.StateGet(context.Background(), &store.StateGetParams{Routine: "cache", Key: "token", Now: clock.Now()})
+	if err != nil || !found || value != "s3cret" {
+		t.Fatalf("stored %q, %v, %v; want the secret itself", value, found, err)
+	}
+}
