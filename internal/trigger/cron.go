@@ -1,0 +1,306 @@
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	_ "time/tzdata" // time zones must not depend on the zoneinfo of the machine
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// cronParser accepts what internal/spec validates: 5 fields, or 6 with
+// seconds first, and descriptors such as @daily or @every 5m.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// SchedulerConfig is what a Scheduler needs from the daemon.
+type SchedulerConfig struct {
+	// Sink receives every tick that fires.
+	Sink Sink
+	// Logger receives skipped ticks and firings the Sink refused.
+	Logger *slog.Logger
+	// Clock is the time source; nil means SystemClock.
+	Clock Clock
+	// Active reports whether a run of the routine is queued or running;
+	// overlap: skip does not fire while it does. Nil means never active.
+	Active func(routine string) bool
+	// LastFire returns when the trigger at index trigger of the routine
+	// last fired (a firing the Sink accepted), or the zero time if never.
+	// It decides catchup and keeps the cadence of every: across restarts.
+	// Nil means never.
+	LastFire func(routine string, trigger int) time.Time
+}
+
+// Scheduler fires the cron: and every: triggers of routines. One goroutine
+// sleeps until the earliest tick of all of them and calls the Sink in turn,
+// so a slow Sink delays later ticks rather than piling them up.
+type Scheduler struct {
+	cfg   SchedulerConfig
+	clock Clock
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string][]*entry // by routine name
+	wake    chan struct{}
+	cancel  context.CancelFunc // set by Start
+	done    chan struct{}      // closed when the loop has returned
+}
+
+// entry is one scheduled trigger. next is touched only by the loop.
+type entry struct {
+	routine string
+	index   int
+	kind    string        // cron or every
+	sched   cron.Schedule // cron only
+	loc     *time.Location
+	every   time.Duration // every only
+	overlap string
+	catchup string
+	next    time.Time // zero until the loop has seen the entry
+}
+
+// NewScheduler returns a Scheduler with no triggers; add them with Set.
+func NewScheduler(cfg SchedulerConfig) *Scheduler {
+	s := &Scheduler{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, entries: map[string][]*entry{}, wake: make(chan struct{}, 1)}
+	if s.clock == nil {
+		s.clock = SystemClock{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// Set replaces the scheduled triggers of a routine with the cron: and
+// every: entries of triggers (others are ignored; nil removes the routine).
+// It may be called before or after Start, for instance when a routine file
+// is reloaded. A trigger added this way catches up per its catchup: option.
+func (s *Scheduler) Set(name string, triggers []routine.Trigger) error {
+	var es []*entry
+	for i, t := range triggers {
+		kind := t.Kind()
+		if kind != "cron" && kind != "every" {
+			continue
+		}
+		e := &entry{routine: name, index: i, kind: kind, overlap: t.Overlap, catchup: t.Catchup, loc: time.UTC}
+		if kind == "cron" {
+			sched, err := cronParser.Parse(t.Cron)
+			if err != nil {
+				return fmt.Errorf("trigger %d: cron %q: %w", i, t.Cron, err)
+			}
+			e.sched = sched
+			if t.Timezone != "" && t.Timezone != "UTC" {
+				if t.Timezone == "Local" {
+					return fmt.Errorf("trigger %d: time zone Local: use an IANA name", i)
+				}
+				loc, err := time.LoadLocation(t.Timezone)
+				if err != nil {
+					return fmt.Errorf("trigger %d: %w", i, err)
+				}
+				e.loc = loc
+			}
+		} else {
+			e.every = t.Every.D()
+			if e.every <= 0 {
+				return fmt.Errorf("trigger %d: every must be positive, got %s", i, e.every)
+			}
+		}
+		es = append(es, e)
+	}
+	s.mu.Lock()
+	if len(es) == 0 {
+		delete(s.entries, name)
+	} else {
+		s.entries[name] = es
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Start starts the scheduling loop; it runs until ctx ends or Stop.
+func (s *Scheduler) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return errors.New("scheduler already started")
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	go s.run(ctx)
+	return nil
+}
+
+// Stop ends the loop and returns once it has: no tick fires after Stop.
+// A Sink call in progress sees its context cancelled.
+func (s *Scheduler) Stop() {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (s *Scheduler) run(ctx context.Context) {
+	defer close(s.done)
+	for {
+		select { // the snapshot below sees every Set made so far
+		case <-s.wake:
+		default:
+		}
+		var earliest time.Time
+		for _, e := range s.snapshot() {
+			now := s.clock.Now()
+			switch {
+			case e.next.IsZero():
+				s.begin(ctx, e, now)
+			case !e.next.After(now):
+				s.tick(ctx, e, e.next)
+				e.next = e.after(e.next, s.clock.Now())
+			}
+			if earliest.IsZero() || e.next.Before(earliest) {
+				earliest = e.next
+			}
+		}
+		var timer Timer
+		var fired <-chan time.Time
+		if !earliest.IsZero() {
+			timer = s.clock.NewTimer(earliest.Sub(s.clock.Now()))
+			fired = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-fired:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (s *Scheduler) snapshot() []*entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []*entry
+	for _, es := range s.entries {
+		all = append(all, es...)
+	}
+	return all
+}
+
+// current reports whether e is still scheduled (Set may have replaced it).
+func (s *Scheduler) current(e *entry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.entries[e.routine] {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+// begin schedules a new entry: with catchup: one and a tick missed since
+// the last firing, it fires the latest missed tick now. A trigger that has
+// never fired has missed nothing.
+func (s *Scheduler) begin(ctx context.Context, e *entry, now time.Time) {
+	var last time.Time
+	if s.cfg.LastFire != nil {
+		last = s.cfg.LastFire(e.routine, e.index)
+	}
+	if last.IsZero() {
+		e.next = e.after(time.Time{}, now)
+		return
+	}
+	if missed, ok := e.latest(last, now); ok && e.catchup == "one" {
+		s.log.InfoContext(ctx, "catching up a missed tick", "routine", e.routine, "trigger", e.index, "scheduled_at", missed)
+		s.tick(ctx, e, missed)
+		now = s.clock.Now()
+	}
+	e.next = e.after(last, now)
+}
+
+// after returns the first tick later than now. An every: trigger keeps the
+// cadence of prev, its previous tick, when there is one.
+func (e *entry) after(prev, now time.Time) time.Time {
+	if e.kind == "every" {
+		if prev.IsZero() {
+			return now.Add(e.every)
+		}
+		return prev.Add((now.Sub(prev)/e.every + 1) * e.every)
+	}
+	return e.sched.Next(now.In(e.loc))
+}
+
+// latest returns the latest tick in (last, now], if there is one.
+func (e *entry) latest(last, now time.Time) (time.Time, bool) {
+	if !now.After(last) {
+		return time.Time{}, false
+	}
+	if e.kind == "every" {
+		n := now.Sub(last) / e.every
+		return last.Add(n * e.every), n > 0
+	}
+	// Widen a window back from now until it holds a tick, then walk the
+	// ticks inside it: a per-second schedule down for a week must not walk
+	// 600 000 ticks.
+	for w := time.Second; ; w *= 2 {
+		from := now.Add(-w)
+		if !from.After(last) {
+			from = last
+		}
+		t := e.sched.Next(from.In(e.loc))
+		if !t.IsZero() && !t.After(now) {
+			for {
+				n := e.sched.Next(t)
+				if n.IsZero() || n.After(now) {
+					return t, true
+				}
+				t = n
+			}
+		}
+		if from.Equal(last) {
+			return time.Time{}, false
+		}
+	}
+}
+
+// tick fires e for the tick scheduled at at, unless overlap: skip and a
+// run of the routine is active. queue and allow both fire: the queue
+// serializes runs of a queue trigger.
+func (s *Scheduler) tick(ctx context.Context, e *entry, at time.Time) {
+	if !s.current(e) {
+		return
+	}
+	if (e.overlap == "" || e.overlap == "skip") && s.cfg.Active != nil && s.cfg.Active(e.routine) {
+		s.log.InfoContext(ctx, "tick skipped: a run is active", "routine", e.routine, "trigger", e.index, "scheduled_at", at)
+		return
+	}
+	payload, err := json.Marshal(struct {
+		ScheduledAt string `json:"scheduled_at"`
+		Trigger     string `json:"trigger"`
+	}{at.In(e.loc).Format(time.RFC3339Nano), e.kind})
+	if err != nil {
+		panic(err) // two strings always marshal
+	}
+	f := Fire{Routine: e.routine, Trigger: e.index, Kind: e.kind, Payload: payload, At: s.clock.Now()}
+	if err := s.cfg.Sink(ctx, f); err != nil {
+		s.log.WarnContext(ctx, "tick not accepted", "routine", e.routine, "trigger", e.index, "scheduled_at", at, "err", err)
+	}
+}

@@ -1,0 +1,336 @@
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+type schedBundle struct {
+	clock  *fakeClock
+	fires  chan Fire
+	active atomic.Bool
+	last   time.Time // what LastFire returns
+}
+
+func setupScheduler(t *testing.T, now time.Time, last time.Time) (*Scheduler, *schedBundle) {
+	t.Helper()
+	b := &schedBundle{clock: newFakeClock(now), fires: make(chan Fire, 100), last: last}
+	s := NewScheduler(SchedulerConfig{
+		Sink: func(_ context.Context, f Fire) error {
+			b.fires <- f
+			return nil
+		},
+		Clock:    b.clock,
+		Active:   func(string) bool { return b.active.Load() },
+		LastFire: func(string, int) time.Time { return b.last },
+	})
+	t.Cleanup(s.Stop)
+	return s, b
+}
+
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func start(t *testing.T, s *Scheduler, name string, triggers ...routine.Trigger) {
+	t.Helper()
+	if err := s.Set(name, triggers); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nextFire returns the scheduled_at of the next firing.
+func (b *schedBundle) nextFire(t *testing.T) string {
+	t.Helper()
+	select {
+	case f := <-b.fires:
+		var p struct {
+			ScheduledAt string `json:"scheduled_at"`
+			Trigger     string `json:"trigger"`
+		}
+		if err := json.Unmarshal(f.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Trigger != f.Kind || f.Routine != "r" {
+			t.Fatalf("fire %+v, payload %s", f, f.Payload)
+		}
+		if !f.At.Equal(b.clock.Now()) {
+			t.Fatalf("fire at %s, clock at %s", f.At, b.clock.Now())
+		}
+		return p.ScheduledAt
+	case <-time.After(5 * time.Second):
+		t.Fatal("no fire within 5s")
+		return ""
+	}
+}
+
+// noFire checks that nothing fired; the caller has seen the scheduler
+// re-arm, so any firing would already be in the channel.
+func (b *schedBundle) noFire(t *testing.T) {
+	t.Helper()
+	select {
+	case f := <-b.fires:
+		t.Fatalf("unexpected fire %s", f.Payload)
+	default:
+	}
+}
+
+// ticks advances through the next n ticks and returns the instants the
+// scheduler slept until and the scheduled_at of each firing.
+func ticks(t *testing.T, b *schedBundle, n int) (arms, fired []string) {
+	t.Helper()
+	for range n {
+		at := b.clock.nextArm(t)
+		arms = append(arms, at.UTC().Format(time.RFC3339))
+		b.clock.advanceTo(at)
+		fired = append(fired, b.nextFire(t))
+	}
+	return arms, fired
+}
+
+func equal(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: got %q, want %q", what, got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: got %q, want %q", what, got, want)
+		}
+	}
+}
+
+func TestSchedulerCronFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, cron string
+		arms       []string
+	}{
+		{"five fields", "*/15 * * * *", []string{"2026-05-04T10:15:00Z", "2026-05-04T10:30:00Z", "2026-05-04T10:45:00Z"}},
+		{"six fields", "*/10 * * * * *", []string{"2026-05-04T10:07:20Z", "2026-05-04T10:07:30Z", "2026-05-04T10:07:40Z"}},
+		{"weekdays", "0 8 * * 1-5", []string{"2026-05-05T08:00:00Z", "2026-05-06T08:00:00Z", "2026-05-07T08:00:00Z"}},
+		{"descriptor", "@daily", []string{"2026-05-05T00:00:00Z", "2026-05-06T00:00:00Z", "2026-05-07T00:00:00Z"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:07:12Z"), time.Time{})
+			start(t, s, "r", routine.Trigger{Cron: tc.cron})
+			arms, fired := ticks(t, b, 3)
+			equal(t, "armed", arms, tc.arms)
+			equal(t, "scheduled_at", fired, tc.arms)
+		})
+	}
+}
+
+// 08:00 in Berlin is 07:00 UTC in winter and 06:00 UTC in summer; the
+// schedule follows the wall clock of the zone across both changes.
+func TestSchedulerTimezoneDST(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, start string
+		arms, fired []string
+	}{
+		{"spring forward", "2026-03-27T12:00:00Z",
+			[]string{"2026-03-28T07:00:00Z", "2026-03-29T06:00:00Z", "2026-03-30T06:00:00Z"},
+			[]string{"2026-03-28T08:00:00+01:00", "2026-03-29T08:00:00+02:00", "2026-03-30T08:00:00+02:00"}},
+		{"fall back", "2026-10-24T00:00:00Z",
+			[]string{"2026-10-24T06:00:00Z", "2026-10-25T07:00:00Z", "2026-10-26T07:00:00Z"},
+			[]string{"2026-10-24T08:00:00+02:00", "2026-10-25T08:00:00+01:00", "2026-10-26T08:00:00+01:00"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, b := setupScheduler(t, mustTime(t, tc.start), time.Time{})
+			start(t, s, "r", routine.Trigger{Cron: "0 8 * * *", Timezone: "Europe/Berlin"})
+			arms, fired := ticks(t, b, 3)
+			equal(t, "armed", arms, tc.arms)
+			equal(t, "scheduled_at", fired, tc.fired)
+		})
+	}
+}
+
+func TestSchedulerEvery(t *testing.T) {
+	t.Parallel()
+	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
+	start(t, s, "r", routine.Trigger{Every: routine.Duration(30 * time.Second)})
+	want := []string{"2026-05-04T10:00:30Z", "2026-05-04T10:01:00Z", "2026-05-04T10:01:30Z"}
+	arms, fired := ticks(t, b, 3)
+	equal(t, "armed", arms, want)
+	equal(t, "scheduled_at", fired, want)
+}
+
+// every: keeps the cadence of its last firing across a restart.
+func TestSchedulerEveryKeepsCadence(t *testing.T) {
+	t.Parallel()
+	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), mustTime(t, "2026-05-04T09:59:50Z"))
+	start(t, s, "r", routine.Trigger{Every: routine.Duration(30 * time.Second)})
+	arms, _ := ticks(t, b, 2)
+	equal(t, "armed", arms, []string{"2026-05-04T10:00:20Z", "2026-05-04T10:00:50Z"})
+}
+
+func TestSchedulerOverlap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		overlap string
+		fires   bool
+	}{{"", false}, {"skip", false}, {"queue", true}, {"allow", true}} {
+		t.Run("overlap="+tc.overlap, func(t *testing.T) {
+			t.Parallel()
+			s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
+			b.active.Store(true)
+			start(t, s, "r", routine.Trigger{Cron: "* * * * *", Overlap: tc.overlap})
+			b.clock.advanceTo(b.clock.nextArm(t))
+			next := b.clock.nextArm(t) // the tick has been handled
+			if tc.fires {
+				if got := b.nextFire(t); got != "2026-05-04T10:01:00Z" {
+					t.Fatalf("scheduled_at %s", got)
+				}
+			} else {
+				b.noFire(t)
+			}
+			// Once no run is active, every mode fires.
+			b.active.Store(false)
+			b.clock.advanceTo(next)
+			if got := b.nextFire(t); got != "2026-05-04T10:02:00Z" {
+				t.Fatalf("scheduled_at %s", got)
+			}
+		})
+	}
+}
+
+func TestSchedulerCatchup(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		trigger routine.Trigger
+		last    string // last firing, before now = 10:30:00
+		fired   string // the catch-up firing, "" for none
+		arm     string
+	}{
+		{"one fires the latest missed tick", routine.Trigger{Cron: "0 * * * *", Catchup: "one"}, "2026-05-04T08:00:00Z", "2026-05-04T10:00:00Z", "2026-05-04T11:00:00Z"},
+		{"one with seconds", routine.Trigger{Cron: "*/5 * * * * *", Catchup: "one"}, "2026-04-27T10:30:00Z", "2026-05-04T10:30:00Z", "2026-05-04T10:30:05Z"},
+		{"one, nothing missed", routine.Trigger{Cron: "0 * * * *", Catchup: "one"}, "2026-05-04T10:00:00Z", "", "2026-05-04T11:00:00Z"},
+		{"one, never fired", routine.Trigger{Cron: "0 * * * *", Catchup: "one"}, "", "", "2026-05-04T11:00:00Z"},
+		{"none", routine.Trigger{Cron: "0 * * * *", Catchup: "none"}, "2026-05-04T08:00:00Z", "", "2026-05-04T11:00:00Z"},
+		{"default is none", routine.Trigger{Cron: "0 * * * *"}, "2026-05-04T08:00:00Z", "", "2026-05-04T11:00:00Z"},
+		{"every one", routine.Trigger{Every: routine.Duration(30 * time.Second), Catchup: "one"}, "2026-05-04T10:28:25Z", "2026-05-04T10:29:55Z", "2026-05-04T10:30:25Z"},
+		{"every none", routine.Trigger{Every: routine.Duration(30 * time.Second), Catchup: "none"}, "2026-05-04T10:28:25Z", "", "2026-05-04T10:30:25Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var last time.Time
+			if tc.last != "" {
+				last = mustTime(t, tc.last)
+			}
+			s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:30:00Z"), last)
+			start(t, s, "r", tc.trigger)
+			arm := b.clock.nextArm(t) // catching up happens before arming
+			if tc.fired == "" {
+				b.noFire(t)
+			} else if got := b.nextFire(t); got != tc.fired {
+				t.Fatalf("caught up %s, want %s", got, tc.fired)
+			}
+			b.noFire(t) // once, not once per missed tick
+			if got := arm.UTC().Format(time.RFC3339); got != tc.arm {
+				t.Fatalf("armed %s, want %s", got, tc.arm)
+			}
+		})
+	}
+}
+
+func TestSchedulerStop(t *testing.T) {
+	t.Parallel()
+	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
+	start(t, s, "r", routine.Trigger{Cron: "* * * * *"})
+	at := b.clock.nextArm(t)
+	s.Stop() // returns once the loop has
+	b.clock.advanceTo(at.Add(time.Hour))
+	b.noFire(t)
+	s.Stop() // idempotent
+	if err := s.Start(context.Background()); err == nil {
+		t.Fatal("started twice")
+	}
+}
+
+func TestSchedulerContextEnds(t *testing.T) {
+	t.Parallel()
+	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
+	if err := s.Set("r", []routine.Trigger{{Cron: "* * * * *"}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := b.clock.nextArm(t)
+	cancel()
+	<-s.done
+	b.clock.advanceTo(at)
+	b.noFire(t)
+}
+
+// Set after Start reschedules a routine; Set with no triggers removes it.
+func TestSchedulerSet(t *testing.T) {
+	t.Parallel()
+	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
+	start(t, s, "r", routine.Trigger{Cron: "0 * * * *"})
+	if got := b.clock.nextArm(t); !got.Equal(mustTime(t, "2026-05-04T11:00:00Z")) {
+		t.Fatalf("armed %s", got)
+	}
+	if err := s.Set("r", []routine.Trigger{{Webhook: &routine.WebhookTrigger{Path: "/x"}}, {Cron: "*/5 * * * *"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.clock.nextArm(t); !got.Equal(mustTime(t, "2026-05-04T10:05:00Z")) {
+		t.Fatalf("armed %s after Set", got)
+	}
+	b.clock.advanceTo(mustTime(t, "2026-05-04T10:05:00Z"))
+	select {
+	case f := <-b.fires:
+		if f.Trigger != 1 || f.Kind != "cron" {
+			t.Fatalf("fire %+v", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no fire")
+	}
+	b.clock.nextArm(t)
+	// Removing r leaves only other's schedule.
+	if err := s.Set("other", []routine.Trigger{{Cron: "0 12 * * *"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("r", nil); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if at := b.clock.nextArm(t); at.Equal(mustTime(t, "2026-05-04T12:00:00Z")) {
+			break
+		}
+	}
+	b.clock.advanceTo(mustTime(t, "2026-05-04T11:59:00Z"))
+	b.noFire(t)
+}
+
+func TestSchedulerSetRejects(t *testing.T) {
+	t.Parallel()
+	s := NewScheduler(SchedulerConfig{Sink: func(context.Context, Fire) error { return nil }})
+	for _, tr := range []routine.Trigger{
+		{Cron: "61 * * * *"},
+		{Cron: "0 8 * * *", Timezone: "Mars/Olympus"},
+		{Cron: "0 8 * * *", Timezone: "Local"},
+	} {
+		if err := s.Set("r", []routine.Trigger{tr}); err == nil {
+			t.Errorf("Set(%+v) accepted", tr)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+// Package trigger turns the triggers of routines into firings: the cron and
+// every schedules (Scheduler), file-system events (Watcher) and the signature
+// and event checks of webhooks (VerifyHMAC, EventFilter). Every trigger kind
+// feeds a Sink; the package knows nothing of the store, the queue or the
+// engine, so the daemon decides what a firing becomes (a queued run).
+//
+// The exported constructors and functions are the API the local daemon
+// (`routines serve`) calls; nothing here starts on its own.
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Fire is one firing of a trigger.
+type Fire struct {
+	// Routine is the name of the routine whose trigger fired.
+	Routine string
+	// Trigger is the index of the trigger in the routine's triggers:, so
+	// the daemon can record when it last fired and read its options.
+	Trigger int
+	// Kind is the trigger kind: cron, every or file.
+	Kind string
+	// Payload is the event the run sees as `event`, a JSON object.
+	Payload json.RawMessage
+	// At is when the trigger fired, on the trigger's clock.
+	At time.Time
+}
+
+// Sink receives firings; the daemon queues a run for each. It returns an
+// error when the firing could not be accepted; the trigger logs it and
+// carries on, it does not retry.
+type Sink func(ctx context.Context, f Fire) error
