@@ -253,7 +253,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 					return writeJSON(g.deps.Stdout, lines)
 				}
 				for _, l := range lines {
-					fmt.Fprintf(g.deps.Stdout, "%s %s %s %s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.RunID, l.Step, l.Stream, l.Text)
+					fmt.Fprintf(g.deps.Stdout, "%s %s %s %s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.RunID, orDash(l.Step), l.Stream, l.Text)
 				}
 				return nil
 			})

@@ -212,7 +212,11 @@ func (v *liveView) Log(l routine.LogLine) {
 		marker = "· "
 	}
 	v.mu.Lock()
-	fmt.Fprintf(w, "[%s] %s%s\n", l.Step, marker, l.Text)
+	if l.Step == "" { // a line about the whole run
+		fmt.Fprintf(w, "%s%s\n", marker, l.Text)
+	} else {
+		fmt.Fprintf(w, "[%s] %s%s\n", l.Step, marker, l.Text)
+	}
 	v.mu.Unlock()
 }
 

@@ -27,6 +27,9 @@ type runExec struct {
 	log       *runLog
 	cp        *checkpointer
 	redactor  *strings.Replacer
+	// resume is what an earlier attempt of the run left, or nil for a run
+	// that starts afresh. It is set before any step starts and read-only after.
+	resume *resumeState
 
 	mu   sync.Mutex // guards tctx, the run's resource totals and completed
 	tctx *template.Context
@@ -79,6 +82,16 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	}
 	defer cancel()
 	e := x.e
+	// A run started before (Attempt > 0: Execute writes the attempt before
+	// any step record) was interrupted; it goes on at its first unfinished
+	// steps. A fresh run costs no read.
+	var rs *resumeState
+	if x.run.Attempt > 0 {
+		var err error
+		if rs, err = loadResume(context.WithoutCancel(ctx), e.store, x.run.ID); err != nil {
+			return x.run, err
+		}
+	}
 	now := e.clock.Now().UTC()
 	x.run.State = routine.StateRunning
 	x.run.StartedAt = &now
@@ -91,6 +104,10 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID)
 	x.log = &runLog{x: x}
 	e.observer.RunStarted(x.run)
+	if rs != nil {
+		n := x.applyResume(rs)
+		x.log.system("", "resuming: %d step(s) already done", n)
+	}
 
 	failure := x.prepare(ctx)
 	if failure == nil {
@@ -232,10 +249,23 @@ func (x *runExec) payload(code, step, msg string) *routine.ErrorPayload {
 func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routine.Step) *routine.ErrorPayload {
 	deps, dependents := graph(list)
 	waiting := make([]int, len(list))
-	var ready []int
+	started := make([]bool, len(list))
 	for i := range list {
 		waiting[i] = len(deps[i])
-		if waiting[i] == 0 {
+	}
+	for i := range list {
+		// A step an earlier attempt of the run finished is not run again:
+		// it counts as finished for the steps waiting for it.
+		if x.doneBefore(phase, list[i].ID) {
+			started[i] = true
+			for _, j := range dependents[i] {
+				waiting[j]--
+			}
+		}
+	}
+	var ready []int
+	for i := range list {
+		if !started[i] && waiting[i] == 0 {
 			ready = append(ready, i)
 		}
 	}
@@ -248,7 +278,6 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 		rec *routine.StepRun
 	}
 	results := make(chan done)
-	started := make([]bool, len(list))
 	running := 0
 	var failure *routine.ErrorPayload
 	for {
@@ -271,7 +300,7 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 			continue
 		}
 		for _, j := range dependents[d.i] {
-			if waiting[j]--; waiting[j] == 0 {
+			if waiting[j]--; waiting[j] == 0 && !started[j] {
 				ready = insertSorted(ready, j)
 			}
 		}
@@ -408,7 +437,10 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 		return x.payload(routine.CodeInternal, s.ID, fmt.Sprintf("step kind %q is not available", s.Kind()))
 	}
 	tries := triesOf(s.Retry)
-	for n := 1; ; n++ {
+	// A step an earlier attempt of the run left unfinished goes on counting
+	// its attempts, so a step that crashes the process cannot retry
+	// forever; it gets at least one more try.
+	for n := x.attemptsBefore(phase, s.ID) + 1; ; n++ {
 		rec.Attempts = n
 		x.cp.step(rec)
 		x.e.observer.StepStarted(x.run, rec)

@@ -63,6 +63,41 @@ type Store interface {
 	// that expired at or before p.Now.
 	StateDelete(ctx context.Context, p *StateDeleteParams) (existed bool, err error)
 
+	// RunClaim takes the next run to execute off the queue, atomically: of
+	// two workers (goroutines or processes) claiming at once, each gets a
+	// different run. A run is claimable when it is
+	//   - queued, with no NotBefore or a NotBefore at or before p.Now, or
+	//   - running with a lease that expired at or before p.Now: its worker
+	//     is presumed dead (crash recovery), and the run resumes elsewhere.
+	// A running run without a lease (executed in the foreground, not
+	// claimed) is never claimable. Of the claimable runs, the one queued
+	// first (queued_at, then id) is taken, skipping the runs of a routine
+	// whose ceiling in p.Ceilings is reached: such a routine already has
+	// that many running runs whose lease has not expired (or that have
+	// none). FIFO per routine, and across routines the oldest head first,
+	// so a routine at its ceiling holds back no other. A delayed run
+	// (NotBefore in the future) holds back none of its routine either.
+	// The run taken becomes running with Worker p.Worker and a lease until
+	// p.Now + p.Lease; its NotBefore is cleared; the rest (attempt,
+	// started_at) is left to the executor. Nothing claimable wraps
+	// ErrNotFound.
+	RunClaim(ctx context.Context, p *RunClaimParams) (*routine.Run, error)
+	// RunHeartbeat extends to p.Now + p.Lease the lease of every running
+	// run that p.Worker holds (of the runs in p.IDs only, when set), and
+	// returns how many it extended. A run claimed by another worker after
+	// the lease expired is not p.Worker's any more and is left alone.
+	RunHeartbeat(ctx context.Context, p *RunHeartbeatParams) (int, error)
+	// RunRequeue puts a running run that p.Worker holds back in the queue:
+	// state queued, not before p.NotBefore, no worker and no lease. Its
+	// queued_at is kept, so once due it goes before the runs queued after
+	// it. A missing run wraps ErrNotFound; a run that is not running or
+	// that another worker holds wraps ErrConflict.
+	RunRequeue(ctx context.Context, p *RunRequeueParams) error
+	// RunCount counts runs by state, of the states in p.States (every
+	// state when empty) and of p.Routine when set. A state with no run is
+	// missing from the map.
+	RunCount(ctx context.Context, p *RunCountParams) (map[routine.State]int, error)
+
 	// Close releases the store.
 	Close() error
 }
@@ -78,6 +113,41 @@ type RunCreateParams struct {
 	State    routine.State // queued when empty
 	QueuedAt time.Time
 	ReplayOf string
+	// NotBefore delays a queued run: RunClaim does not take it earlier.
+	NotBefore *time.Time
+}
+
+// RunClaimParams say who claims a run, when, for how long, and within
+// which ceilings.
+type RunClaimParams struct {
+	Worker string        // recorded on the run, and checked by RunHeartbeat and RunRequeue
+	Now    time.Time     // the caller's clock: judges NotBefore and leases
+	Lease  time.Duration // the claimed run's lease lasts until Now + Lease
+	// Ceilings maps a routine name to the most runs of it that may be
+	// running at once. A routine not in the map, or mapped to 0 or less,
+	// has no ceiling.
+	Ceilings map[string]int
+}
+
+// RunHeartbeatParams name the worker whose leases RunHeartbeat extends.
+type RunHeartbeatParams struct {
+	Worker string
+	IDs    []string // only these runs, when set
+	Now    time.Time
+	Lease  time.Duration // the leases last until Now + Lease
+}
+
+// RunRequeueParams name the run RunRequeue puts back in the queue.
+type RunRequeueParams struct {
+	ID        string
+	Worker    string     // the worker that holds the run
+	NotBefore *time.Time // nil: claimable at once
+}
+
+// RunCountParams filter RunCount. Zero values do not filter.
+type RunCountParams struct {
+	Routine string
+	States  []routine.State
 }
 
 // RunListParams filter RunList. Zero values do not filter.

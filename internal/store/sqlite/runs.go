@@ -21,8 +21,8 @@ const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of`
 
 const (
-	runCreateSQL = `INSERT INTO runs (` + runColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	runUpdateSQL = `UPDATE runs SET state = ?, attempt = ?, started_at = ?, finished_at = ?,
 		worker = ?, region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
 		WHERE id = ?`
@@ -76,7 +76,7 @@ func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routi
 	}
 	_, err = s.runCreate.ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
-		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf)
+		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore))
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:

@@ -58,6 +58,11 @@ type Store struct {
 	stateExists    *sql.Stmt
 	stateUpsert    *sql.Stmt
 	stateDelete    *sql.Stmt
+	claimBusy      *sql.Stmt
+	claimPick      *sql.Stmt
+	claimTake      *sql.Stmt
+	heartbeat      *sql.Stmt
+	requeue        *sql.Stmt
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
@@ -136,6 +141,11 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.stateExists, stateExistsSQL},
 		{s.w, &s.stateUpsert, stateUpsertSQL},
 		{s.w, &s.stateDelete, stateDeleteSQL},
+		{s.w, &s.claimBusy, claimBusySQL},
+		{s.w, &s.claimPick, claimPickSQL},
+		{s.w, &s.claimTake, claimTakeSQL},
+		{s.w, &s.heartbeat, heartbeatSQL},
+		{s.w, &s.requeue, requeueSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -151,7 +161,8 @@ func (s *Store) prepare(ctx context.Context) error {
 func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
-		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete} {
+		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
+		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

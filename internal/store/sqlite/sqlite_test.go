@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -280,6 +281,83 @@ func BenchmarkLogAppend100(b *testing.B) {
 				Stream: routine.StreamStdout, Text: text}
 		}
 		if err := s.LogAppend(tb.ctx, lines); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Two stores on one file claim as two processes would: each run once.
+func TestTwoStoresClaim(t *testing.T) {
+	t.Parallel()
+	s1, b := setup(t)
+	s2 := b.open(t)
+	const runs = 200
+	for range runs {
+		createRun(t, b.ctx, s1, "r")
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[string]int{}
+		wg      sync.WaitGroup
+	)
+	for i, s := range []*sqlite.Store{s1, s2, s1, s2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				run, err := s.RunClaim(b.ctx, &store.RunClaimParams{Worker: fmt.Sprint("w", i), Now: time.Now(), Lease: time.Hour})
+				if errors.Is(err, routine.ErrNotFound) {
+					return
+				}
+				if err != nil {
+					t.Errorf("RunClaim: %v", err)
+					return
+				}
+				mu.Lock()
+				claimed[run.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != runs {
+		t.Errorf("claimed %d runs, want %d", len(claimed), runs)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("run %s claimed %d times", id, n)
+		}
+	}
+}
+
+// BenchmarkRunClaim claims from a backlog of 10,000 queued runs of ten
+// routines, with a ceiling on one of them, and finishes each claimed run
+// so that the ceiling does not fill.
+func BenchmarkRunClaim(b *testing.B) {
+	s, tb := setup(b)
+	const backlog = 10_000
+	queued := time.Now()
+	refill := func(n int) {
+		for i := range n {
+			if _, err := s.RunCreate(tb.ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: fmt.Sprint("r", i%10),
+				QueuedAt: queued}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	refill(backlog)
+	p := &store.RunClaimParams{Worker: "w", Lease: time.Minute, Ceilings: map[string]int{"r0": 4}}
+	for b.Loop() {
+		p.Now = time.Now()
+		run, err := s.RunClaim(tb.ctx, p)
+		if err != nil {
+			b.StopTimer()
+			refill(backlog)
+			b.StartTimer()
+			continue
+		}
+		run.State = routine.StateSucceeded
+		if err := s.RunUpdate(tb.ctx, run); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,220 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// The queue is the runs table: a claim is one BEGIN IMMEDIATE transaction
+// (the writer connection's _txlock), so it holds SQLite's write lock from
+// its first read to its commit, and no other goroutine or process can
+// claim in between.
+const (
+	// claimBusySQL lists the routines' counts of running runs that hold a
+	// slot: those with a live lease, and those with none (run in the
+	// foreground). Running runs are few; the walk is of the state prefix
+	// of runs_claim.
+	claimBusySQL = `SELECT routine, COUNT(*) FROM runs
+		WHERE state = 'running' AND (lease_until IS NULL OR lease_until > ?)
+		GROUP BY routine`
+	// claimPickSQL picks the oldest claimable run whose routine is not in
+	// the JSON list ?2: the oldest due queued run or the oldest running run
+	// whose lease expired, whichever was queued first. Each branch walks
+	// runs_claim in order and stops at its first match.
+	claimPickSQL = `SELECT id FROM (
+			SELECT id, queued_at FROM (
+				SELECT id, queued_at FROM runs
+				WHERE state = 'queued' AND (not_before IS NULL OR not_before <= ?1)
+					AND routine NOT IN (SELECT value FROM json_each(?2))
+				ORDER BY queued_at, id LIMIT 1)
+			UNION ALL
+			SELECT id, queued_at FROM (
+				SELECT id, queued_at FROM runs
+				WHERE state = 'running' AND lease_until <= ?1
+					AND routine NOT IN (SELECT value FROM json_each(?2))
+				ORDER BY queued_at, id LIMIT 1))
+		ORDER BY queued_at, id LIMIT 1`
+	claimTakeSQL = `UPDATE runs SET state = 'running', worker = ?, lease_until = ?, not_before = NULL
+		WHERE id = ? RETURNING ` + runColumns
+	// heartbeatSQL extends the leases of a worker's runs; ?4, when not
+	// NULL, is a JSON list of the only ids to extend.
+	heartbeatSQL = `UPDATE runs SET lease_until = ?1
+		WHERE state = 'running' AND worker = ?2 AND lease_until IS NOT NULL
+			AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))`
+	requeueSQL = `UPDATE runs SET state = 'queued', not_before = ?, worker = '', lease_until = NULL
+		WHERE id = ? AND state = 'running' AND worker = ?`
+	runExistsSQL = `SELECT 1 FROM runs WHERE id = ?`
+)
+
+var errNoWorker = errors.New("worker is required")
+
+// RunClaim takes the oldest claimable run off the queue.
+func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) (*routine.Run, error) {
+	if p.Worker == "" {
+		return nil, fmt.Errorf("claim run: %w", errNoWorker)
+	}
+	run, err := s.runClaim(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("claim run: %w", err)
+	}
+	return run, nil
+}
+
+func (s *Store) runClaim(ctx context.Context, p *store.RunClaimParams) (*routine.Run, error) {
+	now := p.Now.UnixMicro()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, now)
+	if err != nil {
+		return nil, err
+	}
+	var id string
+	if err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("nothing to claim: %w", routine.ErrNotFound)
+		}
+		return nil, err
+	}
+	run, err := scanRun(tx.StmtContext(ctx, s.claimTake).QueryRowContext(ctx,
+		p.Worker, p.Now.Add(p.Lease).UnixMicro(), id))
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// fullRoutines returns, as a JSON list, the routines with a ceiling that
+// have as many running runs holding a slot as their ceiling allows.
+func fullRoutines(ctx context.Context, busy *sql.Stmt, ceilings map[string]int, now int64) (string, error) {
+	full := []string{} // "[]", not "null"
+	if len(ceilings) > 0 {
+		rows, err := busy.QueryContext(ctx, now)
+		if err != nil {
+			return "", err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				name string
+				n    int
+			)
+			if err := rows.Scan(&name, &n); err != nil {
+				return "", err
+			}
+			if limit := ceilings[name]; limit > 0 && n >= limit {
+				full = append(full, name)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+	}
+	b, err := json.Marshal(full)
+	return string(b), err
+}
+
+// RunHeartbeat extends the leases of the runs a worker holds.
+func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (int, error) {
+	if p.Worker == "" {
+		return 0, fmt.Errorf("heartbeat: %w", errNoWorker)
+	}
+	var ids any
+	if len(p.IDs) > 0 {
+		b, err := json.Marshal(p.IDs)
+		if err != nil {
+			return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+		}
+		ids = string(b)
+	}
+	res, err := s.heartbeat.ExecContext(ctx, p.Now.Add(p.Lease).UnixMicro(), p.Worker, ids)
+	if err != nil {
+		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+	}
+	return int(n), nil
+}
+
+// RunRequeue puts a running run back in the queue.
+func (s *Store) RunRequeue(ctx context.Context, p *store.RunRequeueParams) error {
+	if p.Worker == "" {
+		return fmt.Errorf("requeue run %s: %w", p.ID, errNoWorker)
+	}
+	res, err := s.requeue.ExecContext(ctx, micros(p.NotBefore), p.ID, p.Worker)
+	if err != nil {
+		return fmt.Errorf("requeue run %s: %w", p.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("requeue run %s: %w", p.ID, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	var one int
+	switch err := s.r.QueryRowContext(ctx, runExistsSQL, p.ID).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("requeue run %s: %w", p.ID, routine.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("requeue run %s: %w", p.ID, err)
+	}
+	return fmt.Errorf("requeue run %s: not running or not held by %s: %w", p.ID, p.Worker, routine.ErrConflict)
+}
+
+// RunCount counts runs by state.
+func (s *Store) RunCount(ctx context.Context, p *store.RunCountParams) (map[routine.State]int, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if len(p.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")")
+		for _, st := range p.States {
+			args = append(args, string(st))
+		}
+	}
+	if p.Routine != "" {
+		where = append(where, "routine = ?")
+		args = append(args, p.Routine)
+	}
+	q := "SELECT state, COUNT(*) FROM runs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " GROUP BY state"
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	counts := map[routine.State]int{}
+	for rows.Next() {
+		var (
+			state string
+			n     int
+		)
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count runs: %w", err)
+		}
+		counts[routine.State(state)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	return counts, nil
+}
