@@ -11,29 +11,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// runDetail is the JSON shape of `show`: a run and its steps.
-type runDetail struct {
-	*routine.Run
-	Steps []*routine.StepRun `json:"steps"`
-}
-
 // newRunDetail prepares a run and its steps for -o json, where empty maps
-// and lists are {} and [], never null, as docs/cli.md promises.
-func newRunDetail(run *routine.Run, steps []*routine.StepRun) runDetail {
-	if steps == nil {
-		steps = []*routine.StepRun{}
-	}
-	for i, s := range steps {
-		if s.Outputs == nil {
-			c := *s
-			c.Outputs = map[string]string{}
-			steps[i] = &c
-		}
-	}
-	return runDetail{Run: jsonRun(run), Steps: steps}
+// and lists are {} and [], never null, as docs/cli.md promises. The API
+// answers with the same shape (GET /v1/runs/<id>).
+func newRunDetail(run *routine.Run, steps []*routine.StepRun) server.RunDetail {
+	return server.NewRunDetail(run, steps)
 }
 
 // jsonRun returns run with empty input and tags as {} and [].

@@ -115,6 +115,8 @@ func newRoot(g *globals) *cobra.Command {
 		newLogsCmd(g),
 		newDLQCmd(g),
 		newSchemaCmd(g),
+		newServeCmd(g),
+		newInvokeCmd(g),
 	)
 	return root
 }

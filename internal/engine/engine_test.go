@@ -661,7 +661,18 @@ func TestCancelDuringCompensationKeepsDeadLetter(t *testing.T) {
 	go func() {
 		<-b.kind.startedCh("one")
 		<-b.kind.startedCh("two")
-		// "two" fails at once; its compensation of "one" blocks until cancelled.
+		// "two" fails at once; its compensation of "one" blocks until
+		// cancelled. Cancel only once the compensation runs (the second
+		// execution of "one"): earlier, the cancel would hit "two" itself.
+		for {
+			b.kind.mu.Lock()
+			n := b.kind.tries["one"]
+			b.kind.mu.Unlock()
+			if n >= 2 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 		cancel()
 	}()
 	run, _ := b.run(t, ctx, e, `

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/spec"
+)
+
+// discover loads every routine file under root (skipping .routines, .git
+// and node_modules). Invalid files are reported to warn, with the
+// positions of their problems, and skipped; two valid routines with the
+// same name are an error, since runs and webhooks find routines by name.
+func discover(root string, warn io.Writer) ([]*routine.Routine, error) {
+	var found []*routine.Routine
+	where := map[string]string{}
+	var dups []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case stateDirName, ".git", "node_modules":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Name() != "routine.yaml" && d.Name() != "routine.yml" {
+			return nil
+		}
+		r, err := spec.Load(path)
+		if err != nil {
+			fmt.Fprintf(warn, "%v\nskipping %s: it is invalid\n", err, path)
+			return nil
+		}
+		if prev, ok := where[r.Name]; ok {
+			dups = append(dups, fmt.Sprintf("routine %q is defined twice: %s and %s", r.Name, prev, path))
+			return nil
+		}
+		where[r.Name] = path
+		found = append(found, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(dups) > 0 {
+		return nil, fmt.Errorf("%s; routine names must be unique in a project", strings.Join(dups, "; "))
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
+	return found, nil
+}

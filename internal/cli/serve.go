@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/trigger"
+)
+
+// serveFileName is the file in .routines/ where a running daemon records
+// its address, for `routines invoke`.
+const serveFileName = "serve.json"
+
+// serveInfo is the content of .routines/serve.json.
+type serveInfo struct {
+	Addr string `json:"addr"`
+	PID  int    `json:"pid"`
+}
+
+// serveOptions are the flags of serve.
+type serveOptions struct {
+	addr            string
+	workers         int
+	grace           time.Duration
+	lease           time.Duration
+	token           string
+	maxQueued       int
+	allowUnconfined bool
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve [DIR]",
+		Short: "Run the local daemon: triggers, webhooks, the API and the queue of runs",
+		Long: "serve finds every routine.yaml under DIR (default: the current directory), validates them,\n" +
+			"starts their cron, every and file triggers, serves webhooks (POST /hooks/<path>) and the API (/v1) and\n" +
+			"works the queue in .routines/state.db. SIGTERM or Ctrl-C stops intake, lets running steps\n" +
+			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: docs/serve.md",
+		Args: argsRange(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.token == "" {
+				o.token = os.Getenv("ROUTINES_TOKEN")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return g.serve(ctx, firstArg(args), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
+	f.IntVar(&o.workers, "workers", 8, "runs executed at once")
+	f.DurationVar(&o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
+	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; a run whose daemon died is taken over after it")
+	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
+	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
+	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
+	return cmd
+}
+
+func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error {
+	if dir == "" {
+		dir = "."
+	}
+	if o.workers < 1 {
+		return invalidf("--workers %d: want at least 1", o.workers)
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if info, err := os.Stat(root); err != nil || !info.IsDir() {
+		return invalidf("%s: not a directory", dir)
+	}
+	project := root
+	if g.project != "" {
+		if project, err = filepath.Abs(g.project); err != nil {
+			return err
+		}
+	}
+	routines, err := discover(root, g.deps.Stderr)
+	if err != nil {
+		return invalid(err)
+	}
+	if err := checkHooks(routines); err != nil {
+		return invalid(err)
+	}
+	unconfined := false
+	for _, r := range routines {
+		u, err := g.confinement(r, o.allowUnconfined)
+		if err != nil {
+			return invalid(err)
+		}
+		if u {
+			unconfined = true
+			break // warned once
+		}
+	}
+	st, err := openStore(ctx, project, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	host, _ := os.Hostname()
+	catalog := scheduler.NewCatalog(routines)
+	sched := scheduler.New(scheduler.Config{
+		Store: st,
+		Executor: engine.New(engine.Config{
+			Store:      st,
+			Kinds:      g.deps.Kinds,
+			StateDir:   filepath.Join(project, stateDirName),
+			Logger:     logger,
+			Secrets:    engine.EnvSecrets{},
+			Unconfined: unconfined,
+		}),
+		Catalog: catalog,
+		Worker:  fmt.Sprintf("%s:%d", host, os.Getpid()),
+		Workers: o.workers,
+		Lease:   o.lease,
+		Logger:  logger,
+	})
+	// Every trigger feeds the queue through this sink.
+	sink := func(ctx context.Context, f trigger.Fire) error {
+		r, ok := catalog.Get(f.Routine)
+		if !ok {
+			return fmt.Errorf("no routine %q", f.Routine)
+		}
+		_, err := sched.Enqueue(ctx, r, routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload}, nil)
+		return err
+	}
+	clock := trigger.NewScheduler(trigger.SchedulerConfig{
+		Logger: logger,
+		Active: sched.Active,
+		LastFire: func(name string, i int) time.Time {
+			r, ok := catalog.Get(name)
+			if !ok || i >= len(r.Triggers) {
+				return time.Time{}
+			}
+			return sched.LastFire(name, r.Triggers[i].Kind())
+		},
+		Sink: sink,
+	})
+	for _, r := range routines {
+		if err := clock.Set(r.Name, r.Triggers); err != nil {
+			return invalidf("%s: %v", r.Name, err)
+		}
+	}
+	api := server.New(server.Config{
+		Store: st, Queue: sched, Routines: catalog,
+		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
+	})
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	addr := ln.Addr().String()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && o.token == "" {
+		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can run your routines; set --token or ROUTINES_TOKEN\n", addr)
+	}
+	infoPath := filepath.Join(project, stateDirName, serveFileName)
+	if err := writeServeInfo(infoPath, serveInfo{Addr: addr, PID: os.Getpid()}); err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(infoPath)
+
+	sched.Start(ctx)
+	if err := clock.Start(ctx); err != nil {
+		return err
+	}
+	watchers := startWatchers(ctx, routines, sink, logger, g.deps.Stderr)
+	stopTriggers := func() {
+		clock.Stop()
+		for _, w := range watchers {
+			w.Stop()
+		}
+	}
+	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on http://%s\n", len(routines), root, addr)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		stopTriggers()
+		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
+		defer cancel()
+		sched.Shutdown(graceCtx)
+		return fmt.Errorf("serve: %w", err)
+	}
+	// Shutdown: refuse new work first, then let the runs in flight finish.
+	fmt.Fprintf(g.deps.Stdout, "shutting down: waiting up to %s for running steps\n", o.grace)
+	api.Drain()
+	stopTriggers()
+	graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
+	sched.Shutdown(graceCtx)
+	cancel()
+	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	fmt.Fprintln(g.deps.Stdout, "stopped")
+	return nil
+}
+
+// startWatchers starts a Watcher per file: trigger. A trigger whose path
+// cannot be watched (it does not exist) is reported and left off; the
+// other triggers of the routine work.
+func startWatchers(ctx context.Context, rs []*routine.Routine, sink trigger.Sink, logger *slog.Logger, warn io.Writer) []*trigger.Watcher {
+	var ws []*trigger.Watcher
+	for _, r := range rs {
+		for i, t := range r.Triggers {
+			if t.File == nil {
+				continue
+			}
+			w := trigger.NewWatcher(trigger.WatcherConfig{Routine: r.Name, Trigger: i, Dir: r.Dir, File: *t.File, Sink: sink, Logger: logger})
+			if err := w.Start(ctx); err != nil {
+				fmt.Fprintf(warn, "warning: %s: file trigger %d is off: %v\n", r.Name, i, err)
+				continue
+			}
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// checkHooks refuses two routines with a webhook at the same path.
+func checkHooks(rs []*routine.Routine) error {
+	seen := map[string]string{}
+	for _, r := range rs {
+		for _, t := range r.Triggers {
+			if t.Webhook == nil {
+				continue
+			}
+			if prev, ok := seen[t.Webhook.Path]; ok && prev != r.Name {
+				return fmt.Errorf("webhook path %s is used by both %s and %s", t.Webhook.Path, prev, r.Name)
+			}
+			seen[t.Webhook.Path] = r.Name
+		}
+	}
+	return nil
+}
+
+// writeServeInfo records the daemon's address, atomically.
+func writeServeInfo(path string, info serveInfo) error {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("record address: %w", err)
+	}
+	return os.Rename(tmp, path)
+}

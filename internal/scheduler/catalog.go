@@ -1,0 +1,65 @@
+package scheduler
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// Catalog holds the routines the daemon knows, by name. It is safe for
+// concurrent use.
+type Catalog struct {
+	mu       sync.RWMutex
+	routines map[string]*routine.Routine
+}
+
+// NewCatalog returns a catalog of rs; names must be unique.
+func NewCatalog(rs []*routine.Routine) *Catalog {
+	c := &Catalog{routines: make(map[string]*routine.Routine, len(rs))}
+	for _, r := range rs {
+		c.routines[r.Name] = r
+	}
+	return c
+}
+
+// Get returns the routine called name.
+func (c *Catalog) Get(name string) (*routine.Routine, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.routines[name]
+	return r, ok
+}
+
+// Set adds or replaces a routine.
+func (c *Catalog) Set(r *routine.Routine) {
+	c.mu.Lock()
+	c.routines[r.Name] = r
+	c.mu.Unlock()
+}
+
+// All returns the routines sorted by name.
+func (c *Catalog) All() []*routine.Routine {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*routine.Routine, 0, len(c.routines))
+	for _, r := range c.routines {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Ceilings maps each routine with concurrency.max to that ceiling, as
+// store.RunClaimParams wants it.
+func (c *Catalog) Ceilings() map[string]int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]int{}
+	for name, r := range c.routines {
+		if r.Concurrency != nil && r.Concurrency.Max > 0 {
+			out[name] = r.Concurrency.Max
+		}
+	}
+	return out
+}

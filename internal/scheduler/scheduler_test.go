@@ -1,0 +1,182 @@
+package scheduler_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// executor finishes runs after a delay, records how many ran at once and
+// signals each finished run.
+type executor struct {
+	st    store.Store
+	delay time.Duration
+	done  chan string
+
+	mu          sync.Mutex
+	running, hi int
+}
+
+func (e *executor) Execute(ctx context.Context, _ *routine.Routine, run *routine.Run) (*routine.Run, error) {
+	e.mu.Lock()
+	e.running++
+	e.hi = max(e.hi, e.running)
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.running--
+		e.mu.Unlock()
+	}()
+	run.State = routine.StateSucceeded
+	select {
+	case <-time.After(e.delay):
+	case <-ctx.Done():
+		run.State = routine.StateCancelled
+	}
+	now := time.Now()
+	run.FinishedAt = &now
+	if err := e.st.RunUpdate(context.Background(), run); err != nil {
+		return nil, err
+	}
+	e.done <- run.ID
+	return run, nil
+}
+
+type testBundle struct {
+	st   *sqlite.Store
+	exec *executor
+}
+
+func setup(t *testing.T, delay time.Duration, rs ...*routine.Routine) (*scheduler.Scheduler, *testBundle) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	exec := &executor{st: st, delay: delay, done: make(chan string, 100)}
+	s := scheduler.New(scheduler.Config{
+		Store: st, Executor: exec, Catalog: scheduler.NewCatalog(rs),
+		Worker: "test:1", Workers: 4, Lease: time.Minute,
+		Poll: time.Hour, // only wake-ups may start runs in these tests
+	})
+	s.Start(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s, &testBundle{st: st, exec: exec}
+}
+
+func TestEnqueueWakesAWorkerAtOnce(t *testing.T) {
+	t.Parallel()
+	r := &routine.Routine{Name: "fast"}
+	s, b := setup(t, 0, r)
+	for range 3 {
+		start := time.Now()
+		run, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case id := <-b.exec.done:
+			if id != run.ID {
+				t.Fatalf("ran %s, want %s", id, run.ID)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("queued run did not start without polling")
+		}
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Errorf("enqueue to done took %s", took)
+		}
+	}
+}
+
+func TestCeilingHoldsAndReleases(t *testing.T) {
+	t.Parallel()
+	r := &routine.Routine{Name: "one", Concurrency: &routine.Concurrency{Max: 1}}
+	other := &routine.Routine{Name: "other"}
+	s, b := setup(t, 50*time.Millisecond, r, other)
+	for range 3 {
+		if _, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Enqueue(context.Background(), other, routine.TriggerInfo{Kind: "api"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		select {
+		case <-b.exec.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("runs held back past their turn")
+		}
+	}
+	b.exec.mu.Lock()
+	defer b.exec.mu.Unlock()
+	if b.exec.hi > 2 { // one of "one" and one of "other" at most
+		t.Errorf("%d runs at once, want at most 2", b.exec.hi)
+	}
+}
+
+func TestUnknownRoutineFails(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t, 0)
+	run, err := s.Enqueue(context.Background(), &routine.Routine{Name: "gone"}, routine.TriggerInfo{Kind: "api"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, err := b.st.RunGet(context.Background(), run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == routine.StateFailed {
+			if got.Error == nil || got.Error.Code != routine.CodeInvalidRoutine {
+				t.Fatalf("error: %+v", got.Error)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s", got.State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestShutdownRequeuesRunsPastGrace(t *testing.T) {
+	t.Parallel()
+	r := &routine.Routine{Name: "slow"}
+	s, b := setup(t, time.Hour, r)
+	run, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got, err := b.st.RunGet(context.Background(), run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == routine.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run not claimed")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	s.Shutdown(ctx)
+	got, err := b.st.RunGet(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != routine.StateQueued || got.FinishedAt != nil || got.Error != nil {
+		t.Fatalf("after shutdown: %s %v %v", got.State, got.FinishedAt, got.Error)
+	}
+}

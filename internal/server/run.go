@@ -1,0 +1,105 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// RunDetail is a run with its steps, as GET /v1/runs/<id> and
+// `routines show -o json` write it: empty maps and lists are {} and [].
+type RunDetail struct {
+	*routine.Run
+	Steps []*routine.StepRun `json:"steps"`
+}
+
+// NewRunDetail prepares a run and its steps for JSON.
+func NewRunDetail(run *routine.Run, steps []*routine.StepRun) RunDetail {
+	if steps == nil {
+		steps = []*routine.StepRun{}
+	}
+	for i, s := range steps {
+		if s.Outputs == nil {
+			c := *s
+			c.Outputs = map[string]string{}
+			steps[i] = &c
+		}
+	}
+	c := *run
+	if c.Input == nil {
+		c.Input = map[string]string{}
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	return RunDetail{Run: &c, Steps: steps}
+}
+
+// TriggerAPI is the trigger kind of runs fired through the API.
+const TriggerAPI = "api"
+
+// createRun fires a routine with the JSON object of string inputs in the body.
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
+	rt, ok := s.cfg.Routines.Get(r.PathValue("name"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no routine %q in this project", r.PathValue("name")))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	input := map[string]string{}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &input); err != nil {
+			writeError(w, http.StatusBadRequest, "malformed input: "+err.Error()+` (want a JSON object of strings, such as {"name": "Ada"})`)
+			return
+		}
+	}
+	if err := checkInputs(rt, input); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.enqueue(w, r, rt, routine.TriggerInfo{Kind: TriggerAPI}, input)
+}
+
+// checkInputs checks input against the routine's declared inputs, when it
+// declares any: no undeclared key, every required one present.
+func checkInputs(r *routine.Routine, input map[string]string) error {
+	if len(r.Inputs) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(r.Inputs))
+	for k := range r.Inputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for k := range input {
+		if _, ok := r.Inputs[k]; !ok {
+			return fmt.Errorf("%s declares no input %q (inputs: %s)", r.Name, k, strings.Join(names, ", "))
+		}
+	}
+	for _, k := range names {
+		if _, ok := input[k]; !ok && r.Inputs[k].Required {
+			return fmt.Errorf("input %q is required", k)
+		}
+	}
+	return nil
+}
+
+// bodyError answers a failed body read: 413 past the limit, else 400.
+func bodyError(w http.ResponseWriter, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+}

@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// Queue records runs and wakes whoever works them; *scheduler.Scheduler is one.
+type Queue interface {
+	Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error)
+}
+
+// Routines finds the routines the daemon knows; *scheduler.Catalog is one.
+type Routines interface {
+	Get(name string) (*routine.Routine, bool)
+	All() []*routine.Routine
+}
+
+// Config is what a Server is built from. Store, Queue and Routines are required.
+type Config struct {
+	Store    store.Store
+	Queue    Queue
+	Routines Routines
+	// Token, when set, is required as "Authorization: Bearer <token>" on /v1.
+	Token string
+	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
+	MaxQueued int
+	// Secret resolves the {{NAME}} references of webhook secrets; os.LookupEnv when nil.
+	Secret func(name string) (string, bool)
+	Logger *slog.Logger
+}
+
+// Server serves the API and webhooks. It is an http.Handler.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	draining atomic.Bool
+}
+
+// New returns a server built from cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 100000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
+	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
+	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s
+}
+
+// Drain makes the server refuse new work with 503, for a shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the daemon is shutting down")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// auth requires the bearer token, when one is configured.
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				writeError(w, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// full reports whether the backlog is at its bound, and answers 429 if so.
+func (s *Server) full(w http.ResponseWriter, r *http.Request) bool {
+	n, err := s.cfg.Store.RunCount(r.Context(), &store.RunCountParams{States: []routine.State{routine.StateQueued}})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return true
+	}
+	if n[routine.StateQueued] >= s.cfg.MaxQueued {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "the queue is full ("+strconv.Itoa(s.cfg.MaxQueued)+" runs queued); retry later")
+		return true
+	}
+	return false
+}
+
+// enqueue queues a run and answers 202 with its id, or, with ?wait=D,
+// waits up to D for the run to end and answers 200 with the run.
+func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Routine, trig routine.TriggerInfo, input map[string]string) {
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, "wait="+v+": want a duration such as 30s")
+			return
+		}
+		wait = d
+	}
+	if s.full(w, r) {
+		return
+	}
+	run, err := s.cfg.Queue.Enqueue(r.Context(), rt, trig, input)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if wait == 0 {
+		writeJSON(w, http.StatusAccepted, map[string]string{"run_id": run.ID})
+		return
+	}
+	s.waitRun(w, r, run.ID, wait)
+}
+
+// waitRun polls the store until the run is final or the wait is over;
+// an unfinished run is answered 202 with its current state.
+func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait time.Duration) {
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		run, err := s.cfg.Store.RunGet(context.WithoutCancel(ctx), id)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if run.State.Final() {
+			s.writeRun(w, r, http.StatusOK, run)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.writeRun(w, r, http.StatusAccepted, run)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// writeRun answers with a run and its steps, the shape of `routines show -o json`.
+func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run *routine.Run) {
+	steps, err := s.cfg.Store.StepList(context.WithoutCancel(r.Context()), run.ID)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, code, NewRunDetail(run, steps))
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.cfg.Store.RunGet(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, routine.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.writeRun(w, r, http.StatusOK, run)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// writeError answers with the JSON error shape every endpoint uses.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,97 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// queue records runs in the store without working them.
+type queue struct{ st store.Store }
+
+func (q queue) Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error) {
+	return q.st.RunCreate(ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: r.Name, Trigger: trig, Input: input, QueuedAt: time.Now()})
+}
+
+type testBundle struct {
+	st  *sqlite.Store
+	srv *server.Server
+}
+
+func setup(t *testing.T, secrets map[string]string) (*httptest.Server, *testBundle) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hook := &routine.Routine{Name: "hook", Triggers: []routine.Trigger{{Webhook: &routine.WebhookTrigger{Path: "hooks-here/", Secret: "{{HOOK_KEY}}"}}}}
+	srv := server.New(server.Config{
+		Store:    st,
+		Queue:    queue{st},
+		Routines: scheduler.NewCatalog([]*routine.Routine{hook}),
+		Secret: func(name string) (string, bool) {
+			v, ok := secrets[name]
+			return v, ok
+		},
+	})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts, &testBundle{st: st, srv: srv}
+}
+
+func TestWebhookSecretMissingFromEnvironment(t *testing.T) {
+	t.Parallel()
+	ts, _ := setup(t, nil)
+	resp, err := http.Post(ts.URL+"/hooks/hooks-here", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(e["error"], "HOOK_KEY") {
+		t.Fatalf("%d %v", resp.StatusCode, e)
+	}
+}
+
+func TestDrainAnswers503(t *testing.T) {
+	t.Parallel()
+	ts, b := setup(t, map[string]string{"HOOK_KEY": "k"})
+	b.srv.Drain()
+	resp, err := http.Post(ts.URL+"/v1/routines/hook/runs", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("draining: %d", resp.StatusCode)
+	}
+}
+
+func TestUnknownEndpointIsJSON(t *testing.T) {
+	t.Parallel()
+	ts, _ := setup(t, nil)
+	resp, err := http.Get(ts.URL + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != 404 || e["error"] == "" {
+		t.Fatalf("%d %v %v", resp.StatusCode, e, err)
+	}
+}
