@@ -8,6 +8,7 @@
 //	seq40   40 sequential steps `true`      floor: a bash loop running /bin/true 40 times
 //	par100  100 independent steps `true`    floor: bash starting /bin/true 100 times with & and wait
 //	hello   one step `echo hello`           floor: bash running /bin/echo hello
+//	webhook trigger-to-first-step latency of `routines serve` (see webhook.go)
 //
 // For seq40 and par100 the compared times are the work itself: the run as
 // the engine records it (started_at to finished_at: every step, checkpoint
@@ -59,9 +60,13 @@ func workloads() []workload {
 	}
 }
 
+// only, when set, names the one workload to run.
+var only *string
+
 func main() {
 	reps := flag.Int("n", 15, "repetitions of each measurement")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
+	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook)")
 	flag.Parse()
 	if err := run(*reps, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -91,6 +96,9 @@ func run(reps int, keep bool) error {
 	fmt.Fprintln(tw, "workload\tcompared\tours\tfloor\tratio\tper-step overhead\tours (process)\tfloor (process)\tpeak RSS\ttarget\tmet\t")
 	allMet := true
 	for _, w := range workloads() {
+		if *only != "" && *only != w.name {
+			continue
+		}
 		dir := filepath.Join(tmp, w.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -150,6 +158,9 @@ func run(reps int, keep bool) error {
 	tw.Flush()
 	if !allMet {
 		fmt.Println("some targets were not met")
+	}
+	if *only == "" || *only == "webhook" {
+		return webhookBench(bin, tmp, reps)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 var version = "dev"
 
 func main() {
-	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{})
+	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{})
 	os.Exit(cli.Run(context.Background(), cli.Deps{
 		Kinds:   kinds,
 		Stdout:  os.Stdout,

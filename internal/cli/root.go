@@ -117,6 +117,7 @@ func newRoot(g *globals) *cobra.Command {
 		newSchemaCmd(g),
 		newServeCmd(g),
 		newInvokeCmd(g),
+		newEmitCmd(g),
 	)
 	return root
 }

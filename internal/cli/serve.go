@@ -43,6 +43,8 @@ type serveOptions struct {
 	token           string
 	maxQueued       int
 	allowUnconfined bool
+	noReload        bool
+	requeueAfter    time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -72,6 +74,8 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
 	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
+	f.BoolVar(&o.noReload, "no-reload", false, "do not reload routines when their files change")
+	f.DurationVar(&o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a worker (0: never)")
 	return cmd
 }
 
@@ -102,6 +106,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err := checkHooks(routines); err != nil {
 		return invalid(err)
 	}
+	if n := reservedSum(routines); n >= o.workers {
+		fmt.Fprintf(g.deps.Stderr, "warning: routines reserve %d of %d workers: routines without a reservation get %d; raise --workers\n", n, o.workers, max(0, o.workers-n))
+	}
 	unconfined := false
 	for _, r := range routines {
 		u, err := g.confinement(r, o.allowUnconfined)
@@ -131,6 +138,8 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			Logger:     logger,
 			Secrets:    engine.EnvSecrets{},
 			Unconfined: unconfined,
+			// Long retry backoffs wait in the queue, not on a worker.
+			RequeueAfter: o.requeueAfter,
 		}),
 		Catalog: catalog,
 		Worker:  fmt.Sprintf("%s:%d", host, os.Getpid()),
@@ -188,12 +197,21 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err := clock.Start(ctx); err != nil {
 		return err
 	}
-	watchers := startWatchers(ctx, routines, sink, logger, g.deps.Stderr)
+	// File triggers, and the watch on the routine files that reloads them.
+	reload := newReloader(root, routines, catalog, clock, sink, logger, g.deps.Stderr)
+	reload.check = func(r *routine.Routine) error {
+		u, err := g.confinement(r, o.allowUnconfined)
+		if err == nil && u && !unconfined {
+			err = errors.New("its run steps cannot be confined and the daemon started confined; restart it")
+		}
+		return err
+	}
+	if err := reload.start(ctx, routines, !o.noReload); err != nil {
+		return err
+	}
 	stopTriggers := func() {
 		clock.Stop()
-		for _, w := range watchers {
-			w.Stop()
-		}
+		reload.stop()
 	}
 	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)

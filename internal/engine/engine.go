@@ -33,7 +33,30 @@ type Config struct {
 	// Unconfined runs steps without Landlock. The caller sets it only when
 	// the user allowed it and the kernel lacks Landlock.
 	Unconfined bool
+	// RequeueAfter, when positive, lets a run give its worker back during
+	// long retry backoffs: when a main step's next try is due more than
+	// RequeueAfter from now, Execute ends the attempt of the run there and
+	// returns a *Requeue error; the caller puts the run back in the queue
+	// not before Requeue.At, and the next Execute of the run resumes at
+	// that step, its attempts counting on. Zero: the engine sleeps through
+	// every backoff (run-once).
+	RequeueAfter time.Duration
 }
+
+// Requeue is the error Execute returns when a run stopped to wait for a
+// retry out of the queue (Config.RequeueAfter). The run is recorded
+// running, with its finished steps checkpointed; the caller requeues it.
+type Requeue struct {
+	At   time.Time // when the step's next try is due
+	Step string
+}
+
+func (r *Requeue) Error() string {
+	return fmt.Sprintf("step %s retries at %s: requeue the run", r.Step, r.At.Format(time.RFC3339Nano))
+}
+
+// RequeueAt returns At, for callers that match the error by interface.
+func (r *Requeue) RequeueAt() time.Time { return r.At }
 
 // Engine executes runs. It is safe for concurrent use by many runs.
 type Engine struct {
@@ -45,6 +68,7 @@ type Engine struct {
 	observer   Observer
 	secrets    SecretSource
 	unconfined bool
+	requeue    time.Duration
 }
 
 // New returns an engine built from cfg.
@@ -58,6 +82,7 @@ func New(cfg Config) *Engine {
 		observer:   cfg.Observer,
 		secrets:    cfg.Secrets,
 		unconfined: cfg.Unconfined,
+		requeue:    cfg.RequeueAfter,
 	}
 	if e.clock == nil {
 		e.clock = RealClock{}
@@ -82,8 +107,9 @@ func (e *Engine) Workspace(runID string) string {
 // Execute runs run, a run of r already recorded in the store, to a final
 // state and records it. Cancelling ctx cancels the run: running steps'
 // processes are killed and the run ends cancelled. The returned error is
-// only for failures of the engine itself (the store); a failed run is a
-// run in state failed, not an error.
+// only for failures of the engine itself (the store), or a *Requeue when
+// Config.RequeueAfter is set; a failed run is a run in state failed, not
+// an error.
 func (e *Engine) Execute(ctx context.Context, r *routine.Routine, run *routine.Run) (*routine.Run, error) {
 	return e.newRunExec(r, run).execute(ctx)
 }

@@ -35,7 +35,14 @@ type runExec struct {
 	tctx *template.Context
 	// completed lists main steps that succeeded, in completion order, for compensation.
 	completed []*routine.Step
+	// requeue is set when a step chose to wait for its next try out of
+	// the queue (Config.RequeueAfter); guarded by mu.
+	requeue *Requeue
 }
+
+// codeRequeue marks the internal payload of a step that waits for its
+// next try out of the queue; it is never recorded as a run's error.
+const codeRequeue = "requeue"
 
 func (e *Engine) newRunExec(r *routine.Routine, run *routine.Run) *runExec {
 	x := &runExec{
@@ -113,6 +120,9 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	if failure == nil {
 		failure = x.runList(ctx, routine.PhaseMain, x.r.Steps)
 	}
+	if failure != nil && failure.Code == codeRequeue {
+		return x.parkForRequeue(ctx)
+	}
 	state := routine.StateSucceeded
 	if failure != nil {
 		state = x.fail(callerCtx, failure)
@@ -130,6 +140,24 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	e.observer.RunFinished(x.run)
 	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
 	return x.run, nil
+}
+
+// parkForRequeue ends this attempt of the run while a step waits for its
+// next try: the run stays running (its worker requeues it), its finished
+// steps and the waiting step's attempts checkpointed.
+func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
+	x.cp.close()
+	x.run.State = routine.StateRunning
+	x.run.FinishedAt = nil
+	x.run.Error = nil
+	if err := x.e.store.RunUpdate(context.WithoutCancel(ctx), x.run); err != nil {
+		return x.run, fmt.Errorf("park run: %w", err)
+	}
+	x.mu.Lock()
+	rq := x.requeue
+	x.mu.Unlock()
+	x.e.logger.Info("run waits for a retry in the queue", "run_id", x.run.ID, "routine", x.r.Name, "step", rq.Step, "not_before", rq.At)
+	return x.run, rq
 }
 
 // prepare resolves secrets and creates the workspace before any step runs.
@@ -293,8 +321,14 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 		}
 		d := <-results
 		running--
+		if d.rec.State == routine.StateQueued { // waits for its next try out of the queue
+			if failure == nil { // a real failure wins: the run fails anyway
+				failure = &routine.ErrorPayload{Code: codeRequeue, RunID: x.run.ID, Step: d.rec.ID}
+			}
+			continue
+		}
 		if d.rec.State == routine.StateFailed || d.rec.State == routine.StateCancelled {
-			if failure == nil {
+			if failure == nil || failure.Code == codeRequeue {
 				failure = d.rec.Error
 			}
 			continue
@@ -308,7 +342,7 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 	if failure == nil && ctx.Err() != nil {
 		failure = x.interrupted(ctx, "")
 	}
-	if failure != nil {
+	if failure != nil && failure.Code != codeRequeue {
 		// Record the steps that never started, so the trace shows them.
 		for i := range list {
 			if !started[i] {
@@ -379,6 +413,13 @@ func (x *runExec) runStep(ctx context.Context, phase routine.Phase, s *routine.S
 	}
 	if perr == nil {
 		perr = x.attempts(ctx, phase, s, rec)
+	}
+	if perr != nil && perr.Code == codeRequeue {
+		// Not finished: recorded as waiting (queued), with its attempts
+		// and the error of its last try.
+		rec.State = routine.StateQueued
+		x.cp.sync(x.cp.step(rec))
+		return rec
 	}
 	rec.Error = perr
 	switch {
@@ -454,8 +495,18 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 			return perr
 		}
 		delay := backoff(s.Retry, n+1)
-		x.log.system(s.ID, "attempt %d/%d failed: %s; retrying in %s", n, tries, perr.Message, delay.Round(time.Millisecond))
 		rec.Error = perr
+		if x.e.requeue > 0 && delay > x.e.requeue && phase == routine.PhaseMain && ctx.Err() == nil {
+			at := x.e.clock.Now().Add(delay)
+			x.log.system(s.ID, "attempt %d/%d failed: %s; retrying in %s, from the queue", n, tries, perr.Message, delay.Round(time.Millisecond))
+			x.mu.Lock()
+			if x.requeue == nil || at.Before(x.requeue.At) {
+				x.requeue = &Requeue{At: at, Step: s.ID}
+			}
+			x.mu.Unlock()
+			return &routine.ErrorPayload{Code: codeRequeue, RunID: x.run.ID, Step: s.ID, Message: "waits for its next try in the queue"}
+		}
+		x.log.system(s.ID, "attempt %d/%d failed: %s; retrying in %s", n, tries, perr.Message, delay.Round(time.Millisecond))
 		if err := x.e.clock.Sleep(ctx, delay); err != nil {
 			return x.interrupted(ctx, s.ID)
 		}
@@ -497,6 +548,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		Routine:      x.r.Name,
 		State:        x.e.store,
 		Now:          x.e.clock.Now,
+		StateDir:     x.e.stateDir,
 	})
 	stdout.finish()
 	stderr.finish()
@@ -586,6 +638,27 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 			}
 		}
 		a.State = &st
+	}
+	if a.Emit != nil {
+		em := *a.Emit // as for state: the step's own stays unrendered
+		for _, f := range []struct {
+			name string
+			v    *string
+		}{{"event", &em.Event}, {"dedupe", &em.Dedupe}, {"server", &em.Server}, {"token", &em.Token}} {
+			if *f.v, err = renderString(*f.v, &c); err != nil {
+				return nil, nil, fmt.Errorf("emit.%s: %w", f.name, err)
+			}
+		}
+		if em.Data != nil {
+			data := make(map[string]string, len(em.Data))
+			for k, v := range em.Data {
+				if data[k], err = renderString(v, &c); err != nil {
+					return nil, nil, fmt.Errorf("emit.data.%s: %w", k, err)
+				}
+			}
+			em.Data = data
+		}
+		a.Emit = &em
 	}
 	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
 	for k, v := range env {

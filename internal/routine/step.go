@@ -1,7 +1,7 @@
 package routine
 
 // Step is one entry of steps: or on_failure:. Exactly one step kind is set;
-// today the kinds are run and state (the Action fields). Kinds land as
+// today the kinds are run, state and emit (the Action fields). Kinds land as
 // fields of Action, so compensate: takes any of them.
 type Step struct {
 	ID         string    `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
@@ -22,6 +22,7 @@ type Action struct {
 	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	State   *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
+	Emit    *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
 }
 
 // Kind returns the name of the step kind the action uses, or "" when none is set.
@@ -31,6 +32,8 @@ func (a *Action) Kind() string {
 		return "run"
 	case a.State != nil:
 		return "state"
+	case a.Emit != nil:
+		return "emit"
 	}
 	return ""
 }

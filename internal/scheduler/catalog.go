@@ -63,3 +63,26 @@ func (c *Catalog) Ceilings() map[string]int {
 	}
 	return out
 }
+
+// Remove forgets the routine called name.
+func (c *Catalog) Remove(name string) {
+	c.mu.Lock()
+	delete(c.routines, name)
+	c.mu.Unlock()
+}
+
+// Reservations maps each routine with concurrency.reserved to it.
+func (c *Catalog) Reservations() map[string]int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out map[string]int
+	for name, r := range c.routines {
+		if r.Concurrency != nil && r.Concurrency.Reserved > 0 {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[name] = r.Concurrency.Reserved
+		}
+	}
+	return out
+}

@@ -50,9 +50,14 @@ type Scheduler struct {
 	workers   sync.WaitGroup
 	hbDone    chan struct{}
 
+	// claimMu makes deciding which routines a worker may take (the
+	// reservations) and claiming one step, within this process.
+	claimMu sync.Mutex
+
 	mu       sync.Mutex
-	inFlight map[string]bool
+	inFlight map[string]string // run id → routine, of the runs executing here
 	stopping bool
+	watchers map[string][]chan struct{} // run id → channels closed when an execution of it ends
 }
 
 // New returns a scheduler; nothing runs before Start.
@@ -75,7 +80,7 @@ func New(cfg Config) *Scheduler {
 		wake:      make(chan struct{}, 1),
 		stopClaim: make(chan struct{}),
 		hbDone:    make(chan struct{}),
-		inFlight:  map[string]bool{},
+		inFlight:  map[string]string{},
 	}
 }
 
@@ -162,12 +167,18 @@ func (s *Scheduler) stopped() bool {
 func (s *Scheduler) work() {
 	defer s.workers.Done()
 	for !s.stopped() {
+		s.claimMu.Lock()
 		run, err := s.cfg.Store.RunClaim(s.runCtx, &store.RunClaimParams{
 			Worker:   s.cfg.Worker,
 			Now:      time.Now(),
 			Lease:    s.cfg.Lease,
 			Ceilings: s.cfg.Catalog.Ceilings(),
+			Exclude:  s.reserved(),
 		})
+		if err == nil {
+			s.track(run.ID, run.Routine)
+		}
+		s.claimMu.Unlock()
 		if err == nil {
 			s.Wake() // there may be more: pass the wake-up on to another idle worker
 			s.execute(run)
@@ -201,14 +212,19 @@ func (s *Scheduler) poll() {
 
 // execute runs one claimed run with the engine.
 func (s *Scheduler) execute(run *routine.Run) {
+	defer s.ended(run.ID)
+	defer s.track(run.ID, "")
 	r, ok := s.cfg.Catalog.Get(run.Routine)
 	if !ok {
 		s.failUnknown(run)
 		return
 	}
-	s.track(run.ID, true)
-	defer s.track(run.ID, false)
 	done, err := s.cfg.Executor.Execute(s.runCtx, r, run)
+	var rq interface{ RequeueAt() time.Time }
+	if errors.As(err, &rq) {
+		s.requeue(run, rq.RequeueAt())
+		return
+	}
 	if err != nil {
 		s.log.Error("execute run", "run_id", run.ID, "routine", run.Routine, "err", err)
 		return
@@ -241,6 +257,21 @@ func (s *Scheduler) interrupted(run *routine.Run) {
 	s.log.Info("run interrupted by shutdown; queued to resume", "run_id", run.ID, "routine", run.Routine)
 }
 
+// requeue puts back in the queue a run whose step waits for a retry due
+// at `at` (the executor's long-backoff requeue), and wakes a worker then.
+// The worker is free in the meantime.
+func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
+	at = at.UTC()
+	if err := s.cfg.Store.RunRequeue(context.Background(), &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker, NotBefore: &at}); err != nil {
+		// Still running with its lease: it is reclaimed once the lease expires.
+		s.log.Error("requeue run for its retry", "run_id", run.ID, "err", err)
+		return
+	}
+	s.log.Info("run requeued for a retry", "run_id", run.ID, "routine", run.Routine, "not_before", at)
+	time.AfterFunc(time.Until(at)+time.Millisecond, s.Wake)
+	s.Wake() // this worker's slot is free for another run
+}
+
 // failUnknown ends a run whose routine the daemon no longer knows.
 func (s *Scheduler) failUnknown(run *routine.Run) {
 	now := time.Now().UTC()
@@ -260,14 +291,93 @@ func (s *Scheduler) failUnknown(run *routine.Run) {
 	s.log.Warn("run failed: unknown routine", "run_id", run.ID, "routine", run.Routine)
 }
 
-func (s *Scheduler) track(id string, on bool) {
+// Watch returns a channel closed when an execution of run id in this
+// process ends (the run finished, or went back to the queue), so a caller
+// waiting for a run need not poll; stop releases the channel. Check the
+// run's state after calling Watch: it may have ended before.
+func (s *Scheduler) Watch(id string) (ended <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
 	s.mu.Lock()
-	if on {
-		s.inFlight[id] = true
+	if s.watchers == nil {
+		s.watchers = map[string][]chan struct{}{}
+	}
+	s.watchers[id] = append(s.watchers[id], ch)
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		list := s.watchers[id]
+		for i, c := range list {
+			if c == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(s.watchers, id)
+		} else {
+			s.watchers[id] = list
+		}
+	}
+}
+
+// ended wakes the watchers of a run whose execution returned.
+func (s *Scheduler) ended(id string) {
+	s.mu.Lock()
+	list := s.watchers[id]
+	delete(s.watchers, id)
+	s.mu.Unlock()
+	for _, ch := range list {
+		close(ch)
+	}
+}
+
+// track records a run executing here (of routine name), or forgets it
+// when name is "".
+func (s *Scheduler) track(id, name string) {
+	s.mu.Lock()
+	if name != "" {
+		s.inFlight[id] = name
 	} else {
 		delete(s.inFlight, id)
 	}
 	s.mu.Unlock()
+}
+
+// reserved returns the routines this worker may not take now because of
+// the concurrency.reserved of others: a worker goes to a routine without
+// an unmet reservation only while the workers left free after it cover
+// the sum of unmet reservations (reserved minus running, of each routine
+// with a reservation). Otherwise only routines with an unmet reservation
+// may be claimed. Called with claimMu held, by a free worker.
+func (s *Scheduler) reserved() []string {
+	res := s.cfg.Catalog.Reservations()
+	if len(res) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	free := s.cfg.Workers - len(s.inFlight)
+	running := make(map[string]int, len(res))
+	for _, name := range s.inFlight {
+		if _, ok := res[name]; ok {
+			running[name]++
+		}
+	}
+	s.mu.Unlock()
+	unmet := 0
+	for name, n := range res {
+		unmet += max(0, n-running[name])
+	}
+	if free-1 >= unmet {
+		return nil
+	}
+	var exclude []string
+	for _, r := range s.cfg.Catalog.All() {
+		if res[r.Name]-running[r.Name] <= 0 {
+			exclude = append(exclude, r.Name)
+		}
+	}
+	return exclude
 }
 
 // heartbeat renews the leases of the runs in flight every Lease/3 until

@@ -60,6 +60,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
+	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -137,29 +138,44 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 	s.waitRun(w, r, run.ID, wait)
 }
 
-// waitRun polls the store until the run is final or the wait is over;
+// waitRun waits until the run is final or the wait is over, woken by the
+// queue when it can tell, else polling the store;
 // an unfinished run is answered 202 with its current state.
 func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait time.Duration) {
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	// A queue that tells when a run's execution ends (*scheduler.Scheduler
+	// does) answers at once; the ticker covers runs executed elsewhere.
+	watcher, _ := s.cfg.Queue.(interface {
+		Watch(id string) (<-chan struct{}, func())
+	})
 	for {
+		ended, stop := (<-chan struct{})(nil), func() {}
+		if watcher != nil {
+			ended, stop = watcher.Watch(id)
+		}
 		run, err := s.cfg.Store.RunGet(context.WithoutCancel(ctx), id)
 		if err != nil {
+			stop()
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		if run.State.Final() {
+			stop()
 			s.writeRun(w, r, http.StatusOK, run)
 			return
 		}
 		select {
 		case <-ctx.Done():
+			stop()
 			s.writeRun(w, r, http.StatusAccepted, run)
 			return
+		case <-ended:
 		case <-t.C:
 		}
+		stop()
 	}
 }
 

@@ -59,6 +59,15 @@ func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
 		v.template(p+".state.delete", st.Delete, sc)
 		v.template(p+".state.value", st.Value, sc)
 	}
+	if e := a.Emit; e != nil {
+		v.template(p+".emit.event", e.Event, sc)
+		for _, k := range slices.Sorted(maps.Keys(e.Data)) {
+			v.template(p+".emit.data."+k, e.Data[k], sc)
+		}
+		v.template(p+".emit.dedupe", e.Dedupe, sc)
+		v.template(p+".emit.server", e.Server, sc)
+		v.template(p+".emit.token", e.Token, sc)
+	}
 }
 
 // envKeys returns the env names a step sees: the routine's and its own.

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,8 +18,8 @@ import (
 // The step and trigger kinds of this version, and those the file format
 // reserves for later versions.
 var (
-	stepKinds          = []string{"run", "state"}
-	futureStepKinds    = []string{"http", "sql", "slack", "email", "emit", "llm", "agent", "classify", "routine"}
+	stepKinds          = []string{"run", "state", "emit"}
+	futureStepKinds    = []string{"http", "sql", "slack", "email", "llm", "agent", "classify", "routine"}
 	triggerKinds       = []string{"cron", "every", "webhook", "file", "event"}
 	futureTriggerKinds = []string{"slack_command", "email"}
 )
@@ -339,6 +340,9 @@ func (v *validator) action(p string, a *routine.Action) {
 	if a.State != nil {
 		v.state(p+".state", a.State)
 	}
+	if a.Emit != nil {
+		v.emit(p+".emit", a.Emit)
+	}
 	base := v.dir
 	if wd := a.Workdir; wd != "" && !strings.Contains(wd, "{{") {
 		if !filepath.IsLocal(wd) {
@@ -397,6 +401,19 @@ func (v *validator) state(p string, st *routine.StateAction) {
 			v.keyErrorf(p+".ttl", "ttl only applies to put")
 		}
 		v.positive(p+".ttl", st.TTL)
+	}
+}
+
+// emit checks an emit: action: an event name, and a server URL that
+// parses. Its templates are checked with the others.
+func (v *validator) emit(p string, e *routine.EmitAction) {
+	if strings.TrimSpace(e.Event) == "" {
+		v.errorf(p, "%s needs event: the name of the event to publish, such as cpu.alert", human(p))
+	}
+	if srv := e.Server; srv != "" && !strings.Contains(srv, "{{") {
+		if u, err := url.Parse(srv); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.errorf(p+".server", "%s.server must be an http:// or https:// URL, got %q", human(p), srv)
+		}
 	}
 }
 

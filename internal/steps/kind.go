@@ -1,4 +1,4 @@
-// Package steps holds the step kinds a routine can use (run, state), each
+// Package steps holds the step kinds a routine can use (run, state, emit), each
 // behind the Kind interface, and the Registry that main builds from them.
 // The engine knows kinds only through a Registry, so tests can swap in mocks
 // and later kinds (http, sql, slack, …) land here without touching the
@@ -73,6 +73,9 @@ type Execution struct {
 	// which stamps writes and judges expiry. State steps need both.
 	State StateStore
 	Now   func() time.Time
+	// StateDir is the project's .routines directory, where a running
+	// daemon records its address (serve.json); emit steps post there.
+	StateDir string
 }
 
 // StateStore is the part of store.Store that state steps use.

@@ -22,6 +22,14 @@ type Store interface {
 	// with Attempt 0 and no timings but QueuedAt. A taken id wraps
 	// ErrConflict; a trigger payload that is not JSON is an error.
 	RunCreate(ctx context.Context, p *RunCreateParams) (*routine.Run, error)
+	// RunCreateDeduped is RunCreate for a deduplicated trigger: when
+	// p.DedupeKey is set and a run of p.Routine with that key has a
+	// DedupeUntil after p.QueuedAt (the caller's clock), it returns that
+	// run and true and creates nothing; else it creates the run as
+	// RunCreate does and returns false. The look-up and the insert are one
+	// transaction: of concurrent callers with the same routine and key,
+	// exactly one creates the run. Without a key it is RunCreate.
+	RunCreateDeduped(ctx context.Context, p *RunCreateParams) (run *routine.Run, deduplicated bool, err error)
 	// RunGet returns the run with this id. A unique prefix of an id of at
 	// least 6 characters also finds it; an ambiguous one wraps ErrConflict.
 	RunGet(ctx context.Context, id string) (*routine.Run, error)
@@ -115,6 +123,11 @@ type RunCreateParams struct {
 	ReplayOf string
 	// NotBefore delays a queued run: RunClaim does not take it earlier.
 	NotBefore *time.Time
+	// DedupeKey and DedupeUntil make the run the one that later runs of
+	// the same routine and key fold into, up to DedupeUntil (see
+	// RunCreateDeduped). A key without DedupeUntil dedupes nothing.
+	DedupeKey   string
+	DedupeUntil *time.Time
 }
 
 // RunClaimParams say who claims a run, when, for how long, and within
@@ -127,6 +140,9 @@ type RunClaimParams struct {
 	// running at once. A routine not in the map, or mapped to 0 or less,
 	// has no ceiling.
 	Ceilings map[string]int
+	// Exclude names routines whose runs are not to be claimed now (the
+	// daemon keeps workers reserved for other routines).
+	Exclude []string
 }
 
 // RunHeartbeatParams name the worker whose leases RunHeartbeat extends.

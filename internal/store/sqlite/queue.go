@@ -74,7 +74,7 @@ func (s *Store) runClaim(ctx context.Context, p *store.RunClaimParams) (*routine
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, now)
+	full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, p.Exclude, now)
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +98,9 @@ func (s *Store) runClaim(ctx context.Context, p *store.RunClaimParams) (*routine
 
 // fullRoutines returns, as a JSON list, the routines with a ceiling that
 // have as many running runs holding a slot as their ceiling allows.
-func fullRoutines(ctx context.Context, busy *sql.Stmt, ceilings map[string]int, now int64) (string, error) {
-	full := []string{} // "[]", not "null"
+// Excluded routines are listed too.
+func fullRoutines(ctx context.Context, busy *sql.Stmt, ceilings map[string]int, exclude []string, now int64) (string, error) {
+	full := append([]string{}, exclude...) // "[]", not "null"
 	if len(ceilings) > 0 {
 		rows, err := busy.QueryContext(ctx, now)
 		if err != nil {

@@ -21,8 +21,13 @@ const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of`
 
 const (
-	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// runDedupeSQL finds the run a deduplicated trigger folds into: the
+	// first one of the routine with the key whose window is still open.
+	runDedupeSQL = `SELECT ` + runColumns + ` FROM runs
+		WHERE routine = ? AND dedupe_key = ? AND dedupe_key <> '' AND dedupe_until > ?
+		ORDER BY queued_at, id LIMIT 1`
 	runUpdateSQL = `UPDATE runs SET state = ?, attempt = ?, started_at = ?, finished_at = ?,
 		worker = ?, region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
 		WHERE id = ?`
@@ -37,6 +42,45 @@ const minPrefix = 6
 
 // RunCreate records a new run.
 func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routine.Run, error) {
+	return s.runCreateOn(ctx, s.runCreate, p)
+}
+
+// RunCreateDeduped returns the run of the routine whose dedupe window for
+// p.DedupeKey is open at p.QueuedAt, or creates one, in one transaction.
+// BEGIN IMMEDIATE (the writer's _txlock) holds the write lock from the
+// look-up on, so no other writer, in this process or another, slips a run
+// in between.
+func (s *Store) RunCreateDeduped(ctx context.Context, p *store.RunCreateParams) (*routine.Run, bool, error) {
+	if p.DedupeKey == "" || p.DedupeUntil == nil {
+		run, err := s.RunCreate(ctx, p)
+		return run, false, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	existing, err := scanRun(tx.QueryRowContext(ctx, runDedupeSQL, p.Routine, p.DedupeKey, p.QueuedAt.UnixMicro()))
+	switch {
+	case err == nil:
+		if err := tx.Commit(); err != nil {
+			return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
+		}
+		return existing, true, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, false, fmt.Errorf("create run %s: dedupe: %w", p.ID, err)
+	}
+	run, err := s.runCreateOn(ctx, tx.StmtContext(ctx, s.runCreate), p)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
+	}
+	return run, false, nil
+}
+
+func (s *Store) runCreateOn(ctx context.Context, stmt *sql.Stmt, p *store.RunCreateParams) (*routine.Run, error) {
 	run := &routine.Run{
 		ID:       p.ID,
 		Routine:  p.Routine,
@@ -74,9 +118,10 @@ func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routi
 	if run.Trigger.Payload != nil {
 		payload = string(run.Trigger.Payload)
 	}
-	_, err = s.runCreate.ExecContext(ctx,
+	_, err = stmt.ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
-		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore))
+		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore),
+		p.DedupeKey, micros(p.DedupeUntil))
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:

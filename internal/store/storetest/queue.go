@@ -176,6 +176,22 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("ClaimExclude", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a1, b1 := b.queue(t, "a", 1*time.Second), b.queue(t, "b", 2*time.Second)
+		run, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease, Exclude: []string{"a"}})
+		if err != nil || run.ID != b1 {
+			t.Fatalf("claim excluding a: %v %+v, want %s", err, run, b1)
+		}
+		if _, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease, Exclude: []string{"a"}}); !errors.Is(err, routine.ErrNotFound) {
+			t.Fatalf("only excluded runs left: %v", err)
+		}
+		if got := b.claim(t, "w", at(time.Minute)); got != a1 {
+			t.Fatalf("claimed %q, want %s", got, a1)
+		}
+	})
+
 	t.Run("ClaimExpiredLease", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

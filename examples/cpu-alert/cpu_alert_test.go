@@ -1,0 +1,126 @@
+// Package cpualert is the example of events: a routine emits cpu.alert
+// with a host, another listens and dedupes by host. Its test starts the
+// daemon and invokes the watcher three times.
+package cpualert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/steps"
+)
+
+// lockedBuffer collects the daemon's output from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type run struct {
+	Routine string `json:"routine"`
+	State   string `json:"state"`
+	Steps   []struct {
+		ID      string            `json:"id"`
+		Outputs map[string]string `json:"outputs"`
+	} `json:"steps"`
+}
+
+func getJSON(t *testing.T, method, url, body string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s", method, url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAlertPagesOncePerHost(t *testing.T) {
+	// A copy, so the checkout gets no .routines/ of its own.
+	dir := filepath.Join(t.TempDir(), "cpu-alert")
+	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, ".routines"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}, steps.EmitKind{}), Stdout: &out, Stderr: &out}
+		done <- cli.Run(ctx, deps, []string{"serve", dir, "--addr", "127.0.0.1:0"})
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d: %s", code, out.String())
+		}
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var info struct{ Addr string }
+		if data, err := os.ReadFile(filepath.Join(dir, ".routines", "serve.json")); err == nil && json.Unmarshal(data, &info) == nil {
+			addr = info.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatal("serve did not start: " + out.String())
+	}
+	base := "http://" + addr
+
+	// web1 twice, then web2: two pages, the second alert of web1 folded into the first.
+	var outputs []map[string]string
+	for _, host := range []string{"web1", "web1", "web2"} {
+		var w run
+		getJSON(t, http.MethodPost, base+"/v1/routines/watch/runs?wait=20s", `{"host":"`+host+`"}`, &w)
+		if w.State != "succeeded" || len(w.Steps) != 2 {
+			t.Fatalf("watch %s: %+v\n%s", host, w, out.String())
+		}
+		outputs = append(outputs, w.Steps[1].Outputs)
+	}
+	if outputs[0]["deduplicated"] != "false" || outputs[1]["deduplicated"] != "true" || outputs[2]["deduplicated"] != "false" {
+		t.Fatalf("deduplicated: %v", outputs)
+	}
+	if outputs[0]["run_ids"] != outputs[1]["run_ids"] || outputs[0]["run_ids"] == outputs[2]["run_ids"] {
+		t.Fatalf("run_ids: %v", outputs)
+	}
+	for i, host := range map[int]string{0: "web1", 2: "web2"} {
+		var p run
+		for deadline := time.Now().Add(20 * time.Second); p.State != "succeeded" && p.State != "failed" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			getJSON(t, http.MethodGet, base+"/v1/runs/"+outputs[i]["run_ids"], "", &p)
+		}
+		if p.Routine != "page" || p.State != "succeeded" || p.Steps[0].Outputs["paged"] != host {
+			t.Fatalf("page of %s: %+v", host, p)
+		}
+	}
+}

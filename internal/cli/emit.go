@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/server"
+)
+
+func newEmitCmd(g *globals) *cobra.Command {
+	var data, dedupe, serverURL, token string
+	cmd := &cobra.Command{
+		Use:   "emit NAME",
+		Short: "Publish an event to the running daemon (routines serve)",
+		Long: "emit publishes the event NAME to the daemon of this project (its address is in\n" +
+			".routines/serve.json, or --server): every routine with an `event: {name: NAME}` trigger\n" +
+			"gets a run whose event is --data. With --dedupe KEY (or a trigger's own dedupe:),\n" +
+			"a duplicate inside the window folds into the first run. An event no routine listens\n" +
+			"to is not an error: events are fire-and-forget.\n" +
+			"Exit codes: 0 published, 1 the daemon failed, 2 bad input or no daemon.",
+		Args: argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := []byte(`{}`)
+			if strings.TrimSpace(data) != "" {
+				body = []byte(data)
+				if !json.Valid(body) {
+					var v any
+					err := json.Unmarshal(body, &v)
+					return invalidf("--data is not valid JSON: %v", err)
+				}
+			}
+			if token == "" {
+				token = os.Getenv("ROUTINES_TOKEN")
+			}
+			base, err := g.daemonURL(serverURL)
+			if err != nil {
+				return err
+			}
+			c := &apiClient{base: base, token: token}
+			return g.emit(cmd.Context(), c, args[0], body, dedupe)
+		},
+	}
+	cmd.Flags().StringVarP(&data, "data", "d", "", "the event, as JSON (default {})")
+	cmd.Flags().StringVar(&dedupe, "dedupe", "", "dedupe key: overrides the listeners' own dedupe expressions")
+	cmd.Flags().StringVar(&serverURL, "server", "", "URL of the daemon (default: the address in .routines/serve.json)")
+	cmd.Flags().StringVar(&token, "token", "", "API token (default $ROUTINES_TOKEN)")
+	return cmd
+}
+
+func (g *globals) emit(ctx context.Context, c *apiClient, name string, body []byte, dedupe string) error {
+	path := "/v1/events/" + url.PathEscape(name)
+	if dedupe != "" {
+		path += "?dedupe=" + url.QueryEscape(dedupe)
+	}
+	var res server.EventResult
+	if err := c.do(ctx, http.MethodPost, path, body, &res); err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			return invalidf("no daemon answers at %s: %v (start `routines serve`, or pass --server URL)", c.base, uerr.Err)
+		}
+		return err
+	}
+	if g.output == "json" {
+		return writeJSON(g.deps.Stdout, res)
+	}
+	if len(res.Runs) == 0 {
+		fmt.Fprintf(g.deps.Stdout, "event %s emitted · no routine listens to it\n", name)
+		return nil
+	}
+	for _, r := range res.Runs {
+		if r.Deduplicated {
+			fmt.Fprintf(g.deps.Stdout, "run %s deduplicated · %s\n", r.RunID, r.Routine)
+		} else {
+			fmt.Fprintf(g.deps.Stdout, "run %s queued · %s\n", r.RunID, r.Routine)
+		}
+	}
+	return nil
+}

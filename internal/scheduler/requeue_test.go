@@ -1,0 +1,180 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// flakyKind is a "run" kind whose step "b" fails its first two tries; it
+// counts the tries of every step.
+type flakyKind struct {
+	mu    sync.Mutex
+	tries map[string]int
+	times map[string][]time.Time
+}
+
+func (k *flakyKind) Name() string { return "run" }
+
+func (k *flakyKind) Execute(_ context.Context, x *steps.Execution) (*steps.Result, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key := x.Routine + "/" + x.StepID
+	k.tries[key]++
+	k.times[key] = append(k.times[key], time.Now())
+	if x.StepID == "b" && k.tries[key] <= 2 {
+		return &steps.Result{}, errors.New("not yet")
+	}
+	return &steps.Result{}, nil
+}
+
+func TestLongBackoffRequeuesTheRunAndFreesTheWorker(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	flaky, err := spec.Parse("routine.yaml", []byte(`name: flaky
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    run: "false"
+    retry: { attempts: 3, backoff: constant, initial: 400ms, jitter: false }
+`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick, err := spec.Parse("routine.yaml", []byte("name: quick\nsteps:\n  - id: q\n    run: \"true\"\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind := &flakyKind{tries: map[string]int{}, times: map[string][]time.Time{}}
+	s := scheduler.New(scheduler.Config{
+		Store: st,
+		Executor: engine.New(engine.Config{
+			Store: st, Kinds: steps.NewRegistry(kind), StateDir: dir,
+			RequeueAfter: 100 * time.Millisecond,
+		}),
+		Catalog: scheduler.NewCatalog([]*routine.Routine{flaky, quick}),
+		Worker:  "test:1", Workers: 1, Lease: time.Minute,
+		Poll: time.Hour, // the requeued run must be woken when it comes due
+	})
+	s.Start(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+
+	ctx := context.Background()
+	run, err := s.Enqueue(ctx, flaky, routine.TriggerInfo{Kind: "api"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once b failed its first try, the run waits in the queue, not on the worker.
+	var waiting *routine.Run
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if waiting, err = st.RunGet(ctx, run.ID); err != nil {
+			t.Fatal(err)
+		}
+		if waiting.State == routine.StateQueued && waiting.Attempt == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run not requeued: %+v", waiting)
+		}
+	}
+	// The only worker is free: another routine's run goes through meanwhile.
+	other, err := s.Enqueue(ctx, quick, routine.TriggerInfo{Kind: "api"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := func(id string) *routine.Run {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			got, err := st.RunGet(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State.Final() {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %s not final: %+v", id, got)
+			}
+		}
+	}
+	q := final(other.ID)
+	f := final(run.ID)
+	if q.State != routine.StateSucceeded || f.State != routine.StateSucceeded {
+		t.Fatalf("states: quick %s, flaky %s (%+v)", q.State, f.State, f.Error)
+	}
+	if !q.FinishedAt.Before(*f.FinishedAt) {
+		t.Errorf("quick finished %s, after flaky %s: the worker was held", q.FinishedAt, f.FinishedAt)
+	}
+	if f.Attempt != 3 {
+		t.Errorf("flaky ran in %d attempts of the run, want 3 (two requeues)", f.Attempt)
+	}
+	kind.mu.Lock()
+	defer kind.mu.Unlock()
+	if kind.tries["flaky/a"] != 1 || kind.tries["flaky/b"] != 3 {
+		t.Errorf("tries: %v; a must not run again, b three times", kind.tries)
+	}
+	bt := kind.times["flaky/b"]
+	for i := 1; i < len(bt); i++ {
+		if gap := bt[i].Sub(bt[i-1]); gap < 400*time.Millisecond {
+			t.Errorf("try %d of b came %s after the one before, before its backoff", i+1, gap)
+		}
+	}
+	recs, err := st.StepList(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.ID == "b" && (r.Attempts != 3 || r.State != routine.StateSucceeded) {
+			t.Errorf("step b: %d attempts, %s", r.Attempts, r.State)
+		}
+	}
+	if _, err := st.RunCount(ctx, &store.RunCountParams{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without RequeueAfter (run-once) the engine sleeps through the backoff.
+func TestBackoffWithoutRequeueSleeps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r, err := spec.Parse("routine.yaml", []byte(`name: flaky
+steps:
+  - id: b
+    run: "false"
+    retry: { attempts: 3, backoff: constant, initial: 50ms, jitter: false }
+`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind := &flakyKind{tries: map[string]int{}, times: map[string][]time.Time{}}
+	e := engine.New(engine.Config{Store: st, Kinds: steps.NewRegistry(kind), StateDir: dir})
+	run, err := st.RunCreate(context.Background(), &store.RunCreateParams{ID: "01SLEEPS0000000000000000000", Routine: r.Name, Revision: r.Revision, QueuedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.Execute(context.Background(), r, run)
+	if err != nil || done.State != routine.StateSucceeded || done.Attempt != 1 {
+		t.Fatalf("execute: %v %+v", err, done)
+	}
+}

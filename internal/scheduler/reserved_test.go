@@ -1,0 +1,106 @@
+package scheduler_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// perRoutine finishes runs after a delay and records, per routine, the
+// most runs that executed at once and when each run started.
+type perRoutine struct {
+	st    store.Store
+	delay time.Duration
+	done  chan string
+
+	mu      sync.Mutex
+	running map[string]int
+	hi      map[string]int
+	started map[string]time.Time
+}
+
+func (e *perRoutine) Execute(ctx context.Context, _ *routine.Routine, run *routine.Run) (*routine.Run, error) {
+	e.mu.Lock()
+	e.running[run.Routine]++
+	e.hi[run.Routine] = max(e.hi[run.Routine], e.running[run.Routine])
+	e.started[run.ID] = time.Now()
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.running[run.Routine]--
+		e.mu.Unlock()
+	}()
+	select {
+	case <-time.After(e.delay):
+	case <-ctx.Done():
+	}
+	run.State = routine.StateSucceeded
+	now := time.Now()
+	run.FinishedAt = &now
+	if err := e.st.RunUpdate(context.Background(), run); err != nil {
+		return nil, err
+	}
+	e.done <- run.ID
+	return run, nil
+}
+
+func TestReservedWorkersStayFree(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := &routine.Routine{Name: "a", Concurrency: &routine.Concurrency{Reserved: 1}}
+	b := &routine.Routine{Name: "b"}
+	exec := &perRoutine{st: st, delay: 30 * time.Millisecond, done: make(chan string, 100),
+		running: map[string]int{}, hi: map[string]int{}, started: map[string]time.Time{}}
+	s := scheduler.New(scheduler.Config{
+		Store: st, Executor: exec, Catalog: scheduler.NewCatalog([]*routine.Routine{a, b}),
+		Worker: "test:1", Workers: 2, Lease: time.Minute, Poll: time.Hour,
+	})
+	s.Start(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	ctx := context.Background()
+	const flood = 20
+	for range flood {
+		if _, err := s.Enqueue(ctx, b, routine.TriggerInfo{Kind: "api"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the flood is being worked
+	var aRuns []string
+	var queuedAt []time.Time
+	for range 3 {
+		run, err := s.Enqueue(ctx, a, routine.TriggerInfo{Kind: "api"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aRuns = append(aRuns, run.ID)
+		queuedAt = append(queuedAt, time.Now())
+	}
+	for range flood + len(aRuns) {
+		select {
+		case <-exec.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("runs did not finish")
+		}
+	}
+	exec.mu.Lock()
+	defer exec.mu.Unlock()
+	if exec.hi["b"] != 1 {
+		t.Errorf("b ran %d at once on 2 workers with 1 reserved for a, want 1", exec.hi["b"])
+	}
+	// The first run of a starts at once, on the reserved worker, ahead of
+	// the b runs queued before it.
+	if wait := exec.started[aRuns[0]].Sub(queuedAt[0]); wait > 25*time.Millisecond {
+		t.Errorf("a waited %s for its reserved worker", wait)
+	}
+}

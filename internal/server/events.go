@@ -1,0 +1,161 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/template"
+)
+
+// TriggerEvent is the trigger kind of runs fired by an emitted event.
+const TriggerEvent = "event"
+
+// DefaultDedupeWindow is how long a dedupe key folds duplicates into the
+// first run when a trigger (or the emitter) sets dedupe and no window.
+const DefaultDedupeWindow = 10 * time.Minute
+
+// EventRun is one run an event made, or the run it folded into.
+type EventRun struct {
+	Routine      string `json:"routine"`
+	RunID        string `json:"run_id"`
+	Deduplicated bool   `json:"deduplicated"`
+}
+
+// EventResult is the answer of POST /v1/events/<name>.
+type EventResult struct {
+	Event  string     `json:"event"`
+	Runs   []EventRun `json:"runs"`
+	RunIDs []string   `json:"run_ids"`
+}
+
+// waker is the part of the scheduler that a run created straight in the
+// store needs: a nudge to look at the queue.
+type waker interface{ Wake() }
+
+// event receives POST /v1/events/<name>: the body (JSON, {} when empty) is
+// the event, and every routine with an event trigger of that name gets a
+// run, or, when the trigger's dedupe key (or the dedupe query parameter or
+// Dedupe header, which override it) is still inside its window, the run
+// it folded into. An event no routine listens to answers 202 with no
+// runs: events are fire-and-forget.
+func (s *Server) event(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	payload := json.RawMessage(`{}`)
+	if strings.TrimSpace(string(body)) != "" {
+		if !json.Valid(body) {
+			writeError(w, http.StatusBadRequest, "the event data must be JSON")
+			return
+		}
+		payload = json.RawMessage(body)
+	}
+	override := r.URL.Query().Get("dedupe")
+	if override == "" {
+		override = r.Header.Get("Dedupe")
+	}
+	var window time.Duration
+	if v := r.URL.Query().Get("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "window="+v+": want a positive duration such as 10m")
+			return
+		}
+		window = d
+	}
+	var data any
+	_ = json.Unmarshal(payload, &data)
+	type target struct {
+		rt   *routine.Routine
+		trig *routine.EventTrigger
+		key  string
+	}
+	var targets []target
+	for _, rt := range s.cfg.Routines.All() {
+		for i := range rt.Triggers {
+			et := rt.Triggers[i].Event
+			if et == nil || et.Name != name {
+				continue
+			}
+			key := override
+			if key == "" && et.Dedupe != "" {
+				// An event the expression cannot key (a field it names
+				// is missing) still runs the routine, undeduplicated:
+				// events are fire-and-forget, so none is dropped.
+				if key, err = renderDedupe(et.Dedupe, data); err != nil {
+					s.log.Warn("event dedupe key", "routine", rt.Name, "event", name, "err", err)
+					key = ""
+				}
+			}
+			targets = append(targets, target{rt, et, key})
+			break // one run per routine, whatever its triggers
+		}
+	}
+	res := EventResult{Event: name, Runs: []EventRun{}, RunIDs: []string{}}
+	if len(targets) > 0 && s.full(w, r) {
+		return
+	}
+	created := false
+	for _, tg := range targets {
+		trig := routine.TriggerInfo{Kind: TriggerEvent, Payload: payload}
+		var (
+			run *routine.Run
+			dup bool
+		)
+		if tg.key == "" {
+			run, err = s.cfg.Queue.Enqueue(r.Context(), tg.rt, trig, nil)
+		} else {
+			win := window
+			if win == 0 {
+				win = tg.trig.Window.D()
+			}
+			if win <= 0 {
+				win = DefaultDedupeWindow
+			}
+			now := time.Now().UTC()
+			until := now.Add(win)
+			run, dup, err = s.cfg.Store.RunCreateDeduped(r.Context(), &store.RunCreateParams{
+				ID: ulid.Make().String(), Routine: tg.rt.Name, Revision: tg.rt.Revision, Trigger: trig,
+				Tags: tg.rt.Tags, QueuedAt: now, DedupeKey: tg.key, DedupeUntil: &until,
+			})
+			if err == nil && !dup {
+				created = true
+				s.log.Info("run queued", "run_id", run.ID, "routine", tg.rt.Name, "trigger", TriggerEvent, "dedupe", tg.key)
+			}
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		res.Runs = append(res.Runs, EventRun{Routine: tg.rt.Name, RunID: run.ID, Deduplicated: dup})
+		res.RunIDs = append(res.RunIDs, run.ID)
+	}
+	if created {
+		if wk, ok := s.cfg.Queue.(waker); ok {
+			wk.Wake()
+		}
+	}
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+// renderDedupe renders a trigger's dedupe expression over the event.
+func renderDedupe(src string, event any) (string, error) {
+	if !strings.Contains(src, "{{") {
+		return src, nil
+	}
+	t, err := template.Parse(src)
+	if err != nil {
+		return "", err
+	}
+	return t.Render(&template.Context{Event: event})
+}

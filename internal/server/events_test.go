@@ -1,0 +1,84 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// wakingQueue is queue that counts the wake-ups of deduplicated creates.
+type wakingQueue struct {
+	queue
+	wakes *atomic.Int32
+}
+
+func (q wakingQueue) Wake() { q.wakes.Add(1) }
+
+func TestEventConcurrentDedupe(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: &routine.EventTrigger{Name: "cpu.alert", Dedupe: "{{ event.host }}"}}}}
+	var wakes atomic.Int32
+	srv := server.New(server.Config{Store: st, Queue: wakingQueue{queue{st}, &wakes}, Routines: scheduler.NewCatalog([]*routine.Routine{alert})})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+
+	const n = 8
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := http.Post(ts.URL+"/v1/events/cpu.alert", "application/json", strings.NewReader(`{"host":"web1"}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var res server.EventResult
+			if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || resp.StatusCode != 202 || len(res.Runs) != 1 {
+				t.Errorf("%d %+v %v", resp.StatusCode, res, err)
+				return
+			}
+			ids[i] = res.Runs[0].RunID
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if ids[i] != ids[0] {
+			t.Fatalf("emit %d got run %s, emit 0 run %s", i, ids[i], ids[0])
+		}
+	}
+	runs, err := st.RunList(t.Context(), &store.RunListParams{Routine: "alert"})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("%d runs (%v), want 1", len(runs), err)
+	}
+	if wakes.Load() != 1 {
+		t.Errorf("%d wake-ups, want 1 (one run created)", wakes.Load())
+	}
+	// A missing key field does not drop the event: it runs undeduplicated.
+	resp, err := http.Post(ts.URL+"/v1/events/cpu.alert", "application/json", strings.NewReader(`{"cpu":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res server.EventResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || len(res.Runs) != 1 || res.Runs[0].RunID == ids[0] {
+		t.Fatalf("event without the key field: %+v %v", res, err)
+	}
+}

@@ -1,0 +1,162 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ServeFile is the file, in the project's .routines directory, in which a
+// running daemon records its address.
+const ServeFile = "serve.json"
+
+// EmitKind publishes an event by posting it to POST /v1/events/<name> of
+// the daemon: the one given by server:, else the project's running daemon
+// (its address is in .routines/serve.json). So an emit step works in a
+// routine run by `routines serve`, or by `run-once` while a daemon runs.
+type EmitKind struct {
+	// Client sends the request; http.DefaultClient when nil.
+	Client *http.Client
+}
+
+// Name implements Kind.
+func (EmitKind) Name() string { return "emit" }
+
+// emitTimeout bounds one post when the step has no timeout of its own.
+const emitTimeout = 30 * time.Second
+
+// Execute implements Kind. It outputs run_ids (the ids of the runs the
+// event made or folded into, comma-separated) and deduplicated (true when
+// any of them was a duplicate folded into an earlier run).
+func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+	a := x.Action.Emit
+	if a == nil || strings.TrimSpace(a.Event) == "" {
+		return nil, errors.New("emit: event names no event (did a template render empty?)")
+	}
+	base := strings.TrimRight(a.Server, "/")
+	if base == "" {
+		var err error
+		if base, err = DaemonURL(x.StateDir); err != nil {
+			return nil, fmt.Errorf("emit: %w", err)
+		}
+	}
+	token := a.Token
+	if token == "" {
+		token = x.Env["ROUTINES_TOKEN"]
+	}
+	if token == "" {
+		token = os.Getenv("ROUTINES_TOKEN")
+	}
+	data := a.Data
+	if data == nil {
+		data = map[string]string{}
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	u := base + "/v1/events/" + url.PathEscape(a.Event)
+	if a.Dedupe != "" {
+		u += "?dedupe=" + url.QueryEscape(a.Dedupe)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, emitTimeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("emit: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := k.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("emit %s: reach %s: %w", a.Event, base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("emit %s: %w", a.Event, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return nil, fmt.Errorf("emit %s: %s: %s", a.Event, resp.Status, msg)
+	}
+	var res struct {
+		Runs []struct {
+			Routine      string `json:"routine"`
+			RunID        string `json:"run_id"`
+			Deduplicated bool   `json:"deduplicated"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("emit %s: unreadable answer: %w", a.Event, err)
+	}
+	ids := make([]string, 0, len(res.Runs))
+	dup := false
+	for _, r := range res.Runs {
+		ids = append(ids, r.RunID)
+		dup = dup || r.Deduplicated
+		note := "queued"
+		if r.Deduplicated {
+			note = "deduplicated into"
+		}
+		fmt.Fprintf(x.Stdout, "%s: %s run %s\n", r.Routine, note, r.RunID)
+	}
+	if len(res.Runs) == 0 {
+		fmt.Fprintf(x.Stdout, "event %s emitted; no routine listens to it\n", a.Event)
+	}
+	return &Result{Outputs: map[string]string{
+		"run_ids":      strings.Join(ids, ","),
+		"deduplicated": strconv.FormatBool(dup),
+	}}, nil
+}
+
+// DaemonURL returns the base URL of the daemon that recorded its address
+// in stateDir/serve.json.
+func DaemonURL(stateDir string) (string, error) {
+	if stateDir == "" {
+		return "", errors.New("no project directory to find the daemon in: set server:")
+	}
+	path := filepath.Join(stateDir, ServeFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no daemon is running for this project (no %s): start `routines serve`, or set server:", path)
+	}
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		Addr string `json:"addr"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil || info.Addr == "" {
+		return "", fmt.Errorf("%s: unreadable daemon address", path)
+	}
+	return "http://" + info.Addr, nil
+}
+
+var _ Kind = EmitKind{}
