@@ -20,20 +20,7 @@ func discover(root string, warn io.Writer) ([]*routine.Routine, error) {
 	var found []*routine.Routine
 	where := map[string]string{}
 	var dups []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() {
-			switch d.Name() {
-			case stateDirName, ".git", "node_modules":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Name() != "routine.yaml" && d.Name() != "routine.yml" {
-			return nil
-		}
+	err := walkRoutineFiles(root, func(path string) error {
 		r, err := spec.Load(path)
 		if err != nil {
 			fmt.Fprintf(warn, "%v\nskipping %s: it is invalid\n", err, path)
@@ -55,4 +42,38 @@ func discover(root string, warn io.Writer) ([]*routine.Routine, error) {
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
 	return found, nil
+}
+
+// walkRoutineFiles calls fn with the path of every routine file
+// (routine.yaml or routine.yml) under root, skipping the directories no
+// routine lives in. Unreadable entries are passed over; fn may return
+// fs.SkipAll to stop.
+func walkRoutineFiles(root string, fn func(path string) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if path != root && skippedDir(d.Name()) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !isRoutineFile(d.Name()) {
+			return nil
+		}
+		return fn(path)
+	})
+}
+
+func skippedDir(name string) bool {
+	switch name {
+	case stateDirName, ".git", "node_modules":
+		return true
+	}
+	return false
+}
+
+func isRoutineFile(name string) bool {
+	return name == "routine.yaml" || name == "routine.yml"
 }

@@ -108,20 +108,7 @@ func firstArg(args []string) string {
 // findByName looks for the routine called name under root.
 func findByName(root, name string) (string, error) {
 	var found string
-	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() {
-			switch d.Name() {
-			case stateDirName, ".git", "node_modules":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Name() != "routine.yaml" && d.Name() != "routine.yml" {
-			return nil
-		}
+	walkErr := walkRoutineFiles(root, func(path string) error {
 		if r, err := spec.Load(path); err == nil && r.Name == name {
 			found = path
 			return fs.SkipAll

@@ -117,18 +117,6 @@ func (rl *reloader) addDirs(dir string) {
 	})
 }
 
-func skippedDir(name string) bool {
-	switch name {
-	case stateDirName, ".git", "node_modules":
-		return true
-	}
-	return false
-}
-
-func isRoutineFile(name string) bool {
-	return name == "routine.yaml" || name == "routine.yml"
-}
-
 func (rl *reloader) loop(ctx context.Context) {
 	defer close(rl.done)
 	timer := time.NewTimer(time.Hour)
@@ -173,19 +161,7 @@ func (rl *reloader) reload() {
 	}
 	found := map[string]*routine.Routine{} // by name, of valid files
 	present := map[string]bool{}           // files that exist
-	filepath.WalkDir(rl.root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() {
-			if path != rl.root && skippedDir(d.Name()) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !isRoutineFile(d.Name()) {
-			return nil
-		}
+	walkRoutineFiles(rl.root, func(path string) error {
 		present[path] = true
 		r, err := spec.Load(path)
 		if err == nil && rl.check != nil {
