@@ -9,6 +9,8 @@
 //	par100  100 independent steps `true`    floor: bash starting /bin/true 100 times with & and wait
 //	hello   one step `echo hello`           floor: bash running /bin/echo hello
 //	webhook trigger-to-first-step latency of `routines serve` (see webhook.go)
+//	throughput  webhook runs/s of `routines serve` under load (see daemon.go)
+//	memory  RSS of `routines serve`: idle with 100 routines, 100k queued runs
 //
 // For seq40 and par100 the compared times are the work itself: the run as
 // the engine records it (started_at to finished_at: every step, checkpoint
@@ -66,7 +68,7 @@ var only *string
 func main() {
 	reps := flag.Int("n", 15, "repetitions of each measurement")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
-	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook)")
+	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory)")
 	flag.Parse()
 	if err := run(*reps, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -93,7 +95,9 @@ func run(reps int, keep bool) error {
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tcompared\tours\tfloor\tratio\tper-step overhead\tours (process)\tfloor (process)\tpeak RSS\ttarget\tmet\t")
+	if *only == "" || slices.ContainsFunc(workloads(), func(w workload) bool { return w.name == *only }) {
+		fmt.Fprintln(tw, "workload\tcompared\tours\tfloor\tratio\tper-step overhead\tours (process)\tfloor (process)\tpeak RSS\ttarget\tmet\t")
+	}
 	allMet := true
 	for _, w := range workloads() {
 		if *only != "" && *only != w.name {
@@ -160,7 +164,17 @@ func run(reps int, keep bool) error {
 		fmt.Println("some targets were not met")
 	}
 	if *only == "" || *only == "webhook" {
-		return webhookBench(bin, tmp, reps)
+		if err := webhookBench(bin, tmp, reps); err != nil {
+			return err
+		}
+	}
+	if *only == "" || *only == "throughput" {
+		if err := throughputBench(bin, tmp); err != nil {
+			return err
+		}
+	}
+	if *only == "" || *only == "memory" {
+		return memoryBench(bin, tmp)
 	}
 	return nil
 }

@@ -160,11 +160,10 @@ func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
 	return x.run, rq
 }
 
-// prepare resolves secrets and creates the workspace before any step runs.
+// prepare resolves secrets before any step runs. The workspace is created
+// by the first step that uses it (a run step): a mkdir and its removal cost
+// as much as a builtin step's whole run.
 func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
-	if err := os.MkdirAll(x.workspace, 0o700); err != nil {
-		return x.payload(routine.CodeInternal, "", fmt.Sprintf("create workspace: %v", err))
-	}
 	secrets, err := x.e.secrets.Resolve(ctx, x.r.Secrets)
 	if ctx.Err() != nil {
 		return x.interrupted(ctx, "")

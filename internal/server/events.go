@@ -102,7 +102,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res := EventResult{Event: name, Runs: []EventRun{}, RunIDs: []string{}}
-	if len(targets) > 0 && s.full(w, r) {
+	if len(targets) > 0 && s.full(w, r, len(targets)) {
 		return
 	}
 	created := false

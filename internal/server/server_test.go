@@ -95,3 +95,59 @@ func TestUnknownEndpointIsJSON(t *testing.T) {
 		t.Fatalf("%d %v %v", resp.StatusCode, e, err)
 	}
 }
+
+// The backlog bound is kept from an estimate (the last count plus the runs
+// queued since); a 429 always rests on a fresh count.
+func TestMaxQueuedEstimate(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := server.New(server.Config{
+		Store:     st,
+		Queue:     queue{st},
+		Routines:  scheduler.NewCatalog([]*routine.Routine{{Name: "r"}}),
+		MaxQueued: 2,
+	})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	post := func() (int, string) {
+		t.Helper()
+		resp, err := http.Post(ts.URL+"/v1/routines/r/runs", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v["run_id"]
+	}
+	var ids []string
+	for range 2 {
+		code, id := post()
+		if code != http.StatusAccepted {
+			t.Fatalf("under the bound: %d", code)
+		}
+		ids = append(ids, id)
+	}
+	if code, _ := post(); code != http.StatusTooManyRequests {
+		t.Fatalf("at the bound: %d", code)
+	}
+	// A run leaves the queue: the estimate is high, the recount sees room.
+	run, err := st.RunGet(context.Background(), ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.State = routine.StateSucceeded
+	if err := st.RunUpdate(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := post(); code != http.StatusAccepted {
+		t.Fatalf("after a run left the queue: %d", code)
+	}
+	if code, _ := post(); code != http.StatusTooManyRequests {
+		t.Fatalf("at the bound again: %d", code)
+	}
+}

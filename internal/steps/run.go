@@ -36,6 +36,11 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	// Nothing is created per step unless the step asks for it: creating a
 	// file or directory costs as much as starting a process on some disks.
 	// The step creates $ROUTINES_OUTPUT when it writes an output.
+	// The run's workspace is created by its first run step (a Stat after
+	// that): runs of builtin steps only never touch the disk for it.
+	if err := os.MkdirAll(x.Workspace, 0o700); err != nil {
+		return nil, fmt.Errorf("create workspace: %w", err)
+	}
 	outputFile := filepath.Join(x.Workspace, ".output-"+x.StepID+"-"+strconv.Itoa(x.Attempt))
 	if err := os.Remove(outputFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("prepare outputs file: %w", err)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -63,6 +64,11 @@ type Store struct {
 	claimTake      *sql.Stmt
 	heartbeat      *sql.Stmt
 	requeue        *sql.Stmt
+
+	// Read statements prepared on r at their first use, for the hot reads
+	// of the daemon (parsing stateGetSQL cost more than running it).
+	rmu      sync.Mutex
+	stateGet *sql.Stmt
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
@@ -167,6 +173,13 @@ func (s *Store) Close() error {
 			errs = append(errs, st.Close())
 		}
 	}
+	s.rmu.Lock()
+	for _, st := range []*sql.Stmt{s.stateGet} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	s.rmu.Unlock()
 	errs = append(errs, s.r.Close())
 	// Best effort: another process may be reading, and SQLite checkpoints
 	// again whenever the WAL grows, so neither a wait nor a failure here

@@ -25,7 +25,11 @@ const (
 // StateGet returns the value of an unexpired key of a routine's state.
 func (s *Store) StateGet(ctx context.Context, p *store.StateGetParams) (string, bool, error) {
 	var value string
-	err := s.r.QueryRowContext(ctx, stateGetSQL, p.Routine, p.Key, p.Now.UnixMicro()).Scan(&value)
+	st, err := s.readStmt(ctx, &s.stateGet, stateGetSQL)
+	if err != nil {
+		return "", false, fmt.Errorf("get state %s/%s: %w", p.Routine, p.Key, err)
+	}
+	err = st.QueryRowContext(ctx, p.Routine, p.Key, p.Now.UnixMicro()).Scan(&value)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil
@@ -33,6 +37,21 @@ func (s *Store) StateGet(ctx context.Context, p *store.StateGetParams) (string, 
 		return "", false, fmt.Errorf("get state %s/%s: %w", p.Routine, p.Key, err)
 	}
 	return value, true, nil
+}
+
+// readStmt returns *stmt, preparing query on the reader pool at its first
+// use; a failed prepare is tried again by the next call.
+func (s *Store) readStmt(ctx context.Context, stmt **sql.Stmt, query string) (*sql.Stmt, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if *stmt == nil {
+		st, err := s.r.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		*stmt = st
+	}
+	return *stmt, nil
 }
 
 // StatePut sets a key of a routine's state, in one transaction with the

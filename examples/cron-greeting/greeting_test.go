@@ -1,0 +1,88 @@
+// Package crongreeting is the cron example of docs/triggers.md: a routine
+// with a six-field (seconds) cron. Its test starts the daemon and waits for
+// the schedule to fire.
+package crongreeting
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/steps"
+)
+
+// lockedBuffer collects the daemon's output from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestCronFires(t *testing.T) {
+	// A copy, so the checkout gets no .routines/ or greetings.log of its own.
+	dir := filepath.Join(t.TempDir(), "cron-greeting")
+	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, ".routines"))
+	os.Remove(filepath.Join(dir, "greetings.log"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}), Stdout: &out, Stderr: &out}
+		done <- cli.Run(ctx, deps, []string{"serve", dir, "--addr", "127.0.0.1:0"})
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d: %s", code, out.String())
+		}
+	}()
+
+	// */2 seconds: the first tick is at most 2 s away; allow for a slow machine.
+	var log []byte
+	for deadline := time.Now().Add(8 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		log, _ = os.ReadFile(filepath.Join(dir, "greetings.log"))
+		if bytes.HasSuffix(log, []byte("\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the schedule did not fire:\n%s", out.String())
+		}
+	}
+	line := strings.TrimSpace(strings.SplitN(string(log), "\n", 2)[0])
+	prefix, at, ok := strings.Cut(line, "(tick of ")
+	if !ok || prefix != "Good morning, world! " {
+		t.Fatalf("greeting %q", line)
+	}
+	at = strings.TrimSuffix(at, ")")
+	tick, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		t.Fatalf("scheduled_at %q: %v", at, err)
+	}
+	if tick.Second()%2 != 0 || tick.Nanosecond() != 0 {
+		t.Errorf("tick %s is not on */2 seconds", at)
+	}
+	if !strings.HasSuffix(at, "+01:00") && !strings.HasSuffix(at, "+02:00") {
+		t.Errorf("scheduled_at %s is not in Europe/Berlin time", at)
+	}
+}
