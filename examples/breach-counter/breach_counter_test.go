@@ -4,25 +4,15 @@
 package breachcounter
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/routines-dev/routines/internal/cli"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/cli/clitest"
 )
 
 func TestAlertAfterThreeBreachesInARow(t *testing.T) {
 	// A copy, so the checkout gets no .routines/ of its own.
-	dir := filepath.Join(t.TempDir(), "breach-counter")
-	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(filepath.Join(dir, ".routines"))
-	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{})
+	dir := clitest.CopyProject(t, ".")
 	for i, tt := range []struct {
 		reading string
 		want    string // a line of the run's output
@@ -36,12 +26,9 @@ func TestAlertAfterThreeBreachesInARow(t *testing.T) {
 		{"99", "[alert] alert - CPU above 90% for 3 readings in a row", true},
 		{"96", "[alert] alert - CPU above 90% for 4 readings in a row", true},
 	} {
-		var stdout, stderr bytes.Buffer
-		code := cli.Run(context.Background(), cli.Deps{Kinds: kinds, Stdout: &stdout, Stderr: &stderr},
-			[]string{"run-once", dir, "--input", "reading=" + tt.reading})
-		out := stdout.String()
+		code, out, stderr := clitest.RunCLI(t, "run-once", dir, "--input", "reading="+tt.reading)
 		if code != 0 {
-			t.Fatalf("run %d: exit %d\n%s%s", i+1, code, out, stderr.String())
+			t.Fatalf("run %d: exit %d\n%s%s", i+1, code, out, stderr)
 		}
 		if !strings.Contains(out, tt.want+"\n") {
 			t.Fatalf("run %d (reading %s): output lacks %q:\n%s", i+1, tt.reading, tt.want, out)

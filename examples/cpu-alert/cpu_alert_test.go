@@ -4,38 +4,14 @@
 package cpualert
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/routines-dev/routines/internal/cli"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/cli/clitest"
 )
-
-// lockedBuffer collects the daemon's output from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type run struct {
 	Routine string `json:"routine"`
@@ -67,35 +43,8 @@ func getJSON(t *testing.T, method, url, body string, v any) {
 
 func TestAlertPagesOncePerHost(t *testing.T) {
 	// A copy, so the checkout gets no .routines/ of its own.
-	dir := filepath.Join(t.TempDir(), "cpu-alert")
-	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(filepath.Join(dir, ".routines"))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}, steps.EmitKind{}), Stdout: &out, Stderr: &out}
-		done <- cli.Run(ctx, deps, []string{"serve", dir, "--addr", "127.0.0.1:0"})
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d: %s", code, out.String())
-		}
-	}()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		var info struct{ Addr string }
-		if data, err := os.ReadFile(filepath.Join(dir, ".routines", "serve.json")); err == nil && json.Unmarshal(data, &info) == nil {
-			addr = info.Addr
-		}
-	}
-	if addr == "" {
-		t.Fatal("serve did not start: " + out.String())
-	}
+	dir := clitest.CopyProject(t, ".")
+	addr, out := clitest.Serve(t, dir)
 	base := "http://" + addr
 
 	// web1 twice, then web2: two pages, the second alert of web1 folded into the first.

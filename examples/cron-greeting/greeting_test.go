@@ -5,58 +5,19 @@ package crongreeting
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/routines-dev/routines/internal/cli"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/cli/clitest"
 )
-
-// lockedBuffer collects the daemon's output from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestCronFires(t *testing.T) {
 	// A copy, so the checkout gets no .routines/ or greetings.log of its own.
-	dir := filepath.Join(t.TempDir(), "cron-greeting")
-	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(filepath.Join(dir, ".routines"))
-	os.Remove(filepath.Join(dir, "greetings.log"))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}), Stdout: &out, Stderr: &out}
-		done <- cli.Run(ctx, deps, []string{"serve", dir, "--addr", "127.0.0.1:0"})
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d: %s", code, out.String())
-		}
-	}()
+	dir := clitest.CopyProject(t, ".", "greetings.log")
+	_, out := clitest.Serve(t, dir)
 
 	// */2 seconds: the first tick is at most 2 s away; allow for a slow machine.
 	var log []byte

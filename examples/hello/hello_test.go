@@ -3,33 +3,22 @@
 package hello
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/routines-dev/routines/internal/cli"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/cli/clitest"
 )
 
 func TestRunOnce(t *testing.T) {
 	// A copy, so the checkout gets no .routines/ of its own.
-	dir := filepath.Join(t.TempDir(), "hello")
-	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(filepath.Join(dir, ".routines"))
-	var stdout, stderr bytes.Buffer
-	code := cli.Run(context.Background(), cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}), Stdout: &stdout, Stderr: &stderr},
-		[]string{"run-once", dir, "--input", "who=readers"})
+	dir := clitest.CopyProject(t, ".")
+	code, stdout, stderr := clitest.RunCLI(t, "run-once", dir, "--input", "who=readers")
 	if code != 0 {
-		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	for _, want := range []string{"[greet] Hello, readers!", "[shout] HELLO, READERS!", "[report] greet said 'Hello, readers!' in hello run "} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Fatalf("output lacks %q:\n%s", want, stdout.String())
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("output lacks %q:\n%s", want, stdout)
 		}
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,46 +13,6 @@ import (
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/steps"
 )
-
-// startServeKinds is startServe with the given step kinds.
-func startServeKinds(t *testing.T, dir string, kinds steps.Registry, args ...string) *daemon {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{dir: dir, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	code := make(chan int, 1)
-	go func() {
-		deps := cli.Deps{Kinds: kinds, Stdout: d.stdout, Stderr: d.stderr}
-		code <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
-	}()
-	var once sync.Once
-	var rc int
-	d.stop = func() int {
-		once.Do(func() { cancel(); rc = <-code })
-		return rc
-	}
-	t.Cleanup(func() { d.stop() })
-	info := filepath.Join(dir, ".routines", "serve.json")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		data, err := os.ReadFile(info)
-		if err == nil {
-			var v struct{ Addr string }
-			if json.Unmarshal(data, &v) == nil && v.Addr != "" {
-				d.url = "http://" + v.Addr
-				return d
-			}
-		}
-		select {
-		case c := <-code:
-			t.Fatalf("serve exited with %d: %s", c, d.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", d.stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // emitEvent posts an event and decodes the answer.
 func emitEvent(t *testing.T, d *daemon, name, body string) server.EventResult {

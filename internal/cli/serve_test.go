@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/cli/clitest"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/steps"
@@ -25,41 +25,29 @@ import (
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
-// syncBuffer is a bytes.Buffer safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a `routines serve` running in-process on a free port.
 type daemon struct {
 	dir    string
 	url    string
 	stop   func() int // stops the daemon as SIGTERM would and returns its exit code
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *clitest.Buffer
+	stderr *clitest.Buffer
 }
 
 // startServe runs serve on dir and waits until it has recorded its address.
 func startServe(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
+	return startServeKinds(t, dir, steps.NewRegistry(steps.RunKind{}), args...)
+}
+
+// startServeKinds is startServe with the given step kinds.
+func startServeKinds(t *testing.T, dir string, kinds steps.Registry, args ...string) *daemon {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{dir: dir, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	d := &daemon{dir: dir, stdout: &clitest.Buffer{}, stderr: &clitest.Buffer{}}
 	code := make(chan int, 1)
 	go func() {
-		deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}), Stdout: d.stdout, Stderr: d.stderr}
+		deps := cli.Deps{Kinds: kinds, Stdout: d.stdout, Stderr: d.stderr}
 		code <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
 	}()
 	var once sync.Once

@@ -1,0 +1,118 @@
+// Package clitest holds helpers for tests that drive the routines command
+// line in-process.
+package clitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/steps"
+)
+
+// Buffer is a bytes.Buffer safe for the daemon's goroutines.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what has been written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Kinds returns the step kinds the routines binary registers
+// (cmd/routines/main.go).
+func Kinds() steps.Registry {
+	return steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{})
+}
+
+// CopyProject copies the project directory src into a fresh temporary
+// directory named after src's base, so a test leaves the checkout alone. It
+// removes the copy's .routines/ and the given names (relative to the copy),
+// then returns the copy's path.
+func CopyProject(t testing.TB, src string, remove ...string) string {
+	t.Helper()
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), filepath.Base(abs))
+	if err := os.CopyFS(dir, os.DirFS(abs)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append([]string{".routines"}, remove...) {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// RunCLI runs the command line once with Kinds and returns its exit code
+// and output.
+func RunCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = cli.Run(context.Background(), cli.Deps{Kinds: Kinds(), Stdout: &out, Stderr: &errOut}, args)
+	return code, out.String(), errOut.String()
+}
+
+// Serve starts `routines serve dir --addr 127.0.0.1:0 args...` in-process
+// with Kinds, waits until the daemon has recorded its address in
+// .routines/serve.json and returns that address and the daemon's combined
+// stdout and stderr. A cleanup stops the daemon and fails the test unless it
+// exits with 0.
+func Serve(t testing.TB, dir string, args ...string) (addr string, out *Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		deps := cli.Deps{Kinds: Kinds(), Stdout: out, Stderr: out}
+		done <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
+	}()
+	exited := false
+	t.Cleanup(func() {
+		cancel()
+		if exited {
+			return
+		}
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d: %s", code, out.String())
+		}
+	})
+	info := filepath.Join(dir, ".routines", "serve.json")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if data, err := os.ReadFile(info); err == nil {
+			var v struct{ Addr string }
+			if json.Unmarshal(data, &v) == nil && v.Addr != "" {
+				return v.Addr, out
+			}
+		}
+		select {
+		case code := <-done:
+			exited = true
+			t.Fatalf("serve exited with %d: %s", code, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", out.String())
+		}
+	}
+}
