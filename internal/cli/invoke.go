@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/steps"
 )
 
 func newInvokeCmd(g *globals) *cobra.Command {
@@ -69,19 +69,11 @@ func (g *globals) daemonURL(flag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(project, stateDirName, serveFileName)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	base, err := steps.DaemonURL(filepath.Join(project, stateDirName))
+	if errors.Is(err, steps.ErrNoDaemon) {
 		return "", invalidf("no daemon is running for %s (no %s): start `routines serve` there, or pass --server URL", project, filepath.Join(stateDirName, serveFileName))
 	}
-	if err != nil {
-		return "", err
-	}
-	var info serveInfo
-	if err := json.Unmarshal(data, &info); err != nil || info.Addr == "" {
-		return "", fmt.Errorf("%s: unreadable daemon address", path)
-	}
-	return "http://" + info.Addr, nil
+	return base, err
 }
 
 func (g *globals) invoke(ctx context.Context, c *apiClient, name string, input map[string]string, wait bool) error {

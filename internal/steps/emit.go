@@ -46,8 +46,14 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	}
 	base := strings.TrimRight(a.Server, "/")
 	if base == "" {
+		if x.StateDir == "" {
+			return nil, errors.New("emit: no project directory to find the daemon in: set server:")
+		}
 		var err error
 		if base, err = DaemonURL(x.StateDir); err != nil {
+			if errors.Is(err, ErrNoDaemon) {
+				return nil, fmt.Errorf("emit: %w: start `routines serve`, or set server:", err)
+			}
 			return nil, fmt.Errorf("emit: %w", err)
 		}
 	}
@@ -136,16 +142,16 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	}}, nil
 }
 
+// ErrNoDaemon is returned by DaemonURL when no daemon recorded its address.
+var ErrNoDaemon = errors.New("no daemon is running for this project")
+
 // DaemonURL returns the base URL of the daemon that recorded its address
-// in stateDir/serve.json.
+// in stateDir/serve.json; an error wrapping ErrNoDaemon when there is none.
 func DaemonURL(stateDir string) (string, error) {
-	if stateDir == "" {
-		return "", errors.New("no project directory to find the daemon in: set server:")
-	}
 	path := filepath.Join(stateDir, ServeFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("no daemon is running for this project (no %s): start `routines serve`, or set server:", path)
+		return "", fmt.Errorf("%w (no %s)", ErrNoDaemon, path)
 	}
 	if err != nil {
 		return "", err
