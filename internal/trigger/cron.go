@@ -245,7 +245,21 @@ func (e *entry) after(prev, now time.Time) time.Time {
 		}
 		return prev.Add((now.Sub(prev)/e.every + 1) * e.every)
 	}
-	return e.sched.Next(now.In(e.loc))
+	next := e.sched.Next(now.In(e.loc))
+	// When clocks go back, the repeated hour shows the same wall-clock time
+	// twice; cron fires a time of day once, so the second is skipped.
+	if !prev.IsZero() && sameWallClock(next.In(e.loc), prev.In(e.loc)) {
+		next = e.sched.Next(next)
+	}
+	return next
+}
+
+// sameWallClock reports whether a and b read the same on a clock of their
+// location, to the second.
+func sameWallClock(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd && a.Hour() == b.Hour() && a.Minute() == b.Minute() && a.Second() == b.Second()
 }
 
 // latest returns the latest tick in (last, now], if there is one.

@@ -161,6 +161,16 @@ func TestSchedulerTimezoneDST(t *testing.T) {
 	}
 }
 
+// A time of day inside the hour repeated when clocks go back fires once.
+func TestSchedulerRepeatedHourFiresOnce(t *testing.T) {
+	t.Parallel()
+	s, b := setupScheduler(t, mustTime(t, "2026-10-24T12:00:00Z"), time.Time{})
+	start(t, s, "r", routine.Trigger{Cron: "30 2 * * *", Timezone: "Europe/Berlin"})
+	arms, fired := ticks(t, b, 2)
+	equal(t, "armed", arms, []string{"2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"})
+	equal(t, "scheduled_at", fired, []string{"2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"})
+}
+
 func TestSchedulerEvery(t *testing.T) {
 	t.Parallel()
 	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
