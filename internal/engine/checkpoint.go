@@ -10,14 +10,17 @@ import (
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// checkpointer writes the step records and log lines of one run, one
-// transaction at a time. What queues up while a write is under way goes
-// into the next transaction, so a step's final record, its last log lines
-// and the next step's start usually cost one commit, and parallel steps
-// share commits. Records are written in the order they were queued. A
-// goroutine that must wait for its record writes the batch itself when no
-// write is under way (no hand-off to another goroutine on the hot path);
-// a background loop writes what waits without anyone waiting for it.
+// checkpointer writes the run record, step records and log lines of one
+// run, one transaction at a time. What queues up while a write is under
+// way goes into the next transaction. A step's final record must be
+// written before the next step starts (settle), so it, its last log lines,
+// the next step's start and, after the last step, the run's final record
+// usually cost one commit, and parallel steps share commits: a one-step
+// run costs one commit from its start to its end. Records are written in
+// the order they were queued. A goroutine that must wait for its record
+// writes the batch itself when no write is under way (no hand-off to
+// another goroutine on the hot path); a background loop writes what waits
+// without anyone waiting for it.
 type checkpointer struct {
 	// ctx is for every write: it outlives the run's cancellation, so the
 	// records of a cancelled run are kept.
@@ -27,13 +30,16 @@ type checkpointer struct {
 	runID  string
 
 	mu      sync.Mutex
-	done    *sync.Cond // signalled after each write
+	done    *sync.Cond   // signalled after each write
+	run     *routine.Run // a copy of the run record to write, or nil
 	steps   []*routine.StepRun
 	index   map[stepKey]int // position of a queued step in steps
 	logs    []routine.LogLine
 	queued  uint64 // tickets handed out
 	written uint64 // tickets written (or failed)
 	writing bool   // a goroutine is writing a batch
+	barrier uint64 // ticket of the last final step record: settle waits for it
+	lastErr error  // of the last batch written
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -82,6 +88,36 @@ func (c *checkpointer) step(rec *routine.StepRun) uint64 {
 	return t
 }
 
+// finished queues the final record of a step, which the next step to start
+// waits for (settle).
+func (c *checkpointer) finished(rec *routine.StepRun) {
+	t := c.step(rec)
+	c.mu.Lock()
+	c.barrier = max(c.barrier, t)
+	c.mu.Unlock()
+}
+
+// settle waits until the final records of the steps that finished are
+// written: a step starts only then, so a run resumed after a crash never
+// runs again a step that finished.
+func (c *checkpointer) settle() {
+	c.mu.Lock()
+	t := c.barrier
+	c.mu.Unlock()
+	c.sync(t)
+}
+
+// runRecord queues a copy of the run record, written with the next batch,
+// before the step records: a record queued twice before it is written is
+// written once, as last queued.
+func (c *checkpointer) runRecord(run *routine.Run) {
+	cp := *run
+	c.mu.Lock()
+	c.run = &cp
+	c.queued++
+	c.mu.Unlock()
+}
+
 // log queues a line. Lines are written with the next step record, when
 // logFlushLines of them wait, or every logFlushEvery.
 func (c *checkpointer) log(line routine.LogLine) {
@@ -123,10 +159,14 @@ func (c *checkpointer) sync(t uint64) {
 	c.mu.Unlock()
 }
 
-// close writes what is queued and stops the writer.
-func (c *checkpointer) close() {
+// close writes what is queued, stops the writer, and returns the error of
+// the last batch, the one that holds what was queued last.
+func (c *checkpointer) close() error {
 	close(c.stop)
 	<-c.stopped
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
 }
 
 func (c *checkpointer) loop() {
@@ -157,18 +197,20 @@ func (c *checkpointer) write() {
 // writeLocked commits what is queued in one transaction; c.mu is held on
 // entry and exit, but not during the commit.
 func (c *checkpointer) writeLocked() {
-	p := &store.CheckpointParams{Steps: c.steps, Logs: c.logs}
+	p := &store.CheckpointParams{Run: c.run, Steps: c.steps, Logs: c.logs}
 	t := c.queued
-	c.steps, c.logs = nil, nil
+	c.run, c.steps, c.logs = nil, nil, nil
 	clear(c.index)
 	c.writing = true
 	c.mu.Unlock()
-	if len(p.Steps)+len(p.Logs) > 0 {
-		c.commit(p)
+	var err error
+	if p.Run != nil || len(p.Steps)+len(p.Logs) > 0 {
+		err = c.commit(p)
 	}
 	c.mu.Lock()
 	c.writing = false
 	c.written = max(c.written, t)
+	c.lastErr = err
 	c.done.Broadcast()
 }
 
@@ -178,17 +220,17 @@ const commitTries = 4
 // commit writes one batch, trying again with a short backoff when the store
 // fails (a busy or briefly unavailable database). A batch that still fails
 // is logged and dropped: the run goes on, and the step's next transition
-// rewrites its record.
-func (c *checkpointer) commit(p *store.CheckpointParams) {
+// rewrites its record; the error is returned for close to report.
+func (c *checkpointer) commit(p *store.CheckpointParams) error {
 	delay := 10 * time.Millisecond
 	for try := 1; ; try++ {
 		err := c.store.Checkpoint(c.ctx, p)
 		if err == nil {
-			return
+			return nil
 		}
 		if try == commitTries {
 			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
-			return
+			return err
 		}
 		time.Sleep(delay)
 		delay *= 4

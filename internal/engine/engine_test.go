@@ -37,6 +37,7 @@ type scriptKind struct {
 	order   []string // step ids in start order
 	started map[string]chan struct{}
 	tries   map[string]int
+	onStart func(id string) // called as a step starts, when set
 }
 
 func newScriptKind() *scriptKind {
@@ -62,6 +63,9 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 	k.tries[x.StepID]++
 	try := k.tries[x.StepID]
 	k.mu.Unlock()
+	if k.onStart != nil {
+		k.onStart(x.StepID)
+	}
 	ch := k.startedCh(x.StepID)
 	select {
 	case <-ch:

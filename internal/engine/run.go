@@ -105,10 +105,10 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	x.run.Attempt++
 	x.tctx.Run.Attempt = x.run.Attempt
 	// Store writes outlive a cancel: a cancelled run is still recorded.
-	if err := e.store.RunUpdate(context.WithoutCancel(ctx), x.run); err != nil {
-		return x.run, fmt.Errorf("start run: %w", err)
-	}
+	// The run's start is written with its first checkpoint: before or with
+	// the first step record, so Attempt > 0 tells a resumed run.
 	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID)
+	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
 	e.observer.RunStarted(x.run)
 	if rs != nil {
@@ -127,14 +127,14 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	if failure != nil {
 		state = x.fail(callerCtx, failure)
 	}
-	x.cp.close()
 	x.cleanWorkspace()
-
 	end := e.clock.Now().UTC()
 	x.run.State = state
 	x.run.FinishedAt = &end
 	x.run.Error = failure
-	if err := e.store.RunUpdate(context.WithoutCancel(ctx), x.run); err != nil {
+	// The run's end shares a commit with its last steps' records.
+	x.cp.runRecord(x.run)
+	if err := x.cp.close(); err != nil {
 		return x.run, fmt.Errorf("finish run: %w", err)
 	}
 	e.observer.RunFinished(x.run)
@@ -146,11 +146,11 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 // next try: the run stays running (its worker requeues it), its finished
 // steps and the waiting step's attempts checkpointed.
 func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
-	x.cp.close()
 	x.run.State = routine.StateRunning
 	x.run.FinishedAt = nil
 	x.run.Error = nil
-	if err := x.e.store.RunUpdate(context.WithoutCancel(ctx), x.run); err != nil {
+	x.cp.runRecord(x.run)
+	if err := x.cp.close(); err != nil {
 		return x.run, fmt.Errorf("park run: %w", err)
 	}
 	x.mu.Lock()
@@ -454,10 +454,11 @@ func (x *runExec) condition(s *routine.Step) (bool, *routine.ErrorPayload) {
 	return false, x.payload(routine.CodeTemplate, s.ID, fmt.Sprintf("if: %v", err))
 }
 
-// finishStep checkpoints the final record and publishes the step's
-// outputs and status to later steps.
+// finishStep queues the final record (written before the next step starts,
+// or with the run's end) and publishes the step's outputs and status to
+// later steps.
 func (x *runExec) finishStep(ctx context.Context, phase routine.Phase, s *routine.Step, rec *routine.StepRun) {
-	x.cp.sync(x.cp.step(rec))
+	x.cp.finished(rec)
 	x.mu.Lock()
 	if phase != routine.PhaseCompensate {
 		// Ids are unique across steps and on_failure, so both lists share the map.
@@ -480,6 +481,7 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 	// A step an earlier attempt of the run left unfinished goes on counting
 	// its attempts, so a step that crashes the process cannot retry
 	// forever; it gets at least one more try.
+	x.cp.settle()
 	for n := x.attemptsBefore(phase, s.ID) + 1; ; n++ {
 		rec.Attempts = n
 		x.cp.step(rec)

@@ -32,7 +32,7 @@ type Config struct {
 	// Lease is how long a claimed run stays this worker's without a
 	// heartbeat; 30s when 0. Heartbeats go every Lease/3.
 	Lease time.Duration
-	// Poll is how often idle workers look for delayed runs and expired
+	// Poll is how often the idle dispatcher looks for delayed runs and expired
 	// leases; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -47,12 +47,9 @@ type Scheduler struct {
 	stopClaim chan struct{} // closed by Shutdown: claim no more
 	runCtx    context.Context
 	runCancel context.CancelFunc // cancels runs in flight after the grace
-	workers   sync.WaitGroup
+	workers   sync.WaitGroup     // the runs executing; added to by the dispatcher only
+	idle      chan struct{}      // closed once the dispatcher stopped and every run returned
 	hbDone    chan struct{}
-
-	// claimMu makes deciding which routines a worker may take (the
-	// reservations) and claiming one step, within this process.
-	claimMu sync.Mutex
 
 	mu       sync.Mutex
 	inFlight map[string]string // run id → routine, of the runs executing here
@@ -79,12 +76,13 @@ func New(cfg Config) *Scheduler {
 		log:       cfg.Logger,
 		wake:      make(chan struct{}, 1),
 		stopClaim: make(chan struct{}),
+		idle:      make(chan struct{}),
 		hbDone:    make(chan struct{}),
 		inFlight:  map[string]string{},
 	}
 }
 
-// Enqueue records a queued run of r, durably, and wakes a worker. The run
+// Enqueue records a queued run of r, durably, and wakes the dispatcher. The run
 // is in the store when Enqueue returns.
 func (s *Scheduler) Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error) {
 	run, err := s.cfg.Store.RunCreate(ctx, &store.RunCreateParams{
@@ -104,7 +102,7 @@ func (s *Scheduler) Enqueue(ctx context.Context, r *routine.Routine, trig routin
 	return run, nil
 }
 
-// Wake tells an idle worker to look at the queue now.
+// Wake tells the dispatcher to look at the queue now.
 func (s *Scheduler) Wake() {
 	select {
 	case s.wake <- struct{}{}:
@@ -112,16 +110,17 @@ func (s *Scheduler) Wake() {
 	}
 }
 
-// Start starts the workers and the heartbeat. Runs execute under a
+// Start starts the dispatcher and the heartbeat. Runs execute under a
 // context of their own, cancelled only by Shutdown once its grace is over.
 func (s *Scheduler) Start(ctx context.Context) {
 	s.mu.Lock()
 	s.runCtx, s.runCancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.mu.Unlock()
-	for range s.cfg.Workers {
-		s.workers.Add(1)
-		go s.work()
-	}
+	go func() {
+		s.dispatch()
+		s.workers.Wait() // no Add after dispatch returned
+		close(s.idle)
+	}()
 	go s.heartbeat()
 	go s.poll()
 	s.Wake()
@@ -140,13 +139,11 @@ func (s *Scheduler) Shutdown(ctx context.Context) {
 	s.stopping = true
 	s.mu.Unlock()
 	close(s.stopClaim)
-	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.idle:
 	case <-ctx.Done():
 		s.runCancel()
-		<-done
+		<-s.idle
 	}
 	s.runCancel()
 	<-s.hbDone
@@ -161,31 +158,13 @@ func (s *Scheduler) stopped() bool {
 	}
 }
 
-// work is one worker: claim, execute, repeat; sleep when there is nothing
-// to claim until woken. A worker that claimed a run passes the wake-up on,
-// so one signal reaches as many idle workers as there are runs to take.
-func (s *Scheduler) work() {
-	defer s.workers.Done()
+// dispatch claims runs for the free workers and starts each in a goroutine
+// of its own, until Shutdown; with nothing to claim, or no worker free, it
+// sleeps until woken (a run queued or ended, the poll).
+func (s *Scheduler) dispatch() {
 	for !s.stopped() {
-		s.claimMu.Lock()
-		run, err := s.cfg.Store.RunClaim(s.runCtx, &store.RunClaimParams{
-			Worker:   s.cfg.Worker,
-			Now:      time.Now(),
-			Lease:    s.cfg.Lease,
-			Ceilings: s.cfg.Catalog.Ceilings(),
-			Exclude:  s.reserved(),
-		})
-		if err == nil {
-			s.track(run.ID, run.Routine)
-		}
-		s.claimMu.Unlock()
-		if err == nil {
-			s.Wake() // there may be more: pass the wake-up on to another idle worker
-			s.execute(run)
-			continue
-		}
-		if !errors.Is(err, routine.ErrNotFound) {
-			s.log.Error("claim run", "err", err)
+		if s.claim() > 0 {
+			continue // there may be more, and workers still free
 		}
 		select {
 		case <-s.wake:
@@ -195,7 +174,34 @@ func (s *Scheduler) work() {
 	}
 }
 
-// poll wakes a worker every Poll interval, for the runs no event
+// claim takes, in one store call, as many runs as there are free workers
+// within the reservations, starts them, and returns how many it started.
+func (s *Scheduler) claim() int {
+	limit, exclude := s.slots()
+	if limit == 0 {
+		return 0
+	}
+	runs, err := s.cfg.Store.RunClaim(s.runCtx, &store.RunClaimParams{
+		Worker:   s.cfg.Worker,
+		Now:      time.Now(),
+		Lease:    s.cfg.Lease,
+		Ceilings: s.cfg.Catalog.Ceilings(),
+		Exclude:  exclude,
+		Limit:    limit,
+	})
+	if err != nil {
+		s.log.Error("claim runs", "err", err)
+		return 0
+	}
+	for _, run := range runs {
+		s.track(run.ID, run.Routine)
+		s.workers.Add(1)
+		go s.execute(run)
+	}
+	return len(runs)
+}
+
+// poll wakes the dispatcher every Poll interval, for the runs no event
 // announces: delayed runs coming due and runs whose lease expired.
 func (s *Scheduler) poll() {
 	t := time.NewTicker(s.cfg.Poll)
@@ -212,6 +218,7 @@ func (s *Scheduler) poll() {
 
 // execute runs one claimed run with the engine.
 func (s *Scheduler) execute(run *routine.Run) {
+	defer s.workers.Done()
 	defer s.ended(run.ID)
 	defer s.track(run.ID, "")
 	r, ok := s.cfg.Catalog.Get(run.Routine)
@@ -258,7 +265,7 @@ func (s *Scheduler) interrupted(run *routine.Run) {
 }
 
 // requeue puts back in the queue a run whose step waits for a retry due
-// at `at` (the executor's long-backoff requeue), and wakes a worker then.
+// at `at` (the executor's long-backoff requeue), and wakes the dispatcher then.
 // The worker is free in the meantime.
 func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	at = at.UTC()
@@ -344,17 +351,15 @@ func (s *Scheduler) track(id, name string) {
 	s.mu.Unlock()
 }
 
-// reserved returns the routines this worker may not take now because of
-// the concurrency.reserved of others: a worker goes to a routine without
-// an unmet reservation only while the workers left free after it cover
-// the sum of unmet reservations (reserved minus running, of each routine
-// with a reservation). Otherwise only routines with an unmet reservation
-// may be claimed. Called with claimMu held, by a free worker.
-func (s *Scheduler) reserved() []string {
+// slots returns how many runs the dispatcher may claim now, and which
+// routines to leave out, given the free workers and the
+// concurrency.reserved of routines: the workers free beyond the sum of
+// unmet reservations (reserved minus running here, of each routine with a
+// reservation) may take any routine's runs. When no worker is free beyond
+// them, one run is claimed at a time, of the routines with an unmet
+// reservation only.
+func (s *Scheduler) slots() (limit int, exclude []string) {
 	res := s.cfg.Catalog.Reservations()
-	if len(res) == 0 {
-		return nil
-	}
 	s.mu.Lock()
 	free := s.cfg.Workers - len(s.inFlight)
 	running := make(map[string]int, len(res))
@@ -364,33 +369,33 @@ func (s *Scheduler) reserved() []string {
 		}
 	}
 	s.mu.Unlock()
+	if free <= 0 {
+		return 0, nil
+	}
 	unmet := 0
 	for name, n := range res {
 		unmet += max(0, n-running[name])
 	}
-	if free-1 >= unmet {
-		return nil
+	if free > unmet {
+		return free - unmet, nil
 	}
-	var exclude []string
 	for _, r := range s.cfg.Catalog.All() {
 		if res[r.Name]-running[r.Name] <= 0 {
 			exclude = append(exclude, r.Name)
 		}
 	}
-	return exclude
+	return 1, exclude
 }
 
 // heartbeat renews the leases of the runs in flight every Lease/3 until
-// the workers have returned.
+// the scheduler is idle after Shutdown.
 func (s *Scheduler) heartbeat() {
 	defer close(s.hbDone)
-	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
 	t := time.NewTicker(s.cfg.Lease / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-done:
+		case <-s.idle:
 			return
 		case <-t.C:
 		}

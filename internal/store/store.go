@@ -55,9 +55,11 @@ type Store interface {
 	// LogList returns the log lines of a run in Seq order.
 	LogList(ctx context.Context, p *LogListParams) ([]routine.LogLine, error)
 
-	// Checkpoint saves step records (as StepSave) and appends log lines (as
+	// Checkpoint writes the run's mutable fields (as RunUpdate, when p.Run
+	// is set), saves step records (as StepSave) and appends log lines (as
 	// LogAppend) in one transaction: all of it or, on error, none. The
-	// engine writes each step transition with it.
+	// engine writes each step transition, and the run's start and end,
+	// with it.
 	Checkpoint(ctx context.Context, p *CheckpointParams) error
 
 	// StateGet returns the value of a key in a routine's state and whether
@@ -71,25 +73,25 @@ type Store interface {
 	// that expired at or before p.Now.
 	StateDelete(ctx context.Context, p *StateDeleteParams) (existed bool, err error)
 
-	// RunClaim takes the next run to execute off the queue, atomically: of
-	// two workers (goroutines or processes) claiming at once, each gets a
-	// different run. A run is claimable when it is
+	// RunClaim takes up to p.Limit runs to execute off the queue (one when
+	// p.Limit is 0), atomically: of two workers (goroutines or processes)
+	// claiming at once, each gets different runs. A run is claimable when it is
 	//   - queued, with no NotBefore or a NotBefore at or before p.Now, or
 	//   - running with a lease that expired at or before p.Now: its worker
 	//     is presumed dead (crash recovery), and the run resumes elsewhere.
 	// A running run without a lease (executed in the foreground, not
-	// claimed) is never claimable. Of the claimable runs, the one queued
-	// first (queued_at, then id) is taken, skipping the runs of a routine
-	// whose ceiling in p.Ceilings is reached: such a routine already has
-	// that many running runs whose lease has not expired (or that have
-	// none). FIFO per routine, and across routines the oldest head first,
-	// so a routine at its ceiling holds back no other. A delayed run
-	// (NotBefore in the future) holds back none of its routine either.
-	// The run taken becomes running with Worker p.Worker and a lease until
-	// p.Now + p.Lease; its NotBefore is cleared; the rest (attempt,
-	// started_at) is left to the executor. Nothing claimable wraps
-	// ErrNotFound.
-	RunClaim(ctx context.Context, p *RunClaimParams) (*routine.Run, error)
+	// claimed) is never claimable. Runs are taken one after the other, each
+	// time the one queued first (queued_at, then id), skipping the runs of
+	// a routine whose ceiling in p.Ceilings is reached: such a routine
+	// already has that many running runs whose lease has not expired (or
+	// that have none), counting those just taken. FIFO per routine, and
+	// across routines the oldest head first, so a routine at its ceiling
+	// holds back no other. A delayed run (NotBefore in the future) holds
+	// back none of its routine either. A run taken becomes running with
+	// Worker p.Worker and a lease until p.Now + p.Lease; its NotBefore is
+	// cleared; the rest (attempt, started_at) is left to the executor. The
+	// runs come back in the order taken; nothing claimable is an empty list.
+	RunClaim(ctx context.Context, p *RunClaimParams) ([]*routine.Run, error)
 	// RunHeartbeat extends to p.Now + p.Lease the lease of every running
 	// run that p.Worker holds (of the runs in p.IDs only, when set), and
 	// returns how many it extended. A run claimed by another worker after
@@ -143,6 +145,8 @@ type RunClaimParams struct {
 	// Exclude names routines whose runs are not to be claimed now (the
 	// daemon keeps workers reserved for other routines).
 	Exclude []string
+	// Limit is the most runs to take; 1 when 0.
+	Limit int
 }
 
 // RunHeartbeatParams name the worker whose leases RunHeartbeat extends.
@@ -175,6 +179,7 @@ type RunListParams struct {
 
 // CheckpointParams are what one Checkpoint writes.
 type CheckpointParams struct {
+	Run   *routine.Run // nil: the run record is left as it is
 	Steps []*routine.StepRun
 	Logs  []routine.LogLine
 }

@@ -40,15 +40,9 @@ func (s *Store) LogAppend(ctx context.Context, lines []routine.LogLine) error {
 }
 
 func (s *Store) logAppend(ctx context.Context, lines []routine.LogLine) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := s.insertLogs(ctx, tx, lines); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.insertLogs(ctx, tx, lines)
+	})
 }
 
 // insertLogs stores lines within tx.

@@ -12,10 +12,10 @@ import (
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// The queue is the runs table: a claim is one BEGIN IMMEDIATE transaction
-// (the writer connection's _txlock), so it holds SQLite's write lock from
-// its first read to its commit, and no other goroutine or process can
-// claim in between.
+// The queue is the runs table: a claim is one write of a BEGIN IMMEDIATE
+// transaction (the writer connection's _txlock), so it holds SQLite's
+// write lock from its first read to its commit, and no other goroutine or
+// process can claim in between.
 const (
 	// claimBusySQL lists the routines' counts of running runs that hold a
 	// slot: those with a live lease, and those with none (run in the
@@ -55,45 +55,40 @@ const (
 
 var errNoWorker = errors.New("worker is required")
 
-// RunClaim takes the oldest claimable run off the queue.
-func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) (*routine.Run, error) {
+// RunClaim takes up to p.Limit claimable runs off the queue, oldest first,
+// in one transaction.
+func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*routine.Run, error) {
 	if p.Worker == "" {
 		return nil, fmt.Errorf("claim run: %w", errNoWorker)
 	}
-	run, err := s.runClaim(ctx, p)
+	var runs []*routine.Run
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		now := p.Now.UnixMicro()
+		for range max(1, p.Limit) {
+			full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, p.Exclude, now)
+			if err != nil {
+				return err
+			}
+			var id string
+			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id); {
+			case errors.Is(err, sql.ErrNoRows):
+				return nil
+			case err != nil:
+				return err
+			}
+			run, err := scanRun(tx.StmtContext(ctx, s.claimTake).QueryRowContext(ctx,
+				p.Worker, p.Now.Add(p.Lease).UnixMicro(), id))
+			if err != nil {
+				return err
+			}
+			runs = append(runs, run)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim run: %w", err)
 	}
-	return run, nil
-}
-
-func (s *Store) runClaim(ctx context.Context, p *store.RunClaimParams) (*routine.Run, error) {
-	now := p.Now.UnixMicro()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, p.Exclude, now)
-	if err != nil {
-		return nil, err
-	}
-	var id string
-	if err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("nothing to claim: %w", routine.ErrNotFound)
-		}
-		return nil, err
-	}
-	run, err := scanRun(tx.StmtContext(ctx, s.claimTake).QueryRowContext(ctx,
-		p.Worker, p.Now.Add(p.Lease).UnixMicro(), id))
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return run, nil
+	return runs, nil
 }
 
 // fullRoutines returns, as a JSON list, the routines with a ceiling that
@@ -140,11 +135,15 @@ func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (
 		}
 		ids = string(b)
 	}
-	res, err := s.heartbeat.ExecContext(ctx, p.Now.Add(p.Lease).UnixMicro(), p.Worker, ids)
-	if err != nil {
-		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.heartbeat).ExecContext(ctx, p.Now.Add(p.Lease).UnixMicro(), p.Worker, ids)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
 	}
@@ -156,25 +155,28 @@ func (s *Store) RunRequeue(ctx context.Context, p *store.RunRequeueParams) error
 	if p.Worker == "" {
 		return fmt.Errorf("requeue run %s: %w", p.ID, errNoWorker)
 	}
-	res, err := s.requeue.ExecContext(ctx, micros(p.NotBefore), p.ID, p.Worker)
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.requeue).ExecContext(ctx, micros(p.NotBefore), p.ID, p.Worker)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n > 0 {
+			return err
+		}
+		var one int
+		switch err := tx.QueryRowContext(ctx, runExistsSQL, p.ID).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return routine.ErrNotFound
+		case err != nil:
+			return err
+		}
+		return fmt.Errorf("not running or not held by %s: %w", p.Worker, routine.ErrConflict)
+	})
 	if err != nil {
 		return fmt.Errorf("requeue run %s: %w", p.ID, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("requeue run %s: %w", p.ID, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	var one int
-	switch err := s.r.QueryRowContext(ctx, runExistsSQL, p.ID).Scan(&one); {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("requeue run %s: %w", p.ID, routine.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("requeue run %s: %w", p.ID, err)
-	}
-	return fmt.Errorf("requeue run %s: not running or not held by %s: %w", p.ID, p.Worker, routine.ErrConflict)
+	return nil
 }
 
 // RunCount counts runs by state.

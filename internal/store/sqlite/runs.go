@@ -42,7 +42,15 @@ const minPrefix = 6
 
 // RunCreate records a new run.
 func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routine.Run, error) {
-	return s.runCreateOn(ctx, s.runCreate, p)
+	var run *routine.Run
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
+		run, err = s.runCreateIn(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+	}
+	return run, nil
 }
 
 // RunCreateDeduped returns the run of the routine whose dedupe window for
@@ -55,32 +63,30 @@ func (s *Store) RunCreateDeduped(ctx context.Context, p *store.RunCreateParams) 
 		run, err := s.RunCreate(ctx, p)
 		return run, false, err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	existing, err := scanRun(tx.QueryRowContext(ctx, runDedupeSQL, p.Routine, p.DedupeKey, p.QueuedAt.UnixMicro()))
-	switch {
-	case err == nil:
-		if err := tx.Commit(); err != nil {
-			return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
+	var (
+		run     *routine.Run
+		deduped bool
+	)
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		existing, err := scanRun(tx.QueryRowContext(ctx, runDedupeSQL, p.Routine, p.DedupeKey, p.QueuedAt.UnixMicro()))
+		switch {
+		case err == nil:
+			run, deduped = existing, true
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("dedupe: %w", err)
 		}
-		return existing, true, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, false, fmt.Errorf("create run %s: dedupe: %w", p.ID, err)
-	}
-	run, err := s.runCreateOn(ctx, tx.StmtContext(ctx, s.runCreate), p)
+		run, err = s.runCreateIn(ctx, tx, p)
+		return err
+	})
 	if err != nil {
-		return nil, false, err
-	}
-	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
 	}
-	return run, false, nil
+	return run, deduped, nil
 }
 
-func (s *Store) runCreateOn(ctx context.Context, stmt *sql.Stmt, p *store.RunCreateParams) (*routine.Run, error) {
+// runCreateIn inserts the run of p within tx.
+func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateParams) (*routine.Run, error) {
 	run := &routine.Run{
 		ID:       p.ID,
 		Routine:  p.Routine,
@@ -98,7 +104,7 @@ func (s *Store) runCreateOn(ctx context.Context, stmt *sql.Stmt, p *store.RunCre
 	if len(run.Trigger.Payload) == 0 {
 		run.Trigger.Payload = nil
 	} else if !json.Valid(run.Trigger.Payload) {
-		return nil, fmt.Errorf("create run %s: trigger payload is not valid JSON", p.ID)
+		return nil, errors.New("trigger payload is not valid JSON")
 	}
 	if len(run.Input) == 0 {
 		run.Input = nil
@@ -108,26 +114,26 @@ func (s *Store) runCreateOn(ctx context.Context, stmt *sql.Stmt, p *store.RunCre
 	}
 	input, err := jsonText(run.Input, run.Input == nil)
 	if err != nil {
-		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+		return nil, err
 	}
 	tags, err := jsonText(run.Tags, run.Tags == nil)
 	if err != nil {
-		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+		return nil, err
 	}
 	var payload any
 	if run.Trigger.Payload != nil {
 		payload = string(run.Trigger.Payload)
 	}
-	_, err = stmt.ExecContext(ctx,
+	_, err = tx.StmtContext(ctx, s.runCreate).ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
 		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore),
 		p.DedupeKey, micros(p.DedupeUntil))
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-			return nil, fmt.Errorf("create run %s: id taken: %w", p.ID, routine.ErrConflict)
+			return nil, fmt.Errorf("id taken: %w", routine.ErrConflict)
 		}
-		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
+		return nil, err
 	}
 	return run, nil
 }
@@ -239,22 +245,33 @@ func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine
 // RunUpdate writes the mutable fields of a run. Its id, routine, revision,
 // trigger, input, tags, queued_at and replay_of are fixed at creation.
 func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
-	errJSON, err := jsonText(run.Error, run.Error == nil)
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.runUpdateIn(ctx, tx, run)
+	})
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", run.ID, err)
 	}
-	res, err := s.runUpdate.ExecContext(ctx,
+	return nil
+}
+
+// runUpdateIn writes the mutable fields of run within tx.
+func (s *Store) runUpdateIn(ctx context.Context, tx *sql.Tx, run *routine.Run) error {
+	errJSON, err := jsonText(run.Error, run.Error == nil)
+	if err != nil {
+		return err
+	}
+	res, err := tx.StmtContext(ctx, s.runUpdate).ExecContext(ctx,
 		string(run.State), run.Attempt, micros(run.StartedAt), micros(run.FinishedAt),
 		run.Worker, run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.ID)
 	if err != nil {
-		return fmt.Errorf("update run %s: %w", run.ID, err)
+		return err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("update run %s: %w", run.ID, err)
+		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("update run %s: %w", run.ID, routine.ErrNotFound)
+		return routine.ErrNotFound
 	}
 	return nil
 }

@@ -37,16 +37,17 @@ const (
 // Store is a store.Store on one SQLite file.
 //
 // It holds two pools on the file. SQLite admits one writer at a time, so
-// the writer pool has a single connection: in-process writers queue in
-// database/sql (a cheap hand-off) rather than in SQLite's busy handler
-// (which sleeps and polls), and every write statement is prepared once on
-// that connection. In WAL mode readers never block the writer nor each
+// the writer pool has a single connection, and in-process writers queue
+// for it in groupCommit, which makes those that wait together share a
+// transaction, rather than in SQLite's busy handler (which sleeps and
+// polls); every write statement is prepared once on that connection. In WAL mode readers never block the writer nor each
 // other, so reads go to a second pool of read-only connections, one per
 // CPU and at least four. Another process on the same file is just one more
 // writer: busy_timeout and BEGIN IMMEDIATE make it wait its turn.
 type Store struct {
-	w *sql.DB
-	r *sql.DB
+	w  *sql.DB
+	r  *sql.DB
+	gc *groupCommit // every write goes through it
 
 	// Write statements, prepared on w. Reads are not prepared ahead: a
 	// command that only writes (run-once) then never opens a reader.
@@ -119,6 +120,9 @@ func open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(n)
 
 	s := &Store{w: w, r: r}
+	if s.gc, err = newGroupCommit(ctx, w); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	if err := s.prepare(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -180,6 +184,9 @@ func (s *Store) Close() error {
 		}
 	}
 	s.rmu.Unlock()
+	if s.gc != nil {
+		errs = append(errs, s.gc.close())
+	}
 	errs = append(errs, s.r.Close())
 	// Best effort: another process may be reading, and SQLite checkpoints
 	// again whenever the WAL grows, so neither a wait nor a failure here

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -305,16 +304,18 @@ func TestTwoStoresClaim(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				run, err := s.RunClaim(b.ctx, &store.RunClaimParams{Worker: fmt.Sprint("w", i), Now: time.Now(), Lease: time.Hour})
-				if errors.Is(err, routine.ErrNotFound) {
-					return
-				}
+				runs, err := s.RunClaim(b.ctx, &store.RunClaimParams{Worker: fmt.Sprint("w", i), Now: time.Now(), Lease: time.Hour, Limit: 2})
 				if err != nil {
 					t.Errorf("RunClaim: %v", err)
 					return
 				}
+				if len(runs) == 0 {
+					return
+				}
 				mu.Lock()
-				claimed[run.ID]++
+				for _, run := range runs {
+					claimed[run.ID]++
+				}
 				mu.Unlock()
 			}
 		}()
@@ -349,13 +350,17 @@ func BenchmarkRunClaim(b *testing.B) {
 	p := &store.RunClaimParams{Worker: "w", Lease: time.Minute, Ceilings: map[string]int{"r0": 4}}
 	for b.Loop() {
 		p.Now = time.Now()
-		run, err := s.RunClaim(tb.ctx, p)
+		runs, err := s.RunClaim(tb.ctx, p)
 		if err != nil {
+			b.Fatal(err)
+		}
+		if len(runs) == 0 {
 			b.StopTimer()
 			refill(backlog)
 			b.StartTimer()
 			continue
 		}
+		run := runs[0]
 		run.State = routine.StateSucceeded
 		if err := s.RunUpdate(tb.ctx, run); err != nil {
 			b.Fatal(err)

@@ -91,17 +91,13 @@ func (s *Store) StateDelete(ctx context.Context, p *store.StateDeleteParams) (bo
 // stateWrite runs write in a transaction after purging the expired keys of
 // routine as of now (microseconds).
 func (s *Store) stateWrite(ctx context.Context, routine string, now int64, write func(tx *sql.Tx) (bool, error)) (bool, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return false, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.StmtContext(ctx, s.statePurge).ExecContext(ctx, routine, now); err != nil {
-		return false, err
-	}
-	existed, err := write(tx)
-	if err != nil {
-		return false, err
-	}
-	return existed, tx.Commit()
+	var existed bool
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
+		if _, err := tx.StmtContext(ctx, s.statePurge).ExecContext(ctx, routine, now); err != nil {
+			return err
+		}
+		existed, err = write(tx)
+		return err
+	})
+	return existed, err
 }

@@ -30,36 +30,36 @@ const (
 
 // StepSave inserts or replaces the record of one step. The run must exist.
 func (s *Store) StepSave(ctx context.Context, step *routine.StepRun) error {
-	return s.saveStep(ctx, s.stepSave, step)
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.saveStep(ctx, tx, step)
+	})
 }
 
-// Checkpoint saves step records and appends log lines in one transaction:
-// all of it or, on error, none.
+// Checkpoint updates the run, saves step records and appends log lines in
+// one transaction: all of it or, on error, none.
 func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
-	if len(p.Steps) == 0 && len(p.Logs) == 0 {
+	if p.Run == nil && len(p.Steps) == 0 && len(p.Logs) == 0 {
 		return nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	save := tx.StmtContext(ctx, s.stepSave)
-	for _, step := range p.Steps {
-		if err := s.saveStep(ctx, save, step); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if p.Run != nil {
+			if err := s.runUpdateIn(ctx, tx, p.Run); err != nil {
+				return fmt.Errorf("checkpoint: update run %s: %w", p.Run.ID, err)
+			}
 		}
-	}
-	if err := s.insertLogs(ctx, tx, p.Logs); err != nil {
-		return fmt.Errorf("checkpoint: append log: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	return nil
+		for _, step := range p.Steps {
+			if err := s.saveStep(ctx, tx, step); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+		}
+		if err := s.insertLogs(ctx, tx, p.Logs); err != nil {
+			return fmt.Errorf("checkpoint: append log: %w", err)
+		}
+		return nil
+	})
 }
 
-func (s *Store) saveStep(ctx context.Context, stmt *sql.Stmt, step *routine.StepRun) error {
+func (s *Store) saveStep(ctx context.Context, tx *sql.Tx, step *routine.StepRun) error {
 	outputs, err := jsonText(step.Outputs, len(step.Outputs) == 0)
 	if err != nil {
 		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
@@ -72,7 +72,7 @@ func (s *Store) saveStep(ctx context.Context, stmt *sql.Stmt, step *routine.Step
 	if step.ExitCode != nil {
 		exit = *step.ExitCode
 	}
-	_, err = stmt.ExecContext(ctx,
+	_, err = tx.StmtContext(ctx, s.stepSave).ExecContext(ctx,
 		step.RunID, string(step.Phase), step.ID, step.Kind, string(step.State), step.Attempts, exit,
 		micros(step.StartedAt), micros(step.FinishedAt), step.DurationMs, outputs, step.CPUMs, step.MaxRSSKB, errJSON)
 	if err != nil {

@@ -39,6 +39,36 @@ func exerciseCheckpoint(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("WithTheRun", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		run := b.createRun(t, func(p *store.RunCreateParams) { p.State = routine.StateRunning })
+		run.Attempt, run.StartedAt, run.FinishedAt = 1, ptr(stored(at(0))), ptr(stored(at(5e6)))
+		run.State, run.Worker, run.CPUUserMs = routine.StateSucceeded, "host/1", 7
+		step := &routine.StepRun{RunID: run.ID, ID: "a", Phase: routine.PhaseMain, Kind: "run", State: routine.StateSucceeded,
+			Attempts: 1, StartedAt: ptr(at(1e6)), FinishedAt: ptr(at(4e6)), DurationMs: 3}
+		if err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: run, Steps: []*routine.StepRun{step}}); err != nil {
+			t.Fatal(err)
+		}
+		checkRun(t, b.getRun(t, run.ID), run)
+		checkStep(t, b.listSteps(t, run.ID, 1)[0], step)
+		// The run alone.
+		run.State = routine.StateFailed
+		if err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: run}); err != nil {
+			t.Fatal(err)
+		}
+		checkRun(t, b.getRun(t, run.ID), run)
+		// A missing run: nothing of the checkpoint is written.
+		gone := *run
+		gone.ID = newID()
+		line := routine.LogLine{RunID: run.ID, Step: "a", Seq: 1, Time: at(0), Stream: routine.StreamStdout, Text: "x"}
+		err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: &gone, Logs: []routine.LogLine{line}})
+		if !errors.Is(err, routine.ErrNotFound) {
+			t.Fatalf("checkpoint of a missing run: got %v, want ErrNotFound", err)
+		}
+		b.checkLog(t, &store.LogListParams{RunID: run.ID}, []routine.LogLine{})
+	})
+
 	t.Run("AllOrNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -123,4 +124,66 @@ func (b *testBundle) writeRun(w, i int) error {
 	}
 	run.State, run.FinishedAt = routine.StateSucceeded, ptr(queued)
 	return b.s.RunUpdate(ctx, run)
+}
+
+// exerciseFailAlone has writers whose writes fail (a taken run id, a
+// checkpoint with a taken log seq) run beside writers whose writes succeed:
+// a driver that shares transactions between concurrent writers must undo
+// the failed ones alone, all of each and nothing of the others.
+func exerciseFailAlone(t *testing.T, open func(t *testing.T) store.Store) {
+	b := setup(t, open)
+	taken := b.createRun(t, nil)
+	line := routine.LogLine{RunID: taken.ID, Step: "s", Seq: 1, Time: at(0), Stream: routine.StreamStdout, Text: "first"}
+	if err := b.s.LogAppend(b.ctx, []routine.LogLine{line}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		good []string
+	)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range runsPerWriter {
+				switch i % 3 {
+				case 0: // a taken id
+					_, err := b.s.RunCreate(b.ctx, &store.RunCreateParams{ID: taken.ID, Routine: "r", QueuedAt: at(0)})
+					if !errors.Is(err, routine.ErrConflict) {
+						t.Errorf("writer %d: create with a taken id: %v, want ErrConflict", w, err)
+					}
+				case 1: // a checkpoint whose log line takes a taken seq
+					step := &routine.StepRun{RunID: taken.ID, ID: fmt.Sprintf("w%d-%d", w, i), Phase: routine.PhaseMain,
+						Kind: "run", State: routine.StateSucceeded}
+					err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Steps: []*routine.StepRun{step}, Logs: []routine.LogLine{line}})
+					if !errors.Is(err, routine.ErrConflict) {
+						t.Errorf("writer %d: checkpoint with a taken seq: %v, want ErrConflict", w, err)
+					}
+				default:
+					run, err := b.s.RunCreate(b.ctx, &store.RunCreateParams{ID: newID(), Routine: "r", QueuedAt: at(time.Second)})
+					if err != nil {
+						t.Errorf("writer %d: create: %v", w, err)
+						continue
+					}
+					mu.Lock()
+					good = append(good, run.ID)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range good {
+		b.getRun(t, id)
+	}
+	runs, err := b.s.RunList(b.ctx, &store.RunListParams{Limit: concurrentRuns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != len(good)+1 {
+		t.Errorf("%d runs stored, want %d", len(runs), len(good)+1)
+	}
+	b.listSteps(t, taken.ID, 0)
+	b.checkLog(t, &store.LogListParams{RunID: taken.ID}, []routine.LogLine{line})
 }

@@ -25,14 +25,18 @@ func (b *testBundle) claim(t *testing.T, worker string, now time.Time, ceilings 
 	for i := 0; i < len(ceilings); i += 2 {
 		p.Ceilings[ceilings[i].(string)] = ceilings[i+1].(int)
 	}
-	run, err := b.s.RunClaim(b.ctx, p)
-	if errors.Is(err, routine.ErrNotFound) {
-		return ""
-	}
+	runs, err := b.s.RunClaim(b.ctx, p)
 	if err != nil {
 		t.Fatalf("RunClaim: %v", err)
 	}
-	return run.ID
+	switch len(runs) {
+	case 0:
+		return ""
+	case 1:
+		return runs[0].ID
+	}
+	t.Fatalf("RunClaim with no limit took %d runs, want 1", len(runs))
+	return ""
 }
 
 // claimAll claims until nothing is claimable and returns the ids in order.
@@ -74,10 +78,11 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		slices.SortFunc(want, func(x, y string) int { return cmpRuns(b.getRun(t, x), b.getRun(t, y)) })
 
-		first, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/7", Now: at(time.Hour), Lease: lease})
-		if err != nil {
-			t.Fatalf("RunClaim: %v", err)
+		claimed, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/7", Now: at(time.Hour), Lease: lease})
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("RunClaim = %d runs, %v; want 1", len(claimed), err)
 		}
+		first := claimed[0]
 		// The claimed run is running and held by the worker; the rest of
 		// it is as created.
 		created := &routine.Run{ID: want[0], Routine: "r", Revision: "rev1",
@@ -96,9 +101,9 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		b := setup(t, open)
 		b.finish(t, b.queue(t, "r", 0))
-		run, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Hour), Lease: lease})
-		if !errors.Is(err, routine.ErrNotFound) {
-			t.Fatalf("RunClaim with nothing queued = %v, %v; want ErrNotFound", run, err)
+		runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Hour), Lease: lease})
+		if err != nil || len(runs) != 0 {
+			t.Fatalf("RunClaim with nothing queued = %d runs, %v; want none", len(runs), err)
 		}
 	})
 
@@ -133,6 +138,36 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		r4 := b.queue(t, "r", 4*time.Second)
 		if got := b.claimAll(t, now, "r", 0); !slices.Equal(got, []string{r4}) {
 			t.Fatalf("ceiling 0: claimed %v, want %v", got, []string{r4})
+		}
+	})
+
+	t.Run("ClaimLimit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a1, b1, a2, a3, b2 := b.queue(t, "a", 1*time.Second), b.queue(t, "b", 2*time.Second),
+			b.queue(t, "a", 3*time.Second), b.queue(t, "a", 4*time.Second), b.queue(t, "b", 5*time.Second)
+		// Several runs in one claim, oldest first; the ceiling of a counts
+		// the runs this very claim took.
+		runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease,
+			Ceilings: map[string]int{"a": 2}, Limit: 4})
+		if err != nil {
+			t.Fatalf("RunClaim: %v", err)
+		}
+		var got []string
+		for _, run := range runs {
+			if run.State != routine.StateRunning || run.Worker != "w" {
+				t.Errorf("claimed run %s is %s by %q, want running by w", run.ID, run.State, run.Worker)
+			}
+			got = append(got, run.ID)
+		}
+		if want := []string{a1, b1, a2, b2}; !slices.Equal(got, want) {
+			t.Fatalf("claimed %v, want %v (a3 held back by the ceiling)", got, want)
+		}
+		// Fewer claimable than the limit: what there is.
+		b.finish(t, a1)
+		runs, err = b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease, Limit: 10})
+		if err != nil || len(runs) != 1 || runs[0].ID != a3 {
+			t.Fatalf("RunClaim = %d runs, %v; want only %s", len(runs), err, a3)
 		}
 	})
 
@@ -180,12 +215,9 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		b := setup(t, open)
 		a1, b1 := b.queue(t, "a", 1*time.Second), b.queue(t, "b", 2*time.Second)
-		run, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease, Exclude: []string{"a"}})
-		if err != nil || run.ID != b1 {
-			t.Fatalf("claim excluding a: %v %+v, want %s", err, run, b1)
-		}
-		if _, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease, Exclude: []string{"a"}}); !errors.Is(err, routine.ErrNotFound) {
-			t.Fatalf("only excluded runs left: %v", err)
+		runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: at(time.Minute), Lease: lease, Exclude: []string{"a"}, Limit: 5})
+		if err != nil || len(runs) != 1 || runs[0].ID != b1 {
+			t.Fatalf("claim excluding a: %v %d runs, want only %s", err, len(runs), b1)
 		}
 		if got := b.claim(t, "w", at(time.Minute)); got != a1 {
 			t.Fatalf("claimed %q, want %s", got, a1)
@@ -205,10 +237,13 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		// At expiry the run is claimable again, before the run queued
 		// after it, and its expired lease frees its slot.
-		run, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w2", Now: at(lease), Lease: lease,
-			Ceilings: map[string]int{"r": 1}})
-		if err != nil || run.ID != first || run.Worker != "w2" || run.State != routine.StateRunning {
-			t.Fatalf("RunClaim at expiry = %s, %v; want %s held by w2", show(run), err, first)
+		runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w2", Now: at(lease), Lease: lease,
+			Ceilings: map[string]int{"r": 1}, Limit: 3})
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("RunClaim at expiry = %d runs, %v; want 1 (the ceiling)", len(runs), err)
+		}
+		if run := runs[0]; run.ID != first || run.Worker != "w2" || run.State != routine.StateRunning {
+			t.Fatalf("RunClaim at expiry = %s; want %s held by w2", show(run), first)
 		}
 		if got := b.claim(t, "w3", at(lease), "r", 1); got != "" {
 			t.Fatalf("claimed %s past the ceiling", got)
@@ -383,19 +418,21 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 				defer wg.Done()
 				worker := fmt.Sprint("w", w)
 				for {
-					run, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: at(time.Hour), Lease: time.Hour})
-					if errors.Is(err, routine.ErrNotFound) {
-						return
-					}
+					runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: at(time.Hour), Lease: time.Hour, Limit: 3})
 					if err != nil {
 						t.Errorf("%s: RunClaim: %v", worker, err)
 						return
 					}
-					mu.Lock()
-					if prev, ok := claimed[run.ID]; ok {
-						t.Errorf("run %s claimed by %s and %s", run.ID, prev, worker)
+					if len(runs) == 0 {
+						return
 					}
-					claimed[run.ID] = worker
+					mu.Lock()
+					for _, run := range runs {
+						if prev, ok := claimed[run.ID]; ok {
+							t.Errorf("run %s claimed by %s and %s", run.ID, prev, worker)
+						}
+						claimed[run.ID] = worker
+					}
 					mu.Unlock()
 				}
 			}()

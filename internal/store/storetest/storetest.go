@@ -27,6 +27,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Log", func(t *testing.T) { t.Parallel(); exerciseLogs(t, open) })
 	t.Run("Checkpoint", func(t *testing.T) { t.Parallel(); exerciseCheckpoint(t, open) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { t.Parallel(); exerciseConcurrency(t, open) })
+	t.Run("ConcurrentFailuresFailAlone", func(t *testing.T) { t.Parallel(); exerciseFailAlone(t, open) })
 	t.Run("State", func(t *testing.T) { t.Parallel(); exerciseState(t, open) })
 	t.Run("Queue", func(t *testing.T) { t.Parallel(); exerciseQueue(t, open) })
 	t.Run("Dedupe", func(t *testing.T) { t.Parallel(); exerciseDedupe(t, open) })

@@ -1,0 +1,98 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// writeLog is a store that records the engine's writes, one line per call.
+type writeLog struct {
+	store.Store
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeLog) add(s string) {
+	w.mu.Lock()
+	w.writes = append(w.writes, s)
+	w.mu.Unlock()
+}
+
+func (w *writeLog) RunUpdate(ctx context.Context, run *routine.Run) error {
+	w.add("RunUpdate " + string(run.State))
+	return w.Store.RunUpdate(ctx, run)
+}
+
+func (w *writeLog) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
+	var parts []string
+	if p.Run != nil {
+		parts = append(parts, fmt.Sprintf("run=%s/%d", p.Run.State, p.Run.Attempt))
+	}
+	for _, s := range p.Steps {
+		parts = append(parts, s.ID+"="+string(s.State))
+	}
+	w.add("Checkpoint " + strings.Join(parts, " "))
+	return w.Store.Checkpoint(ctx, p)
+}
+
+// A run's start rides with its first step's final record, and its end
+// with its last step's: a two-step run costs two commits. A step starts
+// only once the final record of the step before it is in the store.
+func TestCheckpointsPerRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	wl := &writeLog{Store: st}
+	kind := newScriptKind()
+	e := engine.New(engine.Config{Store: wl, Kinds: steps.NewRegistry(kind), StateDir: dir, Clock: &fakeClock{}})
+	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01TESTCHECKPOINTS000000000", Routine: r.Name,
+		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// When b starts, a's final record must be stored.
+	var aAtB *routine.StepRun
+	kind.onStart = func(id string) {
+		if id != "b" {
+			return
+		}
+		recs, err := st.StepList(context.Background(), run.ID)
+		if err == nil && len(recs) > 0 {
+			aAtB = recs[0]
+		}
+	}
+	done, err := e.Execute(t.Context(), r, run)
+	if err != nil || done.State != routine.StateSucceeded {
+		t.Fatalf("Execute = %v, %v; want succeeded", done.State, err)
+	}
+	want := []string{
+		"Checkpoint run=running/1 a=succeeded",
+		"Checkpoint run=succeeded/1 b=succeeded",
+	}
+	if got := wl.writes; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("writes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if aAtB == nil || aAtB.ID != "a" || aAtB.State != routine.StateSucceeded {
+		t.Errorf("when b started, the store held %+v, want a succeeded", aAtB)
+	}
+}
