@@ -13,15 +13,21 @@ import (
 )
 
 // discover loads every routine file under root (skipping .routines, .git
-// and node_modules). Invalid files are reported to warn, with the
-// positions of their problems, and skipped; two valid routines with the
-// same name are an error, since runs and webhooks find routines by name.
-func discover(root string, warn io.Writer) ([]*routine.Routine, error) {
+// and node_modules) and vets each with check. Invalid files are reported
+// to warn, with the positions of their problems, and skipped; two valid
+// routines with the same name are an error, since runs and webhooks find
+// routines by name.
+func discover(root string, warn io.Writer, check func(*routine.Routine) error) ([]*routine.Routine, error) {
 	var found []*routine.Routine
 	where := map[string]string{}
 	var dups []string
 	err := walkRoutineFiles(root, func(path string) error {
 		r, err := spec.Load(path)
+		if err == nil {
+			if cerr := check(r); cerr != nil {
+				err = fmt.Errorf("%s: %w", path, cerr)
+			}
+		}
 		if err != nil {
 			fmt.Fprintf(warn, "%v\nskipping %s: it is invalid\n", err, path)
 			return nil

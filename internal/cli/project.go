@@ -71,7 +71,7 @@ func (g *globals) loadRoutine(arg string) (*routine.Routine, string, error) {
 	if _, err := os.Stat(arg); err != nil {
 		return g.loadByName(arg)
 	}
-	r, err := spec.Load(arg)
+	r, err := g.load(arg)
 	if err != nil {
 		return nil, "", invalid(err)
 	}
@@ -90,7 +90,7 @@ func (g *globals) loadByName(name string) (*routine.Routine, string, error) {
 	if err != nil {
 		return nil, "", invalid(err)
 	}
-	r, err := spec.Load(path)
+	r, err := g.load(path)
 	if err != nil {
 		return nil, "", invalid(err)
 	}

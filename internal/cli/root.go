@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/steps"
 )
@@ -31,9 +34,29 @@ type Deps struct {
 	// SandboxCheck reports the Landlock ABI the kernel offers, or why there
 	// is none; sandbox.Check when nil.
 	SandboxCheck func() (int, error)
-	Stdout       io.Writer
-	Stderr       io.Writer
-	Version      string
+	// SecretProviders returns the secret providers beyond builtin and env
+	// (vault, aws), configured from the environment; none when nil.
+	SecretProviders func(getenv func(string) string) ([]secrets.Provider, error)
+	// Getenv reads the environment; os.LookupEnv when nil.
+	Getenv  func(string) (string, bool)
+	Stdin   io.Reader // os.Stdin when nil
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Version string
+}
+
+// lookupEnv reads a variable of the environment the commands see.
+func (g *globals) lookupEnv(name string) (string, bool) {
+	if g.deps.Getenv != nil {
+		return g.deps.Getenv(name)
+	}
+	return os.LookupEnv(name)
+}
+
+// getenv is lookupEnv without the found flag.
+func (g *globals) getenv(name string) string {
+	v, _ := g.lookupEnv(name)
+	return v
 }
 
 // exitError carries an exit code up to Run.
@@ -54,6 +77,11 @@ type globals struct {
 	project string
 	output  string
 	logger  *slog.Logger
+
+	// The secret providers of Deps.SecretProviders, made once.
+	extraOnce sync.Once
+	extra     []secrets.Provider
+	extraErr  error
 }
 
 // Run executes the command line args and returns the process exit code.
@@ -118,6 +146,8 @@ func newRoot(g *globals) *cobra.Command {
 		newServeCmd(g),
 		newInvokeCmd(g),
 		newEmitCmd(g),
+		newSecretsCmd(g),
+		newAuditCmd(g),
 	)
 	return root
 }

@@ -153,13 +153,17 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 	}
 	fmt.Fprintf(human, "run %s · %s · rev %s\n", run.ID, r.Name, shortRev(r.Revision))
 	view := &liveView{stdout: human, stderr: g.deps.Stderr}
+	resolver, err := g.secretResolver(st)
+	if err != nil {
+		return err
+	}
 	eng := engine.New(engine.Config{
 		Store:      st,
 		Kinds:      g.deps.Kinds,
 		StateDir:   filepath.Join(project, stateDirName),
 		Logger:     g.logger,
 		Observer:   view,
-		Secrets:    engine.EnvSecrets{},
+		Secrets:    resolver,
 		Unconfined: unconfined,
 	})
 	run, err = eng.Execute(ctx, r, run)

@@ -99,7 +99,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			return err
 		}
 	}
-	routines, err := discover(root, g.deps.Stderr)
+	routines, err := discover(root, g.deps.Stderr, g.checkSecrets)
 	if err != nil {
 		return invalid(err)
 	}
@@ -125,6 +125,10 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		return err
 	}
 	defer st.Close()
+	resolver, err := g.secretResolver(st)
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	host, _ := os.Hostname()
@@ -136,7 +140,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			Kinds:      g.deps.Kinds,
 			StateDir:   filepath.Join(project, stateDirName),
 			Logger:     logger,
-			Secrets:    engine.EnvSecrets{},
+			Secrets:    resolver,
 			Unconfined: unconfined,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: o.requeueAfter,
@@ -176,6 +180,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	api := server.New(server.Config{
 		Store: st, Queue: sched, Routines: catalog,
 		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
+		Secret: resolver.Lookup,
 	})
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -200,6 +205,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	// File triggers, and the watch on the routine files that reloads them.
 	reload := newReloader(root, routines, catalog, clock, sink, logger, g.deps.Stderr)
 	reload.check = func(r *routine.Routine) error {
+		if err := g.checkSecrets(r); err != nil {
+			return err
+		}
 		u, err := g.confinement(r, o.allowUnconfined)
 		if err == nil && u && !unconfined {
 			err = errors.New("its run steps cannot be confined and the daemon started confined; restart it")

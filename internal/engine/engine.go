@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -171,35 +170,19 @@ func (NopObserver) Log(routine.LogLine) {}
 func (NopObserver) RunFinished(*routine.Run) {}
 
 // SecretSource resolves the secrets a routine declares, at the start of
-// every run. A missing secret is an error that names it and never a value.
+// every run; *secrets.Resolver is one. A missing secret is an error that
+// names it and never a value.
 type SecretSource interface {
-	Resolve(ctx context.Context, refs []routine.SecretRef) (map[string]string, error)
+	Resolve(ctx context.Context, run *routine.Run, refs []routine.SecretRef) (map[string]string, error)
 }
 
 // NoSecrets resolves nothing: any declared secret is missing.
 type NoSecrets struct{}
 
 // Resolve implements SecretSource.
-func (NoSecrets) Resolve(_ context.Context, refs []routine.SecretRef) (map[string]string, error) {
+func (NoSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
 	if len(refs) > 0 {
 		return nil, fmt.Errorf("secret %s is not set", refs[0].Name)
 	}
 	return map[string]string{}, nil
-}
-
-// EnvSecrets resolves secrets from the engine's own environment: the
-// secret NAME is the environment variable NAME.
-type EnvSecrets struct{}
-
-// Resolve implements SecretSource.
-func (EnvSecrets) Resolve(_ context.Context, refs []routine.SecretRef) (map[string]string, error) {
-	values := make(map[string]string, len(refs))
-	for _, ref := range refs {
-		v, ok := os.LookupEnv(ref.Name)
-		if !ok {
-			return nil, fmt.Errorf("secret %s is not set in the environment", ref.Name)
-		}
-		values[ref.Name] = v
-	}
-	return values, nil
 }

@@ -150,7 +150,7 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 
 type staticSecrets map[string]string
 
-func (s staticSecrets) Resolve(_ context.Context, refs []routine.SecretRef) (map[string]string, error) {
+func (s staticSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
 	out := map[string]string{}
 	for _, r := range refs {
 		v, ok := s[r.Name]

@@ -36,7 +36,16 @@ type runLog struct {
 
 // add records one line of text for a step.
 func (l *runLog) add(step string, stream routine.Stream, text string) {
-	text = l.x.redact(sanitize(text))
+	l.addClean(step, stream, l.clean(text))
+}
+
+// clean makes a line safe to keep: sanitized, secrets redacted.
+func (l *runLog) clean(text string) string {
+	return l.x.redact(sanitize(text))
+}
+
+// addClean records one line that clean has made safe.
+func (l *runLog) addClean(step string, stream routine.Stream, text string) {
 	l.mu.Lock()
 	l.seq++
 	line := routine.LogLine{RunID: l.x.run.ID, Step: step, Seq: l.seq, Time: l.x.e.clock.Now().UTC(), Stream: stream, Text: text}
@@ -80,8 +89,9 @@ type stepOutput struct {
 	stream routine.Stream
 	budget *stepBudget
 	buf    []byte
-	tail   []byte // last bytes of the stream, for stderr_tail
-	keep   bool   // whether to keep a tail
+	keep   bool     // whether to keep a tail
+	tail   []string // the last lines, clean, for stderr_tail
+	tailN  int      // bytes in tail
 }
 
 // stepBudget counts the bytes of a step's output against maxStepLogBytes.
@@ -103,22 +113,22 @@ func (b *stepBudget) take(n int) bool {
 }
 
 func (w *stepOutput) Write(p []byte) (int, error) {
-	if w.keep {
-		w.tail = append(w.tail, p...)
-		if len(w.tail) > 2*stderrTailBytes {
-			w.tail = append(w.tail[:0], w.tail[len(w.tail)-stderrTailBytes:]...)
-		}
-	}
 	w.buf = append(w.buf, p...)
+	// A line longer than this is cut. The cut must not split a secret, so
+	// the piece is redacted before it is cut, and the end that may begin a
+	// secret the next write completes stays in the buffer.
+	hold := max(0, w.log.x.redactor.MaxLen()-1)
+	limit := max(maxLineBytes, 2*(hold+1))
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
-			if len(w.buf) < maxLineBytes {
+			if len(w.buf) < limit {
 				break
 			}
-			i = maxLineBytes
-			w.emit(w.buf[:i])
-			w.buf = w.buf[i:]
+			red := w.log.x.redact(string(w.buf))
+			cut := max(1, len(red)-hold)
+			w.emit([]byte(red[:cut]))
+			w.buf = append(w.buf[:0], red[cut:]...)
 			continue
 		}
 		w.emit(w.buf[:i])
@@ -130,9 +140,24 @@ func (w *stepOutput) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// emit records a line within the step's budget, and keeps the stream's
+// last lines when it keeps a tail, past the budget too.
 func (w *stepOutput) emit(line []byte) {
-	if w.budget.take(len(line) + 1) {
-		w.log.add(w.step, w.stream, string(line))
+	stored := w.budget.take(len(line) + 1)
+	if !stored && !w.keep {
+		return
+	}
+	text := w.log.clean(string(line))
+	if stored {
+		w.log.addClean(w.step, w.stream, text)
+	}
+	if w.keep {
+		w.tail = append(w.tail, text)
+		w.tailN += len(text) + 1
+		for len(w.tail) > 1 && w.tailN-len(w.tail[0])-1 >= stderrTailBytes {
+			w.tailN -= len(w.tail[0]) + 1
+			w.tail = w.tail[1:]
+		}
 	}
 }
 
@@ -144,15 +169,14 @@ func (w *stepOutput) finish() {
 	}
 }
 
-// stderrTail returns the end of the stream, redacted and sanitized.
+// stderrTail returns the last lines of the stream, at most
+// stderrTailBytes of them (the end of the first when it alone is longer),
+// redacted and sanitized. Call it after finish.
 func (w *stepOutput) stderrTail() string {
-	t := w.tail
+	t := strings.Join(w.tail, "\n")
 	if len(t) > stderrTailBytes {
-		t = t[len(t)-stderrTailBytes:]
+		// The lines are clean already: cutting one reveals nothing.
+		t = strings.ToValidUTF8(t[len(t)-stderrTailBytes:], "")
 	}
-	lines := strings.Split(strings.TrimRight(string(t), "\n"), "\n")
-	for i := range lines {
-		lines[i] = sanitize(lines[i])
-	}
-	return w.log.x.redact(strings.Join(lines, "\n"))
+	return t
 }

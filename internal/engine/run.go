@@ -5,15 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/template"
 )
@@ -26,7 +28,7 @@ type runExec struct {
 	workspace string
 	log       *runLog
 	cp        *checkpointer
-	redactor  *strings.Replacer
+	redactor  *secrets.Redactor
 	// resume is what an earlier attempt of the run left, or nil for a run
 	// that starts afresh. It is set before any step starts and read-only after.
 	resume *resumeState
@@ -164,15 +166,15 @@ func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
 // by the first step that uses it (a run step): a mkdir and its removal cost
 // as much as a builtin step's whole run.
 func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
-	secrets, err := x.e.secrets.Resolve(ctx, x.r.Secrets)
+	values, err := x.e.secrets.Resolve(ctx, x.run, x.r.Secrets)
 	if ctx.Err() != nil {
 		return x.interrupted(ctx, "")
 	}
 	if err != nil {
 		return x.payload(routine.CodeSecretMissing, "", err.Error())
 	}
-	x.tctx.Secrets = secrets
-	x.redactor = newRedactor(secrets)
+	x.tctx.Secrets = values
+	x.redactor = secrets.NewRedactor(slices.Collect(maps.Values(values)))
 	return nil
 }
 
@@ -198,44 +200,9 @@ func (x *runExec) cleanWorkspace() {
 	}
 }
 
-// newRedactor returns a replacer of secret values by ***, or nil when there
-// is nothing to hide. Besides each whole value it hides the value without
-// surrounding white space and each line of a multi-line value (of 4
-// characters or more), since output is redacted one line at a time. Longer
-// strings go first, so a secret that contains another is hidden whole.
-func newRedactor(secrets map[string]string) *strings.Replacer {
-	seen := map[string]bool{}
-	var olds []string
-	add := func(v string, minLen int) {
-		if len(v) >= minLen && !seen[v] {
-			seen[v] = true
-			olds = append(olds, v)
-		}
-	}
-	for _, v := range secrets {
-		add(v, 1)
-		add(strings.TrimSpace(v), 1)
-		for _, line := range strings.Split(v, "\n") {
-			add(strings.TrimSpace(line), 4)
-		}
-	}
-	if len(olds) == 0 {
-		return nil
-	}
-	sort.Slice(olds, func(i, j int) bool { return len(olds[i]) > len(olds[j]) })
-	pairs := make([]string, 0, 2*len(olds))
-	for _, o := range olds {
-		pairs = append(pairs, o, "***")
-	}
-	return strings.NewReplacer(pairs...)
-}
-
 // redact replaces every secret value in s by ***.
 func (x *runExec) redact(s string) string {
-	if x.redactor == nil {
-		return s
-	}
-	return x.redactor.Replace(s)
+	return x.redactor.Redact(s)
 }
 
 // fail runs what follows a failure: compensation of completed steps in

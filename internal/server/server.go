@@ -37,8 +37,10 @@ type Config struct {
 	Token string
 	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
 	MaxQueued int
-	// Secret resolves the {{NAME}} references of webhook secrets; os.LookupEnv when nil.
-	Secret func(name string) (string, bool)
+	// Secret resolves a secret a routine declares, for the {{NAME}} of its
+	// webhook secret: *secrets.Resolver's Lookup. When nil, the daemon's
+	// environment.
+	Secret func(ctx context.Context, routine string, ref routine.SecretRef) (string, error)
 	Logger *slog.Logger
 }
 

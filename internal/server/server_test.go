@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -43,9 +44,12 @@ func setup(t *testing.T, secrets map[string]string) (*httptest.Server, *testBund
 		Store:    st,
 		Queue:    queue{st},
 		Routines: scheduler.NewCatalog([]*routine.Routine{hook}),
-		Secret: func(name string) (string, bool) {
-			v, ok := secrets[name]
-			return v, ok
+		Secret: func(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
+			v, ok := secrets[ref.Name]
+			if !ok {
+				return "", fmt.Errorf("secret %s is not set", ref.Name)
+			}
+			return v, nil
 		},
 	})
 	ts := httptest.NewServer(srv)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wh.Secret != "" {
-		secret, err := s.resolveSecret(wh.Secret)
+		secret, err := s.resolveSecret(r.Context(), rt, wh.Secret)
 		if err != nil {
 			s.log.Error("webhook secret", "routine", rt.Name, "err", err)
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -78,20 +79,25 @@ func (s *Server) findHook(path string) (*routine.Routine, *routine.WebhookTrigge
 	return nil, nil
 }
 
-// resolveSecret returns a webhook secret: the value of a {{NAME}}
-// reference from the daemon's environment, or the literal.
-func (s *Server) resolveSecret(v string) (string, error) {
+// resolveSecret returns a webhook secret of routine rt: the value of a
+// {{NAME}} reference to a secret it declares, or the literal.
+func (s *Server) resolveSecret(ctx context.Context, rt *routine.Routine, v string) (string, error) {
 	m := secretRef.FindStringSubmatch(v)
 	if m == nil {
 		return v, nil
 	}
-	lookup := s.cfg.Secret
-	if lookup == nil {
-		lookup = os.LookupEnv
+	ref := routine.SecretRef{Name: m[1]}
+	for _, declared := range rt.Secrets {
+		if declared.Name == ref.Name {
+			ref = declared
+		}
 	}
-	val, ok := lookup(m[1])
+	if s.cfg.Secret != nil {
+		return s.cfg.Secret(ctx, rt.Name, ref)
+	}
+	val, ok := os.LookupEnv(ref.Name)
 	if !ok {
-		return "", fmt.Errorf("webhook secret %s is not set in the daemon's environment", m[1])
+		return "", fmt.Errorf("webhook secret %s is not set in the daemon's environment", ref.Name)
 	}
 	return val, nil
 }

@@ -108,8 +108,68 @@ type Store interface {
 	// missing from the map.
 	RunCount(ctx context.Context, p *RunCountParams) (map[routine.State]int, error)
 
+	// SecretPut stores the ciphertext of a secret's value, replacing the
+	// one it had, and returns the secret's version: 1 for a new name, one
+	// more than before for a replaced one. CreatedAt is kept from the
+	// first version; RotatedAt is p.Now.
+	SecretPut(ctx context.Context, p *SecretPutParams) (version int, err error)
+	// SecretGet returns the stored secret with this name; a missing one
+	// wraps ErrNotFound.
+	SecretGet(ctx context.Context, name string) (*Secret, error)
+	// SecretList returns every stored secret, by name, without ciphertext.
+	SecretList(ctx context.Context) ([]*Secret, error)
+	// SecretDelete removes a secret and reports whether it was there.
+	SecretDelete(ctx context.Context, name string) (existed bool, err error)
+	// AuditAppend appends records to the audit log of secrets, all or none.
+	AuditAppend(ctx context.Context, records []*AuditRecord) error
+	// AuditList returns audit records, oldest first.
+	AuditList(ctx context.Context, p *AuditListParams) ([]*AuditRecord, error)
+
 	// Close releases the store.
 	Close() error
+}
+
+// Secret is a stored secret of the builtin vault: its value only as
+// ciphertext, which the store neither makes nor reads.
+type Secret struct {
+	Name       string
+	Ciphertext []byte // nil in SecretList
+	Version    int
+	CreatedAt  time.Time
+	RotatedAt  time.Time
+}
+
+// SecretPutParams are what SecretPut writes.
+type SecretPutParams struct {
+	Name       string
+	Ciphertext []byte
+	Now        time.Time
+}
+
+// The actions an audit record tells of.
+const (
+	AuditResolve = "resolve" // a value was resolved for a run or a trigger
+	AuditSet     = "set"     // a value was stored or rotated
+	AuditDelete  = "delete"  // a secret was removed
+)
+
+// AuditRecord is one use or change of a secret. It never holds a value.
+type AuditRecord struct {
+	Time     time.Time
+	Action   string // AuditResolve, AuditSet or AuditDelete
+	Secret   string
+	Provider string
+	Routine  string // the routine that resolved it; "" for a command
+	RunID    string // the run it was resolved for; "" for a trigger or a command
+	OK       bool
+	Error    string // why it failed, when it did
+}
+
+// AuditListParams filter AuditList. Zero values do not filter.
+type AuditListParams struct {
+	Secret string
+	Since  time.Time // records at or after
+	Limit  int       // the newest Limit records; 0 = all
 }
 
 // RunCreateParams are the fields of a new run.

@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+func newSecretsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "The builtin vault: secrets stored in the project, encrypted with age under a master key",
+		Long: "The builtin vault keeps secret values in the project's store, encrypted with age under the master key\n" +
+			"($" + secrets.MasterKeyEnv + ", else the key file ~/.config/routines/master.key, made by the first set).\n" +
+			"Values never appear on the command line, in listings or in logs. Docs: docs/secrets.md",
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return invalid(errors.New("secrets needs a command: routines secrets set NAME, list, or rm NAME"))
+		},
+	}
+	var fromFile string
+	set := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Store or rotate a secret; the value is read from stdin (or --from-file), never from an argument",
+		Long: "set reads the value from standard input: typed or pasted at a terminal (not echoed), or piped\n" +
+			"(one trailing newline is dropped). --from-file reads a file as it is. A value holds at most 64 KiB.",
+		Args: argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.secretSet(cmd.Context(), args[0], fromFile)
+		},
+	}
+	set.Flags().StringVar(&fromFile, "from-file", "", "read the value from this file, byte for byte")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List stored secrets: names, versions and when they were set (never values)",
+		Args:  argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.secretList(cmd.Context())
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a stored secret",
+		Args:  argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.secretRemove(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(set, list, rm)
+	return cmd
+}
+
+// builtinVault opens the project's builtin vault around fn; create makes
+// the store when the project has none.
+func (g *globals) builtinVault(ctx context.Context, create bool, fn func(b *secrets.Builtin) error) error {
+	project, err := g.projectFor(".")
+	if err != nil {
+		return err
+	}
+	keys, err := secrets.KeySourceFromEnv(g.getenv)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, project, create)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(secrets.NewBuiltin(st, keys))
+}
+
+func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
+	if err := secrets.CheckName(name); err != nil {
+		return invalid(err)
+	}
+	value, err := g.readSecretValue(name, fromFile)
+	if err != nil {
+		return invalid(err)
+	}
+	return g.builtinVault(ctx, true, func(b *secrets.Builtin) error {
+		version, err := b.Set(ctx, name, value)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.deps.Stdout, "secret %s set (version %d)\n", name, version)
+		return nil
+	})
+}
+
+// readSecretValue reads a value from the file, else from stdin: a
+// terminal line typed without echo, or what is piped in, less one
+// trailing newline. It reads one byte past the limit, so that an oversize
+// value is refused rather than cut.
+func (g *globals) readSecretValue(name, fromFile string) (string, error) {
+	if fromFile != "" {
+		f, err := os.Open(fromFile)
+		if err != nil {
+			return "", fmt.Errorf("--from-file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, secrets.MaxValueBytes+1))
+		return string(b), err
+	}
+	in := g.deps.Stdin
+	if in == nil {
+		in = os.Stdin
+	}
+	if f, ok := in.(*os.File); ok && isTerminal(f) {
+		fmt.Fprintf(g.deps.Stderr, "value of %s (not echoed): ", name)
+		v, err := readHidden(f)
+		fmt.Fprintln(g.deps.Stderr)
+		return v, err
+	}
+	b, err := io.ReadAll(io.LimitReader(in, secrets.MaxValueBytes+3))
+	if err != nil {
+		return "", fmt.Errorf("read the value from stdin: %w", err)
+	}
+	v := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(v, "\r"), nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// readHidden reads one line from the terminal f with echo off.
+func readHidden(f *os.File) (string, error) {
+	fd := int(f.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return "", err
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return "", err
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	line, err := bufio.NewReaderSize(f, secrets.MaxValueBytes+2).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func (g *globals) secretList(ctx context.Context) error {
+	return g.builtinVault(ctx, false, func(b *secrets.Builtin) error {
+		list, err := b.List(ctx)
+		if err != nil {
+			return err
+		}
+		if g.output == "json" {
+			type entry struct {
+				Name      string    `json:"name"`
+				Version   int       `json:"version"`
+				CreatedAt time.Time `json:"created_at"`
+				RotatedAt time.Time `json:"rotated_at"`
+			}
+			out := make([]entry, 0, len(list))
+			for _, s := range list {
+				out = append(out, entry{s.Name, s.Version, s.CreatedAt, s.RotatedAt})
+			}
+			return writeJSON(g.deps.Stdout, out)
+		}
+		if len(list) == 0 {
+			fmt.Fprintln(g.deps.Stdout, "no secrets stored; add one with: routines secrets set NAME")
+			return nil
+		}
+		rows := [][]string{{"NAME", "VERSION", "LAST ROTATED (UTC)", "CREATED (UTC)"}}
+		for _, s := range list {
+			rows = append(rows, []string{s.Name, fmt.Sprint(s.Version), stamp(&s.RotatedAt), stamp(&s.CreatedAt)})
+		}
+		return table(g.deps.Stdout, rows)
+	})
+}
+
+func (g *globals) secretRemove(ctx context.Context, name string) error {
+	if err := secrets.CheckName(name); err != nil {
+		return invalid(err)
+	}
+	return g.builtinVault(ctx, false, func(b *secrets.Builtin) error {
+		existed, err := b.Delete(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !existed {
+			return invalidf("no secret %s is stored (routines secrets list shows those that are)", name)
+		}
+		fmt.Fprintf(g.deps.Stdout, "secret %s removed\n", name)
+		return nil
+	})
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var (
+		secret string
+		since  time.Duration
+		limit  int
+	)
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "The audit log of secrets: every resolution, set and removal (never a value)",
+		Args:  argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := &store.AuditListParams{Secret: secret, Limit: limit}
+			if since > 0 {
+				p.Since = time.Now().Add(-since)
+			}
+			return g.withStore(cmd.Context(), func(st store.Store) error {
+				return g.listAudit(cmd.Context(), st, p)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&secret, "secret", "", "only the records of this secret")
+	cmd.Flags().DurationVar(&since, "since", 0, "only records this recent, such as 24h (default: all)")
+	cmd.Flags().IntVar(&limit, "limit", 1000, "at most the newest this many records (0: all)")
+	return cmd
+}
+
+func (g *globals) listAudit(ctx context.Context, st store.Store, p *store.AuditListParams) error {
+	records, err := st.AuditList(ctx, p)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		type entry struct {
+			Time     time.Time `json:"time"`
+			Action   string    `json:"action"`
+			Secret   string    `json:"secret"`
+			Provider string    `json:"provider"`
+			Routine  string    `json:"routine,omitempty"`
+			RunID    string    `json:"run_id,omitempty"`
+			OK       bool      `json:"ok"`
+			Error    string    `json:"error,omitempty"`
+		}
+		out := make([]entry, 0, len(records))
+		for _, r := range records {
+			out = append(out, entry{r.Time, r.Action, r.Secret, r.Provider, r.Routine, r.RunID, r.OK, r.Error})
+		}
+		return writeJSON(g.deps.Stdout, out)
+	}
+	if len(records) == 0 {
+		fmt.Fprintln(g.deps.Stdout, "no audit records")
+		return nil
+	}
+	rows := [][]string{{"TIME (UTC)", "ACTION", "SECRET", "PROVIDER", "ROUTINE", "RUN", "RESULT"}}
+	for _, r := range records {
+		result := "ok"
+		if !r.OK {
+			result = "failed: " + r.Error
+		}
+		rows = append(rows, []string{stamp(&r.Time), r.Action, r.Secret, r.Provider, orDash(r.Routine), orDash(r.RunID), result})
+	}
+	return table(g.deps.Stdout, rows)
+}
+
+// secretResolver builds the resolver of the secrets routines declare: the
+// builtin vault on st, the environment, and the providers main adds. With
+// a nil st it only validates.
+func (g *globals) secretResolver(st store.Store) (*secrets.Resolver, error) {
+	keys, err := secrets.KeySourceFromEnv(g.getenv)
+	if err != nil {
+		return nil, err
+	}
+	providers := []secrets.Provider{secrets.NewBuiltin(st, keys), secrets.Env{Lookup: g.lookupEnv}}
+	g.extraOnce.Do(func() {
+		if g.deps.SecretProviders != nil {
+			g.extra, g.extraErr = g.deps.SecretProviders(g.getenv)
+		}
+	})
+	if g.extraErr != nil {
+		return nil, g.extraErr
+	}
+	return secrets.NewResolver(secrets.ResolverConfig{Providers: append(providers, g.extra...), Audit: st})
+}
+
+// checkSecrets checks the from: of the secrets a routine declares against
+// the providers, without the network.
+func (g *globals) checkSecrets(r *routine.Routine) error {
+	res, err := g.secretResolver(nil)
+	if err != nil {
+		return err
+	}
+	return res.Validate(r.Secrets)
+}
+
+// load reads and validates a routine file, the references of its secrets
+// to their providers included.
+func (g *globals) load(path string) (*routine.Routine, error) {
+	r, err := spec.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkSecrets(r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,187 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// MaxValueBytes bounds a secret's value.
+const MaxValueBytes = 64 << 10
+
+// namePattern is what a secret's name looks like.
+var namePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+
+// CheckName returns an error saying what a valid name looks like when name
+// is not one.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("a secret needs a name, such as SLACK_TOKEN")
+	case !namePattern.MatchString(name):
+		return fmt.Errorf("secret name %q must be upper-case letters, digits and _, starting with a letter, such as SLACK_TOKEN", name)
+	}
+	return nil
+}
+
+// checkValue refuses values the vault does not keep.
+func checkValue(value string) error {
+	switch {
+	case value == "":
+		return errors.New("the value is empty")
+	case len(value) > MaxValueBytes:
+		return fmt.Errorf("the value is %d bytes; a secret holds at most %d (64 KiB)", len(value), MaxValueBytes)
+	case !utf8.ValidString(value):
+		return errors.New("the value is not UTF-8 text: encode binary secrets, for example with base64")
+	}
+	return nil
+}
+
+// VaultStore is the part of store.Store the builtin vault uses.
+type VaultStore interface {
+	SecretPut(ctx context.Context, p *store.SecretPutParams) (int, error)
+	SecretGet(ctx context.Context, name string) (*store.Secret, error)
+	SecretList(ctx context.Context) ([]*store.Secret, error)
+	SecretDelete(ctx context.Context, name string) (bool, error)
+	AuditAppend(ctx context.Context, records []*store.AuditRecord) error
+}
+
+// Builtin is the builtin provider: values kept in the store, encrypted with
+// age under the master key. Its references are secret names.
+type Builtin struct {
+	store VaultStore
+	keys  KeySource
+	now   func() time.Time
+
+	mu  sync.Mutex
+	key *masterKey // loaded at first use
+}
+
+// NewBuiltin returns the builtin vault on st, with the master key from keys.
+// The key is read at first use, not here.
+func NewBuiltin(st VaultStore, keys KeySource) *Builtin {
+	return &Builtin{store: st, keys: keys, now: time.Now}
+}
+
+// Name implements Provider.
+func (*Builtin) Name() string { return "builtin" }
+
+// Validate implements Provider: a reference is a secret name.
+func (*Builtin) Validate(ref string) error { return CheckName(ref) }
+
+// masterKey returns the master key, loading it, or creating it when create
+// is set, at first use.
+func (b *Builtin) masterKey(create bool) (*masterKey, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.key == nil {
+		k, err := loadMasterKey(b.keys, create)
+		if err != nil {
+			return nil, err
+		}
+		b.key = k
+	}
+	return b.key, nil
+}
+
+// Resolve implements Provider.
+func (b *Builtin) Resolve(ctx context.Context, name string) (string, error) {
+	sec, err := b.store.SecretGet(ctx, name)
+	if errors.Is(err, routine.ErrNotFound) {
+		return "", fmt.Errorf("builtin: %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("builtin: %s: %w", name, err)
+	}
+	key, err := b.masterKey(false)
+	if err != nil {
+		return "", fmt.Errorf("builtin: %s: %w", name, err)
+	}
+	value, err := key.open(name, sec.Ciphertext)
+	if err != nil {
+		return "", fmt.Errorf("builtin: %s: %w", name, err)
+	}
+	return value, nil
+}
+
+// Set stores a new value of the secret name and returns its version. The
+// master key file is created when there is none.
+func (b *Builtin) Set(ctx context.Context, name, value string) (int, error) {
+	if err := CheckName(name); err != nil {
+		return 0, err
+	}
+	if err := checkValue(value); err != nil {
+		return 0, fmt.Errorf("secret %s: %w", name, err)
+	}
+	key, err := b.masterKey(true)
+	if err != nil {
+		return 0, err
+	}
+	ciphertext, err := key.seal(name, value)
+	if err != nil {
+		return 0, fmt.Errorf("secret %s: encrypt: %w", name, err)
+	}
+	now := b.now()
+	version, err := b.store.SecretPut(ctx, &store.SecretPutParams{Name: name, Ciphertext: ciphertext, Now: now})
+	if err != nil {
+		return 0, err
+	}
+	return version, b.audit(ctx, store.AuditSet, name, now)
+}
+
+// Delete removes the secret name and reports whether it was there.
+func (b *Builtin) Delete(ctx context.Context, name string) (bool, error) {
+	if err := CheckName(name); err != nil {
+		return false, err
+	}
+	existed, err := b.store.SecretDelete(ctx, name)
+	if err != nil || !existed {
+		return existed, err
+	}
+	return true, b.audit(ctx, store.AuditDelete, name, b.now())
+}
+
+// List returns the stored secrets: names, versions and times, no values.
+func (b *Builtin) List(ctx context.Context) ([]*store.Secret, error) {
+	return b.store.SecretList(ctx)
+}
+
+func (b *Builtin) audit(ctx context.Context, action, name string, now time.Time) error {
+	return b.store.AuditAppend(ctx, []*store.AuditRecord{{Time: now, Action: action, Secret: name, Provider: b.Name(), OK: true}})
+}
+
+// Env is the env provider: a reference is the name of an environment
+// variable of the process that runs the routine (the daemon).
+type Env struct {
+	// Lookup reads a variable; os.LookupEnv in production.
+	Lookup func(string) (string, bool)
+}
+
+// Name implements Provider.
+func (Env) Name() string { return "env" }
+
+// Validate implements Provider.
+func (Env) Validate(ref string) error {
+	if !envPattern.MatchString(ref) {
+		return fmt.Errorf("env reference %q must be the name of an environment variable, such as SLACK_TOKEN", ref)
+	}
+	return nil
+}
+
+var envPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Resolve implements Provider.
+func (e Env) Resolve(_ context.Context, ref string) (string, error) {
+	v, ok := e.Lookup(ref)
+	if !ok {
+		return "", fmt.Errorf("env: %s is not set in the environment: %w", ref, ErrNotFound)
+	}
+	return v, nil
+}

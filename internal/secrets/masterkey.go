@@ -1,0 +1,191 @@
+package secrets
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+)
+
+// MasterKeyEnv is the environment variable that holds the master key, an
+// age secret key (AGE-SECRET-KEY-1…), when it is not in the key file.
+const MasterKeyEnv = "ROUTINES_MASTER_KEY"
+
+// MasterKeyFileEnv overrides where the master key file is.
+const MasterKeyFileEnv = "ROUTINES_MASTER_KEY_FILE"
+
+// KeySource says where the master key of the builtin vault comes from: the
+// value of ROUTINES_MASTER_KEY when set, else the key file.
+type KeySource struct {
+	Env  string // the value of ROUTINES_MASTER_KEY; "" when unset
+	File string // the key file, used when Env is ""
+}
+
+// KeySourceFromEnv returns the key source of this process: the
+// environment variable, else $ROUTINES_MASTER_KEY_FILE, else
+// routines/master.key in the user's configuration directory
+// (~/.config/routines/master.key).
+func KeySourceFromEnv(getenv func(string) string) (KeySource, error) {
+	src := KeySource{Env: getenv(MasterKeyEnv), File: getenv(MasterKeyFileEnv)}
+	if src.File == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return src, fmt.Errorf("master key: no configuration directory (%w): set %s or %s", err, MasterKeyEnv, MasterKeyFileEnv)
+		}
+		src.File = filepath.Join(dir, "routines", "master.key")
+	}
+	return src, nil
+}
+
+// String names the source in messages, never with the key.
+func (s KeySource) String() string {
+	if s.Env != "" {
+		return MasterKeyEnv
+	}
+	return "the key file " + s.File
+}
+
+// masterKey encrypts and decrypts the values of the builtin vault.
+type masterKey struct {
+	id     *age.X25519Identity
+	source KeySource
+}
+
+// ErrNoMasterKey is wrapped by the error of loading a master key that does
+// not exist yet.
+var ErrNoMasterKey = errors.New("no master key")
+
+// loadMasterKey reads the master key. When create is set and the key file
+// does not exist, it makes a new key there (mode 0600, its directory 0700).
+// A key file that others may read is refused.
+func loadMasterKey(src KeySource, create bool) (*masterKey, error) {
+	if src.Env != "" {
+		id, err := age.ParseX25519Identity(strings.TrimSpace(src.Env))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not an age secret key (AGE-SECRET-KEY-1…): make one with age-keygen, or unset it to use %s", MasterKeyEnv, src.File)
+		}
+		return &masterKey{id: id, source: src}, nil
+	}
+	f, err := os.Open(src.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, fmt.Errorf("%w: %s does not exist and %s is not set (`routines secrets set` creates the key file)", ErrNoMasterKey, src.File, MasterKeyEnv)
+		}
+		return createMasterKey(src)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("master key file %s may be read by others (mode %04o): run chmod 600 %s", src.File, perm, src.File)
+	}
+	id, err := parseKeyFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", src.File, err)
+	}
+	return &masterKey{id: id, source: src}, nil
+}
+
+// parseKeyFile reads the first age secret key of a key file; lines
+// starting with # are comments.
+func parseKeyFile(r io.Reader) (*age.X25519Identity, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, err := age.ParseX25519Identity(line)
+		if err != nil {
+			return nil, errors.New("it does not hold an age secret key (AGE-SECRET-KEY-1…)")
+		}
+		return id, nil
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("it is empty")
+}
+
+func createMasterKey(src KeySource) (*masterKey, error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, fmt.Errorf("make master key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(src.File), 0o700); err != nil {
+		return nil, fmt.Errorf("make master key: %w", err)
+	}
+	f, err := os.OpenFile(src.File, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // made by another process meanwhile
+		return loadMasterKey(src, false)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("make master key: %w", err)
+	}
+	content := "# The master key of the secrets of Routines (age). Keep it; without it the\n" +
+		"# stored secrets cannot be read. Public key: " + id.Recipient().String() + "\n" + id.String() + "\n"
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		os.Remove(src.File)
+		return nil, fmt.Errorf("make master key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(src.File)
+		return nil, fmt.Errorf("make master key: %w", err)
+	}
+	return &masterKey{id: id, source: src}, nil
+}
+
+// sealPrefix starts every sealed plaintext: a version, then the name of
+// the secret, so a ciphertext moved to another name does not decrypt as it.
+const sealPrefix = "routines-secret-v1\x00"
+
+// seal encrypts the value of the secret name.
+func (k *masterKey) seal(name, value string) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, k.id.Recipient())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(w, sealPrefix+name+"\x00"+value); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// open decrypts the stored ciphertext of the secret name. Its errors say
+// what went wrong without any of the plaintext.
+func (k *masterKey) open(name string, ciphertext []byte) (string, error) {
+	r, err := age.Decrypt(bytes.NewReader(ciphertext), k.id)
+	var noMatch *age.NoIdentityMatchError
+	switch {
+	case errors.As(err, &noMatch):
+		return "", fmt.Errorf("it was stored under another master key than %s: use that key, or set the secret again", k.source)
+	case err != nil:
+		return "", errors.New("its stored ciphertext is damaged: set the secret again")
+	}
+	plain, err := io.ReadAll(r)
+	if err != nil {
+		return "", errors.New("its stored ciphertext is damaged: set the secret again")
+	}
+	rest, ok := strings.CutPrefix(string(plain), sealPrefix+name+"\x00")
+	if !ok {
+		return "", errors.New("its stored ciphertext belongs to another secret: set the secret again")
+	}
+	return rest, nil
+}

@@ -1,0 +1,103 @@
+package secrets
+
+import (
+	"encoding/base64"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Mask is what a redacted value is replaced by.
+const Mask = "***"
+
+// minEncodedLen is the shortest value whose encoded forms are redacted too:
+// the encodings of shorter ones would mask ordinary text.
+const minEncodedLen = 4
+
+// Redactor replaces secret values by ***: each value, the value without
+// surrounding white space, each line of a multi-line value, and, for
+// values of 4 characters or more, their URL-encoded and base64 forms,
+// including the base64 of the value inside a longer encoded text (such as
+// an HTTP Basic Authorization header). A nil *Redactor redacts nothing.
+type Redactor struct {
+	r      *strings.Replacer
+	maxLen int
+}
+
+// NewRedactor returns a redactor of values, or nil when there is nothing
+// to hide.
+func NewRedactor(values []string) *Redactor {
+	seen := map[string]bool{}
+	var olds []string
+	add := func(v string, minLen int) {
+		if len(v) >= minLen && !seen[v] {
+			seen[v] = true
+			olds = append(olds, v)
+		}
+	}
+	for _, v := range values {
+		add(v, 1)
+		trimmed := strings.TrimSpace(v)
+		add(trimmed, 1)
+		for _, line := range strings.Split(v, "\n") {
+			add(strings.TrimSpace(line), minEncodedLen)
+		}
+		if len(trimmed) < minEncodedLen {
+			continue
+		}
+		for _, form := range []string{v, trimmed} {
+			add(url.QueryEscape(form), minEncodedLen)
+			add(url.PathEscape(form), minEncodedLen)
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+				add(enc.EncodeToString([]byte(form)), minEncodedLen)
+				for _, core := range base64Cores(enc, form) {
+					add(core, minEncodedLen)
+				}
+			}
+		}
+	}
+	if len(olds) == 0 {
+		return nil
+	}
+	// Longer strings first, so a secret that contains another is hidden whole.
+	sort.Slice(olds, func(i, j int) bool { return len(olds[i]) > len(olds[j]) })
+	pairs := make([]string, 0, 2*len(olds))
+	for _, o := range olds {
+		pairs = append(pairs, o, Mask)
+	}
+	return &Redactor{r: strings.NewReplacer(pairs...), maxLen: len(olds[0])}
+}
+
+// base64Cores returns, for each of the three places a value can start at
+// within a base64 text, the characters of its encoding that depend on the
+// value alone.
+func base64Cores(enc *base64.Encoding, v string) []string {
+	var cores []string
+	for k := range 3 {
+		e := enc.EncodeToString(append(make([]byte, k), v...))
+		from := (8*k + 5) / 6
+		to := 8 * (k + len(v)) / 6
+		if to-from >= minEncodedLen {
+			cores = append(cores, e[from:to])
+		}
+	}
+	return cores
+}
+
+// Redact returns s with every secret form replaced by ***.
+func (r *Redactor) Redact(s string) string {
+	if r == nil {
+		return s
+	}
+	return r.r.Replace(s)
+}
+
+// MaxLen is the length of the longest string the redactor hides; 0 for nil.
+// A stream cut into pieces must keep this many bytes minus one back from
+// the end of a piece, so no secret straddles two pieces unseen.
+func (r *Redactor) MaxLen() int {
+	if r == nil {
+		return 0
+	}
+	return r.maxLen
+}

@@ -1,0 +1,223 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// AuditSink is where the resolver appends its audit records.
+type AuditSink interface {
+	AuditAppend(ctx context.Context, records []*store.AuditRecord) error
+}
+
+// ResolverConfig is what a Resolver is built from. Providers and Audit are
+// required.
+type ResolverConfig struct {
+	Providers []Provider
+	// Default names the providers tried, in order, for a secret declared
+	// without from:; builtin then env when empty.
+	Default []string
+	Audit   AuditSink
+	Now     func() time.Time // time.Now when nil
+	// Tries bounds the tries of a resolution that fails transiently (3
+	// when 0); Backoff is the wait before the second (100ms when 0), each
+	// wait three times the one before.
+	Tries   int
+	Backoff time.Duration
+}
+
+// Resolver resolves the secrets a routine declares, at the start of each
+// of its runs, through their providers, and appends an audit record for
+// each: no record, no value. Nothing is cached across calls.
+type Resolver struct {
+	providers map[string]Provider
+	chain     []Provider
+	audit     AuditSink
+	now       func() time.Time
+	tries     int
+	backoff   time.Duration
+}
+
+// NewResolver returns a resolver built from cfg.
+func NewResolver(cfg ResolverConfig) (*Resolver, error) {
+	r := &Resolver{providers: map[string]Provider{}, audit: cfg.Audit, now: cfg.Now, tries: cfg.Tries, backoff: cfg.Backoff}
+	for _, p := range cfg.Providers {
+		r.providers[p.Name()] = p
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.tries <= 0 {
+		r.tries = 3
+	}
+	if r.backoff <= 0 {
+		r.backoff = 100 * time.Millisecond
+	}
+	names := cfg.Default
+	if len(names) == 0 {
+		names = []string{"builtin", "env"}
+	}
+	for _, n := range names {
+		p, ok := r.providers[n]
+		if !ok {
+			return nil, fmt.Errorf("default secrets provider %q is not one of %s", n, strings.Join(r.names(), ", "))
+		}
+		r.chain = append(r.chain, p)
+	}
+	return r, nil
+}
+
+// names lists the providers' names.
+func (r *Resolver) names() []string {
+	var out []string
+	for n := range r.providers {
+		out = append(out, n)
+	}
+	return out
+}
+
+// splitFrom cuts a from: value into the provider name and its reference.
+func splitFrom(from string) (provider, ref string, err error) {
+	provider, ref, ok := strings.Cut(from, ":")
+	if !ok || provider == "" || ref == "" {
+		return "", "", fmt.Errorf("from: %q must be <provider>:<reference>, such as vault:kv/data/slack#bot_token", from)
+	}
+	return provider, ref, nil
+}
+
+// Validate checks declared secrets when a routine is loaded, without the
+// network: each from: names a known provider and a reference it accepts.
+// The error names every secret at fault.
+func (r *Resolver) Validate(refs []routine.SecretRef) error {
+	var errs []error
+	for _, ref := range refs {
+		if ref.From == "" {
+			continue
+		}
+		if _, _, err := r.provider(ref); err != nil {
+			errs = append(errs, fmt.Errorf("secret %s: %w", ref.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// provider returns the provider and reference of a secret declared with from:.
+func (r *Resolver) provider(ref routine.SecretRef) (Provider, string, error) {
+	name, pref, err := splitFrom(ref.From)
+	if err != nil {
+		return nil, "", err
+	}
+	p, ok := r.providers[name]
+	if !ok {
+		return nil, "", fmt.Errorf("from: provider %q is not one of %s", name, strings.Join(r.names(), ", "))
+	}
+	if err := p.Validate(pref); err != nil {
+		return nil, "", fmt.Errorf("from: %w", err)
+	}
+	return p, pref, nil
+}
+
+// Resolve returns the values of the secrets a run of a routine declares,
+// by name. Secrets are resolved side by side; the error names the first
+// declared secret that failed, never a value. It implements the engine's
+// SecretSource.
+func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
+	if len(refs) == 0 {
+		return map[string]string{}, nil
+	}
+	values := make([]string, len(refs))
+	records := make([]*store.AuditRecord, len(refs))
+	errs := make([]error, len(refs))
+	one := func(i int) {
+		var provider string
+		values[i], provider, errs[i] = r.resolve(ctx, refs[i])
+		records[i] = &store.AuditRecord{Time: r.now(), Action: store.AuditResolve, Secret: refs[i].Name, Provider: provider,
+			Routine: run.Routine, RunID: run.ID, OK: errs[i] == nil}
+		if errs[i] != nil {
+			records[i].Error = errs[i].Error()
+		}
+	}
+	if len(refs) == 1 {
+		one(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range refs {
+			wg.Go(func() { one(i) })
+		}
+		wg.Wait()
+	}
+	if err := r.audit.AuditAppend(context.WithoutCancel(ctx), records); err != nil {
+		return nil, fmt.Errorf("secrets are not handed out without their audit record: %w", err)
+	}
+	out := make(map[string]string, len(refs))
+	for i, ref := range refs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out[ref.Name] = values[i]
+	}
+	return out, nil
+}
+
+// Lookup resolves one secret a routine declares for one of its triggers (a
+// webhook's signing secret), with its audit record.
+func (r *Resolver) Lookup(ctx context.Context, routineName string, ref routine.SecretRef) (string, error) {
+	values, err := r.Resolve(ctx, &routine.Run{Routine: routineName}, []routine.SecretRef{ref})
+	if err != nil {
+		return "", err
+	}
+	return values[ref.Name], nil
+}
+
+// resolve resolves one secret and names the provider that answered (or
+// was asked last).
+func (r *Resolver) resolve(ctx context.Context, ref routine.SecretRef) (value, provider string, err error) {
+	if ref.From != "" {
+		p, pref, err := r.provider(ref)
+		if err != nil {
+			return "", "", fmt.Errorf("secret %s: %w", ref.Name, err)
+		}
+		v, err := r.try(ctx, p, pref)
+		if err != nil {
+			return "", p.Name(), fmt.Errorf("secret %s: %w", ref.Name, err)
+		}
+		return v, p.Name(), nil
+	}
+	for _, p := range r.chain {
+		v, err := r.try(ctx, p, ref.Name)
+		switch {
+		case err == nil:
+			return v, p.Name(), nil
+		case !errors.Is(err, ErrNotFound):
+			return "", p.Name(), fmt.Errorf("secret %s: %w", ref.Name, err)
+		}
+	}
+	return "", r.chain[len(r.chain)-1].Name(), fmt.Errorf("secret %s is not set: store it with `routines secrets set %s`, or set %s in the environment of the daemon: %w",
+		ref.Name, ref.Name, ref.Name, ErrNotFound)
+}
+
+// try resolves ref with p, trying again after a transient failure.
+func (r *Resolver) try(ctx context.Context, p Provider, ref string) (string, error) {
+	wait := r.backoff
+	for n := 1; ; n++ {
+		v, err := p.Resolve(ctx, ref)
+		if err == nil || !IsTransient(err) || n == r.tries {
+			return v, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 3
+	}
+}

@@ -1,0 +1,91 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+func exerciseSecrets(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("PutGetListDelete", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		if _, err := b.s.SecretGet(b.ctx, "API_KEY"); !errors.Is(err, routine.ErrNotFound) {
+			t.Fatalf("SecretGet of a missing secret: %v, want ErrNotFound", err)
+		}
+		for i, c := range []struct {
+			cipher []byte
+			now    time.Time
+		}{{[]byte("\x00first\xff"), at(0)}, {[]byte("second"), at(time.Hour)}} {
+			v, err := b.s.SecretPut(b.ctx, &store.SecretPutParams{Name: "API_KEY", Ciphertext: c.cipher, Now: c.now})
+			if err != nil || v != i+1 {
+				t.Fatalf("SecretPut #%d = %d, %v; want version %d", i+1, v, err, i+1)
+			}
+			got, err := b.s.SecretGet(b.ctx, "API_KEY")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Ciphertext, c.cipher) || got.Version != i+1 || !got.CreatedAt.Equal(stored(at(0))) ||
+				!got.RotatedAt.Equal(stored(c.now)) || got.RotatedAt.Location() != time.UTC {
+				t.Errorf("SecretGet after put #%d = %+v", i+1, got)
+			}
+		}
+		if _, err := b.s.SecretPut(b.ctx, &store.SecretPutParams{Name: "B", Ciphertext: []byte("b"), Now: at(0)}); err != nil {
+			t.Fatal(err)
+		}
+		list, err := b.s.SecretList(b.ctx)
+		if err != nil || len(list) != 2 || list[0].Name != "API_KEY" || list[1].Name != "B" {
+			t.Fatalf("SecretList = %d, %v; want API_KEY, B", len(list), err)
+		}
+		if list[0].Ciphertext != nil || list[0].Version != 2 {
+			t.Errorf("SecretList gave %+v, want version 2 and no ciphertext", list[0])
+		}
+		for _, want := range []bool{true, false} {
+			if existed, err := b.s.SecretDelete(b.ctx, "API_KEY"); err != nil || existed != want {
+				t.Fatalf("SecretDelete = %v, %v; want %v", existed, err, want)
+			}
+		}
+		if _, err := b.s.SecretGet(b.ctx, "API_KEY"); !errors.Is(err, routine.ErrNotFound) {
+			t.Fatalf("SecretGet after delete: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Audit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		recs := []*store.AuditRecord{
+			{Time: at(0), Action: store.AuditSet, Secret: "A", Provider: "builtin", OK: true},
+			{Time: at(time.Minute), Action: store.AuditResolve, Secret: "A", Provider: "builtin", Routine: "r", RunID: "01RUN", OK: true},
+			{Time: at(2 * time.Minute), Action: store.AuditResolve, Secret: "B", Provider: "vault", Routine: "r", RunID: "01RUN",
+				Error: "vault: kv/data/b#k: permission denied"},
+		}
+		if err := b.s.AuditAppend(b.ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		check := func(p *store.AuditListParams, want ...*store.AuditRecord) {
+			t.Helper()
+			got, err := b.s.AuditList(b.ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("AuditList(%+v) = %d records, want %d", p, len(got), len(want))
+			}
+			for i := range want {
+				w := *want[i]
+				w.Time = stored(w.Time)
+				if *got[i] != w {
+					t.Errorf("AuditList(%+v)[%d] = %+v, want %+v", p, i, got[i], w)
+				}
+			}
+		}
+		check(&store.AuditListParams{}, recs...)
+		check(&store.AuditListParams{Secret: "A"}, recs[0], recs[1])
+		check(&store.AuditListParams{Since: at(time.Minute)}, recs[1], recs[2])
+		check(&store.AuditListParams{Limit: 2}, recs[1], recs[2])
+	})
+}
