@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +34,8 @@ import (
 //	block              wait until the context is done
 //	wait NAME          wait until the step NAME has started
 //	spew N             print N bytes of binary garbage without newlines
+//	write WORD         print WORD alone, no newline, in one write (to stderr when WORD starts with !)
+//	pad N              print N x's, no newline, in one write
 type scriptKind struct {
 	mu      sync.Mutex
 	order   []string // step ids in start order
@@ -111,6 +115,17 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 			case <-ctx.Done():
 				return res, ctx.Err()
 			}
+		case "write":
+			i++
+			if w, ok := strings.CutPrefix(words[i], "!"); ok {
+				io.WriteString(x.Stderr, w)
+			} else {
+				io.WriteString(x.Stdout, words[i])
+			}
+		case "pad":
+			i++
+			n, _ := strconv.Atoi(words[i])
+			x.Stdout.Write(bytes.Repeat([]byte("x"), n))
 		case "spew":
 			i++
 			n, _ := strconv.Atoi(words[i])
@@ -500,6 +515,44 @@ steps:
 	}
 	if recs[0].Outputs["token"] != "***" {
 		t.Fatalf("outputs %v", recs[0].Outputs)
+	}
+}
+
+// A secret printed in pieces, across the cut of a long line, or on stderr
+// is redacted in the log and in the error payload's stderr tail.
+func TestSecretRedactedAcrossWrites(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-value-0123456789"
+	e, b := setup(t, staticSecrets{"API_TOKEN": secret})
+	// The line reaches the 64 KiB cut 10 bytes into the secret, which the
+	// next write completes.
+	run, recs := b.run(t, context.Background(), e, fmt.Sprintf(`
+name: pieces
+secrets: [API_TOKEN]
+steps:
+  - id: leak
+    run: write s3cr3t write -value-0123456789 write ; pad %d write s3cr3t-val write ue-0123456789 pad 10 write !s3cr3t- write !value-0123456789 fail 3
+`, 64<<10-len("s3cr3t-value-0123456789;")-len("s3cr3t-val")))
+	if run.State != routine.StateFailed {
+		t.Fatalf("state %s", run.State)
+	}
+	lines, err := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, l := range lines {
+		all.WriteString(l.Text)
+	}
+	if strings.Contains(all.String(), "s3cr3t") || strings.Contains(all.String(), "0123456789") {
+		t.Errorf("a piece of the secret is in the log")
+	}
+	if n := strings.Count(all.String(), "***"); n != 3 {
+		t.Errorf("%d *** in the log, want 3 (pieces, across the cut, stderr)", n)
+	}
+	tail := recs[0].Error.StderrTail
+	if strings.Contains(tail, "s3cr3t") || !strings.Contains(tail, "***") {
+		t.Errorf("stderr tail %q", tail)
 	}
 }
 

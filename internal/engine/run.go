@@ -200,6 +200,14 @@ func (x *runExec) cleanWorkspace() {
 	}
 }
 
+// redactFunc returns redact when the run has secrets, else nil.
+func (x *runExec) redactFunc() func(string) string {
+	if x.redactor == nil {
+		return nil
+	}
+	return x.redact
+}
+
 // redact replaces every secret value in s by ***.
 func (x *runExec) redact(s string) string {
 	return x.redactor.Redact(s)
@@ -517,6 +525,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		State:        x.e.store,
 		Now:          x.e.clock.Now,
 		StateDir:     x.e.stateDir,
+		Redact:       x.redactFunc(),
 	})
 	stdout.finish()
 	stderr.finish()

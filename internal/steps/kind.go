@@ -76,6 +76,15 @@ type Execution struct {
 	// StateDir is the project's .routines directory, where a running
 	// daemon records its address (serve.json); emit steps post there.
 	StateDir string
+	// Redact replaces the values of the run's secrets by ***; nil when the
+	// run has none. A kind that keeps data where the engine does not look
+	// (the state store) uses it to refuse secrets.
+	Redact func(string) string
+}
+
+// holdsSecret reports whether s contains a value of one of the run's secrets.
+func (x *Execution) holdsSecret(s string) bool {
+	return x.Redact != nil && x.Redact(s) != s
 }
 
 // StateStore is the part of store.Store that state steps use.

@@ -33,6 +33,9 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if err := routine.CheckStateKey(key); err != nil {
 		return nil, err
 	}
+	if x.holdsSecret(key) || op == routine.StateOpPut && x.holdsSecret(a.Value) {
+		return nil, errors.New("state: the key or value holds a secret's value; secrets are never kept in state (declare the secret and use {{NAME}} in each run instead)")
+	}
 	now := x.Now()
 	switch op {
 	case routine.StateOpGet:
