@@ -37,7 +37,12 @@ func newSecretsCmd(g *globals) *cobra.Command {
 		Short: "Store or rotate a secret; the value is read from stdin (or --from-file), never from an argument",
 		Long: "set reads the value from standard input: typed or pasted at a terminal (not echoed), or piped\n" +
 			"(one trailing newline is dropped). --from-file reads a file as it is. A value holds at most 64 KiB.",
-		Args: argsRange(1, 1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return invalid(errors.New("secrets set takes only NAME: the value is read from stdin (or --from-file), never from the command line, where it would stay in the shell's history"))
+			}
+			return argsRange(1, 1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.secretSet(cmd.Context(), args[0], fromFile)
 		},
@@ -89,6 +94,9 @@ func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
 	value, err := g.readSecretValue(name, fromFile)
 	if err != nil {
 		return invalid(err)
+	}
+	if err := secrets.CheckValue(value); err != nil {
+		return invalidf("secret %s: %v", name, err)
 	}
 	return g.builtinVault(ctx, true, func(b *secrets.Builtin) error {
 		version, err := b.Set(ctx, name, value)

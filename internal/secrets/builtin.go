@@ -31,8 +31,9 @@ func CheckName(name string) error {
 	return nil
 }
 
-// checkValue refuses values the vault does not keep.
-func checkValue(value string) error {
+// CheckValue refuses values the vault does not keep: empty, over 64 KiB,
+// or not UTF-8.
+func CheckValue(value string) error {
 	switch {
 	case value == "":
 		return errors.New("the value is empty")
@@ -117,7 +118,7 @@ func (b *Builtin) Set(ctx context.Context, name, value string) (int, error) {
 	if err := CheckName(name); err != nil {
 		return 0, err
 	}
-	if err := checkValue(value); err != nil {
+	if err := CheckValue(value); err != nil {
 		return 0, fmt.Errorf("secret %s: %w", name, err)
 	}
 	key, err := b.masterKey(true)

@@ -1,0 +1,269 @@
+package cli_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/routines-dev/routines/internal/cli"
+)
+
+// secretEnv is an environment for the commands: a key file of the test's
+// own, no master key in the environment, the rest as the process has it.
+func secretEnv(t *testing.T, extra map[string]string) func(string) (string, bool) {
+	env := map[string]string{
+		"ROUTINES_MASTER_KEY":      "",
+		"ROUTINES_MASTER_KEY_FILE": filepath.Join(t.TempDir(), "master.key"),
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return func(k string) (string, bool) {
+		if v, ok := env[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+}
+
+func sha16(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+func TestSecretsSetListRotateRemove(t *testing.T) {
+	t.Parallel()
+	dir := writeRoutine(t, `name: check
+secrets: [API_KEY]
+inputs:
+  want: {}
+steps:
+  - id: compare
+    run: test "$(printf %s "$API_KEY" | sha256sum | cut -c1-16)" = "{{ input.want }}"
+`)
+	getenv := secretEnv(t, nil)
+	set := func(value string) result {
+		return routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader(value)}, dir, "secrets", "set", "API_KEY")
+	}
+	run := func(want string) int {
+		return routinesWith(t, cli.Deps{Getenv: getenv}, dir, "run-once", dir, "--input", "want="+want).code
+	}
+	const first, second = "first-value-1234", "second-value-5678"
+	if r := set(first + "\n"); r.code != 0 || !strings.Contains(r.stdout, "secret API_KEY set (version 1)") {
+		t.Fatalf("set: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if code := run(sha16(first)); code != 0 {
+		t.Fatalf("run with the first value: exit %d (the trailing newline of stdin must be dropped)", code)
+	}
+	// Rotation: the next run uses the new value, with no reload.
+	if r := set(second); r.code != 0 || !strings.Contains(r.stdout, "(version 2)") {
+		t.Fatalf("rotate: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if code := run(sha16(first)); code != 1 {
+		t.Fatalf("run expecting the old value: exit %d, want 1", code)
+	}
+	if code := run(sha16(second)); code != 0 {
+		t.Fatalf("run with the rotated value: exit %d", code)
+	}
+	// list shows names and versions, never values.
+	r := routinesWith(t, cli.Deps{Getenv: getenv}, dir, "secrets", "list", "-o", "json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || list[0]["name"] != "API_KEY" || list[0]["version"] != 2.0 {
+		t.Fatalf("list: %v %s", err, r.stdout)
+	}
+	if strings.Contains(r.stdout, "value") {
+		t.Errorf("list shows a value: %s", r.stdout)
+	}
+	// The audit log has the sets and every resolution, with run ids.
+	r = routinesWith(t, cli.Deps{Getenv: getenv}, dir, "audit", "--secret", "API_KEY", "--since", "1h", "-o", "json")
+	var audit []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &audit); err != nil {
+		t.Fatalf("audit: %v %s", err, r.stdout)
+	}
+	var actions []string
+	for _, a := range audit {
+		actions = append(actions, a["action"].(string))
+		if a["action"] == "resolve" && (a["routine"] != "check" || a["run_id"] == nil || a["provider"] != "builtin" || a["ok"] != true) {
+			t.Errorf("audit record %v", a)
+		}
+	}
+	if got := strings.Join(actions, ","); got != "set,resolve,set,resolve,resolve" {
+		t.Errorf("audit actions %s", got)
+	}
+	if strings.Contains(r.stdout, first) || strings.Contains(r.stdout, second) {
+		t.Errorf("audit shows a value")
+	}
+	// rm, then rm again.
+	if r := routinesWith(t, cli.Deps{Getenv: getenv}, dir, "secrets", "rm", "API_KEY"); r.code != 0 {
+		t.Fatalf("rm: %d %s", r.code, r.stderr)
+	}
+	if r := routinesWith(t, cli.Deps{Getenv: getenv}, dir, "secrets", "rm", "API_KEY"); r.code != 2 || !strings.Contains(r.stderr, "no secret API_KEY is stored") {
+		t.Fatalf("rm of a missing secret: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestSecretsBadInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	getenv := secretEnv(t, nil)
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, []byte(strings.Repeat("x", 64<<10+1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args  []string
+		stdin string
+		want  string
+	}{
+		{[]string{"secrets", "set", "api_key"}, "v", "upper-case letters"},
+		{[]string{"secrets", "set", "API_KEY", "the-value"}, "", "never from the command line"},
+		{[]string{"secrets", "set", "API_KEY"}, "\n", "the value is empty"},
+		{[]string{"secrets", "set", "API_KEY", "--from-file", big}, "", "at most 65536"},
+		{[]string{"secrets", "set", "API_KEY", "--from-file", filepath.Join(dir, "none")}, "", "no such file"},
+		{[]string{"secrets"}, "", "secrets needs a command"},
+	} {
+		r := routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader(c.stdin)}, dir, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	// Nothing was stored, and no key file was made.
+	if _, err := os.Stat(filepath.Join(dir, ".routines", "state.db")); err == nil {
+		if r := routinesWith(t, cli.Deps{Getenv: getenv}, dir, "secrets", "list"); !strings.Contains(r.stdout, "no secrets stored") {
+			t.Errorf("after refused sets: %s", r.stdout)
+		}
+	}
+	if key, _ := getenv("ROUTINES_MASTER_KEY_FILE"); fileExists(key) {
+		t.Errorf("a refused set made the key file %s", key)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// A routine prints its secret every way it can; none of it reaches the
+// store (the raw SQLite files are searched), the CLI's output or the run's
+// workspace.
+func TestSecretsNeverStoredInClear(t *testing.T) {
+	t.Parallel()
+	const secret = "k3y/with+chars=and-more-0123456789"
+	dir := writeRoutine(t, `name: leaky
+secrets: [API_KEY]
+steps:
+  - id: leak
+    artifacts: [leak.txt]
+    run: |
+      echo "plain $API_KEY and {{API_KEY}}"
+      printf '%s' "$API_KEY" | base64
+      printf 'user:%s' "$API_KEY" | base64 -w0; echo
+      printf '%s' "$API_KEY" | sed 's#/#%2F#g; s#+#%2B#g; s#=#%3D#g'; echo
+      printf '%s' "${API_KEY:0:9}"; sleep 0.05; printf '%s\n' "${API_KEY:9}"
+      echo "key=$API_KEY" >> "$ROUTINES_OUTPUT"
+      echo "$API_KEY" > leak.txt
+  - id: fail
+    run: echo "dying with $API_KEY" >&2; exit 3
+`)
+	getenv := secretEnv(t, nil)
+	if r := routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader(secret)}, dir, "secrets", "set", "API_KEY"); r.code != 0 {
+		t.Fatalf("set: %s", r.stderr)
+	}
+	r := routinesWith(t, cli.Deps{Getenv: getenv}, dir, "run-once", dir, "-o", "json")
+	if r.code != 1 {
+		t.Fatalf("run-once: exit %d, want 1: %s", r.code, r.stderr)
+	}
+	var detail struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &detail); err != nil {
+		t.Fatal(err)
+	}
+	shown := r.stdout + r.stderr
+	for _, args := range [][]string{{"show", detail.ID, "-o", "json"}, {"logs", detail.ID}, {"runs", "-o", "json"}} {
+		res := routinesWith(t, cli.Deps{Getenv: getenv}, dir, args...)
+		shown += res.stdout + res.stderr
+	}
+	if !strings.Contains(shown, "***") {
+		t.Fatalf("no redaction seen in the output: %s", shown)
+	}
+	forms := []string{
+		secret, secret[9:],
+		base64.StdEncoding.EncodeToString([]byte(secret)),
+		base64.StdEncoding.EncodeToString([]byte("user:" + secret))[8:40],
+		url.QueryEscape(secret),
+	}
+	for _, f := range forms {
+		if strings.Contains(shown, f) {
+			t.Errorf("the CLI showed %q", f)
+		}
+	}
+	// Every file the project's store and runs left, raw: the database, its
+	// WAL and shared memory, the workspace. The artifact is the step's own
+	// file and holds the value by design; it is checked to exist instead.
+	n := 0
+	err := filepath.WalkDir(filepath.Join(dir, ".routines"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if d.Name() == "leak.txt" {
+			return nil
+		}
+		n++
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, f := range forms {
+			if strings.Contains(string(b), f) {
+				t.Errorf("%s holds %q", p, f)
+			}
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walk: %v, %d files", err, n)
+	}
+}
+
+// A value stored under another master key fails the run before any step,
+// naming the secret and the key's source, never a value.
+func TestSecretsWrongMasterKey(t *testing.T) {
+	t.Parallel()
+	dir := writeRoutine(t, "name: k\nsecrets: [API_KEY]\nsteps:\n  - id: a\n    run: touch ran\n")
+	getenv := secretEnv(t, nil)
+	if r := routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader("value-1234")}, dir, "secrets", "set", "API_KEY"); r.code != 0 {
+		t.Fatalf("set: %s", r.stderr)
+	}
+	other, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := routinesWith(t, cli.Deps{Getenv: secretEnv(t, map[string]string{"ROUTINES_MASTER_KEY": other.String()})}, dir, "run-once", dir, "-o", "json")
+	var detail struct {
+		State string `json:"state"`
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &detail); err != nil {
+		t.Fatalf("%v: %s %s", err, r.stdout, r.stderr)
+	}
+	if r.code != 1 || detail.State != "failed" || detail.Error.Code != "secret_missing" ||
+		!strings.Contains(detail.Error.Message, "secret API_KEY") || !strings.Contains(detail.Error.Message, "another master key than ROUTINES_MASTER_KEY") {
+		t.Errorf("exit %d, %+v", r.code, detail)
+	}
+	if fileExists(filepath.Join(dir, "ran")) {
+		t.Errorf("a step ran")
+	}
+}
