@@ -15,7 +15,7 @@ import (
 var version = "dev"
 
 func main() {
-	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{})
+	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{})
 	os.Exit(cli.Run(context.Background(), cli.Deps{
 		Kinds:   kinds,
 		Stdout:  os.Stdout,

@@ -551,6 +551,12 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	}
 	perr := x.payload(routine.CodeStepFailed, s.ID, err.Error())
 	perr.Retryable = true
+	// A step kind may know that another try cannot succeed (a syntax
+	// error, a constraint violation): its error says so.
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		perr.Retryable = r.Retryable()
+	}
 	perr.StderrTail = stderr.stderrTail()
 	if res != nil {
 		perr.ExitCode = res.ExitCode
@@ -636,6 +642,21 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 			em.Data = data
 		}
 		a.Emit = &em
+	}
+	if a.SQL != nil {
+		q := *a.SQL // as for state: the step's own stays unrendered
+		// Only params are templates: query and db are never rendered, so
+		// no value can change what the SQL does.
+		if q.Params != nil {
+			params := make([]string, len(q.Params))
+			for i, v := range q.Params {
+				if params[i], err = renderString(v, &c); err != nil {
+					return nil, nil, fmt.Errorf("sql.params[%d]: %w", i, err)
+				}
+			}
+			q.Params = params
+		}
+		a.SQL = &q
 	}
 	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
 	for k, v := range env {

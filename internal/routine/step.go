@@ -1,7 +1,7 @@
 package routine
 
 // Step is one entry of steps: or on_failure:. Exactly one step kind is set;
-// today the kinds are run, state and emit (the Action fields). Kinds land as
+// today the kinds are run, state, emit and sql (the Action fields). Kinds land as
 // fields of Action, so compensate: takes any of them.
 type Step struct {
 	ID         string    `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
@@ -23,7 +23,21 @@ type Action struct {
 	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	State   *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
 	Emit    *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
+	SQL     *SQLAction        `yaml:"sql,omitempty" json:"sql,omitempty" jsonschema:"description=Run SQL on a SQLite file of the routine\\, with values bound from params."`
 }
+
+// SQLAction runs one or more SQL statements, in one transaction, on a
+// SQLite file. Query is never rendered: values reach the SQL only as the
+// bound Params of its last statement, so no rendered text can change what
+// the statement does.
+type SQLAction struct {
+	DB     string   `yaml:"db,omitempty" json:"db,omitempty" jsonschema:"description=The SQLite file\\, relative to the routine directory or absolute under permissions.write; created if missing (default routine.db)."`
+	Query  string   `yaml:"query" json:"query" jsonschema:"required,description=The SQL: one statement\\, or several separated by ; run in one transaction. Not templated: use ? and params."`
+	Params []string `yaml:"params,omitempty" json:"params,omitempty" jsonschema:"description=Values bound\\, in order\\, to the ? placeholders of the last statement; templates. Bound as text\\, which the column's type converts."`
+}
+
+// DefaultSQLDB is the SQLite file of a sql step that names none.
+const DefaultSQLDB = "routine.db"
 
 // Kind returns the name of the step kind the action uses, or "" when none is set.
 func (a *Action) Kind() string {
@@ -34,6 +48,8 @@ func (a *Action) Kind() string {
 		return "state"
 	case a.Emit != nil:
 		return "emit"
+	case a.SQL != nil:
+		return "sql"
 	}
 	return ""
 }

@@ -21,6 +21,7 @@ var listNouns = map[string]string{
 	"steps":      "a list of steps",
 	"on_failure": "a list of steps",
 	"triggers":   "a list of triggers",
+	"params":     "a list of values",
 }
 
 // describe says in words what a value of type t under key looks like.

@@ -68,6 +68,9 @@ func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
 		v.template(p+".emit.server", e.Server, sc)
 		v.template(p+".emit.token", e.Token, sc)
 	}
+	if q := a.SQL; q != nil {
+		v.sqlTemplates(p, q, sc)
+	}
 }
 
 // envKeys returns the env names a step sees: the routine's and its own.

@@ -1,0 +1,550 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// SQLKind runs the statements of a sql step on a SQLite file of the
+// routine, in one transaction. The file is opened for the attempt and
+// closed after it, so no run holds it between steps.
+type SQLKind struct{}
+
+// Name implements Kind.
+func (SQLKind) Name() string { return "sql" }
+
+// MaxSQLRowsBytes caps the rows output, as JSON: a result past it fails the
+// step rather than fill the store with one output.
+const MaxSQLRowsBytes = 1 << 20
+
+// sqlParams are the settings of the step's connection, those of the
+// store's writer: busy_timeout waits for a lock another process holds,
+// _txlock=immediate takes the write lock at BEGIN so a transaction never
+// fails to upgrade a stale read snapshot, WAL lets readers in meanwhile.
+const sqlParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+
+// Execute implements Kind. It outputs rows (the rows of the last statement
+// as a JSON array of objects), count (how many) and affected (the rows its
+// last statement inserted, updated or deleted).
+func (SQLKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+	a := x.Action.SQL
+	if a == nil || strings.TrimSpace(a.Query) == "" {
+		return nil, permanent(errors.New("sql: query is empty"))
+	}
+	stmts := splitSQL(a.Query)
+	if len(stmts) == 0 {
+		return nil, permanent(errors.New("sql: query holds no statement"))
+	}
+	if err := checkPlaceholders(stmts, len(a.Params)); err != nil {
+		return nil, permanent(err)
+	}
+	path, err := sqlPath(x.Dir, a.DB, x.Permissions)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("sql: create the directory of %s: %w", path, err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: sqlParams}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("sql: open %s: %w", path, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+
+	out, err := runSQL(ctx, db, stmts, a.Params)
+	if err != nil {
+		return nil, err
+	}
+	rel, relErr := filepath.Rel(x.Dir, path)
+	if relErr != nil || !filepath.IsLocal(rel) {
+		rel = path
+	}
+	fmt.Fprintf(x.Stdout, "%s: %s returned, %s affected\n", rel, plural(out.count, "row"), plural(out.affected, "row"))
+	return &Result{Outputs: map[string]string{
+		"rows":     string(out.rows),
+		"count":    strconv.Itoa(out.count),
+		"affected": strconv.FormatInt(out.affected, 10),
+	}}, nil
+}
+
+func plural[N ~int | ~int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// sqlResult is what the last statement gave.
+type sqlResult struct {
+	rows     []byte // a JSON array
+	count    int
+	affected int64
+}
+
+// runSQL runs stmts in one transaction, binding params to the last one.
+// A failing statement rolls back those before it.
+func runSQL(ctx context.Context, db *sql.DB, stmts []sqlStatement, params []string) (*sqlResult, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, sqlFailure(err, 0, len(stmts))
+	}
+	defer tx.Rollback() // after Commit it does nothing
+	last := len(stmts) - 1
+	for i, s := range stmts[:last] {
+		if _, err := tx.ExecContext(ctx, s.text); err != nil {
+			return nil, sqlFailure(err, i+1, len(stmts))
+		}
+	}
+	var before int64
+	if err := tx.QueryRowContext(ctx, "SELECT total_changes()").Scan(&before); err != nil {
+		return nil, sqlFailure(err, 0, len(stmts))
+	}
+	args := make([]any, len(params))
+	for i, p := range params {
+		args[i] = p
+	}
+	rows, err := tx.QueryContext(ctx, stmts[last].text, args...)
+	if err != nil {
+		return nil, sqlFailure(err, last+1, len(stmts))
+	}
+	out, err := collectRows(rows)
+	if err != nil {
+		var capErr *rowsCapError
+		if errors.As(err, &capErr) {
+			return nil, permanent(err)
+		}
+		return nil, sqlFailure(err, last+1, len(stmts))
+	}
+	// total_changes() counts the rows triggers change too; changes() does
+	// not, but keeps the count of an earlier statement when the last one
+	// is no INSERT, UPDATE or DELETE. Together they give the last
+	// statement's own count.
+	var after int64
+	if err := tx.QueryRowContext(ctx, "SELECT total_changes(), changes()").Scan(&after, &out.affected); err != nil {
+		return nil, sqlFailure(err, 0, len(stmts))
+	}
+	if after == before {
+		out.affected = 0
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, sqlFailure(err, 0, len(stmts))
+	}
+	return out, nil
+}
+
+// rowsCapError says the rows went past MaxSQLRowsBytes.
+type rowsCapError struct{ count int }
+
+func (e *rowsCapError) Error() string {
+	return fmt.Sprintf("sql: the rows of the result are more than %d MiB of JSON (past row %d): add LIMIT to the query, or select fewer columns", MaxSQLRowsBytes>>20, e.count)
+}
+
+// collectRows reads rows into a JSON array of objects, keys in column
+// order; of columns with the same name, the last one's value wins.
+func collectRows(rows *sql.Rows) (*sqlResult, error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	// keys[i] is the JSON-quoted name of column i, or nil when a later
+	// column of the same name takes its place.
+	keys := make([][]byte, len(cols))
+	lastOf := make(map[string]int, len(cols))
+	for i, c := range cols {
+		lastOf[c] = i
+	}
+	order := make([]int, 0, len(cols))
+	seen := map[string]bool{}
+	for _, c := range cols {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		i := lastOf[c]
+		order = append(order, i)
+		keys[i], _ = json.Marshal(c)
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	count := 0
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		if count > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('{')
+		for n, i := range order {
+			if n > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(keys[i])
+			buf.WriteByte(':')
+			v, err := json.Marshal(jsonValue(vals[i]))
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", cols[i], err)
+			}
+			buf.Write(v)
+		}
+		buf.WriteByte('}')
+		count++
+		if buf.Len()+1 > MaxSQLRowsBytes {
+			return nil, &rowsCapError{count: count}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	buf.WriteByte(']')
+	return &sqlResult{rows: buf.Bytes(), count: count}, nil
+}
+
+// jsonValue is a SQLite value as the rows output holds it: a blob as text
+// when it is UTF-8, else as base64; an infinite number as the string
+// "Infinity" or "-Infinity", which JSON lacks.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		if utf8.Valid(x) {
+			return string(x)
+		}
+		return base64.StdEncoding.EncodeToString(x)
+	case float64:
+		switch {
+		case math.IsInf(x, 1):
+			return "Infinity"
+		case math.IsInf(x, -1):
+			return "-Infinity"
+		}
+	case time.Time:
+		// A DATE, DATETIME or TIMESTAMP column the driver parsed.
+		return x.Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+// sqlFailure turns an error of statement n (1-based; 0 when it is of no
+// statement) into the step's error: SQLite's message, with the statement's
+// number when the query has several. Only a lock that stayed busy is worth
+// another try; the same SQL on the same data fails the same way.
+func sqlFailure(err error, n, of int) error {
+	where := "sql"
+	if n > 0 && of > 1 {
+		where = fmt.Sprintf("sql: statement %d of %d", n, of)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "missing argument") {
+		msg += " (params bind to the ? of the last statement)"
+	}
+	wrapped := fmt.Errorf("%s: %s", where, msg)
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN:
+			return &sqlError{err: wrapped, cause: err, retryable: true}
+		}
+		return &sqlError{err: wrapped, cause: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return &sqlError{err: wrapped, cause: err, retryable: true}
+}
+
+// sqlError is a failed sql step. Retryable tells the engine whether
+// another try may succeed: a syntax error or a constraint violation will
+// not, a busy lock or a full disk may.
+type sqlError struct {
+	err       error
+	cause     error
+	retryable bool
+}
+
+func (e *sqlError) Error() string   { return e.err.Error() }
+func (e *sqlError) Unwrap() error   { return e.cause }
+func (e *sqlError) Retryable() bool { return e.retryable }
+
+// permanent marks err as one another try cannot fix.
+func permanent(err error) error { return &sqlError{err: err, cause: err} }
+
+// sqlPath returns the absolute path of the step's SQLite file with its
+// symlinks resolved, or an error when it is not inside the routine
+// directory or a permissions.write path (each with its symlinks resolved).
+func sqlPath(dir, db string, pm *routine.Permissions) (string, error) {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return "", errors.New("sql.db: PostgreSQL is not supported yet; use a SQLite file path")
+	}
+	db = strings.TrimPrefix(db, "sqlite:")
+	if strings.TrimSpace(db) == "" {
+		db = routine.DefaultSQLDB
+	}
+	abs := db
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(dir, abs)
+	}
+	abs = filepath.Clean(abs)
+	roots := []string{dir}
+	if pm != nil {
+		for _, w := range absPaths(dir, pm.Write) {
+			if strings.TrimSpace(w) != "" {
+				roots = append(roots, w)
+			}
+		}
+	}
+	resolved, err := resolveExisting(abs)
+	if err != nil {
+		return "", fmt.Errorf("sql.db %s: %w", db, err)
+	}
+	inside := false // lexically, before symlinks
+	for _, root := range roots {
+		if within(filepath.Clean(root), abs) {
+			inside = true
+		}
+		r, err := resolveExisting(root)
+		if err != nil || !within(r, resolved) {
+			continue
+		}
+		if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
+			return "", fmt.Errorf("sql.db %s is a directory, not a SQLite file", db)
+		}
+		return resolved, nil
+	}
+	if inside {
+		return "", fmt.Errorf("sql.db %s leads to %s through a symlink, outside the routine directory and permissions.write", db, resolved)
+	}
+	return "", fmt.Errorf("sql.db %s is outside the routine directory and permissions.write: keep the file in the routine directory, or add its directory to permissions.write", db)
+}
+
+// within reports whether path lies under the directory root.
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != "." && filepath.IsLocal(rel)
+}
+
+// resolveExisting resolves the symlinks of the longest part of path that
+// exists, and appends the rest: the path a file created there would have.
+func resolveExisting(path string) (string, error) {
+	rest := ""
+	for p := path; ; {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if _, err := os.Lstat(p); err == nil {
+			// A symlink to nothing: the file SQLite would create is
+			// wherever it points.
+			return "", fmt.Errorf("%s is a symlink to a missing file", p)
+		}
+		up := filepath.Dir(p)
+		if up == p {
+			return path, nil
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = up
+	}
+}
+
+// sqlStatement is one statement of a query, and its number of positional
+// parameters (the highest index of its ? and ?NNN).
+type sqlStatement struct {
+	text   string
+	params int
+	named  string // the first :name, @name or $name, if any
+}
+
+// splitSQL cuts a query into its statements at the semicolons that end
+// them, as SQLite's sqlite3_complete does: not inside a string, a quoted
+// name or a comment, nor inside the BEGIN … END of CREATE TRIGGER (whose
+// CASE … END it tells apart). Statements that hold only comments are left
+// out. What it does not understand it leaves to SQLite, which reports it.
+func splitSQL(q string) []sqlStatement {
+	var (
+		out      []sqlStatement
+		start    int
+		cur      sqlStatement
+		words    int  // words of the statement so far, up to 3
+		trigger  bool // the statement is CREATE [TEMP] TRIGGER
+		cases    int  // open CASEs in a trigger
+		endsBody bool // the last word was the END of a trigger body
+		hasToken bool
+	)
+	finish := func(end int) {
+		if hasToken {
+			cur.text = strings.Trim(q[start:end], sqlSpace)
+			out = append(out, cur)
+		}
+		start, cur, words, trigger, cases, endsBody, hasToken = end+1, sqlStatement{}, 0, false, 0, false, false
+	}
+	for i := 0; i < len(q); {
+		c := q[i]
+		switch {
+		case c == ';':
+			if !trigger || endsBody {
+				finish(i)
+			}
+			i++
+			continue
+		case strings.IndexByte(sqlSpace, c) >= 0:
+			i++
+			continue
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+			continue
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			if end := strings.Index(q[i+2:], "*/"); end >= 0 {
+				i += end + 4
+			} else {
+				i = len(q)
+			}
+			continue
+		}
+		hasToken = true
+		switch {
+		case c == '\'' || c == '"' || c == '`' || c == '[':
+			closing := c
+			if c == '[' {
+				closing = ']'
+			}
+			i++
+			for i < len(q) {
+				if q[i] == closing {
+					// '' inside '…' is a quote, not the end.
+					if closing != ']' && i+1 < len(q) && q[i+1] == closing {
+						i += 2
+						continue
+					}
+					break
+				}
+				i++
+			}
+			i++
+			endsBody = false
+		case c == '?':
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
+			}
+			if j > i+1 {
+				if n, err := strconv.Atoi(q[i+1 : j]); err == nil {
+					cur.params = max(cur.params, n)
+				}
+			} else {
+				cur.params++
+			}
+			i = j
+			endsBody = false
+		case (c == ':' || c == '@' || c == '$') && i+1 < len(q) && isWordByte(q[i+1]):
+			j := i + 1
+			for j < len(q) && isWordByte(q[j]) {
+				j++
+			}
+			if cur.named == "" {
+				cur.named = q[i:j]
+			}
+			i = j
+			endsBody = false
+		case isWordByte(c):
+			j := i
+			for j < len(q) && isWordByte(q[j]) {
+				j++
+			}
+			w := strings.ToUpper(q[i:j])
+			i = j
+			switch words++; {
+			case words == 1:
+				trigger = false
+				if w != "CREATE" {
+					words = 3 // no trigger: stop looking
+				}
+			case words == 2 && (w == "TEMP" || w == "TEMPORARY"):
+				words = 1
+			case words == 2:
+				trigger = w == "TRIGGER"
+			}
+			endsBody = false
+			if trigger {
+				switch w {
+				case "CASE":
+					cases++
+				case "END":
+					if cases > 0 {
+						cases--
+					} else {
+						endsBody = true
+					}
+				}
+			}
+		default:
+			i++
+			endsBody = false
+		}
+	}
+	finish(len(q))
+	return out
+}
+
+// sqlSpace are the bytes SQLite takes for white space.
+const sqlSpace = " \t\n\v\f\r"
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+// checkPlaceholders checks that only the last statement has parameters,
+// that they are positional, and that params fills each of them.
+func checkPlaceholders(stmts []sqlStatement, params int) error {
+	where := func(i int) string {
+		if len(stmts) == 1 {
+			return "sql"
+		}
+		return fmt.Sprintf("sql: statement %d of %d", i+1, len(stmts))
+	}
+	last := len(stmts) - 1
+	for i, s := range stmts {
+		switch {
+		case s.named != "":
+			return fmt.Errorf("%s: named parameter %s: params is a list, so write ? (or ?1, ?2 …) instead", where(i), s.named)
+		case i < last && s.params > 0:
+			return fmt.Errorf("%s has ? parameters, but params bind to the last statement only: move the values into it, or split the step", where(i))
+		}
+	}
+	if n := stmts[last].params; n != params {
+		return fmt.Errorf("%s has %s, but params has %s: give one value per ?", where(last), plural(n, "parameter"), plural(params, "value"))
+	}
+	return nil
+}
+
+var _ Kind = SQLKind{}

@@ -1,0 +1,332 @@
+package steps
+
+import (
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+type sqlBundle struct {
+	dir    string // the routine directory
+	perms  *routine.Permissions
+	stdout strings.Builder
+}
+
+func setupSQL(t *testing.T) *sqlBundle {
+	t.Helper()
+	return &sqlBundle{dir: t.TempDir()}
+}
+
+// exec runs a sql action in the routine directory and returns its outputs.
+func (b *sqlBundle) exec(t *testing.T, a *routine.SQLAction) (map[string]string, error) {
+	t.Helper()
+	res, err := SQLKind{}.Execute(t.Context(), &Execution{
+		RunID: "01RUN", StepID: "sql", Attempt: 1,
+		Action:      &routine.Action{SQL: a},
+		Dir:         b.dir,
+		Permissions: b.perms,
+		Stdout:      &b.stdout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.Outputs, nil
+}
+
+// must runs a and fails the test unless it succeeds.
+func (b *sqlBundle) must(t *testing.T, a *routine.SQLAction) map[string]string {
+	t.Helper()
+	out, err := b.exec(t, a)
+	if err != nil {
+		t.Fatalf("%q: %v", a.Query, err)
+	}
+	return out
+}
+
+// fails runs a and fails the test unless it fails with an error that
+// contains each of want and that is retryable as said.
+func (b *sqlBundle) fails(t *testing.T, a *routine.SQLAction, retryable bool, want ...string) error {
+	t.Helper()
+	_, err := b.exec(t, a)
+	if err == nil {
+		t.Fatalf("%q (db %q) succeeded, want an error", a.Query, a.DB)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("%q: error %q lacks %q", a.Query, err, w)
+		}
+	}
+	var r interface{ Retryable() bool }
+	if !errors.As(err, &r) || r.Retryable() != retryable {
+		t.Fatalf("%q: error %q: retryable is not %v", a.Query, err, retryable)
+	}
+	return err
+}
+
+func TestSQLCreateInsertSelect(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	evil := "'; DROP TABLE orders; --"
+	out := b.must(t, &routine.SQLAction{
+		DB: "data/orders.db",
+		Query: `CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, customer TEXT, total_cents INTEGER);
+			INSERT INTO orders (id, customer, total_cents) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		Params: []string{"o-1", evil, "1250"},
+	})
+	if out["affected"] != "1" || out["count"] != "0" || out["rows"] != "[]" {
+		t.Fatalf("insert outputs %v", out)
+	}
+	// The same id again: ON CONFLICT leaves the row, and nothing changed.
+	out = b.must(t, &routine.SQLAction{
+		DB:     "data/orders.db",
+		Query:  "INSERT INTO orders (id, customer, total_cents) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+		Params: []string{"o-1", "other", "1"},
+	})
+	if out["affected"] != "0" {
+		t.Fatalf("duplicate insert outputs %v", out)
+	}
+	out = b.must(t, &routine.SQLAction{
+		DB:     "data/orders.db",
+		Query:  "SELECT id, customer, total_cents FROM orders WHERE total_cents > ? ORDER BY id",
+		Params: []string{"100"},
+	})
+	want := `[{"id":"o-1","customer":"'; DROP TABLE orders; --","total_cents":1250}]`
+	if out["rows"] != want || out["count"] != "1" || out["affected"] != "0" {
+		t.Fatalf("select outputs %v, want rows %s", out, want)
+	}
+	if !strings.Contains(b.stdout.String(), filepath.Join("data", "orders.db")+": 1 row returned, 0 rows affected\n") {
+		t.Fatalf("stdout:\n%s", b.stdout.String())
+	}
+}
+
+func TestSQLDefaultDB(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	b.must(t, &routine.SQLAction{Query: "CREATE TABLE t (a)"})
+	if _, err := os.Stat(filepath.Join(b.dir, routine.DefaultSQLDB)); err != nil {
+		t.Fatal(err)
+	}
+	// sqlite: in front of the path is the same file.
+	out := b.must(t, &routine.SQLAction{DB: "sqlite:" + routine.DefaultSQLDB, Query: "SELECT count(*) AS n FROM t"})
+	if out["rows"] != `[{"n":0}]` {
+		t.Fatalf("outputs %v", out)
+	}
+}
+
+func TestSQLTransactionIsAtomic(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	b.fails(t, &routine.SQLAction{
+		Query: "CREATE TABLE t (a); INSERT INTO t VALUES (1); INSERT INTO missing VALUES (2)",
+	}, false, "statement 3 of 3", "no such table: missing")
+	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM sqlite_schema"})
+	if out["rows"] != `[{"n":0}]` {
+		t.Fatalf("the failed query left tables: %v", out)
+	}
+}
+
+func TestSQLAffected(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	for _, tt := range []struct {
+		query, affected, count string
+	}{
+		{"CREATE TABLE t (a INTEGER, b TEXT); CREATE TABLE log (a)", "0", "0"},
+		{"CREATE TRIGGER t_log AFTER UPDATE ON t BEGIN INSERT INTO log VALUES (new.a); END", "0", "0"},
+		{"INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z')", "3", "0"},
+		// Triggered inserts into log are not the statement's own.
+		{"UPDATE t SET b = 'w' WHERE a >= 2", "2", "0"},
+		{"SELECT * FROM t", "0", "3"},
+		{"DELETE FROM t WHERE a = 1 RETURNING a", "1", "1"},
+		{"UPDATE t SET b = 'v'; CREATE TABLE u (a)", "0", "0"},
+	} {
+		out := b.must(t, &routine.SQLAction{Query: tt.query})
+		if out["affected"] != tt.affected || out["count"] != tt.count {
+			t.Fatalf("%q: outputs %v, want affected %s and count %s", tt.query, out, tt.affected, tt.count)
+		}
+	}
+	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM log"})
+	if out["rows"] != `[{"n":4}]` {
+		t.Fatalf("log: %v", out)
+	}
+}
+
+func TestSQLValueTypes(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	b.must(t, &routine.SQLAction{
+		Query: `CREATE TABLE v (n, i INTEGER, f REAL, s TEXT, blob BLOB, utf BLOB, num NUMERIC);
+			INSERT INTO v VALUES (NULL, 42, 1.5, 'héllo', x'00ff10', CAST('text' AS BLOB), ?)`,
+		Params: []string{"7"},
+	})
+	out := b.must(t, &routine.SQLAction{
+		Query: "SELECT n, i, f, s, blob, utf, num, 1e999 AS inf, -1e999 AS neg, 9007199254740993 AS big FROM v",
+	})
+	want := `[{"n":null,"i":42,"f":1.5,"s":"héllo","blob":"AP8Q","utf":"text","num":7,"inf":"Infinity","neg":"-Infinity","big":9007199254740993}]`
+	if out["rows"] != want {
+		t.Fatalf("rows\n%s\nwant\n%s", out["rows"], want)
+	}
+	// Params are text; a column without a type keeps them as text.
+	out = b.must(t, &routine.SQLAction{Query: "SELECT ? AS p, typeof(?) AS t, ? + 1 AS sum", Params: []string{"5", "5", "5"}})
+	if out["rows"] != `[{"p":"5","t":"text","sum":6}]` {
+		t.Fatalf("rows %s", out["rows"])
+	}
+	// Columns of the same name: the last one wins, in the first one's place.
+	out = b.must(t, &routine.SQLAction{Query: "SELECT 1 AS a, 2 AS b, 3 AS a"})
+	if out["rows"] != `[{"a":3,"b":2}]` {
+		t.Fatalf("rows %s", out["rows"])
+	}
+}
+
+func TestSQLRowsCap(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	query := `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ?)
+		SELECT x, printf('%050d', x) AS pad FROM c`
+	out := b.must(t, &routine.SQLAction{Query: query, Params: []string{"10000"}})
+	if out["count"] != "10000" || len(out["rows"]) > MaxSQLRowsBytes {
+		t.Fatalf("count %s, %d bytes", out["count"], len(out["rows"]))
+	}
+	b.fails(t, &routine.SQLAction{Query: query, Params: []string{"100000"}}, false, "more than 1 MiB of JSON", "add LIMIT")
+}
+
+func TestSQLErrors(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	b.must(t, &routine.SQLAction{Query: "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"})
+	b.fails(t, &routine.SQLAction{Query: "SELEC 1"}, false, `near "SELEC": syntax error`)
+	b.fails(t, &routine.SQLAction{Query: "SELECT 1; SELEC 2"}, false, "statement 2 of 2", `near "SELEC": syntax error`)
+	b.must(t, &routine.SQLAction{Query: "INSERT INTO t VALUES (?, 1)", Params: []string{"a"}})
+	b.fails(t, &routine.SQLAction{Query: "INSERT INTO t VALUES (?, 1)", Params: []string{"a"}}, false, "UNIQUE constraint failed: t.id")
+	b.fails(t, &routine.SQLAction{Query: "INSERT INTO t VALUES ('b', NULLIF(?, ''))", Params: []string{""}}, false, "NOT NULL constraint failed: t.n")
+	b.fails(t, &routine.SQLAction{Query: "SELECT ?, ?", Params: []string{"a"}}, false, "sql has 2 parameters, but params has 1 value")
+	b.fails(t, &routine.SQLAction{Query: "SELECT ?1, ?3", Params: []string{"a", "b"}}, false, "sql has 3 parameters, but params has 2 values")
+	b.fails(t, &routine.SQLAction{Query: "SELECT 1", Params: []string{"a"}}, false, "sql has 0 parameters, but params has 1 value")
+	b.fails(t, &routine.SQLAction{Query: "SELECT ?; SELECT ?", Params: []string{"a"}}, false, "statement 1 of 2 has ? parameters, but params bind to the last statement only")
+	b.fails(t, &routine.SQLAction{Query: "SELECT :name", Params: []string{"a"}}, false, "named parameter :name")
+	b.fails(t, &routine.SQLAction{Query: "-- nothing\n;"}, false, "holds no statement")
+	b.fails(t, &routine.SQLAction{DB: "postgres://db/app", Query: "SELECT 1"}, false, "PostgreSQL is not supported yet")
+	// Nothing of a failed step is left behind.
+	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM t"})
+	if out["rows"] != `[{"n":1}]` {
+		t.Fatalf("rows %s", out["rows"])
+	}
+}
+
+func TestSQLPathConfinement(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(b.dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "new.db"), filepath.Join(b.dir, "dangling.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(b.dir, "dir.db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ db, want string }{
+		{"../escape.db", "outside the routine directory"},
+		{"data/../../escape.db", "outside the routine directory"},
+		{filepath.Join(outside, "abs.db"), "outside the routine directory"},
+		{"link/through.db", "through a symlink"},
+		{"dangling.db", "symlink to a missing file"},
+		{"dir.db", "is a directory"},
+		{".", "outside the routine directory"},
+	} {
+		b.fails(t, &routine.SQLAction{DB: tt.db, Query: "CREATE TABLE t (a)"}, false, tt.want)
+	}
+	entries, err := os.ReadDir(outside)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("files outside the routine directory: %v %v", entries, err)
+	}
+}
+
+func TestSQLPermissionsWrite(t *testing.T) {
+	t.Parallel()
+	b := setupSQL(t)
+	granted := t.TempDir()
+	shared := filepath.Join(filepath.Dir(b.dir), "shared-"+filepath.Base(b.dir))
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shared) })
+	b.perms = &routine.Permissions{Write: []string{granted, "../" + filepath.Base(shared)}}
+	// Absolute under a granted path; relative through a granted relative
+	// path; and a symlink inside the routine directory to a granted path.
+	if err := os.Symlink(granted, filepath.Join(b.dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []string{
+		filepath.Join(granted, "sub", "a.db"),
+		"../" + filepath.Base(shared) + "/b.db",
+		"out/c.db",
+	} {
+		b.must(t, &routine.SQLAction{DB: db, Query: "CREATE TABLE t (a)"})
+	}
+	for _, f := range []string{filepath.Join(granted, "sub", "a.db"), filepath.Join(shared, "b.db"), filepath.Join(granted, "c.db")} {
+		db, err := sql.Open("sqlite", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name = 't'").Scan(&n)
+		db.Close()
+		if err != nil || n != 1 {
+			t.Fatalf("%s: table t: %d %v", f, n, err)
+		}
+	}
+}
+
+func TestSplitSQL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		query string
+		want  []sqlStatement
+	}{
+		{"SELECT 1", []sqlStatement{{text: "SELECT 1"}}},
+		{" SELECT 1 ; ; SELECT ?;\n-- done\n", []sqlStatement{{text: "SELECT 1"}, {text: "SELECT ?", params: 1}}},
+		{"INSERT INTO t VALUES ('a;b', \"c;d\", `e;f`, [g;h], 'it''s;') -- x;y\n", []sqlStatement{{text: "INSERT INTO t VALUES ('a;b', \"c;d\", `e;f`, [g;h], 'it''s;') -- x;y"}}},
+		{"/* a; b */ SELECT '?', ? /* ? */ -- ?\n", []sqlStatement{{text: "/* a; b */ SELECT '?', ? /* ? */ -- ?", params: 1}}},
+		{"SELECT ?, ?5, ?", []sqlStatement{{text: "SELECT ?, ?5, ?", params: 6}}},
+		{"SELECT @x, :y", []sqlStatement{{text: "SELECT @x, :y", named: "@x"}}},
+		{
+			"CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET b = CASE WHEN new.a > 1 THEN 'x' ELSE 'y' END; DELETE FROM u; END; SELECT 2",
+			[]sqlStatement{
+				{text: "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET b = CASE WHEN new.a > 1 THEN 'x' ELSE 'y' END; DELETE FROM u; END"},
+				{text: "SELECT 2"},
+			},
+		},
+		{"SELECT CASE WHEN 1 THEN 2 END; SELECT 3", []sqlStatement{{text: "SELECT CASE WHEN 1 THEN 2 END"}, {text: "SELECT 3"}}},
+		{"-- only a comment", nil},
+	} {
+		got := splitSQL(tt.query)
+		if len(got) != len(tt.want) {
+			t.Fatalf("%q: %d statements %+v, want %+v", tt.query, len(got), got, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Fatalf("%q: statement %d = %+v, want %+v", tt.query, i+1, got[i], tt.want[i])
+			}
+		}
+	}
+}
+
+func FuzzSplitSQL(f *testing.F) {
+	for _, s := range []string{"SELECT 1; SELECT ?", "'a;b'", "CREATE TRIGGER x BEGIN SELECT 1; END;", "/* ;", "[", "?99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		for _, s := range splitSQL(q) {
+			if strings.Trim(s.text, sqlSpace) == "" || s.params < 0 {
+				t.Fatalf("%q: statement %+v", q, s)
+			}
+		}
+	})
+}
