@@ -11,6 +11,7 @@
 //	webhook trigger-to-first-step latency of `routines serve` (see webhook.go)
 //	throughput  webhook runs/s of `routines serve` under load (see daemon.go)
 //	memory  RSS of `routines serve`: idle with 100 routines, 100k queued runs
+//	secrets run start with 10 builtin secrets, and redaction of 100 MB of output (see secrets.go)
 //
 // For seq40 and par100 the compared times are the work itself: the run as
 // the engine records it (started_at to finished_at: every step, checkpoint
@@ -68,7 +69,7 @@ var only *string
 func main() {
 	reps := flag.Int("n", 15, "repetitions of each measurement")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
-	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory)")
+	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets)")
 	flag.Parse()
 	if err := run(*reps, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -174,7 +175,12 @@ func run(reps int, keep bool) error {
 		}
 	}
 	if *only == "" || *only == "memory" {
-		return memoryBench(bin, tmp)
+		if err := memoryBench(bin, tmp); err != nil {
+			return err
+		}
+	}
+	if *only == "" || *only == "secrets" {
+		return secretsBench(bin, tmp, reps)
 	}
 	return nil
 }

@@ -1,13 +1,17 @@
 // Command routines is the single binary of Routines: it builds the
-// registries (step kinds today; triggers and secret providers as they
-// land) and hands them to the command line.
+// registries (step kinds, secret providers; triggers as they land) and
+// hands them to the command line.
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/secrets/awssm"
+	"github.com/routines-dev/routines/internal/secrets/vault"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -17,9 +21,25 @@ var version = "dev"
 func main() {
 	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{})
 	os.Exit(cli.Run(context.Background(), cli.Deps{
-		Kinds:   kinds,
-		Stdout:  os.Stdout,
-		Stderr:  os.Stderr,
-		Version: version,
+		Kinds:           kinds,
+		SecretProviders: secretProviders,
+		Stdout:          os.Stdout,
+		Stderr:          os.Stderr,
+		Version:         version,
 	}, os.Args[1:]))
+}
+
+// secretProviders are the providers beyond the builtin vault and the
+// environment, configured from the environment (docs/secrets-providers.md).
+// Neither touches the network before its first secret.
+func secretProviders(getenv func(string) string) ([]secrets.Provider, error) {
+	v, err := vault.New(vault.ConfigFromEnv(getenv))
+	if err != nil {
+		return nil, fmt.Errorf("vault secrets provider: %w", err)
+	}
+	a, err := awssm.New(awssm.ConfigFromEnv(getenv))
+	if err != nil {
+		return nil, fmt.Errorf("aws secrets provider: %w", err)
+	}
+	return []secrets.Provider{v, a}, nil
 }

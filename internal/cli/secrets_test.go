@@ -260,7 +260,7 @@ func TestSecretsWrongMasterKey(t *testing.T) {
 		t.Fatalf("%v: %s %s", err, r.stdout, r.stderr)
 	}
 	if r.code != 1 || detail.State != "failed" || detail.Error.Code != "secret_missing" ||
-		!strings.Contains(detail.Error.Message, "secret API_KEY") || !strings.Contains(detail.Error.Message, "another master key than ROUTINES_MASTER_KEY") {
+		!strings.Contains(detail.Error.Message, "secret API_KEY") || !strings.Contains(detail.Error.Message, "sealed under another master key than ROUTINES_MASTER_KEY") {
 		t.Errorf("exit %d, %+v", r.code, detail)
 	}
 	if fileExists(filepath.Join(dir, "ran")) {

@@ -34,24 +34,20 @@ type runLog struct {
 	seq int64
 }
 
-// add records one line of text for a step.
+// add records one line of text for a step, clean.
 func (l *runLog) add(step string, stream routine.Stream, text string) {
-	l.addClean(step, stream, l.clean(text))
-}
-
-// clean makes a line safe to keep: sanitized, secrets redacted.
-func (l *runLog) clean(text string) string {
-	return l.x.redact(sanitize(text))
-}
-
-// addClean records one line that clean has made safe.
-func (l *runLog) addClean(step string, stream routine.Stream, text string) {
+	text = l.clean(text)
 	l.mu.Lock()
 	l.seq++
 	line := routine.LogLine{RunID: l.x.run.ID, Step: step, Seq: l.seq, Time: l.x.e.clock.Now().UTC(), Stream: stream, Text: text}
 	l.x.cp.log(line)
 	l.mu.Unlock()
 	l.x.e.observer.Log(line)
+}
+
+// clean makes a line safe to keep: sanitized, secrets redacted.
+func (l *runLog) clean(text string) string {
+	return l.x.redact(sanitize(text))
 }
 
 // system records a line the engine writes about a step.
@@ -90,7 +86,7 @@ type stepOutput struct {
 	budget *stepBudget
 	buf    []byte
 	keep   bool     // whether to keep a tail
-	tail   []string // the last lines, clean, for stderr_tail
+	tail   []string // the last lines as printed, for stderr_tail
 	tailN  int      // bytes in tail
 }
 
@@ -141,17 +137,15 @@ func (w *stepOutput) Write(p []byte) (int, error) {
 }
 
 // emit records a line within the step's budget, and keeps the stream's
-// last lines when it keeps a tail, past the budget too.
+// last lines when it keeps a tail, past the budget too. Tail lines are
+// kept as printed and cleaned when the tail is read: a line past the
+// budget costs no redaction.
 func (w *stepOutput) emit(line []byte) {
-	stored := w.budget.take(len(line) + 1)
-	if !stored && !w.keep {
-		return
-	}
-	text := w.log.clean(string(line))
-	if stored {
-		w.log.addClean(w.step, w.stream, text)
+	if w.budget.take(len(line) + 1) {
+		w.log.add(w.step, w.stream, string(line))
 	}
 	if w.keep {
+		text := string(line)
 		w.tail = append(w.tail, text)
 		w.tailN += len(text) + 1
 		for len(w.tail) > 1 && w.tailN-len(w.tail[0])-1 >= stderrTailBytes {
@@ -173,9 +167,13 @@ func (w *stepOutput) finish() {
 // stderrTailBytes of them (the end of the first when it alone is longer),
 // redacted and sanitized. Call it after finish.
 func (w *stepOutput) stderrTail() string {
-	t := strings.Join(w.tail, "\n")
+	clean := make([]string, len(w.tail))
+	for i, line := range w.tail {
+		clean[i] = w.log.clean(line)
+	}
+	t := strings.Join(clean, "\n")
 	if len(t) > stderrTailBytes {
-		// The lines are clean already: cutting one reveals nothing.
+		// Whole lines were cleaned: cutting one reveals nothing.
 		t = strings.ToValidUTF8(t[len(t)-stderrTailBytes:], "")
 	}
 	return t

@@ -2,12 +2,15 @@ package secrets
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"regexp"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
@@ -47,6 +50,8 @@ func CheckValue(value string) error {
 
 // VaultStore is the part of store.Store the builtin vault uses.
 type VaultStore interface {
+	VaultKeyInit(ctx context.Context, wrapped []byte, now time.Time) ([]byte, error)
+	VaultKeyGet(ctx context.Context) ([]byte, error)
 	SecretPut(ctx context.Context, p *store.SecretPutParams) (int, error)
 	SecretGet(ctx context.Context, name string) (*store.Secret, error)
 	SecretList(ctx context.Context) ([]*store.Secret, error)
@@ -54,15 +59,17 @@ type VaultStore interface {
 	AuditAppend(ctx context.Context, records []*store.AuditRecord) error
 }
 
-// Builtin is the builtin provider: values kept in the store, encrypted with
-// age under the master key. Its references are secret names.
+// Builtin is the builtin provider: values kept in the store, sealed under
+// the vault's data key, which the store keeps encrypted with age under the
+// master key (envelope encryption: a value opens in microseconds, and only
+// the data key needs the master key). Its references are secret names.
 type Builtin struct {
 	store VaultStore
 	keys  KeySource
 	now   func() time.Time
 
 	mu  sync.Mutex
-	key *masterKey // loaded at first use
+	key *dataKey // unwrapped at first use
 }
 
 // NewBuiltin returns the builtin vault on st, with the master key from keys.
@@ -77,19 +84,47 @@ func (*Builtin) Name() string { return "builtin" }
 // Validate implements Provider: a reference is a secret name.
 func (*Builtin) Validate(ref string) error { return CheckName(ref) }
 
-// masterKey returns the master key, loading it, or creating it when create
-// is set, at first use.
-func (b *Builtin) masterKey(create bool) (*masterKey, error) {
+// dataKey returns the vault's data key, unwrapping it with the master key
+// at first use. With create, a vault without one gets one (and the master
+// key file is made when there is none).
+func (b *Builtin) dataKey(ctx context.Context, create bool) (*dataKey, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.key == nil {
-		k, err := loadMasterKey(b.keys, create)
-		if err != nil {
-			return nil, err
-		}
-		b.key = k
+	if b.key != nil {
+		return b.key, nil
+	}
+	master, err := loadMasterKey(b.keys, create)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := b.store.VaultKeyGet(ctx)
+	if errors.Is(err, routine.ErrNotFound) && create {
+		wrapped, err = b.newDataKey(ctx, master)
+	}
+	if errors.Is(err, routine.ErrNotFound) {
+		return nil, errors.New("the vault has no data key: its store lost it; set the secrets again")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.key, err = master.unwrap(wrapped); err != nil {
+		return nil, err
 	}
 	return b.key, nil
+}
+
+// newDataKey makes a data key, wraps it, and stores it unless another
+// process stored one first; it returns the stored one.
+func (b *Builtin) newDataKey(ctx context.Context, master *masterKey) ([]byte, error) {
+	raw := make([]byte, chacha20poly1305.KeySize)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	wrapped, err := master.wrap(raw)
+	if err != nil {
+		return nil, fmt.Errorf("wrap the vault's data key: %w", err)
+	}
+	return b.store.VaultKeyInit(ctx, wrapped, b.now())
 }
 
 // Resolve implements Provider.
@@ -101,7 +136,7 @@ func (b *Builtin) Resolve(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("builtin: %s: %w", name, err)
 	}
-	key, err := b.masterKey(false)
+	key, err := b.dataKey(ctx, false)
 	if err != nil {
 		return "", fmt.Errorf("builtin: %s: %w", name, err)
 	}
@@ -121,7 +156,7 @@ func (b *Builtin) Set(ctx context.Context, name, value string) (int, error) {
 	if err := CheckValue(value); err != nil {
 		return 0, fmt.Errorf("secret %s: %w", name, err)
 	}
-	key, err := b.masterKey(true)
+	key, err := b.dataKey(ctx, true)
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,8 @@ package secrets
 import (
 	"bufio"
 	"bytes"
+	"crypto/cipher"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // MasterKeyEnv is the environment variable that holds the master key, an
@@ -148,18 +151,14 @@ func createMasterKey(src KeySource) (*masterKey, error) {
 	return &masterKey{id: id, source: src}, nil
 }
 
-// sealPrefix starts every sealed plaintext: a version, then the name of
-// the secret, so a ciphertext moved to another name does not decrypt as it.
-const sealPrefix = "routines-secret-v1\x00"
-
-// seal encrypts the value of the secret name.
-func (k *masterKey) seal(name, value string) ([]byte, error) {
+// wrap encrypts the vault's data key with age under the master key.
+func (k *masterKey) wrap(dataKey []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w, err := age.Encrypt(&buf, k.id.Recipient())
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.WriteString(w, sealPrefix+name+"\x00"+value); err != nil {
+	if _, err := w.Write(dataKey); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
@@ -168,24 +167,59 @@ func (k *masterKey) seal(name, value string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// open decrypts the stored ciphertext of the secret name. Its errors say
-// what went wrong without any of the plaintext.
-func (k *masterKey) open(name string, ciphertext []byte) (string, error) {
-	r, err := age.Decrypt(bytes.NewReader(ciphertext), k.id)
+// unwrap decrypts the vault's data key. Its errors say what went wrong
+// without any of the key.
+func (k *masterKey) unwrap(wrapped []byte) (*dataKey, error) {
+	r, err := age.Decrypt(bytes.NewReader(wrapped), k.id)
 	var noMatch *age.NoIdentityMatchError
 	switch {
 	case errors.As(err, &noMatch):
-		return "", fmt.Errorf("it was stored under another master key than %s: use that key, or set the secret again", k.source)
+		return nil, fmt.Errorf("the vault was sealed under another master key than %s: use that key", k.source)
 	case err != nil:
-		return "", errors.New("its stored ciphertext is damaged: set the secret again")
+		return nil, errors.New("the vault's data key is damaged in the store")
 	}
-	plain, err := io.ReadAll(r)
+	raw, err := io.ReadAll(r)
+	if err != nil || len(raw) != chacha20poly1305.KeySize {
+		return nil, errors.New("the vault's data key is damaged in the store")
+	}
+	aead, err := chacha20poly1305.NewX(raw)
 	if err != nil {
+		return nil, err
+	}
+	return &dataKey{aead: aead}, nil
+}
+
+// dataKey seals the values of the builtin vault: XChaCha20-Poly1305 with a
+// random nonce per value and the secret's name as associated data, so a
+// ciphertext moved to another name does not open.
+type dataKey struct {
+	aead cipher.AEAD
+}
+
+// sealVersion starts every sealed value: the format, for later changes.
+const sealVersion = 1
+
+func associated(name string) []byte { return []byte("routines-secret\x00" + name) }
+
+// seal encrypts the value of the secret name.
+func (d *dataKey) seal(name, value string) ([]byte, error) {
+	nonce := make([]byte, d.aead.NonceSize(), 1+d.aead.NonceSize()+len(value)+d.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append([]byte{sealVersion}, nonce...)
+	return d.aead.Seal(out, nonce, []byte(value), associated(name)), nil
+}
+
+// open decrypts the stored value of the secret name.
+func (d *dataKey) open(name string, sealed []byte) (string, error) {
+	n := d.aead.NonceSize()
+	if len(sealed) < 1+n+d.aead.Overhead() || sealed[0] != sealVersion {
 		return "", errors.New("its stored ciphertext is damaged: set the secret again")
 	}
-	rest, ok := strings.CutPrefix(string(plain), sealPrefix+name+"\x00")
-	if !ok {
-		return "", errors.New("its stored ciphertext belongs to another secret: set the secret again")
+	plain, err := d.aead.Open(nil, sealed[1:1+n], sealed[1+n:], associated(name))
+	if err != nil {
+		return "", errors.New("its stored ciphertext is damaged or belongs to another secret: set the secret again")
 	}
-	return rest, nil
+	return string(plain), nil
 }

@@ -125,8 +125,8 @@ func (r *Resolver) provider(ref routine.SecretRef) (Provider, string, error) {
 }
 
 // Resolve returns the values of the secrets a run of a routine declares,
-// by name. Secrets are resolved side by side; the error names the first
-// declared secret that failed, never a value. It implements the engine's
+// by name. The error names the first declared secret that failed, never a
+// value. It implements the engine's
 // SecretSource.
 func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
 	if len(refs) == 0 {
@@ -144,15 +144,21 @@ func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine
 			records[i].Error = errs[i].Error()
 		}
 	}
-	if len(refs) == 1 {
-		one(0)
-	} else {
-		var wg sync.WaitGroup
-		for i := range refs {
+	// Secrets of remote providers are fetched side by side; local ones
+	// (the builtin vault, the environment) take microseconds each, less
+	// than a goroutine's hand-off, and are resolved here meanwhile.
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		if r.remote(ref) {
 			wg.Go(func() { one(i) })
 		}
-		wg.Wait()
 	}
+	for i, ref := range refs {
+		if !r.remote(ref) {
+			one(i)
+		}
+	}
+	wg.Wait()
 	if err := r.audit.AuditAppend(context.WithoutCancel(ctx), records); err != nil {
 		return nil, fmt.Errorf("secrets are not handed out without their audit record: %w", err)
 	}
@@ -164,6 +170,13 @@ func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine
 		out[ref.Name] = values[i]
 	}
 	return out, nil
+}
+
+// remote reports whether a secret comes from a provider over the network:
+// one named in from: other than builtin and env.
+func (r *Resolver) remote(ref routine.SecretRef) bool {
+	name, _, err := splitFrom(ref.From)
+	return err == nil && name != "builtin" && name != "env"
 }
 
 // Lookup resolves one secret a routine declares for one of its triggers (a

@@ -64,8 +64,13 @@ func TestBuiltinSetResolveRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(sec.Ciphertext), "second-value") || !strings.HasPrefix(string(sec.Ciphertext), "age-encryption.org/v1") {
-		t.Errorf("stored ciphertext is not age's: %q", sec.Ciphertext[:40])
+	if strings.Contains(string(sec.Ciphertext), "second-value") || len(sec.Ciphertext) != 1+24+len("second-value")+16 {
+		t.Errorf("stored ciphertext %q is not the sealed value", sec.Ciphertext)
+	}
+	// The data key is stored wrapped by age under the master key.
+	wrapped, err := st.VaultKeyGet(ctx)
+	if err != nil || !strings.HasPrefix(string(wrapped), "age-encryption.org/v1\n-> X25519 ") {
+		t.Errorf("stored data key is not an age file: %q, %v", wrapped, err)
 	}
 	// set and rm are audited.
 	if existed, err := b.Delete(ctx, "API_KEY"); err != nil || !existed {
@@ -125,7 +130,7 @@ func TestMasterKeyProblems(t *testing.T) {
 	}
 	wrong := secrets.NewBuiltin(st, secrets.KeySource{Env: other.String(), File: keys.File})
 	_, err = wrong.Resolve(ctx, "TOKEN")
-	if err == nil || !strings.Contains(err.Error(), "another master key than ROUTINES_MASTER_KEY") {
+	if err == nil || !strings.Contains(err.Error(), "sealed under another master key than ROUTINES_MASTER_KEY") {
 		t.Errorf("Resolve with another key: %v", err)
 	}
 	// A malformed key in the environment: named, not shown.
@@ -151,7 +156,7 @@ func TestMasterKeyProblems(t *testing.T) {
 	if _, err := st.SecretPut(ctx, &store.SecretPutParams{Name: "OTHER", Ciphertext: sec.Ciphertext, Now: sec.RotatedAt}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Resolve(ctx, "OTHER"); err == nil || !strings.Contains(err.Error(), "another secret") {
+	if _, err := b.Resolve(ctx, "OTHER"); err == nil || !strings.Contains(err.Error(), "belongs to another secret") {
 		t.Errorf("Resolve of a moved ciphertext: %v", err)
 	}
 	// A key file others may read is refused; a missing one is named.

@@ -108,6 +108,13 @@ type Store interface {
 	// missing from the map.
 	RunCount(ctx context.Context, p *RunCountParams) (map[routine.State]int, error)
 
+	// VaultKeyInit stores the wrapped data key of the builtin vault when
+	// it has none, and returns the one it has: the one given, or the one
+	// stored before (of concurrent callers, the first wins).
+	VaultKeyInit(ctx context.Context, wrapped []byte, now time.Time) ([]byte, error)
+	// VaultKeyGet returns the wrapped data key of the builtin vault; none
+	// wraps ErrNotFound.
+	VaultKeyGet(ctx context.Context) ([]byte, error)
 	// SecretPut stores the ciphertext of a secret's value, replacing the
 	// one it had, and returns the secret's version: 1 for a new name, one
 	// more than before for a replaced one. CreatedAt is kept from the

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
 
 const (
-	secretPutSQL = `INSERT INTO secrets (name, ciphertext, version, created_at, rotated_at) VALUES (?1, ?2, 1, ?3, ?3)
+	vaultKeyInitSQL = `INSERT INTO vault_key (id, wrapped, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`
+	vaultKeyGetSQL  = `SELECT wrapped FROM vault_key WHERE id = 1`
+	secretPutSQL    = `INSERT INTO secrets (name, ciphertext, version, created_at, rotated_at) VALUES (?1, ?2, 1, ?3, ?3)
 		ON CONFLICT (name) DO UPDATE SET
 			ciphertext = excluded.ciphertext, version = version + 1, rotated_at = excluded.rotated_at
 		RETURNING version`
@@ -22,6 +25,35 @@ const (
 	auditInsertSQL  = `INSERT INTO secret_audit (time, action, secret, provider, routine, run_id, ok, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 )
+
+// VaultKeyInit stores the vault's wrapped data key unless one is there,
+// and returns the stored one.
+func (s *Store) VaultKeyInit(ctx context.Context, wrapped []byte, now time.Time) ([]byte, error) {
+	var stored []byte
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, vaultKeyInitSQL, wrapped, now.UnixMicro()); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, vaultKeyGetSQL).Scan(&stored)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("init vault key: %w", err)
+	}
+	return stored, nil
+}
+
+// VaultKeyGet returns the vault's wrapped data key.
+func (s *Store) VaultKeyGet(ctx context.Context) ([]byte, error) {
+	var wrapped []byte
+	err := s.r.QueryRowContext(ctx, vaultKeyGetSQL).Scan(&wrapped)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("get vault key: %w", routine.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("get vault key: %w", err)
+	}
+	return wrapped, nil
+}
 
 // SecretPut stores a secret's ciphertext and returns its version.
 func (s *Store) SecretPut(ctx context.Context, p *store.SecretPutParams) (int, error) {
@@ -41,7 +73,11 @@ func (s *Store) SecretGet(ctx context.Context, name string) (*store.Secret, erro
 		sec              store.Secret
 		created, rotated int64
 	)
-	err := s.r.QueryRowContext(ctx, secretGetSQL, name).Scan(&sec.Name, &sec.Ciphertext, &sec.Version, &created, &rotated)
+	st, err := s.readStmt(ctx, &s.secretGet, secretGetSQL)
+	if err != nil {
+		return nil, fmt.Errorf("get secret %s: %w", name, err)
+	}
+	err = st.QueryRowContext(ctx, name).Scan(&sec.Name, &sec.Ciphertext, &sec.Version, &created, &rotated)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("get secret %s: %w", name, routine.ErrNotFound)
@@ -100,11 +136,7 @@ func (s *Store) AuditAppend(ctx context.Context, records []*store.AuditRecord) e
 		return nil
 	}
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, auditInsertSQL)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+		ins := tx.StmtContext(ctx, s.auditInsert)
 		for _, r := range records {
 			if _, err := ins.ExecContext(ctx, r.Time.UnixMicro(), r.Action, r.Secret, r.Provider, r.Routine, r.RunID,
 				r.OK, r.Error); err != nil {

@@ -65,11 +65,13 @@ type Store struct {
 	claimTake      *sql.Stmt
 	heartbeat      *sql.Stmt
 	requeue        *sql.Stmt
+	auditInsert    *sql.Stmt
 
 	// Read statements prepared on r at their first use, for the hot reads
 	// of the daemon (parsing stateGetSQL cost more than running it).
-	rmu      sync.Mutex
-	stateGet *sql.Stmt
+	rmu       sync.Mutex
+	stateGet  *sql.Stmt
+	secretGet *sql.Stmt
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
@@ -156,6 +158,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.claimTake, claimTakeSQL},
 		{s.w, &s.heartbeat, heartbeatSQL},
 		{s.w, &s.requeue, requeueSQL},
+		{s.w, &s.auditInsert, auditInsertSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -172,13 +175,13 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
-		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue} {
+		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
 	s.rmu.Lock()
-	for _, st := range []*sql.Stmt{s.stateGet} {
+	for _, st := range []*sql.Stmt{s.stateGet, s.secretGet} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

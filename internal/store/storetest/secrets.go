@@ -54,6 +54,26 @@ func exerciseSecrets(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("VaultKey", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		if _, err := b.s.VaultKeyGet(b.ctx); !errors.Is(err, routine.ErrNotFound) {
+			t.Fatalf("VaultKeyGet before init: %v, want ErrNotFound", err)
+		}
+		got, err := b.s.VaultKeyInit(b.ctx, []byte("first"), at(0))
+		if err != nil || string(got) != "first" {
+			t.Fatalf("VaultKeyInit = %q, %v", got, err)
+		}
+		// The first key stays.
+		got, err = b.s.VaultKeyInit(b.ctx, []byte("second"), at(time.Hour))
+		if err != nil || string(got) != "first" {
+			t.Fatalf("second VaultKeyInit = %q, %v; want the first key", got, err)
+		}
+		if got, err := b.s.VaultKeyGet(b.ctx); err != nil || string(got) != "first" {
+			t.Fatalf("VaultKeyGet = %q, %v", got, err)
+		}
+	})
+
 	t.Run("Audit", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

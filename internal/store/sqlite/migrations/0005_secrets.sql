@@ -1,9 +1,16 @@
 -- The builtin secrets vault and the audit log of secrets. A secret's value
--- is stored only as ciphertext (age, under the master key, which the store
--- never sees). version counts the values a name has had; rotated_at is when
--- the current one was set. The audit log records who used or changed which
+-- is stored only as ciphertext, sealed under the vault's data key; the data
+-- key is stored only encrypted with age under the master key, which the
+-- store never sees (vault_key holds one row). version counts the values a
+-- name has had; rotated_at is when the current one was set. The audit log records who used or changed which
 -- secret, when, through which provider, and whether it worked: never a
 -- value. Times are INTEGER microseconds since the Unix epoch, as in 0001.
+
+CREATE TABLE vault_key (
+    id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    wrapped    BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
 
 CREATE TABLE secrets (
     name       TEXT    NOT NULL PRIMARY KEY,
