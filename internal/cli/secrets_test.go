@@ -5,16 +5,23 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"filippo.io/age"
 
 	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/secrets/vault"
 )
 
 // secretEnv is an environment for the commands: a key file of the test's
@@ -264,6 +271,69 @@ func TestSecretsWrongMasterKey(t *testing.T) {
 		t.Errorf("exit %d, %+v", r.code, detail)
 	}
 	if fileExists(filepath.Join(dir, "ran")) {
+		t.Errorf("a step ran")
+	}
+}
+
+// A secret from Vault, through the provider main registers, pointed at an
+// in-process server that answers Vault's KV v2 read: resolved at every
+// run, so a value rotated in Vault is used by the next run; audited with
+// its provider; and a malformed reference is refused before anything runs.
+func TestSecretsFromVault(t *testing.T) {
+	t.Parallel()
+	const token = "s.test-token"
+	var (
+		mu    sync.Mutex
+		value = "xoxb-first-0001"
+	)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/v1/kv/data/slack" || r.Header.Get("X-Vault-Token") != token {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"errors":["permission denied"]}`)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, `{"data":{"data":{"bot_token":%q},"metadata":{"version":1}}}`, value)
+	}))
+	t.Cleanup(ts.Close)
+	deps := cli.Deps{
+		Getenv: secretEnv(t, map[string]string{"VAULT_ADDR": ts.URL, "VAULT_TOKEN": token}),
+		SecretProviders: func(getenv func(string) string) ([]secrets.Provider, error) {
+			p, err := vault.New(vault.ConfigFromEnv(getenv))
+			return []secrets.Provider{p}, err
+		},
+	}
+	dir := writeRoutine(t, `name: slack
+secrets: [{name: SLACK_BOT_TOKEN, from: "vault:kv/data/slack#bot_token"}]
+inputs:
+  want: {}
+steps:
+  - id: compare
+    run: test "$(printf %s "$SLACK_BOT_TOKEN" | sha256sum | cut -c1-16)" = "{{ input.want }}"
+`)
+	run := func(want string) result {
+		return routinesWith(t, deps, dir, "run-once", dir, "--input", "want="+want)
+	}
+	if r := run(sha16("xoxb-first-0001")); r.code != 0 {
+		t.Fatalf("first run: %d %s", r.code, r.stderr)
+	}
+	mu.Lock()
+	value = "xoxb-rotated-0002"
+	mu.Unlock()
+	if r := run(sha16("xoxb-rotated-0002")); r.code != 0 {
+		t.Fatalf("run after the rotation in Vault: %d %s", r.code, r.stderr)
+	}
+	r := routinesWith(t, deps, dir, "audit", "-o", "json")
+	if !strings.Contains(r.stdout, `"provider": "vault"`) || strings.Contains(r.stdout, "xoxb") {
+		t.Errorf("audit: %s", r.stdout)
+	}
+	bad := writeRoutine(t, "name: bad\nsecrets: [{name: T, from: \"vault:kv/slack\"}]\nsteps:\n  - id: a\n    run: touch ran\n")
+	r = routinesWith(t, deps, bad, "run-once", bad)
+	if r.code != 2 || !strings.Contains(r.stderr, "secret T: from:") || !strings.Contains(r.stderr, "kv/data/slack#bot_token") {
+		t.Errorf("malformed reference: exit %d %s", r.code, r.stderr)
+	}
+	if fileExists(filepath.Join(bad, "ran")) {
 		t.Errorf("a step ran")
 	}
 }
