@@ -68,8 +68,16 @@ func CopyProject(t testing.TB, src string, remove ...string) string {
 // and output.
 func RunCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return RunCLIWith(t, cli.Deps{}, args...)
+}
+
+// RunCLIWith is RunCLI with deps (stdin, environment), whose Kinds,
+// Stdout and Stderr it fills in.
+func RunCLIWith(t testing.TB, deps cli.Deps, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code = cli.Run(context.Background(), cli.Deps{Kinds: Kinds(), Stdout: &out, Stderr: &errOut}, args)
+	deps.Kinds, deps.Stdout, deps.Stderr = Kinds(), &out, &errOut
+	code = cli.Run(context.Background(), deps, args)
 	return code, out.String(), errOut.String()
 }
 
