@@ -68,7 +68,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
-	f.IntVar(&o.workers, "workers", 8, "runs executed at once")
+	f.IntVar(&o.workers, "workers", 32, "runs executed at once (each run step is a process)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
 	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; a run whose daemon died is taken over after it")
 	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")

@@ -27,7 +27,7 @@ type Config struct {
 	Catalog  *Catalog
 	// Worker names this process on the runs it claims (host:pid).
 	Worker string
-	// Workers is how many runs may execute at once; 8 when 0.
+	// Workers is how many runs may execute at once; 32 when 0.
 	Workers int
 	// Lease is how long a claimed run stays this worker's without a
 	// heartbeat; 30s when 0. Heartbeats go every Lease/3.
@@ -60,7 +60,7 @@ type Scheduler struct {
 // New returns a scheduler; nothing runs before Start.
 func New(cfg Config) *Scheduler {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = 32
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 30 * time.Second
