@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ type checkpointer struct {
 	store  store.Store
 	logger *slog.Logger
 	runID  string
+	holder string // the worker that must still hold the run; "" for a run in the foreground
 
 	mu      sync.Mutex
 	done    *sync.Cond   // signalled after each write
@@ -40,6 +42,7 @@ type checkpointer struct {
 	writing bool   // a goroutine is writing a batch
 	barrier uint64 // ticket of the last final step record: settle waits for it
 	lastErr error  // of the last batch written
+	lost    error  // set once a write found the run held by another worker
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -52,12 +55,13 @@ type stepKey struct {
 
 // newCheckpointer starts the writer; ctx is used for every write, so it
 // should outlive the run's cancellation.
-func newCheckpointer(ctx context.Context, st store.Store, logger *slog.Logger, runID string) *checkpointer {
+func newCheckpointer(ctx context.Context, st store.Store, logger *slog.Logger, runID, holder string) *checkpointer {
 	c := &checkpointer{
 		ctx:     ctx,
 		store:   st,
 		logger:  logger,
 		runID:   runID,
+		holder:  holder,
 		index:   map[stepKey]int{},
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -99,12 +103,17 @@ func (c *checkpointer) finished(rec *routine.StepRun) {
 
 // settle waits until the final records of the steps that finished are
 // written: a step starts only then, so a run resumed after a crash never
-// runs again a step that finished.
-func (c *checkpointer) settle() {
+// runs again a step that finished. It returns an error wrapping
+// ErrConflict once the run is found held by another worker: this worker's
+// lease expired and the run resumed elsewhere, so no step may start here.
+func (c *checkpointer) settle() error {
 	c.mu.Lock()
 	t := c.barrier
 	c.mu.Unlock()
 	c.sync(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
 }
 
 // runRecord queues a copy of the run record, written with the next batch,
@@ -197,7 +206,7 @@ func (c *checkpointer) write() {
 // writeLocked commits what is queued in one transaction; c.mu is held on
 // entry and exit, but not during the commit.
 func (c *checkpointer) writeLocked() {
-	p := &store.CheckpointParams{Run: c.run, Steps: c.steps, Logs: c.logs}
+	p := &store.CheckpointParams{Run: c.run, RunID: c.runID, Holder: c.holder, Steps: c.steps, Logs: c.logs}
 	t := c.queued
 	c.run, c.steps, c.logs = nil, nil, nil
 	clear(c.index)
@@ -211,6 +220,9 @@ func (c *checkpointer) writeLocked() {
 	c.writing = false
 	c.written = max(c.written, t)
 	c.lastErr = err
+	if errors.Is(err, routine.ErrConflict) && c.lost == nil {
+		c.lost = err
+	}
 	c.done.Broadcast()
 }
 
@@ -227,6 +239,10 @@ func (c *checkpointer) commit(p *store.CheckpointParams) error {
 		err := c.store.Checkpoint(c.ctx, p)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, routine.ErrConflict) { // the run is another worker's: no use trying again
+			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "err", err)
+			return err
 		}
 		if try == commitTries {
 			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -65,8 +66,9 @@ func TestCheckpointsPerRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Queued under an older revision of the file: the run records the one that ran.
 	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01TESTCHECKPOINTS000000000", Routine: r.Name,
-		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now()})
+		Revision: "older", Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,5 +96,61 @@ func TestCheckpointsPerRun(t *testing.T) {
 	}
 	if aAtB == nil || aAtB.ID != "a" || aAtB.State != routine.StateSucceeded {
 		t.Errorf("when b started, the store held %+v, want a succeeded", aAtB)
+	}
+	if stored, err := st.RunGet(t.Context(), run.ID); err != nil || stored.Revision != r.Revision {
+		t.Errorf("stored revision %q, %v; want %q, the one that ran", stored.Revision, err, r.Revision)
+	}
+}
+
+// A worker whose lease expired while its step ran finds the run taken
+// over by another worker: it starts no further step, and writes nothing
+// over the new holder's run.
+func TestTakenOverRunStopsAtTheNextStep(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kind := newScriptKind()
+	e := engine.New(engine.Config{Store: st, Kinds: steps.NewRegistry(kind), StateDir: dir, Clock: &fakeClock{}})
+	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := st.RunCreate(ctx, &store.RunCreateParams{ID: "01TESTTAKEOVER000000000000", Routine: r.Name, QueuedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(worker string, now time.Time) *routine.Run {
+		runs, err := st.RunClaim(ctx, &store.RunClaimParams{Worker: worker, Now: now, Lease: time.Second})
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("claim by %s: %d runs, %v", worker, len(runs), err)
+		}
+		return runs[0]
+	}
+	run := claim("w1", time.Now())
+	kind.onStart = func(id string) {
+		if id == "a" { // w1's lease runs out while a runs; w2 claims the run
+			claim("w2", time.Now().Add(time.Minute))
+		}
+	}
+	_, err = e.Execute(ctx, r, run)
+	if !errors.Is(err, routine.ErrConflict) {
+		t.Fatalf("Execute = %v, want an error wrapping ErrConflict", err)
+	}
+	if got := strings.Join(kind.order, ","); got != "a" {
+		t.Errorf("steps started: %s, want only a", got)
+	}
+	stored, err := st.RunGet(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != routine.StateRunning || stored.Worker != "w2" || stored.Attempt != 0 {
+		t.Errorf("run after the takeover: %s by %s attempt %d; want running by w2, untouched", stored.State, stored.Worker, stored.Attempt)
+	}
+	if recs, _ := st.StepList(ctx, run.ID); len(recs) != 0 {
+		t.Errorf("w1 wrote %d step records over w2's run", len(recs))
 	}
 }

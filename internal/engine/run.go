@@ -109,7 +109,8 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// Store writes outlive a cancel: a cancelled run is still recorded.
 	// The run's start is written with its first checkpoint: before or with
 	// the first step record, so Attempt > 0 tells a resumed run.
-	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID)
+	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
+	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID, x.run.Worker)
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
 	e.observer.RunStarted(x.run)
@@ -456,7 +457,9 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 	// A step an earlier attempt of the run left unfinished goes on counting
 	// its attempts, so a step that crashes the process cannot retry
 	// forever; it gets at least one more try.
-	x.cp.settle()
+	if err := x.cp.settle(); err != nil {
+		return x.payload(routine.CodeCancelled, s.ID, fmt.Sprintf("not started: %v", err))
+	}
 	for n := x.attemptsBefore(phase, s.ID) + 1; ; n++ {
 		rec.Attempts = n
 		x.cp.step(rec)

@@ -232,6 +232,11 @@ func (s *Scheduler) execute(run *routine.Run) {
 		s.requeue(run, rq.RequeueAt())
 		return
 	}
+	if errors.Is(err, routine.ErrConflict) {
+		s.log.Warn("run taken over by another worker after this one's lease expired; its attempt here stopped",
+			"run_id", run.ID, "routine", run.Routine, "err", err)
+		return
+	}
 	if err != nil {
 		s.log.Error("execute run", "run_id", run.ID, "routine", run.Routine, "err", err)
 		return

@@ -35,10 +35,13 @@ type Store interface {
 	RunGet(ctx context.Context, id string) (*routine.Run, error)
 	// RunList returns runs, newest first.
 	RunList(ctx context.Context, p *RunListParams) ([]*routine.Run, error)
-	// RunUpdate writes the mutable fields of a run (state, attempt,
-	// started_at, finished_at, worker, region, resource use, error); the
-	// others are fixed at creation and left as they are. A missing run
-	// wraps ErrNotFound.
+	// RunUpdate writes the mutable fields of a run (revision, state,
+	// attempt, started_at, finished_at, region, resource use, error); the
+	// others are fixed at creation and left as they are. The worker is set
+	// by RunClaim and RunRequeue only, and guards the write: a run whose
+	// stored worker is not run.Worker (another worker claimed it after this
+	// one's lease expired) is left alone and the error wraps ErrConflict.
+	// A missing run wraps ErrNotFound.
 	RunUpdate(ctx context.Context, run *routine.Run) error
 
 	// StepSave inserts or replaces the record of one step, keyed by run id,
@@ -246,9 +249,14 @@ type RunListParams struct {
 
 // CheckpointParams are what one Checkpoint writes.
 type CheckpointParams struct {
-	Run   *routine.Run // nil: the run record is left as it is
-	Steps []*routine.StepRun
-	Logs  []routine.LogLine
+	Run *routine.Run // nil: the run record is left as it is
+	// RunID and Holder, when Holder is set, guard a checkpoint as the
+	// worker guards RunUpdate: unless the run is still held by Holder,
+	// nothing is written and the error wraps ErrConflict.
+	RunID  string
+	Holder string
+	Steps  []*routine.StepRun
+	Logs   []routine.LogLine
 }
 
 // LogListParams select the lines LogList returns.

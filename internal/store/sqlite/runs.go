@@ -28,9 +28,10 @@ const (
 	runDedupeSQL = `SELECT ` + runColumns + ` FROM runs
 		WHERE routine = ? AND dedupe_key = ? AND dedupe_key <> '' AND dedupe_until > ?
 		ORDER BY queued_at, id LIMIT 1`
-	runUpdateSQL = `UPDATE runs SET state = ?, attempt = ?, started_at = ?, finished_at = ?,
-		worker = ?, region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
-		WHERE id = ?`
+	runUpdateSQL = `UPDATE runs SET revision = ?, state = ?, attempt = ?, started_at = ?, finished_at = ?,
+		region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
+		WHERE id = ? AND worker = ?`
+	runWorkerSQL   = `SELECT worker FROM runs WHERE id = ?`
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
 	// The ids in [?1, ?2) are those that start with the prefix ?1; ordered
 	// by id, an exact match comes first.
@@ -261,17 +262,29 @@ func (s *Store) runUpdateIn(ctx context.Context, tx *sql.Tx, run *routine.Run) e
 		return err
 	}
 	res, err := tx.StmtContext(ctx, s.runUpdate).ExecContext(ctx,
-		string(run.State), run.Attempt, micros(run.StartedAt), micros(run.FinishedAt),
-		run.Worker, run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.ID)
+		run.Revision, string(run.State), run.Attempt, micros(run.StartedAt), micros(run.FinishedAt),
+		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.ID, run.Worker)
 	if err != nil {
 		return err
 	}
 	n, err := res.RowsAffected()
-	if err != nil {
+	if err != nil || n > 0 {
 		return err
 	}
-	if n == 0 {
+	return checkHolder(ctx, tx, run.ID, run.Worker)
+}
+
+// checkHolder returns nil when the run is held by worker, else an error
+// wrapping ErrNotFound (no such run) or ErrConflict.
+func checkHolder(ctx context.Context, tx *sql.Tx, id, worker string) error {
+	var held string
+	switch err := tx.QueryRowContext(ctx, runWorkerSQL, id).Scan(&held); {
+	case errors.Is(err, sql.ErrNoRows):
 		return routine.ErrNotFound
+	case err != nil:
+		return err
+	case held != worker:
+		return fmt.Errorf("held by %q, not %q (taken over after a lease expired): %w", held, worker, routine.ErrConflict)
 	}
 	return nil
 }

@@ -42,6 +42,11 @@ func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error
 		return nil
 	}
 	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if p.Holder != "" && p.Run == nil {
+			if err := checkHolder(ctx, tx, p.RunID, p.Holder); err != nil {
+				return fmt.Errorf("checkpoint: run %s: %w", p.RunID, err)
+			}
+		}
 		if p.Run != nil {
 			if err := s.runUpdateIn(ctx, tx, p.Run); err != nil {
 				return fmt.Errorf("checkpoint: update run %s: %w", p.Run.ID, err)

@@ -44,7 +44,7 @@ func exerciseCheckpoint(t *testing.T, open func(t *testing.T) store.Store) {
 		b := setup(t, open)
 		run := b.createRun(t, func(p *store.RunCreateParams) { p.State = routine.StateRunning })
 		run.Attempt, run.StartedAt, run.FinishedAt = 1, ptr(stored(at(0))), ptr(stored(at(5e6)))
-		run.State, run.Worker, run.CPUUserMs = routine.StateSucceeded, "host/1", 7
+		run.State, run.CPUUserMs = routine.StateSucceeded, 7
 		step := &routine.StepRun{RunID: run.ID, ID: "a", Phase: routine.PhaseMain, Kind: "run", State: routine.StateSucceeded,
 			Attempts: 1, StartedAt: ptr(at(1e6)), FinishedAt: ptr(at(4e6)), DurationMs: 3}
 		if err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: run, Steps: []*routine.StepRun{step}}); err != nil {

@@ -24,7 +24,7 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 				Payload: []byte(`{"path": "/support", "body": {"n": 1, "ok": true, "tags": ["a", "b"]}}`)},
 			Input:    map[string]string{"subject": "Invoice", "empty": "", "unicode": "grüße ✓"},
 			Tags:     []string{"prod", "eu"},
-			State:    routine.StateRunning,
+			State:    routine.StateQueued,
 			QueuedAt: epoch,
 			ReplayOf: newID(),
 		}
@@ -37,6 +37,11 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		checkRun(t, created, want)
 		checkRun(t, b.getRun(t, p.ID), want)
 
+		// The worker is the claim's.
+		if runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/42", Now: at(time.Second), Lease: time.Hour}); err != nil || len(runs) != 1 {
+			t.Fatalf("RunClaim = %d runs, %v", len(runs), err)
+		}
+		want.Revision = "sha256:4567ef01" // the revision that ran
 		want.State = routine.StateFailed
 		want.Attempt = 2
 		want.StartedAt = ptr(at(time.Second))
@@ -242,7 +247,7 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			{"attempt", nil, func(r *routine.Run) { r.Attempt = 3 }},
 			{"started_at", nil, func(r *routine.Run) { r.StartedAt = ptr(at(time.Hour)) }},
 			{"finished_at", nil, func(r *routine.Run) { r.FinishedAt = ptr(at(2 * time.Hour)) }},
-			{"worker", nil, func(r *routine.Run) { r.Worker = "w7" }},
+			{"revision", nil, func(r *routine.Run) { r.Revision = "rev9" }},
 			{"region", nil, func(r *routine.Run) { r.Region = "us-east" }},
 			{"cpu_user_ms", nil, func(r *routine.Run) { r.CPUUserMs = 11 }},
 			{"cpu_sys_ms", nil, func(r *routine.Run) { r.CPUSysMs = 12 }},
@@ -286,7 +291,6 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 		changed := *run
 		changed.Routine = "other"
-		changed.Revision = "rev2"
 		changed.Trigger = routine.TriggerInfo{Kind: "cron", Payload: []byte(`{"y":2}`)}
 		changed.Input = map[string]string{"k": "changed"}
 		changed.Tags = []string{"changed"}
@@ -299,6 +303,47 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		want := *run
 		want.State = routine.StateRunning
 		checkRun(t, b.getRun(t, run.ID), &want)
+	})
+
+	t.Run("UpdateGuardedByWorker", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		b.queue(t, "r", 0)
+		claim := func(worker string, now time.Time) *routine.Run {
+			t.Helper()
+			runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: now, Lease: time.Minute})
+			if err != nil || len(runs) != 1 {
+				t.Fatalf("RunClaim by %s = %d runs, %v", worker, len(runs), err)
+			}
+			return runs[0]
+		}
+		first := claim("w1", at(time.Hour))
+		// w1's lease expires; w2 takes the run over.
+		second := claim("w2", at(time.Hour+time.Minute))
+		first.State = routine.StateSucceeded
+		if err := b.s.RunUpdate(b.ctx, first); !errors.Is(err, routine.ErrConflict) {
+			t.Fatalf("RunUpdate by the worker that lost the run: %v, want ErrConflict", err)
+		}
+		step := &routine.StepRun{RunID: first.ID, ID: "a", Phase: routine.PhaseMain, Kind: "run", State: routine.StateSucceeded}
+		for _, p := range []*store.CheckpointParams{
+			{Run: first, Steps: []*routine.StepRun{step}},
+			{RunID: first.ID, Holder: "w1", Steps: []*routine.StepRun{step}},
+		} {
+			if err := b.s.Checkpoint(b.ctx, p); !errors.Is(err, routine.ErrConflict) {
+				t.Fatalf("Checkpoint by the worker that lost the run: %v, want ErrConflict", err)
+			}
+		}
+		b.listSteps(t, first.ID, 0)
+		if got := b.getRun(t, first.ID); got.State != routine.StateRunning || got.Worker != "w2" {
+			t.Fatalf("run after the lost writes: %s by %s, want running by w2", got.State, got.Worker)
+		}
+		if err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{RunID: second.ID, Holder: "w2", Steps: []*routine.StepRun{step}}); err != nil {
+			t.Fatalf("Checkpoint by the holder: %v", err)
+		}
+		second.State = routine.StateSucceeded
+		if err := b.s.RunUpdate(b.ctx, second); err != nil {
+			t.Fatalf("RunUpdate by the holder: %v", err)
+		}
 	})
 
 	t.Run("UpdateNotFound", func(t *testing.T) {
