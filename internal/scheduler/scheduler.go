@@ -216,11 +216,20 @@ func (s *Scheduler) poll() {
 	}
 }
 
-// execute runs one claimed run with the engine.
+// execute runs one claimed run in its own goroutine, then frees its slot
+// and wakes the dispatcher: the slot is free before the wake-up, so the
+// dispatcher cannot find it taken and sleep through it.
 func (s *Scheduler) execute(run *routine.Run) {
 	defer s.workers.Done()
 	defer s.ended(run.ID)
-	defer s.track(run.ID, "")
+	s.executeRun(run)
+	s.track(run.ID, "")
+	s.Wake()
+}
+
+// executeRun runs one claimed run with the engine, and puts it back in
+// the queue when it waits for a retry or was cut short by the shutdown.
+func (s *Scheduler) executeRun(run *routine.Run) {
 	r, ok := s.cfg.Catalog.Get(run.Routine)
 	if !ok {
 		s.failUnknown(run)
@@ -228,25 +237,17 @@ func (s *Scheduler) execute(run *routine.Run) {
 	}
 	done, err := s.cfg.Executor.Execute(s.runCtx, r, run)
 	var rq interface{ RequeueAt() time.Time }
-	if errors.As(err, &rq) {
+	switch {
+	case errors.As(err, &rq):
 		s.requeue(run, rq.RequeueAt())
-		return
-	}
-	if errors.Is(err, routine.ErrConflict) {
+	case errors.Is(err, routine.ErrConflict):
 		s.log.Warn("run taken over by another worker after this one's lease expired; its attempt here stopped",
 			"run_id", run.ID, "routine", run.Routine, "err", err)
-		return
-	}
-	if err != nil {
+	case err != nil:
 		s.log.Error("execute run", "run_id", run.ID, "routine", run.Routine, "err", err)
-		return
-	}
-	if done.State == routine.StateCancelled && s.runCtx.Err() != nil {
+	case done.State == routine.StateCancelled && s.runCtx.Err() != nil:
 		s.interrupted(done)
-		return
 	}
-	// A run finished: a slot of its routine is free for a waiting run.
-	s.Wake()
 }
 
 // interrupted puts a run the shutdown cut short back in the queue, as it
@@ -271,7 +272,7 @@ func (s *Scheduler) interrupted(run *routine.Run) {
 
 // requeue puts back in the queue a run whose step waits for a retry due
 // at `at` (the executor's long-backoff requeue), and wakes the dispatcher then.
-// The worker is free in the meantime.
+// The slot is free in the meantime.
 func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	at = at.UTC()
 	if err := s.cfg.Store.RunRequeue(context.Background(), &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker, NotBefore: &at}); err != nil {
@@ -281,7 +282,6 @@ func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	}
 	s.log.Info("run requeued for a retry", "run_id", run.ID, "routine", run.Routine, "not_before", at)
 	time.AfterFunc(time.Until(at)+time.Millisecond, s.Wake)
-	s.Wake() // this worker's slot is free for another run
 }
 
 // failUnknown ends a run whose routine the daemon no longer knows.
