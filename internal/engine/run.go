@@ -606,60 +606,18 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 		}
 	}
 	c.Env = env
-	var err error
-	if a.Run, err = renderString(a.Run, &c); err != nil {
-		return nil, nil, fmt.Errorf("run: %w", err)
-	}
-	if a.Workdir, err = renderString(a.Workdir, &c); err != nil {
-		return nil, nil, fmt.Errorf("workdir: %w", err)
-	}
-	if a.State != nil {
-		st := *a.State // the step's own, shared with every run, stays unrendered
-		for _, f := range []struct {
-			name string
-			v    *string
-		}{{"get", &st.Get}, {"put", &st.Put}, {"delete", &st.Delete}, {"value", &st.Value}} {
-			if *f.v, err = renderString(*f.v, &c); err != nil {
-				return nil, nil, fmt.Errorf("state.%s: %w", f.name, err)
-			}
+	// Every other string of the action and of its kind's struct, as
+	// declared by the structs (template.MapStrings). The step's own action,
+	// shared with every run, stays unrendered.
+	a, err := template.MapStrings(a, func(path, s string) (string, error) {
+		r, err := renderString(s, &c)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
 		}
-		a.State = &st
-	}
-	if a.Emit != nil {
-		em := *a.Emit // as for state: the step's own stays unrendered
-		for _, f := range []struct {
-			name string
-			v    *string
-		}{{"event", &em.Event}, {"dedupe", &em.Dedupe}, {"server", &em.Server}, {"token", &em.Token}} {
-			if *f.v, err = renderString(*f.v, &c); err != nil {
-				return nil, nil, fmt.Errorf("emit.%s: %w", f.name, err)
-			}
-		}
-		if em.Data != nil {
-			data := make(map[string]string, len(em.Data))
-			for k, v := range em.Data {
-				if data[k], err = renderString(v, &c); err != nil {
-					return nil, nil, fmt.Errorf("emit.data.%s: %w", k, err)
-				}
-			}
-			em.Data = data
-		}
-		a.Emit = &em
-	}
-	if a.SQL != nil {
-		q := *a.SQL // as for state: the step's own stays unrendered
-		// Only params are templates: query and db are never rendered, so
-		// no value can change what the SQL does.
-		if q.Params != nil {
-			params := make([]string, len(q.Params))
-			for i, v := range q.Params {
-				if params[i], err = renderString(v, &c); err != nil {
-					return nil, nil, fmt.Errorf("sql.params[%d]: %w", i, err)
-				}
-			}
-			q.Params = params
-		}
-		a.SQL = &q
+		return r, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
 	for k, v := range env {

@@ -15,11 +15,13 @@ type Step struct {
 }
 
 // Action is the body of a step: what it does, without its place in the run.
+// Its strings, and those of each kind's struct, are templates rendered when
+// the step runs, but for the fields tagged template:"-" (template.MapStrings).
 type Action struct {
 	Run     string            `yaml:"run,omitempty" json:"run,omitempty" jsonschema:"description=A shell line or a script path\\, run in the sandbox with cwd = the routine directory."`
-	Shell   string            `yaml:"shell,omitempty" json:"shell,omitempty" jsonschema:"enum=bash,enum=sh,description=Shell for run (default bash -eo pipefail)."`
+	Shell   string            `yaml:"shell,omitempty" json:"shell,omitempty" template:"-" jsonschema:"enum=bash,enum=sh,description=Shell for run (default bash -eo pipefail)."`
 	Workdir string            `yaml:"workdir,omitempty" json:"workdir,omitempty" jsonschema:"description=Working directory of run\\, relative to the routine directory."`
-	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty" template:"-"` // rendered in layers: the routine's, then the step's
 	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	State   *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
 	Emit    *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
@@ -31,8 +33,8 @@ type Action struct {
 // bound Params of its last statement, so no rendered text can change what
 // the statement does.
 type SQLAction struct {
-	DB     string   `yaml:"db,omitempty" json:"db,omitempty" jsonschema:"description=The SQLite file\\, relative to the routine directory or absolute under permissions.write; created if missing (default routine.db)."`
-	Query  string   `yaml:"query" json:"query" jsonschema:"required,description=The SQL: one statement\\, or several separated by ; run in one transaction. Not templated: use ? and params."`
+	DB     string   `yaml:"db,omitempty" json:"db,omitempty" template:"-" jsonschema:"description=The SQLite file\\, relative to the routine directory or absolute under permissions.write; created if missing (default routine.db)."`
+	Query  string   `yaml:"query" json:"query" template:"-" jsonschema:"required,description=The SQL: one statement\\, or several separated by ; run in one transaction. Not templated: use ? and params."`
 	Params []string `yaml:"params,omitempty" json:"params,omitempty" jsonschema:"description=Values bound\\, in order\\, to the ? placeholders of the last statement; templates. Bound as text\\, which the column's type converts."`
 }
 

@@ -47,30 +47,16 @@ func (v *validator) templates(l stepList, o *order, main []string) {
 	}
 }
 
+// actionTemplates checks the templates of an action: its env, and every
+// string the engine renders (template.MapStrings).
 func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
-	v.template(p+".run", a.Run, sc)
-	v.template(p+".workdir", a.Workdir, sc)
 	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 		v.template(p+".env."+k, a.Env[k], sc)
 	}
-	if st := a.State; st != nil {
-		v.template(p+".state.get", st.Get, sc)
-		v.template(p+".state.put", st.Put, sc)
-		v.template(p+".state.delete", st.Delete, sc)
-		v.template(p+".state.value", st.Value, sc)
-	}
-	if e := a.Emit; e != nil {
-		v.template(p+".emit.event", e.Event, sc)
-		for _, k := range slices.Sorted(maps.Keys(e.Data)) {
-			v.template(p+".emit.data."+k, e.Data[k], sc)
-		}
-		v.template(p+".emit.dedupe", e.Dedupe, sc)
-		v.template(p+".emit.server", e.Server, sc)
-		v.template(p+".emit.token", e.Token, sc)
-	}
-	if q := a.SQL; q != nil {
-		v.sqlTemplates(p, q, sc)
-	}
+	template.MapStrings(*a, func(path, s string) (string, error) {
+		v.template(p+"."+path, s, sc)
+		return s, nil
+	})
 }
 
 // envKeys returns the env names a step sees: the routine's and its own.

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -73,12 +72,4 @@ func sqlPathAllowed(pm *routine.Permissions, path string) bool {
 		}
 	}
 	return false
-}
-
-// sqlTemplates checks the templates of a sql: action: its params. Its
-// query and db are not rendered.
-func (v *validator) sqlTemplates(p string, a *routine.SQLAction, sc *scope) {
-	for i, param := range a.Params {
-		v.template(p+".sql.params["+strconv.Itoa(i)+"]", param, sc)
-	}
 }
