@@ -3,10 +3,12 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,7 @@ import (
 //	spew N             print N bytes of binary garbage without newlines
 //	write WORD         print WORD alone, no newline, in one write (to stderr when WORD starts with !)
 //	pad N              print N x's, no newline, in one write
+//	limited MS         fail the first attempt as rate_limited, asking to wait MS milliseconds
 type scriptKind struct {
 	mu      sync.Mutex
 	order   []string // step ids in start order
@@ -121,6 +124,13 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 				io.WriteString(x.Stderr, w)
 			} else {
 				io.WriteString(x.Stdout, words[i])
+			}
+		case "limited":
+			i++
+			ms, _ := strconv.Atoi(words[i])
+			if try == 1 {
+				return res, &steps.Error{Code: routine.CodeRateLimited, Retryable: true, After: time.Duration(ms) * time.Millisecond,
+					Err: errors.New("429 Too Many Requests")}
 			}
 		case "pad":
 			i++
@@ -553,6 +563,42 @@ steps:
 	tail := recs[0].Error.StderrTail
 	if strings.Contains(tail, "s3cr3t") || !strings.Contains(tail, "***") {
 		t.Errorf("stderr tail %q", tail)
+	}
+}
+
+// A kind's error sets the payload's code, and the wait the other system
+// asked for stretches the backoff (but not past an hour).
+func TestRetryAfterAndErrorCode(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	run, recs := b.run(t, context.Background(), e, `
+name: limited
+steps:
+  - id: call
+    retry: { attempts: 3, initial: 100ms, jitter: false }
+    run: limited 2500
+  - id: capped
+    retry: { attempts: 3, initial: 100ms, jitter: false }
+    run: limited 7200000
+`)
+	if run.State != routine.StateSucceeded || recs[0].Attempts != 2 || recs[1].Attempts != 2 {
+		t.Fatalf("state %s, records %+v", run.State, recs)
+	}
+	b.clock.mu.Lock()
+	sleeps := slices.Clone(b.clock.sleeps)
+	b.clock.mu.Unlock()
+	if !slices.Equal(sleeps, []time.Duration{2500 * time.Millisecond, 100 * time.Millisecond}) {
+		t.Errorf("sleeps %v, want [2.5s (Retry-After) 100ms (an ask past an hour is not honoured)]", sleeps)
+	}
+	e2, b2 := setup(t, nil)
+	run, recs = b2.run(t, context.Background(), e2, `
+name: once
+steps:
+  - id: call
+    run: limited 10
+`)
+	if run.State != routine.StateFailed || recs[0].Error.Code != routine.CodeRateLimited || recs[0].Error.RetryAfterMs != 10 {
+		t.Errorf("payload %+v", recs[0].Error)
 	}
 }
 

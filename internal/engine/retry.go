@@ -54,3 +54,17 @@ func backoff(r *routine.Retry, next int) time.Duration {
 	}
 	return d
 }
+
+// maxRetryAfter bounds the wait another system may ask for (Retry-After)
+// before a retry: past it, the step's own backoff decides.
+const maxRetryAfter = time.Hour
+
+// retryDelay is the wait before try next: the backoff, or the wait the
+// failed try's system asked for when that is longer (up to maxRetryAfter).
+func retryDelay(r *routine.Retry, next int, failed *routine.ErrorPayload) time.Duration {
+	delay := backoff(r, next)
+	if after := time.Duration(failed.RetryAfterMs) * time.Millisecond; after > delay && after <= maxRetryAfter {
+		return after
+	}
+	return delay
+}

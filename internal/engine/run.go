@@ -473,7 +473,7 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 		if !perr.Retryable {
 			return perr
 		}
-		delay := backoff(s.Retry, n+1)
+		delay := retryDelay(s.Retry, n+1, perr)
 		rec.Error = perr
 		if x.e.requeue > 0 && delay > x.e.requeue && phase == routine.PhaseMain && ctx.Err() == nil {
 			at := x.e.clock.Now().Add(delay)
@@ -552,14 +552,16 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	if err == nil {
 		return nil
 	}
-	perr := x.payload(routine.CodeStepFailed, s.ID, err.Error())
-	perr.Retryable = true
-	// A step kind may know that another try cannot succeed (a syntax
-	// error, a constraint violation): its error says so.
-	var r interface{ Retryable() bool }
-	if errors.As(err, &r) {
-		perr.Retryable = r.Retryable()
+	// A step kind may describe its failure (steps.Error): a code such as
+	// http_status, that another try cannot succeed (a syntax error), the
+	// wait the other system asked for.
+	code, retryable, after := steps.Describe(err)
+	if code == "" {
+		code = routine.CodeStepFailed
 	}
+	perr := x.payload(code, s.ID, err.Error())
+	perr.Retryable = retryable
+	perr.RetryAfterMs = after.Milliseconds()
 	perr.StderrTail = stderr.stderrTail()
 	if res != nil {
 		perr.ExitCode = res.ExitCode

@@ -126,18 +126,27 @@ const (
 	CodeTemplate       = "template_error"
 	CodeInternal       = "internal_error"
 	CodeInvalidRoutine = "invalid_routine"
+	// Codes of the steps that talk to other systems.
+	CodeHTTPStatus      = "http_status"      // the server answered with a failing status
+	CodeAuth            = "auth"             // credentials refused (401, 403, a revoked token)
+	CodeRateLimited     = "rate_limited"     // 429, or the service's own rate-limit answer
+	CodeTimeout         = "timeout"          // no answer in time
+	CodeInvalidResponse = "invalid_response" // an answer that could not be understood
 )
 
 // ErrorPayload is the standard error payload of a failed run or step.
 type ErrorPayload struct {
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-	RunID      string `json:"run_id"`
-	Step       string `json:"step,omitempty"`
-	Attempt    int    `json:"attempt,omitempty"`
-	ExitCode   *int   `json:"exit_code,omitempty"`
-	Retryable  bool   `json:"retryable"`
-	StderrTail string `json:"stderr_tail,omitempty"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RunID     string `json:"run_id"`
+	Step      string `json:"step,omitempty"`
+	Attempt   int    `json:"attempt,omitempty"`
+	ExitCode  *int   `json:"exit_code,omitempty"`
+	Retryable bool   `json:"retryable"`
+	// RetryAfterMs is how long the other system asked to wait before the
+	// next try (an HTTP Retry-After); the step's backoff waits at least that.
+	RetryAfterMs int64  `json:"retry_after_ms,omitempty"`
+	StderrTail   string `json:"stderr_tail,omitempty"`
 }
 
 // Error makes the payload usable as an error.

@@ -279,7 +279,7 @@ func sqlFailure(err error, n, of int) error {
 	return &sqlError{err: wrapped, cause: err, retryable: true}
 }
 
-// sqlError is a failed sql step. Retryable tells the engine whether
+// sqlError is a failed sql step. CanRetry tells the engine whether
 // another try may succeed: a syntax error or a constraint violation will
 // not, a busy lock or a full disk may.
 type sqlError struct {
@@ -288,9 +288,9 @@ type sqlError struct {
 	retryable bool
 }
 
-func (e *sqlError) Error() string   { return e.err.Error() }
-func (e *sqlError) Unwrap() error   { return e.cause }
-func (e *sqlError) Retryable() bool { return e.retryable }
+func (e *sqlError) Error() string  { return e.err.Error() }
+func (e *sqlError) Unwrap() error  { return e.cause }
+func (e *sqlError) CanRetry() bool { return e.retryable }
 
 // permanent marks err as one another try cannot fix.
 func permanent(err error) error { return &sqlError{err: err, cause: err} }

@@ -2,7 +2,6 @@ package steps
 
 import (
 	"database/sql"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,8 +60,7 @@ func (b *sqlBundle) fails(t *testing.T, a *routine.SQLAction, retryable bool, wa
 			t.Fatalf("%q: error %q lacks %q", a.Query, err, w)
 		}
 	}
-	var r interface{ Retryable() bool }
-	if !errors.As(err, &r) || r.Retryable() != retryable {
+	if _, r, _ := Describe(err); r != retryable {
 		t.Fatalf("%q: error %q: retryable is not %v", a.Query, err, retryable)
 	}
 	return err
