@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,32 +71,12 @@ func parseInputs(r *routine.Routine, pairs []string) (map[string]string, error) 
 	return input, checkInputs(r, input)
 }
 
-// checkInputs checks input against the routine's declared inputs, when it
-// declares any: no undeclared key, every required one present.
+// checkInputs checks input against the routine's declared inputs.
 func checkInputs(r *routine.Routine, input map[string]string) error {
-	if len(r.Inputs) == 0 {
-		return nil
-	}
-	for k := range input {
-		if _, declared := r.Inputs[k]; !declared {
-			return fmt.Errorf("--input %s: %s declares no input %q (inputs: %s)", k, r.Name, k, strings.Join(inputNames(r), ", "))
-		}
-	}
-	for _, name := range inputNames(r) {
-		if _, ok := input[name]; !ok && r.Inputs[name].Required {
-			return fmt.Errorf("input %q is required: pass --input %s=VALUE", name, name)
-		}
+	if err := r.CheckInput(input); err != nil {
+		return fmt.Errorf("%w (pass --input NAME=VALUE for each declared input)", err)
 	}
 	return nil
-}
-
-func inputNames(r *routine.Routine) []string {
-	names := make([]string, 0, len(r.Inputs))
-	for k := range r.Inputs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // confinement checks that run steps can be confined. Without Landlock a

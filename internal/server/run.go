@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -63,35 +62,11 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := checkInputs(rt, input); err != nil {
+	if err := rt.CheckInput(input); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	s.enqueue(w, r, rt, routine.TriggerInfo{Kind: TriggerAPI}, input)
-}
-
-// checkInputs checks input against the routine's declared inputs, when it
-// declares any: no undeclared key, every required one present.
-func checkInputs(r *routine.Routine, input map[string]string) error {
-	if len(r.Inputs) == 0 {
-		return nil
-	}
-	names := make([]string, 0, len(r.Inputs))
-	for k := range r.Inputs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for k := range input {
-		if _, ok := r.Inputs[k]; !ok {
-			return fmt.Errorf("%s declares no input %q (inputs: %s)", r.Name, k, strings.Join(names, ", "))
-		}
-	}
-	for _, k := range names {
-		if _, ok := input[k]; !ok && r.Inputs[k].Required {
-			return fmt.Errorf("input %q is required", k)
-		}
-	}
-	return nil
 }
 
 // bodyError answers a failed body read: 413 past the limit, else 400.
