@@ -19,7 +19,7 @@ import (
 var version = "dev"
 
 func main() {
-	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{})
+	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.RoutineKind{})
 	os.Exit(cli.Run(context.Background(), cli.Deps{
 		Kinds:           kinds,
 		SecretProviders: secretProviders,

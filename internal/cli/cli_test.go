@@ -33,7 +33,7 @@ func routinesWith(t *testing.T, deps cli.Deps, dir string, args ...string) resul
 	if dir != "" {
 		args = append([]string{"--project", dir}, args...)
 	}
-	deps.Kinds = steps.NewRegistry(steps.RunKind{})
+	deps.Kinds = steps.NewRegistry(steps.RunKind{}, steps.RoutineKind{})
 	deps.Stdout, deps.Stderr = &stdout, &stderr
 	code := cli.Run(context.Background(), deps, args)
 	return result{code, stdout.String(), stderr.String()}

@@ -113,6 +113,10 @@ func usesKind(r *routine.Routine, kind string) bool {
 // execute records a run of r in the project's store and runs it in the
 // foreground, showing it live. The exit code follows the run's state.
 func (g *globals) execute(ctx context.Context, project string, r *routine.Routine, unconfined bool, p *store.RunCreateParams) error {
+	routines := &projectRoutines{g: g, root: project}
+	if err := checkCalls(r, routines.Get); err != nil {
+		return invalid(err)
+	}
 	st, err := openStore(ctx, project, true)
 	if err != nil {
 		return err
@@ -143,6 +147,7 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 		Logger:     g.logger,
 		Observer:   view,
 		Secrets:    resolver,
+		Routines:   routines,
 		Unconfined: unconfined,
 	})
 	run, err = eng.Execute(ctx, r, run)

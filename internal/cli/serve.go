@@ -106,6 +106,15 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err := checkHooks(routines); err != nil {
 		return invalid(err)
 	}
+	byName := make(map[string]*routine.Routine, len(routines))
+	for _, r := range routines {
+		byName[r.Name] = r
+	}
+	for _, r := range routines {
+		if err := checkCalls(r, func(name string) (*routine.Routine, bool) { c, ok := byName[name]; return c, ok }); err != nil {
+			return invalid(err)
+		}
+	}
 	if n := reservedSum(routines); n >= o.workers {
 		fmt.Fprintf(g.deps.Stderr, "warning: routines reserve %d of %d workers: routines without a reservation get %d; raise --workers\n", n, o.workers, max(0, o.workers-n))
 	}
@@ -141,6 +150,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			StateDir:   filepath.Join(project, stateDirName),
 			Logger:     logger,
 			Secrets:    resolver,
+			Routines:   catalog,
 			Unconfined: unconfined,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: o.requeueAfter,
@@ -206,6 +216,14 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	reload := newReloader(root, routines, catalog, clock, sink, logger, g.deps.Stderr)
 	reload.check = func(r *routine.Routine) error {
 		if err := g.checkSecrets(r); err != nil {
+			return err
+		}
+		if err := checkCalls(r, func(name string) (*routine.Routine, bool) {
+			if name == r.Name {
+				return r, true
+			}
+			return catalog.Get(name)
+		}); err != nil {
 			return err
 		}
 		u, err := g.confinement(r, o.allowUnconfined)

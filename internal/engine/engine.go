@@ -29,6 +29,9 @@ type Config struct {
 	Logger   *slog.Logger
 	Observer Observer
 	Secrets  SecretSource
+	// Routines finds the routines that routine steps call; without it a
+	// routine step fails.
+	Routines Routines
 	// Unconfined runs steps without Landlock. The caller sets it only when
 	// the user allowed it and the kernel lacks Landlock.
 	Unconfined bool
@@ -66,6 +69,7 @@ type Engine struct {
 	logger     *slog.Logger
 	observer   Observer
 	secrets    SecretSource
+	routines   Routines
 	unconfined bool
 	requeue    time.Duration
 }
@@ -80,6 +84,7 @@ func New(cfg Config) *Engine {
 		logger:     cfg.Logger,
 		observer:   cfg.Observer,
 		secrets:    cfg.Secrets,
+		routines:   cfg.Routines,
 		unconfined: cfg.Unconfined,
 		requeue:    cfg.RequeueAfter,
 	}

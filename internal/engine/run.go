@@ -529,6 +529,9 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		Now:          x.e.clock.Now,
 		StateDir:     x.e.stateDir,
 		Redact:       x.redactFunc(),
+		Subrun: func(ctx context.Context, name string, input map[string]string) (*steps.Subrun, error) {
+			return x.subrun(ctx, s.ID, name, input)
+		},
 	})
 	stdout.finish()
 	stderr.finish()

@@ -26,6 +26,7 @@ type Action struct {
 	State   *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
 	Emit    *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
 	SQL     *SQLAction        `yaml:"sql,omitempty" json:"sql,omitempty" jsonschema:"description=Run SQL on a SQLite file of the routine\\, with values bound from params."`
+	Routine *RoutineAction    `yaml:"routine,omitempty" json:"routine,omitempty" jsonschema:"description=Call another routine of the project and wait for it; outputs its steps' outputs\\, run_id and state."`
 }
 
 // SQLAction runs one or more SQL statements, in one transaction, on a
@@ -52,6 +53,8 @@ func (a *Action) Kind() string {
 		return "emit"
 	case a.SQL != nil:
 		return "sql"
+	case a.Routine != nil:
+		return "routine"
 	}
 	return ""
 }

@@ -18,8 +18,8 @@ import (
 // The step and trigger kinds of this version, and those the file format
 // reserves for later versions.
 var (
-	stepKinds          = []string{"run", "state", "emit", "sql"}
-	futureStepKinds    = []string{"http", "slack", "email", "llm", "agent", "classify", "routine"}
+	stepKinds          = []string{"run", "state", "emit", "sql", "routine"}
+	futureStepKinds    = []string{"http", "slack", "email", "llm", "agent", "classify"}
 	triggerKinds       = []string{"cron", "every", "webhook", "file", "event"}
 	futureTriggerKinds = []string{"slack_command", "email"}
 )
@@ -345,6 +345,9 @@ func (v *validator) action(p string, a *routine.Action) {
 	}
 	if a.SQL != nil {
 		v.sql(p+".sql", a.SQL)
+	}
+	if a.Routine != nil {
+		v.routineStep(p+".routine", a.Routine)
 	}
 	base := v.dir
 	if wd := a.Workdir; wd != "" && !strings.Contains(wd, "{{") {

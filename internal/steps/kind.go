@@ -76,6 +76,9 @@ type Execution struct {
 	// StateDir is the project's .routines directory, where a running
 	// daemon records its address (serve.json); emit steps post there.
 	StateDir string
+	// Subrun runs another routine of the project as a sub-run of this
+	// step and waits for it (routine steps); set by the engine.
+	Subrun func(ctx context.Context, name string, input map[string]string) (*Subrun, error)
 	// Redact replaces the values of the run's secrets by ***; nil when the
 	// run has none. A kind that keeps data where the engine does not look
 	// (the state store) uses it to refuse secrets.
