@@ -29,7 +29,7 @@ const reloadDebounce = 100 * time.Millisecond
 // renaming, so it watches directories and matches names), and after a
 // change loads the routine files again. A valid file replaces the routine
 // for new runs (runs in flight keep the revision they started with) along
-// with its cron, every, file and webhook triggers; an invalid one is
+// with its cron, every, file, email and webhook triggers; an invalid one is
 // reported with its positions and the previous revision stays; a new file
 // adds a routine, a removed one stops its triggers.
 type reloader struct {
@@ -41,12 +41,14 @@ type reloader struct {
 	warn    io.Writer
 	// check vets a routine before it is taken (the sandbox); nil: none.
 	check func(*routine.Routine) error
+	// mail starts the email triggers of a routine; nil: none.
+	mail func(context.Context, *routine.Routine) []stopper
 
 	mu       sync.Mutex
 	ctx      context.Context
-	files    map[string]string // routine name → its file
-	reported map[string]string // file → the revision of the invalid content last reported
-	watchers map[string][]*trigger.Watcher
+	files    map[string]string    // routine name → its file
+	reported map[string]string    // file → the revision of the invalid content last reported
+	watchers map[string][]stopper // file and email triggers, by routine
 	fsw      *fsnotify.Watcher
 	done     chan struct{}
 }
@@ -54,7 +56,7 @@ type reloader struct {
 func newReloader(root string, rs []*routine.Routine, catalog *scheduler.Catalog, clock *trigger.Scheduler, sink trigger.Sink, logger *slog.Logger, warn io.Writer) *reloader {
 	rl := &reloader{
 		root: root, catalog: catalog, clock: clock, sink: sink, logger: logger, warn: warn,
-		files: map[string]string{}, reported: map[string]string{}, watchers: map[string][]*trigger.Watcher{},
+		files: map[string]string{}, reported: map[string]string{}, watchers: map[string][]stopper{},
 	}
 	for _, r := range rs {
 		rl.files[r.Name] = r.File
@@ -62,13 +64,13 @@ func newReloader(root string, rs []*routine.Routine, catalog *scheduler.Catalog,
 	return rl
 }
 
-// start starts the file triggers of the routines and, when watch is set,
+// start starts the file and email triggers of the routines and, when watch is set,
 // the watch on the routine files.
 func (rl *reloader) start(ctx context.Context, rs []*routine.Routine, watch bool) error {
 	rl.mu.Lock()
 	rl.ctx = ctx
 	for _, r := range rs {
-		rl.watchers[r.Name] = startWatchers(ctx, []*routine.Routine{r}, rl.sink, rl.logger, rl.warn)
+		rl.watchers[r.Name] = rl.startTriggers(ctx, r)
 	}
 	rl.mu.Unlock()
 	if !watch {
@@ -85,7 +87,7 @@ func (rl *reloader) start(ctx context.Context, rs []*routine.Routine, watch bool
 	return nil
 }
 
-// stop stops the watch and every file trigger.
+// stop stops the watch and every file and email trigger.
 func (rl *reloader) stop() {
 	if rl.fsw != nil {
 		rl.fsw.Close()
@@ -227,7 +229,7 @@ func (rl *reloader) reload() {
 		for _, w := range rl.watchers[name] {
 			w.Stop()
 		}
-		rl.watchers[name] = startWatchers(rl.ctx, []*routine.Routine{r}, rl.sink, rl.logger, rl.warn)
+		rl.watchers[name] = rl.startTriggers(rl.ctx, r)
 		verb := "reloaded"
 		if !existed {
 			verb = "added"

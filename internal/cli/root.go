@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -88,7 +89,7 @@ type globals struct {
 func Run(ctx context.Context, deps Deps, args []string) int {
 	g := &globals{deps: deps}
 	root := newRoot(g)
-	root.SetArgs(args)
+	root.SetArgs(goTestFlags(args))
 	root.SetOut(deps.Stdout)
 	root.SetErr(deps.Stderr)
 	err := root.ExecuteContext(ctx)
@@ -112,6 +113,21 @@ func Run(ctx context.Context, deps Deps, args []string) int {
 	return ExitFailed
 }
 
+// goTestFlags lets `routines test` take -run as go test does: the flag
+// parser reads a single dash as shorthand letters.
+func goTestFlags(args []string) []string {
+	if len(args) == 0 || args[0] != "test" {
+		return args
+	}
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "-run" || strings.HasPrefix(a, "-run=") {
+			out[i] = "-" + a
+		}
+	}
+	return out
+}
+
 // errSilent is an error already reported to the user.
 var errSilent = errors.New("reported")
 
@@ -124,8 +140,8 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if g.output != "text" && g.output != "json" {
-				return invalid(fmt.Errorf("-o %s: write -o text or -o json", g.output))
+			if g.output != "text" && g.output != "json" && !(g.output == "junit" && cmd.Name() == "test") {
+				return invalid(fmt.Errorf("-o %s: write -o text or -o json (and -o junit for test)", g.output))
 			}
 			g.logger = slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return nil
@@ -148,6 +164,8 @@ func newRoot(g *globals) *cobra.Command {
 		newEmitCmd(g),
 		newSecretsCmd(g),
 		newAuditCmd(g),
+		newClassifyCmd(g),
+		newTestCmd(g),
 	)
 	return root
 }

@@ -53,7 +53,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve [DIR]",
 		Short: "Run the local daemon: triggers, webhooks, the API and the queue of runs",
 		Long: "serve finds every routine.yaml under DIR (default: the current directory), validates them,\n" +
-			"starts their cron, every and file triggers, serves webhooks (POST /hooks/<path>) and the API (/v1) and\n" +
+			"starts their cron, every, file and email triggers, serves webhooks (POST /hooks/<path>) and the API (/v1) and\n" +
 			"works the queue in .routines/state.db. SIGTERM or Ctrl-C stops intake, lets running steps\n" +
 			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: docs/serve.md",
 		Args: argsRange(0, 1),
@@ -167,6 +167,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		if !ok {
 			return fmt.Errorf("no routine %q", f.Routine)
 		}
+		if f.DedupeKey != "" {
+			return enqueueDeduped(ctx, st, sched, logger, r, f)
+		}
 		_, err := sched.Enqueue(ctx, r, routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload}, nil)
 		return err
 	}
@@ -212,8 +215,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err := clock.Start(ctx); err != nil {
 		return err
 	}
-	// File triggers, and the watch on the routine files that reloads them.
+	// File and email triggers, and the watch on the routine files that reloads them.
 	reload := newReloader(root, routines, catalog, clock, sink, logger, g.deps.Stderr)
+	reload.mail = emailStarter(st, resolver.Lookup, sink, logger, g.deps.Stderr)
 	reload.check = func(r *routine.Routine) error {
 		if err := g.checkSecrets(r); err != nil {
 			return err
@@ -290,11 +294,19 @@ func startWatchers(ctx context.Context, rs []*routine.Routine, sink trigger.Sink
 	return ws
 }
 
-// checkHooks refuses two routines with a webhook at the same path.
+// checkHooks refuses two routines with a webhook at the same path, or
+// with a slack_command trigger of the same command.
 func checkHooks(rs []*routine.Routine) error {
 	seen := map[string]string{}
+	commands := map[string]string{}
 	for _, r := range rs {
 		for _, t := range r.Triggers {
+			if c := t.SlackCommand; c != nil {
+				if prev, ok := commands[c.Command]; ok && prev != r.Name {
+					return fmt.Errorf("slack command %s is handled by both %s and %s", c.Command, prev, r.Name)
+				}
+				commands[c.Command] = r.Name
+			}
 			if t.Webhook == nil {
 				continue
 			}

@@ -511,6 +511,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	res, err := kind.Execute(ctx, &steps.Execution{
 		RunID:        x.run.ID,
 		StepID:       s.ID,
+		Phase:        rec.Phase,
 		Attempt:      n,
 		Action:       action,
 		Dir:          x.r.Dir,

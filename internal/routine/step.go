@@ -1,8 +1,8 @@
 package routine
 
-// Step is one entry of steps: or on_failure:. Exactly one step kind is set;
-// today the kinds are run, state, emit and sql (the Action fields). Kinds land as
-// fields of Action, so compensate: takes any of them.
+// Step is one entry of steps: or on_failure:. Exactly one step kind is set
+// (one of the pointer fields of Action, or run). Kinds land as fields of
+// Action, so compensate: takes any of them.
 type Step struct {
 	ID         string    `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
 	Name       string    `yaml:"name,omitempty" json:"name,omitempty"`
@@ -18,15 +18,20 @@ type Step struct {
 // Its strings, and those of each kind's struct, are templates rendered when
 // the step runs, but for the fields tagged template:"-" (template.MapStrings).
 type Action struct {
-	Run     string            `yaml:"run,omitempty" json:"run,omitempty" jsonschema:"description=A shell line or a script path\\, run in the sandbox with cwd = the routine directory."`
-	Shell   string            `yaml:"shell,omitempty" json:"shell,omitempty" template:"-" jsonschema:"enum=bash,enum=sh,description=Shell for run (default bash -eo pipefail)."`
-	Workdir string            `yaml:"workdir,omitempty" json:"workdir,omitempty" jsonschema:"description=Working directory of run\\, relative to the routine directory."`
-	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty" template:"-"` // rendered in layers: the routine's, then the step's
-	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	State   *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
-	Emit    *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
-	SQL     *SQLAction        `yaml:"sql,omitempty" json:"sql,omitempty" jsonschema:"description=Run SQL on a SQLite file of the routine\\, with values bound from params."`
-	Routine *RoutineAction    `yaml:"routine,omitempty" json:"routine,omitempty" jsonschema:"description=Call another routine of the project and wait for it; outputs its steps' outputs\\, run_id and state."`
+	Run      string            `yaml:"run,omitempty" json:"run,omitempty" jsonschema:"description=A shell line or a script path\\, run in the sandbox with cwd = the routine directory."`
+	Shell    string            `yaml:"shell,omitempty" json:"shell,omitempty" template:"-" jsonschema:"enum=bash,enum=sh,description=Shell for run (default bash -eo pipefail)."`
+	Workdir  string            `yaml:"workdir,omitempty" json:"workdir,omitempty" jsonschema:"description=Working directory of run\\, relative to the routine directory."`
+	Env      map[string]string `yaml:"env,omitempty" json:"env,omitempty" template:"-"` // rendered in layers: the routine's, then the step's
+	Timeout  Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	State    *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
+	Emit     *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
+	SQL      *SQLAction        `yaml:"sql,omitempty" json:"sql,omitempty" jsonschema:"description=Run SQL on a SQLite file of the routine\\, with values bound from params."`
+	Routine  *RoutineAction    `yaml:"routine,omitempty" json:"routine,omitempty" jsonschema:"description=Call another routine of the project and wait for it; outputs its steps' outputs\\, run_id and state."`
+	Email    *EmailAction      `yaml:"email,omitempty" json:"email,omitempty" jsonschema:"description=Send an email over SMTP; outputs message_id and accepted."`
+	HTTP     *HTTPAction       `yaml:"http,omitempty" json:"http,omitempty" jsonschema:"description=Send an HTTP request; outputs status\\, headers\\, body and json."`
+	Slack    *SlackAction      `yaml:"slack,omitempty" json:"slack,omitempty" jsonschema:"description=Post a message to a Slack channel (chat.postMessage)."`
+	LLM      *LLMAction        `yaml:"llm,omitempty" json:"llm,omitempty" jsonschema:"description=Ask a language model (Anthropic\\, or any OpenAI-compatible endpoint); outputs text\\, json and token usage."`
+	Classify *ClassifyAction   `yaml:"classify,omitempty" json:"classify,omitempty" jsonschema:"description=Label a text with a small classifier trained from labelled examples; outputs label\\, confidence and scores."`
 }
 
 // SQLAction runs one or more SQL statements, in one transaction, on a
@@ -55,6 +60,16 @@ func (a *Action) Kind() string {
 		return "sql"
 	case a.Routine != nil:
 		return "routine"
+	case a.Email != nil:
+		return "email"
+	case a.HTTP != nil:
+		return "http"
+	case a.Slack != nil:
+		return "slack"
+	case a.LLM != nil:
+		return "llm"
+	case a.Classify != nil:
+		return "classify"
 	}
 	return ""
 }
@@ -88,14 +103,16 @@ type Retry struct {
 
 // Trigger is one entry of triggers:. Exactly one kind is set.
 type Trigger struct {
-	Cron     string          `yaml:"cron,omitempty" json:"cron,omitempty" jsonschema:"description=Cron expression: 5 fields\\, or 6 with seconds first."`
-	Timezone string          `yaml:"timezone,omitempty" json:"timezone,omitempty" jsonschema:"description=IANA time zone of cron (default UTC)."`
-	Overlap  string          `yaml:"overlap,omitempty" json:"overlap,omitempty" jsonschema:"enum=skip,enum=queue,enum=allow"`
-	Catchup  string          `yaml:"catchup,omitempty" json:"catchup,omitempty" jsonschema:"enum=none,enum=one"`
-	Every    Duration        `yaml:"every,omitempty" json:"every,omitempty"`
-	Webhook  *WebhookTrigger `yaml:"webhook,omitempty" json:"webhook,omitempty"`
-	File     *FileTrigger    `yaml:"file,omitempty" json:"file,omitempty"`
-	Event    *EventTrigger   `yaml:"event,omitempty" json:"event,omitempty"`
+	Cron         string               `yaml:"cron,omitempty" json:"cron,omitempty" jsonschema:"description=Cron expression: 5 fields\\, or 6 with seconds first."`
+	Timezone     string               `yaml:"timezone,omitempty" json:"timezone,omitempty" jsonschema:"description=IANA time zone of cron (default UTC)."`
+	Overlap      string               `yaml:"overlap,omitempty" json:"overlap,omitempty" jsonschema:"enum=skip,enum=queue,enum=allow"`
+	Catchup      string               `yaml:"catchup,omitempty" json:"catchup,omitempty" jsonschema:"enum=none,enum=one"`
+	Every        Duration             `yaml:"every,omitempty" json:"every,omitempty"`
+	Webhook      *WebhookTrigger      `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	File         *FileTrigger         `yaml:"file,omitempty" json:"file,omitempty"`
+	Event        *EventTrigger        `yaml:"event,omitempty" json:"event,omitempty"`
+	SlackCommand *SlackCommandTrigger `yaml:"slack_command,omitempty" json:"slack_command,omitempty" jsonschema:"description=A Slack slash command\\, received at POST /slack/commands."`
+	Email        *EmailTrigger        `yaml:"email,omitempty" json:"email,omitempty" jsonschema:"description=New messages of an IMAP mailbox\\, one run each."`
 }
 
 // Kind returns the trigger kind that is set, or "".
@@ -111,6 +128,10 @@ func (t *Trigger) Kind() string {
 		return "file"
 	case t.Event != nil:
 		return "event"
+	case t.Email != nil:
+		return "email"
+	case t.SlackCommand != nil:
+		return "slack_command"
 	}
 	return ""
 }

@@ -83,6 +83,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
+	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

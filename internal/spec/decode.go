@@ -379,9 +379,6 @@ func (d *decoder) unknownKey(k ast.Node, t reflect.Type, path, key string, valid
 	case (t == stepType || t == actionType) && slices.Contains(futureStepKinds, key):
 		d.doc.unavailable[path] = true
 		d.problem(k, path, "step kind %q is not available yet in this version (available: %s)", key, strings.Join(stepKinds, ", "))
-	case t == triggerType && slices.Contains(futureTriggerKinds, key):
-		d.doc.unavailable[path] = true
-		d.problem(k, path, "trigger kind %q is not available yet in this version (available: %s)", key, strings.Join(triggerKinds, ", "))
 	default:
 		if c := suggest.Closest(key, valid); c != "" {
 			d.doc.misspelled[path+"."+c] = true

@@ -16,6 +16,8 @@ import (
 //   - a cron trigger uses the UTC time zone
 //   - cron and every triggers skip a tick while a run is active (overlap
 //     skip) and do not catch up ticks missed while down (catchup none)
+//   - an email trigger watches INBOX, and polls every 30s when the server
+//     has no IDLE
 const (
 	defaultAttempts   = 1
 	defaultBackoff    = routine.BackoffExponential
@@ -61,6 +63,13 @@ func applyDefaults(r *routine.Routine, cpus int) {
 			}
 			if t.Catchup == "" {
 				t.Catchup = defaultCatchup
+			}
+		case "email":
+			if t.Email.Mailbox == "" {
+				t.Email.Mailbox = routine.DefaultMailbox
+			}
+			if t.Email.Poll == 0 {
+				t.Email.Poll = routine.DefaultEmailPoll
 			}
 		}
 	}

@@ -22,6 +22,7 @@ var listNouns = map[string]string{
 	"on_failure": "a list of steps",
 	"triggers":   "a list of triggers",
 	"params":     "a list of values",
+	"fail_on":    "a list of statuses such as \">=400\" or \"404\"",
 }
 
 // describe says in words what a value of type t under key looks like.

@@ -92,6 +92,12 @@ func (v *validator) trigger(p string, t *routine.Trigger) {
 		}
 		v.template(p+".event.dedupe", e.Dedupe, sc)
 	}
+	if c := t.SlackCommand; c != nil {
+		v.slackCommand(p+".slack_command", c, sc)
+	}
+	if e := t.Email; e != nil {
+		v.emailTrigger(p+".email", e, sc)
+	}
 }
 
 func (v *validator) cron(path, expr string) {

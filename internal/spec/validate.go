@@ -18,10 +18,9 @@ import (
 // The step and trigger kinds of this version, and those the file format
 // reserves for later versions.
 var (
-	stepKinds          = []string{"run", "state", "emit", "sql", "routine"}
-	futureStepKinds    = []string{"http", "slack", "email", "llm", "agent", "classify"}
-	triggerKinds       = []string{"cron", "every", "webhook", "file", "event"}
-	futureTriggerKinds = []string{"slack_command", "email"}
+	stepKinds       = []string{"run", "state", "emit", "sql", "http", "slack", "routine", "email", "llm", "classify"}
+	futureStepKinds = []string{"agent"}
+	triggerKinds    = []string{"cron", "every", "webhook", "file", "event", "slack_command", "email"}
 )
 
 var (
@@ -346,8 +345,23 @@ func (v *validator) action(p string, a *routine.Action) {
 	if a.SQL != nil {
 		v.sql(p+".sql", a.SQL)
 	}
+	if a.Email != nil {
+		v.emailStep(p+".email", a.Email)
+	}
 	if a.Routine != nil {
 		v.routineStep(p+".routine", a.Routine)
+	}
+	if a.HTTP != nil {
+		v.http(p+".http", a.HTTP)
+	}
+	if a.Slack != nil {
+		v.slack(p+".slack", a.Slack)
+	}
+	if a.LLM != nil {
+		v.llm(p+".llm", a.LLM)
+	}
+	if a.Classify != nil {
+		v.classify(p+".classify", a.Classify)
 	}
 	base := v.dir
 	if wd := a.Workdir; wd != "" && !strings.Contains(wd, "{{") {
@@ -382,6 +396,8 @@ func (v *validator) state(p string, st *routine.StateAction) {
 		if key := keys[op]; !strings.Contains(key, "{{") {
 			if err := routine.CheckStateKey(key); err != nil {
 				v.errorf(p+"."+op, "%v", err)
+			} else if op != routine.StateOpGet && strings.HasPrefix(key, routine.EmailCursorPrefix) {
+				v.errorf(p+"."+op, "state key %q is reserved: the keys %s* hold the place of the routine's email triggers", key, routine.EmailCursorPrefix)
 			}
 		}
 	}

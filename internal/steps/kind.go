@@ -1,8 +1,8 @@
-// Package steps holds the step kinds a routine can use (run, state, emit), each
-// behind the Kind interface, and the Registry that main builds from them.
-// The engine knows kinds only through a Registry, so tests can swap in mocks
-// and later kinds (http, sql, slack, …) land here without touching the
-// engine.
+// Package steps holds the step kinds a routine can use (run, state, emit,
+// sql, http, slack, email, llm, classify, routine), each behind the Kind
+// interface, and the Registry that main builds from them. The engine knows
+// kinds only through a Registry, so tests can swap in mocks and a new kind
+// lands here without touching the engine.
 package steps
 
 import (
@@ -40,6 +40,7 @@ func NewRegistry(kinds ...Kind) Registry {
 type Execution struct {
 	RunID   string
 	StepID  string
+	Phase   routine.Phase // main, compensate or on_failure
 	Attempt int
 	Action  *routine.Action
 

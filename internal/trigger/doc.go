@@ -1,8 +1,10 @@
 // Package trigger turns the triggers of routines into firings: the cron and
-// every schedules (Scheduler), file-system events (Watcher) and the signature
-// and event checks of webhooks (VerifyHMAC, EventFilter). Every trigger kind
-// feeds a Sink; the package knows nothing of the store, the queue or the
-// engine, so the daemon decides what a firing becomes (a queued run).
+// every schedules (Scheduler), file-system events (Watcher), new mail of an
+// IMAP mailbox (EmailWatcher) and the signature and event checks of webhooks
+// (VerifyHMAC, EventFilter). Every trigger kind feeds a Sink; the package
+// knows nothing of the store, the queue or the engine, so the daemon decides
+// what a firing becomes (a queued run) and where an email trigger keeps its
+// place (a CursorStore).
 //
 // The exported constructors and functions are the API the local daemon
 // (`routines serve`) calls; nothing here starts on its own.
@@ -21,12 +23,17 @@ type Fire struct {
 	// Trigger is the index of the trigger in the routine's triggers:, so
 	// the daemon can record when it last fired and read its options.
 	Trigger int
-	// Kind is the trigger kind: cron, every or file.
+	// Kind is the trigger kind: cron, every, file or email.
 	Kind string
 	// Payload is the event the run sees as `event`, a JSON object.
 	Payload json.RawMessage
 	// At is when the trigger fired, on the trigger's clock.
 	At time.Time
+	// DedupeKey, when set, makes the firing fold into the run that an
+	// earlier firing of the routine with the same key made, up to
+	// DedupeWindow after it, instead of queueing another.
+	DedupeKey    string
+	DedupeWindow time.Duration
 }
 
 // Sink receives firings; the daemon queues a run for each. It returns an

@@ -31,7 +31,10 @@ import (
 // last commits, and the file is never corrupt.
 const (
 	writerParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	readerParams = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	// scratchParams are those of a store thrown away after use: nothing
+	// is ever flushed to the disk.
+	scratchParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	readerParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 )
 
 // Store is a store.Store on one SQLite file.
@@ -45,9 +48,10 @@ const (
 // CPU and at least four. Another process on the same file is just one more
 // writer: busy_timeout and BEGIN IMMEDIATE make it wait its turn.
 type Store struct {
-	w  *sql.DB
-	r  *sql.DB
-	gc *groupCommit // every write goes through it
+	w       *sql.DB
+	r       *sql.DB
+	gc      *groupCommit // every write goes through it
+	scratch bool         // thrown away after use: Close does not checkpoint
 
 	// Write statements, prepared on w. Reads are not prepared ahead: a
 	// command that only writes (run-once) then never opens a reader.
@@ -77,14 +81,26 @@ type Store struct {
 // Open opens the store in the SQLite file at path, creating the file and
 // its directory when missing, and brings its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
-	s, err := open(ctx, path)
+	s, err := open(ctx, path, writerParams)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return s, nil
 }
 
-func open(ctx context.Context, path string) (*Store, error) {
+// OpenScratch opens a store that is thrown away after use (the runs of
+// `routines test`): like Open, but it never waits for the disk — a crash
+// may lose it whole — and Close does not fold its log into the file.
+func OpenScratch(ctx context.Context, path string) (*Store, error) {
+	s, err := open(ctx, path, scratchParams)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.scratch = true
+	return s, nil
+}
+
+func open(ctx context.Context, path, params string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -103,7 +119,7 @@ func open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 
-	w, err := sql.Open("sqlite", dsn(abs, writerParams))
+	w, err := sql.Open("sqlite", dsn(abs, params))
 	if err != nil {
 		return nil, err
 	}
@@ -194,9 +210,12 @@ func (s *Store) Close() error {
 	// Best effort: another process may be reading, and SQLite checkpoints
 	// again whenever the WAL grows, so neither a wait nor a failure here
 	// matters enough to hold up or fail Close.
+	// A scratch store has nothing to keep.
 	ctx := context.Background()
-	if _, err := s.w.ExecContext(ctx, "PRAGMA busy_timeout = 1000"); err == nil {
-		_, _ = s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	if !s.scratch {
+		if _, err := s.w.ExecContext(ctx, "PRAGMA busy_timeout = 1000"); err == nil {
+			_, _ = s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+		}
 	}
 	errs = append(errs, s.w.Close())
 	return errors.Join(errs...)

@@ -1,0 +1,117 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/cli/clitest"
+)
+
+// routines test runs the tests of the routines under a directory: go-test
+// style output, -run, -o json and junit, and its exit codes.
+func TestRoutinesTest(t *testing.T) {
+	t.Parallel()
+	dir := clitest.CopyProject(t, "../routinetest/testdata/crm")
+	run := func(args ...string) (int, string, string) {
+		return clitest.RunCLIWith(t, cli.Deps{}, append([]string{"test", dir}, args...)...)
+	}
+	code, out, errOut := run()
+	if code != 0 || !strings.Contains(out, "coverage of crm-sync: steps 5/5, if branches 2/2, retries 1/1") || !strings.Contains(out, "ok\t3 test(s), 0 failed") {
+		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run("-run", "quiet", "-v")
+	if code != 0 || !strings.Contains(out, "--- PASS: crm-sync/quiet address skips the note") || !strings.Contains(out, "1 test(s)") {
+		t.Errorf("-run: exit %d\n%s", code, out)
+	}
+	code, out, _ = run("-o", "json")
+	var doc struct {
+		Tests []struct {
+			Name   string `json:"name"`
+			Passed bool   `json:"passed"`
+		} `json:"tests"`
+		Failed int `json:"failed"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil || len(doc.Tests) != 3 || doc.Failed != 0 {
+		t.Errorf("-o json: exit %d %v\n%s", code, err, out)
+	}
+
+	// A failing test: exit 1, the JUnit report says which.
+	bad := filepath.Join(dir, "tests", "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: wrong state\ninput: { email: a@b.c }\nmocks: { ticket: { outputs: { body: T } }, notify: {} }\nexpect: { state: failed }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run("-o", "junit")
+	var junit struct {
+		Suites []struct {
+			Failures int `xml:"failures,attr"`
+			Cases    []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal([]byte(out), &junit); code != 1 || err != nil || len(junit.Suites) != 1 || junit.Suites[0].Failures != 1 {
+		t.Fatalf("junit: exit %d %v\n%s", code, err, out)
+	}
+	// An invalid test file: exit 2, with its position.
+	if err := os.WriteFile(bad, []byte("name: x\ninput: { email: a@b.c }\nmocks:\n  nope: { outputs: { a: b } }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = run()
+	if code != 2 || !strings.Contains(errOut, "bad.yaml:4:9: mocks.nope: the routine has no step nope") {
+		t.Errorf("invalid test file: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run("-o", "xml"); code != 2 || !strings.Contains(errOut, "-o xml") {
+		t.Errorf("-o xml: exit %d %s", code, errOut)
+	}
+}
+
+// A past run becomes a test: --record prints it, and it passes against
+// the routine with the outside replaced by what the run got.
+func TestRecordATest(t *testing.T) {
+	t.Parallel()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"T-42"}`)
+	}))
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	yaml := "name: recorder\ninputs:\n  who: {}\nsteps:\n" +
+		"  - id: greet\n    run: echo \"msg=hello {{ input.who }}\" >> \"$ROUTINES_OUTPUT\"\n" +
+		"  - id: ticket\n    http: { method: POST, url: \"" + api.URL + "/tickets\", json: { text: \"{{ steps.greet.outputs.msg }}\" } }\n"
+	if err := os.WriteFile(filepath.Join(dir, "routine.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := clitest.RunCLIWith(t, cli.Deps{}, "--project", dir, "run-once", dir, "--input", "who=ada", "-o", "json")
+	var run struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(out), &run); code != 0 || err != nil {
+		t.Fatalf("run-once: exit %d %v %s", code, err, errOut)
+	}
+	api.Close() // the recorded test must not need the API
+	code, out, errOut = clitest.RunCLIWith(t, cli.Deps{}, "--project", dir, "test", "--record", run.ID)
+	if code != 0 || !strings.Contains(out, "ticket.json: '{\"id\":\"T-42\"}'") && !strings.Contains(out, `T-42`) {
+		t.Fatalf("--record: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tests", "recorded.yaml"), []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = clitest.RunCLIWith(t, cli.Deps{}, "test", dir, "-v")
+	if code != 0 || !strings.Contains(out, "--- PASS: recorder/recorded from run "+run.ID) {
+		t.Fatalf("the recorded test: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -1,0 +1,442 @@
+package routinetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+	"github.com/routines-dev/routines/internal/template"
+)
+
+// External are the step kinds that reach outside the machine: a test must
+// mock each of their steps, or the step fails.
+var External = []string{"http", "slack", "email", "llm", "agent", "emit", "routine"}
+
+// Options say how tests run.
+type Options struct {
+	Kinds    steps.Registry // the real step kinds
+	Filter   *regexp.Regexp // only the tests whose "<routine>/<name>" it matches; all when nil
+	Parallel int            // tests at once; GOMAXPROCS × 2 when 0
+	// Unconfined runs run steps without Landlock (the kernel lacks it and
+	// the user allowed it).
+	Unconfined bool
+}
+
+// Result is how one test went.
+type Result struct {
+	Routine  *routine.Routine
+	Case     *Case
+	Failures []string // expectations not met; none when it passed
+	Err      error    // the test could not run (setup, store)
+	Duration time.Duration
+	Run      *routine.Run
+	Steps    []*routine.StepRun
+	Calls    []Call // every execution of a step, in start order
+}
+
+// Passed reports whether the test ran and met every expectation.
+func (r *Result) Passed() bool { return r.Err == nil && len(r.Failures) == 0 }
+
+// Name is "<routine>/<test name>".
+func (r *Result) Name() string { return r.Routine.Name + "/" + r.Case.Name }
+
+// Call is one execution (attempt) of a step: its key (the step id, or
+// compensate:<id>), kind, whether it was mocked, and its rendered fields.
+type Call struct {
+	Step   string
+	Kind   string
+	Mocked bool
+	Fields map[string]string
+}
+
+// Run runs the cases of routine r, side by side, and returns their
+// results in the cases' order.
+func Run(ctx context.Context, r *routine.Routine, cases []*Case, opts Options) []*Result {
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = runtime.GOMAXPROCS(0) * 2
+	}
+	var (
+		results []*Result
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, parallel)
+	)
+	for _, c := range cases {
+		res := &Result{Routine: r, Case: c}
+		if opts.Filter != nil && !opts.Filter.MatchString(res.Name()) {
+			continue
+		}
+		results = append(results, res)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			start := time.Now()
+			res.Err = runCase(ctx, r, c, opts, res)
+			res.Duration = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// runCase runs one test in a temporary copy of the routine's directory,
+// with a store of its own, and checks its expectations.
+func runCase(ctx context.Context, r *routine.Routine, c *Case, opts Options, res *Result) error {
+	tmp, err := os.MkdirTemp("", "routines-test-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "routine")
+	if err := copyDir(r.Dir, dir); err != nil {
+		return fmt.Errorf("copy the routine directory: %w", err)
+	}
+	copied, err := spec.Load(filepath.Join(dir, filepath.Base(r.File)))
+	if err != nil {
+		return err
+	}
+	if err := c.check(copied); err != nil {
+		return err
+	}
+	st, err := sqlite.OpenScratch(ctx, filepath.Join(tmp, "state.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rec := &recorder{c: c, real: opts.Kinds}
+	eng := engine.New(engine.Config{
+		Store:      st,
+		Kinds:      rec.registry(),
+		StateDir:   filepath.Join(tmp, ".routines"),
+		Clock:      &virtualClock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)},
+		Secrets:    caseSecrets(c.Secrets),
+		Unconfined: opts.Unconfined,
+	})
+	payload, err := json.Marshal(c.Event)
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	if c.Event == nil {
+		payload = nil
+	}
+	run, err := st.RunCreate(ctx, &store.RunCreateParams{
+		ID: ulid.Make().String(), Routine: copied.Name, Revision: copied.Revision,
+		Trigger: routine.TriggerInfo{Kind: "test", Payload: payload}, Input: c.Input,
+		State: routine.StateRunning, QueuedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		return err
+	}
+	if res.Run, err = eng.Execute(ctx, copied, run); err != nil {
+		return err
+	}
+	if res.Steps, err = st.StepList(ctx, run.ID); err != nil {
+		return err
+	}
+	res.Calls = rec.calls()
+	res.Failures = c.Expect.check(res)
+	return nil
+}
+
+// Check returns the problems of cases against routine r (steps the
+// routine does not have, inputs it does not declare), before they run.
+func Check(r *routine.Routine, cases []*Case) error {
+	var errs []error
+	for _, c := range cases {
+		errs = append(errs, c.check(r))
+	}
+	return errors.Join(errs...)
+}
+
+// check refuses a test that names steps the routine does not have, or
+// gives inputs it does not declare; each problem names its place in the
+// test file.
+func (c *Case) check(r *routine.Routine) error {
+	keys := stepKeys(r)
+	var errs []error
+	for id := range c.Mocks {
+		if !keys[id] {
+			errs = append(errs, c.problem("mocks."+id, "mocks.%s: the routine has no step %s", id, id))
+		}
+	}
+	for id := range c.Expect.Steps {
+		if !keys[id] {
+			errs = append(errs, c.problem("expect.steps."+id, "expect.steps.%s: the routine has no step %s", id, id))
+		}
+	}
+	if err := r.CheckInput(c.Input); err != nil {
+		errs = append(errs, c.problem("input", "input: %v", err))
+	}
+	return errors.Join(errs...)
+}
+
+// problem is an error at path (such as "mocks.ticket") of the test in its
+// file, as file:line:col when the place can be found.
+func (c *Case) problem(path, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if pos := c.position(path); pos != "" {
+		return fmt.Errorf("%s:%s: %s", c.File, pos, msg)
+	}
+	return fmt.Errorf("%s: %s", c.File, msg)
+}
+
+// position returns "line:col" of path in the test's file, or "".
+func (c *Case) position(path string) string {
+	data, err := os.ReadFile(c.File)
+	if err != nil {
+		return ""
+	}
+	root := "$"
+	if bytes.HasPrefix(bytes.TrimSpace(stripComments(data)), []byte("-")) {
+		root = fmt.Sprintf("$[%d]", c.Index)
+	}
+	p, err := yaml.PathString(root + "." + path)
+	if err != nil {
+		return ""
+	}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return ""
+	}
+	node, err := p.FilterFile(file)
+	if err != nil || node == nil {
+		// The key itself, when its value is empty.
+		return ""
+	}
+	tok := node.GetToken()
+	return fmt.Sprintf("%d:%d", tok.Position.Line, tok.Position.Column)
+}
+
+// stepKeys lists the keys a test names steps by: main and on_failure ids,
+// and compensate:<id> for each compensation.
+func stepKeys(r *routine.Routine) map[string]bool {
+	keys := map[string]bool{}
+	for _, s := range r.Steps {
+		keys[s.ID] = true
+		if s.Compensate != nil {
+			keys["compensate:"+s.ID] = true
+		}
+	}
+	for _, s := range r.OnFailure {
+		keys[s.ID] = true
+	}
+	return keys
+}
+
+func stepKey(phase routine.Phase, id string) string {
+	if phase == routine.PhaseCompensate {
+		return "compensate:" + id
+	}
+	return id
+}
+
+// recorder runs the steps of one test: mocked ones from the test, the
+// others with the real kinds (but external ones, which fail), recording
+// every execution.
+type recorder struct {
+	c    *Case
+	real steps.Registry
+
+	mu    sync.Mutex
+	log   []Call
+	tries map[string]int
+}
+
+func (rec *recorder) registry() steps.Registry {
+	reg := steps.Registry{}
+	for name := range rec.real {
+		reg[name] = &mockKind{name: name, rec: rec}
+	}
+	for _, name := range External {
+		reg[name] = &mockKind{name: name, rec: rec}
+	}
+	return reg
+}
+
+func (rec *recorder) calls() []Call {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]Call(nil), rec.log...)
+}
+
+// mockKind stands for one step kind in a test.
+type mockKind struct {
+	name string
+	rec  *recorder
+}
+
+func (k *mockKind) Name() string { return k.name }
+
+func (k *mockKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Result, error) {
+	key := stepKey(x.Phase, x.StepID)
+	mock, mocked := k.rec.c.Mocks[key]
+	call := Call{Step: key, Kind: k.name, Mocked: mocked, Fields: fields(k.name, x.Action)}
+	k.rec.mu.Lock()
+	k.rec.log = append(k.rec.log, call)
+	if k.rec.tries == nil {
+		k.rec.tries = map[string]int{}
+	}
+	k.rec.tries[key]++
+	n := k.rec.tries[key]
+	k.rec.mu.Unlock()
+	if mocked {
+		return mock.try(n)
+	}
+	if real, ok := k.rec.real[k.name]; ok && !isExternal(k.name) {
+		return real.Execute(ctx, x)
+	}
+	return nil, steps.Fail("", false, fmt.Errorf("step %s (%s) reaches outside and has no mock: add mocks.%s to the test", key, k.name, key))
+}
+
+// try returns the result of attempt n: its try, or the last one.
+func (m Mock) try(n int) (*steps.Result, error) {
+	if len(m.Tries) == 0 {
+		return &steps.Result{Outputs: map[string]string{}}, nil
+	}
+	t := m.Tries[min(n, len(m.Tries))-1]
+	out := map[string]string{}
+	for k, v := range t.Outputs {
+		out[k] = v
+	}
+	if t.Fail == nil {
+		return &steps.Result{Outputs: out}, nil
+	}
+	retryable := t.Fail.Retryable == nil || *t.Fail.Retryable
+	return &steps.Result{Outputs: out}, steps.Fail(t.Fail.Code, retryable, errors.New(t.Fail.Message))
+}
+
+func isExternal(kind string) bool {
+	for _, k := range External {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// fields returns the rendered strings of an action, by path within its
+// kind ("json.subject" for http.json.subject; "run" for a run step).
+func fields(kind string, a *routine.Action) map[string]string {
+	out := map[string]string{}
+	template.MapStrings(*a, func(path, s string) (string, error) {
+		if s != "" {
+			out[strings.TrimPrefix(path, kind+".")] = s
+		}
+		return s, nil
+	})
+	return out
+}
+
+// caseSecrets are the secrets of a test: the values it gives, and
+// test-<NAME> for any other declared secret.
+type caseSecrets map[string]string
+
+func (s caseSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
+	out := make(map[string]string, len(refs))
+	for _, ref := range refs {
+		v, ok := s[ref.Name]
+		if !ok {
+			v = "test-" + ref.Name
+		}
+		out[ref.Name] = v
+	}
+	return out, nil
+}
+
+// virtualClock is the clock of a test run: sleeping (a retry's backoff)
+// moves it on at once.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+// copyDir copies the routine directory for a test: its files, but not
+// its .routines, tests, .git or node_modules.
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			switch d.Name() {
+			case ".routines", "tests", ".git", "node_modules":
+				if rel != "." {
+					return filepath.SkipDir
+				}
+			}
+			return os.MkdirAll(target, 0o755)
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		return copyFile(path, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,387 @@
+package steps
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+// smtpBundle is an SMTP server on the loopback interface that records
+// what it receives and refuses what the test tells it to.
+type smtpBundle struct {
+	host string
+	port int
+
+	mu       sync.Mutex
+	logins   []string // usernames that logged in
+	received []smtpEnvelope
+	// rcptErr and dataErr, when set, answer RCPT and DATA.
+	rcptErr error
+	dataErr error
+}
+
+type smtpEnvelope struct {
+	from string
+	to   []string
+	data []byte
+}
+
+const (
+	smtpUser     = "bot@example.com"
+	smtpPassword = "s3cret-pw"
+)
+
+func setupSMTP(t *testing.T) *smtpBundle {
+	t.Helper()
+	b := &smtpBundle{}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &smtpSession{b: b}, nil
+	}))
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	b.host = "127.0.0.1"
+	b.port = ln.Addr().(*net.TCPAddr).Port
+	return b
+}
+
+// action returns an email action addressed to the bundle's server.
+func (b *smtpBundle) action() *routine.EmailAction {
+	return &routine.EmailAction{
+		SMTP:    routine.MailServer{Host: b.host, Port: b.port, TLS: "none", Username: smtpUser, Password: smtpPassword},
+		From:    "Support <support@example.com>",
+		To:      []string{"alice@example.org"},
+		Subject: "Hello",
+		Body:    "Hi Alice",
+	}
+}
+
+// refuse makes the server answer RCPT with rcpt and DATA with data.
+func (b *smtpBundle) refuse(rcpt, data error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rcptErr, b.dataErr = rcpt, data
+}
+
+func (b *smtpBundle) refusal(data bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if data {
+		return b.dataErr
+	}
+	return b.rcptErr
+}
+
+func (b *smtpBundle) envelopes() []smtpEnvelope {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]smtpEnvelope(nil), b.received...)
+}
+
+type smtpSession struct {
+	b    *smtpBundle
+	user string
+	env  smtpEnvelope
+}
+
+func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *smtpSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != smtpUser || pass != smtpPassword {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Username and Password not accepted"}
+		}
+		s.user = user
+		s.b.mu.Lock()
+		s.b.logins = append(s.b.logins, user)
+		s.b.mu.Unlock()
+		return nil
+	}), nil
+}
+
+func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	s.env = smtpEnvelope{from: from}
+	return nil
+}
+
+func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.b.refusal(false); err != nil {
+		return err
+	}
+	s.env.to = append(s.env.to, to)
+	return nil
+}
+
+func (s *smtpSession) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if err := s.b.refusal(true); err != nil {
+		return err
+	}
+	s.env.data = data
+	s.b.mu.Lock()
+	s.b.received = append(s.b.received, s.env)
+	s.b.mu.Unlock()
+	return nil
+}
+
+func (s *smtpSession) Reset()        { s.env = smtpEnvelope{} }
+func (s *smtpSession) Logout() error { return nil }
+
+// sendTest runs an email step with a.
+func sendTest(t *testing.T, a *routine.EmailAction) (map[string]string, string, error) {
+	t.Helper()
+	var stdout strings.Builder
+	res, err := EmailKind{}.Execute(t.Context(), &Execution{
+		RunID: "01RUN", StepID: "ack", Attempt: 1,
+		Action: &routine.Action{Email: a},
+		Stdout: &stdout,
+	})
+	if err != nil {
+		return nil, stdout.String(), err
+	}
+	return res.Outputs, stdout.String(), nil
+}
+
+func TestEmailSendsMultipartReply(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	a := b.action()
+	a.To = []string{"Alice Ärger <alice@example.org>", ""}
+	a.Cc = []string{"carol@example.org, dave@example.org"}
+	a.Bcc = []string{"audit@example.com", "ALICE@example.org"}
+	a.Subject = "Re: Grüße aus Köln — ticket #42"
+	a.Body = "Hallo Alice,\nwir haben Ihre Nachricht erhalten. Ünïcödé ✓\n"
+	a.HTML = "<p>Hallo Alice,</p><p>wir haben Ihre Nachricht erhalten.</p>"
+	a.InReplyTo = "<orig-123@mail.example.org>"
+	out, stdout, err := sendTest(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := b.envelopes()
+	if len(envs) != 1 {
+		t.Fatalf("received %d messages, want 1", len(envs))
+	}
+	env := envs[0]
+	if env.from != "support@example.com" {
+		t.Errorf("MAIL FROM %q", env.from)
+	}
+	wantRcpts := []string{"alice@example.org", "carol@example.org", "dave@example.org", "audit@example.com"}
+	if strings.Join(env.to, ",") != strings.Join(wantRcpts, ",") {
+		t.Errorf("RCPT TO %v, want %v", env.to, wantRcpts)
+	}
+	b.mu.Lock()
+	logins := b.logins
+	b.mu.Unlock()
+	if len(logins) != 1 || logins[0] != smtpUser {
+		t.Errorf("logins %v", logins)
+	}
+	var accepted []string
+	if err := json.Unmarshal([]byte(out["accepted"]), &accepted); err != nil || len(accepted) != 4 {
+		t.Errorf("accepted %q: %v", out["accepted"], err)
+	}
+	if bytes.Contains(env.data, []byte("audit@example.com")) {
+		t.Errorf("the Bcc recipient is in the message:\n%s", env.data)
+	}
+	// Every line of the message is ASCII: the non-ASCII text is encoded.
+	for i, c := range env.data {
+		if c > 127 {
+			t.Fatalf("byte %d of the message is not ASCII:\n%s", i, env.data)
+		}
+	}
+
+	mr, err := gomail.CreateReader(bytes.NewReader(env.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mr.Header
+	if subj, err := h.Subject(); err != nil || subj != a.Subject {
+		t.Errorf("subject %q (%v), want %q", subj, err, a.Subject)
+	}
+	if raw := h.Get("Subject"); !strings.Contains(raw, "=?utf-8?") {
+		t.Errorf("raw subject %q is not an encoded word", raw)
+	}
+	from, _ := h.AddressList("From")
+	to, _ := h.AddressList("To")
+	cc, _ := h.AddressList("Cc")
+	if len(from) != 1 || from[0].Name != "Support" || len(to) != 1 || to[0].Name != "Alice Ärger" || len(cc) != 2 {
+		t.Errorf("from %v, to %v, cc %v", from, to, cc)
+	}
+	if h.Get("Mime-Version") != "1.0" || h.Get("Date") == "" {
+		t.Errorf("MIME-Version %q, Date %q", h.Get("Mime-Version"), h.Get("Date"))
+	}
+	id, _ := h.MessageID()
+	if !strings.HasSuffix(id, "@example.com") || out["message_id"] != "<"+id+">" {
+		t.Errorf("Message-ID %q, output %q", id, out["message_id"])
+	}
+	for _, key := range []string{"In-Reply-To", "References"} {
+		if ids, err := h.MsgIDList(key); err != nil || len(ids) != 1 || ids[0] != "orig-123@mail.example.org" {
+			t.Errorf("%s %v (%v)", key, ids, err)
+		}
+	}
+	if mt, _, _ := h.ContentType(); mt != "multipart/alternative" {
+		t.Errorf("content type %q", mt)
+	}
+	var parts []string
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ih := p.Header.(*gomail.InlineHeader)
+		mt, params, _ := ih.ContentType()
+		body, _ := io.ReadAll(p.Body)
+		parts = append(parts, mt+";"+params["charset"]+";"+ih.Get("Content-Transfer-Encoding"))
+		if mt == "text/plain" && string(body) != strings.ReplaceAll(a.Body, "\n", "\r\n") {
+			t.Errorf("text body %q, want %q", body, a.Body)
+		}
+		if mt == "text/html" && string(body) != a.HTML {
+			t.Errorf("html body %q", body)
+		}
+	}
+	want := "text/plain;utf-8;quoted-printable text/html;utf-8;quoted-printable"
+	if strings.Join(parts, " ") != want {
+		t.Errorf("parts %v, want %s", parts, want)
+	}
+	wantLog := `sent "Re: Grüße aus Köln — ticket #42" to 4 recipients (message id ` + out["message_id"] + ")\n"
+	if stdout != wantLog {
+		t.Errorf("stdout %q, want %q", stdout, wantLog)
+	}
+	if strings.Contains(stdout, smtpPassword) || strings.Contains(stdout, "Hallo") {
+		t.Errorf("stdout shows the password or the body: %q", stdout)
+	}
+}
+
+func TestEmailPlainTextHeadersStayOneLine(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	a := b.action()
+	a.Subject = "Hello\r\nBcc: victim@example.net"
+	if _, _, err := sendTest(t, a); err != nil {
+		t.Fatal(err)
+	}
+	env := b.envelopes()[0]
+	mr, err := gomail.CreateReader(bytes.NewReader(env.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mr.Header.Has("Bcc") || mr.Header.Get("Subject") != "Hello Bcc: victim@example.net" {
+		t.Errorf("a line break in the subject added a header:\n%s", env.data)
+	}
+	if mt, params, _ := mr.Header.ContentType(); mt != "text/plain" || params["charset"] != "utf-8" {
+		t.Errorf("content type %s %v", mt, params)
+	}
+	if len(env.to) != 1 || env.to[0] != "alice@example.org" {
+		t.Errorf("RCPT %v", env.to)
+	}
+}
+
+// failsWith checks that err is a steps error of code, retryable as said.
+func failsWith(t *testing.T, err error, code string, retryable bool, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("the step succeeded, want an error")
+	}
+	c, r, _ := Describe(err)
+	if c != code || r != retryable || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q: code %q retryable %v, want %q %v and %q", err, c, r, code, retryable, want)
+	}
+	if strings.Contains(err.Error(), smtpPassword) {
+		t.Fatalf("the error shows the password: %q", err)
+	}
+}
+
+func TestEmailAuthFailure(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	a := b.action()
+	a.SMTP.Password = "wrong"
+	_, _, err := sendTest(t, a)
+	failsWith(t, err, routine.CodeAuth, false, "535")
+	if len(b.envelopes()) != 0 {
+		t.Fatal("a message went through without a login")
+	}
+}
+
+func TestEmailTemporaryFailureIsRetryable(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	b.refuse(nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"})
+	_, _, err := sendTest(t, b.action())
+	failsWith(t, err, routine.CodeInvalidResponse, true, "451")
+}
+
+func TestEmailPermanentFailure(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	b.refuse(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}, nil)
+	_, _, err := sendTest(t, b.action())
+	failsWith(t, err, routine.CodeInvalidResponse, false, "550")
+}
+
+func TestEmailConnectionRefusedIsRetryable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	a := (&smtpBundle{host: "127.0.0.1", port: port}).action()
+	_, _, err = sendTest(t, a)
+	failsWith(t, err, routine.CodeTimeout, true, "connect to 127.0.0.1:"+strconv.Itoa(port))
+}
+
+func TestEmailRefusesPlainTextOffLoopback(t *testing.T) {
+	t.Parallel()
+	a := (&smtpBundle{host: "smtp.example.com", port: 25}).action()
+	_, _, err := sendTest(t, a)
+	failsWith(t, err, "", false, "only allowed for a loopback host")
+}
+
+func TestEmailInvalidAddresses(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	for _, tc := range []struct {
+		edit func(*routine.EmailAction)
+		want string
+	}{
+		{func(a *routine.EmailAction) { a.From = "not an address" }, "from"},
+		{func(a *routine.EmailAction) { a.To = []string{""} }, "to has no recipient"},
+		{func(a *routine.EmailAction) { a.To = []string{"alice@"} }, "to \"alice@\""},
+		{func(a *routine.EmailAction) { a.InReplyTo = "<a b@c>" }, "in_reply_to"},
+	} {
+		a := b.action()
+		tc.edit(a)
+		_, _, err := sendTest(t, a)
+		failsWith(t, err, "", false, tc.want)
+	}
+	if len(b.envelopes()) != 0 {
+		t.Fatal("an invalid message was sent")
+	}
+}

@@ -1,0 +1,225 @@
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+)
+
+const slackTestToken = "xoxb-test-token"
+
+// fakeSlack is Slack's Web API method chat.postMessage, answering what
+// answer says, after checking the token where Slack takes it: the
+// Authorization header or the token form field (slack-go sends the
+// latter for chat.postMessage).
+type fakeSlack struct {
+	mu     sync.Mutex
+	posts  []url.Values
+	answer func(w http.ResponseWriter, form url.Values)
+}
+
+func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/api/chat.postMessage" {
+		http.NotFound(w, r)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = r.PostForm.Get("token")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if token != slackTestToken {
+		_, _ = w.Write([]byte(`{"ok":false,"error":"invalid_auth"}`))
+		return
+	}
+	f.mu.Lock()
+	f.posts = append(f.posts, r.PostForm)
+	answer := f.answer
+	f.mu.Unlock()
+	if answer != nil {
+		answer(w, r.PostForm)
+		return
+	}
+	_, _ = w.Write([]byte(`{"ok":true,"channel":"C123","ts":"1700000000.000100","message":{"text":"` + r.PostForm.Get("text") + `"}}`))
+}
+
+func setupSlack(t *testing.T) (*fakeSlack, string) {
+	t.Helper()
+	f := &fakeSlack{}
+	ts := httptest.NewServer(f)
+	t.Cleanup(ts.Close)
+	return f, ts.URL + "/api/"
+}
+
+func execSlack(ctx context.Context, a *routine.SlackAction) (map[string]string, string, error) {
+	var out strings.Builder
+	res, err := SlackKind{}.Execute(ctx, &Execution{RunID: "01RUN", StepID: "notify", Attempt: 1, Action: &routine.Action{Slack: a}, Stdout: &out})
+	if err != nil {
+		return nil, out.String(), err
+	}
+	return res.Outputs, out.String(), nil
+}
+
+func TestSlackText(t *testing.T) {
+	t.Parallel()
+	f, base := setupSlack(t)
+	out, log, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "#support-escalations", Text: "Escalation: <@U1> printer & fax", BaseURL: strings.TrimSuffix(base, "/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["ts"] != "1700000000.000100" || out["channel"] != "C123" {
+		t.Fatalf("outputs %v", out)
+	}
+	if log != "posted to #support-escalations (ts 1700000000.000100)\n" || strings.Contains(log, slackTestToken) {
+		t.Fatalf("log %q", log)
+	}
+	if len(f.posts) != 1 {
+		t.Fatalf("%d posts", len(f.posts))
+	}
+	p := f.posts[0]
+	// Not escaped: mentions and & reach Slack as written.
+	if p.Get("channel") != "#support-escalations" || p.Get("text") != "Escalation: <@U1> printer & fax" || p.Has("blocks") || p.Has("thread_ts") {
+		t.Fatalf("posted %v", p)
+	}
+}
+
+func TestSlackBlocksInThread(t *testing.T) {
+	t.Parallel()
+	f, base := setupSlack(t)
+	// Blocks as the YAML decoder gives them.
+	blocks := []any{
+		map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": "Escalation"}},
+		map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "*From* <@U1>"}},
+		map[string]any{"type": "divider"},
+	}
+	out, _, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "C123", Text: "fallback", Blocks: blocks, ThreadTS: "1699999999.000200", BaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["ts"] == "" {
+		t.Fatalf("outputs %v", out)
+	}
+	p := f.posts[0]
+	if p.Get("thread_ts") != "1699999999.000200" || p.Get("text") != "fallback" {
+		t.Fatalf("posted %v", p)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(p.Get("blocks")), &got); err != nil {
+		t.Fatalf("blocks %q: %v", p.Get("blocks"), err)
+	}
+	if len(got) != 3 || got[0]["type"] != "header" || got[1]["text"].(map[string]any)["text"] != "*From* <@U1>" || got[2]["type"] != "divider" {
+		t.Fatalf("blocks %v", got)
+	}
+}
+
+func TestSlackBadBlocks(t *testing.T) {
+	t.Parallel()
+	f, base := setupSlack(t)
+	_, _, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "C1", Blocks: map[string]any{"type": "section"}, BaseURL: base})
+	var se *Error
+	if !errors.As(err, &se) || se.Retryable || !strings.Contains(err.Error(), "Block Kit") {
+		t.Fatalf("%v", err)
+	}
+	if len(f.posts) != 0 {
+		t.Fatal("posted invalid blocks")
+	}
+}
+
+func TestSlackErrors(t *testing.T) {
+	t.Parallel()
+	slackJSON := func(body string) func(http.ResponseWriter, url.Values) {
+		return func(w http.ResponseWriter, _ url.Values) { _, _ = w.Write([]byte(body)) }
+	}
+	status := func(code int, header, value string) func(http.ResponseWriter, url.Values) {
+		return func(w http.ResponseWriter, _ url.Values) {
+			if header != "" {
+				w.Header().Set(header, value)
+			}
+			w.WriteHeader(code)
+			_, _ = w.Write([]byte(`{"ok":false,"error":"ratelimited"}`))
+		}
+	}
+	cases := []struct {
+		name      string
+		token     string
+		answer    func(http.ResponseWriter, url.Values)
+		code      string
+		retryable bool
+		after     time.Duration
+		msg       string
+	}{
+		{name: "invalid_auth", token: "xoxb-wrong", code: routine.CodeAuth, msg: "invalid_auth: check the bot token"},
+		{name: "token_revoked", answer: slackJSON(`{"ok":false,"error":"token_revoked"}`), code: routine.CodeAuth, msg: "token_revoked"},
+		{name: "not_authed", answer: slackJSON(`{"ok":false,"error":"not_authed"}`), code: routine.CodeAuth},
+		{name: "account_inactive", answer: slackJSON(`{"ok":false,"error":"account_inactive"}`), code: routine.CodeAuth},
+		{name: "missing_scope", answer: slackJSON(`{"ok":false,"error":"missing_scope","needed":"chat:write"}`), code: routine.CodeAuth, msg: "chat:write"},
+		{name: "429 with Retry-After", answer: status(http.StatusTooManyRequests, "Retry-After", "7"), code: routine.CodeRateLimited, retryable: true, after: 7 * time.Second},
+		{name: "429 without Retry-After", answer: status(http.StatusTooManyRequests, "", ""), code: routine.CodeRateLimited, retryable: true},
+		{name: "ratelimited body", answer: slackJSON(`{"ok":false,"error":"ratelimited"}`), code: routine.CodeRateLimited, retryable: true},
+		{name: "503", answer: status(http.StatusServiceUnavailable, "", ""), code: routine.CodeHTTPStatus, retryable: true, msg: "503"},
+		{name: "internal_error", answer: slackJSON(`{"ok":false,"error":"internal_error"}`), code: routine.CodeHTTPStatus, retryable: true},
+		{name: "channel_not_found", answer: slackJSON(`{"ok":false,"error":"channel_not_found"}`), code: routine.CodeHTTPStatus, msg: "channel_not_found: check the channel"},
+		{name: "invalid_blocks", answer: slackJSON(`{"ok":false,"error":"invalid_blocks","response_metadata":{"messages":["[ERROR] must be more than 0 characters [json-pointer:/blocks/0/text/text]"]}}`), code: routine.CodeHTTPStatus, msg: "json-pointer:/blocks/0/text/text"},
+		{name: "not JSON", answer: func(w http.ResponseWriter, _ url.Values) { _, _ = w.Write([]byte("<html>proxy</html>")) }, code: routine.CodeInvalidResponse, retryable: true},
+		{name: "no ts", answer: slackJSON(`{"ok":true,"channel":"C123"}`), code: routine.CodeInvalidResponse, retryable: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, base := setupSlack(t)
+			f.answer = c.answer
+			token := c.token
+			if token == "" {
+				token = slackTestToken
+			}
+			_, log, err := execSlack(t.Context(), &routine.SlackAction{Token: token, Channel: "#ops", Text: "hi", BaseURL: base})
+			code, retryable, after := Describe(err)
+			if err == nil || code != c.code || retryable != c.retryable || after != c.after {
+				t.Fatalf("got %v: code %q retryable %v after %s", err, code, retryable, after)
+			}
+			if !strings.Contains(err.Error(), c.msg) || strings.Contains(err.Error(), token) || log != "" {
+				t.Fatalf("message %q, log %q", err, log)
+			}
+		})
+	}
+}
+
+func TestSlackTimeout(t *testing.T) {
+	t.Parallel()
+	f, base := setupSlack(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	f.answer = func(http.ResponseWriter, url.Values) { <-release }
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, _, err := execSlack(ctx, &routine.SlackAction{Token: slackTestToken, Channel: "#ops", Text: "hi", BaseURL: base})
+	code, retryable, _ := Describe(err)
+	if code != routine.CodeTimeout || !retryable {
+		t.Fatalf("got %v: %q %v", err, code, retryable)
+	}
+}
+
+func TestSlackConnectionRefused(t *testing.T) {
+	t.Parallel()
+	ts := httptest.NewServer(http.NotFoundHandler())
+	base := ts.URL + "/api/"
+	ts.Close()
+	_, _, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "#ops", Text: "hi", BaseURL: base})
+	code, retryable, _ := Describe(err)
+	if err == nil || code != "" || !retryable || strings.Contains(err.Error(), slackTestToken) {
+		t.Fatalf("got %v: %q %v", err, code, retryable)
+	}
+}
