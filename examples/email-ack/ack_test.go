@@ -7,24 +7,18 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/routines-dev/routines/internal/cli/clitest"
+	"github.com/routines-dev/routines/internal/mailtest"
 )
 
 const (
@@ -34,8 +28,8 @@ const (
 )
 
 func TestFiveMailsFiveAcks(t *testing.T) {
-	imapPort := startIMAP(t)
-	outbox := startSMTP(t)
+	server := mailtest.StartIMAP(t, account, imapPassword, "support")
+	outbox := mailtest.StartSMTP(t, account, smtpPassword)
 
 	dir := clitest.CopyProject(t, ".")
 	path := filepath.Join(dir, "routine.yaml")
@@ -43,8 +37,8 @@ func TestFiveMailsFiveAcks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.Replace(string(data), "port: 1143", "port: "+strconv.Itoa(imapPort), 1)
-	yaml = strings.Replace(yaml, "port: 1025", "port: "+strconv.Itoa(outbox.port), 1)
+	yaml := strings.Replace(string(data), "port: 1143", "port: "+strconv.Itoa(server.Port), 1)
+	yaml = strings.Replace(yaml, "port: 1025", "port: "+strconv.Itoa(outbox.Port), 1)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -58,36 +52,24 @@ func TestFiveMailsFiveAcks(t *testing.T) {
 		}
 	}
 
-	c := imapClient(t, imapPort)
-	defer c.Close()
 	for i := 1; i <= 5; i++ {
-		msg := fmt.Sprintf("From: Customer %d <customer%d@example.org>\r\nTo: %s\r\nSubject: Order %d is late\r\n"+
-			"Message-ID: <order-%d@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nWhere is my order %d?\r\n", i, i, account, i, i, i)
-		cmd := c.Append("support", int64(len(msg)), nil)
-		if _, err := io.WriteString(cmd, msg); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
+		server.Deliver(t, "support", fmt.Sprintf("From: Customer %d <customer%d@example.org>\r\nTo: %s\r\nSubject: Order %d is late\r\n"+
+			"Message-ID: <order-%d@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nWhere is my order %d?\r\n", i, i, account, i, i, i))
 	}
 
-	for deadline := time.Now().Add(15 * time.Second); len(outbox.messages()) < 5; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); len(outbox.Messages()) < 5; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d acks sent, want 5:\n%s", len(outbox.messages()), out.String())
+			t.Fatalf("%d acks sent, want 5:\n%s", len(outbox.Messages()), out.String())
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // room for a duplicate to show up
-	sent := outbox.messages()
+	sent := outbox.Messages()
 	if len(sent) != 5 {
 		t.Fatalf("%d acks sent, want 5", len(sent))
 	}
 	seen := map[string]bool{}
 	for _, m := range sent {
-		mr, err := gomail.CreateReader(bytes.NewReader(m.data))
+		mr, err := gomail.CreateReader(bytes.NewReader(m.Data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +84,8 @@ func TestFiveMailsFiveAcks(t *testing.T) {
 			t.Fatalf("two acks of %q", subject)
 		}
 		seen[subject] = true
-		if want := fmt.Sprintf("customer%d@example.org", n); len(m.to) != 1 || m.to[0] != want || m.from != account {
-			t.Errorf("ack %d: envelope from %s to %v, want %s", n, m.from, m.to, want)
+		if want := fmt.Sprintf("customer%d@example.org", n); len(m.To) != 1 || m.To[0] != want || m.From != account {
+			t.Errorf("ack %d: envelope from %s to %v, want %s", n, m.From, m.To, want)
 		}
 		if len(replyTo) != 1 || replyTo[0] != fmt.Sprintf("order-%d@example.org", n) {
 			t.Errorf("ack %d: In-Reply-To %v", n, replyTo)
@@ -121,6 +103,8 @@ func TestFiveMailsFiveAcks(t *testing.T) {
 		}
 	}
 	// mark: seen flagged each message once its run was queued.
+	c := server.Client(t)
+	defer c.Close()
 	if _, err := c.Select("support", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,124 +122,3 @@ func mustPart(t *testing.T, mr *gomail.Reader) *gomail.Part {
 	}
 	return p
 }
-
-// startIMAP starts an IMAP server with the account and its support
-// mailbox, and returns its port.
-func startIMAP(t *testing.T) int {
-	t.Helper()
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser(account, imapPassword)
-	for _, m := range []string{"INBOX", "support"} {
-		if err := user.Create(m, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func imapClient(t *testing.T, port int) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure("127.0.0.1:"+strconv.Itoa(port), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(account, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// outbox is an SMTP server that takes mail from the account.
-type outbox struct {
-	port int
-	mu   sync.Mutex
-	sent []sentMail
-}
-
-type sentMail struct {
-	from string
-	to   []string
-	data []byte
-}
-
-func (o *outbox) messages() []sentMail {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]sentMail(nil), o.sent...)
-}
-
-func startSMTP(t *testing.T) *outbox {
-	t.Helper()
-	o := &outbox{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &smtpSession{o: o}, nil }))
-	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	o.port = ln.Addr().(*net.TCPAddr).Port
-	return o
-}
-
-type smtpSession struct {
-	o      *outbox
-	authed bool
-	mail   sentMail
-}
-
-func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (s *smtpSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pass string) error {
-		if user != account || pass != smtpPassword {
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
-		}
-		s.authed = true
-		return nil
-	}), nil
-}
-
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	if !s.authed {
-		return smtp.ErrAuthRequired
-	}
-	s.mail = sentMail{from: from}
-	return nil
-}
-
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.mail.to = append(s.mail.to, to)
-	return nil
-}
-
-func (s *smtpSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.mail.data = data
-	s.o.mu.Lock()
-	s.o.sent = append(s.o.sent, s.mail)
-	s.o.mu.Unlock()
-	return nil
-}
-
-func (s *smtpSession) Reset()        { s.mail = sentMail{} }
-func (s *smtpSession) Logout() error { return nil }

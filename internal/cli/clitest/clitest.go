@@ -88,39 +88,66 @@ func RunCLIWith(t testing.TB, deps cli.Deps, args ...string) (code int, stdout, 
 // exits with 0.
 func Serve(t testing.TB, dir string, args ...string) (addr string, out *Buffer) {
 	t.Helper()
+	d := StartServe(t, dir, args...)
+	return d.Addr, d.Out
+}
+
+// Daemon is a `routines serve` started by StartServe.
+type Daemon struct {
+	Addr string
+	Out  *Buffer // its stdout and stderr
+
+	t      testing.TB
+	cancel context.CancelFunc
+	done   chan int
+	code   *int
+}
+
+// StartServe is Serve, with a Daemon that Stop ends before the test does
+// (a restart: StartServe again on the same directory).
+func StartServe(t testing.TB, dir string, args ...string) *Daemon {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &Buffer{}
-	done := make(chan int, 1)
+	d := &Daemon{Out: &Buffer{}, t: t, cancel: cancel, done: make(chan int, 1)}
+	// serve.json of an earlier daemon on the directory is not this one's.
+	info := filepath.Join(dir, ".routines", "serve.json")
+	os.Remove(info)
 	go func() {
-		deps := cli.Deps{Kinds: Kinds(), Stdout: out, Stderr: out}
-		done <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
+		deps := cli.Deps{Kinds: Kinds(), Stdout: d.Out, Stderr: d.Out}
+		d.done <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
 	}()
-	exited := false
 	t.Cleanup(func() {
-		cancel()
-		if exited {
-			return
-		}
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d: %s", code, out.String())
+		if code := d.Stop(); code != 0 {
+			t.Errorf("serve exit %d: %s", code, d.Out.String())
 		}
 	})
-	info := filepath.Join(dir, ".routines", "serve.json")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if data, err := os.ReadFile(info); err == nil {
 			var v struct{ Addr string }
 			if json.Unmarshal(data, &v) == nil && v.Addr != "" {
-				return v.Addr, out
+				d.Addr = v.Addr
+				return d
 			}
 		}
 		select {
-		case code := <-done:
-			exited = true
-			t.Fatalf("serve exited with %d: %s", code, out.String())
+		case code := <-d.done:
+			d.code = &code
+			t.Fatalf("serve exited with %d: %s", code, d.Out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", out.String())
+			t.Fatalf("serve did not start: %s", d.Out.String())
 		}
 	}
+}
+
+// Stop stops the daemon as Ctrl-C does (its grace period applies) and
+// returns its exit code; a second Stop returns the same.
+func (d *Daemon) Stop() int {
+	if d.code == nil {
+		d.cancel()
+		code := <-d.done
+		d.code = &code
+	}
+	return *d.code
 }
