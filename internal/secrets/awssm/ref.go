@@ -3,7 +3,6 @@ package awssm
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode"
 
@@ -44,43 +43,5 @@ func (r ref) pick(value string) (string, error) {
 		// The decoder's message is left out: it can quote the value.
 		return "", fmt.Errorf("secret %s is not a JSON object, so #%s selects nothing; drop #%s to use the whole value", r.id, r.key, r.key)
 	}
-	raw, ok := object[r.key]
-	if !ok {
-		return "", fmt.Errorf("no key %q in secret %s (keys: %s): %w", r.key, r.id, keyList(object), secrets.ErrNotFound)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("key %q in secret %s holds a JSON %s, not a string", r.key, r.id, jsonType(raw))
-	}
-	return s, nil
-}
-
-// keyList names an object's keys, which helps spot a typo; the values are
-// never shown.
-func keyList(object map[string]json.RawMessage) string {
-	if len(object) == 0 {
-		return "none"
-	}
-	keys := make([]string, 0, len(object))
-	for k := range object {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return strings.Join(keys, ", ")
-}
-
-// jsonType names the type of a JSON value from its first byte.
-func jsonType(raw json.RawMessage) string {
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
+	return secrets.StringField(object, r.key, "secret "+r.id)
 }

@@ -3,7 +3,6 @@ package vault
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/secrets"
@@ -54,43 +53,5 @@ func (r ref) apiPath() string { return r.mount + "/data/" + r.path }
 
 // pick returns the string stored under r.key in a secret's data.
 func (r ref) pick(data map[string]json.RawMessage) (string, error) {
-	raw, ok := data[r.key]
-	if !ok {
-		return "", fmt.Errorf("no key %q at %s (keys: %s): %w", r.key, r.apiPath(), keyList(data), secrets.ErrNotFound)
-	}
-	var value string
-	if err := json.Unmarshal(raw, &value); err != nil {
-		return "", fmt.Errorf("key %q at %s holds a JSON %s, not a string", r.key, r.apiPath(), jsonType(raw))
-	}
-	return value, nil
-}
-
-// keyList names a secret's keys, which helps spot a typo; the values are
-// never shown.
-func keyList(data map[string]json.RawMessage) string {
-	if len(data) == 0 {
-		return "none"
-	}
-	keys := make([]string, 0, len(data))
-	for k := range data {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return strings.Join(keys, ", ")
-}
-
-// jsonType names the type of a JSON value from its first byte.
-func jsonType(raw json.RawMessage) string {
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
+	return secrets.StringField(data, r.key, r.apiPath())
 }

@@ -308,14 +308,14 @@ func TestResolveErrors(t *testing.T) {
 			name:         "no such key",
 			cfg:          tokenConfig(),
 			ref:          "kv/data/slack#bot_tokn",
-			want:         `vault: kv/data/slack#bot_tokn: no key "bot_tokn" at kv/data/slack (keys: bot_token, retries): secret not found`,
+			want:         `vault: kv/data/slack#bot_tokn: no key "bot_tokn" in kv/data/slack (keys: bot_token, retries): secret not found`,
 			wantNotFound: true,
 		},
 		{
 			name: "value not a string",
 			cfg:  tokenConfig(),
 			ref:  "kv/data/slack#retries",
-			want: `vault: kv/data/slack#retries: key "retries" at kv/data/slack holds a JSON number, not a string`,
+			want: `vault: kv/data/slack#retries: key "retries" in kv/data/slack holds a JSON number, not a string`,
 		},
 		{
 			name:          "500",
