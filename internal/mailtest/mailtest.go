@@ -84,14 +84,17 @@ func (s *IMAP) Deliver(t testing.TB, mailbox, raw string) {
 }
 
 // Outbox is an SMTP server that takes mail from one account (AUTH PLAIN)
-// and keeps what it was given.
+// and keeps what it was given, or refuses it as Refuse says.
 type Outbox struct {
 	Port     int
 	account  string
 	password string
 
-	mu   sync.Mutex
-	sent []Mail
+	mu      sync.Mutex
+	sent    []Mail
+	logins  []string
+	rcptErr error // answers RCPT when set
+	dataErr error // answers DATA when set
 }
 
 // Mail is one message an Outbox took: its envelope and its data.
@@ -118,6 +121,30 @@ func StartSMTP(t testing.TB, account, password string) *Outbox {
 	return o
 }
 
+// Refuse makes the server answer RCPT with rcpt and DATA with data (an
+// *smtp.SMTPError); nil takes them again.
+func (o *Outbox) Refuse(rcpt, data error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rcptErr, o.dataErr = rcpt, data
+}
+
+// Logins returns the usernames that logged in, one per session.
+func (o *Outbox) Logins() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.logins...)
+}
+
+func (o *Outbox) refusal(data bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if data {
+		return o.dataErr
+	}
+	return o.rcptErr
+}
+
 // Messages returns what the server took so far.
 func (o *Outbox) Messages() []Mail {
 	o.mu.Lock()
@@ -136,9 +163,12 @@ func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 func (s *session) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != s.o.account || pass != s.o.password {
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Username and Password not accepted"}
 		}
 		s.authed = true
+		s.o.mu.Lock()
+		s.o.logins = append(s.o.logins, user)
+		s.o.mu.Unlock()
 		return nil
 	}), nil
 }
@@ -152,6 +182,9 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.o.refusal(false); err != nil {
+		return err
+	}
 	s.mail.To = append(s.mail.To, to)
 	return nil
 }
@@ -159,6 +192,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
+		return err
+	}
+	if err := s.o.refusal(true); err != nil {
 		return err
 	}
 	s.mail.Data = data

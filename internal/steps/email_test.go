@@ -8,34 +8,21 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/routines-dev/routines/internal/mailtest"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
 // smtpBundle is an SMTP server on the loopback interface that records
 // what it receives and refuses what the test tells it to.
 type smtpBundle struct {
+	*mailtest.Outbox
 	host string
 	port int
-
-	mu       sync.Mutex
-	logins   []string // usernames that logged in
-	received []smtpEnvelope
-	// rcptErr and dataErr, when set, answer RCPT and DATA.
-	rcptErr error
-	dataErr error
-}
-
-type smtpEnvelope struct {
-	from string
-	to   []string
-	data []byte
 }
 
 const (
@@ -45,21 +32,8 @@ const (
 
 func setupSMTP(t *testing.T) *smtpBundle {
 	t.Helper()
-	b := &smtpBundle{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{b: b}, nil
-	}))
-	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	b.host = "127.0.0.1"
-	b.port = ln.Addr().(*net.TCPAddr).Port
-	return b
+	o := mailtest.StartSMTP(t, smtpUser, smtpPassword)
+	return &smtpBundle{Outbox: o, host: "127.0.0.1", port: o.Port}
 }
 
 // action returns an email action addressed to the bundle's server.
@@ -72,83 +46,6 @@ func (b *smtpBundle) action() *routine.EmailAction {
 		Body:    "Hi Alice",
 	}
 }
-
-// refuse makes the server answer RCPT with rcpt and DATA with data.
-func (b *smtpBundle) refuse(rcpt, data error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.rcptErr, b.dataErr = rcpt, data
-}
-
-func (b *smtpBundle) refusal(data bool) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if data {
-		return b.dataErr
-	}
-	return b.rcptErr
-}
-
-func (b *smtpBundle) envelopes() []smtpEnvelope {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]smtpEnvelope(nil), b.received...)
-}
-
-type smtpSession struct {
-	b    *smtpBundle
-	user string
-	env  smtpEnvelope
-}
-
-func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (s *smtpSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pass string) error {
-		if user != smtpUser || pass != smtpPassword {
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Username and Password not accepted"}
-		}
-		s.user = user
-		s.b.mu.Lock()
-		s.b.logins = append(s.b.logins, user)
-		s.b.mu.Unlock()
-		return nil
-	}), nil
-}
-
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.user == "" {
-		return smtp.ErrAuthRequired
-	}
-	s.env = smtpEnvelope{from: from}
-	return nil
-}
-
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if err := s.b.refusal(false); err != nil {
-		return err
-	}
-	s.env.to = append(s.env.to, to)
-	return nil
-}
-
-func (s *smtpSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if err := s.b.refusal(true); err != nil {
-		return err
-	}
-	s.env.data = data
-	s.b.mu.Lock()
-	s.b.received = append(s.b.received, s.env)
-	s.b.mu.Unlock()
-	return nil
-}
-
-func (s *smtpSession) Reset()        { s.env = smtpEnvelope{} }
-func (s *smtpSession) Logout() error { return nil }
 
 // sendTest runs an email step with a.
 func sendTest(t *testing.T, a *routine.EmailAction) (map[string]string, string, error) {
@@ -180,21 +77,19 @@ func TestEmailSendsMultipartReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	envs := b.envelopes()
+	envs := b.Messages()
 	if len(envs) != 1 {
 		t.Fatalf("received %d messages, want 1", len(envs))
 	}
 	env := envs[0]
-	if env.from != "support@example.com" {
-		t.Errorf("MAIL FROM %q", env.from)
+	if env.From != "support@example.com" {
+		t.Errorf("MAIL FROM %q", env.From)
 	}
 	wantRcpts := []string{"alice@example.org", "carol@example.org", "dave@example.org", "audit@example.com"}
-	if strings.Join(env.to, ",") != strings.Join(wantRcpts, ",") {
-		t.Errorf("RCPT TO %v, want %v", env.to, wantRcpts)
+	if strings.Join(env.To, ",") != strings.Join(wantRcpts, ",") {
+		t.Errorf("RCPT TO %v, want %v", env.To, wantRcpts)
 	}
-	b.mu.Lock()
-	logins := b.logins
-	b.mu.Unlock()
+	logins := b.Logins()
 	if len(logins) != 1 || logins[0] != smtpUser {
 		t.Errorf("logins %v", logins)
 	}
@@ -202,17 +97,17 @@ func TestEmailSendsMultipartReply(t *testing.T) {
 	if err := json.Unmarshal([]byte(out["accepted"]), &accepted); err != nil || len(accepted) != 4 {
 		t.Errorf("accepted %q: %v", out["accepted"], err)
 	}
-	if bytes.Contains(env.data, []byte("audit@example.com")) {
-		t.Errorf("the Bcc recipient is in the message:\n%s", env.data)
+	if bytes.Contains(env.Data, []byte("audit@example.com")) {
+		t.Errorf("the Bcc recipient is in the message:\n%s", env.Data)
 	}
 	// Every line of the message is ASCII: the non-ASCII text is encoded.
-	for i, c := range env.data {
+	for i, c := range env.Data {
 		if c > 127 {
-			t.Fatalf("byte %d of the message is not ASCII:\n%s", i, env.data)
+			t.Fatalf("byte %d of the message is not ASCII:\n%s", i, env.Data)
 		}
 	}
 
-	mr, err := gomail.CreateReader(bytes.NewReader(env.data))
+	mr, err := gomail.CreateReader(bytes.NewReader(env.Data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,19 +180,19 @@ func TestEmailPlainTextHeadersStayOneLine(t *testing.T) {
 	if _, _, err := sendTest(t, a); err != nil {
 		t.Fatal(err)
 	}
-	env := b.envelopes()[0]
-	mr, err := gomail.CreateReader(bytes.NewReader(env.data))
+	env := b.Messages()[0]
+	mr, err := gomail.CreateReader(bytes.NewReader(env.Data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if mr.Header.Has("Bcc") || mr.Header.Get("Subject") != "Hello Bcc: victim@example.net" {
-		t.Errorf("a line break in the subject added a header:\n%s", env.data)
+		t.Errorf("a line break in the subject added a header:\n%s", env.Data)
 	}
 	if mt, params, _ := mr.Header.ContentType(); mt != "text/plain" || params["charset"] != "utf-8" {
 		t.Errorf("content type %s %v", mt, params)
 	}
-	if len(env.to) != 1 || env.to[0] != "alice@example.org" {
-		t.Errorf("RCPT %v", env.to)
+	if len(env.To) != 1 || env.To[0] != "alice@example.org" {
+		t.Errorf("RCPT %v", env.To)
 	}
 }
 
@@ -323,7 +218,7 @@ func TestEmailAuthFailure(t *testing.T) {
 	a.SMTP.Password = "wrong"
 	_, _, err := sendTest(t, a)
 	failsWith(t, err, routine.CodeAuth, false, "535")
-	if len(b.envelopes()) != 0 {
+	if len(b.Messages()) != 0 {
 		t.Fatal("a message went through without a login")
 	}
 }
@@ -331,7 +226,7 @@ func TestEmailAuthFailure(t *testing.T) {
 func TestEmailTemporaryFailureIsRetryable(t *testing.T) {
 	t.Parallel()
 	b := setupSMTP(t)
-	b.refuse(nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"})
+	b.Refuse(nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"})
 	_, _, err := sendTest(t, b.action())
 	failsWith(t, err, routine.CodeInvalidResponse, true, "451")
 }
@@ -339,7 +234,7 @@ func TestEmailTemporaryFailureIsRetryable(t *testing.T) {
 func TestEmailPermanentFailure(t *testing.T) {
 	t.Parallel()
 	b := setupSMTP(t)
-	b.refuse(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}, nil)
+	b.Refuse(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}, nil)
 	_, _, err := sendTest(t, b.action())
 	failsWith(t, err, routine.CodeInvalidResponse, false, "550")
 }
@@ -381,7 +276,7 @@ func TestEmailInvalidAddresses(t *testing.T) {
 		_, _, err := sendTest(t, a)
 		failsWith(t, err, "", false, tc.want)
 	}
-	if len(b.envelopes()) != 0 {
+	if len(b.Messages()) != 0 {
 		t.Fatal("an invalid message was sent")
 	}
 }
