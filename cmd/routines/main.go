@@ -19,7 +19,7 @@ import (
 var version = "dev"
 
 func main() {
-	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{})
+	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
 	os.Exit(cli.Run(context.Background(), cli.Deps{
 		Kinds:           kinds,
 		SecretProviders: secretProviders,

@@ -216,10 +216,10 @@ func TestTriageFiftyMailsAcrossARestart(t *testing.T) {
 
 	dir := clitest.CopyProject(t, ".")
 	configure(t, dir, map[string]string{
-		`imap: { host: imap.gmail.com, port: 993,`: fmt.Sprintf(`imap: { host: 127.0.0.1, port: %d, tls: none,`, imap.Port),
+		`imap: { host: imap.gmail.com, port: 993,`:        fmt.Sprintf(`imap: { host: 127.0.0.1, port: %d, tls: none,`, imap.Port),
 		`smtp: { host: "{{ env.SMTP_HOST }}", port: 587,`: fmt.Sprintf(`smtp: { host: 127.0.0.1, port: %d, tls: none,`, outbox.Port),
-		"CRM_URL: https://crm.example.com/api": "CRM_URL: " + crmSrv.URL,
-		"SLACK_API: https://slack.com/api/":     "SLACK_API: " + slackSrv.URL + "/api/",
+		"CRM_URL: https://crm.example.com/api":            "CRM_URL: " + crmSrv.URL,
+		"SLACK_API: https://slack.com/api/":               "SLACK_API: " + slackSrv.URL + "/api/",
 	})
 	for k, v := range map[string]string{"IMAP_PASSWORD": imapPassword, "SMTP_PASSWORD": smtpPassword, "CRM_TOKEN": crmToken, "SLACK_BOT_TOKEN": slackToken} {
 		t.Setenv(k, v)

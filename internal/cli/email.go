@@ -16,7 +16,7 @@ import (
 )
 
 // stopper is a trigger that runs in the background until stopped: a file
-// Watcher or an EmailWatcher.
+// Watcher, an EmailWatcher or a GmailWatcher.
 type stopper interface{ Stop() }
 
 // secretLookup resolves a secret a routine declares (secrets.Resolver.Lookup).
@@ -35,8 +35,9 @@ func (rl *reloader) startTriggers(ctx context.Context, r *routine.Routine) []sto
 }
 
 // emailStarter returns what starts the email triggers of a routine: an
-// EmailWatcher each, whose cursor is in the routine's state in st and
-// whose username and password references resolve through lookup.
+// EmailWatcher (imap:) or a GmailWatcher (gmail:) each, whose cursor is in
+// the routine's state in st and whose credential references resolve
+// through lookup.
 func emailStarter(st store.Store, lookup secretLookup, sink trigger.Sink, logger *slog.Logger, warn io.Writer) func(context.Context, *routine.Routine) []stopper {
 	cursors := stateCursors{st}
 	return func(ctx context.Context, r *routine.Routine) []stopper {
@@ -45,11 +46,20 @@ func emailStarter(st store.Store, lookup secretLookup, sink trigger.Sink, logger
 			if t.Email == nil {
 				continue
 			}
-			w := trigger.NewEmailWatcher(trigger.EmailConfig{
+			cfg := trigger.EmailConfig{
 				Routine: r.Name, Trigger: i, Email: *t.Email,
 				Resolve: triggerSecrets(r, lookup),
 				Cursors: cursors, Sink: sink, Logger: logger,
-			})
+			}
+			var w interface {
+				stopper
+				Start(context.Context) error
+			}
+			if t.Email.Gmail != nil {
+				w = trigger.NewGmailWatcher(cfg)
+			} else {
+				w = trigger.NewEmailWatcher(cfg)
+			}
 			if err := w.Start(ctx); err != nil {
 				fmt.Fprintf(warn, "warning: %s: email trigger %d is off: %v\n", r.Name, i, err)
 				continue

@@ -72,14 +72,37 @@ func IsLoopbackHost(host string) bool {
 	return false
 }
 
-// EmailTrigger starts a run for each new message of a mailbox.
+// EmailTrigger starts a run for each new message of a mailbox: an IMAP
+// mailbox, or a label of a Gmail account read through the Gmail API.
 type EmailTrigger struct {
 	IMAP    *MailServer `yaml:"imap,omitempty" json:"imap,omitempty" jsonschema:"description=The IMAP server and account to watch (Gmail: imap.gmail.com\\, port 993\\, an app password)."`
-	Mailbox string      `yaml:"mailbox,omitempty" json:"mailbox,omitempty" jsonschema:"description=The mailbox to watch (default INBOX); a Gmail label is a mailbox of that name."`
-	Poll    Duration    `yaml:"poll,omitempty" json:"poll,omitempty" jsonschema:"description=How often to look for new mail when the server has no IDLE (default 30s\\, at least 1s)."`
-	Mark    string      `yaml:"mark,omitempty" json:"mark,omitempty" jsonschema:"enum=seen,description=seen: flag each message \\Seen once its run is queued."`
-	MoveTo  string      `yaml:"move_to,omitempty" json:"move_to,omitempty" jsonschema:"description=Move each message to this mailbox once its run is queued."`
+	Gmail   *GmailAPI   `yaml:"gmail,omitempty" json:"gmail,omitempty" jsonschema:"description=A Gmail account to watch through the Gmail API with an OAuth client and a refresh token (instead of imap)."`
+	Label   string      `yaml:"label,omitempty" json:"label,omitempty" jsonschema:"description=With gmail: the name of the label to watch\\, such as INBOX or support (required with gmail)."`
+	Mailbox string      `yaml:"mailbox,omitempty" json:"mailbox,omitempty" jsonschema:"description=With imap: the mailbox to watch (default INBOX); a Gmail label is a mailbox of that name."`
+	Poll    Duration    `yaml:"poll,omitempty" json:"poll,omitempty" jsonschema:"description=How often to look for new mail when the IMAP server has no IDLE\\, and how often to ask the Gmail API (default 30s\\, at least 1s)."`
+	Mark    string      `yaml:"mark,omitempty" json:"mark,omitempty" jsonschema:"enum=seen,description=seen: flag each message \\Seen once its run is queued (with gmail: remove its UNREAD label)."`
+	MoveTo  string      `yaml:"move_to,omitempty" json:"move_to,omitempty" jsonschema:"description=With imap: move each message to this mailbox once its run is queued."`
 }
+
+// GmailAPI is how an email trigger reaches a Gmail account: an OAuth
+// client and a refresh token the account's owner granted it. The client
+// secret and the refresh token are secret references such as
+// {{GMAIL_REFRESH_TOKEN}}; nothing else is a template.
+type GmailAPI struct {
+	ClientID     string `yaml:"client_id" json:"client_id" jsonschema:"required,description=The OAuth client ID\\, such as 1234-abc.apps.googleusercontent.com (or one reference such as {{GMAIL_CLIENT_ID}})."`
+	ClientSecret string `yaml:"client_secret" json:"client_secret" jsonschema:"required,description=The OAuth client secret\\, as a secret reference such as {{GMAIL_CLIENT_SECRET}}."`
+	RefreshToken string `yaml:"refresh_token" json:"refresh_token" jsonschema:"required,description=A refresh token of the account for the client with the gmail.modify scope (gmail.readonly without mark)\\, as a secret reference such as {{GMAIL_REFRESH_TOKEN}}."`
+	User         string `yaml:"user,omitempty" json:"user,omitempty" jsonschema:"description=The account: me (the default) is the one that granted the refresh token."`
+	BaseURL      string `yaml:"base_url,omitempty" json:"base_url,omitempty" jsonschema:"description=The Gmail API endpoint (default https://gmail.googleapis.com/); http only on a loopback host\\, for tests."`
+	TokenURL     string `yaml:"token_url,omitempty" json:"token_url,omitempty" jsonschema:"description=The OAuth2 token endpoint (default https://oauth2.googleapis.com/token); http only on a loopback host\\, for tests."`
+}
+
+// Defaults of GmailAPI.
+const (
+	DefaultGmailUser     = "me"
+	DefaultGmailBaseURL  = "https://gmail.googleapis.com/"
+	DefaultGmailTokenURL = "https://oauth2.googleapis.com/token"
+)
 
 // DefaultMailbox is the mailbox of an email trigger that names none.
 const DefaultMailbox = "INBOX"

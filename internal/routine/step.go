@@ -25,23 +25,25 @@ type Action struct {
 	Timeout  Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	State    *StateAction      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Get\\, put or delete a key of the routine's own persistent key/value store."`
 	Emit     *EmitAction       `yaml:"emit,omitempty" json:"emit,omitempty" jsonschema:"description=Publish an event: every routine with a matching event trigger gets a run."`
-	SQL      *SQLAction        `yaml:"sql,omitempty" json:"sql,omitempty" jsonschema:"description=Run SQL on a SQLite file of the routine\\, with values bound from params."`
+	SQL      *SQLAction        `yaml:"sql,omitempty" json:"sql,omitempty" jsonschema:"description=Run SQL on a SQLite file of the routine or a PostgreSQL database\\, with values bound from params."`
 	Routine  *RoutineAction    `yaml:"routine,omitempty" json:"routine,omitempty" jsonschema:"description=Call another routine of the project and wait for it; outputs its steps' outputs\\, run_id and state."`
 	Email    *EmailAction      `yaml:"email,omitempty" json:"email,omitempty" jsonschema:"description=Send an email over SMTP; outputs message_id and accepted."`
 	HTTP     *HTTPAction       `yaml:"http,omitempty" json:"http,omitempty" jsonschema:"description=Send an HTTP request; outputs status\\, headers\\, body and json."`
 	Slack    *SlackAction      `yaml:"slack,omitempty" json:"slack,omitempty" jsonschema:"description=Post a message to a Slack channel (chat.postMessage)."`
 	LLM      *LLMAction        `yaml:"llm,omitempty" json:"llm,omitempty" jsonschema:"description=Ask a language model (Anthropic\\, or any OpenAI-compatible endpoint); outputs text\\, json and token usage."`
 	Classify *ClassifyAction   `yaml:"classify,omitempty" json:"classify,omitempty" jsonschema:"description=Label a text with a small classifier trained from labelled examples; outputs label\\, confidence and scores."`
+	Agent    *AgentAction      `yaml:"agent,omitempty" json:"agent,omitempty" jsonschema:"description=Let a language model call tools (of MCP servers\\, and http) in a bounded loop; outputs text\\, json\\, turns\\, tool_calls and token usage."`
 }
 
 // SQLAction runs one or more SQL statements, in one transaction, on a
-// SQLite file. Query is never rendered: values reach the SQL only as the
-// bound Params of its last statement, so no rendered text can change what
-// the statement does.
+// SQLite file or a PostgreSQL database. Query is never rendered: values
+// reach the SQL only as the bound Params of its last statement, so no
+// rendered text can change what the statement does. DB is not rendered
+// either: the sql step itself reads the one secret it may name.
 type SQLAction struct {
-	DB     string   `yaml:"db,omitempty" json:"db,omitempty" template:"-" jsonschema:"description=The SQLite file\\, relative to the routine directory or absolute under permissions.write; created if missing (default routine.db)."`
-	Query  string   `yaml:"query" json:"query" template:"-" jsonschema:"required,description=The SQL: one statement\\, or several separated by ; run in one transaction. Not templated: use ? and params."`
-	Params []string `yaml:"params,omitempty" json:"params,omitempty" jsonschema:"description=Values bound\\, in order\\, to the ? placeholders of the last statement; templates. Bound as text\\, which the column's type converts."`
+	DB     string   `yaml:"db,omitempty" json:"db,omitempty" template:"-" jsonschema:"description=The SQLite file\\, relative to the routine directory or absolute under permissions.write; created if missing (default routine.db). Or one reference to a declared secret holding a postgres:// URL\\, such as {{DATABASE_URL}}. Not templated otherwise."`
+	Query  string   `yaml:"query" json:"query" template:"-" jsonschema:"required,description=The SQL: one statement\\, or several separated by ; run in one transaction. Not templated: use ? (SQLite) or $1\\, $2 … (PostgreSQL) and params."`
+	Params []string `yaml:"params,omitempty" json:"params,omitempty" jsonschema:"description=Values bound\\, in order\\, to the placeholders of the last statement; templates. Bound as text\\, which the column's type converts."`
 }
 
 // DefaultSQLDB is the SQLite file of a sql step that names none.
@@ -70,6 +72,8 @@ func (a *Action) Kind() string {
 		return "llm"
 	case a.Classify != nil:
 		return "classify"
+	case a.Agent != nil:
+		return "agent"
 	}
 	return ""
 }

@@ -399,9 +399,9 @@ func TestTimeoutKillsGroup(t *testing.T) {
 func TestKillGraceForcesKill(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	start := time.Now() // before the deadline's clock starts
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	res, err := Run(ctx, &Command{
 		Path:      "/bin/bash",
 		Args:      []string{"bash", "-c", `trap "" TERM; sleep 100 & echo $!; wait`},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -29,9 +28,6 @@ var (
 	secretRefType   = reflect.TypeFor[routine.SecretRef]()
 	durationType    = reflect.TypeFor[routine.Duration]()
 	byteSizeType    = reflect.TypeFor[routine.ByteSize]()
-	stepType        = reflect.TypeFor[routine.Step]()
-	actionType      = reflect.TypeFor[routine.Action]()
-	triggerType     = reflect.TypeFor[routine.Trigger]()
 )
 
 // document is a decoded routine file: the problems found and, for every
@@ -41,9 +37,6 @@ type document struct {
 	*source
 	nodes map[string]ast.Node // value nodes
 	keys  map[string]ast.Node // key nodes of mapping entries
-	// unavailable holds the paths of steps and triggers whose kind was
-	// reported as not available yet, so they are not also reported empty.
-	unavailable map[string]bool
 	// invalid holds the paths whose value could not be decoded, and
 	// misspelled the paths a misspelled key was taken for: the checks
 	// that follow say nothing more about them.
@@ -62,12 +55,11 @@ type decoder struct {
 // src. It returns nil when the YAML itself cannot be read.
 func decode(src *source, r *routine.Routine) *document {
 	doc := &document{
-		source:      src,
-		nodes:       map[string]ast.Node{},
-		keys:        map[string]ast.Node{},
-		unavailable: map[string]bool{},
-		invalid:     map[string]bool{},
-		misspelled:  map[string]bool{},
+		source:     src,
+		nodes:      map[string]ast.Node{},
+		keys:       map[string]ast.Node{},
+		invalid:    map[string]bool{},
+		misspelled: map[string]bool{},
 	}
 	f, err := parser.ParseBytes(src.data, 0)
 	if err != nil {
@@ -331,7 +323,7 @@ func (d *decoder) structure(n ast.Node, v reflect.Value, path, key string) {
 		}
 		f := si.byKey[k]
 		if f == nil {
-			d.unknownKey(mv.Key, v.Type(), path, k, si.keys)
+			d.unknownKey(mv.Key, path, k, si.keys)
 			continue
 		}
 		d.doc.keys[path+"."+k] = mv.Key
@@ -374,18 +366,12 @@ func (d *decoder) key(mv *ast.MappingValueNode, path string) (string, bool) {
 	return s, ok
 }
 
-func (d *decoder) unknownKey(k ast.Node, t reflect.Type, path, key string, valid []string) {
-	switch {
-	case (t == stepType || t == actionType) && slices.Contains(futureStepKinds, key):
-		d.doc.unavailable[path] = true
-		d.problem(k, path, "step kind %q is not available yet in this version (available: %s)", key, strings.Join(stepKinds, ", "))
-	default:
-		if c := suggest.Closest(key, valid); c != "" {
-			d.doc.misspelled[path+"."+c] = true
-			d.problem(k, path, "unknown key %q; did you mean %q?", key, c)
-		} else {
-			d.problem(k, path, "unknown key %q (valid here: %s)", key, strings.Join(valid, ", "))
-		}
+func (d *decoder) unknownKey(k ast.Node, path, key string, valid []string) {
+	if c := suggest.Closest(key, valid); c != "" {
+		d.doc.misspelled[path+"."+c] = true
+		d.problem(k, path, "unknown key %q; did you mean %q?", key, c)
+	} else {
+		d.problem(k, path, "unknown key %q (valid here: %s)", key, strings.Join(valid, ", "))
 	}
 }
 

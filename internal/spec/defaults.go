@@ -17,7 +17,7 @@ import (
 //   - cron and every triggers skip a tick while a run is active (overlap
 //     skip) and do not catch up ticks missed while down (catchup none)
 //   - an email trigger watches INBOX, and polls every 30s when the server
-//     has no IDLE
+//     has no IDLE; with gmail, it reads the account "me" and polls every 30s
 const (
 	defaultAttempts   = 1
 	defaultBackoff    = routine.BackoffExponential
@@ -65,8 +65,11 @@ func applyDefaults(r *routine.Routine, cpus int) {
 				t.Catchup = defaultCatchup
 			}
 		case "email":
-			if t.Email.Mailbox == "" {
+			if t.Email.IMAP != nil && t.Email.Mailbox == "" {
 				t.Email.Mailbox = routine.DefaultMailbox
+			}
+			if t.Email.Gmail != nil && t.Email.Gmail.User == "" {
+				t.Email.Gmail.User = routine.DefaultGmailUser
 			}
 			if t.Email.Poll == 0 {
 				t.Email.Poll = routine.DefaultEmailPoll

@@ -8,10 +8,14 @@ import (
 )
 
 // sql checks a sql: action: a query, with no template in it (values go
-// through params, bound by SQLite, never into the SQL text), and a db that
-// is a SQLite file inside the routine directory or a permissions.write
-// path. Symlinks are the sql step's to resolve when it runs.
+// through params, bound by the database, never into the SQL text), and a
+// db that is either a SQLite file inside the routine directory or a
+// permissions.write path, or one reference to a declared secret holding a
+// PostgreSQL URL. Symlinks are the sql step's to resolve when it runs,
+// and the secret's value its to check.
 func (v *validator) sql(p string, a *routine.SQLAction) {
+	db := a.DB
+	pg := secretOnly.MatchString(db)
 	switch {
 	case strings.TrimSpace(a.Query) == "":
 		if v.given(p + ".query") {
@@ -19,18 +23,24 @@ func (v *validator) sql(p string, a *routine.SQLAction) {
 		} else {
 			v.errorf(p, "%s needs query: the SQL to run", human(p))
 		}
+	case strings.Contains(a.Query, "{{") && pg:
+		v.errorf(p+".query", "%s.query is not templated, so values cannot change the SQL: write $1, $2 … in the query and the values (templates) under params", human(p))
 	case strings.Contains(a.Query, "{{"):
 		v.errorf(p+".query", "%s.query is not templated, so values cannot change the SQL: write ? in the query and the values (templates) under params", human(p))
 	}
-	db := a.DB
-	switch {
+	switch sm := secretOnly.FindStringSubmatch(db); {
 	case !v.given(p + ".db"):
 		return
+	case sm != nil && !v.declaredSecret(sm[1]):
+		v.errorf(p+".db", "%s.db: %s is not a declared secret: add it to secrets:", human(p), sm[1])
+		return
+	case sm != nil:
+		return
 	case strings.Contains(db, "{{"):
-		v.errorf(p+".db", "%s.db is not templated: write the path of the SQLite file", human(p))
+		v.errorf(p+".db", "%s.db is not templated: write the path of the SQLite file, or one secret reference such as \"{{DATABASE_URL}}\" whose value is a postgres:// URL", human(p))
 		return
 	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
-		v.errorf(p+".db", "sql.db: PostgreSQL is not supported yet; use a SQLite file path")
+		v.errorf(p+".db", "%s.db: a PostgreSQL URL holds a password, so it does not go in routine.yaml: declare a secret (secrets: [DATABASE_URL]) whose value is the URL, and write db: \"{{DATABASE_URL}}\"", human(p))
 		return
 	}
 	path := strings.TrimPrefix(db, "sqlite:")

@@ -39,7 +39,7 @@ func (v *validator) trigger(p string, t *routine.Trigger) {
 		}
 	}
 	switch {
-	case len(kinds) == 0 && !v.doc.unavailable[p]:
+	case len(kinds) == 0:
 		v.errorf(p, "trigger does nothing: add one of %s", strings.Join(triggerKinds, ", "))
 	case len(kinds) > 1:
 		v.errorf(p, "a trigger has one kind, this one has %s: write one trigger per kind", strings.Join(kinds, " and "))

@@ -15,12 +15,10 @@ import (
 	"github.com/routines-dev/routines/internal/suggest"
 )
 
-// The step and trigger kinds of this version, and those the file format
-// reserves for later versions.
+// The step and trigger kinds of this version.
 var (
-	stepKinds       = []string{"run", "state", "emit", "sql", "http", "slack", "routine", "email", "llm", "classify"}
-	futureStepKinds = []string{"agent"}
-	triggerKinds    = []string{"cron", "every", "webhook", "file", "event", "slack_command", "email"}
+	stepKinds    = []string{"run", "state", "emit", "sql", "http", "slack", "routine", "email", "llm", "classify", "agent"}
+	triggerKinds = []string{"cron", "every", "webhook", "file", "event", "slack_command", "email"}
 )
 
 var (
@@ -287,7 +285,7 @@ func (v *validator) kind(p string, a *routine.Action, what string) {
 		}
 	}
 	switch {
-	case a.Kind() == "" && !v.doc.unavailable[p]:
+	case a.Kind() == "":
 		v.errorf(p, "%s does nothing: add one of %s", what, strings.Join(stepKinds, ", "))
 	case len(kinds) > 1:
 		v.errorf(p, "%s has %s, but a step has one kind: write one step per kind", what, strings.Join(kinds, " and "))
@@ -362,6 +360,9 @@ func (v *validator) action(p string, a *routine.Action) {
 	}
 	if a.Classify != nil {
 		v.classify(p+".classify", a.Classify)
+	}
+	if a.Agent != nil {
+		v.agent(p+".agent", a.Agent)
 	}
 	base := v.dir
 	if wd := a.Workdir; wd != "" && !strings.Contains(wd, "{{") {

@@ -91,7 +91,7 @@ func (LLMKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		"usage":         fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d}`, ans.in, ans.out),
 	}
 	if req.schema != nil {
-		compact, err := checkStructured(req.schema, ans)
+		compact, err := checkStructured("llm", req.schema, ans)
 		if err != nil {
 			return nil, err
 		}
@@ -104,10 +104,10 @@ func (LLMKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 // answer that fails its schema.
 const maxRawInError = 2000
 
-// checkStructured checks a structured answer against the schema and
-// returns it as compact JSON. A mismatch is not retryable: the same
-// prompt tends to give the same shape.
-func checkStructured(s *spec.JSONSchema, ans *llmAnswer) (string, error) {
+// checkStructured checks a structured answer of a step of kind who (llm,
+// agent) against the schema and returns it as compact JSON. A mismatch is
+// not retryable: the same prompt tends to give the same shape.
+func checkStructured(who string, s *spec.JSONSchema, ans *llmAnswer) (string, error) {
 	fail := func(err error) (string, error) {
 		raw := ans.text
 		if len(raw) > maxRawInError {
@@ -117,7 +117,7 @@ func checkStructured(s *spec.JSONSchema, ans *llmAnswer) (string, error) {
 		if ans.stopReason == "max_tokens" || ans.stopReason == "length" {
 			hint = " (the answer was cut at max_tokens: raise it)"
 		}
-		return "", &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: the answer %v%s; the answer was: %s", err, hint, raw)}
+		return "", &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: the answer %v%s; the answer was: %s", who, err, hint, raw)}
 	}
 	if err := s.Check([]byte(ans.text)); err != nil {
 		return fail(err)
@@ -133,16 +133,17 @@ func checkStructured(s *spec.JSONSchema, ans *llmAnswer) (string, error) {
 // context bounds each call.
 var llmHTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 
-// llmStatusError turns a failing HTTP status of a provider into the step's
-// error: 401 and 403 are auth errors, 429 rate limits (retryable after the
-// wait asked for), 408, 409, 5xx and Anthropic's 529 (overloaded) may
-// succeed on another try, other 4xx will not.
-func llmStatusError(provider string, status int, header http.Header, kind, msg string) error {
+// llmStatusError turns a failing HTTP status of a provider into the error
+// of a step of kind who (llm, agent): 401 and 403 are auth errors, 429
+// rate limits (retryable after the wait asked for), 408, 409, 5xx and
+// Anthropic's 529 (overloaded) may succeed on another try, other 4xx will
+// not.
+func llmStatusError(who, provider string, status int, header http.Header, kind, msg string) error {
 	detail := strings.TrimSpace(strings.Join(nonEmpty(kind, msg), ": "))
 	if detail == "" {
 		detail = http.StatusText(status)
 	}
-	err := fmt.Errorf("llm: %s answered %d: %s", provider, status, detail)
+	err := fmt.Errorf("%s: %s answered %d: %s", who, provider, status, detail)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return &Error{Code: routine.CodeAuth, Err: fmt.Errorf("%w (check api_key)", err)}
@@ -155,16 +156,17 @@ func llmStatusError(provider string, status int, header http.Header, kind, msg s
 }
 
 // llmTransportError turns an error of the connection (no status) into the
-// step's error: a timeout, or a connection that failed, both retryable.
-func llmTransportError(provider string, err error) error {
+// error of a step of kind who: a timeout, or a connection that failed,
+// both retryable.
+func llmTransportError(who, provider string, err error) error {
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return &Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("llm: %s: no answer in time: %w", provider, err)}
+		return &Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("%s: %s: no answer in time: %w", who, provider, err)}
 	}
 	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("llm: %s: %w", provider, err)
+		return fmt.Errorf("%s: %s: %w", who, provider, err)
 	}
-	return &Error{Retryable: true, Err: fmt.Errorf("llm: %s: %w", provider, err)}
+	return &Error{Retryable: true, Err: fmt.Errorf("%s: %s: %w", who, provider, err)}
 }
 
 // retryAfter reads the wait a server asked for: retry-after-ms (Anthropic,

@@ -24,20 +24,7 @@ const anthropicTool = "answer"
 // environment (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL of the engine's
 // process): only what the step says.
 func anthropicMessage(ctx context.Context, req *llmRequest, timeout time.Duration) (*llmAnswer, error) {
-	opts := []option.RequestOption{
-		option.WithoutEnvironmentDefaults(),
-		// The Messages API's documented header; WithAPIKey would send
-		// the key as a bearer token.
-		option.WithHeader("x-api-key", req.APIKey),
-		option.WithMaxRetries(0),
-		option.WithHTTPClient(llmHTTPClient),
-		// Set, the SDK does not refuse a large max_tokens without streaming.
-		option.WithRequestTimeout(timeout),
-	}
-	if req.BaseURL != "" {
-		opts = append(opts, option.WithBaseURL(req.BaseURL))
-	}
-	client := anthropic.NewClient(opts...)
+	client := newAnthropicClient(req.LLMAction, timeout)
 	maxTokens := req.MaxTokens
 	if maxTokens == 0 {
 		maxTokens = routine.DefaultLLMMaxTokens
@@ -70,17 +57,7 @@ func anthropicMessage(ctx context.Context, req *llmRequest, timeout time.Duratio
 	}
 	msg, err := client.Messages.New(ctx, params, callOpts...)
 	if err != nil {
-		var apiErr *anthropic.Error
-		if errors.As(err, &apiErr) {
-			return nil, llmStatusError("anthropic", apiErr.StatusCode, apiErr.Response.Header, string(apiErr.Type()), apiErr.Message)
-		}
-		var ue *url.Error
-		var ne net.Error
-		if errors.As(err, &ue) || errors.As(err, &ne) || ctx.Err() != nil {
-			return nil, llmTransportError("anthropic", err)
-		}
-		// An answer came, but not one the SDK could read.
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: anthropic: the answer is not a Messages API message: %w", err)}
+		return nil, anthropicError(ctx, "llm", err)
 	}
 	ans := &llmAnswer{model: string(msg.Model), stopReason: string(msg.StopReason), in: msg.Usage.InputTokens, out: msg.Usage.OutputTokens}
 	if ans.model == "" {
@@ -106,6 +83,43 @@ func anthropicMessage(ctx context.Context, req *llmRequest, timeout time.Duratio
 	}
 	ans.text = strings.Join(texts, "")
 	return ans, nil
+}
+
+// newAnthropicClient returns a client of the Messages API for the key and
+// base URL of a step. It reads no environment (ANTHROPIC_API_KEY,
+// ANTHROPIC_BASE_URL of the engine's process) and never retries: the
+// engine does.
+func newAnthropicClient(a *routine.LLMAction, timeout time.Duration) anthropic.Client {
+	opts := []option.RequestOption{
+		option.WithoutEnvironmentDefaults(),
+		// The Messages API's documented header; WithAPIKey would send
+		// the key as a bearer token.
+		option.WithHeader("x-api-key", a.APIKey),
+		option.WithMaxRetries(0),
+		option.WithHTTPClient(llmHTTPClient),
+		// Set, the SDK does not refuse a large max_tokens without streaming.
+		option.WithRequestTimeout(timeout),
+	}
+	if a.BaseURL != "" {
+		opts = append(opts, option.WithBaseURL(a.BaseURL))
+	}
+	return anthropic.NewClient(opts...)
+}
+
+// anthropicError turns an error of a Messages API call into the error of
+// a step of kind who: a failing status, a connection that failed, or an
+// answer the SDK could not read.
+func anthropicError(ctx context.Context, who string, err error) error {
+	var apiErr *anthropic.Error
+	if errors.As(err, &apiErr) {
+		return llmStatusError(who, "anthropic", apiErr.StatusCode, apiErr.Response.Header, string(apiErr.Type()), apiErr.Message)
+	}
+	var ue *url.Error
+	var ne net.Error
+	if errors.As(err, &ue) || errors.As(err, &ne) || ctx.Err() != nil {
+		return llmTransportError(who, "anthropic", err)
+	}
+	return &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: anthropic: the answer is not a Messages API message: %w", who, err)}
 }
 
 // toolSchema turns the step's json_schema (an object schema, as the

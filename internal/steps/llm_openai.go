@@ -57,10 +57,6 @@ type openAIError struct {
 // server: POST {base_url}/chat/completions, with the key as a bearer
 // token when there is one.
 func openAIChat(ctx context.Context, req *llmRequest) (*llmAnswer, error) {
-	base := req.BaseURL
-	if base == "" {
-		base = DefaultOpenAIBaseURL
-	}
 	body := openAIRequest{Model: req.Model, MaxTokens: req.MaxTokens, Temperature: req.Temperature}
 	if body.MaxTokens == 0 {
 		body.MaxTokens = routine.DefaultLLMMaxTokens
@@ -75,37 +71,9 @@ func openAIChat(ctx context.Context, req *llmRequest) (*llmAnswer, error) {
 			"json_schema": map[string]any{"name": "answer", "schema": req.JSONSchema},
 		}
 	}
-	data, err := json.Marshal(body)
+	raw, err := openAIPost(ctx, "llm", req.LLMAction, body)
 	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("llm: encode the request: %w", err))
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/chat/completions", bytes.NewReader(data))
-	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("llm: base_url %q: %w", base, err))
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if req.APIKey != "" {
-		hr.Header.Set("Authorization", "Bearer "+req.APIKey)
-	}
-	resp, err := llmHTTPClient.Do(hr)
-	if err != nil {
-		return nil, llmTransportError("openai", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxLLMAnswerBytes))
-	if err != nil {
-		return nil, llmTransportError("openai", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e openAIError
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			msg = e.Error.Message
-		}
-		if len(msg) > maxRawInError {
-			msg = msg[:maxRawInError] + "…"
-		}
-		return nil, llmStatusError("openai", resp.StatusCode, resp.Header, e.Error.Type, msg)
+		return nil, err
 	}
 	var r openAIResponse
 	if err := json.Unmarshal(raw, &r); err != nil || len(r.Choices) == 0 {
@@ -127,4 +95,48 @@ func openAIChat(ctx context.Context, req *llmRequest) (*llmAnswer, error) {
 		ans.model = req.Model
 	}
 	return ans, nil
+}
+
+// openAIPost posts body to {base_url}/chat/completions of the server a
+// step of kind who names, with its key as a bearer token when there is
+// one, and returns the body of a 2xx answer; any other answer is the
+// step's error.
+func openAIPost(ctx context.Context, who string, a *routine.LLMAction, body any) ([]byte, error) {
+	base := a.BaseURL
+	if base == "" {
+		base = DefaultOpenAIBaseURL
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, Fail("", false, fmt.Errorf("%s: encode the request: %w", who, err))
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/chat/completions", bytes.NewReader(data))
+	if err != nil {
+		return nil, Fail("", false, fmt.Errorf("%s: base_url %q: %w", who, base, err))
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if a.APIKey != "" {
+		hr.Header.Set("Authorization", "Bearer "+a.APIKey)
+	}
+	resp, err := llmHTTPClient.Do(hr)
+	if err != nil {
+		return nil, llmTransportError(who, "openai", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxLLMAnswerBytes))
+	if err != nil {
+		return nil, llmTransportError(who, "openai", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e openAIError
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			msg = e.Error.Message
+		}
+		if len(msg) > maxRawInError {
+			msg = msg[:maxRawInError] + "…"
+		}
+		return nil, llmStatusError(who, "openai", resp.StatusCode, resp.Header, e.Error.Type, msg)
+	}
+	return raw, nil
 }

@@ -24,9 +24,11 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 )
 
-// SQLKind runs the statements of a sql step on a SQLite file of the
-// routine, in one transaction. The file is opened for the attempt and
-// closed after it, so no run holds it between steps.
+// SQLKind runs the statements of a sql step in one transaction, on a
+// SQLite file of the routine or on the PostgreSQL database whose URL is
+// the secret db names (sql_postgres.go). The file, or the connection, is
+// opened for the attempt and closed after it, so no run holds it between
+// steps.
 type SQLKind struct{}
 
 // Name implements Kind.
@@ -50,12 +52,23 @@ func (SQLKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if a == nil || strings.TrimSpace(a.Query) == "" {
 		return nil, permanent(errors.New("sql: query is empty"))
 	}
-	stmts := splitSQL(a.Query)
+	pg, err := postgresURL(a.DB, x.Env)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	d := dialectSQLite
+	if pg != nil {
+		d = dialectPostgres
+	}
+	stmts := splitSQL(a.Query, d)
 	if len(stmts) == 0 {
 		return nil, permanent(errors.New("sql: query holds no statement"))
 	}
-	if err := checkPlaceholders(stmts, len(a.Params)); err != nil {
+	if err := checkPlaceholders(stmts, len(a.Params), d); err != nil {
 		return nil, permanent(err)
+	}
+	if pg != nil {
+		return runPostgres(ctx, x, pg, stmts, a.Params)
 	}
 	path, err := sqlPath(x.Dir, a.DB, x.Permissions)
 	if err != nil {
@@ -81,11 +94,7 @@ func (SQLKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		rel = path
 	}
 	fmt.Fprintf(x.Stdout, "%s: %s returned, %s affected\n", rel, plural(out.count, "row"), plural(out.affected, "row"))
-	return &Result{Outputs: map[string]string{
-		"rows":     string(out.rows),
-		"count":    strconv.Itoa(out.count),
-		"affected": strconv.FormatInt(out.affected, 10),
-	}}, nil
+	return out.result(), nil
 }
 
 func plural[N ~int | ~int64](n N, noun string) string {
@@ -100,6 +109,15 @@ type sqlResult struct {
 	rows     []byte // a JSON array
 	count    int
 	affected int64
+}
+
+// result is the step's outputs.
+func (out *sqlResult) result() *Result {
+	return &Result{Outputs: map[string]string{
+		"rows":     string(out.rows),
+		"count":    strconv.Itoa(out.count),
+		"affected": strconv.FormatInt(out.affected, 10),
+	}}
 }
 
 // runSQL runs stmts in one transaction, binding params to the last one.
@@ -160,22 +178,55 @@ func (e *rowsCapError) Error() string {
 	return fmt.Sprintf("sql: the rows of the result are more than %d MiB of JSON (past row %d): add LIMIT to the query, or select fewer columns", MaxSQLRowsBytes>>20, e.count)
 }
 
-// collectRows reads rows into a JSON array of objects, keys in column
-// order; of columns with the same name, the last one's value wins.
+// collectRows reads rows into a JSON array of objects.
 func collectRows(rows *sql.Rows) (*sqlResult, error) {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
 		return nil, err
 	}
-	// keys[i] is the JSON-quoted name of column i, or nil when a later
-	// column of the same name takes its place.
-	keys := make([][]byte, len(cols))
+	w := newRowsWriter(cols)
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			vals[i] = jsonValue(v)
+		}
+		if err := w.add(vals); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return w.result(), nil
+}
+
+// rowsWriter writes rows as a JSON array of objects, keys in column order;
+// of columns with the same name, the last one's value wins. It stops at
+// MaxSQLRowsBytes.
+type rowsWriter struct {
+	cols []string
+	// keys[i] is the JSON-quoted name of column i; order the columns to
+	// write, without those a later column of the same name replaces.
+	keys  [][]byte
+	order []int
+	buf   bytes.Buffer
+	count int
+}
+
+func newRowsWriter(cols []string) *rowsWriter {
+	w := &rowsWriter{cols: cols, keys: make([][]byte, len(cols))}
 	lastOf := make(map[string]int, len(cols))
 	for i, c := range cols {
 		lastOf[c] = i
 	}
-	order := make([]int, 0, len(cols))
 	seen := map[string]bool{}
 	for _, c := range cols {
 		if seen[c] {
@@ -183,48 +234,42 @@ func collectRows(rows *sql.Rows) (*sqlResult, error) {
 		}
 		seen[c] = true
 		i := lastOf[c]
-		order = append(order, i)
-		keys[i], _ = json.Marshal(c)
+		w.order = append(w.order, i)
+		w.keys[i], _ = json.Marshal(c)
 	}
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
+	w.buf.WriteByte('[')
+	return w
+}
+
+// add writes one row, its values as json.Marshal takes them.
+func (w *rowsWriter) add(vals []any) error {
+	if w.count > 0 {
+		w.buf.WriteByte(',')
 	}
-	var buf bytes.Buffer
-	buf.WriteByte('[')
-	count := 0
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+	w.buf.WriteByte('{')
+	for n, i := range w.order {
+		if n > 0 {
+			w.buf.WriteByte(',')
 		}
-		if count > 0 {
-			buf.WriteByte(',')
+		w.buf.Write(w.keys[i])
+		w.buf.WriteByte(':')
+		v, err := json.Marshal(vals[i])
+		if err != nil {
+			return fmt.Errorf("column %s: %w", w.cols[i], err)
 		}
-		buf.WriteByte('{')
-		for n, i := range order {
-			if n > 0 {
-				buf.WriteByte(',')
-			}
-			buf.Write(keys[i])
-			buf.WriteByte(':')
-			v, err := json.Marshal(jsonValue(vals[i]))
-			if err != nil {
-				return nil, fmt.Errorf("column %s: %w", cols[i], err)
-			}
-			buf.Write(v)
-		}
-		buf.WriteByte('}')
-		count++
-		if buf.Len()+1 > MaxSQLRowsBytes {
-			return nil, &rowsCapError{count: count}
-		}
+		w.buf.Write(v)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	w.buf.WriteByte('}')
+	w.count++
+	if w.buf.Len()+1 > MaxSQLRowsBytes {
+		return &rowsCapError{count: w.count}
 	}
-	buf.WriteByte(']')
-	return &sqlResult{rows: buf.Bytes(), count: count}, nil
+	return nil
+}
+
+func (w *rowsWriter) result() *sqlResult {
+	w.buf.WriteByte(']')
+	return &sqlResult{rows: w.buf.Bytes(), count: w.count}
 }
 
 // jsonValue is a SQLite value as the rows output holds it: a blob as text
@@ -299,9 +344,6 @@ func permanent(err error) error { return &sqlError{err: err, cause: err} }
 // symlinks resolved, or an error when it is not inside the routine
 // directory or a permissions.write path (each with its symlinks resolved).
 func sqlPath(dir, db string, pm *routine.Permissions) (string, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return "", errors.New("sql.db: PostgreSQL is not supported yet; use a SQLite file path")
-	}
 	db = strings.TrimPrefix(db, "sqlite:")
 	if strings.TrimSpace(db) == "" {
 		db = routine.DefaultSQLDB
@@ -376,27 +418,42 @@ func resolveExisting(path string) (string, error) {
 }
 
 // sqlStatement is one statement of a query, and its number of positional
-// parameters (the highest index of its ? and ?NNN).
+// parameters (SQLite: the highest index of its ? and ?NNN; PostgreSQL: of
+// its $N).
 type sqlStatement struct {
 	text   string
 	params int
-	named  string // the first :name, @name or $name, if any
+	named  string // SQLite: the first :name, @name or $name, if any
+	qmarks int    // PostgreSQL: ? outside strings, an operator there
 }
 
+// sqlDialect is the SQL a database speaks, as far as splitting goes.
+type sqlDialect int
+
+const (
+	dialectSQLite sqlDialect = iota
+	dialectPostgres
+)
+
 // splitSQL cuts a query into its statements at the semicolons that end
-// them, as SQLite's sqlite3_complete does: not inside a string, a quoted
-// name or a comment, nor inside the BEGIN … END of CREATE TRIGGER (whose
-// CASE … END it tells apart). Statements that hold only comments are left
-// out. What it does not understand it leaves to SQLite, which reports it.
-func splitSQL(q string) []sqlStatement {
+// them: not inside a string, a quoted name or a comment. For SQLite, as
+// sqlite3_complete does, nor inside the BEGIN … END of CREATE TRIGGER (whose
+// CASE … END it tells apart). For PostgreSQL, nor inside a dollar-quoted
+// string ($$ … $$, $tag$ … $tag$), an E'…' string with backslash escapes,
+// a nested /* */ comment, or the BEGIN ATOMIC … END body of a function.
+// Statements that hold only comments are left out. What it does not
+// understand it leaves to the database, which reports it.
+func splitSQL(q string, d sqlDialect) []sqlStatement {
+	pg := d == dialectPostgres
 	var (
 		out      []sqlStatement
 		start    int
 		cur      sqlStatement
-		words    int  // words of the statement so far, up to 3
-		trigger  bool // the statement is CREATE [TEMP] TRIGGER
-		cases    int  // open CASEs in a trigger
-		endsBody bool // the last word was the END of a trigger body
+		words    int    // SQLite: words of the statement so far, up to 3
+		body     bool   // SQLite: CREATE [TEMP] TRIGGER; PostgreSQL: after BEGIN ATOMIC
+		cases    int    // open CASEs in a body
+		endsBody bool   // the last word was the END of a body
+		prev     string // PostgreSQL: the last word, upper-case
 		hasToken bool
 	)
 	finish := func(end int) {
@@ -404,13 +461,13 @@ func splitSQL(q string) []sqlStatement {
 			cur.text = strings.Trim(q[start:end], sqlSpace)
 			out = append(out, cur)
 		}
-		start, cur, words, trigger, cases, endsBody, hasToken = end+1, sqlStatement{}, 0, false, 0, false, false
+		start, cur, words, body, cases, endsBody, prev, hasToken = end+1, sqlStatement{}, 0, false, 0, false, "", false
 	}
 	for i := 0; i < len(q); {
 		c := q[i]
 		switch {
 		case c == ';':
-			if !trigger || endsBody {
+			if !body || endsBody {
 				finish(i)
 			}
 			i++
@@ -424,34 +481,30 @@ func splitSQL(q string) []sqlStatement {
 			}
 			continue
 		case c == '/' && i+1 < len(q) && q[i+1] == '*':
-			if end := strings.Index(q[i+2:], "*/"); end >= 0 {
-				i += end + 4
-			} else {
-				i = len(q)
-			}
+			i = commentEnd(q, i, pg)
 			continue
 		}
 		hasToken = true
+		word := ""
 		switch {
-		case c == '\'' || c == '"' || c == '`' || c == '[':
-			closing := c
-			if c == '[' {
-				closing = ']'
+		case c == '\'' || c == '"' || !pg && (c == '`' || c == '['):
+			i = quoteEnd(q, i, false)
+		case pg && c == '$' && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9':
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
 			}
-			i++
-			for i < len(q) {
-				if q[i] == closing {
-					// '' inside '…' is a quote, not the end.
-					if closing != ']' && i+1 < len(q) && q[i+1] == closing {
-						i += 2
-						continue
-					}
-					break
-				}
-				i++
+			if n, err := strconv.Atoi(q[i+1 : j]); err == nil {
+				cur.params = max(cur.params, n)
+			} else {
+				cur.params = math.MaxInt // past any params: checkPlaceholders says so
 			}
+			i = j
+		case pg && c == '$':
+			i = dollarQuoteEnd(q, i)
+		case pg && c == '?':
+			cur.qmarks++
 			i++
-			endsBody = false
 		case c == '?':
 			j := i + 1
 			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
@@ -465,8 +518,7 @@ func splitSQL(q string) []sqlStatement {
 				cur.params++
 			}
 			i = j
-			endsBody = false
-		case (c == ':' || c == '@' || c == '$') && i+1 < len(q) && isWordByte(q[i+1]):
+		case !pg && (c == ':' || c == '@' || c == '$') && i+1 < len(q) && isWordByte(q[i+1]):
 			j := i + 1
 			for j < len(q) && isWordByte(q[j]) {
 				j++
@@ -475,45 +527,119 @@ func splitSQL(q string) []sqlStatement {
 				cur.named = q[i:j]
 			}
 			i = j
-			endsBody = false
 		case isWordByte(c):
 			j := i
-			for j < len(q) && isWordByte(q[j]) {
+			// PostgreSQL names may hold $ after their first letter.
+			for j < len(q) && (isWordByte(q[j]) || pg && q[j] == '$') {
 				j++
 			}
-			w := strings.ToUpper(q[i:j])
+			word = strings.ToUpper(q[i:j])
 			i = j
-			switch words++; {
-			case words == 1:
-				trigger = false
-				if w != "CREATE" {
-					words = 3 // no trigger: stop looking
-				}
-			case words == 2 && (w == "TEMP" || w == "TEMPORARY"):
-				words = 1
-			case words == 2:
-				trigger = w == "TRIGGER"
-			}
-			endsBody = false
-			if trigger {
-				switch w {
-				case "CASE":
-					cases++
-				case "END":
-					if cases > 0 {
-						cases--
-					} else {
-						endsBody = true
-					}
-				}
+			if pg && word == "E" && i < len(q) && q[i] == '\'' {
+				i = quoteEnd(q, i, true)
+				word = ""
 			}
 		default:
 			i++
-			endsBody = false
+		}
+		endsBody = false
+		if word == "" {
+			continue
+		}
+		if pg {
+			if prev == "BEGIN" && word == "ATOMIC" {
+				body = true
+			}
+			prev = word
+		} else {
+			switch words++; {
+			case words == 1:
+				body = false
+				if word != "CREATE" {
+					words = 3 // no trigger: stop looking
+				}
+			case words == 2 && (word == "TEMP" || word == "TEMPORARY"):
+				words = 1
+			case words == 2:
+				body = word == "TRIGGER"
+			}
+		}
+		if body {
+			switch word {
+			case "CASE":
+				cases++
+			case "END":
+				if cases > 0 {
+					cases--
+				} else {
+					endsBody = true
+				}
+			}
 		}
 	}
 	finish(len(q))
 	return out
+}
+
+// quoteEnd returns the index past the quoted string or name that starts
+// at q[i]: '…', "…", and for SQLite `…` and […]. A doubled quote inside is
+// a quote, not the end; with backslash, so is \' (PostgreSQL's E'…').
+func quoteEnd(q string, i int, backslash bool) int {
+	closing := q[i]
+	if closing == '[' {
+		closing = ']'
+	}
+	for i++; i < len(q); i++ {
+		switch {
+		case backslash && q[i] == '\\':
+			i++
+		case q[i] != closing:
+		case closing != ']' && i+1 < len(q) && q[i+1] == closing:
+			i++
+		default:
+			return i + 1
+		}
+	}
+	return len(q)
+}
+
+// commentEnd returns the index past the /* comment */ at q[i], which
+// nests in PostgreSQL.
+func commentEnd(q string, i int, nested bool) int {
+	depth := 0
+	for i < len(q) {
+		switch {
+		case strings.HasPrefix(q[i:], "/*") && (nested || depth == 0):
+			depth++
+			i += 2
+		case strings.HasPrefix(q[i:], "*/"):
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+		default:
+			i++
+		}
+	}
+	return len(q)
+}
+
+// dollarQuoteEnd returns the index past the dollar-quoted string at q[i]
+// ($$ … $$ or $tag$ … $tag$), or i+1 when no tag starts there.
+func dollarQuoteEnd(q string, i int) int {
+	j := i + 1
+	for j < len(q) && isWordByte(q[j]) {
+		j++
+	}
+	if j >= len(q) || q[j] != '$' {
+		return i + 1
+	}
+	tag := q[i : j+1]
+	if end := strings.Index(q[j+1:], tag); end >= 0 {
+		return j + 1 + end + len(tag)
+	}
+	return len(q)
 }
 
 // sqlSpace are the bytes SQLite takes for white space.
@@ -525,12 +651,16 @@ func isWordByte(c byte) bool {
 
 // checkPlaceholders checks that only the last statement has parameters,
 // that they are positional, and that params fills each of them.
-func checkPlaceholders(stmts []sqlStatement, params int) error {
+func checkPlaceholders(stmts []sqlStatement, params int, d sqlDialect) error {
 	where := func(i int) string {
 		if len(stmts) == 1 {
 			return "sql"
 		}
 		return fmt.Sprintf("sql: statement %d of %d", i+1, len(stmts))
+	}
+	mark := "?"
+	if d == dialectPostgres {
+		mark = "$N"
 	}
 	last := len(stmts) - 1
 	for i, s := range stmts {
@@ -538,13 +668,19 @@ func checkPlaceholders(stmts []sqlStatement, params int) error {
 		case s.named != "":
 			return fmt.Errorf("%s: named parameter %s: params is a list, so write ? (or ?1, ?2 …) instead", where(i), s.named)
 		case i < last && s.params > 0:
-			return fmt.Errorf("%s has ? parameters, but params bind to the last statement only: move the values into it, or split the step", where(i))
+			return fmt.Errorf("%s has %s parameters, but params bind to the last statement only: move the values into it, or split the step", where(i), mark)
 		}
 	}
-	if n := stmts[last].params; n != params {
-		return fmt.Errorf("%s has %s, but params has %s: give one value per ?", where(last), plural(n, "parameter"), plural(params, "value"))
+	n := stmts[last].params
+	switch {
+	case n == params:
+		return nil
+	case n == 0 && stmts[last].qmarks > 0:
+		return fmt.Errorf("%s has no parameters, but params has %s: PostgreSQL numbers its placeholders, so write $1, $2 … instead of ?", where(last), plural(params, "value"))
+	case n == math.MaxInt:
+		return fmt.Errorf("%s has a parameter number past any params: give one value per $N", where(last))
 	}
-	return nil
+	return fmt.Errorf("%s has %s, but params has %s: give one value per %s", where(last), plural(n, "parameter"), plural(params, "value"), mark)
 }
 
 var _ Kind = SQLKind{}

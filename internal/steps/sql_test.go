@@ -2,6 +2,7 @@ package steps
 
 import (
 	"database/sql"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,7 +209,9 @@ func TestSQLErrors(t *testing.T) {
 	b.fails(t, &routine.SQLAction{Query: "SELECT ?; SELECT ?", Params: []string{"a"}}, false, "statement 1 of 2 has ? parameters, but params bind to the last statement only")
 	b.fails(t, &routine.SQLAction{Query: "SELECT :name", Params: []string{"a"}}, false, "named parameter :name")
 	b.fails(t, &routine.SQLAction{Query: "-- nothing\n;"}, false, "holds no statement")
-	b.fails(t, &routine.SQLAction{DB: "postgres://db/app", Query: "SELECT 1"}, false, "PostgreSQL is not supported yet")
+	b.fails(t, &routine.SQLAction{DB: "postgres://app:pw@db/app", Query: "SELECT 1"}, false, "does not go in routine.yaml", `db: "{{DATABASE_URL}}"`)
+	b.fails(t, &routine.SQLAction{DB: "{{ env.DB }}.db", Query: "SELECT 1"}, false, "sql.db is not templated")
+	b.fails(t, &routine.SQLAction{DB: "{{DATABASE_URL}}", Query: "SELECT 1"}, false, "DATABASE_URL is not a secret of the run")
 	// Nothing of a failed step is left behind.
 	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM t"})
 	if out["rows"] != `[{"n":1}]` {
@@ -294,6 +297,7 @@ func TestSplitSQL(t *testing.T) {
 		{"/* a; b */ SELECT '?', ? /* ? */ -- ?\n", []sqlStatement{{text: "/* a; b */ SELECT '?', ? /* ? */ -- ?", params: 1}}},
 		{"SELECT ?, ?5, ?", []sqlStatement{{text: "SELECT ?, ?5, ?", params: 6}}},
 		{"SELECT @x, :y", []sqlStatement{{text: "SELECT @x, :y", named: "@x"}}},
+		{"SELECT $x", []sqlStatement{{text: "SELECT $x", named: "$x"}}},
 		{
 			"CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET b = CASE WHEN new.a > 1 THEN 'x' ELSE 'y' END; DELETE FROM u; END; SELECT 2",
 			[]sqlStatement{
@@ -302,28 +306,101 @@ func TestSplitSQL(t *testing.T) {
 			},
 		},
 		{"SELECT CASE WHEN 1 THEN 2 END; SELECT 3", []sqlStatement{{text: "SELECT CASE WHEN 1 THEN 2 END"}, {text: "SELECT 3"}}},
+		// Dollar quotes are PostgreSQL's: SQLite splits there.
+		{"SELECT $$a;b$$", []sqlStatement{{text: "SELECT $$a", named: "$a"}, {text: "b$$"}}},
 		{"-- only a comment", nil},
 	} {
-		got := splitSQL(tt.query)
-		if len(got) != len(tt.want) {
-			t.Fatalf("%q: %d statements %+v, want %+v", tt.query, len(got), got, tt.want)
-		}
-		for i := range got {
-			if got[i] != tt.want[i] {
-				t.Fatalf("%q: statement %d = %+v, want %+v", tt.query, i+1, got[i], tt.want[i])
-			}
+		checkSplit(t, tt.query, dialectSQLite, tt.want)
+	}
+}
+
+func TestSplitSQLPostgres(t *testing.T) {
+	t.Parallel()
+	fn := `CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO log VALUES (NEW.id, 'it''s; $1 ?');
+  RETURN NEW;
+END;
+$$`
+	for _, tt := range []struct {
+		query string
+		want  []sqlStatement
+	}{
+		{"SELECT $1, $3; SELECT 2", []sqlStatement{{text: "SELECT $1, $3", params: 3}, {text: "SELECT 2"}}},
+		{fn + "; INSERT INTO t VALUES ($1)", []sqlStatement{{text: fn}, {text: "INSERT INTO t VALUES ($1)", params: 1}}},
+		{"DO $body$ BEGIN RAISE NOTICE '$$;'; END $body$; SELECT 1", []sqlStatement{{text: "DO $body$ BEGIN RAISE NOTICE '$$;'; END $body$"}, {text: "SELECT 1"}}},
+		// A tag is a name: $1$ is a parameter then a $.
+		{"SELECT $a$ $b$ ; $a$", []sqlStatement{{text: "SELECT $a$ $b$ ; $a$"}}},
+		// $ inside a name starts no quote.
+		{"SELECT a$b$ FROM t; SELECT 2", []sqlStatement{{text: "SELECT a$b$ FROM t"}, {text: "SELECT 2"}}},
+		{"SELECT E'it\\'s;', 'a\\'; SELECT 2", []sqlStatement{{text: "SELECT E'it\\'s;', 'a\\'"}, {text: "SELECT 2"}}},
+		{"SELECT '1'::int, data ? 'k' FROM t", []sqlStatement{{text: "SELECT '1'::int, data ? 'k' FROM t", qmarks: 1}}},
+		{"/* a /* nested; */ still; */ SELECT [1;2]", []sqlStatement{{text: "/* a /* nested; */ still; */ SELECT [1"}, {text: "2]"}}},
+		{"SELECT \"a;\"\"b\"; SELECT `x;y`", []sqlStatement{{text: "SELECT \"a;\"\"b\""}, {text: "SELECT `x"}, {text: "y`"}}},
+		{
+			"CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN a > 0 THEN 1 END; SELECT a; END; SELECT f(1)",
+			[]sqlStatement{
+				{text: "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN a > 0 THEN 1 END; SELECT a; END"},
+				{text: "SELECT f(1)"},
+			},
+		},
+		// PostgreSQL's CREATE TRIGGER has no body.
+		{"CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION audit(); SELECT 1", []sqlStatement{
+			{text: "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION audit()"}, {text: "SELECT 1"},
+		}},
+		{"SELECT $$unterminated; SELECT 2", []sqlStatement{{text: "SELECT $$unterminated; SELECT 2"}}},
+		{"SELECT @x, :y, $99999999999999999999", []sqlStatement{{text: "SELECT @x, :y, $99999999999999999999", params: math.MaxInt}}},
+	} {
+		checkSplit(t, tt.query, dialectPostgres, tt.want)
+	}
+}
+
+func checkSplit(t *testing.T, query string, d sqlDialect, want []sqlStatement) {
+	t.Helper()
+	got := splitSQL(query, d)
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d statements %+v, want %+v", query, len(got), got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%q: statement %d = %+v, want %+v", query, i+1, got[i], want[i])
 		}
 	}
 }
 
 func FuzzSplitSQL(f *testing.F) {
-	for _, s := range []string{"SELECT 1; SELECT ?", "'a;b'", "CREATE TRIGGER x BEGIN SELECT 1; END;", "/* ;", "[", "?99999999999999999999"} {
+	for _, s := range []string{"SELECT 1; SELECT ?", "'a;b'", "CREATE TRIGGER x BEGIN SELECT 1; END;", "/* ;", "[", "?99999999999999999999",
+		"$$a;$$", "$t$ $$ ; $t$", "E'\\'';'", "/* /* */ ; */", "BEGIN ATOMIC SELECT 1; END", "$1$", "a$b$;"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
-		for _, s := range splitSQL(q) {
-			if strings.Trim(s.text, sqlSpace) == "" || s.params < 0 {
-				t.Fatalf("%q: statement %+v", q, s)
+		for _, d := range []sqlDialect{dialectSQLite, dialectPostgres} {
+			stmts := splitSQL(q, d)
+			rest := q
+			for _, s := range stmts {
+				if strings.Trim(s.text, sqlSpace) == "" || s.params < 0 || s.qmarks < 0 {
+					t.Fatalf("%q (dialect %d): statement %+v", q, d, s)
+				}
+				// Statements are pieces of the query, in order.
+				at := strings.Index(rest, s.text)
+				if at < 0 {
+					t.Fatalf("%q (dialect %d): statement %q is not next in the query", q, d, s.text)
+				}
+				rest = rest[at+len(s.text):]
+			}
+		}
+		// Whatever a quoted string holds, it stays in its statement.
+		quoted := "SELECT '" + strings.ReplaceAll(q, "'", "''") + "'"
+		if got := splitSQL(quoted+"; SELECT 2", dialectSQLite); len(got) != 2 || got[0].text != quoted {
+			t.Fatalf("%q: SQLite split %+v", q, got)
+		}
+		if got := splitSQL(quoted+"; SELECT 2", dialectPostgres); len(got) != 2 || got[0].text != quoted {
+			t.Fatalf("%q: PostgreSQL split %+v", q, got)
+		}
+		if !strings.Contains(q, "$$") && !strings.HasSuffix(q, "$") {
+			body := "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$" + q + "$$"
+			if got := splitSQL(body+"; SELECT 2", dialectPostgres); len(got) != 2 || got[0].text != body {
+				t.Fatalf("%q: dollar-quoted body split %+v", q, got)
 			}
 		}
 	})

@@ -39,7 +39,7 @@ func (b *Buffer) String() string {
 // Kinds returns the step kinds the routines binary registers
 // (cmd/routines/main.go).
 func Kinds() steps.Registry {
-	return steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{})
+	return steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
 }
 
 // CopyProject copies the project directory src into a fresh temporary
