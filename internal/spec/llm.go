@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/suggest"
@@ -66,11 +65,7 @@ func (v *validator) llm(p string, a *routine.LLMAction) {
 }
 
 // JSONSchema is the compiled json_schema of an llm step.
-type JSONSchema struct{ s *jsonschema.Schema }
-
-// schemaURL names the json_schema inside the compiler; nothing is loaded
-// from it.
-const schemaURL = "https://routines.invalid/json_schema.json"
+type JSONSchema struct{ s *jsonschema.Resolved }
 
 // CompileJSONSchema compiles the json_schema of an llm step, as decoded
 // from YAML, and checks that it describes a JSON object: the shape both
@@ -88,68 +83,32 @@ func CompileJSONSchema(schema any) (*JSONSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not representable as JSON: %w", err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	var sch jsonschema.Schema
+	if err := json.Unmarshal(data, &sch); err != nil {
+		return nil, fmt.Errorf("not a valid JSON Schema: %s", oneLine(err))
+	}
+	// Without a Loader, a $ref outside the schema is refused.
+	rs, err := sch.Resolve(&jsonschema.ResolveOptions{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("not a valid JSON Schema (a json_schema may refer only to itself, #/$defs/…): %s", oneLine(err))
 	}
-	c := jsonschema.NewCompiler()
-	c.UseLoader(noLoader{})
-	if err := c.AddResource(schemaURL, doc); err != nil {
-		return nil, errors.New(schemaProblem(err))
-	}
-	sch, err := c.Compile(schemaURL)
-	if err != nil {
-		return nil, fmt.Errorf("not a valid JSON Schema: %s", schemaProblem(err))
-	}
-	return &JSONSchema{s: sch}, nil
+	return &JSONSchema{s: rs}, nil
 }
 
 // Check parses data as JSON and validates it against the schema. Its
 // error says, on one line, what does not match.
 func (s *JSONSchema) Check(data []byte) error {
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
 		return fmt.Errorf("not JSON: %w", err)
 	}
 	if err := s.s.Validate(v); err != nil {
-		return fmt.Errorf("does not match json_schema: %s", schemaProblem(err))
+		return fmt.Errorf("does not match json_schema: %s", oneLine(err))
 	}
 	return nil
 }
 
-// schemaProblem renders an error of the JSON Schema library on one line:
-// each failed keyword at its place, such as
-// at '/label': value must be one of 'billing', 'technical'.
-func schemaProblem(err error) string {
-	var le *jsonschema.LoadURLError
-	if errors.As(err, &le) {
-		return le.Err.Error()
-	}
-	var se *jsonschema.SchemaValidationError
-	if errors.As(err, &se) {
-		err = se.Err // SchemaValidationError does not unwrap
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return strings.ReplaceAll(err.Error(), schemaURL, "json_schema")
-	}
-	var leaves []string
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) == 0 {
-			leaves = append(leaves, e.Error())
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
-	}
-	walk(ve)
-	return strings.Join(leaves, "; ")
-}
-
-// noLoader refuses every $ref outside the schema.
-type noLoader struct{}
-
-func (noLoader) Load(u string) (any, error) {
-	return nil, fmt.Errorf("$ref %s: a json_schema may refer only to itself (#/$defs/…)", u)
+// oneLine puts an error of the JSON Schema library on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

@@ -492,7 +492,7 @@ func TestAgentStructuredAnswer(t *testing.T) {
 	a = agentAction(model.url)
 	a.JSONSchema = causeSchema
 	_, err = newAgentExecution(t, a).exec(t)
-	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "agent: the answer does not match json_schema", "missing property 'cause'")
+	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "agent: the answer does not match json_schema", `missing properties: ["cause"]`)
 }
 
 func TestAgentHTTPTool(t *testing.T) {

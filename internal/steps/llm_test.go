@@ -186,7 +186,7 @@ func TestLLMAnthropicStructured(t *testing.T) {
 	// and the raw answer.
 	s.body = answer(`{"label":"refund"}`)
 	_, _, err = execLLM(t, a)
-	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "does not match json_schema", "at '/label'", `{"label":"refund"}`)
+	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "does not match json_schema", "validating /properties/label: enum", `{"label":"refund"}`)
 
 	// A text answer instead of the tool.
 	s.body = anthropicText
@@ -304,7 +304,7 @@ func TestLLMOpenAIStructured(t *testing.T) {
 	}
 	s.body = answer(`{"kind": "technical"}`)
 	_, _, err = execLLM(t, a)
-	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "does not match json_schema", "missing property 'label'", `{"kind": "technical"}`)
+	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "does not match json_schema", `missing properties: ["label"]`, `{"kind": "technical"}`)
 	s.body = answer(`Sure! The label is technical.`)
 	_, _, err = execLLM(t, a)
 	wantLLMError(t, err, routine.CodeInvalidResponse, false, 0, "not JSON", "Sure! The label is technical.")
