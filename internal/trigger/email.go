@@ -10,7 +10,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -73,9 +72,7 @@ type EmailWatcher struct {
 	// backoff is the first reconnection delay (tests shorten it).
 	backoff time.Duration
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg background
 }
 
 // NewEmailWatcher returns a watcher for cfg; Start begins watching.
@@ -105,55 +102,19 @@ func (w *EmailWatcher) mailbox() string {
 // returns an error only for a trigger it cannot run at all; a server that
 // cannot be reached is retried.
 func (w *EmailWatcher) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel != nil {
-		return errors.New("email watcher already started")
-	}
 	if w.cfg.Email.IMAP == nil {
 		return errors.New("email trigger without imap")
 	}
-	ctx, w.cancel = context.WithCancel(ctx)
-	w.done = make(chan struct{})
-	go w.run(ctx)
-	return nil
+	return w.bg.start(ctx, func(ctx context.Context) {
+		reconnect(ctx, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
+			w.log.Warn("email trigger: "+err.Error()+"; reconnecting", "in", wait)
+		})
+	})
 }
 
 // Stop closes the connection and returns once the watcher has stopped:
 // nothing fires after Stop.
-func (w *EmailWatcher) Stop() {
-	w.mu.Lock()
-	cancel, done := w.cancel, w.done
-	w.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
-
-func (w *EmailWatcher) run(ctx context.Context) {
-	defer close(w.done)
-	delay := w.backoff
-	for {
-		healthy, err := w.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if healthy {
-			delay = w.backoff
-		}
-		w.log.Warn("email trigger: "+err.Error()+"; reconnecting", "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		delay = min(delay*2, emailBackoffMax)
-	}
-}
+func (w *EmailWatcher) Stop() { w.bg.stop() }
 
 // emailCursor is the place of a trigger in its mailbox, with what names
 // the mailbox: a cursor of another server, account or mailbox (the

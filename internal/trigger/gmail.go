@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -44,9 +43,7 @@ type GmailWatcher struct {
 	// backoff is the first retry delay (tests shorten it).
 	backoff time.Duration
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg background
 }
 
 // NewGmailWatcher returns a watcher for cfg, whose Email has gmail:;
@@ -70,60 +67,24 @@ func NewGmailWatcher(cfg EmailConfig) *GmailWatcher {
 // returns an error only for a trigger it cannot run at all; an API or a
 // token endpoint that fails is retried.
 func (w *GmailWatcher) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel != nil {
-		return errors.New("gmail watcher already started")
-	}
 	if w.cfg.Email.Gmail == nil {
 		return errors.New("email trigger without gmail")
 	}
-	ctx, w.cancel = context.WithCancel(ctx)
-	w.done = make(chan struct{})
-	go w.run(ctx)
-	return nil
+	return w.bg.start(ctx, func(ctx context.Context) {
+		reconnect(ctx, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
+			if authError(err) {
+				// The daemon goes on: a refresh token can be replaced without
+				// a restart (routines secrets set), and is read again next time.
+				w.log.Error("email trigger (gmail): auth: "+err.Error()+"; check client_id, client_secret, refresh_token and the token's scope; retrying", "in", wait)
+				return
+			}
+			w.log.Warn("email trigger (gmail): "+err.Error()+"; retrying", "in", wait)
+		})
+	})
 }
 
 // Stop returns once the watcher has stopped: nothing fires after Stop.
-func (w *GmailWatcher) Stop() {
-	w.mu.Lock()
-	cancel, done := w.cancel, w.done
-	w.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
-
-func (w *GmailWatcher) run(ctx context.Context) {
-	defer close(w.done)
-	delay := w.backoff
-	for {
-		healthy, err := w.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if healthy {
-			delay = w.backoff
-		}
-		if authError(err) {
-			// The daemon goes on: a refresh token can be replaced without
-			// a restart (routines secrets set), and is read again next time.
-			w.log.Error("email trigger (gmail): auth: "+err.Error()+"; check client_id, client_secret, refresh_token and the token's scope; retrying", "in", delay)
-		} else {
-			w.log.Warn("email trigger (gmail): "+err.Error()+"; retrying", "in", delay)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		delay = min(delay*2, emailBackoffMax)
-	}
-}
+func (w *GmailWatcher) Stop() { w.bg.stop() }
 
 // gmailCursor is the place of a trigger in the history of an account,
 // with the account and label it belongs to: a cursor of another account
