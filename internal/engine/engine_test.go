@@ -602,6 +602,20 @@ steps:
 	}
 }
 
+// A secret too short to redact safely is named in a warning, not shown.
+func TestShortSecretWarns(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, staticSecrets{"PIN": "42"})
+	run, _ := b.run(t, context.Background(), e, "name: pin\nsecrets: [PIN]\nsteps:\n  - id: a\n    run: ok\n")
+	lines, err := b.store.LogList(context.Background(), &store.LogListParams{RunID: run.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) == 0 || !strings.Contains(lines[0].Text, "secret PIN has 2 character(s)") || strings.Contains(lines[0].Text, "42") {
+		t.Errorf("log %+v", lines)
+	}
+}
+
 func TestMissingSecretFailsBeforeAnyStep(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, staticSecrets{})

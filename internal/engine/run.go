@@ -176,6 +176,11 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 	}
 	x.tctx.Secrets = values
 	x.redactor = secrets.NewRedactor(slices.Collect(maps.Values(values)))
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		if n := len(strings.TrimSpace(values[name])); n < secrets.MinRedactedLen {
+			x.log.system("", "warning: secret %s has %d character(s): it is hidden wherever they appear in the output, and its encoded forms are not looked for", name, n)
+		}
+	}
 	return nil
 }
 

@@ -10,9 +10,12 @@ import (
 // Mask is what a redacted value is replaced by.
 const Mask = "***"
 
-// minEncodedLen is the shortest value whose encoded forms are redacted too:
-// the encodings of shorter ones would mask ordinary text.
-const minEncodedLen = 4
+// MinRedactedLen is the shortest value whose encoded forms are redacted
+// too: the encodings of shorter ones would mask ordinary text, and a
+// shorter value is hidden wherever its characters appear.
+const MinRedactedLen = 4
+
+const minEncodedLen = MinRedactedLen
 
 // Redactor replaces secret values by ***: each value, the value without
 // surrounding white space, each line of a multi-line value, and, for
