@@ -182,6 +182,8 @@ func TestServeKill9Cycles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for cycle := range 5 {
 		proc, url := startDaemon(t, dir, "--lease", "1s", "--workers", "1")
+		// Read before the run is queued: it may start, and run steps, at once.
+		before, _, _ := unfinished()
 		resp, err := http.Post(url+"/v1/routines/crashy/runs", "application/json", strings.NewReader(`{}`))
 		if err != nil {
 			t.Fatal(err)
@@ -198,7 +200,6 @@ func TestServeKill9Cycles(t *testing.T) {
 		// Wait for a step this daemon started (and that still sleeps), a
 		// random number of steps into the cycle, then kill at a random
 		// moment of its sleep.
-		before, _, _ := unfinished()
 		skip := rng.IntN(3)
 		var key string
 		var pid int

@@ -82,12 +82,14 @@ func (b *gmailBundle) start(t *testing.T, et routine.EmailTrigger, wait bool) *G
 		Logger: slog.New(slog.NewTextHandler(b.logs, nil)),
 	})
 	w.backoff = 10 * time.Millisecond
+	// Counted before the start: the watcher may log at once.
+	watching := strings.Count(b.logs.String(), "email trigger watching")
 	if err := w.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
 	if wait {
-		b.waitLog(t, "email trigger watching", strings.Count(b.logs.String(), "email trigger watching")+1)
+		b.waitLog(t, "email trigger watching", watching+1)
 	}
 	return w
 }
