@@ -204,13 +204,6 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && o.token == "" {
 		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can run your routines; set --token or ROUTINES_TOKEN\n", addr)
 	}
-	infoPath := filepath.Join(project, stateDirName, serveFileName)
-	if err := writeServeInfo(infoPath, serveInfo{Addr: addr, PID: os.Getpid()}); err != nil {
-		ln.Close()
-		return err
-	}
-	defer os.Remove(infoPath)
-
 	sched.Start(ctx)
 	if err := clock.Start(ctx); err != nil {
 		return err
@@ -243,6 +236,15 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		clock.Stop()
 		reload.stop()
 	}
+	// serve.json tells clients (invoke, emit, tests) the daemon is up: it
+	// is written once every trigger watches, so what happens after it is seen.
+	infoPath := filepath.Join(project, stateDirName, serveFileName)
+	if err := writeServeInfo(infoPath, serveInfo{Addr: addr, PID: os.Getpid()}); err != nil {
+		stopTriggers()
+		ln.Close()
+		return err
+	}
+	defer os.Remove(infoPath)
 	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
