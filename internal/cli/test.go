@@ -89,7 +89,7 @@ func (g *globals) runTests(ctx context.Context, dirs []string, filter *regexp.Re
 				problems = append(problems, err)
 				return nil
 			}
-			cases, err := routinetest.Load(r.Dir)
+			cases, err := routinetest.Load(r)
 			if err != nil {
 				problems = append(problems, err)
 				return nil

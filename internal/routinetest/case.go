@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // Case is one test of a routine, as a tests/*.yaml file writes it.
@@ -32,9 +34,12 @@ type Case struct {
 	Mocks  map[string]Mock `yaml:"mocks,omitempty"`
 	Expect Expect          `yaml:"expect"`
 
-	// File and Index say where the test was written.
+	// File and Index say where the test was written; root is its YAML
+	// path in the file ("$", "$[2]" in a list, "$.tests[1]" in
+	// routine.yaml).
 	File  string `yaml:"-"`
 	Index int    `yaml:"-"`
+	root  string
 }
 
 // Mock is what a mocked step returns: Tries, one per attempt (the last
@@ -120,20 +125,24 @@ type ErrorExpect struct {
 	Message Matcher `yaml:"message,omitempty"`
 }
 
-// Load reads the tests of the routine in dir: every tests/*.yaml (or
-// .yml) file, each holding one test or a list of them, in file order.
-func Load(dir string) ([]*Case, error) {
+// Load reads the tests of routine r: those of its tests: list, then every
+// tests/*.yaml (or .yml) file next to it, each holding one test or a list
+// of them, in file order.
+func Load(r *routine.Routine) ([]*Case, error) {
+	cases, err := inline(r)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
 	var files []string
 	for _, pattern := range []string{"*.yaml", "*.yml"} {
-		m, err := filepath.Glob(filepath.Join(dir, "tests", pattern))
+		m, err := filepath.Glob(filepath.Join(r.Dir, "tests", pattern))
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, m...)
 	}
 	sort.Strings(files)
-	var cases []*Case
-	var errs []error
 	for _, f := range files {
 		cs, err := loadFile(f)
 		if err != nil {
@@ -141,6 +150,29 @@ func Load(dir string) ([]*Case, error) {
 			continue
 		}
 		cases = append(cases, cs...)
+	}
+	return cases, errors.Join(errs...)
+}
+
+// inline decodes the tests: list of routine.yaml, which the routine holds
+// as plain YAML values.
+func inline(r *routine.Routine) ([]*Case, error) {
+	var cases []*Case
+	var errs []error
+	for i, t := range r.Tests {
+		data, err := yaml.Marshal(t)
+		if err == nil {
+			c := &Case{}
+			if err = yaml.UnmarshalWithOptions(data, c, yaml.Strict()); err == nil {
+				c.File, c.Index, c.root = r.File, i, fmt.Sprintf("$.tests[%d]", i)
+				if c.Name == "" {
+					c.Name = fmt.Sprintf("tests[%d]", i)
+				}
+				cases = append(cases, c)
+				continue
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: tests[%d]: %s", r.File, i, strings.Join(strings.Fields(yaml.FormatError(err, false, false)), " ")))
 	}
 	return cases, errors.Join(errs...)
 }
@@ -162,8 +194,12 @@ func loadFile(path string) ([]*Case, error) {
 		return nil, fmt.Errorf("%s:%s", path, strings.Replace(strings.TrimPrefix(yaml.FormatError(err, false, true), "["), "] ", ": ", 1))
 	}
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	list := bytes.HasPrefix(bytes.TrimSpace(stripComments(data)), []byte("-"))
 	for i, c := range cases {
-		c.File, c.Index = path, i
+		c.File, c.Index, c.root = path, i, "$"
+		if list {
+			c.root = fmt.Sprintf("$[%d]", i)
+		}
 		if c.Name == "" {
 			c.Name = base
 			if len(cases) > 1 {

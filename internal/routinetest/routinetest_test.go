@@ -25,7 +25,7 @@ func load(t testing.TB, dir string) (*routine.Routine, []*routinetest.Case) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases, err := routinetest.Load(r.Dir)
+	cases, err := routinetest.Load(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,9 @@ expect:
   order: [ticket]
 `)
 	write("unmocked.yaml", "name: unmocked\ninput: { email: a@b.c }\nexpect: { state: failed, error: { step: ticket, message: { contains: has no mock } } }\n")
-	cases, err := routinetest.Load(dir)
+	elsewhere := *r // the same routine, its tests in dir
+	elsewhere.Dir = dir
+	cases, err := routinetest.Load(&elsewhere)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func TestBadTestFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tests", "bad.yaml"), []byte("name: x\nexpekt: {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := routinetest.Load(dir)
+	_, err := routinetest.Load(&routine.Routine{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "expekt") {
 		t.Errorf("Load: %v", err)
 	}
@@ -152,6 +154,45 @@ func TestBadTestFiles(t *testing.T) {
 		Mocks: map[string]routinetest.Mock{"nope": {}}}}, routinetest.Options{Kinds: kinds})
 	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "mocks.nope: the routine has no step nope") {
 		t.Errorf("unknown step: %v", res[0].Err)
+	}
+}
+
+// Tests may also be a tests: list in routine.yaml; a problem in one is
+// named by its place there.
+func TestInlineTests(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	yaml := `name: inline
+inputs:
+  who: {}
+steps:
+  - id: greet
+    run: echo "msg=hi {{ input.who }}" >> "$ROUTINES_OUTPUT"
+tests:
+  - name: greets ada
+    input: { who: ada }
+    expect: { outputs: { greet.msg: hi ada } }
+  - input: { who: bob }
+    mocks:
+      nope: { outputs: { a: b } }
+`
+	if err := os.WriteFile(filepath.Join(dir, "routine.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := spec.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := routinetest.Load(r)
+	if err != nil || len(cases) != 2 || cases[1].Name != "tests[1]" {
+		t.Fatalf("Load = %d cases, %v", len(cases), err)
+	}
+	if err := routinetest.Check(r, cases); err == nil || !strings.Contains(err.Error(), "routine.yaml:13:13: mocks.nope: the routine has no step nope") {
+		t.Errorf("Check: %v", err)
+	}
+	res := routinetest.Run(context.Background(), r, cases[:1], routinetest.Options{Kinds: kinds})
+	if !res[0].Passed() {
+		t.Errorf("%v %v", res[0].Err, res[0].Failures)
 	}
 }
 

@@ -1,7 +1,6 @@
 package routinetest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -208,9 +207,9 @@ func (c *Case) position(path string) string {
 	if err != nil {
 		return ""
 	}
-	root := "$"
-	if bytes.HasPrefix(bytes.TrimSpace(stripComments(data)), []byte("-")) {
-		root = fmt.Sprintf("$[%d]", c.Index)
+	root := c.root
+	if root == "" {
+		root = "$"
 	}
 	p, err := yaml.PathString(root + "." + path)
 	if err != nil {
