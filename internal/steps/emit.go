@@ -47,12 +47,12 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	base := strings.TrimRight(a.Server, "/")
 	if base == "" {
 		if x.StateDir == "" {
-			return nil, errors.New("emit: no project directory to find the daemon in: set server:")
+			return nil, errors.New("emit: no project directory to find the daemon in: set the step's server")
 		}
 		var err error
 		if base, err = DaemonURL(x.StateDir); err != nil {
 			if errors.Is(err, ErrNoDaemon) {
-				return nil, fmt.Errorf("emit: %w: start `routines serve`, or set server:", err)
+				return nil, fmt.Errorf("emit: %w: start `routines serve`, or set the step's server", err)
 			}
 			return nil, fmt.Errorf("emit: %w", err)
 		}

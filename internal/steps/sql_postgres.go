@@ -50,7 +50,7 @@ func postgresURL(db string, env map[string]string) (*pgTarget, error) {
 	}
 	v, ok := env[m[1]]
 	if !ok {
-		return nil, fmt.Errorf("sql.db: %s is not a secret of the run: declare it under secrets:", m[1])
+		return nil, fmt.Errorf("sql.db: %s is not a secret of the run: add it to the routine's secrets", m[1])
 	}
 	v = strings.TrimSpace(v)
 	if !isPostgresURL(v) {
