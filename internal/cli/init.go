@@ -25,7 +25,8 @@ func newInitCmd(g *globals) *cobra.Command {
 		Use:   "init DIR",
 		Short: "Create a project directory with a commented routine.yaml",
 		Long: "init creates DIR with routine.yaml (a cron trigger at 08:00 that prints a greeting),\n" +
-			"scripts/greet.sh, routine.schema.json (for editors) and a .gitignore for .routines/.\n" +
+			"scripts/greet.sh, tests/greeting.yaml (run by routines test), routine.schema.json (for editors)\n" +
+			"and a .gitignore for .routines/.\n" +
 			"The routine is named after DIR.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +48,7 @@ func newInitCmd(g *globals) *cobra.Command {
 			if err := writeNew(filepath.Join(dir, "routine.schema.json"), spec.Schema(), 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.deps.Stdout, "Created %[1]s/routine.yaml, %[1]s/scripts/greet.sh, %[1]s/routine.schema.json and %[1]s/.gitignore.\nNext: routines run-once %[1]s\n", dir)
+			fmt.Fprintf(g.deps.Stdout, "Created %[1]s/routine.yaml, %[1]s/scripts/greet.sh, %[1]s/tests/greeting.yaml, %[1]s/routine.schema.json and %[1]s/.gitignore.\nNext: routines run-once %[1]s, then routines test %[1]s\n", dir)
 			return nil
 		},
 	}

@@ -115,3 +115,16 @@ func TestRecordATest(t *testing.T) {
 		t.Fatalf("the recorded test: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// The routine init makes comes with a test, and it passes.
+func TestInitScaffoldTestPasses(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "morning")
+	if code, _, errOut := clitest.RunCLI(t, "init", dir); code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	code, out, errOut := clitest.RunCLI(t, "test", dir, "-v")
+	if code != 0 || !strings.Contains(out, "--- PASS: morning/done reports what greet said") {
+		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
+	}
+}
