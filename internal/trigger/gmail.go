@@ -14,9 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-	"google.golang.org/api/gmail/v1"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
 
 	"github.com/routines-dev/routines/internal/routine"
 )
@@ -27,7 +24,7 @@ import (
 const gmailTimeout = time.Minute
 
 // GmailWatcher fires an email: trigger with gmail: once per new message of
-// a label of a Gmail account, through the Gmail API. It keeps the
+// a label of a Gmail account, through the Gmail REST API (gmailAPI). It keeps the
 // account's history ID (the cursor, in the routine's state), lists the
 // messages added to the label since (users.history.list), fetches each
 // (users.messages.get, format raw), parses it as the IMAP watcher does and
@@ -96,11 +93,10 @@ type gmailCursor struct {
 	HistoryID uint64 `json:"history_id"`
 }
 
-// gmailSession is what a session knows: the service with its token
-// source, and the label watched.
+// gmailSession is what a session knows: the API with its token source,
+// and the label watched.
 type gmailSession struct {
-	svc     *gmail.Service
-	user    string
+	api     *gmailAPI
 	labelID string
 	// names are the names of the account's labels by ID, for the event.
 	names map[string]string
@@ -115,7 +111,7 @@ func (w *GmailWatcher) session(ctx context.Context) (healthy bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	profile, err := s.svc.Users.GetProfile(s.user).Context(ctx).Do()
+	profile, err := s.api.profile(ctx)
 	if err != nil {
 		return false, gmailErr("get the profile", err)
 	}
@@ -163,32 +159,27 @@ func (w *GmailWatcher) connect(ctx context.Context) (*gmailSession, error) {
 	// the client in it bounds them.
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: gmailTimeout})
 	ts := conf.TokenSource(tctx, &oauth2.Token{RefreshToken: creds[2]})
-	// Our own client rather than option.WithTokenSource: every request is
-	// bounded, and a refused refresh reaches us as *oauth2.RetrieveError
-	// whichever auth library google.golang.org/api is set to use.
+	// Every request is bounded; a refused refresh reaches us as
+	// *oauth2.RetrieveError.
 	hc := &http.Client{Timeout: gmailTimeout, Transport: &oauth2.Transport{Source: ts, Base: http.DefaultTransport}}
-	svc, err := gmail.NewService(ctx, option.WithHTTPClient(hc), option.WithEndpoint(gmailEndpoint(g.BaseURL)))
-	if err != nil {
-		return nil, fmt.Errorf("gmail client: %w", err)
-	}
-	s := &gmailSession{svc: svc, user: cmp.Or(g.User, routine.DefaultGmailUser), names: map[string]string{}}
-	labels, err := svc.Users.Labels.List(s.user).Context(ctx).Do()
+	s := &gmailSession{api: newGmailAPI(hc, gmailEndpoint(g.BaseURL), cmp.Or(g.User, routine.DefaultGmailUser)), names: map[string]string{}}
+	labels, err := s.api.labels(ctx)
 	if err != nil {
 		return nil, gmailErr("list labels", err)
 	}
-	for _, l := range labels.Labels {
-		s.names[l.Id] = l.Name
+	for _, l := range labels {
+		s.names[l.ID] = l.Name
 	}
-	s.labelID = findLabel(labels.Labels, w.cfg.Email.Label)
+	s.labelID = findLabel(labels, w.cfg.Email.Label)
 	if s.labelID == "" {
 		return nil, fmt.Errorf("the account has no label %q (create it, or fix label:)", w.cfg.Email.Label)
 	}
 	return s, nil
 }
 
-// gmailEndpoint returns the root URL of the API for option.WithEndpoint:
-// the client adds gmail/v1/ to it, so a base URL written with it (as the
-// API's documentation shows it) loses it here.
+// gmailEndpoint returns the root URL of the API: gmail/v1/ is added to
+// it, so a base URL written with it (as the API's documentation shows it)
+// loses it here.
 func gmailEndpoint(base string) string {
 	if base == "" {
 		return routine.DefaultGmailBaseURL
@@ -200,15 +191,15 @@ func gmailEndpoint(base string) string {
 // findLabel returns the ID of the label named name: the exact name, else
 // one that differs in case only (Gmail keeps names unique regardless of
 // case; system labels such as INBOX have their name as ID).
-func findLabel(labels []*gmail.Label, name string) string {
+func findLabel(labels []gmailLabel, name string) string {
 	for _, l := range labels {
-		if l.Name == name || l.Id == name {
-			return l.Id
+		if l.Name == name || l.ID == name {
+			return l.ID
 		}
 	}
 	for _, l := range labels {
 		if strings.EqualFold(l.Name, name) {
-			return l.Id
+			return l.ID
 		}
 	}
 	return ""
@@ -218,7 +209,7 @@ func findLabel(labels []*gmail.Label, name string) string {
 // the account and label. Without one (the first start, or an edited
 // trigger) the trigger starts at the account's current history ID: mail
 // already there does not start runs.
-func (w *GmailWatcher) loadCursor(ctx context.Context, s *gmailSession, profile *gmail.Profile) (*gmailCursor, error) {
+func (w *GmailWatcher) loadCursor(ctx context.Context, s *gmailSession, profile *gmailProfile) (*gmailCursor, error) {
 	want := gmailCursor{Account: profile.EmailAddress, Label: w.cfg.Email.Label, LabelID: s.labelID}
 	raw, found, err := w.cfg.Cursors.Load(ctx, w.cfg.Routine, routine.EmailCursorKey(w.cfg.Trigger))
 	if err != nil {
@@ -229,7 +220,7 @@ func (w *GmailWatcher) loadCursor(ctx context.Context, s *gmailSession, profile 
 		cur.Account == want.Account && cur.LabelID == want.LabelID && cur.HistoryID > 0 {
 		return &cur, nil
 	}
-	want.HistoryID = profile.HistoryId
+	want.HistoryID = profile.HistoryID
 	if err := w.saveCursor(ctx, &want); err != nil {
 		return nil, err
 	}
@@ -255,12 +246,8 @@ func (w *GmailWatcher) sync(ctx context.Context, s *gmailSession) error {
 	start := s.cur.HistoryID
 	page := ""
 	for {
-		call := s.svc.Users.History.List(s.user).StartHistoryId(start).LabelId(s.labelID).HistoryTypes("messageAdded").Context(ctx)
-		if page != "" {
-			call = call.PageToken(page)
-		}
-		resp, err := call.Do()
-		if ge := (*googleapi.Error)(nil); errors.As(err, &ge) && ge.Code == http.StatusNotFound {
+		resp, err := s.api.history(ctx, start, s.labelID, page)
+		if ge := (*gmailAPIError)(nil); errors.As(err, &ge) && ge.Code == http.StatusNotFound {
 			return w.restart(ctx, s)
 		}
 		if err != nil {
@@ -271,11 +258,11 @@ func (w *GmailWatcher) sync(ctx context.Context, s *gmailSession) error {
 				if added.Message == nil {
 					continue
 				}
-				if err := w.handle(ctx, s, added.Message.Id); err != nil {
+				if err := w.handle(ctx, s, added.Message.ID); err != nil {
 					return err
 				}
 			}
-			if err := w.advance(ctx, s, h.Id); err != nil {
+			if err := w.advance(ctx, s, h.ID); err != nil {
 				return err
 			}
 		}
@@ -283,7 +270,7 @@ func (w *GmailWatcher) sync(ctx context.Context, s *gmailSession) error {
 			// The account's history ID now: the label had no other added
 			// message up to it. Keeping up with it keeps the cursor from
 			// growing too old on a quiet label.
-			return w.advance(ctx, s, resp.HistoryId)
+			return w.advance(ctx, s, resp.HistoryID)
 		}
 		page = resp.NextPageToken
 	}
@@ -304,13 +291,13 @@ func (w *GmailWatcher) advance(ctx context.Context, s *gmailSession, id uint64) 
 // at times), and the cursor is older. Mail added since the cursor is not
 // listed any more: it starts no run.
 func (w *GmailWatcher) restart(ctx context.Context, s *gmailSession) error {
-	profile, err := s.svc.Users.GetProfile(s.user).Context(ctx).Do()
+	profile, err := s.api.profile(ctx)
 	if err != nil {
 		return gmailErr("get the profile", err)
 	}
 	w.log.Warn("email trigger (gmail): the saved history ID is too old for Gmail (404); starting again from the current one: mail that came to the label in between starts no run",
-		"old_history_id", s.cur.HistoryID, "history_id", profile.HistoryId)
-	s.cur.HistoryID = profile.HistoryId
+		"old_history_id", s.cur.HistoryID, "history_id", profile.HistoryID)
+	s.cur.HistoryID = profile.HistoryID
 	return w.saveCursor(ctx, s.cur)
 }
 
@@ -325,8 +312,8 @@ type gmailEvent struct {
 
 // handle fetches the message id, fires it, then removes UNREAD if asked.
 func (w *GmailWatcher) handle(ctx context.Context, s *gmailSession, id string) error {
-	msg, err := s.svc.Users.Messages.Get(s.user, id).Format("raw").Context(ctx).Do()
-	if ge := (*googleapi.Error)(nil); errors.As(err, &ge) && ge.Code == http.StatusNotFound {
+	msg, err := s.api.message(ctx, id)
+	if ge := (*gmailAPIError)(nil); errors.As(err, &ge) && ge.Code == http.StatusNotFound {
 		// Deleted between the listing and the fetch: nothing to run.
 		w.log.Info("email trigger (gmail): message deleted before it was read", "gmail_id", id)
 		return nil
@@ -348,27 +335,26 @@ func (w *GmailWatcher) handle(ctx context.Context, s *gmailSession, id string) e
 		ev.Problems = slices.Insert(ev.Problems, 0, "the raw message from Gmail is not base64url: "+decodeErr.Error())
 	}
 	ev.Mailbox, ev.Size = w.cfg.Email.Label, size
-	labels := make([]string, 0, len(msg.LabelIds))
-	for _, l := range msg.LabelIds {
+	labels := make([]string, 0, len(msg.LabelIDs))
+	for _, l := range msg.LabelIDs {
 		labels = append(labels, cmp.Or(s.names[l], l))
 	}
-	payload, err := json.Marshal(gmailEvent{MailEvent: ev, GmailID: msg.Id, ThreadID: msg.ThreadId, Labels: labels})
+	payload, err := json.Marshal(gmailEvent{MailEvent: ev, GmailID: msg.ID, ThreadID: msg.ThreadID, Labels: labels})
 	if err != nil {
 		return fmt.Errorf("encode the event of message %s: %w", id, err)
 	}
 	err = w.cfg.Sink(context.WithoutCancel(ctx), Fire{
 		Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "email", Payload: payload, At: w.now(),
-		DedupeKey:    fmt.Sprintf("gmail:%d:%s", w.cfg.Trigger, msg.Id),
+		DedupeKey:    fmt.Sprintf("gmail:%d:%s", w.cfg.Trigger, msg.ID),
 		DedupeWindow: EmailDedupeWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("queue the run of message %s: %w", id, err)
 	}
-	w.log.Info("email received", "gmail_id", msg.Id, "message_id", ev.MessageID, "problems", len(ev.Problems))
+	w.log.Info("email received", "gmail_id", msg.ID, "message_id", ev.MessageID, "problems", len(ev.Problems))
 	if w.cfg.Email.Mark == routine.EmailMarkSeen {
-		req := &gmail.ModifyMessageRequest{RemoveLabelIds: []string{"UNREAD"}}
-		if _, err := s.svc.Users.Messages.Modify(s.user, msg.Id, req).Context(ctx).Do(); err != nil {
-			w.log.Warn("email trigger (gmail): remove UNREAD (mark: seen needs the gmail.modify scope)", "gmail_id", msg.Id, "err", err)
+		if err := s.api.removeLabel(ctx, msg.ID, "UNREAD"); err != nil {
+			w.log.Warn("email trigger (gmail): remove UNREAD (mark: seen needs the gmail.modify scope)", "gmail_id", msg.ID, "err", err)
 		}
 	}
 	return nil
@@ -397,6 +383,6 @@ func authError(err error) bool {
 	if re := (*oauth2.RetrieveError)(nil); errors.As(err, &re) {
 		return re.Response == nil || re.Response.StatusCode < 500 && re.Response.StatusCode != http.StatusTooManyRequests
 	}
-	ge := (*googleapi.Error)(nil)
+	ge := (*gmailAPIError)(nil)
 	return errors.As(err, &ge) && (ge.Code == http.StatusUnauthorized || ge.Code == http.StatusForbidden)
 }

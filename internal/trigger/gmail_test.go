@@ -313,7 +313,7 @@ func TestGmailRateLimitsAndServerErrorsRetry(t *testing.T) {
 	}
 	b.none(t)
 	logs := b.logs.String()
-	if !strings.Contains(logs, "level=WARN msg=\"email trigger (gmail): list history: googleapi: Error 429") || !strings.Contains(logs, "Error 503") || strings.Contains(logs, "level=ERROR") {
+	if !strings.Contains(logs, "level=WARN msg=\"email trigger (gmail): list history: gmail API: 429 Too Many Requests") || !strings.Contains(logs, "gmail API: 503 Service Unavailable") || strings.Contains(logs, "level=ERROR") {
 		t.Fatalf("log:\n%s", logs)
 	}
 	// A token without the scope, or the API off for the client's project,
@@ -323,7 +323,7 @@ func TestGmailRateLimitsAndServerErrorsRetry(t *testing.T) {
 	if f := b.next(t); f.ev.GmailID != id {
 		t.Fatalf("after the errors: %+v", f.ev)
 	}
-	if logs := b.logs.String(); !strings.Contains(logs, "level=ERROR msg=\"email trigger (gmail): auth: list history: googleapi: Error 403") {
+	if logs := b.logs.String(); !strings.Contains(logs, "level=ERROR msg=\"email trigger (gmail): auth: list history: gmail API: 403 Forbidden") {
 		t.Fatalf("log:\n%s", logs)
 	}
 }
