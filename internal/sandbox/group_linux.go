@@ -10,9 +10,13 @@ import (
 // group signals a child's process group. Every signal is sent before the
 // child is reaped: until then the child's pid names its group, so a signal
 // cannot reach an unrelated process that was given a recycled pid.
+//
+// A process that left the group (setsid) is still in the step's cgroup,
+// which the group kills along with it.
 type group struct {
-	pgid  int
-	grace time.Duration
+	pgid   int
+	grace  time.Duration
+	cgroup *stepCgroup
 
 	mu    sync.Mutex
 	swept bool        // the group was killed after its leader exited; no more signals
@@ -35,11 +39,12 @@ func (g *group) kill() {
 	defer g.mu.Unlock()
 	if !g.swept {
 		_ = unix.Kill(-g.pgid, unix.SIGKILL)
+		g.cgroup.kill()
 	}
 }
 
-// sweep kills whatever is left of the group, so that background jobs do not
-// outlive the step, and ends the group's signalling.
+// sweep kills whatever is left of the step, so that background jobs do not
+// outlive it, and ends the group's signalling.
 func (g *group) sweep() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -48,4 +53,5 @@ func (g *group) sweep() {
 		g.force.Stop()
 	}
 	_ = unix.Kill(-g.pgid, unix.SIGKILL)
+	g.cgroup.kill()
 }

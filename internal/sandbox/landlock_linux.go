@@ -171,16 +171,17 @@ func newRuleset(p *Policy) (int, []fileID, error) {
 	}
 	attr := unix.LandlockRulesetAttr{Handled_access_fs: handledFS(abi)}
 	if !p.Network {
+		// The network namespace is what denies the network; Landlock
+		// (ABI 4: TCP, ABI 10: UDP) is a second layer where it can.
 		attr.Handled_access_net = handledNet(abi)
-		if attr.Handled_access_net == 0 {
-			return -1, nil, fmt.Errorf("%w: denying network access needs Landlock ABI 4, the kernel offers %d", ErrUnavailable, abi)
-		}
 	}
 	if abi >= 6 {
-		attr.Scoped = unix.LANDLOCK_SCOPE_SIGNAL
-		if !p.Network {
-			attr.Scoped |= unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
-		}
+		// Abstract unix sockets are not files: no path rule covers them,
+		// and with the network allowed the step shares the engine's
+		// network namespace and with it every abstract socket of the host
+		// (containerd's shims listened on such sockets). A step reaches
+		// only those its own processes made.
+		attr.Scoped = unix.LANDLOCK_SCOPE_SIGNAL | unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
 	}
 	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
 	if errno != 0 {
@@ -226,25 +227,26 @@ func addPolicyRules(ruleset int, ids []fileID, paths []string, access, handled u
 	return ids, nil
 }
 
-// started is what starting a child came to.
-type started struct {
-	pid int
-	err error
+// stepThread is what a fresh thread takes on before it starts a child: the
+// child inherits the thread's namespaces and Landlock domain.
+type stepThread struct {
+	ruleset int // Landlock ruleset to restrict the thread with; -1: none
+	netns   int // network namespace to join; -1: the engine's
 }
 
-// startConfined calls start on a fresh thread restricted by ruleset, so
-// that the process start starts is confined and the engine is not. The
-// thread is discarded after.
-func startConfined(ruleset int, start func() (int, error)) (int, error) {
-	ch := make(chan started, 1)
-	go confineAndStart(ch, ruleset, start)
-	s := <-ch
-	return s.pid, s.err
+// onStepThread calls body on a fresh thread set up as t says, so that the
+// processes body starts are confined and the engine is not. The thread is
+// discarded after: a child started with Pdeathsig dies when body returns.
+func onStepThread(t stepThread, body func() error) error {
+	ch := make(chan error, 1)
+	go t.run(ch, body)
+	return <-ch
 }
 
-func confineAndStart(ch chan<- started, ruleset int, start func() (int, error)) {
-	// Never unlocked once restricted: the thread carries the domain and must
-	// end with this goroutine rather than go back to the runtime's pool.
+func (t stepThread) run(ch chan<- error, body func() error) {
+	// Never unlocked once set up: the thread carries the domain and the
+	// namespace and must end with this goroutine rather than go back to
+	// the runtime's pool.
 	runtime.LockOSThread()
 	if unix.Gettid() == unix.Getpid() {
 		// The runtime parks the main thread for good instead of ending it,
@@ -252,39 +254,56 @@ func confineAndStart(ch chan<- started, ruleset int, start func() (int, error)) 
 		// /proc/PID against the main thread: a domain left there would let
 		// the step reach the engine. Hold the main thread while another one
 		// does the work, then give it back untouched.
-		inner := make(chan started, 1)
-		go confineAndStart(inner, ruleset, start)
-		s := <-inner
+		inner := make(chan error, 1)
+		go t.run(inner, body)
+		err := <-inner
 		runtime.UnlockOSThread()
-		ch <- s
+		ch <- err
 		return
 	}
-	if err := restrictThread(ruleset); err != nil {
-		ch <- started{err: err}
+	if t.netns >= 0 {
+		if err := unix.Setns(t.netns, unix.CLONE_NEWNET); err != nil {
+			ch <- fmt.Errorf("join the network namespace: %w", err)
+			return
+		}
+	}
+	if err := dropPrivileges(); err != nil {
+		ch <- err
 		return
 	}
-	pid, err := start()
-	ch <- started{pid: pid, err: err}
+	if t.ruleset >= 0 {
+		if err := restrictThread(t.ruleset); err != nil {
+			ch <- err
+			return
+		}
+	}
+	ch <- body()
 }
 
 // restrictThread confines the calling thread, which must be locked and
-// never unlocked after: no_new_privs, the Landlock domain of ruleset, and
-// no capabilities.
+// never unlocked after, with the Landlock domain of ruleset.
 func restrictThread(ruleset int) error {
+	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), 0, 0); errno != 0 {
+		return fmt.Errorf("landlock restrict thread: %w", errno)
+	}
+	return nil
+}
+
+// dropPrivileges makes sure that the child the calling thread (locked,
+// never unlocked after) starts runs with no_new_privs and without any
+// capability, even when the engine runs as root. A step of such an engine
+// would otherwise keep them all: read any process's environ and maps
+// (CAP_SYS_ADMIN), raise its own rlimits (CAP_SYS_RESOURCE), read
+// /proc/kcore (CAP_SYS_RAWIO). Capabilities, like no_new_privs and
+// Landlock domains, belong to the thread; with no_new_privs, exec cannot
+// give them back, not even to uid 0.
+func dropPrivileges() error {
 	// A raw prctl, not an all-threads one: no_new_privs is per thread.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), 0, 0); errno != 0 {
-		return fmt.Errorf("landlock restrict thread: %w", errno)
-	}
-	// Capabilities, like Landlock domains, belong to the thread. A step of
-	// an engine running as root would otherwise keep them all: read any
-	// process's environ and maps (CAP_SYS_ADMIN), raise its own rlimits
-	// (CAP_SYS_RESOURCE), read /proc/kcore (CAP_SYS_RAWIO). With
-	// no_new_privs, exec cannot give them back, not even to uid 0.
-	var caps [2]unix.CapUserData
-	if err := unix.Capset(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &caps[0]); err != nil {
+	var none [2]unix.CapUserData
+	if err := unix.Capset(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &none[0]); err != nil {
 		return fmt.Errorf("drop capabilities: %w", err)
 	}
 	return nil

@@ -22,9 +22,19 @@ type Policy struct {
 	// ReadOnly are absolute paths the child may read and execute beneath,
 	// beyond the system paths the package adds: permissions.read.
 	ReadOnly []string
-	// Network false denies TCP bind and connect. That needs Landlock ABI 4:
-	// on an older kernel Run fails with ErrUnavailable.
+	// Network false runs the child in a network namespace of its run with
+	// only a loopback interface (and denies TCP and, from Landlock ABI 10,
+	// UDP on top). Without network namespaces (no root) Run fails with
+	// ErrUnavailable, unless AllowMissing names "network".
 	Network bool
+	// Resources limit the step's processes together, in a cgroup of their
+	// own; zero fields take DefaultResources. A limit the host cannot set
+	// fails Run with ErrUnavailable when the field was set explicitly,
+	// unless AllowMissing names its layer ("memory", "pids", "cpu").
+	Resources Resources
+	// AllowMissing names layers the operator chose to run without where
+	// the host lacks them (see Layers).
+	AllowMissing []string
 	// MemoryBytes, when positive, is the child's RLIMIT_AS.
 	MemoryBytes int64
 	// CPUSeconds, when positive, is the child's RLIMIT_CPU: SIGXCPU when it
@@ -57,6 +67,9 @@ type Command struct {
 	Stdout, Stderr io.Writer
 	// Policy confines the child.
 	Policy Policy
+	// Run and Name name the child's cgroup: KillRun(Run) kills whatever
+	// the steps of a run left, after a crash of the engine.
+	Run, Name string
 	// KillGrace is how long the group has between SIGTERM and SIGKILL once
 	// the context is done, and how long Run keeps reading output held open
 	// by a process that left the group; 2s when zero.
@@ -67,14 +80,20 @@ type Command struct {
 type Result struct {
 	// ExitCode is the child's exit status, -1 when a signal ended it.
 	ExitCode int
+	// OOMKilled reports that the kernel killed a process of the step for
+	// going over its memory limit; PidsLimited that a fork or clone of
+	// the step failed at its pids limit.
+	OOMKilled, PidsLimited bool
 	// Signal names the signal that ended the child ("killed",
 	// "terminated", "CPU time limit exceeded"); empty when it exited.
 	Signal string
-	// CPUUser and CPUSys are the CPU time of the child and of the
-	// descendants it waited for.
+	// CPUUser and CPUSys are the CPU time of all the step's processes
+	// (from its cgroup; without cgroup v2, of the child and of the
+	// descendants it waited for).
 	CPUUser, CPUSys time.Duration
-	// MaxRSSKB is the largest resident set of the child or of one of the
-	// descendants it waited for, in KiB.
+	// MaxRSSKB is the peak memory of the step's processes together (from
+	// its memory cgroup; without one, the largest resident set of the
+	// child or of one of the descendants it waited for), in KiB.
 	MaxRSSKB int64
 	// Duration runs from the start of the child to its exit.
 	Duration time.Duration
@@ -104,16 +123,14 @@ func run(ctx context.Context, c *Command, pidfd bool) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	out, err := openOutputs(c.Stdout, c.Stderr, null)
+	j, err := newJail(c)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	var ruleset *keptRuleset
-	if !c.Policy.Unconfined {
-		if ruleset, err = acquireRuleset(&c.Policy); err != nil {
-			out.closeAll()
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
+	defer j.close()
+	out, err := openOutputs(c.Stdout, c.Stderr, null)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	args, env := c.Args, c.Env
 	if len(args) == 0 {
@@ -122,9 +139,15 @@ func run(ctx context.Context, c *Command, pidfd bool) (*Result, error) {
 	if env == nil {
 		env = []string{}
 	}
-	// No Pdeathsig: it fires when the thread that started the child ends,
-	// and a confined child's thread ends right away.
-	sys := &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: the child dies with the thread that starts and waits for
+	// it, which lives as long as the step, so a step dies with the engine.
+	// What it started is in its cgroup, which KillRun kills before the run
+	// resumes.
+	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if j.cgroup.fd >= 0 {
+		sys.UseCgroupFD = true
+		sys.CgroupFD = j.cgroup.fd
+	}
 	childFD := -1
 	if out.piped() && pidfd {
 		// The child's exit then wakes the ppoll that reads its output.
@@ -136,39 +159,41 @@ func run(ctx context.Context, c *Command, pidfd bool) (*Result, error) {
 		Files: []uintptr{null.Fd(), out.stdout, out.stderr},
 		Sys:   sys,
 	}
-
-	start := time.Now()
-	startChild := func() (int, error) { return spawn(c.Path, args, attr, &c.Policy) }
-	var pid int
-	if ruleset == nil {
-		pid, err = startChild()
-	} else {
-		pid, err = startConfined(ruleset.fd, startChild)
-		ruleset.release()
-	}
+	var res *Result
+	err = onStepThread(j.thread(), func() error {
+		start := time.Now()
+		pid, err := spawn(c.Path, args, attr, &c.Policy, j.cgroup)
+		j.started()
+		if err != nil {
+			out.closeAll()
+			return fmt.Errorf("start %s: %w", c.Path, err)
+		}
+		out.started()
+		g := &group{pgid: pid, grace: grace, cgroup: j.cgroup}
+		stop := func() bool { return false }
+		if ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, g.terminate)
+		}
+		exitErr := out.waitExit(pid, childFD)
+		g.sweep()
+		stop()
+		if childFD >= 0 {
+			unix.Close(childFD)
+		}
+		ws, ru, err := reap(pid)
+		end := time.Now()
+		out.drain(grace)
+		if err := errors.Join(exitErr, err); err != nil {
+			return fmt.Errorf("wait for %s: %w", c.Path, err)
+		}
+		res = result(ws, &ru, end.Sub(start))
+		j.cgroup.usage().apply(res)
+		return nil
+	})
 	if err != nil {
-		out.closeAll()
-		return nil, fmt.Errorf("sandbox: start %s: %w", c.Path, err)
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	out.started()
-	g := &group{pgid: pid, grace: grace}
-	stop := func() bool { return false }
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, g.terminate)
-	}
-	exitErr := out.waitExit(pid, childFD)
-	g.sweep()
-	stop()
-	if childFD >= 0 {
-		unix.Close(childFD)
-	}
-	ws, ru, err := reap(pid)
-	end := time.Now()
-	out.drain(grace)
-	if err := errors.Join(exitErr, err); err != nil {
-		return nil, fmt.Errorf("sandbox: wait for %s: %w", c.Path, err)
-	}
-	return result(ws, &ru, end.Sub(start)), nil
+	return res, nil
 }
 
 // pidfdWorks reports whether the kernel gives pidfds (Linux 5.3), which
@@ -212,11 +237,23 @@ func result(ws unix.WaitStatus, ru *unix.Rusage, d time.Duration) *Result {
 	return r
 }
 
-// spawn starts a process and applies p's rlimits before the process runs
-// its program: with limits to set, the child stops at its exec as a tracee
-// of this thread, which sets them and lets it go.
-func spawn(path string, args []string, attr *syscall.ProcAttr, p *Policy) (int, error) {
-	if p.MemoryBytes <= 0 && p.CPUSeconds <= 0 {
+// apply puts what the step's cgroup measured in r.
+func (u cgroupUsage) apply(r *Result) {
+	if u.cpuExact {
+		r.CPUUser, r.CPUSys = u.cpuUser, u.cpuSys
+	}
+	if u.peakKB > 0 {
+		r.MaxRSSKB = u.peakKB
+	}
+	r.OOMKilled = u.oomKilled
+	r.PidsLimited = u.pidsLimited
+}
+
+// spawn starts a process and applies p's rlimits and cg's v1 cgroups
+// before the process runs its program: with those to set, the child stops
+// at its exec as a tracee of this thread, which sets them and lets it go.
+func spawn(path string, args []string, attr *syscall.ProcAttr, p *Policy, cg *stepCgroup) (int, error) {
+	if p.MemoryBytes <= 0 && p.CPUSeconds <= 0 && !cg.needsEnter() {
 		return forkExec(path, args, attr)
 	}
 	// Only the tracing thread may detach the tracee.
@@ -230,7 +267,7 @@ func spawn(path string, args []string, attr *syscall.ProcAttr, p *Policy) (int, 
 	if err != nil {
 		return 0, err
 	}
-	if err := limitStopped(pid, p); err != nil {
+	if err := limitStopped(pid, p, cg); err != nil {
 		_ = unix.Kill(-pid, unix.SIGKILL)
 		_, _, _ = reap(pid)
 		if sys.PidFD != nil && *sys.PidFD >= 0 {
@@ -252,8 +289,8 @@ func forkExec(path string, args []string, attr *syscall.ProcAttr) (int, error) {
 }
 
 // limitStopped waits for the traced process pid to stop at its exec, sets
-// its limits and detaches from it, which lets it run.
-func limitStopped(pid int, p *Policy) error {
+// its limits and cgroups and detaches from it, which lets it run.
+func limitStopped(pid int, p *Policy, cg *stepCgroup) error {
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(pid, &ws, 0, nil)
@@ -269,6 +306,11 @@ func limitStopped(pid int, p *Policy) error {
 	}
 	if err := setLimits(pid, p); err != nil {
 		return err
+	}
+	if cg.needsEnter() {
+		if err := cg.enter(pid); err != nil {
+			return err
+		}
 	}
 	if err := unix.PtraceDetach(pid); err != nil {
 		return fmt.Errorf("detach: %w", err)

@@ -21,6 +21,5 @@ func Start(p *Policy, start func() error) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	defer ruleset.release()
-	_, err = startConfined(ruleset.fd, func() (int, error) { return 0, start() })
-	return err
+	return onStepThread(stepThread{ruleset: ruleset.fd, netns: -1}, start)
 }

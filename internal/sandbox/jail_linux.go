@@ -1,0 +1,168 @@
+package sandbox
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// jail is everything one child is confined by besides its process group:
+// the Landlock ruleset, the network namespace and the cgroup.
+type jail struct {
+	ruleset *keptRuleset // nil when unconfined
+	netns   *keptNetns   // nil with the network allowed
+	cgroup  *stepCgroup
+}
+
+// newJail prepares the confinement of c, or says which layer c's policy
+// asks for that the host cannot give.
+func newJail(c *Command) (*jail, error) {
+	p := &c.Policy
+	j := &jail{}
+	var err error
+	if !p.Unconfined {
+		if j.ruleset, err = acquireRuleset(p); err != nil {
+			return nil, err
+		}
+	}
+	if !p.Network {
+		if j.netns, err = acquireNetns(c.Run); err != nil {
+			if !p.allows(LayerNetwork) {
+				j.close()
+				return nil, fmt.Errorf("%w (permissions.network: false needs it; the operator can run without it with --allow-missing network, leaving only Landlock's TCP rules)", err)
+			}
+			j.netns = nil
+		}
+	}
+	cg, missing, err := newStepCgroup(c.Run, c.Name, p.Resources.withDefaults())
+	if err != nil {
+		j.close()
+		return nil, err
+	}
+	j.cgroup = cg
+	for _, layer := range missing {
+		if p.Resources.explicit(layer) && !p.allows(layer) {
+			j.close()
+			return nil, fmt.Errorf("%w: resources.%s needs the %s cgroup controller, which this host does not delegate to routines (see routines doctor); the operator can run without it with --allow-missing %s",
+				ErrUnavailable, layer, layer, layer)
+		}
+	}
+	return j, nil
+}
+
+// explicit reports whether the limit of layer was set, not defaulted.
+func (r Resources) explicit(layer string) bool {
+	switch layer {
+	case LayerMemory:
+		return r.MemoryBytes > 0
+	case LayerPids:
+		return r.Pids > 0
+	case LayerCPU:
+		return r.CPU > 0
+	}
+	return false
+}
+
+func (p *Policy) allows(layer string) bool { return slices.Contains(p.AllowMissing, layer) }
+
+// thread is how the starting thread is set up.
+func (j *jail) thread() stepThread {
+	t := stepThread{ruleset: -1, netns: -1}
+	if j.ruleset != nil {
+		t.ruleset = j.ruleset.fd
+	}
+	if j.netns != nil {
+		t.netns = j.netns.fd
+	}
+	return t
+}
+
+// started lets go of what the child has taken on at its start.
+func (j *jail) started() {
+	if j.ruleset != nil {
+		j.ruleset.release()
+		j.ruleset = nil
+	}
+	if j.netns != nil {
+		j.netns.release()
+		j.netns = nil
+	}
+}
+
+// close releases the jail once its child is gone, killing what is left in
+// its cgroup.
+func (j *jail) close() {
+	j.started()
+	if j.cgroup != nil {
+		j.cgroup.remove()
+		j.cgroup = nil
+	}
+}
+
+// Layer names, as Layers reports them and Policy.AllowMissing takes them.
+const (
+	LayerLandlock = "landlock"
+	LayerNetwork  = "network"
+	LayerCgroup   = "cgroup"
+	LayerMemory   = "memory"
+	LayerPids     = "pids"
+	LayerCPU      = "cpu"
+)
+
+// LayerStatus says whether this host gives one layer of the sandbox.
+type LayerStatus struct {
+	Name   string // one of the Layer constants
+	Active bool
+	// Detail says how the layer is given, or why it is not.
+	Detail string
+	// Fix says what to do to get a missing layer; empty when active.
+	Fix string
+}
+
+// Layers reports each layer of the sandbox on this host, in the order of
+// the Layer constants. It starts a process and makes a network namespace
+// to see what the host allows.
+func Layers() []LayerStatus {
+	var out []LayerStatus
+	if abi, err := Check(); err != nil {
+		out = append(out, LayerStatus{Name: LayerLandlock, Detail: err.Error(),
+			Fix: "use Linux 5.13 or later with landlock in the lsm= boot parameter; steps refuse to run without it unless serve gets --allow-unconfined"})
+	} else {
+		d := fmt.Sprintf("Landlock ABI %d: files, no_new_privs, no capabilities", abi)
+		if abi >= 6 {
+			d += ", signals and abstract unix sockets scoped to the step"
+		}
+		if abi < 4 {
+			d += "; TCP rules need ABI 4"
+		}
+		out = append(out, LayerStatus{Name: LayerLandlock, Active: true, Detail: d})
+	}
+	if fd, err := newNetns(); err != nil {
+		out = append(out, LayerStatus{Name: LayerNetwork, Detail: err.Error(),
+			Fix: "run the engine as root; routines with permissions.network: false are refused meanwhile, unless serve gets --allow-missing network"})
+	} else {
+		unix.Close(fd)
+		out = append(out, LayerStatus{Name: LayerNetwork, Active: true, Detail: "network: false runs steps in a network namespace of the run with only loopback"})
+	}
+	h := hostCgroups()
+	if h.v2 != "" {
+		out = append(out, LayerStatus{Name: LayerCgroup, Active: true, Detail: "cgroup v2 at " + h.v2 + ": a cgroup per step, killed whole at its end; exact CPU time"})
+	} else {
+		out = append(out, LayerStatus{Name: LayerCgroup, Detail: fmt.Sprint(h.v2Err),
+			Fix: "mount cgroup2 (Linux 5.14 or later) and run the engine as root or in a delegated cgroup (systemd: Delegate=yes)"})
+	}
+	for _, c := range limitControllers {
+		switch {
+		case h.v2Limits[c]:
+			out = append(out, LayerStatus{Name: c, Active: true, Detail: "cgroup v2 controller " + c})
+		case h.v1[c] != "":
+			out = append(out, LayerStatus{Name: c, Active: true, Detail: "cgroup v1 controller " + c + " at " + h.v1[c]})
+		default:
+			out = append(out, LayerStatus{Name: c, Detail: "no " + c + " controller is delegated to the engine",
+				Fix: strings.TrimSpace("delegate the " + c + " controller to the engine's cgroup (systemd: Delegate=yes); routines that set resources." + c + " are refused meanwhile, unless serve gets --allow-missing " + c)})
+		}
+	}
+	return out
+}
