@@ -78,6 +78,9 @@ type globals struct {
 	project string
 	output  string
 	logger  *slog.Logger
+	// allowMissing names sandbox layers run steps may go without where
+	// the host lacks them.
+	allowMissing []string
 
 	// The secret providers of Deps.SecretProviders, made once.
 	extraOnce sync.Once
@@ -144,12 +147,22 @@ func newRoot(g *globals) *cobra.Command {
 				return invalid(fmt.Errorf("-o %s: write -o text or -o json (and -o junit for test)", g.output))
 			}
 			g.logger = slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			if !cmd.Flags().Changed("allow-missing") {
+				if v := g.getenv("ROUTINES_ALLOW_MISSING"); v != "" {
+					g.allowMissing = strings.Split(v, ",")
+				}
+			}
+			if err := layerNames(g.allowMissing); err != nil {
+				return invalid(err)
+			}
 			return nil
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
 	root.PersistentFlags().StringVar(&g.project, "project", "", "project directory holding .routines/ (default: the directory given, else the current one)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringSliceVar(&g.allowMissing, "allow-missing", nil,
+		"sandbox layers run steps may go without where this host lacks them: network, memory, pids, cpu (see routines doctor; env ROUTINES_ALLOW_MISSING)")
 	root.AddCommand(
 		newInitCmd(g),
 		newValidateCmd(g),
@@ -166,6 +179,7 @@ func newRoot(g *globals) *cobra.Command {
 		newAuditCmd(g),
 		newClassifyCmd(g),
 		newTestCmd(g),
+		newDoctorCmd(g),
 	)
 	return root
 }

@@ -141,14 +141,15 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 		return err
 	}
 	eng := engine.New(engine.Config{
-		Store:      st,
-		Kinds:      g.deps.Kinds,
-		StateDir:   filepath.Join(project, stateDirName),
-		Logger:     g.logger,
-		Observer:   view,
-		Secrets:    resolver,
-		Routines:   routines,
-		Unconfined: unconfined,
+		Store:        st,
+		Kinds:        g.deps.Kinds,
+		StateDir:     filepath.Join(project, stateDirName),
+		Logger:       g.logger,
+		Observer:     view,
+		Secrets:      resolver,
+		Routines:     routines,
+		Unconfined:   unconfined,
+		AllowMissing: g.allowMissing,
 	})
 	run, err = eng.Execute(ctx, r, run)
 	if err != nil {

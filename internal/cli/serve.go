@@ -139,19 +139,21 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logLayers(logger)
 
 	host, _ := os.Hostname()
 	catalog := scheduler.NewCatalog(routines)
 	sched := scheduler.New(scheduler.Config{
 		Store: st,
 		Executor: engine.New(engine.Config{
-			Store:      st,
-			Kinds:      g.deps.Kinds,
-			StateDir:   filepath.Join(project, stateDirName),
-			Logger:     logger,
-			Secrets:    resolver,
-			Routines:   catalog,
-			Unconfined: unconfined,
+			Store:        st,
+			Kinds:        g.deps.Kinds,
+			StateDir:     filepath.Join(project, stateDirName),
+			Logger:       logger,
+			Secrets:      resolver,
+			Routines:     catalog,
+			Unconfined:   unconfined,
+			AllowMissing: g.allowMissing,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: o.requeueAfter,
 		}),

@@ -35,6 +35,9 @@ type Config struct {
 	// Unconfined runs steps without Landlock. The caller sets it only when
 	// the user allowed it and the kernel lacks Landlock.
 	Unconfined bool
+	// AllowMissing names sandbox layers the operator chose to run without
+	// where the host lacks them (routines doctor lists them).
+	AllowMissing []string
 	// RequeueAfter, when positive, lets a run give its worker back during
 	// long retry backoffs: when a main step's next try is due more than
 	// RequeueAfter from now, Execute ends the attempt of the run there and
@@ -62,31 +65,33 @@ func (r *Requeue) RequeueAt() time.Time { return r.At }
 
 // Engine executes runs. It is safe for concurrent use by many runs.
 type Engine struct {
-	store      store.Store
-	kinds      steps.Registry
-	stateDir   string
-	clock      Clock
-	logger     *slog.Logger
-	observer   Observer
-	secrets    SecretSource
-	routines   Routines
-	unconfined bool
-	requeue    time.Duration
+	store        store.Store
+	kinds        steps.Registry
+	stateDir     string
+	clock        Clock
+	logger       *slog.Logger
+	observer     Observer
+	secrets      SecretSource
+	routines     Routines
+	unconfined   bool
+	allowMissing []string
+	requeue      time.Duration
 }
 
 // New returns an engine built from cfg.
 func New(cfg Config) *Engine {
 	e := &Engine{
-		store:      cfg.Store,
-		kinds:      cfg.Kinds,
-		stateDir:   cfg.StateDir,
-		clock:      cfg.Clock,
-		logger:     cfg.Logger,
-		observer:   cfg.Observer,
-		secrets:    cfg.Secrets,
-		routines:   cfg.Routines,
-		unconfined: cfg.Unconfined,
-		requeue:    cfg.RequeueAfter,
+		store:        cfg.Store,
+		kinds:        cfg.Kinds,
+		stateDir:     cfg.StateDir,
+		clock:        cfg.Clock,
+		logger:       cfg.Logger,
+		observer:     cfg.Observer,
+		secrets:      cfg.Secrets,
+		routines:     cfg.Routines,
+		unconfined:   cfg.Unconfined,
+		allowMissing: cfg.AllowMissing,
+		requeue:      cfg.RequeueAfter,
 	}
 	if e.clock == nil {
 		e.clock = RealClock{}

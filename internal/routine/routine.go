@@ -16,6 +16,7 @@ type Routine struct {
 	Secrets     []SecretRef       `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema:"description=The only secrets this routine may resolve."`
 	Permissions *Permissions      `yaml:"permissions,omitempty" json:"permissions,omitempty"`
 	Limits      *Limits           `yaml:"limits,omitempty" json:"limits,omitempty"`
+	Resources   *Resources        `yaml:"resources,omitempty" json:"resources,omitempty" jsonschema:"description=Limits of each run step's processes together (a cgroup per step); unset fields take the host's defaults."`
 	Triggers    []Trigger         `yaml:"triggers,omitempty" json:"triggers,omitempty"`
 	Steps       []Step            `yaml:"steps" json:"steps" jsonschema:"minItems=1"`
 	OnFailure   []Step            `yaml:"on_failure,omitempty" json:"on_failure,omitempty" jsonschema:"description=Fallback steps run when the run fails for good; they see the failure context."`
@@ -55,7 +56,7 @@ type SecretRef struct {
 type Permissions struct {
 	Read    []string `yaml:"read,omitempty" json:"read,omitempty" jsonschema:"description=Extra paths steps may read."`
 	Write   []string `yaml:"write,omitempty" json:"write,omitempty" jsonschema:"description=Extra paths steps may read and write."`
-	Network *bool    `yaml:"network,omitempty" json:"network,omitempty" jsonschema:"description=Default true; false denies TCP connect and bind where the kernel allows it."`
+	Network *bool    `yaml:"network,omitempty" json:"network,omitempty" jsonschema:"description=Default true; false runs steps in a network namespace with only loopback: no socket of any protocol reaches beyond the step."`
 }
 
 // NetworkAllowed reports whether steps may use the network (the default).
@@ -67,4 +68,34 @@ func (p *Permissions) NetworkAllowed() bool {
 type Limits struct {
 	Memory ByteSize `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"description=Address-space limit per step process\\, such as 512MiB."`
 	CPU    Duration `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"description=CPU time limit per step process\\, such as 30s."`
+}
+
+// Resources limit the processes of one run step together, enforced by the
+// kernel in a cgroup of the step. A step's resources override the
+// routine's field by field.
+type Resources struct {
+	Memory ByteSize `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"description=Memory of the step's processes together\\, such as 512Mi; above it the kernel kills the step (error code oom). Default: half the host's memory."`
+	Pids   int      `yaml:"pids,omitempty" json:"pids,omitempty" jsonschema:"minimum=1,description=Processes and threads of the step at once; above it fork fails (error code pids_limit). Default 4096."`
+	CPU    float64  `yaml:"cpu,omitempty" json:"cpu,omitempty" jsonschema:"exclusiveMinimum=0,description=CPUs' worth of time the step may use\\, such as 1.5. Default: no limit."`
+}
+
+// Merge returns r with the fields that o sets taken from o.
+func (r *Resources) Merge(o *Resources) *Resources {
+	if o == nil {
+		return r
+	}
+	var m Resources
+	if r != nil {
+		m = *r
+	}
+	if o.Memory != 0 {
+		m.Memory = o.Memory
+	}
+	if o.Pids != 0 {
+		m.Pids = o.Pids
+	}
+	if o.CPU != 0 {
+		m.CPU = o.CPU
+	}
+	return &m
 }

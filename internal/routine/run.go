@@ -126,6 +126,8 @@ const (
 	CodeTemplate       = "template_error"
 	CodeInternal       = "internal_error"
 	CodeInvalidRoutine = "invalid_routine"
+	CodeOOM            = "oom"        // a run step went over its memory limit and was killed
+	CodePidsLimit      = "pids_limit" // a run step could not fork: it hit its pids limit
 	// Codes of the steps that talk to other systems.
 	CodeHTTPStatus      = "http_status"      // the server answered with a failing status
 	CodeAuth            = "auth"             // credentials refused (401, 403, a revoked token)

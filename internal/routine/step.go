@@ -4,13 +4,14 @@ package routine
 // (one of the pointer fields of Action, or run). Kinds land as fields of
 // Action, so compensate: takes any of them.
 type Step struct {
-	ID         string    `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
-	Name       string    `yaml:"name,omitempty" json:"name,omitempty"`
-	If         string    `yaml:"if,omitempty" json:"if,omitempty" jsonschema:"description=A bare expression; the step is skipped when it is false."`
-	Needs      *[]string `yaml:"needs,omitempty" json:"needs,omitempty" jsonschema:"description=Steps this one waits for; [] waits for none. Without it a step waits for the one before it."`
-	Retry      *Retry    `yaml:"retry,omitempty" json:"retry,omitempty"`
-	Artifacts  []string  `yaml:"artifacts,omitempty" json:"artifacts,omitempty" jsonschema:"description=Files (relative to the step's workdir) kept as artifacts of this step after it succeeds."`
-	Compensate *Action   `yaml:"compensate,omitempty" json:"compensate,omitempty" jsonschema:"description=Undo action run\\, in reverse order\\, for completed steps when the run fails."`
+	ID         string     `yaml:"id" json:"id" jsonschema:"pattern=^[a-z_][a-z0-9_-]*$,description=Unique id of the step\\, used in needs and steps.<id>.outputs."`
+	Name       string     `yaml:"name,omitempty" json:"name,omitempty"`
+	If         string     `yaml:"if,omitempty" json:"if,omitempty" jsonschema:"description=A bare expression; the step is skipped when it is false."`
+	Needs      *[]string  `yaml:"needs,omitempty" json:"needs,omitempty" jsonschema:"description=Steps this one waits for; [] waits for none. Without it a step waits for the one before it."`
+	Retry      *Retry     `yaml:"retry,omitempty" json:"retry,omitempty"`
+	Resources  *Resources `yaml:"resources,omitempty" json:"resources,omitempty" jsonschema:"description=Limits of this step's processes\\, overriding the routine's resources field by field."`
+	Artifacts  []string   `yaml:"artifacts,omitempty" json:"artifacts,omitempty" jsonschema:"description=Files (relative to the step's workdir) kept as artifacts of this step after it succeeds."`
+	Compensate *Action    `yaml:"compensate,omitempty" json:"compensate,omitempty" jsonschema:"description=Undo action run\\, in reverse order\\, for completed steps when the run fails."`
 	Action     `yaml:",inline"`
 }
 

@@ -170,6 +170,23 @@ func (v *validator) routine() {
 		}
 		v.positive("$.limits.cpu", l.CPU)
 	}
+	v.resources("$.resources", r.Resources)
+}
+
+// resources checks a resources: mapping of the routine or a step.
+func (v *validator) resources(p string, r *routine.Resources) {
+	if r == nil {
+		return
+	}
+	if v.given(p+".memory") && r.Memory <= 0 {
+		v.errorf(p+".memory", "resources.memory must be more than 0, such as 512Mi")
+	}
+	if v.given(p+".pids") && r.Pids < 1 {
+		v.errorf(p+".pids", "resources.pids must be 1 or more, such as 256")
+	}
+	if v.given(p+".cpu") && r.CPU <= 0 {
+		v.errorf(p+".cpu", "resources.cpu must be more than 0, such as 1.5 (CPUs)")
+	}
 }
 
 // line returns the line of the node at path.
@@ -260,6 +277,7 @@ func (v *validator) step(p string, s *routine.Step) {
 	if rt := s.Retry; rt != nil {
 		v.retry(p+".retry", rt)
 	}
+	v.resources(p+".resources", s.Resources)
 	if v.given(p+".artifacts") && s.Kind() != "" && s.Kind() != "run" {
 		v.keyErrorf(p+".artifacts", "artifacts only apply to run steps")
 	}

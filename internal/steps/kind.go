@@ -61,9 +61,15 @@ type Execution struct {
 	Env         map[string]string
 	Permissions *routine.Permissions
 	Limits      *routine.Limits
+	// Resources limit the step's processes together (the routine's, with
+	// the step's over them); nil: the host's defaults.
+	Resources *routine.Resources
 	// Unconfined runs processes without Landlock; only set when the user
 	// allowed it and the kernel lacks Landlock.
 	Unconfined bool
+	// AllowMissing names sandbox layers the operator chose to run without
+	// where the host lacks them (sandbox.Layers).
+	AllowMissing []string
 
 	Stdout io.Writer
 	Stderr io.Writer

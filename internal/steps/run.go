@@ -66,10 +66,14 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		readOnly = absPaths(x.Dir, p.Read)
 	}
 	policy := sandbox.Policy{
-		ReadWrite:  readWrite,
-		ReadOnly:   readOnly,
-		Network:    x.Permissions.NetworkAllowed(),
-		Unconfined: x.Unconfined,
+		ReadWrite:    readWrite,
+		ReadOnly:     readOnly,
+		Network:      x.Permissions.NetworkAllowed(),
+		Unconfined:   x.Unconfined,
+		AllowMissing: x.AllowMissing,
+	}
+	if r := x.Resources; r != nil {
+		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
 	}
 	if l := x.Limits; l != nil {
 		policy.MemoryBytes = int64(l.Memory)
@@ -83,6 +87,8 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		Stdout: x.Stdout,
 		Stderr: x.Stderr,
 		Policy: policy,
+		Run:    x.RunID,
+		Name:   x.StepID + "-" + strconv.Itoa(x.Attempt),
 	})
 	if err != nil {
 		return nil, err
@@ -90,10 +96,7 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	code := res.ExitCode
 	result := &Result{ExitCode: &code, CPUUser: res.CPUUser, CPUSys: res.CPUSys, MaxRSSKB: res.MaxRSSKB}
 	if res.ExitCode != 0 {
-		if res.Signal != "" {
-			return result, fmt.Errorf("terminated by signal: %s", res.Signal)
-		}
-		return result, fmt.Errorf("exit status %d", res.ExitCode)
+		return result, exitError(res, policy.Resources)
 	}
 	data, err := os.ReadFile(outputFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -106,6 +109,32 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return result, err
 	}
 	return result, nil
+}
+
+// exitError describes a step that did not exit 0; one that hit a limit
+// of its cgroup says which, with a code of its own.
+func exitError(res *sandbox.Result, limits sandbox.Resources) error {
+	err := fmt.Errorf("exit status %d", res.ExitCode)
+	if res.Signal != "" {
+		err = fmt.Errorf("terminated by signal: %s", res.Signal)
+	}
+	switch {
+	case res.OOMKilled:
+		return Fail(routine.CodeOOM, false, fmt.Errorf("%w: out of memory (resources.memory, %s)", err, limitText(limits.MemoryBytes, "bytes")))
+	case res.PidsLimited:
+		return Fail(routine.CodePidsLimit, false, fmt.Errorf("%w: a fork failed at the pids limit (resources.pids, %s)", err, limitText(limits.Pids, "")))
+	}
+	return err
+}
+
+func limitText(n int64, unit string) string {
+	if n == 0 {
+		return "the default"
+	}
+	if unit != "" {
+		return strconv.FormatInt(n, 10) + " " + unit
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // stepEnv is the scrubbed environment of the child: the execution's env plus
