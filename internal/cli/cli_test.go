@@ -301,7 +301,8 @@ steps:
     run: echo no > `+denied+`/out.txt
 `)
 	r := routines(t, "", "run-once", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "[denied]") || !strings.Contains(r.stderr, "Permission denied") {
+	refused := strings.Contains(r.stderr, "Permission denied") || strings.Contains(r.stderr, "No such file or directory")
+	if r.code != 1 || !strings.Contains(r.stderr, "[denied]") || !refused {
 		t.Fatalf("run-once: %+v", r)
 	}
 	for _, f := range []string{filepath.Join(granted, "out.txt"), filepath.Join(dir, "inside.txt")} {

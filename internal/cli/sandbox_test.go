@@ -78,7 +78,7 @@ func TestDoctor(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(names, ","); got != "landlock,network,cgroup,memory,pids,cpu" {
+	if got := strings.Join(names, ","); got != "landlock,network,mount,cgroup,memory,pids,cpu" {
 		t.Fatalf("layers %s", got)
 	}
 	if (r.code == 0) == missing {

@@ -104,6 +104,9 @@ func findCgroups() *cgroupHost {
 	}
 	if mnt, ok := mounts[""]; ok {
 		h.v2, h.v2Err = prepareV2(filepath.Join(mnt, own[""]), h.v2Limits)
+		if h.v2 != "" {
+			sweepDeadEngines(h.v2, removeV2)
+		}
 	} else {
 		h.v2Err = errors.New("no cgroup2 file system is mounted")
 	}
@@ -118,6 +121,7 @@ func findCgroups() *cgroupHost {
 		dir := filepath.Join(mnt, own[c], "routines")
 		if err := os.Mkdir(dir, 0o755); err == nil || errors.Is(err, os.ErrExist) {
 			h.v1[c] = dir
+			sweepDeadEngines(dir, removeV1)
 		}
 	}
 	return h
@@ -246,8 +250,15 @@ func newStepCgroup(run, name string, r Resources) (cg *stepCgroup, missing []str
 	h := hostCgroups()
 	cg = &stepCgroup{host: h, fd: -1}
 	if h.v2 != "" {
-		cg.v2 = filepath.Join(h.v2, cgroupName(run)+"."+cgroupName(name)+"."+strconv.FormatUint(stepSeq.Add(1), 10))
-		if err := os.Mkdir(cg.v2, 0o755); err != nil {
+		// The engine's pid keeps apart the cgroups of engines that ran
+		// the same step: one that died left its cgroup behind.
+		cg.v2 = filepath.Join(h.v2, fmt.Sprintf("%s.%s.%d-%d", cgroupName(run), cgroupName(name), os.Getpid(), stepSeq.Add(1)))
+		err := os.Mkdir(cg.v2, 0o755)
+		if errors.Is(err, os.ErrExist) { // a dead engine of the same pid
+			removeV2(cg.v2)
+			err = os.Mkdir(cg.v2, 0o755)
+		}
+		if err != nil {
 			return nil, nil, fmt.Errorf("make step cgroup: %w", err)
 		}
 		fd, err := unix.Open(cg.v2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -434,6 +445,12 @@ func removeV2(dir string) {
 	}
 }
 
+// removeV1 kills the processes of a v1 cgroup and removes it.
+func removeV1(dir string) {
+	killProcs(dir)
+	_ = unix.Rmdir(dir)
+}
+
 // KillRun kills every process that steps of run started and that is still
 // alive, with their cgroups, for a run whose engine died: its resumption
 // must not run beside what the dead engine left. Without cgroup v2 it can
@@ -454,6 +471,29 @@ func KillRun(run string) error {
 		}
 	}
 	return nil
+}
+
+// sweepDeadEngines kills and removes, with remove, the step cgroups that
+// engines which are no longer alive left in dir: the steps of an engine
+// that was killed, when nothing resumed their runs, and its v1 slots.
+// Their names end in .<engine pid>-<n>.
+func sweepDeadEngines(dir string, remove func(string)) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		i := strings.LastIndexByte(name, '.')
+		pid, _, ok := strings.Cut(name[i+1:], "-")
+		n, err := strconv.Atoi(pid)
+		if !e.IsDir() || i < 0 || !ok || err != nil || n == os.Getpid() {
+			continue
+		}
+		if unix.Kill(n, 0) == unix.ESRCH {
+			remove(filepath.Join(dir, name))
+		}
+	}
 }
 
 // readKeyed reads a cgroup file of "key value" lines.
@@ -511,7 +551,9 @@ func acquireSlot(h *cgroupHost, controllers []string, r Resources) (*v1Slot, err
 	} else {
 		v1Pool.n++
 		s = &v1Slot{dirs: map[string]string{}, procs: map[string]int{}, limits: Resources{MemoryBytes: -2, Pids: -2, CPU: -2}}
-		name := "slot-" + strconv.Itoa(v1Pool.n)
+		// Named by the engine's pid: the pools of two engines on one
+		// host must never share a slot.
+		name := fmt.Sprintf("slot.%d-%d", os.Getpid(), v1Pool.n)
 		for _, c := range controllers {
 			s.dirs[c] = filepath.Join(h.v1[c], name)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -394,5 +395,146 @@ func TestExplicitLimitRefusedWithoutController(t *testing.T) {
 	c.Policy.AllowMissing = []string{LayerCPU}
 	if _, err := Run(t.Context(), c); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func requireMountNS(t *testing.T) {
+	t.Helper()
+	if err := mountNamespaces(); err != nil {
+		t.Skipf("no mount namespaces: %v", err)
+	}
+}
+
+// TestEscapeUnixSocketOutsideGrants: a unix socket at a path outside the
+// step's grants (the Docker socket is the classic one) cannot be reached,
+// with or without network. Layer: the mount namespace, where the path
+// does not exist.
+func TestEscapeUnixSocketOutsideGrants(t *testing.T) {
+	t.Parallel()
+	requireMountNS(t)
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go acceptAll(ln)
+	for _, network := range []bool{true, false} {
+		b := setup(t)
+		p := b.policy()
+		p.Network = network
+		script := `exec 3<>/dev/null; python3 -c 1 2>/dev/null; ` +
+			`if [ -e ` + sock + ` ]; then echo visible; fi; ` +
+			`ls ` + filepath.Dir(sock) + ` 2>/dev/null && echo listed; true`
+		res := b.bash(t, t.Context(), p, script)
+		b.requireExit(t, res, 0)
+		if out := b.stdout.String(); out != "" {
+			t.Fatalf("network=%v: the socket outside the grants is there: %q (layer: mount namespace)", network, out)
+		}
+	}
+}
+
+// TestEscapeStateDirHidden: a routine at the project root cannot read the
+// project's store or vault key, nor other runs' workspaces, though they
+// lie inside its directory; its own workspace works. Layer: the mount
+// namespace's hidden path.
+func TestEscapeStateDirHidden(t *testing.T) {
+	t.Parallel()
+	requireMountNS(t)
+	b := setup(t)
+	state := filepath.Join(b.dir, ".routines")
+	ws := filepath.Join(state, "runs", "01MINE")
+	other := filepath.Join(state, "runs", "01OTHER")
+	for _, d := range []string{ws, other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(state, "master.key"), filepath.Join(state, "state.db"), filepath.Join(other, "secret.txt")} {
+		if err := os.WriteFile(f, []byte("TOP-SECRET"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := Policy{ReadWrite: []string{b.dir, ws}, Hide: []string{state}, Network: true}
+	script := `cat .routines/master.key .routines/state.db .routines/runs/01OTHER/secret.txt 2>/dev/null; ` +
+		`ls -A .routines .routines/runs; echo mine > .routines/runs/01MINE/out.txt; ` +
+		`echo planted > .routines/planted 2>/dev/null; true`
+	res := b.bash(t, t.Context(), p, script)
+	b.requireExit(t, res, 0)
+	out := b.stdout.String()
+	if strings.Contains(out, "TOP-SECRET") || strings.Contains(out, "01OTHER") || strings.Contains(out, "master.key") {
+		t.Fatalf("the step reached the project's .routines: %q (layer: mount namespace)", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(ws, "out.txt")); err != nil || string(got) != "mine\n" {
+		t.Fatalf("the step's own workspace: %q, %v", got, err)
+	}
+	requireAbsent(t, filepath.Join(state, "planted"))
+}
+
+// TestEscapeProcShowsOwnProcesses: /proc lists a step's own processes,
+// not the engine's nor another step's, so their command lines stay
+// unread. Layer: the mount namespace's /proc (hidepid=ptraceable, which
+// Landlock's ptrace rule decides).
+func TestEscapeProcShowsOwnProcesses(t *testing.T) {
+	t.Parallel()
+	requireMountNS(t)
+	b := setup(t)
+	other := setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	otherPid := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w := &firstWrite{lines: otherPid}
+		_, _ = Run(ctx, &Command{Path: "/bin/bash", Args: []string{"bash", "-c", "readlink /proc/self; exec sleep 100 --secret-arg"},
+			Stdout: w, Policy: other.policy(), Run: "01OTHERRUN"})
+	}()
+	var pid string
+	select {
+	case pid = <-otherPid:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other step did not start")
+	}
+	script := fmt.Sprintf(`sleep 5 & mine=$(readlink /proc/self); ls /proc | grep -E '^[0-9]+$' | tr '\n' ' '; echo; `+
+		`cat /proc/%s/cmdline /proc/%d/cmdline 2>/dev/null; echo; echo self=$mine`, strings.TrimSpace(pid), os.Getpid())
+	res := b.bash(t, t.Context(), b.policy(), script)
+	b.requireExit(t, res, 0)
+	out := b.stdout.String()
+	listed := strings.Fields(strings.SplitN(out, "\n", 2)[0])
+	if slices.Contains(listed, strings.TrimSpace(pid)) || slices.Contains(listed, strconv.Itoa(os.Getpid())) || strings.Contains(out, "secret-arg") {
+		t.Fatalf("the step sees other processes: %q (layer: /proc of the mount namespace)", out)
+	}
+	if len(listed) < 2 {
+		t.Fatalf("the step does not see its own processes: %q", out)
+	}
+	cancel()
+	<-done
+}
+
+// firstWrite sends the first write made to it.
+type firstWrite struct {
+	lines chan string
+	sent  bool
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	if !w.sent {
+		w.sent = true
+		w.lines <- string(p)
+	}
+	return len(p), nil
+}
+
+// TestEscapeHostPathsAbsent: what the step was not granted is not there:
+// the host's /tmp, /root, /home, /run, /var.
+func TestEscapeHostPathsAbsent(t *testing.T) {
+	t.Parallel()
+	requireMountNS(t)
+	b := setup(t)
+	res := b.bash(t, t.Context(), b.policy(), `for p in /root /home /run /var /srv /mnt /boot; do [ -e $p ] && echo $p; done; ls -A /tmp; true`)
+	b.requireExit(t, res, 0)
+	if out := b.stdout.String(); out != "" {
+		t.Fatalf("host paths in the step's file system: %q (layer: mount namespace)", out)
 	}
 }

@@ -12,7 +12,8 @@ import (
 // the Landlock ruleset, the network namespace and the cgroup.
 type jail struct {
 	ruleset *keptRuleset // nil when unconfined
-	netns   *keptNetns   // nil with the network allowed
+	netns   *keptNS      // nil with the network allowed
+	mountns *keptNS      // nil without mount namespaces
 	cgroup  *stepCgroup
 }
 
@@ -28,12 +29,19 @@ func newJail(c *Command) (*jail, error) {
 		}
 	}
 	if !p.Network {
-		if j.netns, err = acquireNetns(c.Run); err != nil {
+		if j.netns, err = acquireNS(runKey("net", c.Run, ""), newNetns); err != nil {
 			if !p.allows(LayerNetwork) {
 				j.close()
 				return nil, fmt.Errorf("%w (permissions.network: false needs it; the operator can run without it with --allow-missing network, leaving only Landlock's TCP rules)", err)
 			}
 			j.netns = nil
+		}
+	}
+	if !p.Unconfined && mountNamespaces() == nil {
+		key := runKey("mnt", c.Run, rulesetKey(p)+"\n"+strings.Join(p.Hide, "\x00"))
+		if j.mountns, err = acquireNS(key, func() (int, error) { return newMountNS(p) }); err != nil {
+			j.close()
+			return nil, err
 		}
 	}
 	cg, missing, err := newStepCgroup(c.Run, c.Name, p.Resources.withDefaults())
@@ -69,12 +77,15 @@ func (p *Policy) allows(layer string) bool { return slices.Contains(p.AllowMissi
 
 // thread is how the starting thread is set up.
 func (j *jail) thread() stepThread {
-	t := stepThread{ruleset: -1, netns: -1}
+	t := stepThread{ruleset: -1, netns: -1, mountns: -1}
 	if j.ruleset != nil {
 		t.ruleset = j.ruleset.fd
 	}
 	if j.netns != nil {
 		t.netns = j.netns.fd
+	}
+	if j.mountns != nil {
+		t.mountns = j.mountns.fd
 	}
 	return t
 }
@@ -89,6 +100,19 @@ func (j *jail) started() {
 		j.netns.release()
 		j.netns = nil
 	}
+	if j.mountns != nil {
+		j.mountns.release()
+		j.mountns = nil
+	}
+}
+
+// runKey names a namespace kept for the steps of run; "" (never shared)
+// for a child of no run.
+func runKey(kind, run, policy string) string {
+	if run == "" {
+		return ""
+	}
+	return kind + "\x00" + run + "\x00" + policy
 }
 
 // close releases the jail once its child is gone, killing what is left in
@@ -105,6 +129,7 @@ func (j *jail) close() {
 const (
 	LayerLandlock = "landlock"
 	LayerNetwork  = "network"
+	LayerMount    = "mount"
 	LayerCgroup   = "cgroup"
 	LayerMemory   = "memory"
 	LayerPids     = "pids"
@@ -145,6 +170,12 @@ func Layers() []LayerStatus {
 	} else {
 		unix.Close(fd)
 		out = append(out, LayerStatus{Name: LayerNetwork, Active: true, Detail: "network: false runs steps in a network namespace of the run with only loopback"})
+	}
+	if err := mountNamespaces(); err != nil {
+		out = append(out, LayerStatus{Name: LayerMount, Detail: err.Error(),
+			Fix: "run the engine as root; steps then see the whole host file system (Landlock still denies what is not granted, but not unix sockets by path before Landlock ABI 9)"})
+	} else {
+		out = append(out, LayerStatus{Name: LayerMount, Active: true, Detail: "a mount namespace per run: only the grants exist, .routines hidden, /proc shows a step its own processes"})
 	}
 	h := hostCgroups()
 	if h.v2 != "" {

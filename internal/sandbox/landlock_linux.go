@@ -133,10 +133,22 @@ var systemRules = sync.OnceValue(func() []pathRule {
 	if target, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && !strings.HasPrefix(target, "/etc/") {
 		grants = append(grants, grant{target, readOnly})
 	}
-	rules := make([]pathRule, 0, len(grants))
+	rules := make([]pathRule, 0, len(grants)+1)
 	for _, g := range grants {
 		if r, err := openRule(g.path, g.access); err == nil {
 			rules = append(rules, r)
+		}
+	}
+	// The /proc and /dev of a step's mount namespace (mountns_linux.go).
+	if fd, err := procInstance(); err == nil {
+		rules = append(rules, pathRule{fd: fd, dir: true, access: readOnly})
+	}
+	if fd, err := devInstance(); err == nil {
+		rules = append(rules, pathRule{fd: fd, dir: true, access: unix.LANDLOCK_ACCESS_FS_READ_DIR})
+		for _, d := range devices {
+			if node, err := unix.Openat(fd, d, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err == nil {
+				rules = append(rules, pathRule{fd: node, access: device})
+			}
 		}
 	}
 	return rules
@@ -232,6 +244,7 @@ func addPolicyRules(ruleset int, ids []fileID, paths []string, access, handled u
 type stepThread struct {
 	ruleset int // Landlock ruleset to restrict the thread with; -1: none
 	netns   int // network namespace to join; -1: the engine's
+	mountns int // mount namespace to join; -1: the engine's
 }
 
 // onStepThread calls body on a fresh thread set up as t says, so that the
@@ -260,6 +273,19 @@ func (t stepThread) run(ch chan<- error, body func() error) {
 		runtime.UnlockOSThread()
 		ch <- err
 		return
+	}
+	if t.mountns >= 0 {
+		// A thread shares its root and working directory with the
+		// process until it unshares them; only then may it join
+		// another mount namespace.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			ch <- fmt.Errorf("unshare file system attributes: %w", err)
+			return
+		}
+		if err := unix.Setns(t.mountns, unix.CLONE_NEWNS); err != nil {
+			ch <- fmt.Errorf("join the mount namespace: %w", err)
+			return
+		}
 	}
 	if t.netns >= 0 {
 		if err := unix.Setns(t.netns, unix.CLONE_NEWNET); err != nil {

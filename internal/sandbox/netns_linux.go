@@ -9,110 +9,119 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A step with Policy.Network false runs in a network namespace that has
-// only a loopback interface: no socket of any protocol (TCP, MPTCP, UDP,
-// SCTP, raw, packet) reaches beyond it. Making a namespace costs about
-// 0.7 ms, so the steps of one run share one, kept while the run's steps
-// use it and dropped netnsIdle after its last step; joining it costs a
-// setns on the starting thread. Two runs never share a namespace, so
-// they cannot reach each other's loopback servers.
+// Namespaces of a run: a step with Policy.Network false runs in a network
+// namespace that has only a loopback interface, so no socket of any
+// protocol (TCP, MPTCP, UDP, SCTP, raw, packet) reaches beyond it; every
+// confined step runs in a mount namespace in which only its grants exist
+// (mountns_linux.go). Making them costs about a millisecond, so the steps
+// of one run share them: kept while the run's steps use them, dropped
+// nsIdle after the last one; joining costs a setns on the starting thread.
+// Two runs never share a namespace, so they cannot reach each other's
+// loopback servers or workspaces.
 const (
-	netnsIdle     = 10 * time.Second
-	maxKeptNetns  = 64
-	netnsLoopback = "lo"
+	nsIdle     = 10 * time.Second
+	maxKeptNS  = 64
+	loopbackIf = "lo"
 )
 
-type keptNetns struct {
+// keptNS is a namespace kept open by a descriptor for the steps of a run.
+type keptNS struct {
 	fd       int
 	users    int
 	dropped  bool
 	lastUsed time.Time
 }
 
-var netnss struct {
+var namespaces struct {
 	sync.Mutex
-	kept  map[string]*keptNetns
+	kept  map[string]*keptNS
 	timer *time.Timer
 }
 
-// acquireNetns returns the network namespace of run, made now or kept.
-// The caller calls releaseNetns when its child has joined it.
-func acquireNetns(run string) (*keptNetns, error) {
-	netnss.Lock()
-	if n, ok := netnss.kept[run]; ok && run != "" {
+// acquireNS returns the namespace kept under key, or makes it with make.
+// An empty key is never shared: the namespace is dropped as soon as its
+// child has it. The caller calls release once its child has joined it.
+func acquireNS(key string, make func() (int, error)) (*keptNS, error) {
+	namespaces.Lock()
+	if n, ok := namespaces.kept[key]; ok && key != "" {
 		n.users++
 		n.lastUsed = time.Now()
-		netnss.Unlock()
+		namespaces.Unlock()
 		return n, nil
 	}
-	netnss.Unlock()
-	fd, err := newNetns()
+	namespaces.Unlock()
+	fd, err := make()
 	if err != nil {
 		return nil, err
 	}
-	n := &keptNetns{fd: fd, users: 1, lastUsed: time.Now()}
-	if run == "" { // not shared: dropped as soon as the child has it
+	n := &keptNS{fd: fd, users: 1, lastUsed: time.Now()}
+	if key == "" {
 		n.dropped = true
 		return n, nil
 	}
-	netnss.Lock()
-	defer netnss.Unlock()
-	if netnss.kept == nil {
-		netnss.kept = map[string]*keptNetns{}
+	namespaces.Lock()
+	defer namespaces.Unlock()
+	if namespaces.kept == nil {
+		namespaces.kept = map[string]*keptNS{}
 	}
-	if old, ok := netnss.kept[run]; ok { // made at the same time by another step
+	if old, ok := namespaces.kept[key]; ok { // made at the same time by another step
 		old.drop()
 	}
-	if len(netnss.kept) >= maxKeptNetns {
+	if len(namespaces.kept) >= maxKeptNS {
 		var oldest string
-		for k, v := range netnss.kept {
-			if oldest == "" || v.lastUsed.Before(netnss.kept[oldest].lastUsed) {
+		for k, v := range namespaces.kept {
+			if oldest == "" || v.lastUsed.Before(namespaces.kept[oldest].lastUsed) {
 				oldest = k
 			}
 		}
-		netnss.kept[oldest].drop()
-		delete(netnss.kept, oldest)
+		namespaces.kept[oldest].drop()
+		delete(namespaces.kept, oldest)
 	}
-	netnss.kept[run] = n
-	if netnss.timer == nil {
-		netnss.timer = time.AfterFunc(netnsIdle, dropIdleNetns)
+	namespaces.kept[key] = n
+	if namespaces.timer == nil {
+		namespaces.timer = time.AfterFunc(nsIdle, dropIdleNS)
 	}
 	return n, nil
 }
 
 // release ends a child's use of n.
-func (n *keptNetns) release() {
-	netnss.Lock()
-	defer netnss.Unlock()
+func (n *keptNS) release() {
+	namespaces.Lock()
+	defer namespaces.Unlock()
 	n.users--
 	if n.dropped && n.users == 0 {
-		unix.Close(n.fd)
+		closeNS(n.fd)
 	}
 }
 
-// drop forgets n, with netnss locked.
-func (n *keptNetns) drop() {
+// drop forgets n, with namespaces locked.
+func (n *keptNS) drop() {
 	n.dropped = true
 	if n.users == 0 {
-		unix.Close(n.fd)
+		closeNS(n.fd)
 	}
 }
 
-func dropIdleNetns() {
-	netnss.Lock()
-	defer netnss.Unlock()
+// closeNS closes the last descriptor of a namespace.
+func closeNS(fd int) {
+	unix.Close(fd)
+}
+
+func dropIdleNS() {
+	namespaces.Lock()
+	defer namespaces.Unlock()
 	now := time.Now()
-	for k, n := range netnss.kept {
-		if n.users == 0 && now.Sub(n.lastUsed) >= netnsIdle {
+	for k, n := range namespaces.kept {
+		if n.users == 0 && now.Sub(n.lastUsed) >= nsIdle {
 			n.drop()
-			delete(netnss.kept, k)
+			delete(namespaces.kept, k)
 		}
 	}
-	if len(netnss.kept) == 0 {
-		netnss.timer = nil
+	if len(namespaces.kept) == 0 {
+		namespaces.timer = nil
 		return
 	}
-	netnss.timer.Reset(netnsIdle)
+	namespaces.timer.Reset(nsIdle)
 }
 
 // newNetns makes a network namespace with its loopback up, on a thread
@@ -153,7 +162,7 @@ func loopbackUp() error {
 		return err
 	}
 	defer unix.Close(s)
-	ifr, err := unix.NewIfreq(netnsLoopback)
+	ifr, err := unix.NewIfreq(loopbackIf)
 	if err != nil {
 		return err
 	}

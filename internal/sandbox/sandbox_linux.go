@@ -22,6 +22,10 @@ type Policy struct {
 	// ReadOnly are absolute paths the child may read and execute beneath,
 	// beyond the system paths the package adds: permissions.read.
 	ReadOnly []string
+	// Hide are paths that, where a grant holds them, the child sees as
+	// empty read-only directories (the project's .routines), but for the
+	// grants inside them (the run's workspace). It needs mount namespaces.
+	Hide []string
 	// Network false runs the child in a network namespace of its run with
 	// only a loopback interface (and denies TCP and, from Landlock ABI 10,
 	// UDP on top). Without network namespaces (no root) Run fails with

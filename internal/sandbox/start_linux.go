@@ -21,5 +21,5 @@ func Start(p *Policy, start func() error) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	defer ruleset.release()
-	return onStepThread(stepThread{ruleset: ruleset.fd, netns: -1}, start)
+	return onStepThread(stepThread{ruleset: ruleset.fd, netns: -1, mountns: -1}, start)
 }

@@ -72,6 +72,11 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		Unconfined:   x.Unconfined,
 		AllowMissing: x.AllowMissing,
 	}
+	if x.StateDir != "" {
+		// The project's store, vault key and other runs' workspaces, when
+		// the routine directory holds them.
+		policy.Hide = []string{x.StateDir}
+	}
 	if r := x.Resources; r != nil {
 		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
 	}
