@@ -80,10 +80,15 @@ func checkInputs(r *routine.Routine, input map[string]string) error {
 }
 
 // confinement checks that run steps can be confined. Without Landlock a
-// run refuses to start unless the user allowed unconfined steps.
+// run refuses to start unless the user allowed unconfined steps; without
+// a layer the routine asks for (network: false, a resources limit), unless
+// the user allowed that layer to be missing.
 func (g *globals) confinement(r *routine.Routine, allow bool) (unconfined bool, err error) {
 	if !usesKind(r, "run") {
 		return false, nil
+	}
+	if err := sandbox.Require(neededLayers(r), g.allowMissing); err != nil {
+		return false, err
 	}
 	check := g.deps.SandboxCheck
 	if check == nil {
@@ -97,6 +102,35 @@ func (g *globals) confinement(r *routine.Routine, allow bool) (unconfined bool, 
 		return true, nil
 	}
 	return false, nil
+}
+
+// neededLayers are the sandbox layers r asks for explicitly.
+func neededLayers(r *routine.Routine) []string {
+	var need []string
+	if !r.Permissions.NetworkAllowed() {
+		need = append(need, sandbox.LayerNetwork)
+	}
+	res := []*routine.Resources{r.Resources}
+	for _, list := range [][]routine.Step{r.Steps, r.OnFailure} {
+		for i := range list {
+			res = append(res, list[i].Resources)
+		}
+	}
+	for _, x := range res {
+		if x == nil {
+			continue
+		}
+		if x.Memory > 0 {
+			need = append(need, sandbox.LayerMemory)
+		}
+		if x.Pids > 0 {
+			need = append(need, sandbox.LayerPids)
+		}
+		if x.CPU > 0 {
+			need = append(need, sandbox.LayerCPU)
+		}
+	}
+	return need
 }
 
 func usesKind(r *routine.Routine, kind string) bool {

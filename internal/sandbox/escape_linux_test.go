@@ -538,3 +538,24 @@ func TestEscapeHostPathsAbsent(t *testing.T) {
 		t.Fatalf("host paths in the step's file system: %q (layer: mount namespace)", out)
 	}
 }
+
+// TestRequireRefusesMissingLayers: a routine that asks for a layer the
+// host lacks is refused, naming the layer and the opt-out, unless the
+// operator allowed it to be missing.
+func TestRequireRefusesMissingLayers(t *testing.T) {
+	t.Parallel()
+	layers := []LayerStatus{
+		{Name: LayerNetwork, Detail: "new network namespaces are refused", Fix: "run as root"},
+		{Name: LayerMemory, Active: true},
+	}
+	err := require(layers, []string{LayerMemory, LayerNetwork}, nil)
+	if err == nil || !strings.Contains(err.Error(), "needs the network layer") || !strings.Contains(err.Error(), "--allow-missing network") {
+		t.Fatalf("network: false on a host without network namespaces: %v", err)
+	}
+	if err := require(layers, []string{LayerMemory, LayerNetwork}, []string{LayerNetwork}); err != nil {
+		t.Fatalf("allowed missing: %v", err)
+	}
+	if err := require(layers, []string{LayerMemory}, nil); err != nil {
+		t.Fatalf("an active layer: %v", err)
+	}
+}

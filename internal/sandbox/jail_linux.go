@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -145,6 +146,25 @@ type LayerStatus struct {
 	// Fix says what to do to get a missing layer; empty when active.
 	Fix string
 }
+
+// Require checks, before anything runs, that this host gives the layers
+// named in need, but for those in allow: a routine that asks for a
+// protection the host cannot give is refused, with the reason.
+func Require(need, allow []string) error {
+	return require(hostLayers(), need, allow)
+}
+
+func require(layers []LayerStatus, need, allow []string) error {
+	for _, l := range layers {
+		if !l.Active && slices.Contains(need, l.Name) && !slices.Contains(allow, l.Name) {
+			return fmt.Errorf("%w: the routine needs the %s layer, which this host lacks: %s; %s (or let the operator run without it: --allow-missing %s)",
+				ErrUnavailable, l.Name, l.Detail, l.Fix, l.Name)
+		}
+	}
+	return nil
+}
+
+var hostLayers = sync.OnceValue(Layers)
 
 // Layers reports each layer of the sandbox on this host, in the order of
 // the Layer constants. It starts a process and makes a network namespace
