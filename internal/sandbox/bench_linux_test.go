@@ -70,3 +70,53 @@ func BenchmarkExecTrue(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRunTrueInRun is a step as the engine runs it: one of many of a
+// run, which share the run's mount namespace.
+func BenchmarkRunTrueInRun(b *testing.B) {
+	benchmarkRun(b, &Command{Path: "/bin/true", Policy: benchPolicy(b), Run: "bench-run"})
+}
+
+// BenchmarkRunTrueInRunNoNetwork adds the run's network namespace.
+func BenchmarkRunTrueInRunNoNetwork(b *testing.B) {
+	p := benchPolicy(b)
+	p.Network = false
+	benchmarkRun(b, &Command{Path: "/bin/true", Policy: p, Run: "bench-run-nonet"})
+}
+
+// BenchmarkMountNamespace is what a run pays once for its mount namespace.
+func BenchmarkMountNamespace(b *testing.B) {
+	if err := mountNamespaces(); err != nil {
+		b.Skip(err)
+	}
+	p := benchPolicy(b)
+	for b.Loop() {
+		fd, err := newMountNS(&p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		closeNS(fd)
+	}
+}
+
+// BenchmarkNetworkNamespace is what a run with network: false pays once.
+func BenchmarkNetworkNamespace(b *testing.B) {
+	for b.Loop() {
+		fd, err := newNetns()
+		if err != nil {
+			b.Skip(err)
+		}
+		closeNS(fd)
+	}
+}
+
+// BenchmarkStepCgroup is the cgroup every step makes and removes.
+func BenchmarkStepCgroup(b *testing.B) {
+	for b.Loop() {
+		cg, _, err := newStepCgroup("bench", "step", DefaultResources())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cg.remove()
+	}
+}

@@ -559,3 +559,25 @@ func TestRequireRefusesMissingLayers(t *testing.T) {
 		t.Fatalf("an active layer: %v", err)
 	}
 }
+
+// TestEscapePlantedGrantLink: a relative grant that a step replaced with
+// a link (to widen the next run's grants) is refused. Layer: the policy
+// check before the jail is built.
+func TestEscapePlantedGrantLink(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	secret := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secret, "key"), []byte("TOP-SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What a step of an earlier run did: data/ became a link.
+	if err := os.Symlink(secret, filepath.Join(b.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	p := b.policy()
+	p.ReadOnly = []string{filepath.Join(b.dir, "data")}
+	_, err := Run(t.Context(), &Command{Path: "/bin/cat", Args: []string{"cat", "data/key"}, Dir: b.dir, Stdout: &b.stdout, Policy: p})
+	if err == nil || !strings.Contains(err.Error(), "goes through a link") || strings.Contains(b.stdout.String(), "TOP-SECRET") {
+		t.Fatalf("a planted grant link: %v, stdout %q (layer: policy check)", err, b.stdout.String())
+	}
+}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +23,9 @@ type jail struct {
 // asks for that the host cannot give.
 func newJail(c *Command) (*jail, error) {
 	p := &c.Policy
+	if err := p.checkPlantedLinks(); err != nil {
+		return nil, err
+	}
 	j := &jail{}
 	var err error
 	if !p.Unconfined {
@@ -59,6 +63,40 @@ func newJail(c *Command) (*jail, error) {
 		}
 	}
 	return j, nil
+}
+
+// checkPlantedLinks refuses a policy path that lies inside a writable
+// grant and reaches its place through a link: a step of an earlier run
+// could have planted that link to widen this one's grants.
+func (p *Policy) checkPlantedLinks() error {
+	for _, paths := range [2][]string{p.ReadWrite, p.ReadOnly} {
+		for _, path := range paths {
+			for _, parent := range p.ReadWrite {
+				rel, err := filepath.Rel(parent, path)
+				if err != nil || rel == "." || !filepath.IsLocal(rel) {
+					continue
+				}
+				dir, err := unix.Open(parent, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return fmt.Errorf("policy path %s: %w", parent, err)
+				}
+				fd, err := unix.Openat2(dir, rel, &unix.OpenHow{
+					Flags:   unix.O_PATH | unix.O_CLOEXEC,
+					Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+				})
+				unix.Close(dir)
+				switch {
+				case err == nil:
+					unix.Close(fd)
+				case err == unix.ELOOP || err == unix.EXDEV:
+					return fmt.Errorf("policy path %s goes through a link inside %s, which steps can write: refused (a step may have planted it)", path, parent)
+				case err != unix.ENOSYS:
+					return fmt.Errorf("policy path %s: %w", path, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // explicit reports whether the limit of layer was set, not defaulted.
