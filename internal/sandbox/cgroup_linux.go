@@ -427,7 +427,9 @@ func (cg *stepCgroup) remove() {
 		removeV2(cg.v2)
 	}
 	if cg.slot != nil {
-		cg.slot.release()
+		// cgroup.kill of the v2 cgroup has killed the step's processes,
+		// which are in the slot too.
+		cg.slot.release(cg.v2 == "")
 		cg.slot = nil
 	}
 }
@@ -632,10 +634,13 @@ func (s *v1Slot) prepare(r Resources) error {
 	return nil
 }
 
-// release kills what is left in the slot and gives it back to the pool.
-func (s *v1Slot) release() {
-	for _, dir := range s.dirs {
-		killProcs(dir)
+// release gives the slot back to the pool, after killing what is left in
+// it when kill is set.
+func (s *v1Slot) release(kill bool) {
+	if kill {
+		for _, dir := range s.dirs {
+			killProcs(dir)
+		}
 	}
 	v1Pool.Lock()
 	v1Pool.free = append(v1Pool.free, s)
