@@ -620,8 +620,17 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	// Every other string of the action and of its kind's struct, as
 	// declared by the structs (template.MapStrings). The step's own action,
 	// shared with every run, stays unrendered.
+	// The run line is the exception: its values go to the shell as
+	// environment variables the line refers to (template.ParseShell).
+	var vars map[string]string
 	a, err := template.MapStrings(a, func(path, s string) (string, error) {
-		r, err := renderString(s, &c)
+		var r string
+		var err error
+		if path == "run" {
+			r, vars, err = renderRun(s, a.Shell, &c)
+		} else {
+			r, err = renderString(s, &c)
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", path, err)
 		}
@@ -630,12 +639,11 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	if err != nil {
 		return nil, nil, err
 	}
-	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
-	for k, v := range env {
-		full[k] = v
-	}
-	for k, v := range x.tctx.Secrets {
-		full[k] = v
+	full := make(map[string]string, len(env)+len(x.tctx.Secrets)+len(vars))
+	for _, m := range []map[string]string{env, x.tctx.Secrets, vars} {
+		for k, v := range m {
+			full[k] = v
+		}
 	}
 	a.Env = nil
 	return &a, full, nil
@@ -650,6 +658,19 @@ func renderString(s string, c *template.Context) (string, error) {
 		return "", err
 	}
 	return t.Render(c)
+}
+
+// renderRun renders a run line for shell: the line refers to the values,
+// which it returns as variables for the step's environment.
+func renderRun(s, shell string, c *template.Context) (string, map[string]string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil, nil
+	}
+	l, err := template.ParseShell(s, shell)
+	if err != nil {
+		return "", nil, err
+	}
+	return l.Render(c)
 }
 
 func mergeEnv(a, b map[string]string) map[string]string {

@@ -55,8 +55,25 @@ func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
 	}
 	template.MapStrings(*a, func(path, s string) (string, error) {
 		v.template(p+"."+path, s, sc)
+		if path == "run" {
+			v.shellLine(p+".run", s, a.Shell)
+		}
 		return s, nil
 	})
+}
+
+// shellLine reports where a run line's {{ }} values would still be code
+// to the shell (template.ParseShell); v.template has reported the rest.
+func (v *validator) shellLine(path, s, shell string) {
+	if !strings.Contains(s, "{{") {
+		return
+	}
+	if _, err := template.Parse(s); err != nil {
+		return
+	}
+	if _, err := template.ParseShell(s, shell); err != nil {
+		v.checkTemplate(path, nil, err, nil)
+	}
 }
 
 // envKeys returns the env names a step sees: the routine's and its own.

@@ -527,7 +527,7 @@ func (lx *shellLexer) segment(name string, offset int) string {
 	case fParam:
 		lx.fail(offset, "a {{ }} inside ${…}: write the whole value as one expression, such as {{ input.x ?? 'default' }}")
 	case fArith:
-		lx.fail(offset, "a {{ }} in shell arithmetic is evaluated as code (a[$(cmd)] runs cmd): compute it in the expression, {{ int(input.n) + 1 }}, or check it is a number first")
+		lx.fail(offset, "a {{ }} in shell arithmetic is evaluated as code (a[$(cmd)] runs cmd): compute the number in the expression instead ({{ int(input.n) + 1 }} outside $(( ))), or check that the value is a number first")
 	case fHeredoc:
 		if f.doc.quoted {
 			lx.fail(offset, "a {{ }} in a quoted here-document (<<'"+f.doc.delim+"') is not expanded: write <<"+f.doc.delim+" without quotes")
