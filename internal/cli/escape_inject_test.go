@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,4 +105,88 @@ func cmdlinesWith(t *testing.T, s string) []string {
 		}
 	}
 	return pids
+}
+
+// TestEscapeHTTPValues sends values that would change the request around
+// them if inserted as text: in the url's path a value is one escaped
+// segment (no ../, ?, # or / of its own), in its query one escaped value,
+// and a header value with a line break fails the step with unsafe_value
+// instead of adding a header.
+func TestEscapeHTTPValues(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.RequestURI)
+		if r.Header.Get("X-Admin") != "" {
+			t.Errorf("the inputs layer (header check) failed: a value added the header X-Admin")
+		}
+	}))
+	defer srv.Close()
+	dir := writeRoutine(t, `name: http-values
+inputs:
+  api: { required: true }
+  id: { required: true }
+  q: { required: true }
+  dots: { required: true }
+  h: { required: true }
+steps:
+  - id: path
+    http: { url: "{{ input.api }}/items/{{ input.id }}/x?q={{ input.q }}&fixed=1" }
+  - id: dots
+    http: { url: "{{ input.api }}/items/{{ input.dots }}/x" }
+  - id: header
+    http: { url: "{{ input.api }}/h", headers: { X-Id: "{{ input.h }}" } }
+`)
+	code, stdout, stderr := clitest.RunCLI(t, "--project", dir, "run-once", dir, "-o", "json", "-i", "api="+srv.URL,
+		"-i", "id=../admin?x=1#frag", "-i", "q=a&admin=1#x", "-i", "dots=..", "-i", "h=a\r\nX-Admin: yes")
+	if code == 0 || !strings.Contains(stdout, `"code": "unsafe_value"`) {
+		t.Errorf("the inputs layer (header check) failed: run-once exit %d, want the run failed with unsafe_value:\n%s\n%s", code, stdout, stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"/items/..%2Fadmin%3Fx=1%23frag/x?q=a%26admin%3D1%23x&fixed=1", "/items/%2E%2E/x"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("the inputs layer (url escaping) failed: the server saw %q, want %q", seen, want)
+	}
+}
+
+// TestEscapeSQLParams: a value rendered into params stays a bound value,
+// whatever SQL it holds, and the query itself is never rendered.
+func TestEscapeSQLParams(t *testing.T) {
+	t.Parallel()
+	const evil = `x'); DROP TABLE t; INSERT INTO t VALUES ('pwned`
+	dir := writeRoutine(t, `name: sql-values
+inputs:
+  v: { required: true }
+steps:
+  - id: put
+    sql:
+      query: |
+        CREATE TABLE IF NOT EXISTS t (v TEXT);
+        INSERT INTO t (v) VALUES (?)
+      params: ["{{ input.v }}"]
+  - id: get
+    sql: { query: "SELECT v FROM t" }
+`)
+	code, stdout, stderr := clitest.RunCLI(t, "--project", dir, "run-once", dir, "-o", "json", "-i", "v="+evil)
+	if code != 0 {
+		t.Fatalf("run-once: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var run struct {
+		Steps []struct {
+			Outputs map[string]string `json:"outputs"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &run); err != nil || len(run.Steps) != 2 {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	want, _ := json.Marshal([]map[string]string{{"v": evil}})
+	if got := run.Steps[1].Outputs["rows"]; got != string(want) {
+		t.Errorf("the inputs layer (bound SQL params) failed: rows %s, want %s", got, want)
+	}
 }

@@ -501,7 +501,11 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.Step, rec *routine.StepRun, n int) *routine.ErrorPayload {
 	action, env, err := x.render(s)
 	if err != nil {
-		return x.payload(routine.CodeTemplate, s.ID, err.Error())
+		code := routine.CodeTemplate
+		if uv := (*template.UnsafeValueError)(nil); errors.As(err, &uv) {
+			code = routine.CodeUnsafeValue
+		}
+		return x.payload(code, s.ID, err.Error())
 	}
 	ctx := runCtx
 	if s.Timeout > 0 {
@@ -621,14 +625,18 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	// declared by the structs (template.MapStrings). The step's own action,
 	// shared with every run, stays unrendered.
 	// The run line is the exception: its values go to the shell as
-	// environment variables the line refers to (template.ParseShell).
+	// environment variables the line refers to (template.ParseShell); so
+	// is an http url, whose values are escaped for their part of it.
 	var vars map[string]string
 	a, err := template.MapStrings(a, func(path, s string) (string, error) {
 		var r string
 		var err error
-		if path == "run" {
+		switch path {
+		case "run":
 			r, vars, err = renderRun(s, a.Shell, &c)
-		} else {
+		case "http.url":
+			r, err = renderURL(s, &c)
+		default:
 			r, err = renderString(s, &c)
 		}
 		if err != nil {
@@ -671,6 +679,19 @@ func renderRun(s, shell string, c *template.Context) (string, map[string]string,
 		return "", nil, err
 	}
 	return l.Render(c)
+}
+
+// renderURL renders an http url, each value escaped for the part of the
+// address it is in (template.ParseURL).
+func renderURL(s string, c *template.Context) (string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	u, err := template.ParseURL(s)
+	if err != nil {
+		return "", err
+	}
+	return u.Render(c)
 }
 
 func mergeEnv(a, b map[string]string) map[string]string {

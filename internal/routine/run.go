@@ -126,6 +126,10 @@ const (
 	CodeTemplate       = "template_error"
 	CodeInternal       = "internal_error"
 	CodeInvalidRoutine = "invalid_routine"
+	// CodeUnsafeValue is a rendered value that would change the structure
+	// of where it lands instead of being data in it: a line break in a
+	// header, a URL host that is not a name.
+	CodeUnsafeValue = "unsafe_value"
 	// Codes of the steps that talk to other systems.
 	CodeHTTPStatus      = "http_status"      // the server answered with a failing status
 	CodeAuth            = "auth"             // credentials refused (401, 403, a revoked token)
@@ -157,3 +161,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 )
+
+// ErrUnsafeValue is a value that step kinds refuse because it would change
+// the structure of where it lands (CodeUnsafeValue).
+var ErrUnsafeValue = errors.New("unsafe value")

@@ -55,23 +55,27 @@ func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
 	}
 	template.MapStrings(*a, func(path, s string) (string, error) {
 		v.template(p+"."+path, s, sc)
-		if path == "run" {
-			v.shellLine(p+".run", s, a.Shell)
+		switch path {
+		case "run":
+			v.structure(p+".run", s, func(s string) error { _, err := template.ParseShell(s, a.Shell); return err })
+		case "http.url":
+			v.structure(p+".http.url", s, func(s string) error { _, err := template.ParseURL(s); return err })
 		}
 		return s, nil
 	})
 }
 
-// shellLine reports where a run line's {{ }} values would still be code
-// to the shell (template.ParseShell); v.template has reported the rest.
-func (v *validator) shellLine(path, s, shell string) {
+// structure reports where the values of a string that the engine renders
+// for a shell or a URL would change what is around them; v.template has
+// reported the rest.
+func (v *validator) structure(path, s string, parse func(string) error) {
 	if !strings.Contains(s, "{{") {
 		return
 	}
 	if _, err := template.Parse(s); err != nil {
 		return
 	}
-	if _, err := template.ParseShell(s, shell); err != nil {
+	if err := parse(s); err != nil {
 		v.checkTemplate(path, nil, err, nil)
 	}
 }
