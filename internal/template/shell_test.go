@@ -27,6 +27,7 @@ func TestParseShellLine(t *testing.T) {
 		{`bash -c 'echo "$1"' _ "{{ input.subject }}"`, `bash -c 'echo "$1"' _ "${ROUTINES_T1}"`},
 		{`case "{{ input.subject }}" in a) echo {{ input.count }};; esac`, `case "${ROUTINES_T1}" in a) echo "${ROUTINES_T2}";; esac`},
 		{"echo {{ input.subject }} | python3 ./script.py", `echo "${ROUTINES_T1}" | python3 ./script.py`},
+		{"echo {{ input.subject }} | python3 -c 'import sys; print(sys.stdin.read())' || bash x.sh", `echo "${ROUTINES_T1}" | python3 -c 'import sys; print(sys.stdin.read())' || bash x.sh`},
 		{"sed -e 's/a/b/' {{ input.subject }}", `sed -e 's/a/b/' "${ROUTINES_T1}"`},
 		{"[[ {{ input.subject }} == a* ]] && echo y", `[[ "${ROUTINES_T1}" == a* ]] && echo y`},
 		{"[ {{ input.count }} -eq 3 ]", `[ "${ROUTINES_T1}" -eq 3 ]`},
@@ -75,6 +76,8 @@ func TestParseShellRefuses(t *testing.T) {
 		{`echo ${{ input.count }}`, "right after $"},
 		{`watch echo {{ input.count }}`, "watch runs its arguments as code"},
 		{`env -S "echo {{ input.count }}"`, "env -S splits"},
+		{`echo "{{ input.subject }}" | bash`, "piped into bash"},
+		{`printf '%s' "{{ input.subject }}" | tr a b | sudo sh -s`, "piped into sh"},
 	}
 	for _, tt := range tests {
 		_, err := ParseShell(tt.in, "")

@@ -63,8 +63,9 @@ type frame struct {
 	wantDelim bool // the next word is a here-document's delimiter
 	strip     bool
 	pending   []heredoc
-	test      bool // inside [[ ]]
-	inCase    int  // 1: after case, 2: expecting a pattern, 3: in a case body
+	piped     []int // segments in the commands piped into the one being read
+	test      bool  // inside [[ ]]
+	inCase    int   // 1: after case, 2: expecting a pattern, 3: in a case body
 
 	// fHeredoc
 	doc  heredoc
@@ -196,14 +197,8 @@ func (lx *shellLexer) step(s string, i int) int {
 			} else {
 				f.depth--
 			}
-		case '\'':
-			lx.push(&frame{kind: fSingle})
-		case '"':
-			lx.push(&frame{kind: fDouble})
 		default:
-			if n, ok := lx.expansion(s, i, false); ok {
-				return n
-			}
+			return lx.quoteOrExpansion(s, i)
 		}
 		return i + 1
 	case fArith:
@@ -219,14 +214,8 @@ func (lx *shellLexer) step(s string, i int) int {
 					return i + 2
 				}
 			}
-		case '\'':
-			lx.push(&frame{kind: fSingle})
-		case '"':
-			lx.push(&frame{kind: fDouble})
 		default:
-			if n, ok := lx.expansion(s, i, false); ok {
-				return n
-			}
+			return lx.quoteOrExpansion(s, i)
 		}
 		return i + 1
 	}
@@ -276,6 +265,22 @@ func (lx *shellLexer) expansion(s string, i int, unquoted bool) (int, bool) {
 	return i + 1, true
 }
 
+// quoteOrExpansion starts the quote or expansion at s[i] within ${…} or
+// an arithmetic expression, if any.
+func (lx *shellLexer) quoteOrExpansion(s string, i int) int {
+	switch s[i] {
+	case '\'':
+		lx.push(&frame{kind: fSingle})
+	case '"':
+		lx.push(&frame{kind: fDouble})
+	default:
+		if n, ok := lx.expansion(s, i, false); ok {
+			return n
+		}
+	}
+	return i + 1
+}
+
 // commandStep reads s[i] outside quotes.
 func (lx *shellLexer) commandStep(f *frame, s string, i int) int {
 	c := s[i]
@@ -318,6 +323,10 @@ func (lx *shellLexer) commandStep(f *frame, s string, i int) int {
 	case ';', '&', '|':
 		lx.endWord(f)
 		if f.test && (c == '&' || c == '|') {
+			return i + 1
+		}
+		if c == '|' && next != '|' && (i == 0 || s[i-1] != '|') {
+			lx.endPiped(f)
 			return i + 1
 		}
 		lx.endCommand(f)
@@ -447,11 +456,32 @@ func (lx *shellLexer) endCommand(f *frame) {
 			}
 		}
 	}
+	if len(f.piped) > 0 {
+		if who := stdinCode(words(f.words)); who != "" {
+			for _, off := range f.piped {
+				lx.fail(off, "a {{ }} piped into "+who+", which runs its input as code: pass the value as an argument or environment variable instead")
+			}
+		}
+	}
 	f.words = f.words[:0]
+	f.piped = f.piped[:0]
 	f.test = false
 	if f.inCase == 1 {
 		f.inCase = 0
 	}
+}
+
+// endPiped ends a command whose output the next command of the pipeline
+// reads, keeping the segments in it for that command's check.
+func (lx *shellLexer) endPiped(f *frame) {
+	lx.endWord(f)
+	var tpls []int
+	for _, w := range f.words {
+		tpls = append(tpls, w.tpls...)
+	}
+	tpls = append(tpls, f.piped...)
+	lx.endCommand(f)
+	f.piped = tpls
 }
 
 // startHeredocs begins the bodies of the here-documents that the line
