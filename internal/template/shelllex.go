@@ -554,20 +554,39 @@ func (lx *shellLexer) segment(name string, offset int) string {
 		ref = `'"` + ref + `"'`
 	case fANSI:
 		ref = `'"` + ref + `"$'`
-	case fParam:
-		lx.fail(offset, "a {{ }} inside ${…}: write the whole value as one expression, such as {{ input.x ?? 'default' }}")
-	case fArith:
-		lx.fail(offset, "a {{ }} in shell arithmetic is evaluated as code (a[$(cmd)] runs cmd): compute the number in the expression instead ({{ int(input.n) + 1 }} outside $(( ))), or check that the value is a number first")
 	case fHeredoc:
-		if f.doc.quoted {
-			lx.fail(offset, "a {{ }} in a quoted here-document (<<'"+f.doc.delim+"') is not expanded: write <<"+f.doc.delim+" without quotes")
-		} else if why := stdinCode(f.doc.cmd); why != "" {
-			lx.fail(offset, "a {{ }} in a here-document that "+why+" reads as code: pass the value as an argument or environment variable instead")
-		}
 		f.line.WriteByte(0)
+	case fComment:
+		return ref // not run: nothing to check
+	}
+	if msg := lx.codeContext(); msg != "" {
+		lx.fail(offset, msg)
 	}
 	lx.mark(offset)
 	return ref
+}
+
+// codeContext returns why a value would be code in the context of the
+// frames open, or "": in arithmetic or ${…} at any depth (the output of a
+// $( ) inside $(( )) is arithmetic too), or in a here-document that is
+// quoted or that an interpreter runs.
+func (lx *shellLexer) codeContext() string {
+	for _, f := range lx.frames {
+		switch f.kind {
+		case fParam:
+			return "a {{ }} inside ${…}: write the whole value as one expression, such as {{ input.x ?? 'default' }}"
+		case fArith:
+			return "a {{ }} in shell arithmetic is evaluated as code (a[$(cmd)] runs cmd): compute the number in the expression instead ({{ int(input.n) + 1 }} outside $(( ))), or check that the value is a number first"
+		case fHeredoc:
+			if f.doc.quoted {
+				return "a {{ }} in a quoted here-document (<<'" + f.doc.delim + "') is not expanded: write <<" + f.doc.delim + " without quotes"
+			}
+			if who := stdinCode(f.doc.cmd); who != "" {
+				return "a {{ }} in a here-document that " + who + " reads as code: pass the value as an argument or environment variable instead"
+			}
+		}
+	}
+	return ""
 }
 
 // mark records the segment in the words that contain it: the word of each
