@@ -13,6 +13,7 @@ bench:
 fuzz:
 	go test ./internal/spec -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/template -run '^$$' -fuzz FuzzParseRender -fuzztime 30s
+	go test ./internal/template -run '^$$' -fuzz FuzzRenderRunLine -fuzztime 30s
 	go test ./internal/trigger -run '^$$' -fuzz FuzzParseMail -fuzztime 30s
 	go test ./internal/trigger -run '^$$' -fuzz FuzzVerifySlack -fuzztime 30s
 	go test ./internal/steps -run '^$$' -fuzz FuzzSplitSQL -fuzztime 30s

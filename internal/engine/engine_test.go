@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
+	"github.com/routines-dev/routines/internal/template"
 )
 
 // scriptKind is a mock "run" kind: each run line is a tiny script of
@@ -46,6 +48,10 @@ type scriptKind struct {
 	tries   map[string]int
 	onStart func(id string) // called as a step starts, when set
 }
+
+// runVar is a reference to a {{ }} value in a run line, which the shell
+// would expand; scriptKind expands it the same way.
+var runVar = regexp.MustCompile(`"?\$\{(` + template.RunVarPrefix + `[0-9]+)\}"?`)
 
 func newScriptKind() *scriptKind {
 	return &scriptKind{started: map[string]chan struct{}{}, tries: map[string]int{}}
@@ -80,7 +86,9 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 		close(ch)
 	}
 	res := &steps.Result{Outputs: map[string]string{}}
-	words := strings.Fields(x.Action.Run)
+	words := strings.Fields(runVar.ReplaceAllStringFunc(x.Action.Run, func(ref string) string {
+		return x.Env[runVar.FindStringSubmatch(ref)[1]]
+	}))
 	for i := 0; i < len(words); i++ {
 		switch words[i] {
 		case "ok":

@@ -501,7 +501,11 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.Step, rec *routine.StepRun, n int) *routine.ErrorPayload {
 	action, env, err := x.render(s)
 	if err != nil {
-		return x.payload(routine.CodeTemplate, s.ID, err.Error())
+		code := routine.CodeTemplate
+		if uv := (*template.UnsafeValueError)(nil); errors.As(err, &uv) {
+			code = routine.CodeUnsafeValue
+		}
+		return x.payload(code, s.ID, err.Error())
 	}
 	ctx := runCtx
 	if s.Timeout > 0 {
@@ -622,8 +626,21 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	// Every other string of the action and of its kind's struct, as
 	// declared by the structs (template.MapStrings). The step's own action,
 	// shared with every run, stays unrendered.
+	// The run line is the exception: its values go to the shell as
+	// environment variables the line refers to (template.ParseShell); so
+	// is an http url, whose values are escaped for their part of it.
+	var vars map[string]string
 	a, err := template.MapStrings(a, func(path, s string) (string, error) {
-		r, err := renderString(s, &c)
+		var r string
+		var err error
+		switch path {
+		case "run":
+			r, vars, err = renderRun(s, a.Shell, &c)
+		case "http.url":
+			r, err = renderURL(s, &c)
+		default:
+			r, err = renderString(s, &c)
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", path, err)
 		}
@@ -632,12 +649,11 @@ func (x *runExec) render(s *routine.Step) (*routine.Action, map[string]string, e
 	if err != nil {
 		return nil, nil, err
 	}
-	full := make(map[string]string, len(env)+len(x.tctx.Secrets))
-	for k, v := range env {
-		full[k] = v
-	}
-	for k, v := range x.tctx.Secrets {
-		full[k] = v
+	full := make(map[string]string, len(env)+len(x.tctx.Secrets)+len(vars))
+	for _, m := range []map[string]string{env, x.tctx.Secrets, vars} {
+		for k, v := range m {
+			full[k] = v
+		}
 	}
 	a.Env = nil
 	return &a, full, nil
@@ -652,6 +668,32 @@ func renderString(s string, c *template.Context) (string, error) {
 		return "", err
 	}
 	return t.Render(c)
+}
+
+// renderRun renders a run line for shell: the line refers to the values,
+// which it returns as variables for the step's environment.
+func renderRun(s, shell string, c *template.Context) (string, map[string]string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil, nil
+	}
+	l, err := template.ParseShell(s, shell)
+	if err != nil {
+		return "", nil, err
+	}
+	return l.Render(c)
+}
+
+// renderURL renders an http url, each value escaped for the part of the
+// address it is in (template.ParseURL).
+func renderURL(s string, c *template.Context) (string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	u, err := template.ParseURL(s)
+	if err != nil {
+		return "", err
+	}
+	return u.Render(c)
 }
 
 func mergeEnv(a, b map[string]string) map[string]string {

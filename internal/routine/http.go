@@ -135,7 +135,7 @@ func CheckHTTPHeader(name, value string) error {
 		}
 	}
 	if strings.ContainsAny(value, "\r\n\x00") {
-		return fmt.Errorf("header %s: the value must not hold line breaks", name)
+		return fmt.Errorf("header %s: %w: a line break or NUL in the value would add a header of its own", name, ErrUnsafeValue)
 	}
 	return nil
 }

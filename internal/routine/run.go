@@ -128,6 +128,10 @@ const (
 	CodeInvalidRoutine = "invalid_routine"
 	CodeOOM            = "oom"        // a run step went over its memory limit and was killed
 	CodePidsLimit      = "pids_limit" // a run step could not fork: it hit its pids limit
+	// CodeUnsafeValue is a rendered value that would change the structure
+	// of where it lands instead of being data in it: a line break in a
+	// header, a URL host that is not a name.
+	CodeUnsafeValue = "unsafe_value"
 	// Codes of the steps that talk to other systems.
 	CodeHTTPStatus      = "http_status"      // the server answered with a failing status
 	CodeAuth            = "auth"             // credentials refused (401, 403, a revoked token)
@@ -159,3 +163,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 )
+
+// ErrUnsafeValue is a value that step kinds refuse because it would change
+// the structure of where it lands (CodeUnsafeValue).
+var ErrUnsafeValue = errors.New("unsafe value")

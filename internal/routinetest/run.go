@@ -291,7 +291,7 @@ func (k *mockKind) Name() string { return k.name }
 func (k *mockKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Result, error) {
 	key := stepKey(x.Phase, x.StepID)
 	mock, mocked := k.rec.c.Mocks[key]
-	call := Call{Step: key, Kind: k.name, Mocked: mocked, Fields: fields(k.name, x.Action)}
+	call := Call{Step: key, Kind: k.name, Mocked: mocked, Fields: fields(k.name, x)}
 	k.rec.mu.Lock()
 	k.rec.log = append(k.rec.log, call)
 	if k.rec.tries == nil {
@@ -336,15 +336,21 @@ func isExternal(kind string) bool {
 }
 
 // fields returns the rendered strings of an action, by path within its
-// kind ("json.subject" for http.json.subject; "run" for a run step).
-func fields(kind string, a *routine.Action) map[string]string {
+// kind ("json.subject" for http.json.subject; "run" for a run step, with
+// the values of its {{ }} as ROUTINES_T1, ROUTINES_T2 …).
+func fields(kind string, x *steps.Execution) map[string]string {
 	out := map[string]string{}
-	template.MapStrings(*a, func(path, s string) (string, error) {
+	template.MapStrings(*x.Action, func(path, s string) (string, error) {
 		if s != "" {
 			out[strings.TrimPrefix(path, kind+".")] = s
 		}
 		return s, nil
 	})
+	for k, v := range x.Env {
+		if strings.HasPrefix(k, template.RunVarPrefix) && kind == "run" {
+			out[k] = v
+		}
+	}
 	return out
 }
 

@@ -55,8 +55,29 @@ func (v *validator) actionTemplates(p string, a *routine.Action, sc *scope) {
 	}
 	template.MapStrings(*a, func(path, s string) (string, error) {
 		v.template(p+"."+path, s, sc)
+		switch path {
+		case "run":
+			v.structure(p+".run", s, func(s string) error { _, err := template.ParseShell(s, a.Shell); return err })
+		case "http.url":
+			v.structure(p+".http.url", s, func(s string) error { _, err := template.ParseURL(s); return err })
+		}
 		return s, nil
 	})
+}
+
+// structure reports where the values of a string that the engine renders
+// for a shell or a URL would change what is around them; v.template has
+// reported the rest.
+func (v *validator) structure(path, s string, parse func(string) error) {
+	if !strings.Contains(s, "{{") {
+		return
+	}
+	if _, err := template.Parse(s); err != nil {
+		return
+	}
+	if err := parse(s); err != nil {
+		v.checkTemplate(path, nil, err, nil)
+	}
 }
 
 // envKeys returns the env names a step sees: the routine's and its own.

@@ -47,7 +47,7 @@ func (EmailKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	}
 	msg, err := buildEmail(a, time.Now())
 	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("email: %w", err))
+		return nil, FailInput(fmt.Errorf("email: %w", err))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -79,6 +79,9 @@ type outgoing struct {
 // text), and a quoted-printable text/plain body, or text/html, or both as
 // multipart/alternative.
 func buildEmail(a *routine.EmailAction, now time.Time) (*outgoing, error) {
+	if err := headerValues(a); err != nil {
+		return nil, err
+	}
 	from, err := mail.ParseAddress(strings.TrimSpace(a.From))
 	if err != nil {
 		return nil, fmt.Errorf("from %q is not an email address: %w", a.From, err)
@@ -87,7 +90,7 @@ func buildEmail(a *routine.EmailAction, now time.Time) (*outgoing, error) {
 	if domain == "" {
 		return nil, fmt.Errorf("from %q has no domain", a.From)
 	}
-	out := &outgoing{from: from.Address, subject: oneLine(a.Subject)}
+	out := &outgoing{from: from.Address, subject: strings.TrimSpace(a.Subject)}
 	seen := map[string]bool{}
 	lists := map[string][]*gomail.Address{}
 	for _, l := range []struct {
@@ -127,7 +130,7 @@ func buildEmail(a *routine.EmailAction, now time.Time) (*outgoing, error) {
 	out.id = h.Get("Message-Id")
 	if ref := strings.TrimSpace(a.InReplyTo); ref != "" {
 		id := strings.TrimSuffix(strings.TrimPrefix(ref, "<"), ">")
-		if id == "" || strings.ContainsAny(id, "<> \t\r\n") {
+		if id == "" || strings.ContainsAny(id, "<> \t") {
 			return nil, fmt.Errorf("in_reply_to %q is not a message id such as <abc@example.com>", ref)
 		}
 		h.SetMsgIDList("In-Reply-To", []string{id})
@@ -151,10 +154,22 @@ func buildEmail(a *routine.EmailAction, now time.Time) (*outgoing, error) {
 	return out, nil
 }
 
-// oneLine folds the line breaks of a header text into spaces, so that a
-// rendered value cannot add a header of its own.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.NewReplacer("\r", " ", "\n", " ").Replace(s)), " ")
+// headerValues refuses a line break or NUL in the values that become
+// headers: a rendered value must not add a header of its own (a Bcc), and
+// folding it away silently would send what the routine did not write.
+func headerValues(a *routine.EmailAction) error {
+	fields := []struct {
+		name   string
+		values []string
+	}{{"from", []string{a.From}}, {"to", a.To}, {"cc", a.Cc}, {"bcc", a.Bcc}, {"subject", []string{a.Subject}}, {"in_reply_to", []string{a.InReplyTo}}}
+	for _, f := range fields {
+		for _, v := range f.values {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return fmt.Errorf("%s %q: %w: a line break or NUL would add a header of its own", f.name, v, routine.ErrUnsafeValue)
+			}
+		}
+	}
+	return nil
 }
 
 func writeSingle(w io.Writer, h gomail.Header, typ, body string) error {

@@ -172,27 +172,26 @@ func TestEmailSendsMultipartReply(t *testing.T) {
 	}
 }
 
-func TestEmailPlainTextHeadersStayOneLine(t *testing.T) {
+// TestEmailHeadersRefuseLineBreaks: a rendered value with a line break
+// would add a header of its own (a Bcc to the attacker); the step fails
+// with unsafe_value and sends nothing, rather than folding it silently.
+func TestEmailHeadersRefuseLineBreaks(t *testing.T) {
 	t.Parallel()
 	b := setupSMTP(t)
-	a := b.action()
-	a.Subject = "Hello\r\nBcc: victim@example.net"
-	if _, _, err := sendTest(t, a); err != nil {
-		t.Fatal(err)
+	for _, set := range []func(a *routine.EmailAction){
+		func(a *routine.EmailAction) { a.Subject = "Hello\r\nBcc: victim@example.net" },
+		func(a *routine.EmailAction) { a.Subject = "Hello\nBcc: victim@example.net" },
+		func(a *routine.EmailAction) { a.To = []string{"alice@example.org\r\nBcc: victim@example.net"} },
+		func(a *routine.EmailAction) { a.Cc = []string{"bob@example.org\nX-Evil: 1"} },
+		func(a *routine.EmailAction) { a.InReplyTo = "<a@example.org>\r\nBcc: victim@example.net" },
+	} {
+		a := b.action()
+		set(a)
+		_, _, err := sendTest(t, a)
+		failsWith(t, err, routine.CodeUnsafeValue, false, "unsafe value: a line break or NUL would add a header of its own")
 	}
-	env := b.Messages()[0]
-	mr, err := gomail.CreateReader(bytes.NewReader(env.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mr.Header.Has("Bcc") || mr.Header.Get("Subject") != "Hello Bcc: victim@example.net" {
-		t.Errorf("a line break in the subject added a header:\n%s", env.Data)
-	}
-	if mt, params, _ := mr.Header.ContentType(); mt != "text/plain" || params["charset"] != "utf-8" {
-		t.Errorf("content type %s %v", mt, params)
-	}
-	if len(env.To) != 1 || env.To[0] != "alice@example.org" {
-		t.Errorf("RCPT %v", env.To)
+	if n := len(b.Messages()); n != 0 {
+		t.Fatalf("%d messages were sent", n)
 	}
 }
 

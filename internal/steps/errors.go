@@ -3,6 +3,8 @@ package steps
 import (
 	"errors"
 	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // Error is a failed attempt that a step kind describes for the standard
@@ -33,6 +35,16 @@ func (e *Error) RetryAfter() time.Duration { return e.After }
 // Fail returns an *Error with code and retryable around err.
 func Fail(code string, retryable bool, err error) *Error {
 	return &Error{Code: code, Retryable: retryable, Err: err}
+}
+
+// FailInput fails a step for good on an action it cannot send, with the
+// code unsafe_value when a value would have changed the structure of the
+// request (routine.ErrUnsafeValue).
+func FailInput(err error) *Error {
+	if errors.Is(err, routine.ErrUnsafeValue) {
+		return Fail(routine.CodeUnsafeValue, false, err)
+	}
+	return Fail("", false, err)
 }
 
 // Describe reads what err tells of itself through the methods of *Error

@@ -61,7 +61,7 @@ func (HTTPKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	defer cancel()
 	req, err := newHTTPRequest(reqCtx, a)
 	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("http: %w", err))
+		return nil, FailInput(fmt.Errorf("http: %w", err))
 	}
 	target := x.loggableURL(req.URL)
 	transport := newHTTPTransport()

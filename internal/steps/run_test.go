@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/template"
 )
 
 func TestParseOutputs(t *testing.T) {
@@ -214,5 +215,42 @@ func TestRunConfinedToRoutineDirAndPermissions(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(granted, "f")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunLineValueIsOneArgument: a line with a {{ }} value never takes the
+// fast path (its reference holds $ and quotes), and the program the shell
+// starts gets the value as exactly one argument, whatever it holds.
+func TestRunLineValueIsOneArgument(t *testing.T) {
+	t.Parallel()
+	const value = "a  b * $(touch pwned) `touch pwned` ; touch pwned\n-n"
+	for _, src := range []string{"./args.sh {{ input.x }}", "./args.sh x{{ input.x }}y", "./args.sh '{{ input.x }}'"} {
+		l, err := template.ParseShell(src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, vars, err := l.Render(&template.Context{Input: map[string]string{"x": value}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := plainCommand(line); ok {
+			t.Fatalf("%q: the rendered line %q takes the fast path", src, line)
+		}
+		x, stdout, stderr := execution(t, line)
+		os.WriteFile(filepath.Join(x.Dir, "args.sh"), []byte("#!/bin/sh\nprintf '%s|' \"$#\" \"$@\"\n"), 0o755)
+		for k, v := range vars {
+			x.Env[k] = v
+		}
+		if _, err := (RunKind{}).Execute(context.Background(), x); err != nil {
+			t.Fatalf("%q: %v (stderr %q)", src, err, stderr.String())
+		}
+		want := "1|" + strings.ReplaceAll(strings.ReplaceAll(src, "./args.sh ", ""), "{{ input.x }}", value) + "|"
+		want = strings.ReplaceAll(want, "'", "")
+		if stdout.String() != want {
+			t.Errorf("%q: the program got %q, want %q", src, stdout.String(), want)
+		}
+		if _, err := os.Stat(filepath.Join(x.Dir, "pwned")); err == nil {
+			t.Errorf("%q: the value ran a command", src)
+		}
 	}
 }

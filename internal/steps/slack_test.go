@@ -223,3 +223,30 @@ func TestSlackConnectionRefused(t *testing.T) {
 		t.Fatalf("got %v: %q %v", err, code, retryable)
 	}
 }
+
+// TestSlackValuesStayStrings: a rendered value that looks like form or
+// JSON syntax stays inside its string; it cannot add a form field (another
+// channel) or a block.
+func TestSlackValuesStayStrings(t *testing.T) {
+	t.Parallel()
+	f, base := setupSlack(t)
+	f.answer = func(w http.ResponseWriter, _ url.Values) {
+		_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1700000000.000100"}`))
+	}
+	const text = `hi&channel=%23admin&token=x "}],"channel":"#admin`
+	blocks := []any{map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": `x"}},{"type":"section","text":{"type":"mrkdwn","text":"injected`}}}
+	if _, _, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "C1", Text: text, Blocks: blocks, BaseURL: base}); err != nil {
+		t.Fatal(err)
+	}
+	p := f.posts[0]
+	if p.Get("text") != text || p["channel"][0] != "C1" || len(p["channel"]) != 1 || len(p["token"]) > 1 {
+		t.Fatalf("the form was changed by a value: %v", p)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(p.Get("blocks")), &got); err != nil || len(got) != 1 {
+		t.Fatalf("blocks %q (%v): a value added a block", p.Get("blocks"), err)
+	}
+	if s := got[0]["text"].(map[string]any)["text"]; s != blocks[0].(map[string]any)["text"].(map[string]any)["text"] {
+		t.Fatalf("block text %q", s)
+	}
+}

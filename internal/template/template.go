@@ -23,6 +23,7 @@ type segment struct {
 	text  string // the literal text, or the NAME of a named value
 	named bool
 	expr  *expression
+	start int // the offset of its {{ in the parsed string; 0 for literal text
 }
 
 // Parse splits s into literal text and {{ … }} segments and compiles every
@@ -53,14 +54,14 @@ func Parse(s string) (*Template, error) {
 		case body == "":
 			return nil, &Error{Offset: at + open, Expr: rest[open : end+2], Msg: "empty {{ }}: write an expression or a NAME inside"}
 		case namedValue.MatchString(body):
-			t.segments = append(t.segments, segment{text: body, named: true})
+			t.segments = append(t.segments, segment{text: body, named: true, start: at + open})
 			t.refs = append(t.refs, Ref{Root: RootNamed, Path: []string{body}, Offset: offset})
 		default:
 			e, refs, err := compileAt(body, offset, false)
 			if err != nil {
 				return nil, err
 			}
-			t.segments = append(t.segments, segment{expr: e})
+			t.segments = append(t.segments, segment{expr: e, start: at + open})
 			t.refs = append(t.refs, refs...)
 		}
 		at += end + 2
