@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
@@ -140,7 +141,15 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	}
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	host, _ := os.Hostname()
+	// The daemon owns the runs it executes under an id whose liveness
+	// the next daemon checks: the runs of a dead owner are taken over at
+	// once, not when their leases expire.
+	own, err := owner.Acquire(ownersDir(project))
+	if err != nil {
+		return err
+	}
+	defer own.Release()
+	leases := scheduler.NewLeases(st, own.ID(), o.lease, logger)
 	catalog := scheduler.NewCatalog(routines)
 	sched := scheduler.New(scheduler.Config{
 		Store: st,
@@ -151,15 +160,16 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			Logger:     logger,
 			Secrets:    resolver,
 			Routines:   catalog,
+			Leases:     leases,
 			Unconfined: unconfined,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: o.requeueAfter,
 		}),
-		Catalog: catalog,
-		Worker:  fmt.Sprintf("%s:%d", host, os.Getpid()),
-		Workers: o.workers,
-		Lease:   o.lease,
-		Logger:  logger,
+		Catalog:  catalog,
+		Leases:   leases,
+		Liveness: owner.Dir(ownersDir(project)),
+		Workers:  o.workers,
+		Logger:   logger,
 	})
 	// Every trigger feeds the queue through this sink.
 	sink := func(ctx context.Context, f trigger.Fire) error {

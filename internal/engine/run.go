@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -513,7 +514,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	stdout := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStdout, budget: budget}
 	stderr := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStderr, budget: budget, keep: true}
 	artifacts := filepath.Join(x.workspace, "artifacts")
-	res, err := kind.Execute(ctx, &steps.Execution{
+	res, err := x.executeKind(ctx, kind, &steps.Execution{
 		RunID:        x.run.ID,
 		StepID:       s.ID,
 		Phase:        rec.Phase,
@@ -583,6 +584,20 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		perr.Message = fmt.Sprintf("step timed out after %s", s.Timeout.D())
 	}
 	return perr
+}
+
+// executeKind runs one attempt of a step kind. A panic of the kind fails
+// the step, for good, with an internal_error that names the panic value;
+// its stack goes to the log. The run and every other run go on.
+func (x *runExec) executeKind(ctx context.Context, kind steps.Kind, exec *steps.Execution) (res *steps.Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			x.e.logger.Error("step kind panicked", "run_id", x.run.ID, "routine", x.r.Name, "step", exec.StepID,
+				"kind", kind.Name(), "panic", v, "stack", string(debug.Stack()))
+			res, err = nil, steps.Fail(routine.CodeInternal, false, fmt.Errorf("step kind %s panicked: %v", kind.Name(), v))
+		}
+	}()
+	return kind.Execute(ctx, exec)
 }
 
 func (x *runExec) redactOutputs(out map[string]string) map[string]string {
