@@ -72,7 +72,7 @@ func postRun(t *testing.T, url, name string) string {
 }
 
 // waitFinal waits until every run is in a final state and returns them.
-func waitFinal(t *testing.T, st store.Store, ids []string, within time.Duration) map[string]*routine.Run {
+func waitFinal(t *testing.T, st store.Store, ids []string, within time.Duration, why string) map[string]*routine.Run {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -96,7 +96,7 @@ func waitFinal(t *testing.T, st store.Store, ids []string, within time.Duration)
 					open = append(open, id)
 				}
 			}
-			t.Fatalf("runs %v not finished after %s", open, within)
+			t.Fatalf("runs %v not finished after %s (%s)", open, within, why)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -192,6 +192,14 @@ steps:
 		t.Errorf("%d steps started, want %d", len(started), 2*runs)
 	}
 	t.Logf("%d run-once runs beside a daemon; %d taken by the daemon", runs, taken)
+}
+
+func show(runs []*routine.Run) string {
+	var b strings.Builder
+	for _, r := range runs {
+		fmt.Fprintf(&b, "[%s %s worker %q] ", r.ID, r.State, r.Worker)
+	}
+	return b.String()
 }
 
 // stepRecord is a line a step of the crash tests writes: start, tick or
@@ -300,7 +308,7 @@ func TestServeCrashRestartResumesAtOnce(t *testing.T) {
 		_, _ = proc.Wait()
 	}
 	startDaemon(t, dir)
-	for id, run := range waitFinal(t, st, accepted, 30*time.Second) {
+	for id, run := range waitFinal(t, st, accepted, 30*time.Second, "accepted runs lost") {
 		if run.State != routine.StateSucceeded {
 			t.Errorf("run %s ended %s: %+v", id, run.State, run.Error)
 		}
@@ -416,15 +424,15 @@ steps:
 		return runs
 	}
 	parents, subs := list("parent"), list("child")
-	if len(parents) != 1 || len(subs) != 1 || parents[0].State != routine.StateRunning || subs[0].State != routine.StateRunning {
-		t.Fatalf("after the kill: parent runs %v, child runs %v; want one of each, running", parents, subs)
+	if len(parents) != 1 || len(subs) != 1 || parents[0].State.Final() || subs[0].State.Final() {
+		t.Fatalf("after the kill: parent runs %s, child runs %s; want one of each, unfinished", show(parents), show(subs))
 	}
 	parent, sub := parents[0], subs[0]
 
 	restart := time.Now()
 	_, url := startDaemon(t, dir, "--lease", "30s")
 	// Well within the 30 s lease: the daemon found the owner dead.
-	runs := waitFinal(t, st, []string{parent.ID, sub.ID}, 10*time.Second)
+	runs := waitFinal(t, st, []string{parent.ID, sub.ID}, 10*time.Second, "ownership layer: the dead run-once's runs were not taken over")
 	took := time.Since(restart)
 	if got := runs[parent.ID]; got.State != routine.StateSucceeded {
 		t.Fatalf("the run-once's run ended %s: %+v", got.State, got.Error)
@@ -439,7 +447,7 @@ steps:
 	}
 	// The child's one slot is free.
 	other := postRun(t, url, "child")
-	if got := waitFinal(t, st, []string{other}, 10*time.Second)[other]; got.State != routine.StateSucceeded {
+	if got := waitFinal(t, st, []string{other}, 10*time.Second, "concurrency slot still held")[other]; got.State != routine.StateSucceeded {
 		t.Fatalf("a new run of child ended %s", got.State)
 	}
 	t.Logf("dead run-once's run and sub-run taken over and done %s after the daemon's start", took)
