@@ -39,8 +39,9 @@ func (l *liveness) Forget(owner string) {
 func TestTakeOverDeadOwnerAtOnce(t *testing.T) {
 	t.Parallel()
 	work := &routine.Routine{Name: "work"}
-	_, b := setup(t, 0)
+	other, b := setup(t, 0)
 	ctx := context.Background()
+	other.Shutdown(ctx) // the only scheduler on the store is the one under test
 	create := func(owner string, trig routine.TriggerInfo) string {
 		run, err := b.st.RunCreate(ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: "work", Trigger: trig,
 			State: routine.StateRunning, QueuedAt: time.Now(), Worker: owner, Lease: time.Hour})
