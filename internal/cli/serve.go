@@ -71,7 +71,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
 	f.IntVar(&o.workers, "workers", 32, "runs executed at once (each run step is a process)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
-	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; a run whose daemon died is taken over after it")
+	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; the runs of a dead owner on this machine are taken over at once, those of an owner elsewhere after it")
 	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
 	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
