@@ -280,6 +280,7 @@ func TestServeCrashRestartResumesAtOnce(t *testing.T) {
 		}
 		restart := time.Now()
 		proc, url := startDaemon(t, dir)
+		up := time.Since(restart)
 		// Every run the dead daemon held starts a step, or ends, within 2 s.
 		for _, id := range pending {
 			for {
@@ -297,6 +298,7 @@ func TestServeCrashRestartResumesAtOnce(t *testing.T) {
 				}
 				worst = max(worst, took)
 				resumed++
+				t.Logf("cycle %d: run %s resumed %s after the restart (daemon up after %s)", cycle, id, took.Round(time.Millisecond), up.Round(time.Millisecond))
 				break
 			}
 		}
