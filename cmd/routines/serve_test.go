@@ -130,7 +130,8 @@ steps:
 // a multi-step run, five times over, accepting a new run before each kill,
 // and restarts it. In the end every accepted run has succeeded once and no
 // step that finished was started again. The steps append to exec.log when
-// they start and when they finish; the kill lands while a step sleeps
+// they start and when they finish; the kill lands while a step sleeps (0.6 s,
+// far longer than the at most 100 ms the kill waits, also on a loaded machine)
 // between the two, so "finished" is unambiguous.
 func TestServeKill9Cycles(t *testing.T) {
 	t.Parallel()
@@ -139,7 +140,7 @@ func TestServeKill9Cycles(t *testing.T) {
 		return `  - id: ` + id + `
     run: |
       echo "{{ run.id }} ` + id + ` start $$" >> exec.log
-      sleep 0.2
+      sleep 0.6
       echo "{{ run.id }} ` + id + ` end" >> exec.log
 `
 	}

@@ -16,6 +16,12 @@ import (
 // stateDirName is the per-project directory holding the store and run workspaces.
 const stateDirName = ".routines"
 
+// ownersDir returns the directory of the lock files of the processes
+// that execute the project's runs (package owner).
+func ownersDir(project string) string {
+	return filepath.Join(project, stateDirName, "owners")
+}
+
 // projectFor returns the project directory for a starting directory: the
 // --project flag, else the nearest directory from start upwards that
 // already holds .routines/, else start itself.

@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -146,6 +148,11 @@ func usesKind(r *routine.Routine, kind string) bool {
 
 // execute records a run of r in the project's store and runs it in the
 // foreground, showing it live. The exit code follows the run's state.
+//
+// The run is recorded running, owned by this process and leased to it
+// (as are its sub-runs), so a daemon on the project never claims it; if
+// this process dies, the daemon finds its owner dead and resumes the run
+// at its first unfinished step.
 func (g *globals) execute(ctx context.Context, project string, r *routine.Routine, unconfined bool, p *store.RunCreateParams) error {
 	routines := &projectRoutines{g: g, root: project}
 	if err := checkCalls(r, routines.Get); err != nil {
@@ -156,10 +163,20 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 		return err
 	}
 	defer st.Close()
+	own, err := owner.Acquire(ownersDir(project))
+	if err != nil {
+		return err
+	}
+	defer own.Release()
+	leases := scheduler.NewLeases(st, own.ID(), 0, g.logger)
+	leases.Start()
+	defer leases.Stop()
 	p.ID = ulid.Make().String()
 	p.Revision = r.Revision
 	p.Tags = r.Tags
 	p.QueuedAt = time.Now().UTC()
+	p.State, p.Worker, p.Lease = routine.StateRunning, own.ID(), leases.Lease()
+	defer leases.Hold(p.ID)()
 	run, err := st.RunCreate(ctx, p)
 	if err != nil {
 		return fmt.Errorf("record run: %w", err)
@@ -182,6 +199,7 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 		Observer:     view,
 		Secrets:      resolver,
 		Routines:     routines,
+		Leases:       leases,
 		Unconfined:   unconfined,
 		AllowMissing: g.allowMissing,
 	})

@@ -18,7 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/sandbox"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/trigger"
@@ -70,7 +72,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
 	f.IntVar(&o.workers, "workers", 32, "runs executed at once (each run step is a process)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
-	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; a run whose daemon died is taken over after it")
+	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; the runs of a dead owner on this machine are taken over at once, those of an owner elsewhere after it")
 	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
 	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
@@ -141,7 +143,15 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logLayers(logger)
 
-	host, _ := os.Hostname()
+	// The daemon owns the runs it executes under an id whose liveness
+	// the next daemon checks: the runs of a dead owner are taken over at
+	// once, not when their leases expire.
+	own, err := owner.Acquire(ownersDir(project))
+	if err != nil {
+		return err
+	}
+	defer own.Release()
+	leases := scheduler.NewLeases(st, own.ID(), o.lease, logger)
 	catalog := scheduler.NewCatalog(routines)
 	sched := scheduler.New(scheduler.Config{
 		Store: st,
@@ -152,16 +162,19 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			Logger:       logger,
 			Secrets:      resolver,
 			Routines:     catalog,
+			Leases:       leases,
 			Unconfined:   unconfined,
 			AllowMissing: g.allowMissing,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: o.requeueAfter,
 		}),
-		Catalog: catalog,
-		Worker:  fmt.Sprintf("%s:%d", host, os.Getpid()),
-		Workers: o.workers,
-		Lease:   o.lease,
-		Logger:  logger,
+		Catalog:  catalog,
+		Leases:   leases,
+		Liveness: owner.Dir(ownersDir(project)),
+		// What the steps of a dead owner's run left, killed by their cgroups.
+		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
+		Workers:          o.workers,
+		Logger:           logger,
 	})
 	// Every trigger feeds the queue through this sink.
 	sink := func(ctx context.Context, f trigger.Fire) error {

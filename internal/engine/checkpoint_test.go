@@ -128,7 +128,7 @@ func TestTakenOverRunStopsAtTheNextStep(t *testing.T) {
 		if err != nil || len(runs) != 1 {
 			t.Fatalf("claim by %s: %d runs, %v", worker, len(runs), err)
 		}
-		return runs[0]
+		return runs[0].Run
 	}
 	run := claim("w1", time.Now())
 	kind.onStart = func(id string) {

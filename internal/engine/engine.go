@@ -32,6 +32,10 @@ type Config struct {
 	// Routines finds the routines that routine steps call; without it a
 	// routine step fails.
 	Routines Routines
+	// Leases keeps the leases of the sub-runs the engine creates, in the
+	// name of the calling run's worker; *scheduler.Leases is one. Nil
+	// (tests): sub-runs are recorded running with no lease.
+	Leases Leases
 	// Unconfined runs steps without Landlock. The caller sets it only when
 	// the user allowed it and the kernel lacks Landlock.
 	Unconfined bool
@@ -63,6 +67,16 @@ func (r *Requeue) Error() string {
 // RequeueAt returns At, for callers that match the error by interface.
 func (r *Requeue) RequeueAt() time.Time { return r.At }
 
+// Leases renews the leases of the runs the engine's caller holds: a
+// sub-run is created running, leased to the calling run's worker, and
+// held while it executes.
+type Leases interface {
+	// Lease is how long a lease lasts without renewal.
+	Lease() time.Duration
+	// Hold renews the lease of run id until release is called.
+	Hold(id string) (release func())
+}
+
 // Engine executes runs. It is safe for concurrent use by many runs.
 type Engine struct {
 	store        store.Store
@@ -73,6 +87,7 @@ type Engine struct {
 	observer     Observer
 	secrets      SecretSource
 	routines     Routines
+	leases       Leases
 	unconfined   bool
 	allowMissing []string
 	requeue      time.Duration
@@ -89,6 +104,7 @@ func New(cfg Config) *Engine {
 		observer:     cfg.Observer,
 		secrets:      cfg.Secrets,
 		routines:     cfg.Routines,
+		leases:       cfg.Leases,
 		unconfined:   cfg.Unconfined,
 		allowMissing: cfg.AllowMissing,
 		requeue:      cfg.RequeueAfter,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -119,10 +120,7 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 		x.log.system("", "resuming: %d step(s) already done", n)
 	}
 
-	failure := x.prepare(ctx)
-	if failure == nil {
-		failure = x.runList(ctx, routine.PhaseMain, x.r.Steps)
-	}
+	failure := x.main(ctx)
 	if failure != nil && failure.Code == codeRequeue {
 		return x.parkForRequeue(ctx)
 	}
@@ -143,6 +141,29 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	e.observer.RunFinished(x.run)
 	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
 	return x.run, nil
+}
+
+// main resolves the secrets and runs the main steps. A panic on the way
+// (a secret provider's, the engine's) fails the run with internal_error,
+// which then ends as any failed run does.
+func (x *runExec) main(ctx context.Context) (failure *routine.ErrorPayload) {
+	defer func() {
+		if v := recover(); v != nil {
+			failure = x.panicked("", v)
+		}
+	}()
+	if failure = x.prepare(ctx); failure == nil {
+		failure = x.runList(ctx, routine.PhaseMain, x.r.Steps)
+	}
+	return failure
+}
+
+// panicked logs a panic of the run's own code, with its stack, and
+// returns the internal_error that fails the run or step instead; the
+// message names the panic value only.
+func (x *runExec) panicked(step string, v any) *routine.ErrorPayload {
+	x.e.logger.Error("panic", "run_id", x.run.ID, "routine", x.r.Name, "step", step, "panic", v, "stack", string(debug.Stack()))
+	return x.payload(routine.CodeInternal, step, fmt.Sprintf("panic: %v", v))
 }
 
 // parkForRequeue ends this attempt of the run while a step waits for its
@@ -294,7 +315,7 @@ func (x *runExec) runList(ctx context.Context, phase routine.Phase, list []routi
 			ready = ready[1:]
 			started[i] = true
 			running++
-			go func() { results <- done{i, x.runStep(ctx, phase, &list[i])} }()
+			go func() { results <- done{i, x.runStepGuarded(ctx, phase, &list[i])} }()
 		}
 		if running == 0 {
 			break
@@ -376,6 +397,18 @@ func (x *runExec) interrupted(ctx context.Context, step string) *routine.ErrorPa
 		return x.payload(routine.CodeRunTimeout, step, fmt.Sprintf("run timed out after %s", x.r.Timeout.D()))
 	}
 	return x.payload(routine.CodeCancelled, step, "run cancelled")
+}
+
+// runStepGuarded is runStep on a goroutine of its own: a panic there
+// fails the step with internal_error instead of ending the process.
+func (x *runExec) runStepGuarded(ctx context.Context, phase routine.Phase, s *routine.Step) (rec *routine.StepRun) {
+	defer func() {
+		if v := recover(); v != nil {
+			rec = &routine.StepRun{RunID: x.run.ID, ID: s.ID, Phase: phase, Kind: s.Kind(), State: routine.StateFailed, Error: x.panicked(s.ID, v)}
+			x.finishStep(ctx, phase, s, rec)
+		}
+	}()
+	return x.runStep(ctx, phase, s)
 }
 
 // runStep executes one step with its retries and returns its final record.
@@ -517,7 +550,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	stdout := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStdout, budget: budget}
 	stderr := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStderr, budget: budget, keep: true}
 	artifacts := filepath.Join(x.workspace, "artifacts")
-	res, err := kind.Execute(ctx, &steps.Execution{
+	res, err := x.executeKind(ctx, kind, &steps.Execution{
 		RunID:        x.run.ID,
 		StepID:       s.ID,
 		Phase:        rec.Phase,
@@ -589,6 +622,19 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		perr.Message = fmt.Sprintf("step timed out after %s", s.Timeout.D())
 	}
 	return perr
+}
+
+// executeKind runs one attempt of a step kind. A panic of the kind fails
+// the step, for good, with an internal_error that names the panic value;
+// its stack goes to the log. The run and every other run go on.
+func (x *runExec) executeKind(ctx context.Context, kind steps.Kind, exec *steps.Execution) (res *steps.Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p := x.panicked(exec.StepID, fmt.Sprintf("step kind %s: %v", kind.Name(), v))
+			res, err = nil, steps.Fail(p.Code, false, errors.New(p.Message))
+		}
+	}()
+	return kind.Execute(ctx, exec)
 }
 
 func (x *runExec) redactOutputs(out map[string]string) map[string]string {

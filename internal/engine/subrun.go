@@ -57,10 +57,11 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 	if err != nil {
 		return nil, err
 	}
-	// Recorded running with no lease: the calling run's worker executes
-	// it, and no other worker may claim it.
+	// Recorded running, leased to the calling run's worker, which
+	// executes it here: no other worker may claim it while the lease
+	// holds, and once its worker dies it is taken over with its caller.
 	st := context.WithoutCancel(ctx)
-	run, err := x.e.store.RunCreate(st, &store.RunCreateParams{
+	p := &store.RunCreateParams{
 		ID:       ulid.Make().String(),
 		Routine:  r.Name,
 		Revision: r.Revision,
@@ -69,7 +70,12 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 		Tags:     r.Tags,
 		State:    routine.StateRunning,
 		QueuedAt: x.e.clock.Now().UTC(),
-	})
+	}
+	if x.e.leases != nil && x.run.Worker != "" {
+		p.Worker, p.Lease = x.run.Worker, x.e.leases.Lease()
+		defer x.e.leases.Hold(p.ID)()
+	}
+	run, err := x.e.store.RunCreate(st, p)
 	if err != nil {
 		return nil, fmt.Errorf("record the sub-run of %s: %w", name, err)
 	}

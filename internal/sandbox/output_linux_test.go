@@ -83,8 +83,8 @@ func TestOutputOfLeftovers(t *testing.T) {
 		b.stdout.Reset()
 		start = time.Now()
 		res, err = run(t.Context(), &Command{
-			Path: "/bin/bash", Args: []string{"bash", "-c", `setsid bash -c 'echo $$; echo escaped; exec sleep 100' & sleep 0.2`},
-			Env: []string{"PATH=/usr/bin:/bin"}, Stdout: &b.stdout, Policy: b.policy(), KillGrace: 300 * time.Millisecond,
+			Path: "/bin/bash", Args: []string{"bash", "-c", `setsid bash -c 'echo $$; echo escaped; touch ready; exec sleep 100' & until [ -e ready ]; do sleep 0.01; done`},
+			Dir: b.dir, Env: []string{"PATH=/usr/bin:/bin"}, Stdout: &b.stdout, Policy: b.policy(), KillGrace: 300 * time.Millisecond,
 		})
 		if err != nil {
 			t.Fatal(err)

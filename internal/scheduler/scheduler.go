@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -25,17 +26,45 @@ type Config struct {
 	Store    store.Store
 	Executor Executor
 	Catalog  *Catalog
-	// Worker names this process on the runs it claims (host:pid).
+	// Worker names this process on the runs it claims: its owner id,
+	// unique to the process (owner.Acquire makes one).
 	Worker string
 	// Workers is how many runs may execute at once; 32 when 0.
 	Workers int
 	// Lease is how long a claimed run stays this worker's without a
 	// heartbeat; 30s when 0. Heartbeats go every Lease/3.
 	Lease time.Duration
-	// Poll is how often the idle dispatcher looks for delayed runs and expired
-	// leases; 1s when 0. New runs wake them at once.
+	// Leases, when set, is the lease keeper this scheduler shares with
+	// its executor, which holds the sub-runs it creates with it; its
+	// owner and lease replace Worker and Lease. Nil: the scheduler makes
+	// its own of Worker and Lease.
+	Leases *Leases
+	// Liveness tells which owners of running runs are dead, so that their
+	// runs are taken over at once (at start, then every Poll) rather than
+	// when their leases expire; owner.Dir is one. Nil: leases alone, as
+	// for owners on other machines.
+	Liveness Liveness
+	// KillRunProcesses, when set, kills whatever processes of a run
+	// survive, and returns only once none does. The scheduler calls it
+	// before it resumes a run taken over from another owner (dead, or
+	// stalled past its lease), so that no step of the run executes twice
+	// at once; a run it fails to clean is not resumed, and is taken over
+	// again once this owner's lease on it expires.
+	KillRunProcesses func(ctx context.Context, runID string) error
+	// Poll is how often the idle dispatcher looks for delayed runs, expired
+	// leases and dead owners; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
 	Logger *slog.Logger
+}
+
+// Liveness tells the scheduler whether the owner of runs (a daemon, a
+// run-once) is dead, without waiting for its leases to expire.
+type Liveness interface {
+	// Dead reports whether owner is known dead; an owner it knows
+	// nothing of (on another machine) is not.
+	Dead(owner string) bool
+	// Forget drops what is known of a dead owner, once its leases ended.
+	Forget(owner string)
 }
 
 // Scheduler works the queue. Start it once, Shutdown it once.
@@ -49,7 +78,7 @@ type Scheduler struct {
 	runCancel context.CancelFunc // cancels runs in flight after the grace
 	workers   sync.WaitGroup     // the runs executing; added to by the dispatcher only
 	idle      chan struct{}      // closed once the dispatcher stopped and every run returned
-	hbDone    chan struct{}
+	leases    *Leases            // renews the leases of the runs in flight
 
 	mu       sync.Mutex
 	inFlight map[string]string // run id → routine, of the runs executing here
@@ -71,13 +100,17 @@ func New(cfg Config) *Scheduler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Leases == nil {
+		cfg.Leases = NewLeases(cfg.Store, cfg.Worker, cfg.Lease, cfg.Logger)
+	}
+	cfg.Worker, cfg.Lease = cfg.Leases.Owner(), cfg.Leases.Lease()
 	return &Scheduler{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		wake:      make(chan struct{}, 1),
 		stopClaim: make(chan struct{}),
 		idle:      make(chan struct{}),
-		hbDone:    make(chan struct{}),
+		leases:    cfg.Leases,
 		inFlight:  map[string]string{},
 	}
 }
@@ -110,8 +143,9 @@ func (s *Scheduler) Wake() {
 	}
 }
 
-// Start starts the dispatcher and the heartbeat. Runs execute under a
-// context of their own, cancelled only by Shutdown once its grace is over.
+// Start starts the dispatcher and the heartbeat, and takes over at once
+// the runs of dead owners (Liveness). Runs execute under a context of
+// their own, cancelled only by Shutdown once its grace is over.
 func (s *Scheduler) Start(ctx context.Context) {
 	s.mu.Lock()
 	s.runCtx, s.runCancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -121,7 +155,7 @@ func (s *Scheduler) Start(ctx context.Context) {
 		s.workers.Wait() // no Add after dispatch returned
 		close(s.idle)
 	}()
-	go s.heartbeat()
+	s.leases.Start()
 	go s.poll()
 	s.Wake()
 }
@@ -146,7 +180,7 @@ func (s *Scheduler) Shutdown(ctx context.Context) {
 		<-s.idle
 	}
 	s.runCancel()
-	<-s.hbDone
+	s.leases.Stop()
 }
 
 func (s *Scheduler) stopped() bool {
@@ -195,49 +229,97 @@ func (s *Scheduler) claim() int {
 	}
 	for _, run := range runs {
 		s.track(run.ID, run.Routine)
+		release := s.leases.Hold(run.ID)
 		s.workers.Add(1)
-		go s.execute(run)
+		go s.execute(run, release)
 	}
 	return len(runs)
 }
 
-// poll wakes the dispatcher every Poll interval, for the runs no event
-// announces: delayed runs coming due and runs whose lease expired.
+// poll takes over the runs of dead owners and wakes the dispatcher at
+// once, then every Poll interval, for the runs no event announces:
+// delayed runs coming due, runs whose lease expired, runs of owners that
+// died since.
 func (s *Scheduler) poll() {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	for {
+		s.reap()
+		s.Wake()
 		select {
 		case <-t.C:
-			s.Wake()
 		case <-s.stopClaim:
 			return
 		}
 	}
 }
 
+// reap ends the leases of the runs held by owners known dead, so that
+// the next claim takes them over.
+func (s *Scheduler) reap() {
+	if s.cfg.Liveness == nil {
+		return
+	}
+	ctx := s.runCtx
+	holders, err := s.cfg.Store.RunHolders(ctx)
+	if err != nil {
+		s.log.Error("list owners of running runs", "err", err)
+		return
+	}
+	for _, h := range holders {
+		if h == s.cfg.Worker || !s.cfg.Liveness.Dead(h) {
+			continue
+		}
+		n, err := s.cfg.Store.RunExpire(ctx, &store.RunExpireParams{Worker: h, Now: time.Now()})
+		if err != nil {
+			s.log.Error("end the leases of a dead owner", "owner", h, "err", err)
+			continue
+		}
+		s.cfg.Liveness.Forget(h)
+		s.log.Info("owner of running runs is dead: taking them over", "owner", h, "runs", n)
+	}
+}
+
 // execute runs one claimed run in its own goroutine, then frees its slot
 // and wakes the dispatcher: the slot is free before the wake-up, so the
 // dispatcher cannot find it taken and sleep through it.
-func (s *Scheduler) execute(run *routine.Run) {
+func (s *Scheduler) execute(run *store.ClaimedRun, release func()) {
 	defer s.workers.Done()
 	defer s.ended(run.ID)
 	s.executeRun(run)
+	release()
 	s.track(run.ID, "")
 	s.Wake()
 }
 
 // executeRun runs one claimed run with the engine, and puts it back in
 // the queue when it waits for a retry or was cut short by the shutdown.
-func (s *Scheduler) executeRun(run *routine.Run) {
+// A run taken over from another owner is first rid of that owner's
+// processes.
+func (s *Scheduler) executeRun(c *store.ClaimedRun) {
+	run := c.Run
+	if c.TakenFrom != "" {
+		if !s.killSurvivors(c) {
+			return
+		}
+		if run.Trigger.Kind == routine.TriggerRoutine {
+			s.supersede(c)
+			return
+		}
+		s.log.Info("resuming a run taken over", "run_id", run.ID, "routine", run.Routine, "from", c.TakenFrom, "attempt", run.Attempt)
+	}
 	r, ok := s.cfg.Catalog.Get(run.Routine)
 	if !ok {
-		s.failUnknown(run)
+		s.fail(run, routine.CodeInvalidRoutine, fmt.Sprintf("routine %q is not in the project any more (its routine.yaml was removed or renamed)", run.Routine))
+		s.log.Warn("run failed: unknown routine", "run_id", run.ID, "routine", run.Routine)
 		return
 	}
-	done, err := s.cfg.Executor.Execute(s.runCtx, r, run)
+	done, err := s.executeGuarded(r, run)
 	var rq interface{ RequeueAt() time.Time }
+	var p *panicked
 	switch {
+	case errors.As(err, &p):
+		s.fail(run, routine.CodeInternal, fmt.Sprintf("the engine panicked: %v", p.value))
 	case errors.As(err, &rq):
 		s.requeue(run, rq.RequeueAt())
 	case errors.Is(err, routine.ErrConflict):
@@ -284,23 +366,64 @@ func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	time.AfterFunc(time.Until(at)+time.Millisecond, s.Wake)
 }
 
-// failUnknown ends a run whose routine the daemon no longer knows.
-func (s *Scheduler) failUnknown(run *routine.Run) {
+// panicked is the error of an execution that panicked.
+type panicked struct{ value any }
+
+func (p *panicked) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// executeGuarded executes a run and turns a panic of the executor on this
+// goroutine (a bug, or a secret provider's) into an error, its stack in
+// the log: one run fails, the daemon and the other runs go on.
+func (s *Scheduler) executeGuarded(r *routine.Routine, run *routine.Run) (done *routine.Run, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("run execution panicked", "run_id", run.ID, "routine", run.Routine, "panic", v, "stack", string(debug.Stack()))
+			err = &panicked{v}
+		}
+	}()
+	return s.cfg.Executor.Execute(s.runCtx, r, run)
+}
+
+// killSurvivors kills what is left of the processes of a run taken over,
+// and reports whether the run may resume.
+func (s *Scheduler) killSurvivors(c *store.ClaimedRun) bool {
+	if s.cfg.KillRunProcesses == nil {
+		return true
+	}
+	if err := s.cfg.KillRunProcesses(s.runCtx, c.ID); err != nil {
+		s.log.Error("kill the processes left of a run taken over; not resuming it until this owner's lease on it expires",
+			"run_id", c.ID, "routine", c.Routine, "from", c.TakenFrom, "err", err)
+		return false
+	}
+	return true
+}
+
+// supersede ends a sub-run taken over from a dead owner, cancelled: its
+// caller, taken over with it, resumes at the routine step that called it
+// and calls the routine again, so this one's result would be nobody's.
+func (s *Scheduler) supersede(c *store.ClaimedRun) {
+	s.log.Info("sub-run of a dead owner ended: its caller calls the routine again when it resumes", "run_id", c.ID, "routine", c.Routine, "from", c.TakenFrom)
+	s.end(c.Run, routine.StateCancelled, routine.CodeCancelled,
+		fmt.Sprintf("its owner %s died; the calling run resumes at its routine step, which calls the routine again", c.TakenFrom))
+}
+
+// fail ends a run failed, with an error payload of code and msg.
+func (s *Scheduler) fail(run *routine.Run, code, msg string) {
+	s.end(run, routine.StateFailed, code, msg)
+}
+
+// end records a run's end in state, with an error payload of code and msg.
+func (s *Scheduler) end(run *routine.Run, state routine.State, code, msg string) {
 	now := time.Now().UTC()
-	run.State = routine.StateFailed
+	run.State = state
 	if run.StartedAt == nil {
 		run.StartedAt = &now
 	}
 	run.FinishedAt = &now
-	run.Error = &routine.ErrorPayload{
-		Code:    routine.CodeInvalidRoutine,
-		Message: fmt.Sprintf("routine %q is not in the project any more (its routine.yaml was removed or renamed)", run.Routine),
-		RunID:   run.ID,
-	}
+	run.Error = &routine.ErrorPayload{Code: code, Message: msg, RunID: run.ID}
 	if err := s.cfg.Store.RunUpdate(context.Background(), run); err != nil {
-		s.log.Error("fail run of unknown routine", "run_id", run.ID, "err", err)
+		s.log.Error("end run", "run_id", run.ID, "state", state, "err", err)
 	}
-	s.log.Warn("run failed: unknown routine", "run_id", run.ID, "routine", run.Routine)
 }
 
 // Watch returns a channel closed when an execution of run id in this
@@ -390,35 +513,6 @@ func (s *Scheduler) slots() (limit int, exclude []string) {
 		}
 	}
 	return 1, exclude
-}
-
-// heartbeat renews the leases of the runs in flight every Lease/3 until
-// the scheduler is idle after Shutdown.
-func (s *Scheduler) heartbeat() {
-	defer close(s.hbDone)
-	t := time.NewTicker(s.cfg.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.idle:
-			return
-		case <-t.C:
-		}
-		s.mu.Lock()
-		ids := make([]string, 0, len(s.inFlight))
-		for id := range s.inFlight {
-			ids = append(ids, id)
-		}
-		s.mu.Unlock()
-		if len(ids) == 0 {
-			continue
-		}
-		if _, err := s.cfg.Store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
-			Worker: s.cfg.Worker, IDs: ids, Now: time.Now(), Lease: s.cfg.Lease,
-		}); err != nil {
-			s.log.Error("heartbeat", "err", err)
-		}
-	}
 }
 
 // Active reports whether a run of the routine is queued or running, for

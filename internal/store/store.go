@@ -19,8 +19,12 @@ import (
 // map or list comes back nil.
 type Store interface {
 	// RunCreate records a new run in state queued (or the state given),
-	// with Attempt 0 and no timings but QueuedAt. A taken id wraps
-	// ErrConflict; a trigger payload that is not JSON is an error.
+	// with Attempt 0 and no timings but QueuedAt. A run created running
+	// with a Worker is held by it, with a lease until QueuedAt + Lease,
+	// exactly as if that worker had claimed it: a run executed by its
+	// creator (run-once, a sub-run) is never claimable while its lease
+	// holds. A taken id wraps ErrConflict; a trigger payload that is not
+	// JSON is an error.
 	RunCreate(ctx context.Context, p *RunCreateParams) (*routine.Run, error)
 	// RunCreateDeduped is RunCreate for a deduplicated trigger: when
 	// p.DedupeKey is set and a run of p.Routine with that key has a
@@ -82,8 +86,8 @@ type Store interface {
 	//   - queued, with no NotBefore or a NotBefore at or before p.Now, or
 	//   - running with a lease that expired at or before p.Now: its worker
 	//     is presumed dead (crash recovery), and the run resumes elsewhere.
-	// A running run without a lease (executed in the foreground, not
-	// claimed) is never claimable. Runs are taken one after the other, each
+	// A running run without a lease (created running without a worker)
+	// is never claimable. Runs are taken one after the other, each
 	// time the one queued first (queued_at, then id), skipping the runs of
 	// a routine whose ceiling in p.Ceilings is reached: such a routine
 	// already has that many running runs whose lease has not expired (or
@@ -93,13 +97,25 @@ type Store interface {
 	// back none of its routine either. A run taken becomes running with
 	// Worker p.Worker and a lease until p.Now + p.Lease; its NotBefore is
 	// cleared; the rest (attempt, started_at) is left to the executor. The
-	// runs come back in the order taken; nothing claimable is an empty list.
-	RunClaim(ctx context.Context, p *RunClaimParams) ([]*routine.Run, error)
+	// runs come back in the order taken, each with the worker it was
+	// taken from (TakenFrom: "" for a queued run); nothing claimable is an
+	// empty list.
+	RunClaim(ctx context.Context, p *RunClaimParams) ([]*ClaimedRun, error)
 	// RunHeartbeat extends to p.Now + p.Lease the lease of every running
 	// run that p.Worker holds (of the runs in p.IDs only, when set), and
 	// returns how many it extended. A run claimed by another worker after
 	// the lease expired is not p.Worker's any more and is left alone.
 	RunHeartbeat(ctx context.Context, p *RunHeartbeatParams) (int, error)
+	// RunHolders returns the workers that hold running runs with a
+	// lease, expired or not, each once, in no particular order: the
+	// owners whose liveness a daemon checks to take over the runs of a
+	// dead one at once (RunExpire) rather than when their leases expire.
+	RunHolders(ctx context.Context) ([]string, error)
+	// RunExpire ends at p.Now the leases of the running runs p.Worker
+	// holds, when they last longer, and returns how many it ended: the
+	// worker is known dead, so RunClaim may take its runs over at once.
+	// Their worker stays p.Worker until a claim takes them.
+	RunExpire(ctx context.Context, p *RunExpireParams) (int, error)
 	// RunRequeue puts a running run that p.Worker holds back in the queue:
 	// state queued, not before p.NotBefore, no worker and no lease. Its
 	// queued_at is kept, so once due it goes before the runs queued after
@@ -195,11 +211,34 @@ type RunCreateParams struct {
 	ReplayOf string
 	// NotBefore delays a queued run: RunClaim does not take it earlier.
 	NotBefore *time.Time
+	// Worker and Lease, for a run created running, record who executes
+	// it and until when (QueuedAt + Lease) it is theirs without a
+	// heartbeat (RunHeartbeat). A running run created without a worker
+	// has no lease: it holds its routine's slot until it ends, and no
+	// crash recovery takes it over.
+	Worker string
+	Lease  time.Duration
 	// DedupeKey and DedupeUntil make the run the one that later runs of
 	// the same routine and key fold into, up to DedupeUntil (see
 	// RunCreateDeduped). A key without DedupeUntil dedupes nothing.
 	DedupeKey   string
 	DedupeUntil *time.Time
+}
+
+// ClaimedRun is a run RunClaim took.
+type ClaimedRun struct {
+	*routine.Run
+	// TakenFrom is the worker that held the run when its lease had
+	// expired and the claim took it over (the worker is dead, or stalled:
+	// what it started of the run may still be running); "" for a run
+	// taken off the queue.
+	TakenFrom string
+}
+
+// RunExpireParams name the dead worker whose leases RunExpire ends.
+type RunExpireParams struct {
+	Worker string
+	Now    time.Time
 }
 
 // RunClaimParams say who claims a run, when, for how long, and within

@@ -25,18 +25,19 @@ const (
 		WHERE state = 'running' AND (lease_until IS NULL OR lease_until > ?)
 		GROUP BY routine`
 	// claimPickSQL picks the oldest claimable run whose routine is not in
-	// the JSON list ?2: the oldest due queued run or the oldest running run
-	// whose lease expired, whichever was queued first. Each branch walks
-	// runs_claim in order and stops at its first match.
-	claimPickSQL = `SELECT id FROM (
-			SELECT id, queued_at FROM (
-				SELECT id, queued_at FROM runs
+	// the JSON list ?2, with the worker that held it: the oldest due
+	// queued run or the oldest running run whose lease expired, whichever
+	// was queued first. Each branch walks runs_claim in order and stops at
+	// its first match.
+	claimPickSQL = `SELECT id, worker FROM (
+			SELECT id, queued_at, worker FROM (
+				SELECT id, queued_at, '' AS worker FROM runs
 				WHERE state = 'queued' AND (not_before IS NULL OR not_before <= ?1)
 					AND routine NOT IN (SELECT value FROM json_each(?2))
 				ORDER BY queued_at, id LIMIT 1)
 			UNION ALL
-			SELECT id, queued_at FROM (
-				SELECT id, queued_at FROM runs
+			SELECT id, queued_at, worker FROM (
+				SELECT id, queued_at, worker FROM runs
 				WHERE state = 'running' AND lease_until <= ?1
 					AND routine NOT IN (SELECT value FROM json_each(?2))
 				ORDER BY queued_at, id LIMIT 1))
@@ -48,6 +49,11 @@ const (
 	heartbeatSQL = `UPDATE runs SET lease_until = ?1
 		WHERE state = 'running' AND worker = ?2 AND lease_until IS NOT NULL
 			AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))`
+	// holdersSQL lists the workers of leased running runs: few rows, on
+	// the state prefix of runs_claim.
+	holdersSQL = `SELECT DISTINCT worker FROM runs WHERE state = 'running' AND lease_until IS NOT NULL`
+	expireSQL  = `UPDATE runs SET lease_until = ?1
+		WHERE state = 'running' AND worker = ?2 AND lease_until > ?1`
 	requeueSQL = `UPDATE runs SET state = 'queued', not_before = ?, worker = '', lease_until = NULL
 		WHERE id = ? AND state = 'running' AND worker = ?`
 	runExistsSQL = `SELECT 1 FROM runs WHERE id = ?`
@@ -57,11 +63,11 @@ var errNoWorker = errors.New("worker is required")
 
 // RunClaim takes up to p.Limit claimable runs off the queue, oldest first,
 // in one transaction.
-func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*routine.Run, error) {
+func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store.ClaimedRun, error) {
 	if p.Worker == "" {
 		return nil, fmt.Errorf("claim run: %w", errNoWorker)
 	}
-	var runs []*routine.Run
+	var runs []*store.ClaimedRun
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := p.Now.UnixMicro()
 		for range max(1, p.Limit) {
@@ -69,8 +75,8 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*routi
 			if err != nil {
 				return err
 			}
-			var id string
-			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id); {
+			var id, from string
+			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id, &from); {
 			case errors.Is(err, sql.ErrNoRows):
 				return nil
 			case err != nil:
@@ -81,7 +87,7 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*routi
 			if err != nil {
 				return err
 			}
-			runs = append(runs, run)
+			runs = append(runs, &store.ClaimedRun{Run: run, TakenFrom: from})
 		}
 		return nil
 	})
@@ -146,6 +152,47 @@ func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (
 	})
 	if err != nil {
 		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+	}
+	return int(n), nil
+}
+
+// RunHolders lists the workers that hold leased running runs.
+func (s *Store) RunHolders(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, holdersSQL)
+	if err != nil {
+		return nil, fmt.Errorf("list run holders: %w", err)
+	}
+	defer rows.Close()
+	var workers []string
+	for rows.Next() {
+		var w string
+		if err := rows.Scan(&w); err != nil {
+			return nil, fmt.Errorf("list run holders: %w", err)
+		}
+		workers = append(workers, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list run holders: %w", err)
+	}
+	return workers, nil
+}
+
+// RunExpire ends the leases of a dead worker's runs.
+func (s *Store) RunExpire(ctx context.Context, p *store.RunExpireParams) (int, error) {
+	if p.Worker == "" {
+		return 0, fmt.Errorf("expire leases: %w", errNoWorker)
+	}
+	var n int64
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, expireSQL, p.Now.UnixMicro(), p.Worker)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire leases of %s: %w", p.Worker, err)
 	}
 	return int(n), nil
 }

@@ -21,8 +21,8 @@ const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of`
 
 const (
-	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// runDedupeSQL finds the run a deduplicated trigger folds into: the
 	// first one of the routine with the key whose window is still open.
 	runDedupeSQL = `SELECT ` + runColumns + ` FROM runs
@@ -102,6 +102,13 @@ func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateP
 	if run.State == "" {
 		run.State = routine.StateQueued
 	}
+	// A run created running by its executor is leased to it, as a claim
+	// would lease it.
+	var leaseUntil any
+	if run.State == routine.StateRunning && p.Worker != "" {
+		run.Worker = p.Worker
+		leaseUntil = run.QueuedAt.Add(p.Lease).UnixMicro()
+	}
 	if len(run.Trigger.Payload) == 0 {
 		run.Trigger.Payload = nil
 	} else if !json.Valid(run.Trigger.Payload) {
@@ -127,8 +134,8 @@ func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateP
 	}
 	_, err = tx.StmtContext(ctx, s.runCreate).ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
-		run.QueuedAt.UnixMicro(), nil, nil, "", "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore),
-		p.DedupeKey, micros(p.DedupeUntil))
+		run.QueuedAt.UnixMicro(), nil, nil, run.Worker, "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore),
+		p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:

@@ -362,7 +362,7 @@ func BenchmarkRunClaim(b *testing.B) {
 		}
 		run := runs[0]
 		run.State = routine.StateSucceeded
-		if err := s.RunUpdate(tb.ctx, run); err != nil {
+		if err := s.RunUpdate(tb.ctx, run.Run); err != nil {
 			b.Fatal(err)
 		}
 	}

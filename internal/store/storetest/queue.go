@@ -88,7 +88,10 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		created := &routine.Run{ID: want[0], Routine: "r", Revision: "rev1",
 			Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: epoch, State: routine.StateRunning,
 			Worker: "host-1/7"}
-		checkRun(t, first, created)
+		if first.TakenFrom != "" {
+			t.Errorf("queued run claimed with TakenFrom %q, want none", first.TakenFrom)
+		}
+		checkRun(t, first.Run, created)
 		checkRun(t, b.getRun(t, first.ID), created)
 
 		got := append([]string{first.ID}, b.claimAll(t, at(time.Hour))...)
@@ -242,8 +245,8 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		if err != nil || len(runs) != 1 {
 			t.Fatalf("RunClaim at expiry = %d runs, %v; want 1 (the ceiling)", len(runs), err)
 		}
-		if run := runs[0]; run.ID != first || run.Worker != "w2" || run.State != routine.StateRunning {
-			t.Fatalf("RunClaim at expiry = %s; want %s held by w2", show(run), first)
+		if run := runs[0]; run.ID != first || run.Worker != "w2" || run.State != routine.StateRunning || run.TakenFrom != "w1" {
+			t.Fatalf("RunClaim at expiry = %s taken from %q; want %s held by w2, taken from w1", show(run.Run), run.TakenFrom, first)
 		}
 		if got := b.claim(t, "w3", at(lease), "r", 1); got != "" {
 			t.Fatalf("claimed %s past the ceiling", got)

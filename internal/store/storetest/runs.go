@@ -315,7 +315,7 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			if err != nil || len(runs) != 1 {
 				t.Fatalf("RunClaim by %s = %d runs, %v", worker, len(runs), err)
 			}
-			return runs[0]
+			return runs[0].Run
 		}
 		first := claim("w1", at(time.Hour))
 		// w1's lease expires; w2 takes the run over.
