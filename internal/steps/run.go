@@ -13,6 +13,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/workspace"
 )
 
 // DefaultPath is the PATH of a step whose env does not set one.
@@ -41,12 +42,15 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if err := os.MkdirAll(x.Workspace, 0o700); err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	outputFile := filepath.Join(x.Workspace, ".output-"+x.StepID+"-"+strconv.Itoa(x.Attempt))
+	outputName := workspace.OutputName(x.StepID, x.Attempt)
+	outputFile := filepath.Join(x.Workspace, outputName)
 	if err := os.Remove(outputFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("prepare outputs file: %w", err)
 	}
 	if x.Artifacts != nil {
-		if err := os.MkdirAll(x.ArtifactsDir, 0o700); err != nil {
+		// Beneath the workspace, where an earlier step may have planted a
+		// link in place of a folder.
+		if err := workspace.MkdirAll(x.Workspace, relative(x.Workspace, x.ArtifactsDir)); err != nil {
 			return nil, fmt.Errorf("prepare artifacts directory: %w", err)
 		}
 	}
@@ -95,14 +99,17 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		}
 		return result, fmt.Errorf("exit status %d", res.ExitCode)
 	}
-	data, err := os.ReadFile(outputFile)
+	// The step owns $ROUTINES_OUTPUT: what is there may be a link to the
+	// engine's environment or a FIFO. Only the step's own regular file is
+	// read, so a parse error quotes nothing but what the step wrote.
+	data, err := workspace.ReadFile(x.Workspace, outputName, workspace.MaxOutputBytes)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return result, fmt.Errorf("read outputs: %w", err)
+		return result, fmt.Errorf("read $ROUTINES_OUTPUT: %w", err)
 	}
 	if result.Outputs, err = ParseOutputs(string(data)); err != nil {
 		return result, err
 	}
-	if err := keepArtifacts(workdir, x.ArtifactsDir, x.Artifacts); err != nil {
+	if err := keepArtifacts(x, workdir); err != nil {
 		return result, err
 	}
 	return result, nil
@@ -300,38 +307,31 @@ func absPaths(dir string, paths []string) []string {
 	return out
 }
 
-// keepArtifacts copies the declared artifact files into the step's
-// artifacts directory, keeping their relative paths.
-func keepArtifacts(workdir, dst string, files []string) error {
-	for _, f := range files {
-		if err := copyFile(filepath.Join(workdir, f), filepath.Join(dst, f)); err != nil {
+// keepArtifacts copies the declared artifact files, read beneath the
+// routine directory, into the step's artifacts folder beneath the
+// workspace, keeping their paths relative to the workdir.
+func keepArtifacts(x *Execution, workdir string) error {
+	src, dst := relative(x.Dir, workdir), relative(x.Workspace, x.ArtifactsDir)
+	for _, f := range x.Artifacts {
+		err := workspace.CopyFile(x.Dir, filepath.Join(src, f), x.Workspace, filepath.Join(dst, f), workspace.MaxArtifactBytes)
+		if errors.Is(err, os.ErrNotExist) {
+			err = errors.New("the step did not create it")
+		}
+		if err != nil {
 			return fmt.Errorf("keep artifact %s: %w", f, err)
 		}
 	}
 	return nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// relative is path relative to dir; a path outside dir comes out with ".."
+// and the workspace package refuses it.
+func relative(dir, path string) string {
+	rel, err := filepath.Rel(dir, path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("the step did not create it")
-		}
-		return err
+		return path
 	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return rel
 }
 
 var _ Kind = RunKind{}

@@ -1,0 +1,308 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// The escape tests of the engine's own file handling: real routines whose
+// real run steps (bash, in the sandbox) plant links where the engine reads
+// outputs and copies artifacts. The layer under test is the engine's
+// (internal/workspace): the sandbox lets a step create a link to anything,
+// since a link is only a name.
+
+const outsideSecret = "OUTSIDE-SECRET the engine must never hand over"
+
+// linkBundle is a project with a routine in a subdirectory, its store, an
+// engine with the real run kind, and an outside folder no step is granted.
+type linkBundle struct {
+	e       *engine.Engine
+	store   *sqlite.Store
+	dir     string // the routine directory
+	outside string // holds secret, a file the steps aim at
+}
+
+func linkSetup(t *testing.T) *linkBundle {
+	t.Helper()
+	project, outside := t.TempDir(), t.TempDir()
+	dir := filepath.Join(project, "routine")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte(outsideSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(project, ".routines", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := engine.New(engine.Config{
+		Store:    st,
+		Kinds:    steps.NewRegistry(steps.RunKind{}),
+		StateDir: filepath.Join(project, ".routines"),
+	})
+	return &linkBundle{e: e, store: st, dir: dir, outside: outside}
+}
+
+// run runs the routine of yaml (with OUTSIDE in its env) and returns the
+// run, its step records and everything the run left for anyone to see:
+// the run and step records, the log lines and the kept artifacts. It fails
+// the test when the engine hangs.
+func (b *linkBundle) run(t *testing.T, yaml string) (*routine.Run, map[string]*routine.StepRun, string) {
+	t.Helper()
+	yaml = strings.Replace(yaml, "\nsteps:", "\nenv:\n  OUTSIDE: "+b.outside+"\nsteps:", 1)
+	r, err := spec.Parse("routine.yaml", []byte(yaml), b.dir)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	ctx := context.Background()
+	run, err := b.store.RunCreate(ctx, &store.RunCreateParams{
+		ID: fmt.Sprintf("01ESC%021d", time.Now().UnixNano()), Routine: r.Name, Revision: r.Revision,
+		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		run, err = b.e.Execute(ctx, r, run)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("execute: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine layer failed: the engine hung on what the step planted")
+	}
+	recs, err := b.store.StepList(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := b.store.LogList(ctx, &store.LogListParams{RunID: run.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bytes.Buffer
+	byID := map[string]*routine.StepRun{}
+	for _, v := range []any{run, recs, logs} {
+		json.NewEncoder(&seen).Encode(v)
+	}
+	for _, rec := range recs {
+		byID[rec.ID] = rec
+	}
+	filepath.WalkDir(filepath.Join(b.e.Workspace(run.ID), "artifacts"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			data, _ := os.ReadFile(p)
+			seen.Write(data)
+		}
+		return nil
+	})
+	return run, byID, seen.String()
+}
+
+// refused checks that step failed with a message naming why, and that
+// secret appears nowhere the run can be seen.
+func refused(t *testing.T, rec *routine.StepRun, seen, want, secret string) {
+	t.Helper()
+	if strings.Contains(seen, secret) {
+		t.Fatalf("engine layer failed: the planted link handed over %q\n%s", secret, seen)
+	}
+	if rec == nil || rec.State != routine.StateFailed || rec.Error == nil || !strings.Contains(rec.Error.Message, want) {
+		t.Fatalf("engine layer: step %+v, want it failed with %q", rec, want)
+	}
+	if len(rec.Outputs) != 0 {
+		t.Fatalf("engine layer: outputs %v of a refused outputs file", rec.Outputs)
+	}
+}
+
+func TestEscapeOutputsLinkToEngineEnviron(t *testing.T) {
+	t.Parallel()
+	environ, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		t.Skip("no /proc/self/environ")
+	}
+	first, _, _ := bytes.Cut(environ, []byte{0}) // the engine's first variable, NAME=value
+	b := linkSetup(t)
+	_, recs, seen := b.run(t, `name: environ
+steps:
+  - id: steal
+    run: ln -sf /proc/self/environ "$ROUTINES_OUTPUT"
+`)
+	refused(t, recs["steal"], seen, "read $ROUTINES_OUTPUT: a symbolic link (not followed)", string(first))
+}
+
+func TestEscapeOutputsLinkToOutsideFile(t *testing.T) {
+	t.Parallel()
+	b := linkSetup(t)
+	_, recs, seen := b.run(t, `name: outside
+steps:
+  - id: steal
+    run: ln -sf "$OUTSIDE/secret" "$ROUTINES_OUTPUT"
+`)
+	refused(t, recs["steal"], seen, "read $ROUTINES_OUTPUT: a symbolic link (not followed)", outsideSecret)
+}
+
+// TestEscapeOutputsHardLink: a hard link is a name of the file itself,
+// which no link check sees; the link count does. The sandbox refuses to
+// link a file from outside the grants (Landlock's refer right), so the
+// file here is in a folder the routine may write, on the workspace's file
+// system: the engine must refuse the link by its count alone.
+func TestEscapeOutputsHardLink(t *testing.T) {
+	t.Parallel()
+	b := linkSetup(t)
+	granted := filepath.Join(filepath.Dir(b.dir), "granted")
+	if err := os.Mkdir(granted, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(granted, "victim")
+	if err := os.WriteFile(victim, []byte(outsideSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, recs, seen := b.run(t, `name: hardlink
+permissions: { write: [`+granted+`] }
+steps:
+  - id: steal
+    run: ln "`+victim+`" "$ROUTINES_OUTPUT"
+`)
+	refused(t, recs["steal"], seen, "read $ROUTINES_OUTPUT: a file with more than one hard link", outsideSecret)
+}
+
+func TestEscapeOutputsFIFOHangsNothing(t *testing.T) {
+	t.Parallel()
+	b := linkSetup(t)
+	_, recs, seen := b.run(t, `name: fifo
+steps:
+  - id: hang
+    run: mkfifo "$ROUTINES_OUTPUT"
+`)
+	refused(t, recs["hang"], seen, "read $ROUTINES_OUTPUT: not a regular file", outsideSecret)
+}
+
+func TestEscapeOutputsTooLarge(t *testing.T) {
+	t.Parallel()
+	b := linkSetup(t)
+	_, recs, seen := b.run(t, `name: big
+steps:
+  - id: big
+    run: head -c 2000000 /dev/zero | tr '\0' a | sed 's/^/k=/' > "$ROUTINES_OUTPUT"
+`)
+	refused(t, recs["big"], seen, "read $ROUTINES_OUTPUT: larger than the limit of 1 MiB", outsideSecret)
+}
+
+// TestEscapeArtifactLinkToOutsideFile: a listed artifact that is a link is
+// not copied, so the next step cannot read the outside file from
+// $ROUTINES_ARTIFACTS_IN.
+func TestEscapeArtifactLinkToOutsideFile(t *testing.T) {
+	t.Parallel()
+	b := linkSetup(t)
+	_, recs, seen := b.run(t, `name: artifact-link
+steps:
+  - id: plant
+    run: ln -sf "$OUTSIDE/secret" report.txt
+    artifacts: [report.txt]
+  - id: read
+    run: cat "$ROUTINES_ARTIFACTS_IN/plant/report.txt"
+`)
+	refused(t, recs["plant"], seen, "keep artifact report.txt: a symbolic link (not followed)", outsideSecret)
+	if rec := recs["read"]; rec == nil || rec.State != routine.StateCancelled {
+		t.Fatalf("the step after a refused artifact ran: %+v", rec)
+	}
+}
+
+// TestEscapeArtifactsFolderLink: links planted where the engine writes the
+// copies of artifacts. The engine must not create or change anything at
+// the link's target.
+func TestEscapeArtifactsFolderLink(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"folder inside $ROUTINES_ARTIFACTS", `steps:
+  - id: plant
+    run: |
+      ln -sfn "$OUTSIDE/target" "$ROUTINES_ARTIFACTS/out"
+      mkdir -p out && echo PLANTED > out/x.txt
+    artifacts: [out/x.txt]
+`, "keep artifact out/x.txt: destination: a symbolic link (not followed)"},
+		{"a later step's artifacts folder", `steps:
+  - id: plant
+    run: ln -sfn "$OUTSIDE/target" "$ROUTINES_WORKSPACE/artifacts/write"
+    artifacts: []
+  - id: write
+    run: echo PLANTED > x.txt
+    artifacts: [x.txt]
+`, "prepare artifacts directory: a symbolic link (not followed)"},
+		{"the whole artifacts folder", `steps:
+  - id: plant
+    run: ln -sfn "$OUTSIDE/target" "$ROUTINES_WORKSPACE/artifacts"
+  - id: write
+    run: echo PLANTED > x.txt
+    artifacts: [x.txt]
+`, "prepare artifacts directory: a symbolic link (not followed)"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := linkSetup(t)
+			target := filepath.Join(b.outside, "target")
+			if err := os.Mkdir(target, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			_, recs, seen := b.run(t, fmt.Sprintf("name: artifacts-dir-%d\n", i)+tt.yaml)
+			var failed *routine.StepRun
+			for _, rec := range recs {
+				if rec.State == routine.StateFailed {
+					failed = rec
+				}
+			}
+			refused(t, failed, seen, tt.want, outsideSecret)
+			entries, err := os.ReadDir(target)
+			if err != nil || len(entries) != 0 {
+				t.Fatalf("engine layer failed: it wrote through the planted link into %s: %v %v", target, entries, err)
+			}
+		})
+	}
+}
+
+// TestEscapeArtifactFileLinkIsReplaced: a link planted at the very path of
+// an artifact's copy is replaced by the copy, and its target is untouched.
+func TestEscapeArtifactFileLinkIsReplaced(t *testing.T) {
+	t.Parallel()
+	b := linkSetup(t)
+	run, recs, _ := b.run(t, `name: artifact-file-link
+steps:
+  - id: plant
+    run: |
+      ln -sf "$OUTSIDE/secret" "$ROUTINES_ARTIFACTS/x.txt"
+      echo mine > x.txt
+    artifacts: [x.txt]
+`)
+	if rec := recs["plant"]; rec == nil || rec.State != routine.StateSucceeded {
+		t.Fatalf("step %+v", rec)
+	}
+	if got, _ := os.ReadFile(filepath.Join(b.outside, "secret")); string(got) != outsideSecret+"\n" {
+		t.Fatalf("engine layer failed: the copy was written through the link: %q", got)
+	}
+	copied := filepath.Join(b.e.Workspace(run.ID), "artifacts", "plant", "x.txt")
+	if fi, err := os.Lstat(copied); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("the copy: %v %v", fi, err)
+	}
+}
