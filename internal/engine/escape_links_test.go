@@ -133,6 +133,15 @@ func refused(t *testing.T, rec *routine.StepRun, seen, want, secret string) {
 	}
 }
 
+// outputsRefused runs a routine whose one step plants run in place of its
+// $ROUTINES_OUTPUT, and checks that the engine refused it as want says
+// and handed over nothing of secret.
+func outputsRefused(t *testing.T, b *linkBundle, run, want, secret string) {
+	t.Helper()
+	_, recs, seen := b.run(t, "name: outputs\nsteps:\n  - id: plant\n    run: "+run+"\n")
+	refused(t, recs["plant"], seen, want, secret)
+}
+
 func TestEscapeOutputsLinkToEngineEnviron(t *testing.T) {
 	t.Parallel()
 	environ, err := os.ReadFile("/proc/self/environ")
@@ -150,24 +159,14 @@ func TestEscapeOutputsLinkToEngineEnviron(t *testing.T) {
 	if len(value) < 8 {
 		t.Skip("no value of the engine's environment long enough to look for")
 	}
-	b := linkSetup(t)
-	_, recs, seen := b.run(t, `name: environ
-steps:
-  - id: steal
-    run: ln -sf /proc/self/environ "$ROUTINES_OUTPUT"
-`)
-	refused(t, recs["steal"], seen, "read $ROUTINES_OUTPUT: a symbolic link (not followed)", value)
+	outputsRefused(t, linkSetup(t), `ln -sf /proc/self/environ "$ROUTINES_OUTPUT"`,
+		"read $ROUTINES_OUTPUT: a symbolic link (not followed)", value)
 }
 
 func TestEscapeOutputsLinkToOutsideFile(t *testing.T) {
 	t.Parallel()
-	b := linkSetup(t)
-	_, recs, seen := b.run(t, `name: outside
-steps:
-  - id: steal
-    run: ln -sf "$OUTSIDE/secret" "$ROUTINES_OUTPUT"
-`)
-	refused(t, recs["steal"], seen, "read $ROUTINES_OUTPUT: a symbolic link (not followed)", outsideSecret)
+	outputsRefused(t, linkSetup(t), `ln -sf "$OUTSIDE/secret" "$ROUTINES_OUTPUT"`,
+		"read $ROUTINES_OUTPUT: a symbolic link (not followed)", outsideSecret)
 }
 
 // TestEscapeOutputsHardLink: a hard link is a name of the file itself,
@@ -189,32 +188,22 @@ func TestEscapeOutputsHardLink(t *testing.T) {
 	_, recs, seen := b.run(t, `name: hardlink
 permissions: { write: [`+granted+`] }
 steps:
-  - id: steal
+  - id: plant
     run: ln "`+victim+`" "$ROUTINES_OUTPUT"
 `)
-	refused(t, recs["steal"], seen, "read $ROUTINES_OUTPUT: a file with more than one hard link", outsideSecret)
+	refused(t, recs["plant"], seen, "read $ROUTINES_OUTPUT: a file with more than one hard link", outsideSecret)
 }
 
 func TestEscapeOutputsFIFOHangsNothing(t *testing.T) {
 	t.Parallel()
-	b := linkSetup(t)
-	_, recs, seen := b.run(t, `name: fifo
-steps:
-  - id: hang
-    run: mkfifo "$ROUTINES_OUTPUT"
-`)
-	refused(t, recs["hang"], seen, "read $ROUTINES_OUTPUT: not a regular file", outsideSecret)
+	outputsRefused(t, linkSetup(t), `mkfifo "$ROUTINES_OUTPUT"`,
+		"read $ROUTINES_OUTPUT: not a regular file", outsideSecret)
 }
 
 func TestEscapeOutputsTooLarge(t *testing.T) {
 	t.Parallel()
-	b := linkSetup(t)
-	_, recs, seen := b.run(t, `name: big
-steps:
-  - id: big
-    run: head -c 2000000 /dev/zero | tr '\0' a | sed 's/^/k=/' > "$ROUTINES_OUTPUT"
-`)
-	refused(t, recs["big"], seen, "read $ROUTINES_OUTPUT: larger than the limit of 1 MiB", outsideSecret)
+	outputsRefused(t, linkSetup(t), `head -c 2000000 /dev/zero | tr '\0' a | sed 's/^/k=/' > "$ROUTINES_OUTPUT"`,
+		"read $ROUTINES_OUTPUT: larger than the limit of 1 MiB", outsideSecret)
 }
 
 // TestEscapeArtifactLinkToOutsideFile: a listed artifact that is a link is
