@@ -336,3 +336,25 @@ func TestClean(t *testing.T) {
 	}
 	must(t, Clean(root)) // nothing there: nothing to do
 }
+
+// BenchmarkReadOutputs is the per-step cost of reading $ROUTINES_OUTPUT:
+// absent (most steps) and a few lines, against os.ReadFile, which follows
+// links.
+func BenchmarkReadOutputs(b *testing.B) {
+	root := b.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "small"), []byte("a=1\nb=2\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"absent", "small"} {
+		b.Run("workspace/"+name, func(b *testing.B) {
+			for b.Loop() {
+				ReadFile(root, name, MaxOutputBytes)
+			}
+		})
+		b.Run("os/"+name, func(b *testing.B) {
+			for b.Loop() {
+				os.ReadFile(filepath.Join(root, name))
+			}
+		})
+	}
+}
