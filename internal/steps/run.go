@@ -37,23 +37,27 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	// Nothing is created per step unless the step asks for it: creating a
 	// file or directory costs as much as starting a process on some disks.
 	// The step creates $ROUTINES_OUTPUT when it writes an output.
-	// The run's workspace is created by its first run step (a Stat after
-	// that): runs of builtin steps only never touch the disk for it.
-	if err := os.MkdirAll(x.Workspace, 0o700); err != nil {
+	// The run's workspace is created by its first run step (an open after
+	// that): runs of builtin steps only never touch the disk for it. It
+	// stays open while the step runs: what the engine reads and writes
+	// there afterwards is reached from this descriptor, beneath it and
+	// through no link, whatever the step did to its paths.
+	ws, err := workspace.Create(x.Workspace)
+	if err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
+	defer ws.Close()
 	outputName := workspace.OutputName(x.StepID, x.Attempt)
-	outputFile := filepath.Join(x.Workspace, outputName)
-	if err := os.Remove(outputFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := ws.Remove(outputName); err != nil {
 		return nil, fmt.Errorf("prepare outputs file: %w", err)
 	}
 	if x.Artifacts != nil {
-		// Beneath the workspace, where an earlier step may have planted a
-		// link in place of a folder.
-		if err := workspace.MkdirAll(x.Workspace, relative(x.Workspace, x.ArtifactsDir)); err != nil {
+		// An earlier step may have planted a link in place of a folder.
+		if err := ws.MkdirAll(relative(x.Workspace, x.ArtifactsDir)); err != nil {
 			return nil, fmt.Errorf("prepare artifacts directory: %w", err)
 		}
 	}
+	outputFile := filepath.Join(x.Workspace, outputName)
 
 	env := stepEnv(x, outputFile)
 	env["PWD"] = workdir
@@ -102,14 +106,14 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	// The step owns $ROUTINES_OUTPUT: what is there may be a link to the
 	// engine's environment or a FIFO. Only the step's own regular file is
 	// read, so a parse error quotes nothing but what the step wrote.
-	data, err := workspace.ReadFile(x.Workspace, outputName, workspace.MaxOutputBytes)
+	data, err := ws.ReadFile(outputName, workspace.MaxOutputBytes)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return result, fmt.Errorf("read $ROUTINES_OUTPUT: %w", err)
 	}
 	if result.Outputs, err = ParseOutputs(string(data)); err != nil {
 		return result, err
 	}
-	if err := keepArtifacts(x, workdir); err != nil {
+	if err := keepArtifacts(x, workdir, ws); err != nil {
 		return result, err
 	}
 	return result, nil
@@ -309,11 +313,19 @@ func absPaths(dir string, paths []string) []string {
 
 // keepArtifacts copies the declared artifact files, read beneath the
 // routine directory, into the step's artifacts folder beneath the
-// workspace, keeping their paths relative to the workdir.
-func keepArtifacts(x *Execution, workdir string) error {
+// workspace ws, keeping their paths relative to the workdir.
+func keepArtifacts(x *Execution, workdir string, ws *workspace.Dir) error {
+	if len(x.Artifacts) == 0 {
+		return nil
+	}
+	dir, err := workspace.Open(x.Dir)
+	if err != nil {
+		return fmt.Errorf("keep artifacts: %w", err)
+	}
+	defer dir.Close()
 	src, dst := relative(x.Dir, workdir), relative(x.Workspace, x.ArtifactsDir)
 	for _, f := range x.Artifacts {
-		err := workspace.CopyFile(x.Dir, filepath.Join(src, f), x.Workspace, filepath.Join(dst, f), workspace.MaxArtifactBytes)
+		err := dir.CopyFile(filepath.Join(src, f), ws, filepath.Join(dst, f), workspace.MaxArtifactBytes)
 		if errors.Is(err, os.ErrNotExist) {
 			err = errors.New("the step did not create it")
 		}

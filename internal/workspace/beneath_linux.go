@@ -34,7 +34,10 @@ func openRoot(dir string) (int, error) {
 	}
 }
 
-func closeFD(fd int) { unix.Close(fd) }
+func closeFD(fd int) error { return unix.Close(fd) }
+
+// dirFlags open a folder only to anchor lookups beneath it.
+const dirFlags = unix.O_PATH | unix.O_DIRECTORY
 
 // openBeneath opens name beneath the directory dirfd with flags, following
 // no link. name is relative and stays beneath dirfd.
@@ -235,7 +238,7 @@ func mkdirBeneath(dirfd int, name string) (int, error) {
 			closeFD(fd)
 			return -1, &fs.PathError{Op: "mkdir", Path: name, Err: err}
 		}
-		next, err := openBeneath(fd, part, unix.O_PATH|unix.O_DIRECTORY)
+		next, err := openBeneath(fd, part, dirFlags)
 		closeFD(fd)
 		if err != nil {
 			return -1, err
@@ -248,8 +251,8 @@ func mkdirBeneath(dirfd int, name string) (int, error) {
 // createExcl creates the file name in the folder dirfd for writing. What
 // is there already is unlinked first, never opened: a link stays a link.
 func createExcl(dirfd int, name string) (int, error) {
-	if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
-		return -1, &fs.PathError{Op: "remove", Path: name, Err: err}
+	if err := removeAt(dirfd, name); err != nil {
+		return -1, err
 	}
 	// O_EXCL: a file planted again since the unlink fails the copy.
 	fd, err := openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -259,4 +262,11 @@ func createExcl(dirfd int, name string) (int, error) {
 	return fd, nil
 }
 
-func removeAt(dirfd int, name string) { unix.Unlinkat(dirfd, name, 0) }
+// removeAt unlinks the file or link name in the folder dirfd; an absent
+// file is no error.
+func removeAt(dirfd int, name string) error {
+	if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
+		return &fs.PathError{Op: "remove", Path: name, Err: err}
+	}
+	return nil
+}

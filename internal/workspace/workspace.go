@@ -59,16 +59,48 @@ func tooLarge(limit int64) error {
 	return fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)
 }
 
-// ReadFile returns the content of the file name beneath root: a regular
-// file with one link and at most limit bytes, reached without a link at
-// any component. An absent file is an error matching fs.ErrNotExist.
-func ReadFile(root, name string, limit int64) ([]byte, error) {
-	dir, err := openRoot(root)
+// Dir is an open directory of the engine (a workspace, a routine
+// directory): files beneath it are reached from its descriptor, never by
+// its path again, so what happens to the path while a step runs does not
+// matter.
+type Dir struct {
+	fd   int
+	path string
+}
+
+// Open opens the directory path. The run step opens its workspace before
+// the step starts and reads the step's outputs from that descriptor.
+func Open(path string) (*Dir, error) {
+	fd, err := openRoot(path)
 	if err != nil {
 		return nil, err
 	}
-	defer closeFD(dir)
-	fd, size, err := openRegular(dir, name, limit)
+	return &Dir{fd: fd, path: path}, nil
+}
+
+// Create opens the directory path, creating it first when it is missing.
+func Create(path string) (*Dir, error) {
+	d, err := Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return nil, err
+		}
+		d, err = Open(path)
+	}
+	return d, err
+}
+
+// Close releases the descriptor.
+func (d *Dir) Close() error { return closeFD(d.fd) }
+
+// Path is the path the directory was opened by.
+func (d *Dir) Path() string { return d.path }
+
+// ReadFile returns the content of the file name beneath d: a regular file
+// with one link and at most limit bytes, reached without a link at any
+// component. An absent file is an error matching fs.ErrNotExist.
+func (d *Dir) ReadFile(name string, limit int64) ([]byte, error) {
+	fd, size, err := openRegular(d.fd, name, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -76,17 +108,45 @@ func ReadFile(root, name string, limit int64) ([]byte, error) {
 	return readAll(fd, size, limit)
 }
 
-// CopyFile copies the file src beneath srcRoot, read as ReadFile reads, to
-// a new file dst beneath dstRoot: its folders are created beneath dstRoot
-// without following a link, and a file already at dst (one the step wrote
-// there itself) is replaced, never written through.
-func CopyFile(srcRoot, src, dstRoot, dst string, limit int64) error {
-	sdir, err := openRoot(srcRoot)
+// Remove removes the file name beneath d, or the link name: it does not
+// follow one. An absent file is no error.
+func (d *Dir) Remove(name string) error {
+	name, err := local(name)
 	if err != nil {
 		return err
 	}
-	defer closeFD(sdir)
-	in, _, err := openRegular(sdir, src, limit)
+	dir, base := filepath.Split(name)
+	if dir == "" {
+		return removeAt(d.fd, base)
+	}
+	parent, err := openBeneath(d.fd, dir, dirFlags)
+	if err != nil {
+		return err
+	}
+	defer closeFD(parent)
+	return removeAt(parent, base)
+}
+
+// MkdirAll creates the folder name beneath d and its parents, refusing a
+// link at any component.
+func (d *Dir) MkdirAll(name string) error {
+	name, err := local(name)
+	if err != nil {
+		return err
+	}
+	fd, err := mkdirBeneath(d.fd, name)
+	if err != nil {
+		return err
+	}
+	return closeFD(fd)
+}
+
+// CopyFile copies the file src beneath d, read as ReadFile reads, to a new
+// file dst beneath to: its folders are created without following a link,
+// and a file already at dst (one the step wrote there itself) is replaced,
+// never written through.
+func (d *Dir) CopyFile(src string, to *Dir, dst string, limit int64) error {
+	in, _, err := openRegular(d.fd, src, limit)
 	if err != nil {
 		return err
 	}
@@ -97,12 +157,7 @@ func CopyFile(srcRoot, src, dstRoot, dst string, limit int64) error {
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
-	ddir, err := openRoot(dstRoot)
-	if err != nil {
-		return err
-	}
-	defer closeFD(ddir)
-	parent, err := mkdirBeneath(ddir, filepath.Dir(dst))
+	parent, err := mkdirBeneath(to.fd, filepath.Dir(dst))
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
@@ -125,26 +180,6 @@ func CopyFile(srcRoot, src, dstRoot, dst string, limit int64) error {
 		removeAt(parent, filepath.Base(dst))
 		return err
 	}
-	return nil
-}
-
-// MkdirAll creates the folder name beneath root and its parents, refusing
-// a link at any component.
-func MkdirAll(root, name string) error {
-	name, err := local(name)
-	if err != nil {
-		return err
-	}
-	dir, err := openRoot(root)
-	if err != nil {
-		return err
-	}
-	defer closeFD(dir)
-	fd, err := mkdirBeneath(dir, name)
-	if err != nil {
-		return err
-	}
-	closeFD(fd)
 	return nil
 }
 

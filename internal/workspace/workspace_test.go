@@ -31,6 +31,27 @@ func setup(t *testing.T) (root, outside string) {
 	return root, outside
 }
 
+// readFile opens root and reads name beneath it.
+func readFile(root, name string, limit int64) ([]byte, error) {
+	d, err := Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadFile(name, limit)
+}
+
+// open opens root for the test.
+func open(t testing.TB, root string) *Dir {
+	t.Helper()
+	d, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -150,7 +171,7 @@ func TestReadFileRefusesWhatAStepPlants(t *testing.T) {
 	}
 	// ReadFile itself: the same refusals, and its own size check at open.
 	for _, tt := range tests {
-		got, err := ReadFile(tt.root, tt.name, 100)
+		got, err := readFile(tt.root, tt.name, 100)
 		if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) || strings.Contains(string(got), secret) {
 			t.Errorf("ReadFile %s: got %q, %v; want %v", tt.name, got, err, tt.want)
 		}
@@ -163,7 +184,7 @@ func TestReadFileFIFODoesNotHang(t *testing.T) {
 	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o600))
 	done := make(chan error, 1)
 	go func() {
-		_, err := ReadFile(root, "fifo", MaxOutputBytes)
+		_, err := readFile(root, "fifo", MaxOutputBytes)
 		done <- err
 	}()
 	select {
@@ -180,13 +201,13 @@ func TestReadFileLimitIsExact(t *testing.T) {
 	t.Parallel()
 	root, _ := setup(t)
 	write(t, filepath.Join(root, "f"), strings.Repeat("y", 100))
-	if got, err := ReadFile(root, "f", 100); err != nil || len(got) != 100 {
+	if got, err := readFile(root, "f", 100); err != nil || len(got) != 100 {
 		t.Fatalf("100 bytes, limit 100: %d, %v", len(got), err)
 	}
-	if _, err := ReadFile(root, "f", 99); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "99 bytes") {
+	if _, err := readFile(root, "f", 99); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "99 bytes") {
 		t.Fatalf("100 bytes, limit 99: %v", err)
 	}
-	if _, err := ReadFile(root, "f", 0); !errors.Is(err, ErrTooLarge) {
+	if _, err := readFile(root, "f", 0); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("limit 0: %v", err)
 	}
 }
@@ -239,54 +260,55 @@ func TestSwapRace(t *testing.T) {
 
 func TestCopyFile(t *testing.T) {
 	t.Parallel()
-	src, outside := setup(t)
-	dst := t.TempDir()
+	srcRoot, outside := setup(t)
+	dstRoot := t.TempDir()
+	src, dst := open(t, srcRoot), open(t, dstRoot)
 	// A plain copy, into folders it creates.
-	must(t, CopyFile(src, "sub/ok", dst, "artifacts/step/sub/ok", 100))
-	if got, err := os.ReadFile(filepath.Join(dst, "artifacts/step/sub/ok")); err != nil || string(got) != "a=1\n" {
+	must(t, src.CopyFile("sub/ok", dst, "artifacts/step/sub/ok", 100))
+	if got, err := os.ReadFile(filepath.Join(dstRoot, "artifacts/step/sub/ok")); err != nil || string(got) != "a=1\n" {
 		t.Fatalf("copy: %q %v", got, err)
 	}
 	// A file the step wrote at the destination itself is replaced.
-	must(t, CopyFile(src, "sub/ok", dst, "artifacts/step/sub/ok", 100))
+	must(t, src.CopyFile("sub/ok", dst, "artifacts/step/sub/ok", 100))
 
 	// The source is refused as ReadFile refuses it.
-	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(src, "leaf")))
-	if err := CopyFile(src, "leaf", dst, "artifacts/step/leaf", 100); !errors.Is(err, ErrLink) {
+	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(srcRoot, "leaf")))
+	if err := src.CopyFile("leaf", dst, "artifacts/step/leaf", 100); !errors.Is(err, ErrLink) {
 		t.Fatalf("source link: %v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(dst, "artifacts/step/leaf")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dstRoot, "artifacts/step/leaf")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a refused source left a copy: %v", err)
 	}
 
 	// A link planted in place of a destination folder is not written through.
-	must(t, os.Symlink(outside, filepath.Join(dst, "artifacts/step/out")))
-	if err := CopyFile(src, "sub/ok", dst, "artifacts/step/out/x.txt", 100); !errors.Is(err, ErrLink) {
+	must(t, os.Symlink(outside, filepath.Join(dstRoot, "artifacts/step/out")))
+	if err := src.CopyFile("sub/ok", dst, "artifacts/step/out/x.txt", 100); !errors.Is(err, ErrLink) {
 		t.Fatalf("destination folder link: %v", err)
 	}
 	if _, err := os.Lstat(filepath.Join(outside, "x.txt")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the copy was written outside: %v", err)
 	}
 	// A link in place of the destination file is replaced, not written through.
-	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(dst, "artifacts/step/y.txt")))
-	must(t, CopyFile(src, "sub/ok", dst, "artifacts/step/y.txt", 100))
+	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(dstRoot, "artifacts/step/y.txt")))
+	must(t, src.CopyFile("sub/ok", dst, "artifacts/step/y.txt", 100))
 	if got, _ := os.ReadFile(filepath.Join(outside, "secret")); string(got) != secret {
 		t.Fatalf("the outside file was overwritten: %q", got)
 	}
-	if fi, err := os.Lstat(filepath.Join(dst, "artifacts/step/y.txt")); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(filepath.Join(dstRoot, "artifacts/step/y.txt")); err != nil || !fi.Mode().IsRegular() {
 		t.Fatalf("destination: %v %v", fi, err)
 	}
 	for _, name := range []string{"../x", "/tmp/x", "artifacts/../../x"} {
-		if err := CopyFile(src, "sub/ok", dst, name, 100); !errors.Is(err, ErrOutside) {
+		if err := src.CopyFile("sub/ok", dst, name, 100); !errors.Is(err, ErrOutside) {
 			t.Errorf("destination %s: %v", name, err)
 		}
 	}
 
 	// Too large: refused at open, and no partial copy stays.
-	write(t, filepath.Join(src, "big"), strings.Repeat("x", 101))
-	if err := CopyFile(src, "big", dst, "big", 100); !errors.Is(err, ErrTooLarge) {
+	write(t, filepath.Join(srcRoot, "big"), strings.Repeat("x", 101))
+	if err := src.CopyFile("big", dst, "big", 100); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("big: %v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(dst, "big")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dstRoot, "big")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a refused copy stayed: %v", err)
 	}
 }
@@ -294,19 +316,20 @@ func TestCopyFile(t *testing.T) {
 func TestMkdirAll(t *testing.T) {
 	t.Parallel()
 	root, outside := setup(t)
-	must(t, MkdirAll(root, "artifacts/step"))
-	must(t, MkdirAll(root, "artifacts/step")) // again: it exists
+	d := open(t, root)
+	must(t, d.MkdirAll("artifacts/step"))
+	must(t, d.MkdirAll("artifacts/step")) // again: it exists
 	if fi, err := os.Stat(filepath.Join(root, "artifacts/step")); err != nil || !fi.IsDir() {
 		t.Fatalf("mkdir: %v %v", fi, err)
 	}
 	must(t, os.Symlink(outside, filepath.Join(root, "artifacts/other")))
-	if err := MkdirAll(root, "artifacts/other/deeper"); !errors.Is(err, ErrLink) {
+	if err := d.MkdirAll("artifacts/other/deeper"); !errors.Is(err, ErrLink) {
 		t.Fatalf("through a link: %v", err)
 	}
 	if _, err := os.Lstat(filepath.Join(outside, "deeper")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("created outside: %v", err)
 	}
-	if err := MkdirAll(root, "../escape"); !errors.Is(err, ErrOutside) {
+	if err := d.MkdirAll("../escape"); !errors.Is(err, ErrOutside) {
 		t.Fatalf("..: %v", err)
 	}
 }
@@ -337,24 +360,60 @@ func TestClean(t *testing.T) {
 	must(t, Clean(root)) // nothing there: nothing to do
 }
 
-// BenchmarkReadOutputs is the per-step cost of reading $ROUTINES_OUTPUT:
-// absent (most steps) and a few lines, against os.ReadFile, which follows
-// links.
+// BenchmarkReadOutputs is the per-step cost of the outputs file: absent
+// (most steps) and a few lines, against what the run step did before
+// (os.Stat, os.Remove, os.ReadFile, which follows links).
 func BenchmarkReadOutputs(b *testing.B) {
 	root := b.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "small"), []byte("a=1\nb=2\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	for _, name := range []string{"absent", "small"} {
+		// What the run step does: open the workspace, clear the outputs
+		// file before the step, read it after.
 		b.Run("workspace/"+name, func(b *testing.B) {
 			for b.Loop() {
-				ReadFile(root, name, MaxOutputBytes)
+				d, _ := Open(root)
+				d.Remove("gone")
+				d.ReadFile(name, MaxOutputBytes)
+				d.Close()
 			}
 		})
 		b.Run("os/"+name, func(b *testing.B) {
 			for b.Loop() {
+				os.Stat(root)
+				os.Remove(filepath.Join(root, "gone"))
 				os.ReadFile(filepath.Join(root, name))
 			}
 		})
+	}
+}
+
+func TestCreateAndRemove(t *testing.T) {
+	t.Parallel()
+	root, outside := setup(t)
+	d, err := Create(filepath.Join(root, "runs", "01RUN"))
+	must(t, err)
+	defer d.Close()
+	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(d.Path(), "leaf")))
+	must(t, d.Remove("leaf")) // the link goes, not its target
+	must(t, d.Remove("leaf")) // absent: no error
+	must(t, os.Symlink(outside, filepath.Join(d.Path(), "dir")))
+	if err := d.Remove("dir/secret"); !errors.Is(err, ErrLink) {
+		t.Fatalf("remove through a link: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(outside, "secret")); err != nil || string(got) != secret {
+		t.Fatalf("the outside file: %q %v", got, err)
+	}
+	// The descriptor, not the path: the workspace renamed away and a link
+	// put in its place leaves the reads where they were.
+	write(t, filepath.Join(d.Path(), "out"), "a=1\n")
+	must(t, os.Rename(d.Path(), d.Path()+".moved"))
+	must(t, os.Symlink(outside, d.Path()))
+	if got, err := d.ReadFile("out", 100); err != nil || string(got) != "a=1\n" {
+		t.Fatalf("after the swap: %q %v", got, err)
+	}
+	if _, err := d.ReadFile("secret", 100); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after the swap, the outside file: %v", err)
 	}
 }
