@@ -10,8 +10,9 @@
 // therefore opened without following any link (openat2 with
 // RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
 // RESOLVE_NO_XDEV), and only a regular file with a single link and a
-// bounded size is read. The directory itself (the root of each call) is
-// the engine's: the sandbox keeps a step from replacing it.
+// bounded size is read. Lookups start from the descriptor of a Dir: the
+// workspace, opened before its step starts, or the routine directory, which
+// the sandbox keeps a step from replacing.
 package workspace
 
 import (
@@ -64,8 +65,7 @@ func tooLarge(limit int64) error {
 // its path again, so what happens to the path while a step runs does not
 // matter.
 type Dir struct {
-	fd   int
-	path string
+	fd int
 }
 
 // Open opens the directory path. The run step opens its workspace before
@@ -75,7 +75,7 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{fd: fd, path: path}, nil
+	return &Dir{fd: fd}, nil
 }
 
 // Create opens the directory path, creating it first when it is missing.
@@ -92,9 +92,6 @@ func Create(path string) (*Dir, error) {
 
 // Close releases the descriptor.
 func (d *Dir) Close() error { return closeFD(d.fd) }
-
-// Path is the path the directory was opened by.
-func (d *Dir) Path() string { return d.path }
 
 // ReadFile returns the content of the file name beneath d: a regular file
 // with one link and at most limit bytes, reached without a link at any

@@ -392,13 +392,14 @@ func BenchmarkReadOutputs(b *testing.B) {
 func TestCreateAndRemove(t *testing.T) {
 	t.Parallel()
 	root, outside := setup(t)
-	d, err := Create(filepath.Join(root, "runs", "01RUN"))
+	ws := filepath.Join(root, "runs", "01RUN")
+	d, err := Create(ws)
 	must(t, err)
 	defer d.Close()
-	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(d.Path(), "leaf")))
+	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(ws, "leaf")))
 	must(t, d.Remove("leaf")) // the link goes, not its target
 	must(t, d.Remove("leaf")) // absent: no error
-	must(t, os.Symlink(outside, filepath.Join(d.Path(), "dir")))
+	must(t, os.Symlink(outside, filepath.Join(ws, "dir")))
 	if err := d.Remove("dir/secret"); !errors.Is(err, ErrLink) {
 		t.Fatalf("remove through a link: %v", err)
 	}
@@ -407,9 +408,9 @@ func TestCreateAndRemove(t *testing.T) {
 	}
 	// The descriptor, not the path: the workspace renamed away and a link
 	// put in its place leaves the reads where they were.
-	write(t, filepath.Join(d.Path(), "out"), "a=1\n")
-	must(t, os.Rename(d.Path(), d.Path()+".moved"))
-	must(t, os.Symlink(outside, d.Path()))
+	write(t, filepath.Join(ws, "out"), "a=1\n")
+	must(t, os.Rename(ws, ws+".moved"))
+	must(t, os.Symlink(outside, ws))
 	if got, err := d.ReadFile("out", 100); err != nil || string(got) != "a=1\n" {
 		t.Fatalf("after the swap: %q %v", got, err)
 	}
