@@ -38,9 +38,16 @@ type linkBundle struct {
 
 func linkSetup(t *testing.T) *linkBundle {
 	t.Helper()
+	return linkSetupIn(t, "routine")
+}
+
+// linkSetupIn is linkSetup with the routine in sub, a folder of the
+// project ("." for the project root).
+func linkSetupIn(t *testing.T, sub string) *linkBundle {
+	t.Helper()
 	project, outside := t.TempDir(), t.TempDir()
-	dir := filepath.Join(project, "routine")
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	dir := filepath.Join(project, sub)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte(outsideSecret+"\n"), 0o600); err != nil {
@@ -303,5 +310,28 @@ steps:
 	copied := filepath.Join(b.e.Workspace(run.ID), "artifacts", "plant", "x.txt")
 	if fi, err := os.Lstat(copied); err != nil || !fi.Mode().IsRegular() {
 		t.Fatalf("the copy: %v %v", fi, err)
+	}
+}
+
+// TestEscapeArtifactFromProjectState: a routine at the project root lists
+// the project's store as its artifact, with no link at all. The engine,
+// which can read it, must not copy it out for the step.
+func TestEscapeArtifactFromProjectState(t *testing.T) {
+	t.Parallel()
+	for i, steps := range []string{
+		"  - id: take\n    run: \"true\"\n    artifacts: [.routines/state.db]\n",
+		"  - id: take\n    run: \"true\"\n    workdir: .routines\n    artifacts: [state.db]\n",
+	} {
+		b := linkSetupIn(t, ".")
+		run, recs, _ := b.run(t, fmt.Sprintf("name: take-%d\nsteps:\n", i)+steps)
+		filepath.WalkDir(filepath.Join(b.e.Workspace(run.ID), "artifacts"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				t.Fatalf("engine layer failed: it copied the project's store out as an artifact, to %s", p)
+			}
+			return nil
+		})
+		if rec := recs["take"]; rec == nil || rec.Error == nil || !strings.Contains(rec.Error.Message, "inside the project's .routines directory") {
+			t.Fatalf("engine layer: step %+v, want it refused", rec)
+		}
 	}
 }

@@ -324,8 +324,17 @@ func keepArtifacts(x *Execution, workdir string, ws *workspace.Dir) error {
 	}
 	defer dir.Close()
 	src, dst := relative(x.Dir, workdir), relative(x.Workspace, x.ArtifactsDir)
+	// A routine at the project root holds the project's .routines (the
+	// store, the vault key, other runs' workspaces), which its steps may
+	// not read: the engine does not copy it out for them. No link is
+	// followed beneath x.Dir, so the path's letters say where it leads.
+	private := relative(x.Dir, x.StateDir)
 	for _, f := range x.Artifacts {
-		err := dir.CopyFile(filepath.Join(src, f), ws, filepath.Join(dst, f), workspace.MaxArtifactBytes)
+		from := filepath.Join(src, f)
+		if x.StateDir != "" && (from == private || strings.HasPrefix(from, private+"/")) {
+			return fmt.Errorf("keep artifact %s: inside the project's .routines directory", f)
+		}
+		err := dir.CopyFile(from, ws, filepath.Join(dst, f), workspace.MaxArtifactBytes)
 		if errors.Is(err, os.ErrNotExist) {
 			err = errors.New("the step did not create it")
 		}
