@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -19,6 +18,7 @@ import (
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/template"
+	"github.com/routines-dev/routines/internal/workspace"
 )
 
 // runExec is one run in flight.
@@ -206,24 +206,10 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 }
 
 // cleanWorkspace removes what steps left in the workspace (temporary files,
-// output files) but the artifacts; an empty workspace is removed too.
+// output files) but the artifacts, without following the links they left.
 func (x *runExec) cleanWorkspace() {
-	entries, err := os.ReadDir(x.workspace)
-	if err != nil {
-		return
-	}
-	kept := false
-	for _, e := range entries {
-		if e.Name() == "artifacts" {
-			kept = true
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(x.workspace, e.Name())); err != nil {
-			x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
-		}
-	}
-	if !kept {
-		os.Remove(x.workspace)
+	if err := workspace.Clean(x.workspace); err != nil {
+		x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
 	}
 }
 
@@ -549,7 +535,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	budget := &stepBudget{}
 	stdout := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStdout, budget: budget}
 	stderr := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStderr, budget: budget, keep: true}
-	artifacts := filepath.Join(x.workspace, "artifacts")
+	artifacts := filepath.Join(x.workspace, workspace.Artifacts)
 	res, err := x.executeKind(ctx, kind, &steps.Execution{
 		RunID:        x.run.ID,
 		StepID:       s.ID,

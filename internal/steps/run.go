@@ -13,6 +13,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/workspace"
 )
 
 // DefaultPath is the PATH of a step whose env does not set one.
@@ -36,20 +37,27 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	// Nothing is created per step unless the step asks for it: creating a
 	// file or directory costs as much as starting a process on some disks.
 	// The step creates $ROUTINES_OUTPUT when it writes an output.
-	// The run's workspace is created by its first run step (a Stat after
-	// that): runs of builtin steps only never touch the disk for it.
-	if err := os.MkdirAll(x.Workspace, 0o700); err != nil {
+	// The run's workspace is created by its first run step (an open after
+	// that): runs of builtin steps only never touch the disk for it. It
+	// stays open while the step runs: what the engine reads and writes
+	// there afterwards is reached from this descriptor, beneath it and
+	// through no link, whatever the step did to its paths.
+	ws, err := workspace.Create(x.Workspace)
+	if err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	outputFile := filepath.Join(x.Workspace, ".output-"+x.StepID+"-"+strconv.Itoa(x.Attempt))
-	if err := os.Remove(outputFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+	defer ws.Close()
+	outputName := workspace.OutputName(x.StepID, x.Attempt)
+	if err := ws.Remove(outputName); err != nil {
 		return nil, fmt.Errorf("prepare outputs file: %w", err)
 	}
 	if x.Artifacts != nil {
-		if err := os.MkdirAll(x.ArtifactsDir, 0o700); err != nil {
+		// An earlier step may have planted a link in place of a folder.
+		if err := ws.MkdirAll(relative(x.Workspace, x.ArtifactsDir)); err != nil {
 			return nil, fmt.Errorf("prepare artifacts directory: %w", err)
 		}
 	}
+	outputFile := filepath.Join(x.Workspace, outputName)
 
 	env := stepEnv(x, outputFile)
 	env["PWD"] = workdir
@@ -103,14 +111,17 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if res.ExitCode != 0 {
 		return result, exitError(res, policy.Resources)
 	}
-	data, err := os.ReadFile(outputFile)
+	// The step owns $ROUTINES_OUTPUT: what is there may be a link to the
+	// engine's environment or a FIFO. Only the step's own regular file is
+	// read, so a parse error quotes nothing but what the step wrote.
+	data, err := ws.ReadFile(outputName, workspace.MaxOutputBytes)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return result, fmt.Errorf("read outputs: %w", err)
+		return result, fmt.Errorf("read $ROUTINES_OUTPUT: %w", err)
 	}
 	if result.Outputs, err = ParseOutputs(string(data)); err != nil {
 		return result, err
 	}
-	if err := keepArtifacts(workdir, x.ArtifactsDir, x.Artifacts); err != nil {
+	if err := keepArtifacts(x, workdir, ws); err != nil {
 		return result, err
 	}
 	return result, nil
@@ -334,38 +345,48 @@ func absPaths(dir string, paths []string) []string {
 	return out
 }
 
-// keepArtifacts copies the declared artifact files into the step's
-// artifacts directory, keeping their relative paths.
-func keepArtifacts(workdir, dst string, files []string) error {
-	for _, f := range files {
-		if err := copyFile(filepath.Join(workdir, f), filepath.Join(dst, f)); err != nil {
+// keepArtifacts copies the declared artifact files, read beneath the
+// routine directory, into the step's artifacts folder beneath the
+// workspace ws, keeping their paths relative to the workdir.
+func keepArtifacts(x *Execution, workdir string, ws *workspace.Dir) error {
+	if len(x.Artifacts) == 0 {
+		return nil
+	}
+	dir, err := workspace.Open(x.Dir)
+	if err != nil {
+		return fmt.Errorf("keep artifacts: %w", err)
+	}
+	defer dir.Close()
+	src, dst := relative(x.Dir, workdir), relative(x.Workspace, x.ArtifactsDir)
+	// A routine at the project root holds the project's .routines (the
+	// store, the vault key, other runs' workspaces), which its steps may
+	// not read: the engine does not copy it out for them. No link is
+	// followed beneath x.Dir, so the path's letters say where it leads.
+	private := relative(x.Dir, x.StateDir)
+	for _, f := range x.Artifacts {
+		from := filepath.Join(src, f)
+		if x.StateDir != "" && (from == private || strings.HasPrefix(from, private+"/")) {
+			return fmt.Errorf("keep artifact %s: inside the project's .routines directory", f)
+		}
+		err := dir.CopyFile(from, ws, filepath.Join(dst, f), workspace.MaxArtifactBytes)
+		if errors.Is(err, os.ErrNotExist) {
+			err = errors.New("the step did not create it")
+		}
+		if err != nil {
 			return fmt.Errorf("keep artifact %s: %w", f, err)
 		}
 	}
 	return nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// relative is path relative to dir; a path outside dir comes out with ".."
+// and the workspace package refuses it.
+func relative(dir, path string) string {
+	rel, err := filepath.Rel(dir, path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("the step did not create it")
-		}
-		return err
+		return path
 	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return rel
 }
 
 var _ Kind = RunKind{}
