@@ -37,14 +37,14 @@ func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
 	switch {
 	case a.Model != "":
 		source = a.Model
-		path, perr := classifyPath(x.Dir, a.Model)
+		path, perr := classifyPath(x.Dir, x.StateDir, a.Model)
 		if perr != nil {
 			return nil, Fail("", false, perr)
 		}
 		m, err = classify.Load(path)
 	case a.Training != "":
 		source = a.Training
-		path, perr := classifyPath(x.Dir, a.Training)
+		path, perr := classifyPath(x.Dir, x.StateDir, a.Training)
 		if perr != nil {
 			return nil, Fail("", false, perr)
 		}
@@ -85,8 +85,9 @@ func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
 
 // classifyPath returns the absolute path of a model or CSV of the routine,
 // with its symlinks resolved, or an error when it leads outside the
-// routine directory.
-func classifyPath(dir, rel string) (string, error) {
+// routine directory or into the project's state directory (its store and
+// vault key, when the routine lives at the project root).
+func classifyPath(dir, stateDir, rel string) (string, error) {
 	abs := filepath.Join(dir, rel)
 	if !filepath.IsLocal(rel) {
 		return "", fmt.Errorf("classify: %s must stay inside the routine directory", rel)
@@ -101,6 +102,11 @@ func classifyPath(dir, rel string) (string, error) {
 	}
 	if !within(root, resolved) {
 		return "", fmt.Errorf("classify: %s leads to %s through a symlink, outside the routine directory", rel, resolved)
+	}
+	if stateDir != "" {
+		if state, err := resolveExisting(stateDir); err == nil && within(state, resolved) {
+			return "", fmt.Errorf("classify: %s is in the project's state directory %s, which no step may read", rel, stateDir)
+		}
 	}
 	return resolved, nil
 }

@@ -147,3 +147,25 @@ func TestClassifyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestEscapeClassifyReadsProjectState: a routine at the project root
+// cannot train on, or load a model from, the project's .routines (its
+// vault key, its store), whose parse errors would quote it.
+func TestEscapeClassifyReadsProjectState(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, ".routines", "master.key"), "AGE-SECRET-KEY-1TOPSECRET\n")
+	for _, a := range []*routine.ClassifyAction{
+		{Text: "x", Training: ".routines/master.key"},
+		{Text: "x", Model: ".routines/master.key"},
+	} {
+		var stdout strings.Builder
+		_, err := ClassifyKind{}.Execute(t.Context(), &Execution{
+			RunID: "01RUN", StepID: "kind", Attempt: 1, Action: &routine.Action{Classify: a},
+			Dir: dir, StateDir: filepath.Join(dir, ".routines"), Stdout: &stdout,
+		})
+		if err == nil || !strings.Contains(err.Error(), "state directory") || strings.Contains(err.Error()+stdout.String(), "TOPSECRET") {
+			t.Fatalf("classify of .routines/master.key: %v %q (layer: classify path check)", err, stdout.String())
+		}
+	}
+}
