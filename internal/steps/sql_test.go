@@ -15,7 +15,7 @@ type sqlBundle struct {
 	dir      string // the routine directory
 	stateDir string // the project's .routines directory, if any
 	perms    *routine.Permissions
-	stdout strings.Builder
+	stdout   strings.Builder
 }
 
 func setupSQL(t *testing.T) *sqlBundle {
