@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf16"
@@ -78,7 +79,11 @@ func NewRedactor(values []string) *Redactor {
 		if len(trimmed) < minEncodedLen {
 			continue
 		}
-		for _, form := range []string{v, trimmed} {
+		forms := []string{trimmed}
+		if v != trimmed {
+			forms = append(forms, v)
+		}
+		for _, form := range forms {
 			plain = append(plain, form)
 			add(url.QueryEscape(form), minEncodedLen)
 			add(url.PathEscape(form), minEncodedLen)
@@ -93,6 +98,10 @@ func NewRedactor(values []string) *Redactor {
 			}
 		}
 	}
+	// The URL alphabet's cores are the standard ones where the value
+	// encodes without + or /: index each form once.
+	slices.Sort(wrappable)
+	wrappable = slices.Compact(wrappable)
 	for _, w := range wrappable {
 		add(w, minEncodedLen)
 	}
@@ -120,8 +129,12 @@ func NewRedactor(values []string) *Redactor {
 	}
 }
 
-// jsonForms returns v as the inside of a JSON string, as encoders write it.
+// jsonForms returns v as the inside of a JSON string, as encoders write
+// it, or nothing when they all write it as it is.
 func jsonForms(v string) []string {
+	if !strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r >= 0x7f || strings.ContainsRune(`"\/<>&`, r) }) {
+		return nil
+	}
 	var out []string
 	for _, html := range []bool{true, false} {
 		var b bytes.Buffer
@@ -244,38 +257,68 @@ func base64Cores(enc *base64.Encoding, v string) []string {
 // edgeIndex finds, at the start and the end of a line, the pieces of
 // encoded forms that a line break cut: a line that ends with the first n
 // characters of a form, one that starts with its last n, and one that lies
-// wholly inside it. It indexes every 4-character run of every form.
+// wholly inside it. It indexes every 4-character run of every form in a
+// chained hash table of slices, built in a few allocations: every run
+// start pays for it.
 type edgeIndex struct {
 	first prefilter // pairs: the first two bytes of every run
-	runs  map[uint32][]edgeRun
+	forms []string
+	heads []int32 // by hash: 1 + the index in runs of the first run, or 0
+	runs  []edgeRun
+	shift uint
 }
 
-// edgeRun is the run of 4 characters of form that starts at at.
+// edgeRun is the run of 4 characters of forms[form] that starts at at.
 type edgeRun struct {
-	form string
-	at   int
+	key      uint32
+	form, at int32
+	next     int32 // 1 + the index of the next run of the same hash, or 0
 }
 
 func newEdgeIndex(forms []string) *edgeIndex {
-	if len(forms) == 0 {
+	n := 0
+	for _, f := range forms {
+		n += max(0, len(f)-3)
+	}
+	if n == 0 {
 		return nil
 	}
-	x := &edgeIndex{runs: map[uint32][]edgeRun{}}
-	for _, f := range forms {
+	bits := uint(bitsLen(n))
+	x := &edgeIndex{forms: forms, heads: make([]int32, 1<<bits), runs: make([]edgeRun, 0, n), shift: 32 - bits}
+	for i, f := range forms {
 		for at := 0; at+4 <= len(f); at++ {
 			x.first.addPair(f[at:])
-			x.runs[quad(f, at)] = append(x.runs[quad(f, at)], edgeRun{f, at})
+			key := quad(f, at)
+			h := x.hash(key)
+			x.runs = append(x.runs, edgeRun{key: key, form: int32(i), at: int32(at), next: x.heads[h]})
+			x.heads[h] = int32(len(x.runs))
 		}
 	}
 	return x
 }
 
-// lookup returns the runs equal to the 4 bytes of line at i.
-func (x *edgeIndex) lookup(line string, i int) []edgeRun {
-	if !x.first.hasPair(line, i) {
-		return nil
+func bitsLen(n int) int {
+	b := 0
+	for 1<<b < n {
+		b++
 	}
-	return x.runs[quad(line, i)]
+	return b
+}
+
+func (x *edgeIndex) hash(key uint32) uint32 { return key * 0x9e3779b1 >> x.shift }
+
+// each calls fn with the form and offset of every run equal to the 4 bytes
+// of line at i.
+func (x *edgeIndex) each(line string, i int, fn func(form string, at int)) {
+	if !x.first.hasPair(line, i) {
+		return
+	}
+	key := quad(line, i)
+	for r := x.heads[x.hash(key)]; r != 0; r = x.runs[r-1].next {
+		if run := x.runs[r-1]; run.key == key {
+			fn(x.forms[run.form], int(run.at))
+		}
+	}
 }
 
 // head returns how many bytes at the start of line are a piece of a form
@@ -286,13 +329,13 @@ func (x *edgeIndex) head(line string) int {
 	if len(line) < 4 {
 		return 0
 	}
-	for _, r := range x.lookup(line, 0) {
-		rest := r.form[r.at:]
+	x.each(line, 0, func(form string, at int) {
+		rest := form[at:]
 		m := min(len(line), len(rest))
 		if m > n && (m == len(rest) || m == len(line)) && line[:m] == rest[:m] {
 			n = m
 		}
-	}
+	})
 	return n
 }
 
@@ -303,12 +346,12 @@ func (x *edgeIndex) tail(line string) int {
 	if len(line) < 4 {
 		return 0
 	}
-	for _, r := range x.lookup(line, len(line)-4) {
-		start := r.form[:r.at+4]
+	x.each(line, len(line)-4, func(form string, at int) {
+		start := form[:at+4]
 		if len(start) > n && strings.HasSuffix(line, start) {
 			n = len(start)
 		}
-	}
+	})
 	return n
 }
 
