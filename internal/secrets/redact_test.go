@@ -207,6 +207,10 @@ func TestEscapeRedactJSONEscaped(t *testing.T) {
 	enc := json.NewEncoder(&noHTML)
 	enc.SetEscapeHTML(false)
 	enc.Encode(map[string]string{"k": secret})
+	// A value whose only special characters are not ASCII.
+	if got := secrets.NewRedactor([]string{"wörd-secret"}).Redact(`{"k":"w\u00f6rd-secret"}`); got != `{"k":"***"}` {
+		t.Errorf("ASCII-only JSON of a non-ASCII value: %q", got)
+	}
 	for _, in := range []string{
 		string(goJSON),
 		noHTML.String(),
