@@ -63,8 +63,9 @@ func (s *Server) HTTPServer(ln net.Listener, lim Limits) (*http.Server, net.List
 		WriteTimeout:      lim.WriteTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		ConnState:         l.track,
-		// The limiter logs what matters; a 503 is not worth a line each.
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// The server's own complaints (a handler's panic) go to the
+		// daemon's log, not to the standard logger.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return srv, l
 }
