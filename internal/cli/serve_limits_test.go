@@ -198,15 +198,23 @@ func TestServeWaitOutlivesTimeouts(t *testing.T) {
 // status and how long it took.
 func answer(t *testing.T, url string) (int, time.Duration) {
 	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()
-	resp, err := client.Get(url)
+	status, err := tryAnswer(url)
 	if err != nil {
 		t.Fatalf("no answer under a connection flood after %s: %v", time.Since(start), err)
 	}
+	return status, time.Since(start)
+}
+
+func tryAnswer(url string) (int, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, err
+	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, time.Since(start)
+	return resp.StatusCode, nil
 }
 
 func TestEscapeServeConnectionFlood(t *testing.T) {
@@ -262,7 +270,7 @@ func TestEscapeServeConnectionFlood(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for status != http.StatusOK && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
-		status, _ = answer(t, d.url+"/v1/runs/"+id)
+		status, _ = tryAnswer(d.url + "/v1/runs/" + id)
 	}
 	if status != http.StatusOK {
 		t.Fatalf("the daemon did not recover after the read timeout: %d", status)
@@ -309,7 +317,7 @@ func TestEscapeServeOutOfDescriptors(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for status != http.StatusNotFound && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		status, _ = answer(t, d.url+"/v1/runs/none")
+		status, _ = tryAnswer(d.url + "/v1/runs/none")
 	}
 	if status != http.StatusNotFound {
 		t.Fatalf("the daemon did not recover once the connections closed: %d", status)
@@ -346,7 +354,11 @@ func TestEscapeServeBodiesInFlight(t *testing.T) {
 		wg.Go(func() {
 			resp, err := client.Post(d.url+"/v1/routines/ping/runs", "application/json", strings.NewReader(payload))
 			if err != nil {
-				t.Error(err)
+				// Refused before the client finished sending: the daemon
+				// answered 503 and closed without reading the body.
+				mu.Lock()
+				counts[0]++
+				mu.Unlock()
 				return
 			}
 			defer resp.Body.Close()
@@ -361,17 +373,19 @@ func TestEscapeServeBodiesInFlight(t *testing.T) {
 	}
 	wg.Wait()
 	peak := d.peakRSSKB(t)
-	t.Logf("300 concurrent 1 MiB bodies, 8 MiB in flight at most: answers %v; daemon peak RSS %d MiB (%d MiB before)", counts, peak>>10, before>>10)
-	if counts[http.StatusServiceUnavailable] == 0 {
+	t.Logf("300 concurrent 1 MiB bodies, 8 MiB in flight at most: answers %v (0: reset while sending); daemon peak RSS %d MiB (%d MiB before)", counts, peak>>10, before>>10)
+	if counts[http.StatusServiceUnavailable] == 0 || counts[0] > counts[http.StatusServiceUnavailable] {
 		t.Errorf("the body budget refused none of 300 concurrent 1 MiB bodies: %v", counts)
 	}
 	for code, n := range counts {
-		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
+		if code != 0 && code != http.StatusAccepted && code != http.StatusServiceUnavailable {
 			t.Errorf("%d answers %d", n, code)
 		}
 	}
-	if peak > 150<<10 {
-		t.Errorf("the body budget did not bound the daemon's memory: peak RSS %d MiB", peak>>10)
+	// Without the budget the peak grew by 680 MiB (715 MiB); with it, by 53
+	// (157 under the race detector).
+	if peak-before > 256<<10 {
+		t.Errorf("the body budget did not bound the daemon's memory: peak RSS %d MiB, %d MiB before", peak>>10, before>>10)
 	}
 }
 

@@ -145,6 +145,8 @@ type connLimiter struct {
 	spare *os.File
 	// lastEMFILE is when running out of descriptors was last logged.
 	lastEMFILE time.Time
+	// turningAway counts the connections being answered 503 (turnAway).
+	turningAway chan struct{}
 }
 
 // connInfo is what the limiter knows of an open connection.
@@ -155,7 +157,7 @@ type connInfo struct {
 
 func newConnLimiter(ln net.Listener, max int, log *slog.Logger) *connLimiter {
 	spare, _ := os.Open(os.DevNull)
-	return &connLimiter{Listener: ln, max: max, log: log, open: map[net.Conn]connInfo{}, spare: spare}
+	return &connLimiter{Listener: ln, max: max, log: log, open: map[net.Conn]connInfo{}, spare: spare, turningAway: make(chan struct{}, maxTurningAway)}
 }
 
 // busyAnswer is what a connection past the cap reads before it is closed.
@@ -185,8 +187,35 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if l.admit(c) {
 			return &limitedConn{Conn: c, l: l}, nil
 		}
-		refuse(c)
+		l.turnAway(c)
 	}
+}
+
+// maxTurningAway bounds the connections past the cap being answered at
+// once; past it a connection is closed unanswered.
+const maxTurningAway = 64
+
+// turnAway answers a connection past the cap 503 once it has sent its
+// request (an answer before it would be a protocol error to the client),
+// off the accept loop; one that sends nothing within a second is closed
+// unanswered.
+func (l *connLimiter) turnAway(c net.Conn) {
+	select {
+	case l.turningAway <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.turningAway }()
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		var head [4096]byte
+		if n, _ := c.Read(head[:]); n == 0 {
+			c.Close()
+			return
+		}
+		refuse(c)
+	}()
 }
 
 // admit counts c in, closing the connection idle the longest when the cap
@@ -300,6 +329,7 @@ func (l *connLimiter) Close() error {
 }
 
 // refuse answers c 503 and closes it, without waiting on a slow client.
+// Out of descriptors it answers at once: the spare one is for the queue.
 func refuse(c net.Conn) {
 	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, _ = c.Write(busyAnswer)
