@@ -204,6 +204,30 @@ func TestEscapeSQLSymlinkDB(t *testing.T) {
 	p.refused(t, "the sql path check", &routine.SQLAction{DB: "hard.db", Query: "DELETE FROM runs"}, "hard links")
 }
 
+// A link planted after the path check, on the way to a file it passed, is
+// seen in the name SQLite opened.
+func TestEscapeSQLSwappedAfterCheck(t *testing.T) {
+	t.Parallel()
+	p := setupEscape(t)
+	if err := os.Symlink(p.stateDir, filepath.Join(p.dir, "swapped")); err != nil {
+		t.Fatal(err)
+	}
+	before := p.snapshot(t)
+	db, err := openSQLite(t.Context(), sqlFile{path: filepath.Join(p.dir, "swapped", "state.db")})
+	if err == nil {
+		db.close()
+		t.Fatal("the sql open check did not see a link planted after the path check")
+	}
+	if !strings.Contains(err.Error(), "a link was planted") {
+		t.Fatalf("the sql open check: %v", err)
+	}
+	for path, s := range p.snapshot(t) {
+		if before[path] != s {
+			t.Fatalf("the sql open check came too late: %s changed", path)
+		}
+	}
+}
+
 func TestEscapeSQLDotDot(t *testing.T) {
 	t.Parallel()
 	p := setupEscape(t)

@@ -29,7 +29,10 @@ import (
 // store's writer: busy_timeout waits for a lock another process holds,
 // _txlock=immediate takes the write lock at BEGIN so a transaction never
 // fails to upgrade a stale read snapshot, WAL lets readers in meanwhile.
-const sqlParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate&_defensive=1"
+// mode=rw: SQLite creates no file; sqlPath creates a missing one without
+// following links. WAL is set once the open is checked (openSQLite): it
+// writes to the file.
+const sqlParams = "mode=rw&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate&_defensive=1"
 
 // sqlReadOnlyParams open a file of a permissions.read path: SQLite's
 // mode=ro refuses every write, whatever the statements say.
@@ -51,7 +54,7 @@ type sqlRoot struct {
 // a permissions.write path, or, read-only, under a permissions.read path;
 // never under the project's .routines directory (stateDir), never through a
 // symlink, never a file with another hard link. Missing directories on the
-// way to a writable file are created.
+// way to a writable file, and the file, are created.
 func sqlPath(dir, db, stateDir string, pm *routine.Permissions) (sqlFile, error) {
 	db = strings.TrimPrefix(db, "sqlite:")
 	if strings.TrimSpace(db) == "" {
@@ -130,10 +133,19 @@ func confineSQLFile(root sqlRoot, rel, stateDir string) (string, error) {
 		var st unix.Stat_t
 		err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		switch {
-		case errors.Is(err, unix.ENOENT):
-			if name == leaf && root.readOnly {
+		case errors.Is(err, unix.ENOENT) && name == leaf:
+			if root.readOnly {
 				return "", fmt.Errorf("does not exist, and %s is only in permissions.read, so it is not created", root.dir)
 			}
+			// An empty file is an empty database to SQLite.
+			nfd, err := unix.Openat(fd, leaf, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			switch {
+			case err == nil:
+				unix.Close(nfd)
+			case !errors.Is(err, unix.EEXIST):
+				return "", fmt.Errorf("create %s: %w", leaf, err)
+			}
+		case errors.Is(err, unix.ENOENT):
 		case err != nil:
 			return "", fmt.Errorf("stat %s: %w", name, err)
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
@@ -208,6 +220,23 @@ func openSQLite(ctx context.Context, f sqlFile) (*sqliteDB, error) {
 		conn.Close()
 		db.Close()
 		return nil, fmt.Errorf("sql: guard the connection to %s: %w", f.path, err)
+	}
+	// SQLite opens by name, after sqlPath checked it: a step running at the
+	// same time could have swapped a directory on the way for a link since.
+	// SQLite resolves links into the name it reports, so a name other than
+	// the one checked means it went through one.
+	var opened string
+	if err := conn.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&opened); err != nil || opened != f.path {
+		conn.Close()
+		db.Close()
+		return nil, permanent(fmt.Errorf("sql: %s was opened as %q: a link was planted on the way while the step started (%v)", f.path, opened, err))
+	}
+	if !f.readOnly {
+		if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+			conn.Close()
+			db.Close()
+			return nil, sqlFailure(fmt.Errorf("open %s: %w", f.path, err), 0, 0)
+		}
 	}
 	return &sqliteDB{db: db, conn: conn, guard: g}, nil
 }
