@@ -62,7 +62,10 @@ func (g *globals) withRun(ctx context.Context, id string, fn func(st store.Store
 // getRun finds a run by id or unique id prefix; a miss is bad input.
 func getRun(ctx context.Context, st store.Store, id string) (*routine.Run, error) {
 	run, err := st.RunGet(ctx, strings.ToUpper(id))
+	var ambiguous *routine.AmbiguousIDError
 	switch {
+	case errors.As(err, &ambiguous):
+		return nil, invalid(fmt.Errorf("%s: give more of the id", ambiguous.Error()))
 	case errors.Is(err, routine.ErrNotFound):
 		return nil, invalid(fmt.Errorf("no run %s in this project (list them with routines runs)", id))
 	case errors.Is(err, routine.ErrConflict):

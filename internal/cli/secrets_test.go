@@ -165,8 +165,10 @@ func fileExists(p string) bool {
 func TestSecretsNeverStoredInClear(t *testing.T) {
 	t.Parallel()
 	const secret = "k3y/with+chars=and-more-0123456789"
+	const keyName = "s3cretKeyName_0123456789"   // a value a step uses as an output key
+	const quoted = `pa"ss\\w0rd-with-quote-0123` // escaped in JSON
 	dir := writeRoutine(t, `name: leaky
-secrets: [API_KEY]
+secrets: [API_KEY, KEY_NAME, QUOTED]
 steps:
   - id: leak
     artifacts: [leak.txt]
@@ -177,13 +179,30 @@ steps:
       printf '%s' "$API_KEY" | sed 's#/#%2F#g; s#+#%2B#g; s#=#%3D#g'; echo
       printf '%s' "${API_KEY:0:9}"; sleep 0.05; printf '%s\n' "${API_KEY:9}"
       echo "key=$API_KEY" >> "$ROUTINES_OUTPUT"
+      echo "$KEY_NAME=named after a secret" >> "$ROUTINES_OUTPUT"
       echo "$API_KEY" > leak.txt
+      # base64 wrapped at 76 (its default) and 64 (PEM), the value at
+      # every alignment and across a line break
+      for pad in 40 41 42 50 51 52; do
+        printf '%s%s' "$(head -c $pad /dev/zero | tr '\0' x)" "$API_KEY" | base64
+        printf '%s%s' "$(head -c $pad /dev/zero | tr '\0' x)" "$API_KEY" | base64 -w 64
+      done
+      hex=$(printf '%s' "$API_KEY" | od -An -tx1 | tr -d ' \n')
+      echo "hex $hex"
+      echo "HEX $hex" | tr a-f A-F
+      echo "pct $hex" | sed 's/[0-9a-f][0-9a-f]/%&/g'
+      echo "PCT $hex" | sed 's/[0-9a-f][0-9a-f]/%&/g' | tr a-f A-F
+      echo "Pct $hex" | sed 's/\([0-9a-f]\)\([0-9a-f]\)/%\U\1\E\2/g'
+      printf '{"token":"%s"}\n' "$(printf '%s' "$QUOTED" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+      printf '{"token":"%s"}\n' "$(printf '%s' "$API_KEY" | sed 's#/#\\/#g')"
   - id: fail
     run: echo "dying with $API_KEY" >&2; exit 3
 `)
 	getenv := secretEnv(t, nil)
-	if r := routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader(secret)}, dir, "secrets", "set", "API_KEY"); r.code != 0 {
-		t.Fatalf("set: %s", r.stderr)
+	for name, value := range map[string]string{"API_KEY": secret, "KEY_NAME": keyName, "QUOTED": quoted} {
+		if r := routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader(value)}, dir, "secrets", "set", name); r.code != 0 {
+			t.Fatalf("set %s: %s", name, r.stderr)
+		}
 	}
 	r := routinesWith(t, cli.Deps{Getenv: getenv}, dir, "run-once", dir, "-o", "json")
 	if r.code != 1 {
@@ -203,11 +222,35 @@ steps:
 	if !strings.Contains(shown, "***") {
 		t.Fatalf("no redaction seen in the output: %s", shown)
 	}
+	if !strings.Contains(shown, "named after a secret") {
+		t.Fatalf("the output named after a secret is missing: %s", shown)
+	}
 	forms := []string{
-		secret, secret[9:],
+		secret, secret[9:], keyName, quoted,
+		strings.ReplaceAll(strings.ReplaceAll(quoted, `\`, `\\`), `"`, `\"`),
+		strings.ReplaceAll(secret, "/", `\/`),
 		base64.StdEncoding.EncodeToString([]byte(secret)),
 		base64.StdEncoding.EncodeToString([]byte("user:" + secret))[8:40],
 		url.QueryEscape(secret),
+	}
+	// Every 8 characters of the value's hex, percent and base64 forms, the
+	// latter at each alignment: pieces a wrapped line holds.
+	h := hex.EncodeToString([]byte(secret))
+	var pct, pctUpper, pctMixed strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		pct.WriteString("%" + h[i:i+2])
+		pctUpper.WriteString("%" + strings.ToUpper(h[i:i+2]))
+		pctMixed.WriteString("%" + strings.ToUpper(h[i:i+1]) + h[i+1:i+2])
+	}
+	encoded := []string{h, strings.ToUpper(h), pct.String(), pctUpper.String(), pctMixed.String()}
+	for k := range 3 {
+		e := base64.StdEncoding.EncodeToString(append(make([]byte, k), secret...))
+		encoded = append(encoded, e[(8*k+5)/6:8*(k+len(secret))/6])
+	}
+	for _, e := range encoded {
+		for i := 0; i+8 <= len(e); i++ {
+			forms = append(forms, e[i:i+8])
+		}
 	}
 	for _, f := range forms {
 		if strings.Contains(shown, f) {

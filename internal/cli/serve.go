@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +47,8 @@ type serveOptions struct {
 	allowUnconfined bool
 	noReload        bool
 	requeueAfter    time.Duration
+	limits          server.Limits
+	maxBodyMiB      int
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -78,6 +80,13 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	f.BoolVar(&o.noReload, "no-reload", false, "do not reload routines when their files change")
 	f.DurationVar(&o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a worker (0: never)")
+	d := server.DefaultLimits
+	f.DurationVar(&o.limits.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "how long a client may take to send a request's headers")
+	f.DurationVar(&o.limits.ReadTimeout, "read-timeout", d.ReadTimeout, "how long a client may take to send a whole request, body included")
+	f.DurationVar(&o.limits.WriteTimeout, "write-timeout", d.WriteTimeout, "how long an answer may take to write (a ?wait request gets its wait on top)")
+	f.DurationVar(&o.limits.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long a kept-alive connection may wait for its next request")
+	f.IntVar(&o.limits.MaxConns, "max-conns", d.MaxConns, "open connections at most (kept below half the file descriptor limit); past it the longest idle one is closed, or the newcomer gets 503")
+	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests; past it requests get 503 with Retry-After")
 	return cmd
 }
 
@@ -88,6 +97,10 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if o.workers < 1 {
 		return invalidf("--workers %d: want at least 1", o.workers)
 	}
+	if o.limits.MaxConns < 1 || o.maxBodyMiB < 1 {
+		return invalidf("--max-conns %d, --max-body-in-flight %d: want at least 1", o.limits.MaxConns, o.maxBodyMiB)
+	}
+	o.limits.MaxBodyInFlight = int64(o.maxBodyMiB) << 20
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -208,7 +221,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	api := server.New(server.Config{
 		Store: st, Queue: sched, Routines: catalog,
 		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
-		Secret: resolver.Lookup,
+		Secret: resolver.Lookup, Limits: o.limits,
 	})
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -260,9 +273,10 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		return err
 	}
 	defer os.Remove(infoPath)
-	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	o.limits.MaxConns = connCap(o.limits.MaxConns, logger)
+	httpSrv, limited := api.HTTPServer(ln, o.limits)
 	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go func() { served <- httpSrv.Serve(limited) }()
 	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on http://%s\n", len(routines), root, addr)
 
 	select {
@@ -288,6 +302,22 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	}
 	fmt.Fprintln(g.deps.Stdout, "stopped")
 	return nil
+}
+
+// connCap returns the connection cap to use: want, lowered to half the
+// soft limit of file descriptors, so that the store, run workspaces and
+// step pipes of accepted runs always find descriptors, however many
+// clients connect. (Go raises the soft limit to the hard one at start.)
+func connCap(want int, logger *slog.Logger) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > math.MaxInt32 {
+		return want
+	}
+	if half := int(lim.Cur / 2); want > half {
+		logger.Warn("--max-conns lowered to half the file descriptor limit, to keep descriptors for runs", "max_conns", half, "nofile", lim.Cur)
+		return max(1, half)
+	}
+	return want
 }
 
 // startWatchers starts a Watcher per file: trigger. A trigger whose path

@@ -623,14 +623,26 @@ func (x *runExec) executeKind(ctx context.Context, kind steps.Kind, exec *steps.
 	return kind.Execute(ctx, exec)
 }
 
+// redactOutputs returns out with the secrets masked in its keys as well as
+// its values: a step may name an output after a secret. Keys that mask to
+// the same text are told apart by a suffix (***, ***_2 …), in key order,
+// so no output is lost.
 func (x *runExec) redactOutputs(out map[string]string) map[string]string {
 	if x.redactor == nil {
 		return out
 	}
-	for k, v := range out {
-		out[k] = x.redact(v)
+	red := make(map[string]string, len(out))
+	for _, k := range slices.Sorted(maps.Keys(out)) {
+		rk := x.redact(k)
+		for n := 2; ; n++ {
+			if _, taken := red[rk]; !taken {
+				break
+			}
+			rk = fmt.Sprintf("%s_%d", x.redact(k), n)
+		}
+		red[rk] = x.redact(out[k])
 	}
-	return out
+	return red
 }
 
 // render resolves the templates of a step's action and builds its env:

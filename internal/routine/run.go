@@ -3,6 +3,8 @@ package routine
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -167,3 +169,24 @@ var (
 // ErrUnsafeValue is a value that step kinds refuse because it would change
 // the structure of where it lands (CodeUnsafeValue).
 var ErrUnsafeValue = errors.New("unsafe value")
+
+// AmbiguousIDError is a run id prefix that more than one run starts with.
+// It wraps ErrConflict.
+type AmbiguousIDError struct {
+	Prefix string
+	// IDs are the first runs it matches, in id order; More says there are
+	// others.
+	IDs  []string
+	More bool
+}
+
+func (e *AmbiguousIDError) Error() string {
+	more := ""
+	if e.More {
+		more = ", …"
+	}
+	return fmt.Sprintf("run id prefix %s matches more than one run: %s%s", e.Prefix, strings.Join(e.IDs, ", "), more)
+}
+
+// Unwrap makes the error an ErrConflict.
+func (e *AmbiguousIDError) Unwrap() error { return ErrConflict }

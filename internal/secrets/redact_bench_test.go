@@ -32,3 +32,15 @@ func BenchmarkRedactLine(b *testing.B) {
 }
 
 var sink string
+
+// BenchmarkNewRedactor builds the redactor of a run with 10 secrets, which
+// every run start with secrets pays.
+func BenchmarkNewRedactor(b *testing.B) {
+	var values []string
+	for i := range 10 {
+		values = append(values, fmt.Sprintf("value-of-secret-%d-0123456789abcdef", i))
+	}
+	for b.Loop() {
+		secrets.NewRedactor(values)
+	}
+}

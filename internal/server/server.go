@@ -42,6 +42,9 @@ type Config struct {
 	// environment.
 	Secret func(ctx context.Context, routine string, ref routine.SecretRef) (string, error)
 	Logger *slog.Logger
+	// Limits are the timeouts and caps against clients that would starve
+	// the daemon (limits.go); zero fields are off.
+	Limits Limits
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -51,6 +54,7 @@ type Server struct {
 	mux      *http.ServeMux
 	draining atomic.Bool
 	backlog  backlog
+	bodies   bodyBudget
 }
 
 // backlogRecount is how long a count of the queued runs is trusted before
@@ -78,7 +82,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight}}
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
@@ -100,7 +104,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the daemon is shutting down")
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.withBodyBudget(w, r, s.mux)
 }
 
 // auth requires the bearer token, when one is configured.
@@ -159,6 +163,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 			return
 		}
 		wait = d
+		s.extendDeadlines(w, wait)
 	}
 	if s.full(w, r, 1) {
 		return
@@ -228,7 +233,11 @@ func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run 
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	run, err := s.cfg.Store.RunGet(r.Context(), r.PathValue("id"))
+	var ambiguous *routine.AmbiguousIDError
 	switch {
+	case errors.As(err, &ambiguous):
+		writeError(w, http.StatusBadRequest, ambiguous.Error()+": give more of the id")
+		return
 	case errors.Is(err, routine.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
 		return

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -49,12 +50,13 @@ func (v *validator) sql(p string, a *routine.SQLAction) {
 		return
 	}
 	if !sqlPathAllowed(v.r.Permissions, path) {
-		v.errorf(p+".db", "%s.db %q must stay inside the routine directory, or under a path of permissions.write", human(p), db)
+		v.errorf(p+".db", "%s.db %q must stay inside the routine directory, or under a path of permissions.write (or permissions.read, to only read it)", human(p), db)
 	}
 }
 
 // sqlPathAllowed reports whether the SQLite file path, as written, lies in
-// the routine directory or under a permissions.write path, before symlinks.
+// the routine directory or under a permissions.write path (or, opened
+// read-only, a permissions.read path), before symlinks.
 // It resolves relative paths against a stand-in routine directory, so it
 // needs no file system.
 func sqlPathAllowed(pm *routine.Permissions, path string) bool {
@@ -66,7 +68,7 @@ func sqlPathAllowed(pm *routine.Permissions, path string) bool {
 	abs = filepath.Clean(abs)
 	roots := []string{dir}
 	if pm != nil {
-		for _, w := range pm.Write {
+		for _, w := range append(slices.Clip(pm.Write), pm.Read...) {
 			if strings.TrimSpace(w) == "" {
 				continue
 			}

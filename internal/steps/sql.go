@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,8 +19,6 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/routines-dev/routines/internal/routine"
 )
 
 // SQLKind runs the statements of a sql step in one transaction, on a
@@ -37,12 +34,6 @@ func (SQLKind) Name() string { return "sql" }
 // MaxSQLRowsBytes caps the rows output, as JSON: a result past it fails the
 // step rather than fill the store with one output.
 const MaxSQLRowsBytes = 1 << 20
-
-// sqlParams are the settings of the step's connection, those of the
-// store's writer: busy_timeout waits for a lock another process holds,
-// _txlock=immediate takes the write lock at BEGIN so a transaction never
-// fails to upgrade a stale read snapshot, WAL lets readers in meanwhile.
-const sqlParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 
 // Execute implements Kind. It outputs rows (the rows of the last statement
 // as a JSON array of objects), count (how many) and affected (the rows its
@@ -70,28 +61,23 @@ func (SQLKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if pg != nil {
 		return runPostgres(ctx, x, pg, stmts, a.Params)
 	}
-	path, err := sqlPath(x.Dir, a.DB, x.Permissions)
+	f, err := sqlPath(x.Dir, a.DB, x.StateDir, x.Permissions)
 	if err != nil {
 		return nil, permanent(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("sql: create the directory of %s: %w", path, err)
-	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: sqlParams}
-	db, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		return nil, fmt.Errorf("sql: open %s: %w", path, err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-
-	out, err := runSQL(ctx, db, stmts, a.Params)
+	db, err := openSQLite(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	rel, relErr := filepath.Rel(x.Dir, path)
+	defer db.close()
+
+	out, err := runSQL(ctx, db.conn, stmts, a.Params)
+	if err != nil {
+		return nil, db.guard.explain(err)
+	}
+	rel, relErr := filepath.Rel(x.Dir, f.path)
 	if relErr != nil || !filepath.IsLocal(rel) {
-		rel = path
+		rel = f.path
 	}
 	fmt.Fprintf(x.Stdout, "%s: %s returned, %s affected\n", rel, plural(out.count, "row"), plural(out.affected, "row"))
 	return out.result(), nil
@@ -122,7 +108,7 @@ func (out *sqlResult) result() *Result {
 
 // runSQL runs stmts in one transaction, binding params to the last one.
 // A failing statement rolls back those before it.
-func runSQL(ctx context.Context, db *sql.DB, stmts []sqlStatement, params []string) (*sqlResult, error) {
+func runSQL(ctx context.Context, db *sql.Conn, stmts []sqlStatement, params []string) (*sqlResult, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, sqlFailure(err, 0, len(stmts))
@@ -339,51 +325,6 @@ func (e *sqlError) CanRetry() bool { return e.retryable }
 
 // permanent marks err as one another try cannot fix.
 func permanent(err error) error { return &sqlError{err: err, cause: err} }
-
-// sqlPath returns the absolute path of the step's SQLite file with its
-// symlinks resolved, or an error when it is not inside the routine
-// directory or a permissions.write path (each with its symlinks resolved).
-func sqlPath(dir, db string, pm *routine.Permissions) (string, error) {
-	db = strings.TrimPrefix(db, "sqlite:")
-	if strings.TrimSpace(db) == "" {
-		db = routine.DefaultSQLDB
-	}
-	abs := db
-	if !filepath.IsAbs(abs) {
-		abs = filepath.Join(dir, abs)
-	}
-	abs = filepath.Clean(abs)
-	roots := []string{dir}
-	if pm != nil {
-		for _, w := range absPaths(dir, pm.Write) {
-			if strings.TrimSpace(w) != "" {
-				roots = append(roots, w)
-			}
-		}
-	}
-	resolved, err := resolveExisting(abs)
-	if err != nil {
-		return "", fmt.Errorf("sql.db %s: %w", db, err)
-	}
-	inside := false // lexically, before symlinks
-	for _, root := range roots {
-		if within(filepath.Clean(root), abs) {
-			inside = true
-		}
-		r, err := resolveExisting(root)
-		if err != nil || !within(r, resolved) {
-			continue
-		}
-		if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
-			return "", fmt.Errorf("sql.db %s is a directory, not a SQLite file", db)
-		}
-		return resolved, nil
-	}
-	if inside {
-		return "", fmt.Errorf("sql.db %s leads to %s through a symlink, outside the routine directory and permissions.write", db, resolved)
-	}
-	return "", fmt.Errorf("sql.db %s is outside the routine directory and permissions.write: keep the file in the routine directory, or add its directory to permissions.write", db)
-}
 
 // within reports whether path lies under the directory root.
 func within(root, path string) bool {

@@ -35,8 +35,12 @@ const (
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
 	// The ids in [?1, ?2) are those that start with the prefix ?1; ordered
 	// by id, an exact match comes first.
-	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 2`
+	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6`
 )
+
+// ambiguousShown is how many of the runs an ambiguous prefix matches its
+// error names.
+const ambiguousShown = 5 // runGetPrefixSQL fetches one more
 
 // minPrefix is the shortest id prefix RunGet resolves.
 const minPrefix = 6
@@ -187,7 +191,11 @@ func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
 	case found[0].ID == id || len(found) == 1:
 		return found[0], nil
 	default:
-		return nil, fmt.Errorf("prefix matches more than one run: %w", routine.ErrConflict)
+		amb := &routine.AmbiguousIDError{Prefix: id, More: len(found) > ambiguousShown}
+		for _, r := range found[:min(len(found), ambiguousShown)] {
+			amb.IDs = append(amb.IDs, r.ID)
+		}
+		return nil, amb
 	}
 }
 
