@@ -277,7 +277,12 @@ func newStepCgroup(run, name string, r Resources) (cg *stepCgroup, missing []str
 		switch {
 		case h.v2Limits[c]:
 		case h.v1[c] != "":
-			v1 = append(v1, c)
+			// Moving a process into a v1 cgroup takes a global lock
+			// that waits for an RCU grace period (≈ 0.2 ms): only the
+			// controllers that limit something.
+			if c == "memory" && r.MemoryBytes > 0 || c == "pids" && r.Pids > 0 || c == "cpu" && r.CPU > 0 {
+				v1 = append(v1, c)
+			}
 		case c == "memory" && r.MemoryBytes > 0, c == "pids" && r.Pids > 0, c == "cpu" && r.CPU > 0:
 			missing = append(missing, c)
 		}
@@ -534,6 +539,7 @@ func readInt(path string) int64 {
 // v1Slot is a set of v1 cgroups, one per controller, that one step at a
 // time uses.
 type v1Slot struct {
+	key      string // its controllers, the key of its pool
 	dirs     map[string]string
 	procs    map[string]int // controller → cgroup.procs, open for writing
 	limits   Resources      // as set now
@@ -543,20 +549,21 @@ type v1Slot struct {
 
 var v1Pool struct {
 	sync.Mutex
-	free []*v1Slot
+	free map[string][]*v1Slot // by controllers
 	n    int
 }
 
 // acquireSlot takes a slot of the controllers from the pool, or makes one,
 // and sets r on it.
 func acquireSlot(h *cgroupHost, controllers []string, r Resources) (*v1Slot, error) {
+	key := strings.Join(controllers, ",")
 	v1Pool.Lock()
 	var s *v1Slot
-	if n := len(v1Pool.free); n > 0 {
-		s, v1Pool.free = v1Pool.free[n-1], v1Pool.free[:n-1]
+	if free := v1Pool.free[key]; len(free) > 0 {
+		s, v1Pool.free[key] = free[len(free)-1], free[:len(free)-1]
 	} else {
 		v1Pool.n++
-		s = &v1Slot{dirs: map[string]string{}, procs: map[string]int{}, limits: Resources{MemoryBytes: -2, Pids: -2, CPU: -2}}
+		s = &v1Slot{key: key, dirs: map[string]string{}, procs: map[string]int{}, limits: Resources{MemoryBytes: -2, Pids: -2, CPU: -2}}
 		// Named by the engine's pid: the pools of two engines on one
 		// host must never share a slot.
 		name := fmt.Sprintf("slot.%d-%d", os.Getpid(), v1Pool.n)
@@ -647,6 +654,9 @@ func (s *v1Slot) release(kill bool) {
 		}
 	}
 	v1Pool.Lock()
-	v1Pool.free = append(v1Pool.free, s)
+	if v1Pool.free == nil {
+		v1Pool.free = map[string][]*v1Slot{}
+	}
+	v1Pool.free[s.key] = append(v1Pool.free[s.key], s)
 	v1Pool.Unlock()
 }
