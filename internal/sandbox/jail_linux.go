@@ -1,11 +1,13 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,9 +44,15 @@ func newJail(c *Command) (*jail, error) {
 			j.netns = nil
 		}
 	}
-	if !p.Unconfined && mountNamespaces() == nil {
+	if !p.Unconfined && !noMountNamespaces.Load() {
 		key := runKey("mnt", c.Run, rulesetKey(p)+"\n"+strings.Join(p.Hide, "\x00"))
-		if j.mountns, err = acquireNS(key, func() (int, error) { return newMountNS(p) }); err != nil {
+		j.mountns, err = acquireNS(key, func() (int, error) { return newMountNS(p) })
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			// Not root: steps see the host's files, Landlock decides
+			// (routines doctor says so). Not asked again.
+			noMountNamespaces.Store(true)
+		case err != nil:
 			j.close()
 			return nil, err
 		}
@@ -98,6 +106,10 @@ func (p *Policy) checkPlantedLinks() error {
 	}
 	return nil
 }
+
+// noMountNamespaces is set once making a mount namespace failed for want
+// of privileges.
+var noMountNamespaces atomic.Bool
 
 // explicit reports whether the limit of layer was set, not defaulted.
 func (r Resources) explicit(layer string) bool {
@@ -189,6 +201,9 @@ type LayerStatus struct {
 // named in need, but for those in allow: a routine that asks for a
 // protection the host cannot give is refused, with the reason.
 func Require(need, allow []string) error {
+	if len(need) == 0 { // what most routines need: nothing to probe
+		return nil
+	}
 	return require(hostLayers(), need, allow)
 }
 
