@@ -90,6 +90,20 @@ type cgroupHost struct {
 
 var hostCgroups = sync.OnceValue(findCgroups)
 
+// makeCgroupDir makes dir, the parent of step cgroups, or finds it, and
+// checks that this process may make cgroups in it: an engine not run as
+// root finds the directory a root engine made, and may not.
+func makeCgroupDir(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("make the steps' cgroup %s: %w", dir, err)
+	}
+	probe := filepath.Join(dir, fmt.Sprintf("probe.%d-0", os.Getpid()))
+	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("make a step cgroup in %s: %w", dir, err)
+	}
+	return unix.Rmdir(probe)
+}
+
 func findCgroups() *cgroupHost {
 	h := &cgroupHost{v2Limits: map[string]bool{}, v1: map[string]string{}}
 	own, err := ownCgroups()
@@ -119,7 +133,7 @@ func findCgroups() *cgroupHost {
 			continue
 		}
 		dir := filepath.Join(mnt, own[c], "routines")
-		if err := os.Mkdir(dir, 0o755); err == nil || errors.Is(err, os.ErrExist) {
+		if err := makeCgroupDir(dir); err == nil {
 			h.v1[c] = dir
 			sweepDeadEngines(dir, removeV1)
 		}
@@ -191,8 +205,8 @@ func cgroupMounts() (map[string]string, error) {
 // service with Delegate=yes.
 func prepareV2(own string, limits map[string]bool) (string, error) {
 	dir := filepath.Join(own, "routines")
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("make the steps' cgroup: %w", err)
+	if err := makeCgroupDir(dir); err != nil {
+		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err != nil {
 		return "", fmt.Errorf("cgroup.kill is missing (it needs Linux 5.14): %w", err)
