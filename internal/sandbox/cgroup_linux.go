@@ -351,6 +351,15 @@ func (cg *stepCgroup) setV2Limits(r Resources) error {
 	return nil
 }
 
+// dropSlot gives back the v1 slot of a child that cannot be moved into it
+// (one that exec.Cmd starts, with no stop at its exec).
+func (cg *stepCgroup) dropSlot() {
+	if cg.slot != nil {
+		cg.slot.release(false)
+		cg.slot = nil
+	}
+}
+
 // needsEnter reports whether the child must be moved into v1 cgroups
 // while it is stopped at its exec.
 func (cg *stepCgroup) needsEnter() bool { return cg.slot != nil }

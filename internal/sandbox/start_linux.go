@@ -1,25 +1,41 @@
 package sandbox
 
-import "fmt"
+import (
+	"fmt"
+	"syscall"
+)
 
 // Start calls start, which starts one long-lived child process (such as
-// exec.Cmd.Start, or what calls it), on a fresh thread confined by p: the
-// child gets p's Landlock domain, no_new_privs and no capabilities, and the
-// engine stays unconfined. It is for children that talk to the engine over
+// exec.Cmd.Start, or what calls it) with sys as its SysProcAttr, confined
+// by p as a step of run is: Landlock, no_new_privs and no capabilities,
+// the run's mount namespace and, with p.Network false, its network
+// namespace, and a cgroup of its own (name names it) with p's limits where
+// cgroup v2 sets them. It is for children that talk to the engine over
 // their stdin and stdout while it runs (MCP servers of agent steps); Run
-// is for steps. p's memory and CPU limits are not applied. With
-// p.Unconfined, start is called as it is.
+// is for steps. Rlimits and cgroup v1 limits, which need the child stopped
+// at its exec, are not applied.
 //
 // start runs on a thread that is discarded after: it must only start the
-// child, not keep state bound to its thread.
-func Start(p *Policy, start func() error) error {
-	if p.Unconfined {
-		return start()
-	}
-	ruleset, err := acquireRuleset(p)
+// child, not keep state bound to its thread. stop kills whatever is left
+// of the child's processes and removes its cgroup; call it once the child
+// is done.
+func Start(p *Policy, run, name string, sys *syscall.SysProcAttr, start func() error) (stop func(), err error) {
+	j, err := newJail(&Command{Policy: *p, Run: run, Name: name})
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	defer ruleset.release()
-	return onStepThread(stepThread{ruleset: ruleset.fd, netns: -1, mountns: -1}, start)
+	j.cgroup.dropSlot()
+	if j.cgroup.fd >= 0 {
+		sys.UseCgroupFD = true
+		sys.CgroupFD = j.cgroup.fd
+	}
+	err = onStepThread(j.thread(), func() error {
+		defer j.started()
+		return start()
+	})
+	if err != nil {
+		j.close()
+		return nil, err
+	}
+	return j.close, nil
 }

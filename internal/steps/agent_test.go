@@ -391,10 +391,14 @@ func TestAgentMCPOverStdioInTheSandbox(t *testing.T) {
 	}
 	req := model.request(t, 2)
 	// A relative path is read in the routine directory; a file outside
-	// it is denied by the sandbox, and the model hears of it.
+	// it is missing from the run's mount namespace (denied by Landlock on
+	// a host without one), and the model hears of it.
 	wantContains(t, "request 2", req,
-		`{"content":[{"text":"in the routine directory","type":"text"}],"is_error":false,"tool_use_id":"toolu_1","type":"tool_result"}`,
-		`permission denied","type":"text"}],"is_error":true,"tool_use_id":"toolu_2"`)
+		`{"content":[{"text":"in the routine directory","type":"text"}],"is_error":false,"tool_use_id":"toolu_1","type":"tool_result"}`)
+	if !strings.Contains(req, `no such file or directory","type":"text"}],"is_error":true,"tool_use_id":"toolu_2"`) &&
+		!strings.Contains(req, `permission denied","type":"text"}],"is_error":true,"tool_use_id":"toolu_2"`) {
+		t.Fatalf("request 2: the outside file was not refused:\n%s", req)
+	}
 }
 
 func TestAgentMaxTurns(t *testing.T) {

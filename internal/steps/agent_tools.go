@@ -270,14 +270,24 @@ func mcpCommand(x *Execution, s routine.AgentMCPServer) (*commandTransport, erro
 		readWrite = append(readWrite, absPaths(x.Dir, p.Write)...)
 		readOnly = absPaths(x.Dir, p.Read)
 	}
+	policy := sandbox.Policy{
+		ReadWrite:    readWrite,
+		ReadOnly:     readOnly,
+		Network:      x.Permissions.NetworkAllowed(),
+		Unconfined:   x.Unconfined,
+		AllowMissing: x.AllowMissing,
+	}
+	if x.StateDir != "" {
+		policy.Hide = []string{x.StateDir}
+	}
+	if r := x.Resources; r != nil {
+		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
+	}
 	return &commandTransport{
-		inner: &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second},
-		policy: sandbox.Policy{
-			ReadWrite:  readWrite,
-			ReadOnly:   readOnly,
-			Network:    x.Permissions.NetworkAllowed(),
-			Unconfined: x.Unconfined,
-		},
+		inner:  &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second},
+		policy: policy,
+		run:    x.RunID,
+		name:   x.StepID + "-mcp-" + strconv.Itoa(x.Attempt),
 	}, nil
 }
 
@@ -307,16 +317,17 @@ func findProgram(dir, prog, path string) (string, error) {
 }
 
 // commandTransport is mcp.CommandTransport with the server started in the
-// sandbox, and its whole process group killed when the session ends.
+// sandbox, and all its processes killed when the session ends.
 type commandTransport struct {
-	inner  *mcp.CommandTransport
-	policy sandbox.Policy
+	inner     *mcp.CommandTransport
+	policy    sandbox.Policy
+	run, name string // of its cgroup
 }
 
 // Connect implements mcp.Transport.
 func (t *commandTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	var conn mcp.Connection
-	err := sandbox.Start(&t.policy, func() error {
+	stop, err := sandbox.Start(&t.policy, t.run, t.name, t.inner.Command.SysProcAttr, func() error {
 		var err error
 		conn, err = t.inner.Connect(ctx)
 		return err
@@ -324,14 +335,16 @@ func (t *commandTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.inner.Command.Path, err)
 	}
-	return groupConn{Connection: conn, cmd: t.inner.Command}, nil
+	return groupConn{Connection: conn, cmd: t.inner.Command, stop: stop}, nil
 }
 
-// groupConn kills what is left of the server's process group once the
-// connection, and so the server, is closed.
+// groupConn kills what is left of the server's processes once the
+// connection, and so the server, is closed: its process group, and its
+// cgroup (what left the group).
 type groupConn struct {
 	mcp.Connection
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	stop func()
 }
 
 func (c groupConn) Close() error {
@@ -339,6 +352,7 @@ func (c groupConn) Close() error {
 	if p := c.cmd.Process; p != nil {
 		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	}
+	c.stop()
 	return err
 }
 
