@@ -42,6 +42,7 @@ func TestEscapeWebhookInjection(t *testing.T) {
 		`'; touch pwned-4; echo '`,
 		`\"; touch pwned-5; #`,
 		`${IFS}$(touch${IFS}pwned-6)`,
+		"hello\nforged=an output of the sender's choosing",
 	} {
 		if got, state := post(t, addr, msg); state != "succeeded" || got != msg {
 			t.Errorf("the inputs layer (run-line rendering) let the shell parse the message: sent %q, run %s, echoed %q", msg, state, got)
@@ -85,6 +86,9 @@ func post(t *testing.T, addr, message string) (output, state string) {
 	}
 	if resp.StatusCode != http.StatusOK || len(run.Steps) != 1 {
 		t.Fatalf("%d %+v", resp.StatusCode, run)
+	}
+	if _, forged := run.Steps[0].Outputs["forged"]; forged || len(run.Steps[0].Outputs) > 1 {
+		t.Errorf("a line break in the message added an output: %v", run.Steps[0].Outputs)
 	}
 	return run.Steps[0].Outputs["message"], run.State
 }
