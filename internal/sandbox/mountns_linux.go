@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -183,19 +182,7 @@ func newMountNS(p *Policy) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	type made struct {
-		fd  int
-		err error
-	}
-	ch := make(chan made, 1)
-	go func() {
-		// Never unlocked: the thread is in the new namespace.
-		runtime.LockOSThread()
-		fd, err := buildMountNS(plan, proc, dev)
-		ch <- made{fd, err}
-	}()
-	m := <-ch
-	return m.fd, m.err
+	return onThrowawayThread(func() (int, error) { return buildMountNS(plan, proc, dev) })
 }
 
 // buildMountNS makes a mount namespace for the calling thread alone and

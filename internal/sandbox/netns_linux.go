@@ -127,28 +127,34 @@ func dropIdleNS() {
 // newNetns makes a network namespace with its loopback up, on a thread
 // that is discarded after, and returns a descriptor that keeps it.
 func newNetns() (int, error) {
+	return onThrowawayThread(func() (int, error) {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return -1, fmt.Errorf("%w: make a network namespace: %v", ErrUnavailable, err)
+		}
+		if err := loopbackUp(); err != nil {
+			return -1, fmt.Errorf("bring up loopback: %w", err)
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("open network namespace: %w", err)
+		}
+		return fd, nil
+	})
+}
+
+// onThrowawayThread calls f on a locked thread that is never given back to
+// the runtime, so that the namespaces f moves the thread into end with it,
+// and returns what f returned.
+func onThrowawayThread(f func() (int, error)) (int, error) {
 	type made struct {
 		fd  int
 		err error
 	}
 	ch := make(chan made, 1)
 	go func() {
-		// Never unlocked: the thread is in the new namespace.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- made{-1, fmt.Errorf("%w: make a network namespace: %v", ErrUnavailable, err)}
-			return
-		}
-		if err := loopbackUp(); err != nil {
-			ch <- made{-1, fmt.Errorf("bring up loopback: %w", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- made{-1, fmt.Errorf("open network namespace: %w", err)}
-			return
-		}
-		ch <- made{fd, nil}
+		runtime.LockOSThread() // never unlocked
+		fd, err := f()
+		ch <- made{fd, err}
 	}()
 	m := <-ch
 	return m.fd, m.err

@@ -81,7 +81,7 @@ func TestEscapeStartedServerNetworkAndLeftovers(t *testing.T) {
 		t.Fatalf("a datagram left the server: %q (layer: network namespace)", buf[:n])
 	}
 	_ = cmd.Process.Kill()
+	stop() // before Wait: the setsid sleep holds the output pipe Wait drains
 	_ = cmd.Wait()
-	stop()
 	requireGone(t, pids(t, strings.Fields(out.String())[0]))
 }

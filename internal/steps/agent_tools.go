@@ -261,31 +261,9 @@ func mcpCommand(x *Execution, s routine.AgentMCPServer) (*commandTransport, erro
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second
-	readWrite := []string{x.Dir}
-	if x.Workspace != "" {
-		readWrite = append(readWrite, x.Workspace)
-	}
-	var readOnly []string
-	if p := x.Permissions; p != nil {
-		readWrite = append(readWrite, absPaths(x.Dir, p.Write)...)
-		readOnly = absPaths(x.Dir, p.Read)
-	}
-	policy := sandbox.Policy{
-		ReadWrite:    readWrite,
-		ReadOnly:     readOnly,
-		Network:      x.Permissions.NetworkAllowed(),
-		Unconfined:   x.Unconfined,
-		AllowMissing: x.AllowMissing,
-	}
-	if x.StateDir != "" {
-		policy.Hide = []string{x.StateDir}
-	}
-	if r := x.Resources; r != nil {
-		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
-	}
 	return &commandTransport{
 		inner:  &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second},
-		policy: policy,
+		policy: sandboxPolicy(x),
 		run:    x.RunID,
 		name:   x.StepID + "-mcp-" + strconv.Itoa(x.Attempt),
 	}, nil

@@ -67,27 +67,7 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		env["SHLVL"] = "1"
 		env["_"] = prog
 	}
-	readWrite := []string{x.Dir, x.Workspace}
-	var readOnly []string
-	if p := x.Permissions; p != nil {
-		readWrite = append(readWrite, absPaths(x.Dir, p.Write)...)
-		readOnly = absPaths(x.Dir, p.Read)
-	}
-	policy := sandbox.Policy{
-		ReadWrite:    readWrite,
-		ReadOnly:     readOnly,
-		Network:      x.Permissions.NetworkAllowed(),
-		Unconfined:   x.Unconfined,
-		AllowMissing: x.AllowMissing,
-	}
-	if x.StateDir != "" {
-		// The project's store, vault key and other runs' workspaces, when
-		// the routine directory holds them.
-		policy.Hide = []string{x.StateDir}
-	}
-	if r := x.Resources; r != nil {
-		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
-	}
+	policy := sandboxPolicy(x)
 	if l := x.Limits; l != nil {
 		policy.MemoryBytes = int64(l.Memory)
 		policy.CPUSeconds = int64((l.CPU.D() + 999_999_999) / 1_000_000_000)
@@ -125,6 +105,37 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return result, err
 	}
 	return result, nil
+}
+
+// sandboxPolicy is what the processes of x may touch and use: the
+// routine directory, the run's workspace, the permissions, the resources,
+// the project's state directory hidden.
+func sandboxPolicy(x *Execution) sandbox.Policy {
+	readWrite := []string{x.Dir}
+	if x.Workspace != "" {
+		readWrite = append(readWrite, x.Workspace)
+	}
+	var readOnly []string
+	if p := x.Permissions; p != nil {
+		readWrite = append(readWrite, absPaths(x.Dir, p.Write)...)
+		readOnly = absPaths(x.Dir, p.Read)
+	}
+	policy := sandbox.Policy{
+		ReadWrite:    readWrite,
+		ReadOnly:     readOnly,
+		Network:      x.Permissions.NetworkAllowed(),
+		Unconfined:   x.Unconfined,
+		AllowMissing: x.AllowMissing,
+	}
+	if x.StateDir != "" {
+		// The project's store, vault key and other runs' workspaces, when
+		// the routine directory holds them.
+		policy.Hide = []string{x.StateDir}
+	}
+	if r := x.Resources; r != nil {
+		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
+	}
+	return policy
 }
 
 // exitError describes a step that did not exit 0; one that hit a limit
