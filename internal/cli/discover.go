@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,8 +13,8 @@ import (
 	"github.com/routines-dev/routines/internal/spec"
 )
 
-// discover loads every routine file under root (skipping .routines, .git
-// and node_modules) and vets each with check. Invalid files are reported
+// discover loads every routine file under root (skipping hidden,
+// dependency and testdata directories) and vets each with check. Invalid files are reported
 // to warn, with the positions of their problems, and skipped; two valid
 // routines with the same name are an error, since runs and webhooks find
 // routines by name.
@@ -55,6 +56,16 @@ func discover(root string, warn io.Writer, check func(*routine.Routine) error) (
 // routine lives in. Unreadable entries are passed over; fn may return
 // fs.SkipAll to stop.
 func walkRoutineFiles(root string, fn func(path string) error) error {
+	return walkRoutineTree(root, 0, fn)
+}
+
+// errSearchBound stops a walk that visited its bound of directories.
+var errSearchBound = errors.New("search bound reached")
+
+// walkRoutineTree is walkRoutineFiles visiting at most maxDirs
+// directories (0: no bound); past it, it returns errSearchBound.
+func walkRoutineTree(root string, maxDirs int, fn func(path string) error) error {
+	dirs := 0
 	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
@@ -62,6 +73,9 @@ func walkRoutineFiles(root string, fn func(path string) error) error {
 		if d.IsDir() {
 			if path != root && skippedDir(d.Name()) {
 				return filepath.SkipDir
+			}
+			if dirs++; maxDirs > 0 && dirs > maxDirs {
+				return errSearchBound
 			}
 			return nil
 		}
@@ -72,9 +86,15 @@ func walkRoutineFiles(root string, fn func(path string) error) error {
 	})
 }
 
+// skippedDir reports the directories no routine is looked for in: hidden
+// ones (.routines, .git, .cache …), dependencies (node_modules, vendor)
+// and test data, which holds deliberately broken routines.
 func skippedDir(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return true
+	}
 	switch name {
-	case stateDirName, ".git", "node_modules":
+	case "node_modules", "vendor", "testdata":
 		return true
 	}
 	return false

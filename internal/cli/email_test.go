@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"testing"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/trigger"
@@ -19,7 +21,7 @@ func (w *countWaker) Wake() { w.n++ }
 // into the run its first firing queued.
 func TestEnqueueDedupedFoldsARefetchedMessage(t *testing.T) {
 	t.Parallel()
-	st, err := openStore(t.Context(), t.TempDir(), true)
+	st, err := (&globals{deps: Deps{Stderr: io.Discard}}).openStore(t.Context(), project.Project{Dir: t.TempDir()}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

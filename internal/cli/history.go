@@ -36,11 +36,11 @@ func jsonRun(run *routine.Run) *routine.Run {
 
 // withStore opens the store of the project around the current directory.
 func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
-	project, err := g.projectFor(".")
+	p, err := g.projectFor(".")
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, project, false)
+	st, err := g.openStore(ctx, p, false)
 	if err != nil {
 		return err
 	}

@@ -10,15 +10,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/server"
-	"github.com/routines-dev/routines/internal/steps"
 )
 
 func newInvokeCmd(g *globals) *cobra.Command {
@@ -65,13 +64,13 @@ func (g *globals) daemonURL(flag string) (string, error) {
 	if flag != "" {
 		return strings.TrimRight(flag, "/"), nil
 	}
-	project, err := g.projectFor(".")
+	p, err := g.projectFor(".")
 	if err != nil {
 		return "", err
 	}
-	base, err := steps.DaemonURL(filepath.Join(project, stateDirName))
-	if errors.Is(err, steps.ErrNoDaemon) {
-		return "", invalidf("no daemon is running for %s (no %s): start `routines serve` there, or pass --server URL", project, filepath.Join(stateDirName, serveFileName))
+	base, err := p.DaemonURL()
+	if errors.Is(err, project.ErrNoDaemon) {
+		return "", invalid(err)
 	}
 	return base, err
 }

@@ -6,56 +6,42 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/store/sqlite"
+	"github.com/routines-dev/routines/internal/suggest"
 )
 
-// stateDirName is the per-project directory holding the store and run workspaces.
-const stateDirName = ".routines"
-
-// ownersDir returns the directory of the lock files of the processes
-// that execute the project's runs (package owner).
-func ownersDir(project string) string {
-	return filepath.Join(project, stateDirName, "owners")
+// projectFor applies the project rule (package project) from a start
+// directory: --project or ROUTINES_PROJECT, else the nearest directory
+// from start upwards that holds .routines/, else start itself.
+func (g *globals) projectFor(start string) (project.Project, error) {
+	named := g.project
+	if named == "" {
+		named = g.getenv(project.EnvVar)
+	}
+	return project.Find(named, start)
 }
 
-// projectFor returns the project directory for a starting directory: the
-// --project flag, else the nearest directory from start upwards that
-// already holds .routines/, else start itself.
-func (g *globals) projectFor(start string) (string, error) {
-	if g.project != "" {
-		return filepath.Abs(g.project)
+// openStore opens the project's store, creating it when create is set
+// (and saying so when that starts a project). Without create, a project
+// with no store is an error that says where it looked.
+func (g *globals) openStore(ctx context.Context, p project.Project, create bool) (*sqlite.Store, error) {
+	if !create && !p.HasStore() {
+		return nil, invalidf("no runs recorded in project %s yet (no %s); run a routine there first, or pass --project DIR", p.Dir, p.StorePath())
 	}
-	abs, err := filepath.Abs(start)
-	if err != nil {
-		return "", err
-	}
-	for dir := abs; ; {
-		if info, err := os.Stat(filepath.Join(dir, stateDirName)); err == nil && info.IsDir() {
-			return dir, nil
+	if create {
+		made, err := p.Create()
+		if err != nil {
+			return nil, err
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return abs, nil
-		}
-		dir = parent
-	}
-}
-
-// openStore opens the project's store, creating it when create is set.
-// Without create, a project with no store is an error that says where it
-// looked.
-func openStore(ctx context.Context, project string, create bool) (*sqlite.Store, error) {
-	path := filepath.Join(project, stateDirName, "state.db")
-	if !create {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, invalidf("no runs recorded in %s yet (no %s); run a routine there first, or pass --project DIR", project, filepath.Join(stateDirName, "state.db"))
+		if made {
+			fmt.Fprintf(g.deps.Stderr, "new project %s: its runs, logs and secrets go to %s (how a project is found: routines help projects)\n", p.Dir, p.StateDir())
 		}
 	}
-	st, err := sqlite.Open(ctx, path)
+	st, err := sqlite.Open(ctx, p.StorePath())
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -66,41 +52,45 @@ func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(form
 
 // loadRoutine finds and validates the routine an argument names: a
 // directory holding routine.yaml, a routine file, or the name of a routine
-// somewhere in the project (the current directory, or --project). It also
-// returns the project the routine's runs belong to: for a path, the one
-// around the routine's directory; for a name, the one it was found in.
-// Problems in the file are bad input.
-func (g *globals) loadRoutine(arg string) (*routine.Routine, string, error) {
+// in the project around the current directory. It also returns the
+// project the routine's runs belong to, found from the routine's own
+// directory however it was named. Problems in the file are bad input.
+func (g *globals) loadRoutine(arg string) (*routine.Routine, project.Project, error) {
 	if arg == "" {
 		arg = "."
 	}
 	if _, err := os.Stat(arg); err != nil {
-		return g.loadByName(arg)
+		r, _, err := g.loadByName(arg)
+		if err != nil {
+			return nil, project.Project{}, err
+		}
+		p, err := g.projectFor(r.Dir)
+		return r, p, err
 	}
 	r, err := g.load(arg)
 	if err != nil {
-		return nil, "", invalid(err)
+		return nil, project.Project{}, invalid(err)
 	}
-	project, err := g.projectFor(r.Dir)
-	return r, project, err
+	p, err := g.projectFor(r.Dir)
+	return r, p, err
 }
 
 // loadByName finds the routine called name in the project around the
-// current directory (or --project) and validates it.
-func (g *globals) loadByName(name string) (*routine.Routine, string, error) {
-	project, err := g.projectFor(".")
+// current directory, validates it and returns it with that project.
+func (g *globals) loadByName(name string) (*routine.Routine, project.Project, error) {
+	here, err := g.projectFor(".")
 	if err != nil {
-		return nil, "", err
+		return nil, here, err
 	}
-	path, err := findByName(project, name)
+	path, err := findByName(here.Dir, name)
 	if err != nil {
-		return nil, "", invalid(err)
+		return nil, here, invalid(err)
 	}
 	r, err := g.load(path)
 	if err != nil {
-		return nil, "", invalid(err)
+		return nil, here, invalid(err)
 	}
-	return r, project, nil
+	return r, here, nil
 }
 
 // firstArg returns the optional first argument, or "".
@@ -111,21 +101,36 @@ func firstArg(args []string) string {
 	return args[0]
 }
 
-// findByName looks for the routine called name under root.
+// maxNameSearch bounds the directories a lookup by name visits, so that a
+// name typed in a home directory answers at once instead of walking it.
+const maxNameSearch = 2000
+
+// findByName looks for the routine called name under root, visiting at
+// most maxNameSearch directories. Not found, it suggests the closest name
+// it saw.
 func findByName(root, name string) (string, error) {
 	var found string
-	walkErr := walkRoutineFiles(root, func(path string) error {
-		if r, err := spec.Load(path); err == nil && r.Name == name {
+	var names []string
+	walkErr := walkRoutineTree(root, maxNameSearch, func(path string) error {
+		r, err := spec.Load(path)
+		if err != nil {
+			return nil
+		}
+		if r.Name == name {
 			found = path
 			return fs.SkipAll
 		}
+		names = append(names, r.Name)
 		return nil
 	})
-	if walkErr != nil {
+	switch {
+	case found != "":
+		return found, nil
+	case errors.Is(walkErr, errSearchBound):
+		return "", fmt.Errorf("%s: no such file or directory, and no routine of that name in the first %d directories under %s (the search stops there): pass the routine's directory%s",
+			name, maxNameSearch, root, suggest.DidYouMean(name, names))
+	case walkErr != nil:
 		return "", walkErr
 	}
-	if found == "" {
-		return "", fmt.Errorf("%s: no such file, directory or routine in %s", name, root)
-	}
-	return found, nil
+	return "", fmt.Errorf("%s: no such file or directory, and no routine of that name under %s%s", name, root, suggest.DidYouMean(name, names))
 }

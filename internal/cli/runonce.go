@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/owner"
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -153,17 +153,17 @@ func usesKind(r *routine.Routine, kind string) bool {
 // (as are its sub-runs), so a daemon on the project never claims it; if
 // this process dies, the daemon finds its owner dead and resumes the run
 // at its first unfinished step.
-func (g *globals) execute(ctx context.Context, project string, r *routine.Routine, unconfined bool, p *store.RunCreateParams) error {
-	routines := &projectRoutines{g: g, root: project}
+func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.Routine, unconfined bool, p *store.RunCreateParams) error {
+	routines := &projectRoutines{g: g, root: proj.Dir}
 	if err := checkCalls(r, routines.Get); err != nil {
 		return invalid(err)
 	}
-	st, err := openStore(ctx, project, true)
+	st, err := g.openStore(ctx, proj, true)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	own, err := owner.Acquire(ownersDir(project))
+	own, err := owner.Acquire(proj.OwnersDir())
 	if err != nil {
 		return err
 	}
@@ -187,14 +187,14 @@ func (g *globals) execute(ctx context.Context, project string, r *routine.Routin
 	}
 	fmt.Fprintf(human, "run %s · %s · rev %s\n", run.ID, r.Name, shortRev(r.Revision))
 	view := &liveView{stdout: human, stderr: g.deps.Stderr}
-	resolver, err := g.secretResolver(st)
+	resolver, err := g.secretResolver(st, proj)
 	if err != nil {
 		return err
 	}
 	eng := engine.New(engine.Config{
 		Store:        st,
 		Kinds:        g.deps.Kinds,
-		StateDir:     filepath.Join(project, stateDirName),
+		StateDir:     proj.StateDir(),
 		Logger:       g.logger,
 		Observer:     view,
 		Secrets:      resolver,

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/spec"
@@ -71,7 +72,7 @@ func newSecretsCmd(g *globals) *cobra.Command {
 // builtinVault opens the project's builtin vault around fn; create makes
 // the store when the project has none.
 func (g *globals) builtinVault(ctx context.Context, create bool, fn func(b *secrets.Builtin) error) error {
-	project, err := g.projectFor(".")
+	p, err := g.projectFor(".")
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func (g *globals) builtinVault(ctx context.Context, create bool, fn func(b *secr
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, project, create)
+	st, err := g.openStore(ctx, p, create)
 	if err != nil {
 		return err
 	}
@@ -280,7 +281,7 @@ func (g *globals) listAudit(ctx context.Context, st store.Store, p *store.AuditL
 // secretResolver builds the resolver of the secrets routines declare: the
 // builtin vault on st, the environment, and the providers main adds. With
 // a nil st it only validates.
-func (g *globals) secretResolver(st store.Store) (*secrets.Resolver, error) {
+func (g *globals) secretResolver(st store.Store, p project.Project) (*secrets.Resolver, error) {
 	keys, err := secrets.KeySourceFromEnv(g.getenv)
 	if err != nil {
 		return nil, err
@@ -294,13 +295,13 @@ func (g *globals) secretResolver(st store.Store) (*secrets.Resolver, error) {
 	if g.extraErr != nil {
 		return nil, g.extraErr
 	}
-	return secrets.NewResolver(secrets.ResolverConfig{Providers: append(providers, g.extra...), Audit: st})
+	return secrets.NewResolver(secrets.ResolverConfig{Providers: append(providers, g.extra...), Audit: st, Project: p.Dir})
 }
 
 // checkSecrets checks the from: of the secrets a routine declares against
 // the providers, without the network.
 func (g *globals) checkSecrets(r *routine.Routine) error {
-	res, err := g.secretResolver(nil)
+	res, err := g.secretResolver(nil, project.Project{})
 	if err != nil {
 		return err
 	}

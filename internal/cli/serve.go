@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,22 +18,13 @@ import (
 
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/owner"
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/trigger"
 )
-
-// serveFileName is the file in .routines/ where a running daemon records
-// its address, for `routines invoke`.
-const serveFileName = "serve.json"
-
-// serveInfo is the content of .routines/serve.json.
-type serveInfo struct {
-	Addr string `json:"addr"`
-	PID  int    `json:"pid"`
-}
 
 // serveOptions are the flags of serve.
 type serveOptions struct {
@@ -91,6 +81,7 @@ func newServeCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error {
+	started := time.Now()
 	if dir == "" {
 		dir = "."
 	}
@@ -108,11 +99,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if info, err := os.Stat(root); err != nil || !info.IsDir() {
 		return invalidf("%s: not a directory", dir)
 	}
-	project := root
-	if g.project != "" {
-		if project, err = filepath.Abs(g.project); err != nil {
-			return err
-		}
+	proj, err := g.projectFor(root)
+	if err != nil {
+		return invalid(err)
 	}
 	routines, err := discover(root, g.deps.Stderr, g.checkSecrets)
 	if err != nil {
@@ -144,12 +133,18 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			break // warned once
 		}
 	}
-	st, err := openStore(ctx, project, true)
+	st, err := g.openStore(ctx, proj, true)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	resolver, err := g.secretResolver(st)
+	// One daemon per project: a second one would fire every cron twice.
+	lock, err := proj.LockDaemon()
+	if err != nil {
+		return invalid(err)
+	}
+	defer lock.Release()
+	resolver, err := g.secretResolver(st, proj)
 	if err != nil {
 		return err
 	}
@@ -159,7 +154,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	// The daemon owns the runs it executes under an id whose liveness
 	// the next daemon checks: the runs of a dead owner are taken over at
 	// once, not when their leases expire.
-	own, err := owner.Acquire(ownersDir(project))
+	own, err := owner.Acquire(proj.OwnersDir())
 	if err != nil {
 		return err
 	}
@@ -171,7 +166,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Executor: engine.New(engine.Config{
 			Store:        st,
 			Kinds:        g.deps.Kinds,
-			StateDir:     filepath.Join(project, stateDirName),
+			StateDir:     proj.StateDir(),
 			Logger:       logger,
 			Secrets:      resolver,
 			Routines:     catalog,
@@ -183,7 +178,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		}),
 		Catalog:  catalog,
 		Leases:   leases,
-		Liveness: owner.Dir(ownersDir(project)),
+		Liveness: owner.Dir(proj.OwnersDir()),
 		// What the steps of a dead owner's run left, killed by their cgroups.
 		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
 		Workers:          o.workers,
@@ -266,18 +261,16 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	}
 	// serve.json tells clients (invoke, emit, tests) the daemon is up: it
 	// is written once every trigger watches, so what happens after it is seen.
-	infoPath := filepath.Join(project, stateDirName, serveFileName)
-	if err := writeServeInfo(infoPath, serveInfo{Addr: addr, PID: os.Getpid()}); err != nil {
+	if err := lock.Publish(project.Daemon{Addr: addr, PID: os.Getpid(), Started: started, Serving: root}); err != nil {
 		stopTriggers()
 		ln.Close()
 		return err
 	}
-	defer os.Remove(infoPath)
 	o.limits.MaxConns = connCap(o.limits.MaxConns, logger)
 	httpSrv, limited := api.HTTPServer(ln, o.limits)
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(limited) }()
-	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on http://%s\n", len(routines), root, addr)
+	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on http://%s (project %s)\n", len(routines), root, addr, proj.Dir)
 
 	select {
 	case <-ctx.Done():
@@ -364,17 +357,4 @@ func checkHooks(rs []*routine.Routine) error {
 		}
 	}
 	return nil
-}
-
-// writeServeInfo records the daemon's address, atomically.
-func writeServeInfo(path string, info serveInfo) error {
-	data, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("record address: %w", err)
-	}
-	return os.Rename(tmp, path)
 }

@@ -31,6 +31,9 @@ type ResolverConfig struct {
 	// wait three times the one before.
 	Tries   int
 	Backoff time.Duration
+	// Project is the directory whose vault the builtin provider reads,
+	// named when a secret is not set so the operator knows where to set it.
+	Project string
 }
 
 // Resolver resolves the secrets a routine declares, at the start of each
@@ -43,11 +46,12 @@ type Resolver struct {
 	now       func() time.Time
 	tries     int
 	backoff   time.Duration
+	project   string
 }
 
 // NewResolver returns a resolver built from cfg.
 func NewResolver(cfg ResolverConfig) (*Resolver, error) {
-	r := &Resolver{providers: map[string]Provider{}, audit: cfg.Audit, now: cfg.Now, tries: cfg.Tries, backoff: cfg.Backoff}
+	r := &Resolver{providers: map[string]Provider{}, audit: cfg.Audit, now: cfg.Now, tries: cfg.Tries, backoff: cfg.Backoff, project: cfg.Project}
 	for _, p := range cfg.Providers {
 		r.providers[p.Name()] = p
 	}
@@ -212,8 +216,12 @@ func (r *Resolver) resolve(ctx context.Context, ref routine.SecretRef) (value, p
 			return "", p.Name(), fmt.Errorf("secret %s: %w", ref.Name, err)
 		}
 	}
-	return "", r.chain[len(r.chain)-1].Name(), fmt.Errorf("secret %s is not set: store it with `routines secrets set %s`, or set %s in the environment of the daemon: %w",
-		ref.Name, ref.Name, ref.Name, ErrNotFound)
+	where := ""
+	if r.project != "" {
+		where = " in project " + r.project
+	}
+	return "", r.chain[len(r.chain)-1].Name(), fmt.Errorf("secret %s is not set%s: store it with `routines secrets set %s` there, or set %s in the environment of the daemon: %w",
+		ref.Name, where, ref.Name, ref.Name, ErrNotFound)
 }
 
 // try resolves ref with p, trying again after a transient failure.

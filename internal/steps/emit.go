@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,11 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// ServeFile is the file, in the project's .routines directory, in which a
-// running daemon records its address.
-const ServeFile = "serve.json"
+	"github.com/routines-dev/routines/internal/project"
+)
 
 // EmitKind publishes an event by posting it to POST /v1/events/<name> of
 // the daemon: the one given by server:, else the project's running daemon
@@ -50,11 +47,8 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 			return nil, errors.New("emit: no project directory to find the daemon in: set the step's server")
 		}
 		var err error
-		if base, err = DaemonURL(x.StateDir); err != nil {
-			if errors.Is(err, ErrNoDaemon) {
-				return nil, fmt.Errorf("emit: %w: start `routines serve`, or set the step's server", err)
-			}
-			return nil, fmt.Errorf("emit: %w", err)
+		if base, err = (project.Project{Dir: filepath.Dir(x.StateDir)}).DaemonURL(); err != nil {
+			return nil, fmt.Errorf("emit: %w (or set the step's server)", err)
 		}
 	}
 	token := a.Token
@@ -140,29 +134,6 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		"run_ids":      strings.Join(ids, ","),
 		"deduplicated": strconv.FormatBool(dup),
 	}}, nil
-}
-
-// ErrNoDaemon is returned by DaemonURL when no daemon recorded its address.
-var ErrNoDaemon = errors.New("no daemon is running for this project")
-
-// DaemonURL returns the base URL of the daemon that recorded its address
-// in stateDir/serve.json; an error wrapping ErrNoDaemon when there is none.
-func DaemonURL(stateDir string) (string, error) {
-	path := filepath.Join(stateDir, ServeFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%w (no %s)", ErrNoDaemon, path)
-	}
-	if err != nil {
-		return "", err
-	}
-	var info struct {
-		Addr string `json:"addr"`
-	}
-	if err := json.Unmarshal(data, &info); err != nil || info.Addr == "" {
-		return "", fmt.Errorf("%s: unreadable daemon address", path)
-	}
-	return "http://" + info.Addr, nil
 }
 
 var _ Kind = EmitKind{}

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -47,11 +47,16 @@ func emitExec(t *testing.T, a *routine.EmitAction, stateDir string, env map[stri
 func TestEmitThroughServeJSON(t *testing.T) {
 	f := &fakeDaemon{}
 	ts := f.serve(t, `{"runs":[{"routine":"page","run_id":"01A","deduplicated":true},{"routine":"log","run_id":"01B"}],"run_ids":["01A","01B"]}`, 202)
-	stateDir := t.TempDir()
-	addr := strings.TrimPrefix(ts.URL, "http://")
-	if err := os.WriteFile(filepath.Join(stateDir, ServeFile), []byte(`{"addr":"`+addr+`","pid":1}`), 0o600); err != nil {
+	proj := project.Project{Dir: t.TempDir()}
+	lock, err := proj.LockDaemon()
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer lock.Release()
+	if err := lock.Publish(project.Daemon{Addr: strings.TrimPrefix(ts.URL, "http://"), PID: os.Getpid()}); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := proj.StateDir()
 	out, log, err := emitExec(t, &routine.EmitAction{Event: "cpu alert", Data: map[string]string{"host": "web1"}, Dedupe: "web 1"},
 		stateDir, map[string]string{"ROUTINES_TOKEN": "from-env"})
 	if err != nil {
