@@ -111,7 +111,7 @@ const maxNameSearch = 2000
 func findByName(root, name string) (string, error) {
 	var found string
 	var names []string
-	walkErr := walkRoutineTree(root, maxNameSearch, func(path string) error {
+	walkErr := walkRoutineTree(root, walkOptions{maxDirs: maxNameSearch}, func(path string) error {
 		r, err := spec.Load(path)
 		if err != nil {
 			return nil

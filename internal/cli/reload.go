@@ -163,7 +163,7 @@ func (rl *reloader) reload() {
 	}
 	found := map[string]*routine.Routine{} // by name, of valid files
 	present := map[string]bool{}           // files that exist
-	walkRoutineFiles(rl.root, func(path string) error {
+	walkProjectFiles(rl.root, nil, func(path string) error {
 		present[path] = true
 		r, err := spec.Load(path)
 		if err == nil && rl.check != nil {

@@ -180,6 +180,7 @@ func newRoot(g *globals) *cobra.Command {
 		newClassifyCmd(g),
 		newTestCmd(g),
 		newDoctorCmd(g),
+		newStatusCmd(g),
 	)
 	return root
 }

@@ -99,10 +99,18 @@ func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
 	if err := secrets.CheckValue(value); err != nil {
 		return invalidf("secret %s: %v", name, err)
 	}
+	keys, err := secrets.KeySourceFromEnv(g.getenv)
+	if err != nil {
+		return err
+	}
+	newKey := keys.Env == "" && !fileExists(keys.File)
 	return g.builtinVault(ctx, true, func(b *secrets.Builtin) error {
 		version, err := b.Set(ctx, name, value)
 		if err != nil {
 			return err
+		}
+		if newKey && fileExists(keys.File) {
+			fmt.Fprintf(g.deps.Stderr, "created the master key %s (mode 0600): every secret stored on this machine is encrypted with it; back it up apart from the projects — without it they cannot be read (docs/secrets.md)\n", keys.File)
 		}
 		fmt.Fprintf(g.deps.Stdout, "secret %s set (version %d)\n", name, version)
 		return nil
@@ -319,4 +327,10 @@ func (g *globals) load(path string) (*routine.Routine, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return r, nil
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -342,7 +342,7 @@ func get(t *testing.T, url string) (int, map[string]any) {
 
 func TestEscapeServeBodiesInFlight(t *testing.T) {
 	t.Parallel()
-	dir := writeRoutine(t, "name: ping\nsteps:\n  - id: ping\n    run: echo pong\n")
+	dir := writeRoutine(t, "name: ping\ninputs: {x: {}}\nsteps:\n  - id: ping\n    run: echo pong\n")
 	d := startServeProcess(t, dir, nil, "--max-body-in-flight", "8")
 	before := d.peakRSSKB(t)
 	payload := `{"x":"` + strings.Repeat("a", 1<<20-100) + `"}`

@@ -28,6 +28,9 @@ type Routine struct {
 	Dir      string `yaml:"-" json:"-"`
 	File     string `yaml:"-" json:"-"`
 	Revision string `yaml:"-" json:"-"`
+	// InputsRead names the inputs the routine's templates read (input.NAME),
+	// found by validation: a routine that declares no inputs takes only these.
+	InputsRead []string `yaml:"-" json:"-"`
 }
 
 // Input declares one input of a routine.

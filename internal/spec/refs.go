@@ -147,6 +147,9 @@ func (v *validator) checkRef(ref template.Ref, sc *scope) string {
 		}
 		return ref.String() + " is not set: add " + name + " to env: of the routine or of the step" + suggest.DidYouMean(name, slices.Sorted(maps.Keys(sc.env)))
 	case template.RootInput:
+		if name != "" && !slices.Contains(v.r.InputsRead, name) {
+			v.r.InputsRead = append(v.r.InputsRead, name)
+		}
 		if _, ok := v.r.Inputs[name]; name == "" || v.r.Inputs == nil || ok {
 			return ""
 		}

@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the project here: its directory, store, vault, daemon and routines",
+		Long: "status shows the project the other commands would use from here (how it is found:\n" +
+			"routines help projects): its directory and how it was found, its store and last run, its\n" +
+			"vault and master key, its daemon (up, stale or not running, with the problems the daemon\n" +
+			"reports), and the routines under it with their triggers, invalid ones with their problems.\n" +
+			"Exit codes: 0 shown (whatever the state), 1 the project could not be read.",
+		Example: "  routines status\n  routines status --project ~/ops -o json",
+		Args:    argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := g.status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.deps.Stdout, rep)
+			}
+			rep.print(g)
+			return nil
+		},
+	}
+}
+
+// statusReport is what routines status shows.
+type statusReport struct {
+	Project   string        `json:"project"`
+	FoundBy   project.How   `json:"found_by"`
+	Store     string        `json:"store"`
+	HasStore  bool          `json:"has_store"`
+	LastRun   *routine.Run  `json:"last_run,omitempty"`
+	Secrets   []string      `json:"secrets"`
+	MasterKey string        `json:"master_key"`
+	Daemon    statusDaemon  `json:"daemon"`
+	Routines  []statusEntry `json:"routines"`
+	// Invalid holds the problems of the routine files that do not load.
+	Invalid []string `json:"invalid"`
+}
+
+// statusDaemon is the project's daemon as status sees it.
+type statusDaemon struct {
+	State project.DaemonState `json:"state"`
+	project.Daemon
+	// Problems are what the daemon reports it cannot do (a webhook whose
+	// secret is not set…), read from its /v1/status.
+	Problems []daemonProblem `json:"problems"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// statusEntry is one routine of the project.
+type statusEntry struct {
+	Name     string   `json:"name"`
+	File     string   `json:"file"`
+	Triggers []string `json:"triggers"`
+}
+
+func (g *globals) status(ctx context.Context) (*statusReport, error) {
+	p, err := g.projectFor(".")
+	if err != nil {
+		return nil, err
+	}
+	rep := &statusReport{Project: p.Dir, FoundBy: p.How, Store: p.StorePath(), HasStore: p.HasStore(), Secrets: []string{}, Invalid: []string{}}
+	keys, err := secrets.KeySourceFromEnv(g.getenv)
+	if err != nil {
+		return nil, err
+	}
+	rep.MasterKey = masterKeyStatus(keys)
+	if rep.HasStore {
+		if err := g.storeStatus(ctx, p, keys, rep); err != nil {
+			return nil, err
+		}
+	}
+	rep.Daemon = g.daemonStatus(ctx, p)
+
+	var invalid bytes.Buffer
+	rs, err := discover(p.Dir, &invalid, g.checkSecrets)
+	if err != nil {
+		rep.Invalid = append(rep.Invalid, err.Error())
+	}
+	if s := strings.TrimSpace(invalid.String()); s != "" {
+		rep.Invalid = append(rep.Invalid, strings.Split(s, "\n")...)
+	}
+	for _, r := range rs {
+		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}}
+		for i := range r.Triggers {
+			e.Triggers = append(e.Triggers, describeTrigger(&r.Triggers[i]))
+		}
+		rep.Routines = append(rep.Routines, e)
+	}
+	return rep, nil
+}
+
+// storeStatus fills in the last run and the names of the stored secrets.
+func (g *globals) storeStatus(ctx context.Context, p project.Project, keys secrets.KeySource, rep *statusReport) error {
+	st, err := g.openStore(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	runs, err := st.RunList(ctx, &store.RunListParams{Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(runs) > 0 {
+		rep.LastRun = runs[0]
+	}
+	list, err := secrets.NewBuiltin(st, keys).List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range list {
+		rep.Secrets = append(rep.Secrets, s.Name)
+	}
+	return nil
+}
+
+// masterKeyStatus says where the master key comes from and whether it is there.
+func masterKeyStatus(keys secrets.KeySource) string {
+	if keys.Env != "" {
+		return secrets.MasterKeyEnv + " (from the environment)"
+	}
+	if _, err := os.Stat(keys.File); errors.Is(err, fs.ErrNotExist) {
+		return keys.File + " (not created yet: the first `routines secrets set` creates it)"
+	}
+	return keys.File
+}
+
+// daemonStatus reads the project's daemon record and, when it is up,
+// the problems it reports.
+func (g *globals) daemonStatus(ctx context.Context, p project.Project) statusDaemon {
+	d, state, err := p.Daemon()
+	sd := statusDaemon{State: state, Daemon: d, Problems: []daemonProblem{}}
+	if err != nil {
+		sd.Error = err.Error()
+		return sd
+	}
+	if state != project.DaemonUp {
+		return sd
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c := &apiClient{base: d.URL(), token: g.getenv("ROUTINES_TOKEN")}
+	var st struct {
+		Problems []daemonProblem `json:"problems"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+		sd.Error = err.Error()
+		return sd
+	}
+	sd.Problems = append(sd.Problems, st.Problems...)
+	return sd
+}
+
+func (rep *statusReport) print(g *globals) {
+	w := tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "project\t%s (%s)\n", rep.Project, foundBy(rep.FoundBy))
+	switch {
+	case !rep.HasStore:
+		fmt.Fprintf(w, "store\t%s: none yet (the first run-once, serve or secrets set creates it)\n", rep.Store)
+	case rep.LastRun != nil:
+		fmt.Fprintf(w, "store\t%s; last run %s (%s, %s) %s\n", rep.Store, rep.LastRun.ID, rep.LastRun.Routine, rep.LastRun.State, ago(rep.LastRun.QueuedAt))
+	default:
+		fmt.Fprintf(w, "store\t%s; no runs yet\n", rep.Store)
+	}
+	if len(rep.Secrets) == 0 {
+		fmt.Fprintf(w, "vault\tno secrets stored\n")
+	} else {
+		fmt.Fprintf(w, "vault\t%d secret(s): %s\n", len(rep.Secrets), strings.Join(rep.Secrets, ", "))
+	}
+	fmt.Fprintf(w, "master key\t%s\n", rep.MasterKey)
+	d := rep.Daemon
+	switch d.State {
+	case project.DaemonUp:
+		fmt.Fprintf(w, "daemon\tup: pid %d on %s, serving %s, started %s\n", d.PID, d.URL(), d.Serving, ago(d.Started))
+	case project.DaemonStale:
+		fmt.Fprintf(w, "daemon\tstale: %s records pid %d on %s, started %s, but that daemon is gone (killed or crashed); start `routines serve` again\n",
+			project.Project{Dir: rep.Project}.RecordPath(), d.PID, d.Addr, ago(d.Started))
+	default:
+		fmt.Fprintf(w, "daemon\t%s\n", d.State)
+	}
+	if d.Error != "" {
+		fmt.Fprintf(w, "\t(could not read it: %s)\n", d.Error)
+	}
+	for _, pr := range d.Problems {
+		fmt.Fprintf(w, "problem\t%s\n", pr)
+	}
+	w.Flush()
+	fmt.Fprintf(g.deps.Stdout, "\n%d routine(s) under %s\n", len(rep.Routines), rep.Project)
+	if len(rep.Routines) > 0 {
+		w = tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tTRIGGERS\tFILE")
+		for _, e := range rep.Routines {
+			trig := strings.Join(e.Triggers, "; ")
+			if trig == "" {
+				trig = "(run by hand or the API)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", e.Name, trig, e.File)
+		}
+		w.Flush()
+	}
+	if len(rep.Invalid) > 0 {
+		fmt.Fprintf(g.deps.Stdout, "\ninvalid routine files (skipped by serve):\n")
+		for _, line := range rep.Invalid {
+			fmt.Fprintf(g.deps.Stdout, "  %s\n", line)
+		}
+	}
+}
+
+// foundBy says how the project was found.
+func foundBy(h project.How) string {
+	switch h {
+	case project.Named:
+		return "named by --project or " + project.EnvVar
+	case project.Found:
+		return "the nearest directory holding .routines/"
+	default:
+		return "no .routines/ here or above: this directory, when something is recorded"
+	}
+}
+
+// ago writes a time with how long ago it was.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "at an unknown time"
+	}
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), time.Since(t).Round(time.Second))
+}
+
+// describeTrigger writes a trigger in one short phrase.
+func describeTrigger(t *routine.Trigger) string {
+	switch {
+	case t.Cron != "":
+		s := fmt.Sprintf("cron %q", t.Cron)
+		if t.Timezone != "" {
+			s += " " + t.Timezone
+		}
+		return s
+	case t.Every != 0:
+		return "every " + t.Every.D().String()
+	case t.Webhook != nil:
+		return "webhook POST /hooks" + t.Webhook.Path
+	case t.File != nil:
+		return "file " + t.File.Path
+	case t.Event != nil:
+		return "event " + t.Event.Name
+	case t.SlackCommand != nil:
+		return "slack " + t.SlackCommand.Command
+	case t.Email != nil:
+		return "email " + t.Email.Mailbox
+	}
+	return t.Kind()
+}
+
+// daemonProblem is one problem a daemon reports on /v1/status.
+type daemonProblem struct {
+	Routine string `json:"routine"`
+	Trigger string `json:"trigger"`
+	Message string `json:"message"`
+	Count   int    `json:"count"`
+}
+
+func (p daemonProblem) String() string {
+	return fmt.Sprintf("%s (%s): %s (%d time(s))", p.Routine, p.Trigger, p.Message, p.Count)
+}
