@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
@@ -133,4 +135,29 @@ func findByName(root, name string) (string, error) {
 		return "", walkErr
 	}
 	return "", fmt.Errorf("%s: no such file or directory, and no routine of that name under %s%s", name, root, suggest.DidYouMean(name, names))
+}
+
+// newProjectsTopic is `routines help projects`: the rule, where an
+// installed binary has no docs/ beside it.
+func newProjectsTopic() *cobra.Command {
+	return &cobra.Command{
+		Use:   "projects",
+		Short: "Where state lives: how every command finds its project",
+		Long: `A project is a directory whose .routines/ holds the store (runs, logs, audit, state),
+the builtin vault's secrets, and the record and lock of the daemon serving it.
+Every command finds its project by one rule:
+
+  1. --project DIR, or the environment variable ROUTINES_PROJECT;
+  2. else, from a start directory upwards, the nearest directory holding .routines/
+     (as git finds .git/). The start is the routine's own directory for a command
+     given a routine (by path or by name), the directory given to serve, else the
+     current directory;
+  3. else the start directory itself: the first command that records something
+     there (run-once, serve, secrets set) creates its .routines/ and says so.
+
+serve leaves alone subdirectories that are projects of their own. One daemon serves
+a project at a time; routines status shows the project here, its store, vault,
+master key, daemon (up, stale or not running) and routines.
+Docs: https://github.com/routines-dev/routines/blob/main/docs/projects.md`,
+	}
 }
