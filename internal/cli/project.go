@@ -32,7 +32,7 @@ func (g *globals) projectFor(start string) (project.Project, error) {
 // with no store is an error that says where it looked.
 func (g *globals) openStore(ctx context.Context, p project.Project, create bool) (*sqlite.Store, error) {
 	if !create && !p.HasStore() {
-		return nil, invalidf("no runs recorded in project %s yet (no %s); run a routine there first, or pass --project DIR", p.Dir, p.StorePath())
+		return nil, invalidf("nothing is recorded in project %s yet (no %s): no runs, no secrets; run a routine or store a secret there first, or pass --project DIR (routines help projects)", p.Dir, p.StorePath())
 	}
 	if create {
 		made, err := p.Create()

@@ -122,7 +122,7 @@ func TestProjectRuleAcrossCommands(t *testing.T) {
 		"project     "+proj, "GREETING_TOKEN", "daemon      up: pid", "secret-greeting")
 
 	// From the root, nothing is recorded: every message names where it looked.
-	mustContain(t, "runs from the root", c.run(t, "", "", "runs"), 2, "no runs recorded in project "+c.root)
+	mustContain(t, "runs from the root", c.run(t, "", "", "runs"), 2, "nothing is recorded in project "+c.root)
 	mustContain(t, "invoke from the root", c.run(t, "", "", "invoke", "secret-greeting"), 2, "no daemon is running for project "+c.root)
 
 	// One daemon per project: a second serve is refused, naming the first.

@@ -71,7 +71,7 @@ func newSecretsCmd(g *globals) *cobra.Command {
 
 // builtinVault opens the project's builtin vault around fn; create makes
 // the store when the project has none.
-func (g *globals) builtinVault(ctx context.Context, create bool, fn func(b *secrets.Builtin) error) error {
+func (g *globals) builtinVault(ctx context.Context, create bool, fn func(b *secrets.Builtin, p project.Project) error) error {
 	p, err := g.projectFor(".")
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func (g *globals) builtinVault(ctx context.Context, create bool, fn func(b *secr
 		return err
 	}
 	defer st.Close()
-	return fn(secrets.NewBuiltin(st, keys))
+	return fn(secrets.NewBuiltin(st, keys), p)
 }
 
 func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
@@ -104,7 +104,7 @@ func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
 		return err
 	}
 	newKey := keys.Env == "" && !fileExists(keys.File)
-	return g.builtinVault(ctx, true, func(b *secrets.Builtin) error {
+	return g.builtinVault(ctx, true, func(b *secrets.Builtin, _ project.Project) error {
 		version, err := b.Set(ctx, name, value)
 		if err != nil {
 			return err
@@ -176,7 +176,7 @@ func readHidden(f *os.File) (string, error) {
 }
 
 func (g *globals) secretList(ctx context.Context) error {
-	return g.builtinVault(ctx, false, func(b *secrets.Builtin) error {
+	return g.builtinVault(ctx, false, func(b *secrets.Builtin, p project.Project) error {
 		list, err := b.List(ctx)
 		if err != nil {
 			return err
@@ -195,7 +195,7 @@ func (g *globals) secretList(ctx context.Context) error {
 			return writeJSON(g.deps.Stdout, out)
 		}
 		if len(list) == 0 {
-			fmt.Fprintln(g.deps.Stdout, "no secrets stored; add one with: routines secrets set NAME")
+			fmt.Fprintf(g.deps.Stdout, "no secrets stored in project %s; add one with: routines secrets set NAME\n", p.Dir)
 			return nil
 		}
 		rows := [][]string{{"NAME", "VERSION", "LAST ROTATED (UTC)", "CREATED (UTC)"}}
@@ -210,13 +210,13 @@ func (g *globals) secretRemove(ctx context.Context, name string) error {
 	if err := secrets.CheckName(name); err != nil {
 		return invalid(err)
 	}
-	return g.builtinVault(ctx, false, func(b *secrets.Builtin) error {
+	return g.builtinVault(ctx, false, func(b *secrets.Builtin, p project.Project) error {
 		existed, err := b.Delete(ctx, name)
 		if err != nil {
 			return err
 		}
 		if !existed {
-			return invalidf("no secret %s is stored (routines secrets list shows those that are)", name)
+			return invalidf("no secret %s is stored in project %s (routines secrets list shows those that are)", name, p.Dir)
 		}
 		fmt.Fprintf(g.deps.Stdout, "secret %s removed\n", name)
 		return nil
