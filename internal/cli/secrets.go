@@ -235,7 +235,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&secret, "secret", "", "only the records of this secret")
-	cmd.Flags().DurationVar(&since, "since", 0, "only records this recent, such as 24h (default: all)")
+	durationVar(cmd.Flags(), &since, "since", 0, "only records this recent, such as 24h or 7d (default: all)")
 	cmd.Flags().IntVar(&limit, "limit", 1000, "at most the newest this many records (0: all)")
 	return cmd
 }
