@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/secrets"
@@ -15,8 +16,9 @@ import (
 	"github.com/routines-dev/routines/internal/steps"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; when it
+// is not, --version shows the module version of the build info.
+var version string
 
 func main() {
 	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
@@ -26,7 +28,15 @@ func main() {
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,
 		Version:         version,
+		Build:           buildInfo(),
 	}, os.Args[1:]))
+}
+
+// buildInfo is what the Go toolchain recorded in the binary: the module
+// version and the VCS revision it was built from.
+func buildInfo() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
 }
 
 // secretProviders are the providers beyond the builtin vault and the

@@ -59,7 +59,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: "serve finds every routine.yaml under DIR (default: the current directory), validates them,\n" +
 			"starts their cron, every, file and email triggers, serves webhooks (POST /hooks/<path>) and the API (/v1) and\n" +
 			"works the queue in .routines/state.db. SIGTERM or Ctrl-C stops intake, lets running steps\n" +
-			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: docs/serve.md",
+			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: " + docsURL + "/serve.md",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.token == "" {
