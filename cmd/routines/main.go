@@ -21,15 +21,21 @@ import (
 var version string
 
 func main() {
+	os.Exit(cli.Run(context.Background(), deps(), os.Args[1:]))
+}
+
+// deps are what the command line is given: the registries, the process's
+// streams and what the build recorded.
+func deps() cli.Deps {
 	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
-	os.Exit(cli.Run(context.Background(), cli.Deps{
+	return cli.Deps{
 		Kinds:           kinds,
 		SecretProviders: secretProviders,
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,
 		Version:         version,
 		Build:           buildInfo(),
-	}, os.Args[1:]))
+	}
 }
 
 // buildInfo is what the Go toolchain recorded in the binary: the module
