@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/secrets"
@@ -15,18 +16,33 @@ import (
 	"github.com/routines-dev/routines/internal/steps"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; when it
+// is not, --version shows the module version of the build info.
+var version string
 
 func main() {
+	os.Exit(cli.Run(context.Background(), deps(), os.Args[1:]))
+}
+
+// deps are what the command line is given: the registries, the process's
+// streams and what the build recorded.
+func deps() cli.Deps {
 	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
-	os.Exit(cli.Run(context.Background(), cli.Deps{
+	return cli.Deps{
 		Kinds:           kinds,
 		SecretProviders: secretProviders,
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,
 		Version:         version,
-	}, os.Args[1:]))
+		Build:           buildInfo(),
+	}
+}
+
+// buildInfo is what the Go toolchain recorded in the binary: the module
+// version and the VCS revision it was built from.
+func buildInfo() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
 }
 
 // secretProviders are the providers beyond the builtin vault and the

@@ -16,7 +16,7 @@ func newClassifyCmd(g *globals) *cobra.Command {
 		Short: "Train and evaluate the text classifier of classify steps, from a CSV of label,text examples",
 		Long: "The classify step labels a text with a small naive Bayes model (word unigrams and bigrams).\n" +
 			"train writes the model file a step names with model:; eval measures accuracy on held-out examples.\n" +
-			"Docs: docs/connectors/classify.md",
+			"Docs: " + docsURL + "/connectors/classify.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return invalid(fmt.Errorf("classify needs a command: routines classify train CSV, or eval CSV"))

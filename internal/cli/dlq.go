@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,24 +24,28 @@ func newDLQCmd(g *globals) *cobra.Command {
 		},
 	}
 	var limit int
+	var since time.Duration
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List dead runs, whose input is kept for replay",
 		Args:  argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withStore(cmd.Context(), func(st store.Store) error {
-				return g.listRuns(cmd.Context(), st, &store.RunListParams{States: []routine.State{routine.StateDead}, Limit: limit})
+			return g.withProject(cmd.Context(), func(st store.Store, project string) error {
+				return g.listRuns(cmd.Context(), st, project, &store.RunListParams{States: deadOnly, Limit: limit}, since)
 			})
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
+	durationVar(list.Flags(), &since, "since", 0, "only runs queued this recently, such as 2h or 7d (default: all)")
 	var allowUnconfined bool
 	replay := &cobra.Command{
 		Use:   "replay RUN",
 		Short: "Run a dead run again with the same input and trigger payload, in the foreground",
 		Long: "replay starts a new run of the routine (its current revision) with the input and trigger\n" +
-			"payload of a dead run; the new run records replay_of. Exit codes as run-once.",
-		Args: argsRange(1, 1),
+			"payload of a dead run; the new run records replay_of. RUN is a run id, a unique prefix of one,\n" +
+			"last (the newest dead run), or -1, -2 … (the newest dead run, the one before …).",
+		Args:        argsRange(1, 1),
+		Annotations: map[string]string{takesRun: string(routine.StateDead)},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.replay(cmd.Context(), args[0], allowUnconfined)
 		},
@@ -50,9 +55,12 @@ func newDLQCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// deadOnly selects the dead runs, those the dead-letter queue holds.
+var deadOnly = []routine.State{routine.StateDead}
+
 func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) error {
 	var dead *routine.Run
-	if err := g.withRun(ctx, id, func(_ store.Store, run *routine.Run) error {
+	if err := g.withRunAmong(ctx, id, &store.RunListParams{States: deadOnly}, func(_ store.Store, _ string, run *routine.Run) error {
 		dead = run
 		return nil
 	}); err != nil {

@@ -17,7 +17,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Short: "Show which layers of the sandbox this host gives run steps, and what to do about missing ones",
 		Long: "doctor checks, on this host and as this user, each layer that confines run steps: Landlock, the network\n" +
 			"namespace of network: false, the cgroup per step, and the memory, pids and cpu controllers of resources:.\n" +
-			"It exits 0 when every layer is active, 1 when one is missing. docs/sandbox.md explains each layer.",
+			"Docs: " + docsURL + "/sandbox.md explains each layer.",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			layers := sandbox.Layers()

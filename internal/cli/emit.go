@@ -24,8 +24,7 @@ func newEmitCmd(g *globals) *cobra.Command {
 			".routines/serve.json, or --server): every routine with an `event: {name: NAME}` trigger\n" +
 			"gets a run whose event is --data. With --dedupe KEY (or a trigger's own dedupe:),\n" +
 			"a duplicate inside the window folds into the first run. An event no routine listens\n" +
-			"to is not an error: events are fire-and-forget.\n" +
-			"Exit codes: 0 published, 1 the daemon failed, 2 bad input or no daemon.",
+			"to is not an error: events are fire-and-forget.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := []byte(`{}`)

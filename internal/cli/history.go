@@ -2,14 +2,20 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/owner"
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
@@ -36,6 +42,11 @@ func jsonRun(run *routine.Run) *routine.Run {
 
 // withStore opens the store of the project around the current directory.
 func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
+	return g.withProject(ctx, func(st store.Store, _ string) error { return fn(st) })
+}
+
+// withProject is withStore, telling fn the project's directory too.
+func (g *globals) withProject(ctx context.Context, fn func(st store.Store, dir string) error) error {
 	p, err := g.projectFor(".")
 	if err != nil {
 		return err
@@ -45,31 +56,102 @@ func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) 
 		return err
 	}
 	defer st.Close()
-	return fn(st)
+	return fn(st, p.Dir)
 }
 
-// withRun opens the project's store and finds the run id names in it.
-func (g *globals) withRun(ctx context.Context, id string, fn func(st store.Store, run *routine.Run) error) error {
-	return g.withStore(ctx, func(st store.Store) error {
-		run, err := getRun(ctx, st, id)
+// withRun opens the project's store and finds the run arg names in it
+// (resolveRun, among all runs).
+func (g *globals) withRun(ctx context.Context, arg string, fn func(st store.Store, run *routine.Run) error) error {
+	return g.withRunAmong(ctx, arg, &store.RunListParams{}, func(st store.Store, _ string, run *routine.Run) error { return fn(st, run) })
+}
+
+// withRunAmong is withRun where last, -1, -2 … count only the runs among
+// selects, and fn is told the project's directory.
+func (g *globals) withRunAmong(ctx context.Context, arg string, among *store.RunListParams, fn func(st store.Store, project string, run *routine.Run) error) error {
+	return g.withProject(ctx, func(st store.Store, project string) error {
+		run, err := resolveRun(ctx, st, project, arg, among)
 		if err != nil {
 			return err
 		}
-		return fn(st, run)
+		return fn(st, project, run)
 	})
 }
 
+// runRefMark marks an argument such as -2 that Run moved out of the flag
+// parser's way, which would read it as shorthand flags.
+const runRefMark = "\x00"
+
+// takesRun is the annotation of the commands whose argument names a run:
+// Run marks their -1, -2 … (markRunRefs) and completion offers run ids.
+const takesRun = "takes-run"
+
+// markRunRefs marks the arguments -1, -2 … of a command that takes a run,
+// so that the flag parser leaves them to the command.
+func markRunRefs(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd.Annotations[takesRun] == "" {
+		return args
+	}
+	out := slices.Clone(args)
+	for i, a := range out {
+		if _, ok := backRef(a); ok {
+			out[i] = runRefMark + a
+		}
+	}
+	return out
+}
+
+// backRef reads -N, the Nth newest run; -0 is read, to be refused.
+func backRef(s string) (int, bool) {
+	if len(s) < 2 || s[0] != '-' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s[1:])
+	return n, err == nil && s[1] != '+' && s[1] != '-'
+}
+
+// resolveRun finds the run arg names: last or -1 (the newest of the runs
+// among selects), -2 (the one before) …, a run id, or a unique prefix of
+// one. A miss is bad input that names the project.
+func resolveRun(ctx context.Context, st store.Store, project, arg string, among *store.RunListParams) (*routine.Run, error) {
+	arg = strings.TrimPrefix(arg, runRefMark)
+	n, back := backRef(arg)
+	if arg == "last" {
+		n, back = 1, true
+	}
+	if !back {
+		return getRun(ctx, st, project, arg)
+	}
+	what := "run"
+	if len(among.States) == 1 {
+		what = string(among.States[0]) + " run"
+	}
+	if n < 1 {
+		return nil, invalidf("%s: write last or -1 for the newest %s, -2 for the one before, or a run id", arg, what)
+	}
+	p := *among
+	p.Limit = n
+	runs, err := st.RunList(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) < n {
+		return nil, invalidf("%s: %s recorded in %s (routines runs lists them)", arg, count(len(runs), what), project)
+	}
+	return runs[n-1], nil
+}
+
 // getRun finds a run by id or unique id prefix; a miss is bad input.
-func getRun(ctx context.Context, st store.Store, id string) (*routine.Run, error) {
+func getRun(ctx context.Context, st store.Store, project, id string) (*routine.Run, error) {
 	run, err := st.RunGet(ctx, strings.ToUpper(id))
 	var ambiguous *routine.AmbiguousIDError
 	switch {
 	case errors.As(err, &ambiguous):
 		return nil, invalid(fmt.Errorf("%s: give more of the id", ambiguous.Error()))
 	case errors.Is(err, routine.ErrNotFound):
-		return nil, invalid(fmt.Errorf("no run %s in this project (list them with routines runs)", id))
+		return nil, invalidf("no run %s in %s (routines runs lists them; last is the newest)", id, project)
 	case errors.Is(err, routine.ErrConflict):
-		return nil, invalid(fmt.Errorf("%s matches more than one run: give more of the id", id))
+		return nil, invalidf("%s matches more than one run: give more of the id", id)
 	}
 	return run, err
 }
@@ -77,6 +159,7 @@ func getRun(ctx context.Context, st store.Store, id string) (*routine.Run, error
 func newRunsCmd(g *globals) *cobra.Command {
 	var p store.RunListParams
 	var state string
+	var since time.Duration
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List the runs of the project, newest first",
@@ -93,14 +176,15 @@ func newRunsCmd(g *globals) *cobra.Command {
 			if p.Limit < 0 {
 				return invalid(fmt.Errorf("--limit %d: must be positive", p.Limit))
 			}
-			return g.withStore(cmd.Context(), func(st store.Store) error {
-				return g.listRuns(cmd.Context(), st, &p)
+			return g.withProject(cmd.Context(), func(st store.Store, project string) error {
+				return g.listRuns(cmd.Context(), st, project, &p, since)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&p.Routine, "routine", "", "only runs of this routine")
 	cmd.Flags().StringVar(&state, "state", "", "only runs in these states, comma-separated ("+statesList()+")")
 	cmd.Flags().IntVar(&p.Limit, "limit", 50, "at most this many runs")
+	durationVar(cmd.Flags(), &since, "since", 0, "only runs queued this recently, such as 2h or 7d (default: all)")
 	return cmd
 }
 
@@ -121,11 +205,20 @@ func statesList() string {
 	return strings.Join(names, ", ")
 }
 
-// listRuns prints the runs p selects: a table, or a JSON array.
-func (g *globals) listRuns(ctx context.Context, st store.Store, p *store.RunListParams) error {
+// listRuns prints the runs p selects, of those queued in the last since
+// when it is set: a table, or a JSON array.
+func (g *globals) listRuns(ctx context.Context, st store.Store, project string, p *store.RunListParams, since time.Duration) error {
 	runs, err := st.RunList(ctx, p)
 	if err != nil {
 		return err
+	}
+	if since > 0 {
+		// Newest first: the runs since then are the first ones.
+		from := time.Now().Add(-since)
+		i := slices.IndexFunc(runs, func(r *routine.Run) bool { return r.QueuedAt.Before(from) })
+		if i >= 0 {
+			runs = runs[:i]
+		}
 	}
 	if g.output == "json" {
 		out := make([]*routine.Run, len(runs))
@@ -135,7 +228,11 @@ func (g *globals) listRuns(ctx context.Context, st store.Store, p *store.RunList
 		return writeJSON(g.deps.Stdout, out)
 	}
 	if len(runs) == 0 {
-		_, err := fmt.Fprintln(g.deps.Stdout, "no runs")
+		msg := "no runs in %s match\n"
+		if p.Routine == "" && len(p.States) == 0 && since == 0 {
+			msg = "no runs recorded in %s yet\n"
+		}
+		_, err := fmt.Fprintf(g.deps.Stdout, msg, project)
 		return err
 	}
 	rows := [][]string{{"ID", "ROUTINE", "STATE", "TRIGGER", "QUEUED", "DURATION", "ERROR"}}
@@ -159,9 +256,11 @@ func truncate(s string, n int) string {
 
 func newShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show RUN",
-		Short: "Show the execution trace of a run: each step, its state, timings, outputs and error",
-		Args:  argsRange(1, 1),
+		Use:         "show RUN",
+		Short:       "Show the execution trace of a run: each step, its state, timings, outputs and error",
+		Long:        "show prints a run's trace. RUN is a run id, a unique prefix of one, last (the newest run),\nor -1, -2 … (the newest, the one before …).",
+		Args:        argsRange(1, 1),
+		Annotations: map[string]string{takesRun: "all"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return g.withRun(ctx, args[0], func(st store.Store, run *routine.Run) error {
@@ -224,12 +323,22 @@ func formatMap(m map[string]string) string {
 
 func newLogsCmd(g *globals) *cobra.Command {
 	var step string
+	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
-		Short: "Print the stored logs of a run, each line tagged with the run id and step",
-		Args:  argsRange(1, 1),
+		Short: "Print the stored logs of a run, each line tagged with the run id and step; -f follows a live run",
+		Long: "logs prints a run's lines: time, run id, step, stream (stdout, stderr, system) and text.\n" +
+			"RUN is a run id, a unique prefix of one, last (the newest run), or -1, -2 … (the newest, the one before …).\n" +
+			"With -f it follows the run from the project's daemon, printing lines as its steps write them,\n" +
+			"until the run ends, then exits with the run's state. A finished run needs no daemon; a run that\n" +
+			"a run-once executes is followed from the store. With -o json, -f prints one JSON object a line.",
+		Args:        argsRange(1, 1),
+		Annotations: map[string]string{takesRun: "all"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if follow {
+				return g.followLogs(ctx, args[0], step)
+			}
 			return g.withRun(ctx, args[0], func(st store.Store, run *routine.Run) error {
 				lines, err := st.LogList(ctx, &store.LogListParams{RunID: run.ID, Step: step})
 				if err != nil {
@@ -242,12 +351,74 @@ func newLogsCmd(g *globals) *cobra.Command {
 					return writeJSON(g.deps.Stdout, lines)
 				}
 				for _, l := range lines {
-					fmt.Fprintf(g.deps.Stdout, "%s %s %s %s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.RunID, orDash(l.Step), l.Stream, l.Text)
+					printLogLine(g.deps.Stdout, l)
 				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&step, "step", "", "only this step's lines")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the run until it ends, then exit with its state")
 	return cmd
+}
+
+// printLogLine prints a stored line as logs does.
+func printLogLine(w io.Writer, l routine.LogLine) {
+	fmt.Fprintf(w, "%s %s %s %s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.RunID, orDash(l.Step), l.Stream, l.Text)
+}
+
+// followLogs prints the lines of a run as they are stored, until it ends;
+// the exit code follows its state. A finished run is read from the store;
+// an unfinished one is followed from the project's daemon, or, when none
+// runs, from the store as long as the process that executes it (a
+// run-once) lives.
+func (g *globals) followLogs(ctx context.Context, arg, step string) error {
+	var end *server.RunDetail
+	enc := json.NewEncoder(g.deps.Stdout)
+	enc.SetEscapeHTML(false)
+	emit := func(e server.Event) error {
+		switch {
+		case e.Line != nil && g.output == "json":
+			return enc.Encode(e.Line)
+		case e.Line != nil:
+			printLogLine(g.deps.Stdout, *e.Line)
+		case e.End != nil:
+			end = e.End
+		}
+		return nil
+	}
+	var daemon, id string
+	err := g.withRunAmong(ctx, arg, &store.RunListParams{}, func(st store.Store, dir string, run *routine.Run) error {
+		proj := project.Project{Dir: dir}
+		if !run.State.Final() {
+			base, err := g.daemonURL("")
+			if err == nil {
+				daemon, id = base, run.ID
+				return nil
+			}
+			if run.State != routine.StateRunning || owner.Dir(proj.OwnersDir()).Dead(run.Worker) {
+				return reword(err, "cannot follow run %s (%s): ", run.ID, run.State)
+			}
+		}
+		return server.Follow(ctx, st, &server.FollowParams{RunID: run.ID, Step: step}, emit)
+	})
+	if err == nil && daemon != "" {
+		c := &apiClient{base: daemon, token: g.getenv("ROUTINES_TOKEN")}
+		err = c.follow(ctx, id, step, emit)
+	}
+	if err != nil {
+		return err
+	}
+	(&liveView{stdout: g.deps.Stderr, stderr: g.deps.Stderr}).summary(end.Run)
+	return runExit(end.State)
+}
+
+// reword puts prefix (a format) before err's message and keeps its exit code.
+func reword(err error, prefix string, args ...any) error {
+	code := ExitFailed
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, err = ee.code, ee.err
+	}
+	return &exitError{code: code, err: fmt.Errorf(prefix+"%w", append(args, err)...)}
 }

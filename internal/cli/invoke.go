@@ -9,14 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/project"
-	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/server"
 )
 
@@ -28,8 +25,8 @@ func newInvokeCmd(g *globals) *cobra.Command {
 		Use:   "invoke NAME",
 		Short: "Fire a routine on the running daemon (routines serve)",
 		Long: "invoke asks the daemon of this project (its address is in .routines/serve.json, or --server)\n" +
-			"to run the routine NAME. With --wait it waits for the run and prints its final state.\n" +
-			"Exit codes: 0 queued (or, with --wait, succeeded), 1 failed, 2 bad input, 130 cancelled.",
+			"to run the routine NAME. With --wait it prints the steps' output as run-once does, live,\n" +
+			"then the run's final state, and exits with it.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			input := make(map[string]string, len(inputs))
@@ -41,7 +38,7 @@ func newInvokeCmd(g *globals) *cobra.Command {
 				input[k] = v
 			}
 			if token == "" {
-				token = os.Getenv("ROUTINES_TOKEN")
+				token = g.getenv("ROUTINES_TOKEN")
 			}
 			base, err := g.daemonURL(serverURL)
 			if err != nil {
@@ -97,39 +94,30 @@ func (g *globals) invoke(ctx context.Context, c *apiClient, name string, input m
 		}
 		return nil
 	}
-	var run server.RunDetail
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if err := c.do(ctx, http.MethodGet, "/v1/runs/"+queued.RunID, nil, &run); err != nil {
-			return err
+	// The steps' output as run-once shows it, live, from the daemon.
+	view := &liveView{stdout: human, stderr: g.deps.Stderr}
+	var end *server.RunDetail
+	err = c.follow(ctx, queued.RunID, "", func(e server.Event) error {
+		switch {
+		case e.Line != nil:
+			view.Log(*e.Line)
+		case e.Step != nil:
+			view.StepFinished(nil, e.Step)
+		case e.End != nil:
+			end = e.End
 		}
-		if run.State.Final() {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	if g.output == "json" {
-		if err := writeJSON(g.deps.Stdout, run); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(g.deps.Stdout, "run %s %s in %s\n", run.ID, run.State, span(run.StartedAt, run.FinishedAt))
-		if e := run.Error; e != nil {
-			fmt.Fprintf(g.deps.Stdout, "error (%s): %s\n", e.Code, e.Message)
-		}
-	}
-	switch run.State {
-	case routine.StateSucceeded:
 		return nil
-	case routine.StateCancelled:
-		return &exitError{code: ExitCancelled, err: errSilent}
+	})
+	if err != nil {
+		return err
 	}
-	return &exitError{code: ExitFailed, err: errSilent}
+	view.summary(end.Run)
+	if g.output == "json" {
+		if err := writeJSON(g.deps.Stdout, end); err != nil {
+			return err
+		}
+	}
+	return runExit(end.State)
 }
 
 // apiClient speaks the daemon's JSON API.
@@ -139,16 +127,53 @@ type apiClient struct {
 }
 
 // do sends a request and decodes a 2xx answer into out; any other answer
-// is an error carrying the API's message (4xx other than 401/429 as bad input).
+// is an error carrying the API's message (see send).
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte, out any) error {
+	resp, err := c.send(ctx, method, path, body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
+// follow reads the events of run id (of step, when set) from the daemon's
+// stream (GET /v1/runs/<id>/logs) and calls fn for each, up to the run's
+// end.
+func (c *apiClient) follow(ctx context.Context, id, step string, fn func(server.Event) error) error {
+	path := "/v1/runs/" + url.PathEscape(id) + "/logs"
+	if step != "" {
+		path += "?step=" + url.QueryEscape(step)
+	}
+	resp, err := c.send(ctx, http.MethodGet, path, nil, "text/event-stream")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	err = server.ReadEvents(resp.Body, fn)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the daemon stopped streaming run %s before it ended (was it stopped?); follow it again with: routines logs -f %s", id, id)
+	}
+	return err
+}
+
+// send sends a request and returns a 2xx answer, whose body the caller
+// closes; any other answer is an error carrying the API's message (4xx
+// other than 401/429 as bad input).
+func (c *apiClient) send(ctx context.Context, method, path string, body []byte, accept string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -157,26 +182,23 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach the daemon: %w", err)
+		return nil, fmt.Errorf("reach the daemon: %w", err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Error string `json:"error"`
 	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		err := fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
-		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound {
-			return invalid(err)
-		}
-		return err
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		msg = e.Error
 	}
-	return json.Unmarshal(data, out)
+	err = fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
+	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound {
+		return nil, invalid(err)
+	}
+	return nil, err
 }

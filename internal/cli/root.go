@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -39,11 +40,15 @@ type Deps struct {
 	// (vault, aws), configured from the environment; none when nil.
 	SecretProviders func(getenv func(string) string) ([]secrets.Provider, error)
 	// Getenv reads the environment; os.LookupEnv when nil.
-	Getenv  func(string) (string, bool)
-	Stdin   io.Reader // os.Stdin when nil
-	Stdout  io.Writer
-	Stderr  io.Writer
+	Getenv func(string) (string, bool)
+	Stdin  io.Reader // os.Stdin when nil
+	Stdout io.Writer
+	Stderr io.Writer
+	// Version is the version main was built with, if any (-ldflags -X);
+	// Build is its build info (debug.ReadBuildInfo), which --version
+	// reads the module version and VCS revision from.
 	Version string
+	Build   *debug.BuildInfo
 }
 
 // lookupEnv reads a variable of the environment the commands see.
@@ -92,9 +97,7 @@ type globals struct {
 func Run(ctx context.Context, deps Deps, args []string) int {
 	g := &globals{deps: deps}
 	root := newRoot(g)
-	root.SetArgs(goTestFlags(args))
-	root.SetOut(deps.Stdout)
-	root.SetErr(deps.Stderr)
+	root.SetArgs(markRunRefs(root, goTestFlags(args)))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -136,10 +139,13 @@ var errSilent = errors.New("reported")
 
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "routines",
-		Short:         "Routines turns small manual tasks into routines: a trigger, steps, secrets",
-		Long:          "Routines runs routine.yaml files: locally with an embedded SQLite store, or remotely on PostgreSQL.\nDocs: docs/README.md",
-		Version:       g.deps.Version,
+		Use:   "routines",
+		Short: "Routines turns small manual tasks into routines: a trigger, steps, secrets",
+		Long: "Routines runs routine.yaml files on this machine: run-once runs one now, in the foreground;\n" +
+			"serve is the daemon that fires their triggers (cron, every, webhooks, files, email, events)\n" +
+			"and works the queue. Runs, logs, state and secrets live in the project's .routines/ (SQLite).\n" +
+			"Help on a command: routines help COMMAND. Docs: " + docsURL,
+		Version:       versionString(g.deps.Version, g.deps.Build),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -158,6 +164,10 @@ func newRoot(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	// Before the completion command is made: it keeps the writer it finds.
+	root.SetOut(g.deps.Stdout)
+	root.SetErr(g.deps.Stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
 	root.PersistentFlags().StringVar(&g.project, "project", "", "project directory holding .routines/ (default: the nearest one above the routine, the served directory or the current one; env ROUTINES_PROJECT; routines help projects)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
@@ -183,6 +193,10 @@ func newRoot(g *globals) *cobra.Command {
 		newStatusCmd(g),
 		newProjectsTopic(),
 	)
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	addCompletions(root, g)
+	addHelp(root)
 	return root
 }
 

@@ -30,8 +30,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 		Use:   "run-once [DIR|FILE|NAME]",
 		Short: "Run a routine now, in the foreground, with live logs",
 		Long: "run-once validates the routine, records a run in the project's .routines/state.db and runs it,\n" +
-			"streaming each step's output prefixed with the step id. Ctrl-C cancels the run.\n" +
-			"Exit codes: 0 succeeded, 1 failed, 2 invalid routine or input (nothing ran), 130 cancelled.",
+			"streaming each step's output prefixed with the step id. Ctrl-C cancels the run.",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, project, err := g.loadRoutine(firstArg(args))
@@ -217,7 +216,14 @@ func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.
 			return err
 		}
 	}
-	switch run.State {
+	return runExit(run.State)
+}
+
+// runExit is what a command that waited for a run returns, once it
+// showed the run's end: nothing when it succeeded, else the exit code of
+// its state (130 cancelled, 1 failed or dead).
+func runExit(state routine.State) error {
+	switch state {
 	case routine.StateSucceeded:
 		return nil
 	case routine.StateCancelled:

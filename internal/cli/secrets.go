@@ -26,7 +26,7 @@ func newSecretsCmd(g *globals) *cobra.Command {
 		Short: "The builtin vault: secrets stored in the project, encrypted with age under a master key",
 		Long: "The builtin vault keeps secret values in the project's store, encrypted with age under the master key\n" +
 			"($" + secrets.MasterKeyEnv + ", else the key file ~/.config/routines/master.key, made by the first set).\n" +
-			"Values never appear on the command line, in listings or in logs. Docs: docs/secrets.md",
+			"Values never appear on the command line, in listings or in logs. Docs: " + docsURL + "/secrets.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return invalid(errors.New("secrets needs a command: routines secrets set NAME, list, or rm NAME"))
@@ -244,7 +244,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&secret, "secret", "", "only the records of this secret")
-	cmd.Flags().DurationVar(&since, "since", 0, "only records this recent, such as 24h (default: all)")
+	durationVar(cmd.Flags(), &since, "since", 0, "only records this recent, such as 24h or 7d (default: all)")
 	cmd.Flags().IntVar(&limit, "limit", 1000, "at most the newest this many records (0: all)")
 	return cmd
 }

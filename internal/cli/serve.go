@@ -49,7 +49,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: "serve finds every routine.yaml under DIR (default: the current directory), validates them,\n" +
 			"starts their cron, every, file and email triggers, serves webhooks (POST /hooks/<path>) and the API (/v1) and\n" +
 			"works the queue in .routines/state.db. SIGTERM or Ctrl-C stops intake, lets running steps\n" +
-			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: docs/serve.md",
+			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: " + docsURL + "/serve.md",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.token == "" {
@@ -63,18 +63,18 @@ func newServeCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
 	f.IntVar(&o.workers, "workers", 32, "runs executed at once (each run step is a process)")
-	f.DurationVar(&o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
-	f.DurationVar(&o.lease, "lease", 30*time.Second, "lease of a claimed run; the runs of a dead owner on this machine are taken over at once, those of an owner elsewhere after it")
+	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
+	durationVar(f, &o.lease, "lease", 30*time.Second, "lease of a claimed run; the runs of a dead owner on this machine are taken over at once, those of an owner elsewhere after it")
 	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
 	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	f.BoolVar(&o.noReload, "no-reload", false, "do not reload routines when their files change")
-	f.DurationVar(&o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a worker (0: never)")
+	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a worker (0: never)")
 	d := server.DefaultLimits
-	f.DurationVar(&o.limits.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "how long a client may take to send a request's headers")
-	f.DurationVar(&o.limits.ReadTimeout, "read-timeout", d.ReadTimeout, "how long a client may take to send a whole request, body included")
-	f.DurationVar(&o.limits.WriteTimeout, "write-timeout", d.WriteTimeout, "how long an answer may take to write (a ?wait request gets its wait on top)")
-	f.DurationVar(&o.limits.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long a kept-alive connection may wait for its next request")
+	durationVar(f, &o.limits.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "how long a client may take to send a request's headers")
+	durationVar(f, &o.limits.ReadTimeout, "read-timeout", d.ReadTimeout, "how long a client may take to send a whole request, body included")
+	durationVar(f, &o.limits.WriteTimeout, "write-timeout", d.WriteTimeout, "how long an answer may take to write (a ?wait request gets its wait on top)")
+	durationVar(f, &o.limits.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long a kept-alive connection may wait for its next request")
 	f.IntVar(&o.limits.MaxConns, "max-conns", d.MaxConns, "open connections at most (kept below half the file descriptor limit); past it the longest idle one is closed, or the newcomer gets 503")
 	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests; past it requests get 503 with Retry-After")
 	return cmd
@@ -161,10 +161,13 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	defer own.Release()
 	leases := scheduler.NewLeases(st, own.ID(), o.lease, logger)
 	catalog := scheduler.NewCatalog(routines)
+	// The runs' writes go through a store that wakes whoever follows a
+	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
+	watched := server.Notifying(st)
 	sched := scheduler.New(scheduler.Config{
-		Store: st,
+		Store: watched,
 		Executor: engine.New(engine.Config{
-			Store:        st,
+			Store:        watched,
 			Kinds:        g.deps.Kinds,
 			StateDir:     proj.StateDir(),
 			Logger:       logger,
@@ -214,7 +217,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		}
 	}
 	api := server.New(server.Config{
-		Store: st, Queue: sched, Routines: catalog,
+		Store: watched, Queue: sched, Routines: catalog,
 		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
 		Secret: resolver.Lookup, Limits: o.limits,
 	})

@@ -27,10 +27,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: "status shows the project the other commands would use from here (how it is found:\n" +
 			"routines help projects): its directory and how it was found, its store and last run, its\n" +
 			"vault and master key, its daemon (up, stale or not running, with the problems the daemon\n" +
-			"reports), and the routines under it with their triggers, invalid ones with their problems.\n" +
-			"Exit codes: 0 shown (whatever the state), 1 the project could not be read.",
-		Example: "  routines status\n  routines status --project ~/ops -o json",
-		Args:    argsRange(0, 0),
+			"reports), and the routines under it with their triggers, invalid ones with their problems.",
+		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := g.status(cmd.Context())
 			if err != nil {

@@ -28,8 +28,7 @@ func newTestCmd(g *globals) *cobra.Command {
 		Long: "test runs each routine's tests/*.yaml: a trigger event or input, mocks for the steps that reach outside,\n" +
 			"and expectations about the run. Runs use the real engine on a virtual clock (backoffs do not sleep),\n" +
 			"real run, state and sql steps in a copy of the routine directory, and a store of their own.\n" +
-			"Exit codes: 0 all passed, 1 a test failed, 2 a routine or test file is invalid. -o json or -o junit\n" +
-			"for machines. Docs: docs/testing.md",
+			"-o json or -o junit for machines. Docs: " + docsURL + "/testing.md",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if record != "" {
 				return g.recordTest(cmd.Context(), record)

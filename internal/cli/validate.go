@@ -13,7 +13,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Use:   "validate [DIR|FILE|NAME]",
 		Short: "Check a routine.yaml and report every problem with its position",
 		Long: "validate parses and checks a routine without running anything. Problems are printed as\n" +
-			"routine.yaml:LINE:COL: message, with the line shown. Exit 0 when valid, 2 when not.",
+			"routine.yaml:LINE:COL: message, with the line shown.",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, _, err := g.loadRoutine(firstArg(args))

@@ -2,36 +2,60 @@ package routine
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // Duration is a time.Duration written as Go writes it ("1m30s", "500ms"),
-// with "d" accepted for days.
+// with days accepted in front ("2d", "1d12h").
 type Duration time.Duration
 
-// UnmarshalText parses "30s", "10m", "1h30m" or "2d".
+// durationHint says what a duration looks like, for the errors that
+// refuse one.
+const durationHint = "write a number and a unit, such as 500ms, 30s, 10m, 1h30m, 2d or 1d12h"
+
+// UnmarshalText parses "30s", "10m", "1h30m", "2d" or "1d12h". A day is
+// 24 hours; Go's units have no "d", so the days are what comes before one.
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days < 0 {
-			return fmt.Errorf("invalid duration %q: write a number of days such as 2d", s)
-		}
-		*d = Duration(days * float64(24*time.Hour))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("invalid duration %q: write a number and a unit, such as 500ms, 30s, 10m or 1h30m", s)
-	}
-	if v < 0 {
+	if strings.HasPrefix(s, "-") {
 		return fmt.Errorf("invalid duration %q: it must not be negative", s)
+	}
+	v, ok := parseDuration(s)
+	if !ok {
+		return fmt.Errorf("invalid duration %q: %s", s, durationHint)
 	}
 	*d = Duration(v)
 	return nil
 }
+
+// parseDuration reads an unsigned duration: days, Go's units, or days
+// then Go's units.
+func parseDuration(s string) (time.Duration, bool) {
+	days, rest, hasDays := strings.Cut(s, "d")
+	if !hasDays {
+		v, err := time.ParseDuration(s)
+		return v, err == nil
+	}
+	n, err := strconv.ParseFloat(days, 64)
+	if err != nil || days == "" || days[0] < '0' || days[0] > '9' || n > maxDays {
+		return 0, false
+	}
+	total := time.Duration(n * float64(24*time.Hour))
+	if rest == "" {
+		return total, true
+	}
+	v, err := time.ParseDuration(rest)
+	if err != nil || rest[0] == '+' || rest[0] == '-' || total+v < total {
+		return 0, false
+	}
+	return total + v, true
+}
+
+// maxDays is the most days a time.Duration holds.
+const maxDays = float64(math.MaxInt64 / int64(24*time.Hour))
 
 // MarshalText writes the duration as Go does.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }

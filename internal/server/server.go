@@ -53,6 +53,9 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	draining atomic.Bool
+	// stopping ends with Drain: the streams of runs' logs end with it.
+	stopping context.Context
+	stop     context.CancelFunc
 	backlog  backlog
 	bodies   bodyBudget
 }
@@ -83,8 +86,10 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight}}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
+	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
@@ -94,8 +99,12 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Drain makes the server refuse new work with 503, for a shutdown.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Drain makes the server refuse new work with 503, and ends the streams
+// of runs' logs, for a shutdown.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.stop()
+}
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -232,20 +241,28 @@ func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run 
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	if run, ok := s.findRun(w, r); ok {
+		s.writeRun(w, r, http.StatusOK, run)
+	}
+}
+
+// findRun finds the run whose id, or unique prefix of one, is in the path;
+// it answers 400, 404 or 500 when it cannot.
+func (s *Server) findRun(w http.ResponseWriter, r *http.Request) (*routine.Run, bool) {
 	run, err := s.cfg.Store.RunGet(r.Context(), r.PathValue("id"))
 	var ambiguous *routine.AmbiguousIDError
 	switch {
 	case errors.As(err, &ambiguous):
 		writeError(w, http.StatusBadRequest, ambiguous.Error()+": give more of the id")
-		return
+		return nil, false
 	case errors.Is(err, routine.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
-		return
+		return nil, false
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return nil, false
 	}
-	s.writeRun(w, r, http.StatusOK, run)
+	return run, true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

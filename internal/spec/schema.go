@@ -15,7 +15,7 @@ const SchemaID = "https://routines.dev/routine.schema.json"
 
 // Patterns of the values the types of routine decode from text.
 const (
-	durationPattern = `^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|[0-9]+(\.[0-9]+)?d)$`
+	durationPattern = `^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|[0-9]+(\.[0-9]+)?d([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))*)$`
 	sizePattern     = `^[0-9]+ *([kKmMgG]([iI]?[bB])?|[bB])?$`
 )
 

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// docsURL is where the documentation is read from an installed binary,
+// which has no docs/ next to it.
+const docsURL = "https://github.com/routines-dev/routines/tree/main/docs"
+
+// exitCodesKey is the annotation holding a command's exit codes, which
+// help prints in a section of their own.
+const exitCodesKey = "exit-codes"
+
+// commandHelp is the part of a command's help that every command has:
+// examples to copy, and what its exit codes mean.
+type commandHelp struct {
+	example string
+	exits   string
+}
+
+// Exit codes that several commands share.
+const (
+	exitsList = "  0  listed (an empty list too)\n" +
+		"  1  the store could not be read\n" +
+		"  2  bad flags, or no store in the project yet"
+	exitsRunning = "  0    the run succeeded\n" +
+		"  1    the run failed (or is dead)\n" +
+		"  2    invalid routine, input or flags, or its run steps cannot be confined: nothing ran\n" +
+		"  130  the run was cancelled (Ctrl-C)"
+	exitsGroup = "  2  no command given: name one of those above"
+	exitsPrint = "  0  printed"
+)
+
+// helpTable holds the examples and exit codes of every command, by
+// command path, in one place so that they read alike and a command
+// without them is found (TestEveryCommandHasExamplesAndExitCodes).
+var helpTable = map[string]commandHelp{
+	"routines": {
+		example: "  routines init hello && routines run-once hello   # a first routine, run now\n" +
+			"  routines serve                                  # the daemon: triggers, webhooks, the API\n" +
+			"  routines show last                              # what the newest run did\n" +
+			"  routines help run-once                          # help on one command",
+		exits: "  0    success\n  1    a run or the command failed\n  2    bad input (routine, flags, arguments): nothing ran\n  130  cancelled (Ctrl-C)",
+	},
+	"routines init": {
+		example: "  routines init hello            # creates hello/routine.yaml, named hello\n" +
+			"  routines init .                # in the current (empty) directory",
+		exits: "  0  created\n  1  a file could not be written\n  2  DIR already holds a routine.yaml, or its name cannot name a routine",
+	},
+	"routines validate": {
+		example: "  routines validate                   # the routine.yaml here\n" +
+			"  routines validate hello/routine.yaml\n" +
+			"  routines validate hello -o json     # problems as JSON, for editors and CI",
+		exits: "  0  valid\n  2  invalid (every problem is printed), or not found",
+	},
+	"routines run-once": {
+		example: "  routines run-once                    # the routine.yaml here\n" +
+			"  routines run-once hello -i who=team  # by name, with an input\n" +
+			"  routines run-once ./hello -o json    # the run as JSON on stdout, its output on stderr",
+		exits: exitsRunning,
+	},
+	"routines runs": {
+		example: "  routines runs                          # the 50 newest runs\n" +
+			"  routines runs --state failed,dead --since 7d\n" +
+			"  routines runs --routine hello -o json",
+		exits: exitsList,
+	},
+	"routines show": {
+		example: "  routines show last           # the newest run\n" +
+			"  routines show -2             # the one before\n" +
+			"  routines show 01JD3K -o json # by a unique prefix of its id",
+		exits: "  0  shown\n  1  the store could not be read\n  2  no such run (or the prefix is ambiguous: the candidates are listed)",
+	},
+	"routines logs": {
+		example: "  routines logs last               # the newest run's lines\n" +
+			"  routines logs -1 --step greet    # one step's\n" +
+			"  routines logs -f 01JD3K          # follow a live run to its end",
+		exits: "  0    printed; with -f, the run succeeded\n" +
+			"  1    with -f, the run failed (or is dead), or the daemon stopped streaming it\n" +
+			"  2    no such run; with -f, a run not finished and no daemon to follow it from\n" +
+			"  130  with -f, the run was cancelled",
+	},
+	"routines dlq": {
+		example: "  routines dlq list\n  routines dlq replay last",
+		exits:   exitsGroup,
+	},
+	"routines dlq list": {
+		example: "  routines dlq list\n  routines dlq list --since 1d -o json",
+		exits:   exitsList,
+	},
+	"routines dlq replay": {
+		example: "  routines dlq replay last     # the newest dead run\n" +
+			"  routines dlq replay 01JD3K",
+		exits: exitsRunning + "\n  2    (also) the run is not dead, or no such run",
+	},
+	"routines schema": {
+		example: "  routines schema > routine.schema.json",
+		exits:   exitsPrint,
+	},
+	"routines serve": {
+		example: "  routines serve                         # the routines under this directory\n" +
+			"  routines serve examples/hello --addr 127.0.0.1:8080\n" +
+			"  ROUTINES_TOKEN=… routines serve --addr :7070 --grace 1m",
+		exits: "  0  stopped by SIGTERM or Ctrl-C\n  1  the daemon failed (could not listen, the store failed)\n  2  an invalid routine or flag: nothing started",
+	},
+	"routines invoke": {
+		example: "  routines invoke hello                  # queue a run and return\n" +
+			"  routines invoke hello -i who=team --wait  # show its output live, exit with its state",
+		exits: "  0    queued; with --wait, the run succeeded\n" +
+			"  1    the daemon failed; with --wait, the run failed (or is dead)\n" +
+			"  2    bad input, no such routine, or no daemon running for the project\n" +
+			"  130  with --wait, the run was cancelled",
+	},
+	"routines emit": {
+		example: "  routines emit order.paid -d '{\"id\": 42}'\n  routines emit order.paid -d '{\"id\": 42}' --dedupe 42",
+		exits:   "  0  published (to no listener too)\n  1  the daemon failed\n  2  bad input, or no daemon running for the project",
+	},
+	"routines secrets": {
+		example: "  routines secrets set API_TOKEN\n  routines secrets list",
+		exits:   exitsGroup,
+	},
+	"routines secrets set": {
+		example: "  routines secrets set API_TOKEN                  # type or paste it; not echoed\n" +
+			"  printf %s \"$TOKEN\" | routines secrets set API_TOKEN\n" +
+			"  routines secrets set TLS_KEY --from-file key.pem",
+		exits: "  0  stored\n  1  the vault could not be opened or written\n  2  a bad name, an empty or too long value",
+	},
+	"routines secrets list": {
+		example: "  routines secrets list\n  routines secrets list -o json",
+		exits:   exitsList,
+	},
+	"routines secrets rm": {
+		example: "  routines secrets rm API_TOKEN",
+		exits:   "  0  removed\n  1  the vault could not be written\n  2  no such secret",
+	},
+	"routines audit": {
+		example: "  routines audit --since 1d\n  routines audit --secret API_TOKEN -o json",
+		exits:   exitsList,
+	},
+	"routines classify": {
+		example: "  routines classify train tickets.csv\n  routines classify eval tickets.csv",
+		exits:   exitsGroup,
+	},
+	"routines classify train": {
+		example: "  routines classify train tickets.csv             # writes tickets.csv.model.json\n" +
+			"  routines classify train tickets.csv -m model.json",
+		exits: "  0  the model was written\n  1  it could not be written\n  2  the CSV is missing or malformed",
+	},
+	"routines classify eval": {
+		example: "  routines classify eval tickets.csv --split 0.3 --seed 7",
+		exits:   "  0  reported\n  2  the CSV is missing or malformed, or too small to split",
+	},
+	"routines test": {
+		example: "  routines test                     # the tests of every routine under here\n" +
+			"  routines test hello -run greet -v\n" +
+			"  routines test -o junit > junit.xml\n" +
+			"  routines test --record last       # a test made from the newest run",
+		exits: "  0  every test passed (or there are none)\n  1  a test failed\n  2  a routine or test file is invalid",
+	},
+	"routines status": {
+		example: "  routines status                          # the project here: store, vault, daemon, routines\n" +
+			"  routines status --project ~/ops -o json  # as one JSON object",
+		exits: "  0  shown, whatever the daemon's state\n  1  the project could not be read",
+	},
+	"routines doctor": {
+		example: "  routines doctor\n  routines doctor -o json",
+		exits:   "  0  every sandbox layer is active\n  1  a layer is missing (the fix is printed)",
+	},
+	"routines completion": {
+		example: "  source <(routines completion bash)    # in ~/.bashrc\n" +
+			"  routines completion zsh > \"${fpath[1]}/_routines\"\n" +
+			"  routines completion fish > ~/.config/fish/completions/routines.fish",
+		exits: exitsGroup,
+	},
+	"routines completion bash": {
+		example: "  source <(routines completion bash)\n  routines completion bash > /etc/bash_completion.d/routines",
+		exits:   exitsPrint,
+	},
+	"routines completion zsh": {
+		example: "  routines completion zsh > \"${fpath[1]}/_routines\"",
+		exits:   exitsPrint,
+	},
+	"routines completion fish": {
+		example: "  routines completion fish > ~/.config/fish/completions/routines.fish",
+		exits:   exitsPrint,
+	},
+	"routines completion powershell": {
+		example: "  routines completion powershell | Out-String | Invoke-Expression",
+		exits:   exitsPrint,
+	},
+	"routines help": {
+		example: "  routines help\n  routines help logs",
+		exits:   exitsPrint,
+	},
+}
+
+// addHelp gives every command its examples and exit codes from
+// helpTable, and help a section for the exit codes.
+func addHelp(root *cobra.Command) {
+	walk(root, func(c *cobra.Command) {
+		h, ok := helpTable[c.CommandPath()]
+		if !ok {
+			return // the test names it
+		}
+		c.Example = h.example
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[exitCodesKey] = h.exits
+	})
+	const anchor = "{{if .HasHelpSubCommands}}"
+	tmpl := root.UsageTemplate()
+	if !strings.Contains(tmpl, anchor) {
+		panic(fmt.Sprintf("cobra's usage template has no %s: place the exit codes anew", anchor))
+	}
+	root.SetUsageTemplate(strings.Replace(tmpl, anchor,
+		`{{with index .Annotations "`+exitCodesKey+`"}}
+
+Exit codes:
+{{.}}{{end}}`+anchor, 1))
+}
