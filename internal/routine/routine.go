@@ -28,6 +28,9 @@ type Routine struct {
 	Dir      string `yaml:"-" json:"-"`
 	File     string `yaml:"-" json:"-"`
 	Revision string `yaml:"-" json:"-"`
+	// Warnings are what validation noticed in the valid file that may not
+	// mean what was meant, such as how a six-field cron is read.
+	Warnings []Problem `yaml:"-" json:"-"`
 }
 
 // Input declares one input of a routine.
