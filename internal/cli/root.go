@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,6 +45,9 @@ type Deps struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Version string
+	// Now is the clock of what commands show, such as validate's next
+	// firing times; time.Now when nil.
+	Now func() time.Time
 }
 
 // lookupEnv reads a variable of the environment the commands see.
