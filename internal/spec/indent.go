@@ -213,7 +213,7 @@ func (sc *indentScan) next(n int, text string) (indentFinding, bool) {
 	}
 	sc.skipAbove = -1
 	if strings.HasPrefix(trimmed, "\t") {
-		return sc.tab(n, indent), true
+		return sc.tab(n, indent, text), true
 	}
 	if trimmed == "" || trimmed[0] == '#' {
 		return indentFinding{}, false
@@ -260,7 +260,9 @@ func (sc *indentScan) place(n, indent int, trimmed string, s lineShape) (indentF
 	if len(s.dashes) == 0 && s.key == "" {
 		// A plain scalar: the continuation of the value above, or a
 		// list item's value after a lone dash; nothing to place.
-		if m := sc.mapping(); m != nil && m.awaiting && indent > m.col {
+		if top := sc.top(); top != nil && top.seq && top.awaiting && indent > top.col {
+			top.awaiting = false
+		} else if m := sc.mapping(); m != nil && m.awaiting && indent > m.col {
 			m.awaiting, m.valued, m.inline = false, true, true
 		}
 		return indentFinding{}, false
@@ -351,16 +353,11 @@ func (sc *indentScan) misplaced(n, indent int, what string, isKey bool, key, pla
 		if continued {
 			f.msg += fmt.Sprintf("; if the value of `%s:` goes on, write it as a block (`%s: |`) or quote it", sc.mapping().lastKey, sc.mapping().lastKey)
 		}
-	case best.list != nil:
-		if place == "" {
-			place = "belongs to " + best.describe()
-		}
-		f.msg = fmt.Sprintf("indentation: %s at column %d %s; %s column %d, under `%s`", what, indent+1, place, verb, best.col+1, best.first)
 	default:
 		if place == "" {
 			place = "belongs to " + best.describe()
 		}
-		f.msg = fmt.Sprintf("indentation: %s at column %d %s; %s column %d, in line with `%s:` (line %d)", what, indent+1, place, verb, best.col+1, best.first, best.line)
+		f.msg = fmt.Sprintf("indentation: %s at column %d %s; %s column %d, %s", what, indent+1, place, verb, best.col+1, best.alignment())
 	}
 	return f
 }
@@ -473,11 +470,37 @@ func (sc *indentScan) scanFlow(text string) {
 	}
 }
 
-// tab reports a tab in the indentation of line n.
-func (sc *indentScan) tab(n, spaces int) indentFinding {
-	msg := fmt.Sprintf("indentation: a tab indents line %d; YAML indents with spaces only: replace the tab with spaces", n)
-	if sc.unit > 0 {
-		msg += fmt.Sprintf(" (this file indents by %d)", sc.unit)
+// tab reports a tab in the indentation of line n, and how many spaces
+// put the line where it seems to belong: under a key waiting for its
+// value, or in the open mapping that accepts its key.
+func (sc *indentScan) tab(n, spaces int, text string) indentFinding {
+	f := indentFinding{line: n, col: spaces + 1, from: n}
+	f.msg = fmt.Sprintf("indentation: a tab indents line %d; YAML indents with spaces only: replace it with spaces", n)
+	s := shape(strings.TrimLeft(text, " \t"))
+	if top := sc.top(); top != nil && !top.seq && top.awaiting {
+		col := top.col + max(sc.unit, 2)
+		f.msg += fmt.Sprintf("; with %d spaces, the line is under `%s:` (line %d)", col, top.lastKey, top.lastLine)
+		return f
 	}
-	return indentFinding{line: n, col: spaces + 1, msg: msg}
+	if s.key != "" && len(s.dashes) == 0 {
+		for i := len(sc.stack) - 1; i >= 0; i-- {
+			if b := sc.stack[i]; !b.seq && b.accepts(s.key) {
+				f.msg += fmt.Sprintf("; with %d spaces, `%s:` is at column %d, %s", b.col, s.key, b.col+1, b.alignment())
+				return f
+			}
+		}
+	}
+	if sc.unit > 0 {
+		f.msg += fmt.Sprintf(" (this file indents by %d)", sc.unit)
+	}
+	return f
+}
+
+// alignment says where a mapping's keys are: under the first key of a
+// list item ("under `id`"), else in line with the first key.
+func (b *block) alignment() string {
+	if b.list != nil {
+		return fmt.Sprintf("under `%s`", b.first)
+	}
+	return fmt.Sprintf("in line with `%s:` (line %d)", b.first, b.line)
 }
