@@ -7,6 +7,7 @@
 package cronexpr
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -67,11 +68,9 @@ func Parse(expr string) (cron.Schedule, error) {
 	if err := check(expr); err != nil {
 		return nil, err
 	}
-	s, err := parser.Parse(expr)
-	if err != nil { // the checks above follow robfig/cron's grammar; kept in case they drift apart
-		return nil, err
-	}
-	return s, nil
+	// check follows robfig/cron's grammar (FuzzParse holds them together),
+	// so the parser's own message is for what check does not foresee.
+	return parser.Parse(expr)
 }
 
 // check reports what of expr the parser would refuse, in the user's terms.
@@ -90,7 +89,7 @@ func check(expr string) error {
 		if len(fs) == 7 {
 			msg += "; a year field is not supported"
 		}
-		return fmt.Errorf("%s", msg)
+		return errors.New(msg)
 	}
 	fields := five
 	if len(fs) == 6 {
@@ -101,19 +100,16 @@ func check(expr string) error {
 		if err := f.check(text); err != nil {
 			msg := fmt.Sprintf("%s field %q: %v", f.name, text, err)
 			if f == month && len(fs) == 6 && dow.check(text) == nil {
-				msg += "; " + sixFieldsRead + " so " + strconv.Quote(text) + " is the month"
-				if five := fiveFieldForm(fs); five != "" {
-					msg += fmt.Sprintf(": if you meant day-of-week %s, drop the sixth field: %q", text, five)
+				msg += fmt.Sprintf("; six fields are read seconds first, as %s, so %q is the month", layout(six), text)
+				if form := fiveFieldForm(fs); form != "" {
+					msg += fmt.Sprintf(": if you meant day-of-week %s, drop the sixth field: %q", text, form)
 				}
 			}
-			return fmt.Errorf("%s", msg)
+			return errors.New(msg)
 		}
 	}
 	return nil
 }
-
-// sixFieldsRead says how six fields are read, for messages.
-var sixFieldsRead = "six fields are read seconds first, as " + layout(six) + ","
 
 func checkDescriptor(expr string) error {
 	const every = "@every "
@@ -131,7 +127,7 @@ func checkDescriptor(expr string) error {
 		return nil
 	}
 	if expr == "@every" {
-		return fmt.Errorf("@every takes a duration such as 30s, 5m or 1h30m")
+		return errors.New("@every takes a duration such as 30s, 5m or 1h30m")
 	}
 	return fmt.Errorf("%s is not a descriptor; write one of %s, or @every DURATION%s", expr, strings.Join(descriptors, " "), suggest.DidYouMean(expr, descriptors))
 }
@@ -230,10 +226,13 @@ func (f *field) rangeHint() string {
 	return hint
 }
 
-// example is a valid item of the field, for messages.
+// example is a valid range of the field, for messages.
 func (f *field) example() string {
-	if f.names != nil {
-		return f.names[1] + "-" + f.names[5]
+	switch f {
+	case dow:
+		return "MON-FRI"
+	case month:
+		return "JAN-MAR"
 	}
 	return fmt.Sprintf("%d-%d", f.min, f.min+5)
 }
