@@ -238,12 +238,13 @@ func (f *field) example() string {
 }
 
 // fiveFieldForm returns the five-field expression a six-field one may have
-// been meant as, "" unless it reads like one: the sixth field is * or ?
-// (a day-of-week that restricts nothing, as a trailing year or a habit
-// from AWS schedules adds), the first is not a per-second schedule (no *
-// or /), and the first five fields parse as five.
+// been meant as, "" unless it has the shape of five fields with one added
+// (a year, or a habit from AWS schedules): the sixth field is * or ?, the
+// first is not a per-second schedule (no * or /), the third is * or ? (as
+// a five-field day-of-month mostly is; "30 0 8 * * *" means 08:00:30),
+// and the first five fields parse as five.
 func fiveFieldForm(fs []string) string {
-	if len(fs) != 6 || (fs[5] != "*" && fs[5] != "?") || strings.ContainsAny(fs[0], "*/") {
+	if len(fs) != 6 || !isStar(fs[5]) || !isStar(fs[2]) || strings.ContainsAny(fs[0], "*/") {
 		return ""
 	}
 	form := strings.Join(fs[:5], " ")

@@ -111,6 +111,7 @@ func TestNote(t *testing.T) {
 		// The first five fields are not a valid five-field expression.
 		{"0 0 8 1,15 JAN-MAR,DEC *", read + "second 0, minute 0, hour 8, days of the month 1,15, months JAN-MAR,DEC (January–March, December)"},
 		{"0 30 8 * * *", read + "second 0, minute 30, hour 8, every day, every month"},
+		{"30 0 8 * * *", read + "second 30, minute 0, hour 8, every day, every month"},
 		{"0 8 * * 1-5", ""},
 		{"@daily", ""},
 		{"0 8 * * MON-FRI *", ""}, // invalid: Parse says it
