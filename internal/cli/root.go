@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,6 +50,9 @@ type Deps struct {
 	// reads the module version and VCS revision from.
 	Version string
 	Build   *debug.BuildInfo
+	// Now is the clock of what commands show, such as validate's next
+	// firing times; time.Now when nil.
+	Now func() time.Time
 }
 
 // lookupEnv reads a variable of the environment the commands see.

@@ -31,6 +31,9 @@ type Routine struct {
 	// InputsRead names the inputs the routine's templates read (input.NAME),
 	// found by validation: a routine that declares no inputs takes only these.
 	InputsRead []string `yaml:"-" json:"-"`
+	// Warnings are what validation noticed in the valid file that may not
+	// mean what was meant, such as how a six-field cron is read.
+	Warnings []Problem `yaml:"-" json:"-"`
 }
 
 // Input declares one input of a routine.

@@ -66,6 +66,10 @@ func decode(src *source, r *routine.Routine) *document {
 		doc.syntaxError(err)
 		return nil
 	}
+	if ind, ok := indentation(src); ok && ind.continued {
+		// Valid YAML, read as more of the value above: say so.
+		src.warn(ind.line, ind.col, "", ind.msg)
+	}
 	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 		doc.add(1, 1, "$", "the file is empty: a routine needs at least name: and steps:")
 		return nil
@@ -91,6 +95,11 @@ func (doc *document) syntaxError(err error) {
 		doc.add(1, 1, "", "invalid YAML: "+err.Error())
 		return
 	}
+	line, col := tokenPos(ye.GetToken())
+	if f, ok := indentation(doc.source); ok && f.from <= line {
+		doc.add(f.line, f.col, "", f.msg)
+		return
+	}
 	msg := ye.GetMessage()
 	switch {
 	case strings.Contains(msg, "'\t'"):
@@ -98,7 +107,6 @@ func (doc *document) syntaxError(err error) {
 	case strings.HasPrefix(msg, "mapping value is not allowed"):
 		msg = `unexpected ":" here: quote a value that contains ": ", or check the indentation`
 	}
-	line, col := tokenPos(ye.GetToken())
 	doc.add(line, col, "", "invalid YAML: "+msg)
 }
 
@@ -316,6 +324,8 @@ func (d *decoder) structure(n ast.Node, v reflect.Value, path, key string) {
 		return
 	}
 	si := fieldsOf(v.Type())
+	var prev *field // the entry before, for a key indented too little
+	var prevNode *ast.MappingValueNode
 	for _, mv := range entries {
 		k, ok := d.key(mv, path)
 		if !ok {
@@ -323,12 +333,84 @@ func (d *decoder) structure(n ast.Node, v reflect.Value, path, key string) {
 		}
 		f := si.byKey[k]
 		if f == nil {
-			d.unknownKey(mv.Key, path, k, si.keys)
+			if hint := d.nestingHint(prevNode, prev, k, mv.Key); hint != "" && suggest.Closest(k, si.keys) == "" {
+				d.problem(mv.Key, path, "unknown key %q %s: %s", k, where(path), hint)
+			} else {
+				d.unknownKey(mv.Key, path, k, si.keys)
+			}
+			prev, prevNode = nil, nil
 			continue
 		}
 		d.doc.keys[path+"."+k] = mv.Key
 		d.value(mv.Value, v.FieldByIndex(f.index), path+"."+k, k)
+		prev, prevNode = f, mv
 	}
+}
+
+// where names the mapping at path for messages.
+func where(path string) string {
+	if path == "$" {
+		return "at the top level"
+	}
+	return "in " + human(path)
+}
+
+// nestingHint says where key, unknown in its mapping, belongs when the
+// entry before it (prev, a field of type prev.typ) would accept it: the
+// key was indented too little, so YAML closed that entry's block. It
+// returns "" when the key fits there neither, or is not the next line's.
+func (d *decoder) nestingHint(prevNode *ast.MappingValueNode, prev *field, key string, keyNode ast.Node) string {
+	if prevNode == nil || prevNode.Key == nil {
+		return ""
+	}
+	prevLine, prevCol := nodePos(prevNode.Key)
+	line, col := nodePos(keyNode)
+	if col != prevCol || line <= prevLine {
+		return ""
+	}
+	pk := prevNode.Key.GetToken().Value
+	val, _ := d.resolve(prevNode.Value)
+	switch x := val.(type) {
+	case *ast.NullNode, nil:
+		if !acceptsKey(prev.typ, key) {
+			return ""
+		}
+		return fmt.Sprintf("it is at the column of `%s:` (line %d), which has no value; to put it under %s:, indent it to column %d", pk, prevLine, pk, col+2)
+	case *ast.SequenceNode:
+		if len(x.Values) == 0 || !acceptsKey(prev.typ, key) {
+			return ""
+		}
+		item, _ := d.resolve(x.Values[len(x.Values)-1])
+		m, ok := item.(*ast.MappingNode)
+		if !ok || m.IsFlowStyle || len(m.Values) == 0 {
+			return ""
+		}
+		il, ic := nodePos(m)
+		text, _ := d.doc.line(il)
+		noun := (&block{holder: pk}).noun()
+		return fmt.Sprintf("it is a key of the %s that starts at line %d (`%s`); indent it to column %d, under `%s`", noun, il, firstWords(strings.TrimSpace(text)), ic, m.Values[0].Key.GetToken().Value)
+	case *ast.MappingNode:
+		// Only a struct's fields say the key belongs there; any key fits
+		// a map such as env:.
+		if t := elem(prev.typ); x.IsFlowStyle || len(x.Values) == 0 || t == nil || t.Kind() != reflect.Struct || !acceptsKey(t, key) {
+			return ""
+		}
+		fl, fc := nodePos(x)
+		return fmt.Sprintf("it is a key of `%s:` (line %d); indent it to column %d, in line with `%s:` (line %d)", pk, prevLine, fc, x.Values[0].Key.GetToken().Value, fl)
+	}
+	return ""
+}
+
+// acceptsKey reports whether a mapping decoded into t (through pointers
+// and lists) takes key: any key for a map, its fields for a struct.
+func acceptsKey(t reflect.Type, key string) bool {
+	switch t = elem(t); {
+	case t == nil:
+		return false
+	case t.Kind() == reflect.Map:
+		return true
+	}
+	return fieldsOf(t).byKey[key] != nil
 }
 
 // mapping decodes a mapping into the map v.

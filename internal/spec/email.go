@@ -121,7 +121,7 @@ func (v *validator) secretField(p, key, value, example string) {
 	case sm == nil:
 		v.errorf(p+"."+key, "%s.%s must be one secret reference, such as \"{{%s}}\" with %s under secrets:, not written in the file", human(p), key, example, example)
 	case !v.declaredSecret(sm[1]):
-		v.errorf(p+"."+key, "%s.%s: %s is not a declared secret: add it to secrets:", human(p), key, sm[1])
+		v.errorf(p+"."+key, "%s.%s: %s is not a declared secret: %s", human(p), key, sm[1], v.undeclared(sm[1], nil))
 	}
 }
 
@@ -182,6 +182,6 @@ func (v *validator) mailServer(p, what string, m *routine.MailServer, templated 
 	case sm == nil:
 		v.errorf(p+".password", "%s.password must be one secret reference, such as \"{{%s_PASSWORD}}\" with %s_PASSWORD under secrets:, not written in the file", human(p), strings.ToUpper(what), strings.ToUpper(what))
 	case !templated && !v.declaredSecret(sm[1]):
-		v.errorf(p+".password", "%s.password: %s is not a declared secret: add it to secrets:", human(p), sm[1])
+		v.errorf(p+".password", "%s.password: %s is not a declared secret: %s", human(p), sm[1], v.undeclared(sm[1], nil))
 	}
 }

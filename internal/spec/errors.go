@@ -3,62 +3,14 @@ package spec
 import (
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
-// Problem is one thing wrong with a routine file, located in it.
-type Problem struct {
-	File string `json:"file"`
-	// Line and Col are 1-based; Col counts characters, not bytes.
-	Line int `json:"line"`
-	Col  int `json:"col"`
-	// Path is where in the document the problem is, such as
-	// $.steps[1].needs[0]; empty for syntax errors.
-	Path    string `json:"path,omitempty"`
-	Message string `json:"message"`
-	// Snippet is the source line the problem is on.
-	Snippet string `json:"snippet,omitempty"`
-}
-
-// String renders the problem as file:line:col: message, followed by the
-// source line and a caret under the column.
-func (p Problem) String() string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(p.Line))
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(p.Col))
-	b.WriteString(": ")
-	b.WriteString(p.Message)
-	if p.Snippet == "" {
-		return b.String()
-	}
-	num := strconv.Itoa(p.Line)
-	b.WriteString("\n    ")
-	b.WriteString(num)
-	b.WriteString(" | ")
-	b.WriteString(p.Snippet)
-	b.WriteString("\n    ")
-	b.WriteString(strings.Repeat(" ", len(num)))
-	b.WriteString(" | ")
-	// Keep the tabs of the line so the caret lines up under it.
-	col := 1
-	for _, r := range p.Snippet {
-		if col >= p.Col {
-			break
-		}
-		if r == '\t' {
-			b.WriteByte('\t')
-		} else {
-			b.WriteByte(' ')
-		}
-		col++
-	}
-	b.WriteByte('^')
-	return b.String()
-}
+// Problem is one thing wrong with a routine file, located in it; it lives
+// in internal/routine so that a valid Routine carries its warnings.
+type Problem = routine.Problem
 
 // Error is an invalid routine file: every problem found in it, in the
 // order of the file.
@@ -79,20 +31,32 @@ func (e *Error) Error() string {
 }
 
 // source is a routine file being read: its lines, for snippets, and the
-// problems found so far.
+// problems and warnings found so far.
 type source struct {
 	file     string
 	data     []byte
 	lines    []string // split on first use
 	problems []Problem
+	warnings []Problem
 }
 
 // add records a problem at line:col, clamped into the file.
 func (s *source) add(line, col int, path, msg string) {
+	s.problems = append(s.problems, s.at(line, col, path, msg))
+}
+
+// warn records a warning at line:col, clamped into the file.
+func (s *source) warn(line, col int, path, msg string) {
+	w := s.at(line, col, path, msg)
+	w.Warning = true
+	s.warnings = append(s.warnings, w)
+}
+
+func (s *source) at(line, col int, path, msg string) Problem {
 	line = max(line, 1)
 	col = max(col, 1)
 	text, _ := s.line(line)
-	s.problems = append(s.problems, Problem{File: s.file, Line: line, Col: col, Path: path, Message: msg, Snippet: text})
+	return Problem{File: s.file, Line: line, Col: col, Path: path, Message: msg, Snippet: text}
 }
 
 // line returns line n (1-based) of the file.
@@ -112,8 +76,13 @@ func (s *source) err() error {
 	if len(s.problems) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(s.problems, func(a, b Problem) int {
+	return &Error{Problems: inOrder(s.problems)}
+}
+
+// inOrder sorts problems by position and drops exact duplicates.
+func inOrder(problems []Problem) []Problem {
+	slices.SortStableFunc(problems, func(a, b Problem) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 	})
-	return &Error{Problems: slices.Compact(s.problems)}
+	return slices.Compact(problems)
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // FuzzParse feeds arbitrary files to Parse, seeded with the golden inputs:
-// it must never panic, and must return a routine or problems that point
-// into the file.
+// it must never panic, and must return a routine (and warnings) or
+// problems that point into the file.
 func FuzzParse(f *testing.F) {
 	paths, err := filepath.Glob("testdata/*.txtar")
 	if err != nil {
@@ -27,20 +27,22 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("x: &x {<<: *x}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := Parse("routine.yaml", data, "")
-		if err == nil {
-			if r == nil {
-				t.Fatal("Parse returned neither a routine nor an error")
-			}
-			return
-		}
 		problems := Problems(err)
-		if len(problems) == 0 {
+		switch {
+		case err == nil && r == nil:
+			t.Fatal("Parse returned neither a routine nor an error")
+		case err == nil:
+			problems = r.Warnings
+		case len(problems) == 0:
 			t.Fatalf("Parse returned %v, not problems", err)
 		}
 		for _, p := range problems {
 			if p.Line < 1 || p.Col < 1 || p.Message == "" {
 				t.Fatalf("bad problem %+v", p)
 			}
+		}
+		if err == nil {
+			return
 		}
 		_ = err.Error()
 	})

@@ -140,7 +140,7 @@ func (v *validator) checkRef(ref template.Ref, sc *scope) string {
 		if v.declaredSecret(name) || sc.env[name] {
 			return ""
 		}
-		return "{{" + name + "}} is neither a declared secret nor an env entry: add " + name + " to secrets:"
+		return "{{" + name + "}} is neither a declared secret nor an env entry: " + v.undeclared(name, sc.env)
 	case template.RootEnv:
 		if name == "" || sc.env[name] {
 			return ""
@@ -194,6 +194,29 @@ func (v *validator) onFailureIDs() []string {
 
 func (v *validator) declaredSecret(name string) bool {
 	return slices.ContainsFunc(v.r.Secrets, func(s routine.SecretRef) bool { return s.Name == name })
+}
+
+// undeclared says what to do about a reference to name, which is not a
+// declared secret (nor in env, the names of env: the place may use): use
+// the declared name it is a typo of, if any, else declare it.
+func (v *validator) undeclared(name string, env map[string]bool) string {
+	names := make([]string, 0, len(v.r.Secrets)+len(env))
+	for _, s := range v.r.Secrets {
+		names = append(names, s.Name)
+	}
+	declared := len(names)
+	names = append(names, slices.Sorted(maps.Keys(env))...)
+	c := suggest.Typo(name, names)
+	if c == "" {
+		return "add " + name + " to secrets:"
+	}
+	what := "an env entry"
+	if slices.Index(names, c) < declared {
+		what = "declared in secrets:"
+	}
+	// DB_PASS2 may be a second secret beside DB_PASS1: the advice to
+	// declare it stays, second.
+	return "did you mean {{" + c + "}} (" + what + ")? If " + name + " is another secret, add it to secrets:"
 }
 
 // strPos returns the position of byte offset off within the string at

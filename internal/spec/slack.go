@@ -108,7 +108,7 @@ func (v *validator) slackCommand(p string, t *routine.SlackCommandTrigger, sc *s
 	case m == nil:
 		v.errorf(p+".signing_secret", "slack_command.signing_secret must be one secret reference, such as \"{{SLACK_SIGNING_SECRET}}\" with SLACK_SIGNING_SECRET under secrets:, not written in the file")
 	case !v.declaredSecret(m[1]):
-		v.errorf(p+".signing_secret", "slack_command.signing_secret: %s is not a declared secret: add it to secrets:", m[1])
+		v.errorf(p+".signing_secret", "slack_command.signing_secret: %s is not a declared secret: %s", m[1], v.undeclared(m[1], nil))
 	}
 	v.template(p+".reply", t.Reply, sc)
 	if strings.Contains(t.Reply, "{{") && namesSecret(t.Reply) {

@@ -51,7 +51,7 @@ func Load(path string) (*routine.Routine, error) {
 // Parse decodes and validates the routine file data. file names it in
 // problems; dir is the routine directory, where scripts are looked for
 // ("" skips the checks that read the file system). The result has its
-// defaults applied and File, Dir and Revision set.
+// defaults applied and File, Dir, Revision and Warnings set.
 func Parse(file string, data []byte, dir string) (*routine.Routine, error) {
 	return parse(file, data, dir, runtime.NumCPU())
 }
@@ -68,6 +68,9 @@ func parse(file string, data []byte, dir string, cpus int) (*routine.Routine, er
 	applyDefaults(r, cpus)
 	sum := sha256.Sum256(data)
 	r.File, r.Dir, r.Revision = file, dir, hex.EncodeToString(sum[:])
+	if len(src.warnings) > 0 {
+		r.Warnings = inOrder(src.warnings)
+	}
 	return r, nil
 }
 

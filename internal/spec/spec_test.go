@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -18,8 +19,8 @@ const testCPUs = 2
 
 // TestGolden runs every testdata/*.txtar: its routine.yaml, with the other
 // files of the archive beside it, must give want.plan (the routine after
-// defaults, as JSON) or want.errors (the problems as rendered, with the
-// temporary directory the routine directory $TMP/r is in written $TMP).
+// defaults, as JSON) and want.warnings when it has warnings, or
+// want.errors (the problems as rendered).
 func TestGolden(t *testing.T) {
 	t.Parallel()
 	paths, err := filepath.Glob("testdata/*.txtar")
@@ -34,8 +35,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := parseArchive(data)
-			name, got := runArchive(t, a)
-			want, ok := a.file(name)
+			got := runArchive(t, a)
 			if *update {
 				var files []archiveFile
 				for _, f := range a.files {
@@ -43,26 +43,36 @@ func TestGolden(t *testing.T) {
 						files = append(files, f)
 					}
 				}
-				a.files = append(files, archiveFile{name: name, data: got})
+				a.files = append(files, got...)
 				if err := os.WriteFile(path, a.format(), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			if !ok {
-				t.Fatalf("the archive has no %s; got:\n%s", name, got)
+			for _, f := range a.files {
+				if strings.HasPrefix(f.name, "want.") && !slices.ContainsFunc(got, func(g archiveFile) bool { return g.name == f.name }) {
+					t.Errorf("the archive has %s, the routine gives none (go test -update rewrites it)", f.name)
+				}
 			}
-			if string(got) != string(want) {
-				t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", name, got, want)
+			for _, g := range got {
+				want, ok := a.file(g.name)
+				if !ok {
+					t.Fatalf("the archive has no %s; got:\n%s", g.name, g.data)
+				}
+				if string(g.data) != string(want) {
+					t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", g.name, g.data, want)
+				}
 			}
 		})
 	}
 }
 
 // runArchive parses the archive's routine.yaml in a directory holding its
-// other files, and returns the name of the expected section and its
-// content.
-func runArchive(t *testing.T, a *archive) (string, []byte) {
+// other files, and returns the expected sections: want.errors, or
+// want.plan and, when there are any, want.warnings (both rendered as
+// validate prints them, with the temporary directory the routine directory
+// $TMP/r is in written $TMP).
+func runArchive(t *testing.T, a *archive) []archiveFile {
 	t.Helper()
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "r")
@@ -91,7 +101,7 @@ func runArchive(t *testing.T, a *archive) (string, []byte) {
 		if Problems(err) == nil {
 			t.Fatalf("parse returned %T, not problems: %v", err, err)
 		}
-		return "want.errors", []byte(strings.ReplaceAll(err.Error(), tmp, "$TMP") + "\n")
+		return []archiveFile{{name: "want.errors", data: []byte(strings.ReplaceAll(err.Error(), tmp, "$TMP") + "\n")}}
 	}
 	var plan bytes.Buffer
 	enc := json.NewEncoder(&plan)
@@ -100,5 +110,13 @@ func runArchive(t *testing.T, a *archive) (string, []byte) {
 	if err := enc.Encode(r); err != nil {
 		t.Fatal(err)
 	}
-	return "want.plan", plan.Bytes()
+	got := []archiveFile{{name: "want.plan", data: plan.Bytes()}}
+	if len(r.Warnings) > 0 {
+		var w strings.Builder
+		for _, p := range r.Warnings {
+			w.WriteString(strings.ReplaceAll(p.String(), tmp, "$TMP") + "\n")
+		}
+		got = append(got, archiveFile{name: "want.warnings", data: []byte(w.String())})
+	}
+	return got
 }

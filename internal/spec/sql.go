@@ -33,7 +33,7 @@ func (v *validator) sql(p string, a *routine.SQLAction) {
 	case !v.given(p + ".db"):
 		return
 	case sm != nil && !v.declaredSecret(sm[1]):
-		v.errorf(p+".db", "%s.db: %s is not a declared secret: add it to secrets:", human(p), sm[1])
+		v.errorf(p+".db", "%s.db: %s is not a declared secret: %s", human(p), sm[1], v.undeclared(sm[1], nil))
 		return
 	case sm != nil:
 		return

@@ -8,15 +8,10 @@ import (
 	"time"
 	_ "time/tzdata" // validation must not depend on the zoneinfo of the machine
 
-	"github.com/robfig/cron/v3"
-
+	"github.com/routines-dev/routines/internal/cronexpr"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/suggest"
 )
-
-// cronParser accepts 5 fields, or 6 with seconds first, and descriptors
-// such as @daily or @every 5m.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 var (
 	overlaps      = []string{"skip", "queue", "allow"}
@@ -100,16 +95,14 @@ func (v *validator) trigger(p string, t *routine.Trigger) {
 	}
 }
 
+// cron checks a cron expression and notes how six fields are read.
 func (v *validator) cron(path, expr string) {
-	switch {
-	case strings.TrimSpace(expr) == "":
-		v.errorf(path, "cron expression is empty: write 5 fields such as \"0 8 * * 1-5\"")
-	case strings.HasPrefix(expr, "TZ="), strings.HasPrefix(expr, "CRON_TZ="):
-		v.errorf(path, "cron expression %q sets a time zone: use timezone: instead", expr)
-	default:
-		if _, err := cronParser.Parse(expr); err != nil {
-			v.errorf(path, "invalid cron expression %q: %v", expr, err)
-		}
+	if _, err := cronexpr.Parse(expr); err != nil {
+		v.errorf(path, "cron %q: %v", expr, err)
+		return
+	}
+	if note := cronexpr.Note(expr); note != "" {
+		v.warnf(path, "cron %q: %s", expr, note)
 	}
 }
 

@@ -55,6 +55,13 @@ func (v *validator) errorf(path, format string, args ...any) {
 	v.report(line, col, path, fmt.Sprintf(format, args...))
 }
 
+// warnf records a warning at the node of path: something valid that may
+// not mean what was meant.
+func (v *validator) warnf(path, format string, args ...any) {
+	line, col := v.pos(path)
+	v.doc.warn(line, col, path, fmt.Sprintf(format, args...))
+}
+
 // keyErrorf reports a problem at the key of the mapping entry at path.
 func (v *validator) keyErrorf(path, format string, args ...any) {
 	if k, ok := v.doc.keys[path]; ok {

@@ -33,6 +33,20 @@ func Closest(name string, candidates []string) string {
 	return best
 }
 
+// Typo returns the first candidate that name is one slip of the keyboard
+// away from (a letter added, dropped or changed, or two neighbours
+// swapped), or "". It is stricter than Closest, for names such as
+// AWS_ACCESS_KEY and AWS_SECRET_KEY that share a prefix yet name
+// different things.
+func Typo(name string, candidates []string) string {
+	for _, c := range candidates {
+		if distance(name, c) == 1 {
+			return c
+		}
+	}
+	return ""
+}
+
 func commonPrefix(a, b string) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {

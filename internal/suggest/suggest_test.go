@@ -29,6 +29,24 @@ func TestClosest(t *testing.T) {
 	}
 }
 
+func TestTypo(t *testing.T) {
+	t.Parallel()
+	names := []string{"API_TOKEN", "AWS_ACCESS_KEY", "SMTP_PASSWORD", "REGION"}
+	for _, tt := range []struct{ in, want string }{
+		{"API_TOKN", "API_TOKEN"},
+		{"API_TOKNE", "API_TOKEN"},
+		{"REGOIN", "REGION"},
+		{"API_TOKEN", ""}, // itself is no typo
+		{"AWS_SECRET_KEY", ""},
+		{"IMAP_PASSWORD", ""},
+		{"API", ""},
+	} {
+		if got := Typo(tt.in, names); got != tt.want {
+			t.Errorf("Typo(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestDistance(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -12,12 +12,9 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/routines-dev/routines/internal/cronexpr"
 	"github.com/routines-dev/routines/internal/routine"
 )
-
-// cronParser accepts what internal/spec validates: 5 fields, or 6 with
-// seconds first, and descriptors such as @daily or @every 5m.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // SchedulerConfig is what a Scheduler needs from the daemon.
 type SchedulerConfig struct {
@@ -84,34 +81,13 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 func (s *Scheduler) Set(name string, triggers []routine.Trigger) error {
 	var es []*entry
 	for i, t := range triggers {
-		kind := t.Kind()
-		if kind != "cron" && kind != "every" {
-			continue
+		e, err := newEntry(name, i, t)
+		if err != nil {
+			return fmt.Errorf("trigger %d: %w", i, err)
 		}
-		e := &entry{routine: name, index: i, kind: kind, overlap: t.Overlap, catchup: t.Catchup, loc: time.UTC}
-		if kind == "cron" {
-			sched, err := cronParser.Parse(t.Cron)
-			if err != nil {
-				return fmt.Errorf("trigger %d: cron %q: %w", i, t.Cron, err)
-			}
-			e.sched = sched
-			if t.Timezone != "" && t.Timezone != "UTC" {
-				if t.Timezone == "Local" {
-					return fmt.Errorf("trigger %d: time zone Local: use an IANA name", i)
-				}
-				loc, err := time.LoadLocation(t.Timezone)
-				if err != nil {
-					return fmt.Errorf("trigger %d: %w", i, err)
-				}
-				e.loc = loc
-			}
-		} else {
-			e.every = t.Every.D()
-			if e.every <= 0 {
-				return fmt.Errorf("trigger %d: every must be positive, got %s", i, e.every)
-			}
+		if e != nil {
+			es = append(es, e)
 		}
-		es = append(es, e)
 	}
 	s.mu.Lock()
 	if len(es) == 0 {
@@ -125,6 +101,68 @@ func (s *Scheduler) Set(name string, triggers []routine.Trigger) error {
 	default:
 	}
 	return nil
+}
+
+// newEntry returns the entry of trigger i of a routine, or nil when it is
+// neither cron: nor every:.
+func newEntry(name string, i int, t routine.Trigger) (*entry, error) {
+	kind := t.Kind()
+	if kind != "cron" && kind != "every" {
+		return nil, nil
+	}
+	e := &entry{routine: name, index: i, kind: kind, overlap: t.Overlap, catchup: t.Catchup, loc: time.UTC}
+	if kind == "every" {
+		e.every = t.Every.D()
+		if e.every <= 0 {
+			return nil, fmt.Errorf("every must be positive, got %s", e.every)
+		}
+		return e, nil
+	}
+	sched, err := cronexpr.Parse(t.Cron)
+	if err != nil {
+		return nil, fmt.Errorf("cron %q: %w", t.Cron, err)
+	}
+	e.sched = sched
+	if t.Timezone != "" && t.Timezone != "UTC" {
+		if t.Timezone == "Local" {
+			return nil, errors.New("time zone Local: use an IANA name")
+		}
+		loc, err := time.LoadLocation(t.Timezone)
+		if err != nil {
+			return nil, err
+		}
+		e.loc = loc
+	}
+	return e, nil
+}
+
+// NextFires returns the next n times trigger t fires after from, as the
+// Scheduler fires them, for validate and status to show. last is when it
+// last fired (zero if never): an every: trigger keeps its cadence, and
+// a never-fired one first fires every after from, as after a daemon start.
+// A cron: trigger's times are in its timezone (UTC by default), an
+// every: trigger's in from's location. Fewer than n come back when the
+// schedule ends (a cron: trigger fires nowhere in the next five years,
+// such as on 30 February); none for a trigger that is not cron: or every:.
+func NextFires(t routine.Trigger, last, from time.Time, n int) ([]time.Time, error) {
+	e, err := newEntry("", 0, t)
+	if e == nil || err != nil {
+		return nil, err
+	}
+	loc := e.loc
+	if e.kind == "every" {
+		loc = from.Location()
+	}
+	var fires []time.Time
+	for prev, now := last, from; len(fires) < n; {
+		next := e.after(prev, now)
+		if next.IsZero() {
+			break
+		}
+		fires = append(fires, next.In(loc))
+		prev, now = next, next
+	}
+	return fires, nil
 }
 
 // Start starts the scheduling loop; it runs until ctx ends or Stop.

@@ -344,3 +344,73 @@ func TestSchedulerSetRejects(t *testing.T) {
 		}
 	}
 }
+
+// NextFires lists what the Scheduler fires, in the trigger's zone.
+func TestNextFiresAgreesWithScheduler(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		now, last string
+		trigger   routine.Trigger
+	}{
+		{"five fields", "2026-05-04T10:07:12Z", "", routine.Trigger{Cron: "*/15 * * * *"}},
+		{"six fields", "2026-05-04T10:07:12Z", "", routine.Trigger{Cron: "0 8 * * 1-5 *"}},
+		{"descriptor", "2026-05-04T10:07:12Z", "", routine.Trigger{Cron: "@every 90s"}},
+		{"spring forward", "2026-03-27T12:00:00Z", "", routine.Trigger{Cron: "0 8 * * *", Timezone: "Europe/Berlin"}},
+		{"repeated hour", "2026-10-24T12:00:00Z", "", routine.Trigger{Cron: "30 2 * * *", Timezone: "Europe/Berlin"}},
+		{"every", "2026-05-04T10:00:00Z", "", routine.Trigger{Every: routine.Duration(30 * time.Second)}},
+		{"every after a firing", "2026-05-04T10:00:00Z", "2026-05-04T09:59:50Z", routine.Trigger{Every: routine.Duration(30 * time.Second)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var last time.Time
+			if tc.last != "" {
+				last = mustTime(t, tc.last)
+			}
+			s, b := setupScheduler(t, mustTime(t, tc.now), last)
+			start(t, s, "r", tc.trigger)
+			_, fired := ticks(t, b, 3)
+			next, err := NextFires(tc.trigger, last, mustTime(t, tc.now), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, n := range next {
+				got = append(got, n.Format(time.RFC3339))
+			}
+			equal(t, "NextFires", got, fired)
+		})
+	}
+}
+
+func TestNextFires(t *testing.T) {
+	t.Parallel()
+	now := mustTime(t, "2026-05-04T10:07:12Z")
+	berlin := now.In(time.FixedZone("CEST", 2*3600))
+	for _, tc := range []struct {
+		name    string
+		trigger routine.Trigger
+		from    time.Time
+		want    []string
+	}{
+		{"in the trigger's zone", routine.Trigger{Cron: "0 8 * * 1-5", Timezone: "Europe/Berlin"}, now,
+			[]string{"2026-05-05T08:00:00+02:00", "2026-05-06T08:00:00+02:00"}},
+		{"every in from's zone", routine.Trigger{Every: routine.Duration(time.Hour)}, berlin,
+			[]string{"2026-05-04T13:07:12+02:00", "2026-05-04T14:07:12+02:00"}},
+		{"never", routine.Trigger{Cron: "0 0 30 2 *"}, now, nil},
+		{"not scheduled", routine.Trigger{Webhook: &routine.WebhookTrigger{Path: "/x"}}, now, nil},
+	} {
+		next, err := NextFires(tc.trigger, time.Time{}, tc.from, 2)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []string
+		for _, n := range next {
+			got = append(got, n.Format(time.RFC3339))
+		}
+		equal(t, tc.name, got, tc.want)
+	}
+	if _, err := NextFires(routine.Trigger{Cron: "0 8 * * MON-FRY"}, time.Time{}, now, 1); err == nil || err.Error() != `cron "0 8 * * MON-FRY": day-of-week field "MON-FRY": FRY is not a day name; write SUN MON TUE WED THU FRI SAT or 0-6 (did you mean FRI?)` {
+		t.Fatalf("NextFires of a bad cron: %v", err)
+	}
+}
