@@ -3,30 +3,19 @@ package repeat_test
 import (
 	"bytes"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/routines-dev/routines/internal/repeat"
 )
 
-// virtualClock is a time that moves only when the test says.
-type virtualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// virtualClock is a time that moves only when the test says; the
+// Limiter reads it from the test's goroutine only.
+type virtualClock struct{ now time.Time }
 
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
+func (c *virtualClock) Now() time.Time { return c.now }
 
-func (c *virtualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func (c *virtualClock) advance(d time.Duration) { c.now = c.now.Add(d) }
 
 func setup(t *testing.T) (*repeat.Limiter, *virtualClock) {
 	t.Helper()

@@ -105,6 +105,12 @@ func postHook(t *testing.T, ts *httptest.Server, key string) (int, http.Header, 
 		mac.Write([]byte(body))
 		req.Header.Set("X-Routines-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	}
+	return do(t, req)
+}
+
+// do sends req and returns the status, headers and body of the answer.
+func do(t *testing.T, req *http.Request) (int, http.Header, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -236,17 +242,9 @@ func postSlackRaw(t *testing.T, ts *httptest.Server, body, secret string) (int, 
 	if secret != "" {
 		signSlack(req, body, secret, time.Now())
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	code, header, answer := do(t, req)
+	if strings.Contains(fmt.Sprint(header), "SLACK_SIGNING_SECRET") {
+		t.Fatalf("the headers name the secret: %v", header)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(fmt.Sprint(resp.Header), "SLACK_SIGNING_SECRET") {
-		t.Fatalf("the headers name the secret: %v", resp.Header)
-	}
-	return resp.StatusCode, string(data)
+	return code, answer
 }
