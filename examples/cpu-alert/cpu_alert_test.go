@@ -47,13 +47,21 @@ func TestAlertPagesOncePerHost(t *testing.T) {
 	addr, out := clitest.Serve(t, dir)
 	base := "http://" + addr
 
-	// web1 twice, then web2: two pages, the second alert of web1 folded into the first.
+	// web1 twice, then web2: two pages, the second alert of web1 folded
+	// into the first. Then a host with a line break, which must not add an
+	// output to the page run.
+	const forged = "web3\nforged=an output of the emitter's choosing"
+	hosts := []string{"web1", "web1", "web2", forged}
 	var outputs []map[string]string
-	for _, host := range []string{"web1", "web1", "web2"} {
+	for _, host := range hosts {
+		body, err := json.Marshal(map[string]string{"host": host})
+		if err != nil {
+			t.Fatal(err)
+		}
 		var w run
-		getJSON(t, http.MethodPost, base+"/v1/routines/watch/runs?wait=20s", `{"host":"`+host+`"}`, &w)
+		getJSON(t, http.MethodPost, base+"/v1/routines/watch/runs?wait=20s", string(body), &w)
 		if w.State != "succeeded" || len(w.Steps) != 2 {
-			t.Fatalf("watch %s: %+v\n%s", host, w, out.String())
+			t.Fatalf("watch %q: %+v\n%s", host, w, out.String())
 		}
 		outputs = append(outputs, w.Steps[1].Outputs)
 	}
@@ -63,13 +71,13 @@ func TestAlertPagesOncePerHost(t *testing.T) {
 	if outputs[0]["run_ids"] != outputs[1]["run_ids"] || outputs[0]["run_ids"] == outputs[2]["run_ids"] {
 		t.Fatalf("run_ids: %v", outputs)
 	}
-	for i, host := range map[int]string{0: "web1", 2: "web2"} {
+	for i, host := range map[int]string{0: "web1", 2: "web2", 3: forged} {
 		var p run
 		for deadline := time.Now().Add(20 * time.Second); p.State != "succeeded" && p.State != "failed" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			getJSON(t, http.MethodGet, base+"/v1/runs/"+outputs[i]["run_ids"], "", &p)
 		}
-		if p.Routine != "page" || p.State != "succeeded" || p.Steps[0].Outputs["paged"] != host {
-			t.Fatalf("page of %s: %+v", host, p)
+		if p.Routine != "page" || p.State != "succeeded" || p.Steps[0].Outputs["paged"] != host || len(p.Steps[0].Outputs) != 1 {
+			t.Fatalf("page of %q: %+v", host, p)
 		}
 	}
 }

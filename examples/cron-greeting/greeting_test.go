@@ -17,7 +17,7 @@ import (
 func TestCronFires(t *testing.T) {
 	// A copy, so the checkout gets no .routines/ or greetings.log of its own.
 	dir := clitest.CopyProject(t, ".", "greetings.log")
-	_, out := clitest.Serve(t, dir)
+	addr, out := clitest.Serve(t, dir)
 
 	// */2 seconds: the first tick is at most 2 s away; allow for a slow machine.
 	var log []byte
@@ -45,5 +45,14 @@ func TestCronFires(t *testing.T) {
 	}
 	if !strings.HasSuffix(at, "+01:00") && !strings.HasSuffix(at, "+02:00") {
 		t.Errorf("scheduled_at %s is not in Europe/Berlin time", at)
+	}
+
+	// Fired by the API, as the README's `routines invoke` does: no tick.
+	code, stdout, stderr := clitest.RunCLI(t, "invoke", "cron-greeting", "--server", "http://"+addr, "--input", "who=ada", "--wait")
+	if code != 0 {
+		t.Fatalf("invoke: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if log, _ = os.ReadFile(filepath.Join(dir, "greetings.log")); !strings.Contains(string(log), "Good morning, ada! (tick of none: invoked)\n") {
+		t.Fatalf("greetings.log:\n%s", log)
 	}
 }

@@ -5,8 +5,10 @@ package emailack
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	gomail "github.com/emersion/go-message/mail"
 
+	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
 	"github.com/routines-dev/routines/internal/mailtest"
 )
@@ -27,21 +30,28 @@ const (
 	smtpPassword = "smtp-secret-2"
 )
 
-func TestFiveMailsFiveAcks(t *testing.T) {
-	server := mailtest.StartIMAP(t, account, imapPassword, "support")
-	outbox := mailtest.StartSMTP(t, account, smtpPassword)
-
+// project copies the example into a directory of the test's, its
+// servers moved to the ports given.
+func project(t *testing.T, imapPort, smtpPort int) string {
+	t.Helper()
 	dir := clitest.CopyProject(t, ".")
 	path := filepath.Join(dir, "routine.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.Replace(string(data), "port: 1143", "port: "+strconv.Itoa(server.Port), 1)
-	yaml = strings.Replace(yaml, "port: 1025", "port: "+strconv.Itoa(outbox.Port), 1)
+	yaml := strings.Replace(string(data), "port: 1143", "port: "+strconv.Itoa(imapPort), 1)
+	yaml = strings.Replace(yaml, "port: 1025", "port: "+strconv.Itoa(smtpPort), 1)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func TestFiveMailsFiveAcks(t *testing.T) {
+	server := mailtest.StartIMAP(t, account, imapPassword, "support")
+	outbox := mailtest.StartSMTP(t, account, smtpPassword)
+	dir := project(t, server.Port, outbox.Port)
 	t.Setenv("IMAP_PASSWORD", imapPassword)
 	t.Setenv("SMTP_PASSWORD", smtpPassword)
 
@@ -111,6 +121,72 @@ func TestFiveMailsFiveAcks(t *testing.T) {
 	unseen, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}}, nil).Wait()
 	if err != nil || len(unseen.AllUIDs()) != 0 {
 		t.Errorf("unseen messages %v (%v), want none", unseen, err)
+	}
+}
+
+// Before `routines secrets set IMAP_PASSWORD`, the trigger retries with
+// backoff: the daemon logs why once and GET /v1/status lists the problem;
+// once the password is set, the trigger logs in at its next try, says so
+// once, and the problem is gone.
+func TestPasswordNotSetYet(t *testing.T) {
+	server := mailtest.StartIMAP(t, account, imapPassword, "support")
+	dir := project(t, server.Port, 1025)
+	t.Setenv("ROUTINES_MASTER_KEY", "")
+	t.Setenv("ROUTINES_MASTER_KEY_FILE", filepath.Join(t.TempDir(), "master.key"))
+	t.Setenv("IMAP_PASSWORD", "")
+	os.Unsetenv("IMAP_PASSWORD") // restored by the Setenv above
+
+	d := clitest.StartServe(t, dir)
+	const trig = "email trigger 0 (127.0.0.1/support)"
+	waitFor(t, d, "two failed tries", func(ps []problem) bool { return len(ps) == 1 && ps[0].Count >= 2 })
+	ps := problems(t, d.Addr)
+	if ps[0].Routine != "email-ack" || ps[0].Trigger != trig || !strings.Contains(ps[0].Message, "secret IMAP_PASSWORD is not set") {
+		t.Fatalf("problem %+v", ps[0])
+	}
+	if n := strings.Count(d.Out.String(), "secret IMAP_PASSWORD is not set"); n != 1 {
+		t.Fatalf("the failure is in the log %d times, want once:\n%s", n, d.Out.String())
+	}
+
+	code, out, errOut := clitest.RunCLIWith(t, cli.Deps{Stdin: strings.NewReader(imapPassword)}, "--project", dir, "secrets", "set", "IMAP_PASSWORD")
+	if code != 0 {
+		t.Fatalf("secrets set: exit %d %s%s", code, out, errOut)
+	}
+	waitFor(t, d, "the recovery", func(ps []problem) bool { return len(ps) == 0 })
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(d.Out.String(), trig+" works again"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery in the log:\n%s", d.Out.String())
+		}
+	}
+}
+
+// problem is what the test reads of a problem in GET /v1/status.
+type problem struct {
+	Routine, Trigger, Message string
+	Count                     int
+}
+
+// problems returns the problems GET /v1/status lists.
+func problems(t *testing.T, addr string) []problem {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Problems []problem }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/status: %d %v", resp.StatusCode, err)
+	}
+	return st.Problems
+}
+
+// waitFor waits up to 10 s until the daemon's problems are as ok wants.
+func waitFor(t *testing.T, d *clitest.Daemon, what string, ok func([]problem) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(problems(t, d.Addr)); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited for %s; problems %+v; log:\n%s", what, problems(t, d.Addr), d.Out.String())
+		}
 	}
 }
 

@@ -37,8 +37,8 @@ func (rl *reloader) startTriggers(ctx context.Context, r *routine.Routine) []sto
 // emailStarter returns what starts the email triggers of a routine: an
 // EmailWatcher (imap:) or a GmailWatcher (gmail:) each, whose cursor is in
 // the routine's state in st and whose credential references resolve
-// through lookup.
-func emailStarter(st store.Store, lookup secretLookup, sink trigger.Sink, logger *slog.Logger, warn io.Writer) func(context.Context, *routine.Routine) []stopper {
+// through lookup, and whose failures go to problems too.
+func emailStarter(st store.Store, lookup secretLookup, sink trigger.Sink, logger *slog.Logger, warn io.Writer, problems trigger.Problems) func(context.Context, *routine.Routine) []stopper {
 	cursors := stateCursors{st}
 	return func(ctx context.Context, r *routine.Routine) []stopper {
 		var ss []stopper
@@ -49,7 +49,7 @@ func emailStarter(st store.Store, lookup secretLookup, sink trigger.Sink, logger
 			cfg := trigger.EmailConfig{
 				Routine: r.Name, Trigger: i, Email: *t.Email,
 				Resolve: triggerSecrets(r, lookup),
-				Cursors: cursors, Sink: sink, Logger: logger,
+				Cursors: cursors, Sink: sink, Logger: logger, Problems: problems,
 			}
 			var w interface {
 				stopper

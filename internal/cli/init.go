@@ -54,14 +54,18 @@ func newInitCmd(g *globals) *cobra.Command {
 	}
 }
 
-// writeScaffold copies the embedded scaffold into dir.
+// writeScaffold copies the embedded scaffold into dir. The routine
+// template is stored as routine.yaml.tmpl, and written out as
+// routine.yaml: under its real name it would be found, and refused as
+// invalid, by `routines serve .` or `routines test` run from a checkout of
+// this repository.
 func writeScaffold(dir, name string) error {
 	return fs.WalkDir(scaffold, "scaffold", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel("scaffold", path)
-		target := filepath.Join(dir, rel)
+		target := filepath.Join(dir, strings.TrimSuffix(rel, ".tmpl"))
 		if rel == "gitignore" {
 			target = filepath.Join(dir, ".gitignore")
 		}

@@ -2,6 +2,9 @@ package cli_test
 
 import (
 	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,9 +29,11 @@ func newCheckout(t *testing.T) *checkout {
 	t.Helper()
 	root := t.TempDir()
 	files := map[string]string{
-		"examples/secret-greeting/routine.yaml": "name: secret-greeting\nsecrets: [GREETING_TOKEN]\nsteps:\n  - id: sign\n    run: test -n \"$GREETING_TOKEN\" && echo signed\n",
-		"examples/hello/routine.yaml":           "name: hello\ninputs: {who: {default: world}}\nsteps:\n  - id: greet\n    run: echo \"hello {{ input.who }}\"\n",
-		"examples/plain/routine.yaml":           "name: plain\nsteps:\n  - id: one\n    run: echo one\n",
+		"examples/secret-greeting/routine.yaml":        "name: secret-greeting\nsecrets: [GREETING_TOKEN]\nsteps:\n  - id: sign\n    run: test -n \"$GREETING_TOKEN\" && echo signed\n",
+		"examples/secret-greeting/hook/routine.yaml":   "name: hook\nsecrets: [HOOK_SECRET]\ntriggers:\n  - webhook: {path: /hook, secret: \"{{HOOK_SECRET}}\"}\n  - cron: \"0 8 * * 1-5\"\n    timezone: Europe/Berlin\nsteps:\n  - id: one\n    run: echo one\n",
+		"examples/secret-greeting/broken/routine.yaml": "name: broken\nsteps:\n  - id: one\n    runn: echo one\n",
+		"examples/hello/routine.yaml":                  "name: hello\ninputs: {who: {default: world}}\nsteps:\n  - id: greet\n    run: echo \"hello {{ input.who }}\"\n",
+		"examples/plain/routine.yaml":                  "name: plain\nsteps:\n  - id: one\n    run: echo one\n",
 	}
 	for name, content := range files {
 		path := filepath.Join(root, name)
@@ -118,8 +123,22 @@ func TestProjectRuleAcrossCommands(t *testing.T) {
 	mustContain(t, "invoke from the routine's directory", c.run(t, "examples/secret-greeting", "", "invoke", "secret-greeting", "--wait"), 0, "succeeded")
 	mustContain(t, "runs from the routine's directory", c.run(t, "examples/secret-greeting", "", "runs"), 0, "secret-greeting")
 	mustContain(t, "secrets list there", c.run(t, "examples/secret-greeting", "", "secrets", "list"), 0, "GREETING_TOKEN")
+	// The webhook whose secret is not set answers strangers 503 naming
+	// nothing; status shows the operator why.
+	resp, err := http.Post(daemonURL(t, proj)+"/hooks/hook", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "HOOK_SECRET") {
+		t.Fatalf("webhook without its secret: %d %s", resp.StatusCode, body)
+	}
 	mustContain(t, "status there", c.run(t, "examples/secret-greeting", "", "status"), 0,
-		"project     "+proj, "GREETING_TOKEN", "daemon      up: pid", "secret-greeting")
+		"project     "+proj, "GREETING_TOKEN", "daemon      up: pid", "secret-greeting",
+		"problem     hook, webhook /hooks/hook: ", "HOOK_SECRET is not set",
+		" 08:00 CE", // the cron's next firing, in its timezone (CET or CEST)
+		"broken/routine.yaml:4:5:")
 
 	// From the root, nothing is recorded: every message names where it looked.
 	mustContain(t, "runs from the root", c.run(t, "", "", "runs"), 2, "nothing is recorded in project "+c.root)
@@ -164,3 +183,17 @@ func TestNameSearchIsBounded(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// daemonURL reads the address the project's daemon recorded.
+func daemonURL(t *testing.T, proj string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(proj, ".routines", "serve.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Addr string }
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + d.Addr
+}

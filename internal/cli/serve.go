@@ -216,10 +216,14 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			return invalidf("%s: %v", r.Name, err)
 		}
 	}
+	// What fails until the operator acts, for GET /v1/status: webhooks
+	// and Slack commands whose secret is not set, email triggers.
+	problems := server.NewProblems(nil)
 	api := server.New(server.Config{
 		Store: watched, Queue: sched, Routines: catalog,
 		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
 		Secret: resolver.Lookup, Limits: o.limits,
+		Problems: problems, Project: proj.Dir,
 	})
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -236,7 +240,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	}
 	// File and email triggers, and the watch on the routine files that reloads them.
 	reload := newReloader(root, routines, catalog, clock, sink, logger, g.deps.Stderr)
-	reload.mail = emailStarter(st, resolver.Lookup, sink, logger, g.deps.Stderr)
+	reload.mail = emailStarter(st, resolver.Lookup, sink, logger, g.deps.Stderr, problems)
 	reload.check = func(r *routine.Routine) error {
 		if err := g.checkSecrets(r); err != nil {
 			return err

@@ -16,8 +16,11 @@ import (
 
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/trigger"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -64,8 +67,8 @@ type statusDaemon struct {
 	project.Daemon
 	// Problems are what the daemon reports it cannot do (a webhook whose
 	// secret is not set…), read from its /v1/status.
-	Problems []daemonProblem `json:"problems"`
-	Error    string          `json:"error,omitempty"`
+	Problems []server.Problem `json:"problems"`
+	Error    string           `json:"error,omitempty"`
 }
 
 // statusEntry is one routine of the project.
@@ -73,6 +76,9 @@ type statusEntry struct {
 	Name     string   `json:"name"`
 	File     string   `json:"file"`
 	Triggers []string `json:"triggers"`
+	// Next is when a cron or every trigger fires it next under a daemon;
+	// absent when it has none.
+	Next *time.Time `json:"next,omitempty"`
 }
 
 func (g *globals) status(ctx context.Context) (*statusReport, error) {
@@ -86,11 +92,6 @@ func (g *globals) status(ctx context.Context) (*statusReport, error) {
 		return nil, err
 	}
 	rep.MasterKey = masterKeyStatus(keys)
-	if rep.HasStore {
-		if err := g.storeStatus(ctx, p, keys, rep); err != nil {
-			return nil, err
-		}
-	}
 	rep.Daemon = g.daemonStatus(ctx, p)
 
 	var invalid bytes.Buffer
@@ -101,23 +102,44 @@ func (g *globals) status(ctx context.Context) (*statusReport, error) {
 	if s := strings.TrimSpace(invalid.String()); s != "" {
 		rep.Invalid = append(rep.Invalid, strings.Split(s, "\n")...)
 	}
+	var st store.Store
+	if rep.HasStore {
+		sq, err := g.openStore(ctx, p, false)
+		if err != nil {
+			return nil, err
+		}
+		defer sq.Close()
+		st = sq
+		if err := storeStatus(ctx, st, keys, rep); err != nil {
+			return nil, err
+		}
+	}
 	for _, r := range rs {
 		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}}
 		for i := range r.Triggers {
-			e.Triggers = append(e.Triggers, describeTrigger(&r.Triggers[i]))
+			t := &r.Triggers[i]
+			e.Triggers = append(e.Triggers, describeTrigger(t))
+			next, err := trigger.NextFires(*t, lastFire(ctx, st, r.Name, t.Kind()), g.now(), 1)
+			if err == nil && len(next) > 0 && (e.Next == nil || next[0].Before(*e.Next)) {
+				e.Next = &next[0]
+			}
 		}
 		rep.Routines = append(rep.Routines, e)
 	}
 	return rep, nil
 }
 
-// storeStatus fills in the last run and the names of the stored secrets.
-func (g *globals) storeStatus(ctx context.Context, p project.Project, keys secrets.KeySource, rep *statusReport) error {
-	st, err := g.openStore(ctx, p, false)
-	if err != nil {
-		return err
+// lastFire is when a trigger of this kind last queued a run of the
+// routine, from which an every: trigger counts; zero without a store.
+func lastFire(ctx context.Context, st store.Store, name, kind string) time.Time {
+	if st == nil || kind != "every" {
+		return time.Time{}
 	}
-	defer st.Close()
+	return scheduler.LastFire(ctx, st, name, kind)
+}
+
+// storeStatus fills in the last run and the names of the stored secrets.
+func storeStatus(ctx context.Context, st store.Store, keys secrets.KeySource, rep *statusReport) error {
 	runs, err := st.RunList(ctx, &store.RunListParams{Limit: 1})
 	if err != nil {
 		return err
@@ -150,7 +172,7 @@ func masterKeyStatus(keys secrets.KeySource) string {
 // the problems it reports.
 func (g *globals) daemonStatus(ctx context.Context, p project.Project) statusDaemon {
 	d, state, err := p.Daemon()
-	sd := statusDaemon{State: state, Daemon: d, Problems: []daemonProblem{}}
+	sd := statusDaemon{State: state, Daemon: d, Problems: []server.Problem{}}
 	if err != nil {
 		sd.Error = err.Error()
 		return sd
@@ -161,9 +183,7 @@ func (g *globals) daemonStatus(ctx context.Context, p project.Project) statusDae
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	c := &apiClient{base: d.URL(), token: g.getenv("ROUTINES_TOKEN")}
-	var st struct {
-		Problems []daemonProblem `json:"problems"`
-	}
+	var st server.Status
 	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
 		sd.Error = err.Error()
 		return sd
@@ -203,19 +223,23 @@ func (rep *statusReport) print(g *globals) {
 		fmt.Fprintf(w, "\t(could not read it: %s)\n", d.Error)
 	}
 	for _, pr := range d.Problems {
-		fmt.Fprintf(w, "problem\t%s\n", pr)
+		fmt.Fprintf(w, "problem\t%s, %s: %s (%d time(s) since %s)\n", pr.Routine, pr.Trigger, pr.Message, pr.Count, pr.FirstSeen.Local().Format(time.DateTime))
 	}
 	w.Flush()
 	fmt.Fprintf(g.deps.Stdout, "\n%d routine(s) under %s\n", len(rep.Routines), rep.Project)
 	if len(rep.Routines) > 0 {
 		w = tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tTRIGGERS\tFILE")
+		fmt.Fprintln(w, "NAME\tTRIGGERS\tNEXT\tFILE")
 		for _, e := range rep.Routines {
 			trig := strings.Join(e.Triggers, "; ")
 			if trig == "" {
 				trig = "(run by hand or the API)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\n", e.Name, trig, e.File)
+			next := "-"
+			if e.Next != nil {
+				next = e.Next.Format("Mon 2006-01-02 15:04 MST")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, trig, next, e.File)
 		}
 		w.Flush()
 	}
@@ -270,16 +294,4 @@ func describeTrigger(t *routine.Trigger) string {
 		return "email " + t.Email.Mailbox
 	}
 	return t.Kind()
-}
-
-// daemonProblem is one problem a daemon reports on /v1/status.
-type daemonProblem struct {
-	Routine string `json:"routine"`
-	Trigger string `json:"trigger"`
-	Message string `json:"message"`
-	Count   int    `json:"count"`
-}
-
-func (p daemonProblem) String() string {
-	return fmt.Sprintf("%s (%s): %s (%d time(s))", p.Routine, p.Trigger, p.Message, p.Count)
 }

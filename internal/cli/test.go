@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"time"
@@ -75,65 +76,107 @@ func (g *globals) runTests(ctx context.Context, dirs []string, filter *regexp.Re
 	}
 	start := time.Now()
 	var (
-		suites   []*routinetest.Suite
-		problems []error
+		ready  []*routineTests
+		broken []routinetest.Invalid
 	)
 	for _, dir := range dirs {
 		if _, err := os.Stat(dir); err != nil {
 			return invalidf("%s: %v", dir, err)
 		}
 		err := walkRoutineFiles(dir, func(path string) error {
-			r, err := g.load(path)
-			if err != nil {
-				problems = append(problems, err)
-				return nil
+			rt, err := g.loadTests(path, allowUnconfined)
+			switch {
+			case err != nil:
+				broken = append(broken, routinetest.Invalid{File: path, Err: err})
+			case rt != nil:
+				ready = append(ready, rt)
 			}
-			cases, err := routinetest.Load(r)
-			if err != nil {
-				problems = append(problems, err)
-				return nil
-			}
-			if len(cases) == 0 {
-				return nil
-			}
-			if err := routinetest.Check(r, cases); err != nil {
-				problems = append(problems, err)
-				return nil
-			}
-			unconfined, err := g.confinement(r, allowUnconfined)
-			if err != nil {
-				problems = append(problems, err)
-				return nil
-			}
-			results := routinetest.Run(ctx, r, cases, routinetest.Options{Kinds: g.deps.Kinds, Filter: filter, Unconfined: unconfined})
-			suites = append(suites, &routinetest.Suite{Results: results, Coverage: routinetest.Cover(r, results)})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
-	if len(problems) > 0 {
+	if len(broken) > 0 {
+		// Nothing is run, but CI reads the report, not stderr: it gets
+		// one naming each invalid routine.
+		if err := writeTestReport(g.output, g.deps.Stdout, nil, broken); err != nil {
+			return err
+		}
+		problems := make([]error, len(broken))
+		for i, inv := range broken {
+			problems[i] = inv.Err
+		}
 		return invalid(errors.Join(problems...))
 	}
+	var suites []*routinetest.Suite
+	for _, rt := range ready {
+		results := routinetest.Run(ctx, rt.routine, rt.cases, routinetest.Options{Kinds: g.deps.Kinds, Filter: filter, Unconfined: rt.unconfined})
+		suites = append(suites, &routinetest.Suite{Results: results, Coverage: routinetest.Cover(rt.routine, results)})
+	}
+	machine := g.output == "json" || g.output == "junit"
 	if len(suites) == 0 {
-		fmt.Fprintln(g.deps.Stdout, "no tests: write tests/*.yaml next to a routine.yaml (docs/testing.md)")
-		return nil
+		// A report redirected to a file stays a report: the note goes
+		// to stderr.
+		note := g.deps.Stdout
+		if machine {
+			note = g.deps.Stderr
+		}
+		fmt.Fprintln(note, "no tests: write tests/*.yaml next to a routine.yaml (docs/testing.md)")
 	}
-	var err error
-	switch g.output {
-	case "json":
-		err = routinetest.WriteJSON(g.deps.Stdout, suites)
-	case "junit":
-		err = routinetest.WriteJUnit(g.deps.Stdout, suites)
-	default:
+	if machine {
+		if err := writeTestReport(g.output, g.deps.Stdout, suites, nil); err != nil {
+			return err
+		}
+	} else if len(suites) > 0 {
 		routinetest.WriteText(g.deps.Stdout, suites, time.Since(start), verbose)
-	}
-	if err != nil {
-		return err
 	}
 	if routinetest.Failed(suites) > 0 {
 		return &exitError{code: ExitFailed, err: errSilent}
+	}
+	return nil
+}
+
+// routineTests are a routine and its tests, checked and ready to run.
+type routineTests struct {
+	routine    *routine.Routine
+	cases      []*routinetest.Case
+	unconfined bool
+}
+
+// loadTests loads the routine at path and its tests. A routine without
+// tests gives nil; an error means the routine or a test file is invalid,
+// or its run steps cannot be confined.
+func (g *globals) loadTests(path string, allowUnconfined bool) (*routineTests, error) {
+	r, err := g.load(path)
+	if err != nil {
+		return nil, err
+	}
+	cases, err := routinetest.Load(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(cases) == 0 {
+		return nil, nil
+	}
+	if err := routinetest.Check(r, cases); err != nil {
+		return nil, err
+	}
+	unconfined, err := g.confinement(r, allowUnconfined)
+	if err != nil {
+		return nil, err
+	}
+	return &routineTests{routine: r, cases: cases, unconfined: unconfined}, nil
+}
+
+// writeTestReport prints the machine report -o asks for: json or junit.
+// With text output it prints nothing: invalid routines go to stderr.
+func writeTestReport(output string, w io.Writer, suites []*routinetest.Suite, invalid []routinetest.Invalid) error {
+	switch output {
+	case "json":
+		return routinetest.WriteJSON(w, suites, invalid)
+	case "junit":
+		return routinetest.WriteJUnit(w, suites, invalid)
 	}
 	return nil
 }

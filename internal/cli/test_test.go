@@ -128,3 +128,69 @@ func TestInitScaffoldTestPasses(t *testing.T) {
 		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// An invalid routine under the directory: nothing runs, exit 2, and the
+// machine reports say which file is wrong, where, so CI shows it.
+func TestInvalidRoutineInTheTestReports(t *testing.T) {
+	t.Parallel()
+	dir := clitest.CopyProject(t, "../routinetest/testdata/crm")
+	broken := filepath.Join(dir, "broken", "routine.yaml")
+	if err := os.MkdirAll(filepath.Dir(broken), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(broken, []byte("# a template\nname: {{NAME}}\nsteps:\n  - id: a\n    run: echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	where := broken + ":2:8: invalid YAML"
+
+	code, out, errOut := clitest.RunCLI(t, "test", dir, "-o", "junit")
+	var junit struct {
+		Suites []struct {
+			Name   string `xml:"name,attr"`
+			Tests  int    `xml:"tests,attr"`
+			Errors int    `xml:"errors,attr"`
+			Cases  []struct {
+				File  string `xml:"file,attr"`
+				Error *struct {
+					Message string `xml:"message,attr"`
+					Text    string `xml:",chardata"`
+				} `xml:"error"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal([]byte(out), &junit); code != 2 || err != nil || len(junit.Suites) != 1 {
+		t.Fatalf("junit: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	s := junit.Suites[0]
+	if s.Name != broken || s.Tests != 1 || s.Errors != 1 || len(s.Cases) != 1 || s.Cases[0].File != broken ||
+		s.Cases[0].Error == nil || !strings.HasPrefix(s.Cases[0].Error.Message, where) || !strings.Contains(s.Cases[0].Error.Text, "name: {{NAME}}") {
+		t.Errorf("junit suite of the invalid routine: %+v\n%s", s, out)
+	}
+	if !strings.Contains(errOut, where) || !strings.Contains(errOut, "nothing was run") {
+		t.Errorf("stderr: %s", errOut)
+	}
+
+	code, out, _ = clitest.RunCLI(t, "test", dir, "-o", "json")
+	var doc struct {
+		Invalid []struct {
+			File  string `json:"file"`
+			Error string `json:"error"`
+		} `json:"invalid"`
+		Tests []any `json:"tests"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != 2 || err != nil || len(doc.Invalid) != 1 || doc.Invalid[0].File != broken ||
+		!strings.HasPrefix(doc.Invalid[0].Error, where) || len(doc.Tests) != 0 {
+		t.Errorf("json: exit %d %v\n%s", code, err, out)
+	}
+
+	// A directory without tests still gives a report, and the note goes
+	// to stderr.
+	code, out, errOut = clitest.RunCLI(t, "test", filepath.Join(dir, "tests"), "-o", "junit")
+	var empty struct {
+		XMLName xml.Name
+		Suites  []struct{} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal([]byte(out), &empty); code != 0 || err != nil || empty.XMLName.Local != "testsuites" || len(empty.Suites) != 0 || !strings.Contains(errOut, "no tests") {
+		t.Errorf("junit without tests: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+}

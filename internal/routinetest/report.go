@@ -15,6 +15,17 @@ type Suite struct {
 	Coverage *Coverage
 }
 
+// Invalid is a routine whose file or tests could not be loaded, so none of
+// its tests ran. The machine reports carry it so that CI, which reads them
+// rather than stderr, shows why nothing passed.
+type Invalid struct {
+	// File is the routine file.
+	File string
+	// Err is every problem, each named by file:line:col where it has a
+	// position.
+	Err error
+}
+
 // Failed counts the tests that did not pass.
 func Failed(suites []*Suite) int {
 	n := 0
@@ -78,17 +89,28 @@ type jsonResult struct {
 	RunState   string   `json:"run_state,omitempty"`
 }
 
-// WriteJSON prints the results and coverage as one JSON document.
-func WriteJSON(w io.Writer, suites []*Suite) error {
+// jsonInvalid is an Invalid in -o json.
+type jsonInvalid struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
+
+// WriteJSON prints the results and coverage as one JSON document, with
+// the routines that could not be loaded under "invalid".
+func WriteJSON(w io.Writer, suites []*Suite, invalid []Invalid) error {
 	type cov struct {
 		Routine string `json:"routine"`
 		*Coverage
 	}
 	out := struct {
-		Tests    []jsonResult `json:"tests"`
-		Coverage []cov        `json:"coverage"`
-		Failed   int          `json:"failed"`
-	}{Tests: []jsonResult{}, Coverage: []cov{}, Failed: Failed(suites)}
+		Invalid  []jsonInvalid `json:"invalid"`
+		Tests    []jsonResult  `json:"tests"`
+		Coverage []cov         `json:"coverage"`
+		Failed   int           `json:"failed"`
+	}{Invalid: []jsonInvalid{}, Tests: []jsonResult{}, Coverage: []cov{}, Failed: Failed(suites)}
+	for _, inv := range invalid {
+		out.Invalid = append(out.Invalid, jsonInvalid{File: inv.File, Error: inv.Err.Error()})
+	}
 	for _, s := range suites {
 		for _, r := range s.Results {
 			j := jsonResult{Routine: r.Routine.Name, Name: r.Case.Name, File: r.Case.File, Passed: r.Passed(),
@@ -139,9 +161,19 @@ type junitProblem struct {
 	Text    string `xml:",chardata"`
 }
 
-// WriteJUnit prints the results as JUnit XML.
-func WriteJUnit(w io.Writer, suites []*Suite) error {
+// WriteJUnit prints the results as JUnit XML. Each invalid routine comes
+// first, as a testsuite named after its file holding one errored
+// testcase whose message is the first problem (file:line:col: message).
+func WriteJUnit(w io.Writer, suites []*Suite, invalid []Invalid) error {
 	var doc junitSuites
+	for _, inv := range invalid {
+		text := inv.Err.Error()
+		first, _, _ := strings.Cut(text, "\n")
+		doc.Suites = append(doc.Suites, junitSuite{Name: inv.File, Tests: 1, Errors: 1, Time: "0.000", Cases: []junitCase{{
+			Name: "load the routine and its tests", Classname: inv.File, File: inv.File, Time: "0.000",
+			Error: &junitProblem{Message: first, Text: text},
+		}}})
+	}
 	for _, s := range suites {
 		if len(s.Results) == 0 {
 			continue

@@ -120,7 +120,7 @@ expect:
 	if !strings.Contains(text.String(), "--- FAIL: crm-sync/wrong") || !strings.Contains(text.String(), "FAIL\t2 test(s), 1 failed") {
 		t.Errorf("text report:\n%s", text.String())
 	}
-	if err := routinetest.WriteJUnit(&junit, suites); err != nil {
+	if err := routinetest.WriteJUnit(&junit, suites, nil); err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {

@@ -527,7 +527,13 @@ func (s *Scheduler) Active(name string) bool {
 // LastFire returns when the routine last got a run from a trigger of this
 // kind: the newest such run's queue time, or the zero time.
 func (s *Scheduler) LastFire(name, kind string) time.Time {
-	runs, err := s.cfg.Store.RunList(context.Background(), &store.RunListParams{Routine: name, Limit: 200})
+	return LastFire(context.Background(), s.cfg.Store, name, kind)
+}
+
+// LastFire is when a trigger of kind last queued a run of the routine
+// name, among its 200 newest runs; zero when none did.
+func LastFire(ctx context.Context, st store.Store, name, kind string) time.Time {
+	runs, err := st.RunList(ctx, &store.RunListParams{Routine: name, Limit: 200})
 	if err != nil {
 		return time.Time{}
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -47,6 +48,11 @@ type Resolver struct {
 	tries     int
 	backoff   time.Duration
 	project   string
+	// lookups are the triggers' secrets that fail to resolve: a trigger
+	// retries every few seconds (an email trigger) or at each call (a
+	// webhook), and the audit log records such a failure once, then the
+	// resolution that ends it.
+	lookups *repeat.Limiter
 }
 
 // NewResolver returns a resolver built from cfg.
@@ -58,6 +64,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.lookups = repeat.New(r.now)
 	if r.tries <= 0 {
 		r.tries = 3
 	}
@@ -142,11 +149,7 @@ func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine
 	one := func(i int) {
 		var provider string
 		values[i], provider, errs[i] = r.resolve(ctx, refs[i])
-		records[i] = &store.AuditRecord{Time: r.now(), Action: store.AuditResolve, Secret: refs[i].Name, Provider: provider,
-			Routine: run.Routine, RunID: run.ID, OK: errs[i] == nil}
-		if errs[i] != nil {
-			records[i].Error = errs[i].Error()
-		}
+		records[i] = r.record(run, refs[i], provider, errs[i])
 	}
 	// Secrets of remote providers are fetched side by side; local ones
 	// (the builtin vault, the environment) take microseconds each, less
@@ -163,8 +166,8 @@ func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine
 		}
 	}
 	wg.Wait()
-	if err := r.audit.AuditAppend(context.WithoutCancel(ctx), records); err != nil {
-		return nil, fmt.Errorf("secrets are not handed out without their audit record: %w", err)
+	if err := r.appendAudit(ctx, records); err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(refs))
 	for i, ref := range refs {
@@ -183,14 +186,42 @@ func (r *Resolver) remote(ref routine.SecretRef) bool {
 	return err == nil && name != "builtin" && name != "env"
 }
 
-// Lookup resolves one secret a routine declares for one of its triggers (a
-// webhook's signing secret), with its audit record.
-func (r *Resolver) Lookup(ctx context.Context, routineName string, ref routine.SecretRef) (string, error) {
-	values, err := r.Resolve(ctx, &routine.Run{Routine: routineName}, []routine.SecretRef{ref})
+// record is the audit record of one resolution.
+func (r *Resolver) record(run *routine.Run, ref routine.SecretRef, provider string, err error) *store.AuditRecord {
+	rec := &store.AuditRecord{Time: r.now(), Action: store.AuditResolve, Secret: ref.Name, Provider: provider,
+		Routine: run.Routine, RunID: run.ID, OK: err == nil}
 	if err != nil {
+		rec.Error = err.Error()
+	}
+	return rec
+}
+
+// appendAudit appends records to the audit log; no value is handed out
+// when it fails.
+func (r *Resolver) appendAudit(ctx context.Context, records []*store.AuditRecord) error {
+	if err := r.audit.AuditAppend(context.WithoutCancel(ctx), records); err != nil {
+		return fmt.Errorf("secrets are not handed out without their audit record: %w", err)
+	}
+	return nil
+}
+
+// Lookup resolves one secret a routine declares for one of its triggers (a
+// webhook's signing secret, an email trigger's password), with its audit
+// record; a failure that repeats the last one of the same routine and
+// secret is not recorded again.
+func (r *Resolver) Lookup(ctx context.Context, routineName string, ref routine.SecretRef) (string, error) {
+	value, provider, err := r.resolve(ctx, ref)
+	key := routineName + "\x00" + ref.Name
+	if err != nil && !r.lookups.Fail(key, err.Error()).First {
 		return "", err
 	}
-	return values[ref.Name], nil
+	if err == nil {
+		r.lookups.OK(key)
+	}
+	if aerr := r.appendAudit(ctx, []*store.AuditRecord{r.record(&routine.Run{Routine: routineName}, ref, provider, err)}); aerr != nil {
+		return "", aerr
+	}
+	return value, err
 }
 
 // resolve resolves one secret and names the provider that answered (or

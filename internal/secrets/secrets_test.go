@@ -3,6 +3,7 @@ package secrets_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,6 +283,54 @@ func TestResolverFailures(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), "secret D") {
 		t.Errorf("Validate faults a good reference: %v", err)
+	}
+}
+
+// A trigger looking up a secret that is not set, again and again (an
+// email trigger reconnecting, a webhook called), leaves one failure in the
+// audit log, then the resolution that ends it; a run's failures are all
+// recorded.
+func TestLookupAuditsARepeatedFailureOnce(t *testing.T) {
+	t.Parallel()
+	r, b, st := resolver(t, nil)
+	ctx := t.Context()
+	ref := routine.SecretRef{Name: "IMAP_PASSWORD"}
+	for range 12 {
+		if _, err := r.Lookup(ctx, "support-triage", ref); !errors.Is(err, secrets.ErrNotFound) {
+			t.Fatalf("lookup: %v", err)
+		}
+	}
+	// Another routine's failure is its own.
+	if _, err := r.Lookup(ctx, "email-ack", ref); err == nil {
+		t.Fatal("lookup of email-ack succeeded")
+	}
+	if _, err := b.Set(ctx, "IMAP_PASSWORD", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if v, err := r.Lookup(ctx, "support-triage", ref); err != nil || v != "pw" {
+			t.Fatalf("lookup after set: %q %v", v, err)
+		}
+	}
+	run := &routine.Run{ID: "01RUN", Routine: "support-triage"}
+	for range 2 {
+		if _, err := r.Resolve(ctx, run, []routine.SecretRef{{Name: "MISSING"}}); err == nil {
+			t.Fatal("resolved MISSING")
+		}
+	}
+	recs, err := st.AuditList(ctx, &store.AuditListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, rec := range recs {
+		if rec.Action == store.AuditResolve {
+			got = append(got, fmt.Sprintf("%s %s %v", rec.Routine, rec.Secret, rec.OK))
+		}
+	}
+	want := []string{"support-triage IMAP_PASSWORD false", "email-ack IMAP_PASSWORD false", "support-triage IMAP_PASSWORD true", "support-triage IMAP_PASSWORD true", "support-triage MISSING false", "support-triage MISSING false"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

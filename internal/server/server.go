@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -45,6 +46,13 @@ type Config struct {
 	// Limits are the timeouts and caps against clients that would starve
 	// the daemon (limits.go); zero fields are off.
 	Limits Limits
+	// Problems is where the webhooks and Slack commands that cannot work
+	// report it, for GET /v1/status; the daemon shares it with its
+	// triggers. A registry of the server's own when nil.
+	Problems *Problems
+	// Project is the project directory, named in what the log tells the
+	// operator to do (run `routines secrets set` there).
+	Project string
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -58,6 +66,10 @@ type Server struct {
 	stop     context.CancelFunc
 	backlog  backlog
 	bodies   bodyBudget
+	problems *Problems
+	// repeats keeps the warnings a caller can repeat at will (a refused
+	// signature, a secret not set) to one, then one at backoff.
+	repeats *repeat.Limiter
 }
 
 // backlogRecount is how long a count of the queued runs is trusted before
@@ -85,8 +97,13 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight}}
+	if cfg.Problems == nil {
+		cfg.Problems = NewProblems(nil)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
+		problems: cfg.Problems, repeats: repeat.New(nil)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
 	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -49,20 +50,37 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	// The routine's signing secret, or, for a command no routine handles,
 	// that of any slack_command trigger (usually all are one app's).
-	var verr error
+	var (
+		verr       error
+		verified   bool
+		unresolved bool // a candidate's secret did not resolve
+	)
 	for _, c := range candidates {
-		secret, err := s.resolveSecret(r.Context(), c.rt, c.trig.SigningSecret)
+		trig := "slack_command " + c.trig.Command
+		secret, name, err := s.resolveSecret(r.Context(), c.rt, c.trig.SigningSecret)
 		if err != nil {
-			s.log.Error("slack signing secret", "routine", c.rt.Name, "err", err)
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
+			s.secretFailed(c.rt, trig, err, "command", c.trig.Command, "secret", name)
+			unresolved = true
+			continue
 		}
-		if verr = trigger.VerifySlack(secret, ts, body, sig, now); verr == nil || errors.Is(verr, trigger.ErrStaleRequest) || errors.Is(verr, trigger.ErrNoSignature) {
+		s.secretResolved(c.rt, trig)
+		if verr = trigger.VerifySlack(secret, ts, body, sig, now); verr == nil {
+			verified = true
+			break
+		}
+		if errors.Is(verr, trigger.ErrStaleRequest) || errors.Is(verr, trigger.ErrNoSignature) {
 			break
 		}
 	}
-	if verr != nil {
-		s.log.Warn("slack command refused", "command", command, "err", verr)
+	switch {
+	case verified:
+		s.repeats.OK("slack refused")
+	case unresolved:
+		// The request may be signed with the secret that did not resolve.
+		writeUnavailable(w)
+		return
+	default:
+		s.repeats.Log(s.log, slog.LevelWarn, "slack refused", "slack command refused: "+verr.Error(), "command", command)
 		writeError(w, http.StatusUnauthorized, "slack request refused: "+verr.Error())
 		return
 	}

@@ -86,16 +86,12 @@ func slashCommand(command, text string) string {
 // postSlack posts body signed with secret at time at, and decodes the answer.
 func postSlack(t *testing.T, ts *httptest.Server, body, secret string, at time.Time) (int, map[string]string) {
 	t.Helper()
-	stamp := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + stamp + ":" + body))
 	req, err := http.NewRequest(http.MethodPost, ts.URL+"/slack/commands", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", stamp)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	signSlack(req, body, secret, at)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +105,16 @@ func postSlack(t *testing.T, ts *httptest.Server, body, secret string, at time.T
 		t.Fatal(err)
 	}
 	return resp.StatusCode, v
+}
+
+// signSlack signs req, whose body is body, with secret at time at, as
+// Slack does.
+func signSlack(req *http.Request, body, secret string, at time.Time) {
+	stamp := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("v0:" + stamp + ":" + body))
+	req.Header.Set("X-Slack-Request-Timestamp", stamp)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
 }
 
 func queuedRuns(t *testing.T, st store.Store) []*routine.Run {

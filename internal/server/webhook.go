@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -42,17 +43,21 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wh.Secret != "" {
-		secret, err := s.resolveSecret(r.Context(), rt, wh.Secret)
+		trig := "webhook /hooks" + path
+		secret, name, err := s.resolveSecret(r.Context(), rt, wh.Secret)
 		if err != nil {
-			s.log.Error("webhook secret", "routine", rt.Name, "err", err)
-			writeError(w, http.StatusInternalServerError, err.Error())
+			s.secretFailed(rt, trig, err, "path", path, "secret", name)
+			writeUnavailable(w)
 			return
 		}
+		s.secretResolved(rt, trig)
+		refused := rt.Name + " " + trig + " refused"
 		if err := trigger.VerifyHMAC([]byte(secret), body, r.Header.Get(trigger.SignatureHeader(wh.Provider))); err != nil {
-			s.log.Warn("webhook refused", "routine", rt.Name, "path", path, "err", err)
+			s.repeats.Log(s.log, slog.LevelWarn, refused, "webhook refused: "+err.Error(), "routine", rt.Name, "path", path)
 			writeError(w, http.StatusUnauthorized, err.Error()+" ("+trigger.SignatureHeader(wh.Provider)+": sha256=<hex HMAC-SHA256 of the body>)")
 			return
 		}
+		s.repeats.OK(refused)
 	}
 	if len(wh.Events) > 0 && !trigger.NewEventFilter(wh.Events).Match(r.Header.Get(trigger.HeaderGitHubEvent), body) {
 		writeJSON(w, http.StatusOK, map[string]any{"ignored": true, "reason": "event not in events:"})
@@ -79,12 +84,43 @@ func (s *Server) findHook(path string) (*routine.Routine, *routine.WebhookTrigge
 	return nil, nil
 }
 
+// unavailable is all a caller of a webhook or Slack command whose secret
+// does not resolve is told: anyone may call, so it names nothing.
+const unavailable = "this webhook is not available"
+
+// writeUnavailable answers a caller of a webhook or Slack command whose
+// secret does not resolve: 503, naming nothing, and when to try again.
+func writeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "60")
+	writeError(w, http.StatusServiceUnavailable, unavailable)
+}
+
+// secretFailed tells the operator that the secret of the trigger trig of
+// rt does not resolve: in the log once, then at backoff, with args, and in
+// the problems of GET /v1/status.
+func (s *Server) secretFailed(rt *routine.Routine, trig string, err error, args ...any) {
+	args = append([]any{"routine", rt.Name}, args...)
+	if s.cfg.Project != "" {
+		args = append(args, "project", s.cfg.Project)
+	}
+	s.repeats.Log(s.log, slog.LevelWarn, rt.Name+" "+trig, trig+" answers 503 until its secret resolves: "+err.Error(), args...)
+	s.problems.Report(rt.Name, trig, err.Error())
+}
+
+// secretResolved notes that the secret of trig resolves: a failure
+// secretFailed reported is over.
+func (s *Server) secretResolved(rt *routine.Routine, trig string) {
+	s.repeats.Recovered(s.log, rt.Name+" "+trig, trig+" is available again: its secret resolves", "routine", rt.Name)
+	s.problems.Clear(rt.Name, trig)
+}
+
 // resolveSecret returns a webhook secret of routine rt: the value of a
-// {{NAME}} reference to a secret it declares, or the literal.
-func (s *Server) resolveSecret(ctx context.Context, rt *routine.Routine, v string) (string, error) {
+// {{NAME}} reference to a secret it declares, or the literal; and the
+// secret's name ("" for a literal).
+func (s *Server) resolveSecret(ctx context.Context, rt *routine.Routine, v string) (value, name string, err error) {
 	m := secretRef.FindStringSubmatch(v)
 	if m == nil {
-		return v, nil
+		return v, "", nil
 	}
 	ref := routine.SecretRef{Name: m[1]}
 	for _, declared := range rt.Secrets {
@@ -93,13 +129,14 @@ func (s *Server) resolveSecret(ctx context.Context, rt *routine.Routine, v strin
 		}
 	}
 	if s.cfg.Secret != nil {
-		return s.cfg.Secret(ctx, rt.Name, ref)
+		value, err = s.cfg.Secret(ctx, rt.Name, ref)
+		return value, ref.Name, err
 	}
-	val, ok := os.LookupEnv(ref.Name)
+	value, ok := os.LookupEnv(ref.Name)
 	if !ok {
-		return "", fmt.Errorf("webhook secret %s is not set in the daemon's environment", ref.Name)
+		return "", ref.Name, fmt.Errorf("webhook secret %s is not set in the daemon's environment: set it there, and restart the daemon", ref.Name)
 	}
-	return val, nil
+	return value, ref.Name, nil
 }
 
 // eventPayload turns a body into the run's event: JSON as it is, a form

@@ -3,8 +3,8 @@
 // IMAP mailbox (EmailWatcher) and the signature and event checks of webhooks
 // (VerifyHMAC, EventFilter). Every trigger kind feeds a Sink; the package
 // knows nothing of the store, the queue or the engine, so the daemon decides
-// what a firing becomes (a queued run) and where an email trigger keeps its
-// place (a CursorStore).
+// what a firing becomes (a queued run), where an email trigger keeps its
+// place (a CursorStore) and who hears of its failures (Problems).
 //
 // The exported constructors and functions are the API the local daemon
 // (`routines serve`) calls; nothing here starts on its own.

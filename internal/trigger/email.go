@@ -52,8 +52,12 @@ type EmailConfig struct {
 	Cursors CursorStore
 	Sink    Sink
 	Logger  *slog.Logger
-	// Now stamps the firings; nil means time.Now.
+	// Now stamps the firings and times the repeats of a failure in the
+	// log; nil means time.Now.
 	Now func() time.Time
+	// Problems hears of the failures of the trigger, and its recovery;
+	// nil for none.
+	Problems Problems
 }
 
 // EmailWatcher fires an email: trigger once per new message of its IMAP
@@ -71,6 +75,7 @@ type EmailWatcher struct {
 	poll time.Duration
 	// backoff is the first reconnection delay (tests shorten it).
 	backoff time.Duration
+	health  *health
 
 	bg background
 }
@@ -88,6 +93,11 @@ func NewEmailWatcher(cfg EmailConfig) *EmailWatcher {
 	if w.poll <= 0 {
 		w.poll = routine.DefaultEmailPoll.D()
 	}
+	what := "email trigger " + strconv.Itoa(cfg.Trigger)
+	if cfg.Email.IMAP != nil {
+		what += " (" + cfg.Email.IMAP.Host + "/" + w.mailbox() + ")"
+	}
+	w.health = newHealth(cfg, w.log, what)
 	return w
 }
 
@@ -107,7 +117,7 @@ func (w *EmailWatcher) Start(ctx context.Context) error {
 	}
 	return w.bg.start(ctx, func(ctx context.Context) {
 		reconnect(ctx, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
-			w.log.Warn("email trigger: "+err.Error()+"; reconnecting", "in", wait)
+			w.health.failed(err, slog.LevelWarn, "email trigger: "+err.Error()+"; reconnecting", "in", wait)
 		})
 	})
 }
@@ -179,6 +189,9 @@ func (w *EmailWatcher) session(ctx context.Context) (healthy bool, err error) {
 	for {
 		if err := w.catchUp(ctx, c, cur); err != nil {
 			return healthy, err
+		}
+		if !healthy {
+			w.health.ok()
 		}
 		healthy = true
 		if idle {

@@ -473,25 +473,101 @@ func TestEmailFiresAgainWithTheSameKeyWhenTheCursorWasNotSaved(t *testing.T) {
 	b.none(t)
 }
 
+// A wrong password is retried with backoff: the failure is logged once
+// however many times it repeats (then at backoff, a minute later at the
+// earliest), never with the password; each one is a problem for the
+// operator; once the password is right, one line says the trigger works
+// again and the problem is cleared.
 func TestEmailWrongPasswordRetries(t *testing.T) {
 	t.Parallel()
 	b := setupIMAP(t, true)
-	et := b.trigger()
-	et.IMAP.Password = "wr0ng-pa55"
+	var password sync.Mutex
+	wrong := true
+	problems := &countProblems{}
 	w := NewEmailWatcher(EmailConfig{
-		Routine: "r", Email: et, Cursors: b.cursors,
-		Sink:   func(context.Context, Fire) error { return nil },
-		Logger: slog.New(slog.NewTextHandler(b.logs, nil)),
+		Routine: "r", Email: b.trigger(), Cursors: b.cursors,
+		Resolve: func(_ context.Context, v string) (string, error) {
+			password.Lock()
+			defer password.Unlock()
+			if v == "{{IMAP_PASSWORD}}" && wrong {
+				return "wr0ng-pa55", nil
+			}
+			if v == "{{IMAP_PASSWORD}}" {
+				return imapPassword, nil
+			}
+			return v, nil
+		},
+		Sink:     func(context.Context, Fire) error { return nil },
+		Logger:   slog.New(slog.NewTextHandler(b.logs, nil)),
+		Problems: problems,
 	})
-	w.backoff = 10 * time.Millisecond
+	w.backoff = time.Millisecond
 	if err := w.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b.waitLog(t, "reconnecting", 2)
-	w.Stop()
-	if logs := b.logs.String(); strings.Contains(logs, "wr0ng-pa55") || !strings.Contains(logs, "log in to 127.0.0.1 as "+imapUser) {
-		t.Fatalf("log:\n%s", b.logs.String())
+	for deadline := time.Now().Add(5 * time.Second); problems.count() < 5; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d problems reported; log:\n%s", problems.count(), b.logs.String())
+		}
 	}
+	want := "email trigger 0 (127.0.0.1/support)"
+	if logs := b.logs.String(); strings.Count(logs, "reconnecting") != 1 || strings.Contains(logs, "wr0ng-pa55") || !strings.Contains(logs, "log in to 127.0.0.1 as "+imapUser) {
+		t.Fatalf("want the failure logged once, without the password:\n%s", logs)
+	}
+	if got := problems.open(); len(got) != 1 || got[0] != "r/"+want {
+		t.Fatalf("problems: %v", got)
+	}
+	password.Lock()
+	wrong = false
+	password.Unlock()
+	b.waitLog(t, want+" works again", 1)
+	w.Stop()
+	if got := problems.open(); len(got) != 0 {
+		t.Fatalf("problems after the recovery: %v", got)
+	}
+	if logs := b.logs.String(); strings.Count(logs, "reconnecting") != 1 || strings.Count(logs, "works again") != 1 || !strings.Contains(logs, "failures=") {
+		t.Fatalf("log:\n%s", logs)
+	}
+}
+
+// countProblems is a Problems that counts the reports and keeps the open
+// problems by routine/trigger.
+type countProblems struct {
+	mu      sync.Mutex
+	reports int
+	current map[string]bool
+}
+
+func (p *countProblems) Report(routine, trigger, _ string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.current == nil {
+		p.current = map[string]bool{}
+	}
+	p.reports++
+	p.current[routine+"/"+trigger] = true
+}
+
+func (p *countProblems) Clear(routine, trigger string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.current, routine+"/"+trigger)
+}
+
+func (p *countProblems) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reports
+}
+
+func (p *countProblems) open() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for k := range p.current {
+		out = append(out, k)
+	}
+	return out
 }
 
 func TestHTMLToText(t *testing.T) {

@@ -39,6 +39,7 @@ type GmailWatcher struct {
 	poll time.Duration
 	// backoff is the first retry delay (tests shorten it).
 	backoff time.Duration
+	health  *health
 
 	bg background
 }
@@ -57,6 +58,7 @@ func NewGmailWatcher(cfg EmailConfig) *GmailWatcher {
 	if w.poll <= 0 {
 		w.poll = routine.DefaultEmailPoll.D()
 	}
+	w.health = newHealth(cfg, w.log, fmt.Sprintf("email trigger %d (gmail label %s)", cfg.Trigger, cfg.Email.Label))
 	return w
 }
 
@@ -72,10 +74,10 @@ func (w *GmailWatcher) Start(ctx context.Context) error {
 			if authError(err) {
 				// The daemon goes on: a refresh token can be replaced without
 				// a restart (routines secrets set), and is read again next time.
-				w.log.Error("email trigger (gmail): auth: "+err.Error()+"; check client_id, client_secret, refresh_token and the token's scope; retrying", "in", wait)
+				w.health.failed(err, slog.LevelError, "email trigger (gmail): auth: "+err.Error()+"; check client_id, client_secret, refresh_token and the token's scope; retrying", "in", wait)
 				return
 			}
-			w.log.Warn("email trigger (gmail): "+err.Error()+"; retrying", "in", wait)
+			w.health.failed(err, slog.LevelWarn, "email trigger (gmail): "+err.Error()+"; retrying", "in", wait)
 		})
 	})
 }
@@ -122,6 +124,9 @@ func (w *GmailWatcher) session(ctx context.Context) (healthy bool, err error) {
 	for {
 		if err := w.sync(ctx, s); err != nil {
 			return healthy, err
+		}
+		if !healthy {
+			w.health.ok()
 		}
 		healthy = true
 		t := time.NewTimer(w.poll)

@@ -26,6 +26,8 @@ type gmailBundle struct {
 	cursors *countingCursors
 	fires   chan Fire
 	logs    *syncBuffer
+	// problems are those the watcher reported.
+	problems *countProblems
 	// modifiedAtFire is what the server had modified when each run was
 	// queued, by message ID.
 	mu             sync.Mutex
@@ -37,7 +39,7 @@ func setupGmail(t *testing.T) *gmailBundle {
 	return &gmailBundle{
 		gmail:   gmailtest.Start(t),
 		cursors: &countingCursors{memCursors: &memCursors{values: map[string]string{}}},
-		fires:   make(chan Fire, 100), logs: &syncBuffer{}, modifiedAtFire: map[string][]string{},
+		fires:   make(chan Fire, 100), logs: &syncBuffer{}, problems: &countProblems{}, modifiedAtFire: map[string][]string{},
 	}
 }
 
@@ -79,7 +81,8 @@ func (b *gmailBundle) start(t *testing.T, et routine.EmailTrigger, wait bool) *G
 			b.fires <- f
 			return nil
 		},
-		Logger: slog.New(slog.NewTextHandler(b.logs, nil)),
+		Logger:   slog.New(slog.NewTextHandler(b.logs, nil)),
+		Problems: b.problems,
 	})
 	w.backoff = 10 * time.Millisecond
 	// Counted before the start: the watcher may log at once.
@@ -282,9 +285,15 @@ func TestGmailTokenEndpointFailsThenRecovers(t *testing.T) {
 	g.FailTokens(3)
 	b.start(t, b.trigger(), false)
 	b.waitLog(t, "email trigger watching", 1)
+	b.waitLog(t, "works again", 1)
+	// Three failures, one line; then one line when it works again.
 	logs := b.logs.String()
-	if n := strings.Count(logs, "level=ERROR"); n != 3 || !strings.Contains(logs, `auth: list labels: the token endpoint refused to refresh the access token: oauth2: \"invalid_grant\" \"Token has been expired or revoked.\"`) {
-		t.Fatalf("%d auth errors, want 3:\n%s", n, logs)
+	if n := strings.Count(logs, "level=ERROR"); n != 1 || !strings.Contains(logs, `auth: list labels: the token endpoint refused to refresh the access token: oauth2: \"invalid_grant\" \"Token has been expired or revoked.\"`) ||
+		!strings.Contains(logs, `msg="email trigger 1 (gmail label support) works again"`) || !strings.Contains(logs, "failures=3") {
+		t.Fatalf("%d auth errors logged, want 1, and the recovery:\n%s", n, logs)
+	}
+	if p := b.problems; p.count() != 3 || len(p.open()) != 0 {
+		t.Fatalf("%d problems reported, %v open; want 3 and none", p.count(), p.open())
 	}
 	for _, secret := range []string{gmailtest.ClientSecret, gmailtest.RefreshToken, "ya29."} {
 		if strings.Contains(logs, secret) {
@@ -373,7 +382,14 @@ func TestGmailUnknownLabelRetries(t *testing.T) {
 	et = m.trigger()
 	et.Label = "sales"
 	m.start(t, et, false)
-	m.waitLog(t, `the account has no label \"sales\"`, 2)
+	for deadline := time.Now().Add(5 * time.Second); m.problems.count() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tries; log:\n%s", m.problems.count(), m.logs.String())
+		}
+	}
+	if n := strings.Count(m.logs.String(), `the account has no label \"sales\"`); n != 1 {
+		t.Fatalf("the failure is in the log %d times, want once:\n%s", n, m.logs.String())
+	}
 }
 
 func TestGmailEndpoint(t *testing.T) {
