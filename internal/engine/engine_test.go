@@ -85,7 +85,7 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 	default:
 		close(ch)
 	}
-	res := &steps.Result{Outputs: map[string]string{}}
+	res := &steps.Result{Outputs: routine.Outputs{}}
 	words := strings.Fields(runVar.ReplaceAllStringFunc(x.Action.Run, func(ref string) string {
 		return x.Env[runVar.FindStringSubmatch(ref)[1]]
 	}))

@@ -217,7 +217,7 @@ func BenchmarkTenStepTests(b *testing.B) {
 	for i := range 100 {
 		c := &routinetest.Case{Name: fmt.Sprint("t", i), File: "t.yaml", Mocks: map[string]routinetest.Mock{}}
 		for j := range 10 {
-			c.Mocks[fmt.Sprint("s", j)] = routinetest.Mock{Tries: []routinetest.Try{{Outputs: map[string]string{"status": "200"}}}}
+			c.Mocks[fmt.Sprint("s", j)] = routinetest.Mock{Tries: []routinetest.Try{{Outputs: map[string]any{"status": "200"}}}}
 		}
 		cases = append(cases, c)
 	}

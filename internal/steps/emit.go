@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // ServeFile is the file, in the project's .routines directory, in which a
@@ -122,7 +124,7 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return nil, fmt.Errorf("emit %s: unreadable answer: %w", a.Event, err)
 	}
-	ids := make([]string, 0, len(res.Runs))
+	ids := make([]any, 0, len(res.Runs))
 	dup := false
 	for _, r := range res.Runs {
 		ids = append(ids, r.RunID)
@@ -136,8 +138,8 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if len(res.Runs) == 0 {
 		fmt.Fprintf(x.Stdout, "event %s emitted; no routine listens to it\n", a.Event)
 	}
-	return &Result{Outputs: map[string]string{
-		"run_ids":      strings.Join(ids, ","),
+	return &Result{Outputs: routine.Outputs{
+		"run_ids":      ids,
 		"deduplicated": strconv.FormatBool(dup),
 	}}, nil
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // Error is a template or condition that does not compile.
@@ -53,6 +55,7 @@ var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 var configs = sync.Pool{New: func() any {
 	c := conf.CreateNew()
 	expr.Env(Context{})(c)
+	expr.Function("fromJSON", fromJSON, new(func(any) any))(c)
 	expr.Patch(lenientDefaults{})(c)
 	c.Check()
 	return c
@@ -94,7 +97,14 @@ func compileAt(src string, offset int, asBool bool) (*expression, []Ref, error) 
 	e := v.(*expression)
 	refs := slices.Clone(e.refs)
 	for i := range refs {
-		refs[i].Offset += offset
+		r := &refs[i]
+		r.Offset += offset
+		if offset != 0 {
+			r.Chain = slices.Clone(r.Chain)
+			for j := range r.Chain {
+				r.Chain[j].Offset += offset
+			}
+		}
 	}
 	return e, refs, nil
 }
@@ -203,6 +213,19 @@ func (e *expression) eval(c *Context) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// fromJSON replaces the builtin of expr-lang: it decodes JSON text into
+// the values structured outputs hold (integers as int, so ids keep every
+// digit), and gives a value that is already structured, such as
+// steps.ticket.outputs.json, as it is, so routines written before outputs
+// had structure keep working.
+func fromJSON(args ...any) (any, error) {
+	s, ok := args[0].(string)
+	if !ok {
+		return args[0], nil
+	}
+	return routine.DecodeJSON([]byte(s))
 }
 
 // lenientDefaults makes the left side of a ?? b read a missing map key as
