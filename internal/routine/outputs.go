@@ -14,13 +14,12 @@ import (
 // Outputs are what a step leaves for the steps after it, by name. Most
 // values are text (a string). A structured output (an http answer's json,
 // sql rows, an llm's usage, …) holds decoded JSON — map[string]any, []any,
-// string, int, float64, bool or nil — so expressions navigate it
-// (steps.q.outputs.rows[0].email).
+// string, int, float64, json.Number, bool or nil, as DecodeJSON gives them
+// — so expressions navigate it (steps.q.outputs.rows[0].email). Which
+// outputs are structured is up to each step kind (StepOutputs).
 //
-// A number is an int when its value is a whole number an int holds, so
-// ids keep every digit; see DecodeJSON. A value reads back from its JSON
-// as the same Go value, so a run resumed from its checkpoint sees what its
-// steps produced.
+// A value reads back from its JSON as the same Go value, so a run resumed
+// from its checkpoint sees what its steps produced.
 //
 // The type has no methods on its value: expressions fetch the methods of a
 // map before its keys, so a method would hide an output of the same name.
