@@ -13,7 +13,7 @@ import (
 // step's kind says what they are (routine.StepOutputs): an output the
 // kind has, keys of an object whose keys are known, a list indexed, text
 // and numbers not selected into. It returns what is wrong and the offset
-// of the selector at fault, or "".
+// of the selector at fault in the parsed string, or "".
 func (v *validator) outputPath(ref template.Ref) (string, int) {
 	c := ref.Chain
 	if len(c) < 3 || c[0].Index || c[1].Index || c[1].Key != "outputs" || c[2].Index {
@@ -28,7 +28,7 @@ func (v *validator) outputPath(ref template.Ref) (string, int) {
 	if shape == nil {
 		names := outputs.FieldNames()
 		return fmt.Sprintf("%s has no output %q: the outputs of %s steps are %s%s",
-			ref.Prefix(1), c[2].Key, kind, list(names), suggest.DidYouMean(c[2].Key, names)), c[2].Offset
+			ref.Prefix(1), c[2].Key, kind, list(names), suggest.DidYouMean(c[2].Key, names)), ref.Offset + c[2].Offset
 	}
 	for i := 3; i < len(c); i++ {
 		sel := c[i]
@@ -40,24 +40,24 @@ func (v *validator) outputPath(ref template.Ref) (string, int) {
 				shape = shape.Other
 			} else if shape.LowerKeys && sel.Key != strings.ToLower(sel.Key) {
 				lower := ref.Prefix(i) + template.Selector{Key: strings.ToLower(sel.Key)}.String()
-				return fmt.Sprintf("the names in %s are lower case: write %s", ref.Prefix(i), lower), sel.Offset
+				return fmt.Sprintf("the names in %s are lower case: write %s", ref.Prefix(i), lower), ref.Offset + sel.Offset
 			} else if next := shape.Field(sel.Key); next != nil {
 				shape = next
 			} else {
 				names := shape.FieldNames()
 				return fmt.Sprintf("%s has no field %q: its fields are %s%s",
-					ref.Prefix(i), sel.Key, list(names), suggest.DidYouMean(sel.Key, names)), sel.Offset
+					ref.Prefix(i), sel.Key, list(names), suggest.DidYouMean(sel.Key, names)), ref.Offset + sel.Offset
 			}
 			if shape == nil {
 				return "", 0 // a computed key of an object whose keys are known
 			}
 		case routine.ShapeList:
 			if msg := ref.CannotSelect(i, shape.Type); msg != "" {
-				return msg, sel.Offset
+				return msg, ref.Offset + sel.Offset
 			}
 			shape = shape.Elem
 		default:
-			return ref.CannotSelect(i, shape.Type) + textHint(kind, c[2].Key, ref), sel.Offset
+			return ref.CannotSelect(i, shape.Type) + textHint(kind, c[2].Key, ref), ref.Offset + sel.Offset
 		}
 	}
 	return "", 0

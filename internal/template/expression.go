@@ -101,14 +101,7 @@ func compileAt(src string, offset int, asBool bool) (*expression, []Ref, error) 
 	e := v.(*expression)
 	refs := slices.Clone(e.refs)
 	for i := range refs {
-		r := &refs[i]
-		r.Offset += offset
-		if offset != 0 {
-			r.Chain = slices.Clone(r.Chain)
-			for j := range r.Chain {
-				r.Chain[j].Offset += offset
-			}
-		}
+		refs[i].Offset += offset
 	}
 	return e, refs, nil
 }

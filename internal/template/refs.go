@@ -41,8 +41,8 @@ type Selector struct {
 	Key string
 	// Index is set for [ ] holding anything but a constant string.
 	Index bool
-	// Offset is the byte offset of the key or index within the parsed
-	// string.
+	// Offset is the byte offset of the key or index from the reference's
+	// Offset, so a reference moves as a whole without a copy of its chain.
 	Offset int
 }
 
@@ -359,15 +359,19 @@ func (a *analyzer) identifier(n *ast.IdentifierNode, sels []Selector, path int, 
 	for _, s := range sels[:path] {
 		keys = append(keys, s.Key)
 	}
+	start := byteOffset(a.src, n.Location().From)
+	for i := range sels {
+		sels[i].Offset -= start
+	}
 	if fields != nil && path > at && !slices.Contains(fields, keys[at]) {
-		a.failAt(sels[at].Offset, "unknown field %q of %s%s", keys[at], dotted(name, keys[:at]), suggest.DidYouMean(keys[at], fields))
+		a.failAt(start+sels[at].Offset, "unknown field %q of %s%s", keys[at], dotted(name, keys[:at]), suggest.DidYouMean(keys[at], fields))
 		return
 	}
 	a.refs = append(a.refs, Ref{
 		Root:     name,
 		Path:     keys,
 		Chain:    sels,
-		Offset:   byteOffset(a.src, n.Location().From),
+		Offset:   start,
 		Optional: optional,
 	})
 }

@@ -310,7 +310,8 @@ func TestRefChain(t *testing.T) {
 		}
 		var keys []string
 		for i, s := range r.Chain {
-			keys = append(keys, tt.in[s.Offset:s.Offset+len(tt.keys[i])])
+			at := r.Offset + s.Offset
+			keys = append(keys, tt.in[at:at+len(tt.keys[i])])
 		}
 		if !reflect.DeepEqual(keys, tt.keys) {
 			t.Errorf("%s: keys at the selectors' offsets %q, want %q", tt.in, keys, tt.keys)
