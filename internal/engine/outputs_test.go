@@ -16,7 +16,6 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/steps"
-	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // catalog is the routines a routine step may call, by name.
@@ -32,15 +31,10 @@ func (c catalog) Get(name string) (*routine.Routine, bool) {
 // are subs (name → yaml).
 func setupReal(t *testing.T, subs map[string]string) (*engine.Engine, *testBundle) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".routines", "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	b := newBundle(t)
 	cat := catalog{}
 	for name, yaml := range subs {
-		sub := filepath.Join(dir, name)
+		sub := filepath.Join(b.dir, name)
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -51,12 +45,12 @@ func setupReal(t *testing.T, subs map[string]string) (*engine.Engine, *testBundl
 		cat[name] = r
 	}
 	e := engine.New(engine.Config{
-		Store:    st,
+		Store:    b.store,
 		Kinds:    steps.NewRegistry(steps.RunKind{}, steps.HTTPKind{}, steps.SQLKind{}, steps.RoutineKind{}),
-		StateDir: filepath.Join(dir, ".routines"),
+		StateDir: filepath.Join(b.dir, ".routines"),
 		Routines: cat,
 	})
-	return e, &testBundle{store: st, dir: dir}
+	return e, b
 }
 
 // byID indexes step records of the main steps by id.
