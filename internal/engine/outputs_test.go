@@ -304,3 +304,50 @@ steps:
 		t.Errorf("/ticket was asked %d times, want once: the resumed run must not repeat t", srv.tickets)
 	}
 }
+
+// answerKind is an http kind that answers with the outputs it holds.
+type answerKind struct{ out routine.Outputs }
+
+func (answerKind) Name() string { return "http" }
+
+func (k answerKind) Execute(context.Context, *steps.Execution) (*steps.Result, error) {
+	return &steps.Result{Outputs: k.out}, nil
+}
+
+// TestSecretsRedactedInStructuredOutputs: a secret in a structured output
+// is masked wherever it is, in a value, a key or a number that writes it,
+// in the record the store keeps and the next steps read.
+func TestSecretsRedactedInStructuredOutputs(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	const token, pin = "tok-9f2e7c41", "739104"
+	e := engine.New(engine.Config{
+		Store: b.store,
+		Kinds: steps.NewRegistry(answerKind{out: routine.Outputs{
+			"status": "200",
+			"json": map[string]any{
+				"echo":  []any{"Bearer " + token, 1},
+				token:   "a key named after it",
+				"pin":   739104,
+				"other": 739105,
+			},
+		}}),
+		StateDir: filepath.Join(b.dir, ".routines"),
+		Secrets:  staticSecrets{"TOKEN": token, "PIN": pin},
+	})
+	run, recs := b.run(t, t.Context(), e, `
+name: redact
+secrets: [TOKEN, PIN]
+steps:
+  - id: h
+    http: { url: https://api.example.com/x, headers: { Authorization: "Bearer {{TOKEN}}" } }
+`)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("run %s: %+v", run.State, run.Error)
+	}
+	got := byID(recs)
+	want := map[string]any{"echo": []any{"Bearer ***", 1}, "***": "a key named after it", "pin": "***", "other": 739105}
+	if !reflect.DeepEqual(got["h"].Outputs["json"], want) {
+		t.Errorf("stored json %#v, want %#v", got["h"].Outputs["json"], want)
+	}
+}

@@ -666,8 +666,6 @@ func (x *runExec) redactValue(v any) any {
 			red[i] = x.redactValue(e)
 		}
 		return red
-	case nil:
-		return nil
 	}
 	text := routine.OutputText(v)
 	if red := x.redact(text); red != text {
