@@ -17,8 +17,8 @@ type run struct {
 	Routine string `json:"routine"`
 	State   string `json:"state"`
 	Steps   []struct {
-		ID      string            `json:"id"`
-		Outputs map[string]string `json:"outputs"`
+		ID      string         `json:"id"`
+		Outputs map[string]any `json:"outputs"`
 	} `json:"steps"`
 }
 
@@ -52,7 +52,7 @@ func TestAlertPagesOncePerHost(t *testing.T) {
 	// output to the page run.
 	const forged = "web3\nforged=an output of the emitter's choosing"
 	hosts := []string{"web1", "web1", "web2", forged}
-	var outputs []map[string]string
+	var outputs []map[string]any
 	for _, host := range hosts {
 		body, err := json.Marshal(map[string]string{"host": host})
 		if err != nil {
@@ -68,13 +68,21 @@ func TestAlertPagesOncePerHost(t *testing.T) {
 	if outputs[0]["deduplicated"] != "false" || outputs[1]["deduplicated"] != "true" || outputs[2]["deduplicated"] != "false" {
 		t.Fatalf("deduplicated: %v", outputs)
 	}
-	if outputs[0]["run_ids"] != outputs[1]["run_ids"] || outputs[0]["run_ids"] == outputs[2]["run_ids"] {
+	// run_ids is the list of the runs the event made, one here.
+	runID := func(i int) string {
+		ids, _ := outputs[i]["run_ids"].([]any)
+		if len(ids) != 1 {
+			t.Fatalf("run_ids: %v", outputs)
+		}
+		return ids[0].(string)
+	}
+	if runID(0) != runID(1) || runID(0) == runID(2) {
 		t.Fatalf("run_ids: %v", outputs)
 	}
 	for i, host := range map[int]string{0: "web1", 2: "web2", 3: forged} {
 		var p run
 		for deadline := time.Now().Add(20 * time.Second); p.State != "succeeded" && p.State != "failed" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			getJSON(t, http.MethodGet, base+"/v1/runs/"+outputs[i]["run_ids"], "", &p)
+			getJSON(t, http.MethodGet, base+"/v1/runs/"+runID(i), "", &p)
 		}
 		if p.Routine != "page" || p.State != "succeeded" || p.Steps[0].Outputs["paged"] != host || len(p.Steps[0].Outputs) != 1 {
 			t.Fatalf("page of %q: %+v", host, p)

@@ -410,9 +410,9 @@ func listRuns(t *testing.T, dir string) []runSummary {
 }
 
 type stepDetail struct {
-	ID      string            `json:"id"`
-	State   string            `json:"state"`
-	Outputs map[string]string `json:"outputs"`
+	ID      string         `json:"id"`
+	State   string         `json:"state"`
+	Outputs map[string]any `json:"outputs"`
 }
 
 type runDetail struct {

@@ -22,9 +22,9 @@ import (
 type run struct {
 	State string `json:"state"`
 	Steps []struct {
-		ID      string            `json:"id"`
-		State   string            `json:"state"`
-		Outputs map[string]string `json:"outputs"`
+		ID      string         `json:"id"`
+		State   string         `json:"state"`
+		Outputs map[string]any `json:"outputs"`
 	} `json:"steps"`
 	Error *struct {
 		Step       string `json:"step"`
@@ -33,7 +33,7 @@ type run struct {
 	} `json:"error"`
 }
 
-func (r *run) outputs(step string) map[string]string {
+func (r *run) outputs(step string) map[string]any {
 	for _, s := range r.Steps {
 		if s.ID == step {
 			return s.Outputs

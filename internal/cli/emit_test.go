@@ -217,10 +217,12 @@ steps:
 		}
 		out := run.Steps[1].Outputs
 		want := []string{"false", "true"}[i]
-		if out["run_ids"] == "" || out["deduplicated"] != want {
+		// run_ids is a list in the API's JSON, as expressions see it.
+		runIDs, _ := out["run_ids"].([]any)
+		if len(runIDs) != 1 || out["deduplicated"] != want {
 			t.Fatalf("emit step %d outputs: %v", i, out)
 		}
-		ids[i] = out["run_ids"]
+		ids[i] = runIDs[0].(string)
 	}
 	if ids[0] != ids[1] {
 		t.Fatalf("second emit with the same dedupe key got %s, want %s", ids[1], ids[0])

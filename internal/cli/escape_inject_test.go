@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -179,14 +180,14 @@ steps:
 	}
 	var run struct {
 		Steps []struct {
-			Outputs map[string]string `json:"outputs"`
+			Outputs map[string]any `json:"outputs"`
 		} `json:"steps"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &run); err != nil || len(run.Steps) != 2 {
 		t.Fatalf("%v: %s", err, stdout)
 	}
-	want, _ := json.Marshal([]map[string]string{{"v": evil}})
-	if got := run.Steps[1].Outputs["rows"]; got != string(want) {
-		t.Errorf("the inputs layer (bound SQL params) failed: rows %s, want %s", got, want)
+	want := []any{map[string]any{"v": evil}}
+	if got := run.Steps[1].Outputs["rows"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("the inputs layer (bound SQL params) failed: rows %#v, want %#v", got, want)
 	}
 }

@@ -81,7 +81,7 @@ steps:
 		if err := json.Unmarshal(r.Trigger.Payload, &ev); err != nil || r.Trigger.Kind != "email" {
 			t.Fatalf("run %s: trigger %s %s (%v)", r.ID, r.Trigger.Kind, r.Trigger.Payload, err)
 		}
-		got[ev.GmailID] = waitRun(t, d, r.ID).Steps[0].Outputs["got"]
+		got[ev.GmailID] = routine.OutputText(waitRun(t, d, r.ID).Steps[0].Outputs["got"])
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("outputs %v, want %v", got, want)

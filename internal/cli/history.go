@@ -308,7 +308,9 @@ func printTrace(g *globals, run *routine.Run, steps []*routine.StepRun) error {
 	return nil
 }
 
-func formatMap(m map[string]string) string {
+// formatMap writes key=value pairs, in key order; a structured output's
+// value as compact JSON.
+func formatMap[V any](m map[string]V) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -316,7 +318,7 @@ func formatMap(m map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
+		parts[i] = k + "=" + routine.OutputText(m[k])
 	}
 	return strings.Join(parts, " ")
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -72,7 +73,7 @@ steps:
   - id: comment
     http:
       method: POST
-      url: "{{ input.api }}/tickets/{{ fromJSON(steps.ticket.outputs.json).id }}/comments"
+      url: "{{ input.api }}/tickets/{{ steps.ticket.outputs.json.id }}/comments"
       body: "opened by run {{ run.id }}"
 `)
 	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"CRM_TOKEN": token})}
@@ -108,10 +109,10 @@ steps:
 	var detail struct {
 		State string `json:"state"`
 		Steps []struct {
-			ID       string            `json:"id"`
-			State    string            `json:"state"`
-			Attempts int               `json:"attempts"`
-			Outputs  map[string]string `json:"outputs"`
+			ID       string         `json:"id"`
+			State    string         `json:"state"`
+			Attempts int            `json:"attempts"`
+			Outputs  map[string]any `json:"outputs"`
 		} `json:"steps"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &detail); code != 0 || err != nil {
@@ -121,7 +122,8 @@ steps:
 		t.Fatalf("run %+v", detail)
 	}
 	ticket := detail.Steps[0]
-	if ticket.ID != "ticket" || ticket.Attempts != 3 || ticket.Outputs["status"] != "201" || ticket.Outputs["json"] != `{"id":42}` {
+	// The answer's JSON is kept as structure, as the next step navigated it.
+	if ticket.ID != "ticket" || ticket.Attempts != 3 || ticket.Outputs["status"] != "201" || !reflect.DeepEqual(ticket.Outputs["json"], map[string]any{"id": 42.0}) {
 		t.Fatalf("ticket step %+v", ticket)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -105,15 +106,15 @@ steps:
 	var detail struct {
 		State string `json:"state"`
 		Steps []struct {
-			ID      string            `json:"id"`
-			Outputs map[string]string `json:"outputs"`
+			ID      string         `json:"id"`
+			Outputs map[string]any `json:"outputs"`
 		} `json:"steps"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &detail); code != 0 || err != nil || len(detail.Steps) != 3 {
 		t.Fatalf("show: exit %d %v\n%s", code, err, stdout)
 	}
 	kind, ask, route := detail.Steps[0].Outputs, detail.Steps[1].Outputs, detail.Steps[2].Outputs
-	if kind["label"] != "billing" || ask["json"] != `{"team":"finance"}` || ask["input_tokens"] != "120" || route["team"] != "finance" {
+	if kind["label"] != "billing" || !reflect.DeepEqual(ask["json"], map[string]any{"team": "finance"}) || ask["input_tokens"] != "120" || route["team"] != "finance" {
 		t.Fatalf("outputs %v / %v / %v", kind, ask, route)
 	}
 }

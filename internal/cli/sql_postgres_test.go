@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -99,8 +100,8 @@ steps:
 				Retryable bool   `json:"retryable"`
 			} `json:"error"`
 			Steps []struct {
-				ID      string            `json:"id"`
-				Outputs map[string]string `json:"outputs"`
+				ID      string         `json:"id"`
+				Outputs map[string]any `json:"outputs"`
 			} `json:"steps"`
 		}
 		if err := json.Unmarshal([]byte(out), &detail); code != 0 || err != nil {
@@ -108,7 +109,7 @@ steps:
 		}
 		switch detail.State {
 		case "succeeded":
-			if len(detail.Steps) != 2 || detail.Steps[1].Outputs["rows"] != `[{"id":"o-1","total":12.50}]` {
+			if len(detail.Steps) != 2 || !reflect.DeepEqual(detail.Steps[1].Outputs["rows"], []any{map[string]any{"id": "o-1", "total": 12.5}}) {
 				t.Fatalf("succeeded run %+v", detail)
 			}
 		case "failed":

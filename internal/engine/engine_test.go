@@ -85,7 +85,7 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 	default:
 		close(ch)
 	}
-	res := &steps.Result{Outputs: map[string]string{}}
+	res := &steps.Result{Outputs: routine.Outputs{}}
 	words := strings.Fields(runVar.ReplaceAllStringFunc(x.Action.Run, func(ref string) string {
 		return x.Env[runVar.FindStringSubmatch(ref)[1]]
 	}))
@@ -204,21 +204,29 @@ type testBundle struct {
 
 func setup(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle) {
 	t.Helper()
+	b := newBundle(t)
+	b.kind, b.clock = newScriptKind(), &fakeClock{}
+	e := engine.New(engine.Config{
+		Store:    b.store,
+		Kinds:    steps.NewRegistry(b.kind),
+		StateDir: filepath.Join(b.dir, ".routines"),
+		Clock:    b.clock,
+		Secrets:  secrets,
+	})
+	return e, b
+}
+
+// newBundle returns a bundle with a project directory and its store, and
+// no kinds.
+func newBundle(t *testing.T) *testBundle {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".routines", "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b := &testBundle{store: st, kind: newScriptKind(), clock: &fakeClock{}, dir: dir}
-	e := engine.New(engine.Config{
-		Store:    st,
-		Kinds:    steps.NewRegistry(b.kind),
-		StateDir: filepath.Join(dir, ".routines"),
-		Clock:    b.clock,
-		Secrets:  secrets,
-	})
-	return e, b
+	return &testBundle{store: st, dir: dir}
 }
 
 // run parses yaml as a routine in the bundle's directory, records a run and

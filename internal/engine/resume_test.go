@@ -103,7 +103,7 @@ steps:
   - id: c
     run: out last=yes
 `, &routine.StepRun{ID: "a", State: routine.StateSucceeded, Attempts: 1,
-		Outputs: map[string]string{"greeting": "hi"}})
+		Outputs: routine.Outputs{"greeting": "hi"}})
 
 	run, recs := b.resume(t, e, r, run)
 	if run.State != routine.StateSucceeded || run.Error != nil {
@@ -152,7 +152,7 @@ steps:
   - id: e
     needs: []
     run: ok
-`, &routine.StepRun{ID: "a", State: routine.StateSucceeded, Attempts: 1, Outputs: map[string]string{"n": "7"}},
+`, &routine.StepRun{ID: "a", State: routine.StateSucceeded, Attempts: 1, Outputs: routine.Outputs{"n": "7"}},
 		&routine.StepRun{ID: "b", State: routine.StateSkipped})
 
 	run, recs := b.resume(t, e, r, run)

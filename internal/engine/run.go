@@ -624,15 +624,22 @@ func (x *runExec) executeKind(ctx context.Context, kind steps.Kind, exec *steps.
 }
 
 // redactOutputs returns out with the secrets masked in its keys as well as
-// its values: a step may name an output after a secret. Keys that mask to
-// the same text are told apart by a suffix (***, ***_2 …), in key order,
-// so no output is lost.
-func (x *runExec) redactOutputs(out map[string]string) map[string]string {
+// its values, and in the keys and values within structured values: a step
+// may name an output after a secret, an API may answer with a key named
+// after one.
+func (x *runExec) redactOutputs(out routine.Outputs) routine.Outputs {
 	if x.redactor == nil {
 		return out
 	}
-	red := make(map[string]string, len(out))
-	for _, k := range slices.Sorted(maps.Keys(out)) {
+	return x.redactMap(out)
+}
+
+// redactMap masks the secrets in the keys and values of m. Keys that mask
+// to the same text are told apart by a suffix (***, ***_2 …), in key
+// order, so no value is lost.
+func (x *runExec) redactMap(m map[string]any) map[string]any {
+	red := make(map[string]any, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		rk := x.redact(k)
 		for n := 2; ; n++ {
 			if _, taken := red[rk]; !taken {
@@ -640,9 +647,31 @@ func (x *runExec) redactOutputs(out map[string]string) map[string]string {
 			}
 			rk = fmt.Sprintf("%s_%d", x.redact(k), n)
 		}
-		red[rk] = x.redact(out[k])
+		red[rk] = x.redactValue(m[k])
 	}
 	return red
+}
+
+// redactValue masks the secrets in a value of an output. A number or a
+// true or false that writes a secret (a PIN) becomes the masked text.
+func (x *runExec) redactValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return x.redact(v)
+	case map[string]any:
+		return x.redactMap(v)
+	case []any:
+		red := make([]any, len(v))
+		for i, e := range v {
+			red[i] = x.redactValue(e)
+		}
+		return red
+	}
+	text := routine.OutputText(v)
+	if red := x.redact(text); red != text {
+		return red
+	}
+	return v
 }
 
 // render resolves the templates of a step's action and builds its env:

@@ -12,7 +12,6 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
-	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // virtualClock is a clock that moves only when told to.
@@ -42,18 +41,13 @@ func (c *virtualClock) advance(d time.Duration) {
 // kind, on a virtual clock.
 func setupState(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle, *virtualClock) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".routines", "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	b := &testBundle{store: st, kind: newScriptKind(), dir: dir}
+	b := newBundle(t)
+	b.kind = newScriptKind()
 	clock := &virtualClock{now: time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)}
 	e := engine.New(engine.Config{
-		Store:    st,
+		Store:    b.store,
 		Kinds:    steps.NewRegistry(b.kind, steps.StateKind{}),
-		StateDir: filepath.Join(dir, ".routines"),
+		StateDir: filepath.Join(b.dir, ".routines"),
 		Clock:    clock,
 		Secrets:  secrets,
 	})

@@ -87,7 +87,7 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 	if err != nil {
 		return nil, fmt.Errorf("sub-run %s of %s: %w", run.ID, name, err)
 	}
-	outputs := map[string]string{}
+	outputs := routine.Outputs{}
 	for _, rec := range recs {
 		if rec.Phase == routine.PhaseMain {
 			maps.Copy(outputs, rec.Outputs)

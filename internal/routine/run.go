@@ -82,20 +82,20 @@ const (
 
 // StepRun is the record of one step of a run.
 type StepRun struct {
-	RunID      string            `json:"-"`
-	ID         string            `json:"id"`
-	Phase      Phase             `json:"phase"`
-	Kind       string            `json:"kind"`
-	State      State             `json:"state"`
-	Attempts   int               `json:"attempts"`
-	ExitCode   *int              `json:"exit_code"`
-	StartedAt  *time.Time        `json:"started_at"`
-	FinishedAt *time.Time        `json:"finished_at"`
-	DurationMs int64             `json:"duration_ms"`
-	Outputs    map[string]string `json:"outputs"`
-	CPUMs      int64             `json:"cpu_ms"`
-	MaxRSSKB   int64             `json:"max_rss_kb"`
-	Error      *ErrorPayload     `json:"error"`
+	RunID      string        `json:"-"`
+	ID         string        `json:"id"`
+	Phase      Phase         `json:"phase"`
+	Kind       string        `json:"kind"`
+	State      State         `json:"state"`
+	Attempts   int           `json:"attempts"`
+	ExitCode   *int          `json:"exit_code"`
+	StartedAt  *time.Time    `json:"started_at"`
+	FinishedAt *time.Time    `json:"finished_at"`
+	DurationMs int64         `json:"duration_ms"`
+	Outputs    Outputs       `json:"outputs"`
+	CPUMs      int64         `json:"cpu_ms"`
+	MaxRSSKB   int64         `json:"max_rss_kb"`
+	Error      *ErrorPayload `json:"error"`
 }
 
 // Stream names where a log line came from.

@@ -48,10 +48,13 @@ type Mock struct {
 	Tries []Try
 }
 
-// Try is the result of one attempt of a mocked step.
+// Try is the result of one attempt of a mocked step. Outputs are YAML
+// values: text, or the structure of an output the kind gives structured
+// (json: {id: T-7}), which may also be written as JSON text
+// (json: '{"id":"T-7"}').
 type Try struct {
-	Outputs map[string]string `yaml:"outputs,omitempty"`
-	Fail    *Failure          `yaml:"fail,omitempty"`
+	Outputs map[string]any `yaml:"outputs,omitempty"`
+	Fail    *Failure       `yaml:"fail,omitempty"`
 }
 
 // Failure is a canned failure of a mocked step.

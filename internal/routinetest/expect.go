@@ -58,11 +58,14 @@ func (e *Expect) check(res *Result) []string {
 			continue
 		}
 		v, found := rec.Outputs[name]
-		m := e.Outputs[key]
 		if !found {
 			fail(where, "no such output (outputs: %s)", strings.Join(slices.Sorted(maps.Keys(rec.Outputs)), ", "))
-		} else if want := m.Match(v); want != "" {
-			fail(where, "got %q, want %s", v, want)
+			continue
+		}
+		// A structured output is matched as the JSON text it renders to.
+		got, m := routine.OutputText(v), e.Outputs[key]
+		if want := m.Match(got); want != "" {
+			fail(where, "got %q, want %s", got, want)
 		}
 	}
 	e.checkCalls(res, fail)

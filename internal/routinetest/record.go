@@ -42,7 +42,7 @@ func Record(r *routine.Routine, run *routine.Run, recs []*routine.StepRun) *Case
 		c.Expect.Steps[key] = StepExpect{State: string(rec.State), Attempts: rec.Attempts}
 		if rec.Phase != routine.PhaseCompensate {
 			for k, v := range rec.Outputs {
-				c.Expect.Outputs[rec.ID+"."+k] = exactly(v)
+				c.Expect.Outputs[rec.ID+"."+k] = exactly(routine.OutputText(v))
 			}
 		}
 		if isExternal(kinds[key]) {

@@ -217,7 +217,7 @@ func BenchmarkTenStepTests(b *testing.B) {
 	for i := range 100 {
 		c := &routinetest.Case{Name: fmt.Sprint("t", i), File: "t.yaml", Mocks: map[string]routinetest.Mock{}}
 		for j := range 10 {
-			c.Mocks[fmt.Sprint("s", j)] = routinetest.Mock{Tries: []routinetest.Try{{Outputs: map[string]string{"status": "200"}}}}
+			c.Mocks[fmt.Sprint("s", j)] = routinetest.Mock{Tries: []routinetest.Try{{Outputs: map[string]any{"status": "200"}}}}
 		}
 		cases = append(cases, c)
 	}
@@ -236,5 +236,48 @@ func BenchmarkTenStepTests(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/100tests")
+	}
+}
+
+// Mocks give structured outputs as YAML or, as tests written before
+// outputs had structure do, as JSON text; the routine navigates them
+// either way, and an expectation matches their JSON.
+func TestStructuredMocks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	yaml := `name: nav
+steps:
+  - id: ticket
+    http: { url: https://crm.example.com/tickets }
+  - id: sub
+    routine: { name: other }
+  - id: note
+    if: steps.ticket.outputs.json.owner.team == "billing" && steps.ticket.outputs.status == "201"
+    run: echo "out={{ steps.ticket.outputs.json.id }} {{ steps.sub.outputs.count }} {{ type(steps.sub.outputs.count) }} {{ steps.sub.outputs.rows[0].n + 1 }}" >> "$ROUTINES_OUTPUT"
+tests:
+  - name: yaml
+    mocks:
+      ticket: { outputs: { status: 201, json: { id: T-9, owner: { team: billing } } } }
+      sub: { outputs: { count: "5", rows: [ { n: 1 } ] } }
+    expect:
+      outputs:
+        note.out: T-9 5 string 2
+        ticket.json: '{"id":"T-9","owner":{"team":"billing"}}'
+        ticket.status: "201"
+  - name: json text
+    mocks:
+      ticket: { outputs: { status: "201", json: '{"id":"T-9","owner":{"team":"billing"}}' } }
+      sub: { outputs: { count: "5", rows: [ { n: 1 } ] } }
+    expect:
+      outputs: { note.out: T-9 5 string 2 }
+`
+	if err := os.WriteFile(filepath.Join(dir, "routine.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, cases := load(t, dir)
+	for _, res := range routinetest.Run(context.Background(), r, cases, routinetest.Options{Kinds: kinds}) {
+		if !res.Passed() {
+			t.Errorf("%s: err %v, failures:\n%s", res.Name(), res.Err, strings.Join(res.Failures, "\n"))
+		}
 	}
 }

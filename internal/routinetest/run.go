@@ -301,7 +301,7 @@ func (k *mockKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Resu
 	n := k.rec.tries[key]
 	k.rec.mu.Unlock()
 	if mocked {
-		return mock.try(n)
+		return mock.try(n, k.name)
 	}
 	if real, ok := k.rec.real[k.name]; ok && !isExternal(k.name) {
 		return real.Execute(ctx, x)
@@ -309,15 +309,16 @@ func (k *mockKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Resu
 	return nil, steps.Fail("", false, fmt.Errorf("step %s (%s) reaches outside and has no mock: add mocks.%s to the test", key, k.name, key))
 }
 
-// try returns the result of attempt n: its try, or the last one.
-func (m Mock) try(n int) (*steps.Result, error) {
+// try returns the result of attempt n of a step of kind: its try, or the
+// last one.
+func (m Mock) try(n int, kind string) (*steps.Result, error) {
 	if len(m.Tries) == 0 {
-		return &steps.Result{Outputs: map[string]string{}}, nil
+		return &steps.Result{Outputs: routine.Outputs{}}, nil
 	}
 	t := m.Tries[min(n, len(m.Tries))-1]
-	out := map[string]string{}
-	for k, v := range t.Outputs {
-		out[k] = v
+	out, err := mockOutputs(t.Outputs, routine.StepOutputs(kind))
+	if err != nil {
+		return nil, steps.Fail("", false, err)
 	}
 	if t.Fail == nil {
 		return &steps.Result{Outputs: out}, nil
@@ -444,4 +445,36 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// mockOutputs turns the outputs of a mock into what a step of the kind
+// whose outputs are shaped so produces: text where the kind gives text
+// (status: 201 is "201"), and elsewhere the values routine.DecodeJSON
+// gives. A structured output the kind always has (an http step's json)
+// may be written as JSON text, as tests written before outputs had
+// structure write it.
+func mockOutputs(in map[string]any, shape *routine.Shape) (routine.Outputs, error) {
+	out := make(routine.Outputs, len(in))
+	for k, v := range in {
+		s, isText := v.(string)
+		_, always := shape.Fields[k]
+		switch field := shape.Field(k); {
+		case field != nil && field.Type == routine.ShapeString:
+			out[k] = routine.OutputText(v)
+		case isText:
+			out[k] = v
+			if decoded, err := routine.DecodeJSON([]byte(s)); err == nil && always {
+				out[k] = decoded
+			}
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("mock output %s: %w", k, err)
+			}
+			if out[k], err = routine.DecodeJSON(b); err != nil {
+				return nil, fmt.Errorf("mock output %s: %w", k, err)
+			}
+		}
+	}
+	return out, nil
 }

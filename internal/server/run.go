@@ -26,7 +26,7 @@ func NewRunDetail(run *routine.Run, steps []*routine.StepRun) RunDetail {
 	for i, s := range steps {
 		if s.Outputs == nil {
 			c := *s
-			c.Outputs = map[string]string{}
+			c.Outputs = routine.Outputs{}
 			steps[i] = &c
 		}
 	}

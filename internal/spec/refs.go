@@ -115,10 +115,21 @@ func (v *validator) checkTemplate(path string, t refsOf, err error, sc *scope) {
 		v.report(line, col, path, human(path)+": "+te.Msg)
 		return
 	}
+	ok := true
 	for _, ref := range t.Refs() {
-		if msg := v.checkRef(ref, sc); msg != "" {
-			line, col := v.strPos(path, ref.Offset)
+		msg, at := v.checkRef(ref, sc), ref.Offset
+		if msg == "" && ref.Root == template.RootSteps {
+			msg, at = v.outputPath(ref)
+		}
+		if msg != "" {
+			line, col := v.strPos(path, at)
 			v.report(line, col, path, msg)
+			ok = false
+		}
+	}
+	if typed, isTyped := t.(interface{ CheckTypes(*template.Types) error }); ok && isTyped {
+		if err := typed.CheckTypes(v.outputTypes()); err != nil {
+			v.checkTemplate(path, nil, err, sc)
 		}
 	}
 }

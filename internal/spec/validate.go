@@ -13,6 +13,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/suggest"
+	"github.com/routines-dev/routines/internal/template"
 )
 
 // The step and trigger kinds of this version.
@@ -39,6 +40,8 @@ type validator struct {
 	doc *document
 	r   *routine.Routine
 	dir string // the routine directory; "" skips the file-system checks
+	// types are those of the steps' outputs, built when first needed.
+	types *template.Types
 }
 
 func validate(doc *document, r *routine.Routine, dir string) {

@@ -195,31 +195,31 @@ func (AgentKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		chat.addResults(results)
 	}
 
-	calls, err := json.Marshal(records)
+	calls, err := structured(records)
 	if err != nil {
 		return nil, fmt.Errorf("agent: encode tool_calls: %w", err)
 	}
-	outputs := map[string]string{
+	outputs := routine.Outputs{
 		"text":          last.text,
-		"json":          "",
+		"json":          nil,
 		"turns":         strconv.Itoa(turns),
-		"tool_calls":    string(calls),
+		"tool_calls":    calls,
 		"model":         last.model,
 		"stop_reason":   last.stopReason,
 		"input_tokens":  strconv.FormatInt(in, 10),
 		"output_tokens": strconv.FormatInt(out, 10),
-		"usage":         fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d}`, in, out),
+		"usage":         llmUsage(in, out),
 	}
 	if schema != nil {
 		answer := last.text
 		if last.hasAnswer {
 			answer = last.answer
 		}
-		compact, err := checkStructured("agent", schema, &llmAnswer{text: answer, stopReason: last.stopReason})
+		v, err := checkStructured("agent", schema, &llmAnswer{text: answer, stopReason: last.stopReason})
 		if err != nil {
 			return nil, err
 		}
-		outputs["text"], outputs["json"] = answer, compact
+		outputs["text"], outputs["json"] = answer, v
 	}
 	return &Result{Outputs: outputs}, nil
 }

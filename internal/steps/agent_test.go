@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -234,12 +235,13 @@ func newAgentExecution(t *testing.T, a *routine.AgentAction) *agentBundle {
 	return b
 }
 
-func (b *agentBundle) exec(t *testing.T) (map[string]string, error) {
+func (b *agentBundle) exec(t *testing.T) (routine.Outputs, error) {
 	t.Helper()
 	res, err := AgentKind{}.Execute(t.Context(), b.x)
 	if err != nil {
 		return nil, err
 	}
+	wantShape(t, "agent", res.Outputs)
 	return res.Outputs, nil
 }
 
@@ -306,17 +308,23 @@ func TestAgentLoopOverMCPHTTP(t *testing.T) {
 		"model": "claude-sonnet-4-5-20250929", "stop_reason": "end_turn",
 	}
 	for k, v := range want {
-		if out[k] != v {
-			t.Fatalf("output %s = %q, want %q", k, out[k], v)
+		if got := routine.OutputText(out[k]); got != v {
+			t.Fatalf("output %s = %q, want %q", k, got, v)
 		}
 	}
-	var calls []agentCallRecord
-	if err := json.Unmarshal([]byte(out["tool_calls"]), &calls); err != nil {
-		t.Fatalf("tool_calls %q: %v", out["tool_calls"], err)
+	calls, ok := out["tool_calls"].([]any)
+	if !ok || len(calls) != 2 {
+		t.Fatalf("tool_calls %#v", out["tool_calls"])
 	}
-	if len(calls) != 2 || calls[0].Tool != "logs__search" || string(calls[0].Input) != `{"q":"timeout"}` || !calls[0].OK ||
-		calls[1].Tool != "logs__count" || string(calls[1].Input) != `{"service":"api"}` || !calls[1].OK {
-		t.Fatalf("tool_calls %s", out["tool_calls"])
+	// Each call as the tool_calls output holds it, navigable: the input
+	// the model gave decoded, ms a number.
+	c0, c1 := calls[0].(map[string]any), calls[1].(map[string]any)
+	if c0["tool"] != "logs__search" || !reflect.DeepEqual(c0["input"], map[string]any{"q": "timeout"}) || c0["ok"] != true ||
+		c1["tool"] != "logs__count" || !reflect.DeepEqual(c1["input"], map[string]any{"service": "api"}) || c1["ok"] != true {
+		t.Fatalf("tool_calls %#v", calls)
+	}
+	if _, ok := c0["ms"].(int); !ok {
+		t.Fatalf("tool_calls[0].ms %#v, want an int", c0["ms"])
 	}
 
 	log := b.stdout.String()
@@ -351,7 +359,8 @@ func TestAgentToolErrorsGoBackToTheModel(t *testing.T) {
 		`{"content":[{"text":"the log store is down","type":"text"}],"is_error":true,"tool_use_id":"toolu_1","type":"tool_result"}`,
 		`"is_error":true,"tool_use_id":"toolu_2"`, `there is no tool \"nope__x\"; the tools are: logs__count, logs__fail, logs__read, logs__search, logs__slow`,
 		`validating /properties/service: type: 7 has type \"integer\", want \"string\"","type":"text"}],"is_error":true,"tool_use_id":"toolu_3"`)
-	if out["text"] != "The log store is down." || !strings.Contains(out["tool_calls"], `{"tool":"logs__fail","input":{"q":"x"},"ok":false,`) {
+	if out["text"] != "The log store is down." || !strings.Contains(routine.OutputText(out["tool_calls"]), `{"input":{"q":"x"},"ms":`) ||
+		!strings.Contains(routine.OutputText(out["tool_calls"]), `"ok":false,"tool":"logs__fail"}`) {
 		t.Fatalf("outputs %v", out)
 	}
 	if got := m.calls(); len(got) != 1 || got[0].tool != "fail" {
@@ -470,7 +479,7 @@ func TestAgentStructuredAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out["json"] != `{"cause":"db pool"}` || out["turns"] != "2" || strings.Contains(out["tool_calls"], "answer") {
+	if !reflect.DeepEqual(out["json"], map[string]any{"cause": "db pool"}) || out["turns"] != "2" || strings.Contains(routine.OutputText(out["tool_calls"]), "answer") {
 		t.Fatalf("outputs %v", out)
 	}
 	wantContains(t, "request 1", model.request(t, 1),
@@ -483,7 +492,7 @@ func TestAgentStructuredAnswer(t *testing.T) {
 	)
 	a = agentAction(model.url)
 	a.JSONSchema = causeSchema
-	if out, err = newAgentExecution(t, a).exec(t); err != nil || out["json"] != `{"cause":"db pool"}` {
+	if out, err = newAgentExecution(t, a).exec(t); err != nil || !reflect.DeepEqual(out["json"], map[string]any{"cause": "db pool"}) {
 		t.Fatalf("outputs %v, %v", out, err)
 	}
 	if strings.Contains(model.request(t, 1), "tool_choice") {
@@ -580,7 +589,7 @@ func TestAgentOpenAI(t *testing.T) {
 		`{"content":null,"role":"assistant","tool_calls":[{"function":{"arguments":"{\"q\":\"timeout\"}","name":"logs__search"},"id":"call_1","type":"function"}`,
 		`{"content":"3 lines match timeout: db pool exhausted","role":"tool","tool_call_id":"call_1"}`,
 		`{"content":"Error: the log store is down","role":"tool","tool_call_id":"call_2"}`)
-	if out["json"] != `{"cause":"db pool"}` || out["turns"] != "2" || out["input_tokens"] != "130" || out["output_tokens"] != "12" {
+	if !reflect.DeepEqual(out["json"], map[string]any{"cause": "db pool"}) || out["turns"] != "2" || out["input_tokens"] != "130" || out["output_tokens"] != "12" {
 		t.Fatalf("outputs %v", out)
 	}
 }

@@ -391,8 +391,8 @@ func httpTool(x *Execution) *agentTool {
 				}
 				return err.Error(), true, nil
 			}
-			status, _ := strconv.Atoi(res.Outputs["status"])
-			body := res.Outputs["body"]
+			status, _ := strconv.Atoi(res.Outputs["status"].(string))
+			body := res.Outputs["body"].(string)
 			if res.Outputs["body_encoding"] == "base64" {
 				raw, _ := base64.StdEncoding.DecodeString(body)
 				body = fmt.Sprintf("(%s of binary data)", httpByteCount(len(raw)))

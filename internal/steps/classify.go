@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -65,7 +64,7 @@ func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
 	for l, s := range p.Scores {
 		rounded[l], _ = strconv.ParseFloat(strconv.FormatFloat(s, 'f', 4, 64), 64)
 	}
-	scores, err := json.Marshal(rounded)
+	scores, err := structured(rounded)
 	if err != nil {
 		return nil, fmt.Errorf("classify: encode scores: %w", err)
 	}
@@ -75,11 +74,11 @@ func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
 		how = ", trained from it now"
 	}
 	fmt.Fprintf(x.Stdout, "%s (confidence %s, best %s) by %s%s\n", label, confidence, p.Label, source, how)
-	return &Result{Outputs: map[string]string{
+	return &Result{Outputs: routine.Outputs{
 		"label":      label,
 		"best_label": p.Label,
 		"confidence": confidence,
-		"scores":     string(scores),
+		"scores":     scores,
 	}}, nil
 }
 

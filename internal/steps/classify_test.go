@@ -1,7 +1,7 @@
 package steps
 
 import (
-	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +23,7 @@ technical,The sync is broken and shows an error
 `
 
 // execClassify runs a classify action in dir.
-func execClassify(t *testing.T, dir string, a *routine.ClassifyAction) (map[string]string, string, error) {
+func execClassify(t *testing.T, dir string, a *routine.ClassifyAction) (routine.Outputs, string, error) {
 	t.Helper()
 	var stdout strings.Builder
 	res, err := ClassifyKind{}.Execute(t.Context(), &Execution{
@@ -33,6 +33,7 @@ func execClassify(t *testing.T, dir string, a *routine.ClassifyAction) (map[stri
 	if err != nil {
 		return nil, stdout.String(), err
 	}
+	wantShape(t, "classify", res.Outputs)
 	return res.Outputs, stdout.String(), nil
 }
 
@@ -68,11 +69,11 @@ func TestClassifyModelFile(t *testing.T) {
 	if out["label"] != "billing" || out["best_label"] != "billing" {
 		t.Fatalf("outputs %v", out)
 	}
-	var scores map[string]float64
-	if err := json.Unmarshal([]byte(out["scores"]), &scores); err != nil || len(scores) != 2 || scores["billing"] <= scores["technical"] {
-		t.Fatalf("scores %s: %v", out["scores"], err)
+	scores, ok := out["scores"].(map[string]any)
+	if !ok || len(scores) != 2 || score(scores["billing"]) <= score(scores["technical"]) {
+		t.Fatalf("scores %#v", out["scores"])
 	}
-	if out["confidence"] == "" || out["confidence"][:2] != "0." && out["confidence"] != "1.00" {
+	if confidence := out["confidence"].(string); confidence == "" || confidence[:2] != "0." && confidence != "1.00" {
 		t.Fatalf("confidence %q", out["confidence"])
 	}
 	if !strings.HasPrefix(log, "billing (confidence ") || strings.Contains(log, "charged") {
@@ -168,4 +169,16 @@ func TestEscapeClassifyReadsProjectState(t *testing.T) {
 			t.Fatalf("classify of .routines/master.key: %v %q (layer: classify path check)", err, stdout.String())
 		}
 	}
+}
+
+// score is a number of the scores output: a float64, or an int when it is
+// a whole number.
+func score(v any) float64 {
+	switch n := v.(type) {
+	case int:
+		return float64(n)
+	case float64:
+		return n
+	}
+	return math.NaN()
 }

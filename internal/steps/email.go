@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,11 +56,10 @@ func (EmailKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if err := sendEmail(ctx, &a.SMTP, msg); err != nil {
 		return nil, err
 	}
-	accepted, _ := json.Marshal(msg.rcpts)
 	fmt.Fprintf(x.Stdout, "sent %q to %s (message id %s)\n", msg.subject, plural(len(msg.rcpts), "recipient"), msg.id)
-	return &Result{Outputs: map[string]string{
+	return &Result{Outputs: routine.Outputs{
 		"message_id": msg.id,
-		"accepted":   string(accepted),
+		"accepted":   textList(msg.rcpts),
 	}}, nil
 }
 

@@ -2,7 +2,6 @@ package steps
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -48,7 +47,7 @@ func (b *smtpBundle) action() *routine.EmailAction {
 }
 
 // sendTest runs an email step with a.
-func sendTest(t *testing.T, a *routine.EmailAction) (map[string]string, string, error) {
+func sendTest(t *testing.T, a *routine.EmailAction) (routine.Outputs, string, error) {
 	t.Helper()
 	var stdout strings.Builder
 	res, err := EmailKind{}.Execute(t.Context(), &Execution{
@@ -59,6 +58,7 @@ func sendTest(t *testing.T, a *routine.EmailAction) (map[string]string, string, 
 	if err != nil {
 		return nil, stdout.String(), err
 	}
+	wantShape(t, "email", res.Outputs)
 	return res.Outputs, stdout.String(), nil
 }
 
@@ -93,9 +93,8 @@ func TestEmailSendsMultipartReply(t *testing.T) {
 	if len(logins) != 1 || logins[0] != smtpUser {
 		t.Errorf("logins %v", logins)
 	}
-	var accepted []string
-	if err := json.Unmarshal([]byte(out["accepted"]), &accepted); err != nil || len(accepted) != 4 {
-		t.Errorf("accepted %q: %v", out["accepted"], err)
+	if accepted, ok := out["accepted"].([]any); !ok || len(accepted) != 4 {
+		t.Errorf("accepted %#v", out["accepted"])
 	}
 	if bytes.Contains(env.Data, []byte("audit@example.com")) {
 		t.Errorf("the Bcc recipient is in the message:\n%s", env.Data)
@@ -163,7 +162,7 @@ func TestEmailSendsMultipartReply(t *testing.T) {
 	if strings.Join(parts, " ") != want {
 		t.Errorf("parts %v, want %s", parts, want)
 	}
-	wantLog := `sent "Re: Grüße aus Köln — ticket #42" to 4 recipients (message id ` + out["message_id"] + ")\n"
+	wantLog := `sent "Re: Grüße aus Köln — ticket #42" to 4 recipients (message id ` + out["message_id"].(string) + ")\n"
 	if stdout != wantLog {
 		t.Errorf("stdout %q, want %q", stdout, wantLog)
 	}

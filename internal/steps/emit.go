@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // EmitKind publishes an event by posting it to POST /v1/events/<name> of
@@ -116,7 +117,7 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return nil, fmt.Errorf("emit %s: unreadable answer: %w", a.Event, err)
 	}
-	ids := make([]string, 0, len(res.Runs))
+	ids := make([]any, 0, len(res.Runs))
 	dup := false
 	for _, r := range res.Runs {
 		ids = append(ids, r.RunID)
@@ -130,8 +131,8 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if len(res.Runs) == 0 {
 		fmt.Fprintf(x.Stdout, "event %s emitted; no routine listens to it\n", a.Event)
 	}
-	return &Result{Outputs: map[string]string{
-		"run_ids":      strings.Join(ids, ","),
+	return &Result{Outputs: routine.Outputs{
+		"run_ids":      ids,
 		"deduplicated": strconv.FormatBool(dup),
 	}}, nil
 }

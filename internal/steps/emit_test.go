@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ func (f *fakeDaemon) serve(t *testing.T, answer string, code int) *httptest.Serv
 	return ts
 }
 
-func emitExec(t *testing.T, a *routine.EmitAction, stateDir string, env map[string]string) (map[string]string, string, error) {
+func emitExec(t *testing.T, a *routine.EmitAction, stateDir string, env map[string]string) (routine.Outputs, string, error) {
 	t.Helper()
 	var out strings.Builder
 	res, err := EmitKind{}.Execute(t.Context(), &Execution{
@@ -41,6 +42,7 @@ func emitExec(t *testing.T, a *routine.EmitAction, stateDir string, env map[stri
 	if err != nil {
 		return nil, out.String(), err
 	}
+	wantShape(t, "emit", res.Outputs)
 	return res.Outputs, out.String(), nil
 }
 
@@ -62,7 +64,7 @@ func TestEmitThroughServeJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out["run_ids"] != "01A,01B" || out["deduplicated"] != "true" {
+	if !reflect.DeepEqual(out["run_ids"], []any{"01A", "01B"}) || out["deduplicated"] != "true" {
 		t.Fatalf("outputs %v", out)
 	}
 	var data map[string]string
@@ -84,7 +86,7 @@ func TestEmitToServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out["run_ids"] != "" || out["deduplicated"] != "false" || f.body != "{}" || f.auth != "Bearer tok" || f.query != "" {
+	if !reflect.DeepEqual(out["run_ids"], []any{}) || out["deduplicated"] != "false" || f.body != "{}" || f.auth != "Bearer tok" || f.query != "" {
 		t.Fatalf("outputs %v, body %q, auth %q, query %q", out, f.body, f.auth, f.query)
 	}
 	if !strings.Contains(log, "no routine listens") {

@@ -102,18 +102,17 @@ func (HTTPKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return nil, httpStatusError(req.Method, target, resp, raw, truncated, now())
 	}
 	body, encoding := httpBodyText(raw, truncated)
-	out := map[string]string{
+	out := routine.Outputs{
 		"status":         strconv.Itoa(resp.StatusCode),
-		"headers":        httpHeadersJSON(resp.Header),
+		"headers":        httpHeaders(resp.Header),
 		"body":           body,
 		"body_encoding":  encoding,
 		"body_truncated": strconv.FormatBool(truncated),
-		"json":           "",
+		"json":           nil,
 	}
 	if !truncated && isJSONType(resp.Header.Get("Content-Type")) {
-		var buf bytes.Buffer
-		if json.Compact(&buf, raw) == nil {
-			out["json"] = buf.String()
+		if v, err := routine.DecodeJSON(raw); err == nil {
+			out["json"] = v
 		}
 	}
 	return &Result{Outputs: out}, nil
@@ -376,22 +375,19 @@ func httpTrimCutRune(b []byte) []byte {
 	return b
 }
 
-// httpHeadersJSON is the response headers as a JSON object: lower-cased
-// names, each with its values joined by ", ".
-func httpHeadersJSON(h http.Header) string {
-	m := make(map[string]string, len(h))
+// httpHeaders is the response headers as the headers output holds them:
+// lower-cased names (as HTTP/2 writes them, so one spelling finds a
+// header whatever the server wrote), each with its values joined by ", ".
+func httpHeaders(h http.Header) map[string]any {
+	m := make(map[string]any, len(h))
 	for name, values := range h {
 		name = strings.ToLower(name)
 		if prev, ok := m[name]; ok {
-			values = append([]string{prev}, values...)
+			values = append([]string{prev.(string)}, values...)
 		}
 		m[name] = strings.Join(values, ", ")
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(m) // a map of strings always encodes
-	return strings.TrimSuffix(buf.String(), "\n")
+	return m
 }
 
 // isJSONType reports whether a Content-Type names JSON: application/json or

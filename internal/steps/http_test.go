@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func (b *httpBundle) only(t *testing.T) httpReceived {
 	return reqs[0]
 }
 
-func (b *httpBundle) exec(ctx context.Context, a *routine.HTTPAction) (map[string]string, error) {
+func (b *httpBundle) exec(ctx context.Context, a *routine.HTTPAction) (routine.Outputs, error) {
 	res, err := HTTPKind{}.Execute(ctx, &Execution{
 		RunID: "01RUN", StepID: "call", Attempt: 1,
 		Action:      &routine.Action{HTTP: a},
@@ -89,12 +90,13 @@ func (b *httpBundle) exec(ctx context.Context, a *routine.HTTPAction) (map[strin
 	return res.Outputs, nil
 }
 
-func (b *httpBundle) must(t *testing.T, a *routine.HTTPAction) map[string]string {
+func (b *httpBundle) must(t *testing.T, a *routine.HTTPAction) routine.Outputs {
 	t.Helper()
 	out, err := b.exec(t.Context(), a)
 	if err != nil {
 		t.Fatalf("%s %s: %v", a.Method, a.URL, err)
 	}
+	wantShape(t, "http", out)
 	return out
 }
 
@@ -222,25 +224,25 @@ func TestHTTPOutputs(t *testing.T) {
 		io.WriteString(w, "{ \"id\": 42,\n  \"subject\": \"Disk full\", \"big\": 12345678901234567890 }\n")
 	})
 	out := b.must(t, &routine.HTTPAction{Method: "POST", URL: b.srv.URL + "/tickets", Query: map[string]string{"token": "q-value"}, JSON: map[string]any{"subject": "request-body-text"}})
-	want := map[string]string{
+	want := routine.Outputs{
 		"status":         "201",
 		"body":           "{ \"id\": 42,\n  \"subject\": \"Disk full\", \"big\": 12345678901234567890 }\n",
 		"body_encoding":  "text",
 		"body_truncated": "false",
-		// Compact, in the server's key order, with numbers as written.
-		"json": `{"id":42,"subject":"Disk full","big":12345678901234567890}`,
+		// Decoded: integers as int, one too big for an int as written.
+		"json": map[string]any{"id": 42, "subject": "Disk full", "big": json.Number("12345678901234567890")},
 	}
 	for k, v := range want {
-		if out[k] != v {
-			t.Errorf("output %s = %q, want %q", k, out[k], v)
+		if !reflect.DeepEqual(out[k], v) {
+			t.Errorf("output %s = %#v, want %#v", k, out[k], v)
 		}
 	}
-	var headers map[string]string
-	if err := json.Unmarshal([]byte(out["headers"]), &headers); err != nil {
-		t.Fatalf("headers %q: %v", out["headers"], err)
+	if got := routine.OutputText(out["json"]); got != `{"big":12345678901234567890,"id":42,"subject":"Disk full"}` {
+		t.Errorf("json as text %s", got)
 	}
+	headers, _ := out["headers"].(map[string]any)
 	if headers["x-multi"] != "a, b" || headers["content-type"] != "application/json; charset=utf-8" || headers["location"] != "/tickets/42?x=<1>" || headers["content-length"] == "" {
-		t.Fatalf("headers %v", headers)
+		t.Fatalf("headers %#v", out["headers"])
 	}
 	log := b.stdout.String()
 	if !regexp.MustCompile(`^POST http://127\.0\.0\.1:\d+/tickets → 201 \(\d+ B, \d+ ms\)\n$`).MatchString(log) {
@@ -256,21 +258,24 @@ func TestHTTPOutputs(t *testing.T) {
 func TestHTTPJSONOutputOnlyForJSON(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		contentType, body, json string
+		contentType, body string
+		json              any
 	}{
-		{"application/problem+json", `{"title": "x"}`, `{"title":"x"}`},
-		{"application/json", `[1, 2]`, `[1,2]`},
-		{"application/json", `{"broken":`, ""},
-		{"text/plain", `{"a":1}`, ""},
-		{"", `{"a":1}`, ""},
+		{"application/problem+json", `{"title": "x"}`, map[string]any{"title": "x"}},
+		{"application/json", `[1, 2.5, "é"]`, []any{1, 2.5, "é"}},
+		{"application/json", `"just text"`, "just text"},
+		{"application/json", `{"broken":`, nil},
+		{"application/json", `{"a":1} trailing`, nil},
+		{"text/plain", `{"a":1}`, nil},
+		{"", `{"a":1}`, nil},
 	} {
 		b := setupHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", tt.contentType)
 			io.WriteString(w, tt.body)
 		})
 		out := b.must(t, &routine.HTTPAction{URL: b.srv.URL})
-		if out["json"] != tt.json || out["body"] != tt.body {
-			t.Errorf("%q %q: json %q body %q, want json %q", tt.contentType, tt.body, out["json"], out["body"], tt.json)
+		if !reflect.DeepEqual(out["json"], tt.json) || out["body"] != tt.body {
+			t.Errorf("%q %q: json %#v body %q, want json %#v", tt.contentType, tt.body, out["json"], out["body"], tt.json)
 		}
 	}
 }
@@ -426,20 +431,20 @@ func TestHTTPBodyCap(t *testing.T) {
 	})
 	// 1001 bytes end in the middle of an é: the half is dropped.
 	out := b.must(t, &routine.HTTPAction{URL: b.srv.URL, MaxBody: 1001})
-	if out["body"] != strings.Repeat("é", 500) || out["body_truncated"] != "true" || out["body_encoding"] != "text" || out["json"] != "" {
-		t.Fatalf("outputs body_truncated %s body_encoding %s json %q body of %d bytes", out["body_truncated"], out["body_encoding"], out["json"], len(out["body"]))
+	if out["body"] != strings.Repeat("é", 500) || out["body_truncated"] != "true" || out["body_encoding"] != "text" || out["json"] != nil {
+		t.Fatalf("outputs body_truncated %s body_encoding %s json %#v body of %d bytes", out["body_truncated"], out["body_encoding"], out["json"], len(out["body"].(string)))
 	}
 	if !strings.Contains(b.stdout.String(), "→ 200 (1001 B, truncated, ") {
 		t.Fatalf("log %q", b.stdout.String())
 	}
 	out = b.must(t, &routine.HTTPAction{URL: b.srv.URL, MaxBody: 1200})
 	if out["body"] != body || out["body_truncated"] != "false" {
-		t.Fatalf("a body of exactly max_body: truncated %s, %d bytes", out["body_truncated"], len(out["body"]))
+		t.Fatalf("a body of exactly max_body: truncated %s, %d bytes", out["body_truncated"], len(out["body"].(string)))
 	}
 	// The default is 1 MiB.
 	out = b.must(t, &routine.HTTPAction{URL: b.srv.URL, Query: map[string]string{"prefix": strings.Repeat("a", 1<<20)}})
-	if len(out["body"]) != 1<<20 || out["body_truncated"] != "true" {
-		t.Fatalf("default cap: truncated %s, %d bytes", out["body_truncated"], len(out["body"]))
+	if len(out["body"].(string)) != 1<<20 || out["body_truncated"] != "true" {
+		t.Fatalf("default cap: truncated %s, %d bytes", out["body_truncated"], len(out["body"].(string)))
 	}
 }
 
@@ -451,7 +456,7 @@ func TestHTTPBinaryBody(t *testing.T) {
 		w.Write(png)
 	})
 	out := b.must(t, &routine.HTTPAction{URL: b.srv.URL + "/logo.png"})
-	if out["body_encoding"] != "base64" || out["body"] != base64.StdEncoding.EncodeToString(png) || out["json"] != "" {
+	if out["body_encoding"] != "base64" || out["body"] != base64.StdEncoding.EncodeToString(png) || out["json"] != nil {
 		t.Fatalf("outputs %v", out)
 	}
 	if !strings.Contains(b.stdout.String(), "→ 200 (11 B, ") {

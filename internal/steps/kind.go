@@ -106,7 +106,10 @@ type StateStore interface {
 
 // Result is what one attempt produced.
 type Result struct {
-	Outputs  map[string]string
+	// Outputs hold text, and the structured values of the outputs a kind
+	// declares as such (routine.StepOutputs), built by the kind as
+	// routine.DecodeJSON would decode them.
+	Outputs  routine.Outputs
 	ExitCode *int
 	CPUUser  time.Duration
 	CPUSys   time.Duration

@@ -1,9 +1,7 @@
 package steps
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -81,21 +79,21 @@ func (LLMKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(x.Stdout, "%s: %d in / %d out tokens, stop %s (%.1f s)\n", ans.model, ans.in, ans.out, ans.stopReason, time.Since(start).Seconds())
-	out := map[string]string{
+	out := routine.Outputs{
 		"text":          ans.text,
-		"json":          "",
+		"json":          nil,
 		"model":         ans.model,
 		"stop_reason":   ans.stopReason,
 		"input_tokens":  strconv.FormatInt(ans.in, 10),
 		"output_tokens": strconv.FormatInt(ans.out, 10),
-		"usage":         fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d}`, ans.in, ans.out),
+		"usage":         llmUsage(ans.in, ans.out),
 	}
 	if req.schema != nil {
-		compact, err := checkStructured("llm", req.schema, ans)
+		v, err := checkStructured("llm", req.schema, ans)
 		if err != nil {
 			return nil, err
 		}
-		out["json"] = compact
+		out["json"] = v
 	}
 	return &Result{Outputs: out}, nil
 }
@@ -107,8 +105,8 @@ const maxRawInError = 2000
 // checkStructured checks a structured answer of a step of kind who (llm,
 // agent) against the schema and returns it as compact JSON. A mismatch is
 // not retryable: the same prompt tends to give the same shape.
-func checkStructured(who string, s *spec.JSONSchema, ans *llmAnswer) (string, error) {
-	fail := func(err error) (string, error) {
+func checkStructured(who string, s *spec.JSONSchema, ans *llmAnswer) (any, error) {
+	fail := func(err error) (any, error) {
 		raw := ans.text
 		if len(raw) > maxRawInError {
 			raw = raw[:maxRawInError] + "…"
@@ -117,16 +115,22 @@ func checkStructured(who string, s *spec.JSONSchema, ans *llmAnswer) (string, er
 		if ans.stopReason == "max_tokens" || ans.stopReason == "length" {
 			hint = " (the answer was cut at max_tokens: raise it)"
 		}
-		return "", &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: the answer %v%s; the answer was: %s", who, err, hint, raw)}
+		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: the answer %v%s; the answer was: %s", who, err, hint, raw)}
 	}
 	if err := s.Check([]byte(ans.text)); err != nil {
 		return fail(err)
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, []byte(ans.text)); err != nil {
+	v, err := routine.DecodeJSON([]byte(ans.text))
+	if err != nil {
 		return fail(err)
 	}
-	return buf.String(), nil
+	return v, nil
+}
+
+// llmUsage is the usage output: the tokens of the prompt and of the
+// answer, as numbers.
+func llmUsage(in, out int64) map[string]any {
+	return map[string]any{"input_tokens": int(in), "output_tokens": int(out)}
 }
 
 // llmHTTPClient is the HTTP client of both providers. The request's

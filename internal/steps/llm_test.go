@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func setupLLM(t *testing.T, status int, body string, header map[string]string) *
 }
 
 // execLLM runs an llm action and returns its outputs and what it logged.
-func execLLM(t *testing.T, a *routine.LLMAction) (map[string]string, string, error) {
+func execLLM(t *testing.T, a *routine.LLMAction) (routine.Outputs, string, error) {
 	t.Helper()
 	var stdout strings.Builder
 	res, err := LLMKind{}.Execute(t.Context(), &Execution{
@@ -61,6 +62,7 @@ func execLLM(t *testing.T, a *routine.LLMAction) (map[string]string, string, err
 	if err != nil {
 		return nil, stdout.String(), err
 	}
+	wantShape(t, "llm", res.Outputs)
 	return res.Outputs, stdout.String(), nil
 }
 
@@ -124,14 +126,12 @@ func TestLLMAnthropicText(t *testing.T) {
 	if _, ok := s.request["tools"]; ok {
 		t.Fatalf("tools sent without json_schema: %s", req)
 	}
-	want := map[string]string{
-		"text": "It is a billing question.", "json": "", "model": "claude-sonnet-4-5-20250929", "stop_reason": "end_turn",
-		"input_tokens": "812", "output_tokens": "64", "usage": `{"input_tokens":812,"output_tokens":64}`,
+	want := routine.Outputs{
+		"text": "It is a billing question.", "json": nil, "model": "claude-sonnet-4-5-20250929", "stop_reason": "end_turn",
+		"input_tokens": "812", "output_tokens": "64", "usage": map[string]any{"input_tokens": 812, "output_tokens": 64},
 	}
-	for k, v := range want {
-		if out[k] != v {
-			t.Fatalf("output %s = %q, want %q (all: %v)", k, out[k], v, out)
-		}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("outputs %#v, want %#v", out, want)
 	}
 	if !strings.HasPrefix(log, "claude-sonnet-4-5-20250929: 812 in / 64 out tokens, stop end_turn (") || strings.Contains(log, "charged") || strings.Contains(log, "billing") {
 		t.Fatalf("log %q", log)
@@ -170,7 +170,7 @@ func TestLLMAnthropicStructured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out["json"] != `{"label":"billing"}` || out["stop_reason"] != "tool_use" {
+	if !reflect.DeepEqual(out["json"], map[string]any{"label": "billing"}) || out["stop_reason"] != "tool_use" {
 		t.Fatalf("outputs %v", out)
 	}
 	tools, _ := json.Marshal(s.request["tools"])
@@ -272,7 +272,7 @@ func TestLLMOpenAIText(t *testing.T) {
 	if string(req) != `{"max_tokens":64,"messages":[{"content":"Be brief.","role":"system"},{"content":"Say hello","role":"user"}],"model":"gpt-4o-mini"}` {
 		t.Fatalf("request %s", req)
 	}
-	if out["text"] != "Hello there." || out["model"] != "gpt-4o-mini-2024-07-18" || out["stop_reason"] != "stop" || out["input_tokens"] != "21" || out["output_tokens"] != "3" || out["json"] != "" {
+	if out["text"] != "Hello there." || out["model"] != "gpt-4o-mini-2024-07-18" || out["stop_reason"] != "stop" || out["input_tokens"] != "21" || out["output_tokens"] != "3" || out["json"] != nil {
 		t.Fatalf("outputs %v", out)
 	}
 	if !strings.HasPrefix(log, "gpt-4o-mini-2024-07-18: 21 in / 3 out tokens, stop stop (") {
@@ -292,7 +292,7 @@ func TestLLMOpenAIStructured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out["json"] != `{"label":"technical"}` || out["text"] != `{"label": "technical"}` {
+	if !reflect.DeepEqual(out["json"], map[string]any{"label": "technical"}) || out["text"] != `{"label": "technical"}` {
 		t.Fatalf("outputs %v", out)
 	}
 	if s.headers.Get("Authorization") != "" {

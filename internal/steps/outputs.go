@@ -1,8 +1,11 @@
 package steps
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // ParseOutputs reads a step's $ROUTINES_OUTPUT file in the GitHub Actions
@@ -12,8 +15,11 @@ import (
 //	line 1
 //	line 2
 //	DELIM
-func ParseOutputs(data string) (map[string]string, error) {
-	out := map[string]string{}
+//
+// Every value is text: a step that hands on structured data writes JSON
+// into an output, which later steps read with fromJSON.
+func ParseOutputs(data string) (routine.Outputs, error) {
+	out := routine.Outputs{}
 	lines := strings.Split(strings.ReplaceAll(data, "\r\n", "\n"), "\n")
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
@@ -55,6 +61,25 @@ func ParseOutputs(data string) (map[string]string, error) {
 		out[key] = line[eq+1:]
 	}
 	return out, nil
+}
+
+// structured returns v as a structured output holds it: the value
+// routine.DecodeJSON gives for the JSON of v.
+func structured(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return routine.DecodeJSON(b)
+}
+
+// textList returns a list of text as a structured output holds it.
+func textList(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
 }
 
 func checkOutputKey(key string, line int) error {

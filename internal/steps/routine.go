@@ -13,7 +13,7 @@ import (
 type Subrun struct {
 	RunID   string
 	State   routine.State
-	Outputs map[string]string     // of its main steps, later ones overriding earlier
+	Outputs routine.Outputs       // of its main steps, later ones overriding earlier
 	Error   *routine.ErrorPayload // when it did not succeed
 }
 

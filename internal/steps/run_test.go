@@ -18,14 +18,14 @@ func TestParseOutputs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, in string
-		want     map[string]string
+		want     routine.Outputs
 		err      string
 	}{
-		{"empty", "", map[string]string{}, ""},
-		{"pairs", "a=1\nb=x=y\n\nc=\n", map[string]string{"a": "1", "b": "x=y", "c": ""}, ""},
-		{"heredoc", "body<<EOF\nline 1\n\nline=3\nEOF\nk=v\n", map[string]string{"body": "line 1\n\nline=3", "k": "v"}, ""},
-		{"heredoc crlf", "a<<X\r\nhi\r\nX\r\n", map[string]string{"a": "hi"}, ""},
-		{"later wins", "a=1\na=2\n", map[string]string{"a": "2"}, ""},
+		{"empty", "", routine.Outputs{}, ""},
+		{"pairs", "a=1\nb=x=y\n\nc=\n", routine.Outputs{"a": "1", "b": "x=y", "c": ""}, ""},
+		{"heredoc", "body<<EOF\nline 1\n\nline=3\nEOF\nk=v\n", routine.Outputs{"body": "line 1\n\nline=3", "k": "v"}, ""},
+		{"heredoc crlf", "a<<X\r\nhi\r\nX\r\n", routine.Outputs{"a": "hi"}, ""},
+		{"later wins", "a=1\na=2\n", routine.Outputs{"a": "2"}, ""},
 		{"unclosed", "a<<EOF\nhi\n", nil, `not closed by a line "EOF"`},
 		{"no equals", "just text\n", nil, "expected key=value"},
 		{"bad key", "a b=1\n", nil, "invalid key"},
@@ -164,7 +164,7 @@ env | cut -d= -f1 | sort | tr '\n' ' ' >&2`)
 	if got := stdout.String(); got != "hi from step\n" {
 		t.Fatalf("stdout %q", got)
 	}
-	if !reflect.DeepEqual(res.Outputs, map[string]string{"a": "1", "body": "x\ny"}) || *res.ExitCode != 0 {
+	if !reflect.DeepEqual(res.Outputs, routine.Outputs{"a": "1", "body": "x\ny"}) || *res.ExitCode != 0 {
 		t.Fatalf("result %+v", res)
 	}
 	data, err := os.ReadFile(filepath.Join(x.ArtifactsDir, "report.txt"))

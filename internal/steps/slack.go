@@ -94,7 +94,7 @@ func (k SlackKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		gotChannel = channel
 	}
 	fmt.Fprintf(x.Stdout, "posted to %s (ts %s)\n", channel, ts)
-	return &Result{Outputs: map[string]string{"ts": ts, "channel": gotChannel}}, nil
+	return &Result{Outputs: routine.Outputs{"ts": ts, "channel": gotChannel}}, nil
 }
 
 // slackBlocks turns the step's blocks (YAML, rendered) into Block Kit

@@ -64,7 +64,7 @@ func setupSlack(t *testing.T) (*fakeSlack, string) {
 	return f, ts.URL + "/api/"
 }
 
-func execSlack(ctx context.Context, a *routine.SlackAction) (map[string]string, string, error) {
+func execSlack(ctx context.Context, a *routine.SlackAction) (routine.Outputs, string, error) {
 	var out strings.Builder
 	res, err := SlackKind{}.Execute(ctx, &Execution{RunID: "01RUN", StepID: "notify", Attempt: 1, Action: &routine.Action{Slack: a}, Stdout: &out})
 	if err != nil {
@@ -83,6 +83,7 @@ func TestSlackText(t *testing.T) {
 	if out["ts"] != "1700000000.000100" || out["channel"] != "C123" {
 		t.Fatalf("outputs %v", out)
 	}
+	wantShape(t, "slack", out)
 	if log != "posted to #support-escalations (ts 1700000000.000100)\n" || strings.Contains(log, slackTestToken) {
 		t.Fatalf("log %q", log)
 	}

@@ -19,6 +19,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // SQLKind runs the statements of a sql step in one transaction, on a
@@ -80,7 +82,7 @@ func (SQLKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		rel = f.path
 	}
 	fmt.Fprintf(x.Stdout, "%s: %s returned, %s affected\n", rel, plural(out.count, "row"), plural(out.affected, "row"))
-	return out.result(), nil
+	return out.result()
 }
 
 func plural[N ~int | ~int64](n N, noun string) string {
@@ -97,13 +99,18 @@ type sqlResult struct {
 	affected int64
 }
 
-// result is the step's outputs.
-func (out *sqlResult) result() *Result {
-	return &Result{Outputs: map[string]string{
-		"rows":     string(out.rows),
+// result is the step's outputs; rows decoded as routine.DecodeJSON
+// decodes them, so they read back from the store the same.
+func (out *sqlResult) result() (*Result, error) {
+	rows, err := routine.DecodeJSON(out.rows)
+	if err != nil {
+		return nil, fmt.Errorf("sql: decode the rows: %w", err)
+	}
+	return &Result{Outputs: routine.Outputs{
+		"rows":     rows,
 		"count":    strconv.Itoa(out.count),
 		"affected": strconv.FormatInt(out.affected, 10),
-	}}
+	}}, nil
 }
 
 // runSQL runs stmts in one transaction, binding params to the last one.

@@ -258,8 +258,8 @@ func TestSQLPermissionsRead(t *testing.T) {
 	}
 	db.Close()
 	b.perms = &routine.Permissions{Read: []string{shared}}
-	if out := b.must(t, &routine.SQLAction{DB: f, Query: "SELECT a FROM t"}); out["rows"] != `[{"a":"x"}]` {
-		t.Fatalf("rows %s", out["rows"])
+	if out := b.must(t, &routine.SQLAction{DB: f, Query: "SELECT a FROM t"}); !rowsAre(out["rows"], `[{"a":"x"}]`) {
+		t.Fatalf("rows %s", routine.OutputText(out["rows"]))
 	}
 	b.fails(t, &routine.SQLAction{DB: f, Query: "INSERT INTO t VALUES ('y')"}, false, "readonly")
 	b.fails(t, &routine.SQLAction{DB: filepath.Join(shared, "new.db"), Query: "CREATE TABLE t (a)"}, false, "only in permissions.read")

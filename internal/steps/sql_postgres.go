@@ -103,7 +103,7 @@ func runPostgres(ctx context.Context, x *Execution, t *pgTarget, stmts []sqlStat
 		return nil, err
 	}
 	fmt.Fprintf(x.Stdout, "%s: %s, %s returned, %s affected\n", f.where, plural(len(stmts), "statement"), plural(out.count, "row"), plural(out.affected, "row"))
-	return out.result(), nil
+	return out.result()
 }
 
 // postgresTx runs stmts in one transaction, binding params to the last

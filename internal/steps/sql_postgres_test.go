@@ -23,7 +23,7 @@ type pgBundle struct {
 }
 
 // exec runs a sql action with db "{{DATABASE_URL}}" and returns its outputs.
-func (b *pgBundle) exec(t *testing.T, query string, params ...string) (map[string]string, error) {
+func (b *pgBundle) exec(t *testing.T, query string, params ...string) (routine.Outputs, error) {
 	t.Helper()
 	res, err := SQLKind{}.Execute(t.Context(), &Execution{
 		RunID: "01RUN", StepID: "save", Attempt: 1,
@@ -35,10 +35,11 @@ func (b *pgBundle) exec(t *testing.T, query string, params ...string) (map[strin
 	if err != nil {
 		return nil, err
 	}
+	wantShape(t, "sql", res.Outputs)
 	return res.Outputs, nil
 }
 
-func (b *pgBundle) must(t *testing.T, query string, params ...string) map[string]string {
+func (b *pgBundle) must(t *testing.T, query string, params ...string) routine.Outputs {
 	t.Helper()
 	out, err := b.exec(t, query, params...)
 	if err != nil {
@@ -95,7 +96,7 @@ func TestSQLPostgres(t *testing.T) {
 		evil := "'; DROP TABLE orders; --"
 		out := b.must(t, `CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, customer text, total numeric(10,2));
 			INSERT INTO orders (id, customer, total) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, "o-1", evil, "12.5")
-		if out["affected"] != "1" || out["count"] != "0" || out["rows"] != "[]" {
+		if out["affected"] != "1" || out["count"] != "0" || !rowsAre(out["rows"], "[]") {
 			t.Fatalf("insert outputs %v", out)
 		}
 		// The same id again: ON CONFLICT leaves the row, and nothing changed.
@@ -105,7 +106,7 @@ func TestSQLPostgres(t *testing.T) {
 		}
 		out = b.must(t, "SELECT id, customer, total FROM orders WHERE total > $1 ORDER BY id", "10")
 		want := `[{"id":"o-1","customer":"'; DROP TABLE orders; --","total":12.50}]`
-		if out["rows"] != want || out["count"] != "1" || out["affected"] != "0" {
+		if !rowsAre(out["rows"], want) || out["count"] != "1" || out["affected"] != "0" {
 			t.Fatalf("select outputs %v, want rows %s", out, want)
 		}
 		u, _ := url.Parse(b.url)
@@ -121,7 +122,7 @@ func TestSQLPostgres(t *testing.T) {
 		b.fails(t, "", false, "CREATE TABLE t (a int); INSERT INTO t VALUES (1); INSERT INTO missing VALUES (2)", nil,
 			"sql: statement 3 of 3: ", `relation "missing" does not exist (SQLSTATE 42P01)`)
 		out := b.must(t, "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")
-		if out["rows"] != `[{"n":0}]` {
+		if !rowsAre(out["rows"], `[{"n":0}]`) {
 			t.Fatalf("the failed query left tables: %v", out)
 		}
 	})
@@ -140,11 +141,11 @@ func TestSQLPostgres(t *testing.T) {
 			CREATE TRIGGER t_audit AFTER INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION audit();
 			INSERT INTO t VALUES ($1, $2), ($1 + 1, $2) RETURNING id`, "7", "x")
 		// The rows the trigger inserted into log are not the statement's.
-		if out["affected"] != "2" || out["rows"] != `[{"id":7},{"id":8}]` {
+		if out["affected"] != "2" || !rowsAre(out["rows"], `[{"id":7},{"id":8}]`) {
 			t.Fatalf("outputs %v", out)
 		}
 		out = b.must(t, "UPDATE t SET note = 'y' WHERE id > 7; SELECT id, note FROM log ORDER BY id, note")
-		if out["rows"] != `[{"id":7,"note":"seen; x"},{"id":8,"note":"seen; x"},{"id":8,"note":"seen; y"}]` || out["affected"] != "0" {
+		if !rowsAre(out["rows"], `[{"id":7,"note":"seen; x"},{"id":8,"note":"seen; x"},{"id":8,"note":"seen; y"}]`) || out["affected"] != "0" {
 			t.Fatalf("outputs %v", out)
 		}
 	})
@@ -173,13 +174,13 @@ func TestSQLPostgres(t *testing.T) {
 			`"u":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","arr":[1,null,3],"tarr":["a","b"],` +
 			`"darr":["2024-03-01"],"iv":"1 day 02:00:00","ip":"10.0.0.1/8",` +
 			`"p":"5","sum":6,"a":2}]`
-		if out["rows"] != want {
-			t.Fatalf("rows\n%s\nwant\n%s", out["rows"], want)
+		if !rowsAre(out["rows"], want) {
+			t.Fatalf("rows\n%s\nwant\n%s", routine.OutputText(out["rows"]), want)
 		}
 		// Values are bound as text, which the column's type converts.
 		b.must(t, "CREATE TABLE v (i int, n numeric, b bool, ts timestamptz, j jsonb)")
 		out = b.must(t, "INSERT INTO v VALUES ($1, $2, $3, $4, $5) RETURNING *", "1250", "0.10", "true", "2024-03-01T12:30:00Z", `{"k": [1]}`)
-		if out["rows"] != `[{"i":1250,"n":0.10,"b":true,"ts":"2024-03-01T12:30:00Z","j":{"k":[1]}}]` || out["affected"] != "1" {
+		if !rowsAre(out["rows"], `[{"i":1250,"n":0.10,"b":true,"ts":"2024-03-01T12:30:00Z","j":{"k":[1]}}]`) || out["affected"] != "1" {
 			t.Fatalf("outputs %v", out)
 		}
 	})
@@ -208,8 +209,8 @@ func TestSQLPostgres(t *testing.T) {
 		b := setup(t)
 		query := "SELECT x, lpad(x::text, 50, '0') AS pad FROM generate_series(1, $1::int) AS x"
 		out := b.must(t, query, "10000")
-		if out["count"] != "10000" || len(out["rows"]) > MaxSQLRowsBytes {
-			t.Fatalf("count %s, %d bytes", out["count"], len(out["rows"]))
+		if rows := routine.OutputText(out["rows"]); out["count"] != "10000" || len(rows) > MaxSQLRowsBytes {
+			t.Fatalf("count %s, %d bytes", out["count"], len(rows))
 		}
 		b.fails(t, "", false, query, []string{"100000"}, "more than 1 MiB of JSON", "add LIMIT")
 	})
@@ -231,8 +232,8 @@ func TestSQLPostgres(t *testing.T) {
 		b.fails(t, "", false, "SELECT $1; SELECT $1", []string{"a"}, "statement 1 of 2 has $N parameters, but params bind to the last statement only")
 		// Nothing of a failed step is left behind.
 		out := b.must(t, "SELECT count(*) AS n FROM t")
-		if out["rows"] != `[{"n":1}]` {
-			t.Fatalf("rows %s", out["rows"])
+		if !rowsAre(out["rows"], `[{"n":1}]`) {
+			t.Fatalf("rows %s", routine.OutputText(out["rows"]))
 		}
 	})
 
@@ -300,8 +301,8 @@ func TestSQLPostgres(t *testing.T) {
 		// postgresql:// too; a parameter of the URL is a setting of the session.
 		b.url = strings.Replace(b.url, "postgres://", "postgresql://", 1) + "&statement_timeout=1234"
 		out := b.must(t, "SELECT current_setting('application_name') AS app, current_setting('statement_timeout') AS st")
-		if out["rows"] != `[{"app":"routines","st":"1234ms"}]` {
-			t.Fatalf("rows %s", out["rows"])
+		if !rowsAre(out["rows"], `[{"app":"routines","st":"1234ms"}]`) {
+			t.Fatalf("rows %s", routine.OutputText(out["rows"]))
 		}
 		// The step closes its connection: its backend goes away.
 		conn, err := pgx.Connect(t.Context(), b.url)

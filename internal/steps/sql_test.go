@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ func setupSQL(t *testing.T) *sqlBundle {
 }
 
 // exec runs a sql action in the routine directory and returns its outputs.
-func (b *sqlBundle) exec(t *testing.T, a *routine.SQLAction) (map[string]string, error) {
+func (b *sqlBundle) exec(t *testing.T, a *routine.SQLAction) (routine.Outputs, error) {
 	t.Helper()
 	res, err := SQLKind{}.Execute(t.Context(), &Execution{
 		RunID: "01RUN", StepID: "sql", Attempt: 1,
@@ -37,11 +38,12 @@ func (b *sqlBundle) exec(t *testing.T, a *routine.SQLAction) (map[string]string,
 	if err != nil {
 		return nil, err
 	}
+	wantShape(t, "sql", res.Outputs)
 	return res.Outputs, nil
 }
 
 // must runs a and fails the test unless it succeeds.
-func (b *sqlBundle) must(t *testing.T, a *routine.SQLAction) map[string]string {
+func (b *sqlBundle) must(t *testing.T, a *routine.SQLAction) routine.Outputs {
 	t.Helper()
 	out, err := b.exec(t, a)
 	if err != nil {
@@ -79,7 +81,7 @@ func TestSQLCreateInsertSelect(t *testing.T) {
 			INSERT INTO orders (id, customer, total_cents) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		Params: []string{"o-1", evil, "1250"},
 	})
-	if out["affected"] != "1" || out["count"] != "0" || out["rows"] != "[]" {
+	if out["affected"] != "1" || out["count"] != "0" || !rowsAre(out["rows"], "[]") {
 		t.Fatalf("insert outputs %v", out)
 	}
 	// The same id again: ON CONFLICT leaves the row, and nothing changed.
@@ -97,7 +99,7 @@ func TestSQLCreateInsertSelect(t *testing.T) {
 		Params: []string{"100"},
 	})
 	want := `[{"id":"o-1","customer":"'; DROP TABLE orders; --","total_cents":1250}]`
-	if out["rows"] != want || out["count"] != "1" || out["affected"] != "0" {
+	if !rowsAre(out["rows"], want) || out["count"] != "1" || out["affected"] != "0" {
 		t.Fatalf("select outputs %v, want rows %s", out, want)
 	}
 	if !strings.Contains(b.stdout.String(), filepath.Join("data", "orders.db")+": 1 row returned, 0 rows affected\n") {
@@ -114,7 +116,7 @@ func TestSQLDefaultDB(t *testing.T) {
 	}
 	// sqlite: in front of the path is the same file.
 	out := b.must(t, &routine.SQLAction{DB: "sqlite:" + routine.DefaultSQLDB, Query: "SELECT count(*) AS n FROM t"})
-	if out["rows"] != `[{"n":0}]` {
+	if !rowsAre(out["rows"], `[{"n":0}]`) {
 		t.Fatalf("outputs %v", out)
 	}
 }
@@ -126,7 +128,7 @@ func TestSQLTransactionIsAtomic(t *testing.T) {
 		Query: "CREATE TABLE t (a); INSERT INTO t VALUES (1); INSERT INTO missing VALUES (2)",
 	}, false, "statement 3 of 3", "no such table: missing")
 	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM sqlite_schema"})
-	if out["rows"] != `[{"n":0}]` {
+	if !rowsAre(out["rows"], `[{"n":0}]`) {
 		t.Fatalf("the failed query left tables: %v", out)
 	}
 }
@@ -152,7 +154,7 @@ func TestSQLAffected(t *testing.T) {
 		}
 	}
 	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM log"})
-	if out["rows"] != `[{"n":4}]` {
+	if !rowsAre(out["rows"], `[{"n":4}]`) {
 		t.Fatalf("log: %v", out)
 	}
 }
@@ -169,18 +171,18 @@ func TestSQLValueTypes(t *testing.T) {
 		Query: "SELECT n, i, f, s, blob, utf, num, 1e999 AS inf, -1e999 AS neg, 9007199254740993 AS big FROM v",
 	})
 	want := `[{"n":null,"i":42,"f":1.5,"s":"héllo","blob":"AP8Q","utf":"text","num":7,"inf":"Infinity","neg":"-Infinity","big":9007199254740993}]`
-	if out["rows"] != want {
-		t.Fatalf("rows\n%s\nwant\n%s", out["rows"], want)
+	if !rowsAre(out["rows"], want) {
+		t.Fatalf("rows\n%s\nwant\n%s", routine.OutputText(out["rows"]), want)
 	}
 	// Params are text; a column without a type keeps them as text.
 	out = b.must(t, &routine.SQLAction{Query: "SELECT ? AS p, typeof(?) AS t, ? + 1 AS sum", Params: []string{"5", "5", "5"}})
-	if out["rows"] != `[{"p":"5","t":"text","sum":6}]` {
-		t.Fatalf("rows %s", out["rows"])
+	if !rowsAre(out["rows"], `[{"p":"5","t":"text","sum":6}]`) {
+		t.Fatalf("rows %s", routine.OutputText(out["rows"]))
 	}
 	// Columns of the same name: the last one wins, in the first one's place.
 	out = b.must(t, &routine.SQLAction{Query: "SELECT 1 AS a, 2 AS b, 3 AS a"})
-	if out["rows"] != `[{"a":3,"b":2}]` {
-		t.Fatalf("rows %s", out["rows"])
+	if !rowsAre(out["rows"], `[{"a":3,"b":2}]`) {
+		t.Fatalf("rows %s", routine.OutputText(out["rows"]))
 	}
 }
 
@@ -190,8 +192,8 @@ func TestSQLRowsCap(t *testing.T) {
 	query := `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ?)
 		SELECT x, printf('%050d', x) AS pad FROM c`
 	out := b.must(t, &routine.SQLAction{Query: query, Params: []string{"10000"}})
-	if out["count"] != "10000" || len(out["rows"]) > MaxSQLRowsBytes {
-		t.Fatalf("count %s, %d bytes", out["count"], len(out["rows"]))
+	if rows := routine.OutputText(out["rows"]); out["count"] != "10000" || len(rows) > MaxSQLRowsBytes {
+		t.Fatalf("count %s, %d bytes", out["count"], len(rows))
 	}
 	b.fails(t, &routine.SQLAction{Query: query, Params: []string{"100000"}}, false, "more than 1 MiB of JSON", "add LIMIT")
 }
@@ -216,8 +218,8 @@ func TestSQLErrors(t *testing.T) {
 	b.fails(t, &routine.SQLAction{DB: "{{DATABASE_URL}}", Query: "SELECT 1"}, false, "DATABASE_URL is not a secret of the run")
 	// Nothing of a failed step is left behind.
 	out := b.must(t, &routine.SQLAction{Query: "SELECT count(*) AS n FROM t"})
-	if out["rows"] != `[{"n":1}]` {
-		t.Fatalf("rows %s", out["rows"])
+	if !rowsAre(out["rows"], `[{"n":1}]`) {
+		t.Fatalf("rows %s", routine.OutputText(out["rows"]))
 	}
 }
 
@@ -403,4 +405,11 @@ func FuzzSplitSQL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// rowsAre reports whether a rows output holds the rows of the JSON want,
+// decoded as outputs hold them.
+func rowsAre(rows any, want string) bool {
+	w, err := routine.DecodeJSON([]byte(want))
+	return err == nil && reflect.DeepEqual(rows, w)
 }

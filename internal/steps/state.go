@@ -48,7 +48,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		} else {
 			fmt.Fprintf(x.Stdout, "%s is not set\n", key)
 		}
-		return &Result{Outputs: map[string]string{"value": value, "found": strconv.FormatBool(found)}}, nil
+		return &Result{Outputs: routine.Outputs{"value": value, "found": strconv.FormatBool(found)}}, nil
 	case routine.StateOpPut:
 		if err := routine.CheckStateValue(a.Value); err != nil {
 			return nil, err
@@ -67,7 +67,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		} else {
 			fmt.Fprintf(x.Stdout, "%s = %s\n", key, shown(a.Value))
 		}
-		return &Result{Outputs: map[string]string{"value": a.Value, "found": strconv.FormatBool(existed)}}, nil
+		return &Result{Outputs: routine.Outputs{"value": a.Value, "found": strconv.FormatBool(existed)}}, nil
 	default:
 		existed, err := x.State.StateDelete(ctx, &store.StateDeleteParams{Routine: x.Routine, Key: key, Now: now})
 		if err != nil {
@@ -78,7 +78,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		} else {
 			fmt.Fprintf(x.Stdout, "%s was not set\n", key)
 		}
-		return &Result{Outputs: map[string]string{"found": strconv.FormatBool(existed)}}, nil
+		return &Result{Outputs: routine.Outputs{"found": strconv.FormatBool(existed)}}, nil
 	}
 }
 

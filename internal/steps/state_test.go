@@ -28,7 +28,7 @@ func setupState(t *testing.T) *stateBundle {
 }
 
 // exec runs a state action of routine name and returns its outputs.
-func (b *stateBundle) exec(t *testing.T, name string, a *routine.StateAction) (map[string]string, error) {
+func (b *stateBundle) exec(t *testing.T, name string, a *routine.StateAction) (routine.Outputs, error) {
 	t.Helper()
 	res, err := StateKind{}.Execute(t.Context(), &Execution{
 		RunID: "01RUN", StepID: "state", Attempt: 1,
@@ -45,7 +45,7 @@ func (b *stateBundle) exec(t *testing.T, name string, a *routine.StateAction) (m
 }
 
 // want runs a and fails unless it succeeds with exactly the outputs want.
-func (b *stateBundle) want(t *testing.T, name string, a *routine.StateAction, want map[string]string) {
+func (b *stateBundle) want(t *testing.T, name string, a *routine.StateAction, want routine.Outputs) {
 	t.Helper()
 	got, err := b.exec(t, name, a)
 	if err != nil {
@@ -59,15 +59,15 @@ func (b *stateBundle) want(t *testing.T, name string, a *routine.StateAction, wa
 func TestStateGetPutDelete(t *testing.T) {
 	t.Parallel()
 	b := setupState(t)
-	b.want(t, "r", &routine.StateAction{Get: "count"}, map[string]string{"value": "", "found": "false"})
-	b.want(t, "r", &routine.StateAction{Put: "count", Value: "1"}, map[string]string{"value": "1", "found": "false"})
-	b.want(t, "r", &routine.StateAction{Get: "count"}, map[string]string{"value": "1", "found": "true"})
-	b.want(t, "r", &routine.StateAction{Put: "count", Value: "2"}, map[string]string{"value": "2", "found": "true"})
-	b.want(t, "r", &routine.StateAction{Get: "count"}, map[string]string{"value": "2", "found": "true"})
-	b.want(t, "r", &routine.StateAction{Delete: "count"}, map[string]string{"found": "true"})
-	b.want(t, "r", &routine.StateAction{Delete: "count"}, map[string]string{"found": "false"})
-	b.want(t, "r", &routine.StateAction{Get: "count"}, map[string]string{"value": "", "found": "false"})
-	b.want(t, "r", &routine.StateAction{Put: "count", Value: "3", TTL: routine.Duration(time.Hour)}, map[string]string{"value": "3", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Get: "count"}, routine.Outputs{"value": "", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Put: "count", Value: "1"}, routine.Outputs{"value": "1", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Get: "count"}, routine.Outputs{"value": "1", "found": "true"})
+	b.want(t, "r", &routine.StateAction{Put: "count", Value: "2"}, routine.Outputs{"value": "2", "found": "true"})
+	b.want(t, "r", &routine.StateAction{Get: "count"}, routine.Outputs{"value": "2", "found": "true"})
+	b.want(t, "r", &routine.StateAction{Delete: "count"}, routine.Outputs{"found": "true"})
+	b.want(t, "r", &routine.StateAction{Delete: "count"}, routine.Outputs{"found": "false"})
+	b.want(t, "r", &routine.StateAction{Get: "count"}, routine.Outputs{"value": "", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Put: "count", Value: "3", TTL: routine.Duration(time.Hour)}, routine.Outputs{"value": "3", "found": "false"})
 	want := `count is not set
 count = 1
 count = 1
@@ -87,24 +87,24 @@ func TestStateTTL(t *testing.T) {
 	t.Parallel()
 	b := setupState(t)
 	start := b.now
-	b.want(t, "r", &routine.StateAction{Put: "k", Value: "v", TTL: routine.Duration(time.Minute)}, map[string]string{"value": "v", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Put: "k", Value: "v", TTL: routine.Duration(time.Minute)}, routine.Outputs{"value": "v", "found": "false"})
 	b.now = start.Add(59 * time.Second)
-	b.want(t, "r", &routine.StateAction{Get: "k"}, map[string]string{"value": "v", "found": "true"})
+	b.want(t, "r", &routine.StateAction{Get: "k"}, routine.Outputs{"value": "v", "found": "true"})
 	b.now = start.Add(time.Minute)
-	b.want(t, "r", &routine.StateAction{Get: "k"}, map[string]string{"value": "", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Get: "k"}, routine.Outputs{"value": "", "found": "false"})
 	// A put without ttl keeps the key for good.
-	b.want(t, "r", &routine.StateAction{Put: "k", Value: "w"}, map[string]string{"value": "w", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Put: "k", Value: "w"}, routine.Outputs{"value": "w", "found": "false"})
 	b.now = start.Add(1000 * time.Hour)
-	b.want(t, "r", &routine.StateAction{Get: "k"}, map[string]string{"value": "w", "found": "true"})
+	b.want(t, "r", &routine.StateAction{Get: "k"}, routine.Outputs{"value": "w", "found": "true"})
 }
 
 func TestStateNamespaceIsTheRoutine(t *testing.T) {
 	t.Parallel()
 	b := setupState(t)
-	b.want(t, "a", &routine.StateAction{Put: "k", Value: "of a"}, map[string]string{"value": "of a", "found": "false"})
-	b.want(t, "b", &routine.StateAction{Get: "k"}, map[string]string{"value": "", "found": "false"})
-	b.want(t, "b", &routine.StateAction{Delete: "k"}, map[string]string{"found": "false"})
-	b.want(t, "a", &routine.StateAction{Get: "k"}, map[string]string{"value": "of a", "found": "true"})
+	b.want(t, "a", &routine.StateAction{Put: "k", Value: "of a"}, routine.Outputs{"value": "of a", "found": "false"})
+	b.want(t, "b", &routine.StateAction{Get: "k"}, routine.Outputs{"value": "", "found": "false"})
+	b.want(t, "b", &routine.StateAction{Delete: "k"}, routine.Outputs{"found": "false"})
+	b.want(t, "a", &routine.StateAction{Get: "k"}, routine.Outputs{"value": "of a", "found": "true"})
 }
 
 func TestStateLimits(t *testing.T) {
@@ -112,8 +112,8 @@ func TestStateLimits(t *testing.T) {
 	b := setupState(t)
 	long := strings.Repeat("k", routine.MaxStateKeyLen)
 	b.want(t, "r", &routine.StateAction{Put: long, Value: strings.Repeat("v", routine.MaxStateValueBytes)},
-		map[string]string{"value": strings.Repeat("v", routine.MaxStateValueBytes), "found": "false"})
-	b.want(t, "r", &routine.StateAction{Get: "a-Z_0.9:x/y"}, map[string]string{"value": "", "found": "false"})
+		routine.Outputs{"value": strings.Repeat("v", routine.MaxStateValueBytes), "found": "false"})
+	b.want(t, "r", &routine.StateAction{Get: "a-Z_0.9:x/y"}, routine.Outputs{"value": "", "found": "false"})
 	for _, tt := range []struct {
 		action routine.StateAction
 		err    string
@@ -129,7 +129,7 @@ func TestStateLimits(t *testing.T) {
 		}
 	}
 	// A failed put leaves the value as it was.
-	b.want(t, "r", &routine.StateAction{Get: "k"}, map[string]string{"value": "", "found": "false"})
+	b.want(t, "r", &routine.StateAction{Get: "k"}, routine.Outputs{"value": "", "found": "false"})
 }
 
 func TestShown(t *testing.T) {

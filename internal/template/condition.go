@@ -9,6 +9,7 @@ import (
 type Condition struct {
 	src  string
 	expr *expression
+	at   int // the offset of the expression in src
 	refs []Ref
 }
 
@@ -30,7 +31,7 @@ func CompileCondition(s string) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Condition{src: s, expr: e, refs: refs}, nil
+	return &Condition{src: s, expr: e, at: offset, refs: refs}, nil
 }
 
 // String returns the source of the condition.

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 func TestCondition(t *testing.T) {
@@ -24,6 +26,12 @@ func TestCondition(t *testing.T) {
 		{`failure.exit_code == 3`, true},
 		{`"billing" in ["billing", "sales"]`, true},
 		{`true`, true},
+		{`steps.api.outputs.json.id == 42 && steps.api.outputs.json.name == "Ada"`, true},
+		{`len(steps.api.outputs.rows) == 2 && steps.api.outputs.rows[0].email endsWith "x.test"`, true},
+		{`steps.api.outputs.rows[1].n > 2`, true},
+		{`"b" in steps.api.outputs.json.tags`, true},
+		{`steps.api.outputs.json.none == nil`, true},
+		{`fromJSON(steps.api.outputs.json).id == fromJSON(steps.api.outputs.body).id`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -104,7 +112,51 @@ func TestConditionRefs(t *testing.T) {
 		{Root: RootSteps, Path: []string{"a", "outputs", "x"}, Offset: 3},
 		{Root: RootEnv, Path: []string{"Y"}, Offset: 24},
 	}
-	if got := c.Refs(); !reflect.DeepEqual(got, want) {
+	if got := withoutChains(c.Refs()); !reflect.DeepEqual(got, want) {
 		t.Errorf("Refs() = %#v, want %#v", got, want)
+	}
+}
+
+// TestCheckTypes checks expressions against the types of the steps'
+// outputs: text is text, navigable values are anything.
+func TestCheckTypes(t *testing.T) {
+	t.Parallel()
+	ts := NewTypes(map[string]*routine.Shape{
+		"r": routine.StepOutputs("run"),
+		"h": routine.StepOutputs("http"),
+		"l": routine.StepOutputs("llm"),
+	})
+	for _, tt := range []struct {
+		in, msg string
+		offset  int
+	}{
+		{`steps.h.outputs.json.id > 3 && len(steps.h.outputs.headers) > 0`, "", 0},
+		{`int(steps.r.outputs.n) > 3 && steps.h.outputs.status == "200"`, "", 0},
+		{`steps.l.outputs.usage.input_tokens + 1 > steps.l.outputs.json.n`, "", 0},
+		{`steps.h.outputs.json`, "", 0},
+		{`steps[input.x].outputs.y > 3`, "", 0},
+		{`steps.r.outputs.n > 3`, "mismatched types string and int", 18},
+		{`{{ steps.h.outputs.status == 200 }}`, "mismatched types string and int", 26},
+		{`steps.r.outputs.done`, "a condition must be true or false, but this is a string", 0},
+	} {
+		c, err := CompileCondition(tt.in)
+		if err != nil {
+			t.Fatalf("CompileCondition(%q): %v", tt.in, err)
+		}
+		err = c.CheckTypes(ts)
+		var te *Error
+		switch {
+		case tt.msg == "" && err != nil:
+			t.Errorf("CheckTypes(%q) = %v, want none", tt.in, err)
+		case tt.msg != "" && (!errors.As(err, &te) || !strings.Contains(te.Msg, tt.msg) || te.Offset != tt.offset):
+			t.Errorf("CheckTypes(%q) = %v, want offset %d containing %q", tt.in, err, tt.offset, tt.msg)
+		}
+	}
+	tpl, err := Parse("a {{ steps.h.outputs.json.id }} b {{ steps.r.outputs.n * 2 }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpl.CheckTypes(ts); err == nil || err.(*Error).Offset != 55 {
+		t.Errorf("template CheckTypes = %v, want the second segment's error at its * (55)", err)
 	}
 }

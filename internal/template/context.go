@@ -41,8 +41,8 @@ type Context struct {
 
 // StepContext is steps.<id>: what an earlier step left behind.
 type StepContext struct {
-	Outputs map[string]string `expr:"outputs" json:"outputs"`
-	Status  string            `expr:"status" json:"status"`
+	Outputs routine.Outputs `expr:"outputs" json:"outputs"`
+	Status  string          `expr:"status" json:"status"`
 }
 
 // RunInfo is run: the run being executed.

@@ -6,4 +6,8 @@
 // upper-case identifier is a named value: a declared secret, else an env
 // entry. Expressions may only start from the roots listed in Roots, so a
 // typo is an error when the routine is loaded, not when it runs.
+//
+// Step outputs may be structured (routine.Outputs): expressions navigate
+// them (steps.t.outputs.json.id), and a structure rendered into text is its
+// compact JSON, which then lands as any other value does (ShellLine, URL).
 package template

@@ -18,6 +18,8 @@ import (
 	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // Error is a template or condition that does not compile.
@@ -50,13 +52,18 @@ var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 // configs holds compiler configurations: building one costs more than
 // compiling a short expression, and one must not be shared between
 // goroutines (its type cache is not synchronized).
-var configs = sync.Pool{New: func() any {
+var configs = sync.Pool{New: func() any { return newConfig(Context{}) }}
+
+// newConfig returns a compiler configuration for expressions over env: a
+// Context, or the types validate gives its roots (Types).
+func newConfig(env any) *conf.Config {
 	c := conf.CreateNew()
-	expr.Env(Context{})(c)
+	expr.Env(env)(c)
+	expr.Function("fromJSON", fromJSON, new(func(any) any))(c)
 	expr.Patch(lenientDefaults{})(c)
 	c.Check()
 	return c
-}}
+}
 
 // cache holds compiled expressions by source: a routine repeats
 // expressions (env.X, run.id), and the engine parses the strings of a
@@ -116,12 +123,8 @@ func compile(src string, asBool bool) (*expression, *Error) {
 	if r, ok := staticPath(tree.Node, a.refs); ok && !asBool {
 		return &expression{src: src, static: r, refs: a.refs, checks: a.refs}, nil
 	}
-	t, err := new(checker.Checker).PatchAndCheck(tree, cfg)
-	if err != nil {
-		return nil, exprError(src, err)
-	}
-	if asBool && t.Kind() != reflect.Bool && t.Kind() != reflect.Interface {
-		return nil, &Error{Expr: src, Msg: fmt.Sprintf("a condition must be true or false, but this is a %s", t)}
+	if err := checkTree(tree, cfg, src, asBool); err != nil {
+		return nil, err
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 		return nil, exprError(src, err)
@@ -137,6 +140,19 @@ func compile(src string, asBool bool) (*expression, *Error) {
 		}
 	}
 	return e, nil
+}
+
+// checkTree checks the types of a parsed expression, which must be true
+// or false when asBool.
+func checkTree(tree *parser.Tree, cfg *conf.Config, src string, asBool bool) *Error {
+	t, err := new(checker.Checker).PatchAndCheck(tree, cfg)
+	if err != nil {
+		return exprError(src, err)
+	}
+	if asBool && t.Kind() != reflect.Bool && t.Kind() != reflect.Interface {
+		return &Error{Expr: src, Msg: fmt.Sprintf("a condition must be true or false, but this is a %s", t)}
+	}
+	return nil
 }
 
 // exprError turns an expr-lang error into an *Error located within src.
@@ -203,6 +219,19 @@ func (e *expression) eval(c *Context) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// fromJSON replaces the builtin of expr-lang: it decodes JSON text into
+// the values structured outputs hold (integers as int, so ids keep every
+// digit), and gives a value that is already structured, such as
+// steps.ticket.outputs.json, as it is, so routines written before outputs
+// had structure keep working.
+func fromJSON(args ...any) (any, error) {
+	s, ok := args[0].(string)
+	if !ok {
+		return args[0], nil
+	}
+	return routine.DecodeJSON([]byte(s))
 }
 
 // lenientDefaults makes the left side of a ?? b read a missing map key as

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 func TestParseShellLine(t *testing.T) {
@@ -171,4 +173,29 @@ func runShell(t testing.TB, shell, line string, vars map[string]string) string {
 		t.Fatalf("%s -c %q: %v, stderr %q", shell, line, err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// TestShellLineStructuredValues renders navigated values and whole
+// structured outputs into run lines: a leaf arrives as it is, a structure
+// as its compact JSON, and neither becomes code, whatever it holds.
+func TestShellLineStructuredValues(t *testing.T) {
+	t.Parallel()
+	for _, shell := range []string{"bash", "sh"} {
+		sl, err := ParseShell(`printf '%s|' {{ steps.api.outputs.json.v }} "{{ steps.api.outputs.json }}" {{ steps.api.outputs.json.list[0] }}`, shell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range payloads {
+			json := map[string]any{"v": p, "list": []any{p}}
+			c := &Context{Steps: map[string]StepContext{"api": {Outputs: routine.Outputs{"json": json}}}}
+			line, vars, err := sl.Render(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, _ := routine.JSONText(json)
+			if got, want := runShell(t, shell, line, vars), p+"|"+text+"|"+p+"|"; got != want {
+				t.Errorf("%s with %q\n got %q\nwant %q", shell, p, got, want)
+			}
+		}
+	}
 }

@@ -27,7 +27,7 @@ func staticPath(n ast.Node, refs []Ref) (Ref, bool) {
 	case RootInput, RootEnv, RootRun, RootRoutine:
 		return r, len(r.Path) == 1
 	case RootSteps:
-		return r, len(r.Path) == 3 && r.Path[1] == "outputs" || len(r.Path) == 2 && r.Path[1] == "status"
+		return r, len(r.Path) >= 3 && r.Path[1] == "outputs" || len(r.Path) == 2 && r.Path[1] == "status"
 	case RootEvent:
 		return r, len(r.Path) > 0
 	}
@@ -46,7 +46,7 @@ func lookup(r *Ref, c *Context) any {
 		if r.Path[1] == "status" {
 			return s.Status
 		}
-		return s.Outputs[r.Path[2]]
+		return follow(s.Outputs[r.Path[2]], r.Path[3:])
 	case RootRun:
 		if r.Path[0] == "id" {
 			return c.Run.ID
@@ -58,8 +58,13 @@ func lookup(r *Ref, c *Context) any {
 		}
 		return c.Routine.Revision
 	}
-	v := c.Event
-	for _, k := range r.Path {
+	return follow(c.Event, r.Path)
+}
+
+// follow returns the value at keys from v, nil when a value on the way is
+// not an object.
+func follow(v any, keys []string) any {
+	for _, k := range keys {
 		switch m := v.(type) {
 		case map[string]any:
 			v = m[k]
@@ -85,7 +90,9 @@ func lookupText(r *Ref, c *Context) (string, error) {
 		if r.Path[1] == "status" {
 			return s.Status, nil
 		}
-		return s.Outputs[r.Path[2]], nil
+		if v, ok := s.Outputs[r.Path[2]].(string); ok && len(r.Path) == 3 {
+			return v, nil
+		}
 	case RootRoutine:
 		return lookup(r, c).(string), nil
 	case RootRun:

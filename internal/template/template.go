@@ -24,6 +24,7 @@ type segment struct {
 	named bool
 	expr  *expression
 	start int // the offset of its {{ in the parsed string; 0 for literal text
+	at    int // the offset of its expression in the parsed string
 }
 
 // Parse splits s into literal text and {{ … }} segments and compiles every
@@ -61,7 +62,7 @@ func Parse(s string) (*Template, error) {
 			if err != nil {
 				return nil, err
 			}
-			t.segments = append(t.segments, segment{expr: e, start: at + open})
+			t.segments = append(t.segments, segment{expr: e, start: at + open, at: offset})
 			t.refs = append(t.refs, refs...)
 		}
 		at += end + 2

@@ -26,8 +26,15 @@ func testContext() *Context {
 		},
 		Env: map[string]string{"CRM_URL": "https://crm.example.com", "REGION": "eu"},
 		Steps: map[string]StepContext{
-			"fetch":   {Outputs: map[string]string{"url": "https://x.test/a", "n": "2"}, Status: "succeeded"},
-			"my-step": {Outputs: map[string]string{"x": "dash"}, Status: "skipped"},
+			"fetch":   {Outputs: routine.Outputs{"url": "https://x.test/a", "n": "2"}, Status: "succeeded"},
+			"my-step": {Outputs: routine.Outputs{"x": "dash"}, Status: "skipped"},
+			"api": {Outputs: routine.Outputs{
+				"body":    `{"id":42}`,
+				"json":    map[string]any{"id": 42, "name": "Ada", "tags": []any{"a", "b"}, "owner": map[string]any{"email": "ada@x.test"}, "none": nil},
+				"headers": map[string]any{"content-type": "application/json"},
+				"rows":    []any{map[string]any{"email": "a@x.test", "n": 1}, map[string]any{"email": "b@x.test", "n": 2.5}},
+				"empty":   nil,
+			}, Status: "succeeded"},
 		},
 		Run:     RunInfo{ID: "01JRUN", Attempt: 2},
 		Routine: RoutineInfo{Name: "triage", Revision: "abc123"},
@@ -82,6 +89,20 @@ func TestRender(t *testing.T) {
 		{"dynamic key", "{{ steps[input.subject == 'Hello' ? 'fetch' : 'x'].status }}", "succeeded"},
 		{"unicode around", "é {{ input.subject }} ü", "é Hello ü"},
 		{"multi line", "echo {{ input.subject }}\necho {{ env.REGION }}\n", "echo Hello\necho eu\n"},
+		{"structured output field", "{{ steps.api.outputs.json.id }}", "42"},
+		{"structured output deep", "{{ steps.api.outputs.json.owner.email }}", "ada@x.test"},
+		{"structured output as json", "{{ steps.api.outputs.json }}", `{"id":42,"name":"Ada","none":null,"owner":{"email":"ada@x.test"},"tags":["a","b"]}`},
+		{"structured null", "[{{ steps.api.outputs.json.none }}] [{{ steps.api.outputs.empty }}]", "[] []"},
+		{"row of a list", "{{ steps.api.outputs.rows[0].email }}", "a@x.test"},
+		{"last row", "{{ steps.api.outputs.rows[-1].n * 2 }}", "5"},
+		{"len of a list", "{{ len(steps.api.outputs.rows) }}", "2"},
+		{"header", `{{ steps.api.outputs.headers["content-type"] }}`, "application/json"},
+		{"fromJSON of a structured output", "{{ fromJSON(steps.api.outputs.json).id }}", "42"},
+		{"fromJSON of text", "{{ fromJSON(steps.api.outputs.body).id + 1 }}", "43"},
+		{"fromJSON keeps big ids", `{{ fromJSON('{"id": 9007199254740993}').id }}`, "9007199254740993"},
+		{"default for a missing key", "{{ steps.api.outputs.json.nope ?? 'none' }}", "none"},
+		{"optional chain into output", "[{{ steps.api.outputs.json?.nope }}]", "[]"},
+		{"predicate over rows", "{{ join(map(steps.api.outputs.rows, .email), ',') }}", "a@x.test,b@x.test"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,6 +182,14 @@ func TestRenderErrors(t *testing.T) {
 		{"missing named", "{{NOPE}}", "NOPE is neither a resolved secret nor an env entry", nil},
 		{"runtime error", "{{ event.items[5] }}", "index out of range", nil},
 		{"not text", "{{ event.f }}", "cannot write", func(c *Context) { c.Event = map[string]any{"f": func() {}} }},
+		{"missing key of an output", "{{ steps.api.outputs.json.owner.nope }}", "steps.api.outputs.json.owner.nope is not set", nil},
+		{"key of null", "{{ steps.api.outputs.empty.id }}", "steps.api.outputs.empty.id is not set", nil},
+		{"key of text", "{{ steps.api.outputs.body.id }}", `steps.api.outputs.body is text, so it has no field "id": if it holds JSON, write fromJSON(steps.api.outputs.body).id`, nil},
+		{"key of text in an expression", "{{ steps.api.outputs.body.id + 1 }}", "write fromJSON(steps.api.outputs.body).id", nil},
+		{"key of a list", "{{ steps.api.outputs.rows.email }}", `steps.api.outputs.rows is a list, so it has no field "email": pick an element first, as in steps.api.outputs.rows[0].email`, nil},
+		{"key of a number", "{{ steps.api.outputs.json.id.x }}", `steps.api.outputs.json.id is a number, so it has no field "x"`, nil},
+		{"fromJSON of bad text", "{{ fromJSON(steps.fetch.outputs.url) }}", "invalid character", nil},
+		{"fromJSON of empty text", "{{ fromJSON('') }}", "invalid JSON: the text is empty", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,10 +264,58 @@ func TestRefs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := tpl.Refs(); !reflect.DeepEqual(got, tt.want) {
+			if got := withoutChains(tpl.Refs()); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Refs(%q) = %#v, want %#v", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// withoutChains returns refs without their Chain, which TestRefChain tests.
+func withoutChains(refs []Ref) []Ref {
+	var out []Ref
+	for _, r := range refs {
+		r.Chain = nil
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestRefChain checks the selectors a reference records, each located at
+// its key within the parsed string, and how they are written back.
+func TestRefChain(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want string   // the reference written back from its chain
+		keys []string // the source text at each selector's offset
+	}{
+		{"{{ steps.q.outputs.rows[0].email }}", "steps.q.outputs.rows[0].email", []string{"q", "outputs", "rows", "0", "email"}},
+		{`x {{ steps.h.outputs.headers["Content-Type"] }}`, `steps.h.outputs.headers["Content-Type"]`, []string{"h", "outputs", "headers", `"Content-Type"`}},
+		{`{{ steps["my-step"].outputs.x[input.i] }}`, `steps["my-step"].outputs.x[…]`, []string{`"my-step"`, "outputs", "x", "i"}},
+		{"{{ len(steps.q.outputs.rows) > 0 ? 1 : 2 }}", "steps.q.outputs.rows", []string{"q", "outputs", "rows"}},
+	}
+	for _, tt := range tests {
+		tpl, err := Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := tpl.Refs()[0]
+		if got := r.Prefix(len(r.Chain)); got != tt.want {
+			t.Errorf("%s: chain %q, want %q", tt.in, got, tt.want)
+		}
+		if len(r.Chain) != len(tt.keys) {
+			t.Errorf("%s: %d selectors, want %d", tt.in, len(r.Chain), len(tt.keys))
+			continue
+		}
+		var keys []string
+		for i, s := range r.Chain {
+			at := r.Offset + s.Offset
+			keys = append(keys, tt.in[at:at+len(tt.keys[i])])
+		}
+		if !reflect.DeepEqual(keys, tt.keys) {
+			t.Errorf("%s: keys at the selectors' offsets %q, want %q", tt.in, keys, tt.keys)
+		}
 	}
 }
 
@@ -314,6 +391,8 @@ func TestStaticPathsMatchExpr(t *testing.T) {
 		"input.subject", "env.CRM_URL", "steps.fetch.outputs.url", "steps.fetch.status",
 		`steps["my-step"].outputs.x`, "run.id", "run.attempt", "routine.name", "routine.revision",
 		"event.host", "event.cpu", "event.user", "event.user.name", "event.items", "event.none",
+		"steps.api.outputs.json", "steps.api.outputs.json.id", "steps.api.outputs.json.owner.email", "steps.api.outputs.rows",
+		`steps.api.outputs.headers["content-type"]`, "steps.api.outputs.empty",
 	} {
 		e, err := compile(src, false)
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 func TestURLRender(t *testing.T) {
@@ -52,5 +54,30 @@ func TestURLRefusesValuesThatMoveTheHost(t *testing.T) {
 	}
 	if _, err := ParseURL("http{{ env.S }}://x.example.com"); err == nil || !strings.Contains(err.Error(), "scheme") {
 		t.Errorf("a value in the scheme: %v", err)
+	}
+}
+
+// TestURLStructuredValues puts navigated values and a whole structured
+// output in a url: each stays one path segment or one query value.
+func TestURLStructuredValues(t *testing.T) {
+	t.Parallel()
+	u, err := ParseURL("https://x.example.com/items/{{ steps.api.outputs.json.v }}/notes?all={{ steps.api.outputs.json }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"../../admin", "a/b?c=d#e", "..", "x\r\nHost: evil", `"quoted" $(id)`} {
+		json := map[string]any{"v": p, "n": 1}
+		got, err := u.Render(&Context{Steps: map[string]StepContext{"api": {Outputs: routine.Outputs{"json": json}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := url.Parse(got)
+		if err != nil {
+			t.Fatalf("%q does not parse: %v", got, err)
+		}
+		text, _ := routine.JSONText(json)
+		if parsed.Host != "x.example.com" || parsed.Path != "/items/"+p+"/notes" || strings.Count(parsed.EscapedPath(), "/") != 3 || parsed.Query().Get("all") != text {
+			t.Errorf("%q gave %s: host %s, path %q, all %q", p, got, parsed.Host, parsed.Path, parsed.Query().Get("all"))
+		}
 	}
 }

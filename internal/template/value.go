@@ -1,12 +1,12 @@
 package template
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // stringify writes a value the way a rendered string shows it: strings as
@@ -43,13 +43,11 @@ func stringify(v any) (string, error) {
 	case fmt.Stringer:
 		return v.String(), nil
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	s, err := routine.JSONText(v)
+	if err != nil {
 		return "", fmt.Errorf("cannot write %T as text: %w", v, err)
 	}
-	return string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
+	return s, nil
 }
 
 func formatFloat(f float64) string {

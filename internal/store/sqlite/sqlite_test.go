@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,26 @@ func TestNewerSchema(t *testing.T) {
 	}
 }
 
+// A step recorded before outputs had structure holds every output as text,
+// an http answer's json too: it loads as it was, text that fromJSON reads.
+func TestOutputsOfEarlierVersionsLoad(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	run := createRun(t, b.ctx, s, "r")
+	if _, err := b.raw(t).ExecContext(b.ctx, `INSERT INTO step_runs (run_id, phase, step_id, kind, state, attempts, duration_ms, cpu_ms, max_rss_kb, outputs)
+		VALUES (?, 'main', 'h', 'http', 'succeeded', 1, 0, 0, 0, ?)`, run.ID, `{"status":"200","json":"{\"id\":7}","headers":"{\"content-type\":\"application/json\"}"}`); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := s.StepList(b.ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := routine.Outputs{"status": "200", "json": `{"id":7}`, "headers": `{"content-type":"application/json"}`}
+	if len(steps) != 1 || !reflect.DeepEqual(steps[0].Outputs, want) {
+		t.Fatalf("outputs %#v, want %#v", steps[0].Outputs, want)
+	}
+}
+
 func TestOpenCreatesDirectory(t *testing.T) {
 	t.Parallel()
 	// A name that needs escaping in the file: URI the driver is given.
@@ -258,7 +279,7 @@ func BenchmarkStepSave(b *testing.B) {
 			State: routine.StateRunning, StartedAt: &started}
 		if i%2 == 1 {
 			st.State, st.FinishedAt, st.ExitCode = routine.StateSucceeded, &started, new(int)
-			st.Outputs = map[string]string{"label": "billing", "confidence": "0.93"}
+			st.Outputs = routine.Outputs{"label": "billing", "confidence": "0.93"}
 		}
 		if err := s.StepSave(tb.ctx, st); err != nil {
 			b.Fatal(err)

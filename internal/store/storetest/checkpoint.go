@@ -14,7 +14,7 @@ func exerciseCheckpoint(t *testing.T, open func(t *testing.T) store.Store) {
 		b := setup(t, open)
 		run := b.createRun(t, nil)
 		done := &routine.StepRun{RunID: run.ID, ID: "a", Phase: routine.PhaseMain, Kind: "run", State: routine.StateSucceeded,
-			Attempts: 1, ExitCode: ptr(0), StartedAt: ptr(at(0)), FinishedAt: ptr(at(1e6)), DurationMs: 1, Outputs: map[string]string{"k": "v"}}
+			Attempts: 1, ExitCode: ptr(0), StartedAt: ptr(at(0)), FinishedAt: ptr(at(1e6)), DurationMs: 1, Outputs: routine.Outputs{"k": "v"}}
 		next := &routine.StepRun{RunID: run.ID, ID: "b", Phase: routine.PhaseMain, Kind: "run", State: routine.StateRunning,
 			Attempts: 1, StartedAt: ptr(at(2e6))}
 		logs := []routine.LogLine{

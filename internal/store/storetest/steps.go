@@ -17,14 +17,14 @@ func exerciseSteps(t *testing.T, open func(t *testing.T) store.Store) {
 		full := &routine.StepRun{
 			RunID: run.ID, ID: "ticket", Phase: routine.PhaseMain, Kind: "http", State: routine.StateFailed,
 			Attempts: 5, ExitCode: ptr(3), StartedAt: ptr(at(time.Second)), FinishedAt: ptr(at(3 * time.Second)),
-			DurationMs: 2000, Outputs: map[string]string{"status": "500", "body": "line 1\nline 2", "empty": ""},
+			DurationMs: 2000, Outputs: routine.Outputs{"status": "500", "body": "line 1\nline 2", "empty": ""},
 			CPUMs: 17, MaxRSSKB: 20480,
 			Error: &routine.ErrorPayload{Code: routine.CodeStepFailed, Message: "HTTP 500", RunID: run.ID,
 				Step: "ticket", Attempt: 5, Retryable: true},
 		}
 		// Zero exit code and empty outputs are kept apart from nil ones.
 		bare := &routine.StepRun{RunID: run.ID, ID: "notify", Phase: routine.PhaseMain, Kind: "slack",
-			State: routine.StateRunning, ExitCode: ptr(0), Outputs: map[string]string{}}
+			State: routine.StateRunning, ExitCode: ptr(0), Outputs: routine.Outputs{}}
 		for _, st := range []*routine.StepRun{full, bare} {
 			if err := b.s.StepSave(b.ctx, st); err != nil {
 				t.Fatalf("StepSave(%s): %v", st.ID, err)
@@ -36,6 +36,30 @@ func exerciseSteps(t *testing.T, open func(t *testing.T) store.Store) {
 		checkStep(t, steps[1], bare)
 	})
 
+	t.Run("StructuredOutputsRoundTrip", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		run := b.createRun(t, nil)
+		// What steps produce: text, and structured values as
+		// routine.DecodeJSON decodes them, which must read back the same
+		// Go values (a resumed run navigates them).
+		json, err := routine.DecodeJSON([]byte(`{"id": 12345678901234, "big": 123456789012345678901234567890,
+			"ratio": 0.25, "whole": 2.0, "ok": true, "none": null, "tags": ["a", "é"], "nested": {"q": "say \"hi\"\n"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &routine.StepRun{RunID: run.ID, ID: "h", Phase: routine.PhaseMain, Kind: "http", State: routine.StateSucceeded,
+			Outputs: routine.Outputs{
+				"status": "200", "json": json, "empty": nil, "text_of_json": `{"id":1}`,
+				"headers": map[string]any{"content-type": "application/json"},
+				"rows":    []any{map[string]any{"email": "a@x.test", "n": 1}, map[string]any{"email": nil, "n": 2.5}},
+			}}
+		if err := b.s.StepSave(b.ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		checkStep(t, b.listSteps(t, run.ID, 1)[0], st)
+	})
+
 	t.Run("ReplaceKeepsFirstSaveOrder", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
@@ -45,7 +69,7 @@ func exerciseSteps(t *testing.T, open func(t *testing.T) store.Store) {
 			if state.Final() {
 				st.FinishedAt = ptr(at(time.Minute))
 				st.ExitCode = ptr(0)
-				st.Outputs = map[string]string{"k": id}
+				st.Outputs = routine.Outputs{"k": id}
 			}
 			if err := b.s.StepSave(b.ctx, st); err != nil {
 				t.Fatalf("StepSave(%s): %v", id, err)
