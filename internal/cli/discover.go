@@ -44,6 +44,7 @@ func discover(root string, warn io.Writer, check func(*routine.Routine) error) (
 			return nil
 		}
 		where[r.Name] = path
+		writeWarnings(warn, r)
 		found = append(found, r)
 		return nil
 	})
@@ -132,4 +133,12 @@ func skippedDir(name string) bool {
 
 func isRoutineFile(name string) bool {
 	return name == "routine.yaml" || name == "routine.yml"
+}
+
+// writeWarnings writes what validation noticed in a valid routine that
+// may not mean what was meant (such as how a six-field cron is read).
+func writeWarnings(w io.Writer, r *routine.Routine) {
+	for _, p := range r.Warnings {
+		fmt.Fprintln(w, p)
+	}
 }

@@ -37,6 +37,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			writeWarnings(g.deps.Stderr, r)
 			input, err := parseInputs(r, inputs)
 			if err != nil {
 				return invalid(err)

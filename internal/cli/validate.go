@@ -49,9 +49,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 				return writeJSON(g.deps.Stdout, map[string]any{"valid": true, "name": r.Name, "file": r.File, "revision": r.Revision,
 					"problems": []any{}, "warnings": append([]spec.Problem{}, r.Warnings...), "next_fires": fires})
 			}
-			for _, w := range r.Warnings {
-				fmt.Fprintln(g.deps.Stderr, w)
-			}
+			writeWarnings(g.deps.Stderr, r)
 			fmt.Fprintf(g.deps.Stdout, "%s: valid (routine %s, %s, %s)\n", r.File, r.Name, count(len(r.Steps)+len(r.OnFailure), "step"), count(len(r.Triggers), "trigger"))
 			return writeNextFires(g.deps.Stdout, fires)
 		},

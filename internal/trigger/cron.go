@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 	_ "time/tzdata" // time zones must not depend on the zoneinfo of the machine
@@ -13,6 +14,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/routines-dev/routines/internal/cronexpr"
+	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -41,6 +43,9 @@ type Scheduler struct {
 	cfg   SchedulerConfig
 	clock Clock
 	log   *slog.Logger
+	// refused keeps a tick the queue refuses again and again (it is full,
+	// the disk is) to one warning, then one at backoff.
+	refused *repeat.Limiter
 
 	mu      sync.Mutex
 	entries map[string][]*entry // by routine name
@@ -71,6 +76,7 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.refused = repeat.New(s.clock.Now)
 	return s
 }
 
@@ -352,7 +358,10 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, at time.Time) {
 		panic(err) // two strings always marshal
 	}
 	f := Fire{Routine: e.routine, Trigger: e.index, Kind: e.kind, Payload: payload, At: s.clock.Now()}
+	key := e.routine + "/" + strconv.Itoa(e.index)
 	if err := s.cfg.Sink(ctx, f); err != nil {
-		s.log.WarnContext(ctx, "tick not accepted", "routine", e.routine, "trigger", e.index, "scheduled_at", at, "err", err)
+		s.refused.Log(s.log, slog.LevelWarn, key, "tick not accepted: "+err.Error(), "routine", e.routine, "trigger", e.index, "scheduled_at", at)
+		return
 	}
+	s.refused.Recovered(s.log, key, "ticks accepted again", "routine", e.routine, "trigger", e.index)
 }

@@ -3,6 +3,9 @@ package trigger
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -414,3 +417,49 @@ func TestNextFires(t *testing.T) {
 		t.Fatalf("NextFires of a bad cron: %v", err)
 	}
 }
+
+// A queue that refuses every tick of a 2 s schedule is one warning, not
+// one per tick, and its end is one line.
+func TestSchedulerRefusedTicksLoggedOnce(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	clock := newFakeClock(mustTime(t, "2026-05-04T10:00:00Z"))
+	var refuse atomic.Bool
+	refuse.Store(true)
+	sunk := make(chan struct{}, 100)
+	s := NewScheduler(SchedulerConfig{
+		Sink: func(context.Context, Fire) error {
+			defer func() { sunk <- struct{}{} }()
+			if refuse.Load() {
+				return errors.New("queue full")
+			}
+			return nil
+		},
+		Clock:  clock,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	t.Cleanup(s.Stop)
+	start(t, s, "r", routine.Trigger{Every: routine.Duration(2 * time.Second)})
+	tick := func() {
+		clock.advanceTo(clock.nextArm(t))
+		select {
+		case <-sunk:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no tick reached the sink")
+		}
+	}
+	for range 20 { // 40 s of refused ticks
+		tick()
+	}
+	refuse.Store(false)
+	tick()
+	tick()
+	out := logs.String()
+	if n := strings.Count(out, "tick not accepted: queue full"); n != 1 {
+		t.Errorf("20 refused ticks logged %d times:\n%s", n, out)
+	}
+	if n := strings.Count(out, "ticks accepted again"); n != 1 || !strings.Contains(out, "failures=20") {
+		t.Errorf("the recovery logged %d times:\n%s", n, out)
+	}
+}
+

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -51,6 +52,10 @@ type Watcher struct {
 	on       []string
 	debounce time.Duration
 
+	// refused keeps events the queue refuses again and again to one
+	// warning, then one at backoff.
+	refused *repeat.Limiter
+
 	fsw    *fsnotify.Watcher
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -72,6 +77,7 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
+	w.refused = repeat.New(w.clock.Now)
 	if len(w.on) == 0 {
 		w.on = []string{"create", "write"}
 	}
@@ -266,7 +272,9 @@ func (w *Watcher) flush(ctx context.Context, open map[string]pending) {
 		}
 		f := Fire{Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "file", Payload: payload, At: now}
 		if err := w.cfg.Sink(ctx, f); err != nil {
-			w.log.WarnContext(ctx, "file event not accepted", "routine", w.cfg.Routine, "trigger", w.cfg.Trigger, "path", path, "op", op, "err", err)
+			w.refused.Log(w.log, slog.LevelWarn, "sink", "file event not accepted: "+err.Error(), "routine", w.cfg.Routine, "trigger", w.cfg.Trigger, "path", path, "op", op)
+			continue
 		}
+		w.refused.Recovered(w.log, "sink", "file events accepted again", "routine", w.cfg.Routine, "trigger", w.cfg.Trigger)
 	}
 }
