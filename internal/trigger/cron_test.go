@@ -462,4 +462,3 @@ func TestSchedulerRefusedTicksLoggedOnce(t *testing.T) {
 		t.Errorf("the recovery logged %d times:\n%s", n, out)
 	}
 }
-
