@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/routines-dev/routines/internal/routine"
+	storesqlite "github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // The sql step runs in the engine, outside the sandbox of run steps, with
@@ -125,8 +125,7 @@ func openSQLite(ctx context.Context, f sqlFile) (*sqliteDB, error) {
 	if f.readOnly {
 		params = sqlReadOnlyParams
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(f.path), RawQuery: params}
-	db, err := sql.Open("sqlite", u.String())
+	db, err := sql.Open("sqlite", storesqlite.URI(f.path, params))
 	if err != nil {
 		return nil, fmt.Errorf("sql: open %s: %w", f.path, err)
 	}
