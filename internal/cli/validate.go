@@ -17,6 +17,11 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, _, err := g.loadRoutine(firstArg(args))
+			if err == nil {
+				if perr := g.platformProblem(r); perr != nil {
+					err = invalid(perr)
+				}
+			}
 			if err != nil {
 				if g.output != "json" {
 					return err

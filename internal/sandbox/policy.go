@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// Unsupported is the error of Supported on the system goos other than
+// Linux: what needs the sandbox there, and what to do instead.
+func Unsupported(goos string) error {
+	return errors.New("run steps and agent MCP servers started by command need Linux (Landlock, namespaces, cgroups), and this binary runs on " +
+		goos + ": run such routines on a Linux host; the step kinds that run inside the engine work here (http, sql, llm, agent with url MCP servers, slack, email, state, emit, classify, routine)")
+}
+
 // Policy says what a confined child may touch.
 type Policy struct {
 	// ReadWrite are absolute paths the child may read, write and execute

@@ -4,7 +4,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"syscall"
 )
@@ -13,8 +12,7 @@ import (
 // no other system offers in a form it could use instead. There, whatever
 // would start a confined child is refused with what to do instead; the
 // step kinds that run inside the engine need no sandbox and work.
-var errPlatform = errors.New("run steps and agent MCP servers started by command need Linux (Landlock, namespaces, cgroups); this binary runs on " +
-	runtime.GOOS + ": run this routine on a Linux host, or use the step kinds that run inside the engine (http, sql, llm, agent with url MCP servers, slack, email, state, emit, classify, routine)")
+var errPlatform = Unsupported(runtime.GOOS)
 
 // Supported reports whether this system can confine children at all: it
 // cannot, and the error says why and what to do.
