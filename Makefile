@@ -1,11 +1,20 @@
-# Shortcuts; each target is one plain go command.
-.PHONY: build test bench fuzz
+# Shortcuts; each target is plain go commands.
+.PHONY: build test cross bench fuzz
 
 build:
 	go build -trimpath -ldflags="-s -w" -o routines ./cmd/routines
 
 test:
 	go test -race -count=1 ./...
+
+# The systems besides Linux that the binary builds for (docs/platforms.md):
+# every package builds, and go vet type-checks the tests too.
+cross:
+	CGO_ENABLED=0 GOOS=darwin GOARCH=amd64 go build ./...
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 go build ./...
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build ./...
+	CGO_ENABLED=0 GOOS=darwin GOARCH=amd64 go vet ./...
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go vet ./...
 
 bench:
 	go run ./bench

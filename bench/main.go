@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures the engine against a plain shell doing the same
 // work in the same run, and prints a table: workload, our time, the floor,
 // the ratio and the target. Run it with `go run ./bench` (or `make bench`).
@@ -21,6 +23,8 @@
 //
 // Times are medians over -n repetitions, ours and the floor interleaved so
 // both see the same machine load.
+//
+// It builds on Linux only: its workloads are run steps, which need Linux.
 package main
 
 import (

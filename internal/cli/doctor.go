@@ -17,10 +17,15 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Short: "Show which layers of the sandbox this host gives run steps, and what to do about missing ones",
 		Long: "doctor checks, on this host and as this user, each layer that confines run steps: Landlock, the network\n" +
 			"namespace of network: false, the cgroup per step, and the memory, pids and cpu controllers of resources:.\n" +
+			"Off Linux there is no sandbox: doctor says so (" + docsURL + "/platforms.md).\n" +
 			"Docs: " + docsURL + "/sandbox.md explains each layer.",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			layers := sandbox.Layers()
+			if err := g.sandboxSupported(); err != nil && g.output != "json" {
+				fmt.Fprintf(g.deps.Stdout, "no sandbox on this host: %v\n", err)
+				return &exitError{code: ExitFailed, err: errSilent}
+			}
 			if g.output == "json" {
 				if err := writeJSON(g.deps.Stdout, layers); err != nil {
 					return err
@@ -58,6 +63,10 @@ func newDoctorCmd(g *globals) *cobra.Command {
 
 // logLayers writes which sandbox layers this host gives, as serve starts.
 func logLayers(logger *slog.Logger) {
+	if err := sandbox.Supported(); err != nil {
+		logger.Warn("no sandbox on this host: routines with run steps are refused", "why", err)
+		return
+	}
 	var active, missing []string
 	for _, l := range sandbox.Layers() {
 		if l.Active {

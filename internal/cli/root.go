@@ -37,6 +37,9 @@ type Deps struct {
 	// SandboxCheck reports the Landlock ABI the kernel offers, or why there
 	// is none; sandbox.Check when nil.
 	SandboxCheck func() (int, error)
+	// SandboxSupported reports whether this system runs confined
+	// processes at all (run steps need Linux); sandbox.Supported when nil.
+	SandboxSupported func() error
 	// SecretProviders returns the secret providers beyond builtin and env
 	// (vault, aws), configured from the environment; none when nil.
 	SecretProviders func(getenv func(string) string) ([]secrets.Provider, error)

@@ -81,11 +81,15 @@ func checkInputs(r *routine.Routine, input map[string]string) error {
 	return nil
 }
 
-// confinement checks that run steps can be confined. Without Landlock a
-// run refuses to start unless the user allowed unconfined steps; without
-// a layer the routine asks for (network: false, a resources limit), unless
-// the user allowed that layer to be missing.
+// confinement checks that run steps can be confined. Off Linux a routine
+// whose steps need the sandbox is refused (platformProblem). Without
+// Landlock a run refuses to start unless the user allowed unconfined
+// steps; without a layer the routine asks for (network: false, a resources
+// limit), unless the user allowed that layer to be missing.
 func (g *globals) confinement(r *routine.Routine, allow bool) (unconfined bool, err error) {
+	if err := g.platformProblem(r); err != nil {
+		return false, err
+	}
 	if !usesKind(r, "run") {
 		return false, nil
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -149,30 +148,15 @@ func (g *globals) readSecretValue(name, fromFile string) (string, error) {
 	return strings.TrimSuffix(v, "\r"), nil
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // readHidden reads one line from the terminal f with echo off.
 func readHidden(f *os.File) (string, error) {
-	fd := int(f.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return "", err
-	}
-	quiet := *old
-	quiet.Lflag &^= unix.ECHO
-	quiet.Lflag |= unix.ICANON | unix.ISIG
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
-		return "", err
-	}
-	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
-	line, err := bufio.NewReaderSize(f, secrets.MaxValueBytes+2).ReadString('\n')
+	b, err := term.ReadPassword(int(f.Fd()))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	return string(b), nil
 }
 
 func (g *globals) secretList(ctx context.Context) error {

@@ -309,12 +309,12 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 // step pipes of accepted runs always find descriptors, however many
 // clients connect. (Go raises the soft limit to the hard one at start.)
 func connCap(want int, logger *slog.Logger) int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > math.MaxInt32 {
+	nofile, ok := nofileLimit()
+	if !ok || nofile > math.MaxInt32 {
 		return want
 	}
-	if half := int(lim.Cur / 2); want > half {
-		logger.Warn("--max-conns lowered to half the file descriptor limit, to keep descriptors for runs", "max_conns", half, "nofile", lim.Cur)
+	if half := int(nofile / 2); want > half {
+		logger.Warn("--max-conns lowered to half the file descriptor limit, to keep descriptors for runs", "max_conns", half, "nofile", nofile)
 		return max(1, half)
 	}
 	return want

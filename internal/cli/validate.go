@@ -27,6 +27,14 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, _, err := g.loadRoutine(firstArg(args))
+			if err == nil {
+				// The file is valid: written here, it may well run on a
+				// Linux host. Say where it cannot run, without failing.
+				if perr := g.platformProblem(r); perr != nil {
+					msg := strings.TrimPrefix(perr.Error(), r.File+": ")
+					r.Warnings = append(r.Warnings, spec.Problem{File: r.File, Line: 1, Col: 1, Message: "this host cannot run it: " + msg, Warning: true})
+				}
+			}
 			if err != nil {
 				if g.output != "json" {
 					return err

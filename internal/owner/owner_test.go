@@ -25,7 +25,7 @@ func TestOwnerLiveness(t *testing.T) {
 	}
 	// A lock file nobody holds is a dead owner's (the kernel dropped the
 	// lock of a killed process as it drops this closed one).
-	dead := filepath.Join(string(dir), "host:1:dead"+ext)
+	dead := filepath.Join(string(dir), fileName("host:1:dead"))
 	if err := os.WriteFile(dead, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -52,5 +52,30 @@ func TestOwnerLiveness(t *testing.T) {
 	}
 	if err := b.Release(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTryLock(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "daemon.lock")
+	release, held, err := TryLock(path)
+	if err != nil || held {
+		t.Fatalf("first TryLock: held %v, %v", held, err)
+	}
+	// Another open file of the same path, as another process has.
+	if again, held, err := TryLock(path); err != nil || !held || again != nil {
+		t.Fatalf("TryLock of a held lock: held %v, %v", held, err)
+	}
+	release()
+	release, held, err = TryLock(path)
+	if err != nil || held {
+		t.Fatalf("TryLock after release: held %v, %v", held, err)
+	}
+	release()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the lock file went: %v", err)
+	}
+	if _, _, err := TryLock(filepath.Join(path, "sub")); err == nil {
+		t.Fatal("TryLock under a file: no error")
 	}
 }

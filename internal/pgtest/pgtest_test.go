@@ -1,7 +1,9 @@
 package pgtest
 
 import (
+	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -38,5 +40,52 @@ func TestServerDatabases(t *testing.T) {
 	if conn, err := pgx.Connect(t.Context(), u.String()); err == nil {
 		conn.Close(t.Context())
 		t.Fatal("a wrong password was accepted")
+	}
+}
+
+// TestBinDir finds initdb on PATH first, else the newest Debian version.
+func TestBinDir(t *testing.T) {
+	t.Parallel()
+	notFound := func(string) (string, error) { return "", errors.New("not found") }
+	onPath := func(string) (string, error) { return "/opt/pg/bin/initdb", nil }
+	none := func(string) ([]string, error) { return nil, nil }
+	debian := func(string) ([]string, error) {
+		return []string{"/usr/lib/postgresql/9/bin/initdb", "/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/13/bin/initdb"}, nil
+	}
+	for _, tt := range []struct {
+		name     string
+		lookPath func(string) (string, error)
+		glob     func(string) ([]string, error)
+		want     string
+		err      error
+	}{
+		{"on PATH", onPath, debian, "/opt/pg/bin", nil},
+		{"newest of Debian's", notFound, debian, "/usr/lib/postgresql/15/bin", nil},
+		{"missing", notFound, none, "", errMissing},
+	} {
+		got, err := binDir(tt.lookPath, tt.glob)
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("%s: %q, %v; want %q, %v", tt.name, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// TestVerdict: without PostgreSQL a test skips, saying how to install it,
+// but fails under CI.
+func TestVerdict(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		ci   string
+		fail bool
+	}{{"", false}, {"false", false}, {"0", false}, {"yes", false}, {"true", true}, {"1", true}, {"TRUE", true}} {
+		fail, msg := verdict(tt.ci, errMissing)
+		if fail != tt.fail {
+			t.Errorf("CI=%q: fail %v, want %v", tt.ci, fail, tt.fail)
+		}
+		for _, want := range []string{"PostgreSQL not found", "/usr/lib/postgresql/*/bin", "`apt-get install -y postgresql`", "CI=true"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("CI=%q: %q lacks %q", tt.ci, msg, want)
+			}
+		}
 	}
 }

@@ -36,14 +36,6 @@ import (
 // KillRun finds every process of a run, also after a crash of the engine
 // that started them.
 
-// Resources are the limits a step's processes share. A zero field takes
-// the host's default (see DefaultResources); a negative one means no limit.
-type Resources struct {
-	MemoryBytes int64   // memory.max: the step is OOM-killed above it
-	Pids        int64   // pids.max: fork fails above it
-	CPU         float64 // cores' worth of CPU time per period
-}
-
 // DefaultResources are the limits of a step that sets none: enough for a
 // build, not enough for a fork bomb or a memory hog to harm the engine or
 // the host.

@@ -90,4 +90,12 @@
 // (PTRACE_TRACEME), stops at its exec, gets its limits and is detached. An
 // engine that is itself being traced with strace -f cannot start such a
 // child.
+//
+// # Other systems
+//
+// Everything above is Linux, in files named *_linux.go. On every other
+// system the package keeps its types, Supported, Run and Start return
+// Unsupported's error, and Layers reports every layer missing: the engine
+// builds there and refuses, with what to do, the routines whose steps need
+// a sandbox (docs/platforms.md).
 package sandbox

@@ -176,27 +176,6 @@ func (j *jail) close() {
 	}
 }
 
-// Layer names, as Layers reports them and Policy.AllowMissing takes them.
-const (
-	LayerLandlock = "landlock"
-	LayerNetwork  = "network"
-	LayerMount    = "mount"
-	LayerCgroup   = "cgroup"
-	LayerMemory   = "memory"
-	LayerPids     = "pids"
-	LayerCPU      = "cpu"
-)
-
-// LayerStatus says whether this host gives one layer of the sandbox.
-type LayerStatus struct {
-	Name   string // one of the Layer constants
-	Active bool
-	// Detail says how the layer is given, or why it is not.
-	Detail string
-	// Fix says what to do to get a missing layer; empty when active.
-	Fix string
-}
-
 // Require checks, before anything runs, that this host gives the layers
 // named in need, but for those in allow: a routine that asks for a
 // protection the host cannot give is refused, with the reason.

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -11,11 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrUnavailable is wrapped by the errors of Check and Run when the host
-// does not give a layer of the sandbox (Landlock, a namespace, a cgroup
-// controller), or not the part of it a Policy needs.
-var ErrUnavailable = errors.New("sandbox layer unavailable")
 
 // Check reports the Landlock ABI version the kernel offers. Its error wraps
 // ErrUnavailable and says why in words a user can act on. The answer is

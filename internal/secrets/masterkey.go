@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"filippo.io/age"
@@ -91,7 +92,10 @@ func loadMasterKey(src KeySource, create bool) (*masterKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+	// Windows keeps no mode bits (Go reports 0666): there the folder's
+	// access list, which the key file inherits, guards it
+	// (docs/platforms.md).
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
 		return nil, fmt.Errorf("master key file %s may be read by others (mode %04o): run chmod 600 %s", src.File, perm, src.File)
 	}
 	id, err := parseKeyFile(f)

@@ -5,15 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/routines-dev/routines/internal/routine"
+	storesqlite "github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // The sql step runs in the engine, outside the sandbox of run steps, with
@@ -95,9 +94,9 @@ func sqlPath(dir, db, stateDir string, pm *routine.Permissions) (sqlFile, error)
 }
 
 // confineSQLFile checks the file rel under root without following any
-// link beneath root (openat2 with RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS),
-// creates its missing directories when root is writable, and returns its
-// path. The root itself, a path the routine's author wrote, may be a link.
+// link beneath root, creates its missing directories when root is
+// writable, and returns its path. The root itself, a path the routine's
+// author wrote, may be a link.
 func confineSQLFile(root sqlRoot, rel, stateDir string) (string, error) {
 	realRoot, err := filepath.EvalSymlinks(root.dir)
 	if err != nil {
@@ -107,78 +106,10 @@ func confineSQLFile(root sqlRoot, rel, stateDir string) (string, error) {
 	if realState, err := filepath.EvalSymlinks(stateDir); err == nil && (path == realState || within(realState, path)) {
 		return "", errors.New("is in the project's .routines directory, which holds the engine's own state: keep the file in the routine directory")
 	}
-	fd, err := unix.Open(realRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", realRoot, err)
-	}
-	defer func() { unix.Close(fd) }()
-	parts := strings.Split(rel, string(filepath.Separator))
-	leaf := parts[len(parts)-1]
-	for i, name := range parts[:len(parts)-1] {
-		next, err := openBeneath(fd, name)
-		if errors.Is(err, unix.ENOENT) && !root.readOnly {
-			if err := unix.Mkdirat(fd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				return "", fmt.Errorf("create the directory %s: %w", filepath.Join(parts[:i+1]...), err)
-			}
-			next, err = openBeneath(fd, name)
-		}
-		if err != nil {
-			return "", sqlWalkError(filepath.Join(parts[:i+1]...), err)
-		}
-		unix.Close(fd)
-		fd = next
-	}
-	// SQLite opens the file and its journals by name: none may be a link.
-	for _, name := range []string{leaf, leaf + "-wal", leaf + "-shm", leaf + "-journal"} {
-		var st unix.Stat_t
-		err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		switch {
-		case errors.Is(err, unix.ENOENT) && name == leaf:
-			if root.readOnly {
-				return "", fmt.Errorf("does not exist, and %s is only in permissions.read, so it is not created", root.dir)
-			}
-			// An empty file is an empty database to SQLite.
-			nfd, err := unix.Openat(fd, leaf, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-			switch {
-			case err == nil:
-				unix.Close(nfd)
-			case !errors.Is(err, unix.EEXIST):
-				return "", fmt.Errorf("create %s: %w", leaf, err)
-			}
-		case errors.Is(err, unix.ENOENT):
-		case err != nil:
-			return "", fmt.Errorf("stat %s: %w", name, err)
-		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-			return "", fmt.Errorf("%s is a symlink: a sql step opens no file through a link", name)
-		case st.Mode&unix.S_IFMT == unix.S_IFDIR && name == leaf:
-			return "", errors.New("is a directory, not a SQLite file")
-		case st.Mode&unix.S_IFMT != unix.S_IFREG:
-			return "", fmt.Errorf("%s is not a regular file", name)
-		case st.Nlink > 1:
-			// A hard link could be the store or another project's file.
-			return "", fmt.Errorf("%s has %d hard links: a sql step opens only a file with one", name, st.Nlink)
-		}
+	if err := checkSQLFile(root, realRoot, rel); err != nil {
+		return "", err
 	}
 	return path, nil
-}
-
-// openBeneath opens the directory name under dirfd, following no link.
-func openBeneath(dirfd int, name string) (int, error) {
-	return unix.Openat2(dirfd, name, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
-}
-
-// sqlWalkError says why the directory dir on the way to the file did not open.
-func sqlWalkError(dir string, err error) error {
-	switch {
-	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
-		return fmt.Errorf("%s is a symlink: a sql step opens no file through a link", dir)
-	case errors.Is(err, unix.ENOTDIR):
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	return fmt.Errorf("open the directory %s: %w", dir, err)
 }
 
 // sqliteDB is the one connection of a sql step's attempt.
@@ -194,8 +125,7 @@ func openSQLite(ctx context.Context, f sqlFile) (*sqliteDB, error) {
 	if f.readOnly {
 		params = sqlReadOnlyParams
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(f.path), RawQuery: params}
-	db, err := sql.Open("sqlite", u.String())
+	db, err := sql.Open("sqlite", storesqlite.URI(f.path, params))
 	if err != nil {
 		return nil, fmt.Errorf("sql: open %s: %w", f.path, err)
 	}

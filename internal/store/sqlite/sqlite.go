@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	sqlitedrv "modernc.org/sqlite"
@@ -119,7 +120,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 		return nil, err
 	}
 
-	w, err := sql.Open("sqlite", dsn(abs, params))
+	w, err := sql.Open("sqlite", URI(abs, params))
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 		return nil, errors.Join(err, w.Close())
 	}
 
-	r, err := sql.Open("sqlite", dsn(abs, readerParams))
+	r, err := sql.Open("sqlite", URI(abs, readerParams))
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
@@ -147,10 +148,16 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	return s, nil
 }
 
-// dsn makes the URI of the file at the absolute path abs, escaped so that
-// any file name works.
-func dsn(abs, params string) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params}
+// URI is the SQLite URI of the file at the absolute path abs with the
+// query params, escaped so that any file name works. A Windows path
+// (C:\x) gets a slash first: file:///C:/x, as SQLite reads it, where
+// file://C:/x would name a host.
+func URI(abs, params string) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: params}
 	return u.String()
 }
 

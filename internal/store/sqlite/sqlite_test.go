@@ -388,3 +388,17 @@ func BenchmarkRunClaim(b *testing.B) {
 		}
 	}
 }
+
+func TestURI(t *testing.T) {
+	t.Parallel()
+	for abs, want := range map[string]string{
+		"/home/me/.routines/state.db": "file:///home/me/.routines/state.db?mode=rw",
+		"/a b/#x?.db":                 "file:///a%20b/%23x%3F.db?mode=rw",
+		// filepath.ToSlash turns C:\x into C:/x on Windows.
+		"C:/Users/me/.routines/state.db": "file:///C:/Users/me/.routines/state.db?mode=rw",
+	} {
+		if got := sqlite.URI(abs, "mode=rw"); got != want {
+			t.Errorf("URI(%q) = %s, want %s", abs, got, want)
+		}
+	}
+}

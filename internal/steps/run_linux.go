@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -15,15 +14,6 @@ import (
 	"github.com/routines-dev/routines/internal/sandbox"
 	"github.com/routines-dev/routines/internal/workspace"
 )
-
-// DefaultPath is the PATH of a step whose env does not set one.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// RunKind runs a shell line or a script in the sandbox.
-type RunKind struct{}
-
-// Name implements Kind.
-func (RunKind) Name() string { return "run" }
 
 // Execute implements Kind: it starts the command confined by the sandbox,
 // streams its output, then reads $ROUTINES_OUTPUT and keeps the declared
@@ -107,37 +97,6 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	return result, nil
 }
 
-// sandboxPolicy is what the processes of x may touch and use: the
-// routine directory, the run's workspace, the permissions, the resources,
-// the project's state directory hidden.
-func sandboxPolicy(x *Execution) sandbox.Policy {
-	readWrite := []string{x.Dir}
-	if x.Workspace != "" {
-		readWrite = append(readWrite, x.Workspace)
-	}
-	var readOnly []string
-	if p := x.Permissions; p != nil {
-		readWrite = append(readWrite, absPaths(x.Dir, p.Write)...)
-		readOnly = absPaths(x.Dir, p.Read)
-	}
-	policy := sandbox.Policy{
-		ReadWrite:    readWrite,
-		ReadOnly:     readOnly,
-		Network:      x.Permissions.NetworkAllowed(),
-		Unconfined:   x.Unconfined,
-		AllowMissing: x.AllowMissing,
-	}
-	if x.StateDir != "" {
-		// The project's store, vault key and other runs' workspaces, when
-		// the routine directory holds them.
-		policy.Hide = []string{x.StateDir}
-	}
-	if r := x.Resources; r != nil {
-		policy.Resources = sandbox.Resources{MemoryBytes: int64(r.Memory), Pids: int64(r.Pids), CPU: r.CPU}
-	}
-	return policy
-}
-
 // exitError describes a step that did not exit 0; one that hit a limit
 // of its cgroup says which, with a code of its own.
 func exitError(res *sandbox.Result, limits sandbox.Resources) error {
@@ -184,15 +143,6 @@ func stepEnv(x *Execution, outputFile string) map[string]string {
 	env["ROUTINES_ARTIFACTS"] = x.ArtifactsDir
 	env["ROUTINES_ARTIFACTS_IN"] = x.ArtifactsIn
 	return env
-}
-
-func envList(env map[string]string) []string {
-	list := make([]string, 0, len(env))
-	for k, v := range env {
-		list = append(list, k+"="+v)
-	}
-	sort.Strings(list)
-	return list
 }
 
 // commandLine turns a run line into the program to start and its argv. A
@@ -343,19 +293,6 @@ func lookPathOr(file, path string) string {
 	return file
 }
 
-// absPaths resolves permission paths relative to the routine directory.
-func absPaths(dir string, paths []string) []string {
-	out := make([]string, len(paths))
-	for i, p := range paths {
-		if filepath.IsAbs(p) {
-			out[i] = filepath.Clean(p)
-		} else {
-			out[i] = filepath.Join(dir, p)
-		}
-	}
-	return out
-}
-
 // keepArtifacts copies the declared artifact files, read beneath the
 // routine directory, into the step's artifacts folder beneath the
 // workspace ws, keeping their paths relative to the workdir.
@@ -399,5 +336,3 @@ func relative(dir, path string) string {
 	}
 	return rel
 }
-
-var _ Kind = RunKind{}

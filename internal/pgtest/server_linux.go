@@ -1,0 +1,168 @@
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// StartServer initializes and starts a server for t and the subtests it
+// runs (parallel or not), and stops it and removes its files in
+// t.Cleanup. A package starts one from its single PostgreSQL test, whose
+// subtests each take a database with Database: initdb and the start cost
+// about a second, a database some milliseconds.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	bin, err := findBinDir()
+	if err != nil {
+		unavailable(t, err)
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		// initdb and postgres refuse to run as root.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			unavailable(t, fmt.Errorf("tests run as root, and PostgreSQL runs only as another user: no user postgres (%v)", err))
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	secret := make([]byte, 12)
+	rand.Read(secret)
+	s := &Server{password: hex.EncodeToString(secret)}
+	pwfile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwfile, []byte(s.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cred != nil {
+		for _, p := range []string{dir, pwfile} {
+			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	data := filepath.Join(dir, "data")
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "--no-sync", "--no-instructions",
+		"-U", "postgres", "--pwfile", pwfile, "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C")
+	initdb.Env = append(os.Environ(), "LC_ALL=C")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+	}
+	// A port picked free may be taken before postgres binds it: try again.
+	for try := 1; ; try++ {
+		err := s.start(t, filepath.Join(bin, "postgres"), dir, cred)
+		if err == nil {
+			return s
+		}
+		if try == 3 {
+			t.Fatalf("pgtest: %v", err)
+		}
+	}
+}
+
+// start runs postgres on a free port and waits until it accepts
+// connections.
+func (s *Server) start(t testing.TB, postgres, dir string, cred *syscall.Credential) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	var logs syncBuffer
+	cmd := exec.Command(postgres, "-D", filepath.Join(dir, "data"),
+		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.port),
+		"-c", "unix_socket_directories="+dir,
+		// A throwaway server need not survive a crash.
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// SIGQUIT (immediate shutdown) stops the server should the test binary
+	// die without its cleanups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	started, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		// Pdeathsig fires when the thread that started the child ends; this
+		// goroutine keeps that thread, locked, until the server exits.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	admin := s.url("postgres")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			return fmt.Errorf("postgres exited on port %d:\n%s", s.port, logs.String())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, admin)
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			t.Cleanup(stop)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return fmt.Errorf("postgres did not accept connections in 30s: %v\n%s", err, logs.String())
+		}
+	}
+}
+
+// syncBuffer collects the server's output for error messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
