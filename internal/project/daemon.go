@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/routines-dev/routines/internal/owner"
 )
 
 // One daemon serves a project at a time: it holds an exclusive lock on
@@ -91,15 +91,14 @@ func (p Project) lockHeld() (bool, error) {
 	if _, err := os.Stat(p.lockPath()); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	fl := flock.New(p.lockPath(), flock.SetFlag(os.O_RDONLY))
-	got, err := fl.TryRLock()
+	release, held, err := owner.TryLock(p.lockPath())
 	if err != nil {
-		return false, fmt.Errorf("check the daemon lock %s: %w", p.lockPath(), err)
+		return false, fmt.Errorf("check the daemon lock: %w", err)
 	}
-	if got {
-		fl.Unlock()
+	if !held {
+		release()
 	}
-	return !got, nil
+	return held, nil
 }
 
 // DaemonURL returns the base URL of the project's running daemon, or an
@@ -125,8 +124,8 @@ func (p Project) DaemonURL() (string, error) {
 
 // DaemonLock is the lock a daemon holds on its project for its whole life.
 type DaemonLock struct {
-	p  Project
-	fl *flock.Flock
+	p       Project
+	release func()
 }
 
 // RunningError is the error of a daemon started on a project another one
@@ -154,18 +153,16 @@ func (p Project) LockDaemon() (*DaemonLock, error) {
 	if _, err := p.Create(); err != nil {
 		return nil, err
 	}
-	fl := flock.New(p.lockPath(), flock.SetPermissions(0o600))
 	deadline := time.Now().Add(lockWait)
 	for {
-		got, err := fl.TryLock()
+		release, held, err := owner.TryLock(p.lockPath())
 		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", p.lockPath(), err)
+			return nil, err
 		}
-		if got {
-			return &DaemonLock{p: p, fl: fl}, nil
+		if !held {
+			return &DaemonLock{p: p, release: release}, nil
 		}
 		if time.Now().After(deadline) {
-			fl.Close()
 			other, _, _ := p.Daemon()
 			return nil, &RunningError{Project: p, Other: other}
 		}
@@ -191,9 +188,7 @@ func (l *DaemonLock) Publish(d Daemon) error {
 // Release removes the record and drops the lock.
 func (l *DaemonLock) Release() error {
 	rmErr := os.Remove(l.p.RecordPath())
-	if err := l.fl.Unlock(); err != nil {
-		return fmt.Errorf("release the daemon lock: %w", err)
-	}
+	l.release()
 	if rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
 		return fmt.Errorf("release the daemon lock: %w", rmErr)
 	}
