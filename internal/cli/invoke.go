@@ -67,7 +67,10 @@ func (g *globals) daemonURL(flag string) (string, error) {
 	}
 	base, err := p.DaemonURL()
 	if errors.Is(err, project.ErrNoDaemon) {
-		return "", invalid(err)
+		return "", invalid(fmt.Errorf("%w%s", err, projectsBelow(p, func(sub project.Project) bool {
+			_, state, _ := sub.Daemon()
+			return state == project.DaemonUp
+		}, "with a daemon up")))
 	}
 	return base, err
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +34,8 @@ func (g *globals) projectFor(start string) (project.Project, error) {
 // with no store is an error that says where it looked.
 func (g *globals) openStore(ctx context.Context, p project.Project, create bool) (*sqlite.Store, error) {
 	if !create && !p.HasStore() {
-		return nil, invalidf("nothing is recorded in project %s yet (no %s): no runs, no secrets; run a routine or store a secret there first, or pass --project DIR (routines help projects)", p.Dir, p.StorePath())
+		return nil, invalidf("nothing is recorded in project %s yet (no %s): no runs, no secrets; run a routine or store a secret there first, or pass --project DIR (routines help projects)%s",
+			p.Dir, p.StorePath(), projectsBelow(p, project.Project.HasStore, "with a store"))
 	}
 	if create {
 		made, err := p.Create()
@@ -93,6 +96,30 @@ func (g *globals) loadByName(name string) (*routine.Routine, project.Project, er
 		return nil, here, invalid(err)
 	}
 	return r, here, nil
+}
+
+// projectsBelow names, for a message about what a project lacks, the
+// projects of their own under it that have it (keep tells), found as a
+// lookup by name walks: a user at a checkout's root whose runs went to
+// examples/hello/.routines learns where they are.
+func projectsBelow(p project.Project, keep func(project.Project) bool, what string) string {
+	var found []string
+	_ = walkRoutineTree(p.Dir, walkOptions{maxDirs: maxNameSearch, nested: func(dir string) {
+		if sub := (project.Project{Dir: dir}); keep(sub) {
+			rel, err := filepath.Rel(p.Dir, dir)
+			if err != nil {
+				rel = dir
+			}
+			found = append(found, rel)
+		}
+	}}, func(string) error { return nil })
+	switch {
+	case len(found) == 0:
+		return ""
+	case len(found) > 5:
+		found = append(found[:5], "…")
+	}
+	return fmt.Sprintf("; projects below %s: %s (cd there, or pass --project DIR)", what, strings.Join(found, ", "))
 }
 
 // firstArg returns the optional first argument, or "".

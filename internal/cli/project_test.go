@@ -140,9 +140,12 @@ func TestProjectRuleAcrossCommands(t *testing.T) {
 		" 08:00 CE", // the cron's next firing, in its timezone (CET or CEST)
 		"broken/routine.yaml:4:5:")
 
-	// From the root, nothing is recorded: every message names where it looked.
-	mustContain(t, "runs from the root", c.run(t, "", "", "runs"), 2, "nothing is recorded in project "+c.root)
-	mustContain(t, "invoke from the root", c.run(t, "", "", "invoke", "secret-greeting"), 2, "no daemon is running for project "+c.root)
+	// From the root, nothing is recorded: every message names where it
+	// looked, and where the runs and the daemon are.
+	mustContain(t, "runs from the root", c.run(t, "", "", "runs"), 2, "nothing is recorded in project "+c.root,
+		"projects below with a store: examples/plain, examples/secret-greeting (cd there, or pass --project DIR)")
+	mustContain(t, "invoke from the root", c.run(t, "", "", "invoke", "secret-greeting"), 2, "no daemon is running for project "+c.root,
+		"projects below with a daemon up: examples/secret-greeting (cd there")
 
 	// One daemon per project: a second serve is refused, naming the first.
 	second := c.run(t, "examples/secret-greeting", "", "serve", "--addr", "127.0.0.1:0")
