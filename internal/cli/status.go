@@ -281,7 +281,7 @@ func describeTrigger(t *routine.Trigger) string {
 		}
 		return s
 	case t.Every != 0:
-		return "every " + t.Every.D().String()
+		return "every " + t.Every.String()
 	case t.Webhook != nil:
 		return "webhook POST /hooks" + t.Webhook.Path
 	case t.File != nil:

@@ -103,7 +103,7 @@ func nextFires(r *routine.Routine, now time.Time, n int) ([]scheduleFires, error
 			}
 			out = append(out, scheduleFires{Trigger: i, Cron: t.Cron, Timezone: tz, Next: next})
 		case "every":
-			out = append(out, scheduleFires{Trigger: i, Every: t.Every.D().String(), Next: next})
+			out = append(out, scheduleFires{Trigger: i, Every: t.Every.String(), Next: next})
 		}
 	}
 	return out, nil

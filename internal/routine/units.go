@@ -60,6 +60,28 @@ const maxDays = float64(math.MaxInt64 / int64(24*time.Hour))
 // MarshalText writes the duration as Go does.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+// String writes the duration as a routine file would: whole days first
+// ("2d", "1d12h"), then Go's units without their zero tails ("1h30m", not
+// "1h30m0s").
+func (d Duration) String() string {
+	days, rest := time.Duration(d)/(24*time.Hour), time.Duration(d)%(24*time.Hour)
+	var b strings.Builder
+	if days > 0 {
+		fmt.Fprintf(&b, "%dd", days)
+	}
+	if rest > 0 || days == 0 {
+		s := rest.String()
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 

@@ -43,3 +43,27 @@ func TestDurationWithDays(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationString(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[time.Duration]string{
+		0:                               "0s",
+		500 * time.Millisecond:          "500ms",
+		90 * time.Second:                "1m30s",
+		10 * time.Minute:                "10m",
+		time.Hour:                       "1h",
+		90 * time.Minute:                "1h30m",
+		48 * time.Hour:                  "2d",
+		36 * time.Hour:                  "1d12h",
+		24*time.Hour + time.Second:      "1d1s",
+		7*24*time.Hour + 30*time.Minute: "7d30m",
+	} {
+		if got := Duration(in).String(); got != want {
+			t.Errorf("Duration(%v).String() = %q, want %q", in, got, want)
+		}
+		var back Duration
+		if err := back.UnmarshalText([]byte(want)); err != nil || time.Duration(back) != in {
+			t.Errorf("%q reads back as %v (%v)", want, time.Duration(back), err)
+		}
+	}
+}
