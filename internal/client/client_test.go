@@ -50,7 +50,8 @@ func (d *daemon) lastQuery() string {
 	return d.query
 }
 
-func start(t *testing.T) *daemon {
+// start starts a daemon and returns it with a client holding its token.
+func start(t *testing.T) (*daemon, *client.Client) {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -70,12 +71,22 @@ func start(t *testing.T) *daemon {
 	}))
 	t.Cleanup(ts.Close)
 	d.url = ts.URL
-	return d
+	return d, client.New(d.url, token)
+}
+
+// queuedRun fires ping and returns the id of its run.
+func queuedRun(t *testing.T, c *client.Client) string {
+	t.Helper()
+	id, err := c.CreateRun(t.Context(), "ping", nil)
+	if err != nil || id == "" {
+		t.Fatalf("CreateRun: %q %v", id, err)
+	}
+	return id
 }
 
 func TestCreateRunAndGetRun(t *testing.T) {
 	t.Parallel()
-	d := start(t)
+	d, _ := start(t)
 	c := client.New(d.url+"/", token)
 	id, err := c.CreateRun(t.Context(), "ping", map[string]string{"who": "Ada"})
 	if err != nil || id == "" {
@@ -88,15 +99,12 @@ func TestCreateRunAndGetRun(t *testing.T) {
 	if run.ID != id || run.Routine != "ping" || run.Input["who"] != "Ada" || run.State != routine.StateQueued || run.Trigger.Kind != server.TriggerAPI {
 		t.Fatalf("GetRun: %+v", run.Run)
 	}
-	if id, err := c.CreateRun(t.Context(), "ping", nil); err != nil || id == "" {
-		t.Fatalf("CreateRun without input: %q %v", id, err)
-	}
+	queuedRun(t, c) // without input
 }
 
 func TestAPIError(t *testing.T) {
 	t.Parallel()
-	d := start(t)
-	c := client.New(d.url, token)
+	_, c := start(t)
 	_, err := c.CreateRun(t.Context(), "nope", nil)
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound || apiErr.Message != `no routine "nope" in this project` {
@@ -113,7 +121,7 @@ func TestAPIError(t *testing.T) {
 
 func TestUnauthorizedSaysToPassAToken(t *testing.T) {
 	t.Parallel()
-	d := start(t)
+	d, _ := start(t)
 	for _, tok := range []string{"", "wrong"} {
 		_, err := client.New(d.url, tok).Status(t.Context())
 		var apiErr *client.APIError
@@ -141,8 +149,7 @@ func TestUnreachableNamesTheURL(t *testing.T) {
 
 func TestEmit(t *testing.T) {
 	t.Parallel()
-	d := start(t)
-	c := client.New(d.url, token)
+	d, c := start(t)
 	first, err := c.Emit(t.Context(), "cpu.alert", map[string]any{"host": "web1", "cpu": 91}, "", 0)
 	if err != nil || len(first.Runs) != 1 || first.Runs[0].Routine != "alert" || first.Runs[0].Deduplicated {
 		t.Fatalf("first: %+v %v", first, err)
@@ -173,8 +180,7 @@ func TestEmit(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	t.Parallel()
-	d := start(t)
-	c := client.New(d.url, token)
+	d, c := start(t)
 	st, err := c.Status(t.Context())
 	if err != nil || st.Problems == nil || len(st.Problems) != 0 {
 		t.Fatalf("no problems: %+v %v", st, err)
@@ -188,12 +194,8 @@ func TestStatus(t *testing.T) {
 
 func TestFollowLogs(t *testing.T) {
 	t.Parallel()
-	d := start(t)
-	c := client.New(d.url, token)
-	id, err := c.CreateRun(t.Context(), "ping", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, c := start(t)
+	id := queuedRun(t, c)
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -210,7 +212,7 @@ func TestFollowLogs(t *testing.T) {
 		}
 	}()
 	var got []string
-	err = c.FollowLogs(t.Context(), id, "a", func(e server.Event) error {
+	err := c.FollowLogs(t.Context(), id, "a", func(e server.Event) error {
 		switch {
 		case e.Line != nil:
 			got = append(got, "line "+e.Line.Text)
@@ -234,18 +236,14 @@ func TestFollowLogs(t *testing.T) {
 
 func TestFollowLogsStreamEnded(t *testing.T) {
 	t.Parallel()
-	d := start(t)
-	c := client.New(d.url, token)
-	id, err := c.CreateRun(t.Context(), "ping", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, c := start(t)
+	id := queuedRun(t, c)
 	if err := d.st.Checkpoint(t.Context(), &store.CheckpointParams{RunID: id, Logs: []routine.LogLine{
 		{RunID: id, Step: "a", Seq: 1, Time: time.Now(), Stream: routine.StreamStdout, Text: "working"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// The run never ends: the daemon shutting down ends the stream.
-	err = c.FollowLogs(t.Context(), id, "", func(e server.Event) error {
+	err := c.FollowLogs(t.Context(), id, "", func(e server.Event) error {
 		if e.Line != nil {
 			d.srv.Drain()
 		}
