@@ -49,7 +49,7 @@ func newEmitCmd(g *globals) *cobra.Command {
 func (g *globals) emit(ctx context.Context, c *client.Client, name string, body json.RawMessage, dedupe string) error {
 	res, err := c.Emit(ctx, name, body, dedupe, 0)
 	if err != nil {
-		return apiErr(err, "")
+		return apiErr(err)
 	}
 	if g.output == "json" {
 		return writeJSON(g.deps.Stdout, res)

@@ -406,9 +406,7 @@ func (g *globals) followLogs(ctx context.Context, arg, step string) error {
 		return server.Follow(ctx, st, &server.FollowParams{RunID: run.ID, Step: step}, emit)
 	})
 	if err == nil && daemon != "" {
-		if err = client.New(daemon, g.getenv("ROUTINES_TOKEN")).FollowLogs(ctx, id, step, emit); err != nil {
-			err = apiErr(err, id)
-		}
+		err = apiErr(client.New(daemon, g.getenv("ROUTINES_TOKEN")).FollowLogs(ctx, id, step, emit))
 	}
 	if err != nil {
 		return err

@@ -71,7 +71,7 @@ func (g *globals) daemonURL(flag string) (string, error) {
 func (g *globals) invoke(ctx context.Context, c *client.Client, name string, input map[string]string, wait bool) error {
 	id, err := c.CreateRun(ctx, name, input)
 	if err != nil {
-		return apiErr(err, "")
+		return apiErr(err)
 	}
 	human := g.deps.Stdout
 	if g.output == "json" {
@@ -99,7 +99,7 @@ func (g *globals) invoke(ctx context.Context, c *client.Client, name string, inp
 		return nil
 	})
 	if err != nil {
-		return apiErr(err, id)
+		return apiErr(err)
 	}
 	view.summary(end.Run)
 	if g.output == "json" {
@@ -126,16 +126,18 @@ func (g *globals) apiClient(serverURL, token string) (*client.Client, error) {
 // apiErr words an error of the API client for the command line: a daemon
 // that does not answer, or an answer that blames the request (400, 404),
 // is bad input (exit 2); a stream that ended early says how to resume.
-func apiErr(err error, runID string) error {
+// nil stays nil.
+func apiErr(err error) error {
 	var unreachable *client.UnreachableError
 	var apiError *client.APIError
+	var ended *client.StreamEndedError
 	switch {
 	case errors.As(err, &unreachable):
-		return invalidf("no daemon answers at %s: %v (start `routines serve`, or pass --server URL)", unreachable.URL, unreachable.Err)
+		return invalidf("no daemon answers at %s: %v (start `routines serve`, or check --server)", unreachable.URL, unreachable.Err)
 	case errors.As(err, &apiError) && (apiError.Status == http.StatusBadRequest || apiError.Status == http.StatusNotFound):
 		return invalid(err)
-	case errors.Is(err, client.ErrStreamEnded):
-		return fmt.Errorf("%w; follow it again with: routines logs -f %s", err, runID)
+	case errors.As(err, &ended):
+		return fmt.Errorf("%w; follow it again with: routines logs -f %s", err, ended.RunID)
 	}
 	return err
 }

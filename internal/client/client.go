@@ -86,9 +86,16 @@ func (e *UnreachableError) Error() string {
 // or a refused connection's syscall error.
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-// ErrStreamEnded is wrapped by FollowLogs's error when the stream ended
-// before the run did (the daemon was stopped): following again resumes.
-var ErrStreamEnded = errors.New("the stream ended before the run did")
+// StreamEndedError is FollowLogs's error when the stream ended before
+// the run did (the daemon was stopped): following again resumes.
+type StreamEndedError struct {
+	URL, RunID string
+}
+
+// Error names the daemon and the run.
+func (e *StreamEndedError) Error() string {
+	return fmt.Sprintf("the daemon at %s stopped streaming run %s before it ended (was it stopped?)", e.URL, e.RunID)
+}
 
 // CreateRun fires the routine name with input (POST
 // /v1/routines/<name>/runs) and returns the id of the queued run.
@@ -115,8 +122,8 @@ func (c *Client) GetRun(ctx context.Context, id string) (*server.RunDetail, erro
 
 // FollowLogs reads the events of run id (of step, when set) live from
 // GET /v1/runs/<id>/logs and calls fn for each, up to the run's end; then
-// it returns nil. It returns fn's error, or one wrapping ErrStreamEnded
-// when the stream ends first.
+// it returns nil. It returns fn's error, or a *StreamEndedError when the
+// stream ends first.
 func (c *Client) FollowLogs(ctx context.Context, id, step string, fn func(server.Event) error) error {
 	path := "/v1/runs/" + url.PathEscape(id) + "/logs"
 	if step != "" {
@@ -129,7 +136,7 @@ func (c *Client) FollowLogs(ctx context.Context, id, step string, fn func(server
 	defer resp.Body.Close()
 	err = server.ReadEvents(resp.Body, fn)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%s stopped streaming run %s before it ended (was it stopped?): %w", c.base, id, ErrStreamEnded)
+		return &StreamEndedError{URL: c.base, RunID: id}
 	}
 	return err
 }

@@ -249,7 +249,8 @@ func TestFollowLogsStreamEnded(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, client.ErrStreamEnded) || !strings.Contains(err.Error(), d.url) || !strings.Contains(err.Error(), id) {
+	var ended *client.StreamEndedError
+	if !errors.As(err, &ended) || ended.RunID != id || !strings.Contains(err.Error(), d.url) || !strings.Contains(err.Error(), id) {
 		t.Fatalf("stream ended: %v", err)
 	}
 }
