@@ -3,16 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/client"
 )
 
 func newEmitCmd(g *globals) *cobra.Command {
@@ -36,14 +32,10 @@ func newEmitCmd(g *globals) *cobra.Command {
 					return invalidf("--data is not valid JSON: %v", err)
 				}
 			}
-			if token == "" {
-				token = os.Getenv("ROUTINES_TOKEN")
-			}
-			base, err := g.daemonURL(serverURL)
+			c, err := g.apiClient(serverURL, token)
 			if err != nil {
 				return err
 			}
-			c := &apiClient{base: base, token: token}
 			return g.emit(cmd.Context(), c, args[0], body, dedupe)
 		},
 	}
@@ -54,18 +46,10 @@ func newEmitCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func (g *globals) emit(ctx context.Context, c *apiClient, name string, body []byte, dedupe string) error {
-	path := "/v1/events/" + url.PathEscape(name)
-	if dedupe != "" {
-		path += "?dedupe=" + url.QueryEscape(dedupe)
-	}
-	var res server.EventResult
-	if err := c.do(ctx, http.MethodPost, path, body, &res); err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			return invalidf("no daemon answers at %s: %v (start `routines serve`, or pass --server URL)", c.base, uerr.Err)
-		}
-		return err
+func (g *globals) emit(ctx context.Context, c *client.Client, name string, body json.RawMessage, dedupe string) error {
+	res, err := c.Emit(ctx, name, body, dedupe, 0)
+	if err != nil {
+		return apiErr(err)
 	}
 	if g.output == "json" {
 		return writeJSON(g.deps.Stdout, res)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -405,8 +406,7 @@ func (g *globals) followLogs(ctx context.Context, arg, step string) error {
 		return server.Follow(ctx, st, &server.FollowParams{RunID: run.ID, Step: step}, emit)
 	})
 	if err == nil && daemon != "" {
-		c := &apiClient{base: daemon, token: g.getenv("ROUTINES_TOKEN")}
-		err = c.follow(ctx, id, step, emit)
+		err = apiErr(client.New(daemon, g.getenv("ROUTINES_TOKEN")).FollowLogs(ctx, id, step, emit))
 	}
 	if err != nil {
 		return err

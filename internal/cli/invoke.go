@@ -1,18 +1,15 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/server"
 )
@@ -37,14 +34,10 @@ func newInvokeCmd(g *globals) *cobra.Command {
 				}
 				input[k] = v
 			}
-			if token == "" {
-				token = g.getenv("ROUTINES_TOKEN")
-			}
-			base, err := g.daemonURL(serverURL)
+			c, err := g.apiClient(serverURL, token)
 			if err != nil {
 				return err
 			}
-			c := &apiClient{base: base, token: token}
 			return g.invoke(cmd.Context(), c, args[0], input, wait)
 		},
 	}
@@ -75,32 +68,26 @@ func (g *globals) daemonURL(flag string) (string, error) {
 	return base, err
 }
 
-func (g *globals) invoke(ctx context.Context, c *apiClient, name string, input map[string]string, wait bool) error {
-	body, err := json.Marshal(input)
+func (g *globals) invoke(ctx context.Context, c *client.Client, name string, input map[string]string, wait bool) error {
+	id, err := c.CreateRun(ctx, name, input)
 	if err != nil {
-		return err
-	}
-	var queued struct {
-		RunID string `json:"run_id"`
-	}
-	if err := c.do(ctx, http.MethodPost, "/v1/routines/"+url.PathEscape(name)+"/runs", body, &queued); err != nil {
-		return err
+		return apiErr(err)
 	}
 	human := g.deps.Stdout
 	if g.output == "json" {
 		human = g.deps.Stderr
 	}
-	fmt.Fprintf(human, "run %s queued · %s\n", queued.RunID, name)
+	fmt.Fprintf(human, "run %s queued · %s\n", id, name)
 	if !wait {
 		if g.output == "json" {
-			return writeJSON(g.deps.Stdout, queued)
+			return writeJSON(g.deps.Stdout, map[string]string{"run_id": id})
 		}
 		return nil
 	}
 	// The steps' output as run-once shows it, live, from the daemon.
 	view := &liveView{stdout: human, stderr: g.deps.Stderr}
 	var end *server.RunDetail
-	err = c.follow(ctx, queued.RunID, "", func(e server.Event) error {
+	err = c.FollowLogs(ctx, id, "", func(e server.Event) error {
 		switch {
 		case e.Line != nil:
 			view.Log(*e.Line)
@@ -112,7 +99,7 @@ func (g *globals) invoke(ctx context.Context, c *apiClient, name string, input m
 		return nil
 	})
 	if err != nil {
-		return err
+		return apiErr(err)
 	}
 	view.summary(end.Run)
 	if g.output == "json" {
@@ -123,85 +110,34 @@ func (g *globals) invoke(ctx context.Context, c *apiClient, name string, input m
 	return runExit(end.State)
 }
 
-// apiClient speaks the daemon's JSON API.
-type apiClient struct {
-	base  string
-	token string
-}
-
-// do sends a request and decodes a 2xx answer into out; any other answer
-// is an error carrying the API's message (see send).
-func (c *apiClient) do(ctx context.Context, method, path string, body []byte, out any) error {
-	resp, err := c.send(ctx, method, path, body, "application/json")
-	if err != nil {
-		return err
+// apiClient returns the client of the daemon at serverURL (--server),
+// else of the project's running daemon; with token, else $ROUTINES_TOKEN.
+func (g *globals) apiClient(serverURL, token string) (*client.Client, error) {
+	if token == "" {
+		token = g.getenv("ROUTINES_TOKEN")
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, out)
-}
-
-// follow reads the events of run id (of step, when set) from the daemon's
-// stream (GET /v1/runs/<id>/logs) and calls fn for each, up to the run's
-// end.
-func (c *apiClient) follow(ctx context.Context, id, step string, fn func(server.Event) error) error {
-	path := "/v1/runs/" + url.PathEscape(id) + "/logs"
-	if step != "" {
-		path += "?step=" + url.QueryEscape(step)
-	}
-	resp, err := c.send(ctx, http.MethodGet, path, nil, "text/event-stream")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	err = server.ReadEvents(resp.Body, fn)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("the daemon stopped streaming run %s before it ended (was it stopped?); follow it again with: routines logs -f %s", id, id)
-	}
-	return err
-}
-
-// send sends a request and returns a 2xx answer, whose body the caller
-// closes; any other answer is an error carrying the API's message (4xx
-// other than 401/429 as bad input).
-func (c *apiClient) send(ctx context.Context, method, path string, body []byte, accept string) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	base, err := g.daemonURL(serverURL)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", accept)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return client.New(base, token), nil
+}
+
+// apiErr words an error of the API client for the command line: a daemon
+// that does not answer, or an answer that blames the request (400, 404),
+// is bad input (exit 2); a stream that ended early says how to resume.
+// nil stays nil.
+func apiErr(err error) error {
+	var unreachable *client.UnreachableError
+	var apiError *client.APIError
+	var ended *client.StreamEndedError
+	switch {
+	case errors.As(err, &unreachable):
+		return invalidf("no daemon answers at %s: %v (start `routines serve`, or check --server)", unreachable.URL, unreachable.Err)
+	case errors.As(err, &apiError) && (apiError.Status == http.StatusBadRequest || apiError.Status == http.StatusNotFound):
+		return invalid(err)
+	case errors.As(err, &ended):
+		return fmt.Errorf("%w; follow it again with: routines logs -f %s", err, ended.RunID)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reach the daemon: %w", err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error string `json:"error"`
-	}
-	msg := strings.TrimSpace(string(data))
-	if json.Unmarshal(data, &e) == nil && e.Error != "" {
-		msg = e.Error
-	}
-	err = fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
-	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound {
-		return nil, invalid(err)
-	}
-	return nil, err
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -182,9 +182,8 @@ func (g *globals) daemonStatus(ctx context.Context, p project.Project) statusDae
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	c := &apiClient{base: d.URL(), token: g.getenv("ROUTINES_TOKEN")}
-	var st server.Status
-	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+	st, err := client.New(d.URL(), g.getenv("ROUTINES_TOKEN")).Status(ctx)
+	if err != nil {
 		sd.Error = err.Error()
 		return sd
 	}

@@ -1,20 +1,17 @@
 package steps
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 )
@@ -42,7 +39,7 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if a == nil || strings.TrimSpace(a.Event) == "" {
 		return nil, errors.New("emit: event names no event (did a template render empty?)")
 	}
-	base := strings.TrimRight(a.Server, "/")
+	base := a.Server
 	if base == "" {
 		if x.StateDir == "" {
 			return nil, errors.New("emit: no project directory to find the daemon in: set the step's server")
@@ -63,59 +60,18 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if data == nil {
 		data = map[string]string{}
 	}
-	body, err := json.Marshal(data)
-	if err != nil {
-		return nil, err
-	}
-	u := base + "/v1/events/" + url.PathEscape(a.Event)
-	if a.Dedupe != "" {
-		u += "?dedupe=" + url.QueryEscape(a.Dedupe)
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, emitTimeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("emit: %w", err)
+	var opts []client.Option
+	if k.Client != nil {
+		opts = append(opts, client.WithHTTPClient(k.Client))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	client := k.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("emit %s: reach %s: %w", a.Event, base, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	res, err := client.New(base, token, opts...).Emit(ctx, a.Event, data, a.Dedupe, 0)
 	if err != nil {
 		return nil, fmt.Errorf("emit %s: %w", a.Event, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return nil, fmt.Errorf("emit %s: %s: %s", a.Event, resp.Status, msg)
-	}
-	var res struct {
-		Runs []struct {
-			Routine      string `json:"routine"`
-			RunID        string `json:"run_id"`
-			Deduplicated bool   `json:"deduplicated"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return nil, fmt.Errorf("emit %s: unreadable answer: %w", a.Event, err)
 	}
 	ids := make([]any, 0, len(res.Runs))
 	dup := false
