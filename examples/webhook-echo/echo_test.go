@@ -16,9 +16,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
-	"github.com/routines-dev/routines/internal/server"
 )
 
 func TestSignedWebhook(t *testing.T) {
@@ -71,14 +71,14 @@ func TestWebhookBeforeSecretsSet(t *testing.T) {
 }
 
 // status returns the problems GET /v1/status lists.
-func status(t *testing.T, addr string) []server.Problem {
+func status(t *testing.T, addr string) []api.Problem {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/v1/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st server.Status
+	var st api.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v1/status: %d %v", resp.StatusCode, err)
 	}

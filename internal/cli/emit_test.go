@@ -9,20 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cli"
-	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
 // emitEvent posts an event and decodes the answer.
-func emitEvent(t *testing.T, d *daemon, name, body string) server.EventResult {
+func emitEvent(t *testing.T, d *daemon, name, body string) api.EventResult {
 	t.Helper()
 	code, v := post(t, d.url+"/v1/events/"+name, body, nil)
 	if code != 202 {
 		t.Fatalf("POST /v1/events/%s: %d %v", name, code, v)
 	}
 	data, _ := json.Marshal(v)
-	var res server.EventResult
+	var res api.EventResult
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +33,8 @@ func emitEvent(t *testing.T, d *daemon, name, body string) server.EventResult {
 }
 
 // byRoutine maps the runs of an event answer by routine.
-func byRoutine(res server.EventResult) map[string]server.EventRun {
-	m := map[string]server.EventRun{}
+func byRoutine(res api.EventResult) map[string]api.EventRun {
+	m := map[string]api.EventRun{}
 	for _, r := range res.Runs {
 		m[r.Routine] = r
 	}
@@ -148,7 +148,7 @@ func TestEmitCommand(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("emit: %+v", r)
 	}
-	var res server.EventResult
+	var res api.EventResult
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatalf("%v: %q", err, r.stdout)
 	}
@@ -211,7 +211,7 @@ steps:
 			t.Fatalf("watch: %d %v\n%s", code, v, d.stderr.String())
 		}
 		data, _ := json.Marshal(v)
-		var run server.RunDetail
+		var run api.RunDetail
 		if err := json.Unmarshal(data, &run); err != nil {
 			t.Fatal(err)
 		}

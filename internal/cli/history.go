@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
@@ -25,8 +26,8 @@ import (
 // newRunDetail prepares a run and its steps for -o json, where empty maps
 // and lists are {} and [], never null, as docs/cli.md promises. The API
 // answers with the same shape (GET /v1/runs/<id>).
-func newRunDetail(run *routine.Run, steps []*routine.StepRun) server.RunDetail {
-	return server.NewRunDetail(run, steps)
+func newRunDetail(run *routine.Run, steps []*routine.StepRun) api.RunDetail {
+	return api.NewRunDetail(run, steps)
 }
 
 // jsonRun returns run with empty input and tags as {} and [].
@@ -376,10 +377,10 @@ func printLogLine(w io.Writer, l routine.LogLine) {
 // runs, from the store as long as the process that executes it (a
 // run-once) lives.
 func (g *globals) followLogs(ctx context.Context, arg, step string) error {
-	var end *server.RunDetail
+	var end *api.RunDetail
 	enc := json.NewEncoder(g.deps.Stdout)
 	enc.SetEscapeHTML(false)
-	emit := func(e server.Event) error {
+	emit := func(e api.Event) error {
 		switch {
 		case e.Line != nil && g.output == "json":
 			return enc.Encode(e.Line)

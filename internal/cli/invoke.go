@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
-	"github.com/routines-dev/routines/internal/server"
 )
 
 func newInvokeCmd(g *globals) *cobra.Command {
@@ -86,8 +86,8 @@ func (g *globals) invoke(ctx context.Context, c *client.Client, name string, inp
 	}
 	// The steps' output as run-once shows it, live, from the daemon.
 	view := &liveView{stdout: human, stderr: g.deps.Stderr}
-	var end *server.RunDetail
-	err = c.FollowLogs(ctx, id, "", func(e server.Event) error {
+	var end *api.RunDetail
+	err = c.FollowLogs(ctx, id, "", func(e api.Event) error {
 		switch {
 		case e.Line != nil:
 			view.Log(*e.Line)

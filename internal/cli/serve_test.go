@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
@@ -112,7 +112,7 @@ func do(t *testing.T, req *http.Request) (int, map[string]any) {
 }
 
 // waitRun polls GET /v1/runs/<id> until the run is final.
-func waitRun(t *testing.T, d *daemon, id string) server.RunDetail {
+func waitRun(t *testing.T, d *daemon, id string) api.RunDetail {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -120,7 +120,7 @@ func waitRun(t *testing.T, d *daemon, id string) server.RunDetail {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var run server.RunDetail
+		var run api.RunDetail
 		err = json.NewDecoder(resp.Body).Decode(&run)
 		resp.Body.Close()
 		if err != nil {
@@ -382,7 +382,7 @@ func TestServeConcurrencyMax(t *testing.T) {
 		}
 		ids = append(ids, body["run_id"].(string))
 	}
-	var runs []server.RunDetail
+	var runs []api.RunDetail
 	for _, id := range ids {
 		runs = append(runs, waitRun(t, d, id))
 	}

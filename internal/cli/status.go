@@ -13,12 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
-	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/trigger"
 )
@@ -67,8 +67,8 @@ type statusDaemon struct {
 	project.Daemon
 	// Problems are what the daemon reports it cannot do (a webhook whose
 	// secret is not set…), read from its /v1/status.
-	Problems []server.Problem `json:"problems"`
-	Error    string           `json:"error,omitempty"`
+	Problems []api.Problem `json:"problems"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // statusEntry is one routine of the project.
@@ -172,7 +172,7 @@ func masterKeyStatus(keys secrets.KeySource) string {
 // the problems it reports.
 func (g *globals) daemonStatus(ctx context.Context, p project.Project) statusDaemon {
 	d, state, err := p.Daemon()
-	sd := statusDaemon{State: state, Daemon: d, Problems: []server.Problem{}}
+	sd := statusDaemon{State: state, Daemon: d, Problems: []api.Problem{}}
 	if err != nil {
 		sd.Error = err.Error()
 		return sd

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/api"
 )
 
 // Client speaks the API of one daemon or server. Safe for concurrent use.
@@ -112,8 +112,8 @@ func (c *Client) CreateRun(ctx context.Context, name string, input map[string]st
 
 // GetRun returns run id (or a unique prefix of it) with its steps (GET
 // /v1/runs/<id>).
-func (c *Client) GetRun(ctx context.Context, id string) (*server.RunDetail, error) {
-	var run server.RunDetail
+func (c *Client) GetRun(ctx context.Context, id string) (*api.RunDetail, error) {
+	var run api.RunDetail
 	if err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, &run); err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (c *Client) GetRun(ctx context.Context, id string) (*server.RunDetail, erro
 // GET /v1/runs/<id>/logs and calls fn for each, up to the run's end; then
 // it returns nil. It returns fn's error, or a *StreamEndedError when the
 // stream ends first.
-func (c *Client) FollowLogs(ctx context.Context, id, step string, fn func(server.Event) error) error {
+func (c *Client) FollowLogs(ctx context.Context, id, step string, fn func(api.Event) error) error {
 	path := "/v1/runs/" + url.PathEscape(id) + "/logs"
 	if step != "" {
 		path += "?step=" + url.QueryEscape(step)
@@ -134,7 +134,7 @@ func (c *Client) FollowLogs(ctx context.Context, id, step string, fn func(server
 		return err
 	}
 	defer resp.Body.Close()
-	err = server.ReadEvents(resp.Body, fn)
+	err = api.ReadEvents(resp.Body, fn)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return &StreamEndedError{URL: c.base, RunID: id}
 	}
@@ -144,7 +144,7 @@ func (c *Client) FollowLogs(ctx context.Context, id, step string, fn func(server
 // Emit publishes event with data (any value that marshals to JSON; nil is
 // {}) to POST /v1/events/<event>. dedupe, when set, overrides the
 // listeners' dedupe keys; window, when positive, their windows.
-func (c *Client) Emit(ctx context.Context, event string, data any, dedupe string, window time.Duration) (*server.EventResult, error) {
+func (c *Client) Emit(ctx context.Context, event string, data any, dedupe string, window time.Duration) (*api.EventResult, error) {
 	if data == nil {
 		data = struct{}{}
 	}
@@ -159,7 +159,7 @@ func (c *Client) Emit(ctx context.Context, event string, data any, dedupe string
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var res server.EventResult
+	var res api.EventResult
 	if err := c.do(ctx, http.MethodPost, path, data, &res); err != nil {
 		return nil, err
 	}
@@ -167,8 +167,8 @@ func (c *Client) Emit(ctx context.Context, event string, data any, dedupe string
 }
 
 // Status returns what the daemon's operator should know (GET /v1/status).
-func (c *Client) Status(ctx context.Context) (*server.Status, error) {
-	var st server.Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -212,7 +213,7 @@ func TestFollowLogs(t *testing.T) {
 		}
 	}()
 	var got []string
-	err := c.FollowLogs(t.Context(), id, "a", func(e server.Event) error {
+	err := c.FollowLogs(t.Context(), id, "a", func(e api.Event) error {
 		switch {
 		case e.Line != nil:
 			got = append(got, "line "+e.Line.Text)
@@ -229,7 +230,7 @@ func TestFollowLogs(t *testing.T) {
 	}
 	// fn's error ends the follow.
 	stop := errors.New("stop")
-	if err := c.FollowLogs(t.Context(), id, "", func(server.Event) error { return stop }); err != stop {
+	if err := c.FollowLogs(t.Context(), id, "", func(api.Event) error { return stop }); err != stop {
 		t.Fatalf("fn's error: %v", err)
 	}
 }
@@ -243,7 +244,7 @@ func TestFollowLogsStreamEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The run never ends: the daemon shutting down ends the stream.
-	err := c.FollowLogs(t.Context(), id, "", func(e server.Event) error {
+	err := c.FollowLogs(t.Context(), id, "", func(e api.Event) error {
 		if e.Line != nil {
 			d.srv.Drain()
 		}

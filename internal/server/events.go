@@ -9,6 +9,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/template"
@@ -20,20 +21,6 @@ const TriggerEvent = "event"
 // DefaultDedupeWindow is how long a dedupe key folds duplicates into the
 // first run when a trigger (or the emitter) sets dedupe and no window.
 const DefaultDedupeWindow = 10 * time.Minute
-
-// EventRun is one run an event made, or the run it folded into.
-type EventRun struct {
-	Routine      string `json:"routine"`
-	RunID        string `json:"run_id"`
-	Deduplicated bool   `json:"deduplicated"`
-}
-
-// EventResult is the answer of POST /v1/events/<name>.
-type EventResult struct {
-	Event  string     `json:"event"`
-	Runs   []EventRun `json:"runs"`
-	RunIDs []string   `json:"run_ids"`
-}
 
 // waker is the part of the scheduler that a run created straight in the
 // store needs: a nudge to look at the queue.
@@ -101,7 +88,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 			break // one run per routine, whatever its triggers
 		}
 	}
-	res := EventResult{Event: name, Runs: []EventRun{}, RunIDs: []string{}}
+	res := api.EventResult{Event: name, Runs: []api.EventRun{}, RunIDs: []string{}}
 	if len(targets) > 0 && s.full(w, r, len(targets)) {
 		return
 	}
@@ -137,7 +124,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		res.Runs = append(res.Runs, EventRun{Routine: tg.rt.Name, RunID: run.ID, Deduplicated: dup})
+		res.Runs = append(res.Runs, api.EventRun{Routine: tg.rt.Name, RunID: run.ID, Deduplicated: dup})
 		res.RunIDs = append(res.RunIDs, run.ID)
 	}
 	if created {

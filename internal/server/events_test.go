@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
@@ -50,7 +51,7 @@ func TestEventConcurrentDedupe(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			var res server.EventResult
+			var res api.EventResult
 			if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || resp.StatusCode != 202 || len(res.Runs) != 1 {
 				t.Errorf("%d %+v %v", resp.StatusCode, res, err)
 				return
@@ -77,7 +78,7 @@ func TestEventConcurrentDedupe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var res server.EventResult
+	var res api.EventResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || len(res.Runs) != 1 || res.Runs[0].RunID == ids[0] {
 		t.Fatalf("event without the key field: %+v %v", res, err)
 	}

@@ -1,18 +1,17 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -30,15 +29,6 @@ const followBatch = 1000
 // sseHeartbeat is how often a silent event stream gets a comment, so
 // that proxies keep it open and a client that went away is found.
 const sseHeartbeat = 15 * time.Second
-
-// Event is one thing the follower of a run learns. Exactly one field is
-// set: a log line, a step that reached a final state, or, last, the run
-// once it is final, with its steps.
-type Event struct {
-	Line *routine.LogLine
-	Step *routine.StepRun
-	End  *RunDetail
-}
 
 // FollowParams select what Follow reports.
 type FollowParams struct {
@@ -62,7 +52,7 @@ type runWatcher interface {
 // The run's state is read before its lines: the engine writes a run's final
 // record with or after its last lines, so a run read final has all its
 // lines stored.
-func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(Event) error) error {
+func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(api.Event) error) error {
 	watch, _ := st.(runWatcher)
 	tick := time.NewTicker(followPoll)
 	defer tick.Stop()
@@ -93,15 +83,15 @@ func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(Even
 				continue
 			}
 			told[k] = true
-			if err := emit(Event{Step: s}); err != nil {
+			if err := emit(api.Event{Step: s}); err != nil {
 				stop()
 				return err
 			}
 		}
 		if run.State.Final() {
 			stop()
-			d := NewRunDetail(run, steps)
-			return emit(Event{End: &d})
+			d := api.NewRunDetail(run, steps)
+			return emit(api.Event{End: &d})
 		}
 		select {
 		case <-ctx.Done():
@@ -116,14 +106,14 @@ func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(Even
 
 // followLines emits the stored lines after seq after, in batches, and
 // returns the seq of the last one.
-func followLines(ctx context.Context, st store.Store, p *FollowParams, after int64, emit func(Event) error) (int64, error) {
+func followLines(ctx context.Context, st store.Store, p *FollowParams, after int64, emit func(api.Event) error) (int64, error) {
 	for {
 		lines, err := st.LogList(ctx, &store.LogListParams{RunID: p.RunID, Step: p.Step, AfterSeq: after, Limit: followBatch})
 		if err != nil {
 			return after, err
 		}
 		for i := range lines {
-			if err := emit(Event{Line: &lines[i]}); err != nil {
+			if err := emit(api.Event{Line: &lines[i]}); err != nil {
 				return after, err
 			}
 			after = lines[i].Seq
@@ -296,7 +286,7 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, p *FollowPara
 			}
 		}
 	})
-	err := Follow(ctx, s.cfg.Store, p, func(e Event) error {
+	err := Follow(ctx, s.cfg.Store, p, func(e api.Event) error {
 		name, id, v := "end", "", any(e.End)
 		switch {
 		case e.Line != nil:
@@ -316,50 +306,4 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, p *FollowPara
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("follow run", "run_id", p.RunID, "err", err)
 	}
-}
-
-// ReadEvents reads the Server-Sent Events of GET /v1/runs/<id>/logs
-// from r and calls fn for each, until fn fails, the "end" event was read
-// (then it returns nil) or the stream ends before it (then an error).
-func ReadEvents(r io.Reader, fn func(Event) error) error {
-	sc := bufio.NewScanner(r)
-	// A line of a step is at most 64 KiB, and longer once JSON-escaped.
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var name, data string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "event: "):
-			name = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
-			data = strings.TrimPrefix(line, "data: ")
-		case line == "" && name != "":
-			var e Event
-			var v any
-			switch name {
-			case "log":
-				e.Line = &routine.LogLine{}
-				v = e.Line
-			case "step":
-				e.Step = &routine.StepRun{}
-				v = e.Step
-			case "end":
-				e.End = &RunDetail{}
-				v = e.End
-			}
-			if v != nil {
-				if err := json.Unmarshal([]byte(data), v); err != nil {
-					return fmt.Errorf("read event %s: %w", name, err)
-				}
-				if err := fn(e); err != nil || e.End != nil {
-					return err
-				}
-			}
-			name, data = "", ""
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return io.ErrUnexpectedEOF
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
@@ -76,7 +77,7 @@ func (b *logsBundle) finish(t *testing.T, state routine.State) {
 
 // follow opens the event stream of the run and sends what it reads to a
 // channel, closed at its end; the error of ReadEvents comes last.
-func follow(t *testing.T, url string, header http.Header) (<-chan server.Event, <-chan error) {
+func follow(t *testing.T, url string, header http.Header) (<-chan api.Event, <-chan error) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header = header
@@ -88,16 +89,16 @@ func follow(t *testing.T, url string, header http.Header) (<-chan server.Event, 
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
-	events, done := make(chan server.Event, 100), make(chan error, 1)
+	events, done := make(chan api.Event, 100), make(chan error, 1)
 	go func() {
 		defer resp.Body.Close()
-		done <- server.ReadEvents(resp.Body, func(e server.Event) error { events <- e; return nil })
+		done <- api.ReadEvents(resp.Body, func(e api.Event) error { events <- e; return nil })
 		close(events)
 	}()
 	return events, done
 }
 
-func next(t *testing.T, events <-chan server.Event) server.Event {
+func next(t *testing.T, events <-chan api.Event) api.Event {
 	t.Helper()
 	select {
 	case e, ok := <-events:
@@ -108,7 +109,7 @@ func next(t *testing.T, events <-chan server.Event) server.Event {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event in 10s")
 	}
-	return server.Event{}
+	return api.Event{}
 }
 
 func TestRunLogsStreamFollowsTheRunToItsEnd(t *testing.T) {

@@ -11,35 +11,6 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 )
 
-// RunDetail is a run with its steps, as GET /v1/runs/<id> and
-// `routines show -o json` write it: empty maps and lists are {} and [].
-type RunDetail struct {
-	*routine.Run
-	Steps []*routine.StepRun `json:"steps"`
-}
-
-// NewRunDetail prepares a run and its steps for JSON.
-func NewRunDetail(run *routine.Run, steps []*routine.StepRun) RunDetail {
-	if steps == nil {
-		steps = []*routine.StepRun{}
-	}
-	for i, s := range steps {
-		if s.Outputs == nil {
-			c := *s
-			c.Outputs = routine.Outputs{}
-			steps[i] = &c
-		}
-	}
-	c := *run
-	if c.Input == nil {
-		c.Input = map[string]string{}
-	}
-	if c.Tags == nil {
-		c.Tags = []string{}
-	}
-	return RunDetail{Run: &c, Steps: steps}
-}
-
 // TriggerAPI is the trigger kind of runs fired through the API.
 const TriggerAPI = "api"
 

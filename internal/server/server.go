@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
@@ -254,7 +255,7 @@ func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run 
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, code, NewRunDetail(run, steps))
+	writeJSON(w, code, api.NewRunDetail(run, steps))
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

@@ -6,24 +6,9 @@ import (
 	"slices"
 	"sync"
 	"time"
-)
 
-// Problem is something the daemon cannot do until its operator acts: a
-// webhook whose secret is not set, an email trigger that cannot log in.
-// It is listed until what failed works again.
-type Problem struct {
-	Routine string `json:"routine"`
-	// Trigger names the trigger that fails, such as "webhook /hooks/github"
-	// or "email imap.example.com/support".
-	Trigger string `json:"trigger"`
-	// Message says what is wrong and what to do; it is for the operator,
-	// and may name secrets (never their values).
-	Message   string    `json:"message"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
-	// Count is how many times it failed since FirstSeen.
-	Count int `json:"count"`
-}
+	"github.com/routines-dev/routines/internal/api"
+)
 
 // Problems is the registry of the daemon's current problems: the server
 // reports those of its webhooks and Slack commands, the daemon those of
@@ -31,7 +16,7 @@ type Problem struct {
 type Problems struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	open map[problemKey]*Problem
+	open map[problemKey]*api.Problem
 }
 
 type problemKey struct{ routine, trigger string }
@@ -42,7 +27,7 @@ func NewProblems(now func() time.Time) *Problems {
 	if now == nil {
 		now = time.Now
 	}
-	return &Problems{now: now, open: map[problemKey]*Problem{}}
+	return &Problems{now: now, open: map[problemKey]*api.Problem{}}
 }
 
 // Report records a failure of a routine's trigger: a new problem, or one
@@ -54,7 +39,7 @@ func (p *Problems) Report(routine, trigger, message string) {
 	k := problemKey{routine, trigger}
 	pr := p.open[k]
 	if pr == nil {
-		pr = &Problem{Routine: routine, Trigger: trigger, FirstSeen: now}
+		pr = &api.Problem{Routine: routine, Trigger: trigger, FirstSeen: now}
 		p.open[k] = pr
 	}
 	pr.Message, pr.LastSeen = message, now
@@ -69,31 +54,23 @@ func (p *Problems) Clear(routine, trigger string) {
 }
 
 // List returns the open problems, the oldest first.
-func (p *Problems) List() []Problem {
+func (p *Problems) List() []api.Problem {
 	p.mu.Lock()
-	out := make([]Problem, 0, len(p.open))
+	out := make([]api.Problem, 0, len(p.open))
 	for _, pr := range p.open {
 		out = append(out, *pr)
 	}
 	p.mu.Unlock()
-	slices.SortFunc(out, func(a, b Problem) int {
+	slices.SortFunc(out, func(a, b api.Problem) int {
 		return cmp.Or(a.FirstSeen.Compare(b.FirstSeen), cmp.Compare(a.Routine, b.Routine), cmp.Compare(a.Trigger, b.Trigger))
 	})
 	return out
 }
 
-// Status is the answer of GET /v1/status: what the daemon's operator
-// should know about it.
-type Status struct {
-	// Problems are what fails now, the oldest first; empty, not null,
-	// when nothing does.
-	Problems []Problem `json:"problems"`
-}
-
 // Status returns the daemon's status. The problems of routines the daemon
 // no longer has (a reload removed them) are left out.
-func (s *Server) Status() Status {
-	st := Status{Problems: []Problem{}}
+func (s *Server) Status() api.Status {
+	st := api.Status{Problems: []api.Problem{}}
 	for _, pr := range s.problems.List() {
 		if _, ok := s.cfg.Routines.Get(pr.Routine); ok {
 			st.Problems = append(st.Problems, pr)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
@@ -124,7 +125,7 @@ func do(t *testing.T, req *http.Request) (int, http.Header, string) {
 }
 
 // getStatus reads GET /v1/status with the API token.
-func getStatus(t *testing.T, ts *httptest.Server) server.Status {
+func getStatus(t *testing.T, ts *httptest.Server) api.Status {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/status", nil)
 	if err != nil {
@@ -136,7 +137,7 @@ func getStatus(t *testing.T, ts *httptest.Server) server.Status {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st server.Status
+	var st api.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK || st.Problems == nil {
 		t.Fatalf("GET /v1/status: %d %v %+v", resp.StatusCode, err, st)
 	}
