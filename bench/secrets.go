@@ -20,6 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
@@ -86,7 +87,7 @@ func runStartWithSecrets(dir string, n int) (with, without time.Duration, err er
 	if err != nil {
 		return 0, 0, err
 	}
-	eng := engine.New(engine.Config{Store: st, Kinds: steps.NewRegistry(steps.StateKind{}), StateDir: dir, Secrets: resolver})
+	eng := engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(steps.StateKind{}), StateDir: dir, Secrets: resolver})
 	parse := func(decl string) (*routine.Routine, error) {
 		return spec.Parse("routine.yaml", []byte("name: start\n"+decl+"steps:\n  - id: get\n    state: { get: x }\n"), dir)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/secrets/awssm"
 	"github.com/routines-dev/routines/internal/secrets/vault"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -27,7 +28,7 @@ func main() {
 // deps are what the command line is given: the registries, the process's
 // streams and what the build recorded.
 func deps() cli.Deps {
-	kinds := steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
+	kinds := stepkind.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
 	return cli.Deps{
 		Kinds:           kinds,
 		SecretProviders: secretProviders,

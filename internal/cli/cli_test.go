@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -33,7 +34,7 @@ func routinesWith(t *testing.T, deps cli.Deps, dir string, args ...string) resul
 	if dir != "" {
 		args = append([]string{"--project", dir}, args...)
 	}
-	deps.Kinds = steps.NewRegistry(steps.RunKind{}, steps.RoutineKind{})
+	deps.Kinds = stepkind.NewRegistry(steps.RunKind{}, steps.RoutineKind{})
 	deps.Stdout, deps.Stderr = &stdout, &stderr
 	code := cli.Run(context.Background(), deps, args)
 	return result{code, stdout.String(), stderr.String()}

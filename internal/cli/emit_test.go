@@ -11,6 +11,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -203,7 +204,7 @@ steps:
 			t.Fatalf("validate %s: %+v", name, r)
 		}
 	}
-	d := startServeKinds(t, dir, steps.NewRegistry(steps.RunKind{}, steps.EmitKind{}))
+	d := startServeKinds(t, dir, stepkind.NewRegistry(steps.RunKind{}, steps.EmitKind{}))
 	ids := make([]string, 2)
 	for i := range ids {
 		code, v := post(t, d.url+"/v1/routines/watch/runs?wait=20s", `{"host":"web9"}`, nil)
@@ -241,7 +242,7 @@ steps:
     emit: { event: nobody.home }
 `)
 	var stdout, stderr bytes.Buffer
-	deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}, steps.EmitKind{}), Stdout: &stdout, Stderr: &stderr}
+	deps := cli.Deps{Kinds: stepkind.NewRegistry(steps.RunKind{}, steps.EmitKind{}), Stdout: &stdout, Stderr: &stderr}
 	code := cli.Run(context.Background(), deps, []string{"--project", dir, "run-once", dir})
 	if code != 1 || !strings.Contains(stdout.String()+stderr.String(), "no daemon is running") {
 		t.Fatalf("run-once without daemon: %d\n%s\n%s", code, stdout.String(), stderr.String())

@@ -13,6 +13,7 @@ import (
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -30,7 +31,7 @@ func start(t *testing.T, dir string, args ...string) *background {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
-		deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}), Stdout: b.stdout, Stderr: b.stderr}
+		deps := cli.Deps{Kinds: stepkind.NewRegistry(steps.RunKind{}), Stdout: b.stdout, Stderr: b.stderr}
 		b.done <- cli.Run(ctx, deps, append([]string{"--project", dir}, args...))
 	}()
 	return b

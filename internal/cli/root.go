@@ -20,7 +20,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/spec"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // Exit codes of the routines command.
@@ -33,7 +33,7 @@ const (
 
 // Deps is what main gives the commands.
 type Deps struct {
-	Kinds steps.Registry
+	Kinds stepkind.Registry
 	// SandboxCheck reports the Landlock ABI the kernel offers, or why there
 	// is none; sandbox.Check when nil.
 	SandboxCheck func() (int, error)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -56,7 +57,7 @@ func TestMain(m *testing.M) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	deps := cli.Deps{Kinds: steps.NewRegistry(steps.RunKind{}), Stdout: os.Stdout, Stderr: os.Stderr}
+	deps := cli.Deps{Kinds: stepkind.NewRegistry(steps.RunKind{}), Stdout: os.Stdout, Stderr: os.Stderr}
 	os.Exit(cli.Run(ctx, deps, os.Args[1:]))
 }
 

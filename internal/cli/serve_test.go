@@ -20,6 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
@@ -37,11 +38,11 @@ type daemon struct {
 // startServe runs serve on dir and waits until it has recorded its address.
 func startServe(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
-	return startServeKinds(t, dir, steps.NewRegistry(steps.RunKind{}), args...)
+	return startServeKinds(t, dir, stepkind.NewRegistry(steps.RunKind{}), args...)
 }
 
 // startServeKinds is startServe with the given step kinds.
-func startServeKinds(t *testing.T, dir string, kinds steps.Registry, args ...string) *daemon {
+func startServeKinds(t *testing.T, dir string, kinds stepkind.Registry, args ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{dir: dir, stdout: &clitest.Buffer{}, stderr: &clitest.Buffer{}}

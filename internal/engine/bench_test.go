@@ -12,6 +12,7 @@ import (
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
@@ -39,7 +40,7 @@ func benchmarkRoutine(b *testing.B, n int, parallel bool) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	e := engine.New(engine.Config{Store: st, Kinds: steps.NewRegistry(steps.RunKind{}), StateDir: filepath.Join(dir, ".routines")})
+	e := engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(steps.RunKind{}), StateDir: filepath.Join(dir, ".routines")})
 	var ours, floor time.Duration
 	for i := 0; b.Loop(); i++ {
 		start := time.Now()

@@ -14,14 +14,14 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 )
 
 // Config holds what an Engine is built from. Store and Kinds are required.
 type Config struct {
 	Store store.Store
-	Kinds steps.Registry
+	Kinds stepkind.Registry
 	// StateDir holds run workspaces (StateDir/runs/<run id>): artifacts,
 	// outputs and each step's TMPDIR.
 	StateDir string
@@ -80,7 +80,7 @@ type Leases interface {
 // Engine executes runs. It is safe for concurrent use by many runs.
 type Engine struct {
 	store        store.Store
-	kinds        steps.Registry
+	kinds        stepkind.Registry
 	stateDir     string
 	clock        Clock
 	logger       *slog.Logger

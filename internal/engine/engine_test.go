@@ -20,7 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 	"github.com/routines-dev/routines/internal/template"
@@ -70,7 +70,7 @@ func (k *scriptKind) startedCh(id string) chan struct{} {
 	return ch
 }
 
-func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Result, error) {
+func (k *scriptKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	k.mu.Lock()
 	k.order = append(k.order, x.StepID)
 	k.tries[x.StepID]++
@@ -85,7 +85,7 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 	default:
 		close(ch)
 	}
-	res := &steps.Result{Outputs: routine.Outputs{}}
+	res := &stepkind.Result{Outputs: routine.Outputs{}}
 	words := strings.Fields(runVar.ReplaceAllStringFunc(x.Action.Run, func(ref string) string {
 		return x.Env[runVar.FindStringSubmatch(ref)[1]]
 	}))
@@ -137,7 +137,7 @@ func (k *scriptKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Re
 			i++
 			ms, _ := strconv.Atoi(words[i])
 			if try == 1 {
-				return res, &steps.Error{Code: routine.CodeRateLimited, Retryable: true, After: time.Duration(ms) * time.Millisecond,
+				return res, &stepkind.Error{Code: routine.CodeRateLimited, Retryable: true, After: time.Duration(ms) * time.Millisecond,
 					Err: errors.New("429 Too Many Requests")}
 			}
 		case "pad":
@@ -208,7 +208,7 @@ func setup(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle) {
 	b.kind, b.clock = newScriptKind(), &fakeClock{}
 	e := engine.New(engine.Config{
 		Store:    b.store,
-		Kinds:    steps.NewRegistry(b.kind),
+		Kinds:    stepkind.NewRegistry(b.kind),
 		StateDir: filepath.Join(b.dir, ".routines"),
 		Clock:    b.clock,
 		Secrets:  secrets,
@@ -689,7 +689,7 @@ func TestParallelismBound(t *testing.T) {
 	_, b := setup(t, nil)
 	var running, peak atomic.Int32
 	kind := &countingKind{running: &running, peak: &peak}
-	e := engine.New(engine.Config{Store: b.store, Kinds: steps.NewRegistry(kind), StateDir: filepath.Join(b.dir, ".routines")})
+	e := engine.New(engine.Config{Store: b.store, Kinds: stepkind.NewRegistry(kind), StateDir: filepath.Join(b.dir, ".routines")})
 	var yaml strings.Builder
 	yaml.WriteString("name: bound\nparallelism: 3\nsteps:\n")
 	for i := range 12 {
@@ -708,7 +708,7 @@ type countingKind struct{ running, peak *atomic.Int32 }
 
 func (countingKind) Name() string { return "run" }
 
-func (k *countingKind) Execute(ctx context.Context, _ *steps.Execution) (*steps.Result, error) {
+func (k *countingKind) Execute(ctx context.Context, _ *stepkind.Execution) (*stepkind.Result, error) {
 	n := k.running.Add(1)
 	for {
 		p := k.peak.Load()
@@ -718,7 +718,7 @@ func (k *countingKind) Execute(ctx context.Context, _ *steps.Execution) (*steps.
 	}
 	time.Sleep(20 * time.Millisecond)
 	k.running.Add(-1)
-	return &steps.Result{}, nil
+	return &stepkind.Result{}, nil
 }
 
 func TestWorkspaceRemovedWithoutArtifacts(t *testing.T) {

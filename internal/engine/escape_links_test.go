@@ -14,6 +14,7 @@ import (
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
@@ -60,7 +61,7 @@ func linkSetupIn(t *testing.T, sub string) *linkBundle {
 	t.Cleanup(func() { st.Close() })
 	e := engine.New(engine.Config{
 		Store:    st,
-		Kinds:    steps.NewRegistry(steps.RunKind{}),
+		Kinds:    stepkind.NewRegistry(steps.RunKind{}),
 		StateDir: filepath.Join(project, ".routines"),
 	})
 	return &linkBundle{e: e, store: st, dir: dir, outside: outside}

@@ -15,6 +15,7 @@ import (
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -46,7 +47,7 @@ func setupReal(t *testing.T, subs map[string]string) (*engine.Engine, *testBundl
 	}
 	e := engine.New(engine.Config{
 		Store:    b.store,
-		Kinds:    steps.NewRegistry(steps.RunKind{}, steps.HTTPKind{}, steps.SQLKind{}, steps.RoutineKind{}),
+		Kinds:    stepkind.NewRegistry(steps.RunKind{}, steps.HTTPKind{}, steps.SQLKind{}, steps.RoutineKind{}),
 		StateDir: filepath.Join(b.dir, ".routines"),
 		Routines: cat,
 	})
@@ -310,8 +311,8 @@ type answerKind struct{ out routine.Outputs }
 
 func (answerKind) Name() string { return "http" }
 
-func (k answerKind) Execute(context.Context, *steps.Execution) (*steps.Result, error) {
-	return &steps.Result{Outputs: k.out}, nil
+func (k answerKind) Execute(context.Context, *stepkind.Execution) (*stepkind.Result, error) {
+	return &stepkind.Result{Outputs: k.out}, nil
 }
 
 // TestSecretsRedactedInStructuredOutputs: a secret in a structured output
@@ -323,7 +324,7 @@ func TestSecretsRedactedInStructuredOutputs(t *testing.T) {
 	const token, pin = "tok-9f2e7c41", "739104"
 	e := engine.New(engine.Config{
 		Store: b.store,
-		Kinds: steps.NewRegistry(answerKind{out: routine.Outputs{
+		Kinds: stepkind.NewRegistry(answerKind{out: routine.Outputs{
 			"status": "200",
 			"json": map[string]any{
 				"echo":  []any{"Bearer " + token, 1},

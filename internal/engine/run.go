@@ -16,7 +16,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/template"
 	"github.com/routines-dev/routines/internal/workspace"
 )
@@ -517,7 +517,7 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 }
 
 // attempt runs one try of a step.
-func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.Step, rec *routine.StepRun, n int) *routine.ErrorPayload {
+func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine.Step, rec *routine.StepRun, n int) *routine.ErrorPayload {
 	action, env, err := x.render(s)
 	if err != nil {
 		code := routine.CodeTemplate
@@ -536,7 +536,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	stdout := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStdout, budget: budget}
 	stderr := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStderr, budget: budget, keep: true}
 	artifacts := filepath.Join(x.workspace, workspace.Artifacts)
-	res, err := x.executeKind(ctx, kind, &steps.Execution{
+	res, err := x.executeKind(ctx, kind, &stepkind.Execution{
 		RunID:        x.run.ID,
 		StepID:       s.ID,
 		Phase:        rec.Phase,
@@ -560,7 +560,7 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 		Now:          x.e.clock.Now,
 		StateDir:     x.e.stateDir,
 		Redact:       x.redactFunc(),
-		Subrun: func(ctx context.Context, name string, input map[string]string) (*steps.Subrun, error) {
+		Subrun: func(ctx context.Context, name string, input map[string]string) (*stepkind.Subrun, error) {
 			return x.subrun(ctx, s.ID, name, input)
 		},
 	})
@@ -586,10 +586,10 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 	if err == nil {
 		return nil
 	}
-	// A step kind may describe its failure (steps.Error): a code such as
+	// A step kind may describe its failure (stepkind.Error): a code such as
 	// http_status, that another try cannot succeed (a syntax error), the
 	// wait the other system asked for.
-	code, retryable, after := steps.Describe(err)
+	code, retryable, after := stepkind.Describe(err)
 	if code == "" {
 		code = routine.CodeStepFailed
 	}
@@ -613,11 +613,11 @@ func (x *runExec) attempt(runCtx context.Context, kind steps.Kind, s *routine.St
 // executeKind runs one attempt of a step kind. A panic of the kind fails
 // the step, for good, with an internal_error that names the panic value;
 // its stack goes to the log. The run and every other run go on.
-func (x *runExec) executeKind(ctx context.Context, kind steps.Kind, exec *steps.Execution) (res *steps.Result, err error) {
+func (x *runExec) executeKind(ctx context.Context, kind stepkind.Kind, exec *stepkind.Execution) (res *stepkind.Result, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p := x.panicked(exec.StepID, fmt.Sprintf("step kind %s: %v", kind.Name(), v))
-			res, err = nil, steps.Fail(p.Code, false, errors.New(p.Message))
+			res, err = nil, stepkind.Fail(p.Code, false, errors.New(p.Message))
 		}
 	}()
 	return kind.Execute(ctx, exec)

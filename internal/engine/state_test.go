@@ -10,6 +10,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -46,7 +47,7 @@ func setupState(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundl
 	clock := &virtualClock{now: time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)}
 	e := engine.New(engine.Config{
 		Store:    b.store,
-		Kinds:    steps.NewRegistry(b.kind, steps.StateKind{}),
+		Kinds:    stepkind.NewRegistry(b.kind, steps.StateKind{}),
 		StateDir: filepath.Join(b.dir, ".routines"),
 		Clock:    clock,
 		Secrets:  secrets,

@@ -11,7 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -35,23 +35,23 @@ func callChain(ctx context.Context) []string {
 // its trigger payload, executed here by the same engine. It is refused
 // when the call would loop back to a routine already in the chain, or go
 // deeper than routine.MaxCallDepth.
-func (x *runExec) subrun(ctx context.Context, step, name string, input map[string]string) (*steps.Subrun, error) {
+func (x *runExec) subrun(ctx context.Context, step, name string, input map[string]string) (*stepkind.Subrun, error) {
 	chain := append(slices.Clone(callChain(ctx)), x.r.Name)
 	if slices.Contains(chain, name) {
-		return nil, steps.Fail("", false, fmt.Errorf("routine %s calls itself: %s", name, strings.Join(append(chain, name), " → ")))
+		return nil, stepkind.Fail("", false, fmt.Errorf("routine %s calls itself: %s", name, strings.Join(append(chain, name), " → ")))
 	}
 	if len(chain) >= routine.MaxCallDepth {
-		return nil, steps.Fail("", false, fmt.Errorf("routine steps nest more than %d deep: %s", routine.MaxCallDepth, strings.Join(append(chain, name), " → ")))
+		return nil, stepkind.Fail("", false, fmt.Errorf("routine steps nest more than %d deep: %s", routine.MaxCallDepth, strings.Join(append(chain, name), " → ")))
 	}
 	if x.e.routines == nil {
-		return nil, steps.Fail("", false, fmt.Errorf("routine %s: this engine runs no sub-routines", name))
+		return nil, stepkind.Fail("", false, fmt.Errorf("routine %s: this engine runs no sub-routines", name))
 	}
 	r, ok := x.e.routines.Get(name)
 	if !ok {
-		return nil, steps.Fail("", false, fmt.Errorf("no routine %q in the project", name))
+		return nil, stepkind.Fail("", false, fmt.Errorf("no routine %q in the project", name))
 	}
 	if err := r.CheckInput(input); err != nil {
-		return nil, steps.Fail("", false, err)
+		return nil, stepkind.Fail("", false, err)
 	}
 	payload, err := json.Marshal(routine.SubrunPayload{ParentRunID: x.run.ID, ParentRoutine: x.r.Name, ParentStep: step})
 	if err != nil {
@@ -93,5 +93,5 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 			maps.Copy(outputs, rec.Outputs)
 		}
 	}
-	return &steps.Subrun{RunID: run.ID, State: done.State, Outputs: outputs, Error: done.Error}, nil
+	return &stepkind.Subrun{RunID: run.ID, State: done.State, Outputs: outputs, Error: done.Error}, nil
 }

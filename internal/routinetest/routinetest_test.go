@@ -14,10 +14,11 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/routinetest"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
-var kinds = steps.NewRegistry(steps.RunKind{}, steps.StateKind{})
+var kinds = stepkind.NewRegistry(steps.RunKind{}, steps.StateKind{})
 
 func load(t testing.TB, dir string) (*routine.Routine, []*routinetest.Case) {
 	t.Helper()

@@ -22,7 +22,7 @@ import (
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 	"github.com/routines-dev/routines/internal/template"
@@ -34,9 +34,9 @@ var External = []string{"http", "slack", "email", "llm", "agent", "emit", "routi
 
 // Options say how tests run.
 type Options struct {
-	Kinds    steps.Registry // the real step kinds
-	Filter   *regexp.Regexp // only the tests whose "<routine>/<name>" it matches; all when nil
-	Parallel int            // tests at once; GOMAXPROCS × 2 when 0
+	Kinds    stepkind.Registry // the real step kinds
+	Filter   *regexp.Regexp    // only the tests whose "<routine>/<name>" it matches; all when nil
+	Parallel int               // tests at once; GOMAXPROCS × 2 when 0
 	// Unconfined runs run steps without Landlock (the kernel lacks it and
 	// the user allowed it).
 	Unconfined bool
@@ -256,15 +256,15 @@ func stepKey(phase routine.Phase, id string) string {
 // every execution.
 type recorder struct {
 	c    *Case
-	real steps.Registry
+	real stepkind.Registry
 
 	mu    sync.Mutex
 	log   []Call
 	tries map[string]int
 }
 
-func (rec *recorder) registry() steps.Registry {
-	reg := steps.Registry{}
+func (rec *recorder) registry() stepkind.Registry {
+	reg := stepkind.Registry{}
 	for name := range rec.real {
 		reg[name] = &mockKind{name: name, rec: rec}
 	}
@@ -288,7 +288,7 @@ type mockKind struct {
 
 func (k *mockKind) Name() string { return k.name }
 
-func (k *mockKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Result, error) {
+func (k *mockKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	key := stepKey(x.Phase, x.StepID)
 	mock, mocked := k.rec.c.Mocks[key]
 	call := Call{Step: key, Kind: k.name, Mocked: mocked, Fields: fields(k.name, x)}
@@ -306,25 +306,25 @@ func (k *mockKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Resu
 	if real, ok := k.rec.real[k.name]; ok && !isExternal(k.name) {
 		return real.Execute(ctx, x)
 	}
-	return nil, steps.Fail("", false, fmt.Errorf("step %s (%s) reaches outside and has no mock: add mocks.%s to the test", key, k.name, key))
+	return nil, stepkind.Fail("", false, fmt.Errorf("step %s (%s) reaches outside and has no mock: add mocks.%s to the test", key, k.name, key))
 }
 
 // try returns the result of attempt n of a step of kind: its try, or the
 // last one.
-func (m Mock) try(n int, kind string) (*steps.Result, error) {
+func (m Mock) try(n int, kind string) (*stepkind.Result, error) {
 	if len(m.Tries) == 0 {
-		return &steps.Result{Outputs: routine.Outputs{}}, nil
+		return &stepkind.Result{Outputs: routine.Outputs{}}, nil
 	}
 	t := m.Tries[min(n, len(m.Tries))-1]
 	out, err := mockOutputs(t.Outputs, routine.StepOutputs(kind))
 	if err != nil {
-		return nil, steps.Fail("", false, err)
+		return nil, stepkind.Fail("", false, err)
 	}
 	if t.Fail == nil {
-		return &steps.Result{Outputs: out}, nil
+		return &stepkind.Result{Outputs: out}, nil
 	}
 	retryable := t.Fail.Retryable == nil || *t.Fail.Retryable
-	return &steps.Result{Outputs: out}, steps.Fail(t.Fail.Code, retryable, errors.New(t.Fail.Message))
+	return &stepkind.Result{Outputs: out}, stepkind.Fail(t.Fail.Code, retryable, errors.New(t.Fail.Message))
 }
 
 func isExternal(kind string) bool {
@@ -339,7 +339,7 @@ func isExternal(kind string) bool {
 // fields returns the rendered strings of an action, by path within its
 // kind ("json.subject" for http.json.subject; "run" for a run step, with
 // the values of its {{ }} as ROUTINES_T1, ROUTINES_T2 …).
-func fields(kind string, x *steps.Execution) map[string]string {
+func fields(kind string, x *stepkind.Execution) map[string]string {
 	out := map[string]string{}
 	template.MapStrings(*x.Action, func(path, s string) (string, error) {
 		if s != "" {

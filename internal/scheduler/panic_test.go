@@ -10,7 +10,7 @@ import (
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
@@ -21,7 +21,7 @@ type panickyKind struct{}
 
 func (panickyKind) Name() string { return "run" }
 
-func (panickyKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Result, error) {
+func (panickyKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	if x.Action.Run == "panic" {
 		panic("kaboom: a step kind bug")
 	}
@@ -30,7 +30,7 @@ func (panickyKind) Execute(ctx context.Context, x *steps.Execution) (*steps.Resu
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return &steps.Result{}, nil
+	return &stepkind.Result{}, nil
 }
 
 // panickySecrets is a secret provider with a bug, for one routine.
@@ -66,7 +66,7 @@ func TestEscapePanickingKindFailsOnlyItsStep(t *testing.T) {
 	calm, boom, vault := one("calm", "ok"), one("boom", "panic"), one("vault-bug", "ok")
 	s := scheduler.New(scheduler.Config{
 		Store: st,
-		Executor: engine.New(engine.Config{Store: st, Kinds: steps.NewRegistry(panickyKind{}),
+		Executor: engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(panickyKind{}),
 			StateDir: filepath.Join(dir, ".routines"), Secrets: panickySecrets{}}),
 		Catalog: scheduler.NewCatalog([]*routine.Routine{calm, boom, vault}),
 		Worker:  "test:1", Workers: 8, Lease: time.Minute,

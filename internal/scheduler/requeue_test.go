@@ -12,7 +12,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
-	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
@@ -27,16 +27,16 @@ type flakyKind struct {
 
 func (k *flakyKind) Name() string { return "run" }
 
-func (k *flakyKind) Execute(_ context.Context, x *steps.Execution) (*steps.Result, error) {
+func (k *flakyKind) Execute(_ context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	key := x.Routine + "/" + x.StepID
 	k.tries[key]++
 	k.times[key] = append(k.times[key], time.Now())
 	if x.StepID == "b" && k.tries[key] <= 2 {
-		return &steps.Result{}, errors.New("not yet")
+		return &stepkind.Result{}, errors.New("not yet")
 	}
-	return &steps.Result{}, nil
+	return &stepkind.Result{}, nil
 }
 
 func TestLongBackoffRequeuesTheRunAndFreesTheWorker(t *testing.T) {
@@ -66,7 +66,7 @@ steps:
 	s := scheduler.New(scheduler.Config{
 		Store: st,
 		Executor: engine.New(engine.Config{
-			Store: st, Kinds: steps.NewRegistry(kind), StateDir: dir,
+			Store: st, Kinds: stepkind.NewRegistry(kind), StateDir: dir,
 			RequeueAfter: 100 * time.Millisecond,
 		}),
 		Catalog: scheduler.NewCatalog([]*routine.Routine{flaky, quick}),
@@ -168,7 +168,7 @@ steps:
 		t.Fatal(err)
 	}
 	kind := &flakyKind{tries: map[string]int{}, times: map[string][]time.Time{}}
-	e := engine.New(engine.Config{Store: st, Kinds: steps.NewRegistry(kind), StateDir: dir})
+	e := engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(kind), StateDir: dir})
 	run, err := st.RunCreate(context.Background(), &store.RunCreateParams{ID: "01SLEEPS0000000000000000000", Routine: r.Name, Revision: r.Revision, QueuedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)

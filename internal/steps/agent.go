@@ -12,6 +12,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // AgentKind lets a language model work through a task in a bounded loop:
@@ -98,16 +99,16 @@ const (
 // and stop_reason (of the last turn). It logs a line per model call and
 // one per tool call, with the input and the start of the result; never
 // the API key.
-func (AgentKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (AgentKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Agent
 	if a == nil {
-		return nil, Fail("", false, errors.New("agent: the step has no agent action"))
+		return nil, stepkind.Fail("", false, errors.New("agent: the step has no agent action"))
 	}
 	var schema *spec.JSONSchema
 	if a.JSONSchema != nil {
 		s, err := spec.CompileJSONSchema(a.JSONSchema)
 		if err != nil {
-			return nil, Fail("", false, fmt.Errorf("agent: json_schema: %w", err))
+			return nil, stepkind.Fail("", false, fmt.Errorf("agent: json_schema: %w", err))
 		}
 		schema = s
 	}
@@ -132,7 +133,7 @@ func (AgentKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	// cancellation are the engine's to report.
 	bounded := func(err error) error {
 		if loopCtx.Err() != nil && ctx.Err() == nil {
-			return &Error{Code: routine.CodeLimitReached, Err: fmt.Errorf("agent: no final answer within the agent timeout of %s (%d model calls, %d tool calls): raise timeout or narrow the task", timeout, turns, len(records))}
+			return &stepkind.Error{Code: routine.CodeLimitReached, Err: fmt.Errorf("agent: no final answer within the agent timeout of %s (%d model calls, %d tool calls): raise timeout or narrow the task", timeout, turns, len(records))}
 		}
 		return err
 	}
@@ -149,14 +150,14 @@ func (AgentKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	case routine.LLMProviderOpenAI:
 		chat = newOpenAIAgentChat(a, box.tools, schema != nil)
 	default:
-		err = Fail("", false, fmt.Errorf("agent: unknown provider %q", a.Provider))
+		err = stepkind.Fail("", false, fmt.Errorf("agent: unknown provider %q", a.Provider))
 	}
 	if err != nil {
 		return nil, err
 	}
 
 	limit := func() error {
-		return &Error{Code: routine.CodeLimitReached, Err: fmt.Errorf("agent: no final answer after max_turns (%d model calls, %d tool calls): the model still wanted to call tools; raise max_turns or narrow the task", maxTurns, len(records))}
+		return &stepkind.Error{Code: routine.CodeLimitReached, Err: fmt.Errorf("agent: no final answer after max_turns (%d model calls, %d tool calls): the model still wanted to call tools; raise max_turns or narrow the task", maxTurns, len(records))}
 	}
 	var last *agentTurn
 	for {
@@ -221,13 +222,13 @@ func (AgentKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		}
 		outputs["text"], outputs["json"] = answer, v
 	}
-	return &Result{Outputs: outputs}, nil
+	return &stepkind.Result{Outputs: outputs}, nil
 }
 
 // run runs one tool call of the model, logs it, and returns its result for
 // the model and its record for tool_calls. Only a failure that should fail
 // the step (an MCP server gone, the step's time up) is an error.
-func (b *toolbox) run(ctx context.Context, x *Execution, c agentCall) (agentResult, agentCallRecord, error) {
+func (b *toolbox) run(ctx context.Context, x *stepkind.Execution, c agentCall) (agentResult, agentCallRecord, error) {
 	input := c.input
 	if len(bytes.TrimSpace(input)) == 0 || string(bytes.TrimSpace(input)) == "null" {
 		input = json.RawMessage(`{}`)
@@ -279,4 +280,4 @@ func logSnippet(s string) string {
 	return s
 }
 
-var _ Kind = AgentKind{}
+var _ stepkind.Kind = AgentKind{}

@@ -10,6 +10,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // anthropicAgentChat is an agent's conversation with the Messages API.
@@ -52,7 +53,7 @@ func newAnthropicAgentChat(a *routine.AgentAction, tools []*agentTool, structure
 	for _, t := range tools {
 		schema, err := toolSchema(t.schema)
 		if err != nil {
-			return nil, Fail("", false, fmt.Errorf("agent: tool %s: input schema: %w", t.name, err))
+			return nil, stepkind.Fail("", false, fmt.Errorf("agent: tool %s: input schema: %w", t.name, err))
 		}
 		tool := &anthropic.ToolParam{Name: t.name, InputSchema: schema}
 		if t.description != "" {
@@ -63,7 +64,7 @@ func newAnthropicAgentChat(a *routine.AgentAction, tools []*agentTool, structure
 	if structured {
 		schema, err := toolSchema(a.JSONSchema)
 		if err != nil {
-			return nil, Fail("", false, fmt.Errorf("agent: json_schema: %w", err))
+			return nil, stepkind.Fail("", false, fmt.Errorf("agent: json_schema: %w", err))
 		}
 		c.params.Tools = append(c.params.Tools, anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{
 			Name:        anthropicTool,
@@ -85,7 +86,7 @@ func (c *anthropicAgentChat) next(ctx context.Context) (*agentTurn, error) {
 		return nil, anthropicError(ctx, "agent", err)
 	}
 	if msg.Type != "message" {
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("agent: anthropic: an answer of type %q", msg.Type)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("agent: anthropic: an answer of type %q", msg.Type)}
 	}
 	c.params.Messages = append(c.params.Messages, msg.ToParam())
 	t := &agentTurn{model: string(msg.Model), stopReason: string(msg.StopReason), in: msg.Usage.InputTokens, out: msg.Usage.OutputTokens}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // openAIAgentMessage is a message of a chat completions conversation with
@@ -107,7 +108,7 @@ func (c *openAIAgentChat) next(ctx context.Context) (*agentTurn, error) {
 		if err == nil {
 			err = errors.New("no choices")
 		}
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("agent: openai: the answer is not a chat completion: %w", err)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("agent: openai: the answer is not a chat completion: %w", err)}
 	}
 	ch := r.Choices[0]
 	m := ch.Message
@@ -116,7 +117,7 @@ func (c *openAIAgentChat) next(ctx context.Context) (*agentTurn, error) {
 		if m.Refusal != "" {
 			what = "a refusal: " + m.Refusal
 		}
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("agent: openai answered with %s (finish %s)", what, ch.FinishReason)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("agent: openai answered with %s (finish %s)", what, ch.FinishReason)}
 	}
 	c.req.Messages = append(c.req.Messages, openAIAgentMessage{Role: "assistant", Content: m.Content, ToolCalls: m.ToolCalls})
 	t := &agentTurn{model: r.Model, stopReason: ch.FinishReason, in: r.Usage.PromptTokens, out: r.Usage.CompletionTokens}

@@ -15,13 +15,14 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // mcpCommand prepares the stdio server of s: its program started in the
 // routine directory, in its own process group, with the environment a
 // run step has (but for $ROUTINES_OUTPUT), confined by the sandbox as run
 // steps are, but for memory and CPU limits.
-func mcpCommand(x *Execution, s routine.AgentMCPServer) (*commandTransport, error) {
+func mcpCommand(x *stepkind.Execution, s routine.AgentMCPServer) (*commandTransport, error) {
 	env := map[string]string{"PATH": DefaultPath}
 	if x.Workspace != "" {
 		if err := os.MkdirAll(x.Workspace, 0o700); err != nil {

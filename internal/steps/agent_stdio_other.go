@@ -7,10 +7,11 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // mcpCommand refuses the stdio server of s: it would run in the sandbox,
 // which needs Linux.
-func mcpCommand(*Execution, routine.AgentMCPServer) (mcp.Transport, error) {
+func mcpCommand(*stepkind.Execution, routine.AgentMCPServer) (mcp.Transport, error) {
 	return nil, sandbox.Supported()
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // mcpServerEnv makes the test binary an MCP server over stdio, for the
@@ -217,14 +218,14 @@ func agentAction(modelURL string, mcpServers ...routine.AgentMCPServer) *routine
 
 // agentBundle is what an agent step was given and what it logged.
 type agentBundle struct {
-	x      *Execution
+	x      *stepkind.Execution
 	stdout strings.Builder
 }
 
 func newAgentExecution(t *testing.T, a *routine.AgentAction) *agentBundle {
 	t.Helper()
 	b := &agentBundle{}
-	b.x = &Execution{
+	b.x = &stepkind.Execution{
 		RunID: "01RUN", StepID: "investigate", Attempt: 1,
 		Action:    &routine.Action{Agent: a},
 		Dir:       t.TempDir(),

@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // toolbox holds the tools of an agent step and the MCP sessions behind
@@ -32,7 +33,7 @@ type toolbox struct {
 // adds the step kinds of tools:. A server that cannot be reached or
 // listed fails the step, retryably; one the step describes wrongly fails
 // it for good. The toolbox must be closed, also after an error.
-func openToolbox(ctx context.Context, x *Execution, a *routine.AgentAction) (*toolbox, error) {
+func openToolbox(ctx context.Context, x *stepkind.Execution, a *routine.AgentAction) (*toolbox, error) {
 	b := &toolbox{byName: map[string]*agentTool{}}
 	for _, s := range a.MCP {
 		session, done, err := connectMCP(ctx, x, s)
@@ -42,7 +43,7 @@ func openToolbox(ctx context.Context, x *Execution, a *routine.AgentAction) (*to
 		b.closers = append(b.closers, done)
 		for tool, err := range session.Tools(ctx, nil) {
 			if err != nil {
-				return b, &Error{Retryable: true, Err: fmt.Errorf("agent: mcp server %s: list its tools: %w", s.Name, err)}
+				return b, &stepkind.Error{Retryable: true, Err: fmt.Errorf("agent: mcp server %s: list its tools: %w", s.Name, err)}
 			}
 			if err := b.add(mcpTool(s.Name, session, tool)); err != nil {
 				return b, err
@@ -56,7 +57,7 @@ func openToolbox(ctx context.Context, x *Execution, a *routine.AgentAction) (*to
 				return b, err
 			}
 		default:
-			return b, Fail("", false, fmt.Errorf("agent: tools: step kind %q cannot be a tool (those that can: %s)", kind, strings.Join(routine.AgentTools, ", ")))
+			return b, stepkind.Fail("", false, fmt.Errorf("agent: tools: step kind %q cannot be a tool (those that can: %s)", kind, strings.Join(routine.AgentTools, ", ")))
 		}
 	}
 	return b, nil
@@ -64,7 +65,7 @@ func openToolbox(ctx context.Context, x *Execution, a *routine.AgentAction) (*to
 
 func (b *toolbox) add(t *agentTool) error {
 	if b.byName[t.name] != nil {
-		return Fail("", false, fmt.Errorf("agent: two tools are named %s: give the MCP servers other names", t.name))
+		return stepkind.Fail("", false, fmt.Errorf("agent: two tools are named %s: give the MCP servers other names", t.name))
 	}
 	b.tools = append(b.tools, t)
 	b.byName[t.name] = t
@@ -120,7 +121,7 @@ func mcpTool(server string, session *mcp.ClientSession, tool *mcp.Tool) *agentTo
 				if ctx.Err() != nil {
 					return "", false, ctx.Err()
 				}
-				return "", false, &Error{Retryable: true, Err: fmt.Errorf("agent: mcp server %s: call %s: %w", server, tool.Name, err)}
+				return "", false, &stepkind.Error{Retryable: true, Err: fmt.Errorf("agent: mcp server %s: call %s: %w", server, tool.Name, err)}
 			}
 			return mcpResultText(res), res.IsError, nil
 		},
@@ -161,27 +162,27 @@ func mcpResultText(res *mcp.CallToolResult) string {
 // connectMCP opens a session with one MCP server of the step, and returns
 // what ends it. The server's failures to answer are retryable; a server
 // the step describes wrongly is not.
-func connectMCP(ctx context.Context, x *Execution, s routine.AgentMCPServer) (*mcp.ClientSession, func(), error) {
+func connectMCP(ctx context.Context, x *stepkind.Execution, s routine.AgentMCPServer) (*mcp.ClientSession, func(), error) {
 	var t mcp.Transport
 	cleanup := func() {}
 	switch {
 	case len(s.Command) > 0:
 		c, err := mcpCommand(x, s)
 		if err != nil {
-			return nil, nil, Fail("", false, fmt.Errorf("agent: mcp server %s: %w", s.Name, err))
+			return nil, nil, stepkind.Fail("", false, fmt.Errorf("agent: mcp server %s: %w", s.Name, err))
 		}
 		t = c
 	default:
 		if !x.Permissions.NetworkAllowed() {
-			return nil, nil, Fail("", false, fmt.Errorf("agent: mcp server %s: the routine sets permissions.network: false, so its steps may not use the network", s.Name))
+			return nil, nil, stepkind.Fail("", false, fmt.Errorf("agent: mcp server %s: the routine sets permissions.network: false, so its steps may not use the network", s.Name))
 		}
 		u, err := routine.CheckHTTPURL(s.URL)
 		if err != nil {
-			return nil, nil, Fail("", false, fmt.Errorf("agent: mcp server %s: url %w", s.Name, err))
+			return nil, nil, stepkind.Fail("", false, fmt.Errorf("agent: mcp server %s: url %w", s.Name, err))
 		}
 		for name, value := range s.Headers {
 			if err := routine.CheckHTTPHeader(name, value); err != nil {
-				return nil, nil, Fail("", false, fmt.Errorf("agent: mcp server %s: %w", s.Name, err))
+				return nil, nil, stepkind.Fail("", false, fmt.Errorf("agent: mcp server %s: %w", s.Name, err))
 			}
 		}
 		transport := newHTTPTransport()
@@ -202,7 +203,7 @@ func connectMCP(ctx context.Context, x *Execution, s routine.AgentMCPServer) (*m
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		return nil, nil, &Error{Retryable: true, Err: fmt.Errorf("agent: mcp server %s: connect: %w", s.Name, err)}
+		return nil, nil, &stepkind.Error{Retryable: true, Err: fmt.Errorf("agent: mcp server %s: connect: %w", s.Name, err)}
 	}
 	return session, func() { _ = session.Close(); cleanup() }, nil
 }
@@ -255,7 +256,7 @@ var httpToolSchema = map[string]any{
 // httpTool offers the http step kind to the model: its input is the
 // request, its result the status and body, whatever the status. It runs
 // as an http step of the routine would, with its permissions.
-func httpTool(x *Execution) *agentTool {
+func httpTool(x *stepkind.Execution) *agentTool {
 	return &agentTool{
 		name:        "http",
 		description: "Send one HTTP request and get its status and body (up to 1 MiB).",

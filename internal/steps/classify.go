@@ -9,6 +9,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/classify"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // ClassifyKind labels a text with the classifier of internal/classify,
@@ -22,10 +23,10 @@ func (ClassifyKind) Name() string { return "classify" }
 // guess is below min_confidence), best_label, confidence (the posterior
 // probability of best_label, two decimals) and scores (a JSON object of
 // each label's probability). It logs the label, never the text.
-func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
+func (ClassifyKind) Execute(_ context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Classify
 	if a == nil {
-		return nil, Fail("", false, errors.New("classify: the step has no classify action"))
+		return nil, stepkind.Fail("", false, errors.New("classify: the step has no classify action"))
 	}
 	var (
 		m       *classify.Model
@@ -38,22 +39,22 @@ func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
 		source = a.Model
 		path, perr := classifyPath(x.Dir, x.StateDir, a.Model)
 		if perr != nil {
-			return nil, Fail("", false, perr)
+			return nil, stepkind.Fail("", false, perr)
 		}
 		m, err = classify.Load(path)
 	case a.Training != "":
 		source = a.Training
 		path, perr := classifyPath(x.Dir, x.StateDir, a.Training)
 		if perr != nil {
-			return nil, Fail("", false, perr)
+			return nil, stepkind.Fail("", false, perr)
 		}
 		m, trained, err = classify.LoadOrTrain(path)
 	default:
-		return nil, Fail("", false, errors.New("classify: give model or training"))
+		return nil, stepkind.Fail("", false, errors.New("classify: give model or training"))
 	}
 	if err != nil {
 		// The same file gives the same error: another try cannot help.
-		return nil, Fail("", false, fmt.Errorf("classify: %w", err))
+		return nil, stepkind.Fail("", false, fmt.Errorf("classify: %w", err))
 	}
 	p := m.Predict(a.Text)
 	label := p.Label
@@ -74,7 +75,7 @@ func (ClassifyKind) Execute(_ context.Context, x *Execution) (*Result, error) {
 		how = ", trained from it now"
 	}
 	fmt.Fprintf(x.Stdout, "%s (confidence %s, best %s) by %s%s\n", label, confidence, p.Label, source, how)
-	return &Result{Outputs: routine.Outputs{
+	return &stepkind.Result{Outputs: routine.Outputs{
 		"label":      label,
 		"best_label": p.Label,
 		"confidence": confidence,
@@ -110,4 +111,4 @@ func classifyPath(dir, stateDir, rel string) (string, error) {
 	return resolved, nil
 }
 
-var _ Kind = ClassifyKind{}
+var _ stepkind.Kind = ClassifyKind{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/classify"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 const supportCSV = `label,text
@@ -26,7 +27,7 @@ technical,The sync is broken and shows an error
 func execClassify(t *testing.T, dir string, a *routine.ClassifyAction) (routine.Outputs, string, error) {
 	t.Helper()
 	var stdout strings.Builder
-	res, err := ClassifyKind{}.Execute(t.Context(), &Execution{
+	res, err := ClassifyKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "kind", Attempt: 1,
 		Action: &routine.Action{Classify: a}, Dir: dir, Stdout: &stdout,
 	})
@@ -143,7 +144,7 @@ func TestClassifyErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Fatalf("%+v: error %v, want %q", tt.a, err, tt.want)
 		}
-		if _, retryable, _ := Describe(err); retryable {
+		if _, retryable, _ := stepkind.Describe(err); retryable {
 			t.Fatalf("%+v: error %v is retryable", tt.a, err)
 		}
 	}
@@ -161,7 +162,7 @@ func TestEscapeClassifyReadsProjectState(t *testing.T) {
 		{Text: "x", Model: ".routines/master.key"},
 	} {
 		var stdout strings.Builder
-		_, err := ClassifyKind{}.Execute(t.Context(), &Execution{
+		_, err := ClassifyKind{}.Execute(t.Context(), &stepkind.Execution{
 			RunID: "01RUN", StepID: "kind", Attempt: 1, Action: &routine.Action{Classify: a},
 			Dir: dir, StateDir: filepath.Join(dir, ".routines"), Stdout: &stdout,
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // EmailKind sends the message of an email step over SMTP: one connection
@@ -39,14 +40,14 @@ const (
 // the message, with its angle brackets, as event.message_id of an email
 // trigger has it) and accepted (the envelope recipients the server took,
 // a JSON array).
-func (EmailKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (EmailKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Email
 	if a == nil {
-		return nil, Fail("", false, errors.New("email: no email action"))
+		return nil, stepkind.Fail("", false, errors.New("email: no email action"))
 	}
 	msg, err := buildEmail(a, time.Now())
 	if err != nil {
-		return nil, FailInput(fmt.Errorf("email: %w", err))
+		return nil, stepkind.FailInput(fmt.Errorf("email: %w", err))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -57,7 +58,7 @@ func (EmailKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(x.Stdout, "sent %q to %s (message id %s)\n", msg.subject, plural(len(msg.rcpts), "recipient"), msg.id)
-	return &Result{Outputs: routine.Outputs{
+	return &stepkind.Result{Outputs: routine.Outputs{
 		"message_id": msg.id,
 		"accepted":   textList(msg.rcpts),
 	}}, nil
@@ -212,7 +213,7 @@ func writeAlternative(w io.Writer, h gomail.Header, text, html string) error {
 func sendEmail(ctx context.Context, cfg *routine.MailServer, msg *outgoing) error {
 	host := strings.TrimSpace(cfg.Host)
 	if host == "" {
-		return Fail("", false, errors.New("email: smtp.host is empty"))
+		return stepkind.Fail("", false, errors.New("email: smtp.host is empty"))
 	}
 	mode := cfg.TLSMode()
 	port := cfg.Port
@@ -220,7 +221,7 @@ func sendEmail(ctx context.Context, cfg *routine.MailServer, msg *outgoing) erro
 		port = map[string]int{routine.MailTLSImplicit: 465, routine.MailTLSStartTLS: 587, routine.MailTLSNone: 25}[mode]
 	}
 	if mode == routine.MailTLSNone && !routine.IsLoopbackHost(host) {
-		return Fail("", false, fmt.Errorf("email: smtp.tls none is only allowed for a loopback host (localhost, 127.0.0.1, ::1), not %s: the password and the message would cross the network in clear", host))
+		return stepkind.Fail("", false, fmt.Errorf("email: smtp.tls none is only allowed for a loopback host (localhost, 127.0.0.1, ::1), not %s: the password and the message would cross the network in clear", host))
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	dialer := &net.Dialer{Timeout: emailDialTimeout}
@@ -258,7 +259,7 @@ func sendEmail(ctx context.Context, cfg *routine.MailServer, msg *outgoing) erro
 	}
 	if cfg.Username != "" {
 		if ok, _ := c.Extension("AUTH"); !ok {
-			return Fail(routine.CodeAuth, false, fmt.Errorf("email: %s offers no AUTH, but smtp.username is set", addr))
+			return stepkind.Fail(routine.CodeAuth, false, fmt.Errorf("email: %s offers no AUTH, but smtp.username is set", addr))
 		}
 		var auth sasl.Client = sasl.NewPlainClient("", cfg.Username, cfg.Password)
 		if !c.SupportsAuth(sasl.Plain) && c.SupportsAuth(sasl.Login) {
@@ -291,23 +292,23 @@ func smtpFailure(ctx context.Context, doing string, err error) error {
 	case errors.As(err, &se):
 		switch {
 		case se.Code == 535 || se.Code == 534 || se.Code == 530 || (se.Code/100 == 5 && se.EnhancedCode[0] == 5 && se.EnhancedCode[1] == 7 && strings.HasPrefix(doing, "log in")):
-			return Fail(routine.CodeAuth, false, wrapped)
+			return stepkind.Fail(routine.CodeAuth, false, wrapped)
 		case se.Code/100 == 4:
-			return Fail(routine.CodeInvalidResponse, true, wrapped)
+			return stepkind.Fail(routine.CodeInvalidResponse, true, wrapped)
 		default:
-			return Fail(routine.CodeInvalidResponse, false, wrapped)
+			return stepkind.Fail(routine.CodeInvalidResponse, false, wrapped)
 		}
 	case errors.As(err, &certErr):
-		return Fail("", false, wrapped)
+		return stepkind.Fail("", false, wrapped)
 	case ctx.Err() != nil:
-		return Fail(routine.CodeTimeout, true, fmt.Errorf("email: %s: %w", doing, ctx.Err()))
+		return stepkind.Fail(routine.CodeTimeout, true, fmt.Errorf("email: %s: %w", doing, ctx.Err()))
 	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return Fail(routine.CodeTimeout, true, wrapped)
+		return stepkind.Fail(routine.CodeTimeout, true, wrapped)
 	}
-	return Fail("", false, wrapped)
+	return stepkind.Fail("", false, wrapped)
 }
 
-var _ Kind = EmailKind{}
+var _ stepkind.Kind = EmailKind{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/mailtest"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // smtpBundle is an SMTP server on the loopback interface that records
@@ -50,7 +51,7 @@ func (b *smtpBundle) action() *routine.EmailAction {
 func sendTest(t *testing.T, a *routine.EmailAction) (routine.Outputs, string, error) {
 	t.Helper()
 	var stdout strings.Builder
-	res, err := EmailKind{}.Execute(t.Context(), &Execution{
+	res, err := EmailKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "ack", Attempt: 1,
 		Action: &routine.Action{Email: a},
 		Stdout: &stdout,
@@ -200,7 +201,7 @@ func failsWith(t *testing.T, err error, code string, retryable bool, want string
 	if err == nil {
 		t.Fatal("the step succeeded, want an error")
 	}
-	c, r, _ := Describe(err)
+	c, r, _ := stepkind.Describe(err)
 	if c != code || r != retryable || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q: code %q retryable %v, want %q %v and %q", err, c, r, code, retryable, want)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // EmitKind publishes an event by posting it to POST /v1/events/<name> of
@@ -34,7 +35,7 @@ const emitTimeout = 30 * time.Second
 // Execute implements Kind. It outputs run_ids (the ids of the runs the
 // event made or folded into, comma-separated) and deduplicated (true when
 // any of them was a duplicate folded into an earlier run).
-func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (k EmitKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Emit
 	if a == nil || strings.TrimSpace(a.Event) == "" {
 		return nil, errors.New("emit: event names no event (did a template render empty?)")
@@ -87,10 +88,10 @@ func (k EmitKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if len(res.Runs) == 0 {
 		fmt.Fprintf(x.Stdout, "event %s emitted; no routine listens to it\n", a.Event)
 	}
-	return &Result{Outputs: routine.Outputs{
+	return &stepkind.Result{Outputs: routine.Outputs{
 		"run_ids":      ids,
 		"deduplicated": strconv.FormatBool(dup),
 	}}, nil
 }
 
-var _ Kind = EmitKind{}
+var _ stepkind.Kind = EmitKind{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // fakeDaemon answers POST /v1/events/<name> as the daemon does, and
@@ -35,7 +36,7 @@ func (f *fakeDaemon) serve(t *testing.T, answer string, code int) *httptest.Serv
 func emitExec(t *testing.T, a *routine.EmitAction, stateDir string, env map[string]string) (routine.Outputs, string, error) {
 	t.Helper()
 	var out strings.Builder
-	res, err := EmitKind{}.Execute(t.Context(), &Execution{
+	res, err := EmitKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "alert", Attempt: 1,
 		Action: &routine.Action{Emit: a}, StateDir: stateDir, Env: env, Stdout: &out,
 	})

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // HTTPKind sends the request of an http step. Each attempt has a client
@@ -41,17 +42,17 @@ const httpMaxRetryAfterSeconds = 24 * 60 * 60
 // the lower-cased names and their values joined with ", "), body (text, or
 // base64 when body_encoding is base64), body_truncated, and json (the body
 // as compact JSON when the answer is JSON, else empty).
-func (HTTPKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (HTTPKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.HTTP
 	if a == nil {
-		return nil, Fail("", false, errors.New("http: the step has no http action"))
+		return nil, stepkind.Fail("", false, errors.New("http: the step has no http action"))
 	}
 	if !x.Permissions.NetworkAllowed() {
-		return nil, Fail("", false, errors.New("http: the routine sets permissions.network: false, so its steps may not use the network; remove it, or set it to true, to let this step send its request"))
+		return nil, stepkind.Fail("", false, errors.New("http: the routine sets permissions.network: false, so its steps may not use the network; remove it, or set it to true, to let this step send its request"))
 	}
 	rules, err := httpFailOnRules(a.FailOn)
 	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("http: fail_on: %w", err))
+		return nil, stepkind.Fail("", false, fmt.Errorf("http: fail_on: %w", err))
 	}
 	timeout := a.Timeout.D()
 	if timeout <= 0 {
@@ -61,9 +62,9 @@ func (HTTPKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	defer cancel()
 	req, err := newHTTPRequest(reqCtx, a)
 	if err != nil {
-		return nil, FailInput(fmt.Errorf("http: %w", err))
+		return nil, stepkind.FailInput(fmt.Errorf("http: %w", err))
 	}
-	target := x.loggableURL(req.URL)
+	target := loggableURL(x, req.URL)
 	transport := newHTTPTransport()
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport}
@@ -115,7 +116,7 @@ func (HTTPKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 			out["json"] = v
 		}
 	}
-	return &Result{Outputs: out}, nil
+	return &stepkind.Result{Outputs: out}, nil
 }
 
 // newHTTPTransport returns a transport with the settings of
@@ -244,13 +245,13 @@ func httpRequestBody(a *routine.HTTPAction) ([]byte, string, error) {
 // loggableURL is the request's address as the log shows it: without user
 // info, query and fragment, and without the part of it that holds a
 // secret, if any does.
-func (x *Execution) loggableURL(u *url.URL) string {
+func loggableURL(x *stepkind.Execution, u *url.URL) string {
 	c := *u
 	c.User, c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = nil, "", false, "", ""
-	if s := c.String(); !x.holdsSecret(s) {
+	if s := c.String(); !holdsSecret(x, s) {
 		return s
 	}
-	if s := c.Scheme + "://" + c.Host + "/…"; !x.holdsSecret(s) {
+	if s := c.Scheme + "://" + c.Host + "/…"; !holdsSecret(x, s) {
 		return s
 	}
 	return "(an address that holds a secret)"
@@ -273,9 +274,9 @@ func httpRequestError(ctx, reqCtx context.Context, method, target string, timeou
 	var ne net.Error
 	switch {
 	case reqCtx.Err() != nil:
-		return &Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("http: %s %s: no answer within %s (http.timeout)", method, target, timeout)}
+		return &stepkind.Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("http: %s %s: no answer within %s (http.timeout)", method, target, timeout)}
 	case errors.As(err, &ne) && ne.Timeout():
-		return &Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("http: %s %s: %w", method, target, err)}
+		return &stepkind.Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("http: %s %s: %w", method, target, err)}
 	}
 	var cert *tls.CertificateVerificationError
 	var record tls.RecordHeaderError
@@ -283,15 +284,15 @@ func httpRequestError(ctx, reqCtx context.Context, method, target string, timeou
 	// into an error of its own that only its text tells apart.
 	plainPort := strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 	if errors.As(err, &cert) || errors.As(err, &record) || plainPort {
-		return Fail("", false, fmt.Errorf("http: %s %s: %w", method, target, err))
+		return stepkind.Fail("", false, fmt.Errorf("http: %s %s: %w", method, target, err))
 	}
-	return Fail("", true, fmt.Errorf("http: %s %s: %w", method, target, err))
+	return stepkind.Fail("", true, fmt.Errorf("http: %s %s: %w", method, target, err))
 }
 
 // httpStatusError is the failure of an answer whose status fail_on matches:
 // auth for 401 and 403, rate_limited for 429, else http_status; another
 // try may pass after 408, 425, 429 and 5xx, and waits for Retry-After.
-func httpStatusError(method, target string, resp *http.Response, body []byte, truncated bool, now time.Time) *Error {
+func httpStatusError(method, target string, resp *http.Response, body []byte, truncated bool, now time.Time) *stepkind.Error {
 	code := routine.CodeHTTPStatus
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
@@ -304,7 +305,7 @@ func httpStatusError(method, target string, resp *http.Response, body []byte, tr
 	if s := httpBodySnippet(body, truncated); s != "" {
 		msg += ": " + s
 	}
-	return &Error{Code: code, Retryable: retryable, After: httpRetryAfter(resp.Header.Get("Retry-After"), now), Err: errors.New(msg)}
+	return &stepkind.Error{Code: code, Retryable: retryable, After: httpRetryAfter(resp.Header.Get("Retry-After"), now), Err: errors.New(msg)}
 }
 
 // httpBodySnippet is the start of a failing answer's body for its error: up
@@ -408,4 +409,4 @@ func httpByteCount(n int) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
-var _ Kind = HTTPKind{}
+var _ stepkind.Kind = HTTPKind{}

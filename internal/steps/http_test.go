@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // httpReceived is one request as the test server saw it.
@@ -76,7 +77,7 @@ func (b *httpBundle) only(t *testing.T) httpReceived {
 }
 
 func (b *httpBundle) exec(ctx context.Context, a *routine.HTTPAction) (routine.Outputs, error) {
-	res, err := HTTPKind{}.Execute(ctx, &Execution{
+	res, err := HTTPKind{}.Execute(ctx, &stepkind.Execution{
 		RunID: "01RUN", StepID: "call", Attempt: 1,
 		Action:      &routine.Action{HTTP: a},
 		Permissions: b.perms,
@@ -102,17 +103,17 @@ func (b *httpBundle) must(t *testing.T, a *routine.HTTPAction) routine.Outputs {
 
 // fails runs a and returns its *Error, failing the test unless it fails
 // with the code and retryable given and a message holding each of want.
-func (b *httpBundle) fails(t *testing.T, a *routine.HTTPAction, code string, retryable bool, want ...string) *Error {
+func (b *httpBundle) fails(t *testing.T, a *routine.HTTPAction, code string, retryable bool, want ...string) *stepkind.Error {
 	t.Helper()
 	_, err := b.exec(t.Context(), a)
 	if err == nil {
 		t.Fatalf("%s %s succeeded, want an error", a.Method, a.URL)
 	}
-	var se *Error
+	var se *stepkind.Error
 	if !errors.As(err, &se) {
-		t.Fatalf("error %q is a %T, not a *steps.Error", err, err)
+		t.Fatalf("error %q is a %T, not a *stepkind.Error", err, err)
 	}
-	if c, r, _ := Describe(err); c != code || r != retryable {
+	if c, r, _ := stepkind.Describe(err); c != code || r != retryable {
 		t.Fatalf("error %q: code %q retryable %v, want %q %v", err, c, r, code, retryable)
 	}
 	for _, w := range want {
@@ -387,7 +388,7 @@ func TestHTTPRetryAfter(t *testing.T) {
 		})
 		b.now = func() time.Time { return now }
 		e := b.fails(t, &routine.HTTPAction{URL: b.srv.URL}, routine.CodeRateLimited, true, "429 Too Many Requests")
-		if _, _, after := Describe(e); after != tt.want {
+		if _, _, after := stepkind.Describe(e); after != tt.want {
 			t.Errorf("Retry-After %q: after %s, want %s", tt.header, after, tt.want)
 		}
 	}

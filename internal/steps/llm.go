@@ -12,6 +12,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // LLMKind asks a language model for one answer: Anthropic's Messages API
@@ -43,16 +44,16 @@ type llmAnswer struct {
 // JSON when json_schema is set), input_tokens, output_tokens, usage (both
 // as JSON), model and stop_reason, and logs one line of usage; never the
 // prompt or the answer.
-func (LLMKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (LLMKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.LLM
 	if a == nil {
-		return nil, Fail("", false, errors.New("llm: the step has no llm action"))
+		return nil, stepkind.Fail("", false, errors.New("llm: the step has no llm action"))
 	}
 	req := &llmRequest{LLMAction: a}
 	if a.JSONSchema != nil {
 		s, err := spec.CompileJSONSchema(a.JSONSchema)
 		if err != nil {
-			return nil, Fail("", false, fmt.Errorf("llm: json_schema: %w", err))
+			return nil, stepkind.Fail("", false, fmt.Errorf("llm: json_schema: %w", err))
 		}
 		req.schema = s
 	}
@@ -73,7 +74,7 @@ func (LLMKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	case routine.LLMProviderOpenAI:
 		ans, err = openAIChat(ctx, req)
 	default:
-		return nil, Fail("", false, fmt.Errorf("llm: unknown provider %q", a.Provider))
+		return nil, stepkind.Fail("", false, fmt.Errorf("llm: unknown provider %q", a.Provider))
 	}
 	if err != nil {
 		return nil, err
@@ -95,7 +96,7 @@ func (LLMKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		}
 		out["json"] = v
 	}
-	return &Result{Outputs: out}, nil
+	return &stepkind.Result{Outputs: out}, nil
 }
 
 // maxRawInError caps the answer quoted in the error of a structured
@@ -115,7 +116,7 @@ func checkStructured(who string, s *spec.JSONSchema, ans *llmAnswer) (any, error
 		if ans.stopReason == "max_tokens" || ans.stopReason == "length" {
 			hint = " (the answer was cut at max_tokens: raise it)"
 		}
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: the answer %v%s; the answer was: %s", who, err, hint, raw)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: the answer %v%s; the answer was: %s", who, err, hint, raw)}
 	}
 	if err := s.Check([]byte(ans.text)); err != nil {
 		return fail(err)
@@ -150,13 +151,13 @@ func llmStatusError(who, provider string, status int, header http.Header, kind, 
 	err := fmt.Errorf("%s: %s answered %d: %s", who, provider, status, detail)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return &Error{Code: routine.CodeAuth, Err: fmt.Errorf("%w (check api_key)", err)}
+		return &stepkind.Error{Code: routine.CodeAuth, Err: fmt.Errorf("%w (check api_key)", err)}
 	case status == http.StatusTooManyRequests:
-		return &Error{Code: routine.CodeRateLimited, Retryable: true, After: retryAfter(header), Err: err}
+		return &stepkind.Error{Code: routine.CodeRateLimited, Retryable: true, After: retryAfter(header), Err: err}
 	case status == http.StatusRequestTimeout || status == http.StatusConflict || status >= 500:
-		return &Error{Code: routine.CodeHTTPStatus, Retryable: true, After: retryAfter(header), Err: err}
+		return &stepkind.Error{Code: routine.CodeHTTPStatus, Retryable: true, After: retryAfter(header), Err: err}
 	}
-	return &Error{Code: routine.CodeHTTPStatus, Err: err}
+	return &stepkind.Error{Code: routine.CodeHTTPStatus, Err: err}
 }
 
 // llmTransportError turns an error of the connection (no status) into the
@@ -165,12 +166,12 @@ func llmStatusError(who, provider string, status int, header http.Header, kind, 
 func llmTransportError(who, provider string, err error) error {
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return &Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("%s: %s: no answer in time: %w", who, provider, err)}
+		return &stepkind.Error{Code: routine.CodeTimeout, Retryable: true, Err: fmt.Errorf("%s: %s: no answer in time: %w", who, provider, err)}
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %s: %w", who, provider, err)
 	}
-	return &Error{Retryable: true, Err: fmt.Errorf("%s: %s: %w", who, provider, err)}
+	return &stepkind.Error{Retryable: true, Err: fmt.Errorf("%s: %s: %w", who, provider, err)}
 }
 
 // retryAfter reads the wait a server asked for: retry-after-ms (Anthropic,
@@ -199,4 +200,4 @@ func nonEmpty(ss ...string) []string {
 	return out
 }
 
-var _ Kind = LLMKind{}
+var _ stepkind.Kind = LLMKind{}

@@ -13,6 +13,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // anthropicTool is the name of the tool whose input is the structured
@@ -46,7 +47,7 @@ func anthropicMessage(ctx context.Context, req *llmRequest, timeout time.Duratio
 	if req.schema != nil {
 		schema, err := toolSchema(req.JSONSchema)
 		if err != nil {
-			return nil, Fail("", false, fmt.Errorf("llm: json_schema: %w", err))
+			return nil, stepkind.Fail("", false, fmt.Errorf("llm: json_schema: %w", err))
 		}
 		params.Tools = []anthropic.ToolUnionParam{{OfTool: &anthropic.ToolParam{
 			Name:        anthropicTool,
@@ -76,10 +77,10 @@ func anthropicMessage(ctx context.Context, req *llmRequest, timeout time.Duratio
 		}
 	}
 	if req.schema != nil {
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: anthropic answered without calling the %s tool (stop %s); the answer was: %s", anthropicTool, ans.stopReason, strings.Join(texts, ""))}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: anthropic answered without calling the %s tool (stop %s); the answer was: %s", anthropicTool, ans.stopReason, strings.Join(texts, ""))}
 	}
 	if msg.Type != "message" || len(msg.Content) > 0 && texts == nil {
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: anthropic: an answer of type %q with no text", msg.Type)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: anthropic: an answer of type %q with no text", msg.Type)}
 	}
 	ans.text = strings.Join(texts, "")
 	return ans, nil
@@ -119,7 +120,7 @@ func anthropicError(ctx context.Context, who string, err error) error {
 	if errors.As(err, &ue) || errors.As(err, &ne) || ctx.Err() != nil {
 		return llmTransportError(who, "anthropic", err)
 	}
-	return &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: anthropic: the answer is not a Messages API message: %w", who, err)}
+	return &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("%s: anthropic: the answer is not a Messages API message: %w", who, err)}
 }
 
 // toolSchema turns the step's json_schema (an object schema, as the

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // DefaultOpenAIBaseURL is the base URL of provider openai without base_url.
@@ -80,7 +81,7 @@ func openAIChat(ctx context.Context, req *llmRequest) (*llmAnswer, error) {
 		if err == nil {
 			err = fmt.Errorf("no choices")
 		}
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: openai: the answer is not a chat completion: %w", err)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: openai: the answer is not a chat completion: %w", err)}
 	}
 	c := r.Choices[0]
 	if c.Message.Content == nil {
@@ -88,7 +89,7 @@ func openAIChat(ctx context.Context, req *llmRequest) (*llmAnswer, error) {
 		if c.Message.Refusal != "" {
 			what = "a refusal: " + c.Message.Refusal
 		}
-		return nil, &Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: openai answered with %s (finish %s)", what, c.FinishReason)}
+		return nil, &stepkind.Error{Code: routine.CodeInvalidResponse, Err: fmt.Errorf("llm: openai answered with %s (finish %s)", what, c.FinishReason)}
 	}
 	ans := &llmAnswer{text: *c.Message.Content, model: r.Model, stopReason: c.FinishReason, in: r.Usage.PromptTokens, out: r.Usage.CompletionTokens}
 	if ans.model == "" {
@@ -108,11 +109,11 @@ func openAIPost(ctx context.Context, who string, a *routine.LLMAction, body any)
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("%s: encode the request: %w", who, err))
+		return nil, stepkind.Fail("", false, fmt.Errorf("%s: encode the request: %w", who, err))
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/chat/completions", bytes.NewReader(data))
 	if err != nil {
-		return nil, Fail("", false, fmt.Errorf("%s: base_url %q: %w", who, base, err))
+		return nil, stepkind.Fail("", false, fmt.Errorf("%s: base_url %q: %w", who, base, err))
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	if a.APIKey != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // llmServer is a provider's API: it records each request and answers
@@ -53,7 +54,7 @@ func setupLLM(t *testing.T, status int, body string, header map[string]string) *
 func execLLM(t *testing.T, a *routine.LLMAction) (routine.Outputs, string, error) {
 	t.Helper()
 	var stdout strings.Builder
-	res, err := LLMKind{}.Execute(t.Context(), &Execution{
+	res, err := LLMKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "ask", Attempt: 1,
 		Action: &routine.Action{LLM: a},
 		Dir:    t.TempDir(),
@@ -72,7 +73,7 @@ func wantLLMError(t *testing.T, err error, code string, retryable bool, after ti
 	if err == nil {
 		t.Fatalf("no error, want %s", code)
 	}
-	c, r, a := Describe(err)
+	c, r, a := stepkind.Describe(err)
 	if c != code || r != retryable || a != after {
 		t.Fatalf("error %q: code %q retryable %v after %v, want %q %v %v", err, c, r, a, code, retryable, after)
 	}

@@ -12,13 +12,14 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/workspace"
 )
 
 // Execute implements Kind: it starts the command confined by the sandbox,
 // streams its output, then reads $ROUTINES_OUTPUT and keeps the declared
 // artifacts.
-func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (RunKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action
 	workdir := x.Dir
 	if a.Workdir != "" {
@@ -77,7 +78,7 @@ func (RunKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return nil, err
 	}
 	code := res.ExitCode
-	result := &Result{ExitCode: &code, CPUUser: res.CPUUser, CPUSys: res.CPUSys, MaxRSSKB: res.MaxRSSKB}
+	result := &stepkind.Result{ExitCode: &code, CPUUser: res.CPUUser, CPUSys: res.CPUSys, MaxRSSKB: res.MaxRSSKB}
 	if res.ExitCode != 0 {
 		return result, exitError(res, policy.Resources)
 	}
@@ -106,9 +107,9 @@ func exitError(res *sandbox.Result, limits sandbox.Resources) error {
 	}
 	switch {
 	case res.OOMKilled:
-		return Fail(routine.CodeOOM, false, fmt.Errorf("%w: out of memory (resources.memory, %s)", err, limitText(limits.MemoryBytes, "bytes")))
+		return stepkind.Fail(routine.CodeOOM, false, fmt.Errorf("%w: out of memory (resources.memory, %s)", err, limitText(limits.MemoryBytes, "bytes")))
 	case res.PidsLimited:
-		return Fail(routine.CodePidsLimit, false, fmt.Errorf("%w: a fork failed at the pids limit (resources.pids, %s)", err, limitText(limits.Pids, "")))
+		return stepkind.Fail(routine.CodePidsLimit, false, fmt.Errorf("%w: a fork failed at the pids limit (resources.pids, %s)", err, limitText(limits.Pids, "")))
 	}
 	return err
 }
@@ -127,7 +128,7 @@ func limitText(n int64, unit string) string {
 // the ROUTINES_* variables, and nothing inherited from the engine. HOME and
 // TMPDIR are the run's workspace, which the engine empties (but for
 // artifacts) when the run ends.
-func stepEnv(x *Execution, outputFile string) map[string]string {
+func stepEnv(x *stepkind.Execution, outputFile string) map[string]string {
 	env := make(map[string]string, len(x.Env)+12)
 	env["PATH"] = DefaultPath
 	env["HOME"] = x.Workspace
@@ -296,7 +297,7 @@ func lookPathOr(file, path string) string {
 // keepArtifacts copies the declared artifact files, read beneath the
 // routine directory, into the step's artifacts folder beneath the
 // workspace ws, keeping their paths relative to the workdir.
-func keepArtifacts(x *Execution, workdir string, ws *workspace.Dir) error {
+func keepArtifacts(x *stepkind.Execution, workdir string, ws *workspace.Dir) error {
 	if len(x.Artifacts) == 0 {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/template"
 )
 
@@ -131,11 +132,11 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func execution(t *testing.T, run string) (*Execution, *lockedBuffer, *lockedBuffer) {
+func execution(t *testing.T, run string) (*stepkind.Execution, *lockedBuffer, *lockedBuffer) {
 	t.Helper()
 	dir, ws := t.TempDir(), t.TempDir()
 	var stdout, stderr lockedBuffer
-	return &Execution{
+	return &stepkind.Execution{
 		RunID: "01RUN", StepID: "step", Attempt: 1,
 		Action:       &routine.Action{Run: run},
 		Dir:          dir,

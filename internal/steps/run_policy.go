@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // DefaultPath is the PATH of a step whose env does not set one.
@@ -19,7 +20,7 @@ func (RunKind) Name() string { return "run" }
 // sandboxPolicy is what the processes of x may touch and use: the
 // routine directory, the run's workspace, the permissions, the resources,
 // the project's state directory hidden.
-func sandboxPolicy(x *Execution) sandbox.Policy {
+func sandboxPolicy(x *stepkind.Execution) sandbox.Policy {
 	readWrite := []string{x.Dir}
 	if x.Workspace != "" {
 		readWrite = append(readWrite, x.Workspace)
@@ -69,4 +70,4 @@ func absPaths(dir string, paths []string) []string {
 	return out
 }
 
-var _ Kind = RunKind{}
+var _ stepkind.Kind = RunKind{}

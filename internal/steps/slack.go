@@ -16,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // SlackKind posts a message with Slack's chat.postMessage, through
@@ -34,18 +35,18 @@ const slackTimeout = 30 * time.Second
 // Execute implements Kind. It outputs ts (the message's timestamp: its id,
 // which thread_ts of a later step takes) and channel (the id of the
 // channel Slack posted to).
-func (k SlackKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (k SlackKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Slack
 	if a == nil {
-		return nil, Fail("", false, errors.New("slack: the step has no slack action"))
+		return nil, stepkind.Fail("", false, errors.New("slack: the step has no slack action"))
 	}
 	token := strings.TrimSpace(a.Token)
 	if token == "" {
-		return nil, Fail(routine.CodeAuth, false, errors.New("slack: token rendered empty: is its secret set?"))
+		return nil, stepkind.Fail(routine.CodeAuth, false, errors.New("slack: token rendered empty: is its secret set?"))
 	}
 	channel := strings.TrimSpace(a.Channel)
 	if channel == "" {
-		return nil, Fail("", false, errors.New("slack: channel rendered empty"))
+		return nil, stepkind.Fail("", false, errors.New("slack: channel rendered empty"))
 	}
 	var opts []slack.MsgOption
 	if a.Text != "" {
@@ -56,12 +57,12 @@ func (k SlackKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if a.Blocks != nil {
 		blocks, err := slackBlocks(a.Blocks)
 		if err != nil {
-			return nil, Fail("", false, err)
+			return nil, stepkind.Fail("", false, err)
 		}
 		opts = append(opts, slack.MsgOptionBlocks(blocks.BlockSet...))
 	}
 	if len(opts) == 0 {
-		return nil, Fail("", false, errors.New("slack: text and blocks rendered empty: nothing to post"))
+		return nil, stepkind.Fail("", false, errors.New("slack: text and blocks rendered empty: nothing to post"))
 	}
 	if a.ThreadTS != "" {
 		opts = append(opts, slack.MsgOptionTS(a.ThreadTS))
@@ -88,13 +89,13 @@ func (k SlackKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		return nil, slackFailure(ctx, channel, err)
 	}
 	if ts == "" {
-		return nil, Fail(routine.CodeInvalidResponse, true, fmt.Errorf("slack: chat.postMessage to %s: the answer has no ts", channel))
+		return nil, stepkind.Fail(routine.CodeInvalidResponse, true, fmt.Errorf("slack: chat.postMessage to %s: the answer has no ts", channel))
 	}
 	if gotChannel == "" {
 		gotChannel = channel
 	}
 	fmt.Fprintf(x.Stdout, "posted to %s (ts %s)\n", channel, ts)
-	return &Result{Outputs: routine.Outputs{"ts": ts, "channel": gotChannel}}, nil
+	return &stepkind.Result{Outputs: routine.Outputs{"ts": ts, "channel": gotChannel}}, nil
 }
 
 // slackBlocks turns the step's blocks (YAML, rendered) into Block Kit
@@ -150,22 +151,22 @@ func slackFailure(ctx context.Context, channel string, err error) error {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", where, err)
 	case errors.As(err, &rl):
-		return &Error{Code: routine.CodeRateLimited, Retryable: true, After: rl.RetryAfter, Err: fmt.Errorf("%s: rate limited by Slack (Retry-After %s)", where, rl.RetryAfter)}
+		return &stepkind.Error{Code: routine.CodeRateLimited, Retryable: true, After: rl.RetryAfter, Err: fmt.Errorf("%s: rate limited by Slack (Retry-After %s)", where, rl.RetryAfter)}
 	case errors.As(err, &numErr):
 		// slack-go reads Retry-After of a 429 as seconds; any other form
 		// (an HTTP date) comes back as this parse error.
-		return Fail(routine.CodeRateLimited, true, fmt.Errorf("%s: rate limited by Slack (Retry-After not in seconds: %w)", where, err))
+		return stepkind.Fail(routine.CodeRateLimited, true, fmt.Errorf("%s: rate limited by Slack (Retry-After not in seconds: %w)", where, err))
 	case errors.As(err, &status):
 		e := fmt.Errorf("%s: Slack answered HTTP %s", where, status.Status)
 		switch c := status.Code; {
 		case c == http.StatusTooManyRequests:
-			return Fail(routine.CodeRateLimited, true, e)
+			return stepkind.Fail(routine.CodeRateLimited, true, e)
 		case c == http.StatusUnauthorized || c == http.StatusForbidden:
-			return Fail(routine.CodeAuth, false, e)
+			return stepkind.Fail(routine.CodeAuth, false, e)
 		case c >= 500 || c == http.StatusRequestTimeout:
-			return Fail(routine.CodeHTTPStatus, true, e)
+			return stepkind.Fail(routine.CodeHTTPStatus, true, e)
 		default:
-			return Fail(routine.CodeHTTPStatus, false, e)
+			return stepkind.Fail(routine.CodeHTTPStatus, false, e)
 		}
 	case errors.As(err, &apiErr):
 		msg := where + ": Slack error " + apiErr.Err
@@ -178,23 +179,23 @@ func slackFailure(ctx context.Context, channel string, err error) error {
 		e := errors.New(msg)
 		switch {
 		case slices.Contains(slackAuthErrors, apiErr.Err):
-			return Fail(routine.CodeAuth, false, e)
+			return stepkind.Fail(routine.CodeAuth, false, e)
 		case apiErr.Err == "ratelimited":
-			return Fail(routine.CodeRateLimited, true, e)
+			return stepkind.Fail(routine.CodeRateLimited, true, e)
 		case slices.Contains(slackServerErrors, apiErr.Err):
-			return Fail(routine.CodeHTTPStatus, true, e)
+			return stepkind.Fail(routine.CodeHTTPStatus, true, e)
 		default:
 			// channel_not_found, not_in_channel, invalid_blocks, …: Slack
 			// understood the request and refused it, like a 4xx status.
-			return Fail(routine.CodeHTTPStatus, false, e)
+			return stepkind.Fail(routine.CodeHTTPStatus, false, e)
 		}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return Fail(routine.CodeTimeout, true, fmt.Errorf("%s: no answer in time: %w", where, err))
+		return stepkind.Fail(routine.CodeTimeout, true, fmt.Errorf("%s: no answer in time: %w", where, err))
 	case errors.As(err, &synErr), errors.As(err, &typErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return Fail(routine.CodeInvalidResponse, true, fmt.Errorf("%s: the answer is not Slack's JSON: %w", where, err))
+		return stepkind.Fail(routine.CodeInvalidResponse, true, fmt.Errorf("%s: the answer is not Slack's JSON: %w", where, err))
 	}
 	// The request did not get through (refused, reset, DNS): another try may.
-	return Fail("", true, fmt.Errorf("%s: %w", where, err))
+	return stepkind.Fail("", true, fmt.Errorf("%s: %w", where, err))
 }
 
-var _ Kind = SlackKind{}
+var _ stepkind.Kind = SlackKind{}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 const slackTestToken = "xoxb-test-token"
@@ -66,7 +67,7 @@ func setupSlack(t *testing.T) (*fakeSlack, string) {
 
 func execSlack(ctx context.Context, a *routine.SlackAction) (routine.Outputs, string, error) {
 	var out strings.Builder
-	res, err := SlackKind{}.Execute(ctx, &Execution{RunID: "01RUN", StepID: "notify", Attempt: 1, Action: &routine.Action{Slack: a}, Stdout: &out})
+	res, err := SlackKind{}.Execute(ctx, &stepkind.Execution{RunID: "01RUN", StepID: "notify", Attempt: 1, Action: &routine.Action{Slack: a}, Stdout: &out})
 	if err != nil {
 		return nil, out.String(), err
 	}
@@ -130,7 +131,7 @@ func TestSlackBadBlocks(t *testing.T) {
 	t.Parallel()
 	f, base := setupSlack(t)
 	_, _, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "C1", Blocks: map[string]any{"type": "section"}, BaseURL: base})
-	var se *Error
+	var se *stepkind.Error
 	if !errors.As(err, &se) || se.Retryable || !strings.Contains(err.Error(), "Block Kit") {
 		t.Fatalf("%v", err)
 	}
@@ -187,7 +188,7 @@ func TestSlackErrors(t *testing.T) {
 				token = slackTestToken
 			}
 			_, log, err := execSlack(t.Context(), &routine.SlackAction{Token: token, Channel: "#ops", Text: "hi", BaseURL: base})
-			code, retryable, after := Describe(err)
+			code, retryable, after := stepkind.Describe(err)
 			if err == nil || code != c.code || retryable != c.retryable || after != c.after {
 				t.Fatalf("got %v: code %q retryable %v after %s", err, code, retryable, after)
 			}
@@ -207,7 +208,7 @@ func TestSlackTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	_, _, err := execSlack(ctx, &routine.SlackAction{Token: slackTestToken, Channel: "#ops", Text: "hi", BaseURL: base})
-	code, retryable, _ := Describe(err)
+	code, retryable, _ := stepkind.Describe(err)
 	if code != routine.CodeTimeout || !retryable {
 		t.Fatalf("got %v: %q %v", err, code, retryable)
 	}
@@ -219,7 +220,7 @@ func TestSlackConnectionRefused(t *testing.T) {
 	base := ts.URL + "/api/"
 	ts.Close()
 	_, _, err := execSlack(t.Context(), &routine.SlackAction{Token: slackTestToken, Channel: "#ops", Text: "hi", BaseURL: base})
-	code, retryable, _ := Describe(err)
+	code, retryable, _ := stepkind.Describe(err)
 	if err == nil || code != "" || !retryable || strings.Contains(err.Error(), slackTestToken) {
 		t.Fatalf("got %v: %q %v", err, code, retryable)
 	}

@@ -21,6 +21,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // SQLKind runs the statements of a sql step in one transaction, on a
@@ -40,7 +41,7 @@ const MaxSQLRowsBytes = 1 << 20
 // Execute implements Kind. It outputs rows (the rows of the last statement
 // as a JSON array of objects), count (how many) and affected (the rows its
 // last statement inserted, updated or deleted).
-func (SQLKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (SQLKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.SQL
 	if a == nil || strings.TrimSpace(a.Query) == "" {
 		return nil, permanent(errors.New("sql: query is empty"))
@@ -101,12 +102,12 @@ type sqlResult struct {
 
 // result is the step's outputs; rows decoded as routine.DecodeJSON
 // decodes them, so they read back from the store the same.
-func (out *sqlResult) result() (*Result, error) {
+func (out *sqlResult) result() (*stepkind.Result, error) {
 	rows, err := routine.DecodeJSON(out.rows)
 	if err != nil {
 		return nil, fmt.Errorf("sql: decode the rows: %w", err)
 	}
-	return &Result{Outputs: routine.Outputs{
+	return &stepkind.Result{Outputs: routine.Outputs{
 		"rows":     rows,
 		"count":    strconv.Itoa(out.count),
 		"affected": strconv.FormatInt(out.affected, 10),
@@ -631,4 +632,4 @@ func checkPlaceholders(stmts []sqlStatement, params int, d sqlDialect) error {
 	return fmt.Errorf("%s has %s, but params has %s: give one value per %s", where(last), plural(n, "parameter"), plural(params, "value"), mark)
 }
 
-var _ Kind = SQLKind{}
+var _ stepkind.Kind = SQLKind{}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // The escape suite of the sql step: each attack tries to make the step,
@@ -93,7 +94,7 @@ func (p *escapeProject) refused(t *testing.T, layer string, a *routine.SQLAction
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("%s: %q (db %q): error %q lacks %q", layer, a.Query, a.DB, err, want)
 	}
-	if _, retry, _ := Describe(err); retry {
+	if _, retry, _ := stepkind.Describe(err); retry {
 		t.Fatalf("%s: %q: a refusal must not be retried: %v", layer, a.Query, err)
 	}
 	after := p.snapshot(t)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // pgConnectTimeout bounds the connection of a sql step to PostgreSQL when
@@ -65,7 +66,7 @@ func isPostgresURL(s string) bool {
 
 // runPostgres runs stmts on the database of t in one transaction, on a
 // connection of its own that it closes after.
-func runPostgres(ctx context.Context, x *Execution, t *pgTarget, stmts []sqlStatement, params []string) (*Result, error) {
+func runPostgres(ctx context.Context, x *stepkind.Execution, t *pgTarget, stmts []sqlStatement, params []string) (*stepkind.Result, error) {
 	cfg, err := pgx.ParseConfig(t.url)
 	if err != nil {
 		// The parser's message quotes the URL: it stays out.
@@ -328,11 +329,11 @@ func (f *pgFail) connect(ctx context.Context, err error, timeout time.Duration) 
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", prefix, ctx.Err())
 	case errors.Is(err, context.DeadlineExceeded):
-		return Fail(routine.CodeTimeout, true, f.clean(fmt.Sprintf("%s: no answer in %s", prefix, timeout)))
+		return stepkind.Fail(routine.CodeTimeout, true, f.clean(fmt.Sprintf("%s: no answer in %s", prefix, timeout)))
 	case errors.As(err, &oe):
-		return Fail(routine.CodeTimeout, true, f.clean(prefix+": "+oe.Error()))
+		return stepkind.Fail(routine.CodeTimeout, true, f.clean(prefix+": "+oe.Error()))
 	}
-	return Fail(routine.CodeTimeout, true, f.clean(prefix+": "+err.Error()))
+	return stepkind.Fail(routine.CodeTimeout, true, f.clean(prefix+": "+err.Error()))
 }
 
 // statement describes an error of statement n (1-based; 0 when it is of
@@ -352,11 +353,11 @@ func (f *pgFail) statement(ctx context.Context, err error, n int) error {
 		return fmt.Errorf("%s: %w", prefix, ctx.Err())
 	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), pgconn.SafeToRetry(err):
 		// The connection broke: the transaction was not committed.
-		return Fail(routine.CodeTimeout, true, f.clean(fmt.Sprintf("%s: %s: %v", prefix, f.where, err)))
+		return stepkind.Fail(routine.CodeTimeout, true, f.clean(fmt.Sprintf("%s: %s: %v", prefix, f.where, err)))
 	}
 	// What pgx refuses before sending (a value it cannot encode) fails
 	// the same way every time.
-	return Fail("", false, f.clean(fmt.Sprintf("%s: %v", prefix, err)))
+	return stepkind.Fail("", false, f.clean(fmt.Sprintf("%s: %v", prefix, err)))
 }
 
 // pgError describes an error PostgreSQL reported, by its SQLSTATE.
@@ -369,7 +370,7 @@ func (f *pgFail) pgError(prefix string, pe *pgconn.PgError) error {
 		msg += " Hint: " + pe.Hint
 	}
 	code, retryable := pgClass(pe.Code)
-	return Fail(code, retryable, f.clean(msg))
+	return stepkind.Fail(code, retryable, f.clean(msg))
 }
 
 // pgClass returns the error code and whether another try may succeed for

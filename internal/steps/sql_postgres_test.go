@@ -14,6 +14,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/pgtest"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 // pgBundle runs sql steps whose db is the secret DATABASE_URL.
@@ -25,7 +26,7 @@ type pgBundle struct {
 // exec runs a sql action with db "{{DATABASE_URL}}" and returns its outputs.
 func (b *pgBundle) exec(t *testing.T, query string, params ...string) (routine.Outputs, error) {
 	t.Helper()
-	res, err := SQLKind{}.Execute(t.Context(), &Execution{
+	res, err := SQLKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "save", Attempt: 1,
 		Action: &routine.Action{SQL: &routine.SQLAction{DB: "{{ DATABASE_URL }}", Query: query, Params: params}},
 		Dir:    t.TempDir(),
@@ -63,7 +64,7 @@ func (b *pgBundle) fails(t *testing.T, code string, retryable bool, query string
 			t.Fatalf("%q: error %q lacks %q", query, msg, w)
 		}
 	}
-	if c, r, _ := Describe(err); c != code || r != retryable {
+	if c, r, _ := stepkind.Describe(err); c != code || r != retryable {
 		t.Fatalf("%q: error %q: code %q retryable %v, want %q %v", query, msg, c, r, code, retryable)
 	}
 	b.noSecret(t, msg)

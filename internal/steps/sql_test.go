@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 )
 
 type sqlBundle struct {
@@ -27,7 +28,7 @@ func setupSQL(t *testing.T) *sqlBundle {
 // exec runs a sql action in the routine directory and returns its outputs.
 func (b *sqlBundle) exec(t *testing.T, a *routine.SQLAction) (routine.Outputs, error) {
 	t.Helper()
-	res, err := SQLKind{}.Execute(t.Context(), &Execution{
+	res, err := SQLKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "sql", Attempt: 1,
 		Action:      &routine.Action{SQL: a},
 		Dir:         b.dir,
@@ -65,7 +66,7 @@ func (b *sqlBundle) fails(t *testing.T, a *routine.SQLAction, retryable bool, wa
 			t.Fatalf("%q: error %q lacks %q", a.Query, err, w)
 		}
 	}
-	if _, r, _ := Describe(err); r != retryable {
+	if _, r, _ := stepkind.Describe(err); r != retryable {
 		t.Fatalf("%q: error %q: retryable is not %v", a.Query, err, retryable)
 	}
 	return err

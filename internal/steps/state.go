@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -21,7 +22,7 @@ func (StateKind) Name() string { return "state" }
 // Execute implements Kind. get outputs value ("" when missing) and found;
 // put outputs value and found (whether the key existed before); delete
 // outputs found. Each prints one line that says what it did.
-func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
+func (StateKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.State
 	if x.State == nil || x.Now == nil {
 		return nil, errors.New("state: the engine gave this step no store")
@@ -33,7 +34,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 	if err := routine.CheckStateKey(key); err != nil {
 		return nil, err
 	}
-	if x.holdsSecret(key) || op == routine.StateOpPut && x.holdsSecret(a.Value) {
+	if holdsSecret(x, key) || op == routine.StateOpPut && holdsSecret(x, a.Value) {
 		return nil, errors.New("state: the key or value holds a secret's value; secrets are never kept in state (declare the secret and use {{NAME}} in each run instead)")
 	}
 	now := x.Now()
@@ -48,7 +49,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		} else {
 			fmt.Fprintf(x.Stdout, "%s is not set\n", key)
 		}
-		return &Result{Outputs: routine.Outputs{"value": value, "found": strconv.FormatBool(found)}}, nil
+		return &stepkind.Result{Outputs: routine.Outputs{"value": value, "found": strconv.FormatBool(found)}}, nil
 	case routine.StateOpPut:
 		if err := routine.CheckStateValue(a.Value); err != nil {
 			return nil, err
@@ -67,7 +68,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		} else {
 			fmt.Fprintf(x.Stdout, "%s = %s\n", key, shown(a.Value))
 		}
-		return &Result{Outputs: routine.Outputs{"value": a.Value, "found": strconv.FormatBool(existed)}}, nil
+		return &stepkind.Result{Outputs: routine.Outputs{"value": a.Value, "found": strconv.FormatBool(existed)}}, nil
 	default:
 		existed, err := x.State.StateDelete(ctx, &store.StateDeleteParams{Routine: x.Routine, Key: key, Now: now})
 		if err != nil {
@@ -78,7 +79,7 @@ func (StateKind) Execute(ctx context.Context, x *Execution) (*Result, error) {
 		} else {
 			fmt.Fprintf(x.Stdout, "%s was not set\n", key)
 		}
-		return &Result{Outputs: routine.Outputs{"found": strconv.FormatBool(existed)}}, nil
+		return &stepkind.Result{Outputs: routine.Outputs{"found": strconv.FormatBool(existed)}}, nil
 	}
 }
 
@@ -99,4 +100,4 @@ func shown(v string) string {
 	return v
 }
 
-var _ Kind = StateKind{}
+var _ stepkind.Kind = StateKind{}

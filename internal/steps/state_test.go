@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
@@ -30,7 +31,7 @@ func setupState(t *testing.T) *stateBundle {
 // exec runs a state action of routine name and returns its outputs.
 func (b *stateBundle) exec(t *testing.T, name string, a *routine.StateAction) (routine.Outputs, error) {
 	t.Helper()
-	res, err := StateKind{}.Execute(t.Context(), &Execution{
+	res, err := StateKind{}.Execute(t.Context(), &stepkind.Execution{
 		RunID: "01RUN", StepID: "state", Attempt: 1,
 		Action:  &routine.Action{State: a},
 		Routine: name,
@@ -149,7 +150,7 @@ func TestShown(t *testing.T) {
 
 func TestStateWithoutStore(t *testing.T) {
 	t.Parallel()
-	_, err := StateKind{}.Execute(t.Context(), &Execution{Action: &routine.Action{State: &routine.StateAction{Get: "k"}}})
+	_, err := StateKind{}.Execute(t.Context(), &stepkind.Execution{Action: &routine.Action{State: &routine.StateAction{Get: "k"}}})
 	if err == nil || !strings.Contains(err.Error(), "no store") {
 		t.Fatalf("err %v, want one that says there is no store", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/cli"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
 )
 
@@ -38,8 +39,8 @@ func (b *Buffer) String() string {
 
 // Kinds returns the step kinds the routines binary registers
 // (cmd/routines/main.go).
-func Kinds() steps.Registry {
-	return steps.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
+func Kinds() stepkind.Registry {
+	return stepkind.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
 }
 
 // CopyProject copies the project directory src into a fresh temporary

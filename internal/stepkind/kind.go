@@ -1,9 +1,10 @@
-// Package steps holds the step kinds a routine can use (run, state, emit,
-// sql, http, slack, email, llm, classify, routine), each behind the Kind
-// interface, and the Registry that main builds from them. The engine knows
-// kinds only through a Registry, so tests can swap in mocks and a new kind
-// lands here without touching the engine.
-package steps
+// Package stepkind is the contract between the engine and the step kinds:
+// the Kind interface, the Registry that main builds from kinds, what one
+// attempt is given (Execution) and gives back (Result, Error). It is a leaf
+// so that the engine depends on it alone and not on the kinds themselves,
+// whose SDKs (LLM providers, MCP, database drivers, mail) stay out of the
+// engine's import closure; the kinds live in internal/steps.
+package stepkind
 
 import (
 	"context"
@@ -92,16 +93,19 @@ type Execution struct {
 	Redact func(string) string
 }
 
-// holdsSecret reports whether s contains a value of one of the run's secrets.
-func (x *Execution) holdsSecret(s string) bool {
-	return x.Redact != nil && x.Redact(s) != s
-}
-
 // StateStore is the part of store.Store that state steps use.
 type StateStore interface {
 	StateGet(ctx context.Context, p *store.StateGetParams) (value string, found bool, err error)
 	StatePut(ctx context.Context, p *store.StatePutParams) (existed bool, err error)
 	StateDelete(ctx context.Context, p *store.StateDeleteParams) (existed bool, err error)
+}
+
+// Subrun is what a routine step's call of another routine came to.
+type Subrun struct {
+	RunID   string
+	State   routine.State
+	Outputs routine.Outputs       // of its main steps, later ones overriding earlier
+	Error   *routine.ErrorPayload // when it did not succeed
 }
 
 // Result is what one attempt produced.
