@@ -134,3 +134,17 @@ func StepOutputs(kind string) *Shape {
 	}
 	return &Shape{Type: ShapeObject, Other: anyShape}
 }
+
+// stateDeleteOutputs are the outputs of a state step that deletes: only
+// whether the key was there.
+var stateDeleteOutputs = object(nil, "found")
+
+// OutputsOf returns the shape of the outputs of step — those of its kind,
+// narrowed where its action says more (a state delete has no value) —
+// and what has them, for messages ("http steps").
+func OutputsOf(step *Step) (*Shape, string) {
+	if step.State != nil && step.State.Delete != "" {
+		return stateDeleteOutputs, "state steps that delete"
+	}
+	return StepOutputs(step.Kind()), step.Kind() + " steps"
+}

@@ -19,16 +19,17 @@ func (v *validator) outputPath(ref template.Ref) (string, int) {
 	if len(c) < 3 || c[0].Index || c[1].Index || c[1].Key != "outputs" || c[2].Index {
 		return "", 0
 	}
-	kind := v.stepKind(c[0].Key)
-	if kind == "" {
+	step := v.stepNamed(c[0].Key)
+	if step == nil {
 		return "", 0
 	}
-	outputs := routine.StepOutputs(kind)
+	kind := step.Kind()
+	outputs, owner := routine.OutputsOf(step)
 	shape := outputs.Field(c[2].Key)
 	if shape == nil {
 		names := outputs.FieldNames()
-		return fmt.Sprintf("%s has no output %q: the outputs of %s steps are %s%s",
-			ref.Prefix(1), c[2].Key, kind, list(names), suggest.DidYouMean(c[2].Key, names)), ref.Offset + c[2].Offset
+		return fmt.Sprintf("%s has no output %q: the outputs of %s are %s%s",
+			ref.Prefix(1), c[2].Key, owner, list(names), suggest.DidYouMean(c[2].Key, names)), ref.Offset + c[2].Offset
 	}
 	for i := 3; i < len(c); i++ {
 		sel := c[i]
@@ -92,17 +93,16 @@ func (v *validator) outputTypes() *template.Types {
 	return v.types
 }
 
-// stepKind returns the kind of the step id of the main steps or
-// on_failure, or "".
-func (v *validator) stepKind(id string) string {
+// stepNamed returns the step id of the main steps or on_failure, or nil.
+func (v *validator) stepNamed(id string) *routine.Step {
 	for _, l := range [][]routine.Step{v.r.Steps, v.r.OnFailure} {
 		for i := range l {
 			if l[i].ID == id {
-				return l[i].Kind()
+				return &l[i]
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
 // list writes names as "a, b and c".
