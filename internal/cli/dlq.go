@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -85,8 +86,7 @@ func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) e
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return g.execute(ctx, project, r, unconfined, &store.RunCreateParams{
-		Routine:  r.Name,
+	return g.execute(ctx, project, r, unconfined, &scheduler.Request{
 		Trigger:  routine.TriggerInfo{Kind: routine.TriggerReplay, Payload: dead.Trigger.Payload},
 		Input:    dead.Input,
 		ReplayOf: dead.ID,

@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/trigger"
@@ -107,29 +105,4 @@ func (c stateCursors) Load(ctx context.Context, name, key string) (string, bool,
 func (c stateCursors) Save(ctx context.Context, name, key, value string) error {
 	_, err := c.st.StatePut(ctx, &store.StatePutParams{Routine: name, Key: key, Value: value, Now: time.Now()})
 	return err
-}
-
-// waker nudges the dispatcher after a run was created in the store.
-type waker interface{ Wake() }
-
-// enqueueDeduped queues a run of r for a firing with a dedupe key: within
-// the window, a second firing with the key folds into the first one's run.
-func enqueueDeduped(ctx context.Context, st store.Store, q waker, logger *slog.Logger, r *routine.Routine, f trigger.Fire) error {
-	now := time.Now().UTC()
-	until := now.Add(f.DedupeWindow)
-	run, dup, err := st.RunCreateDeduped(ctx, &store.RunCreateParams{
-		ID: ulid.Make().String(), Routine: r.Name, Revision: r.Revision,
-		Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
-		Tags:    r.Tags, QueuedAt: now, DedupeKey: f.DedupeKey, DedupeUntil: &until,
-	})
-	if err != nil {
-		return fmt.Errorf("queue run: %w", err)
-	}
-	if dup {
-		logger.Info("run deduplicated", "run_id", run.ID, "routine", r.Name, "trigger", f.Kind, "dedupe", f.DedupeKey)
-		return nil
-	}
-	logger.Info("run queued", "run_id", run.ID, "routine", r.Name, "trigger", f.Kind, "dedupe", f.DedupeKey)
-	q.Wake()
-	return nil
 }

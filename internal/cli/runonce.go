@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
@@ -20,7 +19,6 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
 	"github.com/routines-dev/routines/internal/scheduler"
-	"github.com/routines-dev/routines/internal/store"
 )
 
 func newRunOnceCmd(g *globals) *cobra.Command {
@@ -48,8 +46,7 @@ func newRunOnceCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return g.execute(ctx, project, r, unconfined, &store.RunCreateParams{
-				Routine: r.Name,
+			return g.execute(ctx, project, r, unconfined, &scheduler.Request{
 				Trigger: routine.TriggerInfo{Kind: routine.TriggerManual},
 				Input:   input,
 			})
@@ -157,7 +154,7 @@ func usesKind(r *routine.Routine, kind string) bool {
 // (as are its sub-runs), so a daemon on the project never claims it; if
 // this process dies, the daemon finds its owner dead and resumes the run
 // at its first unfinished step.
-func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.Routine, unconfined bool, p *store.RunCreateParams) error {
+func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.Routine, unconfined bool, req *scheduler.Request) error {
 	routines := &projectRoutines{g: g, root: proj.Dir}
 	if err := checkCalls(r, routines.Get); err != nil {
 		return invalid(err)
@@ -175,15 +172,13 @@ func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.
 	leases := scheduler.NewLeases(st, own.ID(), 0, g.logger)
 	leases.Start()
 	defer leases.Stop()
-	p.ID = ulid.Make().String()
-	p.Revision = r.Revision
-	p.Tags = r.Tags
-	p.QueuedAt = time.Now().UTC()
-	p.State, p.Worker, p.Lease = routine.StateRunning, own.ID(), leases.Lease()
-	defer leases.Hold(p.ID)()
-	run, err := st.RunCreate(ctx, p)
+	req.ID = ulid.Make().String()
+	req.Routine = r
+	req.Running, req.Holder, req.Lease = true, own.ID(), leases.Lease()
+	defer leases.Hold(req.ID)()
+	run, _, err := scheduler.NewQueue(st, nil, g.logger).Enqueue(ctx, req)
 	if err != nil {
-		return fmt.Errorf("record run: %w", err)
+		return err
 	}
 	out, human := g.deps.Stdout, g.deps.Stdout
 	if g.output == "json" {

@@ -187,16 +187,18 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Workers:          o.workers,
 		Logger:           logger,
 	})
+	queue := scheduler.NewQueue(st, nil, logger)
+	queue.OnQueued(sched.Wake)
 	// Every trigger feeds the queue through this sink.
 	sink := func(ctx context.Context, f trigger.Fire) error {
 		r, ok := catalog.Get(f.Routine)
 		if !ok {
 			return fmt.Errorf("no routine %q", f.Routine)
 		}
-		if f.DedupeKey != "" {
-			return enqueueDeduped(ctx, st, sched, logger, r, f)
-		}
-		_, err := sched.Enqueue(ctx, r, routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload}, nil)
+		_, _, err := queue.Enqueue(ctx, &scheduler.Request{
+			Routine: r, Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
+			DedupeKey: f.DedupeKey, DedupeWindow: f.DedupeWindow,
+		})
 		return err
 	}
 	clock := trigger.NewScheduler(trigger.SchedulerConfig{
@@ -220,7 +222,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	// and Slack commands whose secret is not set, email triggers.
 	problems := server.NewProblems(nil)
 	api := server.New(server.Config{
-		Store: watched, Queue: sched, Routines: catalog,
+		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
 		Secret: resolver.Lookup, Limits: o.limits,
 		Problems: problems, Project: proj.Dir,

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
@@ -25,14 +24,6 @@ import (
 )
 
 const token = "tok-3c9a"
-
-// queue records runs in the store without working them: the tests play
-// the engine's part by writing to the store.
-type queue struct{ st store.Store }
-
-func (q queue) Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error) {
-	return q.st.RunCreate(ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: r.Name, Trigger: trig, Input: input, QueuedAt: time.Now()})
-}
 
 // daemon is a real server on loopback, with the query of the last
 // request it was sent.
@@ -62,7 +53,7 @@ func start(t *testing.T) (*daemon, *client.Client) {
 	d := &daemon{st: server.Notifying(db), problems: server.NewProblems(nil)}
 	ping := &routine.Routine{Name: "ping", Inputs: map[string]routine.Input{"who": {}}}
 	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: &routine.EventTrigger{Name: "cpu.alert", Dedupe: "{{ event.host }}"}}}}
-	d.srv = server.New(server.Config{Store: d.st, Queue: queue{d.st}, Token: token, Problems: d.problems,
+	d.srv = server.New(server.Config{Store: d.st, Queue: scheduler.NewQueue(d.st, nil, nil), Token: token, Problems: d.problems,
 		Routines: scheduler.NewCatalog([]*routine.Routine{ping, alert})})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -88,6 +89,7 @@ type Engine struct {
 	secrets      SecretSource
 	routines     Routines
 	leases       Leases
+	queue        *scheduler.Queue // records the sub-runs of routine steps
 	unconfined   bool
 	allowMissing []string
 	requeue      time.Duration
@@ -115,6 +117,7 @@ func New(cfg Config) *Engine {
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
 	}
+	e.queue = scheduler.NewQueue(cfg.Store, e.clock.Now, e.logger)
 	if e.observer == nil {
 		e.observer = NopObserver{}
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/stepkind"
-	"github.com/routines-dev/routines/internal/store"
 )
 
 // Routines finds the routines a routine step may call; *scheduler.Catalog
@@ -61,21 +61,19 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 	// executes it here: no other worker may claim it while the lease
 	// holds, and once its worker dies it is taken over with its caller.
 	st := context.WithoutCancel(ctx)
-	p := &store.RunCreateParams{
-		ID:       ulid.Make().String(),
-		Routine:  r.Name,
-		Revision: r.Revision,
-		Trigger:  routine.TriggerInfo{Kind: routine.TriggerRoutine, Payload: payload},
-		Input:    input,
-		Tags:     r.Tags,
-		State:    routine.StateRunning,
-		QueuedAt: x.e.clock.Now().UTC(),
+	req := &scheduler.Request{
+		ID:      ulid.Make().String(),
+		Routine: r,
+		Trigger: routine.TriggerInfo{Kind: routine.TriggerRoutine, Payload: payload},
+		Input:   input,
+		Running: true,
+		Holder:  x.run.Worker,
 	}
 	if x.e.leases != nil && x.run.Worker != "" {
-		p.Worker, p.Lease = x.run.Worker, x.e.leases.Lease()
-		defer x.e.leases.Hold(p.ID)()
+		req.Lease = x.e.leases.Lease()
+		defer x.e.leases.Hold(req.ID)()
 	}
-	run, err := x.e.store.RunCreate(st, p)
+	run, _, err := x.e.queue.Enqueue(st, req)
 	if err != nil {
 		return nil, fmt.Errorf("record the sub-run of %s: %w", name, err)
 	}

@@ -17,13 +17,12 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
-	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 	"github.com/routines-dev/routines/internal/template"
 )
@@ -140,10 +139,9 @@ func runCase(ctx context.Context, r *routine.Routine, c *Case, opts Options, res
 	if c.Event == nil {
 		payload = nil
 	}
-	run, err := st.RunCreate(ctx, &store.RunCreateParams{
-		ID: ulid.Make().String(), Routine: copied.Name, Revision: copied.Revision,
-		Trigger: routine.TriggerInfo{Kind: "test", Payload: payload}, Input: c.Input,
-		State: routine.StateRunning, QueuedAt: time.Now().UTC(),
+	run, _, err := scheduler.NewQueue(st, nil, nil).Enqueue(ctx, &scheduler.Request{
+		Routine: copied, Trigger: routine.TriggerInfo{Kind: "test", Payload: payload}, Input: c.Input,
+		Running: true,
 	})
 	if err != nil {
 		return err

@@ -76,7 +76,7 @@ func TestEscapePanickingKindFailsOnlyItsStep(t *testing.T) {
 	var ids []string
 	byID := map[string]string{}
 	for _, r := range []*routine.Routine{calm, boom, calm, vault, calm, boom, calm} {
-		run, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil)
+		run, err := enqueue(context.Background(), st, s, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,11 +144,11 @@ func TestEscapePanickingExecutorFailsItsRun(t *testing.T) {
 		Catalog: scheduler.NewCatalog([]*routine.Routine{bug, fine}), Worker: "test:2", Workers: 2})
 	s.Start(context.Background())
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	broken, err := s.Enqueue(context.Background(), bug, routine.TriggerInfo{Kind: "api"}, nil)
+	broken, err := enqueue(context.Background(), b.st, s, bug)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := s.Enqueue(context.Background(), fine, routine.TriggerInfo{Kind: "api"}, nil)
+	ok, err := enqueue(context.Background(), b.st, s, fine)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ steps:
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 
 	ctx := context.Background()
-	run, err := s.Enqueue(ctx, flaky, routine.TriggerInfo{Kind: "api"}, nil)
+	run, err := enqueue(ctx, st, s, flaky)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ steps:
 		}
 	}
 	// The only worker is free: another routine's run goes through meanwhile.
-	other, err := s.Enqueue(ctx, quick, routine.TriggerInfo{Kind: "api"}, nil)
+	other, err := enqueue(ctx, st, s, quick)
 	if err != nil {
 		t.Fatal(err)
 	}

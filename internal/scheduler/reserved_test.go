@@ -71,7 +71,7 @@ func TestReservedWorkersStayFree(t *testing.T) {
 	ctx := context.Background()
 	const flood = 20
 	for range flood {
-		if _, err := s.Enqueue(ctx, b, routine.TriggerInfo{Kind: "api"}, nil); err != nil {
+		if _, err := enqueue(ctx, st, s, b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,7 +79,7 @@ func TestReservedWorkersStayFree(t *testing.T) {
 	var aRuns []string
 	var queuedAt []time.Time
 	for range 3 {
-		run, err := s.Enqueue(ctx, a, routine.TriggerInfo{Kind: "api"}, nil)
+		run, err := enqueue(ctx, st, s, a)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -113,26 +111,6 @@ func New(cfg Config) *Scheduler {
 		leases:    cfg.Leases,
 		inFlight:  map[string]string{},
 	}
-}
-
-// Enqueue records a queued run of r, durably, and wakes the dispatcher. The run
-// is in the store when Enqueue returns.
-func (s *Scheduler) Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error) {
-	run, err := s.cfg.Store.RunCreate(ctx, &store.RunCreateParams{
-		ID:       ulid.Make().String(),
-		Routine:  r.Name,
-		Revision: r.Revision,
-		Trigger:  trig,
-		Input:    input,
-		Tags:     r.Tags,
-		QueuedAt: time.Now().UTC(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queue run: %w", err)
-	}
-	s.log.Info("run queued", "run_id", run.ID, "routine", r.Name, "trigger", trig.Kind)
-	s.Wake()
-	return run, nil
 }
 
 // Wake tells the dispatcher to look at the queue now.

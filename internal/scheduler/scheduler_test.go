@@ -78,7 +78,7 @@ func TestEnqueueWakesAWorkerAtOnce(t *testing.T) {
 	s, b := setup(t, 0, r)
 	for range 3 {
 		start := time.Now()
-		run, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil)
+		run, err := enqueue(context.Background(), b.st, s, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,11 +102,11 @@ func TestCeilingHoldsAndReleases(t *testing.T) {
 	other := &routine.Routine{Name: "other"}
 	s, b := setup(t, 50*time.Millisecond, r, other)
 	for range 3 {
-		if _, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil); err != nil {
+		if _, err := enqueue(context.Background(), b.st, s, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Enqueue(context.Background(), other, routine.TriggerInfo{Kind: "api"}, nil); err != nil {
+	if _, err := enqueue(context.Background(), b.st, s, other); err != nil {
 		t.Fatal(err)
 	}
 	for range 4 {
@@ -126,7 +126,7 @@ func TestCeilingHoldsAndReleases(t *testing.T) {
 func TestUnknownRoutineFails(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t, 0)
-	run, err := s.Enqueue(context.Background(), &routine.Routine{Name: "gone"}, routine.TriggerInfo{Kind: "api"}, nil)
+	run, err := enqueue(context.Background(), b.st, s, &routine.Routine{Name: "gone"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestShutdownRequeuesRunsPastGrace(t *testing.T) {
 	t.Parallel()
 	r := &routine.Routine{Name: "slow"}
 	s, b := setup(t, time.Hour, r)
-	run, err := s.Enqueue(context.Background(), r, routine.TriggerInfo{Kind: "api"}, nil)
+	run, err := enqueue(context.Background(), b.st, s, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,4 +179,12 @@ func TestShutdownRequeuesRunsPastGrace(t *testing.T) {
 	if got.State != routine.StateQueued || got.FinishedAt != nil || got.Error != nil {
 		t.Fatalf("after shutdown: %s %v %v", got.State, got.FinishedAt, got.Error)
 	}
+}
+
+// enqueue queues a run of r for an API call, through a queue that wakes s.
+func enqueue(ctx context.Context, st store.Store, s *scheduler.Scheduler, r *routine.Routine) (*routine.Run, error) {
+	q := scheduler.NewQueue(st, nil, nil)
+	q.OnQueued(s.Wake)
+	run, _, err := q.Enqueue(ctx, &scheduler.Request{Routine: r, Trigger: routine.TriggerInfo{Kind: "api"}})
+	return run, err
 }

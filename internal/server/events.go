@@ -7,11 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/template"
 )
 
@@ -21,10 +19,6 @@ const TriggerEvent = "event"
 // DefaultDedupeWindow is how long a dedupe key folds duplicates into the
 // first run when a trigger (or the emitter) sets dedupe and no window.
 const DefaultDedupeWindow = 10 * time.Minute
-
-// waker is the part of the scheduler that a run created straight in the
-// store needs: a nudge to look at the queue.
-type waker interface{ Wake() }
 
 // event receives POST /v1/events/<name>: the body (JSON, {} when empty) is
 // the event, and every routine with an event trigger of that name gets a
@@ -92,45 +86,24 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	if len(targets) > 0 && s.full(w, r, len(targets)) {
 		return
 	}
-	created := false
 	for _, tg := range targets {
-		trig := routine.TriggerInfo{Kind: TriggerEvent, Payload: payload}
-		var (
-			run *routine.Run
-			dup bool
-		)
-		if tg.key == "" {
-			run, err = s.cfg.Queue.Enqueue(r.Context(), tg.rt, trig, nil)
-		} else {
-			win := window
-			if win == 0 {
-				win = tg.trig.Window.D()
+		req := &scheduler.Request{Routine: tg.rt, Trigger: routine.TriggerInfo{Kind: TriggerEvent, Payload: payload}}
+		if tg.key != "" {
+			req.DedupeKey, req.DedupeWindow = tg.key, window
+			if req.DedupeWindow == 0 {
+				req.DedupeWindow = tg.trig.Window.D()
 			}
-			if win <= 0 {
-				win = DefaultDedupeWindow
-			}
-			now := time.Now().UTC()
-			until := now.Add(win)
-			run, dup, err = s.cfg.Store.RunCreateDeduped(r.Context(), &store.RunCreateParams{
-				ID: ulid.Make().String(), Routine: tg.rt.Name, Revision: tg.rt.Revision, Trigger: trig,
-				Tags: tg.rt.Tags, QueuedAt: now, DedupeKey: tg.key, DedupeUntil: &until,
-			})
-			if err == nil && !dup {
-				created = true
-				s.log.Info("run queued", "run_id", run.ID, "routine", tg.rt.Name, "trigger", TriggerEvent, "dedupe", tg.key)
+			if req.DedupeWindow <= 0 {
+				req.DedupeWindow = DefaultDedupeWindow
 			}
 		}
+		run, dup, err := s.cfg.Queue.Enqueue(r.Context(), req)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		res.Runs = append(res.Runs, api.EventRun{Routine: tg.rt.Name, RunID: run.ID, Deduplicated: dup})
 		res.RunIDs = append(res.RunIDs, run.ID)
-	}
-	if created {
-		if wk, ok := s.cfg.Queue.(waker); ok {
-			wk.Wake()
-		}
 	}
 	writeJSON(w, http.StatusAccepted, res)
 }

@@ -19,14 +19,6 @@ import (
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
-// wakingQueue is queue that counts the wake-ups of deduplicated creates.
-type wakingQueue struct {
-	queue
-	wakes *atomic.Int32
-}
-
-func (q wakingQueue) Wake() { q.wakes.Add(1) }
-
 func TestEventConcurrentDedupe(t *testing.T) {
 	t.Parallel()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
@@ -36,7 +28,9 @@ func TestEventConcurrentDedupe(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: &routine.EventTrigger{Name: "cpu.alert", Dedupe: "{{ event.host }}"}}}}
 	var wakes atomic.Int32
-	srv := server.New(server.Config{Store: st, Queue: wakingQueue{queue{st}, &wakes}, Routines: scheduler.NewCatalog([]*routine.Routine{alert})})
+	q := scheduler.NewQueue(st, nil, nil)
+	q.OnQueued(func() { wakes.Add(1) })
+	srv := server.New(server.Config{Store: st, Queue: q, Routines: scheduler.NewCatalog([]*routine.Routine{alert})})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 

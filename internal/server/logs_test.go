@@ -37,7 +37,7 @@ func setupLogs(t *testing.T) (*httptest.Server, *logsBundle) {
 	}
 	t.Cleanup(func() { db.Close() })
 	st := server.Notifying(db)
-	srv := server.New(server.Config{Store: st, Queue: queue{st}, Routines: scheduler.NewCatalog(nil)})
+	srv := server.New(server.Config{Store: st, Queue: scheduler.NewQueue(st, nil, nil), Routines: scheduler.NewCatalog(nil)})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	run, err := st.RunCreate(context.Background(), &store.RunCreateParams{

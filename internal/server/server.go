@@ -16,12 +16,16 @@ import (
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// Queue records runs and wakes whoever works them; *scheduler.Scheduler is one.
-type Queue interface {
-	Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error)
+// Executions tells when the execution of a run in this process ends;
+// *scheduler.Scheduler does.
+type Executions interface {
+	// Watch returns a channel closed when an execution of run id ends,
+	// and a func that releases it.
+	Watch(id string) (ended <-chan struct{}, stop func())
 }
 
 // Routines finds the routines the daemon knows; *scheduler.Catalog is one.
@@ -32,9 +36,12 @@ type Routines interface {
 
 // Config is what a Server is built from. Store, Queue and Routines are required.
 type Config struct {
-	Store    store.Store
-	Queue    Queue
-	Routines Routines
+	Store store.Store
+	Queue *scheduler.Queue
+	// Executions, when set, wakes a request waiting for a run (?wait=) as
+	// soon as its execution here ends, rather than at the next poll.
+	Executions Executions
+	Routines   Routines
 	// Token, when set, is required as "Authorization: Bearer <token>" on /v1.
 	Token string
 	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
@@ -195,7 +202,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 	if s.full(w, r, 1) {
 		return
 	}
-	run, err := s.cfg.Queue.Enqueue(r.Context(), rt, trig, input)
+	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: trig, Input: input})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -215,15 +222,12 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	// A queue that tells when a run's execution ends (*scheduler.Scheduler
-	// does) answers at once; the ticker covers runs executed elsewhere.
-	watcher, _ := s.cfg.Queue.(interface {
-		Watch(id string) (<-chan struct{}, func())
-	})
+	// Runs executed in this process end with a signal, at once; the
+	// ticker covers runs executed elsewhere.
 	for {
 		ended, stop := (<-chan struct{})(nil), func() {}
-		if watcher != nil {
-			ended, stop = watcher.Watch(id)
+		if s.cfg.Executions != nil {
+			ended, stop = s.cfg.Executions.Watch(id)
 		}
 		run, err := s.cfg.Store.RunGet(context.WithoutCancel(ctx), id)
 		if err != nil {

@@ -9,23 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/oklog/ulid/v2"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
-	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
-
-// queue records runs in the store without working them.
-type queue struct{ st store.Store }
-
-func (q queue) Enqueue(ctx context.Context, r *routine.Routine, trig routine.TriggerInfo, input map[string]string) (*routine.Run, error) {
-	return q.st.RunCreate(ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: r.Name, Trigger: trig, Input: input, QueuedAt: time.Now()})
-}
 
 type testBundle struct {
 	st  *sqlite.Store
@@ -42,7 +32,7 @@ func setup(t *testing.T, secrets map[string]string) (*httptest.Server, *testBund
 	hook := &routine.Routine{Name: "hook", Triggers: []routine.Trigger{{Webhook: &routine.WebhookTrigger{Path: "hooks-here/", Secret: "{{HOOK_KEY}}"}}}}
 	srv := server.New(server.Config{
 		Store:    st,
-		Queue:    queue{st},
+		Queue:    scheduler.NewQueue(st, nil, nil),
 		Routines: scheduler.NewCatalog([]*routine.Routine{hook}),
 		Secret: func(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
 			v, ok := secrets[ref.Name]
@@ -96,7 +86,7 @@ func TestMaxQueuedEstimate(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	srv := server.New(server.Config{
 		Store:     st,
-		Queue:     queue{st},
+		Queue:     scheduler.NewQueue(st, nil, nil),
 		Routines:  scheduler.NewCatalog([]*routine.Routine{{Name: "r"}}),
 		MaxQueued: 2,
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/template"
 	"github.com/routines-dev/routines/internal/trigger"
 )
@@ -107,7 +108,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 	if s.full(w, r, 1) {
 		return
 	}
-	run, err := s.cfg.Queue.Enqueue(r.Context(), rt, routine.TriggerInfo{Kind: TriggerSlackCommand, Payload: payload}, nil)
+	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: routine.TriggerInfo{Kind: TriggerSlackCommand, Payload: payload}})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

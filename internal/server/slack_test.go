@@ -52,7 +52,7 @@ func slackSetup(t *testing.T) (*httptest.Server, store.Store) {
 	}
 	srv := server.New(server.Config{
 		Store:    st,
-		Queue:    queue{st},
+		Queue:    scheduler.NewQueue(st, nil, nil),
 		Routines: scheduler.NewCatalog([]*routine.Routine{triage, plain}),
 		Secret: func(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
 			if ref.Name != "SLACK_SIGNING_SECRET" {

@@ -83,7 +83,7 @@ func statusSetup(t *testing.T) (*httptest.Server, *vault, *lockedBuffer) {
 	v := &vault{values: map[string]string{}}
 	logs := &lockedBuffer{}
 	srv := server.New(server.Config{
-		Store: st, Queue: queue{st}, Routines: scheduler.NewCatalog([]*routine.Routine{hook, triage}),
+		Store: st, Queue: scheduler.NewQueue(st, nil, nil), Routines: scheduler.NewCatalog([]*routine.Routine{hook, triage}),
 		Token: statusToken, Secret: v.lookup, Project: "/srv/project",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
