@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/routine"
