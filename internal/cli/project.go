@@ -14,7 +14,7 @@ import (
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
-	"github.com/routines-dev/routines/internal/store/sqlite"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/suggest"
 )
 
@@ -32,7 +32,7 @@ func (g *globals) projectFor(start string) (project.Project, error) {
 // openStore opens the project's store, creating it when create is set
 // (and saying so when that starts a project). Without create, a project
 // with no store is an error that says where it looked.
-func (g *globals) openStore(ctx context.Context, p project.Project, create bool) (*sqlite.Store, error) {
+func (g *globals) openStore(ctx context.Context, p project.Project, create bool) (store.Store, error) {
 	if !create && !p.HasStore() {
 		return nil, invalidf("nothing is recorded in project %s yet (no %s): no runs, no secrets; run a routine or store a secret there first, or pass --project DIR (routines help projects)%s",
 			p.Dir, p.StorePath(), projectsBelow(p, project.Project.HasStore, "with a store"))
@@ -46,11 +46,7 @@ func (g *globals) openStore(ctx context.Context, p project.Project, create bool)
 			fmt.Fprintf(g.deps.Stderr, "new project %s: its runs, logs and secrets go to %s (how a project is found: routines help projects)\n", p.Dir, p.StateDir())
 		}
 	}
-	st, err := sqlite.Open(ctx, p.StorePath())
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	return st, nil
+	return g.openStoreURL(ctx, store.SQLiteURL(p.StorePath()))
 }
 
 func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }

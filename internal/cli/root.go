@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // Exit codes of the routines command.
@@ -43,6 +46,9 @@ type Deps struct {
 	// SecretProviders returns the secret providers beyond builtin and env
 	// (vault, aws), configured from the environment; none when nil.
 	SecretProviders func(getenv func(string) string) ([]secrets.Provider, error)
+	// Stores are the store drivers beyond the embedded SQLite one, which
+	// every binary has, by URL scheme (postgres in remote mode).
+	Stores store.Drivers
 	// Getenv reads the environment; os.LookupEnv when nil.
 	Getenv func(string) (string, bool)
 	Stdin  io.Reader // os.Stdin when nil
@@ -64,6 +70,14 @@ func (g *globals) lookupEnv(name string) (string, bool) {
 		return g.deps.Getenv(name)
 	}
 	return os.LookupEnv(name)
+}
+
+// openStoreURL opens the store a URL names (store.Drivers.Open): the
+// embedded SQLite driver, and those of Deps.Stores.
+func (g *globals) openStoreURL(ctx context.Context, u string) (store.Store, error) {
+	drivers := store.Drivers{"sqlite": sqlite.OpenURL}
+	maps.Copy(drivers, g.deps.Stores)
+	return drivers.Open(ctx, u)
 }
 
 // getenv is lookupEnv without the found flag.

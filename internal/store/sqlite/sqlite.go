@@ -89,6 +89,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// OpenURL opens the store a sqlite: URL names (store.SQLitePath), as Open
+// does: the driver of the scheme sqlite in store.Drivers.
+func OpenURL(ctx context.Context, u string) (store.Store, error) {
+	path, err := store.SQLitePath(u)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, path)
+}
+
 // OpenScratch opens a store that is thrown away after use (the runs of
 // `routines test`): like Open, but it never waits for the disk — a crash
 // may lose it whole — and Close does not fold its log into the file.
