@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/store"
@@ -85,7 +86,7 @@ func (g *globals) routineNames(prefix string) []cobra.Completion {
 		return nil
 	}
 	var out []cobra.Completion
-	_ = walkRoutineTree(p.Dir, walkOptions{maxDirs: maxNameSearch}, func(path string) error {
+	_ = project.Walk(p.Dir, project.WalkOptions{MaxDirs: maxNameSearch}, func(path string) error {
 		r, err := spec.Load(path)
 		if err == nil && strings.HasPrefix(r.Name, prefix) {
 			dir, _ := filepath.Rel(p.Dir, r.Dir)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/spec"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestCheckoutHoldsNoInvalidRoutine(t *testing.T) {
 	t.Parallel()
 	found := 0
-	err := walkRoutineFiles(filepath.Join("..", ".."), func(path string) error {
+	err := project.Walk(filepath.Join("..", ".."), project.WalkOptions{}, func(path string) error {
 		found++
 		if _, err := spec.Load(path); err != nil {
 			t.Errorf("%v\nrename it (a template: add .tmpl) or move it under a testdata directory", err)

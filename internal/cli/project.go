@@ -100,7 +100,7 @@ func (g *globals) loadByName(name string) (*routine.Routine, project.Project, er
 // examples/hello/.routines learns where they are.
 func projectsBelow(p project.Project, keep func(project.Project) bool, what string) string {
 	var found []string
-	_ = walkRoutineTree(p.Dir, walkOptions{maxDirs: maxNameSearch, nested: func(dir string) {
+	_ = project.Walk(p.Dir, project.WalkOptions{MaxDirs: maxNameSearch, OwnProject: true, Nested: func(dir string) {
 		if sub := (project.Project{Dir: dir}); keep(sub) {
 			rel, err := filepath.Rel(p.Dir, dir)
 			if err != nil {
@@ -136,7 +136,7 @@ const maxNameSearch = 2000
 func findByName(root, name string) (string, error) {
 	var found string
 	var names []string
-	walkErr := walkRoutineTree(root, walkOptions{maxDirs: maxNameSearch}, func(path string) error {
+	walkErr := project.Walk(root, project.WalkOptions{MaxDirs: maxNameSearch}, func(path string) error {
 		r, err := spec.Load(path)
 		if err != nil {
 			return nil
@@ -151,7 +151,7 @@ func findByName(root, name string) (string, error) {
 	switch {
 	case found != "":
 		return found, nil
-	case errors.Is(walkErr, errSearchBound):
+	case errors.Is(walkErr, project.ErrSearchBound):
 		return "", fmt.Errorf("%s: no such file or directory, and no routine of that name in the first %d directories under %s (the search stops there): pass the routine's directory%s",
 			name, maxNameSearch, root, suggest.DidYouMean(name, names))
 	case walkErr != nil:

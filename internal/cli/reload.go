@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
@@ -109,7 +110,7 @@ func (rl *reloader) addDirs(dir string) {
 		if err != nil || !d.IsDir() {
 			return nil
 		}
-		if path != rl.root && skippedDir(d.Name()) {
+		if path != rl.root && project.SkippedDir(d.Name()) {
 			return filepath.SkipDir
 		}
 		if err := rl.fsw.Add(path); err != nil {
@@ -134,13 +135,13 @@ func (rl *reloader) loop(ctx context.Context) {
 			}
 			base := filepath.Base(ev.Name)
 			if ev.Has(fsnotify.Create) {
-				if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && !skippedDir(base) {
+				if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && !project.SkippedDir(base) {
 					rl.addDirs(ev.Name)
 					timer.Reset(reloadDebounce) // it may hold routine files already
 					continue
 				}
 			}
-			if isRoutineFile(base) || (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && !skippedDir(base) {
+			if project.IsRoutineFile(base) || (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && !project.SkippedDir(base) {
 				timer.Reset(reloadDebounce)
 			}
 		case err, ok := <-rl.fsw.Errors:
@@ -163,7 +164,7 @@ func (rl *reloader) reload() {
 	}
 	found := map[string]*routine.Routine{} // by name, of valid files
 	present := map[string]bool{}           // files that exist
-	walkProjectFiles(rl.root, nil, func(path string) error {
+	project.Walk(rl.root, project.WalkOptions{OwnProject: true}, func(path string) error {
 		present[path] = true
 		r, err := spec.Load(path)
 		if err == nil && rl.check != nil {

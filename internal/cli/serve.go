@@ -103,7 +103,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err != nil {
 		return invalid(err)
 	}
-	routines, err := discover(root, g.deps.Stderr, g.checkSecrets)
+	routines, err := project.Discover(root, g.deps.Stderr, g.checkSecrets)
 	if err != nil {
 		return invalid(err)
 	}

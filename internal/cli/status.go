@@ -95,7 +95,7 @@ func (g *globals) status(ctx context.Context) (*statusReport, error) {
 	rep.Daemon = g.daemonStatus(ctx, p)
 
 	var invalid bytes.Buffer
-	rs, err := discover(p.Dir, &invalid, g.checkSecrets)
+	rs, err := project.Discover(p.Dir, &invalid, g.checkSecrets)
 	if err != nil {
 		rep.Invalid = append(rep.Invalid, err.Error())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/routinetest"
 	"github.com/routines-dev/routines/internal/store"
@@ -83,7 +84,7 @@ func (g *globals) runTests(ctx context.Context, dirs []string, filter *regexp.Re
 		if _, err := os.Stat(dir); err != nil {
 			return invalidf("%s: %v", dir, err)
 		}
-		err := walkRoutineFiles(dir, func(path string) error {
+		err := project.Walk(dir, project.WalkOptions{}, func(path string) error {
 			rt, err := g.loadTests(path, allowUnconfined)
 			switch {
 			case err != nil:
