@@ -1,5 +1,5 @@
 // Command routines is the single binary of Routines: it builds the
-// registries (step kinds, secret providers; triggers as they land) and
+// registries (step kinds, trigger kinds, secret providers, store drivers) and
 // hands them to the command line.
 package main
 
@@ -15,6 +15,7 @@ import (
 	"github.com/routines-dev/routines/internal/secrets/vault"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/trigger"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; when it
@@ -31,6 +32,7 @@ func deps() cli.Deps {
 	kinds := stepkind.NewRegistry(steps.RunKind{}, steps.StateKind{}, steps.EmitKind{}, steps.SQLKind{}, steps.SlackKind{}, steps.HTTPKind{}, steps.RoutineKind{}, steps.EmailKind{}, steps.LLMKind{}, steps.ClassifyKind{}, steps.AgentKind{})
 	return cli.Deps{
 		Kinds:           kinds,
+		Triggers:        trigger.Builtin(),
 		SecretProviders: secretProviders,
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,

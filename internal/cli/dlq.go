@@ -78,7 +78,7 @@ func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) e
 		return invalid(fmt.Errorf("cannot replay run %s with the current %s: %w", dead.ID, r.Name, err))
 	}
 	if r.Revision != dead.Revision {
-		fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); replaying with the current file\n", r.Name, dead.ID, shortRev(dead.Revision), shortRev(r.Revision))
+		fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); replaying with the current file\n", r.Name, dead.ID, routine.ShortRevision(dead.Revision), routine.ShortRevision(r.Revision))
 	}
 	unconfined, err := g.confinement(r, allowUnconfined)
 	if err != nil {

@@ -281,7 +281,7 @@ func newShowCmd(g *globals) *cobra.Command {
 
 func printTrace(g *globals, run *routine.Run, steps []*routine.StepRun) error {
 	w := g.deps.Stdout
-	fmt.Fprintf(w, "run       %s\nroutine   %s (rev %s)\nstate     %s (attempt %d)\ntrigger   %s\n", run.ID, run.Routine, shortRev(run.Revision), run.State, run.Attempt, run.Trigger.Kind)
+	fmt.Fprintf(w, "run       %s\nroutine   %s (rev %s)\nstate     %s (attempt %d)\ntrigger   %s\n", run.ID, run.Routine, routine.ShortRevision(run.Revision), run.State, run.Attempt, run.Trigger.Kind)
 	if len(run.Input) > 0 {
 		fmt.Fprintf(w, "input     %s\n", formatMap(run.Input))
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
+	"github.com/routines-dev/routines/internal/trigger"
 )
 
 // Exit codes of the routines command.
@@ -46,6 +47,9 @@ type Deps struct {
 	// SecretProviders returns the secret providers beyond builtin and env
 	// (vault, aws), configured from the environment; none when nil.
 	SecretProviders func(getenv func(string) string) ([]secrets.Provider, error)
+	// Triggers are the families of trigger kinds a daemon starts;
+	// trigger.Builtin() when nil.
+	Triggers []trigger.NewSource
 	// Stores are the store drivers beyond the embedded SQLite one, which
 	// every binary has, by URL scheme (postgres in remote mode).
 	Stores store.Drivers

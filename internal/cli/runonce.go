@@ -184,7 +184,7 @@ func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.
 	if g.output == "json" {
 		human = g.deps.Stderr
 	}
-	fmt.Fprintf(human, "run %s · %s · rev %s\n", run.ID, r.Name, shortRev(r.Revision))
+	fmt.Fprintf(human, "run %s · %s · rev %s\n", run.ID, r.Name, routine.ShortRevision(r.Revision))
 	view := &liveView{stdout: human, stderr: g.deps.Stderr}
 	resolver, err := g.secretResolver(st, proj)
 	if err != nil {
@@ -230,13 +230,6 @@ func runExit(state routine.State) error {
 		return &exitError{code: ExitCancelled, err: errSilent}
 	}
 	return &exitError{code: ExitFailed, err: errSilent}
-}
-
-func shortRev(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
 
 // liveView prints a run as it happens: each line of a step prefixed with

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -16,14 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/routines-dev/routines/internal/engine"
-	"github.com/routines-dev/routines/internal/owner"
+	"github.com/routines-dev/routines/internal/daemon"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/sandbox"
-	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
-	"github.com/routines-dev/routines/internal/trigger"
 )
 
 // serveOptions are the flags of serve.
@@ -107,7 +101,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err != nil {
 		return invalid(err)
 	}
-	if err := checkHooks(routines); err != nil {
+	if err := daemon.CheckHooks(routines); err != nil {
 		return invalid(err)
 	}
 	byName := make(map[string]*routine.Routine, len(routines))
@@ -151,83 +145,6 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logLayers(logger)
 
-	// The daemon owns the runs it executes under an id whose liveness
-	// the next daemon checks: the runs of a dead owner are taken over at
-	// once, not when their leases expire.
-	own, err := owner.Acquire(proj.OwnersDir())
-	if err != nil {
-		return err
-	}
-	defer own.Release()
-	leases := scheduler.NewLeases(st, own.ID(), o.lease, logger)
-	catalog := scheduler.NewCatalog(routines)
-	// The runs' writes go through a store that wakes whoever follows a
-	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
-	watched := server.Notifying(st)
-	sched := scheduler.New(scheduler.Config{
-		Store: watched,
-		Executor: engine.New(engine.Config{
-			Store:        watched,
-			Kinds:        g.deps.Kinds,
-			StateDir:     proj.StateDir(),
-			Logger:       logger,
-			Secrets:      resolver,
-			Routines:     catalog,
-			Leases:       leases,
-			Unconfined:   unconfined,
-			AllowMissing: g.allowMissing,
-			// Long retry backoffs wait in the queue, not on a worker.
-			RequeueAfter: o.requeueAfter,
-		}),
-		Catalog:  catalog,
-		Leases:   leases,
-		Liveness: owner.Dir(proj.OwnersDir()),
-		// What the steps of a dead owner's run left, killed by their cgroups.
-		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
-		Workers:          o.workers,
-		Logger:           logger,
-	})
-	queue := scheduler.NewQueue(st, nil, logger)
-	queue.OnQueued(sched.Wake)
-	// Every trigger feeds the queue through this sink.
-	sink := func(ctx context.Context, f trigger.Fire) error {
-		r, ok := catalog.Get(f.Routine)
-		if !ok {
-			return fmt.Errorf("no routine %q", f.Routine)
-		}
-		_, _, err := queue.Enqueue(ctx, &scheduler.Request{
-			Routine: r, Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
-			DedupeKey: f.DedupeKey, DedupeWindow: f.DedupeWindow,
-		})
-		return err
-	}
-	clock := trigger.NewScheduler(trigger.SchedulerConfig{
-		Logger: logger,
-		Active: sched.Active,
-		LastFire: func(name string, i int) time.Time {
-			r, ok := catalog.Get(name)
-			if !ok || i >= len(r.Triggers) {
-				return time.Time{}
-			}
-			return sched.LastFire(name, r.Triggers[i].Kind())
-		},
-		Sink: sink,
-	})
-	for _, r := range routines {
-		if err := clock.Set(r.Name, r.Triggers); err != nil {
-			return invalidf("%s: %v", r.Name, err)
-		}
-	}
-	// What fails until the operator acts, for GET /v1/status: webhooks
-	// and Slack commands whose secret is not set, email triggers.
-	problems := server.NewProblems(nil)
-	api := server.New(server.Config{
-		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
-		Token: o.token, MaxQueued: o.maxQueued, Logger: logger,
-		Secret: resolver.Lookup, Limits: o.limits,
-		Problems: problems, Project: proj.Dir,
-	})
-
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -236,134 +153,75 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && o.token == "" {
 		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can run your routines; set --token or ROUTINES_TOKEN\n", addr)
 	}
-	sched.Start(ctx)
-	if err := clock.Start(ctx); err != nil {
+	d, err := daemon.NewLocal(daemon.LocalConfig{
+		Root: root, Project: proj, Routines: routines, Store: st, Secrets: resolver,
+		Kinds: g.deps.Kinds, Triggers: g.deps.Triggers, Logger: logger, Warn: g.deps.Stderr,
+		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
+			return g.checkReloaded(r, get, o.allowUnconfined, unconfined)
+		},
+		Listener: ln, Reload: !o.noReload,
+		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
+		Unconfined: unconfined, AllowMissing: g.allowMissing,
+		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits,
+	})
+	if err != nil {
+		ln.Close()
 		return err
 	}
-	// File and email triggers, and the watch on the routine files that reloads them.
-	reload := newReloader(root, routines, catalog, clock, sink, logger, g.deps.Stderr)
-	reload.mail = emailStarter(st, resolver.Lookup, sink, logger, g.deps.Stderr, problems)
-	reload.check = func(r *routine.Routine) error {
-		if err := g.checkSecrets(r); err != nil {
-			return err
-		}
-		if err := checkCalls(r, func(name string) (*routine.Routine, bool) {
-			if name == r.Name {
-				return r, true
-			}
-			return catalog.Get(name)
-		}); err != nil {
-			return err
-		}
-		u, err := g.confinement(r, o.allowUnconfined)
-		if err == nil && u && !unconfined {
-			err = errors.New("its run steps cannot be confined and the daemon started confined; restart it")
-		}
+	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	if err := reload.start(ctx, routines, !o.noReload); err != nil {
-		return err
-	}
-	stopTriggers := func() {
-		clock.Stop()
-		reload.stop()
+	stop := func() error {
+		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
+		defer cancel()
+		return d.Stop(graceCtx)
 	}
 	// serve.json tells clients (invoke, emit, tests) the daemon is up: it
 	// is written once every trigger watches, so what happens after it is seen.
 	if err := lock.Publish(project.Daemon{Addr: addr, PID: os.Getpid(), Started: started, Serving: root}); err != nil {
-		stopTriggers()
-		ln.Close()
-		return err
+		return errors.Join(err, stop())
 	}
-	o.limits.MaxConns = connCap(o.limits.MaxConns, logger)
-	httpSrv, limited := api.HTTPServer(ln, o.limits)
-	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(limited) }()
 	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on http://%s (project %s)\n", len(routines), root, addr, proj.Dir)
 
 	select {
 	case <-ctx.Done():
-	case err := <-served:
-		stopTriggers()
-		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
-		defer cancel()
-		sched.Shutdown(graceCtx)
-		return fmt.Errorf("serve: %w", err)
+	case err := <-d.Failed():
+		return errors.Join(fmt.Errorf("serve: %w", err), stop())
 	}
 	// Shutdown: refuse new work first, then let the runs in flight finish.
 	fmt.Fprintf(g.deps.Stdout, "shutting down: waiting up to %s for running steps\n", o.grace)
-	api.Drain()
-	stopTriggers()
-	graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
-	sched.Shutdown(graceCtx)
-	cancel()
-	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := httpSrv.Shutdown(closeCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := stop(); err != nil {
 		return err
 	}
 	fmt.Fprintln(g.deps.Stdout, "stopped")
 	return nil
 }
 
-// connCap returns the connection cap to use: want, lowered to half the
-// soft limit of file descriptors, so that the store, run workspaces and
-// step pipes of accepted runs always find descriptors, however many
-// clients connect. (Go raises the soft limit to the hard one at start.)
-func connCap(want int, logger *slog.Logger) int {
-	nofile, ok := nofileLimit()
-	if !ok || nofile > math.MaxInt32 {
-		return want
+// checkReloaded vets a routine file the daemon reloads as serve vetted
+// those it started with: declared secrets, the routines it calls (found
+// with get), and its confinement, which must be the daemon's (it started
+// confined or not).
+func (g *globals) checkReloaded(r *routine.Routine, get func(string) (*routine.Routine, bool), allowUnconfined, daemonUnconfined bool) error {
+	if err := g.checkSecrets(r); err != nil {
+		return err
 	}
-	if half := int(nofile / 2); want > half {
-		logger.Warn("--max-conns lowered to half the file descriptor limit, to keep descriptors for runs", "max_conns", half, "nofile", nofile)
-		return max(1, half)
+	if err := checkCalls(r, get); err != nil {
+		return err
 	}
-	return want
+	u, err := g.confinement(r, allowUnconfined)
+	if err == nil && u && !daemonUnconfined {
+		err = errors.New("its run steps cannot be confined and the daemon started confined; restart it")
+	}
+	return err
 }
 
-// startWatchers starts a Watcher per file: trigger. A trigger whose path
-// cannot be watched (it does not exist) is reported and left off; the
-// other triggers of the routine work.
-func startWatchers(ctx context.Context, rs []*routine.Routine, sink trigger.Sink, logger *slog.Logger, warn io.Writer) []*trigger.Watcher {
-	var ws []*trigger.Watcher
+// reservedSum adds up the concurrency.reserved of routines.
+func reservedSum(rs []*routine.Routine) int {
+	n := 0
 	for _, r := range rs {
-		for i, t := range r.Triggers {
-			if t.File == nil {
-				continue
-			}
-			w := trigger.NewWatcher(trigger.WatcherConfig{Routine: r.Name, Trigger: i, Dir: r.Dir, File: *t.File, Sink: sink, Logger: logger})
-			if err := w.Start(ctx); err != nil {
-				fmt.Fprintf(warn, "warning: %s: file trigger %d is off: %v\n", r.Name, i, err)
-				continue
-			}
-			ws = append(ws, w)
+		if r.Concurrency != nil {
+			n += r.Concurrency.Reserved
 		}
 	}
-	return ws
-}
-
-// checkHooks refuses two routines with a webhook at the same path, or
-// with a slack_command trigger of the same command.
-func checkHooks(rs []*routine.Routine) error {
-	seen := map[string]string{}
-	commands := map[string]string{}
-	for _, r := range rs {
-		for _, t := range r.Triggers {
-			if c := t.SlackCommand; c != nil {
-				if prev, ok := commands[c.Command]; ok && prev != r.Name {
-					return fmt.Errorf("slack command %s is handled by both %s and %s", c.Command, prev, r.Name)
-				}
-				commands[c.Command] = r.Name
-			}
-			if t.Webhook == nil {
-				continue
-			}
-			if prev, ok := seen[t.Webhook.Path]; ok && prev != r.Name {
-				return fmt.Errorf("webhook path %s is used by both %s and %s", t.Webhook.Path, prev, r.Name)
-			}
-			seen[t.Webhook.Path] = r.Name
-		}
-	}
-	return nil
+	return n
 }

@@ -64,7 +64,7 @@ func (g *globals) recordTest(ctx context.Context, id string) error {
 			return err
 		}
 		if run.Revision != r.Revision {
-			fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); check the recorded test against the current file\n", r.Name, run.ID, shortRev(run.Revision), shortRev(r.Revision))
+			fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); check the recorded test against the current file\n", r.Name, run.ID, routine.ShortRevision(run.Revision), routine.ShortRevision(r.Revision))
 		}
 		fmt.Fprintf(g.deps.Stdout, "# A test of %s recorded from run %s: save it as %s/tests/<name>.yaml.\n", r.Name, run.ID, r.Dir)
 		return routinetest.WriteYAML(g.deps.Stdout, []*routinetest.Case{routinetest.Record(r, run, recs)})

@@ -105,3 +105,12 @@ func (r *Resources) Merge(o *Resources) *Resources {
 	}
 	return &m
 }
+
+// ShortRevision is the form of a revision people read: its first 12
+// characters, as git shows a commit.
+func ShortRevision(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}

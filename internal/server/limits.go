@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -53,9 +54,12 @@ const retryAfter = "1"
 // HTTPServer returns the http.Server that serves s on ln within lim, and
 // the listener to hand its Serve: one that holds the connections to
 // lim.MaxConns and answers 503 past it, and that outlives running out of
-// file descriptors.
+// file descriptors. lim.MaxConns is lowered to half the soft limit of
+// file descriptors, so that the store, run workspaces and step pipes of
+// accepted runs always find descriptors, however many clients connect.
+// (Go raises the soft limit to the hard one at start.)
 func (s *Server) HTTPServer(ln net.Listener, lim Limits) (*http.Server, net.Listener) {
-	l := newConnLimiter(ln, lim.MaxConns, s.log)
+	l := newConnLimiter(ln, s.connCap(lim.MaxConns), s.log)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
@@ -350,4 +354,18 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.once.Do(func() { c.l.release(c.Conn) })
 	return c.Conn.Close()
+}
+
+// connCap returns the connection cap to use: want, lowered to half the
+// soft limit of file descriptors.
+func (s *Server) connCap(want int) int {
+	nofile, ok := nofileLimit()
+	if !ok || nofile > math.MaxInt32 {
+		return want
+	}
+	if half := int(nofile / 2); want > half {
+		s.log.Warn("--max-conns lowered to half the file descriptor limit, to keep descriptors for runs", "max_conns", half, "nofile", nofile)
+		return max(1, half)
+	}
+	return want
 }

@@ -1,4 +1,4 @@
-package cli
+package server
 
 // nofileLimit reports no limit: Windows gives a process millions of
 // handles, none of which connections could take from runs.

@@ -1,4 +1,4 @@
-package cli
+package trigger_test
 
 import (
 	"context"
@@ -6,9 +6,10 @@ import (
 	"testing"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/trigger"
 )
 
-func TestTriggerSecrets(t *testing.T) {
+func TestCredentials(t *testing.T) {
 	t.Parallel()
 	r := &routine.Routine{Name: "r", Secrets: []routine.SecretRef{{Name: "IMAP_PASSWORD"}}, Env: map[string]string{"IMAP_USER": "me@example.com"}}
 	lookup := func(_ context.Context, name string, ref routine.SecretRef) (string, error) {
@@ -17,7 +18,7 @@ func TestTriggerSecrets(t *testing.T) {
 		}
 		return "pw", nil
 	}
-	resolve := triggerSecrets(r, lookup)
+	resolve := trigger.Credentials(r, lookup)
 	for in, want := range map[string]string{"{{IMAP_PASSWORD}}": "pw", "{{ IMAP_USER }}": "me@example.com", "literal": "literal"} {
 		if got, err := resolve(t.Context(), in); err != nil || got != want {
 			t.Errorf("%s: %q, %v; want %q", in, got, err, want)

@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/owner"
+	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/sandbox"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/trigger"
+)
+
+// LocalConfig is what the local daemon (routines serve) is built from.
+// Root, Project, Store, Kinds and Listener are required.
+type LocalConfig struct {
+	// Root is the directory whose routine files are served, Routines the
+	// valid ones found there.
+	Root     string
+	Project  project.Project
+	Routines []*routine.Routine
+	Store    store.Store
+	Secrets  *secrets.Resolver
+	Kinds    stepkind.Registry
+	// Triggers are the families of trigger kinds; trigger.Builtin() when nil.
+	Triggers []trigger.NewSource
+	Logger   *slog.Logger
+	// Warn tells the operator of reloads and of triggers left off.
+	Warn io.Writer
+	// Check vets a routine file reloaded; nil: none.
+	Check    Check
+	Listener net.Listener
+	// Reload watches the routine files and reloads them when they change.
+	Reload bool
+
+	Workers      int
+	Lease        time.Duration
+	RequeueAfter time.Duration
+	Unconfined   bool
+	AllowMissing []string
+
+	Token     string
+	MaxQueued int
+	Limits    server.Limits
+}
+
+// Local is the local daemon: the queue of one project worked by this
+// process, its triggers, the reload of its routine files and the API.
+type Local struct {
+	services Group
+	owner    *owner.Owner
+	api      *server.Server
+	served   chan error
+}
+
+// NewLocal builds the local daemon; nothing runs before Start. The
+// daemon owns the runs it executes under an owner id of the project
+// whose liveness the next daemon checks: the runs of a dead owner are
+// taken over at once, not when their leases expire.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Triggers == nil {
+		cfg.Triggers = trigger.Builtin()
+	}
+	own, err := owner.Acquire(cfg.Project.OwnersDir())
+	if err != nil {
+		return nil, err
+	}
+	d := &Local{owner: own, served: make(chan error, 1)}
+	leases := scheduler.NewLeases(cfg.Store, own.ID(), cfg.Lease, logger)
+	catalog := scheduler.NewCatalog(cfg.Routines)
+	// The runs' writes go through a store that wakes whoever follows a
+	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
+	watched := server.Notifying(cfg.Store)
+	var lookup trigger.SecretLookup
+	var engineSecrets engine.SecretSource
+	if cfg.Secrets != nil {
+		lookup, engineSecrets = cfg.Secrets.Lookup, cfg.Secrets
+	}
+	sched := scheduler.New(scheduler.Config{
+		Store: watched,
+		Executor: engine.New(engine.Config{
+			Store:        watched,
+			Kinds:        cfg.Kinds,
+			StateDir:     cfg.Project.StateDir(),
+			Logger:       logger,
+			Secrets:      engineSecrets,
+			Routines:     catalog,
+			Leases:       leases,
+			Unconfined:   cfg.Unconfined,
+			AllowMissing: cfg.AllowMissing,
+			// Long retry backoffs wait in the queue, not on a worker.
+			RequeueAfter: cfg.RequeueAfter,
+		}),
+		Catalog:  catalog,
+		Leases:   leases,
+		Liveness: owner.Dir(cfg.Project.OwnersDir()),
+		// What the steps of a dead owner's run left, killed by their cgroups.
+		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
+		Workers:          cfg.Workers,
+		Logger:           logger,
+	})
+	queue := scheduler.NewQueue(cfg.Store, nil, logger)
+	queue.OnQueued(sched.Wake)
+	// What fails until the operator acts, for GET /v1/status: webhooks
+	// and Slack commands whose secret is not set, email triggers.
+	problems := server.NewProblems(nil)
+	triggers := NewTriggers(cfg.Triggers, trigger.SourceEnv{
+		Sink:     Sink(catalog, queue),
+		Logger:   logger,
+		Warn:     cfg.Warn,
+		Problems: problems,
+		Cursors:  Cursors(cfg.Store),
+		Secret:   lookup,
+		Active:   sched.Active,
+		LastFire: func(name string, i int) time.Time {
+			r, ok := catalog.Get(name)
+			if !ok || i >= len(r.Triggers) {
+				return time.Time{}
+			}
+			return sched.LastFire(name, r.Triggers[i].Kind())
+		},
+	})
+	d.api = server.New(server.Config{
+		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
+		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
+		Secret: lookup, Limits: cfg.Limits,
+		Problems: problems, Project: cfg.Project.Dir,
+	})
+	httpSrv, limited := d.api.HTTPServer(cfg.Listener, cfg.Limits)
+
+	// Started in this order, stopped in the reverse: the listener serves
+	// until the runs in flight are over (a request waiting for a run gets
+	// its answer); intake is refused first, then triggers stop, then the
+	// runs in flight get their grace.
+	d.services.Add("listener", Func{
+		OnStart: func(context.Context) error {
+			go func() { d.served <- httpSrv.Serve(limited) }()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := httpSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return nil
+		},
+	})
+	d.services.Add("executor", Executor(sched))
+	d.services.Add("triggers", triggers)
+	d.services.Add("reloader", NewReloader(ReloaderConfig{
+		Root: cfg.Root, Catalog: catalog, Triggers: triggers, Check: cfg.Check,
+		Logger: logger, Warn: cfg.Warn, Watch: cfg.Reload,
+	}))
+	d.services.Add("intake", Func{OnStop: func(context.Context) error { d.api.Drain(); return nil }})
+	return d, nil
+}
+
+// Start starts every service; the daemon is up when it returns.
+func (d *Local) Start(ctx context.Context) error {
+	if err := d.services.Start(ctx); err != nil {
+		d.owner.Release()
+		return err
+	}
+	return nil
+}
+
+// Failed delivers the error that stopped the listener on its own, if it
+// does: the daemon should then Stop.
+func (d *Local) Failed() <-chan error { return d.served }
+
+// Stop refuses new work, stops the triggers, lets the runs in flight
+// finish until ctx ends (the grace period), then cancels them; the next
+// daemon resumes them at their first unfinished step.
+func (d *Local) Stop(ctx context.Context) error {
+	err := d.services.Stop(ctx)
+	d.owner.Release()
+	return err
+}
+
+// Executor is the service of a scheduler: it works the queue from Start
+// until Stop, whose ctx is the grace the runs in flight get.
+func Executor(s *scheduler.Scheduler) Service {
+	return Func{
+		OnStart: func(ctx context.Context) error { s.Start(ctx); return nil },
+		OnStop:  func(ctx context.Context) error { s.Shutdown(ctx); return nil },
+	}
+}
+
+// Sink returns the sink of every trigger: a firing becomes a run of its
+// routine in catalog, through the queue.
+func Sink(catalog *scheduler.Catalog, queue *scheduler.Queue) trigger.Sink {
+	return func(ctx context.Context, f trigger.Fire) error {
+		r, ok := catalog.Get(f.Routine)
+		if !ok {
+			return errors.New("no routine " + f.Routine)
+		}
+		_, _, err := queue.Enqueue(ctx, &scheduler.Request{
+			Routine: r, Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
+			DedupeKey: f.DedupeKey, DedupeWindow: f.DedupeWindow,
+		})
+		return err
+	}
+}
+
+// Cursors keeps the cursors of triggers (an email trigger's last UID) in
+// the routines' state in st.
+func Cursors(st store.Store) trigger.CursorStore { return stateCursors{st} }
+
+type stateCursors struct{ st store.Store }
+
+func (c stateCursors) Load(ctx context.Context, name, key string) (string, bool, error) {
+	return c.st.StateGet(ctx, &store.StateGetParams{Routine: name, Key: key, Now: time.Now()})
+}
+
+func (c stateCursors) Save(ctx context.Context, name, key, value string) error {
+	_, err := c.st.StatePut(ctx, &store.StatePutParams{Routine: name, Key: key, Value: value, Now: time.Now()})
+	return err
+}
