@@ -159,7 +159,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		return err
 	}
 	defer own.Release()
-	leases := scheduler.NewLeases(st, own.ID(), o.lease, logger)
+	leases := scheduler.NewLeases(st, own.ID(), o.lease, nil, logger)
 	catalog := scheduler.NewCatalog(routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
