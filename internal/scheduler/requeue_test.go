@@ -42,29 +42,44 @@ func (k *flakyKind) Execute(_ context.Context, x *stepkind.Execution) (*stepkind
 	return &stepkind.Result{}, nil
 }
 
-func TestLongBackoffRequeuesTheRunAndFreesTheWorker(t *testing.T) {
-	t.Parallel()
+// flakyYAML is a routine whose step b (of flakyKind) retries after the
+// constant backoff initial, a step a before it.
+func flakyYAML(initial string) string {
+	return `name: flaky
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    run: "false"
+    retry: { attempts: 3, backoff: constant, initial: ` + initial + `, jitter: false }
+`
+}
+
+// setupRequeue opens a store in a new directory and parses the routine
+// files there.
+func setupRequeue(t *testing.T, files ...string) (*sqlite.Store, string, []*routine.Routine) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	flaky, err := spec.Parse("routine.yaml", []byte(`name: flaky
-steps:
-  - id: a
-    run: "true"
-  - id: b
-    run: "false"
-    retry: { attempts: 3, backoff: constant, initial: 400ms, jitter: false }
-`), dir)
-	if err != nil {
-		t.Fatal(err)
+	var rs []*routine.Routine
+	for _, f := range files {
+		r, err := spec.Parse("routine.yaml", []byte(f), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
 	}
-	quick, err := spec.Parse("routine.yaml", []byte("name: quick\nsteps:\n  - id: q\n    run: \"true\"\n"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return st, dir, rs
+}
+
+func TestLongBackoffRequeuesTheRunAndFreesTheWorker(t *testing.T) {
+	t.Parallel()
+	st, dir, rs := setupRequeue(t, flakyYAML("400ms"), "name: quick\nsteps:\n  - id: q\n    run: \"true\"\n")
+	flaky, quick := rs[0], rs[1]
 	kind := &flakyKind{tries: map[string]int{}, times: map[string][]time.Time{}}
 	s := scheduler.New(scheduler.Config{
 		Store: st,
@@ -158,23 +173,8 @@ steps:
 // away), with nothing waited for.
 func TestRequeuedRunComesDueOnTheClock(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	r, err := spec.Parse("routine.yaml", []byte(`name: flaky
-steps:
-  - id: a
-    run: "true"
-  - id: b
-    run: "false"
-    retry: { attempts: 3, backoff: constant, initial: 1h, max: 1h, jitter: false }
-`), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, rs := setupRequeue(t, flakyYAML("1h, max: 1h"))
+	r := rs[0]
 	start := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	clk := clock.NewVirtual(start)
 	kind := &flakyKind{tries: map[string]int{}, times: map[string][]time.Time{}}
@@ -244,21 +244,8 @@ steps:
 // Without RequeueAfter (run-once) the engine sleeps through the backoff.
 func TestBackoffWithoutRequeueSleeps(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	r, err := spec.Parse("routine.yaml", []byte(`name: flaky
-steps:
-  - id: b
-    run: "false"
-    retry: { attempts: 3, backoff: constant, initial: 50ms, jitter: false }
-`), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, rs := setupRequeue(t, flakyYAML("50ms"))
+	r := rs[0]
 	kind := &flakyKind{tries: map[string]int{}, times: map[string][]time.Time{}}
 	e := engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(kind), StateDir: dir})
 	run, err := st.RunCreate(context.Background(), &store.RunCreateParams{ID: "01SLEEPS0000000000000000000", Routine: r.Name, Revision: r.Revision, QueuedAt: time.Now()})
