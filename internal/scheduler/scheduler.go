@@ -57,9 +57,9 @@ type Config struct {
 	Poll   time.Duration
 	Logger *slog.Logger
 	// Clock times the claims, the leases, the poll and the wake-up of a
-	// run requeued for a retry; clock.Real when nil. The executor and
-	// Leases share it, so that a retry's not-before and the claims that
-	// judge it read the same time.
+	// run requeued for a retry; clock.Real when nil. Give the executor
+	// and Leases the same, so that a retry's not-before and the claims
+	// that judge it read one time.
 	Clock clock.Clock
 }
 
