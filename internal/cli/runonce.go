@@ -169,7 +169,7 @@ func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.
 		return err
 	}
 	defer own.Release()
-	leases := scheduler.NewLeases(st, own.ID(), 0, g.logger)
+	leases := scheduler.NewLeases(st, own.ID(), 0, nil, g.logger)
 	leases.Start()
 	defer leases.Stop()
 	req.ID = ulid.Make().String()

@@ -80,7 +80,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	d := &Local{owner: own, served: make(chan error, 1)}
-	leases := scheduler.NewLeases(cfg.Store, own.ID(), cfg.Lease, logger)
+	leases := scheduler.NewLeases(cfg.Store, own.ID(), cfg.Lease, nil, logger)
 	catalog := scheduler.NewCatalog(cfg.Routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).

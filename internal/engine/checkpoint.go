@@ -232,7 +232,8 @@ const commitTries = 4
 // commit writes one batch, trying again with a short backoff when the store
 // fails (a busy or briefly unavailable database). A batch that still fails
 // is logged and dropped: the run goes on, and the step's next transition
-// rewrites its record; the error is returned for close to report.
+// rewrites its record; the error is returned for close to report. The
+// backoff waits on the machine's time: it is the database's, not the run's.
 func (c *checkpointer) commit(p *store.CheckpointParams) error {
 	delay := 10 * time.Millisecond
 	for try := 1; ; try++ {

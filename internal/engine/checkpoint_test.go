@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
@@ -61,7 +62,7 @@ func TestCheckpointsPerRun(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	wl := &writeLog{Store: st}
 	kind := newScriptKind()
-	e := engine.New(engine.Config{Store: wl, Kinds: stepkind.NewRegistry(kind), StateDir: dir, Clock: &fakeClock{}})
+	e := engine.New(engine.Config{Store: wl, Kinds: stepkind.NewRegistry(kind), StateDir: dir, Clock: clock.NewAutoAdvance(time.Now())})
 	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestTakenOverRunStopsAtTheNextStep(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	kind := newScriptKind()
-	e := engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(kind), StateDir: dir, Clock: &fakeClock{}})
+	e := engine.New(engine.Config{Store: st, Kinds: stepkind.NewRegistry(kind), StateDir: dir, Clock: clock.NewAutoAdvance(time.Now())})
 	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/stepkind"
@@ -26,7 +27,9 @@ type Config struct {
 	// StateDir holds run workspaces (StateDir/runs/<run id>): artifacts,
 	// outputs and each step's TMPDIR.
 	StateDir string
-	Clock    Clock
+	// Clock times the run: its records, retries' backoffs and state's
+	// TTLs; clock.Real when nil. `routines test` runs on a virtual clock.
+	Clock    clock.Clock
 	Logger   *slog.Logger
 	Observer Observer
 	Secrets  SecretSource
@@ -83,7 +86,7 @@ type Engine struct {
 	store        store.Store
 	kinds        stepkind.Registry
 	stateDir     string
-	clock        Clock
+	clock        clock.Clock
 	logger       *slog.Logger
 	observer     Observer
 	secrets      SecretSource
@@ -112,12 +115,12 @@ func New(cfg Config) *Engine {
 		requeue:      cfg.RequeueAfter,
 	}
 	if e.clock == nil {
-		e.clock = RealClock{}
+		e.clock = clock.Real{}
 	}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
 	}
-	e.queue = scheduler.NewQueue(cfg.Store, e.clock.Now, e.logger)
+	e.queue = scheduler.NewQueue(cfg.Store, e.clock, e.logger)
 	if e.observer == nil {
 		e.observer = NopObserver{}
 	}
@@ -140,33 +143,6 @@ func (e *Engine) Workspace(runID string) string {
 // an error.
 func (e *Engine) Execute(ctx context.Context, r *routine.Routine, run *routine.Run) (*routine.Run, error) {
 	return e.newRunExec(r, run).execute(ctx)
-}
-
-// Clock is the engine's source of time, so tests can run retries and
-// backoffs on a virtual clock.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits for d or until ctx is done, whichever comes first, and
-	// returns ctx.Err() in the second case.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-// Now implements Clock.
-func (RealClock) Now() time.Time { return time.Now() }
-
-// Sleep implements Clock.
-func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Observer is told about a run as it happens, to show it live. Its methods

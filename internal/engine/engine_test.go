@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
@@ -166,19 +167,23 @@ func (k *scriptKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepk
 	return res, nil
 }
 
-// fakeClock records sleeps instead of sleeping.
-type fakeClock struct {
+// sleepRecorder is a virtual clock, from the machine's time, on which
+// sleeping takes no time; it records the sleeps.
+type sleepRecorder struct {
+	*clock.Virtual
 	mu     sync.Mutex
 	sleeps []time.Duration
 }
 
-func (c *fakeClock) Now() time.Time { return time.Now() }
+func newSleepRecorder() *sleepRecorder {
+	return &sleepRecorder{Virtual: clock.NewAutoAdvance(time.Now())}
+}
 
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+func (c *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
 	c.mu.Lock()
 	c.sleeps = append(c.sleeps, d)
 	c.mu.Unlock()
-	return ctx.Err()
+	return c.Virtual.Sleep(ctx, d)
 }
 
 type staticSecrets map[string]string
@@ -198,14 +203,14 @@ func (s staticSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine
 type testBundle struct {
 	store *sqlite.Store
 	kind  *scriptKind
-	clock *fakeClock
+	clock *sleepRecorder
 	dir   string
 }
 
 func setup(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle) {
 	t.Helper()
 	b := newBundle(t)
-	b.kind, b.clock = newScriptKind(), &fakeClock{}
+	b.kind, b.clock = newScriptKind(), newSleepRecorder()
 	e := engine.New(engine.Config{
 		Store:    b.store,
 		Kinds:    stepkind.NewRegistry(b.kind),

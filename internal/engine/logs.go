@@ -21,7 +21,8 @@ const (
 	stderrTailBytes = 2 << 10
 	// logFlushLines and logFlushEvery bound how long lines wait in memory
 	// before they are written to the store, when no step transition takes
-	// them along.
+	// them along. The flush runs on the machine's time, not the run's
+	// clock: it paces the store, and a virtual clock would never flush.
 	logFlushLines = 512
 	logFlushEvery = 250 * time.Millisecond
 )

@@ -4,10 +4,10 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stepkind"
@@ -15,44 +15,21 @@ import (
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// virtualClock is a clock that moves only when told to.
-type virtualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.advance(d)
-	return ctx.Err()
-}
-
-func (c *virtualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // setupState returns an engine with the real state kind and the mock run
 // kind, on a virtual clock.
-func setupState(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle, *virtualClock) {
+func setupState(t *testing.T, secrets staticSecrets) (*engine.Engine, *testBundle, *clock.Virtual) {
 	t.Helper()
 	b := newBundle(t)
 	b.kind = newScriptKind()
-	clock := &virtualClock{now: time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC)}
+	clk := clock.NewAutoAdvance(time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC))
 	e := engine.New(engine.Config{
 		Store:    b.store,
 		Kinds:    stepkind.NewRegistry(b.kind, steps.StateKind{}),
 		StateDir: filepath.Join(b.dir, ".routines"),
-		Clock:    clock,
+		Clock:    clk,
 		Secrets:  secrets,
 	})
-	return e, b, clock
+	return e, b, clk
 }
 
 // counter counts its runs in a state key named after an input; the count
@@ -75,7 +52,7 @@ steps:
 
 func TestStateCountsAcrossRuns(t *testing.T) {
 	t.Parallel()
-	e, b, clock := setupState(t, nil)
+	e, b, clk := setupState(t, nil)
 	count := func() string {
 		t.Helper()
 		run, recs := b.run(t, context.Background(), e, counter)
@@ -94,10 +71,10 @@ func TestStateCountsAcrossRuns(t *testing.T) {
 	var got []string
 	for range 3 {
 		got = append(got, count())
-		clock.advance(59 * time.Minute)
+		clk.Advance(59 * time.Minute)
 	}
 	// Each put renewed the hour; two hours without a run let it expire.
-	clock.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	got = append(got, count())
 	want := []string{"run 1, existed false", "run 2, existed true", "run 3, existed true", "run 1, existed false"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
@@ -121,7 +98,7 @@ func TestStateKeyRenderedInvalidFailsStep(t *testing.T) {
 // A secret is never kept in the state store: the step fails, naming no value.
 func TestStateRefusesSecrets(t *testing.T) {
 	t.Parallel()
-	e, b, clock := setupState(t, staticSecrets{"TOKEN": "s3cret"})
+	e, b, clk := setupState(t, staticSecrets{"TOKEN": "s3cret"})
 	run, recs := b.run(t, context.Background(), e, `
 name: cache
 secrets: [TOKEN]
@@ -132,7 +109,7 @@ steps:
 	if run.State != routine.StateFailed || !strings.Contains(recs[0].Error.Message, "secrets are never kept in state") {
 		t.Fatalf("state %s, error %+v", run.State, recs[0].Error)
 	}
-	_, found, err := b.store.StateGet(context.Background(), &store.StateGetParams{Routine: "cache", Key: "token", Now: clock.Now()})
+	_, found, err := b.store.StateGet(context.Background(), &store.StateGetParams{Routine: "cache", Key: "token", Now: clk.Now()})
 	if err != nil || found {
 		t.Fatalf("the key was stored: %v, %v", found, err)
 	}

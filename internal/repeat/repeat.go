@@ -40,8 +40,8 @@ type failure struct {
 	suppressed int           // failures not reported since the last one that was
 }
 
-// New returns a Limiter reading the time from now (time.Now when nil;
-// tests pass a virtual clock).
+// New returns a Limiter reading the time from now, a clock.Clock's Now
+// (time.Now when nil; tests pass a virtual clock's).
 func New(now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now

@@ -6,21 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/repeat"
 )
 
-// virtualClock is a time that moves only when the test says; the
-// Limiter reads it from the test's goroutine only.
-type virtualClock struct{ now time.Time }
-
-func (c *virtualClock) Now() time.Time { return c.now }
-
-func (c *virtualClock) advance(d time.Duration) { c.now = c.now.Add(d) }
-
-func setup(t *testing.T) (*repeat.Limiter, *virtualClock) {
+func setup(t *testing.T) (*repeat.Limiter, *clock.Virtual) {
 	t.Helper()
-	clock := &virtualClock{now: time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)}
-	return repeat.New(clock.Now), clock
+	clk := clock.NewVirtual(time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC))
+	return repeat.New(clk.Now), clk
 }
 
 // The same failure is reported at once, then 1 min, 2, 4 … after the
@@ -28,7 +21,7 @@ func setup(t *testing.T) (*repeat.Limiter, *virtualClock) {
 // count of the failures it left out.
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	l, clock := setup(t)
+	l, clk := setup(t)
 	if rep := l.Fail("k", "down"); rep != (repeat.Report{First: true, Due: true}) {
 		t.Fatalf("first failure: %+v", rep)
 	}
@@ -36,14 +29,14 @@ func TestBackoff(t *testing.T) {
 	// 31, 63, 123, 183 (the wait is capped at an hour).
 	var reports []time.Duration
 	var suppressed []int
-	start := clock.Now()
+	start := clk.Now()
 	for range 183 * 12 {
-		clock.advance(5 * time.Second)
+		clk.Advance(5 * time.Second)
 		if rep := l.Fail("k", "down"); rep.Due {
 			if rep.First {
 				t.Fatalf("a repeat is not first: %+v", rep)
 			}
-			reports = append(reports, clock.Now().Sub(start))
+			reports = append(reports, clk.Now().Sub(start))
 			suppressed = append(suppressed, rep.Suppressed)
 		}
 	}
@@ -64,7 +57,7 @@ func TestBackoff(t *testing.T) {
 	if rep := l.Fail("k", "refused"); !rep.First || !rep.Due {
 		t.Errorf("a new message: %+v", rep)
 	}
-	clock.advance(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if rep := l.Fail("k", "refused"); rep.Due {
 		t.Errorf("the new message repeated at once: %+v", rep)
 	}
@@ -88,7 +81,7 @@ func TestBackoff(t *testing.T) {
 // minute says how many were left out; the recovery is one info line.
 func TestLogAndRecovered(t *testing.T) {
 	t.Parallel()
-	l, clock := setup(t)
+	l, clk := setup(t)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
@@ -98,14 +91,14 @@ func TestLogAndRecovered(t *testing.T) {
 	}}))
 	for i := range 12 {
 		l.Log(log, slog.LevelWarn, "support-triage/0", "email trigger: password: secret IMAP_PASSWORD is not set", "routine", "support-triage", "in", time.Duration(i)*time.Second)
-		clock.advance(37 * time.Second / 12)
+		clk.Advance(37 * time.Second / 12)
 	}
-	clock.advance(time.Minute)
+	clk.Advance(time.Minute)
 	l.Log(log, slog.LevelWarn, "support-triage/0", "email trigger: password: secret IMAP_PASSWORD is not set", "routine", "support-triage")
 	if l.Recovered(log, "nothing", "recovered") {
 		t.Error("a key that never failed recovered")
 	}
-	clock.advance(20 * time.Second)
+	clk.Advance(20 * time.Second)
 	if !l.Recovered(log, "support-triage/0", "email trigger recovered", "routine", "support-triage") {
 		t.Error("no recovery")
 	}

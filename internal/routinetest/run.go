@@ -18,6 +18,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -124,11 +125,13 @@ func runCase(ctx context.Context, r *routine.Routine, c *Case, opts Options, res
 	}
 	defer st.Close()
 	rec := &recorder{c: c, real: opts.Kinds}
+	// Sleeping (a retry's backoff) moves the test's clock on at once.
+	clk := clock.NewAutoAdvance(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 	eng := engine.New(engine.Config{
 		Store:      st,
 		Kinds:      rec.registry(),
 		StateDir:   filepath.Join(tmp, ".routines"),
-		Clock:      &virtualClock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)},
+		Clock:      clk,
 		Secrets:    caseSecrets(c.Secrets),
 		Unconfined: opts.Unconfined,
 	})
@@ -139,7 +142,7 @@ func runCase(ctx context.Context, r *routine.Routine, c *Case, opts Options, res
 	if c.Event == nil {
 		payload = nil
 	}
-	run, _, err := scheduler.NewQueue(st, nil, nil).Enqueue(ctx, &scheduler.Request{
+	run, _, err := scheduler.NewQueue(st, clk, nil).Enqueue(ctx, &scheduler.Request{
 		Routine: copied, Trigger: routine.TriggerInfo{Kind: "test", Payload: payload}, Input: c.Input,
 		Running: true,
 	})
@@ -367,26 +370,6 @@ func (s caseSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.S
 		out[ref.Name] = v
 	}
 	return out, nil
-}
-
-// virtualClock is the clock of a test run: sleeping (a retry's backoff)
-// moves it on at once.
-type virtualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return ctx.Err()
 }
 
 // copyDir copies the routine directory for a test: its files, but not

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -18,6 +19,7 @@ type Leases struct {
 	store store.Store
 	owner string
 	lease time.Duration
+	clock clock.Clock
 	log   *slog.Logger
 
 	mu    sync.Mutex
@@ -27,15 +29,19 @@ type Leases struct {
 	start sync.Once
 }
 
-// NewLeases returns the lease keeper of owner's runs; lease is 30s when 0.
-func NewLeases(st store.Store, owner string, lease time.Duration, logger *slog.Logger) *Leases {
+// NewLeases returns the lease keeper of owner's runs; lease is 30s when
+// 0, clk clock.Real when nil.
+func NewLeases(st store.Store, owner string, lease time.Duration, clk clock.Clock, logger *slog.Logger) *Leases {
 	if lease <= 0 {
 		lease = 30 * time.Second
+	}
+	if clk == nil {
+		clk = clock.Real{}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Leases{store: st, owner: owner, lease: lease, log: logger,
+	return &Leases{store: st, owner: owner, lease: lease, clock: clk, log: logger,
 		held: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -76,13 +82,13 @@ func (l *Leases) Stop() {
 
 func (l *Leases) loop() {
 	defer close(l.done)
-	t := time.NewTicker(l.lease / 3)
-	defer t.Stop()
 	for {
+		t := l.clock.NewTimer(l.lease / 3)
 		select {
 		case <-l.stop:
+			t.Stop()
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		l.renew()
 	}
@@ -100,7 +106,7 @@ func (l *Leases) renew() {
 		return
 	}
 	if _, err := l.store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
-		Worker: l.owner, IDs: ids, Now: time.Now(), Lease: l.lease,
+		Worker: l.owner, IDs: ids, Now: l.clock.Now(), Lease: l.lease,
 	}); err != nil {
 		l.log.Error("heartbeat", "owner", l.owner, "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -43,23 +44,23 @@ type Request struct {
 // run-once put a run in the store. It is safe for concurrent use.
 type Queue struct {
 	store store.Store
-	now   func() time.Time
+	clock clock.Clock
 	log   *slog.Logger
 
 	mu      sync.Mutex
 	wakeups []func()
 }
 
-// NewQueue returns a queue that records runs in st, timed by now
-// (time.Now when nil).
-func NewQueue(st store.Store, now func() time.Time, logger *slog.Logger) *Queue {
-	if now == nil {
-		now = time.Now
+// NewQueue returns a queue that records runs in st, timed by clk
+// (clock.Real when nil).
+func NewQueue(st store.Store, clk clock.Clock, logger *slog.Logger) *Queue {
+	if clk == nil {
+		clk = clock.Real{}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Queue{store: st, now: now, log: logger}
+	return &Queue{store: st, clock: clk, log: logger}
 }
 
 // OnQueued registers wake to be called after each run the queue creates
@@ -77,7 +78,7 @@ func (q *Queue) OnQueued(wake func()) {
 // it returns that run and true, and creates nothing.
 func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, error) {
 	r := req.Routine
-	now := q.now().UTC()
+	now := q.clock.Now().UTC()
 	p := &store.RunCreateParams{
 		ID:        req.ID,
 		Routine:   r.Name,

@@ -5,26 +5,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
-// queueSetup returns a queue on a fresh store whose clock the test sets,
+// queueSetup returns a queue on a fresh store, its virtual clock
 // and a counter of its wake-ups.
-func queueSetup(t *testing.T) (*scheduler.Queue, store.Store, *time.Time, *int) {
+func queueSetup(t *testing.T) (*scheduler.Queue, store.Store, *clock.Virtual, *int) {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	wakes := 0
-	q := scheduler.NewQueue(st, func() time.Time { return now }, nil)
+	q := scheduler.NewQueue(st, clk, nil)
 	q.OnQueued(func() { wakes++ })
-	return q, st, &now, &wakes
+	return q, st, clk, &wakes
 }
 
 // A message fetched again (its cursor was not saved before a crash) folds
@@ -32,7 +33,7 @@ func queueSetup(t *testing.T) (*scheduler.Queue, store.Store, *time.Time, *int) 
 // same key queues a new run.
 func TestQueueDedupeFoldsWithinTheWindow(t *testing.T) {
 	t.Parallel()
-	q, st, now, wakes := queueSetup(t)
+	q, st, clk, wakes := queueSetup(t)
 	r := &routine.Routine{Name: "support-ack", Revision: "rev1", Tags: []string{"prod"}}
 	req := func(key string) *scheduler.Request {
 		return &scheduler.Request{Routine: r, Trigger: routine.TriggerInfo{Kind: "email", Payload: []byte(`{"uid":7}`)},
@@ -49,7 +50,7 @@ func TestQueueDedupeFoldsWithinTheWindow(t *testing.T) {
 	if _, dup, err := q.Enqueue(t.Context(), req("imap:0:42:8")); err != nil || dup {
 		t.Fatalf("other key: dup %v, %v", dup, err)
 	}
-	*now = now.Add(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if later, dup, err := q.Enqueue(t.Context(), req("imap:0:42:7")); err != nil || dup || later.ID == first.ID {
 		t.Fatalf("after the window: dup %v, %v", dup, err)
 	}
@@ -71,7 +72,7 @@ func TestQueueDedupeFoldsWithinTheWindow(t *testing.T) {
 // held under a lease, and wakes no dispatcher: nobody else may claim it.
 func TestQueueRunningIsHeldNotClaimable(t *testing.T) {
 	t.Parallel()
-	q, st, now, wakes := queueSetup(t)
+	q, st, clk, wakes := queueSetup(t)
 	r := &routine.Routine{Name: "r", Revision: "rev1"}
 	run, _, err := q.Enqueue(t.Context(), &scheduler.Request{
 		ID: "01JTESTRUNNING0000000000000", Routine: r, Trigger: routine.TriggerInfo{Kind: "manual"},
@@ -83,7 +84,7 @@ func TestQueueRunningIsHeldNotClaimable(t *testing.T) {
 	if run.ID != "01JTESTRUNNING0000000000000" || run.State != routine.StateRunning || run.Worker != "me:1" || run.Input["who"] != "ada" || *wakes != 0 {
 		t.Fatalf("run %+v, %d wake-ups", run, *wakes)
 	}
-	claimed, err := st.RunClaim(t.Context(), &store.RunClaimParams{Worker: "other:2", Now: *now, Lease: time.Minute})
+	claimed, err := st.RunClaim(t.Context(), &store.RunClaimParams{Worker: "other:2", Now: clk.Now(), Lease: time.Minute})
 	if err != nil || len(claimed) != 0 {
 		t.Fatalf("another worker claimed %d runs (%v) while the lease holds", len(claimed), err)
 	}
@@ -92,15 +93,15 @@ func TestQueueRunningIsHeldNotClaimable(t *testing.T) {
 // A delayed run is not claimed before its time.
 func TestQueueNotBefore(t *testing.T) {
 	t.Parallel()
-	q, st, now, _ := queueSetup(t)
-	later := now.Add(time.Minute)
+	q, st, clk, _ := queueSetup(t)
+	later := clk.Now().Add(time.Minute)
 	if _, _, err := q.Enqueue(t.Context(), &scheduler.Request{Routine: &routine.Routine{Name: "r"}, NotBefore: &later}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		at   time.Time
 		want int
-	}{{*now, 0}, {later, 1}} {
+	}{{clk.Now(), 0}, {later, 1}} {
 		claimed, err := st.RunClaim(t.Context(), &store.RunClaimParams{Worker: "w:1", Now: tc.at, Lease: time.Minute})
 		if err != nil || len(claimed) != tc.want {
 			t.Fatalf("at %s: claimed %d (%v), want %d", tc.at, len(claimed), err, tc.want)

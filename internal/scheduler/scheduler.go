@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -53,6 +54,11 @@ type Config struct {
 	// leases and dead owners; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
 	Logger *slog.Logger
+	// Clock times the claims, the leases, the poll and the wake-up of a
+	// run requeued for a retry; clock.Real when nil. Give the executor
+	// and Leases the same, so that a retry's not-before and the claims
+	// that judge it read one time.
+	Clock clock.Clock
 }
 
 // Liveness tells the scheduler whether the owner of runs (a daemon, a
@@ -98,8 +104,11 @@ func New(cfg Config) *Scheduler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	if cfg.Leases == nil {
-		cfg.Leases = NewLeases(cfg.Store, cfg.Worker, cfg.Lease, cfg.Logger)
+		cfg.Leases = NewLeases(cfg.Store, cfg.Worker, cfg.Lease, cfg.Clock, cfg.Logger)
 	}
 	cfg.Worker, cfg.Lease = cfg.Leases.Owner(), cfg.Leases.Lease()
 	return &Scheduler{
@@ -195,7 +204,7 @@ func (s *Scheduler) claim() int {
 	}
 	runs, err := s.cfg.Store.RunClaim(s.runCtx, &store.RunClaimParams{
 		Worker:   s.cfg.Worker,
-		Now:      time.Now(),
+		Now:      s.cfg.Clock.Now(),
 		Lease:    s.cfg.Lease,
 		Ceilings: s.cfg.Catalog.Ceilings(),
 		Exclude:  exclude,
@@ -219,14 +228,14 @@ func (s *Scheduler) claim() int {
 // delayed runs coming due, runs whose lease expired, runs of owners that
 // died since.
 func (s *Scheduler) poll() {
-	t := time.NewTicker(s.cfg.Poll)
-	defer t.Stop()
 	for {
 		s.reap()
 		s.Wake()
+		t := s.cfg.Clock.NewTimer(s.cfg.Poll)
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-s.stopClaim:
+			t.Stop()
 			return
 		}
 	}
@@ -248,7 +257,7 @@ func (s *Scheduler) reap() {
 		if h == s.cfg.Worker || !s.cfg.Liveness.Dead(h) {
 			continue
 		}
-		n, err := s.cfg.Store.RunExpire(ctx, &store.RunExpireParams{Worker: h, Now: time.Now()})
+		n, err := s.cfg.Store.RunExpire(ctx, &store.RunExpireParams{Worker: h, Now: s.cfg.Clock.Now()})
 		if err != nil {
 			s.log.Error("end the leases of a dead owner", "owner", h, "err", err)
 			continue
@@ -341,7 +350,7 @@ func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 		return
 	}
 	s.log.Info("run requeued for a retry", "run_id", run.ID, "routine", run.Routine, "not_before", at)
-	time.AfterFunc(time.Until(at)+time.Millisecond, s.Wake)
+	s.cfg.Clock.AfterFunc(at.Sub(s.cfg.Clock.Now())+time.Millisecond, s.Wake)
 }
 
 // panicked is the error of an execution that panicked.
@@ -392,7 +401,7 @@ func (s *Scheduler) fail(run *routine.Run, code, msg string) {
 
 // end records a run's end in state, with an error payload of code and msg.
 func (s *Scheduler) end(run *routine.Run, state routine.State, code, msg string) {
-	now := time.Now().UTC()
+	now := s.cfg.Clock.Now().UTC()
 	run.State = state
 	if run.StartedAt == nil {
 		run.StartedAt = &now

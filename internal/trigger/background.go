@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/routines-dev/routines/internal/clock"
 )
 
 // background is the goroutine of a watcher (file, email, gmail): started
@@ -48,8 +50,8 @@ func (b *background) stop() {
 // reconnect runs session again and again until ctx ends, waiting between
 // two tries a delay that starts at first, doubles up to limit, and starts
 // over after a session that got going (healthy). failed is told of each
-// failure and the wait that follows it.
-func reconnect(ctx context.Context, first, limit time.Duration, session func(ctx context.Context) (healthy bool, err error), failed func(err error, wait time.Duration)) {
+// failure and the wait that follows it, timed by clk.
+func reconnect(ctx context.Context, clk clock.Clock, first, limit time.Duration, session func(ctx context.Context) (healthy bool, err error), failed func(err error, wait time.Duration)) {
 	delay := first
 	for {
 		healthy, err := session(ctx)
@@ -60,12 +62,8 @@ func reconnect(ctx context.Context, first, limit time.Duration, session func(ctx
 			delay = first
 		}
 		failed(err, delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if clk.Sleep(ctx, delay) != nil {
 			return
-		case <-t.C:
 		}
 		delay = min(delay*2, limit)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/cronexpr"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
@@ -24,8 +25,8 @@ type SchedulerConfig struct {
 	Sink Sink
 	// Logger receives skipped ticks and firings the Sink refused.
 	Logger *slog.Logger
-	// Clock is the time source; nil means SystemClock.
-	Clock Clock
+	// Clock is the time source; nil means clock.Real.
+	Clock clock.Clock
 	// Active reports whether a run of the routine is queued or running;
 	// overlap: skip does not fire while it does. Nil means never active.
 	Active func(routine string) bool
@@ -41,7 +42,7 @@ type SchedulerConfig struct {
 // so a slow Sink delays later ticks rather than piling them up.
 type Scheduler struct {
 	cfg   SchedulerConfig
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	// refused keeps a tick the queue refuses again and again (it is full,
 	// the disk is) to one warning, then one at backoff.
@@ -71,7 +72,7 @@ type entry struct {
 func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	s := &Scheduler{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, entries: map[string][]*entry{}, wake: make(chan struct{}, 1)}
 	if s.clock == nil {
-		s.clock = SystemClock{}
+		s.clock = clock.Real{}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -218,7 +219,7 @@ func (s *Scheduler) run(ctx context.Context) {
 				earliest = e.next
 			}
 		}
-		var timer Timer
+		var timer clock.Timer
 		var fired <-chan time.Time
 		if !earliest.IsZero() {
 			timer = s.clock.NewTimer(earliest.Sub(s.clock.Now()))

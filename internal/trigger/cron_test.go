@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
 type schedBundle struct {
-	clock  *fakeClock
+	clock  *clock.Virtual
 	fires  chan Fire
 	active atomic.Bool
 	last   time.Time // what LastFire returns
@@ -22,7 +23,7 @@ type schedBundle struct {
 
 func setupScheduler(t *testing.T, now time.Time, last time.Time) (*Scheduler, *schedBundle) {
 	t.Helper()
-	b := &schedBundle{clock: newFakeClock(now), fires: make(chan Fire, 100), last: last}
+	b := &schedBundle{clock: clock.NewVirtual(now), fires: make(chan Fire, 100), last: last}
 	s := NewScheduler(SchedulerConfig{
 		Sink: func(_ context.Context, f Fire) error {
 			b.fires <- f
@@ -96,9 +97,9 @@ func (b *schedBundle) noFire(t *testing.T) {
 func ticks(t *testing.T, b *schedBundle, n int) (arms, fired []string) {
 	t.Helper()
 	for range n {
-		at := b.clock.nextArm(t)
+		at := nextArm(t, b.clock)
 		arms = append(arms, at.UTC().Format(time.RFC3339))
-		b.clock.advanceTo(at)
+		b.clock.Set(at)
 		fired = append(fired, b.nextFire(t))
 	}
 	return arms, fired
@@ -204,8 +205,8 @@ func TestSchedulerOverlap(t *testing.T) {
 			s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
 			b.active.Store(true)
 			start(t, s, "r", routine.Trigger{Cron: "* * * * *", Overlap: tc.overlap})
-			b.clock.advanceTo(b.clock.nextArm(t))
-			next := b.clock.nextArm(t) // the tick has been handled
+			b.clock.Set(nextArm(t, b.clock))
+			next := nextArm(t, b.clock) // the tick has been handled
 			if tc.fires {
 				if got := b.nextFire(t); got != "2026-05-04T10:01:00Z" {
 					t.Fatalf("scheduled_at %s", got)
@@ -215,7 +216,7 @@ func TestSchedulerOverlap(t *testing.T) {
 			}
 			// Once no run is active, every mode fires.
 			b.active.Store(false)
-			b.clock.advanceTo(next)
+			b.clock.Set(next)
 			if got := b.nextFire(t); got != "2026-05-04T10:02:00Z" {
 				t.Fatalf("scheduled_at %s", got)
 			}
@@ -249,7 +250,7 @@ func TestSchedulerCatchup(t *testing.T) {
 			}
 			s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:30:00Z"), last)
 			start(t, s, "r", tc.trigger)
-			arm := b.clock.nextArm(t) // catching up happens before arming
+			arm := nextArm(t, b.clock) // catching up happens before arming
 			if tc.fired == "" {
 				b.noFire(t)
 			} else if got := b.nextFire(t); got != tc.fired {
@@ -267,9 +268,9 @@ func TestSchedulerStop(t *testing.T) {
 	t.Parallel()
 	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
 	start(t, s, "r", routine.Trigger{Cron: "* * * * *"})
-	at := b.clock.nextArm(t)
+	at := nextArm(t, b.clock)
 	s.Stop() // returns once the loop has
-	b.clock.advanceTo(at.Add(time.Hour))
+	b.clock.Set(at.Add(time.Hour))
 	b.noFire(t)
 	s.Stop() // idempotent
 	if err := s.Start(context.Background()); err == nil {
@@ -287,10 +288,10 @@ func TestSchedulerContextEnds(t *testing.T) {
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	at := b.clock.nextArm(t)
+	at := nextArm(t, b.clock)
 	cancel()
 	<-s.done
-	b.clock.advanceTo(at)
+	b.clock.Set(at)
 	b.noFire(t)
 }
 
@@ -299,16 +300,16 @@ func TestSchedulerSet(t *testing.T) {
 	t.Parallel()
 	s, b := setupScheduler(t, mustTime(t, "2026-05-04T10:00:00Z"), time.Time{})
 	start(t, s, "r", routine.Trigger{Cron: "0 * * * *"})
-	if got := b.clock.nextArm(t); !got.Equal(mustTime(t, "2026-05-04T11:00:00Z")) {
+	if got := nextArm(t, b.clock); !got.Equal(mustTime(t, "2026-05-04T11:00:00Z")) {
 		t.Fatalf("armed %s", got)
 	}
 	if err := s.Set("r", []routine.Trigger{{Webhook: &routine.WebhookTrigger{Path: "/x"}}, {Cron: "*/5 * * * *"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.clock.nextArm(t); !got.Equal(mustTime(t, "2026-05-04T10:05:00Z")) {
+	if got := nextArm(t, b.clock); !got.Equal(mustTime(t, "2026-05-04T10:05:00Z")) {
 		t.Fatalf("armed %s after Set", got)
 	}
-	b.clock.advanceTo(mustTime(t, "2026-05-04T10:05:00Z"))
+	b.clock.Set(mustTime(t, "2026-05-04T10:05:00Z"))
 	select {
 	case f := <-b.fires:
 		if f.Trigger != 1 || f.Kind != "cron" {
@@ -317,7 +318,7 @@ func TestSchedulerSet(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no fire")
 	}
-	b.clock.nextArm(t)
+	nextArm(t, b.clock)
 	// Removing r leaves only other's schedule.
 	if err := s.Set("other", []routine.Trigger{{Cron: "0 12 * * *"}}); err != nil {
 		t.Fatal(err)
@@ -326,11 +327,11 @@ func TestSchedulerSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		if at := b.clock.nextArm(t); at.Equal(mustTime(t, "2026-05-04T12:00:00Z")) {
+		if at := nextArm(t, b.clock); at.Equal(mustTime(t, "2026-05-04T12:00:00Z")) {
 			break
 		}
 	}
-	b.clock.advanceTo(mustTime(t, "2026-05-04T11:59:00Z"))
+	b.clock.Set(mustTime(t, "2026-05-04T11:59:00Z"))
 	b.noFire(t)
 }
 
@@ -423,7 +424,7 @@ func TestNextFires(t *testing.T) {
 func TestSchedulerRefusedTicksLoggedOnce(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
-	clock := newFakeClock(mustTime(t, "2026-05-04T10:00:00Z"))
+	clk := clock.NewVirtual(mustTime(t, "2026-05-04T10:00:00Z"))
 	var refuse atomic.Bool
 	refuse.Store(true)
 	sunk := make(chan struct{}, 100)
@@ -435,13 +436,13 @@ func TestSchedulerRefusedTicksLoggedOnce(t *testing.T) {
 			}
 			return nil
 		},
-		Clock:  clock,
+		Clock:  clk,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	t.Cleanup(s.Stop)
 	start(t, s, "r", routine.Trigger{Every: routine.Duration(2 * time.Second)})
 	tick := func() {
-		clock.advanceTo(clock.nextArm(t))
+		clk.Set(nextArm(t, clk))
 		select {
 		case <-sunk:
 		case <-time.After(5 * time.Second):

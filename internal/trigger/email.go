@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -52,9 +53,9 @@ type EmailConfig struct {
 	Cursors CursorStore
 	Sink    Sink
 	Logger  *slog.Logger
-	// Now stamps the firings and times the repeats of a failure in the
-	// log; nil means time.Now.
-	Now func() time.Time
+	// Clock stamps the firings, times the polls and reconnections and the
+	// repeats of a failure in the log; nil means clock.Real.
+	Clock clock.Clock
 	// Problems hears of the failures of the trigger, and its recovery;
 	// nil for none.
 	Problems Problems
@@ -70,7 +71,6 @@ type EmailConfig struct {
 type EmailWatcher struct {
 	cfg  EmailConfig
 	log  *slog.Logger
-	now  func() time.Time
 	mbox string
 	poll time.Duration
 	// backoff is the first reconnection delay (tests shorten it).
@@ -82,14 +82,14 @@ type EmailWatcher struct {
 
 // NewEmailWatcher returns a watcher for cfg; Start begins watching.
 func NewEmailWatcher(cfg EmailConfig) *EmailWatcher {
-	w := &EmailWatcher{cfg: cfg, log: cfg.Logger, now: cfg.Now, mbox: cfg.Email.Mailbox, poll: cfg.Email.Poll.D(), backoff: emailBackoffMin}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	w := &EmailWatcher{cfg: cfg, log: cfg.Logger, mbox: cfg.Email.Mailbox, poll: cfg.Email.Poll.D(), backoff: emailBackoffMin}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("routine", cfg.Routine, "trigger", cfg.Trigger, "mailbox", w.mailbox())
-	if w.now == nil {
-		w.now = time.Now
-	}
 	if w.poll <= 0 {
 		w.poll = routine.DefaultEmailPoll.D()
 	}
@@ -116,7 +116,7 @@ func (w *EmailWatcher) Start(ctx context.Context) error {
 		return errors.New("email trigger without imap")
 	}
 	return w.bg.start(ctx, func(ctx context.Context) {
-		reconnect(ctx, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
+		reconnect(ctx, w.cfg.Clock, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
 			w.health.failed(err, slog.LevelWarn, "email trigger: "+err.Error()+"; reconnecting", "in", wait)
 		})
 	})
@@ -378,7 +378,7 @@ func (w *EmailWatcher) handle(ctx context.Context, c *imapclient.Client, cur *em
 		return fmt.Errorf("encode the event of message %d: %w", uid, err)
 	}
 	err = w.cfg.Sink(context.WithoutCancel(ctx), Fire{
-		Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "email", Payload: payload, At: w.now(),
+		Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "email", Payload: payload, At: w.cfg.Clock.Now(),
 		DedupeKey:    fmt.Sprintf("imap:%d:%d:%d", w.cfg.Trigger, cur.UIDValidity, uid),
 		DedupeWindow: EmailDedupeWindow,
 	})
@@ -419,11 +419,11 @@ func (w *EmailWatcher) waitIdle(ctx context.Context, c *imapclient.Client, notif
 	if err != nil {
 		return fmt.Errorf("idle: %w", err)
 	}
-	t := time.NewTimer(w.poll)
+	t := w.cfg.Clock.NewTimer(w.poll)
 	defer t.Stop()
 	select {
 	case <-notify:
-	case <-t.C:
+	case <-t.C():
 	case <-ctx.Done():
 	case <-c.Closed():
 	}
@@ -439,14 +439,14 @@ func (w *EmailWatcher) waitIdle(ctx context.Context, c *imapclient.Client, notif
 // waitPoll waits one poll interval, then asks the server for news (NOOP),
 // which a server without IDLE answers with the new messages' count.
 func (w *EmailWatcher) waitPoll(ctx context.Context, c *imapclient.Client) error {
-	t := time.NewTimer(w.poll)
+	t := w.cfg.Clock.NewTimer(w.poll)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.Closed():
 		return errors.New("the server closed the connection")
-	case <-t.C:
+	case <-t.C():
 	}
 	if err := c.Noop().Wait(); err != nil {
 		return fmt.Errorf("noop: %w", err)

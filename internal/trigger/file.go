@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 )
@@ -35,8 +36,8 @@ type WatcherConfig struct {
 	// Sink receives one firing per path and debounce window.
 	Sink   Sink
 	Logger *slog.Logger
-	// Clock times the debounce windows; nil means SystemClock.
-	Clock Clock
+	// Clock times the debounce windows; nil means clock.Real.
+	Clock clock.Clock
 }
 
 // Watcher fires a file: trigger on fsnotify events. Events of one path
@@ -45,7 +46,7 @@ type WatcherConfig struct {
 // holds one inotify instance.
 type Watcher struct {
 	cfg      WatcherConfig
-	clock    Clock
+	clock    clock.Clock
 	log      *slog.Logger
 	root     string // absolute path watched
 	only     string // when file.path is a file: its absolute path, else ""
@@ -72,7 +73,7 @@ type pending struct {
 func NewWatcher(cfg WatcherConfig) *Watcher {
 	w := &Watcher{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, on: cfg.File.On, debounce: cfg.File.Debounce.D()}
 	if w.clock == nil {
-		w.clock = SystemClock{}
+		w.clock = clock.Real{}
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -168,7 +169,7 @@ func (w *Watcher) run(ctx context.Context) {
 	defer w.fsw.Close()
 	open := map[string]pending{}
 	for {
-		var timer Timer
+		var timer clock.Timer
 		var fired <-chan time.Time
 		if len(open) > 0 {
 			var earliest time.Time

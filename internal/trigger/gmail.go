@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -35,7 +36,6 @@ const gmailTimeout = time.Minute
 type GmailWatcher struct {
 	cfg  EmailConfig
 	log  *slog.Logger
-	now  func() time.Time
 	poll time.Duration
 	// backoff is the first retry delay (tests shorten it).
 	backoff time.Duration
@@ -47,14 +47,14 @@ type GmailWatcher struct {
 // NewGmailWatcher returns a watcher for cfg, whose Email has gmail:;
 // Start begins watching.
 func NewGmailWatcher(cfg EmailConfig) *GmailWatcher {
-	w := &GmailWatcher{cfg: cfg, log: cfg.Logger, now: cfg.Now, poll: cfg.Email.Poll.D(), backoff: emailBackoffMin}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	w := &GmailWatcher{cfg: cfg, log: cfg.Logger, poll: cfg.Email.Poll.D(), backoff: emailBackoffMin}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("routine", cfg.Routine, "trigger", cfg.Trigger, "label", cfg.Email.Label)
-	if w.now == nil {
-		w.now = time.Now
-	}
 	if w.poll <= 0 {
 		w.poll = routine.DefaultEmailPoll.D()
 	}
@@ -70,7 +70,7 @@ func (w *GmailWatcher) Start(ctx context.Context) error {
 		return errors.New("email trigger without gmail")
 	}
 	return w.bg.start(ctx, func(ctx context.Context) {
-		reconnect(ctx, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
+		reconnect(ctx, w.cfg.Clock, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
 			if authError(err) {
 				// The daemon goes on: a refresh token can be replaced without
 				// a restart (routines secrets set), and is read again next time.
@@ -129,12 +129,8 @@ func (w *GmailWatcher) session(ctx context.Context) (healthy bool, err error) {
 			w.health.ok()
 		}
 		healthy = true
-		t := time.NewTimer(w.poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return healthy, ctx.Err()
-		case <-t.C:
+		if err := w.cfg.Clock.Sleep(ctx, w.poll); err != nil {
+			return healthy, err
 		}
 	}
 }
@@ -349,7 +345,7 @@ func (w *GmailWatcher) handle(ctx context.Context, s *gmailSession, id string) e
 		return fmt.Errorf("encode the event of message %s: %w", id, err)
 	}
 	err = w.cfg.Sink(context.WithoutCancel(ctx), Fire{
-		Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "email", Payload: payload, At: w.now(),
+		Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "email", Payload: payload, At: w.cfg.Clock.Now(),
 		DedupeKey:    fmt.Sprintf("gmail:%d:%s", w.cfg.Trigger, msg.ID),
 		DedupeWindow: EmailDedupeWindow,
 	})

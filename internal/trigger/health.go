@@ -30,7 +30,7 @@ type health struct {
 }
 
 func newHealth(cfg EmailConfig, log *slog.Logger, trigger string) *health {
-	return &health{log: log, repeats: repeat.New(cfg.Now), problems: cfg.Problems, routine: cfg.Routine, trigger: trigger}
+	return &health{log: log, repeats: repeat.New(cfg.Clock.Now), problems: cfg.Problems, routine: cfg.Routine, trigger: trigger}
 }
 
 // failed tells of a failure whose cause is err: msg is logged at level

@@ -1,0 +1,121 @@
+package scheduler_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/clock"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
+)
+
+// leaseBundle is a store holding one run, running under owner's lease of
+// a minute from start, and a virtual clock at start: the machine's time,
+// so a lease judged by the machine's clock would not expire during a test.
+type leaseBundle struct {
+	st    *sqlite.Store
+	clk   *clock.Virtual
+	start time.Time
+	run   string
+	ctx   context.Context
+}
+
+const testLease = time.Minute
+
+func setupLease(t *testing.T, owner string) *leaseBundle {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	start := time.Now().UTC()
+	run, err := st.RunCreate(ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: "work",
+		State: routine.StateRunning, QueuedAt: start, Worker: owner, Lease: testLease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &leaseBundle{st: st, clk: clock.NewVirtual(start), start: start, run: run.ID, ctx: ctx}
+}
+
+// armed waits until a timer due at is armed on the clock.
+func (b *leaseBundle) armed(t *testing.T, at time.Time) {
+	t.Helper()
+	for {
+		got, err := b.clk.WaitArmed(b.ctx)
+		if err != nil {
+			t.Fatalf("no timer armed for %s: %v", at, err)
+		}
+		if got.Equal(at) {
+			return
+		}
+	}
+}
+
+// claim claims the run for worker at d after start, and reports whether
+// it got it.
+func (b *leaseBundle) claim(t *testing.T, worker string, d time.Duration) bool {
+	t.Helper()
+	runs, err := b.st.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: b.start.Add(d), Lease: testLease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(runs) == 1
+}
+
+// The heartbeat renews a held run's lease every Lease/3 of the clock, and
+// no longer once the run is released.
+func TestLeasesRenewOnTheClock(t *testing.T) {
+	t.Parallel()
+	b := setupLease(t, "w")
+	l := scheduler.NewLeases(b.st, "w", testLease, b.clk, nil)
+	release := l.Hold(b.run)
+	l.Start()
+	t.Cleanup(l.Stop)
+	third := testLease / 3
+	b.armed(t, b.start.Add(third))
+	b.clk.Set(b.start.Add(third))
+	b.armed(t, b.start.Add(2*third)) // renewed at 20s, until 80s
+	if b.claim(t, "other", testLease+time.Second) {
+		t.Fatal("a held run's lease expired at its first end: no heartbeat")
+	}
+	release()
+	b.clk.Set(b.start.Add(2 * third)) // nothing held: not renewed
+	b.armed(t, b.start.Add(3*third))
+	if !b.claim(t, "other", third+testLease+time.Second) {
+		t.Fatal("a released run's lease was renewed")
+	}
+}
+
+// A run whose owner stopped renewing its lease (on another machine, no
+// Liveness knows it) is taken over once its lease has expired on the
+// scheduler's clock.
+func TestTakeOverExpiredLeaseOnTheClock(t *testing.T) {
+	t.Parallel()
+	b := setupLease(t, "elsewhere")
+	exec := &executor{st: b.st, done: make(chan string, 1)}
+	s := scheduler.New(scheduler.Config{
+		Store: b.st, Executor: exec, Catalog: scheduler.NewCatalog([]*routine.Routine{{Name: "work"}}),
+		Worker: "test:1", Lease: testLease, Poll: 10 * time.Second, Clock: b.clk,
+	})
+	s.Start(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	b.armed(t, b.start.Add(10*time.Second)) // the first poll is over
+	b.clk.Set(b.start.Add(testLease + time.Second))
+	select {
+	case id := <-exec.done:
+		if id != b.run {
+			t.Fatalf("executed %s, want %s", id, b.run)
+		}
+	case <-b.ctx.Done():
+		t.Fatal("the run was not taken over once its lease expired on the clock")
+	}
+}
