@@ -151,6 +151,8 @@ type Store interface {
 	// AuditList returns audit records, oldest first.
 	AuditList(ctx context.Context, p *AuditListParams) ([]*AuditRecord, error)
 
+	Revisions
+
 	// Close releases the store.
 	Close() error
 }

@@ -33,6 +33,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Dedupe", func(t *testing.T) { t.Parallel(); exerciseDedupe(t, open) })
 	t.Run("Owners", func(t *testing.T) { t.Parallel(); exerciseOwners(t, open) })
 	t.Run("Secrets", func(t *testing.T) { t.Parallel(); exerciseSecrets(t, open) })
+	t.Run("Revisions", func(t *testing.T) { t.Parallel(); exerciseRevisions(t, open) })
 }
 
 type testBundle struct {
