@@ -1,17 +1,23 @@
 package scheduler
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/routines-dev/routines/internal/routine"
 )
 
-// Catalog holds the routines the daemon knows, by name. It is safe for
-// concurrent use.
+// Catalog holds the routines the daemon knows, by name: their current
+// revisions. It is safe for concurrent use.
 type Catalog struct {
 	mu       sync.RWMutex
 	routines map[string]*routine.Routine
+	// revision finds a routine at a revision other than the current one;
+	// nil: the current one serves every run (a local daemon runs the
+	// routine files as they are now).
+	revision func(ctx context.Context, name, revision string) (*routine.Routine, error)
 }
 
 // NewCatalog returns a catalog of rs; names must be unique.
@@ -21,6 +27,30 @@ func NewCatalog(rs []*routine.Routine) *Catalog {
 		c.routines[r.Name] = r
 	}
 	return c
+}
+
+// NewRevisionCatalog returns a catalog of rs whose runs execute the
+// revision they were queued with: one other than the current one comes
+// from revision (remote mode: a pushed bundle).
+func NewRevisionCatalog(rs []*routine.Routine, revision func(ctx context.Context, name, revision string) (*routine.Routine, error)) *Catalog {
+	c := NewCatalog(rs)
+	c.revision = revision
+	return c
+}
+
+// Routine returns the routine that a run of name queued at revision
+// executes: the current one, when it has that revision or the catalog
+// keeps no other; else the revision's. A routine the catalog does not
+// know wraps routine.ErrNotFound.
+func (c *Catalog) Routine(ctx context.Context, name, revision string) (*routine.Routine, error) {
+	cur, ok := c.Get(name)
+	switch {
+	case ok && (c.revision == nil || revision == "" || cur.Revision == revision):
+		return cur, nil
+	case c.revision != nil && revision != "":
+		return c.revision(ctx, name, revision)
+	}
+	return nil, fmt.Errorf("routine %q: %w", name, routine.ErrNotFound)
 }
 
 // Get returns the routine called name.

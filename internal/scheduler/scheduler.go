@@ -295,10 +295,17 @@ func (s *Scheduler) executeRun(c *store.ClaimedRun) {
 		}
 		s.log.Info("resuming a run taken over", "run_id", run.ID, "routine", run.Routine, "from", c.TakenFrom, "attempt", run.Attempt)
 	}
-	r, ok := s.cfg.Catalog.Get(run.Routine)
-	if !ok {
+	r, err := s.cfg.Catalog.Routine(s.runCtx, run.Routine, run.Revision)
+	if errors.Is(err, routine.ErrNotFound) {
 		s.fail(run, routine.CodeInvalidRoutine, fmt.Sprintf("routine %q is not in the project any more (its routine.yaml was removed or renamed)", run.Routine))
 		s.log.Warn("run failed: unknown routine", "run_id", run.ID, "routine", run.Routine)
+		return
+	}
+	if err != nil {
+		// The revision could not be fetched now (the store is down): the
+		// run goes back to the queue, to be tried again shortly.
+		s.log.Error("load the routine of a run; requeued", "run_id", run.ID, "routine", run.Routine, "revision", run.Revision, "err", err)
+		s.requeue(run, s.cfg.Clock.Now().Add(loadRetry))
 		return
 	}
 	done, err := s.executeGuarded(r, run)
@@ -318,6 +325,10 @@ func (s *Scheduler) executeRun(c *store.ClaimedRun) {
 		s.interrupted(done)
 	}
 }
+
+// loadRetry is how long a run whose routine could not be loaded waits in
+// the queue before it is tried again.
+const loadRetry = 5 * time.Second
 
 // interrupted puts a run the shutdown cut short back in the queue, as it
 // was before it started: running, then requeued by the worker that holds
