@@ -26,3 +26,4 @@ fuzz:
 	go test ./internal/trigger -run '^$$' -fuzz FuzzParseMail -fuzztime 30s
 	go test ./internal/trigger -run '^$$' -fuzz FuzzVerifySlack -fuzztime 30s
 	go test ./internal/steps -run '^$$' -fuzz FuzzSplitSQL -fuzztime 30s
+	go test ./internal/bundle -run '^$$' -fuzz FuzzExtract -fuzztime 30s
