@@ -42,6 +42,7 @@ var helpTable = map[string]commandHelp{
 	"routines": {
 		example: "  routines init hello && routines run-once hello   # a first routine, run now\n" +
 			"  routines serve                                  # the daemon: triggers, webhooks, the API\n" +
+			"  routines push --server URL                      # push routines to a deployment (routines server)\n" +
 			"  routines show last                              # what the newest run did\n" +
 			"  routines help run-once                          # help on one command",
 		exits: "  0    success\n  1    a run or the command failed\n  2    bad input (routine, flags, arguments): nothing ran\n  130  cancelled (Ctrl-C)",
@@ -106,6 +107,28 @@ var helpTable = map[string]commandHelp{
 			"  routines serve examples/hello --addr 127.0.0.1:8080\n" +
 			"  ROUTINES_TOKEN=… routines serve --addr :7070 --grace 1m",
 		exits: "  0  stopped by SIGTERM or Ctrl-C\n  1  the daemon failed (could not listen, the store failed)\n  2  an invalid routine or flag: nothing started",
+	},
+	"routines server": {
+		example: "  routines server --db postgres://routines@db:5432/routines --addr :7070\n" +
+			"  ROUTINES_DB=… ROUTINES_TOKEN=… routines server --workers 8   # also execute runs",
+		exits: "  0  stopped by SIGTERM or Ctrl-C\n  1  the server failed (could not listen, the store failed)\n  2  bad flags or no --db: nothing started",
+	},
+	"routines worker": {
+		example: "  routines worker --db postgres://routines@db:5432/routines --slots 16",
+		exits:   "  0  stopped by SIGTERM or Ctrl-C (running runs finished or went back to the queue)\n  1  the worker failed (the store failed)\n  2  bad flags, no --db, or run steps cannot be confined here",
+	},
+	"routines push": {
+		example: "  routines push --server https://routines.example.com -m \"retry the CRM twice\"\n" +
+			"  ROUTINES_SERVER=… routines push examples/hello",
+		exits: "  0  pushed (or unchanged)\n  1  the server failed\n  2  an invalid routine (nothing pushed), a refused bundle, or no server answers",
+	},
+	"routines revisions": {
+		example: "  routines revisions support-triage --server https://routines.example.com",
+		exits:   "  0  listed\n  1  the server failed\n  2  no such routine, or no server answers",
+	},
+	"routines rollback": {
+		example: "  routines rollback support-triage 3f2a9c1b7d4e -m \"the new prompt misfiles refunds\"",
+		exits:   "  0  rolled back\n  1  the server failed\n  2  no such routine or revision (or it is current already), or no server answers",
 	},
 	"routines invoke": {
 		example: "  routines invoke hello                  # queue a run and return\n" +

@@ -124,8 +124,8 @@ func (g *globals) apiClient(serverURL, token string) (*client.Client, error) {
 }
 
 // apiErr words an error of the API client for the command line: a daemon
-// that does not answer, or an answer that blames the request (400, 404),
-// is bad input (exit 2); a stream that ended early says how to resume.
+// that does not answer, or an answer that blames the request
+// (400, 404, 409, 422) is bad input (exit 2); a stream that ended early says how to resume.
 // nil stays nil.
 func apiErr(err error) error {
 	var unreachable *client.UnreachableError
@@ -134,7 +134,8 @@ func apiErr(err error) error {
 	switch {
 	case errors.As(err, &unreachable):
 		return invalidf("no daemon answers at %s: %v (start `routines serve`, or check --server)", unreachable.URL, unreachable.Err)
-	case errors.As(err, &apiError) && (apiError.Status == http.StatusBadRequest || apiError.Status == http.StatusNotFound):
+	case errors.As(err, &apiError) && (apiError.Status == http.StatusBadRequest || apiError.Status == http.StatusNotFound ||
+		apiError.Status == http.StatusConflict || apiError.Status == http.StatusUnprocessableEntity):
 		return invalid(err)
 	case errors.As(err, &ended):
 		return fmt.Errorf("%w; follow it again with: routines logs -f %s", err, ended.RunID)

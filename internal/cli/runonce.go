@@ -93,6 +93,13 @@ func (g *globals) confinement(r *routine.Routine, allow bool) (unconfined bool, 
 	if err := sandbox.Require(neededLayers(r), g.allowMissing); err != nil {
 		return false, err
 	}
+	return g.hostConfinement(allow)
+}
+
+// hostConfinement checks that this host confines run steps with Landlock:
+// without it, run steps are refused unless the user allowed them
+// unconfined (allow), and then they run unconfined, with a warning.
+func (g *globals) hostConfinement(allow bool) (unconfined bool, err error) {
 	check := g.deps.SandboxCheck
 	if check == nil {
 		check = sandbox.Check

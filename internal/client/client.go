@@ -199,6 +199,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // closes; any other answer is an *APIError, no answer an
 // *UnreachableError.
 func (c *Client) send(ctx context.Context, method, path string, body []byte, accept string) (*http.Response, error) {
+	return c.sendAs(ctx, method, path, body, "application/json", accept)
+}
+
+// sendAs is send with a body of another content type.
+func (c *Client) sendAs(ctx context.Context, method, path string, body []byte, contentType, accept string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -209,7 +214,7 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, acc
 	}
 	req.Header.Set("Accept", accept)
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

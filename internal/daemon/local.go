@@ -80,38 +80,20 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	d := &Local{owner: own, served: make(chan error, 1)}
-	leases := scheduler.NewLeases(cfg.Store, own.ID(), cfg.Lease, nil, logger)
 	catalog := scheduler.NewCatalog(cfg.Routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
 	watched := server.Notifying(cfg.Store)
 	var lookup trigger.SecretLookup
-	var engineSecrets engine.SecretSource
 	if cfg.Secrets != nil {
-		lookup, engineSecrets = cfg.Secrets.Lookup, cfg.Secrets
+		lookup = cfg.Secrets.Lookup
 	}
-	sched := scheduler.New(scheduler.Config{
-		Store: watched,
-		Executor: engine.New(engine.Config{
-			Store:        watched,
-			Kinds:        cfg.Kinds,
-			StateDir:     cfg.Project.StateDir(),
-			Logger:       logger,
-			Secrets:      engineSecrets,
-			Routines:     catalog,
-			Leases:       leases,
-			Unconfined:   cfg.Unconfined,
-			AllowMissing: cfg.AllowMissing,
-			// Long retry backoffs wait in the queue, not on a worker.
-			RequeueAfter: cfg.RequeueAfter,
-		}),
-		Catalog:  catalog,
-		Leases:   leases,
+	sched := newExecutor(executorConfig{
+		Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
+		StateDir: cfg.Project.StateDir(), Logger: logger, Worker: own.ID(),
+		Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
+		Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
-		// What the steps of a dead owner's run left, killed by their cgroups.
-		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
-		Workers:          cfg.Workers,
-		Logger:           logger,
 	})
 	queue := scheduler.NewQueue(cfg.Store, nil, logger)
 	queue.OnQueued(sched.Wake)
@@ -140,26 +122,11 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Secret: lookup, Limits: cfg.Limits,
 		Problems: problems, Project: cfg.Project.Dir,
 	})
-	httpSrv, limited := d.api.HTTPServer(cfg.Listener, cfg.Limits)
-
 	// Started in this order, stopped in the reverse: the listener serves
 	// until the runs in flight are over (a request waiting for a run gets
 	// its answer); intake is refused first, then triggers stop, then the
 	// runs in flight get their grace.
-	d.services.Add("listener", Func{
-		OnStart: func(context.Context) error {
-			go func() { d.served <- httpSrv.Serve(limited) }()
-			return nil
-		},
-		OnStop: func(context.Context) error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if err := httpSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return err
-			}
-			return nil
-		},
-	})
+	d.services.Add("listener", listener(d.api, cfg.Listener, cfg.Limits, d.served))
 	d.services.Add("executor", Executor(sched))
 	d.services.Add("triggers", triggers)
 	d.services.Add("reloader", NewReloader(ReloaderConfig{
@@ -190,6 +157,77 @@ func (d *Local) Stop(ctx context.Context) error {
 	err := d.services.Stop(ctx)
 	d.owner.Release()
 	return err
+}
+
+// listener is the service of the API's HTTP server on ln: it serves from
+// Start, and sends to served the error that stops it on its own; Stop
+// closes it, giving the requests in flight a second.
+func listener(api *server.Server, ln net.Listener, lim server.Limits, served chan<- error) Service {
+	httpSrv, limited := api.HTTPServer(ln, lim)
+	return Func{
+		OnStart: func(context.Context) error {
+			go func() { served <- httpSrv.Serve(limited) }()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := httpSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return nil
+		},
+	}
+}
+
+// executorConfig is what newExecutor builds a scheduler and its engine from.
+type executorConfig struct {
+	Store        store.Store
+	Catalog      *scheduler.Catalog
+	Kinds        stepkind.Registry
+	Secrets      *secrets.Resolver
+	StateDir     string
+	Logger       *slog.Logger
+	Worker       string
+	Workers      int
+	Lease        time.Duration
+	RequeueAfter time.Duration
+	Unconfined   bool
+	AllowMissing []string
+	Liveness     scheduler.Liveness
+}
+
+// newExecutor returns the scheduler that works the queue with an engine:
+// the part every daemon that executes runs shares.
+func newExecutor(c executorConfig) *scheduler.Scheduler {
+	leases := scheduler.NewLeases(c.Store, c.Worker, c.Lease, nil, c.Logger)
+	var engineSecrets engine.SecretSource
+	if c.Secrets != nil {
+		engineSecrets = c.Secrets
+	}
+	return scheduler.New(scheduler.Config{
+		Store: c.Store,
+		Executor: engine.New(engine.Config{
+			Store:        c.Store,
+			Kinds:        c.Kinds,
+			StateDir:     c.StateDir,
+			Logger:       c.Logger,
+			Secrets:      engineSecrets,
+			Routines:     c.Catalog,
+			Leases:       leases,
+			Unconfined:   c.Unconfined,
+			AllowMissing: c.AllowMissing,
+			// Long retry backoffs wait in the queue, not on a worker.
+			RequeueAfter: c.RequeueAfter,
+		}),
+		Catalog:  c.Catalog,
+		Leases:   leases,
+		Liveness: c.Liveness,
+		// What the steps of a dead owner's run left, killed by their cgroups.
+		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
+		Workers:          c.Workers,
+		Logger:           c.Logger,
+	})
 }
 
 // Executor is the service of a scheduler: it works the queue from Start

@@ -177,7 +177,7 @@ func (rl *Reloader) reload() {
 		present[path] = true
 		r, err := spec.Load(path)
 		if err == nil && rl.cfg.Check != nil {
-			if cerr := rl.cfg.Check(r, rl.lookup(r)); cerr != nil {
+			if cerr := rl.cfg.Check(r, callees(r, rl.cfg.Catalog)); cerr != nil {
 				err = fmt.Errorf("%s: %w", path, cerr)
 			}
 		}
@@ -252,14 +252,14 @@ func (rl *Reloader) reload() {
 // calls by name.
 type Check func(r *routine.Routine, get func(name string) (*routine.Routine, bool)) error
 
-// lookup finds the routines r calls: r itself by its name (a reloaded
-// routine may call itself), else those of the catalog.
-func (rl *Reloader) lookup(r *routine.Routine) func(string) (*routine.Routine, bool) {
+// callees finds the routines r calls: r itself by its name (a new
+// revision may call itself), else those of the catalog.
+func callees(r *routine.Routine, catalog *scheduler.Catalog) func(string) (*routine.Routine, bool) {
 	return func(name string) (*routine.Routine, bool) {
 		if name == r.Name {
 			return r, true
 		}
-		return rl.cfg.Catalog.Get(name)
+		return catalog.Get(name)
 	}
 }
 

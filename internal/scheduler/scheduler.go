@@ -516,7 +516,13 @@ func (s *Scheduler) slots() (limit int, exclude []string) {
 // Active reports whether a run of the routine is queued or running, for
 // the overlap: skip option of schedules.
 func (s *Scheduler) Active(name string) bool {
-	n, err := s.cfg.Store.RunCount(context.Background(), &store.RunCountParams{
+	return Active(context.Background(), s.cfg.Store, name)
+}
+
+// Active reports whether a run of the routine name is queued or running
+// in st.
+func Active(ctx context.Context, st store.Store, name string) bool {
+	n, err := st.RunCount(ctx, &store.RunCountParams{
 		Routine: name, States: []routine.State{routine.StateQueued, routine.StateRunning},
 	})
 	return err == nil && (n[routine.StateQueued]+n[routine.StateRunning]) > 0

@@ -49,3 +49,18 @@ func bodyError(w http.ResponseWriter, err error) {
 	}
 	writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 }
+
+// readJSON reads a JSON body of at most maxBody bytes into v, and answers
+// the error itself (and returns false) when it cannot.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		bodyError(w, err)
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
+		return false
+	}
+	return true
+}

@@ -61,6 +61,9 @@ type Config struct {
 	// Project is the project directory, named in what the log tells the
 	// operator to do (run `routines secrets set` there).
 	Project string
+	// Deployer takes pushed routines (remote mode); nil: the daemon
+	// serves the files of its project, and refuses pushes.
+	Deployer Deployer
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -113,6 +116,10 @@ func New(cfg Config) *Server {
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
+	s.mux.Handle("POST /v1/routines", s.auth(http.HandlerFunc(s.push)))
+	s.mux.Handle("GET /v1/routines/{name}/revisions", s.auth(http.HandlerFunc(s.revisions)))
+	s.mux.Handle("GET /v1/routines/{name}/revisions/{rev}/bundle", s.auth(http.HandlerFunc(s.bundle)))
+	s.mux.Handle("POST /v1/routines/{name}/rollback", s.auth(http.HandlerFunc(s.rollback)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
 	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))

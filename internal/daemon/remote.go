@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/bundle"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/trigger"
+)
+
+// RemoteConfig is what a remote daemon — a server, a worker, or a server
+// with embedded workers — is built from. Store, Cache and Kinds are
+// required; a server needs Listener.
+type RemoteConfig struct {
+	Store   store.Store
+	Secrets *secrets.Resolver
+	Kinds   stepkind.Registry
+	Logger  *slog.Logger
+	Warn    io.Writer
+	// Cache holds the extracted bundles of the revisions this process
+	// serves or executes.
+	Cache *bundle.Cache
+	// Poll is how often the current revisions are read again.
+	Poll time.Duration
+
+	// Listener, when set, makes the daemon a server: the API, trigger
+	// ingress, and the time and mail triggers of the pushed routines.
+	Listener net.Listener
+	// Triggers are the families of trigger kinds a server runs;
+	// trigger.Builtin() when nil. File triggers are refused at push.
+	Triggers  []trigger.NewSource
+	Check     Check
+	Token     string
+	MaxQueued int
+	Limits    server.Limits
+
+	// Workers, when positive, executes that many runs at once here; a
+	// worker has Workers > 0 and no Listener. WorkDir holds their run
+	// workspaces.
+	Workers      int
+	WorkDir      string
+	Lease        time.Duration
+	RequeueAfter time.Duration
+	Unconfined   bool
+	AllowMissing []string
+}
+
+// Remote is a daemon of a deployment on PostgreSQL: it holds no state the
+// other servers and workers need; everything is in the store.
+type Remote struct {
+	services Group
+	served   chan error
+	// ID names this process on the runs it claims.
+	ID string
+}
+
+// NewRemote builds a remote daemon; nothing runs before Start.
+func NewRemote(cfg RemoteConfig) (*Remote, error) {
+	if cfg.Listener == nil && cfg.Workers <= 0 {
+		return nil, fmt.Errorf("a daemon that neither serves nor executes: give it a listener or workers")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Triggers == nil {
+		cfg.Triggers = trigger.Builtin()
+	}
+	host, _ := os.Hostname()
+	d := &Remote{served: make(chan error, 1), ID: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ulid.Make().String()[20:])}
+	rcfg := RevisionsConfig{Store: cfg.Store, Cache: cfg.Cache, Logger: logger, Poll: cfg.Poll}
+	var (
+		sched    *scheduler.Scheduler
+		triggers *Triggers
+		queue    = scheduler.NewQueue(cfg.Store, nil, logger)
+		watched  = server.Notifying(cfg.Store)
+	)
+	revisions := NewRevisions(rcfg)
+	catalog := revisions.Catalog()
+	if cfg.Workers > 0 {
+		sched = newExecutor(executorConfig{
+			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
+			StateDir: cfg.WorkDir, Logger: logger, Worker: d.ID,
+			Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
+			Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
+		})
+		queue.OnQueued(sched.Wake)
+	}
+	var api *server.Server
+	if cfg.Listener != nil {
+		var lookup trigger.SecretLookup
+		if cfg.Secrets != nil {
+			lookup = cfg.Secrets.Lookup
+		}
+		problems := server.NewProblems(nil)
+		triggers = NewTriggers(cfg.Triggers, trigger.SourceEnv{
+			Sink: tickOnce(Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
+			Problems: problems, Cursors: Cursors(cfg.Store), Secret: lookup,
+			Active: func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
+			LastFire: func(name string, i int) time.Time {
+				r, ok := catalog.Get(name)
+				if !ok || i >= len(r.Triggers) {
+					return time.Time{}
+				}
+				return scheduler.LastFire(context.Background(), cfg.Store, name, r.Triggers[i].Kind())
+			},
+		})
+		revisions.cfg.Triggers = triggers
+		cfgAPI := server.Config{
+			Store: watched, Queue: queue, Routines: catalog,
+			Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
+			Secret: lookup, Limits: cfg.Limits, Problems: problems,
+			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
+		}
+		if sched != nil {
+			cfgAPI.Executions = sched
+		}
+		api = server.New(cfgAPI)
+		d.services.Add("listener", listener(api, cfg.Listener, cfg.Limits, d.served))
+	}
+	d.services.Add("revisions", revisions)
+	if sched != nil {
+		d.services.Add("executor", Executor(sched))
+	}
+	if triggers != nil {
+		d.services.Add("triggers", triggers)
+	}
+	if api != nil {
+		d.services.Add("intake", Func{OnStop: func(context.Context) error { api.Drain(); return nil }})
+	}
+	return d, nil
+}
+
+// Start starts every service; the daemon is up when it returns.
+func (d *Remote) Start(ctx context.Context) error { return d.services.Start(ctx) }
+
+// Failed delivers the error that stopped the listener on its own.
+func (d *Remote) Failed() <-chan error { return d.served }
+
+// Stop refuses new work, stops the triggers, and lets the runs executing
+// here finish until ctx ends, then puts them back in the queue for
+// another worker.
+func (d *Remote) Stop(ctx context.Context) error { return d.services.Stop(ctx) }
+
+// tickOnce makes each tick of a schedule one run across every server of
+// a deployment: the servers all fire it, and a dedupe key of the trigger
+// and the tick's time folds the later firings into the first one's run.
+func tickOnce(sink trigger.Sink) trigger.Sink {
+	return func(ctx context.Context, f trigger.Fire) error {
+		if f.DedupeKey == "" && (f.Kind == "cron" || f.Kind == "every") {
+			f.DedupeKey = fmt.Sprintf("tick:%d:%d", f.Trigger, f.At.Unix())
+			f.DedupeWindow = tickWindow
+		}
+		return sink(ctx, f)
+	}
+}
+
+// tickWindow is how long a tick's dedupe key holds: longer than servers'
+// clocks may be apart, far shorter than any schedule's period matters for
+// (the key holds the tick's time, so two ticks never share one).
+const tickWindow = time.Hour
