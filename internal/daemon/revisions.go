@@ -183,6 +183,6 @@ func loadBundle(dir, name, hash string) (*routine.Routine, error) {
 	if r.Name != name && name != "" {
 		return nil, fmt.Errorf("revision %s holds routine %q, not %q", bundle.Short(hash), r.Name, name)
 	}
-	r.Revision = hash
+	r.Revision, r.Sealed = hash, true
 	return r, nil
 }

@@ -543,6 +543,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		Attempt:      n,
 		Action:       action,
 		Dir:          x.r.Dir,
+		DirSealed:    x.r.Sealed,
 		Workspace:    x.workspace,
 		ArtifactsDir: filepath.Join(artifacts, s.ID),
 		ArtifactsIn:  artifacts,

@@ -28,6 +28,9 @@ type Routine struct {
 	Dir      string `yaml:"-" json:"-"`
 	File     string `yaml:"-" json:"-"`
 	Revision string `yaml:"-" json:"-"`
+	// Sealed marks a directory that is a pushed revision, shared by every
+	// run of it on a worker: steps read it, and never write to it.
+	Sealed bool `yaml:"-" json:"-"`
 	// InputsRead names the inputs the routine's templates read (input.NAME),
 	// found by validation: a routine that declares no inputs takes only these.
 	InputsRead []string `yaml:"-" json:"-"`

@@ -48,7 +48,10 @@ type Execution struct {
 	// Dir is the absolute routine directory; Workspace the run's private
 	// directory; ArtifactsDir where this step puts artifacts; ArtifactsIn the
 	// directory holding the artifacts of earlier steps, one folder per step.
-	Dir          string
+	Dir string
+	// DirSealed makes Dir read-only to the step's processes: it is a
+	// pushed revision that other runs share (routine.Routine.Sealed).
+	DirSealed    bool
 	Workspace    string
 	ArtifactsDir string
 	ArtifactsIn  string
