@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -93,7 +94,8 @@ func Serve(t testing.TB, dir string, args ...string) (addr string, out *Buffer) 
 	return d.Addr, d.Out
 }
 
-// Daemon is a `routines serve` started by StartServe.
+// Daemon is a `routines serve`, `server` or `worker` started by
+// StartServe or StartRemote.
 type Daemon struct {
 	Addr string
 	Out  *Buffer // its stdout and stderr
@@ -108,36 +110,69 @@ type Daemon struct {
 // (a restart: StartServe again on the same directory).
 func StartServe(t testing.TB, dir string, args ...string) *Daemon {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &Daemon{Out: &Buffer{}, t: t, cancel: cancel, done: make(chan int, 1)}
 	// serve.json of an earlier daemon on the directory is not this one's.
 	info := filepath.Join(dir, ".routines", "serve.json")
 	os.Remove(info)
+	return start(t, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...), func(string) (string, bool) {
+		data, err := os.ReadFile(info)
+		if err != nil {
+			return "", false
+		}
+		var v struct{ Addr string }
+		return v.Addr, json.Unmarshal(data, &v) == nil && v.Addr != ""
+	})
+}
+
+// upLine is the line `routines server` and `routines worker` print once
+// up; a server's names its address.
+var upLine = regexp.MustCompile(`(?m)^(?:server on http://(\S+)|worker) up \(`)
+
+// StartRemote starts `routines server args...` or `routines worker
+// args...` (role) in-process with Kinds and waits until it says it is up;
+// a server's Daemon has its address. A cleanup stops it and fails the
+// test unless it exits with 0.
+func StartRemote(t testing.TB, role string, args ...string) *Daemon {
+	t.Helper()
+	return start(t, append([]string{role}, args...), nil)
+}
+
+// start runs the command line args in-process until its Daemon stops,
+// and waits until ready finds it up (ready nil: until it prints upLine).
+func start(t testing.TB, args []string, ready func(out string) (addr string, ok bool)) *Daemon {
+	t.Helper()
+	if ready == nil {
+		ready = func(out string) (string, bool) {
+			m := upLine.FindStringSubmatch(out)
+			if m == nil {
+				return "", false
+			}
+			return m[1], true
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Daemon{Out: &Buffer{}, t: t, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		deps := cli.Deps{Kinds: Kinds(), Stdout: d.Out, Stderr: d.Out}
-		d.done <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
+		d.done <- cli.Run(ctx, deps, args)
 	}()
 	t.Cleanup(func() {
 		if code := d.Stop(); code != 0 {
-			t.Errorf("serve exit %d: %s", code, d.Out.String())
+			t.Errorf("%s exit %d: %s", args[0], code, d.Out.String())
 		}
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if data, err := os.ReadFile(info); err == nil {
-			var v struct{ Addr string }
-			if json.Unmarshal(data, &v) == nil && v.Addr != "" {
-				d.Addr = v.Addr
-				return d
-			}
+		if addr, ok := ready(d.Out.String()); ok {
+			d.Addr = addr
+			return d
 		}
 		select {
 		case code := <-d.done:
 			d.code = &code
-			t.Fatalf("serve exited with %d: %s", code, d.Out.String())
+			t.Fatalf("%s exited with %d: %s", args[0], code, d.Out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %s", d.Out.String())
+			t.Fatalf("%s did not start: %s", args[0], d.Out.String())
 		}
 	}
 }
