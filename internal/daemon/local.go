@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -90,6 +91,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Secrets != nil {
 		lookup, engineSecrets = cfg.Secrets.Lookup, cfg.Secrets
 	}
+	queue := scheduler.NewQueue(cfg.Store, nil, logger)
 	sched := scheduler.New(scheduler.Config{
 		Store: watched,
 		Executor: engine.New(engine.Config{
@@ -99,6 +101,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 			Logger:       logger,
 			Secrets:      engineSecrets,
 			Routines:     catalog,
+			Events:       events.New(catalog, queue, logger),
 			Leases:       leases,
 			Unconfined:   cfg.Unconfined,
 			AllowMissing: cfg.AllowMissing,
@@ -113,7 +116,6 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Workers:          cfg.Workers,
 		Logger:           logger,
 	})
-	queue := scheduler.NewQueue(cfg.Store, nil, logger)
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
 	// and Slack commands whose secret is not set, email triggers.

@@ -77,3 +77,34 @@ func TestEventConcurrentDedupe(t *testing.T) {
 		t.Fatalf("event without the key field: %+v %v", res, err)
 	}
 }
+
+// TestEventRefusesHostileNames: a name that would be a path or a header
+// line is refused with 400 and what a name may hold, and makes no run,
+// even for a routine that listens to what it would clean to.
+func TestEventRefusesHostileNames(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: &routine.EventTrigger{Name: "cpu.alert"}}}}
+	srv := server.New(server.Config{Store: st, Queue: scheduler.NewQueue(st, nil, nil), Routines: scheduler.NewCatalog([]*routine.Routine{alert})})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	for _, name := range []string{"..%2Fcpu.alert", "cpu.alert%0D%0AX-Injected:%20yes", "cpu%20alert", "x%2F..%2F..%2Froutines%2Falert%2Fruns"} {
+		resp, err := http.Post(ts.URL+"/v1/events/"+name, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(e.Error, "must be 1 to 200 letters, digits and _ . : -, such as cpu.alert") {
+			t.Errorf("%s: %d %q", name, resp.StatusCode, e.Error)
+		}
+	}
+	if runs, err := st.RunList(t.Context(), &store.RunListParams{}); err != nil || len(runs) != 0 {
+		t.Fatalf("%d runs (%v), want none", len(runs), err)
+	}
+}
