@@ -7,6 +7,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,14 +61,14 @@ func (e *Event) Check() error {
 		return fmt.Errorf("the event data is %d bytes, more than the %d KiB an event may carry: send less", len(e.Payload), MaxPayload>>10)
 	}
 	if !json.Valid(e.payload()) {
-		return errors.New("the event data must be JSON")
+		return errors.New(`the event data must be JSON, such as {"host":"web1"} (or nothing, for {})`)
 	}
 	return nil
 }
 
 // payload is the event's data, {} when empty.
 func (e *Event) payload() json.RawMessage {
-	if strings.TrimSpace(string(e.Payload)) == "" {
+	if len(bytes.TrimSpace(e.Payload)) == 0 {
 		return json.RawMessage(`{}`)
 	}
 	return e.Payload
