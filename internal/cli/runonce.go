@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -205,6 +206,7 @@ func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.
 		Observer:     view,
 		Secrets:      resolver,
 		Routines:     routines,
+		Events:       events.Remote{Project: proj},
 		Leases:       leases,
 		Unconfined:   unconfined,
 		AllowMissing: g.allowMissing,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/engine"
+	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -88,14 +89,15 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Secrets != nil {
 		lookup = cfg.Secrets.Lookup
 	}
+	queue := scheduler.NewQueue(cfg.Store, nil, logger)
 	sched := newExecutor(executorConfig{
 		Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
+		Events:   events.New(catalog, queue, logger),
 		StateDir: cfg.Project.StateDir(), Logger: logger, Worker: own.ID(),
 		Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 		Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
 	})
-	queue := scheduler.NewQueue(cfg.Store, nil, logger)
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
 	// and Slack commands whose secret is not set, email triggers.
@@ -186,6 +188,7 @@ type executorConfig struct {
 	Catalog      *scheduler.Catalog
 	Kinds        stepkind.Registry
 	Secrets      *secrets.Resolver
+	Events       stepkind.Publisher
 	StateDir     string
 	Logger       *slog.Logger
 	Worker       string
@@ -214,6 +217,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			Logger:       c.Logger,
 			Secrets:      engineSecrets,
 			Routines:     c.Catalog,
+			Events:       c.Events,
 			Leases:       leases,
 			Unconfined:   c.Unconfined,
 			AllowMissing: c.AllowMissing,

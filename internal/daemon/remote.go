@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/routines-dev/routines/internal/bundle"
+	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
@@ -92,6 +93,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if cfg.Workers > 0 {
 		sched = newExecutor(executorConfig{
 			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
+			Events:   events.New(catalog, queue, logger),
 			StateDir: cfg.WorkDir, Logger: logger, Worker: d.ID,
 			Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 			Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,

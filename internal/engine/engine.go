@@ -36,6 +36,10 @@ type Config struct {
 	// Routines finds the routines that routine steps call; without it a
 	// routine step fails.
 	Routines Routines
+	// Events publishes the events of emit steps without server: — in a
+	// daemon its in-process *events.Publisher, under run-once the
+	// project's daemon; without it such a step fails.
+	Events stepkind.Publisher
 	// Leases keeps the leases of the sub-runs the engine creates, in the
 	// name of the calling run's worker; *scheduler.Leases is one. Nil
 	// (tests): sub-runs are recorded running with no lease.
@@ -91,6 +95,7 @@ type Engine struct {
 	observer     Observer
 	secrets      SecretSource
 	routines     Routines
+	events       stepkind.Publisher
 	leases       Leases
 	queue        *scheduler.Queue // records the sub-runs of routine steps
 	unconfined   bool
@@ -109,6 +114,7 @@ func New(cfg Config) *Engine {
 		observer:     cfg.Observer,
 		secrets:      cfg.Secrets,
 		routines:     cfg.Routines,
+		events:       cfg.Events,
 		leases:       cfg.Leases,
 		unconfined:   cfg.Unconfined,
 		allowMissing: cfg.AllowMissing,

@@ -560,6 +560,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		State:        x.e.store,
 		Now:          x.e.clock.Now,
 		StateDir:     x.e.stateDir,
+		Events:       x.e.events,
 		Redact:       x.redactFunc(),
 		Subrun: func(ctx context.Context, name string, input map[string]string) (*stepkind.Subrun, error) {
 			return x.subrun(ctx, s.ID, name, input)

@@ -19,20 +19,27 @@ import (
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
-func TestEventConcurrentDedupe(t *testing.T) {
-	t.Parallel()
+// serveEvents serves the API over a SQLite store, with one routine,
+// alert, that listens with trig.
+func serveEvents(t *testing.T, trig *routine.EventTrigger) (*httptest.Server, *sqlite.Store, *scheduler.Queue) {
+	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: &routine.EventTrigger{Name: "cpu.alert", Dedupe: "{{ event.host }}"}}}}
-	var wakes atomic.Int32
+	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: trig}}}
 	q := scheduler.NewQueue(st, nil, nil)
-	q.OnQueued(func() { wakes.Add(1) })
-	srv := server.New(server.Config{Store: st, Queue: q, Routines: scheduler.NewCatalog([]*routine.Routine{alert})})
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewServer(server.New(server.Config{Store: st, Queue: q, Routines: scheduler.NewCatalog([]*routine.Routine{alert})}))
 	t.Cleanup(ts.Close)
+	return ts, st, q
+}
+
+func TestEventConcurrentDedupe(t *testing.T) {
+	t.Parallel()
+	ts, st, q := serveEvents(t, &routine.EventTrigger{Name: "cpu.alert", Dedupe: "{{ event.host }}"})
+	var wakes atomic.Int32
+	q.OnQueued(func() { wakes.Add(1) })
 
 	const n = 8
 	ids := make([]string, n)
@@ -75,5 +82,28 @@ func TestEventConcurrentDedupe(t *testing.T) {
 	var res api.EventResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || len(res.Runs) != 1 || res.Runs[0].RunID == ids[0] {
 		t.Fatalf("event without the key field: %+v %v", res, err)
+	}
+}
+
+// TestEventRefusesHostileNames: a name that would be a path or a header
+// line is refused with 400 and what a name may hold, and makes no run,
+// even for a routine that listens to what it would clean to.
+func TestEventRefusesHostileNames(t *testing.T) {
+	t.Parallel()
+	ts, st, _ := serveEvents(t, &routine.EventTrigger{Name: "cpu.alert"})
+	for _, name := range []string{"..%2Fcpu.alert", "cpu.alert%0D%0AX-Injected:%20yes", "cpu%20alert", "x%2F..%2F..%2Froutines%2Falert%2Fruns"} {
+		resp, err := http.Post(ts.URL+"/v1/events/"+name, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(e.Error, "must be 1 to 200 letters, digits and _ . : -, such as cpu.alert") {
+			t.Errorf("%s: %d %q", name, resp.StatusCode, e.Error)
+		}
+	}
+	if runs, err := st.RunList(t.Context(), &store.RunListParams{}); err != nil || len(runs) != 0 {
+		t.Fatalf("%d runs (%v), want none", len(runs), err)
 	}
 }

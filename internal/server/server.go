@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/api"
+	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -77,6 +78,9 @@ type Server struct {
 	stop     context.CancelFunc
 	backlog  backlog
 	bodies   bodyBudget
+	// events publishes the events posted to /v1/events, through Queue to
+	// the Routines that listen to them.
+	events   *events.Publisher
 	problems *Problems
 	// repeats keeps the warnings a caller can repeat at will (a refused
 	// signature, a secret not set) to one, then one at backoff.
@@ -112,7 +116,7 @@ func New(cfg Config) *Server {
 		cfg.Problems = NewProblems(nil)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
-		problems: cfg.Problems, repeats: repeat.New(nil)}
+		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))

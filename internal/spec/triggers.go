@@ -84,6 +84,8 @@ func (v *validator) trigger(p string, t *routine.Trigger) {
 	if e := t.Event; e != nil {
 		if strings.TrimSpace(e.Name) == "" {
 			v.errorf(p+".event.name", "event.name is required, such as cpu.alert")
+		} else if err := routine.CheckEventName(e.Name); err != nil {
+			v.errorf(p+".event.name", "%v", err)
 		}
 		v.template(p+".event.dedupe", e.Dedupe, sc)
 	}

@@ -455,11 +455,16 @@ func (v *validator) state(p string, st *routine.StateAction) {
 	}
 }
 
-// emit checks an emit: action: an event name, and a server URL that
-// parses. Its templates are checked with the others.
+// emit checks an emit: action: an event name (once rendered, when it is
+// a template: the step checks it then), and a server URL that parses. Its
+// templates are checked with the others.
 func (v *validator) emit(p string, e *routine.EmitAction) {
 	if strings.TrimSpace(e.Event) == "" {
 		v.errorf(p, "%s needs event: the name of the event to publish, such as cpu.alert", human(p))
+	} else if !strings.Contains(e.Event, "{{") {
+		if err := routine.CheckEventName(e.Event); err != nil {
+			v.errorf(p+".event", "%v", err)
+		}
 	}
 	if srv := e.Server; srv != "" && !strings.Contains(srv, "{{") {
 		if u, err := url.Parse(srv); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -84,9 +85,12 @@ type Execution struct {
 	// which stamps writes and judges expiry. State steps need both.
 	State StateStore
 	Now   func() time.Time
-	// StateDir is the project's .routines directory, where a running
-	// daemon records its address (serve.json); emit steps post there.
+	// StateDir is the project's .routines directory, which steps may
+	// not reach into (its store, secrets and daemon record).
 	StateDir string
+	// Events publishes the events of emit steps without server:; nil
+	// when the run has nowhere to publish them.
+	Events Publisher
 	// Subrun runs another routine of the project as a sub-run of this
 	// step and waits for it (routine steps); set by the engine.
 	Subrun func(ctx context.Context, name string, input map[string]string) (*Subrun, error)
@@ -101,6 +105,27 @@ type StateStore interface {
 	StateGet(ctx context.Context, p *store.StateGetParams) (value string, found bool, err error)
 	StatePut(ctx context.Context, p *store.StatePutParams) (existed bool, err error)
 	StateDelete(ctx context.Context, p *store.StateDeleteParams) (existed bool, err error)
+}
+
+// Publisher publishes an event to the routines that listen to it: in a
+// daemon, straight to its queue (internal/events); under run-once, to the
+// project's running daemon over its API. Emit steps use it, so that a
+// step needs neither HTTP to reach its own daemon nor the project's
+// directory to find one.
+type Publisher interface {
+	Emit(ctx context.Context, e *Emission) (*api.EventResult, error)
+}
+
+// Emission is one event an emit step publishes.
+type Emission struct {
+	Event string
+	// Data is the event; nil or empty is {}.
+	Data map[string]string
+	// Dedupe, when set, overrides the listeners' dedupe keys.
+	Dedupe string
+	// Token is the API token of a daemon reached over HTTP; a publisher
+	// in the daemon's own process needs none.
+	Token string
 }
 
 // Subrun is what a routine step's call of another routine came to.

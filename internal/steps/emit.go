@@ -6,71 +6,59 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/routines-dev/routines/internal/client"
-	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stepkind"
 )
 
-// EmitKind publishes an event by posting it to POST /v1/events/<name> of
-// the daemon: the one given by server:, else the project's running daemon
-// (its address is in .routines/serve.json). So an emit step works in a
-// routine run by `routines serve`, or by `run-once` while a daemon runs.
+// EmitKind publishes an event. With server: it posts it to POST
+// /v1/events/<name> of that daemon or server; otherwise it hands it to
+// the run's publisher (stepkind.Execution.Events): in a daemon, straight
+// to its queue, with no HTTP; under run-once, to the project's running
+// daemon.
 type EmitKind struct {
-	// Client sends the request; http.DefaultClient when nil.
+	// Client sends the requests to server:; http.DefaultClient when nil.
 	Client *http.Client
 }
 
 // Name implements Kind.
 func (EmitKind) Name() string { return "emit" }
 
-// emitTimeout bounds one post when the step has no timeout of its own.
+// emitTimeout bounds one publish when the step has no timeout of its own.
 const emitTimeout = 30 * time.Second
 
 // Execute implements Kind. It outputs run_ids (the ids of the runs the
-// event made or folded into, comma-separated) and deduplicated (true when
-// any of them was a duplicate folded into an earlier run).
+// event made or folded into) and deduplicated (true when any of them was
+// a duplicate folded into an earlier run).
 func (k EmitKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Emit
 	if a == nil || strings.TrimSpace(a.Event) == "" {
 		return nil, errors.New("emit: event names no event (did a template render empty?)")
 	}
-	base := a.Server
-	if base == "" {
-		if x.StateDir == "" {
-			return nil, errors.New("emit: no project directory to find the daemon in: set the step's server")
-		}
-		var err error
-		if base, err = (project.Project{Dir: filepath.Dir(x.StateDir)}).DaemonURL(); err != nil {
-			return nil, fmt.Errorf("emit: %w (or set the step's server)", err)
-		}
+	if err := routine.CheckEventName(a.Event); err != nil {
+		return nil, stepkind.Fail("", false, fmt.Errorf("emit: %w", err))
 	}
-	token := a.Token
-	if token == "" {
-		token = x.Env["ROUTINES_TOKEN"]
+	pub, err := k.publisher(a, x)
+	if err != nil {
+		return nil, err
 	}
-	if token == "" {
-		token = os.Getenv("ROUTINES_TOKEN")
+	e := &stepkind.Emission{Event: a.Event, Data: a.Data, Dedupe: a.Dedupe, Token: a.Token}
+	if e.Token == "" {
+		e.Token = x.Env["ROUTINES_TOKEN"]
 	}
-	data := a.Data
-	if data == nil {
-		data = map[string]string{}
+	if e.Token == "" {
+		e.Token = os.Getenv("ROUTINES_TOKEN")
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, emitTimeout)
 		defer cancel()
 	}
-	var opts []client.Option
-	if k.Client != nil {
-		opts = append(opts, client.WithHTTPClient(k.Client))
-	}
-	res, err := client.New(base, token, opts...).Emit(ctx, a.Event, data, a.Dedupe, 0)
+	res, err := pub.Emit(ctx, e)
 	if err != nil {
 		return nil, fmt.Errorf("emit %s: %w", a.Event, err)
 	}
@@ -92,6 +80,18 @@ func (k EmitKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind
 		"run_ids":      ids,
 		"deduplicated": strconv.FormatBool(dup),
 	}}, nil
+}
+
+// publisher is where the step's event goes: server: over HTTP, else the
+// run's publisher.
+func (k EmitKind) publisher(a *routine.EmitAction, x *stepkind.Execution) (stepkind.Publisher, error) {
+	switch {
+	case a.Server != "":
+		return events.Remote{URL: a.Server, Client: k.Client}, nil
+	case x.Events != nil:
+		return x.Events, nil
+	}
+	return nil, stepkind.Fail("", false, errors.New("emit: this run has no daemon to publish to: set the step's server: to the URL of a daemon or server"))
 }
 
 var _ stepkind.Kind = EmitKind{}
