@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/client"
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 func newEmitCmd(g *globals) *cobra.Command {
@@ -23,6 +24,9 @@ func newEmitCmd(g *globals) *cobra.Command {
 			"to is not an error: events are fire-and-forget.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := routine.CheckEventName(args[0]); err != nil {
+				return invalid(err)
+			}
 			body := []byte(`{}`)
 			if strings.TrimSpace(data) != "" {
 				body = []byte(data)

@@ -167,6 +167,9 @@ func TestEmitCommand(t *testing.T) {
 	if r := routines(t, dir, "emit", "nobody", "-d", ""); r.code != 0 || !strings.Contains(r.stdout, "no routine listens") {
 		t.Fatalf("unheard: %+v", r)
 	}
+	if r := routines(t, dir, "emit", "../cpu\r\nalert", "--server", "http://127.0.0.1:1"); r.code != 2 || !strings.Contains(r.stderr, "must be 1 to") {
+		t.Fatalf("a hostile event name was not refused before it was sent: %+v", r)
+	}
 	if r := routines(t, dir, "emit", "cpu.alert", "--data", `{bad`); r.code != 2 || !strings.Contains(r.stderr, "--data is not valid JSON") {
 		t.Fatalf("bad data: %+v", r)
 	}
