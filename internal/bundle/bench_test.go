@@ -47,7 +47,7 @@ func BenchmarkColdStart(b *testing.B) {
 		}
 		release()
 		b.StopTimer()
-		removeTree(dir)
+		RemoveTree(dir)
 		b.StartTimer()
 	}
 }

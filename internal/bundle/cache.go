@@ -322,7 +322,7 @@ func (c *Cache) remove(hash string) bool {
 		return false
 	}
 	os.Remove(path)
-	if err := removeTree(trash); err != nil {
+	if err := RemoveTree(trash); err != nil {
 		c.log.Warn("evict bundle", "hash", hash, "err", err)
 	}
 	return true
@@ -341,7 +341,7 @@ func (c *Cache) clean() error {
 		switch {
 		case strings.HasPrefix(name, ".") && strings.Contains(name, tmpMark):
 			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
-				removeTree(filepath.Join(c.dir, name))
+				RemoveTree(filepath.Join(c.dir, name))
 			}
 		case strings.HasSuffix(name, lockExt) && checkHash(strings.TrimSuffix(name, lockExt)) == nil:
 			if hash := strings.TrimSuffix(name, lockExt); !isDir(filepath.Join(c.dir, hash)) {

@@ -47,7 +47,7 @@ func extract(r io.Reader, dest string, limits Limits) (int64, error) {
 	}
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
-		removeTree(tmp)
+		RemoveTree(tmp)
 		return 0, fmt.Errorf("extract to %s: %w", dest, err)
 	}
 	w := &diskSink{root: root}
@@ -63,7 +63,7 @@ func extract(r io.Reader, dest string, limits Limits) (int64, error) {
 		err = os.Rename(tmp, dest)
 	}
 	if err != nil {
-		removeTree(tmp)
+		RemoveTree(tmp)
 		return 0, fmt.Errorf("extract to %s: %w", dest, err)
 	}
 	return w.size, nil
@@ -120,11 +120,11 @@ func (w *diskSink) seal() error {
 	return nil
 }
 
-// removeTree removes a tree Extract made, making its directories writable
+// RemoveTree removes a tree Extract made, making its directories writable
 // first: a read-only directory's entries cannot be removed (but by root).
 // It does not follow links: WalkDir does not, and a link is never a
 // directory to it.
-func removeTree(dir string) error {
+func RemoveTree(dir string) error {
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			os.Chmod(path, 0o700)

@@ -18,7 +18,7 @@ import (
 // root).
 func tempDir(t testing.TB) string {
 	dir := t.TempDir()
-	t.Cleanup(func() { removeTree(dir) })
+	t.Cleanup(func() { RemoveTree(dir) })
 	return dir
 }
 

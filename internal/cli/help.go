@@ -130,6 +130,11 @@ var helpTable = map[string]commandHelp{
 		example: "  routines rollback support-triage 3f2a9c1b7d4e -m \"the new prompt misfiles refunds\"",
 		exits:   "  0  rolled back\n  1  the server failed\n  2  no such routine or revision (or it is current already), or no server answers",
 	},
+	"routines diff": {
+		example: "  routines diff support-triage 3f2a9c1b7d4e              # against the current revision\n" +
+			"  routines diff support-triage 3f2a9c1b7d4e 9e8d7c6b5a4f",
+		exits: "  0  printed (nothing when the revisions hold the same files)\n  1  the server failed\n  2  no such routine or revision, or no server answers",
+	},
 	"routines invoke": {
 		example: "  routines invoke hello                  # queue a run and return\n" +
 			"  routines invoke hello -i who=team --wait  # show its output live, exit with its state",

@@ -80,6 +80,11 @@ func TestRemotePushRunRollback(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &revs) != nil || len(revs) != 2 || !revs[0].Current || revs[0].Message != "second" || revs[1].Message != "first" {
 		t.Fatalf("revisions: exit %d %s", code, out)
 	}
+	code, out, errOut = d.routines(t, "diff", "greet", revs[1].Revision[:12])
+	if code != 0 || !strings.Contains(out, "--- a/routine.yaml\n+++ b/routine.yaml\n") || !strings.Contains(out, "\n-    run: echo \"v1 hello") ||
+		!strings.Contains(out, "\n+    run: echo \"v2 hello") || strings.Contains(out, "a/notes.txt") {
+		t.Fatalf("diff: exit %d\n%s%s", code, out, errOut)
+	}
 	if code, out, errOut := d.routines(t, "invoke", "greet", "-i", "who=bob", "--wait", "--server", d.env["ROUTINES_SERVER"]); code != 0 || !strings.Contains(out, "v2 hello bob") {
 		t.Fatalf("invoke v2: exit %d\n%s%s", code, out, errOut)
 	}

@@ -213,6 +213,7 @@ func newRoot(g *globals) *cobra.Command {
 		newPushCmd(g),
 		newRevisionsCmd(g),
 		newRollbackCmd(g),
+		newDiffCmd(g),
 		newInvokeCmd(g),
 		newEmitCmd(g),
 		newSecretsCmd(g),

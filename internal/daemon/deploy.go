@@ -102,7 +102,7 @@ func (d *Deployments) validate(data []byte, hash string) (*routine.Routine, erro
 	if err != nil {
 		return nil, err
 	}
-	defer removeAll(tmp)
+	defer bundle.RemoveTree(tmp)
 	dir := filepath.Join(tmp, "bundle")
 	if err := bundle.Extract(bytes.NewReader(data), dir, bundle.Limits{}); err != nil {
 		return nil, &server.Refused{Reason: "the bundle cannot be extracted: " + err.Error()}
@@ -132,15 +132,4 @@ func (d *Deployments) validate(data []byte, hash string) (*routine.Routine, erro
 		}
 	}
 	return r, nil
-}
-
-// removeAll removes a tree the bundle made read-only.
-func removeAll(dir string) {
-	filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
-		if err == nil && e.IsDir() {
-			os.Chmod(path, 0o700)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
 }
