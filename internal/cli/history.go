@@ -169,8 +169,8 @@ func newRunsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if state != "" {
 				for _, s := range strings.Split(state, ",") {
-					if !validState(routine.State(s)) {
-						return invalid(fmt.Errorf("--state %s: want one of %s", s, statesList()))
+					if !routine.IsRunState(routine.State(s)) {
+						return invalid(fmt.Errorf("--state %s: want one of %s", s, routine.RunStateNames()))
 					}
 					p.States = append(p.States, routine.State(s))
 				}
@@ -184,27 +184,10 @@ func newRunsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&p.Routine, "routine", "", "only runs of this routine")
-	cmd.Flags().StringVar(&state, "state", "", "only runs in these states, comma-separated ("+statesList()+")")
+	cmd.Flags().StringVar(&state, "state", "", "only runs in these states, comma-separated ("+routine.RunStateNames()+")")
 	cmd.Flags().IntVar(&p.Limit, "limit", 50, "at most this many runs")
 	durationVar(cmd.Flags(), &since, "since", 0, "only runs queued this recently, such as 2h or 7d (default: all)")
 	return cmd
-}
-
-func validState(s routine.State) bool {
-	for _, v := range routine.RunStates {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func statesList() string {
-	names := make([]string, len(routine.RunStates))
-	for i, s := range routine.RunStates {
-		names[i] = string(s)
-	}
-	return strings.Join(names, ", ")
 }
 
 // listRuns prints the runs p selects, of those queued in the last since

@@ -118,7 +118,7 @@ func (g *globals) status(ctx context.Context) (*statusReport, error) {
 		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}}
 		for i := range r.Triggers {
 			t := &r.Triggers[i]
-			e.Triggers = append(e.Triggers, describeTrigger(t))
+			e.Triggers = append(e.Triggers, t.Describe())
 			next, err := trigger.NextFires(*t, lastFire(ctx, st, r.Name, t.Kind()), g.now(), 1)
 			if err == nil && len(next) > 0 && (e.Next == nil || next[0].Before(*e.Next)) {
 				e.Next = &next[0]
@@ -268,29 +268,4 @@ func ago(t time.Time) string {
 		return "at an unknown time"
 	}
 	return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), time.Since(t).Round(time.Second))
-}
-
-// describeTrigger writes a trigger in one short phrase.
-func describeTrigger(t *routine.Trigger) string {
-	switch {
-	case t.Cron != "":
-		s := fmt.Sprintf("cron %q", t.Cron)
-		if t.Timezone != "" {
-			s += " " + t.Timezone
-		}
-		return s
-	case t.Every != 0:
-		return "every " + t.Every.String()
-	case t.Webhook != nil:
-		return "webhook POST /hooks" + t.Webhook.Path
-	case t.File != nil:
-		return "file " + t.File.Path
-	case t.Event != nil:
-		return "event " + t.Event.Name
-	case t.SlackCommand != nil:
-		return "slack " + t.SlackCommand.Command
-	case t.Email != nil:
-		return "email " + t.Email.Mailbox
-	}
-	return t.Kind()
 }
