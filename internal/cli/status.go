@@ -17,10 +17,9 @@ import (
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
-	"github.com/routines-dev/routines/internal/trigger"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -33,6 +32,21 @@ func newStatusCmd(g *globals) *cobra.Command {
 			"reports), and the routines under it with their triggers, invalid ones with their problems.",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			rm, err := g.remote("")
+			if err != nil {
+				return err
+			}
+			if rm != nil {
+				rep, err := g.statusRemote(cmd.Context(), rm)
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return writeJSON(g.deps.Stdout, rep)
+				}
+				rep.print(g)
+				return nil
+			}
 			rep, err := g.status(cmd.Context())
 			if err != nil {
 				return err
@@ -115,27 +129,13 @@ func (g *globals) status(ctx context.Context) (*statusReport, error) {
 		}
 	}
 	for _, r := range rs {
-		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}}
+		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}, Next: server.NextFire(ctx, st, r, g.now())}
 		for i := range r.Triggers {
-			t := &r.Triggers[i]
-			e.Triggers = append(e.Triggers, t.Describe())
-			next, err := trigger.NextFires(*t, lastFire(ctx, st, r.Name, t.Kind()), g.now(), 1)
-			if err == nil && len(next) > 0 && (e.Next == nil || next[0].Before(*e.Next)) {
-				e.Next = &next[0]
-			}
+			e.Triggers = append(e.Triggers, r.Triggers[i].Describe())
 		}
 		rep.Routines = append(rep.Routines, e)
 	}
 	return rep, nil
-}
-
-// lastFire is when a trigger of this kind last queued a run of the
-// routine, from which an every: trigger counts; zero without a store.
-func lastFire(ctx context.Context, st store.Store, name, kind string) time.Time {
-	if st == nil || kind != "every" {
-		return time.Time{}
-	}
-	return scheduler.LastFire(ctx, st, name, kind)
 }
 
 // storeStatus fills in the last run and the names of the stored secrets.
@@ -221,24 +221,14 @@ func (rep *statusReport) print(g *globals) {
 	if d.Error != "" {
 		fmt.Fprintf(w, "\t(could not read it: %s)\n", d.Error)
 	}
-	for _, pr := range d.Problems {
-		fmt.Fprintf(w, "problem\t%s, %s: %s (%d time(s) since %s)\n", pr.Routine, pr.Trigger, pr.Message, pr.Count, pr.FirstSeen.Local().Format(time.DateTime))
-	}
+	printProblems(w, d.Problems)
 	w.Flush()
 	fmt.Fprintf(g.deps.Stdout, "\n%d routine(s) under %s\n", len(rep.Routines), rep.Project)
 	if len(rep.Routines) > 0 {
 		w = tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "NAME\tTRIGGERS\tNEXT\tFILE")
 		for _, e := range rep.Routines {
-			trig := strings.Join(e.Triggers, "; ")
-			if trig == "" {
-				trig = "(run by hand or the API)"
-			}
-			next := "-"
-			if e.Next != nil {
-				next = e.Next.Format("Mon 2006-01-02 15:04 MST")
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, trig, next, e.File)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, triggersCell(e.Triggers), nextCell(e.Next), e.File)
 		}
 		w.Flush()
 	}

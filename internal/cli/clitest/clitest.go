@@ -108,13 +108,20 @@ type Daemon struct {
 // (a restart: StartServe again on the same directory).
 func StartServe(t testing.TB, dir string, args ...string) *Daemon {
 	t.Helper()
+	return StartServeWith(t, cli.Deps{}, dir, args...)
+}
+
+// StartServeWith is StartServe with deps (the environment), whose Kinds,
+// Stdout and Stderr it fills in.
+func StartServeWith(t testing.TB, deps cli.Deps, dir string, args ...string) *Daemon {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{Out: &Buffer{}, t: t, cancel: cancel, done: make(chan int, 1)}
 	// serve.json of an earlier daemon on the directory is not this one's.
 	info := filepath.Join(dir, ".routines", "serve.json")
 	os.Remove(info)
 	go func() {
-		deps := cli.Deps{Kinds: Kinds(), Stdout: d.Out, Stderr: d.Out}
+		deps.Kinds, deps.Stdout, deps.Stderr = Kinds(), d.Out, d.Out
 		d.done <- cli.Run(ctx, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...))
 	}()
 	t.Cleanup(func() {
