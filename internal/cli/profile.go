@@ -99,6 +99,16 @@ func (g *globals) profilesPath() (string, error) {
 	return filepath.Join(dir, "routines", "config.yaml"), nil
 }
 
+// loadProfiles reads the user's profiles, and returns them with their path.
+func (g *globals) loadProfiles() (string, *profiles, error) {
+	path, err := g.profilesPath()
+	if err != nil {
+		return "", nil, err
+	}
+	ps, err := readProfiles(path)
+	return path, ps, err
+}
+
 // readProfiles reads the profiles at path; none when the file does not
 // exist. It refuses a symbolic link and a file others may read or write
 // (it holds tokens), saying how to fix either.
@@ -206,11 +216,7 @@ func (g *globals) remote(token string) (*remote, error) {
 	if name == "" {
 		return nil, nil
 	}
-	path, err := g.profilesPath()
-	if err != nil {
-		return nil, err
-	}
-	ps, err := readProfiles(path)
+	path, ps, err := g.loadProfiles()
 	if err != nil {
 		return nil, err
 	}
@@ -297,11 +303,7 @@ func (g *globals) login(ctx context.Context, rawURL, token string) error {
 	if err != nil {
 		return err
 	}
-	path, err := g.profilesPath()
-	if err != nil {
-		return err
-	}
-	ps, err := readProfiles(path)
+	path, ps, err := g.loadProfiles()
 	if err != nil {
 		return err
 	}
@@ -346,11 +348,7 @@ func (g *globals) login(ctx context.Context, rawURL, token string) error {
 
 func (g *globals) logout() error {
 	name := cmp.Or(g.profileName(), defaultProfile)
-	path, err := g.profilesPath()
-	if err != nil {
-		return err
-	}
-	ps, err := readProfiles(path)
+	path, ps, err := g.loadProfiles()
 	if err != nil {
 		return err
 	}

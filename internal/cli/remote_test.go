@@ -21,29 +21,12 @@ const (
 	remoteSecret = "s3cret-value-5e7d"
 )
 
-// remoteEnv is an environment of the test's own: its configuration
-// directory, no token, profile or master key from the process; the rest
-// (PATH) as the process has it.
-func remoteEnv(t *testing.T, extra map[string]string) func(string) (string, bool) {
+// remoteEnv is secretEnv with a configuration directory of the test's
+// own and no token or profile from the process.
+func remoteEnv(t *testing.T) func(string) (string, bool) {
 	t.Helper()
 	home := t.TempDir()
-	env := map[string]string{
-		"HOME":                     home,
-		"XDG_CONFIG_HOME":          filepath.Join(home, "xdg"),
-		"ROUTINES_TOKEN":           "",
-		"ROUTINES_PROFILE":         "",
-		"ROUTINES_MASTER_KEY":      "",
-		"ROUTINES_MASTER_KEY_FILE": filepath.Join(home, "master.key"),
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	return func(k string) (string, bool) {
-		if v, ok := env[k]; ok {
-			return v, v != ""
-		}
-		return os.LookupEnv(k)
-	}
+	return secretEnv(t, map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, "xdg"), "ROUTINES_TOKEN": "", "ROUTINES_PROFILE": ""})
 }
 
 // remoteServer serves a project of routines with a token, on an
@@ -71,15 +54,8 @@ steps:
   - id: wait
     run: sleep 0.5; echo slow done
 `)
-	writeFile(t, filepath.Join(dir, "check", "routine.yaml"), `name: check
-secrets: [API_KEY]
-inputs:
-  want: {}
-steps:
-  - id: compare
-    run: test "$(printf %s "$API_KEY" | sha256sum | cut -c1-16)" = "{{ input.want }}"
-`)
-	d := clitest.StartServeWith(t, cli.Deps{Getenv: remoteEnv(t, nil)}, dir, "--token", remoteToken)
+	writeFile(t, filepath.Join(dir, "check", "routine.yaml"), checkRoutine)
+	d := clitest.StartServeWith(t, cli.Deps{Getenv: remoteEnv(t)}, dir, "--token", remoteToken)
 	return d, "http://" + d.Addr
 }
 
@@ -93,8 +69,8 @@ type remoteCLI struct {
 	all    []string // what each command printed
 }
 
-func newRemoteCLI(t *testing.T, extra map[string]string) *remoteCLI {
-	return &remoteCLI{t: t, getenv: remoteEnv(t, extra), dir: t.TempDir()}
+func newRemoteCLI(t *testing.T) *remoteCLI {
+	return &remoteCLI{t: t, getenv: remoteEnv(t), dir: t.TempDir()}
 }
 
 // run runs a command line with stdin.
@@ -137,6 +113,16 @@ func (c *remoteCLI) configPath() string {
 	return filepath.Join(v, "routines", "config.yaml")
 }
 
+// loggedIn starts a server and returns it, its URL, and commands logged
+// in to it as the profile default.
+func loggedIn(t *testing.T) (*clitest.Daemon, string, *remoteCLI) {
+	t.Helper()
+	d, url := remoteServer(t)
+	c := newRemoteCLI(t)
+	c.must(0, "logged in", "login", url, "--token", remoteToken)
+	return d, url, c
+}
+
 // closedURL is the URL of a loopback port nothing listens on.
 func closedURL(t *testing.T, host string) string {
 	t.Helper()
@@ -152,7 +138,7 @@ func closedURL(t *testing.T, host string) string {
 func TestLoginChecksTheTokenAndSavesAPrivateProfile(t *testing.T) {
 	t.Parallel()
 	_, url := remoteServer(t)
-	c := newRemoteCLI(t, nil)
+	c := newRemoteCLI(t)
 	c.must(2, "refused the token given (401)", "login", url, "--token", "wrong-token")
 	c.must(2, "refused no token (401)", "login", url)
 	if _, err := os.Stat(c.configPath()); !os.IsNotExist(err) {
@@ -210,9 +196,7 @@ func TestLoginChecksTheTokenAndSavesAPrivateProfile(t *testing.T) {
 // a directory that is no project of it, and never prints the token.
 func TestCommandsActOnTheProfilesServer(t *testing.T) {
 	t.Parallel()
-	d, url := remoteServer(t)
-	c := newRemoteCLI(t, nil)
-	c.must(0, "logged in", "login", url, "--token", remoteToken)
+	d, url, c := loggedIn(t)
 	p := []string{"--profile", "default"}
 	at := func(args ...string) []string { return append(append([]string{}, p...), args...) }
 
@@ -333,9 +317,7 @@ func TestCommandsActOnTheProfilesServer(t *testing.T) {
 // named in the error, with what to do; the token is not printed.
 func TestProfileOfAServerGoneOrATokenRefused(t *testing.T) {
 	t.Parallel()
-	_, url := remoteServer(t)
-	c := newRemoteCLI(t, nil)
-	c.must(0, "logged in", "login", url, "--token", remoteToken)
+	_, url, c := loggedIn(t)
 	stale := "stale-token-0d4e"
 	data, _ := os.ReadFile(c.configPath())
 	gone := closedURL(t, "127.0.0.1")
@@ -358,9 +340,7 @@ func TestProfileOfAServerGoneOrATokenRefused(t *testing.T) {
 // is refused by every command that reads it, with the fix.
 func TestUnsafeProfilesFileIsRefused(t *testing.T) {
 	t.Parallel()
-	_, url := remoteServer(t)
-	c := newRemoteCLI(t, nil)
-	c.must(0, "logged in", "login", url, "--token", remoteToken)
+	_, url, c := loggedIn(t)
 	path := c.configPath()
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)

@@ -32,22 +32,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			"reports), and the routines under it with their triggers, invalid ones with their problems.",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rm, err := g.remote("")
-			if err != nil {
-				return err
-			}
-			if rm != nil {
-				rep, err := g.statusRemote(cmd.Context(), rm)
-				if err != nil {
-					return err
-				}
-				if g.output == "json" {
-					return writeJSON(g.deps.Stdout, rep)
-				}
-				rep.print(g)
-				return nil
-			}
-			rep, err := g.status(cmd.Context())
+			rep, err := g.statusOf(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -58,6 +43,19 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// statusOf returns what routines status shows: the status of the
+// selected profile's server, else of the project here.
+func (g *globals) statusOf(ctx context.Context) (interface{ print(*globals) }, error) {
+	rm, err := g.remote("")
+	if err != nil {
+		return nil, err
+	}
+	if rm != nil {
+		return g.statusRemote(ctx, rm)
+	}
+	return g.status(ctx)
 }
 
 // statusReport is what routines status shows.

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"filippo.io/age"
@@ -23,29 +21,11 @@ import (
 
 const remoteToken = "tok-remote-51f0"
 
-// syncBuffer is a log destination safe for the handlers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // remoteBundle is a server with a token, a vault unless asked otherwise,
 // and its log.
 type remoteBundle struct {
 	url string
-	log *syncBuffer
+	log *lockedBuffer
 }
 
 func setupRemote(t *testing.T, withVault bool) *remoteBundle {
@@ -55,7 +35,7 @@ func setupRemote(t *testing.T, withVault bool) *remoteBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b := &remoteBundle{log: &syncBuffer{}}
+	b := &remoteBundle{log: &lockedBuffer{}}
 	cfg := server.Config{Store: st, Queue: scheduler.NewQueue(st, nil, nil), Token: remoteToken,
 		Routines: scheduler.NewCatalog([]*routine.Routine{{Name: "r"}}),
 		Logger:   slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}

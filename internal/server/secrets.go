@@ -29,6 +29,21 @@ func (s *Server) vault(w http.ResponseWriter) (Vault, bool) {
 	return s.cfg.Vault, true
 }
 
+// vaultSecret returns the vault and the secret name in the path, or
+// answers 501 without a vault, 400 for a name that cannot be one.
+func (s *Server) vaultSecret(w http.ResponseWriter, r *http.Request) (Vault, string, bool) {
+	v, ok := s.vault(w)
+	if !ok {
+		return nil, "", false
+	}
+	name := r.PathValue("name")
+	if err := secrets.CheckName(name); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, "", false
+	}
+	return v, name, true
+}
+
 // listSecrets answers GET /v1/secrets: names, versions and times, by
 // name; never a value.
 func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
@@ -53,13 +68,8 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 // written back, logged, or quoted in an error, not even a parse error's
 // offending character.
 func (s *Server) setSecret(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.vault(w)
+	v, name, ok := s.vaultSecret(w, r)
 	if !ok {
-		return
-	}
-	name := r.PathValue("name")
-	if err := secrets.CheckName(name); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -89,13 +99,8 @@ func (s *Server) setSecret(w http.ResponseWriter, r *http.Request) {
 // deleteSecret answers DELETE /v1/secrets/<name>: 204, or 404 when no
 // such secret is stored.
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.vault(w)
+	v, name, ok := s.vaultSecret(w, r)
 	if !ok {
-		return
-	}
-	name := r.PathValue("name")
-	if err := secrets.CheckName(name); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	existed, err := v.Delete(r.Context(), name)
