@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,8 +24,8 @@ import (
 	"github.com/routines-dev/routines/internal/client"
 )
 
-// ProfileEnv selects a profile, as --profile does.
-const ProfileEnv = "ROUTINES_PROFILE"
+// profileEnv selects a profile, as --profile does.
+const profileEnv = "ROUTINES_PROFILE"
 
 // defaultProfile is the profile login and logout act on unless told.
 const defaultProfile = "default"
@@ -44,13 +45,7 @@ type profile struct {
 
 // names lists the profiles, sorted.
 func (p *profiles) names() []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for n := range p.Profiles {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	return slices.Sorted(maps.Keys(p.Profiles))
 }
 
 // unknown is the error of a profile name not in the file at path.
@@ -195,7 +190,7 @@ func writeProfiles(path string, p *profiles) error {
 // profileName is the profile selected by --profile, else $ROUTINES_PROFILE;
 // "" when none is.
 func (g *globals) profileName() string {
-	return cmp.Or(g.profile, g.getenv(ProfileEnv))
+	return cmp.Or(g.profile, g.getenv(profileEnv))
 }
 
 // remote is the server a selected profile names, and its client.
@@ -240,7 +235,7 @@ func newLoginCmd(g *globals) *cobra.Command {
 			"both as a profile (named default unless --profile NAME) in routines/config.yaml of the user's\n" +
 			"configuration directory (~/.config, or $XDG_CONFIG_HOME), mode 0600. The token is --token, else\n" +
 			"$ROUTINES_TOKEN, else read from stdin (typed without echo at a terminal). Then --profile NAME\n" +
-			"(or $" + ProfileEnv + ") makes runs, show, logs, invoke, emit, status, secrets and dlq act on\n" +
+			"(or $" + profileEnv + ") makes runs, show, logs, invoke, emit, status, secrets and dlq act on\n" +
 			"that server instead of the local project. Docs: " + docsURL + "/remote.md",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -342,7 +337,7 @@ func (g *globals) login(ctx context.Context, rawURL, token string) error {
 	if err := writeProfiles(path, ps); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.deps.Stdout, "logged in to %s as profile %s (saved in %s)\nact on it with: routines --profile %s COMMAND, or %s=%s\n", base, name, path, name, ProfileEnv, name)
+	fmt.Fprintf(g.deps.Stdout, "logged in to %s as profile %s (saved in %s)\nact on it with: routines --profile %s COMMAND, or %s=%s\n", base, name, path, name, profileEnv, name)
 	return nil
 }
 

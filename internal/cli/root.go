@@ -200,7 +200,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
 	root.PersistentFlags().StringVar(&g.project, "project", "", "project directory holding .routines/ (default: the nearest one above the routine, the served directory or the current one; env ROUTINES_PROJECT; routines help projects)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.PersistentFlags().StringVar(&g.profile, "profile", "", "act on the server of this profile (routines login) instead of the local project; env "+ProfileEnv)
+	root.PersistentFlags().StringVar(&g.profile, "profile", "", "act on the server of this profile (routines login) instead of the local project; env "+profileEnv)
 	root.PersistentFlags().StringSliceVar(&g.allowMissing, "allow-missing", nil,
 		"sandbox layers run steps may go without where this host lacks them: network, memory, pids, cpu (see routines doctor; env ROUTINES_ALLOW_MISSING)")
 	root.AddCommand(
