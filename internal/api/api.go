@@ -34,6 +34,12 @@ func NewRunDetail(run *routine.Run, steps []*routine.StepRun) RunDetail {
 			steps[i] = &c
 		}
 	}
+	return RunDetail{Run: NewRun(run), Steps: steps}
+}
+
+// NewRun prepares a run for JSON, as GET /v1/runs and `routines runs -o
+// json` write it: a copy whose empty input and tags are {} and [].
+func NewRun(run *routine.Run) *routine.Run {
 	c := *run
 	if c.Input == nil {
 		c.Input = map[string]string{}
@@ -41,7 +47,7 @@ func NewRunDetail(run *routine.Run, steps []*routine.StepRun) RunDetail {
 	if c.Tags == nil {
 		c.Tags = []string{}
 	}
-	return RunDetail{Run: &c, Steps: steps}
+	return &c
 }
 
 // EventRun is one run an event made, or the run it folded into.

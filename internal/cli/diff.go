@@ -46,7 +46,7 @@ func (g *globals) diff(ctx context.Context, c *client.Client, name, from, to str
 	if to == "" {
 		list, err := c.Revisions(ctx, name, 1)
 		if err != nil {
-			return apiErr(err)
+			return g.apiErr(err)
 		}
 		to = list[0].Revision
 	}
@@ -59,7 +59,7 @@ func (g *globals) diff(ctx context.Context, c *client.Client, name, from, to str
 	for i, rev := range []string{from, to} {
 		data, err := c.Bundle(ctx, name, rev, bundle.DefaultMaxBytes)
 		if err != nil {
-			return apiErr(err)
+			return g.apiErr(err)
 		}
 		dir := filepath.Join(tmp, fmt.Sprint(i))
 		if err := bundle.Extract(bytes.NewReader(data), dir, bundle.Limits{}); err != nil {

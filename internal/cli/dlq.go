@@ -31,8 +31,8 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Short: "List dead runs, whose input is kept for replay",
 		Args:  argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withProject(cmd.Context(), func(st store.Store, project string) error {
-				return g.listRuns(cmd.Context(), st, project, &store.RunListParams{States: deadOnly, Limit: limit}, since)
+			return g.withRuns(cmd.Context(), func(rr runReader, where string) error {
+				return g.listRuns(cmd.Context(), rr, where, &store.RunListParams{States: deadOnly, Limit: limit}, since)
 			})
 		},
 	}
@@ -60,6 +60,13 @@ func newDLQCmd(g *globals) *cobra.Command {
 var deadOnly = []routine.State{routine.StateDead}
 
 func (g *globals) replay(ctx context.Context, id string, allowUnconfined bool) error {
+	rm, err := g.remote("")
+	if err != nil {
+		return err
+	}
+	if rm != nil {
+		return g.replayRemote(ctx, rm, id)
+	}
 	var dead *routine.Run
 	if err := g.withRunAmong(ctx, id, &store.RunListParams{States: deadOnly}, func(_ store.Store, _ string, run *routine.Run) error {
 		dead = run

@@ -18,10 +18,10 @@ func newEmitCmd(g *globals) *cobra.Command {
 		Use:   "emit NAME",
 		Short: "Publish an event to the running daemon (routines serve)",
 		Long: "emit publishes the event NAME to the daemon of this project (its address is in\n" +
-			".routines/serve.json, or --server): every routine with an `event: {name: NAME}` trigger\n" +
-			"gets a run whose event is --data. With --dedupe KEY (or a trigger's own dedupe:),\n" +
-			"a duplicate inside the window folds into the first run. An event no routine listens\n" +
-			"to is not an error: events are fire-and-forget.",
+			".routines/serve.json, or --server), or the server of --profile: every routine with an\n" +
+			"`event: {name: NAME}` trigger gets a run whose event is --data. With --dedupe KEY (or a\n" +
+			"trigger's own dedupe:), a duplicate inside the window folds into the first run. An event\n" +
+			"no routine listens to is not an error: events are fire-and-forget.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := routine.CheckEventName(args[0]); err != nil {
@@ -53,7 +53,7 @@ func newEmitCmd(g *globals) *cobra.Command {
 func (g *globals) emit(ctx context.Context, c *client.Client, name string, body json.RawMessage, dedupe string) error {
 	res, err := c.Emit(ctx, name, body, dedupe, 0)
 	if err != nil {
-		return apiErr(err)
+		return g.apiErr(err)
 	}
 	if g.output == "json" {
 		return writeJSON(g.deps.Stdout, res)

@@ -27,6 +27,9 @@ const (
 	exitsList = "  0  listed (an empty list too)\n" +
 		"  1  the store could not be read\n" +
 		"  2  bad flags, or no store in the project yet"
+	// exitsProfile is what --profile adds to the exit codes of a command
+	// that acts on a profile's server.
+	exitsProfile = "\n  2  (with --profile) an unknown or unsafe profile, or a server that does not answer or refuses the token"
 	exitsRunning = "  0    the run succeeded\n" +
 		"  1    the run failed (or is dead)\n" +
 		"  2    invalid routine, input or flags, or its run steps cannot be confined: nothing ran\n" +
@@ -68,13 +71,13 @@ var helpTable = map[string]commandHelp{
 		example: "  routines runs                          # the 50 newest runs\n" +
 			"  routines runs --state failed,dead --since 7d\n" +
 			"  routines runs --routine hello -o json",
-		exits: exitsList,
+		exits: exitsList + exitsProfile,
 	},
 	"routines show": {
 		example: "  routines show last           # the newest run\n" +
 			"  routines show -2             # the one before\n" +
 			"  routines show 01JD3K -o json # by a unique prefix of its id",
-		exits: "  0  shown\n  1  the store could not be read\n  2  no such run (or the prefix is ambiguous: the candidates are listed)",
+		exits: "  0  shown\n  1  the store could not be read\n  2  no such run (or the prefix is ambiguous: the candidates are listed)" + exitsProfile,
 	},
 	"routines logs": {
 		example: "  routines logs last               # the newest run's lines\n" +
@@ -83,7 +86,7 @@ var helpTable = map[string]commandHelp{
 		exits: "  0    printed; with -f, the run succeeded\n" +
 			"  1    with -f, the run failed (or is dead), or the daemon stopped streaming it\n" +
 			"  2    no such run; with -f, a run not finished and no daemon to follow it from\n" +
-			"  130  with -f, the run was cancelled",
+			"  130  with -f, the run was cancelled" + exitsProfile,
 	},
 	"routines dlq": {
 		example: "  routines dlq list\n  routines dlq replay last",
@@ -91,12 +94,12 @@ var helpTable = map[string]commandHelp{
 	},
 	"routines dlq list": {
 		example: "  routines dlq list\n  routines dlq list --since 1d -o json",
-		exits:   exitsList,
+		exits:   exitsList + exitsProfile,
 	},
 	"routines dlq replay": {
 		example: "  routines dlq replay last     # the newest dead run\n" +
 			"  routines dlq replay 01JD3K",
-		exits: exitsRunning + "\n  2    (also) the run is not dead, or no such run",
+		exits: exitsRunning + "\n  2    (also) the run is not dead, or no such run" + exitsProfile,
 	},
 	"routines schema": {
 		example: "  routines schema > routine.schema.json",
@@ -141,11 +144,22 @@ var helpTable = map[string]commandHelp{
 		exits: "  0    queued; with --wait, the run succeeded\n" +
 			"  1    the daemon failed; with --wait, the run failed (or is dead)\n" +
 			"  2    bad input, no such routine, or no daemon running for the project\n" +
-			"  130  with --wait, the run was cancelled",
+			"  130  with --wait, the run was cancelled" + exitsProfile,
 	},
 	"routines emit": {
 		example: "  routines emit order.paid -d '{\"id\": 42}'\n  routines emit order.paid -d '{\"id\": 42}' --dedupe 42",
-		exits:   "  0  published (to no listener too)\n  1  the daemon failed\n  2  bad input, or no daemon running for the project",
+		exits:   "  0  published (to no listener too)\n  1  the daemon failed\n  2  bad input, or no daemon running for the project" + exitsProfile,
+	},
+	"routines login": {
+		example: "  routines login https://routines.example.com     # the token from $ROUTINES_TOKEN, or typed (not echoed)\n" +
+			"  printf %s \"$TOKEN\" | routines login https://routines.example.com --profile prod\n" +
+			"  routines --profile prod runs                      # then act on that server",
+		exits: "  0  checked and saved\n  1  the profiles file could not be written\n" +
+			"  2  a bad URL or profile name, nothing answers at URL, it refuses the token, or the profiles file is unsafe (a link, or open to others)",
+	},
+	"routines logout": {
+		example: "  routines logout                 # the profile named default\n  routines logout --profile prod",
+		exits:   "  0  removed\n  1  the profiles file could not be written\n  2  no such profile, or the profiles file is unsafe",
 	},
 	"routines secrets": {
 		example: "  routines secrets set API_TOKEN\n  routines secrets list",
@@ -155,15 +169,15 @@ var helpTable = map[string]commandHelp{
 		example: "  routines secrets set API_TOKEN                  # type or paste it; not echoed\n" +
 			"  printf %s \"$TOKEN\" | routines secrets set API_TOKEN\n" +
 			"  routines secrets set TLS_KEY --from-file key.pem",
-		exits: "  0  stored\n  1  the vault could not be opened or written\n  2  a bad name, an empty or too long value",
+		exits: "  0  stored\n  1  the vault could not be opened or written\n  2  a bad name, an empty or too long value" + exitsProfile,
 	},
 	"routines secrets list": {
 		example: "  routines secrets list\n  routines secrets list -o json",
-		exits:   exitsList,
+		exits:   exitsList + exitsProfile,
 	},
 	"routines secrets rm": {
 		example: "  routines secrets rm API_TOKEN",
-		exits:   "  0  removed\n  1  the vault could not be written\n  2  no such secret",
+		exits:   "  0  removed\n  1  the vault could not be written\n  2  no such secret" + exitsProfile,
 	},
 	"routines audit": {
 		example: "  routines audit --since 1d\n  routines audit --secret API_TOKEN -o json",
@@ -192,7 +206,7 @@ var helpTable = map[string]commandHelp{
 	"routines status": {
 		example: "  routines status                          # the project here: store, vault, daemon, routines\n" +
 			"  routines status --project ~/ops -o json  # as one JSON object",
-		exits: "  0  shown, whatever the daemon's state\n  1  the project could not be read",
+		exits: "  0  shown, whatever the daemon's state\n  1  the project could not be read" + exitsProfile,
 	},
 	"routines doctor": {
 		example: "  routines doctor\n  routines doctor -o json",

@@ -30,18 +30,6 @@ func newRunDetail(run *routine.Run, steps []*routine.StepRun) api.RunDetail {
 	return api.NewRunDetail(run, steps)
 }
 
-// jsonRun returns run with empty input and tags as {} and [].
-func jsonRun(run *routine.Run) *routine.Run {
-	c := *run
-	if c.Input == nil {
-		c.Input = map[string]string{}
-	}
-	if c.Tags == nil {
-		c.Tags = []string{}
-	}
-	return &c
-}
-
 // withStore opens the store of the project around the current directory.
 func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
 	return g.withProject(ctx, func(st store.Store, _ string) error { return fn(st) })
@@ -77,6 +65,28 @@ func (g *globals) withRunAmong(ctx context.Context, arg string, among *store.Run
 		}
 		return fn(st, project, run)
 	})
+}
+
+// runReader is where the commands that read runs (runs, show, logs, dlq)
+// find them: the project's store, or a server's API (remoteRuns).
+type runReader interface {
+	RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error)
+	RunGet(ctx context.Context, id string) (*routine.Run, error)
+	StepList(ctx context.Context, runID string) ([]*routine.StepRun, error)
+	LogList(ctx context.Context, p *store.LogListParams) ([]routine.LogLine, error)
+}
+
+// withRuns calls fn with where runs are read: the server of the selected
+// profile, else the project's store; where names it in messages.
+func (g *globals) withRuns(ctx context.Context, fn func(rr runReader, where string) error) error {
+	rm, err := g.remote("")
+	if err != nil {
+		return err
+	}
+	if rm != nil {
+		return fn(remoteRuns{g: g, rm: rm}, rm.where())
+	}
+	return g.withProject(ctx, func(st store.Store, dir string) error { return fn(st, dir) })
 }
 
 // runRefMark marks an argument such as -2 that Run moved out of the flag
@@ -115,7 +125,7 @@ func backRef(s string) (int, bool) {
 // resolveRun finds the run arg names: last or -1 (the newest of the runs
 // among selects), -2 (the one before) …, a run id, or a unique prefix of
 // one. A miss is bad input that names the project.
-func resolveRun(ctx context.Context, st store.Store, project, arg string, among *store.RunListParams) (*routine.Run, error) {
+func resolveRun(ctx context.Context, st runReader, project, arg string, among *store.RunListParams) (*routine.Run, error) {
 	arg = strings.TrimPrefix(arg, runRefMark)
 	n, back := backRef(arg)
 	if arg == "last" {
@@ -144,7 +154,7 @@ func resolveRun(ctx context.Context, st store.Store, project, arg string, among 
 }
 
 // getRun finds a run by id or unique id prefix; a miss is bad input.
-func getRun(ctx context.Context, st store.Store, project, id string) (*routine.Run, error) {
+func getRun(ctx context.Context, st runReader, project, id string) (*routine.Run, error) {
 	run, err := st.RunGet(ctx, strings.ToUpper(id))
 	var ambiguous *routine.AmbiguousIDError
 	switch {
@@ -169,8 +179,8 @@ func newRunsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if state != "" {
 				for _, s := range strings.Split(state, ",") {
-					if !validState(routine.State(s)) {
-						return invalid(fmt.Errorf("--state %s: want one of %s", s, statesList()))
+					if !routine.IsRunState(routine.State(s)) {
+						return invalid(fmt.Errorf("--state %s: want one of %s", s, routine.RunStateNames()))
 					}
 					p.States = append(p.States, routine.State(s))
 				}
@@ -178,39 +188,22 @@ func newRunsCmd(g *globals) *cobra.Command {
 			if p.Limit < 0 {
 				return invalid(fmt.Errorf("--limit %d: must be positive", p.Limit))
 			}
-			return g.withProject(cmd.Context(), func(st store.Store, project string) error {
-				return g.listRuns(cmd.Context(), st, project, &p, since)
+			return g.withRuns(cmd.Context(), func(rr runReader, where string) error {
+				return g.listRuns(cmd.Context(), rr, where, &p, since)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&p.Routine, "routine", "", "only runs of this routine")
-	cmd.Flags().StringVar(&state, "state", "", "only runs in these states, comma-separated ("+statesList()+")")
+	cmd.Flags().StringVar(&state, "state", "", "only runs in these states, comma-separated ("+routine.RunStateNames()+")")
 	cmd.Flags().IntVar(&p.Limit, "limit", 50, "at most this many runs")
 	durationVar(cmd.Flags(), &since, "since", 0, "only runs queued this recently, such as 2h or 7d (default: all)")
 	return cmd
 }
 
-func validState(s routine.State) bool {
-	for _, v := range routine.RunStates {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func statesList() string {
-	names := make([]string, len(routine.RunStates))
-	for i, s := range routine.RunStates {
-		names[i] = string(s)
-	}
-	return strings.Join(names, ", ")
-}
-
 // listRuns prints the runs p selects, of those queued in the last since
 // when it is set: a table, or a JSON array.
-func (g *globals) listRuns(ctx context.Context, st store.Store, project string, p *store.RunListParams, since time.Duration) error {
-	runs, err := st.RunList(ctx, p)
+func (g *globals) listRuns(ctx context.Context, rr runReader, where string, p *store.RunListParams, since time.Duration) error {
+	runs, err := rr.RunList(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -225,7 +218,7 @@ func (g *globals) listRuns(ctx context.Context, st store.Store, project string, 
 	if g.output == "json" {
 		out := make([]*routine.Run, len(runs))
 		for i, r := range runs {
-			out[i] = jsonRun(r)
+			out[i] = api.NewRun(r)
 		}
 		return writeJSON(g.deps.Stdout, out)
 	}
@@ -234,7 +227,7 @@ func (g *globals) listRuns(ctx context.Context, st store.Store, project string, 
 		if p.Routine == "" && len(p.States) == 0 && since == 0 {
 			msg = "no runs recorded in %s yet\n"
 		}
-		_, err := fmt.Fprintf(g.deps.Stdout, msg, project)
+		_, err := fmt.Fprintf(g.deps.Stdout, msg, where)
 		return err
 	}
 	rows := [][]string{{"ID", "ROUTINE", "STATE", "TRIGGER", "QUEUED", "DURATION", "ERROR"}}
@@ -265,8 +258,12 @@ func newShowCmd(g *globals) *cobra.Command {
 		Annotations: map[string]string{takesRun: "all"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return g.withRun(ctx, args[0], func(st store.Store, run *routine.Run) error {
-				steps, err := st.StepList(ctx, run.ID)
+			return g.withRuns(ctx, func(rr runReader, where string) error {
+				run, err := resolveRun(ctx, rr, where, args[0], &store.RunListParams{})
+				if err != nil {
+					return err
+				}
+				steps, err := rr.StepList(ctx, run.ID)
 				if err != nil {
 					return err
 				}
@@ -333,7 +330,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Print the stored logs of a run, each line tagged with the run id and step; -f follows a live run",
 		Long: "logs prints a run's lines: time, run id, step, stream (stdout, stderr, system) and text.\n" +
 			"RUN is a run id, a unique prefix of one, last (the newest run), or -1, -2 … (the newest, the one before …).\n" +
-			"With -f it follows the run from the project's daemon, printing lines as its steps write them,\n" +
+			"With -f it follows the run from the project's daemon (or the --profile's server), printing lines as its steps write them,\n" +
 			"until the run ends, then exits with the run's state. A finished run needs no daemon; a run that\n" +
 			"a run-once executes is followed from the store. With -o json, -f prints one JSON object a line.",
 		Args:        argsRange(1, 1),
@@ -343,8 +340,12 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if follow {
 				return g.followLogs(ctx, args[0], step)
 			}
-			return g.withRun(ctx, args[0], func(st store.Store, run *routine.Run) error {
-				lines, err := st.LogList(ctx, &store.LogListParams{RunID: run.ID, Step: step})
+			return g.withRuns(ctx, func(rr runReader, where string) error {
+				run, err := resolveRun(ctx, rr, where, args[0], &store.RunListParams{})
+				if err != nil {
+					return err
+				}
+				lines, err := rr.LogList(ctx, &store.LogListParams{RunID: run.ID, Step: step})
 				if err != nil {
 					return err
 				}
@@ -372,8 +373,9 @@ func printLogLine(w io.Writer, l routine.LogLine) {
 }
 
 // followLogs prints the lines of a run as they are stored, until it ends;
-// the exit code follows its state. A finished run is read from the store;
-// an unfinished one is followed from the project's daemon, or, when none
+// the exit code follows its state. With a profile, the run is followed
+// from its server. Else a finished run is read from the store; an
+// unfinished one is followed from the project's daemon, or, when none
 // runs, from the store as long as the process that executes it (a
 // run-once) lives.
 func (g *globals) followLogs(ctx context.Context, arg, step string) error {
@@ -391,13 +393,24 @@ func (g *globals) followLogs(ctx context.Context, arg, step string) error {
 		}
 		return nil
 	}
-	var daemon, id string
-	err := g.withRunAmong(ctx, arg, &store.RunListParams{}, func(st store.Store, dir string, run *routine.Run) error {
+	rm, err := g.remote("")
+	if err != nil {
+		return err
+	}
+	var c *client.Client // the daemon or server the run is followed from; nil: from the store
+	var id string
+	if rm != nil {
+		run, err := resolveRun(ctx, remoteRuns{g: g, rm: rm}, rm.where(), arg, &store.RunListParams{})
+		if err != nil {
+			return err
+		}
+		c, id = rm.c, run.ID
+	} else if err := g.withRunAmong(ctx, arg, &store.RunListParams{}, func(st store.Store, dir string, run *routine.Run) error {
 		proj := project.Project{Dir: dir}
 		if !run.State.Final() {
 			base, err := g.daemonURL("")
 			if err == nil {
-				daemon, id = base, run.ID
+				c, id = client.New(base, g.getenv("ROUTINES_TOKEN")), run.ID
 				return nil
 			}
 			if run.State != routine.StateRunning || owner.Dir(proj.OwnersDir()).Dead(run.Worker) {
@@ -405,12 +418,13 @@ func (g *globals) followLogs(ctx context.Context, arg, step string) error {
 			}
 		}
 		return server.Follow(ctx, st, &server.FollowParams{RunID: run.ID, Step: step}, emit)
-	})
-	if err == nil && daemon != "" {
-		err = apiErr(client.New(daemon, g.getenv("ROUTINES_TOKEN")).FollowLogs(ctx, id, step, emit))
-	}
-	if err != nil {
+	}); err != nil {
 		return err
+	}
+	if c != nil {
+		if err := g.apiErr(c.FollowLogs(ctx, id, step, emit)); err != nil {
+			return err
+		}
 	}
 	(&liveView{stdout: g.deps.Stderr, stderr: g.deps.Stderr}).summary(end.Run)
 	return runExit(end.State)

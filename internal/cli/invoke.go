@@ -21,9 +21,9 @@ func newInvokeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
 		Short: "Fire a routine on the running daemon (routines serve)",
-		Long: "invoke asks the daemon of this project (its address is in .routines/serve.json, or --server)\n" +
-			"to run the routine NAME. With --wait it prints the steps' output as run-once does, live,\n" +
-			"then the run's final state, and exits with it.",
+		Long: "invoke asks the daemon of this project (its address is in .routines/serve.json, or --server),\n" +
+			"or the server of --profile, to run the routine NAME. With --wait it prints the steps' output\n" +
+			"as run-once does, live, then the run's final state, and exits with it.",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			input := make(map[string]string, len(inputs))
@@ -71,8 +71,14 @@ func (g *globals) daemonURL(flag string) (string, error) {
 func (g *globals) invoke(ctx context.Context, c *client.Client, name string, input map[string]string, wait bool) error {
 	id, err := c.CreateRun(ctx, name, input)
 	if err != nil {
-		return apiErr(err)
+		return g.apiErr(err)
 	}
+	return g.watchRun(ctx, c, id, name, wait)
+}
+
+// watchRun tells that run id of routine name was queued and, with wait,
+// shows its steps' output live, then its end, and exits with its state.
+func (g *globals) watchRun(ctx context.Context, c *client.Client, id, name string, wait bool) error {
 	human := g.deps.Stdout
 	if g.output == "json" {
 		human = g.deps.Stderr
@@ -87,7 +93,7 @@ func (g *globals) invoke(ctx context.Context, c *client.Client, name string, inp
 	// The steps' output as run-once shows it, live, from the daemon.
 	view := &liveView{stdout: human, stderr: g.deps.Stderr}
 	var end *api.RunDetail
-	err = c.FollowLogs(ctx, id, "", func(e api.Event) error {
+	err := c.FollowLogs(ctx, id, "", func(e api.Event) error {
 		switch {
 		case e.Line != nil:
 			view.Log(*e.Line)
@@ -99,7 +105,7 @@ func (g *globals) invoke(ctx context.Context, c *client.Client, name string, inp
 		return nil
 	})
 	if err != nil {
-		return apiErr(err)
+		return g.apiErr(err)
 	}
 	view.summary(end.Run)
 	if g.output == "json" {
@@ -111,8 +117,18 @@ func (g *globals) invoke(ctx context.Context, c *client.Client, name string, inp
 }
 
 // apiClient returns the client of the daemon at serverURL (--server),
-// else of the project's running daemon; with token, else $ROUTINES_TOKEN.
+// else of the selected profile's server, else of the project's running
+// daemon; with token, else the profile's, else $ROUTINES_TOKEN.
 func (g *globals) apiClient(serverURL, token string) (*client.Client, error) {
+	if serverURL == "" {
+		rm, err := g.remote(token)
+		if err != nil {
+			return nil, err
+		}
+		if rm != nil {
+			return rm.c, nil
+		}
+	}
 	if token == "" {
 		token = g.getenv("ROUTINES_TOKEN")
 	}
@@ -124,16 +140,21 @@ func (g *globals) apiClient(serverURL, token string) (*client.Client, error) {
 }
 
 // apiErr words an error of the API client for the command line: a daemon
-// that does not answer, or an answer that blames the request
-// (400, 404, 409, 422) is bad input (exit 2); a stream that ended early says how to resume.
-// nil stays nil.
-func apiErr(err error) error {
+// that does not answer, a token it refuses, or an answer that blames the
+// request (400, 404, 409, 422) is bad input (exit 2); a stream that ended
+// early says how to resume. A server of a profile is named as such. nil
+// stays nil.
+func (g *globals) apiErr(err error) error {
 	var unreachable *client.UnreachableError
 	var apiError *client.APIError
 	var ended *client.StreamEndedError
 	switch {
+	case errors.As(err, &unreachable) && g.selected != "":
+		return invalidf("nothing answers at %s (profile %s): %v; check that the server is up, or log in again with: routines login URL --profile %s", unreachable.URL, g.selected, unreachable.Err, g.selected)
 	case errors.As(err, &unreachable):
 		return invalidf("no daemon answers at %s: %v (start `routines serve`, or check --server)", unreachable.URL, unreachable.Err)
+	case errors.As(err, &apiError) && apiError.Status == http.StatusUnauthorized && g.selected != "":
+		return invalidf("%s %s: the server refused the token of profile %s (401): log in again with: routines login URL --profile %s", apiError.Method, apiError.Path, g.selected, g.selected)
 	case errors.As(err, &apiError) && (apiError.Status == http.StatusBadRequest || apiError.Status == http.StatusNotFound ||
 		apiError.Status == http.StatusConflict || apiError.Status == http.StatusUnprocessableEntity):
 		return invalid(err)

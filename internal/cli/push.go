@@ -108,7 +108,7 @@ func (g *globals) push(ctx context.Context, d *deployment, dir, message string) 
 		}
 		res, err := c.Push(ctx, &client.Push{Bundle: b.Data, Author: author, Message: message, GitCommit: gitCommit(r.Dir)})
 		if err != nil {
-			return apiErr(fmt.Errorf("push %s: %w", r.Name, err))
+			return g.apiErr(fmt.Errorf("push %s: %w", r.Name, err))
 		}
 		results = append(results, res)
 		if g.output != "json" {
@@ -195,7 +195,7 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 			}
 			list, err := c.Revisions(cmd.Context(), args[0], limit)
 			if err != nil {
-				return apiErr(err)
+				return g.apiErr(err)
 			}
 			if g.output == "json" {
 				return writeJSON(g.deps.Stdout, list)
@@ -237,7 +237,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			}
 			rev, err := c.Rollback(cmd.Context(), args[0], api.Rollback{Revision: args[1], Message: message})
 			if err != nil {
-				return apiErr(err)
+				return g.apiErr(err)
 			}
 			if g.output == "json" {
 				return writeJSON(g.deps.Stdout, rev)

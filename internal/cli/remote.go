@@ -4,225 +4,204 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
-	"os/signal"
-	"path/filepath"
-	"syscall"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
-
-	"github.com/routines-dev/routines/internal/bundle"
-	"github.com/routines-dev/routines/internal/daemon"
-	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/api"
+	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// remoteOptions are the flags server and worker share.
-type remoteOptions struct {
-	db              string
-	cacheDir        string
-	workDir         string
-	grace           time.Duration
-	lease           time.Duration
-	requeueAfter    time.Duration
-	allowUnconfined bool
-	poll            time.Duration
+// remoteRuns reads runs from the API of a profile's server, as the
+// project's store would give them (runReader).
+type remoteRuns struct {
+	g  *globals
+	rm *remote
 }
 
-func (o *remoteOptions) flags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&o.db, "db", "", "the deployment's store: postgres://user:password@host:5432/routines (env ROUTINES_DB); sslmode in the URL is honoured")
-	f.StringVar(&o.cacheDir, "cache-dir", "", "where pushed revisions are kept extracted (default: the user cache directory/routines/bundles)")
-	f.StringVar(&o.workDir, "work-dir", "", "where runs keep their workspaces (default: the user cache directory/routines/work)")
-	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before their runs go back to the queue")
-	durationVar(f, &o.lease, "lease", 30*time.Second, "lease of a claimed run: a run whose worker stops renewing it is taken over this long after")
-	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a slot (0: never)")
-	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
-	durationVar(f, &o.poll, "poll", 5*time.Second, "how often the pushed revisions are read again")
-}
-
-// serverOptions are the flags of server.
-type serverOptions struct {
-	remoteOptions
-	addr       string
-	workers    int
-	token      string
-	maxQueued  int
-	limits     server.Limits
-	maxBodyMiB int
-}
-
-func newServerCmd(g *globals) *cobra.Command {
-	o := &serverOptions{}
-	cmd := &cobra.Command{
-		Use:   "server --db postgres://…",
-		Short: "Serve a deployment: the API, pushes, webhooks and events, schedules and mail, on PostgreSQL",
-		Long: "server serves the JSON API (/v1), takes pushed routines (routines push), receives webhooks, Slack commands\n" +
-			"and events, and fires the cron, every and email triggers of the pushed routines, all through the PostgreSQL\n" +
-			"store of --db: run as many replicas as you like. With --workers N it also executes runs; else `routines worker`\n" +
-			"processes do. Docs: " + docsURL + "/remote.md",
-		Args: argsRange(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.token == "" {
-				o.token = g.getenv("ROUTINES_TOKEN")
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return g.runRemote(ctx, &o.remoteOptions, o)
-		},
+// RunList lists runs; the dead runs from the dead-letter queue's endpoint.
+func (r remoteRuns) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
+	q := api.RunQuery{Routine: p.Routine, States: p.States, Limit: p.Limit}
+	list := r.rm.c.ListRuns
+	if slices.Equal(p.States, deadOnly) {
+		q.States, list = nil, r.rm.c.ListDead
 	}
-	o.remoteOptions.flags(cmd)
-	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
-	f.IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
-	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
-	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
-	d := server.DefaultLimits
-	o.limits = d
-	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests")
-	return cmd
+	runs, err := list(ctx, q)
+	return runs, r.g.apiErr(err)
 }
 
-// workerOptions are the flags of worker.
-type workerOptions struct {
-	remoteOptions
-	slots int
+// RunGet finds a run by id or unique prefix; an unknown one wraps
+// routine.ErrNotFound, as the store's.
+func (r remoteRuns) RunGet(ctx context.Context, id string) (*routine.Run, error) {
+	d, err := r.rm.c.GetRun(ctx, id)
+	var apiError *client.APIError
+	if errors.As(err, &apiError) && apiError.Status == http.StatusNotFound {
+		return nil, fmt.Errorf("%s: %w", apiError.Message, routine.ErrNotFound)
+	}
+	if err != nil {
+		return nil, r.g.apiErr(err)
+	}
+	return d.Run, nil
 }
 
-func newWorkerCmd(g *globals) *cobra.Command {
-	o := &workerOptions{}
-	cmd := &cobra.Command{
-		Use:   "worker --db postgres://…",
-		Short: "Execute the runs of a deployment, claimed from PostgreSQL",
-		Long: "worker claims runs from the PostgreSQL store of --db and executes them, each with the revision it was\n" +
-			"queued with (fetched once, then cached). Run as many as you like, on any machines; each routine's\n" +
-			"concurrency.max holds across all of them. SIGTERM lets running steps finish for --grace, then puts their\n" +
-			"runs back in the queue for another worker. Docs: " + docsURL + "/remote.md",
-		Args: argsRange(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return g.runRemote(ctx, &o.remoteOptions, o)
-		},
+// StepList returns the steps of a run.
+func (r remoteRuns) StepList(ctx context.Context, runID string) ([]*routine.StepRun, error) {
+	d, err := r.rm.c.GetRun(ctx, runID)
+	if err != nil {
+		return nil, r.g.apiErr(err)
 	}
-	o.remoteOptions.flags(cmd)
-	cmd.Flags().IntVar(&o.slots, "slots", 32, "runs executed at once (each run step is a process)")
-	return cmd
+	return d.Steps, nil
 }
 
-// runRemote runs a server (with a *serverOptions) or a worker (with a
-// *workerOptions) until ctx ends, then stops it within the grace.
-func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) error {
-	if o.db == "" {
-		o.db = g.getenv("ROUTINES_DB")
-	}
-	if o.db == "" {
-		return invalidf("no store: give --db postgres://user:password@host:5432/routines (or ROUTINES_DB)")
-	}
-	cache, work, err := remoteDirs(o)
+// LogList returns the lines of a run (of p.Step, when set) stored so far.
+func (r remoteRuns) LogList(ctx context.Context, p *store.LogListParams) ([]routine.LogLine, error) {
+	lines, err := r.rm.c.GetLogs(ctx, p.RunID, p.Step)
+	return lines, r.g.apiErr(err)
+}
+
+// replayRemote replays a dead run on the profile's server: a new run
+// queued there, followed to its end as invoke --wait does.
+func (g *globals) replayRemote(ctx context.Context, rm *remote, arg string) error {
+	dead, err := resolveRun(ctx, remoteRuns{g: g, rm: rm}, rm.where(), arg, &store.RunListParams{States: deadOnly})
 	if err != nil {
 		return err
 	}
-	st, err := g.openStoreURL(ctx, o.db)
+	id, err := rm.c.ReplayRun(ctx, dead.ID)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", store.Redact(o.db), err)
+		return g.apiErr(err)
 	}
-	defer st.Close()
-	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	logLayers(logger)
-	cacheStore, err := bundle.OpenCache(cache, bundle.CacheOptions{Logger: logger})
+	run, err := rm.c.GetRun(ctx, id)
 	if err != nil {
-		return err
+		return g.apiErr(err)
 	}
-	resolver, err := g.secretResolver(st, project.Project{})
+	if run.Revision != dead.Revision {
+		fmt.Fprintf(g.deps.Stderr, "note: %s changed since run %s (rev %s → %s); replaying with the revision %s serves\n",
+			dead.Routine, dead.ID, routine.ShortRevision(dead.Revision), routine.ShortRevision(run.Revision), rm.url)
+	}
+	return g.watchRun(ctx, rm.c, id, dead.Routine, true)
+}
+
+func (g *globals) secretSetRemote(ctx context.Context, rm *remote, name, value string) error {
+	version, err := rm.c.SetSecret(ctx, name, value)
 	if err != nil {
-		return err
+		return g.apiErr(err)
 	}
-	cfg := daemon.RemoteConfig{
-		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
-		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers,
-		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter,
-		AllowMissing: g.allowMissing,
-		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
-			if err := g.checkSecrets(r); err != nil {
-				return err
-			}
-			return checkCalls(r, get)
-		},
-	}
-	what := "worker"
-	switch role := role.(type) {
-	case *serverOptions:
-		if role.workers < 0 || role.maxBodyMiB < 1 {
-			return invalidf("--workers %d, --max-body-in-flight %d: want at least 0 and 1", role.workers, role.maxBodyMiB)
-		}
-		role.limits.MaxBodyInFlight = int64(role.maxBodyMiB) << 20
-		ln, err := net.Listen("tcp", role.addr)
-		if err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && role.token == "" {
-			fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can push and run routines; set --token or ROUTINES_TOKEN\n", ln.Addr())
-		}
-		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits = ln, role.workers, role.token, role.maxQueued, role.limits
-		what = "server on http://" + ln.Addr().String()
-	case *workerOptions:
-		if role.slots < 1 {
-			return invalidf("--slots %d: want at least 1", role.slots)
-		}
-		cfg.Workers = role.slots
-	}
-	if cfg.Workers > 0 {
-		if cfg.Unconfined, err = g.hostConfinement(o.allowUnconfined); err != nil {
-			return invalid(err)
-		}
-	}
-	d, err := daemon.NewRemote(cfg)
-	if err != nil {
-		return err
-	}
-	if err := d.Start(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.deps.Stdout, "%s up (%s, store %s)\n", what, d.ID, store.Redact(o.db))
-	stop := func() error {
-		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
-		defer cancel()
-		return d.Stop(graceCtx)
-	}
-	select {
-	case <-ctx.Done():
-	case err := <-d.Failed():
-		return errors.Join(fmt.Errorf("serve: %w", err), stop())
-	}
-	fmt.Fprintf(g.deps.Stdout, "shutting down: waiting up to %s for running steps\n", o.grace)
-	if err := stop(); err != nil {
-		return err
-	}
-	fmt.Fprintln(g.deps.Stdout, "stopped")
+	fmt.Fprintf(g.deps.Stdout, "secret %s set (version %d) on %s\n", name, version, rm.where())
 	return nil
 }
 
-// remoteDirs returns the bundle cache and the work directory of a remote
-// daemon: the flags, else under the user's cache directory.
-func remoteDirs(o *remoteOptions) (cache, work string, err error) {
-	cache, work = o.cacheDir, o.workDir
-	if cache == "" || work == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return "", "", invalidf("no cache directory (%v): give --cache-dir and --work-dir", err)
-		}
-		if cache == "" {
-			cache = filepath.Join(base, "routines", "bundles")
-		}
-		if work == "" {
-			work = filepath.Join(base, "routines", "work")
-		}
+func (g *globals) secretRemoveRemote(ctx context.Context, rm *remote, name string) error {
+	err := rm.c.DeleteSecret(ctx, name)
+	var apiError *client.APIError
+	if errors.As(err, &apiError) && apiError.Status == http.StatusNotFound {
+		return invalidf("no secret %s is stored on %s (routines --profile %s secrets list shows those that are)", name, rm.where(), rm.name)
 	}
-	return cache, work, nil
+	if err != nil {
+		return g.apiErr(err)
+	}
+	fmt.Fprintf(g.deps.Stdout, "secret %s removed from %s\n", name, rm.where())
+	return nil
+}
+
+// remoteStatus is what routines status shows of a profile's server.
+type remoteStatus struct {
+	Server  string       `json:"server"`
+	Profile string       `json:"profile"`
+	LastRun *routine.Run `json:"last_run,omitempty"`
+	// Secrets are the names in the server's builtin vault; Vault says
+	// why there are none to list, when the server keeps no vault.
+	Secrets  []string      `json:"secrets"`
+	Vault    string        `json:"vault,omitempty"`
+	Problems []api.Problem `json:"problems"`
+	Routines []api.Routine `json:"routines"`
+}
+
+// statusRemote reads the status of a profile's server: its problems,
+// routines, last run and secrets' names.
+func (g *globals) statusRemote(ctx context.Context, rm *remote) (*remoteStatus, error) {
+	rep := &remoteStatus{Server: rm.url, Profile: rm.name, Secrets: []string{}}
+	st, err := rm.c.Status(ctx)
+	if err != nil {
+		return nil, g.apiErr(err)
+	}
+	rep.Problems = st.Problems
+	if rep.Routines, err = rm.c.ListRoutines(ctx); err != nil {
+		return nil, g.apiErr(err)
+	}
+	runs, err := rm.c.ListRuns(ctx, api.RunQuery{Limit: 1})
+	if err != nil {
+		return nil, g.apiErr(err)
+	}
+	if len(runs) > 0 {
+		rep.LastRun = runs[0]
+	}
+	secrets, err := rm.c.ListSecrets(ctx)
+	var apiError *client.APIError
+	switch {
+	case errors.As(err, &apiError) && apiError.Status == http.StatusNotImplemented:
+		rep.Vault = apiError.Message
+	case err != nil:
+		return nil, g.apiErr(err)
+	}
+	for _, s := range secrets {
+		rep.Secrets = append(rep.Secrets, s.Name)
+	}
+	return rep, nil
+}
+
+func (rep *remoteStatus) print(g *globals) {
+	w := tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "server\t%s (profile %s)\n", rep.Server, rep.Profile)
+	if r := rep.LastRun; r != nil {
+		fmt.Fprintf(w, "last run\t%s (%s, %s) %s\n", r.ID, r.Routine, r.State, ago(r.QueuedAt))
+	} else {
+		fmt.Fprintf(w, "last run\tnone yet\n")
+	}
+	switch {
+	case rep.Vault != "":
+		fmt.Fprintf(w, "vault\t%s\n", rep.Vault)
+	case len(rep.Secrets) == 0:
+		fmt.Fprintf(w, "vault\tno secrets stored\n")
+	default:
+		fmt.Fprintf(w, "vault\t%d secret(s): %s\n", len(rep.Secrets), strings.Join(rep.Secrets, ", "))
+	}
+	printProblems(w, rep.Problems)
+	w.Flush()
+	fmt.Fprintf(g.deps.Stdout, "\n%d routine(s) on %s\n", len(rep.Routines), rep.Server)
+	if len(rep.Routines) == 0 {
+		return
+	}
+	w = tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tTRIGGERS\tNEXT\tREVISION")
+	for _, r := range rep.Routines {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, triggersCell(r.Triggers), nextCell(r.Next), orDash(routine.ShortRevision(r.Revision)))
+	}
+	w.Flush()
+}
+
+// printProblems prints what a daemon or server reports it cannot do.
+func printProblems(w *tabwriter.Writer, problems []api.Problem) {
+	for _, pr := range problems {
+		fmt.Fprintf(w, "problem\t%s, %s: %s (%d time(s) since %s)\n", pr.Routine, pr.Trigger, pr.Message, pr.Count, pr.FirstSeen.Local().Format(time.DateTime))
+	}
+}
+
+// triggersCell shows a routine's triggers in a table cell.
+func triggersCell(triggers []string) string {
+	if len(triggers) == 0 {
+		return "(run by hand or the API)"
+	}
+	return strings.Join(triggers, "; ")
+}
+
+// nextCell shows when a routine fires next in a table cell.
+func nextCell(next *time.Time) string {
+	if next == nil {
+		return "-"
+	}
+	return next.Format("Mon 2006-01-02 15:04 MST")
 }

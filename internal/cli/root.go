@@ -111,6 +111,9 @@ type globals struct {
 	// allowMissing names sandbox layers run steps may go without where
 	// the host lacks them.
 	allowMissing []string
+	// profile is --profile; selected the profile a command acts on, once
+	// read (remote).
+	profile, selected string
 
 	// The secret providers of Deps.SecretProviders, made once.
 	extraOnce sync.Once
@@ -169,6 +172,7 @@ func newRoot(g *globals) *cobra.Command {
 		Long: "Routines runs routine.yaml files on this machine: run-once runs one now, in the foreground;\n" +
 			"serve is the daemon that fires their triggers (cron, every, webhooks, files, email, events)\n" +
 			"and works the queue. Runs, logs, state and secrets live in the project's .routines/ (SQLite).\n" +
+			"With --profile NAME (routines login) the commands that read or act use that server instead.\n" +
 			"Help on a command: routines help COMMAND. Docs: " + docsURL,
 		Version:       versionString(g.deps.Version, g.deps.Build),
 		SilenceUsage:  true,
@@ -196,6 +200,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
 	root.PersistentFlags().StringVar(&g.project, "project", "", "project directory holding .routines/ (default: the nearest one above the routine, the served directory or the current one; env ROUTINES_PROJECT; routines help projects)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.profile, "profile", "", "act on the server of this profile (routines login) instead of the local project; env "+profileEnv)
 	root.PersistentFlags().StringSliceVar(&g.allowMissing, "allow-missing", nil,
 		"sandbox layers run steps may go without where this host lacks them: network, memory, pids, cpu (see routines doctor; env ROUTINES_ALLOW_MISSING)")
 	root.AddCommand(
@@ -223,6 +228,7 @@ func newRoot(g *globals) *cobra.Command {
 		newDoctorCmd(g),
 		newStatusCmd(g),
 		newProjectsTopic(),
+		newLoginCmd(g), newLogoutCmd(g),
 	)
 	root.InitDefaultCompletionCmd()
 	root.InitDefaultHelpCmd()

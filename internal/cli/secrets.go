@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
@@ -91,12 +92,19 @@ func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
 	if err := secrets.CheckName(name); err != nil {
 		return invalid(err)
 	}
+	rm, err := g.remote("")
+	if err != nil {
+		return err
+	}
 	value, err := g.readSecretValue(name, fromFile)
 	if err != nil {
 		return invalid(err)
 	}
 	if err := secrets.CheckValue(value); err != nil {
 		return invalidf("secret %s: %v", name, err)
+	}
+	if rm != nil {
+		return g.secretSetRemote(ctx, rm, name, value)
 	}
 	keys, err := secrets.KeySourceFromEnv(g.getenv)
 	if err != nil {
@@ -130,19 +138,26 @@ func (g *globals) readSecretValue(name, fromFile string) (string, error) {
 		b, err := io.ReadAll(io.LimitReader(f, secrets.MaxValueBytes+1))
 		return string(b), err
 	}
+	return g.readStdin("value of "+name, secrets.MaxValueBytes+3)
+}
+
+// readStdin reads what is secret from stdin: a terminal line typed without
+// echo after a prompt naming what, or what is piped in (at most limit
+// bytes), less one trailing newline.
+func (g *globals) readStdin(what string, limit int64) (string, error) {
 	in := g.deps.Stdin
 	if in == nil {
 		in = os.Stdin
 	}
 	if f, ok := in.(*os.File); ok && isTerminal(f) {
-		fmt.Fprintf(g.deps.Stderr, "value of %s (not echoed): ", name)
+		fmt.Fprintf(g.deps.Stderr, "%s (not echoed): ", what)
 		v, err := readHidden(f)
 		fmt.Fprintln(g.deps.Stderr)
 		return v, err
 	}
-	b, err := io.ReadAll(io.LimitReader(in, secrets.MaxValueBytes+3))
+	b, err := io.ReadAll(io.LimitReader(in, limit))
 	if err != nil {
-		return "", fmt.Errorf("read the value from stdin: %w", err)
+		return "", fmt.Errorf("read the %s from stdin: %w", what, err)
 	}
 	v := strings.TrimSuffix(string(b), "\n")
 	return strings.TrimSuffix(v, "\r"), nil
@@ -160,39 +175,60 @@ func readHidden(f *os.File) (string, error) {
 }
 
 func (g *globals) secretList(ctx context.Context) error {
+	rm, err := g.remote("")
+	if err != nil {
+		return err
+	}
+	if rm != nil {
+		list, err := rm.c.ListSecrets(ctx)
+		if err != nil {
+			return g.apiErr(err)
+		}
+		return g.printSecrets(list, fmt.Sprintf("no secrets stored on %s; add one with: routines --profile %s secrets set NAME", rm.where(), rm.name))
+	}
 	return g.builtinVault(ctx, false, func(b *secrets.Builtin, p project.Project) error {
-		list, err := b.List(ctx)
+		stored, err := b.List(ctx)
 		if err != nil {
 			return err
 		}
-		if g.output == "json" {
-			type entry struct {
-				Name      string    `json:"name"`
-				Version   int       `json:"version"`
-				CreatedAt time.Time `json:"created_at"`
-				RotatedAt time.Time `json:"rotated_at"`
-			}
-			out := make([]entry, 0, len(list))
-			for _, s := range list {
-				out = append(out, entry{s.Name, s.Version, s.CreatedAt, s.RotatedAt})
-			}
-			return writeJSON(g.deps.Stdout, out)
+		list := make([]api.Secret, 0, len(stored))
+		for _, s := range stored {
+			list = append(list, api.Secret{Name: s.Name, Version: s.Version, CreatedAt: s.CreatedAt, RotatedAt: s.RotatedAt})
 		}
-		if len(list) == 0 {
-			fmt.Fprintf(g.deps.Stdout, "no secrets stored in project %s; add one with: routines secrets set NAME\n", p.Dir)
-			return nil
-		}
-		rows := [][]string{{"NAME", "VERSION", "LAST ROTATED (UTC)", "CREATED (UTC)"}}
-		for _, s := range list {
-			rows = append(rows, []string{s.Name, fmt.Sprint(s.Version), stamp(&s.RotatedAt), stamp(&s.CreatedAt)})
-		}
-		return table(g.deps.Stdout, rows)
+		return g.printSecrets(list, fmt.Sprintf("no secrets stored in project %s; add one with: routines secrets set NAME", p.Dir))
 	})
+}
+
+// printSecrets prints the secrets of a vault: a table, or a JSON array;
+// none is told by empty.
+func (g *globals) printSecrets(list []api.Secret, empty string) error {
+	if g.output == "json" {
+		if list == nil {
+			list = []api.Secret{}
+		}
+		return writeJSON(g.deps.Stdout, list)
+	}
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(g.deps.Stdout, empty)
+		return err
+	}
+	rows := [][]string{{"NAME", "VERSION", "LAST ROTATED (UTC)", "CREATED (UTC)"}}
+	for _, s := range list {
+		rows = append(rows, []string{s.Name, fmt.Sprint(s.Version), stamp(&s.RotatedAt), stamp(&s.CreatedAt)})
+	}
+	return table(g.deps.Stdout, rows)
 }
 
 func (g *globals) secretRemove(ctx context.Context, name string) error {
 	if err := secrets.CheckName(name); err != nil {
 		return invalid(err)
+	}
+	rm, err := g.remote("")
+	if err != nil {
+		return err
+	}
+	if rm != nil {
+		return g.secretRemoveRemote(ctx, rm, name)
 	}
 	return g.builtinVault(ctx, false, func(b *secrets.Builtin, p project.Project) error {
 		existed, err := b.Delete(ctx, name)

@@ -47,16 +47,20 @@ func sha16(s string) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-func TestSecretsSetListRotateRemove(t *testing.T) {
-	t.Parallel()
-	dir := writeRoutine(t, `name: check
+// checkRoutine succeeds when its secret API_KEY is the value whose sha16
+// is the input want.
+const checkRoutine = `name: check
 secrets: [API_KEY]
 inputs:
   want: {}
 steps:
   - id: compare
     run: test "$(printf %s "$API_KEY" | sha256sum | cut -c1-16)" = "{{ input.want }}"
-`)
+`
+
+func TestSecretsSetListRotateRemove(t *testing.T) {
+	t.Parallel()
+	dir := writeRoutine(t, checkRoutine)
 	getenv := secretEnv(t, nil)
 	set := func(value string) result {
 		return routinesWith(t, cli.Deps{Getenv: getenv, Stdin: strings.NewReader(value)}, dir, "secrets", "set", "API_KEY")

@@ -17,6 +17,7 @@ import (
 	"github.com/routines-dev/routines/internal/daemon"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
 )
 
@@ -142,6 +143,10 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err != nil {
 		return err
 	}
+	keys, err := secrets.KeySourceFromEnv(g.getenv)
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logLayers(logger)
 
@@ -154,7 +159,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can run your routines; set --token or ROUTINES_TOKEN\n", addr)
 	}
 	d, err := daemon.NewLocal(daemon.LocalConfig{
-		Root: root, Project: proj, Routines: routines, Store: st, Secrets: resolver,
+		Root: root, Project: proj, Routines: routines, Store: st, Secrets: resolver, Vault: secrets.NewBuiltin(st, keys),
 		Kinds: g.deps.Kinds, Triggers: g.deps.Triggers, Logger: logger, Warn: g.deps.Stderr,
 		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
 			return g.checkReloaded(r, get, o.allowUnconfined, unconfined)

@@ -17,10 +17,9 @@ import (
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
-	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
-	"github.com/routines-dev/routines/internal/trigger"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -33,7 +32,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			"reports), and the routines under it with their triggers, invalid ones with their problems.",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := g.status(cmd.Context())
+			rep, err := g.statusOf(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -44,6 +43,19 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// statusOf returns what routines status shows: the status of the
+// selected profile's server, else of the project here.
+func (g *globals) statusOf(ctx context.Context) (interface{ print(*globals) }, error) {
+	rm, err := g.remote("")
+	if err != nil {
+		return nil, err
+	}
+	if rm != nil {
+		return g.statusRemote(ctx, rm)
+	}
+	return g.status(ctx)
 }
 
 // statusReport is what routines status shows.
@@ -115,27 +127,13 @@ func (g *globals) status(ctx context.Context) (*statusReport, error) {
 		}
 	}
 	for _, r := range rs {
-		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}}
+		e := statusEntry{Name: r.Name, File: r.File, Triggers: []string{}, Next: server.NextFire(ctx, st, r, g.now())}
 		for i := range r.Triggers {
-			t := &r.Triggers[i]
-			e.Triggers = append(e.Triggers, describeTrigger(t))
-			next, err := trigger.NextFires(*t, lastFire(ctx, st, r.Name, t.Kind()), g.now(), 1)
-			if err == nil && len(next) > 0 && (e.Next == nil || next[0].Before(*e.Next)) {
-				e.Next = &next[0]
-			}
+			e.Triggers = append(e.Triggers, r.Triggers[i].Describe())
 		}
 		rep.Routines = append(rep.Routines, e)
 	}
 	return rep, nil
-}
-
-// lastFire is when a trigger of this kind last queued a run of the
-// routine, from which an every: trigger counts; zero without a store.
-func lastFire(ctx context.Context, st store.Store, name, kind string) time.Time {
-	if st == nil || kind != "every" {
-		return time.Time{}
-	}
-	return scheduler.LastFire(ctx, st, name, kind)
 }
 
 // storeStatus fills in the last run and the names of the stored secrets.
@@ -221,24 +219,14 @@ func (rep *statusReport) print(g *globals) {
 	if d.Error != "" {
 		fmt.Fprintf(w, "\t(could not read it: %s)\n", d.Error)
 	}
-	for _, pr := range d.Problems {
-		fmt.Fprintf(w, "problem\t%s, %s: %s (%d time(s) since %s)\n", pr.Routine, pr.Trigger, pr.Message, pr.Count, pr.FirstSeen.Local().Format(time.DateTime))
-	}
+	printProblems(w, d.Problems)
 	w.Flush()
 	fmt.Fprintf(g.deps.Stdout, "\n%d routine(s) under %s\n", len(rep.Routines), rep.Project)
 	if len(rep.Routines) > 0 {
 		w = tabwriter.NewWriter(g.deps.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "NAME\tTRIGGERS\tNEXT\tFILE")
 		for _, e := range rep.Routines {
-			trig := strings.Join(e.Triggers, "; ")
-			if trig == "" {
-				trig = "(run by hand or the API)"
-			}
-			next := "-"
-			if e.Next != nil {
-				next = e.Next.Format("Mon 2006-01-02 15:04 MST")
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, trig, next, e.File)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, triggersCell(e.Triggers), nextCell(e.Next), e.File)
 		}
 		w.Flush()
 	}
@@ -268,29 +256,4 @@ func ago(t time.Time) string {
 		return "at an unknown time"
 	}
 	return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), time.Since(t).Round(time.Second))
-}
-
-// describeTrigger writes a trigger in one short phrase.
-func describeTrigger(t *routine.Trigger) string {
-	switch {
-	case t.Cron != "":
-		s := fmt.Sprintf("cron %q", t.Cron)
-		if t.Timezone != "" {
-			s += " " + t.Timezone
-		}
-		return s
-	case t.Every != 0:
-		return "every " + t.Every.String()
-	case t.Webhook != nil:
-		return "webhook POST /hooks" + t.Webhook.Path
-	case t.File != nil:
-		return "file " + t.File.Path
-	case t.Event != nil:
-		return "event " + t.Event.Name
-	case t.SlackCommand != nil:
-		return "slack " + t.SlackCommand.Command
-	case t.Email != nil:
-		return "email " + t.Email.Mailbox
-	}
-	return t.Kind()
 }

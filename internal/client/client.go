@@ -1,10 +1,11 @@
 // Package client is the Go client of the daemon's JSON API (/v1, see
-// docs/serve.md): the one way the CLI's remote commands (invoke, emit,
-// logs -f, status) and the emit step talk to a daemon or server.
+// docs/serve.md and docs/remote.md): the one way the CLI's commands that
+// act on a daemon or server (invoke, emit, runs, show, logs, dlq,
+// secrets, status) and the emit step talk to it.
 //
-// It speaks the wire types of package server (RunDetail, Event,
-// EventResult, Status): server does not import client, so there is no
-// cycle, and one definition of each type serves both ends.
+// It speaks the wire types of package api (RunDetail, Event,
+// EventResult, Status…), which the server writes: one definition of each
+// type serves both ends, and a client does not import the server.
 package client
 
 import (
@@ -103,9 +104,7 @@ func (c *Client) CreateRun(ctx context.Context, name string, input map[string]st
 	if input == nil {
 		input = map[string]string{}
 	}
-	var queued struct {
-		RunID string `json:"run_id"`
-	}
+	var queued api.Queued
 	err := c.do(ctx, http.MethodPost, "/v1/routines/"+url.PathEscape(name)+"/runs", input, &queued)
 	return queued.RunID, err
 }
@@ -175,7 +174,8 @@ func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	return &st, nil
 }
 
-// do sends in (JSON, when not nil) and decodes a 2xx answer into out.
+// do sends in (JSON, when not nil) and decodes a 2xx answer into out,
+// when not nil.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -189,6 +189,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("%s %s: unreadable answer: %w", method, path, err)
 	}

@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
@@ -52,8 +55,14 @@ func start(t *testing.T) (*daemon, *client.Client) {
 	d := &daemon{st: server.Notifying(db), problems: server.NewProblems(nil)}
 	ping := &routine.Routine{Name: "ping", Inputs: map[string]routine.Input{"who": {}}}
 	alert := &routine.Routine{Name: "alert", Triggers: []routine.Trigger{{Event: &routine.EventTrigger{Name: "cpu.alert", Dedupe: "{{ event.host }}"}}}}
+	tick := &routine.Routine{Name: "tick", Revision: "rev-tick", Triggers: []routine.Trigger{{Every: routine.Duration(time.Hour)}}}
+	key, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.srv = server.New(server.Config{Store: d.st, Queue: scheduler.NewQueue(d.st, nil, nil), Token: token, Problems: d.problems,
-		Routines: scheduler.NewCatalog([]*routine.Routine{ping, alert})})
+		Routines: scheduler.NewCatalog([]*routine.Routine{ping, alert, tick}),
+		Vault:    secrets.NewBuiltin(db, secrets.KeySource{Env: key.String()})})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		d.query = r.URL.RawQuery

@@ -53,6 +53,9 @@ type LocalConfig struct {
 	Token     string
 	MaxQueued int
 	Limits    server.Limits
+	// Vault is the builtin vault that /v1/secrets writes to; without
+	// one, secrets are set only where the daemon runs.
+	Vault server.Vault
 }
 
 // Local is the local daemon: the queue of one project worked by this
@@ -122,7 +125,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
 		Secret: lookup, Limits: cfg.Limits,
-		Problems: problems, Project: cfg.Project.Dir,
+		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
 	})
 	// Started in this order, stopped in the reverse: the listener serves
 	// until the runs in flight are over (a request waiting for a run gets

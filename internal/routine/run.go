@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,6 +35,19 @@ func (s State) Final() bool {
 
 // RunStates lists the states a run can be in, for validating filters.
 var RunStates = []State{StateQueued, StateRunning, StateSucceeded, StateFailed, StateDead, StateCancelled}
+
+// IsRunState reports whether s is one of RunStates.
+func IsRunState(s State) bool { return slices.Contains(RunStates, s) }
+
+// RunStateNames lists RunStates, comma-separated, for the messages that
+// refuse a state filter.
+func RunStateNames() string {
+	names := make([]string, len(RunStates))
+	for i, s := range RunStates {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
 
 // Trigger kinds recorded on runs that were not started by a routine trigger.
 const (

@@ -1,5 +1,7 @@
 package routine
 
+import "fmt"
+
 // Step is one entry of steps: or on_failure:. Exactly one step kind is set
 // (one of the pointer fields of Action, or run). Kinds land as fields of
 // Action, so compensate: takes any of them.
@@ -139,6 +141,32 @@ func (t *Trigger) Kind() string {
 		return "slack_command"
 	}
 	return ""
+}
+
+// Describe writes the trigger in one short phrase, as `routines status`
+// and GET /v1/routines show it, such as `cron "0 9 * * *" Europe/Paris`.
+func (t *Trigger) Describe() string {
+	switch {
+	case t.Cron != "":
+		s := fmt.Sprintf("cron %q", t.Cron)
+		if t.Timezone != "" {
+			s += " " + t.Timezone
+		}
+		return s
+	case t.Every != 0:
+		return "every " + t.Every.String()
+	case t.Webhook != nil:
+		return "webhook POST /hooks" + t.Webhook.Path
+	case t.File != nil:
+		return "file " + t.File.Path
+	case t.Event != nil:
+		return "event " + t.Event.Name
+	case t.SlackCommand != nil:
+		return "slack " + t.SlackCommand.Command
+	case t.Email != nil:
+		return "email " + t.Email.Mailbox
+	}
+	return t.Kind()
 }
 
 // WebhookTrigger starts a run on POST /hooks/<path>.

@@ -65,6 +65,9 @@ type Config struct {
 	// Deployer takes pushed routines (remote mode); nil: the daemon
 	// serves the files of its project, and refuses pushes.
 	Deployer Deployer
+	// Vault is where /v1/secrets stores secrets; without one those
+	// endpoints answer 501.
+	Vault Vault
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -127,6 +130,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
 	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
+	s.routeRemote()
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -200,6 +204,11 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
 // enqueue queues a run and answers 202 with its id, or, with ?wait=D,
 // waits up to D for the run to end and answers 200 with the run.
 func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Routine, trig routine.TriggerInfo, input map[string]string) {
+	s.enqueueRequest(w, r, &scheduler.Request{Routine: rt, Trigger: trig, Input: input})
+}
+
+// enqueueRequest is enqueue of any request (a replay).
+func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *scheduler.Request) {
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -213,13 +222,13 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 	if s.full(w, r, 1) {
 		return
 	}
-	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: trig, Input: input})
+	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if wait == 0 {
-		writeJSON(w, http.StatusAccepted, map[string]string{"run_id": run.ID})
+		writeJSON(w, http.StatusAccepted, api.Queued{RunID: run.ID})
 		return
 	}
 	s.waitRun(w, r, run.ID, wait)

@@ -110,10 +110,17 @@ type Daemon struct {
 // (a restart: StartServe again on the same directory).
 func StartServe(t testing.TB, dir string, args ...string) *Daemon {
 	t.Helper()
+	return StartServeWith(t, cli.Deps{}, dir, args...)
+}
+
+// StartServeWith is StartServe with deps (the environment), whose Kinds,
+// Stdout and Stderr it fills in.
+func StartServeWith(t testing.TB, deps cli.Deps, dir string, args ...string) *Daemon {
+	t.Helper()
 	// serve.json of an earlier daemon on the directory is not this one's.
 	info := filepath.Join(dir, ".routines", "serve.json")
 	os.Remove(info)
-	return start(t, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...), func(string) (string, bool) {
+	return start(t, deps, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, args...), func(string) (string, bool) {
 		data, err := os.ReadFile(info)
 		if err != nil {
 			return "", false
@@ -133,12 +140,13 @@ var upLine = regexp.MustCompile(`(?m)^(?:server on http://(\S+)|worker) up \(`)
 // test unless it exits with 0.
 func StartRemote(t testing.TB, role string, args ...string) *Daemon {
 	t.Helper()
-	return start(t, append([]string{role}, args...), nil)
+	return start(t, cli.Deps{}, append([]string{role}, args...), nil)
 }
 
-// start runs the command line args in-process until its Daemon stops,
-// and waits until ready finds it up (ready nil: until it prints upLine).
-func start(t testing.TB, args []string, ready func(out string) (addr string, ok bool)) *Daemon {
+// start runs the command line args in-process with deps (whose Kinds,
+// Stdout and Stderr it fills in) until its Daemon stops, and waits until
+// ready finds it up (ready nil: until it prints upLine).
+func start(t testing.TB, deps cli.Deps, args []string, ready func(out string) (addr string, ok bool)) *Daemon {
 	t.Helper()
 	if ready == nil {
 		ready = func(out string) (string, bool) {
@@ -152,7 +160,7 @@ func start(t testing.TB, args []string, ready func(out string) (addr string, ok 
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{Out: &Buffer{}, t: t, cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		deps := cli.Deps{Kinds: Kinds(), Stdout: d.Out, Stderr: d.Out}
+		deps.Kinds, deps.Stdout, deps.Stderr = Kinds(), d.Out, d.Out
 		d.done <- cli.Run(ctx, deps, args)
 	}()
 	t.Cleanup(func() {

@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routines-dev/routines/internal/bundle"
+	"github.com/routines-dev/routines/internal/daemon"
+	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// remoteOptions are the flags server and worker share.
+type remoteOptions struct {
+	db              string
+	cacheDir        string
+	workDir         string
+	grace           time.Duration
+	lease           time.Duration
+	requeueAfter    time.Duration
+	allowUnconfined bool
+	poll            time.Duration
+}
+
+func (o *remoteOptions) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.db, "db", "", "the deployment's store: postgres://user:password@host:5432/routines (env ROUTINES_DB); sslmode in the URL is honoured")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "where pushed revisions are kept extracted (default: the user cache directory/routines/bundles)")
+	f.StringVar(&o.workDir, "work-dir", "", "where runs keep their workspaces (default: the user cache directory/routines/work)")
+	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before their runs go back to the queue")
+	durationVar(f, &o.lease, "lease", 30*time.Second, "lease of a claimed run: a run whose worker stops renewing it is taken over this long after")
+	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a slot (0: never)")
+	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
+	durationVar(f, &o.poll, "poll", 5*time.Second, "how often the pushed revisions are read again")
+}
+
+// serverOptions are the flags of server.
+type serverOptions struct {
+	remoteOptions
+	addr       string
+	workers    int
+	token      string
+	maxQueued  int
+	limits     server.Limits
+	maxBodyMiB int
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server --db postgres://…",
+		Short: "Serve a deployment: the API, pushes, webhooks and events, schedules and mail, on PostgreSQL",
+		Long: "server serves the JSON API (/v1), takes pushed routines (routines push), receives webhooks, Slack commands\n" +
+			"and events, and fires the cron, every and email triggers of the pushed routines, all through the PostgreSQL\n" +
+			"store of --db: run as many replicas as you like. With --workers N it also executes runs; else `routines worker`\n" +
+			"processes do. Docs: " + docsURL + "/remote.md",
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.token == "" {
+				o.token = g.getenv("ROUTINES_TOKEN")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return g.runRemote(ctx, &o.remoteOptions, o)
+		},
+	}
+	o.remoteOptions.flags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
+	f.IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
+	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
+	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
+	d := server.DefaultLimits
+	o.limits = d
+	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests")
+	return cmd
+}
+
+// workerOptions are the flags of worker.
+type workerOptions struct {
+	remoteOptions
+	slots int
+}
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	o := &workerOptions{}
+	cmd := &cobra.Command{
+		Use:   "worker --db postgres://…",
+		Short: "Execute the runs of a deployment, claimed from PostgreSQL",
+		Long: "worker claims runs from the PostgreSQL store of --db and executes them, each with the revision it was\n" +
+			"queued with (fetched once, then cached). Run as many as you like, on any machines; each routine's\n" +
+			"concurrency.max holds across all of them. SIGTERM lets running steps finish for --grace, then puts their\n" +
+			"runs back in the queue for another worker. Docs: " + docsURL + "/remote.md",
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return g.runRemote(ctx, &o.remoteOptions, o)
+		},
+	}
+	o.remoteOptions.flags(cmd)
+	cmd.Flags().IntVar(&o.slots, "slots", 32, "runs executed at once (each run step is a process)")
+	return cmd
+}
+
+// runRemote runs a server (with a *serverOptions) or a worker (with a
+// *workerOptions) until ctx ends, then stops it within the grace.
+func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) error {
+	if o.db == "" {
+		o.db = g.getenv("ROUTINES_DB")
+	}
+	if o.db == "" {
+		return invalidf("no store: give --db postgres://user:password@host:5432/routines (or ROUTINES_DB)")
+	}
+	cache, work, err := remoteDirs(o)
+	if err != nil {
+		return err
+	}
+	st, err := g.openStoreURL(ctx, o.db)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", store.Redact(o.db), err)
+	}
+	defer st.Close()
+	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logLayers(logger)
+	cacheStore, err := bundle.OpenCache(cache, bundle.CacheOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	resolver, err := g.secretResolver(st, project.Project{})
+	if err != nil {
+		return err
+	}
+	cfg := daemon.RemoteConfig{
+		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
+		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers,
+		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter,
+		AllowMissing: g.allowMissing,
+		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
+			if err := g.checkSecrets(r); err != nil {
+				return err
+			}
+			return checkCalls(r, get)
+		},
+	}
+	what := "worker"
+	switch role := role.(type) {
+	case *serverOptions:
+		if role.workers < 0 || role.maxBodyMiB < 1 {
+			return invalidf("--workers %d, --max-body-in-flight %d: want at least 0 and 1", role.workers, role.maxBodyMiB)
+		}
+		role.limits.MaxBodyInFlight = int64(role.maxBodyMiB) << 20
+		ln, err := net.Listen("tcp", role.addr)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && role.token == "" {
+			fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can push and run routines; set --token or ROUTINES_TOKEN\n", ln.Addr())
+		}
+		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits = ln, role.workers, role.token, role.maxQueued, role.limits
+		what = "server on http://" + ln.Addr().String()
+	case *workerOptions:
+		if role.slots < 1 {
+			return invalidf("--slots %d: want at least 1", role.slots)
+		}
+		cfg.Workers = role.slots
+	}
+	if cfg.Workers > 0 {
+		if cfg.Unconfined, err = g.hostConfinement(o.allowUnconfined); err != nil {
+			return invalid(err)
+		}
+	}
+	d, err := daemon.NewRemote(cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.deps.Stdout, "%s up (%s, store %s)\n", what, d.ID, store.Redact(o.db))
+	stop := func() error {
+		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
+		defer cancel()
+		return d.Stop(graceCtx)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-d.Failed():
+		return errors.Join(fmt.Errorf("serve: %w", err), stop())
+	}
+	fmt.Fprintf(g.deps.Stdout, "shutting down: waiting up to %s for running steps\n", o.grace)
+	if err := stop(); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.deps.Stdout, "stopped")
+	return nil
+}
+
+// remoteDirs returns the bundle cache and the work directory of a remote
+// daemon: the flags, else under the user's cache directory.
+func remoteDirs(o *remoteOptions) (cache, work string, err error) {
+	cache, work = o.cacheDir, o.workDir
+	if cache == "" || work == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", "", invalidf("no cache directory (%v): give --cache-dir and --work-dir", err)
+		}
+		if cache == "" {
+			cache = filepath.Join(base, "routines", "bundles")
+		}
+		if work == "" {
+			work = filepath.Join(base, "routines", "work")
+		}
+	}
+	return cache, work, nil
+}

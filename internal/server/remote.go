@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/routines-dev/routines/internal/api"
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/trigger"
+)
+
+// routeRemote adds the endpoints the CLI's commands use against a daemon
+// or server (docs/remote.md): listing runs and routines, cancelling a
+// queued run, the dead-letter queue and the builtin vault.
+func (s *Server) routeRemote() {
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /v1/runs":              s.listRuns,
+		"POST /v1/runs/{id}/cancel": s.cancelRun,
+		"GET /v1/routines":          s.listRoutines,
+		"GET /v1/dlq":               s.listDead,
+		"POST /v1/dlq/{id}/replay":  s.replay,
+		"GET /v1/secrets":           s.listSecrets,
+		"PUT /v1/secrets/{name}":    s.setSecret,
+		"DELETE /v1/secrets/{name}": s.deleteSecret,
+	} {
+		s.mux.Handle(pattern, s.auth(h))
+	}
+}
+
+// parseRunQuery reads the filters of GET /v1/runs; an error says which
+// parameter is wrong and what to write.
+func parseRunQuery(q url.Values) (*store.RunListParams, error) {
+	p := &store.RunListParams{Routine: q.Get("routine"), Limit: api.DefaultRunLimit}
+	for _, v := range q["state"] {
+		for _, st := range strings.Split(v, ",") {
+			if !routine.IsRunState(routine.State(st)) {
+				return nil, fmt.Errorf("state=%s: want one of %s", st, routine.RunStateNames())
+			}
+			p.States = append(p.States, routine.State(st))
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > api.MaxRunLimit {
+			return nil, fmt.Errorf("limit=%s: want a number from 1 to %d", v, api.MaxRunLimit)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// listRuns answers GET /v1/runs: the runs the query selects, newest
+// first, each without its steps (the shape of `routines runs -o json`).
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	p, err := parseRunQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.writeRuns(w, r, p)
+}
+
+// listDead answers GET /v1/dlq: the dead runs (routine= and limit= as
+// GET /v1/runs), whose input is kept for replay.
+func (s *Server) listDead(w http.ResponseWriter, r *http.Request) {
+	p, err := parseRunQuery(r.URL.Query())
+	if err == nil && len(p.States) > 0 {
+		err = errors.New("the dead-letter queue holds dead runs only: leave state= out, or use GET /v1/runs?state=…")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p.States = []routine.State{routine.StateDead}
+	s.writeRuns(w, r, p)
+}
+
+func (s *Server) writeRuns(w http.ResponseWriter, r *http.Request, p *store.RunListParams) {
+	runs, err := s.cfg.Store.RunList(r.Context(), p)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]*routine.Run, len(runs))
+	for i, run := range runs {
+		out[i] = api.NewRun(run)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// cancelRun answers POST /v1/runs/<id>/cancel. A queued run ends
+// cancelled before any worker takes it; a cancelled one is answered as
+// it is. A running run cannot be cancelled yet (nothing stops its
+// execution on whichever worker holds it): 409, as for a run that
+// ended otherwise or that a worker claimed meanwhile.
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	run, ok := s.findRun(w, r)
+	if !ok {
+		return
+	}
+	switch run.State {
+	case routine.StateQueued:
+	case routine.StateCancelled:
+		s.writeRun(w, r, http.StatusOK, run)
+		return
+	case routine.StateRunning:
+		writeError(w, http.StatusConflict, fmt.Sprintf("run %s is running: only a queued run can be cancelled; it ends with its steps, or its timeout", run.ID))
+		return
+	default:
+		writeError(w, http.StatusConflict, fmt.Sprintf("run %s already ended %s: only a queued run can be cancelled", run.ID, run.State))
+		return
+	}
+	now := time.Now().UTC()
+	run.State, run.FinishedAt = routine.StateCancelled, &now
+	run.Error = &routine.ErrorPayload{Code: routine.CodeCancelled, Message: "cancelled through the API before it started", RunID: run.ID}
+	// The write is guarded by the run's worker, none while queued: a
+	// worker that claimed the run since it was read makes it a conflict.
+	err := s.cfg.Store.RunUpdate(r.Context(), run)
+	switch {
+	case errors.Is(err, routine.ErrConflict):
+		writeError(w, http.StatusConflict, fmt.Sprintf("run %s started meanwhile: only a queued run can be cancelled", run.ID))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine)
+	s.writeRun(w, r, http.StatusOK, run)
+}
+
+// replay answers POST /v1/dlq/<id>/replay: a new run of the dead run's
+// routine (its current revision), with the dead run's input and trigger
+// payload, queued as POST /v1/routines/<name>/runs queues one (?wait=
+// too); the new run records replay_of.
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	dead, ok := s.findRun(w, r)
+	if !ok {
+		return
+	}
+	if dead.State != routine.StateDead {
+		writeError(w, http.StatusConflict, fmt.Sprintf("run %s is %s, not dead: only dead-lettered runs are replayed", dead.ID, dead.State))
+		return
+	}
+	rt, ok := s.cfg.Routines.Get(dead.Routine)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("cannot replay run %s: no routine %q is served here any more", dead.ID, dead.Routine))
+		return
+	}
+	if err := rt.CheckInput(dead.Input); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("cannot replay run %s with the current %s: %v", dead.ID, rt.Name, err))
+		return
+	}
+	s.enqueueRequest(w, r, &scheduler.Request{
+		Routine:  rt,
+		Trigger:  routine.TriggerInfo{Kind: routine.TriggerReplay, Payload: dead.Trigger.Payload},
+		Input:    dead.Input,
+		ReplayOf: dead.ID,
+	})
+}
+
+// listRoutines answers GET /v1/routines: the routines served, by name.
+func (s *Server) listRoutines(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	out := []api.Routine{}
+	for _, rt := range s.cfg.Routines.All() {
+		e := api.Routine{Name: rt.Name, Description: rt.Description, Revision: rt.Revision, Triggers: []string{},
+			Next: NextFire(r.Context(), s.cfg.Store, rt, now)}
+		for i := range rt.Triggers {
+			e.Triggers = append(e.Triggers, rt.Triggers[i].Describe())
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// NextFire returns when a cron or every trigger of rt fires it next after
+// now, or nil when it has none. An every: trigger counts from its last
+// firing recorded in st (none when st is nil).
+func NextFire(ctx context.Context, st store.Store, rt *routine.Routine, now time.Time) *time.Time {
+	var next *time.Time
+	for i := range rt.Triggers {
+		t := &rt.Triggers[i]
+		var last time.Time
+		if st != nil && t.Kind() == "every" {
+			last = scheduler.LastFire(ctx, st, rt.Name, t.Kind())
+		}
+		fires, err := trigger.NextFires(*t, last, now, 1)
+		if err == nil && len(fires) > 0 && (next == nil || fires[0].Before(*next)) {
+			next = &fires[0]
+		}
+	}
+	return next
+}
