@@ -18,6 +18,7 @@ import (
 	"github.com/routines-dev/routines/internal/daemon"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -143,9 +144,13 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	if err != nil {
 		return err
 	}
+	keys, err := secrets.KeySourceFromEnv(g.getenv)
+	if err != nil {
+		return err
+	}
 	cfg := daemon.RemoteConfig{
 		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
-		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers,
+		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers, Vault: secrets.NewBuiltin(st, keys),
 		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		AllowMissing: g.allowMissing,
 		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {

@@ -41,8 +41,11 @@ type RemoteConfig struct {
 	Listener net.Listener
 	// Triggers are the families of trigger kinds a server runs;
 	// trigger.Builtin() when nil. File triggers are refused at push.
-	Triggers  []trigger.NewSource
-	Check     Check
+	Triggers []trigger.NewSource
+	Check    Check
+	// Vault is the builtin vault that /v1/secrets writes to; without one
+	// those endpoints answer 501.
+	Vault     server.Vault
 	Token     string
 	MaxQueued int
 	Limits    server.Limits
@@ -125,6 +128,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
 			Secret: lookup, Limits: cfg.Limits, Problems: problems,
 			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
+			Vault:    cfg.Vault,
 		}
 		if sched != nil {
 			cfgAPI.Executions = sched
