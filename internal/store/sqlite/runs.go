@@ -55,7 +55,16 @@ func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routi
 	if err != nil {
 		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
 	}
+	s.wakeIf(run.State == routine.StateQueued)
 	return run, nil
+}
+
+// wakeIf wakes the channels of Wakeups when a write that committed made
+// a run claimable.
+func (s *Store) wakeIf(claimable bool) {
+	if claimable {
+		s.wake.Wake()
+	}
 }
 
 // RunCreateDeduped returns the run of the routine whose dedupe window for
@@ -87,6 +96,7 @@ func (s *Store) RunCreateDeduped(ctx context.Context, p *store.RunCreateParams) 
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
 	}
+	s.wakeIf(!deduped && run.State == routine.StateQueued)
 	return run, deduped, nil
 }
 
@@ -267,6 +277,7 @@ func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", run.ID, err)
 	}
+	s.wakeIf(run.State.Final()) // a slot of its routine is free
 	return nil
 }
 
