@@ -1,0 +1,106 @@
+package postgres_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/postgres"
+	"github.com/routines-dev/routines/internal/store/storetest"
+)
+
+// listenSQL finds the backends that listen for wake-ups on the test's
+// database.
+const listenSQL = `SELECT pid FROM pg_stat_activity
+	WHERE datname = current_database() AND query = 'LISTEN routines_wake'`
+
+func (b *testBundle) queue(t *testing.T, s store.Store) {
+	t.Helper()
+	if _, err := s.RunCreate(b.ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: "r", QueuedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A write through one store wakes the listeners of another: servers and
+// workers on many machines hear each other.
+func TestWakeAcrossStores(t *testing.T) {
+	t.Parallel()
+	listener, b := setup(t)
+	writer := b.open(t, postgres.Options{})
+	ch := listener.Wakeups(b.ctx)
+	storetest.WaitWake(t, ch, "subscribing")
+	b.queue(t, writer)
+	storetest.WaitWake(t, ch, "a run queued through another store")
+}
+
+// A listener whose connection is lost connects again, wakes its channels
+// (writes may have gone unheard meanwhile), and hears writes again.
+func TestWakeReconnects(t *testing.T) {
+	t.Parallel()
+	listener, b := setup(t)
+	writer := b.open(t, postgres.Options{})
+	ch := listener.Wakeups(b.ctx)
+	storetest.WaitWake(t, ch, "subscribing")
+	raw := b.raw(t)
+	var pid int
+	if err := raw.QueryRow(b.ctx, listenSQL).Scan(&pid); err != nil {
+		t.Fatalf("the listening backend: %v", err)
+	}
+	if _, err := raw.Exec(b.ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitWake(t, ch, "the listening connection lost")
+	// Listening again: a new backend, which hears writes.
+	var again int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := raw.QueryRow(b.ctx, listenSQL).Scan(&again)
+		if err == nil && again != pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new backend listens 10s after the first was terminated (%d, %v)", again, err)
+		}
+	}
+	b.queue(t, writer)
+	storetest.WaitWake(t, ch, "a run queued after reconnecting")
+}
+
+// Closing the store closes the channels of its wake-ups and the listening
+// connection.
+func TestWakeClosesWithStore(t *testing.T) {
+	t.Parallel()
+	_, b := setup(t)
+	s := b.open(t, postgres.Options{})
+	ch := s.Wakeups(b.ctx)
+	storetest.WaitWake(t, ch, "subscribing")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("a wake-up after Close, want the channel closed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the channel did not close with the store")
+	}
+	if _, ok := <-s.Wakeups(b.ctx); ok {
+		t.Fatal("Wakeups of a closed store gave an open channel")
+	}
+	// A backend ends a moment after its client leaves.
+	raw := b.raw(t)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := raw.QueryRow(b.ctx, "SELECT count(*) FROM ("+listenSQL+") l").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends still listen 10s after Close, want none", n)
+		}
+	}
+}
