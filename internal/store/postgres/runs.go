@@ -50,11 +50,18 @@ const (
 	// The ids in [$1, $2) are those that start with the prefix $1; ordered
 	// by id, an exact match comes first.
 	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 6`
-	// runUpdateSQL writes the mutable fields of a run that routines_hold
-	// locked for its worker, in the same pipeline.
-	runUpdateSQL = `UPDATE runs SET revision = $2, state = $3, attempt = $4, started_at = $5, finished_at = $6,
-		region = $7, cpu_user_ms = $8, cpu_sys_ms = $9, max_rss_kb = $10, error = $11
-		WHERE id = $1 AND worker = $12`
+	// runUpdateSQL writes the mutable fields of a run held by its worker
+	// $12, and fails (routines_not_held) when none is: a failed statement
+	// ends the pipeline it is part of, and undoes it. The update locks the
+	// run for the rest of the pipeline.
+	runUpdateSQL = `WITH updated AS (
+			UPDATE runs SET revision = $2, state = $3, attempt = $4, started_at = $5, finished_at = $6,
+				region = $7, cpu_user_ms = $8, cpu_sys_ms = $9, max_rss_kb = $10, error = $11
+			WHERE id = $1 AND worker = $12 RETURNING 1
+		)
+		SELECT CASE WHEN EXISTS (SELECT 1 FROM updated) THEN true ELSE routines_not_held($1, $12) END`
+	// holdSQL locks a run for the rest of a pipeline, and fails unless $2
+	// holds it.
 	holdSQL = `SELECT routines_hold($1, $2)`
 )
 
@@ -315,15 +322,14 @@ func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 	return nil
 }
 
-// queueRunUpdate queues the update of run on b, after the guard that
-// fails the pipeline unless run.Worker holds it. The trigger
-// runs_wake_update wakes the listeners when a running run ends.
+// queueRunUpdate queues on b the update of run, which fails the pipeline
+// unless run.Worker holds it. The trigger runs_wake_update wakes the
+// listeners when a running run ends.
 func queueRunUpdate(b *pgx.Batch, run *routine.Run) error {
 	errJSON, err := jsonText(run.Error, run.Error == nil)
 	if err != nil {
 		return err
 	}
-	b.Queue(holdSQL, run.ID, run.Worker)
 	b.Queue(runUpdateSQL, run.ID, run.Revision, string(run.State), run.Attempt, run.StartedAt, run.FinishedAt,
 		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.Worker)
 	return nil

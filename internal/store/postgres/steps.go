@@ -42,8 +42,9 @@ func (s *Store) StepSave(ctx context.Context, step *routine.StepRun) error {
 
 // Checkpoint updates the run, saves step records and appends log lines as
 // one pipeline, which PostgreSQL runs as one transaction: one round trip,
-// all of it or, on error, none. The guard (routines_hold) comes first and
-// locks the run, so no claim takes it over before the rest is written.
+// all of it or, on error, none. The guard by the run's worker comes first
+// (the update of the run, or routines_hold) and locks the run, so no claim
+// takes it over before the rest is written.
 func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
 	if p.Run == nil && len(p.Steps) == 0 && len(p.Logs) == 0 {
 		return nil

@@ -50,10 +50,13 @@ CREATE TABLE runs (
 -- Newest first, of all runs or of a routine, walks an index backwards.
 CREATE INDEX runs_queued_at ON runs (queued_at, id);
 CREATE INDEX runs_routine_queued_at ON runs (routine, queued_at, id);
--- A claim walks the runs that may be claimable, oldest first, and stops
--- at the first it may take: queued runs, and running runs (their leases
--- may have expired), which are few. A run that ends leaves the index.
+-- A claim walks the runs that may be claimable, oldest first, of every
+-- routine or of one, and stops at the first it may take: queued runs, and
+-- running runs (their leases may have expired), which are few. A run that
+-- ends leaves these indexes, so a claim costs what the queue holds, not
+-- what the history does.
 CREATE INDEX runs_claim ON runs (queued_at, id) WHERE state IN ('queued', 'running');
+CREATE INDEX runs_claim_routine ON runs (routine, queued_at, id) WHERE state IN ('queued', 'running');
 -- The running runs: counted per routine against its ceiling, listed by
 -- worker for heartbeats, holders and expiry.
 CREATE INDEX runs_running ON runs (routine, worker) WHERE state = 'running';
@@ -162,7 +165,13 @@ CREATE FUNCTION routines_claim(p_worker text, p_now timestamptz, p_lease interva
         started_at timestamptz, finished_at timestamptz, worker text, region text,
         cpu_user_ms bigint, cpu_sys_ms bigint, max_rss_kb bigint, error text, replay_of text,
         taken_from text)
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql
+    -- A claim must walk an index in queue order and stop at its first
+    -- match, never sort the queue: while a table's statistics are young
+    -- (a burst of runs before ANALYZE), the planner may think sorting a
+    -- handful of rows cheaper, and every claim would sort the whole queue.
+    SET enable_sort = off
+    AS $$
 DECLARE
     v_now       timestamptz := coalesce(p_now, now());
     v_skip      text[] := coalesce(p_exclude, '{}');
@@ -172,8 +181,6 @@ DECLARE
     v_routine   text;
     v_ceiling   integer;
     v_busy      integer;
-    v_id        text;
-    v_from      text;
 BEGIN
     WHILE v_taken < greatest(p_limit, 1) LOOP
         v_routine := NULL;
@@ -206,30 +213,48 @@ BEGIN
                 END IF;
             END IF;
         END IF;
-        SELECT r.id, CASE WHEN r.state = 'running' THEN r.worker ELSE '' END INTO v_id, v_from
-        FROM runs r
-        WHERE r.state IN ('queued', 'running')
-            AND ((r.state = 'queued' AND (r.not_before IS NULL OR r.not_before <= v_now))
-                OR (r.state = 'running' AND r.lease_until <= v_now))
-            AND r.routine <> ALL (v_skip)
-            AND (v_routine IS NULL OR r.routine = v_routine)
-        ORDER BY r.queued_at, r.id LIMIT 1
-        FOR UPDATE SKIP LOCKED;
-        IF NOT FOUND THEN
-            -- Every claimable run of the routine is being taken by
-            -- another claim; without ceilings, every claimable run.
-            EXIT WHEN v_routine IS NULL;
-            v_skip := v_skip || v_routine;
-            CONTINUE;
+        -- Take the oldest claimable run, of the routine when one was
+        -- looked at, and say whose it was.
+        IF v_routine IS NULL THEN
+            UPDATE runs r SET state = 'running', worker = p_worker, lease_until = v_now + p_lease, not_before = NULL
+            FROM (SELECT c.id, CASE WHEN c.state = 'running' THEN c.worker ELSE '' END AS taken_from FROM runs c
+                WHERE c.state IN ('queued', 'running')
+                    AND ((c.state = 'queued' AND (c.not_before IS NULL OR c.not_before <= v_now))
+                        OR (c.state = 'running' AND c.lease_until <= v_now))
+                    AND c.routine <> ALL (v_skip)
+                ORDER BY c.queued_at, c.id LIMIT 1
+                FOR UPDATE SKIP LOCKED) pick
+            WHERE r.id = pick.id
+            RETURNING r.id, r.routine, r.revision, r.trigger_kind, r.trigger_payload, r.input, r.tags, r.state,
+                r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.region, r.cpu_user_ms,
+                r.cpu_sys_ms, r.max_rss_kb, r.error, r.replay_of, pick.taken_from
+            INTO id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt, queued_at,
+                started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
+                taken_from;
+            -- Nothing: every claimable run is being taken by another claim.
+            EXIT WHEN NOT FOUND;
+        ELSE
+            UPDATE runs r SET state = 'running', worker = p_worker, lease_until = v_now + p_lease, not_before = NULL
+            FROM (SELECT c.id, CASE WHEN c.state = 'running' THEN c.worker ELSE '' END AS taken_from FROM runs c
+                WHERE c.routine = v_routine AND c.state IN ('queued', 'running')
+                    AND ((c.state = 'queued' AND (c.not_before IS NULL OR c.not_before <= v_now))
+                        OR (c.state = 'running' AND c.lease_until <= v_now))
+                ORDER BY c.queued_at, c.id LIMIT 1
+                FOR UPDATE SKIP LOCKED) pick
+            WHERE r.id = pick.id
+            RETURNING r.id, r.routine, r.revision, r.trigger_kind, r.trigger_payload, r.input, r.tags, r.state,
+                r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.region, r.cpu_user_ms,
+                r.cpu_sys_ms, r.max_rss_kb, r.error, r.replay_of, pick.taken_from
+            INTO id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt, queued_at,
+                started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
+                taken_from;
+            IF NOT FOUND THEN
+                -- Every claimable run of the routine is being taken by
+                -- another claim.
+                v_skip := v_skip || v_routine;
+                CONTINUE;
+            END IF;
         END IF;
-        UPDATE runs r SET state = 'running', worker = p_worker, lease_until = v_now + p_lease, not_before = NULL
-        WHERE r.id = v_id
-        RETURNING r.id, r.routine, r.revision, r.trigger_kind, r.trigger_payload, r.input, r.tags, r.state,
-            r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.region, r.cpu_user_ms,
-            r.cpu_sys_ms, r.max_rss_kb, r.error, r.replay_of
-        INTO id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt, queued_at,
-            started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of;
-        taken_from := v_from;
         RETURN NEXT;
         v_taken := v_taken + 1;
     END LOOP;
@@ -238,22 +263,32 @@ BEGIN
     END IF;
 END $$;
 
--- routines_hold locks the run p_id for the rest of the transaction, and
--- raises RT404 when there is none and RT409 when p_worker does not hold
--- it: the guard of a checkpoint, whose later statements then write to a
--- run no claim can take over meanwhile.
-CREATE FUNCTION routines_hold(p_id text, p_worker text) RETURNS void
+-- routines_not_held raises RT404 when there is no run p_id, else RT409:
+-- what a write guarded by the run's worker says when its guard did not
+-- match (a run's worker changes only when a claim or a requeue takes it).
+CREATE FUNCTION routines_not_held(p_id text, p_worker text) RETURNS boolean
     LANGUAGE plpgsql AS $$
 DECLARE
     v_worker text;
 BEGIN
-    SELECT r.worker INTO v_worker FROM runs r WHERE r.id = p_id FOR NO KEY UPDATE;
+    SELECT r.worker INTO v_worker FROM runs r WHERE r.id = p_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no run %', p_id USING ERRCODE = 'RT404';
     END IF;
-    IF v_worker <> p_worker THEN
-        RAISE EXCEPTION 'held by "%", not "%" (taken over after a lease expired)', v_worker, p_worker
-            USING ERRCODE = 'RT409';
+    RAISE EXCEPTION 'held by "%", not "%" (taken over after a lease expired)', v_worker, p_worker
+        USING ERRCODE = 'RT409';
+END $$;
+
+-- routines_hold locks the run p_id for the rest of the transaction, and
+-- raises as routines_not_held unless p_worker holds it: the guard of a
+-- checkpoint without the run, whose later statements then write for a
+-- run no claim can take over meanwhile.
+CREATE FUNCTION routines_hold(p_id text, p_worker text) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM runs r WHERE r.id = p_id AND r.worker = p_worker FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        PERFORM routines_not_held(p_id, p_worker);
     END IF;
 END $$;
 
