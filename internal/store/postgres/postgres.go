@@ -163,33 +163,29 @@ func translate(err error) error {
 		return fmt.Errorf("%s: %w", pe.Message, routine.ErrConflict)
 	case codeForeignKey:
 		// Every foreign key of the schema names a run.
-		return fmt.Errorf("run of %s: %w", keyOf(pe), routine.ErrNotFound)
+		return fmt.Errorf("no run %s: %w", strings.Join(keyValues(pe), ", "), routine.ErrNotFound)
 	case codeUniqueViolat:
-		switch pe.ConstraintName {
-		case "runs_pkey":
+		switch v := keyValues(pe); {
+		case pe.ConstraintName == "runs_pkey":
 			return fmt.Errorf("id taken: %w", routine.ErrConflict)
-		case "logs_pkey":
-			return fmt.Errorf("%s: seq taken: %w", keyOf(pe), routine.ErrConflict)
+		case pe.ConstraintName == "logs_pkey" && len(v) == 2:
+			return fmt.Errorf("run %s seq %s: seq taken: %w", v[0], v[1], routine.ErrConflict)
 		}
 		return fmt.Errorf("%s: %w", pe.Message, routine.ErrConflict)
 	}
 	return err
 }
 
-// keyOf returns the key a constraint error is about, "(run_id, seq)=(…, 3)"
-// from its detail "Key (run_id, seq)=(…, 3) already exists.", or the
-// constraint's name when the detail is not of that form.
-func keyOf(pe *pgconn.PgError) string {
-	d, ok := strings.CutPrefix(pe.Detail, "Key ")
-	if !ok {
-		return pe.ConstraintName
+// keyValues returns the values of the key a constraint error is about:
+// ["01J…", "3"] of the detail "Key (run_id, seq)=(01J…, 3) already
+// exists.", or the constraint's name when the detail is not of that form.
+func keyValues(pe *pgconn.PgError) []string {
+	_, vals, ok := strings.Cut(pe.Detail, ")=(")
+	end := strings.LastIndex(vals, ")")
+	if !ok || end < 0 {
+		return []string{pe.ConstraintName}
 	}
-	for _, end := range []string{" already exists.", " is not present in table"} {
-		if i := strings.Index(d, end); i >= 0 {
-			return d[:i]
-		}
-	}
-	return pe.ConstraintName
+	return strings.Split(vals[:end], ", ")
 }
 
 // rows is what scanRun reads from: a pgx.Row or pgx.Rows.

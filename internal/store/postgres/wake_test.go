@@ -104,3 +104,25 @@ func TestWakeClosesWithStore(t *testing.T) {
 		}
 	}
 }
+
+// Waiting for wake-ups costs the database no query: the listening backend
+// stays idle, its state unchanged, while nothing is written.
+func TestWakeIdleSendsNoQuery(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	storetest.WaitWake(t, s.Wakeups(b.ctx), "subscribing")
+	raw := b.raw(t)
+	stateChange := func() (since time.Time) {
+		t.Helper()
+		if err := raw.QueryRow(b.ctx, `SELECT state_change FROM pg_stat_activity
+			WHERE datname = current_database() AND query = 'LISTEN routines_wake' AND state = 'idle'`).Scan(&since); err != nil {
+			t.Fatalf("the idle listening backend: %v", err)
+		}
+		return since
+	}
+	before := stateChange()
+	time.Sleep(time.Second)
+	if after := stateChange(); !after.Equal(before) {
+		t.Fatalf("the listening backend ran a statement while nothing was written (state changed at %v, then %v)", before, after)
+	}
+}
