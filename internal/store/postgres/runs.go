@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +47,7 @@ const (
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = $1`
 	// The ids in [$1, $2) are those that start with the prefix $1; ordered
 	// by id, an exact match comes first.
-	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 6`
+	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3`
 	// runUpdateSQL writes the mutable fields of a run held by its worker
 	// $12, and fails (routines_not_held) when none is: a failed statement
 	// ends the pipeline it is part of, and undoes it. The update locks the
@@ -64,13 +62,6 @@ const (
 	// holds it.
 	holdSQL = `SELECT routines_hold($1, $2)`
 )
-
-// ambiguousShown is how many of the runs an ambiguous prefix matches its
-// error names.
-const ambiguousShown = 5 // runGetPrefixSQL fetches one more
-
-// minPrefix is the shortest id prefix RunGet resolves.
-const minPrefix = 6
 
 // RunCreate records a new run. The trigger runs_wake_insert wakes the
 // listeners when it is queued.
@@ -133,38 +124,16 @@ func (s *Store) RunCreateDeduped(ctx context.Context, p *store.RunCreateParams) 
 // newRun returns the run p creates, as RunCreate returns it, and the
 // arguments of runValues.
 func (s *Store) newRun(p *store.RunCreateParams) (*routine.Run, []any, error) {
-	run := &routine.Run{
-		ID:       p.ID,
-		Routine:  p.Routine,
-		Revision: p.Revision,
-		Trigger:  routine.TriggerInfo{Kind: p.Trigger.Kind, Payload: slices.Clone(p.Trigger.Payload)},
-		Input:    maps.Clone(p.Input),
-		Tags:     slices.Clone(p.Tags),
-		State:    p.State,
-		QueuedAt: p.QueuedAt.UTC().Truncate(time.Microsecond),
-		ReplayOf: p.ReplayOf,
-	}
-	if run.State == "" {
-		run.State = routine.StateQueued
+	run, err := store.NewRun(p)
+	if err != nil {
+		return nil, nil, err
 	}
 	// A run created running by its executor is leased to it, as a claim
 	// would lease it.
 	var leaseUntil *time.Time
-	if run.State == routine.StateRunning && p.Worker != "" {
-		run.Worker = p.Worker
-		until := p.QueuedAt.Add(p.Lease)
+	if run.Worker != "" {
+		until := run.QueuedAt.Add(p.Lease)
 		leaseUntil = &until
-	}
-	if len(run.Trigger.Payload) == 0 {
-		run.Trigger.Payload = nil
-	} else if !json.Valid(run.Trigger.Payload) {
-		return nil, nil, errors.New("trigger payload is not valid JSON")
-	}
-	if len(run.Input) == 0 {
-		run.Input = nil
-	}
-	if len(run.Tags) == 0 {
-		run.Tags = nil
 	}
 	input, err := jsonText(run.Input, run.Input == nil)
 	if err != nil {
@@ -175,7 +144,7 @@ func (s *Store) newRun(p *store.RunCreateParams) (*routine.Run, []any, error) {
 		return nil, nil, err
 	}
 	notBefore, notBeforeDelay := s.later(p.NotBefore, p.QueuedAt)
-	lease, leaseDelay := s.later(leaseUntil, p.QueuedAt)
+	lease, leaseDelay := s.later(leaseUntil, run.QueuedAt)
 	return run, []any{run.ID, run.Routine, run.Revision, run.Trigger.Kind, []byte(run.Trigger.Payload), input, tags,
 		string(run.State), p.QueuedAt, run.Worker, run.ReplayOf, notBefore, notBeforeDelay, p.DedupeKey, p.DedupeUntil,
 		lease, leaseDelay}, nil
@@ -198,14 +167,14 @@ func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
 		return nil, routine.ErrNotFound
 	}
 	end, ok := prefixEnd(id)
-	if len(id) < minPrefix || !ok {
+	if len(id) < store.MinPrefix || !ok {
 		run, err := scanRun(s.pool.QueryRow(ctx, runGetExactSQL, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, routine.ErrNotFound
 		}
 		return run, err
 	}
-	rows, err := s.pool.Query(ctx, runGetPrefixSQL, id, end)
+	rows, err := s.pool.Query(ctx, runGetPrefixSQL, id, end, store.PrefixLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -213,18 +182,7 @@ func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case len(found) == 0:
-		return nil, routine.ErrNotFound
-	case found[0].ID == id || len(found) == 1:
-		return found[0], nil
-	default:
-		amb := &routine.AmbiguousIDError{Prefix: id, More: len(found) > ambiguousShown}
-		for _, r := range found[:min(len(found), ambiguousShown)] {
-			amb.IDs = append(amb.IDs, r.ID)
-		}
-		return nil, amb
-	}
+	return store.ResolvePrefix(id, found)
 }
 
 // prefixEnd returns the least string greater, bytewise, than every string

@@ -23,14 +23,21 @@ func (b *testBundle) queue(t *testing.T, s store.Store) {
 	}
 }
 
+// listening returns the channel of wake-ups of a store, past its first
+// wake-up, and another store on the same database, to write with.
+func listening(t *testing.T) (ch <-chan struct{}, writer *postgres.Store, b *testBundle) {
+	t.Helper()
+	listener, b := setup(t)
+	ch = listener.Wakeups(b.ctx)
+	storetest.WaitWake(t, ch, "subscribing")
+	return ch, b.open(t, postgres.Options{}), b
+}
+
 // A write through one store wakes the listeners of another: servers and
 // workers on many machines hear each other.
 func TestWakeAcrossStores(t *testing.T) {
 	t.Parallel()
-	listener, b := setup(t)
-	writer := b.open(t, postgres.Options{})
-	ch := listener.Wakeups(b.ctx)
-	storetest.WaitWake(t, ch, "subscribing")
+	ch, writer, b := listening(t)
 	b.queue(t, writer)
 	storetest.WaitWake(t, ch, "a run queued through another store")
 }
@@ -39,10 +46,7 @@ func TestWakeAcrossStores(t *testing.T) {
 // (writes may have gone unheard meanwhile), and hears writes again.
 func TestWakeReconnects(t *testing.T) {
 	t.Parallel()
-	listener, b := setup(t)
-	writer := b.open(t, postgres.Options{})
-	ch := listener.Wakeups(b.ctx)
-	storetest.WaitWake(t, ch, "subscribing")
+	ch, writer, b := listening(t)
 	raw := b.raw(t)
 	var pid int
 	if err := raw.QueryRow(b.ctx, listenSQL).Scan(&pid); err != nil {
@@ -53,16 +57,10 @@ func TestWakeReconnects(t *testing.T) {
 	}
 	storetest.WaitWake(t, ch, "the listening connection lost")
 	// Listening again: a new backend, which hears writes.
-	var again int
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		err := raw.QueryRow(b.ctx, listenSQL).Scan(&again)
-		if err == nil && again != pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no new backend listens 10s after the first was terminated (%d, %v)", again, err)
-		}
-	}
+	eventually(t, "a new backend listens after the first was terminated", func() bool {
+		var again int
+		return raw.QueryRow(b.ctx, listenSQL).Scan(&again) == nil && again != pid
+	})
 	b.queue(t, writer)
 	storetest.WaitWake(t, ch, "a run queued after reconnecting")
 }
@@ -91,16 +89,22 @@ func TestWakeClosesWithStore(t *testing.T) {
 	}
 	// A backend ends a moment after its client leaves.
 	raw := b.raw(t)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually(t, "no backend listens after Close", func() bool {
 		var n int
 		if err := raw.QueryRow(b.ctx, "SELECT count(*) FROM ("+listenSQL+") l").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
-			break
-		}
+		return n == 0
+	})
+}
+
+// eventually fails t unless cond holds within 10 s, checking it every 20 ms:
+// for what the database does a moment after a client asked.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d backends still listen 10s after Close, want none", n)
+			t.Fatalf("not so after 10s: %s", what)
 		}
 	}
 }

@@ -50,13 +50,11 @@ CREATE TABLE runs (
 -- Newest first, of all runs or of a routine, walks an index backwards.
 CREATE INDEX runs_queued_at ON runs (queued_at, id);
 CREATE INDEX runs_routine_queued_at ON runs (routine, queued_at, id);
--- A claim walks the runs that may be claimable, oldest first, of every
--- routine or of one, and stops at the first it may take: queued runs, and
--- running runs (their leases may have expired), which are few. A run that
--- ends leaves these indexes, so a claim costs what the queue holds, not
--- what the history does.
+-- A claim walks the runs that may be claimable, oldest first, and stops
+-- at the first it may take: queued runs, and running runs (their leases
+-- may have expired), which are few. A run that ends leaves the index, so
+-- a claim costs what the queue holds, not what the history does.
 CREATE INDEX runs_claim ON runs (queued_at, id) WHERE state IN ('queued', 'running');
-CREATE INDEX runs_claim_routine ON runs (routine, queued_at, id) WHERE state IN ('queued', 'running');
 -- The running runs: counted per routine against its ceiling, listed by
 -- worker for heartbeats, holders and expiry.
 CREATE INDEX runs_running ON runs (routine, worker) WHERE state = 'running';
@@ -214,46 +212,30 @@ BEGIN
             END IF;
         END IF;
         -- Take the oldest claimable run, of the routine when one was
-        -- looked at, and say whose it was.
-        IF v_routine IS NULL THEN
-            UPDATE runs r SET state = 'running', worker = p_worker, lease_until = v_now + p_lease, not_before = NULL
-            FROM (SELECT c.id, CASE WHEN c.state = 'running' THEN c.worker ELSE '' END AS taken_from FROM runs c
-                WHERE c.state IN ('queued', 'running')
-                    AND ((c.state = 'queued' AND (c.not_before IS NULL OR c.not_before <= v_now))
-                        OR (c.state = 'running' AND c.lease_until <= v_now))
-                    AND c.routine <> ALL (v_skip)
-                ORDER BY c.queued_at, c.id LIMIT 1
-                FOR UPDATE SKIP LOCKED) pick
-            WHERE r.id = pick.id
-            RETURNING r.id, r.routine, r.revision, r.trigger_kind, r.trigger_payload, r.input, r.tags, r.state,
-                r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.region, r.cpu_user_ms,
-                r.cpu_sys_ms, r.max_rss_kb, r.error, r.replay_of, pick.taken_from
-            INTO id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt, queued_at,
-                started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
-                taken_from;
-            -- Nothing: every claimable run is being taken by another claim.
-            EXIT WHEN NOT FOUND;
-        ELSE
-            UPDATE runs r SET state = 'running', worker = p_worker, lease_until = v_now + p_lease, not_before = NULL
-            FROM (SELECT c.id, CASE WHEN c.state = 'running' THEN c.worker ELSE '' END AS taken_from FROM runs c
-                WHERE c.routine = v_routine AND c.state IN ('queued', 'running')
-                    AND ((c.state = 'queued' AND (c.not_before IS NULL OR c.not_before <= v_now))
-                        OR (c.state = 'running' AND c.lease_until <= v_now))
-                ORDER BY c.queued_at, c.id LIMIT 1
-                FOR UPDATE SKIP LOCKED) pick
-            WHERE r.id = pick.id
-            RETURNING r.id, r.routine, r.revision, r.trigger_kind, r.trigger_payload, r.input, r.tags, r.state,
-                r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.region, r.cpu_user_ms,
-                r.cpu_sys_ms, r.max_rss_kb, r.error, r.replay_of, pick.taken_from
-            INTO id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt, queued_at,
-                started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
-                taken_from;
-            IF NOT FOUND THEN
-                -- Every claimable run of the routine is being taken by
-                -- another claim.
-                v_skip := v_skip || v_routine;
-                CONTINUE;
-            END IF;
+        -- looked at (its oldest, as the walk of runs_claim finds it
+        -- first), and say whose it was.
+        UPDATE runs r SET state = 'running', worker = p_worker, lease_until = v_now + p_lease, not_before = NULL
+        FROM (SELECT c.id, CASE WHEN c.state = 'running' THEN c.worker ELSE '' END AS taken_from FROM runs c
+            WHERE c.state IN ('queued', 'running')
+                AND ((c.state = 'queued' AND (c.not_before IS NULL OR c.not_before <= v_now))
+                    OR (c.state = 'running' AND c.lease_until <= v_now))
+                AND c.routine <> ALL (v_skip)
+                AND (v_routine IS NULL OR c.routine = v_routine)
+            ORDER BY c.queued_at, c.id LIMIT 1
+            FOR UPDATE SKIP LOCKED) pick
+        WHERE r.id = pick.id
+        RETURNING r.id, r.routine, r.revision, r.trigger_kind, r.trigger_payload, r.input, r.tags, r.state,
+            r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.region, r.cpu_user_ms,
+            r.cpu_sys_ms, r.max_rss_kb, r.error, r.replay_of, pick.taken_from
+        INTO id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt, queued_at,
+            started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
+            taken_from;
+        IF NOT FOUND THEN
+            -- Every claimable run (of the routine) is being taken by
+            -- another claim.
+            EXIT WHEN v_routine IS NULL;
+            v_skip := v_skip || v_routine;
+            CONTINUE;
         END IF;
         RETURN NEXT;
         v_taken := v_taken + 1;
