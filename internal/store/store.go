@@ -163,8 +163,8 @@ type Waker interface {
 	// Wakeups returns a channel that receives after a write that may have
 	// made a run claimable: a run created queued, put back in the queue
 	// (RunRequeue), ended (RunUpdate or Checkpoint to a final state, which
-	// frees a slot of its routine's ceiling), or taken from a dead worker
-	// (RunExpire). The writes through this Store wake it; with a driver
+	// frees a slot of its routine's ceiling), or held by a worker known
+	// dead (RunExpire ended its lease). The writes through this Store wake it; with a driver
 	// that several processes share (PostgreSQL), so do those of every
 	// Store on the same database, and a wake-up also follows a lost and
 	// regained connection, since writes may have gone unheard meanwhile.
