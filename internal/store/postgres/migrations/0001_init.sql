@@ -1,7 +1,7 @@
 -- The schema of the PostgreSQL store: the tables of the SQLite driver in
--- PostgreSQL's types, the functions that make a claim, a put of state and
--- a guarded checkpoint one statement each, and the trigger that sends
--- wake-ups.
+-- PostgreSQL's types, the functions that make a claim and a put of state
+-- one statement each, the guards of writes by a run's worker, and the
+-- trigger that sends wake-ups.
 --
 -- Times are timestamptz: microseconds, as the SQLite driver keeps them.
 -- JSON the store does not look into (input, tags, outputs, errors) is text,
@@ -155,7 +155,9 @@ CREATE INDEX secret_audit_secret_time ON secret_audit (secret, time);
 -- Deadlocks. A claim waits for a routine's lock only while it holds no
 -- other; when it holds one, it tries the next and, if taken, skips that
 -- routine for this claim and wakes the listeners (NOTIFY) at its commit,
--- so that a claimer looks again when the other claim is done.
+-- so that a claimer looks again when the other claim is done. The rows a
+-- waiting claim has locked hold up no holder of a lock: claims skip
+-- locked rows, and other writers take no advisory lock.
 CREATE FUNCTION routines_claim(p_worker text, p_now timestamptz, p_lease interval, p_limit integer,
         p_ceiling_routines text[], p_ceilings integer[], p_exclude text[])
     RETURNS TABLE (id text, routine text, revision text, trigger_kind text, trigger_payload bytea,
