@@ -157,7 +157,7 @@ CREATE INDEX secret_audit_secret_time ON secret_audit (secret, time);
 -- routine for this claim and wakes the listeners (NOTIFY) at its commit,
 -- so that a claimer looks again when the other claim is done. The rows a
 -- waiting claim has locked hold up no holder of a lock: claims skip
--- locked rows, and other writers take no advisory lock.
+-- locked rows, and no other writer waits for a lock a claim takes.
 CREATE FUNCTION routines_claim(p_worker text, p_now timestamptz, p_lease interval, p_limit integer,
         p_ceiling_routines text[], p_ceilings integer[], p_exclude text[])
     RETURNS TABLE (id text, routine text, revision text, trigger_kind text, trigger_payload bytea,
