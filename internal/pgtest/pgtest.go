@@ -1,6 +1,8 @@
 // Package pgtest starts a throwaway PostgreSQL server for tests: initdb in
 // a temporary directory, postgres on 127.0.0.1 and a free port, with a
-// password, and one empty database per test. It needs PostgreSQL installed
+// password, and one empty database per test. A test starts a server of
+// its own (StartServer), or the tests of a package share one (Shared,
+// with Main in their TestMain). It needs PostgreSQL installed
 // (Debian's postgresql package) and Linux. Without them a test skips,
 // saying how to run it, on a developer's machine, and fails under CI
 // (the variable CI=true, which .ci/run and GitHub Actions set): CI
@@ -18,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +33,84 @@ type Server struct {
 	port     int
 	password string
 	dbs      atomic.Int64
+}
+
+// StartServer initializes and starts a server for t and the subtests it
+// runs (parallel or not), and stops it and removes its files in
+// t.Cleanup. A test whose subtests each take a database with Database
+// pays for one server: initdb and the start cost about a second, a
+// database some milliseconds.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	s, err := startServer(t.Cleanup)
+	if err != nil {
+		failStart(t, err)
+	}
+	return s
+}
+
+// shared is the server of Shared, stopped by Main.
+var shared struct {
+	mu       sync.Mutex
+	main     bool // Main is running the tests
+	started  bool
+	s        *Server
+	err      error
+	cleanups []func()
+}
+
+// Shared returns the server of the whole test binary, started at the
+// first call: the tests and benchmarks of a package share it, each with
+// databases of its own (Database), and pay for one server in all. The
+// package's TestMain must run the tests with Main, which stops the server
+// after the last one; without it, Shared fails the test.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.main {
+		t.Fatal("pgtest: Shared needs the package's TestMain to run the tests with pgtest.Main, which stops the server: add func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }")
+	}
+	if !shared.started {
+		shared.started = true
+		shared.s, shared.err = startServer(func(f func()) { shared.cleanups = append(shared.cleanups, f) })
+	}
+	if shared.err != nil {
+		failStart(t, shared.err)
+	}
+	return shared.s
+}
+
+// Main runs the tests of m and then stops the server of Shared, if one
+// was started, and returns the exit code for os.Exit.
+func Main(m *testing.M) int {
+	shared.mu.Lock()
+	shared.main = true
+	shared.mu.Unlock()
+	code := m.Run()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for i := len(shared.cleanups) - 1; i >= 0; i-- { // in reverse, as t.Cleanup
+		shared.cleanups[i]()
+	}
+	shared.cleanups = nil
+	return code
+}
+
+// unavailableError is why there is no server on this machine: no
+// PostgreSQL, or no system to run it on.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+
+// failStart ends t, which has no server because of err.
+func failStart(t testing.TB, err error) {
+	t.Helper()
+	var u *unavailableError
+	if errors.As(err, &u) {
+		unavailable(t, u.err)
+	}
+	t.Fatalf("pgtest: %v", err)
 }
 
 // Install is what to run when PostgreSQL is missing.

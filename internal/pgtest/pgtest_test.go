@@ -3,11 +3,37 @@ package pgtest
 import (
 	"errors"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 )
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+// TestShared: the tests of a binary share one server, whose databases
+// serve them as StartServer's do.
+func TestShared(t *testing.T) {
+	t.Parallel()
+	first := Shared(t)
+	for _, name := range []string{"a", "b"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if s := Shared(t); s != first {
+				t.Fatalf("Shared returned servers on ports %d and %d, want one", first.port, s.port)
+			}
+			conn, err := pgx.Connect(t.Context(), first.Database(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(t.Context())
+			if _, err := conn.Exec(t.Context(), "CREATE TABLE t (a int)"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
 
 func TestServerDatabases(t *testing.T) {
 	t.Parallel()

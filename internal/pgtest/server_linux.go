@@ -15,29 +15,25 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// StartServer initializes and starts a server for t and the subtests it
-// runs (parallel or not), and stops it and removes its files in
-// t.Cleanup. A package starts one from its single PostgreSQL test, whose
-// subtests each take a database with Database: initdb and the start cost
-// about a second, a database some milliseconds.
-func StartServer(t testing.TB) *Server {
-	t.Helper()
+// startServer initializes and starts a server, and hands cleanup the
+// functions that stop it and remove its files. A missing PostgreSQL is an
+// *unavailableError.
+func startServer(cleanup func(func())) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
-		unavailable(t, err)
+		return nil, &unavailableError{err}
 	}
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		// initdb and postgres refuse to run as root.
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			unavailable(t, fmt.Errorf("tests run as root, and PostgreSQL runs only as another user: no user postgres (%v)", err))
+			return nil, &unavailableError{fmt.Errorf("tests run as root, and PostgreSQL runs only as another user: no user postgres (%v)", err)}
 		}
 		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
@@ -45,20 +41,20 @@ func StartServer(t testing.TB) *Server {
 	}
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	cleanup(func() { os.RemoveAll(dir) })
 	secret := make([]byte, 12)
 	rand.Read(secret)
 	s := &Server{password: hex.EncodeToString(secret)}
 	pwfile := filepath.Join(dir, "pw")
 	if err := os.WriteFile(pwfile, []byte(s.password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if cred != nil {
 		for _, p := range []string{dir, pwfile} {
 			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 		}
 	}
@@ -68,23 +64,23 @@ func StartServer(t testing.TB) *Server {
 	initdb.Env = append(os.Environ(), "LC_ALL=C")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	// A port picked free may be taken before postgres binds it: try again.
 	for try := 1; ; try++ {
-		err := s.start(t, filepath.Join(bin, "postgres"), dir, cred)
+		err := s.start(filepath.Join(bin, "postgres"), dir, cred, cleanup)
 		if err == nil {
-			return s
+			return s, nil
 		}
 		if try == 3 {
-			t.Fatalf("pgtest: %v", err)
+			return nil, err
 		}
 	}
 }
 
 // start runs postgres on a free port and waits until it accepts
 // connections.
-func (s *Server) start(t testing.TB, postgres, dir string, cred *syscall.Credential) error {
+func (s *Server) start(postgres, dir string, cred *syscall.Credential, cleanup func(func())) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -96,7 +92,10 @@ func (s *Server) start(t testing.TB, postgres, dir string, cred *syscall.Credent
 		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.port),
 		"-c", "unix_socket_directories="+dir,
 		// A throwaway server need not survive a crash.
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		// The tests of a package share the server, each store with a
+		// pool of its own: the default of 100 connections is short.
+		"-c", "max_connections=400")
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	// SIGQUIT (immediate shutdown) stops the server should the test binary
@@ -139,7 +138,7 @@ func (s *Server) start(t testing.TB, postgres, dir string, cred *syscall.Credent
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
-			t.Cleanup(stop)
+			cleanup(stop)
 			return nil
 		}
 		if time.Now().After(deadline) {

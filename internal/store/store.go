@@ -157,6 +157,28 @@ type Store interface {
 	Close() error
 }
 
+// Waker is implemented by a store that tells its users when runs may
+// have become claimable, so that a scheduler sleeps until woken instead
+// of polling the queue. It still polls, seldom, for what no write
+// announces: a delayed run coming due, a lease running out.
+type Waker interface {
+	// Wakeups returns a channel that receives after a write that may have
+	// made a run claimable: a run created queued, put back in the queue
+	// (RunRequeue), ended (RunUpdate or Checkpoint to a final state, which
+	// frees a slot of its routine's ceiling), or held by a worker known
+	// dead (RunExpire ended its lease). The writes through this Store wake it; with a driver
+	// that several processes share (PostgreSQL), so do those of every
+	// Store on the same database, and a wake-up also follows a lost and
+	// regained connection, since writes may have gone unheard meanwhile.
+	// The first wake-up comes as soon as the channel hears writes (at
+	// once, or when the connection that listens is up): writes after it
+	// are sure to wake it, so a receiver looks at the queue then. Wake-ups
+	// coalesce: the channel holds one at most, and a receiver takes it as
+	// "look at the queue again", never as a count; one may come with
+	// nothing new. The channel closes when ctx ends or the store closes.
+	Wakeups(ctx context.Context) <-chan struct{}
+}
+
 // Secret is a stored secret of the builtin vault: its value only as
 // ciphertext, which the store neither makes nor reads.
 type Secret struct {
@@ -273,6 +295,12 @@ type RunRequeueParams struct {
 	ID        string
 	Worker    string     // the worker that holds the run
 	NotBefore *time.Time // nil: claimable at once
+	// Now is the caller's clock when it chose NotBefore. A store that
+	// judges the queue by the database's clock (the PostgreSQL driver's
+	// Options.DatabaseClock) keeps the delay, NotBefore - Now, rather
+	// than the instant, which a skewed clock would shift. Zero: NotBefore
+	// is taken as it is.
+	Now time.Time
 }
 
 // RunCountParams filter RunCount. Zero values do not filter.

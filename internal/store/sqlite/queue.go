@@ -194,6 +194,7 @@ func (s *Store) RunExpire(ctx context.Context, p *store.RunExpireParams) (int, e
 	if err != nil {
 		return 0, fmt.Errorf("expire leases of %s: %w", p.Worker, err)
 	}
+	s.wakeIf(n > 0)
 	return int(n), nil
 }
 
@@ -223,6 +224,7 @@ func (s *Store) RunRequeue(ctx context.Context, p *store.RunRequeueParams) error
 	if err != nil {
 		return fmt.Errorf("requeue run %s: %w", p.ID, err)
 	}
+	s.wakeIf(true)
 	return nil
 }
 

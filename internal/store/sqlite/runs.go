@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
-	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -35,15 +32,8 @@ const (
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
 	// The ids in [?1, ?2) are those that start with the prefix ?1; ordered
 	// by id, an exact match comes first.
-	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6`
+	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3`
 )
-
-// ambiguousShown is how many of the runs an ambiguous prefix matches its
-// error names.
-const ambiguousShown = 5 // runGetPrefixSQL fetches one more
-
-// minPrefix is the shortest id prefix RunGet resolves.
-const minPrefix = 6
 
 // RunCreate records a new run.
 func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routine.Run, error) {
@@ -55,7 +45,16 @@ func (s *Store) RunCreate(ctx context.Context, p *store.RunCreateParams) (*routi
 	if err != nil {
 		return nil, fmt.Errorf("create run %s: %w", p.ID, err)
 	}
+	s.wakeIf(run.State == routine.StateQueued)
 	return run, nil
+}
+
+// wakeIf wakes the channels of Wakeups when a write that committed made
+// a run claimable.
+func (s *Store) wakeIf(claimable bool) {
+	if claimable {
+		s.wake.Wake()
+	}
 }
 
 // RunCreateDeduped returns the run of the routine whose dedupe window for
@@ -87,42 +86,21 @@ func (s *Store) RunCreateDeduped(ctx context.Context, p *store.RunCreateParams) 
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", p.ID, err)
 	}
+	s.wakeIf(!deduped && run.State == routine.StateQueued)
 	return run, deduped, nil
 }
 
 // runCreateIn inserts the run of p within tx.
 func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateParams) (*routine.Run, error) {
-	run := &routine.Run{
-		ID:       p.ID,
-		Routine:  p.Routine,
-		Revision: p.Revision,
-		Trigger:  routine.TriggerInfo{Kind: p.Trigger.Kind, Payload: slices.Clone(p.Trigger.Payload)},
-		Input:    maps.Clone(p.Input),
-		Tags:     slices.Clone(p.Tags),
-		State:    p.State,
-		QueuedAt: p.QueuedAt.UTC().Truncate(time.Microsecond),
-		ReplayOf: p.ReplayOf,
-	}
-	if run.State == "" {
-		run.State = routine.StateQueued
+	run, err := store.NewRun(p)
+	if err != nil {
+		return nil, err
 	}
 	// A run created running by its executor is leased to it, as a claim
 	// would lease it.
 	var leaseUntil any
-	if run.State == routine.StateRunning && p.Worker != "" {
-		run.Worker = p.Worker
+	if run.Worker != "" {
 		leaseUntil = run.QueuedAt.Add(p.Lease).UnixMicro()
-	}
-	if len(run.Trigger.Payload) == 0 {
-		run.Trigger.Payload = nil
-	} else if !json.Valid(run.Trigger.Payload) {
-		return nil, errors.New("trigger payload is not valid JSON")
-	}
-	if len(run.Input) == 0 {
-		run.Input = nil
-	}
-	if len(run.Tags) == 0 {
-		run.Tags = nil
 	}
 	input, err := jsonText(run.Input, run.Input == nil)
 	if err != nil {
@@ -162,14 +140,14 @@ func (s *Store) RunGet(ctx context.Context, id string) (*routine.Run, error) {
 
 func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
 	end, ok := prefixEnd(id)
-	if len(id) < minPrefix || !ok {
+	if len(id) < store.MinPrefix || !ok {
 		run, err := scanRun(s.r.QueryRowContext(ctx, runGetExactSQL, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, routine.ErrNotFound
 		}
 		return run, err
 	}
-	rows, err := s.r.QueryContext(ctx, runGetPrefixSQL, id, end)
+	rows, err := s.r.QueryContext(ctx, runGetPrefixSQL, id, end, store.PrefixLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -185,18 +163,7 @@ func (s *Store) runGet(ctx context.Context, id string) (*routine.Run, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	switch {
-	case len(found) == 0:
-		return nil, routine.ErrNotFound
-	case found[0].ID == id || len(found) == 1:
-		return found[0], nil
-	default:
-		amb := &routine.AmbiguousIDError{Prefix: id, More: len(found) > ambiguousShown}
-		for _, r := range found[:min(len(found), ambiguousShown)] {
-			amb.IDs = append(amb.IDs, r.ID)
-		}
-		return nil, amb
-	}
+	return store.ResolvePrefix(id, found)
 }
 
 // prefixEnd returns the least string greater than every string that starts
@@ -267,6 +234,7 @@ func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", run.ID, err)
 	}
+	s.wakeIf(run.State.Final()) // a slot of its routine is free
 	return nil
 }
 

@@ -53,6 +53,9 @@ type Store struct {
 	r       *sql.DB
 	gc      *groupCommit // every write goes through it
 	scratch bool         // thrown away after use: Close does not checkpoint
+	// wake tells Wakeups of this store's writes; another process's writes
+	// to the file go unheard, and the scheduler's poll finds them.
+	wake store.WakeHub
 
 	// Write statements, prepared on w. Reads are not prepared ahead: a
 	// command that only writes (run-once) then never opens a reader.
@@ -149,6 +152,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	r.SetMaxIdleConns(n)
 
 	s := &Store{w: w, r: r}
+	s.wake.SetLive(true)
 	if s.gc, err = newGroupCommit(ctx, w); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -205,6 +209,7 @@ func (s *Store) prepare(ctx context.Context) error {
 // Close closes the store. It first folds the write-ahead log back into the
 // database file, so a closed store is one self-contained file.
 func (s *Store) Close() error {
+	s.wake.Close()
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
@@ -248,4 +253,11 @@ func constraint(err error) int {
 	return 0
 }
 
-var _ store.Store = (*Store)(nil)
+// Wakeups returns a channel woken by this store's writes that may have
+// made a run claimable.
+func (s *Store) Wakeups(ctx context.Context) <-chan struct{} { return s.wake.Subscribe(ctx) }
+
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Waker = (*Store)(nil)
+)

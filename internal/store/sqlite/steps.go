@@ -41,7 +41,7 @@ func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error
 	if p.Run == nil && len(p.Steps) == 0 && len(p.Logs) == 0 {
 		return nil
 	}
-	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if p.Holder != "" && p.Run == nil {
 			if err := checkHolder(ctx, tx, p.RunID, p.Holder); err != nil {
 				return fmt.Errorf("checkpoint: run %s: %w", p.RunID, err)
@@ -62,6 +62,11 @@ func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	s.wakeIf(p.Run != nil && p.Run.State.Final()) // a slot of its routine is free
+	return nil
 }
 
 func (s *Store) saveStep(ctx context.Context, tx *sql.Tx, step *routine.StepRun) error {

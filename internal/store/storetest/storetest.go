@@ -19,7 +19,8 @@ import (
 
 // Exercise runs the conformance suite. open must return a fresh, empty
 // store for the test it is given and close it when that test ends; the
-// subtests run in parallel, each on its own store.
+// subtests run in parallel, each on its own store. Every driver is a
+// store.Waker too.
 func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
 	t.Run("Run", func(t *testing.T) { t.Parallel(); exerciseRuns(t, open) })
@@ -34,6 +35,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Owners", func(t *testing.T) { t.Parallel(); exerciseOwners(t, open) })
 	t.Run("Secrets", func(t *testing.T) { t.Parallel(); exerciseSecrets(t, open) })
 	t.Run("Revisions", func(t *testing.T) { t.Parallel(); exerciseRevisions(t, open) })
+	t.Run("Wake", func(t *testing.T) { t.Parallel(); exerciseWake(t, open) })
 }
 
 type testBundle struct {

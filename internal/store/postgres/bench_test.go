@@ -1,0 +1,133 @@
+package postgres_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/postgres"
+)
+
+// shareWork runs work(i) for i in [0, n) on k goroutines, each taking the
+// next i, and waits for them.
+func shareWork(k, n int, work func(worker, i int) error) error {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, k)
+	)
+	for w := range k {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := work(w, i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueRuns creates n queued runs of ten routines, r0 to r9, from k
+// goroutines.
+func queueRuns(b *testing.B, s store.Store, k, n int) {
+	b.Helper()
+	queued := time.Now()
+	if err := shareWork(k, n, func(_, i int) error {
+		_, err := s.RunCreate(b.Context(), &store.RunCreateParams{ID: ulid.Make().String(), Routine: fmt.Sprint("r", i%10),
+			Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: queued})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkRunCreate creates queued runs, from one creator and from four
+// at once, and reports runs/s.
+func BenchmarkRunCreate(b *testing.B) {
+	for _, creators := range []int{1, 4} {
+		b.Run(fmt.Sprint("creators=", creators), func(b *testing.B) {
+			s, _ := setup(b)
+			b.ResetTimer()
+			queueRuns(b, s, creators, b.N)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+		})
+	}
+}
+
+// BenchmarkClaimFinish runs no-op runs off a backlog as workers do, each
+// with a store (a pool) of its own: claim one run, checkpoint its start
+// (the run and its step running), checkpoint its end (the run and its step
+// succeeded, a log line). It reports completed runs/s, of 1 and 4
+// workers, and of 4 with a ceiling on one of the ten routines (the path of
+// the advisory lock).
+func BenchmarkClaimFinish(b *testing.B) {
+	for _, c := range []struct {
+		workers  int
+		ceilings map[string]int
+	}{{1, nil}, {4, nil}, {4, map[string]int{"r0": 4}}} {
+		name := fmt.Sprint("workers=", c.workers)
+		if c.ceilings != nil {
+			name += ",ceiling"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, tb := setup(b)
+			queueRuns(b, s, 8, b.N)
+			stores := make([]*postgres.Store, c.workers)
+			for i := range stores {
+				stores[i] = tb.open(b, postgres.Options{})
+			}
+			b.ResetTimer()
+			var done atomic.Int64
+			err := shareWork(c.workers, c.workers, func(w, _ int) error {
+				worker := fmt.Sprint("w", w)
+				for {
+					runs, err := stores[w].RunClaim(b.Context(), &store.RunClaimParams{Worker: worker, Now: time.Now(),
+						Lease: time.Minute, Ceilings: c.ceilings})
+					if err != nil || len(runs) == 0 {
+						return err
+					}
+					if err := finish(b, stores[w], runs[0].Run); err != nil {
+						return err
+					}
+					done.Add(1)
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if done.Load() != int64(b.N) {
+				b.Fatalf("%d runs completed, want %d", done.Load(), b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+		})
+	}
+}
+
+// finish writes what the engine writes of a run of one no-op step.
+func finish(b *testing.B, s store.Store, run *routine.Run) error {
+	now := time.Now()
+	run.Attempt, run.StartedAt = 1, &now
+	step := &routine.StepRun{RunID: run.ID, ID: "noop", Phase: routine.PhaseMain, Kind: "run", State: routine.StateRunning,
+		Attempts: 1, StartedAt: &now}
+	if err := s.Checkpoint(b.Context(), &store.CheckpointParams{Run: run, Steps: []*routine.StepRun{step}}); err != nil {
+		return err
+	}
+	run.State, run.FinishedAt = routine.StateSucceeded, &now
+	step.State, step.FinishedAt, step.ExitCode = routine.StateSucceeded, &now, new(0)
+	return s.Checkpoint(b.Context(), &store.CheckpointParams{Run: run, Steps: []*routine.StepRun{step},
+		Logs: []routine.LogLine{{RunID: run.ID, Step: "noop", Seq: 1, Time: now, Stream: routine.StreamStdout, Text: "ok"}}})
+}

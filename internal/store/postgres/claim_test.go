@@ -1,0 +1,151 @@
+package postgres_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/postgres"
+)
+
+// TestClaimCeilingsConcurrent has workers, each with a store (a pool) of
+// its own as on machines of their own, claim and finish the runs of
+// routines with ceilings, and counts the running runs of each routine in
+// the database after every claim: never more than its ceiling. Two claims
+// that each counted max - 1 running runs and each took one would show
+// here as max + 1.
+func TestClaimCeilingsConcurrent(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	var iso string
+	if err := b.raw(t).QueryRow(b.ctx, "SHOW default_transaction_isolation").Scan(&iso); err != nil || iso != "read committed" {
+		t.Fatalf("isolation %q, %v; the test is of READ COMMITTED", iso, err)
+	}
+	const workers = 12
+	ceilings := map[string]int{"serial": 1, "three": 3}
+	perRoutine := map[string]int{"serial": 60, "three": 120, "free": 60}
+	total := 0
+	queued := time.Now()
+	for i := range 120 {
+		for name, n := range perRoutine {
+			if i >= n {
+				continue
+			}
+			total++
+			if _, err := s.RunCreate(b.ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: name,
+				QueuedAt: queued.Add(time.Duration(total) * time.Microsecond)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	var (
+		finished atomic.Int64
+		mu       sync.Mutex
+		claimed  = map[string]string{} // run id → worker
+		most     = map[string]int{}    // routine → most running runs seen
+		wg       sync.WaitGroup
+	)
+	// check counts the running runs of each routine with a ceiling.
+	check := func(st *postgres.Store, who string) bool {
+		for name, ceiling := range ceilings {
+			counts, err := st.RunCount(b.ctx, &store.RunCountParams{Routine: name, States: []routine.State{routine.StateRunning}})
+			if err != nil {
+				t.Errorf("%s: RunCount: %v", who, err)
+				return false
+			}
+			n := counts[routine.StateRunning]
+			mu.Lock()
+			most[name] = max(most[name], n)
+			mu.Unlock()
+			if n > ceiling {
+				t.Errorf("%s: %d runs of %s running, past its ceiling of %d", who, n, name, ceiling)
+				return false
+			}
+		}
+		return true
+	}
+	done := make(chan struct{})
+	wg.Go(func() { // a watcher, between the workers' checks
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if !check(s, "watcher") {
+				return
+			}
+		}
+	})
+	var workersWG sync.WaitGroup
+	for w := range workers {
+		st := b.open(t, postgres.Options{})
+		worker := fmt.Sprint("w", w)
+		wake := st.Wakeups(b.ctx)
+		workersWG.Go(func() {
+			for finished.Load() < int64(total) && !t.Failed() {
+				runs, err := st.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: time.Now(), Lease: time.Hour,
+					Ceilings: ceilings, Limit: 1 + rand.IntN(3)})
+				if err != nil {
+					t.Errorf("%s: RunClaim: %v", worker, err)
+					return
+				}
+				if len(runs) == 0 {
+					select { // a run ending elsewhere wakes this worker; the timer is a fallback
+					case <-wake:
+					case <-time.After(100 * time.Millisecond):
+					}
+					continue
+				}
+				mu.Lock()
+				for _, r := range runs {
+					if prev, ok := claimed[r.ID]; ok {
+						t.Errorf("run %s claimed by %s and %s", r.ID, prev, worker)
+					}
+					claimed[r.ID] = worker
+				}
+				mu.Unlock()
+				if !check(st, worker) {
+					return
+				}
+				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // the run "executes"
+				for _, r := range runs {
+					r.State = routine.StateSucceeded
+					if err := st.Checkpoint(b.ctx, &store.CheckpointParams{Run: r.Run}); err != nil {
+						t.Errorf("%s: finish %s: %v", worker, r.ID, err)
+						return
+					}
+					finished.Add(1)
+				}
+			}
+		})
+	}
+	workersWG.Wait()
+	close(done)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	counts, err := s.RunCount(b.ctx, &store.RunCountParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[routine.StateSucceeded] != total || len(counts) != 1 || len(claimed) != total {
+		t.Fatalf("runs by state %v, %d claimed; want all %d claimed once and succeeded", counts, len(claimed), total)
+	}
+	// The workers did press on the ceilings.
+	for name, ceiling := range ceilings {
+		if most[name] != ceiling {
+			t.Errorf("at most %d runs of %s running at once, want its ceiling %d reached", most[name], name, ceiling)
+		}
+	}
+	t.Logf("most running at once: %v", most)
+}

@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// The queue is the runs table. A claim is one statement, routines_claim
+// (0001_init.sql), which says why it never gives a run twice nor runs a
+// routine past its ceiling. Each statement that judges leases takes $now
+// from Store.now: the caller's clock, or NULL for the database's.
+const (
+	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7)`
+	heartbeatSQL = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now()) + $2::interval
+		WHERE state = 'running' AND worker = $3 AND lease_until IS NOT NULL AND ($4::text[] IS NULL OR id = ANY($4))`
+	holdersSQL = `SELECT DISTINCT worker FROM runs WHERE state = 'running' AND lease_until IS NOT NULL`
+	expireSQL  = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now())
+		WHERE state = 'running' AND worker = $2 AND lease_until > COALESCE($1::timestamptz, now())`
+	requeueSQL = `UPDATE runs SET state = 'queued', not_before = COALESCE($2::timestamptz, now() + $3::interval),
+			worker = '', lease_until = NULL
+		WHERE id = $1 AND state = 'running' AND worker = $4`
+	runExistsSQL = `SELECT EXISTS (SELECT 1 FROM runs WHERE id = $1)`
+)
+
+var errNoWorker = errors.New("worker is required")
+
+// RunClaim takes up to p.Limit claimable runs off the queue, oldest first,
+// in one statement.
+func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store.ClaimedRun, error) {
+	if p.Worker == "" {
+		return nil, fmt.Errorf("claim run: %w", errNoWorker)
+	}
+	names, ceilings := []string{}, []int32{}
+	for name, n := range p.Ceilings {
+		if n > 0 {
+			names, ceilings = append(names, name), append(ceilings, int32(n))
+		}
+	}
+	rows, err := s.pool.Query(ctx, claimSQL, p.Worker, s.now(p.Now), p.Lease, int32(max(1, p.Limit)),
+		names, ceilings, append([]string{}, p.Exclude...))
+	if err != nil {
+		return nil, fmt.Errorf("claim run: %w", err)
+	}
+	defer rows.Close()
+	var runs []*store.ClaimedRun
+	for rows.Next() {
+		c := &store.ClaimedRun{}
+		if c.Run, err = scanRun(rows, &c.TakenFrom); err != nil {
+			return nil, fmt.Errorf("claim run: %w", err)
+		}
+		runs = append(runs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim run: %w", err)
+	}
+	return runs, nil
+}
+
+// RunHeartbeat extends the leases of the runs a worker holds.
+func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (int, error) {
+	if p.Worker == "" {
+		return 0, fmt.Errorf("heartbeat: %w", errNoWorker)
+	}
+	var ids []string // nil: every run of the worker
+	if len(p.IDs) > 0 {
+		ids = slices.Clone(p.IDs)
+	}
+	ct, err := s.pool.Exec(ctx, heartbeatSQL, s.now(p.Now), p.Lease, p.Worker, ids)
+	if err != nil {
+		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+	}
+	return int(ct.RowsAffected()), nil
+}
+
+// RunHolders lists the workers that hold leased running runs.
+func (s *Store) RunHolders(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, holdersSQL)
+	if err != nil {
+		return nil, fmt.Errorf("list run holders: %w", err)
+	}
+	workers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list run holders: %w", err)
+	}
+	return workers, nil
+}
+
+// RunExpire ends the leases of a dead worker's runs. The trigger
+// runs_wake_update wakes the listeners.
+func (s *Store) RunExpire(ctx context.Context, p *store.RunExpireParams) (int, error) {
+	if p.Worker == "" {
+		return 0, fmt.Errorf("expire leases: %w", errNoWorker)
+	}
+	ct, err := s.pool.Exec(ctx, expireSQL, s.now(p.Now), p.Worker)
+	if err != nil {
+		return 0, fmt.Errorf("expire leases of %s: %w", p.Worker, err)
+	}
+	return int(ct.RowsAffected()), nil
+}
+
+// RunRequeue puts a running run back in the queue. The trigger
+// runs_wake_update wakes the listeners.
+func (s *Store) RunRequeue(ctx context.Context, p *store.RunRequeueParams) error {
+	if p.Worker == "" {
+		return fmt.Errorf("requeue run %s: %w", p.ID, errNoWorker)
+	}
+	notBefore, delay := s.later(p.NotBefore, p.Now)
+	ct, err := s.pool.Exec(ctx, requeueSQL, p.ID, notBefore, delay, p.Worker)
+	if err != nil {
+		return fmt.Errorf("requeue run %s: %w", p.ID, err)
+	}
+	if ct.RowsAffected() > 0 {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, runExistsSQL, p.ID).Scan(&exists); err != nil {
+		return fmt.Errorf("requeue run %s: %w", p.ID, err)
+	}
+	if !exists {
+		return fmt.Errorf("requeue run %s: %w", p.ID, routine.ErrNotFound)
+	}
+	return fmt.Errorf("requeue run %s: not running or not held by %s: %w", p.ID, p.Worker, routine.ErrConflict)
+}
+
+// RunCount counts runs by state.
+func (s *Store) RunCount(ctx context.Context, p *store.RunCountParams) (map[routine.State]int, error) {
+	var w where
+	if len(p.States) > 0 {
+		w.add("state = ANY(?)", states(p.States))
+	}
+	if p.Routine != "" {
+		w.add("routine = ?", p.Routine)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT state, count(*) FROM runs"+w.sql()+" GROUP BY state", w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	counts := map[routine.State]int{}
+	for rows.Next() {
+		var (
+			state string
+			n     int
+		)
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count runs: %w", err)
+		}
+		counts[routine.State(state)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	return counts, nil
+}

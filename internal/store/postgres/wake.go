@@ -1,0 +1,83 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// wakeChannel is the channel of NOTIFY that the trigger runs_wake_update
+// and routines_claim send on (0001_init.sql).
+const wakeChannel = "routines_wake"
+
+// The backoff between attempts to connect the listener again: from
+// minBackoff, doubled after each failure up to maxBackoff.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// Wakeups returns a channel woken by the writes, through any store on the
+// database, that may have made a run claimable. The first call starts the
+// listener: a connection of its own that LISTENs, and costs the database
+// no query while nothing happens. A dead server or network is noticed by
+// the connection's TCP keepalives, the Go defaults.
+func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
+	s.mu.Lock()
+	if !s.closed && s.stopListen == nil {
+		lctx, stop := context.WithCancel(context.Background())
+		s.stopListen, s.listenerDone = stop, make(chan struct{})
+		go s.listen(lctx)
+	}
+	s.mu.Unlock()
+	return s.wake.Subscribe(ctx)
+}
+
+// listen keeps a connection listening on wakeChannel until ctx ends, and
+// wakes the hub at each notification. A lost connection is made again
+// after a backoff; the hub is live only while one listens, and turning
+// live again wakes every channel, since writes may have gone unheard.
+func (s *Store) listen(ctx context.Context) {
+	defer close(s.listenerDone)
+	backoff := minBackoff
+	for {
+		err := s.listenOn(ctx, func() { backoff = minBackoff })
+		s.wake.SetLive(false)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("store: the connection that listens for wake-ups is lost; connecting again", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// listenOn connects, listens, calls listening, and wakes the hub at each
+// notification until the connection fails or ctx ends.
+func (s *Store) listenOn(ctx context.Context, listening func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel); err != nil {
+		return err
+	}
+	listening()
+	s.wake.SetLive(true)
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		s.wake.Wake()
+	}
+}
