@@ -15,6 +15,8 @@ import (
 	"github.com/routines-dev/routines/internal/secrets/vault"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/postgres"
 	"github.com/routines-dev/routines/internal/trigger"
 )
 
@@ -33,6 +35,7 @@ func deps() cli.Deps {
 	return cli.Deps{
 		Kinds:           kinds,
 		Triggers:        trigger.Builtin(),
+		Stores:          store.Drivers{"postgres": postgres.OpenURL, "postgresql": postgres.OpenURL},
 		SecretProviders: secretProviders,
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,

@@ -100,6 +100,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 		Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
+		Waker:    waker(cfg.Store),
 	})
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
@@ -201,6 +202,10 @@ type executorConfig struct {
 	Unconfined   bool
 	AllowMissing []string
 	Liveness     scheduler.Liveness
+	// Waker wakes the dispatcher on the store's writes; Poll is how often
+	// it looks at the queue without one (1s when 0).
+	Waker store.Waker
+	Poll  time.Duration
 }
 
 // newExecutor returns the scheduler that works the queue with an engine:
@@ -230,11 +235,19 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 		Catalog:  c.Catalog,
 		Leases:   leases,
 		Liveness: c.Liveness,
+		Waker:    c.Waker,
+		Poll:     c.Poll,
 		// What the steps of a dead owner's run left, killed by their cgroups.
 		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
 		Workers:          c.Workers,
 		Logger:           c.Logger,
 	})
+}
+
+// waker is st as a store.Waker, or nil when it wakes nobody.
+func waker(st store.Store) store.Waker {
+	w, _ := st.(store.Waker)
+	return w
 }
 
 // Executor is the service of a scheduler: it works the queue from Start

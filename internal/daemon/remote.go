@@ -100,6 +100,9 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			StateDir: cfg.WorkDir, Logger: logger, Worker: d.ID,
 			Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 			Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
+			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls
+			// only for delayed runs coming due and leases running out.
+			Waker: waker(cfg.Store), Poll: remotePoll,
 		})
 		queue.OnQueued(sched.Wake)
 	}
@@ -159,6 +162,11 @@ func (d *Remote) Failed() <-chan error { return d.served }
 // here finish until ctx ends, then puts them back in the queue for
 // another worker.
 func (d *Remote) Stop(ctx context.Context) error { return d.services.Stop(ctx) }
+
+// remotePoll is how often a worker looks at the queue unwoken: for the
+// runs that no write announces (a delayed run coming due, a lease of a
+// dead worker running out). It bounds the queries an idle worker makes.
+const remotePoll = 2 * time.Second
 
 // tickOnce makes each tick of a schedule one run across every server of
 // a deployment: the servers all fire it, and a dedupe key of the trigger

@@ -50,6 +50,10 @@ type Config struct {
 	// at once; a run it fails to clean is not resumed, and is taken over
 	// again once this owner's lease on it expires.
 	KillRunProcesses func(ctx context.Context, runID string) error
+	// Waker, when set, wakes the dispatcher after the writes that may make
+	// a run claimable, of this process or (PostgreSQL) of any other: the
+	// store itself when it implements store.Waker.
+	Waker store.Waker
 	// Poll is how often the idle dispatcher looks for delayed runs, expired
 	// leases and dead owners; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
@@ -144,6 +148,15 @@ func (s *Scheduler) Start(ctx context.Context) {
 	}()
 	s.leases.Start()
 	go s.poll()
+	if s.cfg.Waker != nil {
+		ctx, cancel := context.WithCancel(s.runCtx)
+		go func() { <-s.stopClaim; cancel() }()
+		go func() {
+			for range s.cfg.Waker.Wakeups(ctx) {
+				s.Wake()
+			}
+		}()
+	}
 	s.Wake()
 }
 
@@ -355,7 +368,7 @@ func (s *Scheduler) interrupted(run *routine.Run) {
 // The slot is free in the meantime.
 func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	at = at.UTC()
-	if err := s.cfg.Store.RunRequeue(context.Background(), &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker, NotBefore: &at}); err != nil {
+	if err := s.cfg.Store.RunRequeue(context.Background(), &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker, NotBefore: &at, Now: s.cfg.Clock.Now()}); err != nil {
 		// Still running with its lease: it is reclaimed once the lease expires.
 		s.log.Error("requeue run for its retry", "run_id", run.ID, "err", err)
 		return

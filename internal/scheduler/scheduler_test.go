@@ -188,3 +188,43 @@ func enqueue(ctx context.Context, st store.Store, s *scheduler.Scheduler, r *rou
 	run, _, err := q.Enqueue(ctx, &scheduler.Request{Routine: r, Trigger: routine.TriggerInfo{Kind: "api"}})
 	return run, err
 }
+
+// A run another process queued (written straight to the store, which
+// tells whoever listens) starts at once, without a poll: the store wakes
+// the dispatcher.
+func TestStoreWakeUpStartsARunQueuedElsewhere(t *testing.T) {
+	t.Parallel()
+	r := &routine.Routine{Name: "elsewhere"}
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	exec := &executor{st: st, done: make(chan string, 1)}
+	s := scheduler.New(scheduler.Config{
+		Store: st, Executor: exec, Catalog: scheduler.NewCatalog([]*routine.Routine{r}),
+		Worker: "test:1", Workers: 1, Lease: time.Minute, Poll: time.Hour, Waker: st,
+	})
+	// The dispatcher's own wake-ups, at start and after a run, are spent
+	// on a first run before the run of the test is queued: only the
+	// store's wake-up can start that one.
+	if _, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01JWAKEUPFIRST0000000000000", Routine: r.Name, QueuedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t.Context())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	<-exec.done
+	time.Sleep(200 * time.Millisecond)
+	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01JWAKEUPFROMELSEWHERE00000", Routine: r.Name, QueuedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-exec.done:
+		if id != run.ID {
+			t.Fatalf("ran %s, want %s", id, run.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the run queued elsewhere did not start: the store's wake-up did not reach the dispatcher")
+	}
+}

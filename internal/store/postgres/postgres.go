@@ -73,6 +73,18 @@ var errBadURL = errors.New("the store URL is not a valid PostgreSQL URL: write p
 // setting pgx knows, sslmode and pool_max_conns among them) and brings its
 // schema up to date.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	return open(ctx, url, opts)
+}
+
+// OpenURL opens the store of a deployment: Open with the database's clock
+// judging leases and delays, which every server and worker of the
+// deployment then shares, whatever their own clocks say. It is the driver
+// of the schemes postgres and postgresql in store.Drivers.
+func OpenURL(ctx context.Context, url string) (store.Store, error) {
+	return open(ctx, url, Options{DatabaseClock: true})
+}
+
+func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", errBadURL)
