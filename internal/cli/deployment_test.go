@@ -10,6 +10,7 @@ import (
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
+	"github.com/routines-dev/routines/internal/pgtest"
 )
 
 // deployment is a server and a worker of one deployment, on the store
@@ -45,7 +46,18 @@ const greetV1 = "name: greet\ninputs:\n  who: {}\nsteps:\n  - id: hi\n    run: e
 // with; invalid and local-only routines are refused before they land.
 func TestRemotePushRunRollback(t *testing.T) {
 	t.Parallel()
-	d := startDeployment(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		pushRunRollback(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		pushRunRollback(t, pgtest.StartServer(t).Database(t))
+	})
+}
+
+func pushRunRollback(t *testing.T, db string) {
+	d := startDeployment(t, db)
 	src := t.TempDir()
 	greet := filepath.Join(src, "greet")
 	writeFile(t, filepath.Join(greet, "routine.yaml"), greetV1)

@@ -16,6 +16,8 @@ import (
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/postgres"
 )
 
 // Buffer is a bytes.Buffer safe for the daemon's goroutines.
@@ -36,6 +38,12 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Stores returns the store drivers the routines binary registers beyond
+// the built-in SQLite one.
+func Stores() store.Drivers {
+	return store.Drivers{"postgres": postgres.OpenURL, "postgresql": postgres.OpenURL}
 }
 
 // Kinds returns the step kinds the routines binary registers
@@ -74,11 +82,11 @@ func RunCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
 }
 
 // RunCLIWith is RunCLI with deps (stdin, environment), whose Kinds,
-// Stdout and Stderr it fills in.
+// Stores, Stdout and Stderr it fills in.
 func RunCLIWith(t testing.TB, deps cli.Deps, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	deps.Kinds, deps.Stdout, deps.Stderr = Kinds(), &out, &errOut
+	deps.Kinds, deps.Stores, deps.Stdout, deps.Stderr = Kinds(), Stores(), &out, &errOut
 	code = cli.Run(context.Background(), deps, args)
 	return code, out.String(), errOut.String()
 }
@@ -160,7 +168,7 @@ func start(t testing.TB, deps cli.Deps, args []string, ready func(out string) (a
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{Out: &Buffer{}, t: t, cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		deps.Kinds, deps.Stdout, deps.Stderr = Kinds(), d.Out, d.Out
+		deps.Kinds, deps.Stores, deps.Stdout, deps.Stderr = Kinds(), Stores(), d.Out, d.Out
 		d.done <- cli.Run(ctx, deps, args)
 	}()
 	t.Cleanup(func() {
