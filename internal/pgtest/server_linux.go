@@ -20,10 +20,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// startServer initializes and starts a server, and hands cleanup the
-// functions that stop it and remove its files. A missing PostgreSQL is an
+// startServer initializes and starts a server with the extra settings
+// (name=value, as postgres -c takes them), and hands cleanup the functions
+// that stop it and remove its files. A missing PostgreSQL is an
 // *unavailableError.
-func startServer(cleanup func(func())) (*Server, error) {
+func startServer(cleanup func(func()), settings []string) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, &unavailableError{err}
@@ -68,7 +69,7 @@ func startServer(cleanup func(func())) (*Server, error) {
 	}
 	// A port picked free may be taken before postgres binds it: try again.
 	for try := 1; ; try++ {
-		err := s.start(filepath.Join(bin, "postgres"), dir, cred, cleanup)
+		err := s.start(filepath.Join(bin, "postgres"), dir, cred, settings, cleanup)
 		if err == nil {
 			return s, nil
 		}
@@ -80,7 +81,7 @@ func startServer(cleanup func(func())) (*Server, error) {
 
 // start runs postgres on a free port and waits until it accepts
 // connections.
-func (s *Server) start(postgres, dir string, cred *syscall.Credential, cleanup func(func())) error {
+func (s *Server) start(postgres, dir string, cred *syscall.Credential, settings []string, cleanup func(func())) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -88,14 +89,18 @@ func (s *Server) start(postgres, dir string, cred *syscall.Credential, cleanup f
 	s.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	var logs syncBuffer
-	cmd := exec.Command(postgres, "-D", filepath.Join(dir, "data"),
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.port),
-		"-c", "unix_socket_directories="+dir,
+	args := []string{"-D", filepath.Join(dir, "data"),
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(s.port),
+		"-c", "unix_socket_directories=" + dir,
 		// A throwaway server need not survive a crash.
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		// The tests of a package share the server, each store with a
 		// pool of its own: the default of 100 connections is short.
-		"-c", "max_connections=400")
+		"-c", "max_connections=400"}
+	for _, kv := range settings { // after the defaults, which they override
+		args = append(args, "-c", kv)
+	}
+	cmd := exec.Command(postgres, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	// SIGQUIT (immediate shutdown) stops the server should the test binary

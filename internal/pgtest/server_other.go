@@ -9,6 +9,6 @@ import (
 
 // startServer fails: pgtest starts PostgreSQL on Linux only, the system
 // the tests run on (run steps need it), so a test skips, or fails under CI.
-func startServer(func(func())) (*Server, error) {
+func startServer(func(func()), []string) (*Server, error) {
 	return nil, &unavailableError{errors.New("pgtest starts PostgreSQL on Linux only, and this is " + runtime.GOOS)}
 }
