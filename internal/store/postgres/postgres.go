@@ -53,10 +53,11 @@ type Options struct {
 // ups take one more connection of their own, from the first call of
 // Wakeups to Close.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
-	log  *slog.Logger
-	wake store.WakeHub
+	pool        *pgxpool.Pool
+	checkpoints *groupCheckpoint
+	opts        Options
+	log         *slog.Logger
+	wake        store.WakeHub
 
 	mu           sync.Mutex
 	closed       bool
@@ -100,7 +101,7 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{pool: pool, opts: opts, log: opts.Logger}
+	s := &Store{pool: pool, checkpoints: newGroupCheckpoint(pool), opts: opts, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
