@@ -315,7 +315,8 @@ const idleWindow = 30 * time.Second
 // statements such as the pool's pings) and transactions (pg_stat_database:
 // every statement outside a transaction, pings included, as the backends
 // report them, up to 10 s late each) over idleWindow, after 20 runs and
-// 5 s of quiet.
+// 12 s of quiet, so that what the backends did before reaches the
+// statistics before the window.
 func remoteIdle(ctx context.Context, e *pgEnv, bin, dir string, _ int) error {
 	d, err := newDeployment(ctx, e, bin, dir, map[string]string{"noop": noopRoutine})
 	if err != nil {
@@ -331,7 +332,7 @@ func remoteIdle(ctx context.Context, e *pgEnv, bin, dir string, _ int) error {
 	if err := d.drain(ctx, time.Minute); err != nil {
 		return err
 	}
-	time.Sleep(5 * time.Second)
+	time.Sleep(12 * time.Second)
 	db := strings.TrimPrefix(d.db.Config().Database, "/")
 	xacts := func() (int64, error) {
 		var n int64
@@ -359,12 +360,14 @@ func remoteIdle(ctx context.Context, e *pgEnv, bin, dir string, _ int) error {
 		all += st.calls
 	}
 	secs := idleWindow.Seconds()
-	perS := float64(all) / secs
+	perS, xactS := float64(all)/secs, float64(x1-x0)/secs
+	// The target holds for both counts: the pings are round trips too.
+	met := max(perS, xactS) < 5
 	fmt.Printf("\nremote-idle: one `routines server` and four `routines worker`s, idle, for %s (load %s)\n", idleWindow, loadavg())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "measure\tper second\ttarget\tmet\t")
 	fmt.Fprintf(tw, "statements (pg_stat_statements)\t%.2f\t< 5\t%v\t\n", perS, perS < 5)
-	fmt.Fprintf(tw, "transactions (pg_stat_database, pings included)\t%.2f\t\t\t\n", float64(x1-x0)/secs)
+	fmt.Fprintf(tw, "transactions (pg_stat_database, pings included)\t%.2f\t< 5\t%v\t\n", xactS, xactS < 5)
 	tw.Flush()
 	fmt.Println("statements of the window (calls, text):")
 	for _, l := range topStatements(stmts, 8, func(s stmtStats) float64 { return float64(s.calls) }, func(s stmtStats) string {
@@ -372,7 +375,7 @@ func remoteIdle(ctx context.Context, e *pgEnv, bin, dir string, _ int) error {
 	}) {
 		fmt.Println("  " + l)
 	}
-	if perS >= 5 {
+	if !met {
 		fmt.Println("the idle target was not met")
 	}
 	return nil
