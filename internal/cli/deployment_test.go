@@ -151,3 +151,30 @@ func TestRemotePushNeedsTheToken(t *testing.T) {
 		t.Fatalf("push with a wrong token: exit %d %s", code, errOut)
 	}
 }
+
+// push, revisions, rollback and diff find their server through a
+// profile as the other remote commands do.
+func TestRemotePushThroughAProfile(t *testing.T) {
+	t.Parallel()
+	d := startDeployment(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+	home := t.TempDir()
+	env := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config"), "ROUTINES_SERVER": "", "ROUTINES_TOKEN": ""}
+	run := func(args ...string) (int, string, string) {
+		return clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env)}, args...)
+	}
+	if code, out, errOut := run("login", d.env["ROUTINES_SERVER"], "--token", "s3cret-token", "--profile", "team"); code != 0 {
+		t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "routine.yaml"), greetV1)
+	writeFile(t, filepath.Join(src, "notes.txt"), "n\n")
+	if code, _, errOut := run("push", src); code != 2 || !strings.Contains(errOut, "--profile NAME") {
+		t.Fatalf("push without a server or profile: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := run("--profile", "team", "push", src); code != 0 || !strings.Contains(out, "greet: revision") {
+		t.Fatalf("push through the profile: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run("--profile", "team", "revisions", "greet"); code != 0 || !strings.Contains(out, "*") || strings.Contains(out+errOut, "s3cret-token") {
+		t.Fatalf("revisions through the profile: exit %d\n%s%s", code, out, errOut)
+	}
+}
