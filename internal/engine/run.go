@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -27,9 +28,12 @@ type runExec struct {
 	r         *routine.Routine
 	run       *routine.Run
 	workspace string
-	log       *runLog
-	cp        *checkpointer
-	redactor  *secrets.Redactor
+	// dir is where the run's steps work: the routine directory, or the
+	// run's private copy of a sealed one.
+	dir      string
+	log      *runLog
+	cp       *checkpointer
+	redactor *secrets.Redactor
 	// resume is what an earlier attempt of the run left, or nil for a run
 	// that starts afresh. It is set before any step starts and read-only after.
 	resume *resumeState
@@ -53,6 +57,7 @@ func (e *Engine) newRunExec(r *routine.Routine, run *routine.Run) *runExec {
 		r:         r,
 		run:       run,
 		workspace: e.Workspace(run.ID),
+		dir:       r.Dir,
 	}
 	x.tctx = &template.Context{
 		Input:   inputWithDefaults(r, run.Input),
@@ -114,6 +119,12 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID, x.run.Worker)
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
+	if x.r.Sealed {
+		var err error
+		if x.dir, err = privateCopy(x.r.Dir, e.Workspace(x.run.ID)+sealedCopySuffix); err != nil {
+			return x.run, fmt.Errorf("copy the revision of %s for run %s: %w", x.r.Name, x.run.ID, err)
+		}
+	}
 	e.observer.RunStarted(x.run)
 	if rs != nil {
 		n := x.applyResume(rs)
@@ -210,6 +221,11 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 func (x *runExec) cleanWorkspace() {
 	if err := workspace.Clean(x.workspace); err != nil {
 		x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+	}
+	if x.dir != x.r.Dir {
+		if err := os.RemoveAll(x.dir); err != nil {
+			x.e.logger.Warn("remove the run's copy of its revision", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+		}
 	}
 }
 
@@ -542,8 +558,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		Phase:        rec.Phase,
 		Attempt:      n,
 		Action:       action,
-		Dir:          x.r.Dir,
-		DirSealed:    x.r.Sealed,
+		Dir:          x.dir,
 		Workspace:    x.workspace,
 		ArtifactsDir: filepath.Join(artifacts, s.ID),
 		ArtifactsIn:  artifacts,

@@ -29,7 +29,8 @@ type Routine struct {
 	File     string `yaml:"-" json:"-"`
 	Revision string `yaml:"-" json:"-"`
 	// Sealed marks a directory that is a pushed revision, shared by every
-	// run of it on a worker: steps read it, and never write to it.
+	// run of it on a worker and read-only: each run works in a private
+	// copy of it, so what a step writes there stays the run's.
 	Sealed bool `yaml:"-" json:"-"`
 	// InputsRead names the inputs the routine's templates read (input.NAME),
 	// found by validation: a routine that declares no inputs takes only these.

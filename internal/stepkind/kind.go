@@ -50,9 +50,6 @@ type Execution struct {
 	// directory; ArtifactsDir where this step puts artifacts; ArtifactsIn the
 	// directory holding the artifacts of earlier steps, one folder per step.
 	Dir string
-	// DirSealed makes Dir read-only to the step's processes: it is a
-	// pushed revision that other runs share (routine.Routine.Sealed).
-	DirSealed    bool
 	Workspace    string
 	ArtifactsDir string
 	ArtifactsIn  string
