@@ -49,7 +49,7 @@ type Execution struct {
 	// Dir is the absolute routine directory; Workspace the run's private
 	// directory; ArtifactsDir where this step puts artifacts; ArtifactsIn the
 	// directory holding the artifacts of earlier steps, one folder per step.
-	Dir string
+	Dir          string
 	Workspace    string
 	ArtifactsDir string
 	ArtifactsIn  string

@@ -255,4 +255,3 @@ func TestRunLineValueIsOneArgument(t *testing.T) {
 		}
 	}
 }
-
