@@ -28,8 +28,10 @@ func startDeployment(t *testing.T, db string) *deployment {
 	common := func(name string) []string {
 		return []string{"--db", db, "--cache-dir", filepath.Join(dir, name, "cache"), "--work-dir", filepath.Join(dir, name, "work"), "--poll", "100ms", "--grace", "5s"}
 	}
-	srv := clitest.StartRemote(t, "server", append(common("server"), "--addr", "127.0.0.1:0", "--token", "s3cret-token")...)
-	wrk := clitest.StartRemote(t, "worker", append(common("worker"), "--slots", "2")...)
+	// The master key, given to servers and workers alike.
+	deps := cli.Deps{Getenv: secretEnv(t, nil)}
+	srv := clitest.StartRemoteWith(t, deps, "server", append(common("server"), "--addr", "127.0.0.1:0", "--token", "s3cret-token")...)
+	wrk := clitest.StartRemoteWith(t, deps, "worker", append(common("worker"), "--slots", "2")...)
 	return &deployment{server: srv, worker: wrk, env: map[string]string{"ROUTINES_SERVER": "http://" + srv.Addr, "ROUTINES_TOKEN": "s3cret-token"}}
 }
 
@@ -176,5 +178,25 @@ func TestRemotePushThroughAProfile(t *testing.T) {
 	}
 	if code, out, errOut := run("--profile", "team", "revisions", "greet"); code != 0 || !strings.Contains(out, "*") || strings.Contains(out+errOut, "s3cret-token") {
 		t.Fatalf("revisions through the profile: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A secret set on the server lives in the deployment's vault; a run on
+	// the worker resolves it; nothing shows its value.
+	if code, out, errOut := clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env), Stdin: strings.NewReader("v4lue-of-api-key")}, "--profile", "team", "secrets", "set", "API_KEY"); code != 0 {
+		t.Fatalf("secrets set: exit %d\n%s%s", code, out, errOut)
+	}
+	keyed := t.TempDir()
+	writeFile(t, filepath.Join(keyed, "routine.yaml"), "name: keyed\nsecrets: [API_KEY]\nsteps:\n  - id: use\n    run: '[ \"{{API_KEY}}\" = v4lue-of-api-key ] && echo the key works && echo {{API_KEY}}'\n")
+	if code, out, errOut := run("--profile", "team", "push", keyed); code != 0 {
+		t.Fatalf("push keyed: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := run("--profile", "team", "invoke", "keyed", "--wait")
+	if code != 0 || !strings.Contains(out, "the key works") || !strings.Contains(out, "***") {
+		t.Fatalf("a run using the deployment's secret: exit %d\n%s%s\nworker: %s", code, out, errOut, d.worker.Out.String())
+	}
+	for _, o := range []string{out, errOut, d.server.Out.String(), d.worker.Out.String()} {
+		if strings.Contains(o, "v4lue-of-api-key") {
+			t.Fatal("the secret's value was shown")
+		}
 	}
 }
