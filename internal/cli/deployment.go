@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
-	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -50,12 +48,8 @@ func (o *remoteOptions) flags(cmd *cobra.Command) {
 // serverOptions are the flags of server.
 type serverOptions struct {
 	remoteOptions
-	addr       string
-	workers    int
-	token      string
-	maxQueued  int
-	limits     server.Limits
-	maxBodyMiB int
+	apiOptions
+	workers int
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -69,23 +63,14 @@ func newServerCmd(g *globals) *cobra.Command {
 			"processes do. Docs: " + docsURL + "/remote.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.token == "" {
-				o.token = g.getenv("ROUTINES_TOKEN")
-			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return g.runRemote(ctx, &o.remoteOptions, o)
 		},
 	}
 	o.remoteOptions.flags(cmd)
-	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
-	f.IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
-	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
-	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
-	d := server.DefaultLimits
-	o.limits = d
-	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests")
+	o.apiOptions.flags(cmd)
+	cmd.Flags().IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
 	return cmd
 }
 
@@ -163,16 +148,15 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	what := "worker"
 	switch role := role.(type) {
 	case *serverOptions:
-		if role.workers < 0 || role.maxBodyMiB < 1 {
-			return invalidf("--workers %d, --max-body-in-flight %d: want at least 0 and 1", role.workers, role.maxBodyMiB)
+		if role.workers < 0 {
+			return invalidf("--workers %d: want 0 or more", role.workers)
 		}
-		role.limits.MaxBodyInFlight = int64(role.maxBodyMiB) << 20
-		ln, err := net.Listen("tcp", role.addr)
+		if err := role.apiOptions.check(g); err != nil {
+			return err
+		}
+		ln, err := role.listen(g, "push and run routines")
 		if err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && role.token == "" {
-			fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can push and run routines; set --token or ROUTINES_TOKEN\n", ln.Addr())
+			return err
 		}
 		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits = ln, role.workers, role.token, role.maxQueued, role.limits
 		what = "server on http://" + ln.Addr().String()
