@@ -121,6 +121,8 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
 		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("POST /v1/routines", s.auth(http.HandlerFunc(s.push)))
