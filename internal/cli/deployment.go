@@ -25,6 +25,7 @@ import (
 type remoteOptions struct {
 	db              string
 	cacheDir        string
+	cacheMiB        int
 	workDir         string
 	grace           time.Duration
 	lease           time.Duration
@@ -37,6 +38,7 @@ func (o *remoteOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.db, "db", "", "the deployment's store: postgres://user:password@host:5432/routines (env ROUTINES_DB); sslmode in the URL is honoured")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "where pushed revisions are kept extracted (default: the user cache directory/routines/bundles)")
+	f.IntVar(&o.cacheMiB, "cache-size", int(bundle.DefaultCacheBytes>>20), "MiB of extracted revisions the cache keeps; the least recently used go first (revisions in use stay)")
 	f.StringVar(&o.workDir, "work-dir", "", "where runs keep their workspaces (default: the user cache directory/routines/work)")
 	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before their runs go back to the queue")
 	durationVar(f, &o.lease, "lease", 30*time.Second, "lease of a claimed run: a run whose worker stops renewing it is taken over this long after")
@@ -121,7 +123,10 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logLayers(logger)
-	cacheStore, err := bundle.OpenCache(cache, bundle.CacheOptions{Logger: logger})
+	if o.cacheMiB < 1 {
+		return invalidf("--cache-size %d: want at least 1 (MiB)", o.cacheMiB)
+	}
+	cacheStore, err := bundle.OpenCache(cache, bundle.CacheOptions{MaxBytes: int64(o.cacheMiB) << 20, Logger: logger})
 	if err != nil {
 		return err
 	}
