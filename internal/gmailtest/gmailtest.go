@@ -132,8 +132,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"access_token": %q, "expires_in": 3599, "scope": "https://www.googleapis.com/auth/gmail.modify", "token_type": "Bearer"}`, s.token)
 }
 
-// api wraps a handler of the API: the user is me, the request carries the
-// access token issued, and the next programmed failure is answered.
+// api wraps a handler of the API: the user is me, the request carries
+// an access token it issued, and the next programmed failure is answered.
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
