@@ -222,19 +222,24 @@ func (s *Store) List(ctx context.Context, run string) ([]artifacts.Info, error) 
 	return out, nil
 }
 
-// each calls fn with the objects of run, a page at a time.
+// each calls fn with the objects of run, a page at a time. (No
+// paginator: it would hold the client as an interface, which keeps every
+// operation of the client in the binary.)
 func (s *Store) each(ctx context.Context, run string, fn func([]types.Object) error) error {
-	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.runPrefix(run))})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.runPrefix(run))}
+	for {
+		page, err := s.client.ListObjectsV2(ctx, in)
 		if err != nil {
 			return err
 		}
 		if err := fn(page.Contents); err != nil {
 			return err
 		}
+		if !aws.ToBool(page.IsTruncated) || aws.ToString(page.NextContinuationToken) == "" {
+			return nil
+		}
+		in.ContinuationToken = page.NextContinuationToken
 	}
-	return nil
 }
 
 // Delete implements artifacts.Store: a DeleteObjects per page of the
