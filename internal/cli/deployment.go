@@ -32,6 +32,7 @@ type remoteOptions struct {
 	requeueAfter    time.Duration
 	allowUnconfined bool
 	poll            time.Duration
+	artifacts       string
 }
 
 func (o *remoteOptions) flags(cmd *cobra.Command) {
@@ -45,6 +46,7 @@ func (o *remoteOptions) flags(cmd *cobra.Command) {
 	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a slot (0: never)")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	durationVar(f, &o.poll, "poll", 5*time.Second, "how often the pushed revisions are read again")
+	f.StringVar(&o.artifacts, "artifacts", "", "where the artifacts of runs go, so that a run resumed on another worker finds them: postgres (the --db database, 8 MiB per artifact), s3://bucket/prefix?endpoint=URL&region=R, or local:/shared/dir (env ROUTINES_ARTIFACTS; default: none, each worker's work directory)")
 }
 
 // serverOptions are the flags of server.
@@ -130,6 +132,14 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	if err != nil {
 		return err
 	}
+	if o.artifacts == "" {
+		o.artifacts = g.getenv("ROUTINES_ARTIFACTS")
+	}
+	arts, closeArts, err := g.openArtifacts(ctx, o.artifacts, st)
+	if err != nil {
+		return err
+	}
+	defer closeArts()
 	resolver, err := g.secretResolver(st, project.Project{})
 	if err != nil {
 		return err
@@ -141,7 +151,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	cfg := daemon.RemoteConfig{
 		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
 		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers, Vault: secrets.NewBuiltin(st, keys),
-		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter,
+		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter, Artifacts: arts,
 		AllowMissing: g.allowMissing,
 		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
 			if err := g.checkSecrets(r); err != nil {
@@ -174,6 +184,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	if cfg.Workers > 0 {
 		if cfg.Unconfined, err = g.hostConfinement(o.allowUnconfined); err != nil {
 			return invalid(err)
+		}
+		if arts == nil {
+			logger.Warn(artifactsNote)
 		}
 	}
 	d, err := daemon.NewRemote(cfg)

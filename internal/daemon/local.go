@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/owner"
@@ -194,6 +195,7 @@ type executorConfig struct {
 	Secrets      *secrets.Resolver
 	Events       stepkind.Publisher
 	StateDir     string
+	Artifacts    artifacts.Store
 	Logger       *slog.Logger
 	Worker       string
 	Workers      int
@@ -222,6 +224,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			Store:        c.Store,
 			Kinds:        c.Kinds,
 			StateDir:     c.StateDir,
+			Artifacts:    c.Artifacts,
 			Logger:       c.Logger,
 			Secrets:      engineSecrets,
 			Routines:     c.Catalog,

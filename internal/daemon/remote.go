@@ -11,6 +11,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/bundle"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -59,6 +60,11 @@ type RemoteConfig struct {
 	RequeueAfter time.Duration
 	Unconfined   bool
 	AllowMissing []string
+
+	// Artifacts keeps the artifacts of runs where every worker finds
+	// them; nil leaves them in the workspaces of the workers that made
+	// them, lost to a run resumed elsewhere.
+	Artifacts artifacts.Store
 }
 
 // Remote is a daemon of a deployment on PostgreSQL: it holds no state the
@@ -97,7 +103,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		sched = newExecutor(executorConfig{
 			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
 			Events:   events.New(catalog, queue, logger),
-			StateDir: cfg.WorkDir, Logger: logger, Worker: d.ID,
+			StateDir: cfg.WorkDir, Artifacts: cfg.Artifacts, Logger: logger, Worker: d.ID,
 			Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 			Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls

@@ -195,9 +195,11 @@ func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
 	return x.run, rq
 }
 
-// prepare resolves secrets before any step runs. The workspace is created
-// by the first step that uses it (a run step): a mkdir and its removal cost
-// as much as a builtin step's whole run.
+// prepare resolves secrets before any step runs, and fetches the
+// artifacts a resumed run's finished steps left on another worker. The
+// workspace is created by the first step that uses it (a run step), or by
+// that fetch: a mkdir and its removal cost as much as a builtin step's
+// whole run.
 func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 	values, err := x.e.secrets.Resolve(ctx, x.run, x.r.Secrets)
 	if ctx.Err() != nil {
@@ -211,6 +213,14 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		if n := len(strings.TrimSpace(values[name])); n < secrets.MinRedactedLen {
 			x.log.system("", "warning: secret %s has %d character(s): it is hidden wherever they appear in the output, and its encoded forms are not looked for", name, n)
+		}
+	}
+	if x.resume != nil && x.e.artifacts != nil {
+		if err := x.fetchArtifacts(ctx); err != nil {
+			if ctx.Err() != nil {
+				return x.interrupted(ctx, "")
+			}
+			return x.payload(routine.CodeInternal, "", err.Error())
 		}
 	}
 	return nil
@@ -581,6 +591,9 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 			return x.subrun(ctx, s.ID, name, input)
 		},
 	})
+	if err == nil && rec.Phase == routine.PhaseMain && s.Artifacts != nil && x.e.artifacts != nil {
+		err = x.saveArtifacts(ctx, s.ID)
+	}
 	stdout.finish()
 	stderr.finish()
 	if budget.dropped > 0 {
