@@ -131,3 +131,18 @@ func finish(b *testing.B, s store.Store, run *routine.Run) error {
 	return s.Checkpoint(b.Context(), &store.CheckpointParams{Run: run, Steps: []*routine.StepRun{step},
 		Logs: []routine.LogLine{{RunID: run.ID, Step: "noop", Seq: 1, Time: now, Stream: routine.StreamStdout, Text: "ok"}}})
 }
+
+// BenchmarkClaim claims a backlog of runs one by one, with nothing else
+// written, and reports claims/s: the cost of the claim statement alone.
+func BenchmarkClaim(b *testing.B) {
+	s, _ := setup(b)
+	queueRuns(b, s, 8, b.N)
+	b.ResetTimer()
+	for range b.N {
+		runs, err := s.RunClaim(b.Context(), &store.RunClaimParams{Worker: "w", Now: time.Now(), Lease: time.Minute})
+		if err != nil || len(runs) != 1 {
+			b.Fatalf("RunClaim = %d runs, %v", len(runs), err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
+}
