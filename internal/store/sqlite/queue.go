@@ -25,25 +25,33 @@ const (
 		WHERE state = 'running' AND (lease_until IS NULL OR lease_until > ?)
 		GROUP BY routine`
 	// claimPickSQL picks the oldest claimable run whose routine is not in
-	// the JSON list ?2, with the worker that held it: the oldest due
-	// queued run or the oldest running run whose lease expired, whichever
-	// was queued first. Each branch walks runs_claim in order and stops at
-	// its first match.
+	// the JSON list ?2 and whose requirements the worker meets, with the
+	// worker that held it: the oldest due queued run or the oldest running
+	// run whose lease expired, whichever was queued first. Each branch
+	// walks runs_claim in order and stops at its first match.
 	claimPickSQL = `SELECT id, worker FROM (
 			SELECT id, queued_at, worker FROM (
 				SELECT id, queued_at, '' AS worker FROM runs
 				WHERE state = 'queued' AND (not_before IS NULL OR not_before <= ?1)
-					AND routine NOT IN (SELECT value FROM json_each(?2))
+					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + `
 				ORDER BY queued_at, id LIMIT 1)
 			UNION ALL
 			SELECT id, queued_at, worker FROM (
 				SELECT id, queued_at, worker FROM runs
 				WHERE state = 'running' AND lease_until <= ?1
-					AND routine NOT IN (SELECT value FROM json_each(?2))
+					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + `
 				ORDER BY queued_at, id LIMIT 1))
 		ORDER BY queued_at, id LIMIT 1`
-	claimTakeSQL = `UPDATE runs SET state = 'running', worker = ?, lease_until = ?, not_before = NULL
-		WHERE id = ? RETURNING ` + runColumns
+	// placedSQL holds for a run whose requirements a worker of region ?3
+	// and labels ?4 (a JSON list) meets; any run when ?3 is NULL (no
+	// placement). A run that requires nothing (req_labels NULL) is judged
+	// without reading its labels.
+	placedSQL = `(?3 IS NULL OR ((req_region = '' OR req_region = ?3) AND (req_labels IS NULL OR NOT EXISTS (
+			SELECT 1 FROM json_each(req_labels) need WHERE need.value NOT IN (SELECT value FROM json_each(?4))))))`
+	// claimTakeSQL leases a run to worker ?1 until ?2, and records the
+	// worker's region ?3 as where it runs.
+	claimTakeSQL = `UPDATE runs SET state = 'running', worker = ?1, lease_until = ?2, not_before = NULL, region = ?3
+		WHERE id = ?4 RETURNING ` + runColumns
 	// heartbeatSQL extends the leases of a worker's runs; ?4, when not
 	// NULL, is a JSON list of the only ids to extend.
 	heartbeatSQL = `UPDATE runs SET lease_until = ?1
@@ -67,6 +75,19 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 	if p.Worker == "" {
 		return nil, fmt.Errorf("claim run: %w", errNoWorker)
 	}
+	// The worker's region (NULL: no placement) and labels, and where the
+	// runs taken run.
+	var (
+		region, labels any
+		ranIn          string
+	)
+	if pl := p.Placement; pl != nil {
+		b, err := json.Marshal(append([]string{}, pl.Labels...))
+		if err != nil {
+			return nil, fmt.Errorf("claim run: %w", err)
+		}
+		region, labels, ranIn = pl.Region, string(b), pl.Region
+	}
 	var runs []*store.ClaimedRun
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := p.Now.UnixMicro()
@@ -76,14 +97,14 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 				return err
 			}
 			var id, from string
-			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id, &from); {
+			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full, region, labels).Scan(&id, &from); {
 			case errors.Is(err, sql.ErrNoRows):
 				return nil
 			case err != nil:
 				return err
 			}
 			run, err := scanRun(tx.StmtContext(ctx, s.claimTake).QueryRowContext(ctx,
-				p.Worker, p.Now.Add(p.Lease).UnixMicro(), id))
+				p.Worker, p.Now.Add(p.Lease).UnixMicro(), ranIn, id))
 			if err != nil {
 				return err
 			}
