@@ -89,6 +89,7 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 		QueuedAt:  now,
 		ReplayOf:  req.ReplayOf,
 		NotBefore: req.NotBefore,
+		Requires:  r.Placement(),
 	}
 	if p.ID == "" {
 		p.ID = ulid.Make().String()
