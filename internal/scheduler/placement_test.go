@@ -147,3 +147,56 @@ func show(ws []*store.Worker) []string {
 	}
 	return out
 }
+
+// Workers of a deployment keep a routine's reserved slots free across the
+// fleet, not each in its own slots: two workers of 2 slots, with 2
+// reserved for a, run 2 runs of b at once (each keeping 2 of its own free
+// would run none; ignoring the reservation, 4).
+func TestWorkersKeepReservedSlotsAcrossTheFleet(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := &routine.Routine{Name: "a", Concurrency: &routine.Concurrency{Reserved: 2}}
+	b := &routine.Routine{Name: "b"}
+	catalog := scheduler.NewCatalog([]*routine.Routine{a, b})
+	exec := &perRoutine{st: st, delay: 30 * time.Millisecond, done: make(chan string, 100),
+		running: map[string]int{}, hi: map[string]int{}, started: map[string]time.Time{}}
+	var workers []*scheduler.Scheduler
+	for _, id := range []string{"w1", "w2"} {
+		s := scheduler.New(scheduler.Config{Store: st, Executor: exec, Catalog: catalog, Worker: id, Workers: 2,
+			Lease: time.Minute, Poll: 50 * time.Millisecond, Waker: st, Placement: &routine.Placement{}})
+		s.Start(context.Background())
+		t.Cleanup(func() { s.Shutdown(context.Background()) })
+		workers = append(workers, s)
+	}
+	const flood = 20
+	for range flood {
+		if _, err := enqueue(t.Context(), st, workers[0], b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the flood is being worked
+	run, err := enqueue(t.Context(), st, workers[1], a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range flood + 1 {
+		select {
+		case <-exec.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("runs did not finish")
+		}
+	}
+	exec.mu.Lock()
+	defer exec.mu.Unlock()
+	if exec.hi["b"] != 2 {
+		t.Errorf("b ran %d at once on 4 slots with 2 reserved for a, want 2", exec.hi["b"])
+	}
+	// a started on a reserved slot, ahead of the b runs queued before it.
+	if !exec.started[run.ID].Before(lastStart(exec.started, run.ID)) {
+		t.Errorf("a started after the b runs queued before it: it waited for them, not on a reserved slot")
+	}
+}

@@ -226,7 +226,7 @@ func (s *Scheduler) dispatch() {
 // claim takes, in one store call, as many runs as there are free workers
 // within the reservations, starts them, and returns how many it started.
 func (s *Scheduler) claim() int {
-	limit, exclude := s.slots()
+	limit, exclude, reserved := s.slots()
 	if limit == 0 {
 		return 0
 	}
@@ -236,6 +236,7 @@ func (s *Scheduler) claim() int {
 		Lease:     s.cfg.Lease,
 		Ceilings:  s.cfg.Catalog.Ceilings(),
 		Exclude:   exclude,
+		Reserved:  reserved,
 		Limit:     limit,
 		Placement: s.cfg.Placement,
 	})
@@ -551,12 +552,15 @@ func (s *Scheduler) track(id, name string) {
 
 // slots returns how many runs the dispatcher may claim now, and which
 // routines to leave out, given the free workers and the
-// concurrency.reserved of routines: the workers free beyond the sum of
-// unmet reservations (reserved minus running here, of each routine with a
-// reservation) may take any routine's runs. When no worker is free beyond
-// them, one run is claimed at a time, of the routines with an unmet
-// reservation only.
-func (s *Scheduler) slots() (limit int, exclude []string) {
+// concurrency.reserved of routines. A worker of a deployment claims as
+// many runs as it has free workers, and leaves the reservations to the
+// claim (reserved), which keeps them across the fleet. A local daemon
+// keeps them in its own workers: the workers free beyond the sum of
+// unmet reservations (reserved minus running here, of each routine with
+// a reservation) may take any routine's runs; when no worker is free
+// beyond them, one run is claimed at a time, of the routines with an
+// unmet reservation only.
+func (s *Scheduler) slots() (limit int, exclude []string, reserved map[string]int) {
 	res := s.cfg.Catalog.Reservations()
 	s.mu.Lock()
 	free := s.cfg.Workers - len(s.inFlight)
@@ -567,22 +571,25 @@ func (s *Scheduler) slots() (limit int, exclude []string) {
 		}
 	}
 	s.mu.Unlock()
-	if free <= 0 {
-		return 0, nil
+	switch {
+	case free <= 0:
+		return 0, nil, nil
+	case s.cfg.Placement != nil:
+		return free, nil, res
 	}
 	unmet := 0
 	for name, n := range res {
 		unmet += max(0, n-running[name])
 	}
 	if free > unmet {
-		return free - unmet, nil
+		return free - unmet, nil, nil
 	}
 	for _, r := range s.cfg.Catalog.All() {
 		if res[r.Name]-running[r.Name] <= 0 {
 			exclude = append(exclude, r.Name)
 		}
 	}
-	return 1, exclude
+	return 1, exclude, nil
 }
 
 // Active reports whether a run of the routine is queued or running, for

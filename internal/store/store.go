@@ -106,6 +106,17 @@ type Store interface {
 	// cannot take holds back none after it; each run taken gets the
 	// worker's region as its Region. Without, it takes runs whatever
 	// they require, and their Region is "".
+	//
+	// With p.Reserved, the claim keeps reserved slots free across the
+	// fleet: its slots are those of the live workers in the registry
+	// (WorkerList), its busy slots its running runs (those that count
+	// against ceilings), and the unmet reservation of a routine of
+	// p.Reserved is its reservation less its running runs, when more. A
+	// run of a routine with an unmet reservation is taken as above; the
+	// run of any other routine only while the free slots (slots less busy
+	// ones) outnumber the unmet reservations together, counting the runs
+	// this very claim took. Claims with p.Reserved take turns, so that two
+	// of them never both take the last slot beyond the reservations.
 	RunClaim(ctx context.Context, p *RunClaimParams) ([]*ClaimedRun, error)
 	// RunHeartbeat extends to p.Now + p.Lease the lease of every running
 	// run that p.Worker holds (of the runs in p.IDs only, when set), and
@@ -298,8 +309,12 @@ type RunClaimParams struct {
 	// has no ceiling.
 	Ceilings map[string]int
 	// Exclude names routines whose runs are not to be claimed now (the
-	// daemon keeps workers reserved for other routines).
+	// local daemon keeps its workers reserved for other routines).
 	Exclude []string
+	// Reserved maps a routine name to its concurrency.reserved, kept free
+	// for it in the slots of the whole fleet (remote mode; see RunClaim).
+	// Empty: no reservation across the fleet.
+	Reserved map[string]int
 	// Limit is the most runs to take; 1 when 0.
 	Limit int
 	// Placement is the claiming worker's region and labels (remote mode):

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -33,15 +35,21 @@ const (
 			SELECT id, queued_at, worker FROM (
 				SELECT id, queued_at, '' AS worker FROM runs
 				WHERE state = 'queued' AND (not_before IS NULL OR not_before <= ?1)
-					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + `
+					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + ` AND ` + onlySQL + `
 				ORDER BY queued_at, id LIMIT 1)
 			UNION ALL
 			SELECT id, queued_at, worker FROM (
 				SELECT id, queued_at, worker FROM runs
 				WHERE state = 'running' AND lease_until <= ?1
-					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + `
+					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + ` AND ` + onlySQL + `
 				ORDER BY queued_at, id LIMIT 1))
 		ORDER BY queued_at, id LIMIT 1`
+	// onlySQL holds for a run of a routine in the JSON list ?5, or of any
+	// when ?5 is NULL: the routines with an unmet reservation, when the
+	// fleet has no slot free beyond the reservations.
+	onlySQL = `(?5 IS NULL OR routine IN (SELECT value FROM json_each(?5)))`
+	// fleetSlotsSQL sums the slots of the live workers.
+	fleetSlotsSQL = `SELECT COALESCE(SUM(slots), 0) FROM workers WHERE beat_at > ?`
 	// placedSQL holds for a run whose requirements a worker of region ?3
 	// and labels ?4 (a JSON list) meets; any run when ?3 is NULL (no
 	// placement). A run that requires nothing (req_labels NULL) is judged
@@ -91,13 +99,37 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 	var runs []*store.ClaimedRun
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := p.Now.UnixMicro()
+		slots := 0
+		if len(p.Reserved) > 0 {
+			if err := tx.QueryRowContext(ctx, fleetSlotsSQL, p.Now.Add(-store.WorkerTimeout).UnixMicro()).Scan(&slots); err != nil {
+				return err
+			}
+		}
 		for range max(1, p.Limit) {
-			full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, p.Exclude, now)
+			var busy map[string]int
+			if len(p.Ceilings) > 0 || len(p.Reserved) > 0 {
+				var err error
+				if busy, err = busyRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), now); err != nil {
+					return err
+				}
+			}
+			full, err := fullRoutines(busy, p.Ceilings, p.Exclude)
 			if err != nil {
 				return err
 			}
+			var only any // NULL: a run of any routine
+			if list, restricted := reservedOnly(busy, p.Reserved, slots); restricted {
+				if len(list) == 0 {
+					return nil
+				}
+				b, err := json.Marshal(list)
+				if err != nil {
+					return err
+				}
+				only = string(b)
+			}
 			var id, from string
-			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full, region, labels).Scan(&id, &from); {
+			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full, region, labels, only).Scan(&id, &from); {
 			case errors.Is(err, sql.ErrNoRows):
 				return nil
 			case err != nil:
@@ -118,35 +150,63 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 	return runs, nil
 }
 
+// busyRoutines counts, by routine, the running runs that hold a slot.
+func busyRoutines(ctx context.Context, busy *sql.Stmt, now int64) (map[string]int, error) {
+	rows, err := busy.QueryContext(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var (
+			name string
+			n    int
+		)
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, err
+		}
+		counts[name] = n
+	}
+	return counts, rows.Err()
+}
+
 // fullRoutines returns, as a JSON list, the routines with a ceiling that
-// have as many running runs holding a slot as their ceiling allows.
-// Excluded routines are listed too.
-func fullRoutines(ctx context.Context, busy *sql.Stmt, ceilings map[string]int, exclude []string, now int64) (string, error) {
+// have as many running runs holding a slot (busy) as their ceiling
+// allows. Excluded routines are listed too.
+func fullRoutines(busy, ceilings map[string]int, exclude []string) (string, error) {
 	full := append([]string{}, exclude...) // "[]", not "null"
-	if len(ceilings) > 0 {
-		rows, err := busy.QueryContext(ctx, now)
-		if err != nil {
-			return "", err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				name string
-				n    int
-			)
-			if err := rows.Scan(&name, &n); err != nil {
-				return "", err
-			}
-			if limit := ceilings[name]; limit > 0 && n >= limit {
-				full = append(full, name)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return "", err
+	for name, n := range busy {
+		if limit := ceilings[name]; limit > 0 && n >= limit {
+			full = append(full, name)
 		}
 	}
 	b, err := json.Marshal(full)
 	return string(b), err
+}
+
+// reservedOnly says whether a claim is restricted to the routines with an
+// unmet reservation, and which those are: when the fleet's slots less its
+// busy ones (by routine, busy) do not outnumber the unmet reservations
+// together (RunClaim).
+func reservedOnly(busy, reserved map[string]int, slots int) (only []string, restricted bool) {
+	if !slices.ContainsFunc(slices.Collect(maps.Values(reserved)), func(n int) bool { return n > 0 }) {
+		return nil, false
+	}
+	running, unmet := 0, 0
+	for _, n := range busy {
+		running += n
+	}
+	for name, n := range reserved {
+		if short := n - busy[name]; short > 0 {
+			unmet += short
+			only = append(only, name)
+		}
+	}
+	if slots-running > unmet {
+		return nil, false
+	}
+	return only, true
 }
 
 // RunHeartbeat extends the leases of the runs a worker holds.

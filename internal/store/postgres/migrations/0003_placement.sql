@@ -1,5 +1,5 @@
 -- Placement (remote mode): what a worker must have to claim a run, and the
--- registry of the workers of a deployment.
+-- registry of the workers of a deployment, which reservations count on.
 --
 -- A run requires the region and labels its routine had when it was queued:
 -- req_region '' is any region, req_labels '{}' no label (labels sorted,
@@ -22,16 +22,34 @@ CREATE TABLE workers (
 CREATE INDEX workers_beat_at ON workers (beat_at);
 
 -- routines_claim as in 0001_init.sql (which says why it never gives a run
--- twice nor runs a routine past its ceiling), and with a placement: when
--- p_region is not NULL, the claim takes only the runs whose requirements a
--- worker of region p_region and labels p_labels meets, and records
--- p_region as where they run. The requirements are a filter of the walk
--- of runs_claim, as the state and the routine are: a run that requires
--- nothing passes it at once, so the common claim walks as it did; a run
--- the worker cannot take is stepped over, and holds back none after it.
+-- twice nor runs a routine past its ceiling), with two additions.
+--
+-- Placement. When p_region is not NULL, the claim takes only the runs
+-- whose requirements a worker of region p_region and labels p_labels
+-- meets, and records p_region as where they run. The requirements are a
+-- filter of the walk of runs_claim, as the state and the routine are: a
+-- run that requires nothing passes it at once, so the common claim walks
+-- as it did; a run the worker cannot take is stepped over, and holds back
+-- none after it.
+--
+-- Reservations across the fleet. When p_reserved_routines is not empty
+-- (p_reserved[i] slots reserved for p_reserved_routines[i]), the claim
+-- takes a run of a routine whose reservation is unmet (fewer running runs
+-- than reserved), and a run of another routine only while the fleet's
+-- free slots outnumber the unmet reservations: its slots are those of the
+-- workers that beat within p_live, its busy slots its running runs that
+-- hold a slot (as ceilings count them). Claims with reservations take
+-- turns under the advisory lock 0x52540004 (one key), taken before any
+-- other lock, and count after it, each count a statement of its own (as
+-- ceilings are counted, and for the same reason); then they count what
+-- they take themselves. A claim without reservations takes no such lock
+-- and counts nothing. Waiting for a routine's lock while holding this one
+-- cannot deadlock: whoever holds a routine's lock either took this one
+-- first (so it is not held here) or never waits for it.
 DROP FUNCTION routines_claim(text, timestamptz, interval, integer, text[], integer[], text[]);
 CREATE FUNCTION routines_claim(p_worker text, p_now timestamptz, p_lease interval, p_limit integer,
-        p_ceiling_routines text[], p_ceilings integer[], p_exclude text[], p_region text, p_labels text[])
+        p_ceiling_routines text[], p_ceilings integer[], p_exclude text[], p_region text, p_labels text[],
+        p_reserved_routines text[], p_reserved integer[], p_live interval)
     RETURNS TABLE (id text, routine text, revision text, trigger_kind text, trigger_payload bytea,
         input text, tags text, state text, attempt integer, queued_at timestamptz,
         started_at timestamptz, finished_at timestamptz, worker text, region text,
@@ -50,15 +68,47 @@ DECLARE
     v_routine   text;
     v_ceiling   integer;
     v_busy      integer;
+    v_reserving boolean := cardinality(p_reserved_routines) > 0;
+    v_slots     integer;   -- of the live workers
+    v_running   integer;   -- running runs that hold a slot
+    v_res_busy  integer[]; -- those of p_reserved_routines[i]
+    v_unmet     integer;
+    v_only      text[];    -- NULL: runs of any routine may be taken
+    v_i         integer;
 BEGIN
+    IF v_reserving THEN
+        PERFORM pg_advisory_xact_lock(x'52540004'::integer, 0);
+        SELECT coalesce(sum(w.slots), 0) INTO v_slots FROM workers w WHERE w.beat_at > v_now - p_live;
+        SELECT count(*) INTO v_running FROM runs r
+        WHERE r.state = 'running' AND (r.lease_until IS NULL OR r.lease_until > v_now);
+        SELECT array_agg((SELECT count(*) FROM runs r WHERE r.routine = x.name AND r.state = 'running'
+                AND (r.lease_until IS NULL OR r.lease_until > v_now))::integer ORDER BY x.i)
+            INTO v_res_busy FROM unnest(p_reserved_routines) WITH ORDINALITY AS x(name, i);
+    END IF;
     WHILE v_taken < greatest(p_limit, 1) LOOP
         v_routine := NULL;
+        v_only := NULL;
+        IF v_reserving THEN
+            v_unmet := 0;
+            v_only := '{}';
+            FOR v_i IN 1 .. cardinality(p_reserved_routines) LOOP
+                IF p_reserved[v_i] > v_res_busy[v_i] THEN
+                    v_unmet := v_unmet + p_reserved[v_i] - v_res_busy[v_i];
+                    v_only := v_only || p_reserved_routines[v_i];
+                END IF;
+            END LOOP;
+            IF v_slots - v_running > v_unmet THEN
+                v_only := NULL;
+            END IF;
+            EXIT WHEN cardinality(v_only) = 0;
+        END IF;
         IF cardinality(p_ceiling_routines) > 0 THEN
             SELECT r.routine INTO v_routine FROM runs r
             WHERE r.state IN ('queued', 'running')
                 AND ((r.state = 'queued' AND (r.not_before IS NULL OR r.not_before <= v_now))
                     OR (r.state = 'running' AND r.lease_until <= v_now))
                 AND r.routine <> ALL (v_skip)
+                AND (v_only IS NULL OR r.routine = ANY (v_only))
                 AND (p_region IS NULL OR ((r.req_region = '' OR r.req_region = p_region) AND r.req_labels <@ v_labels))
             ORDER BY r.queued_at, r.id LIMIT 1;
             EXIT WHEN NOT FOUND;
@@ -91,6 +141,7 @@ BEGIN
                     OR (c.state = 'running' AND c.lease_until <= v_now))
                 AND c.routine <> ALL (v_skip)
                 AND (v_routine IS NULL OR c.routine = v_routine)
+                AND (v_only IS NULL OR c.routine = ANY (v_only))
                 AND (p_region IS NULL OR ((c.req_region = '' OR c.req_region = p_region) AND c.req_labels <@ v_labels))
             ORDER BY c.queued_at, c.id LIMIT 1
             FOR UPDATE SKIP LOCKED) pick
@@ -108,6 +159,13 @@ BEGIN
         END IF;
         RETURN NEXT;
         v_taken := v_taken + 1;
+        IF v_reserving THEN
+            v_running := v_running + 1;
+            v_i := array_position(p_reserved_routines, routine);
+            IF v_i IS NOT NULL THEN
+                v_res_busy[v_i] := v_res_busy[v_i] + 1;
+            END IF;
+        END IF;
     END LOOP;
     IF v_contended THEN
         PERFORM pg_notify('routines_wake', '');
