@@ -50,13 +50,19 @@ const greetV1 = "name: greet\ninputs:\n  who: {}\nsteps:\n  - id: hi\n    run: e
 // with; invalid and local-only routines are refused before they land.
 func TestRemotePushRunRollback(t *testing.T) {
 	t.Parallel()
+	onEachStore(t, pushRunRollback)
+}
+
+// onEachStore runs test in parallel on a deployment's store of each
+// driver: a SQLite file, and a PostgreSQL database.
+func onEachStore(t *testing.T, test func(t *testing.T, db string)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		pushRunRollback(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+		test(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		pushRunRollback(t, pgtest.StartServer(t).Database(t))
+		test(t, pgtest.StartServer(t).Database(t))
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cli/clitest"
-	"github.com/routines-dev/routines/internal/pgtest"
 )
 
 // A routine with a region runs only on a worker of that region: a worker
@@ -17,14 +16,7 @@ import (
 // region started later runs it.
 func TestRemoteRegionWaitsForItsWorker(t *testing.T) {
 	t.Parallel()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		regionWaitsForItsWorker(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		regionWaitsForItsWorker(t, pgtest.StartServer(t).Database(t))
-	})
+	onEachStore(t, regionWaitsForItsWorker)
 }
 
 var queuedRun = regexp.MustCompile(`run (\S+) queued · `)

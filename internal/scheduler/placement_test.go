@@ -40,11 +40,7 @@ func TestQueueRecordsPlacement(t *testing.T) {
 // daemon runs every routine whatever its region.
 func TestWorkersRunWhatTheirPlacementMeets(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	gpu := &routine.Routine{Name: "render", Region: "eu-west", Labels: []string{"gpu"}}
 	anywhere := &routine.Routine{Name: "ping"}
 	catalog := scheduler.NewCatalog([]*routine.Routine{gpu, anywhere})
@@ -154,16 +150,11 @@ func show(ws []*store.Worker) []string {
 // would run none; ignoring the reservation, 4).
 func TestWorkersKeepReservedSlotsAcrossTheFleet(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	a := &routine.Routine{Name: "a", Concurrency: &routine.Concurrency{Reserved: 2}}
 	b := &routine.Routine{Name: "b"}
 	catalog := scheduler.NewCatalog([]*routine.Routine{a, b})
-	exec := &perRoutine{st: st, delay: 30 * time.Millisecond, done: make(chan string, 100),
-		running: map[string]int{}, hi: map[string]int{}, started: map[string]time.Time{}}
+	exec := newPerRoutine(st, 30*time.Millisecond)
 	var workers []*scheduler.Scheduler
 	for _, id := range []string{"w1", "w2"} {
 		s := scheduler.New(scheduler.Config{Store: st, Executor: exec, Catalog: catalog, Worker: id, Workers: 2,
@@ -183,13 +174,7 @@ func TestWorkersKeepReservedSlotsAcrossTheFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range flood + 1 {
-		select {
-		case <-exec.done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("runs did not finish")
-		}
-	}
+	exec.wait(t, flood+1)
 	exec.mu.Lock()
 	defer exec.mu.Unlock()
 	if exec.hi["b"] != 2 {
@@ -199,4 +184,15 @@ func TestWorkersKeepReservedSlotsAcrossTheFleet(t *testing.T) {
 	if !exec.started[run.ID].Before(lastStart(exec.started, run.ID)) {
 		t.Errorf("a started after the b runs queued before it: it waited for them, not on a reserved slot")
 	}
+}
+
+// openStore opens a store in a new file, closed when the test ends.
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

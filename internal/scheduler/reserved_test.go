@@ -2,7 +2,6 @@ package scheduler_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/store"
-	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // perRoutine finishes runs after a delay and records, per routine, the
@@ -52,17 +50,30 @@ func (e *perRoutine) Execute(ctx context.Context, _ *routine.Routine, run *routi
 	return run, nil
 }
 
+// newPerRoutine returns an executor whose runs take delay.
+func newPerRoutine(st store.Store, delay time.Duration) *perRoutine {
+	return &perRoutine{st: st, delay: delay, done: make(chan string, 100),
+		running: map[string]int{}, hi: map[string]int{}, started: map[string]time.Time{}}
+}
+
+// wait waits until n runs finished.
+func (e *perRoutine) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-e.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("runs did not finish")
+		}
+	}
+}
+
 func TestReservedWorkersStayFree(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	a := &routine.Routine{Name: "a", Concurrency: &routine.Concurrency{Reserved: 1}}
 	b := &routine.Routine{Name: "b"}
-	exec := &perRoutine{st: st, delay: 30 * time.Millisecond, done: make(chan string, 100),
-		running: map[string]int{}, hi: map[string]int{}, started: map[string]time.Time{}}
+	exec := newPerRoutine(st, 30*time.Millisecond)
 	s := scheduler.New(scheduler.Config{
 		Store: st, Executor: exec, Catalog: scheduler.NewCatalog([]*routine.Routine{a, b}),
 		Worker: "test:1", Workers: 2, Lease: time.Minute, Poll: time.Hour,
@@ -85,13 +96,7 @@ func TestReservedWorkersStayFree(t *testing.T) {
 		}
 		aRuns = append(aRuns, run.ID)
 	}
-	for range flood + len(aRuns) {
-		select {
-		case <-exec.done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("runs did not finish")
-		}
-	}
+	exec.wait(t, flood+len(aRuns))
 	exec.mu.Lock()
 	defer exec.mu.Unlock()
 	if exec.hi["b"] != 1 {

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -116,14 +117,9 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 				if !check(st, worker) {
 					return
 				}
-				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // the run "executes"
-				for _, r := range runs {
-					r.State = routine.StateSucceeded
-					if err := st.Checkpoint(b.ctx, &store.CheckpointParams{Run: r.Run}); err != nil {
-						t.Errorf("%s: finish %s: %v", worker, r.ID, err)
-						return
-					}
-					finished.Add(1)
+				if err := execute(b.ctx, st, runs, &finished); err != nil {
+					t.Errorf("%s: %v", worker, err)
+					return
 				}
 			}
 		})
@@ -218,14 +214,9 @@ func TestClaimReservedConcurrent(t *testing.T) {
 				if int64(res) > mostRes.Load() {
 					mostRes.Store(int64(res))
 				}
-				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // the runs "execute"
-				for _, r := range runs {
-					r.State = routine.StateSucceeded
-					if err := st.Checkpoint(b.ctx, &store.CheckpointParams{Run: r.Run}); err != nil {
-						t.Errorf("%s: finish %s: %v", worker, r.ID, err)
-						return
-					}
-					finished.Add(1)
+				if err := execute(b.ctx, st, runs, &finished); err != nil {
+					t.Errorf("%s: %v", worker, err)
+					return
 				}
 			}
 		})
@@ -239,4 +230,18 @@ func TestClaimReservedConcurrent(t *testing.T) {
 		t.Fatalf("runs by state %v, %v; want all %d succeeded", counts, err, total)
 	}
 	t.Logf("most runs of res running at once: %d", mostRes.Load())
+}
+
+// execute "executes" claimed runs for up to 2 ms, then ends them
+// succeeded, counting them in finished.
+func execute(ctx context.Context, st store.Store, runs []*store.ClaimedRun, finished *atomic.Int64) error {
+	time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+	for _, r := range runs {
+		r.State = routine.StateSucceeded
+		if err := st.Checkpoint(ctx, &store.CheckpointParams{Run: r.Run}); err != nil {
+			return fmt.Errorf("finish %s: %w", r.ID, err)
+		}
+		finished.Add(1)
+	}
+	return nil
 }
