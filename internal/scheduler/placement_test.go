@@ -14,11 +14,18 @@ import (
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
-// The queue records on each run the region and labels of its routine.
+// The queue records on each queued run the region and labels of its
+// routine; a run created running executes where its creator does, and
+// asks for nothing.
 func TestQueueRecordsPlacement(t *testing.T) {
 	t.Parallel()
 	q, st, _, _ := queueSetup(t)
 	r := &routine.Routine{Name: "render", Region: "eu-west", Labels: []string{"ssd", "gpu"}}
+	sub, _, err := q.Enqueue(t.Context(), &scheduler.Request{Routine: r, Trigger: routine.TriggerInfo{Kind: routine.TriggerRoutine},
+		Running: true, Holder: "caller:1", Lease: time.Minute})
+	if err != nil || !sub.Requires.IsZero() {
+		t.Fatalf("a run created running: requires %v, %v; want nothing", sub.Requires, err)
+	}
 	run, _, err := q.Enqueue(t.Context(), &scheduler.Request{Routine: r, Trigger: routine.TriggerInfo{Kind: "api"}})
 	if err != nil {
 		t.Fatal(err)

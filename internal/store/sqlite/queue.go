@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -190,20 +188,18 @@ func fullRoutines(busy, ceilings map[string]int, exclude []string) (string, erro
 // busy ones (by routine, busy) do not outnumber the unmet reservations
 // together (RunClaim).
 func reservedOnly(busy, reserved map[string]int, slots int) (only []string, restricted bool) {
-	if !slices.ContainsFunc(slices.Collect(maps.Values(reserved)), func(n int) bool { return n > 0 }) {
-		return nil, false
-	}
-	running, unmet := 0, 0
-	for _, n := range busy {
-		running += n
-	}
+	reserving, running, unmet := false, 0, 0
 	for name, n := range reserved {
+		reserving = reserving || n > 0
 		if short := n - busy[name]; short > 0 {
 			unmet += short
 			only = append(only, name)
 		}
 	}
-	if slots-running > unmet {
+	for _, n := range busy {
+		running += n
+	}
+	if !reserving || slots-running > unmet {
 		return nil, false
 	}
 	return only, true
