@@ -211,6 +211,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		if role.workers < 0 || role.maxBodyMiB < 1 {
 			return invalidf("--workers %d, --max-body-in-flight %d: want at least 0 and 1", role.workers, role.maxBodyMiB)
 		}
+		if role.workers == 0 && (o.region != "" || o.labels != "") {
+			return invalidf("--region and --labels are those of the server's --workers, and it has none: give --workers N, or drop them")
+		}
 		role.limits.MaxBodyInFlight = int64(role.maxBodyMiB) << 20
 		ln, err := net.Listen("tcp", role.addr)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/routines-dev/routines/internal/api"
+	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
 )
 
@@ -71,5 +72,26 @@ func regionWaitsForItsWorker(t *testing.T, db string) {
 	if code != 0 || !strings.Contains(out, "state     succeeded") || !regexp.MustCompile(`worker    \S+ \(region eu-west\)\n`).MatchString(out) ||
 		strings.Contains(out, "waiting") {
 		t.Fatalf("show of the eu run once run: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// A worker's --region and --labels are spelt as a routine's region: and
+// labels: are; a server takes them only for its --workers.
+func TestRemotePlacementFlags(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "deployment.db")
+	common := deploymentArgs(t, db)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"worker", "--region", "EU West"}, common...), `--region "EU West": want lower-case letters, digits and dashes`},
+		{append([]string{"worker", "--labels", "gpu,-ssd"}, common...), `--labels: label "-ssd": want lower-case letters`},
+		{append([]string{"server", "--addr", "127.0.0.1:0", "--region", "eu-west"}, common...), "--region and --labels are those of the server's --workers, and it has none"},
+	} {
+		code, out, errOut := clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, nil)}, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("routines %s: exit %d\n%s%s\nwant exit 2 and %q", strings.Join(tc.args[:3], " "), code, out, errOut, tc.want)
+		}
 	}
 }
