@@ -150,8 +150,8 @@ type Store interface {
 	// placement, slots and last beat replaced. Workers whose last beat is
 	// WorkerForget older than p.Now are dropped.
 	WorkerBeat(ctx context.Context, p *WorkerBeatParams) error
-	// WorkerList returns the live workers at now, by id: those whose last
-	// beat is less than WorkerTimeout before now.
+	// WorkerList returns the live workers at now, by id (bytewise): those
+	// whose last beat is less than WorkerTimeout before now.
 	WorkerList(ctx context.Context, now time.Time) ([]*Worker, error)
 	// WorkerLeave drops worker id from the registry (it stopped), and
 	// reports whether it was there.

@@ -21,7 +21,7 @@ const (
 		ON CONFLICT (id) DO UPDATE SET region = EXCLUDED.region, labels = EXCLUDED.labels, slots = EXCLUDED.slots,
 			beat_at = EXCLUDED.beat_at`
 	workerListSQL = `SELECT id, region, labels, slots, started_at, beat_at FROM workers
-		WHERE beat_at > COALESCE($1::timestamptz, now()) - $2::interval ORDER BY id`
+		WHERE beat_at > COALESCE($1::timestamptz, now()) - $2::interval ORDER BY id COLLATE "C"`
 	workerLeaveSQL = `DELETE FROM workers WHERE id = $1`
 )
 
