@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,9 @@ type remoteOptions struct {
 	allowUnconfined bool
 	poll            time.Duration
 	artifacts       string
+	// region and labels (comma-separated) are the placement of the
+	// workers: of a worker, or of a server's --workers.
+	region, labels string
 }
 
 func (o *remoteOptions) flags(cmd *cobra.Command) {
@@ -47,6 +51,40 @@ func (o *remoteOptions) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	durationVar(f, &o.poll, "poll", 5*time.Second, "how often the pushed revisions are read again")
 	f.StringVar(&o.artifacts, "artifacts", "", "where the artifacts of runs go, so that a run resumed on another worker finds them: postgres (the --db database, 8 MiB per artifact), s3://bucket/prefix?endpoint=URL&region=R, or local:/shared/dir (env ROUTINES_ARTIFACTS; default: none, each worker's work directory)")
+}
+
+// placementFlags adds --region and --labels, which say what workers
+// have; whose says which (this worker's, or the server's --workers').
+func (o *remoteOptions) placementFlags(cmd *cobra.Command, whose string) {
+	f := cmd.Flags()
+	f.StringVar(&o.region, "region", "", whose+" region: routines whose region: is this one, or unset, run here (env ROUTINES_REGION)")
+	f.StringVar(&o.labels, "labels", "", whose+" labels, comma-separated, such as gpu,ssd: routines whose labels: are all among them run here (env ROUTINES_LABELS)")
+}
+
+// placement returns the region and labels of the flags, else of the
+// environment, checked as a routine's region: and labels: are.
+func (g *globals) placement(o *remoteOptions) (routine.Placement, error) {
+	region, labels := o.region, o.labels
+	if region == "" {
+		region = g.getenv("ROUTINES_REGION")
+	}
+	if labels == "" {
+		labels = g.getenv("ROUTINES_LABELS")
+	}
+	if region != "" && !routine.ValidLabel(region) {
+		return routine.Placement{}, invalidf("--region %q: want %s, such as eu-west, as the region: of routines", region, routine.LabelRule)
+	}
+	var list []string
+	for _, l := range strings.Split(labels, ",") {
+		switch l = strings.TrimSpace(l); {
+		case l == "":
+		case !routine.ValidLabel(l):
+			return routine.Placement{}, invalidf("--labels: label %q: want %s, such as gpu, as the labels: of routines", l, routine.LabelRule)
+		default:
+			list = append(list, l)
+		}
+	}
+	return routine.NewPlacement(region, list), nil
 }
 
 // serverOptions are the flags of server.
@@ -73,6 +111,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		},
 	}
 	o.remoteOptions.flags(cmd)
+	o.placementFlags(cmd, "the --workers'")
 	o.apiOptions.flags(cmd)
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
 	return cmd
@@ -91,8 +130,9 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		Short: "Execute the runs of a deployment, claimed from PostgreSQL",
 		Long: "worker claims runs from the PostgreSQL store of --db and executes them, each with the revision it was\n" +
 			"queued with (fetched once, then cached). Run as many as you like, on any machines; each routine's\n" +
-			"concurrency.max holds across all of them. SIGTERM lets running steps finish for --grace, then puts their\n" +
-			"runs back in the queue for another worker. Docs: " + docsURL + "/remote.md",
+			"concurrency.max holds across all of them. A routine with region: or labels: runs only on workers\n" +
+			"started with that --region and all those --labels. SIGTERM lets running steps finish for --grace, then puts\n" +
+			"their runs back in the queue for another worker. Docs: " + docsURL + "/remote.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -101,6 +141,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		},
 	}
 	o.remoteOptions.flags(cmd)
+	o.placementFlags(cmd, "this worker's")
 	cmd.Flags().IntVar(&o.slots, "slots", 32, "runs executed at once (each run step is a process)")
 	return cmd
 }
@@ -115,6 +156,10 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		return invalidf("no store: give --db postgres://user:password@host:5432/routines (or ROUTINES_DB)")
 	}
 	cache, work, err := remoteDirs(o)
+	if err != nil {
+		return err
+	}
+	placement, err := g.placement(o)
 	if err != nil {
 		return err
 	}
@@ -151,7 +196,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	cfg := daemon.RemoteConfig{
 		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
 		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers, Vault: secrets.NewBuiltin(st, keys),
-		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter, Artifacts: arts,
+		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter, Artifacts: arts, Placement: placement,
 		AllowMissing: g.allowMissing,
 		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
 			if err := g.checkSecrets(r); err != nil {
@@ -165,6 +210,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	case *serverOptions:
 		if role.workers < 0 {
 			return invalidf("--workers %d: want 0 or more", role.workers)
+		}
+		if role.workers == 0 && (o.region != "" || o.labels != "") {
+			return invalidf("--region and --labels are those of the server's --workers, and it has none: give --workers N, or drop them")
 		}
 		if err := role.apiOptions.check(g); err != nil {
 			return err
@@ -196,7 +244,11 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.deps.Stdout, "%s up (%s, store %s)\n", what, d.ID, store.Redact(o.db))
+	where := ""
+	if cfg.Workers > 0 && !placement.IsZero() {
+		where = ", " + placement.String()
+	}
+	fmt.Fprintf(g.deps.Stdout, "%s up (%s%s, store %s)\n", what, d.ID, where, store.Redact(o.db))
 	stop := func() error {
 		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
 		defer cancel()

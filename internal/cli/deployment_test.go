@@ -21,18 +21,22 @@ type deployment struct {
 }
 
 // startDeployment starts `routines server` and `routines worker` on db,
-// each with a cache and work directory of its own, as on two machines.
-func startDeployment(t *testing.T, db string) *deployment {
+// each with a cache and work directory of its own, as on two machines;
+// the worker gets workerArgs too.
+func startDeployment(t *testing.T, db string, workerArgs ...string) *deployment {
 	t.Helper()
-	dir := t.TempDir()
-	common := func(name string) []string {
-		return []string{"--db", db, "--cache-dir", filepath.Join(dir, name, "cache"), "--work-dir", filepath.Join(dir, name, "work"), "--poll", "100ms", "--grace", "5s"}
-	}
 	// The master key, given to servers and workers alike.
 	deps := cli.Deps{Getenv: secretEnv(t, nil)}
-	srv := clitest.StartRemoteWith(t, deps, "server", append(common("server"), "--addr", "127.0.0.1:0", "--token", "s3cret-token")...)
-	wrk := clitest.StartRemoteWith(t, deps, "worker", append(common("worker"), "--slots", "2")...)
+	srv := clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db), "--addr", "127.0.0.1:0", "--token", "s3cret-token")...)
+	wrk := clitest.StartRemoteWith(t, deps, "worker", append(append(deploymentArgs(t, db), "--slots", "2"), workerArgs...)...)
 	return &deployment{server: srv, worker: wrk, env: map[string]string{"ROUTINES_SERVER": "http://" + srv.Addr, "ROUTINES_TOKEN": "s3cret-token"}}
+}
+
+// deploymentArgs are the flags of a server or worker on db with a cache
+// and work directory of its own, as on a machine of its own.
+func deploymentArgs(t *testing.T, db string) []string {
+	dir := t.TempDir()
+	return []string{"--db", db, "--cache-dir", filepath.Join(dir, "cache"), "--work-dir", filepath.Join(dir, "work"), "--poll", "100ms", "--grace", "5s"}
 }
 
 // routines runs the command line against the deployment.
@@ -48,13 +52,19 @@ const greetV1 = "name: greet\ninputs:\n  who: {}\nsteps:\n  - id: hi\n    run: e
 // with; invalid and local-only routines are refused before they land.
 func TestRemotePushRunRollback(t *testing.T) {
 	t.Parallel()
+	onEachStore(t, pushRunRollback)
+}
+
+// onEachStore runs test in parallel on a deployment's store of each
+// driver: a SQLite file, and a PostgreSQL database.
+func onEachStore(t *testing.T, test func(t *testing.T, db string)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		pushRunRollback(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+		test(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		pushRunRollback(t, pgtest.StartServer(t).Database(t))
+		test(t, pgtest.StartServer(t).Database(t))
 	})
 }
 

@@ -204,6 +204,9 @@ type executorConfig struct {
 	Unconfined   bool
 	AllowMissing []string
 	Liveness     scheduler.Liveness
+	// Placement makes the executor a worker of a deployment (remote
+	// mode); nil: a local daemon (scheduler.Config.Placement).
+	Placement *routine.Placement
 	// Waker wakes the dispatcher on the store's writes; Poll is how often
 	// it looks at the queue without one (1s when 0).
 	Waker store.Waker
@@ -235,11 +238,12 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: c.RequeueAfter,
 		}),
-		Catalog:  c.Catalog,
-		Leases:   leases,
-		Liveness: c.Liveness,
-		Waker:    c.Waker,
-		Poll:     c.Poll,
+		Catalog:   c.Catalog,
+		Leases:    leases,
+		Liveness:  c.Liveness,
+		Placement: c.Placement,
+		Waker:     c.Waker,
+		Poll:      c.Poll,
 		// What the steps of a dead owner's run left, killed by their cgroups.
 		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
 		Workers:          c.Workers,

@@ -14,6 +14,7 @@ import (
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/bundle"
 	"github.com/routines-dev/routines/internal/events"
+	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
@@ -53,8 +54,10 @@ type RemoteConfig struct {
 
 	// Workers, when positive, executes that many runs at once here; a
 	// worker has Workers > 0 and no Listener. WorkDir holds their run
-	// workspaces.
+	// workspaces. Placement is their region and labels: they run only
+	// the routines whose region and labels it meets.
 	Workers      int
+	Placement    routine.Placement
 	WorkDir      string
 	Lease        time.Duration
 	RequeueAfter time.Duration
@@ -106,6 +109,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			StateDir: cfg.WorkDir, Artifacts: cfg.Artifacts, Logger: logger, Worker: d.ID,
 			Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 			Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
+			Placement: &cfg.Placement,
 			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls
 			// only for delayed runs coming due and leases running out.
 			Waker: waker(cfg.Store), Poll: remotePoll,
@@ -138,6 +142,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			Secret: lookup, Limits: cfg.Limits, Problems: problems,
 			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
 			Vault:    cfg.Vault,
+			Fleet:    true,
 		}
 		if sched != nil {
 			cfgAPI.Executions = sched
