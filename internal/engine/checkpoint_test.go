@@ -155,3 +155,72 @@ func TestTakenOverRunStopsAtTheNextStep(t *testing.T) {
 		t.Errorf("w1 wrote %d step records over w2's run", len(recs))
 	}
 }
+
+// downStore is a store whose checkpoints fail, as a database that
+// restarts does, for the first failures calls.
+type downStore struct {
+	store.Store
+	mu       sync.Mutex
+	failures int
+}
+
+func (d *downStore) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
+	d.mu.Lock()
+	down := d.failures > 0
+	if down {
+		d.failures--
+	}
+	d.mu.Unlock()
+	if down {
+		return errors.New("connection refused")
+	}
+	return d.Store.Checkpoint(ctx, p)
+}
+
+// setupDown returns an engine on a store whose checkpoints fail the
+// first failures times, the store itself, and a two-step run of it.
+func setupDown(t *testing.T, failures int) (*engine.Engine, store.Store, *routine.Routine, *routine.Run, *scriptKind) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kind := newScriptKind()
+	e := engine.New(engine.Config{Store: &downStore{Store: st, failures: failures}, Kinds: stepkind.NewRegistry(kind), StateDir: dir, Clock: clock.NewAutoAdvance(time.Now())})
+	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01TESTSTOREDOWN00000000000", Routine: r.Name,
+		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, st, r, run, kind
+}
+
+// A store that fails for a while (a database restarting) holds the run
+// at its next step until a's final record is stored: b starts after it,
+// and nothing is lost.
+func TestCheckpointWaitsForTheStore(t *testing.T) {
+	t.Parallel()
+	e, st, r, run, kind := setupDown(t, 5) // more than commitTries
+	var aAtB *routine.StepRun
+	kind.onStart = func(id string) {
+		if recs, err := st.StepList(context.Background(), run.ID); id == "b" && err == nil && len(recs) > 0 {
+			aAtB = recs[0]
+		}
+	}
+	done, err := e.Execute(t.Context(), r, run)
+	if err != nil || done.State != routine.StateSucceeded {
+		t.Fatalf("Execute = %v, %v; want succeeded", done.State, err)
+	}
+	if aAtB == nil || aAtB.ID != "a" || aAtB.State != routine.StateSucceeded {
+		t.Errorf("when b started, the store held %+v, want a succeeded", aAtB)
+	}
+	if stored, err := st.RunGet(t.Context(), run.ID); err != nil || stored.State != routine.StateSucceeded {
+		t.Errorf("stored run: %+v, %v; want succeeded", stored, err)
+	}
+}

@@ -111,7 +111,7 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// The run's start is written with its first checkpoint: before or with
 	// the first step record, so Attempt > 0 tells a resumed run.
 	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
-	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID, x.run.Worker)
+	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger, x.run.ID, x.run.Worker)
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
 	e.observer.RunStarted(x.run)
@@ -128,7 +128,6 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	if failure != nil {
 		state = x.fail(callerCtx, failure)
 	}
-	x.cleanWorkspace()
 	end := e.clock.Now().UTC()
 	x.run.State = state
 	x.run.FinishedAt = &end
@@ -136,8 +135,11 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// The run's end shares a commit with its last steps' records.
 	x.cp.runRecord(x.run)
 	if err := x.cp.close(); err != nil {
+		// The run goes on elsewhere, or here: its workspace is kept for
+		// it (a step's sandbox keeps the directory it was given).
 		return x.run, fmt.Errorf("finish run: %w", err)
 	}
+	x.cleanWorkspace()
 	e.observer.RunFinished(x.run)
 	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
 	return x.run, nil
