@@ -48,6 +48,13 @@ type checkpointer struct {
 	barrier uint64 // ticket of the last final step record: settle waits for it
 	lastErr error  // of the last batch written
 	lost    error  // set once a write found the run held by another worker
+	// recovered is set by a batch written after the store failed it,
+	// until settle confirms the run is still this worker's.
+	recovered bool
+	// confirm, when set, renews the run's lease after the store came back
+	// and fails, wrapping ErrConflict, when the run is no longer this
+	// worker's: its lease may have run out meanwhile.
+	confirm func() error
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -118,8 +125,21 @@ func (c *checkpointer) settle() error {
 	c.mu.Unlock()
 	c.sync(t)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lost
+	lost, recovered := c.lost, c.recovered
+	c.recovered = false
+	c.mu.Unlock()
+	if lost != nil || !recovered || c.confirm == nil {
+		return lost
+	}
+	// The store was down: the lease may have run out, and a claim may take
+	// the run over now. Renewed first, the next step runs here alone.
+	if err := c.confirm(); err != nil {
+		c.mu.Lock()
+		c.lost = err
+		c.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // runRecord queues a copy of the run record, written with the next batch,
@@ -219,10 +239,12 @@ func (c *checkpointer) writeLocked() {
 	c.writing = true
 	c.mu.Unlock()
 	var err error
+	tries := 0
 	if p.Run != nil || len(p.Steps)+len(p.Logs) > 0 {
-		err = c.commit(p)
+		tries, err = c.commit(p)
 	}
 	c.mu.Lock()
+	c.recovered = c.recovered || (err == nil && tries > 1)
 	c.writing = false
 	c.written = max(c.written, t)
 	c.lastErr = err
@@ -274,11 +296,12 @@ const (
 )
 
 // commit writes one batch, trying it again while the store fails (see
-// commitPatience). The error of a batch given up is logged and returned
-// for close to report. A run the store no longer has, or that another
-// worker holds, is not tried again. The backoff waits on the machine's
-// time: it is the database's, not the run's.
-func (c *checkpointer) commit(p *store.CheckpointParams) error {
+// commitPatience), and returns how many tries it took. The error of a
+// batch given up is logged and returned for close to report. A run the
+// store no longer has, or that another worker holds, is not tried again.
+// The backoff waits on the machine's time: it is the database's, not the
+// run's.
+func (c *checkpointer) commit(p *store.CheckpointParams) (int, error) {
 	delay := 10 * time.Millisecond
 	start := time.Now()
 	for try := 1; ; try++ {
@@ -288,14 +311,14 @@ func (c *checkpointer) commit(p *store.CheckpointParams) error {
 			if try > commitTries {
 				c.logger.Info("checkpoint stored again", "run_id", c.runID, "after", time.Since(start).Round(time.Millisecond))
 			}
-			return nil
+			return try, nil
 		case errors.Is(err, routine.ErrConflict): // the run is another worker's: no use trying again
 			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "err", err)
-			return err
+			return try, err
 		case errors.Is(err, routine.ErrNotFound),
 			try >= commitTries && (c.hurry.Err() != nil || time.Since(start) >= commitPatience):
 			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
-			return err
+			return try, err
 		case try == commitTries:
 			c.logger.Warn("checkpoint failing: the run waits, trying again", "run_id", c.runID, "for", commitPatience, "err", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
@@ -222,5 +223,44 @@ func TestCheckpointWaitsForTheStore(t *testing.T) {
 	}
 	if stored, err := st.RunGet(t.Context(), run.ID); err != nil || stored.State != routine.StateSucceeded {
 		t.Errorf("stored run: %+v, %v; want succeeded", stored, err)
+	}
+}
+
+// A run whose lease ran out while the store was down is not started a
+// step further until its lease is renewed: no other worker may claim it
+// while the step runs here.
+func TestCheckpointRenewsTheLeaseWhenTheStoreIsBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kind := newScriptKind()
+	e := engine.New(engine.Config{Store: &downStore{Store: st, failures: 2}, Kinds: stepkind.NewRegistry(kind), StateDir: dir,
+		Clock: clock.NewAutoAdvance(time.Now()), Leases: scheduler.NewLeases(st, "w1", time.Minute, nil, nil)})
+	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held by w1, its lease long run out: the store was down.
+	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01TESTLEASERENEWED00000000", Routine: r.Name,
+		State: routine.StateRunning, Worker: "w1", Lease: time.Millisecond, QueuedAt: time.Now().Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claimed []*store.ClaimedRun
+	kind.onStart = func(id string) {
+		if id == "b" {
+			claimed, _ = st.RunClaim(context.Background(), &store.RunClaimParams{Worker: "w2", Now: time.Now(), Lease: time.Minute})
+		}
+	}
+	done, err := e.Execute(t.Context(), r, run)
+	if err != nil || done.State != routine.StateSucceeded {
+		t.Fatalf("Execute = %v, %v; want succeeded", done.State, err)
+	}
+	if len(claimed) != 0 {
+		t.Errorf("w2 claimed the run while b ran on w1")
 	}
 }

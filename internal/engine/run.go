@@ -17,6 +17,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/template"
 	"github.com/routines-dev/routines/internal/workspace"
 )
@@ -112,6 +113,9 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// the first step record, so Attempt > 0 tells a resumed run.
 	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
 	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger, x.run.ID, x.run.Worker)
+	if e.leases != nil && x.run.Worker != "" {
+		x.cp.confirm = x.confirmLease
+	}
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
 	e.observer.RunStarted(x.run)
@@ -203,6 +207,20 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 		if n := len(strings.TrimSpace(values[name])); n < secrets.MinRedactedLen {
 			x.log.system("", "warning: secret %s has %d character(s): it is hidden wherever they appear in the output, and its encoded forms are not looked for", name, n)
 		}
+	}
+	return nil
+}
+
+// confirmLease renews the lease of a run whose worker could not reach
+// the store for a while, and fails, wrapping ErrConflict, when another
+// worker took the run over meanwhile. A store that fails again confirms
+// nothing and stops nothing: the next checkpoint tells.
+func (x *runExec) confirmLease() error {
+	n, err := x.e.store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
+		Worker: x.run.Worker, IDs: []string{x.run.ID}, Now: x.e.clock.Now(), Lease: x.e.leases.Lease(),
+	})
+	if err == nil && n == 0 {
+		return fmt.Errorf("run %s: its lease ran out while the store was down, and another worker holds it: %w", x.run.ID, routine.ErrConflict)
 	}
 	return nil
 }
