@@ -179,8 +179,9 @@ func (d *downStore) Checkpoint(ctx context.Context, p *store.CheckpointParams) e
 }
 
 // setupDown returns an engine on a store whose checkpoints fail the
-// first failures times, the store itself, and a two-step run of it.
-func setupDown(t *testing.T, failures int) (*engine.Engine, store.Store, *routine.Routine, *routine.Run, *scriptKind) {
+// first failures times, with the leases of worker w1; the store itself;
+// and a two-step run of it, created with p.
+func setupDown(t *testing.T, failures int, p *store.RunCreateParams) (*engine.Engine, store.Store, *routine.Routine, *routine.Run, *scriptKind) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
@@ -189,13 +190,14 @@ func setupDown(t *testing.T, failures int) (*engine.Engine, store.Store, *routin
 	}
 	t.Cleanup(func() { st.Close() })
 	kind := newScriptKind()
-	e := engine.New(engine.Config{Store: &downStore{Store: st, failures: failures}, Kinds: stepkind.NewRegistry(kind), StateDir: dir, Clock: clock.NewAutoAdvance(time.Now())})
+	e := engine.New(engine.Config{Store: &downStore{Store: st, failures: failures}, Kinds: stepkind.NewRegistry(kind), StateDir: dir,
+		Clock: clock.NewAutoAdvance(time.Now()), Leases: scheduler.NewLeases(st, "w1", time.Minute, nil, nil)})
 	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01TESTSTOREDOWN00000000000", Routine: r.Name,
-		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now()})
+	p.Routine, p.Trigger = r.Name, routine.TriggerInfo{Kind: routine.TriggerManual}
+	run, err := st.RunCreate(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,8 @@ func setupDown(t *testing.T, failures int) (*engine.Engine, store.Store, *routin
 // and nothing is lost.
 func TestCheckpointWaitsForTheStore(t *testing.T) {
 	t.Parallel()
-	e, st, r, run, kind := setupDown(t, 5) // more than commitTries
+	e, st, r, run, kind := setupDown(t, 5, // more than commitTries
+		&store.RunCreateParams{ID: "01TESTSTOREDOWN00000000000", QueuedAt: time.Now()})
 	var aAtB *routine.StepRun
 	kind.onStart = func(id string) {
 		if recs, err := st.StepList(context.Background(), run.ID); id == "b" && err == nil && len(recs) > 0 {
@@ -231,25 +234,9 @@ func TestCheckpointWaitsForTheStore(t *testing.T) {
 // while the step runs here.
 func TestCheckpointRenewsTheLeaseWhenTheStoreIsBack(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	kind := newScriptKind()
-	e := engine.New(engine.Config{Store: &downStore{Store: st, failures: 2}, Kinds: stepkind.NewRegistry(kind), StateDir: dir,
-		Clock: clock.NewAutoAdvance(time.Now()), Leases: scheduler.NewLeases(st, "w1", time.Minute, nil, nil)})
-	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Held by w1, its lease long run out: the store was down.
-	run, err := st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01TESTLEASERENEWED00000000", Routine: r.Name,
+	e, st, r, run, kind := setupDown(t, 2, &store.RunCreateParams{ID: "01TESTLEASERENEWED00000000",
 		State: routine.StateRunning, Worker: "w1", Lease: time.Millisecond, QueuedAt: time.Now().Add(-time.Minute)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var claimed []*store.ClaimedRun
 	kind.onStart = func(id string) {
 		if id == "b" {
