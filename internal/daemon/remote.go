@@ -124,7 +124,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		}
 		problems := server.NewProblems(nil)
 		triggers = NewTriggers(cfg.Triggers, trigger.SourceEnv{
-			Sink: tickOnce(Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
+			Sink: tickOnce(catalog, Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
 			Problems: problems, Cursors: Cursors(cfg.Store), Secret: lookup,
 			Active: func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
 			LastFire: func(name string, i int) time.Time {
@@ -181,11 +181,19 @@ const remotePoll = 2 * time.Second
 
 // tickOnce makes each tick of a schedule one run across every server of
 // a deployment: the servers all fire it, and a dedupe key of the trigger
-// and the tick's time folds the later firings into the first one's run.
-func tickOnce(sink trigger.Sink) trigger.Sink {
+// and the tick folds the later firings into the first one's run. A cron
+// tick is the same instant on every server. The ticks of an every
+// trigger are not: each server keeps the cadence of its own start, so
+// the key is the period the tick falls in (its number since the epoch),
+// which holds one tick of each server, and so one run.
+func tickOnce(catalog *scheduler.Catalog, sink trigger.Sink) trigger.Sink {
 	return func(ctx context.Context, f trigger.Fire) error {
 		if f.DedupeKey == "" && (f.Kind == "cron" || f.Kind == "every") {
-			f.DedupeKey = fmt.Sprintf("tick:%d:%d", f.Trigger, f.At.Unix())
+			f.DedupeKey = fmt.Sprintf("tick:%d:%d", f.Trigger, f.Scheduled.Unix())
+			if r, ok := catalog.Get(f.Routine); ok && f.Kind == "every" && f.Trigger < len(r.Triggers) {
+				period := r.Triggers[f.Trigger].Every.D()
+				f.DedupeKey = fmt.Sprintf("tick:%d:%s:%d", f.Trigger, period, f.Scheduled.UnixNano()/int64(period))
+			}
 			f.DedupeWindow = tickWindow
 		}
 		return sink(ctx, f)

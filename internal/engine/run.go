@@ -18,6 +18,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/template"
 	"github.com/routines-dev/routines/internal/workspace"
 )
@@ -116,7 +117,10 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// The run's start is written with its first checkpoint: before or with
 	// the first step record, so Attempt > 0 tells a resumed run.
 	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
-	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID, x.run.Worker)
+	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger, x.run.ID, x.run.Worker)
+	if e.leases != nil && x.run.Worker != "" {
+		x.cp.confirm = x.confirmLease
+	}
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
 	if x.r.Sealed {
@@ -139,7 +143,6 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	if failure != nil {
 		state = x.fail(callerCtx, failure)
 	}
-	x.cleanWorkspace()
 	end := e.clock.Now().UTC()
 	x.run.State = state
 	x.run.FinishedAt = &end
@@ -147,8 +150,11 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// The run's end shares a commit with its last steps' records.
 	x.cp.runRecord(x.run)
 	if err := x.cp.close(); err != nil {
+		// The run goes on elsewhere, or here: its workspace is kept for
+		// it (a step's sandbox keeps the directory it was given).
 		return x.run, fmt.Errorf("finish run: %w", err)
 	}
+	x.cleanWorkspace()
 	e.observer.RunFinished(x.run)
 	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
 	return x.run, nil
@@ -222,6 +228,20 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 			}
 			return x.payload(routine.CodeInternal, "", err.Error())
 		}
+	}
+	return nil
+}
+
+// confirmLease renews the lease of a run whose worker could not reach
+// the store for a while, and fails, wrapping ErrConflict, when another
+// worker took the run over meanwhile. A store that fails again confirms
+// nothing and stops nothing: the next checkpoint tells.
+func (x *runExec) confirmLease() error {
+	n, err := x.e.store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
+		Worker: x.run.Worker, IDs: []string{x.run.ID}, Now: x.e.clock.Now(), Lease: x.e.leases.Lease(),
+	})
+	if err == nil && n == 0 {
+		return fmt.Errorf("run %s: its lease ran out while the store was down, and another worker holds it: %w", x.run.ID, routine.ErrConflict)
 	}
 	return nil
 }

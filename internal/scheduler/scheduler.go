@@ -224,7 +224,7 @@ func (s *Scheduler) dispatch() {
 }
 
 // claim takes, in one store call, as many runs as there are free workers
-// within the reservations, starts them, and returns how many it started.
+// within the reservations, starts them, and returns how many it took.
 func (s *Scheduler) claim() int {
 	limit, exclude, reserved := s.slots()
 	if limit == 0 {
@@ -245,6 +245,14 @@ func (s *Scheduler) claim() int {
 		return 0
 	}
 	for _, run := range runs {
+		if run.TakenFrom == s.cfg.Worker && s.leases.Holds(run.ID) {
+			// This owner's lease on a run it executes ran out (its
+			// heartbeats could not reach the store) and its own claim
+			// took the run back, renewing the lease: the execution goes
+			// on, and a second one would run its steps twice.
+			s.log.Warn("lease ran out on a run executing here; renewed by a claim, the execution goes on", "run_id", run.ID, "routine", run.Routine)
+			continue
+		}
 		s.track(run.ID, run.Routine)
 		release := s.leases.Hold(run.ID)
 		s.workers.Add(1)
