@@ -14,6 +14,9 @@
 //	throughput  webhook runs/s of `routines serve` under load (see daemon.go)
 //	memory  RSS of `routines serve`: idle with 100 routines, 100k queued runs
 //	secrets run start with 10 builtin secrets, and redaction of 100 MB of output (see secrets.go)
+//	remote-throughput, remote-latency, remote-cold, remote-idle
+//	        remote mode: `routines server` and `routines worker` processes on
+//	        a throwaway PostgreSQL (see remote.go); -only remote runs the four
 //
 // For seq40 and par100 the compared times are the work itself: the run as
 // the engine records it (started_at to finished_at: every step, checkpoint
@@ -73,7 +76,19 @@ var only *string
 func main() {
 	reps := flag.Int("n", 15, "repetitions of each measurement")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
-	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets)")
+	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets, "+
+		strings.Join(remoteWorkloads, ", ")+"), or remote: the four remote ones")
+	flag.Func("workers", "worker counts of remote-throughput, comma-separated (default 1,2,4,8)", func(v string) error {
+		throughputWorkers = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("want counts of workers such as 1,2,4,8")
+			}
+			throughputWorkers = append(throughputWorkers, n)
+		}
+		return nil
+	})
 	flag.Parse()
 	if err := run(*reps, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -184,7 +199,12 @@ func run(reps int, keep bool) error {
 		}
 	}
 	if *only == "" || *only == "secrets" {
-		return secretsBench(bin, tmp, reps)
+		if err := secretsBench(bin, tmp, reps); err != nil {
+			return err
+		}
+	}
+	if *only == "" || *only == "remote" || slices.Contains(remoteWorkloads, *only) {
+		return remoteBench(bin, tmp, reps)
 	}
 	return nil
 }

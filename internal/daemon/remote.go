@@ -176,8 +176,12 @@ func (d *Remote) Stop(ctx context.Context) error { return d.services.Stop(ctx) }
 
 // remotePoll is how often a worker looks at the queue unwoken: for the
 // runs that no write announces (a delayed run coming due, a lease of a
-// dead worker running out). It bounds the queries an idle worker makes.
-const remotePoll = 2 * time.Second
+// dead worker running out), which so wait up to that long past their
+// time. It bounds the queries an idle worker makes: one claim per poll
+// (two round trips with the pool's ping of a connection idle for over a
+// second), with the revisions' poll, keeps one server and four idle
+// workers under 5 queries/s in all (bench: remote-idle).
+const remotePoll = 5 * time.Second
 
 // tickOnce makes each tick of a schedule one run across every server of
 // a deployment: the servers all fire it, and a dedupe key of the trigger

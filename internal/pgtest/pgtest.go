@@ -45,7 +45,7 @@ type Server struct {
 // database some milliseconds.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
-	s, err := startServer(t.Cleanup)
+	s, err := startServer(t.Cleanup, nil)
 	if err != nil {
 		failStart(t, err)
 	}
@@ -76,7 +76,7 @@ func Shared(t testing.TB) *Server {
 	}
 	if !shared.started {
 		shared.started = true
-		shared.s, shared.err = startServer(func(f func()) { shared.cleanups = append(shared.cleanups, f) })
+		shared.s, shared.err = startServer(func(f func()) { shared.cleanups = append(shared.cleanups, f) }, nil)
 	}
 	if shared.err != nil {
 		failStart(t, shared.err)
@@ -119,22 +119,50 @@ func failStart(t testing.TB, err error) {
 // Install is what to run when PostgreSQL is missing.
 const Install = "apt-get install -y postgresql"
 
+// Start starts a server outside a test (the benchmark program), with
+// extra settings (name=value, as postgres -c takes them, overriding
+// pgtest's), and returns it with the function that stops it and removes
+// its files. Where PostgreSQL is missing, the error says how to install it.
+func Start(settings ...string) (s *Server, stop func(), err error) {
+	var cleanups []func()
+	stop = func() {
+		for i := len(cleanups) - 1; i >= 0; i-- { // in reverse, as t.Cleanup
+			cleanups[i]()
+		}
+	}
+	s, err = startServer(func(f func()) { cleanups = append(cleanups, f) }, settings)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("pgtest: %w (install it with `%s`)", err, Install)
+	}
+	return s, stop, nil
+}
+
 // Database creates an empty database and returns its URL, with the
 // password of the server's user postgres, and sslmode=disable.
 func (s *Server) Database(t testing.TB) string {
 	t.Helper()
-	name := "test_" + strconv.FormatInt(s.dbs.Add(1), 10)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	u, err := s.NewDatabase(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return u
+}
+
+// NewDatabase is Database outside a test.
+func (s *Server) NewDatabase(ctx context.Context) (string, error) {
+	name := "test_" + strconv.FormatInt(s.dbs.Add(1), 10)
 	conn, err := pgx.Connect(ctx, s.url("postgres"))
 	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
+		return "", fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
+		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
-	return s.url(name)
+	return s.url(name), nil
 }
 
 func (s *Server) url(db string) string {

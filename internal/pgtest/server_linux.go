@@ -21,10 +21,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// startServer initializes and starts a server, and hands cleanup the
-// functions that stop it and remove its files. A missing PostgreSQL is an
+// startServer initializes and starts a server with the extra settings
+// (name=value, as postgres -c takes them), and hands cleanup the functions
+// that stop it and remove its files. A missing PostgreSQL is an
 // *unavailableError.
-func startServer(cleanup func(func())) (*Server, error) {
+func startServer(cleanup func(func()), settings []string) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, &unavailableError{err}
@@ -67,7 +68,7 @@ func startServer(cleanup func(func())) (*Server, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	s.runner = runner{postgres: filepath.Join(bin, "postgres"), dir: dir, cred: cred}
+	s.runner = runner{postgres: filepath.Join(bin, "postgres"), dir: dir, cred: cred, settings: settings}
 	cleanup(s.stop)
 	// A port picked free may be taken before postgres binds it: try again.
 	for try := 1; ; try++ {
@@ -92,6 +93,7 @@ type runner struct {
 	postgres string // the binary
 	dir      string // the data directory's parent, and the socket's directory
 	cred     *syscall.Credential
+	settings []string // -c name=value, after the defaults, which they override
 	proc     *process // nil while stopped
 }
 
@@ -158,14 +160,18 @@ func (s *Server) stop() {
 // s.mu is held, or s is not shared yet.
 func (s *Server) start() error {
 	logs := &syncBuffer{}
-	cmd := exec.Command(s.postgres, "-D", filepath.Join(s.dir, "data"),
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.port),
-		"-c", "unix_socket_directories="+s.dir,
+	args := []string{"-D", filepath.Join(s.dir, "data"),
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(s.port),
+		"-c", "unix_socket_directories=" + s.dir,
 		// A throwaway server need not survive a crash.
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		// The tests of a package share the server, each store with a
 		// pool of its own: the default of 100 connections is short.
-		"-c", "max_connections=400")
+		"-c", "max_connections=400"}
+	for _, kv := range s.settings { // after the defaults, which they override
+		args = append(args, "-c", kv)
+	}
+	cmd := exec.Command(s.postgres, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	// SIGQUIT (immediate shutdown) stops the server should the test binary

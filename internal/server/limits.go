@@ -100,18 +100,18 @@ func (b *bodyBudget) give(n int64) {
 
 // withBodyBudget reserves what the request's body may take before a
 // handler reads it: its Content-Length, or the most a body may be
-// (maxBody) when the client does not say. Over the budget it answers 503.
+// (bodyLimit) when the client does not say. Over the budget it answers 503.
 func (s *Server) withBodyBudget(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	n := int64(0)
+	n, most := int64(0), bodyLimit(r)
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
-	case r.ContentLength > maxBody:
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxBody))
+	case r.ContentLength > most:
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", most))
 		return
 	case r.ContentLength >= 0:
 		n = r.ContentLength
 	default:
-		n = maxBody
+		n = most
 	}
 	if !s.bodies.take(n) {
 		w.Header().Set("Retry-After", retryAfter)
@@ -120,6 +120,15 @@ func (s *Server) withBodyBudget(w http.ResponseWriter, r *http.Request, next htt
 	}
 	defer s.bodies.give(n)
 	next.ServeHTTP(w, r)
+}
+
+// bodyLimit is the most the body of r may be: maxBundle for a push (a
+// routine's directory), maxBody for every other request.
+func bodyLimit(r *http.Request) int64 {
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/routines" {
+		return maxBundle
+	}
+	return maxBody
 }
 
 // extendDeadlines lets a request that waits (invoke --wait) outlive the

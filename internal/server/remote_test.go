@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"filippo.io/age"
@@ -16,6 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
@@ -183,5 +188,52 @@ func TestSecretsWithoutAVault(t *testing.T) {
 		if code != http.StatusNotImplemented || !strings.Contains(errorOf(t, body), "no builtin vault") {
 			t.Errorf("%s: %d %s", m, code, body)
 		}
+	}
+}
+
+// sizeDeployer takes every push, and records the size of the last bundle.
+type sizeDeployer struct{ got atomic.Int64 }
+
+func (d *sizeDeployer) Push(_ context.Context, p *server.PushParams) (*store.Revision, bool, error) {
+	d.got.Store(int64(len(p.Bundle)))
+	return &store.Revision{Routine: "r", Hash: strings.Repeat("ab", 32), Size: int64(len(p.Bundle))}, true, nil
+}
+
+func (d *sizeDeployer) Rollback(context.Context, *server.RollbackParams) (*store.Revision, error) {
+	return nil, errors.New("no rollback here")
+}
+
+// A push carries a routine's directory, which may be far larger than the
+// 1 MiB of the other requests' bodies (a model, a data file): the budget of
+// bodies lets it through whole.
+func TestPushLargerThanOtherBodies(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d := &sizeDeployer{}
+	ts := httptest.NewServer(server.New(server.Config{Store: st, Queue: scheduler.NewQueue(st, nil, nil),
+		Routines: scheduler.NewCatalog(nil), Deployer: d}))
+	t.Cleanup(ts.Close)
+	const size = 3 << 20
+	resp, err := http.Post(ts.URL+"/v1/routines", "application/gzip", bytes.NewReader(make([]byte, size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || d.got.Load() != size {
+		t.Fatalf("push of %d bytes: %d %s, the deployer got %d bytes", size, resp.StatusCode, body, d.got.Load())
+	}
+	// Other bodies stay bounded.
+	resp, err = http.Post(ts.URL+"/v1/events/e", "application/json", bytes.NewReader(make([]byte, 2<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("an event of 2 MiB: %d, want 413", resp.StatusCode)
 	}
 }

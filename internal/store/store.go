@@ -194,9 +194,13 @@ type Store interface {
 type Waker interface {
 	// Wakeups returns a channel that receives after a write that may have
 	// made a run claimable: a run created queued, put back in the queue
-	// (RunRequeue), ended (RunUpdate or Checkpoint to a final state, which
-	// frees a slot of its routine's ceiling), or held by a worker known
-	// dead (RunExpire ended its lease). The writes through this Store wake it; with a driver
+	// (RunRequeue), ended (RunUpdate or Checkpoint to a final state) when
+	// that frees a slot another claim may wait for — a run claimed under
+	// a ceiling of its routine (RunClaimParams.Ceilings), or one created
+	// running — or held by a worker known dead (RunExpire ended its
+	// lease). A driver may wake more often (at every end): the end of a
+	// run claimed without a ceiling frees only its worker's slot, which
+	// that worker knows of. The writes through this Store wake it; with a driver
 	// that several processes share (PostgreSQL), so do those of every
 	// Store on the same database, and a wake-up also follows a lost and
 	// regained connection, since writes may have gone unheard meanwhile.

@@ -46,17 +46,18 @@ type Options struct {
 // Store is a store.Store in a PostgreSQL database.
 //
 // Statements go through a pool of connections (pgxpool: its size is the
-// URL's pool_max_conns, by default the larger of 4 and the number of
-// CPUs), each prepared once per connection by pgx's statement cache. A
+// URL's pool_max_conns, by default defaultConns), each prepared once per
+// connection by pgx's statement cache. A
 // write of several statements is sent as one pipeline, which PostgreSQL
 // runs as one implicit transaction: one round trip, all or nothing. Wake-
 // ups take one more connection of their own, from the first call of
 // Wakeups to Close.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
-	log  *slog.Logger
-	wake store.WakeHub
+	pool        *pgxpool.Pool
+	checkpoints *groupCheckpoint
+	opts        Options
+	log         *slog.Logger
+	wake        store.WakeHub
 
 	mu           sync.Mutex
 	closed       bool
@@ -84,10 +85,23 @@ func OpenURL(ctx context.Context, url string) (store.Store, error) {
 	return open(ctx, url, Options{DatabaseClock: true})
 }
 
+// defaultConns is the size of a store's pool of connections when the URL
+// does not say (pool_max_conns). Each server and worker is one of many
+// clients of one database, and a database does most with few statements
+// under way per core: with four workers of four connections each, 16
+// statements at once on 2 cores cost PostgreSQL 576 µs of CPU per no-op
+// run, against 444 µs with two connections each (docs/performance.md).
+// Two, so that one slow statement (a large bundle fetched) holds up no
+// other; a worker's checkpoints share one (groupCheckpoint).
+const defaultConns = 2
+
 func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", errBadURL)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultConns
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "routines"
@@ -100,7 +114,7 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{pool: pool, opts: opts, log: opts.Logger}
+	s := &Store{pool: pool, checkpoints: newGroupCheckpoint(pool), opts: opts, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -41,33 +41,16 @@ func (s *Store) StepSave(ctx context.Context, step *routine.StepRun) error {
 }
 
 // Checkpoint updates the run, saves step records and appends log lines as
-// one pipeline, which PostgreSQL runs as one transaction: one round trip,
-// all of it or, on error, none. The guard by the run's worker comes first
-// (the update of the run, or routines_hold) and locks the run, so no claim
-// takes it over before the rest is written.
+// one transaction: all of it or, on error, none. The guard by the run's
+// worker comes first (the update of the run, or routines_hold) and locks
+// the run, so no claim takes it over before the rest is written. The
+// checkpoints of runs executing at once share their statements and
+// transactions (groupCheckpoint).
 func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
 	if p.Run == nil && len(p.Steps) == 0 && len(p.Logs) == 0 {
 		return nil
 	}
-	var b pgx.Batch
-	switch {
-	case p.Run != nil:
-		if err := queueRunUpdate(&b, p.Run); err != nil {
-			return fmt.Errorf("checkpoint: update run %s: %w", p.Run.ID, err)
-		}
-	case p.Holder != "":
-		b.Queue(holdSQL, p.RunID, p.Holder)
-	}
-	for _, step := range p.Steps {
-		if err := queueStep(&b, step); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-	}
-	queueLogs(&b, p.Logs)
-	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
-		return fmt.Errorf("checkpoint: %w", translate(err))
-	}
-	return nil
+	return s.checkpoints.write(ctx, p)
 }
 
 // queueStep queues the upsert of a step record on b.

@@ -91,6 +91,17 @@ func exerciseWake(t *testing.T, open func(t *testing.T) store.Store) {
 				return b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: run})
 			}
 		}},
+		{"CheckpointEndsUnderCeiling", func(t *testing.T, b *testBundle) func() error {
+			id := b.queue(t, "r", 0)
+			if got := b.claim(t, "w", epoch, "r", 1); got != id {
+				t.Fatalf("claimed %q, want %s", got, id)
+			}
+			return func() error {
+				run := b.getRun(t, id)
+				run.State = routine.StateSucceeded
+				return b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: run})
+			}
+		}},
 		{"Expire", func(t *testing.T, b *testBundle) func() error {
 			b.createRun(t, func(p *store.RunCreateParams) { p.State, p.Worker, p.Lease = routine.StateRunning, "dead", lease })
 			return func() error {
