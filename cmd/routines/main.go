@@ -1,6 +1,6 @@
 // Command routines is the single binary of Routines: it builds the
-// registries (step kinds, trigger kinds, secret providers, store drivers) and
-// hands them to the command line.
+// registries (step kinds, trigger kinds, secret providers, store and
+// artifact store drivers) and hands them to the command line.
 package main
 
 import (
@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/routines-dev/routines/internal/artifacts"
+	"github.com/routines-dev/routines/internal/artifacts/s3"
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/secrets/awssm"
@@ -36,6 +38,7 @@ func deps() cli.Deps {
 		Kinds:           kinds,
 		Triggers:        trigger.Builtin(),
 		Stores:          store.Drivers{"postgres": postgres.OpenURL, "postgresql": postgres.OpenURL},
+		Artifacts:       artifacts.Drivers{"s3": s3.OpenURL},
 		SecretProviders: secretProviders,
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/cli/clitest"
+	"github.com/routines-dev/routines/internal/pgtest"
 )
 
 // sample is one reading of a node's metrics endpoint.
@@ -115,7 +116,44 @@ func configure(t *testing.T, src string, env map[string]string) string {
 	return dir
 }
 
+// TestOneSlackMessagePerIncident: the central routine on a `routines
+// serve` of its own.
 func TestOneSlackMessagePerIncident(t *testing.T) {
+	oneMessagePerIncident(t, func(t *testing.T, central string) (string, func() string) {
+		addr, out := clitest.Serve(t, central, "--token", "central-token")
+		return addr, func() string {
+			_, runs, _ := clitest.RunCLI(t, "--project", central, "runs", "-o", "json")
+			return out.String() + "\nruns: " + runs
+		}
+	})
+}
+
+// TestOneSlackMessagePerIncidentOnADeployment: the central routine pushed
+// to a deployment, a `routines server` and a `routines worker` on
+// PostgreSQL; the nodes' events go to the server, and its routine
+// deduplicates them across the nodes as the local daemon does.
+func TestOneSlackMessagePerIncidentOnADeployment(t *testing.T) {
+	db := pgtest.StartServer(t).Database(t)
+	oneMessagePerIncident(t, func(t *testing.T, central string) (string, func() string) {
+		tmp := t.TempDir()
+		dirs := func(name string) []string {
+			return []string{"--db", db, "--cache-dir", filepath.Join(tmp, name, "cache"), "--work-dir", filepath.Join(tmp, name, "work"), "--poll", "200ms"}
+		}
+		server := clitest.StartRemote(t, "server", append(dirs("server"), "--addr", "127.0.0.1:0", "--token", "central-token")...)
+		worker := clitest.StartRemote(t, "worker", append(dirs("worker"), "--slots", "4")...)
+		if code, out, errOut := clitest.RunCLI(t, "push", central, "--server", "http://"+server.Addr, "--token", "central-token", "-m", "the incident routine"); code != 0 {
+			t.Fatalf("push: exit %d\n%s%s", code, out, errOut)
+		}
+		return server.Addr, func() string { return "server:\n" + server.Out.String() + "\nworker:\n" + worker.Out.String() }
+	})
+}
+
+// oneMessagePerIncident runs three node daemons against the central
+// routine that startCentral serves from the directory central, and checks
+// that Slack got one message, for the one node with an incident.
+// startCentral returns the address the nodes emit to, and what to show
+// when the test fails.
+func oneMessagePerIncident(t *testing.T, startCentral func(t *testing.T, central string) (addr string, describe func() string)) {
 	t.Setenv("CENTRAL_TOKEN", "central-token")
 	t.Setenv("SLACK_BOT_TOKEN", "xoxb-test")
 
@@ -129,7 +167,7 @@ func TestOneSlackMessagePerIncident(t *testing.T) {
 	t.Cleanup(logs.Close)
 
 	central := configure(t, "central", map[string]string{"LOGS_URL": logs.URL, "SLACK_API": slackSrv.URL + "/api/"})
-	centralAddr, centralOut := clitest.Serve(t, central, "--token", "central-token")
+	centralAddr, describe := startCentral(t, central)
 
 	rising, falling := []sample{}, []sample{}
 	for i := range 7 {
@@ -169,8 +207,7 @@ func TestOneSlackMessagePerIncident(t *testing.T) {
 		for s, o := range outs {
 			t.Logf("node %s:\n%s", s, o.String())
 		}
-		_, runs, _ := clitest.RunCLI(t, "--project", central, "runs", "-o", "json")
-		t.Fatalf("%d Slack messages, want 1: %v\ncentral:\n%s\nruns: %s", len(posted), posted, centralOut.String(), runs)
+		t.Fatalf("%d Slack messages, want 1: %v\ncentral:\n%s", len(posted), posted, describe())
 	}
 	msg := posted[0]
 	for _, want := range []string{"checkout: CPU at 95% for 5 readings", "error rate rising to 0.05", "Runbook: https://runbooks.example.com/cpu/checkout",

@@ -20,6 +20,9 @@ import (
 type RunDetail struct {
 	*routine.Run
 	Steps []*routine.StepRun `json:"steps"`
+	// Waiting says why no worker of a deployment takes the run: set for
+	// a queued run whose region and labels no live worker has.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // NewRunDetail prepares a run and its steps for JSON.

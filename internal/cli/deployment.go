@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,7 +19,6 @@ import (
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
-	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -27,35 +26,72 @@ import (
 type remoteOptions struct {
 	db              string
 	cacheDir        string
+	cacheMiB        int
 	workDir         string
 	grace           time.Duration
 	lease           time.Duration
 	requeueAfter    time.Duration
 	allowUnconfined bool
 	poll            time.Duration
+	artifacts       string
+	// region and labels (comma-separated) are the placement of the
+	// workers: of a worker, or of a server's --workers.
+	region, labels string
 }
 
 func (o *remoteOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.db, "db", "", "the deployment's store: postgres://user:password@host:5432/routines (env ROUTINES_DB); sslmode in the URL is honoured")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "where pushed revisions are kept extracted (default: the user cache directory/routines/bundles)")
+	f.IntVar(&o.cacheMiB, "cache-size", int(bundle.DefaultCacheBytes>>20), "MiB of extracted revisions the cache keeps; the least recently used go first (revisions in use stay)")
 	f.StringVar(&o.workDir, "work-dir", "", "where runs keep their workspaces (default: the user cache directory/routines/work)")
 	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before their runs go back to the queue")
 	durationVar(f, &o.lease, "lease", 30*time.Second, "lease of a claimed run: a run whose worker stops renewing it is taken over this long after")
 	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a slot (0: never)")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	durationVar(f, &o.poll, "poll", 5*time.Second, "how often the pushed revisions are read again")
+	f.StringVar(&o.artifacts, "artifacts", "", "where the artifacts of runs go, so that a run resumed on another worker finds them: postgres (the --db database, 8 MiB per artifact), s3://bucket/prefix?endpoint=URL&region=R, or local:/shared/dir (env ROUTINES_ARTIFACTS; default: none, each worker's work directory)")
+}
+
+// placementFlags adds --region and --labels, which say what workers
+// have; whose says which (this worker's, or the server's --workers').
+func (o *remoteOptions) placementFlags(cmd *cobra.Command, whose string) {
+	f := cmd.Flags()
+	f.StringVar(&o.region, "region", "", whose+" region: routines whose region: is this one, or unset, run here (env ROUTINES_REGION)")
+	f.StringVar(&o.labels, "labels", "", whose+" labels, comma-separated, such as gpu,ssd: routines whose labels: are all among them run here (env ROUTINES_LABELS)")
+}
+
+// placement returns the region and labels of the flags, else of the
+// environment, checked as a routine's region: and labels: are.
+func (g *globals) placement(o *remoteOptions) (routine.Placement, error) {
+	region, labels := o.region, o.labels
+	if region == "" {
+		region = g.getenv("ROUTINES_REGION")
+	}
+	if labels == "" {
+		labels = g.getenv("ROUTINES_LABELS")
+	}
+	if region != "" && !routine.ValidLabel(region) {
+		return routine.Placement{}, invalidf("--region %q: want %s, such as eu-west, as the region: of routines", region, routine.LabelRule)
+	}
+	var list []string
+	for _, l := range strings.Split(labels, ",") {
+		switch l = strings.TrimSpace(l); {
+		case l == "":
+		case !routine.ValidLabel(l):
+			return routine.Placement{}, invalidf("--labels: label %q: want %s, such as gpu, as the labels: of routines", l, routine.LabelRule)
+		default:
+			list = append(list, l)
+		}
+	}
+	return routine.NewPlacement(region, list), nil
 }
 
 // serverOptions are the flags of server.
 type serverOptions struct {
 	remoteOptions
-	addr       string
-	workers    int
-	token      string
-	maxQueued  int
-	limits     server.Limits
-	maxBodyMiB int
+	apiOptions
+	workers int
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -69,23 +105,15 @@ func newServerCmd(g *globals) *cobra.Command {
 			"processes do. Docs: " + docsURL + "/remote.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.token == "" {
-				o.token = g.getenv("ROUTINES_TOKEN")
-			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return g.runRemote(ctx, &o.remoteOptions, o)
 		},
 	}
 	o.remoteOptions.flags(cmd)
-	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
-	f.IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
-	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
-	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
-	d := server.DefaultLimits
-	o.limits = d
-	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests")
+	o.placementFlags(cmd, "the --workers'")
+	o.apiOptions.flags(cmd)
+	cmd.Flags().IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
 	return cmd
 }
 
@@ -102,8 +130,9 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		Short: "Execute the runs of a deployment, claimed from PostgreSQL",
 		Long: "worker claims runs from the PostgreSQL store of --db and executes them, each with the revision it was\n" +
 			"queued with (fetched once, then cached). Run as many as you like, on any machines; each routine's\n" +
-			"concurrency.max holds across all of them. SIGTERM lets running steps finish for --grace, then puts their\n" +
-			"runs back in the queue for another worker. Docs: " + docsURL + "/remote.md",
+			"concurrency.max holds across all of them. A routine with region: or labels: runs only on workers\n" +
+			"started with that --region and all those --labels. SIGTERM lets running steps finish for --grace, then puts\n" +
+			"their runs back in the queue for another worker. Docs: " + docsURL + "/remote.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -112,6 +141,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		},
 	}
 	o.remoteOptions.flags(cmd)
+	o.placementFlags(cmd, "this worker's")
 	cmd.Flags().IntVar(&o.slots, "slots", 32, "runs executed at once (each run step is a process)")
 	return cmd
 }
@@ -129,6 +159,10 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	if err != nil {
 		return err
 	}
+	placement, err := g.placement(o)
+	if err != nil {
+		return err
+	}
 	st, err := g.openStoreURL(ctx, o.db)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", store.Redact(o.db), err)
@@ -136,10 +170,21 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logLayers(logger)
-	cacheStore, err := bundle.OpenCache(cache, bundle.CacheOptions{Logger: logger})
+	if o.cacheMiB < 1 {
+		return invalidf("--cache-size %d: want at least 1 (MiB)", o.cacheMiB)
+	}
+	cacheStore, err := bundle.OpenCache(cache, bundle.CacheOptions{MaxBytes: int64(o.cacheMiB) << 20, Logger: logger})
 	if err != nil {
 		return err
 	}
+	if o.artifacts == "" {
+		o.artifacts = g.getenv("ROUTINES_ARTIFACTS")
+	}
+	arts, closeArts, err := g.openArtifacts(ctx, o.artifacts, st)
+	if err != nil {
+		return err
+	}
+	defer closeArts()
 	resolver, err := g.secretResolver(st, project.Project{})
 	if err != nil {
 		return err
@@ -151,7 +196,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	cfg := daemon.RemoteConfig{
 		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
 		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers, Vault: secrets.NewBuiltin(st, keys),
-		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter,
+		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter, Artifacts: arts, Placement: placement,
 		AllowMissing: g.allowMissing,
 		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
 			if err := g.checkSecrets(r); err != nil {
@@ -163,16 +208,18 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	what := "worker"
 	switch role := role.(type) {
 	case *serverOptions:
-		if role.workers < 0 || role.maxBodyMiB < 1 {
-			return invalidf("--workers %d, --max-body-in-flight %d: want at least 0 and 1", role.workers, role.maxBodyMiB)
+		if role.workers < 0 {
+			return invalidf("--workers %d: want 0 or more", role.workers)
 		}
-		role.limits.MaxBodyInFlight = int64(role.maxBodyMiB) << 20
-		ln, err := net.Listen("tcp", role.addr)
+		if role.workers == 0 && (o.region != "" || o.labels != "") {
+			return invalidf("--region and --labels are those of the server's --workers, and it has none: give --workers N, or drop them")
+		}
+		if err := role.apiOptions.check(g); err != nil {
+			return err
+		}
+		ln, err := role.listen(g, "push and run routines")
 		if err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && role.token == "" {
-			fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can push and run routines; set --token or ROUTINES_TOKEN\n", ln.Addr())
+			return err
 		}
 		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits = ln, role.workers, role.token, role.maxQueued, role.limits
 		what = "server on http://" + ln.Addr().String()
@@ -186,6 +233,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		if cfg.Unconfined, err = g.hostConfinement(o.allowUnconfined); err != nil {
 			return invalid(err)
 		}
+		if arts == nil {
+			logger.Warn(artifactsNote)
+		}
 	}
 	d, err := daemon.NewRemote(cfg)
 	if err != nil {
@@ -194,7 +244,11 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.deps.Stdout, "%s up (%s, store %s)\n", what, d.ID, store.Redact(o.db))
+	where := ""
+	if cfg.Workers > 0 && !placement.IsZero() {
+		where = ", " + placement.String()
+	}
+	fmt.Fprintf(g.deps.Stdout, "%s up (%s%s, store %s)\n", what, d.ID, where, store.Redact(o.db))
 	stop := func() error {
 		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
 		defer cancel()

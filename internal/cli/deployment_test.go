@@ -21,16 +21,22 @@ type deployment struct {
 }
 
 // startDeployment starts `routines server` and `routines worker` on db,
-// each with a cache and work directory of its own, as on two machines.
-func startDeployment(t *testing.T, db string) *deployment {
+// each with a cache and work directory of its own, as on two machines;
+// the worker gets workerArgs too.
+func startDeployment(t *testing.T, db string, workerArgs ...string) *deployment {
 	t.Helper()
-	dir := t.TempDir()
-	common := func(name string) []string {
-		return []string{"--db", db, "--cache-dir", filepath.Join(dir, name, "cache"), "--work-dir", filepath.Join(dir, name, "work"), "--poll", "100ms", "--grace", "5s"}
-	}
-	srv := clitest.StartRemote(t, "server", append(common("server"), "--addr", "127.0.0.1:0", "--token", "s3cret-token")...)
-	wrk := clitest.StartRemote(t, "worker", append(common("worker"), "--slots", "2")...)
+	// The master key, given to servers and workers alike.
+	deps := cli.Deps{Getenv: secretEnv(t, nil)}
+	srv := clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db), "--addr", "127.0.0.1:0", "--token", "s3cret-token")...)
+	wrk := clitest.StartRemoteWith(t, deps, "worker", append(append(deploymentArgs(t, db), "--slots", "2"), workerArgs...)...)
 	return &deployment{server: srv, worker: wrk, env: map[string]string{"ROUTINES_SERVER": "http://" + srv.Addr, "ROUTINES_TOKEN": "s3cret-token"}}
+}
+
+// deploymentArgs are the flags of a server or worker on db with a cache
+// and work directory of its own, as on a machine of its own.
+func deploymentArgs(t *testing.T, db string) []string {
+	dir := t.TempDir()
+	return []string{"--db", db, "--cache-dir", filepath.Join(dir, "cache"), "--work-dir", filepath.Join(dir, "work"), "--poll", "100ms", "--grace", "5s"}
 }
 
 // routines runs the command line against the deployment.
@@ -46,13 +52,19 @@ const greetV1 = "name: greet\ninputs:\n  who: {}\nsteps:\n  - id: hi\n    run: e
 // with; invalid and local-only routines are refused before they land.
 func TestRemotePushRunRollback(t *testing.T) {
 	t.Parallel()
+	onEachStore(t, pushRunRollback)
+}
+
+// onEachStore runs test in parallel on a deployment's store of each
+// driver: a SQLite file, and a PostgreSQL database.
+func onEachStore(t *testing.T, test func(t *testing.T, db string)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		pushRunRollback(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+		test(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		pushRunRollback(t, pgtest.StartServer(t).Database(t))
+		test(t, pgtest.StartServer(t).Database(t))
 	})
 }
 
@@ -149,5 +161,52 @@ func TestRemotePushNeedsTheToken(t *testing.T) {
 	d.env["ROUTINES_TOKEN"] = "wrong"
 	if code, _, errOut := d.routines(t, "push", src); code == 0 || !strings.Contains(errOut, "401") {
 		t.Fatalf("push with a wrong token: exit %d %s", code, errOut)
+	}
+}
+
+// push, revisions, rollback and diff find their server through a
+// profile as the other remote commands do.
+func TestRemotePushThroughAProfile(t *testing.T) {
+	t.Parallel()
+	d := startDeployment(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"))
+	home := t.TempDir()
+	env := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config"), "ROUTINES_SERVER": "", "ROUTINES_TOKEN": ""}
+	run := func(args ...string) (int, string, string) {
+		return clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env)}, args...)
+	}
+	if code, out, errOut := run("login", d.env["ROUTINES_SERVER"], "--token", "s3cret-token", "--profile", "team"); code != 0 {
+		t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "routine.yaml"), greetV1)
+	writeFile(t, filepath.Join(src, "notes.txt"), "n\n")
+	if code, _, errOut := run("push", src); code != 2 || !strings.Contains(errOut, "--profile NAME") {
+		t.Fatalf("push without a server or profile: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := run("--profile", "team", "push", src); code != 0 || !strings.Contains(out, "greet: revision") {
+		t.Fatalf("push through the profile: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run("--profile", "team", "revisions", "greet"); code != 0 || !strings.Contains(out, "*") || strings.Contains(out+errOut, "s3cret-token") {
+		t.Fatalf("revisions through the profile: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A secret set on the server lives in the deployment's vault; a run on
+	// the worker resolves it; nothing shows its value.
+	if code, out, errOut := clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env), Stdin: strings.NewReader("v4lue-of-api-key")}, "--profile", "team", "secrets", "set", "API_KEY"); code != 0 {
+		t.Fatalf("secrets set: exit %d\n%s%s", code, out, errOut)
+	}
+	keyed := t.TempDir()
+	writeFile(t, filepath.Join(keyed, "routine.yaml"), "name: keyed\nsecrets: [API_KEY]\nsteps:\n  - id: use\n    run: '[ \"{{API_KEY}}\" = v4lue-of-api-key ] && echo the key works && echo {{API_KEY}}'\n")
+	if code, out, errOut := run("--profile", "team", "push", keyed); code != 0 {
+		t.Fatalf("push keyed: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := run("--profile", "team", "invoke", "keyed", "--wait")
+	if code != 0 || !strings.Contains(out, "the key works") || !strings.Contains(out, "***") {
+		t.Fatalf("a run using the deployment's secret: exit %d\n%s%s\nworker: %s", code, out, errOut, d.worker.Out.String())
+	}
+	for _, o := range []string{out, errOut, d.server.Out.String(), d.worker.Out.String()} {
+		if strings.Contains(o, "v4lue-of-api-key") {
+			t.Fatal("the secret's value was shown")
+		}
 	}
 }

@@ -117,8 +117,9 @@ var helpTable = map[string]commandHelp{
 		exits: "  0  stopped by SIGTERM or Ctrl-C\n  1  the server failed (could not listen, the store failed)\n  2  bad flags or no --db: nothing started",
 	},
 	"routines worker": {
-		example: "  routines worker --db postgres://routines@db:5432/routines --slots 16",
-		exits:   "  0  stopped by SIGTERM or Ctrl-C (running runs finished or went back to the queue)\n  1  the worker failed (the store failed)\n  2  bad flags, no --db, or run steps cannot be confined here",
+		example: "  routines worker --db postgres://routines@db:5432/routines --slots 16\n" +
+			"  routines worker --db … --region eu-west --labels gpu   # also runs routines with region: eu-west, labels: [gpu]",
+		exits: "  0  stopped by SIGTERM or Ctrl-C (running runs finished or went back to the queue)\n  1  the worker failed (the store failed)\n  2  bad flags, no --db, or run steps cannot be confined here",
 	},
 	"routines push": {
 		example: "  routines push --server https://routines.example.com -m \"retry the CRM twice\"\n" +

@@ -263,22 +263,54 @@ func newShowCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				steps, err := rr.StepList(ctx, run.ID)
+				d, err := runDetail(ctx, rr, run)
 				if err != nil {
 					return err
 				}
 				if g.output == "json" {
-					return writeJSON(g.deps.Stdout, newRunDetail(run, steps))
+					return writeJSON(g.deps.Stdout, d)
 				}
-				return printTrace(g, run, steps)
+				return printTrace(g, d)
 			})
 		},
 	}
 }
 
-func printTrace(g *globals, run *routine.Run, steps []*routine.StepRun) error {
-	w := g.deps.Stdout
-	fmt.Fprintf(w, "run       %s\nroutine   %s (rev %s)\nstate     %s (attempt %d)\ntrigger   %s\n", run.ID, run.Routine, routine.ShortRevision(run.Revision), run.State, run.Attempt, run.Trigger.Kind)
+// detailReader is a runReader that gives a run with its steps in one go,
+// and says why a queued run waits: a server (remoteRuns).
+type detailReader interface {
+	RunDetail(ctx context.Context, id string) (*api.RunDetail, error)
+}
+
+// runDetail returns run with its steps, and from a server why it waits.
+func runDetail(ctx context.Context, rr runReader, run *routine.Run) (api.RunDetail, error) {
+	if dr, ok := rr.(detailReader); ok {
+		d, err := dr.RunDetail(ctx, run.ID)
+		if err != nil {
+			return api.RunDetail{}, err
+		}
+		return *d, nil
+	}
+	steps, err := rr.StepList(ctx, run.ID)
+	if err != nil {
+		return api.RunDetail{}, err
+	}
+	return newRunDetail(run, steps), nil
+}
+
+func printTrace(g *globals, d api.RunDetail) error {
+	w, run, steps := g.deps.Stdout, d.Run, d.Steps
+	fmt.Fprintf(w, "run       %s\nroutine   %s (rev %s)\nstate     %s (attempt %d)\n", run.ID, run.Routine, routine.ShortRevision(run.Revision), run.State, run.Attempt)
+	if d.Waiting != "" {
+		fmt.Fprintf(w, "waiting   %s\n", d.Waiting)
+	}
+	fmt.Fprintf(w, "trigger   %s\n", run.Trigger.Kind)
+	if !run.Requires.IsZero() {
+		fmt.Fprintf(w, "requires  %s\n", run.Requires)
+	}
+	if run.Worker != "" && run.Region != "" {
+		fmt.Fprintf(w, "worker    %s (region %s)\n", run.Worker, run.Region)
+	}
 	if len(run.Input) > 0 {
 		fmt.Fprintf(w, "input     %s\n", formatMap(run.Input))
 	}

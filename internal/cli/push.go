@@ -29,8 +29,10 @@ func (d *deployment) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&d.token, "token", "", "API token of the server (env ROUTINES_TOKEN)")
 }
 
-// client returns the client of the deployment the flags or the
-// environment name.
+// deploymentClient returns the client of the deployment that --server
+// (or ROUTINES_SERVER), else the selected profile (--profile or
+// ROUTINES_PROFILE), names; the token is --token, else ROUTINES_TOKEN,
+// else the profile's.
 func (g *globals) deploymentClient(d *deployment) (*client.Client, error) {
 	server, token := d.server, d.token
 	if server == "" {
@@ -39,10 +41,17 @@ func (g *globals) deploymentClient(d *deployment) (*client.Client, error) {
 	if token == "" {
 		token = g.getenv("ROUTINES_TOKEN")
 	}
-	if server == "" {
-		return nil, invalidf("no server: give --server URL (or ROUTINES_SERVER) of a `routines server`")
+	if server != "" {
+		return client.New(strings.TrimRight(server, "/"), token), nil
 	}
-	return client.New(strings.TrimRight(server, "/"), token), nil
+	rm, err := g.remote(token)
+	if err != nil {
+		return nil, err
+	}
+	if rm == nil {
+		return nil, invalidf("no server: give --server URL (or ROUTINES_SERVER), or --profile NAME of a `routines login`")
+	}
+	return rm.c, nil
 }
 
 func newPushCmd(g *globals) *cobra.Command {

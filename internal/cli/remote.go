@@ -50,11 +50,17 @@ func (r remoteRuns) RunGet(ctx context.Context, id string) (*routine.Run, error)
 
 // StepList returns the steps of a run.
 func (r remoteRuns) StepList(ctx context.Context, runID string) ([]*routine.StepRun, error) {
-	d, err := r.rm.c.GetRun(ctx, runID)
+	d, err := r.RunDetail(ctx, runID)
 	if err != nil {
-		return nil, r.g.apiErr(err)
+		return nil, err
 	}
 	return d.Steps, nil
+}
+
+// RunDetail returns a run with its steps, and why it waits when it does.
+func (r remoteRuns) RunDetail(ctx context.Context, id string) (*api.RunDetail, error) {
+	d, err := r.rm.c.GetRun(ctx, id)
+	return d, r.g.apiErr(err)
 }
 
 // LogList returns the lines of a run (of p.Step, when set) stored so far.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
@@ -53,6 +54,9 @@ type Deps struct {
 	// Stores are the store drivers beyond the embedded SQLite one, which
 	// every binary has, by URL scheme (postgres in remote mode).
 	Stores store.Drivers
+	// Artifacts are the artifact stores of --artifacts beyond local: and
+	// postgres, by URL scheme (s3).
+	Artifacts artifacts.Drivers
 	// Getenv reads the environment; os.LookupEnv when nil.
 	Getenv func(string) (string, bool)
 	Stdin  io.Reader // os.Stdin when nil

@@ -21,19 +21,65 @@ import (
 	"github.com/routines-dev/routines/internal/server"
 )
 
+// apiOptions are the flags of a daemon that serves the API: serve and
+// server.
+type apiOptions struct {
+	addr       string
+	token      string
+	maxQueued  int
+	limits     server.Limits
+	maxBodyMiB int
+}
+
+func (o *apiOptions) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
+	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
+	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
+	d := server.DefaultLimits
+	durationVar(f, &o.limits.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "how long a client may take to send a request's headers")
+	durationVar(f, &o.limits.ReadTimeout, "read-timeout", d.ReadTimeout, "how long a client may take to send a whole request, body included")
+	durationVar(f, &o.limits.WriteTimeout, "write-timeout", d.WriteTimeout, "how long an answer may take to write (a ?wait request gets its wait on top)")
+	durationVar(f, &o.limits.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long a kept-alive connection may wait for its next request")
+	f.IntVar(&o.limits.MaxConns, "max-conns", d.MaxConns, "open connections at most (kept below half the file descriptor limit); past it the longest idle one is closed, or the newcomer gets 503")
+	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests; past it requests get 503 with Retry-After")
+}
+
+// check validates the flags and fills what they imply: the token from
+// ROUTINES_TOKEN, the bytes of bodies in flight.
+func (o *apiOptions) check(g *globals) error {
+	if o.token == "" {
+		o.token = g.getenv("ROUTINES_TOKEN")
+	}
+	if o.limits.MaxConns < 1 || o.maxBodyMiB < 1 {
+		return invalidf("--max-conns %d, --max-body-in-flight %d: want at least 1", o.limits.MaxConns, o.maxBodyMiB)
+	}
+	o.limits.MaxBodyInFlight = int64(o.maxBodyMiB) << 20
+	return nil
+}
+
+// listen listens on --addr, with a warning when the address is reachable
+// from other machines and no token guards the API (what anyone could do).
+func (o *apiOptions) listen(g *globals, what string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && o.token == "" {
+		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can %s; set --token or ROUTINES_TOKEN\n", ln.Addr(), what)
+	}
+	return ln, nil
+}
+
 // serveOptions are the flags of serve.
 type serveOptions struct {
-	addr            string
+	apiOptions
 	workers         int
 	grace           time.Duration
 	lease           time.Duration
-	token           string
-	maxQueued       int
 	allowUnconfined bool
 	noReload        bool
 	requeueAfter    time.Duration
-	limits          server.Limits
-	maxBodyMiB      int
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -47,31 +93,19 @@ func newServeCmd(g *globals) *cobra.Command {
 			"finish for --grace, then cancels them; the next serve resumes interrupted runs. Docs: " + docsURL + "/serve.md",
 		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.token == "" {
-				o.token = os.Getenv("ROUTINES_TOKEN")
-			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return g.serve(ctx, firstArg(args), o)
 		},
 	}
+	o.apiOptions.flags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
 	f.IntVar(&o.workers, "workers", 32, "runs executed at once (each run step is a process)")
 	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
 	durationVar(f, &o.lease, "lease", 30*time.Second, "lease of a claimed run; the runs of a dead owner on this machine are taken over at once, those of an owner elsewhere after it")
-	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
-	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	f.BoolVar(&o.noReload, "no-reload", false, "do not reload routines when their files change")
 	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a worker (0: never)")
-	d := server.DefaultLimits
-	durationVar(f, &o.limits.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "how long a client may take to send a request's headers")
-	durationVar(f, &o.limits.ReadTimeout, "read-timeout", d.ReadTimeout, "how long a client may take to send a whole request, body included")
-	durationVar(f, &o.limits.WriteTimeout, "write-timeout", d.WriteTimeout, "how long an answer may take to write (a ?wait request gets its wait on top)")
-	durationVar(f, &o.limits.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long a kept-alive connection may wait for its next request")
-	f.IntVar(&o.limits.MaxConns, "max-conns", d.MaxConns, "open connections at most (kept below half the file descriptor limit); past it the longest idle one is closed, or the newcomer gets 503")
-	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests; past it requests get 503 with Retry-After")
 	return cmd
 }
 
@@ -83,10 +117,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if o.workers < 1 {
 		return invalidf("--workers %d: want at least 1", o.workers)
 	}
-	if o.limits.MaxConns < 1 || o.maxBodyMiB < 1 {
-		return invalidf("--max-conns %d, --max-body-in-flight %d: want at least 1", o.limits.MaxConns, o.maxBodyMiB)
+	if err := o.apiOptions.check(g); err != nil {
+		return err
 	}
-	o.limits.MaxBodyInFlight = int64(o.maxBodyMiB) << 20
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -150,14 +183,11 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	logger := slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logLayers(logger)
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := o.listen(g, "run your routines")
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	addr := ln.Addr().String()
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && o.token == "" {
-		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can run your routines; set --token or ROUTINES_TOKEN\n", addr)
-	}
 	d, err := daemon.NewLocal(daemon.LocalConfig{
 		Root: root, Project: proj, Routines: routines, Store: st, Secrets: resolver, Vault: secrets.NewBuiltin(st, keys),
 		Kinds: g.deps.Kinds, Triggers: g.deps.Triggers, Logger: logger, Warn: g.deps.Stderr,

@@ -105,7 +105,9 @@ func (d *Deployments) validate(data []byte, hash string) (*routine.Routine, erro
 	defer bundle.RemoveTree(tmp)
 	dir := filepath.Join(tmp, "bundle")
 	if err := bundle.Extract(bytes.NewReader(data), dir, bundle.Limits{}); err != nil {
-		return nil, &server.Refused{Reason: "the bundle cannot be extracted: " + err.Error()}
+		// The reason names the entry, never the server's directories.
+		reason := strings.ReplaceAll(err.Error(), "extract to "+dir+": ", "")
+		return nil, &server.Refused{Reason: "the bundle cannot be extracted: " + strings.ReplaceAll(reason, tmp, "…")}
 	}
 	r, err := loadBundle(dir, "", hash)
 	if err != nil {

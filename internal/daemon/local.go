@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/owner"
@@ -194,6 +195,7 @@ type executorConfig struct {
 	Secrets      *secrets.Resolver
 	Events       stepkind.Publisher
 	StateDir     string
+	Artifacts    artifacts.Store
 	Logger       *slog.Logger
 	Worker       string
 	Workers      int
@@ -202,6 +204,9 @@ type executorConfig struct {
 	Unconfined   bool
 	AllowMissing []string
 	Liveness     scheduler.Liveness
+	// Placement makes the executor a worker of a deployment (remote
+	// mode); nil: a local daemon (scheduler.Config.Placement).
+	Placement *routine.Placement
 	// Waker wakes the dispatcher on the store's writes; Poll is how often
 	// it looks at the queue without one (1s when 0).
 	Waker store.Waker
@@ -222,6 +227,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			Store:        c.Store,
 			Kinds:        c.Kinds,
 			StateDir:     c.StateDir,
+			Artifacts:    c.Artifacts,
 			Logger:       c.Logger,
 			Secrets:      engineSecrets,
 			Routines:     c.Catalog,
@@ -232,11 +238,12 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: c.RequeueAfter,
 		}),
-		Catalog:  c.Catalog,
-		Leases:   leases,
-		Liveness: c.Liveness,
-		Waker:    c.Waker,
-		Poll:     c.Poll,
+		Catalog:   c.Catalog,
+		Leases:    leases,
+		Liveness:  c.Liveness,
+		Placement: c.Placement,
+		Waker:     c.Waker,
+		Poll:      c.Poll,
 		// What the steps of a dead owner's run left, killed by their cgroups.
 		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
 		Workers:          c.Workers,

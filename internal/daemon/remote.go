@@ -11,8 +11,10 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/bundle"
 	"github.com/routines-dev/routines/internal/events"
+	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
@@ -52,13 +54,20 @@ type RemoteConfig struct {
 
 	// Workers, when positive, executes that many runs at once here; a
 	// worker has Workers > 0 and no Listener. WorkDir holds their run
-	// workspaces.
+	// workspaces. Placement is their region and labels: they run only
+	// the routines whose region and labels it meets.
 	Workers      int
+	Placement    routine.Placement
 	WorkDir      string
 	Lease        time.Duration
 	RequeueAfter time.Duration
 	Unconfined   bool
 	AllowMissing []string
+
+	// Artifacts keeps the artifacts of runs where every worker finds
+	// them; nil leaves them in the workspaces of the workers that made
+	// them, lost to a run resumed elsewhere.
+	Artifacts artifacts.Store
 }
 
 // Remote is a daemon of a deployment on PostgreSQL: it holds no state the
@@ -97,9 +106,10 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		sched = newExecutor(executorConfig{
 			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
 			Events:   events.New(catalog, queue, logger),
-			StateDir: cfg.WorkDir, Logger: logger, Worker: d.ID,
+			StateDir: cfg.WorkDir, Artifacts: cfg.Artifacts, Logger: logger, Worker: d.ID,
 			Workers: cfg.Workers, Lease: cfg.Lease, RequeueAfter: cfg.RequeueAfter,
 			Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
+			Placement: &cfg.Placement,
 			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls
 			// only for delayed runs coming due and leases running out.
 			Waker: waker(cfg.Store), Poll: remotePoll,
@@ -114,7 +124,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		}
 		problems := server.NewProblems(nil)
 		triggers = NewTriggers(cfg.Triggers, trigger.SourceEnv{
-			Sink: tickOnce(Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
+			Sink: tickOnce(catalog, Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
 			Problems: problems, Cursors: Cursors(cfg.Store), Secret: lookup,
 			Active: func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
 			LastFire: func(name string, i int) time.Time {
@@ -132,6 +142,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			Secret: lookup, Limits: cfg.Limits, Problems: problems,
 			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
 			Vault:    cfg.Vault,
+			Fleet:    true,
 		}
 		if sched != nil {
 			cfgAPI.Executions = sched
@@ -174,11 +185,19 @@ const remotePoll = 5 * time.Second
 
 // tickOnce makes each tick of a schedule one run across every server of
 // a deployment: the servers all fire it, and a dedupe key of the trigger
-// and the tick's time folds the later firings into the first one's run.
-func tickOnce(sink trigger.Sink) trigger.Sink {
+// and the tick folds the later firings into the first one's run. A cron
+// tick is the same instant on every server. The ticks of an every
+// trigger are not: each server keeps the cadence of its own start, so
+// the key is the period the tick falls in (its number since the epoch),
+// which holds one tick of each server, and so one run.
+func tickOnce(catalog *scheduler.Catalog, sink trigger.Sink) trigger.Sink {
 	return func(ctx context.Context, f trigger.Fire) error {
 		if f.DedupeKey == "" && (f.Kind == "cron" || f.Kind == "every") {
-			f.DedupeKey = fmt.Sprintf("tick:%d:%d", f.Trigger, f.At.Unix())
+			f.DedupeKey = fmt.Sprintf("tick:%d:%d", f.Trigger, f.Scheduled.Unix())
+			if r, ok := catalog.Get(f.Routine); ok && f.Kind == "every" && f.Trigger < len(r.Triggers) {
+				period := r.Triggers[f.Trigger].Every.D()
+				f.DedupeKey = fmt.Sprintf("tick:%d:%s:%d", f.Trigger, period, f.Scheduled.UnixNano()/int64(period))
+			}
 			f.DedupeWindow = tickWindow
 		}
 		return sink(ctx, f)

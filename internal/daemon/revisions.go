@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/bundle"
+	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
@@ -65,12 +66,14 @@ func (rv *Revisions) Catalog() *scheduler.Catalog { return rv.catalog }
 
 // Start loads the current revisions, then keeps reading them until Stop.
 // A store it cannot read at start is an error; later, a failed read is
-// logged and tried again at the next poll.
+// logged (once while it lasts, see repeat) and tried again at the next
+// poll.
 func (rv *Revisions) Start(ctx context.Context) error {
 	if err := rv.Sync(ctx); err != nil {
 		return err
 	}
 	rv.stop, rv.done = make(chan struct{}), make(chan struct{})
+	failing := repeat.New(nil)
 	go func() {
 		defer close(rv.done)
 		t := time.NewTicker(rv.cfg.Poll)
@@ -82,8 +85,12 @@ func (rv *Revisions) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				// A store that is down fails every poll: logged once,
+				// then at a backoff, and its recovery once.
 				if err := rv.Sync(ctx); err != nil {
-					rv.cfg.Logger.Error("read the current revisions", "err", err)
+					failing.Log(rv.cfg.Logger, slog.LevelError, "", "read the current revisions; the ones read before are served", "err", err)
+				} else {
+					failing.Recovered(rv.cfg.Logger, "", "current revisions read again")
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,7 +26,11 @@ import (
 type checkpointer struct {
 	// ctx is for every write: it outlives the run's cancellation, so the
 	// records of a cancelled run are kept.
-	ctx    context.Context
+	ctx context.Context
+	// hurry ends when the daemon stops waiting for the run (its shutdown
+	// grace is over): a failing write is then tried commitTries times
+	// only, not for commitPatience.
+	hurry  context.Context
 	store  store.Store
 	logger *slog.Logger
 	runID  string
@@ -43,6 +48,13 @@ type checkpointer struct {
 	barrier uint64 // ticket of the last final step record: settle waits for it
 	lastErr error  // of the last batch written
 	lost    error  // set once a write found the run held by another worker
+	// recovered is set by a batch written after the store failed it,
+	// until settle confirms the run is still this worker's.
+	recovered bool
+	// confirm, when set, renews the run's lease after the store came back
+	// and fails, wrapping ErrConflict, when the run is no longer this
+	// worker's: its lease may have run out meanwhile.
+	confirm func() error
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -54,10 +66,11 @@ type stepKey struct {
 }
 
 // newCheckpointer starts the writer; ctx is used for every write, so it
-// should outlive the run's cancellation.
-func newCheckpointer(ctx context.Context, st store.Store, logger *slog.Logger, runID, holder string) *checkpointer {
+// should outlive the run's cancellation; hurry is the run's context.
+func newCheckpointer(ctx, hurry context.Context, st store.Store, logger *slog.Logger, runID, holder string) *checkpointer {
 	c := &checkpointer{
 		ctx:     ctx,
+		hurry:   hurry,
 		store:   st,
 		logger:  logger,
 		runID:   runID,
@@ -112,8 +125,21 @@ func (c *checkpointer) settle() error {
 	c.mu.Unlock()
 	c.sync(t)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lost
+	lost, recovered := c.lost, c.recovered
+	c.recovered = false
+	c.mu.Unlock()
+	if lost != nil || !recovered || c.confirm == nil {
+		return lost
+	}
+	// The store was down: the lease may have run out, and a claim may take
+	// the run over now. Renewed first, the next step runs here alone.
+	if err := c.confirm(); err != nil {
+		c.mu.Lock()
+		c.lost = err
+		c.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // runRecord queues a copy of the run record, written with the next batch,
@@ -213,43 +239,90 @@ func (c *checkpointer) writeLocked() {
 	c.writing = true
 	c.mu.Unlock()
 	var err error
+	tries := 0
 	if p.Run != nil || len(p.Steps)+len(p.Logs) > 0 {
-		err = c.commit(p)
+		tries, err = c.commit(p)
 	}
 	c.mu.Lock()
+	c.recovered = c.recovered || (err == nil && tries > 1)
 	c.writing = false
 	c.written = max(c.written, t)
 	c.lastErr = err
-	if errors.Is(err, routine.ErrConflict) && c.lost == nil {
-		c.lost = err
+	switch {
+	case errors.Is(err, routine.ErrConflict):
+		if c.lost == nil {
+			c.lost = err
+		}
+	case err != nil:
+		c.restore(p)
 	}
 	c.done.Broadcast()
 }
 
-// commitTries bounds how often one batch is tried before it is given up.
-const commitTries = 4
+// restore queues again, for the next batch, what a batch that the store
+// refused held, but for what was queued again since: the run goes on, and
+// its records are stored once the store answers again, none lost. c.mu is
+// held.
+func (c *checkpointer) restore(p *store.CheckpointParams) {
+	if c.run == nil {
+		c.run = p.Run
+	}
+	steps := make([]*routine.StepRun, 0, len(p.Steps)+len(c.steps))
+	for _, s := range p.Steps {
+		if _, again := c.index[stepKey{s.Phase, s.ID}]; !again {
+			steps = append(steps, s)
+		}
+	}
+	c.steps = append(steps, c.steps...)
+	clear(c.index)
+	for i, s := range c.steps {
+		c.index[stepKey{s.Phase, s.ID}] = i
+	}
+	c.logs = slices.Concat(p.Logs, c.logs)
+}
 
-// commit writes one batch, trying again with a short backoff when the store
-// fails (a busy or briefly unavailable database). A batch that still fails
-// is logged and dropped: the run goes on, and the step's next transition
-// rewrites its record; the error is returned for close to report. The
-// backoff waits on the machine's time: it is the database's, not the run's.
-func (c *checkpointer) commit(p *store.CheckpointParams) error {
+// A batch the store fails to write is tried again, with a backoff from
+// 10ms growing to at most a second, for commitPatience: a database that
+// restarts or fails over comes back within it, and meanwhile the run
+// waits at its next step, which starts only once the records before it
+// are stored. After that, or after commitTries once the run's daemon
+// stops waiting for it, the batch is given up for now and queued again
+// with the next (restore): the run goes on without its records stored,
+// and a step it then runs may run again should the run be resumed.
+const (
+	commitPatience = 30 * time.Second
+	commitTries    = 4
+	maxCommitDelay = time.Second
+)
+
+// commit writes one batch, trying it again while the store fails (see
+// commitPatience), and returns how many tries it took. The error of a
+// batch given up is logged and returned for close to report. A run the
+// store no longer has, or that another worker holds, is not tried again.
+// The backoff waits on the machine's time: it is the database's, not the
+// run's.
+func (c *checkpointer) commit(p *store.CheckpointParams) (int, error) {
 	delay := 10 * time.Millisecond
+	start := time.Now()
 	for try := 1; ; try++ {
 		err := c.store.Checkpoint(c.ctx, p)
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, routine.ErrConflict) { // the run is another worker's: no use trying again
+		switch {
+		case err == nil:
+			if try > commitTries {
+				c.logger.Info("checkpoint stored again", "run_id", c.runID, "after", time.Since(start).Round(time.Millisecond))
+			}
+			return try, nil
+		case errors.Is(err, routine.ErrConflict): // the run is another worker's: no use trying again
 			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "err", err)
-			return err
-		}
-		if try == commitTries {
+			return try, err
+		case errors.Is(err, routine.ErrNotFound),
+			try >= commitTries && (c.hurry.Err() != nil || time.Since(start) >= commitPatience):
 			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
-			return err
+			return try, err
+		case try == commitTries:
+			c.logger.Warn("checkpoint failing: the run waits, trying again", "run_id", c.runID, "for", commitPatience, "err", err)
 		}
 		time.Sleep(delay)
-		delay *= 4
+		delay = min(4*delay, maxCommitDelay)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
@@ -153,5 +154,100 @@ func TestTakenOverRunStopsAtTheNextStep(t *testing.T) {
 	}
 	if recs, _ := st.StepList(ctx, run.ID); len(recs) != 0 {
 		t.Errorf("w1 wrote %d step records over w2's run", len(recs))
+	}
+}
+
+// downStore is a store whose checkpoints fail, as a database that
+// restarts does, for the first failures calls.
+type downStore struct {
+	store.Store
+	mu       sync.Mutex
+	failures int
+}
+
+func (d *downStore) Checkpoint(ctx context.Context, p *store.CheckpointParams) error {
+	d.mu.Lock()
+	down := d.failures > 0
+	if down {
+		d.failures--
+	}
+	d.mu.Unlock()
+	if down {
+		return errors.New("connection refused")
+	}
+	return d.Store.Checkpoint(ctx, p)
+}
+
+// setupDown returns an engine on a store whose checkpoints fail the
+// first failures times, with the leases of worker w1; the store itself;
+// and a two-step run of it, created with p.
+func setupDown(t *testing.T, failures int, p *store.RunCreateParams) (*engine.Engine, store.Store, *routine.Routine, *routine.Run, *scriptKind) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kind := newScriptKind()
+	e := engine.New(engine.Config{Store: &downStore{Store: st, failures: failures}, Kinds: stepkind.NewRegistry(kind), StateDir: dir,
+		Clock: clock.NewAutoAdvance(time.Now()), Leases: scheduler.NewLeases(st, "w1", time.Minute, nil, nil)})
+	r, err := spec.Parse("routine.yaml", []byte("name: two\nsteps:\n  - id: a\n    run: ok\n  - id: b\n    run: ok\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Routine, p.Trigger = r.Name, routine.TriggerInfo{Kind: routine.TriggerManual}
+	run, err := st.RunCreate(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, st, r, run, kind
+}
+
+// A store that fails for a while (a database restarting) holds the run
+// at its next step until a's final record is stored: b starts after it,
+// and nothing is lost.
+func TestCheckpointWaitsForTheStore(t *testing.T) {
+	t.Parallel()
+	e, st, r, run, kind := setupDown(t, 5, // more than commitTries
+		&store.RunCreateParams{ID: "01TESTSTOREDOWN00000000000", QueuedAt: time.Now()})
+	var aAtB *routine.StepRun
+	kind.onStart = func(id string) {
+		if recs, err := st.StepList(context.Background(), run.ID); id == "b" && err == nil && len(recs) > 0 {
+			aAtB = recs[0]
+		}
+	}
+	done, err := e.Execute(t.Context(), r, run)
+	if err != nil || done.State != routine.StateSucceeded {
+		t.Fatalf("Execute = %v, %v; want succeeded", done.State, err)
+	}
+	if aAtB == nil || aAtB.ID != "a" || aAtB.State != routine.StateSucceeded {
+		t.Errorf("when b started, the store held %+v, want a succeeded", aAtB)
+	}
+	if stored, err := st.RunGet(t.Context(), run.ID); err != nil || stored.State != routine.StateSucceeded {
+		t.Errorf("stored run: %+v, %v; want succeeded", stored, err)
+	}
+}
+
+// A run whose lease ran out while the store was down is not started a
+// step further until its lease is renewed: no other worker may claim it
+// while the step runs here.
+func TestCheckpointRenewsTheLeaseWhenTheStoreIsBack(t *testing.T) {
+	t.Parallel()
+	// Held by w1, its lease long run out: the store was down.
+	e, st, r, run, kind := setupDown(t, 2, &store.RunCreateParams{ID: "01TESTLEASERENEWED00000000",
+		State: routine.StateRunning, Worker: "w1", Lease: time.Millisecond, QueuedAt: time.Now().Add(-time.Minute)})
+	var claimed []*store.ClaimedRun
+	kind.onStart = func(id string) {
+		if id == "b" {
+			claimed, _ = st.RunClaim(context.Background(), &store.RunClaimParams{Worker: "w2", Now: time.Now(), Lease: time.Minute})
+		}
+	}
+	done, err := e.Execute(t.Context(), r, run)
+	if err != nil || done.State != routine.StateSucceeded {
+		t.Fatalf("Execute = %v, %v; want succeeded", done.State, err)
+	}
+	if len(claimed) != 0 {
+		t.Errorf("w2 claimed the run while b ran on w1")
 	}
 }

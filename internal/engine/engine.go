@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -50,6 +51,13 @@ type Config struct {
 	// AllowMissing names sandbox layers the operator chose to run without
 	// where the host lacks them (routines doctor lists them).
 	AllowMissing []string
+	// Artifacts, when set, keeps the artifacts of main steps where the
+	// run finds them on any worker: the engine puts them there after each
+	// step that declares artifacts: succeeds, and a run resumed here
+	// fetches those of its finished steps that its workspace lacks (the
+	// steps ran on another worker). Nil: artifacts stay in the workspace
+	// of the machine that made them, as in a local daemon.
+	Artifacts artifacts.Store
 	// RequeueAfter, when positive, lets a run give its worker back during
 	// long retry backoffs: when a main step's next try is due more than
 	// RequeueAfter from now, Execute ends the attempt of the run there and
@@ -101,6 +109,7 @@ type Engine struct {
 	unconfined   bool
 	allowMissing []string
 	requeue      time.Duration
+	artifacts    artifacts.Store
 }
 
 // New returns an engine built from cfg.
@@ -119,6 +128,7 @@ func New(cfg Config) *Engine {
 		unconfined:   cfg.Unconfined,
 		allowMissing: cfg.AllowMissing,
 		requeue:      cfg.RequeueAfter,
+		artifacts:    cfg.Artifacts,
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

@@ -42,6 +42,10 @@ import (
 //	write WORD         print WORD alone, no newline, in one write (to stderr when WORD starts with !)
 //	pad N              print N x's, no newline, in one write
 //	limited MS         fail the first attempt as rate_limited, asking to wait MS milliseconds
+//	later              fail the run's first attempt of the step, asking to retry in an hour
+//	keep NAME=TEXT     write TEXT to $ROUTINES_ARTIFACTS/NAME
+//	plant NAME         make $ROUTINES_ARTIFACTS/NAME a link to /etc/hostname
+//	read STEP/NAME     append the text of $ROUTINES_ARTIFACTS_IN/STEP/NAME to the output read
 type scriptKind struct {
 	mu      sync.Mutex
 	order   []string // step ids in start order
@@ -87,6 +91,11 @@ func (k *scriptKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepk
 		close(ch)
 	}
 	res := &stepkind.Result{Outputs: routine.Outputs{}}
+	if x.Artifacts != nil { // as the run kind does
+		if err := os.MkdirAll(x.ArtifactsDir, 0o700); err != nil {
+			return res, err
+		}
+	}
 	words := strings.Fields(runVar.ReplaceAllStringFunc(x.Action.Run, func(ref string) string {
 		return x.Env[runVar.FindStringSubmatch(ref)[1]]
 	}))
@@ -141,6 +150,32 @@ func (k *scriptKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepk
 				return res, &stepkind.Error{Code: routine.CodeRateLimited, Retryable: true, After: time.Duration(ms) * time.Millisecond,
 					Err: errors.New("429 Too Many Requests")}
 			}
+		case "later":
+			if x.Attempt == 1 {
+				return res, &stepkind.Error{Code: routine.CodeRateLimited, Retryable: true, After: time.Hour, Err: errors.New("come back later")}
+			}
+		case "keep", "plant":
+			i++
+			p := filepath.Join(x.ArtifactsDir, strings.SplitN(words[i], "=", 2)[0])
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil { // out/deep/…
+				return res, err
+			}
+			var err error
+			if words[i-1] == "plant" {
+				err = os.Symlink("/etc/hostname", p)
+			} else {
+				err = os.WriteFile(p, []byte(strings.SplitN(words[i], "=", 2)[1]), 0o600)
+			}
+			if err != nil {
+				return res, err
+			}
+		case "read":
+			i++
+			b, err := os.ReadFile(filepath.Join(x.ArtifactsIn, words[i]))
+			if err != nil {
+				return res, err
+			}
+			res.Outputs["read"] = strings.TrimPrefix(routine.OutputText(res.Outputs["read"])+","+string(b), ",")
 		case "pad":
 			i++
 			n, _ := strconv.Atoi(words[i])

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -17,6 +18,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/template"
 	"github.com/routines-dev/routines/internal/workspace"
 )
@@ -27,9 +29,12 @@ type runExec struct {
 	r         *routine.Routine
 	run       *routine.Run
 	workspace string
-	log       *runLog
-	cp        *checkpointer
-	redactor  *secrets.Redactor
+	// dir is where the run's steps work: the routine directory, or the
+	// run's private copy of a sealed one.
+	dir      string
+	log      *runLog
+	cp       *checkpointer
+	redactor *secrets.Redactor
 	// resume is what an earlier attempt of the run left, or nil for a run
 	// that starts afresh. It is set before any step starts and read-only after.
 	resume *resumeState
@@ -53,6 +58,7 @@ func (e *Engine) newRunExec(r *routine.Routine, run *routine.Run) *runExec {
 		r:         r,
 		run:       run,
 		workspace: e.Workspace(run.ID),
+		dir:       r.Dir,
 	}
 	x.tctx = &template.Context{
 		Input:   inputWithDefaults(r, run.Input),
@@ -111,9 +117,18 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// The run's start is written with its first checkpoint: before or with
 	// the first step record, so Attempt > 0 tells a resumed run.
 	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
-	x.cp = newCheckpointer(context.WithoutCancel(ctx), e.store, e.logger, x.run.ID, x.run.Worker)
+	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger, x.run.ID, x.run.Worker)
+	if e.leases != nil && x.run.Worker != "" {
+		x.cp.confirm = x.confirmLease
+	}
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
+	if x.r.Sealed {
+		var err error
+		if x.dir, err = privateCopy(x.r.Dir, e.Workspace(x.run.ID)+sealedCopySuffix); err != nil {
+			return x.run, fmt.Errorf("copy the revision of %s for run %s: %w", x.r.Name, x.run.ID, err)
+		}
+	}
 	e.observer.RunStarted(x.run)
 	if rs != nil {
 		n := x.applyResume(rs)
@@ -128,7 +143,6 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	if failure != nil {
 		state = x.fail(callerCtx, failure)
 	}
-	x.cleanWorkspace()
 	end := e.clock.Now().UTC()
 	x.run.State = state
 	x.run.FinishedAt = &end
@@ -136,8 +150,11 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// The run's end shares a commit with its last steps' records.
 	x.cp.runRecord(x.run)
 	if err := x.cp.close(); err != nil {
+		// The run goes on elsewhere, or here: its workspace is kept for
+		// it (a step's sandbox keeps the directory it was given).
 		return x.run, fmt.Errorf("finish run: %w", err)
 	}
+	x.cleanWorkspace()
 	e.observer.RunFinished(x.run)
 	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
 	return x.run, nil
@@ -184,9 +201,11 @@ func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
 	return x.run, rq
 }
 
-// prepare resolves secrets before any step runs. The workspace is created
-// by the first step that uses it (a run step): a mkdir and its removal cost
-// as much as a builtin step's whole run.
+// prepare resolves secrets before any step runs, and fetches the
+// artifacts a resumed run's finished steps left on another worker. The
+// workspace is created by the first step that uses it (a run step), or by
+// that fetch: a mkdir and its removal cost as much as a builtin step's
+// whole run.
 func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 	values, err := x.e.secrets.Resolve(ctx, x.run, x.r.Secrets)
 	if ctx.Err() != nil {
@@ -202,6 +221,28 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 			x.log.system("", "warning: secret %s has %d character(s): it is hidden wherever they appear in the output, and its encoded forms are not looked for", name, n)
 		}
 	}
+	if x.resume != nil && x.e.artifacts != nil {
+		if err := x.fetchArtifacts(ctx); err != nil {
+			if ctx.Err() != nil {
+				return x.interrupted(ctx, "")
+			}
+			return x.payload(routine.CodeInternal, "", err.Error())
+		}
+	}
+	return nil
+}
+
+// confirmLease renews the lease of a run whose worker could not reach
+// the store for a while, and fails, wrapping ErrConflict, when another
+// worker took the run over meanwhile. A store that fails again confirms
+// nothing and stops nothing: the next checkpoint tells.
+func (x *runExec) confirmLease() error {
+	n, err := x.e.store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
+		Worker: x.run.Worker, IDs: []string{x.run.ID}, Now: x.e.clock.Now(), Lease: x.e.leases.Lease(),
+	})
+	if err == nil && n == 0 {
+		return fmt.Errorf("run %s: its lease ran out while the store was down, and another worker holds it: %w", x.run.ID, routine.ErrConflict)
+	}
 	return nil
 }
 
@@ -210,6 +251,11 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 func (x *runExec) cleanWorkspace() {
 	if err := workspace.Clean(x.workspace); err != nil {
 		x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+	}
+	if x.dir != x.r.Dir {
+		if err := os.RemoveAll(x.dir); err != nil {
+			x.e.logger.Warn("remove the run's copy of its revision", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+		}
 	}
 }
 
@@ -542,8 +588,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		Phase:        rec.Phase,
 		Attempt:      n,
 		Action:       action,
-		Dir:          x.r.Dir,
-		DirSealed:    x.r.Sealed,
+		Dir:          x.dir,
 		Workspace:    x.workspace,
 		ArtifactsDir: filepath.Join(artifacts, s.ID),
 		ArtifactsIn:  artifacts,
@@ -566,6 +611,9 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 			return x.subrun(ctx, s.ID, name, input)
 		},
 	})
+	if err == nil && rec.Phase == routine.PhaseMain && s.Artifacts != nil && x.e.artifacts != nil {
+		err = x.saveArtifacts(ctx, s.ID)
+	}
 	stdout.finish()
 	stderr.finish()
 	if budget.dropped > 0 {

@@ -54,9 +54,12 @@ type Server struct {
 	history   []record
 	msgs      map[string]*message
 	nextID    int
-	// token is the access token last issued; tokens counts them.
+	// token is the access token last issued; tokens counts them. Every
+	// token issued stays valid, as Google's do for their hour: a request
+	// a stopped client sent with its token may land after a new one.
 	token  string
 	tokens int
+	issued map[string]bool
 	// tokenFails and apiFails make the next requests to the token
 	// endpoint (invalid_grant) and to the API (the status given) fail.
 	tokenFails int
@@ -122,11 +125,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.tokens++
 	s.token = "ya29.access-" + strconv.Itoa(s.tokens)
+	if s.issued == nil {
+		s.issued = map[string]bool{}
+	}
+	s.issued[s.token] = true
 	fmt.Fprintf(w, `{"access_token": %q, "expires_in": 3599, "scope": "https://www.googleapis.com/auth/gmail.modify", "token_type": "Bearer"}`, s.token)
 }
 
-// api wraps a handler of the API: the user is me, the request carries the
-// access token last issued, and the next programmed failure is answered.
+// api wraps a handler of the API: the user is me, the request carries
+// an access token it issued, and the next programmed failure is answered.
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -134,8 +141,8 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request)) http.Handle
 		if u := r.PathValue("user"); u != "me" {
 			s.t.Errorf("gmailtest: %s: user %q, want me", r.URL.Path, u)
 		}
-		if got := r.Header.Get("Authorization"); s.token == "" || got != "Bearer "+s.token {
-			s.t.Errorf("gmailtest: %s: Authorization %q, want Bearer %s", r.URL.Path, got, s.token)
+		if got := r.Header.Get("Authorization"); !strings.HasPrefix(got, "Bearer ") || !s.issued[strings.TrimPrefix(got, "Bearer ")] {
+			s.t.Errorf("gmailtest: %s: Authorization %q, want Bearer and a token issued (the last: %s)", r.URL.Path, got, s.token)
 			googleError(w, http.StatusUnauthorized, "Request had invalid authentication credentials.")
 			return
 		}

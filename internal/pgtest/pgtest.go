@@ -33,6 +33,9 @@ type Server struct {
 	port     int
 	password string
 	dbs      atomic.Int64
+
+	mu sync.Mutex // guards runner
+	runner
 }
 
 // StartServer initializes and starts a server for t and the subtests it

@@ -115,3 +115,40 @@ func TestVerdict(t *testing.T) {
 		}
 	}
 }
+
+// TestStopStart: a stopped server refuses connections; started again, it
+// answers on its port with its data.
+func TestStopStart(t *testing.T) {
+	t.Parallel()
+	s := StartServer(t)
+	u := s.Database(t)
+	exec := func() error {
+		conn, err := pgx.Connect(t.Context(), u)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(t.Context())
+		_, err = conn.Exec(t.Context(), "CREATE TABLE IF NOT EXISTS t (a int); INSERT INTO t VALUES (1)")
+		return err
+	}
+	if err := exec(); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(t)
+	if err := exec(); err == nil {
+		t.Fatal("a stopped server answered")
+	}
+	s.Start(t)
+	if err := exec(); err != nil {
+		t.Fatalf("started again: %v", err)
+	}
+	conn, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows after the restart: %d, %v; want 2", n, err)
+	}
+}

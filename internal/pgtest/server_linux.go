@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,9 +68,17 @@ func startServer(cleanup func(func()), settings []string) (*Server, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
+	s.runner = runner{postgres: filepath.Join(bin, "postgres"), dir: dir, cred: cred, settings: settings}
+	cleanup(s.stop)
 	// A port picked free may be taken before postgres binds it: try again.
 	for try := 1; ; try++ {
-		err := s.start(filepath.Join(bin, "postgres"), dir, cred, settings, cleanup)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		s.port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		err = s.start()
 		if err == nil {
 			return s, nil
 		}
@@ -79,33 +88,95 @@ func startServer(cleanup func(func()), settings []string) (*Server, error) {
 	}
 }
 
-// start runs postgres on a free port and waits until it accepts
-// connections.
-func (s *Server) start(postgres, dir string, cred *syscall.Credential, settings []string, cleanup func(func())) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+// runner is how a Server starts postgres, and the one running.
+type runner struct {
+	postgres string // the binary
+	dir      string // the data directory's parent, and the socket's directory
+	cred     *syscall.Credential
+	settings []string // -c name=value, after the defaults, which they override
+	proc     *process // nil while stopped
+}
+
+// process is a running postgres.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logs   *syncBuffer
+}
+
+// halt signals the server with sig and waits until it exited, killing it
+// should it take more than 30 s.
+func (p *process) halt(sig syscall.Signal) {
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
 	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	var logs syncBuffer
-	args := []string{"-D", filepath.Join(dir, "data"),
+}
+
+// Stop shuts the server down as `pg_ctl stop -m fast` does (SIGINT: the
+// sessions are ended, their transactions rolled back) and waits until it
+// exited, for tests of what clients do while their database is down.
+// Start starts it again.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		t.Fatal("pgtest: Stop of a server that is not running")
+	}
+	s.proc.halt(syscall.SIGINT)
+	s.proc = nil
+}
+
+// Start starts a server that Stop stopped, with its data, on its port,
+// and returns once it accepts connections.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		t.Fatal("pgtest: Start of a server that is running")
+	}
+	if err := s.start(); err != nil {
+		t.Fatalf("pgtest: start again: %v", err)
+	}
+}
+
+// stop stops the server for good (SIGQUIT: an immediate shutdown), if it
+// runs.
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.halt(syscall.SIGQUIT)
+		s.proc = nil
+	}
+}
+
+// start runs postgres on s.port and waits until it accepts connections;
+// s.mu is held, or s is not shared yet.
+func (s *Server) start() error {
+	logs := &syncBuffer{}
+	args := []string{"-D", filepath.Join(s.dir, "data"),
 		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(s.port),
-		"-c", "unix_socket_directories=" + dir,
+		"-c", "unix_socket_directories=" + s.dir,
 		// A throwaway server need not survive a crash.
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		// The tests of a package share the server, each store with a
 		// pool of its own: the default of 100 connections is short.
 		"-c", "max_connections=400"}
-	for _, kv := range settings { // after the defaults, which they override
+	for _, kv := range s.settings { // after the defaults, which they override
 		args = append(args, "-c", kv)
 	}
-	cmd := exec.Command(postgres, args...)
+	cmd := exec.Command(s.postgres, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	// SIGQUIT (immediate shutdown) stops the server should the test binary
 	// die without its cleanups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	started, exited := make(chan error, 1), make(chan struct{})
 	go func() {
 		// Pdeathsig fires when the thread that started the child ends; this
@@ -122,19 +193,12 @@ func (s *Server) start(postgres, dir string, cred *syscall.Credential, settings 
 	if err := <-started; err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
+	s.proc = &process{cmd: cmd, exited: exited, logs: logs}
 	admin := s.url("postgres")
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-exited:
+			s.proc = nil
 			return fmt.Errorf("postgres exited on port %d:\n%s", s.port, logs.String())
 		default:
 		}
@@ -143,11 +207,11 @@ func (s *Server) start(postgres, dir string, cred *syscall.Credential, settings 
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
-			cleanup(stop)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			stop()
+			s.proc.halt(syscall.SIGQUIT)
+			s.proc = nil
 			return fmt.Errorf("postgres did not accept connections in 30s: %v\n%s", err, logs.String())
 		}
 	}

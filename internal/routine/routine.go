@@ -7,7 +7,8 @@ type Routine struct {
 	Name        string            `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$,description=Unique name of the routine in its project: lower-case letters\\, digits and dashes."`
 	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
 	Tags        []string          `yaml:"tags,omitempty" json:"tags,omitempty" jsonschema:"description=Free labels (dev\\, staging\\, prod…) used for filters and budgets."`
-	Region      string            `yaml:"region,omitempty" json:"region,omitempty" jsonschema:"description=Remote mode only: run only on workers of this region."`
+	Region      string            `yaml:"region,omitempty" json:"region,omitempty" jsonschema:"pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$,description=Remote mode only: run only on workers of this region (routines worker --region). A local daemon ignores it."`
+	Labels      []string          `yaml:"labels,omitempty" json:"labels,omitempty" jsonschema:"uniqueItems=true,pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$,description=Remote mode only: run only on workers that have every one of these labels (routines worker --labels). A local daemon ignores them."`
 	Timeout     Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"description=Limit for the whole run\\, such as 10m."`
 	Parallelism int               `yaml:"parallelism,omitempty" json:"parallelism,omitempty" jsonschema:"minimum=1,description=How many steps whose needs are met may run at once (default: CPUs × 4)."`
 	Concurrency *Concurrency      `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
@@ -29,7 +30,8 @@ type Routine struct {
 	File     string `yaml:"-" json:"-"`
 	Revision string `yaml:"-" json:"-"`
 	// Sealed marks a directory that is a pushed revision, shared by every
-	// run of it on a worker: steps read it, and never write to it.
+	// run of it on a worker and read-only: each run works in a private
+	// copy of it, so what a step writes there stays the run's.
 	Sealed bool `yaml:"-" json:"-"`
 	// InputsRead names the inputs the routine's templates read (input.NAME),
 	// found by validation: a routine that declares no inputs takes only these.

@@ -75,11 +75,16 @@ type Run struct {
 	StartedAt  *time.Time        `json:"started_at"`
 	FinishedAt *time.Time        `json:"finished_at"`
 	Worker     string            `json:"worker,omitempty"`
-	Region     string            `json:"region,omitempty"`
-	CPUUserMs  int64             `json:"cpu_user_ms"`
-	CPUSysMs   int64             `json:"cpu_sys_ms"`
-	MaxRSSKB   int64             `json:"max_rss_kb"`
-	Error      *ErrorPayload     `json:"error"`
+	// Region is the region of the worker that claimed the run last: where
+	// it ran.
+	Region string `json:"region,omitempty"`
+	// Requires is the placement of the routine when the run was queued:
+	// only a worker that meets it claims the run (remote mode).
+	Requires  Placement     `json:"requires,omitzero"`
+	CPUUserMs int64         `json:"cpu_user_ms"`
+	CPUSysMs  int64         `json:"cpu_sys_ms"`
+	MaxRSSKB  int64         `json:"max_rss_kb"`
+	Error     *ErrorPayload `json:"error"`
 	// ReplayOf is the id of the dead run this run replays, if any.
 	ReplayOf string `json:"replay_of,omitempty"`
 }

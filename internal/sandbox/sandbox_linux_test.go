@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,26 +392,60 @@ func TestTimeoutKillsGroup(t *testing.T) {
 func TestKillGraceForcesKill(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	start := time.Now() // before the deadline's clock starts
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	// The deadline starts once the script ignores SIGTERM (it says so by
+	// printing its child's pid), however long bash takes to start on a
+	// loaded machine.
+	ready := &firstLine{seen: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	var cancelled time.Time
+	go func() {
+		<-ready.seen
+		time.Sleep(100 * time.Millisecond)
+		cancelled = time.Now()
+		cancel()
+	}()
 	res, err := Run(ctx, &Command{
 		Path:      "/bin/bash",
 		Args:      []string{"bash", "-c", `trap "" TERM; sleep 100 & echo $!; wait`},
-		Stdout:    &b.stdout,
+		Stdout:    ready,
 		Policy:    b.policy(),
 		KillGrace: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 300*time.Millisecond || took > 2*time.Second {
-		t.Fatalf("Run took %v, want about 300ms", took)
+	if took := time.Since(cancelled); took < 200*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("Run returned %v after the cancel, want about the 200ms grace", took)
 	}
 	if res.Signal != "killed" {
 		t.Fatalf("signal %q, want killed", res.Signal)
 	}
-	requireGone(t, pids(t, b.stdout.String()))
+	requireGone(t, pids(t, ready.String()))
+}
+
+// firstLine is a writer that closes seen at its first line.
+type firstLine struct {
+	mu   sync.Mutex
+	b    bytes.Buffer
+	seen chan struct{}
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	had := bytes.Contains(f.b.Bytes(), []byte("\n"))
+	f.b.Write(p)
+	if !had && bytes.Contains(f.b.Bytes(), []byte("\n")) {
+		close(f.seen)
+	}
+	return len(p), nil
+}
+
+func (f *firstLine) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.b.String()
 }
 
 func TestLeftoversKilled(t *testing.T) {

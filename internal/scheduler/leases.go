@@ -68,6 +68,14 @@ func (l *Leases) Hold(id string) (release func()) {
 	}
 }
 
+// Holds reports whether run id is held: executed by this owner, or a
+// sub-run of one.
+func (l *Leases) Holds(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held[id] > 0
+}
+
 // Start starts the heartbeat.
 func (l *Leases) Start() {
 	l.start.Do(func() { go l.loop() })

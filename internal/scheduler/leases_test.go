@@ -2,7 +2,10 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +120,91 @@ func TestTakeOverExpiredLeaseOnTheClock(t *testing.T) {
 		}
 	case <-b.ctx.Done():
 		t.Fatal("the run was not taken over once its lease expired on the clock")
+	}
+}
+
+// unreachable fails heartbeats, as a store that is down does.
+type unreachable struct{ store.Store }
+
+func (unreachable) RunHeartbeat(context.Context, *store.RunHeartbeatParams) (int, error) {
+	return 0, errors.New("connection refused")
+}
+
+// blocking executes a run until released, counting the executions of
+// each run.
+type blocking struct {
+	st      store.Store
+	mu      sync.Mutex
+	started map[string]int
+	began   chan string // each execution's run, as it begins
+	release chan struct{}
+}
+
+func (e *blocking) Execute(ctx context.Context, _ *routine.Routine, run *routine.Run) (*routine.Run, error) {
+	e.mu.Lock()
+	e.started[run.ID]++
+	e.mu.Unlock()
+	e.began <- run.ID
+	<-e.release
+	run.State = routine.StateSucceeded
+	return run, e.st.RunUpdate(ctx, run)
+}
+
+// signal is a log handler that closes a channel at the first record of a
+// message.
+type signal struct {
+	slog.Handler
+	msg  string
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (s *signal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (s *signal) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == s.msg {
+		s.once.Do(func() { close(s.ch) })
+	}
+	return nil
+}
+
+// A run whose lease ran out while this owner executes it (its heartbeats
+// failed: the store was unreachable) is claimed back by this owner, which
+// renews the lease: the execution goes on, and no second one starts.
+func TestOwnExpiredLeaseNotExecutedTwice(t *testing.T) {
+	t.Parallel()
+	b := setupLease(t, "elsewhere")
+	mine, err := b.st.RunCreate(b.ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: "mine", QueuedAt: b.start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := &blocking{st: b.st, started: map[string]int{}, began: make(chan string, 10), release: make(chan struct{})}
+	sig := &signal{Handler: slog.DiscardHandler, msg: "lease ran out on a run executing here; renewed by a claim, the execution goes on", ch: make(chan struct{})}
+	s := scheduler.New(scheduler.Config{
+		Store: unreachable{b.st}, Executor: exec, Catalog: scheduler.NewCatalog([]*routine.Routine{{Name: "work"}, {Name: "mine"}}),
+		Worker: "test:1", Lease: testLease, Poll: 10 * time.Second, Clock: b.clk, Logger: slog.New(sig),
+	})
+	s.Start(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	var once sync.Once
+	release := func() { once.Do(func() { close(exec.release) }) }
+	t.Cleanup(release)
+	select {
+	case <-exec.began: // the queued run, claimed at the start: elsewhere's lease holds
+	case <-b.ctx.Done():
+		t.Fatal("the queued run did not start")
+	}
+	b.armed(t, b.start.Add(10*time.Second)) // the poll sleeps
+	b.clk.Set(b.start.Add(2*testLease + time.Second))
+	select {
+	case <-sig.ch:
+	case <-b.ctx.Done():
+		t.Fatal("this owner's runs, their leases run out, were not claimed back")
+	}
+	exec.mu.Lock()
+	n := exec.started[mine.ID]
+	exec.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the run was executed %d times, want once", n)
 	}
 }

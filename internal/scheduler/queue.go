@@ -93,8 +93,13 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 	if p.ID == "" {
 		p.ID = ulid.Make().String()
 	}
+	// A run created running executes where its creator does (a sub-run
+	// within its caller, on the caller's worker): only a queued run asks
+	// for a worker of its routine's region and labels.
 	if req.Running {
 		p.State, p.Worker, p.Lease = routine.StateRunning, req.Holder, req.Lease
+	} else {
+		p.Requires = r.Placement()
 	}
 	var (
 		run *routine.Run

@@ -54,6 +54,13 @@ type Config struct {
 	// a run claimable, of this process or (PostgreSQL) of any other: the
 	// store itself when it implements store.Waker.
 	Waker store.Waker
+	// Placement, when set, makes this scheduler a worker of a deployment
+	// (remote mode) of that region and labels: it claims only the runs
+	// whose routine's region and labels it meets, and keeps itself in the
+	// store's registry of workers (store.WorkerBeat) from Start to
+	// Shutdown. Nil: a local daemon, which runs every routine whatever its
+	// region and labels say.
+	Placement *routine.Placement
 	// Poll is how often the idle dispatcher looks for delayed runs, expired
 	// leases and dead owners; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
@@ -86,6 +93,7 @@ type Scheduler struct {
 	runCancel context.CancelFunc // cancels runs in flight after the grace
 	workers   sync.WaitGroup     // the runs executing; added to by the dispatcher only
 	idle      chan struct{}      // closed once the dispatcher stopped and every run returned
+	beatsDone chan struct{}      // closed once the beats to the registry of workers stopped; nil: none
 	leases    *Leases            // renews the leases of the runs in flight
 
 	mu       sync.Mutex
@@ -147,6 +155,12 @@ func (s *Scheduler) Start(ctx context.Context) {
 		close(s.idle)
 	}()
 	s.leases.Start()
+	if s.cfg.Placement != nil {
+		// In the registry before the first claim.
+		s.beat()
+		s.beatsDone = make(chan struct{})
+		go s.beats()
+	}
 	go s.poll()
 	if s.cfg.Waker != nil {
 		ctx, cancel := context.WithCancel(s.runCtx)
@@ -173,6 +187,7 @@ func (s *Scheduler) Shutdown(ctx context.Context) {
 	s.stopping = true
 	s.mu.Unlock()
 	close(s.stopClaim)
+	s.leave()
 	select {
 	case <-s.idle:
 	case <-ctx.Done():
@@ -209,25 +224,35 @@ func (s *Scheduler) dispatch() {
 }
 
 // claim takes, in one store call, as many runs as there are free workers
-// within the reservations, starts them, and returns how many it started.
+// within the reservations, starts them, and returns how many it took.
 func (s *Scheduler) claim() int {
-	limit, exclude := s.slots()
+	limit, exclude, reserved := s.slots()
 	if limit == 0 {
 		return 0
 	}
 	runs, err := s.cfg.Store.RunClaim(s.runCtx, &store.RunClaimParams{
-		Worker:   s.cfg.Worker,
-		Now:      s.cfg.Clock.Now(),
-		Lease:    s.cfg.Lease,
-		Ceilings: s.cfg.Catalog.Ceilings(),
-		Exclude:  exclude,
-		Limit:    limit,
+		Worker:    s.cfg.Worker,
+		Now:       s.cfg.Clock.Now(),
+		Lease:     s.cfg.Lease,
+		Ceilings:  s.cfg.Catalog.Ceilings(),
+		Exclude:   exclude,
+		Reserved:  reserved,
+		Limit:     limit,
+		Placement: s.cfg.Placement,
 	})
 	if err != nil {
 		s.log.Error("claim runs", "err", err)
 		return 0
 	}
 	for _, run := range runs {
+		if run.TakenFrom == s.cfg.Worker && s.leases.Holds(run.ID) {
+			// This owner's lease on a run it executes ran out (its
+			// heartbeats could not reach the store) and its own claim
+			// took the run back, renewing the lease: the execution goes
+			// on, and a second one would run its steps twice.
+			s.log.Warn("lease ran out on a run executing here; renewed by a claim, the execution goes on", "run_id", run.ID, "routine", run.Routine)
+			continue
+		}
 		s.track(run.ID, run.Routine)
 		release := s.leases.Hold(run.ID)
 		s.workers.Add(1)
@@ -251,6 +276,49 @@ func (s *Scheduler) poll() {
 			t.Stop()
 			return
 		}
+	}
+}
+
+// beatEvery is how often a worker of a deployment renews its entry in
+// the registry of workers: three times within store.WorkerTimeout, so
+// that one late or lost beat does not make it look dead.
+const beatEvery = store.WorkerTimeout / 3
+
+// beats renews the worker's entry in the registry until Shutdown.
+func (s *Scheduler) beats() {
+	defer close(s.beatsDone)
+	for {
+		t := s.cfg.Clock.NewTimer(beatEvery)
+		select {
+		case <-t.C():
+			s.beat()
+		case <-s.stopClaim:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// beat records in the registry that this worker is alive, with its
+// placement and slots.
+func (s *Scheduler) beat() {
+	if err := s.cfg.Store.WorkerBeat(s.runCtx, &store.WorkerBeatParams{
+		ID: s.cfg.Worker, Placement: *s.cfg.Placement, Slots: s.cfg.Workers, Now: s.cfg.Clock.Now(),
+	}); err != nil {
+		s.log.Error("record this worker in the registry of workers", "worker", s.cfg.Worker, "err", err)
+	}
+}
+
+// leave takes the worker out of the registry as it stops claiming, so
+// that nobody counts on it for runs any more; a beat under way lands
+// first.
+func (s *Scheduler) leave() {
+	if s.beatsDone == nil {
+		return
+	}
+	<-s.beatsDone
+	if _, err := s.cfg.Store.WorkerLeave(s.runCtx, s.cfg.Worker); err != nil {
+		s.log.Error("leave the registry of workers", "worker", s.cfg.Worker, "err", err)
 	}
 }
 
@@ -492,12 +560,15 @@ func (s *Scheduler) track(id, name string) {
 
 // slots returns how many runs the dispatcher may claim now, and which
 // routines to leave out, given the free workers and the
-// concurrency.reserved of routines: the workers free beyond the sum of
-// unmet reservations (reserved minus running here, of each routine with a
-// reservation) may take any routine's runs. When no worker is free beyond
-// them, one run is claimed at a time, of the routines with an unmet
-// reservation only.
-func (s *Scheduler) slots() (limit int, exclude []string) {
+// concurrency.reserved of routines. A worker of a deployment claims as
+// many runs as it has free workers, and leaves the reservations to the
+// claim (reserved), which keeps them across the fleet. A local daemon
+// keeps them in its own workers: the workers free beyond the sum of
+// unmet reservations (reserved minus running here, of each routine with
+// a reservation) may take any routine's runs; when no worker is free
+// beyond them, one run is claimed at a time, of the routines with an
+// unmet reservation only.
+func (s *Scheduler) slots() (limit int, exclude []string, reserved map[string]int) {
 	res := s.cfg.Catalog.Reservations()
 	s.mu.Lock()
 	free := s.cfg.Workers - len(s.inFlight)
@@ -508,22 +579,25 @@ func (s *Scheduler) slots() (limit int, exclude []string) {
 		}
 	}
 	s.mu.Unlock()
-	if free <= 0 {
-		return 0, nil
+	switch {
+	case free <= 0:
+		return 0, nil, nil
+	case s.cfg.Placement != nil:
+		return free, nil, res
 	}
 	unmet := 0
 	for name, n := range res {
 		unmet += max(0, n-running[name])
 	}
 	if free > unmet {
-		return free - unmet, nil
+		return free - unmet, nil, nil
 	}
 	for _, r := range s.cfg.Catalog.All() {
 		if res[r.Name]-running[r.Name] <= 0 {
 			exclude = append(exclude, r.Name)
 		}
 	}
-	return 1, exclude
+	return 1, exclude, nil
 }
 
 // Active reports whether a run of the routine is queued or running, for

@@ -307,3 +307,11 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, p *FollowPara
 		s.log.Warn("follow run", "run_id", p.RunID, "err", err)
 	}
 }
+
+// Ping pings the store it wraps, when that store can (store.Pinger).
+func (n *NotifyingStore) Ping(ctx context.Context) error {
+	if p, ok := n.Store.(store.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}

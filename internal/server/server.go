@@ -68,6 +68,10 @@ type Config struct {
 	// Vault is where /v1/secrets stores secrets; without one those
 	// endpoints answer 501.
 	Vault Vault
+	// Fleet says runs are executed by the workers of a deployment (remote
+	// mode), which a queued run may wait for: GET /v1/runs/<id> then says
+	// why no live worker in the store's registry takes it.
+	Fleet bool
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -121,6 +125,8 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
 		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("POST /v1/routines", s.auth(http.HandlerFunc(s.push)))
@@ -279,7 +285,11 @@ func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run 
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, code, api.NewRunDetail(run, steps))
+	d := api.NewRunDetail(run, steps)
+	if s.cfg.Fleet && run.State == routine.StateQueued {
+		d.Waiting = s.waiting(r.Context(), run)
+	}
+	writeJSON(w, code, d)
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

@@ -127,6 +127,7 @@ func (v *validator) routine() {
 	case !namePattern.MatchString(r.Name):
 		v.errorf("$.name", "name %q must be lower-case letters, digits and dashes, starting and ending with a letter or digit", r.Name)
 	}
+	v.placement()
 	v.positive("$.timeout", r.Timeout)
 	if v.given("$.parallelism") && r.Parallelism < 1 {
 		v.errorf("$.parallelism", "parallelism must be at least 1, got %d", r.Parallelism)
@@ -181,6 +182,27 @@ func (v *validator) routine() {
 		v.positive("$.limits.cpu", l.CPU)
 	}
 	v.resources("$.resources", r.Resources)
+}
+
+// placement checks region: and labels:, which a worker's --region and
+// --labels must match: spelt as they are, each label once.
+func (v *validator) placement() {
+	r := v.r
+	if v.given("$.region") && !routine.ValidLabel(r.Region) {
+		v.errorf("$.region", "region %q must be %s, such as eu-west: the --region of the workers that may run it", r.Region, routine.LabelRule)
+	}
+	seen := map[string]string{}
+	for i, l := range r.Labels {
+		p := "$.labels[" + strconv.Itoa(i) + "]"
+		switch {
+		case !routine.ValidLabel(l):
+			v.errorf(p, "label %q must be %s, such as gpu: one of the --labels of the workers that may run it", l, routine.LabelRule)
+		case seen[l] != "":
+			v.errorf(p, "label %s is listed twice (first on line %d): list each label once", l, v.line(seen[l]))
+		default:
+			seen[l] = p
+		}
+	}
 }
 
 // resources checks a resources: mapping of the routine or a step.

@@ -49,10 +49,7 @@ type Execution struct {
 	// Dir is the absolute routine directory; Workspace the run's private
 	// directory; ArtifactsDir where this step puts artifacts; ArtifactsIn the
 	// directory holding the artifacts of earlier steps, one folder per step.
-	Dir string
-	// DirSealed makes Dir read-only to the step's processes: it is a
-	// pushed revision that other runs share (routine.Routine.Sealed).
-	DirSealed    bool
+	Dir          string
 	Workspace    string
 	ArtifactsDir string
 	ArtifactsIn  string

@@ -52,7 +52,7 @@ type pathIn struct {
 }
 
 // newTestMCPServer is a logs server: search and count answer, fail fails,
-// slow answers after 400 ms, read reads a file (relative to its working
+// slow answers after 1.5 s, read reads a file (relative to its working
 // directory). record gets each call's tool and arguments.
 func newTestMCPServer(record func(tool string, args any)) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test-logs", Version: "1"}, nil)
@@ -77,7 +77,7 @@ func newTestMCPServer(record func(tool string, args any)) *mcp.Server {
 		// keeps the client's Close (which waits for that) short.
 		select {
 		case <-ctx.Done():
-		case <-time.After(400 * time.Millisecond):
+		case <-time.After(1500 * time.Millisecond):
 		}
 		return nil, nil, errors.New("too late")
 	})
@@ -430,9 +430,11 @@ func TestAgentTimeout(t *testing.T) {
 	m := setupMCP(t)
 	model := setupModel(t, reply("tool_use", 10, 1, toolUse("toolu_1", "logs__slow", `{"q":"x"}`)))
 	a := agentAction(model.url, routine.AgentMCPServer{Name: "logs", URL: m.url})
-	a.Timeout = routine.Duration(200 * time.Millisecond)
+	// Long enough for the connection and the first model call on a loaded
+	// machine, shorter than the slow tool.
+	a.Timeout = routine.Duration(time.Second)
 	_, err := newAgentExecution(t, a).exec(t)
-	wantLLMError(t, err, routine.CodeLimitReached, false, 0, "no final answer within the agent timeout of 200ms (1 model calls, 0 tool calls)")
+	wantLLMError(t, err, routine.CodeLimitReached, false, 0, "no final answer within the agent timeout of 1s (1 model calls, 0 tool calls)")
 
 	// A model that does not answer in time hits the same bound.
 	model = setupModel(t)

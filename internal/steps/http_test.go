@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -535,12 +534,7 @@ func TestHTTPInvalidRequests(t *testing.T) {
 
 func TestHTTPConnectionRefused(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := refusedAddr(t)
 	b := &httpBundle{}
 	b.fails(t, &routine.HTTPAction{URL: "http://" + addr + "/x?secret=1"}, "", true, "http: GET http://"+addr+"/x: dial tcp", "refused")
 }

@@ -255,39 +255,3 @@ func TestRunLineValueIsOneArgument(t *testing.T) {
 		}
 	}
 }
-
-// A sealed routine directory (a pushed revision that every run of it on
-// a worker shares) is read-only to steps — root's too, which file modes
-// do not stop — and so is a write grant inside it; the workspace stays
-// writable.
-func TestRunSealedDirIsReadOnly(t *testing.T) {
-	t.Parallel()
-	x, _, stderr := execution(t, `cat routine.yaml && echo x > "$ROUTINES_WORKSPACE/ok" && { echo y > out/f || true; echo z > new || true; }`)
-	if err := os.WriteFile(filepath.Join(x.Dir, "routine.yaml"), []byte("name: r\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(x.Dir, "out"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	x.DirSealed = true
-	x.Permissions = &routine.Permissions{Write: []string{"./out"}}
-	stdout := &lockedBuffer{}
-	x.Stdout = stdout
-	if _, err := (RunKind{}).Execute(context.Background(), x); err != nil {
-		t.Fatalf("execute: %v (stderr %s)", err, stderr.String())
-	}
-	if !strings.HasPrefix(stdout.String(), "name: r\n") {
-		t.Fatalf("the step could not read its sealed directory: %q", stdout.String())
-	}
-	for _, f := range []string{"out/f", "new"} {
-		if _, err := os.Stat(filepath.Join(x.Dir, f)); !os.IsNotExist(err) {
-			t.Errorf("a step wrote %s into its sealed directory (%v)", f, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(x.Workspace, "ok")); err != nil {
-		t.Errorf("the workspace was not writable: %v (stderr %s)", err, stderr.String())
-	}
-	if e := stderr.String(); !strings.Contains(e, "Read-only file system") && !strings.Contains(e, "Permission denied") {
-		t.Errorf("stderr %q: want the writes refused", e)
-	}
-}

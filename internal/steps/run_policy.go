@@ -19,27 +19,16 @@ func (RunKind) Name() string { return "run" }
 
 // sandboxPolicy is what the processes of x may touch and use: the
 // routine directory, the run's workspace, the permissions, the resources,
-// the project's state directory hidden. A sealed routine directory (a
-// pushed revision) is read-only, and so is what write grants name in it.
+// the project's state directory hidden.
 func sandboxPolicy(x *stepkind.Execution) sandbox.Policy {
-	var readWrite, readOnly []string
-	if x.DirSealed {
-		readOnly = append(readOnly, x.Dir)
-	} else {
-		readWrite = append(readWrite, x.Dir)
-	}
+	readWrite := []string{x.Dir}
 	if x.Workspace != "" {
 		readWrite = append(readWrite, x.Workspace)
 	}
+	var readOnly []string
 	if p := x.Permissions; p != nil {
-		for _, w := range absPaths(x.Dir, p.Write) {
-			if x.DirSealed && (w == x.Dir || within(x.Dir, w)) {
-				readOnly = append(readOnly, w)
-				continue
-			}
-			readWrite = append(readWrite, w)
-		}
-		readOnly = append(readOnly, absPaths(x.Dir, p.Read)...)
+		readWrite = append(readWrite, absPaths(x.Dir, p.Write)...)
+		readOnly = absPaths(x.Dir, p.Read)
 	}
 	policy := sandbox.Policy{
 		ReadWrite:    readWrite,

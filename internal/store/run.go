@@ -27,6 +27,7 @@ func NewRun(p *RunCreateParams) (*routine.Run, error) {
 		State:    p.State,
 		QueuedAt: p.QueuedAt.UTC().Truncate(time.Microsecond),
 		ReplayOf: p.ReplayOf,
+		Requires: routine.NewPlacement(p.Requires.Region, p.Requires.Labels),
 	}
 	if run.State == "" {
 		run.State = routine.StateQueued

@@ -100,6 +100,23 @@ type Store interface {
 	// runs come back in the order taken, each with the worker it was
 	// taken from (TakenFrom: "" for a queued run); nothing claimable is an
 	// empty list.
+	//
+	// With p.Placement, a claim takes only the runs whose Requires the
+	// worker's placement meets (routine.Placement.MetBy), and a run it
+	// cannot take holds back none after it; each run taken gets the
+	// worker's region as its Region. Without, it takes runs whatever
+	// they require, and their Region is "".
+	//
+	// With p.Reserved, the claim keeps reserved slots free across the
+	// fleet: its slots are those of the live workers in the registry
+	// (WorkerList), its busy slots its running runs (those that count
+	// against ceilings), and the unmet reservation of a routine of
+	// p.Reserved is its reservation less its running runs, when more. A
+	// run of a routine with an unmet reservation is taken as above; the
+	// run of any other routine only while the free slots (slots less busy
+	// ones) outnumber the unmet reservations together, counting the runs
+	// this very claim took. Claims with p.Reserved take turns, so that two
+	// of them never both take the last slot beyond the reservations.
 	RunClaim(ctx context.Context, p *RunClaimParams) ([]*ClaimedRun, error)
 	// RunHeartbeat extends to p.Now + p.Lease the lease of every running
 	// run that p.Worker holds (of the runs in p.IDs only, when set), and
@@ -126,6 +143,19 @@ type Store interface {
 	// state when empty) and of p.Routine when set. A state with no run is
 	// missing from the map.
 	RunCount(ctx context.Context, p *RunCountParams) (map[routine.State]int, error)
+
+	// WorkerBeat records that worker p.ID is alive at p.Now, with its
+	// placement and slots: the registry of the workers of a deployment.
+	// A new worker is added, started at p.Now; a known one has its
+	// placement, slots and last beat replaced. Workers whose last beat is
+	// WorkerForget older than p.Now are dropped.
+	WorkerBeat(ctx context.Context, p *WorkerBeatParams) error
+	// WorkerList returns the live workers at now, by id (bytewise): those
+	// whose last beat is less than WorkerTimeout before now.
+	WorkerList(ctx context.Context, now time.Time) ([]*Worker, error)
+	// WorkerLeave drops worker id from the registry (it stopped), and
+	// reports whether it was there.
+	WorkerLeave(ctx context.Context, id string) (bool, error)
 
 	// VaultKeyInit stores the wrapped data key of the builtin vault when
 	// it has none, and returns the one it has: the one given, or the one
@@ -246,6 +276,9 @@ type RunCreateParams struct {
 	// crash recovery takes it over.
 	Worker string
 	Lease  time.Duration
+	// Requires is what a worker must have to claim the run: the
+	// routine's region and labels (routine.NewPlacement).
+	Requires routine.Placement
 	// DedupeKey and DedupeUntil make the run the one that later runs of
 	// the same routine and key fold into, up to DedupeUntil (see
 	// RunCreateDeduped). A key without DedupeUntil dedupes nothing.
@@ -280,10 +313,45 @@ type RunClaimParams struct {
 	// has no ceiling.
 	Ceilings map[string]int
 	// Exclude names routines whose runs are not to be claimed now (the
-	// daemon keeps workers reserved for other routines).
+	// local daemon keeps its workers reserved for other routines).
 	Exclude []string
+	// Reserved maps a routine name to its concurrency.reserved, kept free
+	// for it in the slots of the whole fleet (remote mode; see RunClaim).
+	// Empty: no reservation across the fleet.
+	Reserved map[string]int
 	// Limit is the most runs to take; 1 when 0.
 	Limit int
+	// Placement is the claiming worker's region and labels (remote mode):
+	// it takes only the runs whose requirements they meet. Nil: runs
+	// whatever they require (a local daemon, the one worker there is).
+	Placement *routine.Placement
+}
+
+// The registry of workers judges them alive by their beats.
+const (
+	// WorkerTimeout is how long after its last beat a worker is live.
+	WorkerTimeout = 30 * time.Second
+	// WorkerForget is how long after its last beat a worker that did not
+	// leave (it died) is dropped from the registry.
+	WorkerForget = 24 * time.Hour
+)
+
+// Worker is a process that executes runs (routines worker, or a server
+// with --workers), as the registry of workers knows it.
+type Worker struct {
+	ID        string
+	Placement routine.Placement
+	Slots     int // runs it executes at once
+	StartedAt time.Time
+	BeatAt    time.Time // its last beat
+}
+
+// WorkerBeatParams are what WorkerBeat records of a worker.
+type WorkerBeatParams struct {
+	ID        string
+	Placement routine.Placement
+	Slots     int
+	Now       time.Time
 }
 
 // RunHeartbeatParams name the worker whose leases RunHeartbeat extends.

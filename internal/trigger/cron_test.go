@@ -74,6 +74,9 @@ func (b *schedBundle) nextFire(t *testing.T) string {
 		if !f.At.Equal(b.clock.Now()) {
 			t.Fatalf("fire at %s, clock at %s", f.At, b.clock.Now())
 		}
+		if got := f.Scheduled.Format(time.RFC3339Nano); got != p.ScheduledAt {
+			t.Fatalf("fire for the tick %s, payload scheduled_at %s", got, p.ScheduledAt)
+		}
 		return p.ScheduledAt
 	case <-time.After(5 * time.Second):
 		t.Fatal("no fire within 5s")

@@ -29,6 +29,9 @@ type Fire struct {
 	Payload json.RawMessage
 	// At is when the trigger fired, on the trigger's clock.
 	At time.Time
+	// Scheduled is the tick a cron or every trigger fired for, which
+	// may be earlier (a catch-up); zero for the other kinds.
+	Scheduled time.Time
 	// DedupeKey, when set, makes the firing fold into the run that an
 	// earlier firing of the routine with the same key made, up to
 	// DedupeWindow after it, instead of queueing another.

@@ -210,7 +210,7 @@ func (b *imapBundle) next(t *testing.T) (Fire, *MailEvent) {
 			t.Fatalf("payload %s: %v", f.Payload, err)
 		}
 		return f, &ev
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second): // a 5 MiB message under -race on a loaded machine takes seconds
 		t.Fatalf("no firing; log:\n%s", b.logs.String())
 	}
 	panic("unreachable")

@@ -270,3 +270,12 @@ func removeAt(dirfd int, name string) error {
 	}
 	return nil
 }
+
+// renameAt renames the entry name in the folder from to newname in the
+// folder to; neither name is followed when it is a link.
+func renameAt(from int, name string, to int, newname string) error {
+	if err := unix.Renameat(from, name, to, newname); err != nil {
+		return &fs.PathError{Op: "rename", Path: name, Err: err}
+	}
+	return nil
+}

@@ -2,9 +2,12 @@ package workspace
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -416,5 +419,127 @@ func TestCreateAndRemove(t *testing.T) {
 	}
 	if _, err := d.ReadFile("secret", 100); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("after the swap, the outside file: %v", err)
+	}
+}
+
+// failingReader gives some bytes, then fails.
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, errors.New("connection reset")
+	}
+	r.n--
+	p[0] = 'x'
+	return 1, nil
+}
+
+func TestWriteFile(t *testing.T) {
+	t.Parallel()
+	root, _ := setup(t)
+	d := open(t, root)
+	must(t, d.WriteFile("a/b/c.txt", strings.NewReader("hello"), 5))
+	if got, err := os.ReadFile(filepath.Join(root, "a/b/c.txt")); err != nil || string(got) != "hello" {
+		t.Fatalf("write: %q %v", got, err)
+	}
+	// A reader that fails, or holds more than the limit, leaves nothing.
+	if err := d.WriteFile("a/b/c.txt", &failingReader{n: 3}, 5); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("failing reader: %v", err)
+	}
+	if err := d.WriteFile("a/big", strings.NewReader("123456"), 5); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("reader over the limit: %v", err)
+	}
+	for _, name := range []string{"a/b/c.txt", "a/big"} {
+		if _, err := os.Lstat(filepath.Join(root, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s stayed after a failed write: %v", name, err)
+		}
+	}
+}
+
+func TestWalk(t *testing.T) {
+	t.Parallel()
+	root, outside := setup(t)
+	d := open(t, root)
+	must(t, os.MkdirAll(filepath.Join(root, "art/out/deep"), 0o700))
+	write(t, filepath.Join(root, "art/report.txt"), "r")
+	write(t, filepath.Join(root, "art/out/deep/data"), "dd")
+	write(t, filepath.Join(root, "art/a.txt"), "aaa")
+	walk := func(limit int64) (string, error) {
+		var got []string
+		err := d.Walk("art", limit, func(rel string, f *os.File, size int64) error {
+			b, err := io.ReadAll(f)
+			got = append(got, fmt.Sprintf("%s=%s(%d)", rel, b, size))
+			return err
+		})
+		return strings.Join(got, " "), err
+	}
+	got, err := walk(100)
+	if want := "a.txt=aaa(3) out/deep/data=dd(2) report.txt=r(1)"; err != nil || got != want {
+		t.Fatalf("walk: %s, %v; want %s", got, err, want)
+	}
+	if _, err := walk(2); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "a.txt") {
+		t.Fatalf("a file over the limit: %v", err)
+	}
+	// What a step may plant there stops the walk, named, and is not read.
+	for name, plant := range map[string]func(p string) error{
+		"file link":   func(p string) error { return os.Symlink(filepath.Join(outside, "secret"), p) },
+		"folder link": func(p string) error { return os.Symlink(outside, p) },
+		"fifo":        func(p string) error { return unix.Mkfifo(p, 0o600) },
+		"hard link":   func(p string) error { return os.Link(filepath.Join(root, "sub/ok"), p) },
+	} {
+		p := filepath.Join(root, "art/out/zz")
+		must(t, plant(p))
+		got, err := walk(100)
+		if err == nil || !strings.Contains(err.Error(), "out/zz") || strings.Contains(got, "OUTSIDE") {
+			t.Errorf("%s: walked %s, %v", name, got, err)
+		}
+		must(t, os.Remove(p))
+	}
+	if err := d.Walk("missing", 100, nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing folder: %v", err)
+	}
+	must(t, os.Symlink(filepath.Join(root, "art"), filepath.Join(root, "linked")))
+	if err := d.Walk("linked", 100, nil); !errors.Is(err, ErrLink) {
+		t.Fatalf("a link as the folder: %v", err)
+	}
+}
+
+func TestWalkBounds(t *testing.T) {
+	t.Parallel()
+	root, _ := setup(t)
+	d := open(t, root)
+	deep := filepath.Join(root, "deep", strings.Repeat("d/", MaxWalkDepth))
+	must(t, os.MkdirAll(deep, 0o700))
+	if err := d.Walk("deep", 100, nil); err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Fatalf("deep folders: %v", err)
+	}
+	must(t, os.Mkdir(filepath.Join(root, "many"), 0o700))
+	for i := range MaxWalkEntries + 1 {
+		f, err := os.Create(filepath.Join(root, "many", strconv.Itoa(i)))
+		must(t, err)
+		f.Close()
+	}
+	calls := 0
+	err := d.Walk("many", 100, func(string, *os.File, int64) error { calls++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "more than") || calls != MaxWalkEntries {
+		t.Fatalf("many files: %v after %d", err, calls)
+	}
+}
+
+func TestRename(t *testing.T) {
+	t.Parallel()
+	root, outside := setup(t)
+	d := open(t, root)
+	must(t, d.WriteFile(".fetched/step/f", strings.NewReader("x"), 1))
+	must(t, d.Rename(".fetched/step", "artifacts/step"))
+	if got, err := os.ReadFile(filepath.Join(root, "artifacts/step/f")); err != nil || string(got) != "x" {
+		t.Fatalf("renamed: %q %v", got, err)
+	}
+	must(t, os.Symlink(outside, filepath.Join(root, "link")))
+	if err := d.Rename("sub", "link/sub"); !errors.Is(err, ErrLink) {
+		t.Fatalf("into a linked folder: %v", err)
+	}
+	if err := d.Rename("sub", "../sub"); !errors.Is(err, ErrOutside) {
+		t.Fatalf("out of the root: %v", err)
 	}
 }

@@ -148,7 +148,14 @@ var upLine = regexp.MustCompile(`(?m)^(?:server on http://(\S+)|worker) up \(`)
 // test unless it exits with 0.
 func StartRemote(t testing.TB, role string, args ...string) *Daemon {
 	t.Helper()
-	return start(t, cli.Deps{}, append([]string{role}, args...), nil)
+	return StartRemoteWith(t, cli.Deps{}, role, args...)
+}
+
+// StartRemoteWith is StartRemote with deps (the environment), whose
+// Kinds, Stores, Stdout and Stderr it fills in.
+func StartRemoteWith(t testing.TB, deps cli.Deps, role string, args ...string) *Daemon {
+	t.Helper()
+	return start(t, deps, append([]string{role}, args...), nil)
 }
 
 // start runs the command line args in-process with deps (whose Kinds,

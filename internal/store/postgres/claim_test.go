@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -116,14 +117,9 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 				if !check(st, worker) {
 					return
 				}
-				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // the run "executes"
-				for _, r := range runs {
-					r.State = routine.StateSucceeded
-					if err := st.Checkpoint(b.ctx, &store.CheckpointParams{Run: r.Run}); err != nil {
-						t.Errorf("%s: finish %s: %v", worker, r.ID, err)
-						return
-					}
-					finished.Add(1)
+				if err := execute(b.ctx, st, runs, &finished); err != nil {
+					t.Errorf("%s: %v", worker, err)
+					return
 				}
 			}
 		})
@@ -148,4 +144,104 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 		}
 	}
 	t.Logf("most running at once: %v", most)
+}
+
+// TestClaimReservedConcurrent has workers, each with a store of its own,
+// claim and finish the runs of a routine with reserved slots and of one
+// without, and checks after every claim, in one snapshot of the database,
+// that the runs of the unreserved routine leave the reserved slots free:
+// free runs + max(reserved runs, reserved) ≤ the fleet's slots. Two
+// claims that each saw the last slot beyond the reservation free and both
+// took it would show here.
+func TestClaimReservedConcurrent(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	// The workers would run up to twice the slots they have if let: the
+	// claims press on the fleet's bound all along.
+	const (
+		workers  = 6
+		slots    = 1 // per worker: 6 in the fleet
+		reserved = 3
+	)
+	total := 0
+	queued := time.Now()
+	for i := range 150 {
+		name := "free"
+		if i%5 == 4 {
+			name = "res"
+		}
+		total++
+		if _, err := s.RunCreate(b.ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: name,
+			QueuedAt: queued.Add(time.Duration(i) * time.Microsecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const countSQL = `SELECT count(*) FILTER (WHERE routine = 'free'), count(*) FILTER (WHERE routine = 'res')
+		FROM runs WHERE state = 'running'`
+	var (
+		finished atomic.Int64
+		mostRes  atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for w := range workers {
+		st, conn := b.open(t, postgres.Options{}), b.raw(t)
+		worker := fmt.Sprint("w", w)
+		if err := st.WorkerBeat(b.ctx, &store.WorkerBeatParams{ID: worker, Slots: slots, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for finished.Load() < int64(total) && !t.Failed() {
+				runs, err := st.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: time.Now(), Lease: time.Hour,
+					Reserved: map[string]int{"res": reserved}, Limit: 2})
+				if err != nil {
+					t.Errorf("%s: RunClaim: %v", worker, err)
+					return
+				}
+				if len(runs) == 0 {
+					time.Sleep(time.Millisecond) // the runs of others end
+					continue
+				}
+				var free, res int
+				if err := conn.QueryRow(b.ctx, countSQL).Scan(&free, &res); err != nil {
+					t.Errorf("%s: count: %v", worker, err)
+					return
+				}
+				if free+max(res, reserved) > workers*slots {
+					t.Errorf("%s: %d free and %d res runs running: the %d slots reserved for res are not kept free of %d",
+						worker, free, res, reserved, workers*slots)
+					return
+				}
+				if int64(res) > mostRes.Load() {
+					mostRes.Store(int64(res))
+				}
+				if err := execute(b.ctx, st, runs, &finished); err != nil {
+					t.Errorf("%s: %v", worker, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	counts, err := s.RunCount(b.ctx, &store.RunCountParams{})
+	if err != nil || counts[routine.StateSucceeded] != total || len(counts) != 1 {
+		t.Fatalf("runs by state %v, %v; want all %d succeeded", counts, err, total)
+	}
+	t.Logf("most runs of res running at once: %d", mostRes.Load())
+}
+
+// execute "executes" claimed runs for up to 2 ms, then ends them
+// succeeded, counting them in finished.
+func execute(ctx context.Context, st store.Store, runs []*store.ClaimedRun, finished *atomic.Int64) error {
+	time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+	for _, r := range runs {
+		r.State = routine.StateSucceeded
+		if err := st.Checkpoint(ctx, &store.CheckpointParams{Run: r.Run}); err != nil {
+			return fmt.Errorf("finish %s: %w", r.ID, err)
+		}
+		finished.Add(1)
+	}
+	return nil
 }

@@ -37,3 +37,12 @@ func unmarshalNull(s *string, dst any) error {
 	}
 	return json.Unmarshal([]byte(*s), dst)
 }
+
+// labelsArg is a list of labels as a text[] argument: '{}', never NULL,
+// for none.
+func labelsArg(labels []string) []string {
+	if labels == nil {
+		return []string{}
+	}
+	return labels
+}

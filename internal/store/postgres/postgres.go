@@ -221,3 +221,6 @@ var (
 	_ store.Store = (*Store)(nil)
 	_ store.Waker = (*Store)(nil)
 )
+
+// Ping checks that the database answers (store.Pinger).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

@@ -13,11 +13,11 @@ import (
 )
 
 // The queue is the runs table. A claim is one statement, routines_claim
-// (0001_init.sql says why it never gives a run twice nor runs a routine
-// past its ceiling; 0003_claim_speed.sql how it is fast). Each statement that judges leases takes $now
+// (0001_init.sql, with placements since 0003_placement.sql), which says why it never gives a run twice nor runs a
+// routine past its ceiling. Each statement that judges leases takes $now
 // from Store.now: the caller's clock, or NULL for the database's.
 const (
-	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7)`
+	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 	heartbeatSQL = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now()) + $2::interval
 		WHERE state = 'running' AND worker = $3 AND lease_until IS NOT NULL AND ($4::text[] IS NULL OR id = ANY($4))`
 	holdersSQL = `SELECT DISTINCT worker FROM runs WHERE state = 'running' AND lease_until IS NOT NULL`
@@ -43,8 +43,21 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 			names, ceilings = append(names, name), append(ceilings, int32(n))
 		}
 	}
+	reserved, slots := []string{}, []int32{}
+	for name, n := range p.Reserved {
+		if n > 0 {
+			reserved, slots = append(reserved, name), append(slots, int32(n))
+		}
+	}
+	var (
+		region *string // NULL: no placement
+		labels []string
+	)
+	if pl := p.Placement; pl != nil {
+		region, labels = &pl.Region, labelsArg(pl.Labels)
+	}
 	rows, err := s.pool.Query(ctx, claimSQL, p.Worker, s.now(p.Now), p.Lease, int32(max(1, p.Limit)),
-		names, ceilings, append([]string{}, p.Exclude...))
+		names, ceilings, append([]string{}, p.Exclude...), region, labels, reserved, slots, store.WorkerTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("claim run: %w", err)
 	}

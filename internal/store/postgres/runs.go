@@ -18,7 +18,8 @@ import (
 )
 
 const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
-	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of`
+	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
+	req_region, req_labels`
 
 const (
 	// runValues are the values of a new run (runArgs): its fields given
@@ -26,7 +27,7 @@ const (
 	// instants of Store.later, read as COALESCE(abs, now() + delay). The
 	// casts type the parameters where a SELECT gives them no column.
 	runValues = `$1::text, $2::text, $3::text, $4::text, $5::bytea, $6::text, $7::text, $8::text, 0,
-		$9::timestamptz, NULL, NULL, $10::text, '', 0, 0, 0, NULL, $11::text,
+		$9::timestamptz, NULL, NULL, $10::text, '', 0, 0, 0, NULL, $11::text, $18::text, $19::text[],
 		COALESCE($12::timestamptz, now() + $13::interval), $14::text, $15::timestamptz,
 		COALESCE($16::timestamptz, now() + $17::interval)`
 	runInsertColumns = runColumns + `, not_before, dedupe_key, dedupe_until, lease_until`
@@ -147,7 +148,7 @@ func (s *Store) newRun(p *store.RunCreateParams) (*routine.Run, []any, error) {
 	lease, leaseDelay := s.later(leaseUntil, run.QueuedAt)
 	return run, []any{run.ID, run.Routine, run.Revision, run.Trigger.Kind, []byte(run.Trigger.Payload), input, tags,
 		string(run.State), p.QueuedAt, run.Worker, run.ReplayOf, notBefore, notBeforeDelay, p.DedupeKey, p.DedupeUntil,
-		lease, leaseDelay}, nil
+		lease, leaseDelay, run.Requires.Region, labelsArg(run.Requires.Labels)}, nil
 }
 
 // RunGet returns the run with this id, or the one run whose id starts with
@@ -282,8 +283,7 @@ func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 
 // queueRunUpdate queues on b the update of run, which fails the pipeline
 // unless run.Worker holds it. The trigger runs_wake_update wakes the
-// listeners when a running run ends that may free a slot a claim waits
-// for (0003_claim_speed.sql).
+// listeners when a running run ends.
 func queueRunUpdate(b *pgx.Batch, run *routine.Run) error {
 	errJSON, err := jsonText(run.Error, run.Error == nil)
 	if err != nil {
@@ -307,9 +307,13 @@ func scanRun(r rows, extra ...any) (*routine.Run, error) {
 	)
 	dest := append([]any{&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
 		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
-		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf}, extra...)
+		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf,
+		&run.Requires.Region, &run.Requires.Labels}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if len(run.Requires.Labels) == 0 {
+		run.Requires.Labels = nil
 	}
 	run.State = routine.State(state)
 	run.QueuedAt = queued.UTC()

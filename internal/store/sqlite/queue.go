@@ -25,25 +25,39 @@ const (
 		WHERE state = 'running' AND (lease_until IS NULL OR lease_until > ?)
 		GROUP BY routine`
 	// claimPickSQL picks the oldest claimable run whose routine is not in
-	// the JSON list ?2, with the worker that held it: the oldest due
-	// queued run or the oldest running run whose lease expired, whichever
-	// was queued first. Each branch walks runs_claim in order and stops at
-	// its first match.
+	// the JSON list ?2 and whose requirements the worker meets, with the
+	// worker that held it: the oldest due queued run or the oldest running
+	// run whose lease expired, whichever was queued first. Each branch
+	// walks runs_claim in order and stops at its first match.
 	claimPickSQL = `SELECT id, worker FROM (
 			SELECT id, queued_at, worker FROM (
 				SELECT id, queued_at, '' AS worker FROM runs
 				WHERE state = 'queued' AND (not_before IS NULL OR not_before <= ?1)
-					AND routine NOT IN (SELECT value FROM json_each(?2))
+					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + ` AND ` + onlySQL + `
 				ORDER BY queued_at, id LIMIT 1)
 			UNION ALL
 			SELECT id, queued_at, worker FROM (
 				SELECT id, queued_at, worker FROM runs
 				WHERE state = 'running' AND lease_until <= ?1
-					AND routine NOT IN (SELECT value FROM json_each(?2))
+					AND routine NOT IN (SELECT value FROM json_each(?2)) AND ` + placedSQL + ` AND ` + onlySQL + `
 				ORDER BY queued_at, id LIMIT 1))
 		ORDER BY queued_at, id LIMIT 1`
-	claimTakeSQL = `UPDATE runs SET state = 'running', worker = ?, lease_until = ?, not_before = NULL
-		WHERE id = ? RETURNING ` + runColumns
+	// onlySQL holds for a run of a routine in the JSON list ?5, or of any
+	// when ?5 is NULL: the routines with an unmet reservation, when the
+	// fleet has no slot free beyond the reservations.
+	onlySQL = `(?5 IS NULL OR routine IN (SELECT value FROM json_each(?5)))`
+	// fleetSlotsSQL sums the slots of the live workers.
+	fleetSlotsSQL = `SELECT COALESCE(SUM(slots), 0) FROM workers WHERE beat_at > ?`
+	// placedSQL holds for a run whose requirements a worker of region ?3
+	// and labels ?4 (a JSON list) meets; any run when ?3 is NULL (no
+	// placement). A run that requires nothing (req_labels NULL) is judged
+	// without reading its labels.
+	placedSQL = `(?3 IS NULL OR ((req_region = '' OR req_region = ?3) AND (req_labels IS NULL OR NOT EXISTS (
+			SELECT 1 FROM json_each(req_labels) need WHERE need.value NOT IN (SELECT value FROM json_each(?4))))))`
+	// claimTakeSQL leases a run to worker ?1 until ?2, and records the
+	// worker's region ?3 as where it runs.
+	claimTakeSQL = `UPDATE runs SET state = 'running', worker = ?1, lease_until = ?2, not_before = NULL, region = ?3
+		WHERE id = ?4 RETURNING ` + runColumns
 	// heartbeatSQL extends the leases of a worker's runs; ?4, when not
 	// NULL, is a JSON list of the only ids to extend.
 	heartbeatSQL = `UPDATE runs SET lease_until = ?1
@@ -67,23 +81,60 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 	if p.Worker == "" {
 		return nil, fmt.Errorf("claim run: %w", errNoWorker)
 	}
+	// The worker's region (NULL: no placement) and labels, and where the
+	// runs taken run.
+	var (
+		region, labels any
+		ranIn          string
+	)
+	if pl := p.Placement; pl != nil {
+		b, err := json.Marshal(append([]string{}, pl.Labels...))
+		if err != nil {
+			return nil, fmt.Errorf("claim run: %w", err)
+		}
+		region, labels, ranIn = pl.Region, string(b), pl.Region
+	}
 	var runs []*store.ClaimedRun
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := p.Now.UnixMicro()
+		slots := 0
+		if len(p.Reserved) > 0 {
+			if err := tx.QueryRowContext(ctx, fleetSlotsSQL, p.Now.Add(-store.WorkerTimeout).UnixMicro()).Scan(&slots); err != nil {
+				return err
+			}
+		}
 		for range max(1, p.Limit) {
-			full, err := fullRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), p.Ceilings, p.Exclude, now)
+			var busy map[string]int
+			if len(p.Ceilings) > 0 || len(p.Reserved) > 0 {
+				var err error
+				if busy, err = busyRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), now); err != nil {
+					return err
+				}
+			}
+			full, err := fullRoutines(busy, p.Ceilings, p.Exclude)
 			if err != nil {
 				return err
 			}
+			var only any // NULL: a run of any routine
+			if list, restricted := reservedOnly(busy, p.Reserved, slots); restricted {
+				if len(list) == 0 {
+					return nil
+				}
+				b, err := json.Marshal(list)
+				if err != nil {
+					return err
+				}
+				only = string(b)
+			}
 			var id, from string
-			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full).Scan(&id, &from); {
+			switch err := tx.StmtContext(ctx, s.claimPick).QueryRowContext(ctx, now, full, region, labels, only).Scan(&id, &from); {
 			case errors.Is(err, sql.ErrNoRows):
 				return nil
 			case err != nil:
 				return err
 			}
 			run, err := scanRun(tx.StmtContext(ctx, s.claimTake).QueryRowContext(ctx,
-				p.Worker, p.Now.Add(p.Lease).UnixMicro(), id))
+				p.Worker, p.Now.Add(p.Lease).UnixMicro(), ranIn, id))
 			if err != nil {
 				return err
 			}
@@ -97,35 +148,61 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 	return runs, nil
 }
 
+// busyRoutines counts, by routine, the running runs that hold a slot.
+func busyRoutines(ctx context.Context, busy *sql.Stmt, now int64) (map[string]int, error) {
+	rows, err := busy.QueryContext(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var (
+			name string
+			n    int
+		)
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, err
+		}
+		counts[name] = n
+	}
+	return counts, rows.Err()
+}
+
 // fullRoutines returns, as a JSON list, the routines with a ceiling that
-// have as many running runs holding a slot as their ceiling allows.
-// Excluded routines are listed too.
-func fullRoutines(ctx context.Context, busy *sql.Stmt, ceilings map[string]int, exclude []string, now int64) (string, error) {
+// have as many running runs holding a slot (busy) as their ceiling
+// allows. Excluded routines are listed too.
+func fullRoutines(busy, ceilings map[string]int, exclude []string) (string, error) {
 	full := append([]string{}, exclude...) // "[]", not "null"
-	if len(ceilings) > 0 {
-		rows, err := busy.QueryContext(ctx, now)
-		if err != nil {
-			return "", err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				name string
-				n    int
-			)
-			if err := rows.Scan(&name, &n); err != nil {
-				return "", err
-			}
-			if limit := ceilings[name]; limit > 0 && n >= limit {
-				full = append(full, name)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return "", err
+	for name, n := range busy {
+		if limit := ceilings[name]; limit > 0 && n >= limit {
+			full = append(full, name)
 		}
 	}
 	b, err := json.Marshal(full)
 	return string(b), err
+}
+
+// reservedOnly says whether a claim is restricted to the routines with an
+// unmet reservation, and which those are: when the fleet's slots less its
+// busy ones (by routine, busy) do not outnumber the unmet reservations
+// together (RunClaim).
+func reservedOnly(busy, reserved map[string]int, slots int) (only []string, restricted bool) {
+	reserving, running, unmet := false, 0, 0
+	for name, n := range reserved {
+		reserving = reserving || n > 0
+		if short := n - busy[name]; short > 0 {
+			unmet += short
+			only = append(only, name)
+		}
+	}
+	for _, n := range busy {
+		running += n
+	}
+	if !reserving || slots-running > unmet {
+		return nil, false
+	}
+	return only, true
 }
 
 // RunHeartbeat extends the leases of the runs a worker holds.

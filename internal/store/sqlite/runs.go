@@ -15,11 +15,12 @@ import (
 )
 
 const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
-	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of`
+	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
+	req_region, req_labels`
 
 const (
 	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// runDedupeSQL finds the run a deduplicated trigger folds into: the
 	// first one of the routine with the key whose window is still open.
 	runDedupeSQL = `SELECT ` + runColumns + ` FROM runs
@@ -110,14 +111,18 @@ func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateP
 	if err != nil {
 		return nil, err
 	}
+	labels, err := jsonText(run.Requires.Labels, run.Requires.Labels == nil)
+	if err != nil {
+		return nil, err
+	}
 	var payload any
 	if run.Trigger.Payload != nil {
 		payload = string(run.Trigger.Payload)
 	}
 	_, err = tx.StmtContext(ctx, s.runCreate).ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
-		run.QueuedAt.UnixMicro(), nil, nil, run.Worker, "", 0, 0, 0, nil, run.ReplayOf, micros(p.NotBefore),
-		p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
+		run.QueuedAt.UnixMicro(), nil, nil, run.Worker, "", 0, 0, 0, nil, run.ReplayOf, run.Requires.Region, labels,
+		micros(p.NotBefore), p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
@@ -279,13 +284,18 @@ func scanRun(sc scanner) (*routine.Run, error) {
 		run                           routine.Run
 		state                         string
 		payload, input, tags, errJSON sql.NullString
+		labels                        sql.NullString
 		queued                        int64
 		started, finished             sql.NullInt64
 	)
 	if err := sc.Scan(&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
 		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
-		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf); err != nil {
+		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf,
+		&run.Requires.Region, &labels); err != nil {
 		return nil, err
+	}
+	if err := unmarshalNull(labels, &run.Requires.Labels); err != nil {
+		return nil, fmt.Errorf("run %s: required labels: %w", run.ID, err)
 	}
 	run.State = routine.State(state)
 	run.QueuedAt = fromMicros(queued)

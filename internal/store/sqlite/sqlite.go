@@ -261,3 +261,6 @@ var (
 	_ store.Store = (*Store)(nil)
 	_ store.Waker = (*Store)(nil)
 )
+
+// Ping checks that the store answers (store.Pinger).
+func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }

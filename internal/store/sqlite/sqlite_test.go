@@ -129,14 +129,15 @@ func TestNewerSchema(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	// A newer binary records its migration in both places.
-	for _, q := range []string{"INSERT INTO schema_migrations (version, applied_at) VALUES (7, 0)", "PRAGMA user_version = 7"} {
+	known := len(b.appliedVersions(t))
+	for _, q := range []string{fmt.Sprintf("INSERT INTO schema_migrations (version, applied_at) VALUES (%d, 0)", known+1),
+		fmt.Sprintf("PRAGMA user_version = %d", known+1)} {
 		if _, err := b.raw(t).ExecContext(b.ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	known := len(b.appliedVersions(t)) - 1
 	_, err := sqlite.Open(b.ctx, b.path)
-	want := fmt.Sprintf("state.db was written by a newer routines (schema 7 > %d)", known)
+	want := fmt.Sprintf("state.db was written by a newer routines (schema %d > %d)", known+1, known)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Open: got %v, want an error containing %q", err, want)
 	}

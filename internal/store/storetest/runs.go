@@ -27,13 +27,16 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			State:    routine.StateQueued,
 			QueuedAt: epoch,
 			ReplayOf: newID(),
+			// Labels come back sorted, each once.
+			Requires: routine.Placement{Region: "eu-west", Labels: []string{"ssd", "gpu", "ssd"}},
 		}
 		created, err := b.s.RunCreate(b.ctx, p)
 		if err != nil {
 			t.Fatalf("RunCreate: %v", err)
 		}
 		want := &routine.Run{ID: p.ID, Routine: p.Routine, Revision: p.Revision, Trigger: p.Trigger,
-			Input: p.Input, Tags: p.Tags, State: p.State, QueuedAt: p.QueuedAt, ReplayOf: p.ReplayOf}
+			Input: p.Input, Tags: p.Tags, State: p.State, QueuedAt: p.QueuedAt, ReplayOf: p.ReplayOf,
+			Requires: routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}}}
 		checkRun(t, created, want)
 		checkRun(t, b.getRun(t, p.ID), want)
 

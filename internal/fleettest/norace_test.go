@@ -1,0 +1,6 @@
+//go:build linux && !race
+
+package fleettest
+
+// raceFlags are none without the race detector.
+var raceFlags []string
