@@ -63,14 +63,18 @@ func startDaemon(bin, dir string, routines map[string]string, extra ...string) (
 	return d, nil
 }
 
-func (d *daemon) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
+func (d *daemon) stop() { stopProcess(d.cmd, 10*time.Second) }
+
+// stopProcess sends cmd SIGTERM and waits for it to exit, killing it
+// after grace.
+func stopProcess(cmd *exec.Cmd, grace time.Duration) {
+	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { d.cmd.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
+	case <-time.After(grace):
+		cmd.Process.Kill()
 		<-done
 	}
 }

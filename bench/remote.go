@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -219,17 +218,7 @@ func (p *remoteProc) cpu() time.Duration {
 	return c
 }
 
-func (p *remoteProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-done
-	}
-}
+func (p *remoteProc) stop() { stopProcess(p.cmd, 15*time.Second) }
 
 // deployment is a database with a server on it, its routines pushed, and
 // workers.

@@ -123,29 +123,39 @@ func (f *notifyFloor) once(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
+// watchedDeployment starts a deployment of the routines with workers
+// workers (each with workerArgs), a watcher of its runs and the notify
+// floor; done stops them all.
+func watchedDeployment(ctx context.Context, e *pgEnv, bin, dir string, routines map[string]string, workers int,
+	workerArgs ...string) (w *runWatcher, fl *notifyFloor, done func(), err error) {
+	d, err := newDeployment(ctx, e, bin, dir, routines)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err = d.startWorkers(workers, workerArgs...); err == nil {
+		if w, err = newRunWatcher(ctx, d); err == nil {
+			if fl, err = newNotifyFloor(ctx, e); err != nil {
+				w.close()
+			}
+		}
+	}
+	if err != nil {
+		d.close()
+		return nil, nil, nil, err
+	}
+	return w, fl, func() { fl.close(); w.close(); d.close() }, nil
+}
+
 // remoteLatency measures queued → first step started of runs queued one
 // at a time through the server's API, 4 idle workers waiting: the server
 // commits the run, PostgreSQL notifies, a worker claims it and starts its
 // step. Floor, interleaved: INSERT + NOTIFY → LISTEN.
 func remoteLatency(ctx context.Context, e *pgEnv, bin, dir string, reps int) error {
-	d, err := newDeployment(ctx, e, bin, dir, map[string]string{"noop": noopRoutine, "truerun": trueRoutine})
+	w, fl, done, err := watchedDeployment(ctx, e, bin, dir, map[string]string{"noop": noopRoutine, "truerun": trueRoutine}, 4)
 	if err != nil {
 		return err
 	}
-	defer d.close()
-	if err := d.startWorkers(4); err != nil {
-		return err
-	}
-	w, err := newRunWatcher(ctx, d)
-	if err != nil {
-		return err
-	}
-	defer w.close()
-	fl, err := newNotifyFloor(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer fl.close()
+	defer done()
 	n := max(reps*10, 100)
 	for range 10 { // warm-up: connections, statements, sandbox rulesets
 		for _, name := range []string{"noop", "truerun"} {
@@ -196,24 +206,12 @@ const bigRoutine = "name: big\nsteps:\n  - id: get\n    state: { get: x }\n"
 // of the cold start, in the same run: the bench reading the bundle's
 // bytes from the database and extracting them with archive/tar.
 func remoteCold(ctx context.Context, e *pgEnv, bin, dir string, reps int) error {
-	d, err := newDeployment(ctx, e, bin, dir, map[string]string{"noop": noopRoutine})
+	w, fl, done, err := watchedDeployment(ctx, e, bin, dir, map[string]string{"noop": noopRoutine}, 1, "--poll", "1h")
 	if err != nil {
 		return err
 	}
-	defer d.close()
-	if err := d.startWorkers(1, "--poll", "1h"); err != nil {
-		return err
-	}
-	w, err := newRunWatcher(ctx, d)
-	if err != nil {
-		return err
-	}
-	defer w.close()
-	fl, err := newNotifyFloor(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer fl.close()
+	defer done()
+	d := w.d
 	var cold, warm, extract, notify []time.Duration
 	var size int
 	for i := range reps + 1 {

@@ -289,13 +289,9 @@ type stepRunKey struct{ run, phase, id string }
 
 func (c *stepColumnsOf) add(steps []*routine.StepRun) error {
 	for _, st := range steps {
-		outputs, err := jsonText(st.Outputs, len(st.Outputs) == 0)
+		outputs, errJSON, err := stepJSON(st)
 		if err != nil {
-			return fmt.Errorf("save step %s/%s: %w", st.RunID, st.ID, err)
-		}
-		errJSON, err := jsonText(st.Error, st.Error == nil)
-		if err != nil {
-			return fmt.Errorf("save step %s/%s: %w", st.RunID, st.ID, err)
+			return err
 		}
 		var exit *int32
 		if st.ExitCode != nil {

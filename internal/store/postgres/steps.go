@@ -55,17 +55,25 @@ func (s *Store) Checkpoint(ctx context.Context, p *store.CheckpointParams) error
 
 // queueStep queues the upsert of a step record on b.
 func queueStep(b *pgx.Batch, step *routine.StepRun) error {
-	outputs, err := jsonText(step.Outputs, len(step.Outputs) == 0)
+	outputs, errJSON, err := stepJSON(step)
 	if err != nil {
-		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
-	}
-	errJSON, err := jsonText(step.Error, step.Error == nil)
-	if err != nil {
-		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
+		return err
 	}
 	b.Queue(stepSaveSQL, step.RunID, string(step.Phase), step.ID, step.Kind, string(step.State), step.Attempts,
 		step.ExitCode, step.StartedAt, step.FinishedAt, step.DurationMs, outputs, step.CPUMs, step.MaxRSSKB, errJSON)
 	return nil
+}
+
+// stepJSON encodes the outputs and the error of a step record, NULL when
+// it has none.
+func stepJSON(step *routine.StepRun) (outputs, errJSON *string, err error) {
+	if outputs, err = jsonText(step.Outputs, len(step.Outputs) == 0); err == nil {
+		errJSON, err = jsonText(step.Error, step.Error == nil)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
+	}
+	return outputs, errJSON, nil
 }
 
 // StepList returns the step records of a run in the order they were first
