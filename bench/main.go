@@ -78,6 +78,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the temporary directory")
 	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets, "+
 		strings.Join(remoteWorkloads, ", ")+"), or remote: the four remote ones")
+	durable = flag.Bool("durable", false, "remote workloads: run PostgreSQL with fsync, synchronous_commit and full_page_writes on (pgtest turns them off)")
 	flag.Func("workers", "worker counts of remote-throughput, comma-separated (default 1,2,4,8)", func(v string) error {
 		throughputWorkers = nil
 		for _, f := range strings.Split(v, ",") {

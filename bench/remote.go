@@ -25,11 +25,16 @@ import (
 // internal/pgtest starts once for all of them, each workload on a
 // database of its own. The server is pgtest's: fsync, synchronous_commit
 // and full_page_writes off (a crash may lose the last commits; nothing
-// else changes), plus pg_stat_statements to tell the statements apart.
+// else changes) unless -durable, plus pg_stat_statements to tell the
+// statements apart.
 const (
 	noopRoutine = "name: noop\nsteps:\n  - id: get\n    state: { get: x }\n"
 	trueRoutine = "name: truerun\nsteps:\n  - id: t\n    run: \"true\"\n"
 )
+
+// durable, when set, runs the remote workloads' PostgreSQL as a server
+// that survives a crash would run (-durable).
+var durable *bool
 
 // remoteWorkloads are the names -only takes for remote mode; "remote" runs
 // them all.
@@ -47,7 +52,11 @@ type pgEnv struct {
 }
 
 func startPG(ctx context.Context) (*pgEnv, error) {
-	srv, stop, err := pgtest.Start("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track_utility=on")
+	settings := []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track_utility=on"}
+	if *durable {
+		settings = append(settings, "fsync=on", "synchronous_commit=on", "full_page_writes=on")
+	}
+	srv, stop, err := pgtest.Start(settings...)
 	if err != nil {
 		return nil, err
 	}

@@ -30,8 +30,10 @@ type runExec struct {
 	run       *routine.Run
 	workspace string
 	// dir is where the run's steps work: the routine directory, or the
-	// run's private copy of a sealed one.
+	// run's private copy of a sealed one once a step needed it (stepDir);
+	// guarded by dirMu.
 	dir      string
+	dirMu    sync.Mutex
 	log      *runLog
 	cp       *checkpointer
 	redactor *secrets.Redactor
@@ -123,12 +125,6 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	}
 	x.cp.runRecord(x.run)
 	x.log = &runLog{x: x}
-	if x.r.Sealed {
-		var err error
-		if x.dir, err = privateCopy(x.r.Dir, e.Workspace(x.run.ID)+sealedCopySuffix); err != nil {
-			return x.run, fmt.Errorf("copy the revision of %s for run %s: %w", x.r.Name, x.run.ID, err)
-		}
-	}
 	e.observer.RunStarted(x.run)
 	if rs != nil {
 		n := x.applyResume(rs)
@@ -246,14 +242,44 @@ func (x *runExec) confirmLease() error {
 	return nil
 }
 
+// stepDir returns the directory a step of kind works in: the routine's,
+// or for a sealed revision (pushed, shared by the runs of a worker) the
+// run's private writable copy of it, made for the first step whose kind
+// may use the directory. A run whose steps never do (state, http, emit
+// ...) copies nothing: the copy cost a worker more than the rest of a
+// no-op run (docs/performance.md).
+func (x *runExec) stepDir(kind stepkind.Kind) (string, error) {
+	if _, free := kind.(stepkind.DirFree); free || !x.r.Sealed {
+		return x.r.Dir, nil
+	}
+	x.dirMu.Lock()
+	defer x.dirMu.Unlock()
+	if x.dir == x.r.Dir {
+		dir, err := privateCopy(x.r.Dir, x.copyDir())
+		if err != nil {
+			return "", err
+		}
+		x.dir = dir
+	}
+	return x.dir, nil
+}
+
+// copyDir is where the run's private copy of a sealed revision goes.
+func (x *runExec) copyDir() string { return x.e.Workspace(x.run.ID) + sealedCopySuffix }
+
 // cleanWorkspace removes what steps left in the workspace (temporary files,
 // output files) but the artifacts, without following the links they left.
 func (x *runExec) cleanWorkspace() {
 	if err := workspace.Clean(x.workspace); err != nil {
 		x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
 	}
-	if x.dir != x.r.Dir {
-		if err := os.RemoveAll(x.dir); err != nil {
+	// An earlier attempt of the run on this machine may have made the
+	// copy, this one not.
+	x.dirMu.Lock()
+	copied := x.dir != x.r.Dir
+	x.dirMu.Unlock()
+	if copied || (x.r.Sealed && x.resume != nil) {
+		if err := os.RemoveAll(x.copyDir()); err != nil {
 			x.e.logger.Warn("remove the run's copy of its revision", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
 		}
 	}
@@ -581,6 +607,10 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 	budget := &stepBudget{}
 	stdout := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStdout, budget: budget}
 	stderr := &stepOutput{log: x.log, step: s.ID, stream: routine.StreamStderr, budget: budget, keep: true}
+	dir, err := x.stepDir(kind)
+	if err != nil {
+		return x.payload(routine.CodeInternal, s.ID, fmt.Sprintf("copy the revision of %s for the run: %v", x.r.Name, err))
+	}
 	artifacts := filepath.Join(x.workspace, workspace.Artifacts)
 	res, err := x.executeKind(ctx, kind, &stepkind.Execution{
 		RunID:        x.run.ID,
@@ -588,7 +618,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		Phase:        rec.Phase,
 		Attempt:      n,
 		Action:       action,
-		Dir:          x.dir,
+		Dir:          dir,
 		Workspace:    x.workspace,
 		ArtifactsDir: filepath.Join(artifacts, s.ID),
 		ArtifactsIn:  artifacts,

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
+	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -72,5 +74,72 @@ func TestSealedRevisionRunsInAPrivateCopy(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(rev, "greeting.txt")); !os.IsNotExist(err) {
 		t.Fatalf("a step wrote into the revision: %v", err)
+	}
+}
+
+// dirProbe is a step kind that records the directory its steps are given,
+// and whether the run's copy of a sealed revision exists then.
+type dirProbe struct {
+	name   string
+	e      **engine.Engine
+	dir    *string
+	copied *bool
+}
+
+func (p dirProbe) Name() string { return p.name }
+
+func (p dirProbe) Execute(_ context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
+	*p.dir = x.Dir
+	_, err := os.Stat((*p.e).Workspace(x.RunID) + ".routine")
+	*p.copied = err == nil
+	return &stepkind.Result{}, nil
+}
+
+// dirFreeProbe is a dirProbe of a kind that uses no routine directory.
+type dirFreeProbe struct{ dirProbe }
+
+func (dirFreeProbe) DirFree() {}
+
+// A run of a sealed revision copies it only for the first step whose kind
+// may use the directory: a step of a kind that does not (state, http ...)
+// is given the revision as it is, and nothing is copied for it.
+func TestSealedRevisionCopiedOnlyForStepsThatUseIt(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	var (
+		e                    *engine.Engine
+		freeDir, usesDir     string
+		freeCopied, usesCopy bool
+	)
+	e = engine.New(engine.Config{Store: b.store, StateDir: filepath.Join(b.dir, ".routines"), Kinds: stepkind.NewRegistry(
+		dirFreeProbe{dirProbe{name: "state", e: &e, dir: &freeDir, copied: &freeCopied}},
+		dirProbe{name: "http", e: &e, dir: &usesDir, copied: &usesCopy},
+	)})
+	rev := filepath.Join(b.dir, "revision")
+	if err := os.MkdirAll(rev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "name: sealed\nsteps:\n  - id: free\n    state: { get: x }\n  - id: uses\n    http: { url: \"http://127.0.0.1:1/\" }\n"
+	r, err := spec.Parse("routine.yaml", []byte(yaml), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Sealed = true
+	run, err := b.store.RunCreate(t.Context(), &store.RunCreateParams{ID: "01SEALEDPROBE0000000000000", Routine: r.Name,
+		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := e.Execute(context.Background(), r, run); err != nil || done.State != routine.StateSucceeded {
+		t.Fatalf("run: %v %+v", err, done.Error)
+	}
+	if freeDir != rev || freeCopied {
+		t.Errorf("the step of a kind free of the directory was given %s (copy made: %v), want the revision %s and no copy", freeDir, freeCopied, rev)
+	}
+	if want := e.Workspace(run.ID) + ".routine"; usesDir != want || !usesCopy {
+		t.Errorf("the step that may use the directory was given %s (copy made: %v), want %s", usesDir, usesCopy, want)
+	}
+	if _, err := os.Stat(e.Workspace(run.ID) + ".routine"); !os.IsNotExist(err) {
+		t.Errorf("the copy is still there after the run (%v)", err)
 	}
 }

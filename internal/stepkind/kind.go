@@ -25,6 +25,15 @@ type Kind interface {
 	Execute(ctx context.Context, x *Execution) (*Result, error)
 }
 
+// DirFree is implemented by the kinds whose steps never use the routine
+// directory (Execution.Dir, given them as it is): a run of a pushed
+// revision makes its private writable copy of the directory only for a
+// step of another kind.
+type DirFree interface {
+	Kind
+	DirFree()
+}
+
 // Registry maps step kind names to their implementation.
 type Registry map[string]Kind
 

@@ -29,6 +29,12 @@ type EmailKind struct{}
 // Name implements Kind.
 func (EmailKind) Name() string { return "email" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (EmailKind) DirFree() {}
+
+var _ stepkind.DirFree = EmailKind{}
+
 // emailDialTimeout bounds the TCP connect, and emailTimeout the whole
 // delivery when the step sets no timeout.
 const (

@@ -28,6 +28,12 @@ type EmitKind struct {
 // Name implements Kind.
 func (EmitKind) Name() string { return "emit" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (EmitKind) DirFree() {}
+
+var _ stepkind.DirFree = EmitKind{}
+
 // emitTimeout bounds one publish when the step has no timeout of its own.
 const emitTimeout = 30 * time.Second
 

@@ -31,6 +31,12 @@ type HTTPKind struct{}
 // Name implements Kind.
 func (HTTPKind) Name() string { return "http" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (HTTPKind) DirFree() {}
+
+var _ stepkind.DirFree = HTTPKind{}
+
 // httpErrorBody is how much of a failing answer's body its error quotes.
 const httpErrorBody = 512
 

@@ -25,6 +25,12 @@ type LLMKind struct{}
 // Name implements Kind.
 func (LLMKind) Name() string { return "llm" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (LLMKind) DirFree() {}
+
+var _ stepkind.DirFree = LLMKind{}
+
 // llmRequest is an llm step with its defaults applied and its schema
 // compiled.
 type llmRequest struct {

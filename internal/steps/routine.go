@@ -17,6 +17,12 @@ type RoutineKind struct{}
 // Name implements Kind.
 func (RoutineKind) Name() string { return "routine" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (RoutineKind) DirFree() {}
+
+var _ stepkind.DirFree = RoutineKind{}
+
 // Execute implements Kind.
 func (RoutineKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Routine

@@ -29,6 +29,12 @@ type SlackKind struct {
 // Name implements Kind.
 func (SlackKind) Name() string { return "slack" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (SlackKind) DirFree() {}
+
+var _ stepkind.DirFree = SlackKind{}
+
 // slackTimeout bounds one post when the step has no timeout of its own.
 const slackTimeout = 30 * time.Second
 

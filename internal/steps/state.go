@@ -19,6 +19,12 @@ type StateKind struct{}
 // Name implements Kind.
 func (StateKind) Name() string { return "state" }
 
+// DirFree implements stepkind.DirFree: its steps use no file of the
+// routine directory.
+func (StateKind) DirFree() {}
+
+var _ stepkind.DirFree = StateKind{}
+
 // Execute implements Kind. get outputs value ("" when missing) and found;
 // put outputs value and found (whether the key existed before); delete
 // outputs found. Each prints one line that says what it did.

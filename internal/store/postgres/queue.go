@@ -13,8 +13,9 @@ import (
 )
 
 // The queue is the runs table. A claim is one statement, routines_claim
-// (0001_init.sql, with placements since 0003_placement.sql), which says why it never gives a run twice nor runs a
-// routine past its ceiling. Each statement that judges leases takes $now
+// (0001_init.sql says why it never gives a run twice nor runs a routine
+// past its ceiling; 0003_placement.sql adds placements and reservations,
+// 0005_claim_speed.sql how it is fast). Each statement that judges leases takes $now
 // from Store.now: the caller's clock, or NULL for the database's.
 const (
 	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`

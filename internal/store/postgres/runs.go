@@ -283,7 +283,8 @@ func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 
 // queueRunUpdate queues on b the update of run, which fails the pipeline
 // unless run.Worker holds it. The trigger runs_wake_update wakes the
-// listeners when a running run ends.
+// listeners when a running run ends that may free a slot a claim waits
+// for (0005_claim_speed.sql).
 func queueRunUpdate(b *pgx.Batch, run *routine.Run) error {
 	errJSON, err := jsonText(run.Error, run.Error == nil)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // wakeChannel is the channel of NOTIFY that the trigger runs_wake_update
-// and routines_claim send on (0001_init.sql).
+// and routines_claim send on (0001_init.sql, 0005_claim_speed.sql).
 const wakeChannel = "routines_wake"
 
 // The backoff between attempts to connect the listener again: from

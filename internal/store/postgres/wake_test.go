@@ -6,6 +6,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/postgres"
 	"github.com/routines-dev/routines/internal/store/storetest"
@@ -40,6 +41,52 @@ func TestWakeAcrossStores(t *testing.T) {
 	ch, writer, b := listening(t)
 	b.queue(t, writer)
 	storetest.WaitWake(t, ch, "a run queued through another store")
+}
+
+// The end of a run claimed without a ceiling or reservations wakes
+// nobody: it frees only its worker's slot, and a notification to every
+// worker at every end cost more than the rest of a no-op run. Under a
+// ceiling it wakes (storetest's CheckpointEndsUnderCeiling), and under
+// reservations, which count the fleet's free slots.
+func TestWakeAtEndOnlyWhenAClaimMayWait(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		reserved map[string]int
+		wakes    bool
+	}{{"NoCeiling", nil, false}, {"Reservations", map[string]int{"other": 1}, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ch, writer, b := listening(t)
+			b.queue(t, writer)
+			storetest.WaitWake(t, ch, "a run queued")
+			// Slots in the fleet beyond the reservation's.
+			if err := writer.WorkerBeat(b.ctx, &store.WorkerBeatParams{ID: "w", Slots: 4, Now: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			claimed, err := writer.RunClaim(b.ctx, &store.RunClaimParams{Worker: "w", Now: time.Now(), Lease: time.Minute,
+				Reserved: c.reserved})
+			if err != nil || len(claimed) != 1 {
+				t.Fatalf("RunClaim = %d runs, %v; want 1", len(claimed), err)
+			}
+			run := claimed[0].Run
+			run.State = routine.StateSucceeded
+			if err := writer.Checkpoint(b.ctx, &store.CheckpointParams{Run: run}); err != nil {
+				t.Fatal(err)
+			}
+			if c.wakes {
+				storetest.WaitWake(t, ch, "the end of a run claimed under reservations")
+				return
+			}
+			select {
+			case <-ch:
+				t.Fatal("woken by the end of a run claimed without a ceiling")
+			case <-time.After(500 * time.Millisecond): // a notification takes milliseconds
+			}
+			b.queue(t, writer)
+			storetest.WaitWake(t, ch, "a run queued after the end")
+		})
+	}
 }
 
 // A listener whose connection is lost connects again, wakes its channels
