@@ -285,7 +285,9 @@ func TestServeCrashRestartResumesAtOnce(t *testing.T) {
 				}); i >= 0 {
 					took = readRecords(t, logPath)[i].at.Sub(restart)
 				} else if run, err := st.RunGet(context.Background(), id); err != nil || !run.State.Final() {
-					if took > 2*time.Second {
+					// Well below the 30 s lease, with room for a loaded
+					// machine (2.1 s seen beside the fleet proof).
+					if took > 5*time.Second {
 						t.Fatalf("cycle %d: run %s not resumed %s after the restart (ownership layer: the dead daemon's runs wait for their lease)", cycle, id, took)
 					}
 					time.Sleep(10 * time.Millisecond)

@@ -285,8 +285,12 @@ func TestEscapeServeConnectionFlood(t *testing.T) {
 		}
 		dial(50, busy)
 	}
-	if status != http.StatusServiceUnavailable || took > time.Second {
-		t.Errorf("past the cap with every connection busy: %d after %s, want a fast 503", status, took)
+	// A 503 proves the newcomer was turned away rather than queued until
+	// the read timeout freed a slot (that would answer 200); its time
+	// only bounds how slow a loaded machine may be (the whole suite runs
+	// beside the multi-process proof of internal/fleettest).
+	if status != http.StatusServiceUnavailable || took > 5*time.Second {
+		t.Errorf("past the cap with every connection busy: %d after %s, want a 503 without a wait", status, took)
 	}
 	t.Logf("%d connections sent mid-request (cap 512): a request answered %d in %s", sent, status, took.Round(time.Millisecond))
 	deadline := time.Now().Add(10 * time.Second)
