@@ -80,13 +80,57 @@ type Run struct {
 	Region string `json:"region,omitempty"`
 	// Requires is the placement of the routine when the run was queued:
 	// only a worker that meets it claims the run (remote mode).
-	Requires  Placement     `json:"requires,omitzero"`
-	CPUUserMs int64         `json:"cpu_user_ms"`
-	CPUSysMs  int64         `json:"cpu_sys_ms"`
-	MaxRSSKB  int64         `json:"max_rss_kb"`
-	Error     *ErrorPayload `json:"error"`
+	Requires  Placement `json:"requires,omitzero"`
+	CPUUserMs int64     `json:"cpu_user_ms"`
+	CPUSysMs  int64     `json:"cpu_sys_ms"`
+	MaxRSSKB  int64     `json:"max_rss_kb"`
+	// Usage is what the run's steps consumed besides CPU, summed over
+	// them, for costs.
+	Usage Usage `json:"usage,omitzero"`
+	// TraceID is the OpenTelemetry trace the run's spans belong to (32
+	// hex digits), set when it was queued: a caller's traceparent
+	// continues its own trace.
+	TraceID string        `json:"trace_id,omitempty"`
+	Error   *ErrorPayload `json:"error"`
 	// ReplayOf is the id of the dead run this run replays, if any.
 	ReplayOf string `json:"replay_of,omitempty"`
+}
+
+// Usage is what a step, or a run summed over its steps, consumed that its
+// costs are computed from, besides CPU time (Run.CPUUserMs, CPUSysMs).
+type Usage struct {
+	// GBSeconds is peak memory in GB times wall time in seconds, per step.
+	GBSeconds float64 `json:"gb_seconds,omitempty"`
+	// BytesSent and BytesReceived count request and response bodies of
+	// the calls a step made (http, slack, email, llm, agent), artifacts
+	// moved between machines, and a run step's network traffic where the
+	// host can count it.
+	BytesSent     int64 `json:"bytes_sent,omitempty"`
+	BytesReceived int64 `json:"bytes_received,omitempty"`
+	// Tokens are the tokens of llm and agent calls, by model.
+	Tokens map[string]Tokens `json:"tokens,omitempty"`
+}
+
+// Tokens count the tokens of a model's calls.
+type Tokens struct {
+	Input  int64 `json:"input"`
+	Output int64 `json:"output"`
+}
+
+// Add adds u2 to u.
+func (u *Usage) Add(u2 Usage) {
+	u.GBSeconds += u2.GBSeconds
+	u.BytesSent += u2.BytesSent
+	u.BytesReceived += u2.BytesReceived
+	for model, t := range u2.Tokens {
+		if u.Tokens == nil {
+			u.Tokens = map[string]Tokens{}
+		}
+		sum := u.Tokens[model]
+		sum.Input += t.Input
+		sum.Output += t.Output
+		u.Tokens[model] = sum
+	}
 }
 
 // Phase says which list of the routine a step run belongs to.
@@ -114,6 +158,7 @@ type StepRun struct {
 	Outputs    Outputs       `json:"outputs"`
 	CPUMs      int64         `json:"cpu_ms"`
 	MaxRSSKB   int64         `json:"max_rss_kb"`
+	Usage      Usage         `json:"usage,omitzero"`
 	Error      *ErrorPayload `json:"error"`
 }
 

@@ -182,9 +182,21 @@ type Store interface {
 	AuditList(ctx context.Context, p *AuditListParams) ([]*AuditRecord, error)
 
 	Revisions
+	StatsReader
 
 	// Close releases the store.
 	Close() error
+}
+
+// StatsReader reads the rollups of runs: what the dashboard, `routines
+// stats`, alerts and budgets are computed from. A driver keeps them as
+// runs end, in the write that ends them, so that reading a month of a
+// million runs reads rollups, not runs.
+type StatsReader interface {
+	// Stats returns the aggregates of the runs that ended in
+	// [p.Since, p.Until), one per routine that had such runs (of
+	// p.Routines when set), ordered by routine name.
+	Stats(ctx context.Context, p *StatsParams) ([]*Stats, error)
 }
 
 // Waker is implemented by a store that tells its users when runs may
@@ -385,7 +397,56 @@ type RunCountParams struct {
 type RunListParams struct {
 	Routine string
 	States  []routine.State
-	Limit   int // default 50
+	Trigger string // the trigger kind (cron, webhook, manual…)
+	Tag     string // runs carrying this tag
+	// Since and Until bound QueuedAt: Since <= QueuedAt < Until.
+	Since, Until time.Time
+	IDPrefix     string // runs whose id starts with it
+	// Before is a page's cursor: only runs whose id sorts before it. Ids
+	// are ULIDs, so this is the next page of a newest-first list.
+	Before string
+	Limit  int // default 50
+}
+
+// StatsParams select what Stats aggregates: the runs that ended in
+// [Since, Until).
+type StatsParams struct {
+	Routines []string // these routines only, when set
+	Since    time.Time
+	Until    time.Time
+	// Step is the width of the points of each routine's Series; zero: no
+	// series, totals only. The store may widen it to the resolution it
+	// keeps (a minute, an hour) and says so in Stats.Step.
+	Step time.Duration
+}
+
+// Stats are the aggregates of one routine's runs that ended in a range,
+// read from rollups kept as runs end rather than by scanning runs.
+type Stats struct {
+	Routine string
+	Totals  Aggregate
+	Step    time.Duration // the width of Series' points
+	Series  []Aggregate   // oldest first; points with no run are missing
+}
+
+// Aggregate sums the runs that ended in [Start, Start+width).
+type Aggregate struct {
+	Start   time.Time
+	ByState map[routine.State]int64 // ended runs by final state
+	// Duration is from start to end of the runs that started; QueueWait
+	// from queued to (last) start.
+	Duration   Histogram
+	QueueWait  Histogram
+	CPUSeconds float64 // user + system
+	Usage      routine.Usage
+}
+
+// Histogram counts durations in fixed, roughly logarithmic buckets, so
+// that histograms of runs, minutes and routines merge by adding and give
+// quantiles within a bucket's width (HistogramBounds).
+type Histogram struct {
+	Counts []int64 // len(HistogramBounds)+1; the last counts what exceeds every bound
+	Sum    time.Duration
 }
 
 // CheckpointParams are what one Checkpoint writes.

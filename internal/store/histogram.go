@@ -1,0 +1,89 @@
+package store
+
+import (
+	"slices"
+	"time"
+)
+
+// HistogramBounds are the upper bounds of a Histogram's buckets: 1, 2 and
+// 5 times each power of ten from 1 ms to 50,000 s, so a quantile read
+// from a histogram is within a factor of 2.5 of the truth, and usually
+// much closer, since it is interpolated inside its bucket.
+var HistogramBounds = func() []time.Duration {
+	var b []time.Duration
+	for d := time.Millisecond; d <= 10000*time.Second; d *= 10 {
+		b = append(b, d, 2*d, 5*d)
+	}
+	return b
+}()
+
+// Observe counts one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	if h.Counts == nil {
+		h.Counts = make([]int64, len(HistogramBounds)+1)
+	}
+	i, _ := slices.BinarySearch(HistogramBounds, d)
+	h.Counts[i]++
+	h.Sum += d
+}
+
+// Merge adds the counts of h2 to h.
+func (h *Histogram) Merge(h2 Histogram) {
+	if h2.Counts == nil {
+		return
+	}
+	if h.Counts == nil {
+		h.Counts = make([]int64, len(HistogramBounds)+1)
+	}
+	for i, c := range h2.Counts {
+		h.Counts[i] += c
+	}
+	h.Sum += h2.Sum
+}
+
+// Count is the number of durations observed.
+func (h *Histogram) Count() int64 {
+	var n int64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// Mean is the average duration observed, zero when none was.
+func (h *Histogram) Mean() time.Duration {
+	n := h.Count()
+	if n == 0 {
+		return 0
+	}
+	return h.Sum / time.Duration(n)
+}
+
+// Quantile estimates the q-quantile (0 < q <= 1) of the durations
+// observed, interpolating linearly inside the bucket it falls in; zero
+// when none was observed. A quantile in the last, unbounded bucket is
+// reported as the highest bound.
+func (h *Histogram) Quantile(q float64) time.Duration {
+	n := h.Count()
+	if n == 0 {
+		return 0
+	}
+	rank := q * float64(n)
+	var seen int64
+	for i, c := range h.Counts {
+		if c == 0 || float64(seen+c) < rank {
+			seen += c
+			continue
+		}
+		if i == len(HistogramBounds) {
+			return HistogramBounds[i-1]
+		}
+		var lower time.Duration
+		if i > 0 {
+			lower = HistogramBounds[i-1]
+		}
+		frac := (rank - float64(seen)) / float64(c)
+		return lower + time.Duration(frac*float64(HistogramBounds[i]-lower))
+	}
+	return HistogramBounds[len(HistogramBounds)-1]
+}
