@@ -90,8 +90,11 @@ type Run struct {
 	// TraceID is the OpenTelemetry trace the run's spans belong to (32
 	// hex digits), set when it was queued: a caller's traceparent
 	// continues its own trace.
-	TraceID string        `json:"trace_id,omitempty"`
-	Error   *ErrorPayload `json:"error"`
+	TraceID string `json:"trace_id,omitempty"`
+	// ParentSpanID is the caller's span the run's span is a child of, when
+	// a traceparent came with the request that queued it.
+	ParentSpanID string        `json:"parent_span_id,omitempty"`
+	Error        *ErrorPayload `json:"error"`
 	// ReplayOf is the id of the dead run this run replays, if any.
 	ReplayOf string `json:"replay_of,omitempty"`
 }

@@ -28,6 +28,9 @@ func NewRun(p *RunCreateParams) (*routine.Run, error) {
 		QueuedAt: p.QueuedAt.UTC().Truncate(time.Microsecond),
 		ReplayOf: p.ReplayOf,
 		Requires: routine.NewPlacement(p.Requires.Region, p.Requires.Labels),
+
+		TraceID:      p.TraceID,
+		ParentSpanID: p.ParentSpanID,
 	}
 	if run.State == "" {
 		run.State = routine.StateQueued

@@ -296,6 +296,10 @@ type RunCreateParams struct {
 	// RunCreateDeduped). A key without DedupeUntil dedupes nothing.
 	DedupeKey   string
 	DedupeUntil *time.Time
+	// TraceID and ParentSpanID place the run's spans in a trace: the
+	// caller's (from its traceparent) or a new one.
+	TraceID      string
+	ParentSpanID string
 }
 
 // ClaimedRun is a run RunClaim took.
