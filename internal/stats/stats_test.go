@@ -96,11 +96,11 @@ func TestReadMergesRoutines(t *testing.T) {
 func TestParseQueryRefuses(t *testing.T) {
 	t.Parallel()
 	for q, want := range map[string]string{
-		"since=yesterday":           "since=yesterday: want a duration before now",
-		"until=2d&since=1d":         "is not before until=2d",
-		"step=10s":                  "step=10s: want a duration of at least 1m",
-		"since=30d&step=1m":         "makes 43200 points",
-		"routine=":                  "routine= is empty",
+		"since=yesterday":            "since=yesterday: want a duration before now",
+		"until=2d&since=1d":          "is not before until=2d",
+		"step=10s":                   "step=10s: want a duration of at least 1m",
+		"since=30d&step=1m":          "makes 43200 points",
+		"routine=":                   "routine= is empty",
 		"since=2026-13-01T00:00:00Z": "want a duration before now",
 	} {
 		v, _ := url.ParseQuery(q)
