@@ -198,10 +198,11 @@ func (g *globals) readReport(ctx context.Context, since time.Duration) (*api.Rep
 	return rep, err
 }
 
-// printReport prints the report as tables: routines, tags, the total.
+// printReport prints the report as tables: the routines and all of them
+// together, then the tags.
 func printReport(w io.Writer, rep *api.Report) error {
 	fmt.Fprintf(w, "runs that ended from %s to %s (UTC)\n\n", rep.Since.Format("2006-01-02 15:04"), rep.Until.Format("2006-01-02 15:04"))
-	head := []string{"", "RUNS", "SUCCEEDED", "ERRORS", "TREND", "HOURS SAVED", "INCIDENTS", "MTTR", "DEAD"}
+	head := []string{"RUNS", "SUCCEEDED", "ERRORS", "TREND", "HOURS SAVED", "INCIDENTS", "MTTR", "DEAD"}
 	row := func(name string, r *api.ReportRow) []string {
 		incidents := fmt.Sprint(r.Incidents)
 		if r.OpenIncidents > 0 {
@@ -214,21 +215,21 @@ func printReport(w io.Writer, rep *api.Report) error {
 		return []string{name, fmt.Sprint(r.Runs), fmt.Sprint(r.Succeeded), percent(r.ErrorRate), r.ErrorTrend.Direction,
 			fmt.Sprintf("%.1f", r.HoursSaved), incidents, mttr, fmt.Sprint(r.Dead)}
 	}
-	for _, part := range []struct {
-		title string
-		rows  []api.ReportRow
-	}{{"ROUTINE", rep.Routines}, {"TAG", rep.Tags}} {
-		if len(part.rows) == 0 {
-			continue
-		}
-		rows := [][]string{append([]string{part.title}, head[1:]...)}
-		for i := range part.rows {
-			rows = append(rows, row(part.rows[i].Name, &part.rows[i]))
-		}
-		if err := table(w, rows); err != nil {
-			return err
-		}
-		fmt.Fprintln(w)
+	rows := [][]string{append([]string{"ROUTINE"}, head...)}
+	for i := range rep.Routines {
+		rows = append(rows, row(rep.Routines[i].Name, &rep.Routines[i]))
 	}
-	return table(w, [][]string{append([]string{"TOTAL"}, head[1:]...), row("", &rep.Total)})
+	rows = append(rows, row("(all)", &rep.Total))
+	if err := table(w, rows); err != nil {
+		return err
+	}
+	if len(rep.Tags) == 0 {
+		return nil
+	}
+	rows = [][]string{append([]string{"TAG"}, head...)}
+	for i := range rep.Tags {
+		rows = append(rows, row(rep.Tags[i].Name, &rep.Tags[i]))
+	}
+	fmt.Fprintln(w)
+	return table(w, rows)
 }
