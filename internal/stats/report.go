@@ -81,7 +81,7 @@ func BuildReport(ctx context.Context, r Reader, routines []*routine.Routine, sin
 			row.Tags = rt.Tags
 			if rt.Value != nil {
 				row.MinutesSavedPerRun = rt.Value.MinutesSavedPerRun
-				t.hours = float64(t.byState[routine.StateSucceeded]) * rt.Value.MinutesSavedPerRun / 60
+				t.minutes = float64(t.byState[routine.StateSucceeded]) * rt.Value.MinutesSavedPerRun
 			}
 			for _, tag := range rt.Tags {
 				if byTag[tag] == nil {
@@ -113,7 +113,8 @@ type report struct {
 // tally is what a report counts of a routine, or of routines together.
 type tally struct {
 	byState map[routine.State]int64
-	hours   float64
+	// minutes saved, summed before they become hours, once
+	minutes float64
 	trend   []api.TrendPoint // runs and errors per step
 	halves  [2]api.TrendPoint
 	// Incidents: the one failing now began at failing (zero: none).
@@ -178,7 +179,7 @@ func (t *tally) add(o *tally) {
 	for st, n := range o.byState {
 		t.byState[st] += n
 	}
-	t.hours += o.hours
+	t.minutes += o.minutes
 	for i := range t.trend {
 		t.trend[i].Runs += o.trend[i].Runs
 		t.trend[i].Errors += o.trend[i].Errors
@@ -206,7 +207,7 @@ func (rep *report) row(row api.ReportRow, t *tally) api.ReportRow {
 		row.Runs += n
 	}
 	row.ErrorRate = rate(row.Failed+row.Dead, row.Runs)
-	row.HoursSaved = t.hours
+	row.HoursSaved = t.minutes / 60
 	row.Incidents, row.Recovered, row.OpenIncidents = t.incidents, t.recovered, t.open
 	if !t.failing.IsZero() {
 		row.OpenIncidents++
