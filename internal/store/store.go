@@ -146,12 +146,13 @@ type Store interface {
 	// RunOutcomeChanges returns where the outcome of a routine's runs
 	// changed: of the runs that ended succeeded, failed or dead in
 	// [p.Since, p.Until) (of p.Routines when set), ordered by routine, then
-	// by end (finished_at, then id), those whose outcome (succeeded or not)
+	// by end (finished_at), those whose outcome (succeeded or not)
 	// differs from that of the routine's run before them in that order,
-	// and each routine's first. Cancelled runs count neither way. These
-	// are where failure streaks begin and end, which the mean time to
-	// recovery is read from; the driver finds them in one pass over the
-	// runs of the range and returns only them.
+	// and each routine's first (runs that ended in the same microsecond
+	// come in an order of the driver's). Cancelled runs count neither way.
+	// These are where failure streaks begin and end, which the mean time
+	// to recovery is read from; the driver finds them in one pass over
+	// the runs and returns only them.
 	RunOutcomeChanges(ctx context.Context, p *RunOutcomeChangesParams) ([]OutcomeChange, error)
 
 	// WorkerBeat records that worker p.ID is alive at p.Now, with its
@@ -417,7 +418,6 @@ type RunOutcomeChangesParams struct {
 // before it (RunOutcomeChanges).
 type OutcomeChange struct {
 	Routine    string
-	RunID      string
 	State      routine.State // succeeded, failed or dead
 	FinishedAt time.Time
 }

@@ -10,7 +10,8 @@ import (
 
 // RunOutcomeChanges reads the runs that ended in the range once, in the
 // database: a window compares each run's outcome with its routine's
-// previous one, and only the changes come back.
+// previous one, and only the changes come back (ties in the order of
+// ids, the order the runs were created in).
 func (s *Store) RunOutcomeChanges(ctx context.Context, p *store.RunOutcomeChangesParams) ([]store.OutcomeChange, error) {
 	var w where
 	w.add("finished_at >= ?", p.Since)
@@ -20,7 +21,7 @@ func (s *Store) RunOutcomeChanges(ctx context.Context, p *store.RunOutcomeChange
 		w.add("routine = ANY(?)", p.Routines)
 	}
 	rows, err := s.pool.Query(ctx, `
-SELECT routine, id, state, finished_at FROM (
+SELECT routine, state, finished_at FROM (
     SELECT routine, id, state, finished_at, state = 'succeeded' AS ok,
         lag(state = 'succeeded') OVER (PARTITION BY routine ORDER BY finished_at, id) AS prev_ok
     FROM runs`+w.sql()+`
@@ -36,7 +37,7 @@ ORDER BY routine, finished_at, id`, w.args...)
 			c     store.OutcomeChange
 			state string
 		)
-		if err := rows.Scan(&c.Routine, &c.RunID, &state, &c.FinishedAt); err != nil {
+		if err := rows.Scan(&c.Routine, &state, &c.FinishedAt); err != nil {
 			return nil, fmt.Errorf("read outcome changes: %w", err)
 		}
 		c.State, c.FinishedAt = routine.State(state), c.FinishedAt.UTC()
