@@ -212,8 +212,12 @@ func printReport(w io.Writer, rep *api.Report) error {
 		if r.MTTRSeconds != nil {
 			mttr = humanDuration(time.Duration(*r.MTTRSeconds * float64(time.Second)))
 		}
+		saved := "-" // no value declared
+		if r.MinutesSavedPerRun > 0 || r.HoursSaved > 0 {
+			saved = fmt.Sprintf("%.1f", r.HoursSaved)
+		}
 		return []string{name, fmt.Sprint(r.Runs), fmt.Sprint(r.Succeeded), percent(r.ErrorRate), r.ErrorTrend.Direction,
-			fmt.Sprintf("%.1f", r.HoursSaved), incidents, mttr, fmt.Sprint(r.Dead)}
+			saved, incidents, mttr, fmt.Sprint(r.Dead)}
 	}
 	rows := [][]string{append([]string{"ROUTINE"}, head...)}
 	for i := range rep.Routines {
