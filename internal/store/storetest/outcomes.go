@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -72,4 +74,36 @@ func exerciseOutcomes(t *testing.T, open func(t *testing.T) store.Store) {
 	check(changes(), want(1, 3, 6, 7, 10, 12))
 	check(changes("b", "c"), want(10, 12))
 	check(changes("none"), want())
+}
+
+// OutcomesAtScale measures RunOutcomeChanges over $ROUTINES_SCALE_RUNS
+// runs (1000000 for the figure in docs/report.md) that generate writes
+// to s: runs of 20 routines ending over the 90 days from since, one in
+// 20 failed. It fails past a second and 20 µs a run. Skipped without the variable:
+// generating the runs takes minutes.
+func OutcomesAtScale(t *testing.T, s store.Store, generate func(n int, since time.Time) error) {
+	n, _ := strconv.Atoi(os.Getenv("ROUTINES_SCALE_RUNS"))
+	if n == 0 {
+		t.Skip("set ROUTINES_SCALE_RUNS=1000000 to measure")
+	}
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	start := time.Now()
+	if err := generate(n, since); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d runs generated in %v", n, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	changes, err := s.RunOutcomeChanges(t.Context(), &store.RunOutcomeChangesParams{Since: since, Until: since.Add(90 * 24 * time.Hour)})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RunOutcomeChanges over %d runs: %d changes in %v", n, len(changes), took.Round(time.Millisecond))
+	// One run in 20 fails: about 2 × n/20 × 19/20 changes.
+	if want := n / 10 * 19 / 20; len(changes) < want*8/10 || len(changes) > want*12/10 {
+		t.Errorf("%d changes, want about %d", len(changes), want)
+	}
+	if limit := time.Second + time.Duration(n)*20*time.Microsecond; took > limit {
+		t.Errorf("took %v, want under %v", took, limit)
+	}
 }
