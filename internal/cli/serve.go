@@ -198,6 +198,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
 		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits,
+		Metrics: g.newMetrics(logger),
 	})
 	if err != nil {
 		ln.Close()
