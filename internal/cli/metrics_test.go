@@ -93,7 +93,7 @@ steps:
 		`routines_queue_wait_seconds_count{routine="locked"}`:   1,
 		`routines_queue_wait_seconds_count{routine="ok"}`:       2,
 
-		`routines_step_duration_seconds_count{phase="main",routine="bad",state="failed",step="boom"}`:   1,
+		`routines_step_duration_seconds_count{phase="main",routine="bad",state="failed",step="boom"}`:  1,
 		`routines_step_duration_seconds_count{phase="main",routine="ok",state="succeeded",step="say"}`: 2,
 
 		`routines_trigger_accepted_total{routine="bad",trigger="api"}`:    1,
@@ -119,8 +119,8 @@ steps:
 		`routines_concurrency_max{routine="bad"}`:          2,
 		`routines_concurrency_reserved{routine="bad"}`:     1,
 
-		`routines_worker_slots{region=""}`:        4,
-		`routines_worker_slots_in_use{region=""}`: 0,
+		`routines_worker_slots{region=""}`:                                           4,
+		`routines_worker_slots_in_use{region=""}`:                                    0,
 		`routines_build_info{goversion="` + runtime.Version() + `",version="devel"}`: 1,
 	}
 	for _, prefix := range []string{
