@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -147,4 +148,60 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// TestRemoteMetrics: a worker serves its metrics on --metrics-addr, with
+// no token — its runs and slots — and the server its own behind the
+// token: the requests it took, the queue of the deployment.
+func TestRemoteMetrics(t *testing.T) {
+	t.Parallel()
+	d := startDeployment(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db"), "--metrics-addr", "127.0.0.1:0", "--region", "eu-west")
+	m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(d.worker.Out.String())
+	if m == nil {
+		t.Fatalf("the worker does not say where its metrics are: %s", d.worker.Out.String())
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "greet", "routine.yaml"), "name: greet\nregion: eu-west\nsteps:\n  - id: hi\n    run: echo hi\n")
+	if code, out, errOut := d.routines(t, "push", src); code != 0 {
+		t.Fatalf("push: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := d.routines(t, "invoke", "greet", "--wait", "--server", d.env["ROUTINES_SERVER"]); code != 0 {
+		t.Fatalf("invoke: exit %d\n%s%s", code, out, errOut)
+	}
+
+	var worker metricstest.Samples
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		worker = metricstest.Scrape(t, m[1], "")
+		if len(worker.Of("routines_runs_total{")) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	want := metricstest.Samples{
+		`routines_runs_total{routine="greet",state="succeeded"}`: 1,
+		`routines_worker_slots{region="eu-west"}`:                2,
+		`routines_worker_slots_in_use{region="eu-west"}`:         0,
+	}
+	for k, v := range want {
+		if got, ok := worker[k]; !ok || got != v {
+			t.Errorf("worker: %s = %v (there: %v), want %v", k, got, ok, v)
+		}
+	}
+	if q := worker.Of("routines_queue_depth"); len(q) > 0 {
+		t.Errorf("a worker reports the queue of the deployment, which its servers do:\n%s", q)
+	}
+
+	server := metricstest.Scrape(t, "http://"+d.server.Addr+"/metrics", d.env["ROUTINES_TOKEN"])
+	want = metricstest.Samples{
+		`routines_trigger_accepted_total{routine="greet",trigger="api"}`: 1,
+		`routines_queue_depth{region="eu-west",routine="greet"}`:         0,
+		`routines_concurrency_in_use{routine="greet"}`:                   0,
+	}
+	for k, v := range want {
+		if got, ok := server[k]; !ok || got != v {
+			t.Errorf("server: %s = %v (there: %v), want %v", k, got, ok, v)
+		}
+	}
+	if r := server.Of("routines_runs_total"); len(r) > 0 {
+		t.Errorf("a server without --workers reports runs:\n%s", r)
+	}
 }
