@@ -40,7 +40,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if n := s.events.Listeners(ev.Name); n > 0 && s.full(w, r, n) {
+	if n := s.events.Listeners(ev.Name); n > 0 && s.full(w, r, n, events.TriggerKind, nil) {
 		return
 	}
 	res, err := s.events.Publish(r.Context(), ev)

@@ -23,8 +23,7 @@ func (s *Server) rejected(kind string, rt *routine.Routine, reason string) {
 
 // rejectedRequest counts r as rejected for reason when it is a request
 // to a trigger (ingress): for the refusals made before its handler knows
-// it (the shutdown, the body budget, the token) or shared by every
-// handler (a full queue).
+// it (the shutdown, the body budget, the token).
 func (s *Server) rejectedRequest(r *http.Request, reason string) {
 	if kind, rt := s.ingress(r); kind != "" {
 		s.rejected(kind, rt, reason)

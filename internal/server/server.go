@@ -195,8 +195,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 // estimate says full, so a 429 always rests on a fresh count. The estimate
 // never misses a run queued through this server (claimed runs make it high
 // until the next count); runs queued otherwise (triggers, another process)
-// are seen within backlogRecount.
-func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
+// are seen within backlogRecount. A refusal is counted as one of a
+// request of a trigger of kind for rt.
+func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int, kind string, rt *routine.Routine) bool {
 	b := &s.backlog
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -204,7 +205,7 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
 		start := time.Now()
 		n, err := s.cfg.Store.RunCount(r.Context(), &store.RunCountParams{States: []routine.State{routine.StateQueued}})
 		if err != nil {
-			s.rejectedRequest(r, metrics.ReasonError)
+			s.rejected(kind, rt, metrics.ReasonError)
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return true
 		}
@@ -212,7 +213,7 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
 		b.trust = max(backlogRecount, 10*b.at.Sub(start))
 	}
 	if b.n >= s.cfg.MaxQueued {
-		s.rejectedRequest(r, metrics.ReasonQueueFull)
+		s.rejected(kind, rt, metrics.ReasonQueueFull)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "the queue is full ("+strconv.Itoa(s.cfg.MaxQueued)+" runs queued); retry later")
 		return true
@@ -239,7 +240,7 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 		wait = d
 		s.extendDeadlines(w, wait)
 	}
-	if s.full(w, r, 1) {
+	if s.full(w, r, 1, req.Trigger.Kind, req.Routine) {
 		return
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
