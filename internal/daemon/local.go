@@ -122,6 +122,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Cursors:  Cursors(cfg.Store),
 		Secret:   lookup,
 		Active:   sched.Active,
+		Skipped:  m.Skipped,
 		LastFire: func(name string, i int) time.Time {
 			r, ok := catalog.Get(name)
 			if !ok || i >= len(r.Triggers) {

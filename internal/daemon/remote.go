@@ -140,7 +140,8 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		triggers = NewTriggers(cfg.Triggers, trigger.SourceEnv{
 			Sink: tickOnce(catalog, Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
 			Problems: problems, Cursors: Cursors(cfg.Store), Secret: lookup,
-			Active: func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
+			Active:  func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
+			Skipped: m.Skipped,
 			LastFire: func(name string, i int) time.Time {
 				r, ok := catalog.Get(name)
 				if !ok || i >= len(r.Triggers) {

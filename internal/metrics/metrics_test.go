@@ -77,6 +77,7 @@ func exercise(m *Metrics) {
 	m.Enqueued(req, true, nil)
 	m.Enqueued(req, false, errors.New("store down"))
 	m.Rejected("webhook", "", ReasonNotFound)
+	m.Skipped("triage", "cron")
 	m.SecretResolved("triage", "env", nil)
 	m.SecretResolved("triage", "builtin", secrets.ErrNotFound)
 	m.SecretResolved("triage", "vault", errors.New("connection refused"))
@@ -107,6 +108,7 @@ func TestCounts(t *testing.T) {
 		`routines_trigger_rejected_total{reason="deduplicated",routine="triage",trigger="event"}`: 1,
 		`routines_trigger_rejected_total{reason="error",routine="triage",trigger="event"}`:        1,
 		`routines_trigger_rejected_total{reason="not_found",routine="",trigger="webhook"}`:        1,
+		`routines_trigger_rejected_total{reason="overlap",routine="triage",trigger="cron"}`:       1,
 
 		`routines_secret_resolutions_total{outcome="ok",provider="env",routine="triage"}`:            1,
 		`routines_secret_resolutions_total{outcome="not_found",provider="builtin",routine="triage"}`: 1,

@@ -31,6 +31,9 @@ const (
 	ReasonFiltered = "filtered"
 	// ReasonQueueFull: the backlog was at --max-queued (429).
 	ReasonQueueFull = "queue_full"
+	// ReasonOverlap: a tick of a schedule with overlap: skip, while a run
+	// of its routine was queued or running.
+	ReasonOverlap = "overlap"
 	// ReasonDeduplicated: the firing folded into an earlier run with its
 	// dedupe key.
 	ReasonDeduplicated = "deduplicated"
@@ -42,6 +45,13 @@ const (
 // run of routineName ("" when it named no known routine), for reason.
 func (m *Metrics) Rejected(kind, routineName, reason string) {
 	m.rejected.WithLabelValues(kind, routineName, reason).Inc()
+}
+
+// Skipped counts a tick of a schedule (kind cron or every) of
+// routineName that overlap: skip left out; it is the schedules' observer
+// (trigger.SourceEnv.Skipped).
+func (m *Metrics) Skipped(routineName, kind string) {
+	m.Rejected(kind, routineName, ReasonOverlap)
 }
 
 // Enqueued counts what the queue made of a request: a run queued, folded
