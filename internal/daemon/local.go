@@ -59,7 +59,8 @@ type LocalConfig struct {
 	// Vault is the builtin vault that /v1/secrets writes to; without
 	// one, secrets are set only where the daemon runs.
 	Vault server.Vault
-	// Metrics are the daemon's, served on GET /metrics; new ones when nil.
+	// Metrics are the daemon's (one daemon's: it registers its collectors
+	// in them), served on GET /metrics; new ones when nil.
 	Metrics *metrics.Metrics
 }
 
