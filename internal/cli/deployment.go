@@ -145,7 +145,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 	o.remoteOptions.flags(cmd)
 	o.placementFlags(cmd, "this worker's")
 	cmd.Flags().IntVar(&o.slots, "slots", 32, "runs executed at once (each run step is a process)")
-	cmd.Flags().StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on, at /metrics, without a token, such as 127.0.0.1:9464 (default: none)")
+	cmd.Flags().StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on, at /metrics, without a token, such as 127.0.0.1:9464 (env ROUTINES_METRICS_ADDR; default: none)")
 	return cmd
 }
 
@@ -231,6 +231,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 			return invalidf("--slots %d: want at least 1", role.slots)
 		}
 		cfg.Workers = role.slots
+		if role.metricsAddr == "" {
+			role.metricsAddr = g.getenv("ROUTINES_METRICS_ADDR")
+		}
 		if role.metricsAddr != "" {
 			ln, err := net.Listen("tcp", role.metricsAddr)
 			if err != nil {
