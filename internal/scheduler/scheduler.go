@@ -65,6 +65,10 @@ type Config struct {
 	// leases and dead owners; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
 	Logger *slog.Logger
+	// OnEnd, when set, hears of each run the scheduler ends itself,
+	// without the executor (its routine is gone, the executor panicked,
+	// a sub-run superseded), which the executor's observers never see.
+	OnEnd func(run *routine.Run)
 	// Clock times the claims, the leases, the poll and the wake-up of a
 	// run requeued for a retry; clock.Real when nil. Give the executor
 	// and Leases the same, so that a retry's not-before and the claims
@@ -502,6 +506,10 @@ func (s *Scheduler) end(run *routine.Run, state routine.State, code, msg string)
 	run.Error = &routine.ErrorPayload{Code: code, Message: msg, RunID: run.ID}
 	if err := s.cfg.Store.RunUpdate(context.Background(), run); err != nil {
 		s.log.Error("end run", "run_id", run.ID, "state", state, "err", err)
+		return
+	}
+	if s.cfg.OnEnd != nil {
+		s.cfg.OnEnd(run)
 	}
 }
 
@@ -556,6 +564,14 @@ func (s *Scheduler) track(id, name string) {
 		delete(s.inFlight, id)
 	}
 	s.mu.Unlock()
+}
+
+// Slots returns how many runs this scheduler executes at once at most
+// (Config.Workers) and how many it executes now.
+func (s *Scheduler) Slots() (total, busy int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Workers, len(s.inFlight)
 }
 
 // slots returns how many runs the dispatcher may claim now, and which
