@@ -117,10 +117,11 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("run %s already ended %s: only a queued or running run can be cancelled", run.ID, run.State))
 		return
 	}
-	was := run.State
-	run, err := s.cfg.Store.RunCancelRequest(r.Context(), &store.RunCancelRequestParams{
-		ID: run.ID, Now: time.Now().UTC(), Message: scheduler.ErrCancelRequested.Error() + " before it started",
-	})
+	was, msg := run.State, scheduler.ErrCancelRequested.Error()
+	if run.Attempt == 0 {
+		msg += " before it started"
+	}
+	run, err := s.cfg.Store.RunCancelRequest(r.Context(), &store.RunCancelRequestParams{ID: run.ID, Now: time.Now().UTC(), Message: msg})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -128,7 +128,8 @@ type Store interface {
 	// RunCancelRequest asks that run p.ID (a full id) be cancelled, and
 	// returns the run as it is after the request. A queued run ends
 	// cancelled at once: finished at p.Now, with an error payload of code
-	// cancelled and p.Message. A running run stays running with its
+	// cancelled and p.Message, and so do its steps left queued or running
+	// (a run waiting for a retry, cut short by a shutdown). A running run stays running with its
 	// cancel requested at p.Now (the first request's time is kept), and
 	// its holder hears of it: from RunHeartbeat, and at once from
 	// Waker.CancelWakeups. A run that ended is left as it is. A missing

@@ -22,13 +22,17 @@ const (
 	heartbeatSQL = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now()) + $2::interval
 		WHERE state = 'running' AND worker = $3 AND lease_until IS NOT NULL AND ($4::text[] IS NULL OR id = ANY($4))
 		RETURNING id, cancel_requested_at IS NOT NULL`
-	// cancelRequestSQL ends run $1 cancelled when it is queued, or records
-	// the cancel of it when it is running (keeping the first request's
-	// time) and notifies its holder; the two updates see the same row
-	// and only one can match it.
+	// cancelRequestSQL ends run $1 cancelled when it is queued, with the
+	// steps it left unfinished (waiting for a retry, cut short by a
+	// shutdown), or records the cancel of it when it is running (keeping
+	// the first request's time) and notifies its holder; the two updates
+	// of the run see the same row and only one can match it.
 	cancelRequestSQL = `WITH queued AS (
 			UPDATE runs SET state = 'cancelled', finished_at = $2, error = $3
 			WHERE id = $1 AND state = 'queued' RETURNING id
+		), steps AS (
+			UPDATE step_runs SET state = 'cancelled', finished_at = $2
+			WHERE run_id = $1 AND state IN ('queued', 'running') AND EXISTS (SELECT 1 FROM queued)
 		), running AS (
 			UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $2)
 			WHERE id = $1 AND state = 'running' RETURNING id

@@ -70,6 +70,10 @@ const (
 		WHERE id = ?1 AND state = 'queued'`
 	cancelRunningSQL = `UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?2)
 		WHERE id = ?1 AND state = 'running'`
+	// cancelStepsSQL ends cancelled the steps a queued run left unfinished
+	// (one waiting for its retry, one cut short by a shutdown).
+	cancelStepsSQL = `UPDATE step_runs SET state = 'cancelled', finished_at = ?2
+		WHERE run_id = ?1 AND state IN ('queued', 'running')`
 	// holdersSQL lists the workers of leased running runs: few rows, on
 	// the state prefix of runs_claim.
 	holdersSQL = `SELECT DISTINCT worker FROM runs WHERE state = 'running' AND lease_until IS NOT NULL`
@@ -261,8 +265,17 @@ func (s *Store) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestP
 	}
 	var run *routine.Run
 	err = s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, cancelQueuedSQL, p.ID, p.Now.UnixMicro(), errJSON); err != nil {
+		res, err := tx.ExecContext(ctx, cancelQueuedSQL, p.ID, p.Now.UnixMicro(), errJSON)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			if err == nil {
+				_, err = tx.ExecContext(ctx, cancelStepsSQL, p.ID, p.Now.UnixMicro())
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, cancelRunningSQL, p.ID, p.Now.UnixMicro()); err != nil {
 			return err

@@ -47,6 +47,34 @@ func exerciseCancel(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("QueuedForARetryEndsWithItsSteps", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		id := b.queue(t, "r", 0)
+		b.claim(t, "w", epoch)
+		started := at(time.Second)
+		for _, st := range []*routine.StepRun{
+			{RunID: id, ID: "done", Phase: routine.PhaseMain, Kind: "run", State: routine.StateSucceeded, Attempts: 1, StartedAt: &started, FinishedAt: &started},
+			{RunID: id, ID: "waits", Phase: routine.PhaseMain, Kind: "run", State: routine.StateQueued, Attempts: 2, StartedAt: &started},
+		} {
+			if err := b.s.StepSave(b.ctx, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		notBefore := at(time.Hour)
+		if err := b.s.RunRequeue(b.ctx, &store.RunRequeueParams{ID: id, Worker: "w", NotBefore: &notBefore}); err != nil {
+			t.Fatal(err)
+		}
+		if run := cancel(t, b, id); run.State != routine.StateCancelled {
+			t.Fatalf("cancel of a run waiting for a retry = %s; want cancelled", show(run))
+		}
+		steps, err := b.s.StepList(b.ctx, id)
+		if err != nil || len(steps) != 2 || steps[0].State != routine.StateSucceeded || steps[1].State != routine.StateCancelled ||
+			steps[1].FinishedAt == nil || !steps[1].FinishedAt.Equal(stored(at(time.Minute))) {
+			t.Fatalf("steps = %+v, %v; want the waiting one cancelled, the other as it was", steps, err)
+		}
+	})
+
 	t.Run("RunningToldToItsHolder", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
