@@ -310,6 +310,14 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, p *FollowPara
 	}
 }
 
+// RunCancelRequest implements store.Store and wakes the run's followers:
+// a queued run ends with it.
+func (n *NotifyingStore) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestParams) (*routine.Run, error) {
+	run, err := n.Store.RunCancelRequest(ctx, p)
+	n.written(p.ID)
+	return run, err
+}
+
 // Ping pings the store it wraps, when that store can (store.Pinger).
 func (n *NotifyingStore) Ping(ctx context.Context) error {
 	if p, ok := n.Store.(store.Pinger); ok {

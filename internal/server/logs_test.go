@@ -206,6 +206,16 @@ func TestNotifyingStoreWakesWatchersOfTheRun(t *testing.T) {
 	}
 	written, stop2 := b.st.Watch(b.run.ID)
 	defer stop2()
+	if _, err := b.st.RunCancelRequest(context.Background(), &store.RunCancelRequestParams{ID: b.run.ID, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-written:
+	default:
+		t.Fatal("a cancel request did not wake the run's watcher")
+	}
+	written, stop3 := b.st.Watch(b.run.ID)
+	defer stop3()
 	b.finish(t, routine.StateSucceeded)
 	select {
 	case <-written:
