@@ -88,8 +88,12 @@ func (s *Store) listenOn(ctx context.Context, listening func()) error {
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel+"; LISTEN "+cancelChannel); err != nil {
-		return err
+	// wakeChannel last: the listener's backend shows LISTEN routines_wake
+	// as its query (pg_stat_activity), as it did before cancelChannel.
+	for _, ch := range []string{cancelChannel, wakeChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return err
+		}
 	}
 	listening()
 	s.wake.SetLive(true)
