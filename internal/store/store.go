@@ -404,6 +404,15 @@ type Heartbeat struct {
 	Cancel  []string // of those, the runs whose cancel was requested
 }
 
+// Add records a run whose lease was extended, and whether its cancel was
+// requested: what a driver reads of each row.
+func (h *Heartbeat) Add(id string, cancel bool) {
+	h.Renewed = append(h.Renewed, id)
+	if cancel {
+		h.Cancel = append(h.Cancel, id)
+	}
+}
+
 // RunCancelRequestParams name the run RunCancelRequest is to cancel.
 type RunCancelRequestParams struct {
 	ID  string
@@ -411,6 +420,11 @@ type RunCancelRequestParams struct {
 	// Message is the error message of a queued run, which ends at once:
 	// who cancelled it.
 	Message string
+}
+
+// Error is the error payload of a queued run the request ends.
+func (p *RunCancelRequestParams) Error() *routine.ErrorPayload {
+	return &routine.ErrorPayload{Code: routine.CodeCancelled, Message: p.Message, RunID: p.ID}
 }
 
 // RunRequeueParams name the run RunRequeue puts back in the queue.

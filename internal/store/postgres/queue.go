@@ -112,10 +112,7 @@ func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (
 	var id string
 	var cancel bool
 	_, err = pgx.ForEachRow(rows, []any{&id, &cancel}, func() error {
-		hb.Renewed = append(hb.Renewed, id)
-		if cancel {
-			hb.Cancel = append(hb.Cancel, id)
-		}
+		hb.Add(id, cancel)
 		return nil
 	})
 	if err != nil {
@@ -127,7 +124,7 @@ func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (
 // RunCancelRequest ends a queued run cancelled, or records the cancel of
 // a running one and notifies the listeners of cancelChannel.
 func (s *Store) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestParams) (*routine.Run, error) {
-	errJSON, err := jsonText(&routine.ErrorPayload{Code: routine.CodeCancelled, Message: p.Message, RunID: p.ID}, false)
+	errJSON, err := jsonText(p.Error(), false)
 	if err != nil {
 		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
 	}

@@ -243,10 +243,7 @@ func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (
 			if err := rows.Scan(&id, &cancel); err != nil {
 				return err
 			}
-			hb.Renewed = append(hb.Renewed, id)
-			if cancel {
-				hb.Cancel = append(hb.Cancel, id)
-			}
+			hb.Add(id, cancel)
 		}
 		return rows.Err()
 	})
@@ -259,7 +256,7 @@ func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (
 // RunCancelRequest ends a queued run cancelled, or records the cancel of
 // a running one and wakes the channels of CancelWakeups.
 func (s *Store) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestParams) (*routine.Run, error) {
-	errJSON, err := jsonText(&routine.ErrorPayload{Code: routine.CodeCancelled, Message: p.Message, RunID: p.ID}, false)
+	errJSON, err := jsonText(p.Error(), false)
 	if err != nil {
 		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
 	}

@@ -113,23 +113,22 @@ func exerciseCancel(t *testing.T, open func(t *testing.T) store.Store) {
 		id := b.queue(t, "r", 0)
 		b.claim(t, "w1", epoch)
 		cancel(t, b, id)
-		// w1 died: the run is taken over with its request.
-		if got := b.claim(t, "w2", at(lease)); got != id {
-			t.Fatalf("claimed %q at expiry, want %s", got, id)
+		// The worker that claims it next is told to cancel it.
+		claimedToCancel := func(worker, after string) {
+			t.Helper()
+			if got := b.claim(t, worker, at(lease)); got != id {
+				t.Fatalf("claimed %q %s, want %s", got, after, id)
+			}
+			if hb := heartbeat(t, b, worker); !slices.Equal(hb.Cancel, []string{id}) {
+				t.Fatalf("heartbeat of %s %s = %+v; want %s to cancel", worker, after, hb, id)
+			}
 		}
-		if hb := heartbeat(t, b, "w2"); !slices.Equal(hb.Cancel, []string{id}) {
-			t.Fatalf("heartbeat of the new holder = %+v; want %s to cancel", hb, id)
-		}
+		claimedToCancel("w2", "once w1 died") // the lease of w1 expired
 		// Put back in the queue (a retry's wait), it keeps it too.
 		if err := b.s.RunRequeue(b.ctx, &store.RunRequeueParams{ID: id, Worker: "w2"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := b.claim(t, "w3", at(lease)); got != id {
-			t.Fatalf("claimed %q after the requeue, want %s", got, id)
-		}
-		if hb := heartbeat(t, b, "w3"); !slices.Equal(hb.Cancel, []string{id}) {
-			t.Fatalf("heartbeat after the requeue = %+v; want %s to cancel", hb, id)
-		}
+		claimedToCancel("w3", "after a requeue")
 	})
 
 	t.Run("EndedLeftAlone", func(t *testing.T) {
