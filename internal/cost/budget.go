@@ -12,8 +12,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
@@ -44,7 +46,7 @@ func ParseBudget(s string) (Budget, error) {
 		return b, fmt.Errorf("budget %q: want TAG=AMOUNT[,on_exceed=stop|warn], such as prod=100,on_exceed=stop", s)
 	}
 	var err error
-	if b.Amount, err = parseAmount(amount); err != nil {
+	if b.Amount, err = ParseAmount(amount); err != nil {
 		return b, fmt.Errorf("budget %q: %w", s, err)
 	}
 	if hasOpt {
@@ -80,25 +82,11 @@ const (
 	StateExceeded = "exceeded" // all spent
 )
 
-// BudgetStatus is how much of a budget the current calendar month (UTC)
-// has spent.
-type BudgetStatus struct {
-	Budget
-	Currency string    `json:"currency"`
-	Month    time.Time `json:"month"` // the first instant of the month
-	Spent    float64   `json:"spent"`
-	// Percent is Spent of Amount, in percent.
-	Percent float64 `json:"percent"`
-	State   string  `json:"state"`
-	// Refusing says that new runs of the tag's routines are refused.
-	Refusing bool `json:"refusing"`
-}
-
 // ExceededError refuses a run of a routine whose tag's budget is spent,
 // under on_exceed: stop. The API answers it with 429.
 type ExceededError struct {
 	Routine string
-	Status  BudgetStatus
+	Status  api.BudgetStatus
 }
 
 func (e *ExceededError) Error() string {
@@ -124,9 +112,9 @@ type BudgetsConfig struct {
 	// OnChange, when set, is called with a budget's status each time it
 	// crosses into another state (ok, warning, exceeded) — the hook of a
 	// metric or an alert.
-	OnChange func(BudgetStatus)
+	OnChange func(api.BudgetStatus)
 	// Notify, when set, is a URL each such crossing is POSTed to as the
-	// JSON of the BudgetStatus.
+	// JSON of the api.BudgetStatus.
 	Notify string
 }
 
@@ -138,7 +126,9 @@ type Budgets struct {
 	client *http.Client
 
 	mu     sync.RWMutex
-	status []BudgetStatus
+	status []api.BudgetStatus
+	// failing is set while the spend cannot be read.
+	failing atomic.Bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -195,7 +185,7 @@ func (b *Budgets) loop() {
 
 // Status returns the status of every budget, by tag: what the dashboard's
 // banner and GET /v1/costs show.
-func (b *Budgets) Status() []BudgetStatus {
+func (b *Budgets) Status() []api.BudgetStatus {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return slices.Clone(b.status)
@@ -220,27 +210,23 @@ func (b *Budgets) Admit(r *routine.Routine) error {
 func (b *Budgets) Refresh(ctx context.Context) {
 	now := b.cfg.Clock.Now().UTC()
 	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	stats, err := b.cfg.Stats.Stats(ctx, &store.StatsParams{Since: month, Until: now.Add(time.Second)})
+	rep, err := Read(ctx, b.cfg.Stats, Query{By: ByTag, Since: month, Until: now.Add(time.Second), Tags: TagsOf(b.cfg.Routines()), Prices: &b.cfg.Prices})
 	if err != nil {
-		b.cfg.Logger.Error("budgets: read the month's costs", "err", err)
+		if !b.failing.Swap(true) { // once per outage, not every Refresh
+			b.cfg.Logger.Error("budgets: the month's spend is not known; they keep their last status", "err", err)
+		}
 		return
 	}
-	tags := map[string][]string{}
-	for _, r := range b.cfg.Routines() {
-		tags[r.Name] = r.Tags
-	}
-	rep, err := NewReport(stats, ByTag, func(name string) []string { return tags[name] }, &b.cfg.Prices, month, now)
-	if err != nil {
-		b.cfg.Logger.Error("budgets", "err", err)
-		return
+	if b.failing.Swap(false) {
+		b.cfg.Logger.Info("budgets: the month's spend is known again")
 	}
 	spent := map[string]float64{}
 	for _, row := range rep.Rows {
 		spent[row.Name] = row.Cost.Total
 	}
-	next := make([]BudgetStatus, len(b.cfg.Budgets))
+	next := make([]api.BudgetStatus, len(b.cfg.Budgets))
 	for i, bu := range b.cfg.Budgets {
-		s := BudgetStatus{Budget: bu, Currency: b.cfg.Prices.Currency, Month: month, Spent: spent[bu.Tag], State: StateOK}
+		s := api.BudgetStatus{Tag: bu.Tag, Amount: bu.Amount, OnExceed: bu.OnExceed, Currency: b.cfg.Prices.Currency, Month: month, Spent: spent[bu.Tag], State: StateOK}
 		s.Percent = 100 * s.Spent / s.Amount
 		switch {
 		case s.Spent >= s.Amount:
@@ -267,7 +253,7 @@ func (b *Budgets) Refresh(ctx context.Context) {
 }
 
 // crossed tells of a budget that moved into another state.
-func (b *Budgets) crossed(s BudgetStatus) {
+func (b *Budgets) crossed(s api.BudgetStatus) {
 	attrs := []any{"tag", s.Tag, "spent", fmt.Sprintf("%.2f", s.Spent), "budget", fmt.Sprintf("%.2f", s.Amount), "currency", s.Currency, "percent", fmt.Sprintf("%.0f", s.Percent), "on_exceed", s.OnExceed}
 	switch s.State {
 	case StateExceeded:
@@ -290,7 +276,7 @@ func (b *Budgets) crossed(s BudgetStatus) {
 }
 
 // notify POSTs s to the Notify URL; a failure is logged, not retried.
-func (b *Budgets) notify(s BudgetStatus) {
+func (b *Budgets) notify(s api.BudgetStatus) {
 	body, _ := json.Marshal(s)
 	resp, err := b.client.Post(b.cfg.Notify, "application/json", bytes.NewReader(body))
 	if err == nil {

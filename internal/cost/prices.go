@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -79,8 +80,8 @@ func ParseTokenPrice(s string) (string, TokenPrice, error) {
 	}
 	var t TokenPrice
 	var err error
-	if t.Input, err = parseAmount(in); err == nil {
-		t.Output, err = parseAmount(out)
+	if t.Input, err = ParseAmount(in); err == nil {
+		t.Output, err = ParseAmount(out)
 	}
 	if err != nil {
 		return "", TokenPrice{}, fmt.Errorf("token price %q: %w", s, err)
@@ -88,8 +89,8 @@ func ParseTokenPrice(s string) (string, TokenPrice, error) {
 	return model, t, nil
 }
 
-// parseAmount reads a non-negative decimal amount.
-func parseAmount(s string) (float64, error) {
+// ParseAmount reads a non-negative decimal amount.
+func ParseAmount(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, fmt.Errorf("%q is not an amount: want a number of at least 0, such as 12.5", s)
@@ -112,19 +113,10 @@ func (p *Prices) tokenPrice(model string) (TokenPrice, bool) {
 	return p.Tokens[best], found
 }
 
-// Amount is a price, by what it prices.
-type Amount struct {
-	CPU      float64 `json:"cpu"`
-	Memory   float64 `json:"memory"`
-	Transfer float64 `json:"transfer"`
-	Tokens   float64 `json:"tokens"`
-	Total    float64 `json:"total"`
-}
-
 // Price prices cpuSeconds of CPU and u. Tokens of a model without a price
 // cost nothing (Unpriced lists them).
-func (p *Prices) Price(cpuSeconds float64, u routine.Usage) Amount {
-	a := Amount{
+func (p *Prices) Price(cpuSeconds float64, u routine.Usage) api.CostAmount {
+	a := api.CostAmount{
 		CPU:      cpuSeconds * p.CPUSecond,
 		Memory:   u.GBSeconds * p.GBSecond,
 		Transfer: float64(u.BytesSent+u.BytesReceived) / BytesPerGB * p.GBTransferred,
