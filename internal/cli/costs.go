@@ -167,7 +167,7 @@ func (g *globals) localCosts(ctx context.Context, o *costsCmdOptions) (*api.Cost
 	}
 	var rep *api.CostReport
 	err = g.withProject(ctx, func(st store.Store, dir string) error {
-		routines, err := project.Discover(dir, io.Discard, nil)
+		routines, err := project.Discover(dir, io.Discard, func(*routine.Routine) error { return nil })
 		if err != nil {
 			return invalid(err)
 		}
