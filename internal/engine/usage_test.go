@@ -97,3 +97,33 @@ steps:
 		t.Fatalf("run's usage %+v, want %+v", got, want)
 	}
 }
+
+func TestUsageKeptAcrossResume(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	// a finished and b had used two attempts when the process died; the
+	// run record was not written with their usage.
+	r, run := b.interrupted(t, `
+name: resume-usage
+steps:
+  - id: a
+    run: ok
+  - id: b
+    run: ok
+`, &routine.StepRun{ID: "a", State: routine.StateSucceeded, Attempts: 1,
+		Usage: routine.Usage{BytesSent: 100, Tokens: map[string]routine.Tokens{"m": {Input: 1, Output: 2}}}},
+		&routine.StepRun{ID: "b", State: routine.StateRunning, Attempts: 2, Usage: routine.Usage{BytesReceived: 50, GBSeconds: 0.5}})
+
+	run, recs := b.resume(t, e, r, run)
+	if run.State != routine.StateSucceeded {
+		t.Fatalf("state %s", run.State)
+	}
+	want := routine.Usage{BytesSent: 100, BytesReceived: 50, GBSeconds: 0.5, Tokens: map[string]routine.Tokens{"m": {Input: 1, Output: 2}}}
+	if u := run.Usage; u.BytesSent != want.BytesSent || u.BytesReceived != want.BytesReceived || u.GBSeconds != want.GBSeconds || u.Tokens["m"] != want.Tokens["m"] {
+		t.Fatalf("run's usage %+v, want %+v", u, want)
+	}
+	// b ran again here: its record still counts its attempts before the crash.
+	if recs[1].ID != "b" || recs[1].Usage.BytesReceived != 50 || recs[1].Attempts != 3 {
+		t.Fatalf("b's record %+v", recs[1])
+	}
+}
