@@ -113,27 +113,28 @@ func TestBudgetStopsRunsThroughServe(t *testing.T) {
 	srv := costServer(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "ask", "routine.yaml"), llmRoutine("ask", "prod", srv.URL))
-	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"LLM_KEY": "sk-test"})}
-	d := clitest.StartServeWith(t, deps, dir, "--price-tokens", "claude-x=1000/2000", "--budget", "prod=0.14,on_exceed=stop", "--budget", "other=1")
+	home := t.TempDir()
+	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"LLM_KEY": "sk-test", "HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, "xdg"), "ROUTINES_TOKEN": "", "ROUTINES_PROFILE": ""})}
+	const token = "budget-token-1"
+	d := clitest.StartServeWith(t, deps, dir, "--token", token, "--price-tokens", "claude-x=1000/2000", "--budget", "prod=0.14,on_exceed=stop", "--budget", "other=1")
 	base := "http://" + d.Addr
-
-	invoke := func() *http.Response {
+	do := func(method, path string) *http.Response {
 		t.Helper()
-		resp, err := http.Post(base+"/v1/routines/ask/runs?wait=10s", "application/json", strings.NewReader(`{}`))
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return resp
 	}
+	invoke := func() *http.Response { return do(http.MethodPost, "/v1/routines/ask/runs?wait=10s") }
 	// waitState waits for the budget of prod to be in state (it is read
 	// again every 5 seconds).
 	waitState := func(state string) api.CostReport {
 		t.Helper()
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			resp, err := http.Get(base + "/v1/costs?by=tag&since=1d")
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := do(http.MethodGet, "/v1/costs?by=tag&since=1d")
 			var rep api.CostReport
 			json.NewDecoder(resp.Body).Decode(&rep)
 			resp.Body.Close()
@@ -167,6 +168,23 @@ func TestBudgetStopsRunsThroughServe(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !refusal.Budget.Refusing ||
 		!strings.Contains(refusal.Error, "budget of tag prod is spent: 0.18 of 0.14 USD") || !strings.Contains(refusal.Error, "--budget prod=AMOUNT") {
 		t.Fatalf("a run past the budget: %d %+v", resp.StatusCode, refusal)
+	}
+	for _, q := range []string{"by=team", "since=soon", "since=-1h"} {
+		resp := do(http.MethodGet, "/v1/costs?"+q)
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, "want") {
+			t.Errorf("GET /v1/costs?%s: %d %q, want 400 saying what to write", q, resp.StatusCode, e.Error)
+		}
+	}
+	// routines costs asks the server of a profile, priced at its rates.
+	if code, out, errOut := clitest.RunCLIWith(t, deps, "login", base, "--token", token, "--profile", "local"); code != 0 {
+		t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+	}
+	code, costs, errOut := clitest.RunCLIWith(t, deps, "--profile", "local", "costs", "--by", "tag", "--since", "1d")
+	if code != 0 || !regexp.MustCompile(`(?m)^prod +3 .* 0\.1800$`).MatchString(costs) || !strings.Contains(costs, "exceeded, refusing new runs") {
+		t.Fatalf("routines --profile local costs: exit %d\n%s%s", code, costs, errOut)
 	}
 	out := d.Out.String()
 	if strings.Count(out, "budget 80 % spent") != 1 || strings.Count(out, "budget spent: new runs of its routines are refused") != 1 || !strings.Contains(out, `msg="run refused" routine=ask`) {
