@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -74,6 +75,11 @@ func (q *Queue) OnQueued(wake func()) {
 	q.mu.Unlock()
 }
 
+// ErrRefused is wrapped by the errors of Enqueue for a run that the
+// function given to Admit refused: the request was fine, the run is not
+// wanted now.
+var ErrRefused = errors.New("run refused")
+
 // Admit makes Enqueue ask admit first, for every run it is asked to
 // create: a non-nil error refuses the run, and Enqueue returns it
 // wrapped (the costs' budgets under on_exceed: stop).
@@ -94,7 +100,7 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 	if admit != nil {
 		if err := admit(r); err != nil {
 			q.log.Warn("run refused", "routine", r.Name, "trigger", req.Trigger.Kind, "err", err)
-			return nil, false, fmt.Errorf("queue run of %s: %w", r.Name, err)
+			return nil, false, fmt.Errorf("queue run of %s: %w: %w", r.Name, ErrRefused, err)
 		}
 	}
 	now := q.clock.Now().UTC()
