@@ -19,10 +19,6 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 )
 
-// BytesPerGB is the GB of GB-seconds and of GB transferred: 2^30 bytes (a
-// GiB), as AWS Lambda and Google Cloud bill memory and traffic.
-const BytesPerGB = 1 << 30
-
 // Prices are the rates runs are priced at. Zero rates price nothing: a
 // report then shows what was used, at no cost.
 type Prices struct {
@@ -119,7 +115,7 @@ func (p *Prices) Price(cpuSeconds float64, u routine.Usage) api.CostAmount {
 	a := api.CostAmount{
 		CPU:      cpuSeconds * p.CPUSecond,
 		Memory:   u.GBSeconds * p.GBSecond,
-		Transfer: float64(u.BytesSent+u.BytesReceived) / BytesPerGB * p.GBTransferred,
+		Transfer: float64(u.BytesSent+u.BytesReceived) / routine.BytesPerGB * p.GBTransferred,
 	}
 	for model, t := range u.Tokens {
 		if price, ok := p.tokenPrice(model); ok {

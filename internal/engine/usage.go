@@ -7,14 +7,10 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 )
 
-// bytesPerGB is the GB of GB-seconds: 2^30 bytes (a GiB), as AWS Lambda
-// and Google Cloud bill memory (docs/costs.md).
-const bytesPerGB = 1 << 30
-
 // gbSeconds is the GB-seconds of an attempt that peaked at maxRSSKB KiB
 // of memory for wall.
 func gbSeconds(maxRSSKB int64, wall time.Duration) float64 {
-	return float64(maxRSSKB) * 1024 / bytesPerGB * wall.Seconds()
+	return float64(maxRSSKB) * 1024 / routine.BytesPerGB * wall.Seconds()
 }
 
 // addUsage adds u to the usage of the step record rec (when not nil) and
