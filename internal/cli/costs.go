@@ -36,7 +36,7 @@ type costOptions struct {
 }
 
 func (o *costOptions) flags(f *pflag.FlagSet, daemon bool) {
-	f.StringVar(&o.file, "costs", "", "YAML file of prices, budgets and notify (env ROUTINES_COSTS; docs/costs.md)")
+	f.StringVar(&o.file, "costs", "", "YAML file of prices, budgets and notify (env ROUTINES_COSTS)")
 	f.StringVar(&o.currency, "currency", "", "label of the amounts, such as USD or EUR (env ROUTINES_CURRENCY; default USD)")
 	f.StringVar(&o.cpuSecond, "price-cpu-second", "", "price of a CPU-second, user + system (env ROUTINES_PRICE_CPU_SECOND; default 0)")
 	f.StringVar(&o.gbSecond, "price-gb-second", "", "price of a GB-second: peak memory in GiB × wall time of each step (env ROUTINES_PRICE_GB_SECOND; default 0)")
