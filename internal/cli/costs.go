@@ -48,6 +48,11 @@ func (o *costOptions) flags(f *pflag.FlagSet, daemon bool) {
 	}
 }
 
+// given reports whether a flag of the costs configuration was given.
+func (o *costOptions) given() bool {
+	return o.file != "" || o.currency != "" || o.cpuSecond != "" || o.gbSecond != "" || o.gbTransferred != "" || len(o.tokens) > 0 || len(o.budgets) > 0
+}
+
 // load builds the configuration from the flags, the environment and the
 // file, in that order of precedence, and validates it.
 func (o *costOptions) load(g *globals) (*cost.Config, error) {
@@ -145,6 +150,9 @@ func (g *globals) costs(ctx context.Context, o *costsCmdOptions, since string) e
 		return err
 	}
 	var rep *api.CostReport
+	if rm != nil && o.costOptions.given() {
+		return invalidf("prices and budgets are the server's with --profile: drop --costs, --currency, --price-… and --budget, or drop --profile to price the project's runs")
+	}
 	if rm != nil {
 		if rep, err = rm.c.Costs(ctx, o.by, since); err != nil {
 			return g.apiErr(err)

@@ -186,6 +186,9 @@ func TestBudgetStopsRunsThroughServe(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^prod +3 .* 0\.1800$`).MatchString(costs) || !strings.Contains(costs, "exceeded, refusing new runs") {
 		t.Fatalf("routines --profile local costs: exit %d\n%s%s", code, costs, errOut)
 	}
+	if code, _, errOut := clitest.RunCLIWith(t, deps, "--profile", "local", "costs", "--price-cpu-second", "1"); code != 2 || !strings.Contains(errOut, "the server's with --profile") {
+		t.Errorf("costs --profile with a price: exit %d %q, want 2", code, errOut)
+	}
 	out := d.Out.String()
 	if strings.Count(out, "budget 80 % spent") != 1 || strings.Count(out, "budget spent: new runs of its routines are refused") != 1 || !strings.Contains(out, `msg="run refused" routine=ask`) {
 		t.Fatalf("the daemon's log:\n%s", out)
