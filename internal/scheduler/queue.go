@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -50,7 +51,8 @@ type Queue struct {
 
 	mu      sync.Mutex
 	wakeups []func()
-	admit   func(r *routine.Routine) error
+	// admit is read by every Enqueue, set once by the daemon: no lock.
+	admit atomic.Pointer[func(r *routine.Routine) error]
 }
 
 // NewQueue returns a queue that records runs in st, timed by clk
@@ -84,9 +86,7 @@ var ErrRefused = errors.New("run refused")
 // create: a non-nil error refuses the run, and Enqueue returns it
 // wrapped (the costs' budgets under on_exceed: stop).
 func (q *Queue) Admit(admit func(r *routine.Routine) error) {
-	q.mu.Lock()
-	q.admit = admit
-	q.mu.Unlock()
+	q.admit.Store(&admit)
 }
 
 // Enqueue records the run req asks for, durably: it is in the store when
@@ -94,11 +94,8 @@ func (q *Queue) Admit(admit func(r *routine.Routine) error) {
 // it returns that run and true, and creates nothing.
 func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, error) {
 	r := req.Routine
-	q.mu.Lock()
-	admit := q.admit
-	q.mu.Unlock()
-	if admit != nil {
-		if err := admit(r); err != nil {
+	if admit := q.admit.Load(); admit != nil {
+		if err := (*admit)(r); err != nil {
 			q.log.Warn("run refused", "routine", r.Name, "trigger", req.Trigger.Kind, "err", err)
 			return nil, false, fmt.Errorf("queue run of %s: %w: %w", r.Name, ErrRefused, err)
 		}
