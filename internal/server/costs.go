@@ -8,14 +8,15 @@ import (
 
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/cost"
-	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stats"
 )
 
 // defaultCostsSince is the range of GET /v1/costs without since=.
 const defaultCostsSince = 30 * 24 * time.Hour
 
 // costs answers GET /v1/costs?by=routine|tag&since=30d: what the runs that
-// ended in the range used and cost, with the budgets of the month.
+// ended in the range (since=, until= as GET /v1/stats reads them; 30 days
+// by default) used and cost, with the budgets of the month.
 func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	by := q.Get("by")
@@ -26,21 +27,22 @@ func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "by="+by+": want by=routine or by=tag")
 		return
 	}
-	since := defaultCostsSince
-	if v := q.Get("since"); v != "" {
-		var d routine.Duration
-		if err := d.UnmarshalText([]byte(v)); err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "since="+v+": want a positive duration such as 24h or 30d")
+	for _, k := range []string{"routine", "step"} {
+		if q.Has(k) {
+			writeError(w, http.StatusBadRequest, k+"= does not apply to costs, totals of every routine over the range: leave it out")
 			return
 		}
-		since = d.D()
+	}
+	p, err := stats.ParseQuery(q, time.Now(), defaultCostsSince)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	prices := s.cfg.Prices
 	if prices == nil {
 		prices = &cost.Prices{Currency: cost.DefaultCurrency}
 	}
-	now := time.Now().UTC()
-	rep, err := cost.Read(r.Context(), s.cfg.Store, cost.Query{By: by, Since: now.Add(-since), Until: now, Tags: cost.TagsOf(s.cfg.Routines.All()), Prices: prices})
+	rep, err := cost.Read(r.Context(), s.cfg.Store, cost.Query{By: by, Since: p.Since, Until: p.Until, Tags: cost.TagsOf(s.cfg.Routines.All()), Prices: prices})
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
 		writeError(w, http.StatusNotImplemented, "this store keeps no rollups of runs to read costs from")
