@@ -37,6 +37,9 @@ const (
 	// ReasonDeduplicated: the firing folded into an earlier run with its
 	// dedupe key.
 	ReasonDeduplicated = "deduplicated"
+	// ReasonBudget: a budget of the routine's tag is spent, with
+	// on_exceed: stop (docs/costs.md).
+	ReasonBudget = "budget"
 	// ReasonError: the queue could not record the run (the store failed).
 	ReasonError = "error"
 )
@@ -60,6 +63,8 @@ func (m *Metrics) Skipped(routineName, kind string) {
 func (m *Metrics) Enqueued(req *scheduler.Request, deduped bool, err error) {
 	kind, name := req.Trigger.Kind, req.Routine.Name
 	switch {
+	case errors.Is(err, scheduler.ErrRefused):
+		m.Rejected(kind, name, ReasonBudget)
 	case err != nil:
 		m.Rejected(kind, name, ReasonError)
 	case deduped:

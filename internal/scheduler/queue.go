@@ -2,9 +2,11 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -50,6 +52,8 @@ type Queue struct {
 	mu        sync.Mutex
 	wakeups   []func()
 	observers []func(req *Request, deduped bool, err error)
+	// admit is read by every Enqueue, set once by the daemon: no lock.
+	admit atomic.Pointer[func(r *routine.Routine) error]
 }
 
 // NewQueue returns a queue that records runs in st, timed by clk
@@ -83,11 +87,31 @@ func (q *Queue) OnEnqueued(observe func(req *Request, deduped bool, err error)) 
 	q.mu.Unlock()
 }
 
+// ErrRefused is wrapped by the errors of Enqueue for a run that the
+// function given to Admit refused: the request was fine, the run is not
+// wanted now.
+var ErrRefused = errors.New("run refused")
+
+// Admit makes Enqueue ask admit first, for every run it is asked to
+// create: a non-nil error refuses the run, and Enqueue returns it
+// wrapped (the costs' budgets under on_exceed: stop).
+func (q *Queue) Admit(admit func(r *routine.Routine) error) {
+	q.admit.Store(&admit)
+}
+
 // Enqueue records the run req asks for, durably: it is in the store when
 // Enqueue returns. With a dedupe key matching a run still in its window,
 // it returns that run and true, and creates nothing.
 func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, error) {
 	r := req.Routine
+	if admit := q.admit.Load(); admit != nil {
+		if err := (*admit)(r); err != nil {
+			q.log.Warn("run refused", "routine", r.Name, "trigger", req.Trigger.Kind, "err", err)
+			err = fmt.Errorf("queue run of %s: %w: %w", r.Name, ErrRefused, err)
+			q.observe(req, false, err)
+			return nil, false, err
+		}
+	}
 	now := q.clock.Now().UTC()
 	p := &store.RunCreateParams{
 		ID:        req.ID,

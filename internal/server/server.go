@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/api"
+	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/repeat"
@@ -77,6 +78,11 @@ type Config struct {
 	// GET /metrics (behind Token, when one is set); metrics of the
 	// server's own when nil.
 	Metrics *metrics.Metrics
+	// Prices price the runs of GET /v1/costs; nil: zero rates, in USD.
+	Prices *cost.Prices
+	// Budgets, when set, are the per-tag budgets GET /v1/costs reports;
+	// the daemon has the Queue refuse the runs of spent ones.
+	Budgets *cost.Budgets
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -144,6 +150,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /v1/routines/{name}/revisions/{rev}/bundle", s.auth(http.HandlerFunc(s.bundle)))
 	s.mux.Handle("POST /v1/routines/{name}/rollback", s.auth(http.HandlerFunc(s.rollback)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
+	s.mux.Handle("GET /v1/costs", s.auth(http.HandlerFunc(s.costs)))
 	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
 	s.routeRemote()
@@ -236,7 +243,7 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeEnqueueError(w, err)
 		return
 	}
 	if wait == 0 {
