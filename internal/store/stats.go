@@ -86,19 +86,15 @@ func roundUp(d, unit time.Duration) time.Duration {
 
 // StatsBuilder sums rollup rows into the answer of Stats.
 type StatsBuilder struct {
-	step   time.Duration
-	stats  map[string]*Stats
-	points map[pointKey]*Aggregate
-}
-
-type pointKey struct {
-	routine string
-	start   time.Time
+	step  time.Duration
+	stats map[string]*Stats
+	// slab holds the counts of the points' histograms, allocated together.
+	slab []int64
 }
 
 // NewStatsBuilder starts the sums of a plan.
 func (p StatsPlan) NewStatsBuilder() *StatsBuilder {
-	return &StatsBuilder{step: p.Step, stats: map[string]*Stats{}, points: map[pointKey]*Aggregate{}}
+	return &StatsBuilder{step: p.Step, stats: map[string]*Stats{}}
 }
 
 // RollupRow is a row of a driver's rollups, as Stats reads it.
@@ -117,7 +113,9 @@ type RollupRow struct {
 }
 
 // AddRow adds a rollup row. It keeps none of r's slices: a driver may
-// reuse them for the next row.
+// reuse them for the next row. Rows of a routine added in the order of
+// their starts cost least (a month of hours of many routines is tens of
+// thousands of rows); any order gives the same sums.
 func (b *StatsBuilder) AddRow(r *RollupRow) {
 	st := b.routine(r.Routine)
 	st.Totals.addRow(r)
@@ -146,30 +144,40 @@ func (b *StatsBuilder) routine(name string) *Stats {
 	return st
 }
 
-// point returns the point of the series of st that start is in; nil
-// without a series.
+// point returns the point of the series of st that start is in, adding
+// it where it goes; nil without a series.
 func (b *StatsBuilder) point(st *Stats, start time.Time) *Aggregate {
 	if b.step == 0 {
 		return nil
 	}
-	k := pointKey{st.Routine, start.UTC().Truncate(b.step)}
-	pt := b.points[k]
-	if pt == nil {
-		pt = &Aggregate{Start: k.start}
-		b.points[k] = pt
+	at := start.UTC().Truncate(b.step)
+	n := len(st.Series)
+	i := n
+	if n > 0 && !st.Series[n-1].Start.Before(at) { // not after the last: look for it
+		i, _ = slices.BinarySearchFunc(st.Series, at, func(a Aggregate, t time.Time) int { return a.Start.Compare(t) })
 	}
-	return pt
+	if i == n || !st.Series[i].Start.Equal(at) {
+		st.Series = slices.Insert(st.Series, i, Aggregate{Start: at,
+			Duration: Histogram{Counts: b.counts()}, QueueWait: Histogram{Counts: b.counts()}})
+	}
+	return &st.Series[i]
+}
+
+// counts returns the zero counts of a histogram, cut from a slab.
+func (b *StatsBuilder) counts() []int64 {
+	size := len(HistogramBounds) + 1
+	if len(b.slab) < size {
+		b.slab = make([]int64, 256*size)
+	}
+	c := b.slab[:size:size]
+	b.slab = b.slab[size:]
+	return c
 }
 
 // Stats returns the sums, by routine name, each series oldest first.
 func (b *StatsBuilder) Stats() []*Stats {
-	for k, pt := range b.points {
-		st := b.stats[k.routine]
-		st.Series = append(st.Series, *pt)
-	}
 	out := make([]*Stats, 0, len(b.stats))
 	for _, st := range b.stats {
-		slices.SortFunc(st.Series, func(x, y Aggregate) int { return x.Start.Compare(y.Start) })
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(x, y *Stats) int { return cmp.Compare(x.Routine, y.Routine) })

@@ -44,7 +44,8 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 	b := plan.NewStatsBuilder()
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var batch pgx.Batch
-		batch.Queue(rollupsSQL+only, args...).Query(func(rows pgx.Rows) error {
+		// By routine and start, each routine's points come in order.
+		batch.Queue(rollupsSQL+only+" ORDER BY r.routine, r.start", args...).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var r store.RollupRow
 				if err := rows.Scan(&r.Routine, &r.Start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &r.Duration,

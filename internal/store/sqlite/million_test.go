@@ -41,7 +41,7 @@ func BenchmarkMillion(b *testing.B) {
 }
 
 func loadRuns(b *testing.B, path string, n int) error {
-	db, err := sql.Open("sqlite", sqlite.URI(path, "_pragma=busy_timeout(10000)&_pragma=synchronous(OFF)&_txlock=immediate"))
+	db, err := sql.Open("sqlite", sqlite.URI(path, "_pragma=busy_timeout(10000)&_pragma=synchronous(OFF)&_pragma=cache_size(-262144)&_txlock=immediate"))
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -15,8 +15,13 @@ import (
 // 0008_rollups.sql keep them), of the routines Stats names (routineIn)
 // when it does: a walk of the primary key, or of rollups_routine.
 const (
-	rollupsSQL = `SELECT routine, start, succeeded, failed, dead, cancelled, duration, duration_sum,
-			queue_wait, queue_wait_sum, cpu_ms, gb_seconds, bytes_sent, bytes_received
+	// rollupsSQL gives a row's integers as one text, in the order of
+	// rollupNumbers: a read of a month of hours reads tens of thousands of
+	// rows, and each column read costs more than its number.
+	rollupsSQL = `SELECT routine, start, gb_seconds,
+			succeeded || ',' || failed || ',' || dead || ',' || cancelled || ',' || duration_sum || ','
+			|| queue_wait_sum || ',' || cpu_ms || ',' || bytes_sent || ',' || bytes_received || ','
+			|| substr(duration, 2, length(duration) - 2) || ',' || substr(queue_wait, 2, length(queue_wait) - 2)
 		FROM rollups WHERE width = ? AND start >= ? AND start < ?`
 	rollupTokensSQL = `SELECT routine, start, model, input, output
 		FROM rollup_tokens WHERE width = ? AND start >= ? AND start < ?`
@@ -65,25 +70,69 @@ func addRollups(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query st
 	}
 	defer rows.Close()
 	var (
-		r         store.RollupRow
-		start     int64
-		dur, wait string
+		r       store.RollupRow
+		start   int64
+		numbers sql.RawBytes
 	)
+	dst := rollupNumbers(&r)
 	for rows.Next() {
-		if err := rows.Scan(&r.Routine, &start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &dur, &r.DurationSumUs,
-			&wait, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived); err != nil {
+		if err := rows.Scan(&r.Routine, &start, &r.GBSeconds, &numbers); err != nil {
 			return err
 		}
 		r.Start = fromMicros(start)
-		if r.Duration, err = counts(r.Duration[:0], dur); err != nil {
-			return fmt.Errorf("rollup of %s at %s: duration: %w", r.Routine, r.Start, err)
-		}
-		if r.QueueWait, err = counts(r.QueueWait[:0], wait); err != nil {
-			return fmt.Errorf("rollup of %s at %s: queue wait: %w", r.Routine, r.Start, err)
+		if err := parseNumbers(dst, numbers); err != nil {
+			return fmt.Errorf("rollup of %s at %s: %w", r.Routine, r.Start, err)
 		}
 		b.AddRow(&r)
 	}
 	return rows.Err()
+}
+
+// rollupNumbers gives r histograms of their size, and returns where the
+// integers of a row go, in the order rollupsSQL gives them.
+func rollupNumbers(r *store.RollupRow) []*int64 {
+	size := len(store.HistogramBounds) + 1
+	r.Duration, r.QueueWait = make([]int64, size), make([]int64, size)
+	dst := []*int64{&r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &r.DurationSumUs, &r.QueueWaitSumUs,
+		&r.CPUMs, &r.BytesSent, &r.BytesReceived}
+	for i := range size {
+		dst = append(dst, &r.Duration[i])
+	}
+	for i := range size {
+		dst = append(dst, &r.QueueWait[i])
+	}
+	return dst
+}
+
+// parseNumbers reads the comma-separated integers of numbers into dst.
+func parseNumbers(dst []*int64, numbers []byte) error {
+	i := 0
+	for f := range bytes.SplitSeq(numbers, []byte{','}) {
+		if i == len(dst) {
+			return fmt.Errorf("more than %d numbers: %q", len(dst), numbers)
+		}
+		// By hand: strconv would want a string of each.
+		sign := int64(1)
+		if len(f) > 1 && f[0] == '-' {
+			sign, f = -1, f[1:]
+		}
+		var n int64
+		for _, c := range f {
+			if c < '0' || c > '9' {
+				return fmt.Errorf("not a list of integers: %q", numbers)
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if len(f) == 0 {
+			return fmt.Errorf("not a list of integers: %q", numbers)
+		}
+		*dst[i] = sign * n
+		i++
+	}
+	if i != len(dst) {
+		return fmt.Errorf("%d numbers, want %d: %q", i, len(dst), numbers)
+	}
+	return nil
 }
 
 func addTokens(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query string, args []any) error {
@@ -104,23 +153,4 @@ func addTokens(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query str
 		b.AddTokens(name, fromMicros(start), model, t)
 	}
 	return rows.Err()
-}
-
-// counts appends to out the counts of a histogram, a JSON list of
-// integers such as [0,3,1]: by hand, since a month of hourly rollups of
-// many routines holds tens of thousands of them.
-func counts(out []int64, list string) ([]int64, error) {
-	inner, ok1 := strings.CutPrefix(list, "[")
-	inner, ok2 := strings.CutSuffix(inner, "]")
-	if !ok1 || !ok2 || inner == "" {
-		return nil, fmt.Errorf("not a list of counts: %q", list)
-	}
-	for f := range strings.SplitSeq(inner, ",") {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("not a list of counts: %q", list)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
