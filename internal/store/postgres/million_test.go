@@ -20,6 +20,16 @@ func BenchmarkMillion(b *testing.B) {
 	s, tb := setup(b)
 	conn := tb.raw(b)
 	start := time.Now()
+	if err := loadRuns(b, conn, n); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d runs loaded in %v", n, time.Since(start).Round(time.Millisecond))
+	storetest.BenchmarkMillion(b, s)
+}
+
+// loadRuns copies the n runs of storetest.GenerateRuns into the database
+// of conn, and analyzes it.
+func loadRuns(tb testing.TB, conn *pgx.Conn, n int) error {
 	columns := []string{"id", "routine", "revision", "trigger_kind", "trigger_payload", "tags", "state", "attempt",
 		"queued_at", "started_at", "finished_at", "worker", "region", "cpu_user_ms", "cpu_sys_ms", "max_rss_kb",
 		"error", "replay_of", "usage"}
@@ -28,7 +38,7 @@ func BenchmarkMillion(b *testing.B) {
 		if len(chunk) == 0 {
 			return nil
 		}
-		_, err := conn.CopyFrom(b.Context(), pgx.Identifier{"runs"}, columns, pgx.CopyFromRows(chunk))
+		_, err := conn.CopyFrom(tb.Context(), pgx.Identifier{"runs"}, columns, pgx.CopyFromRows(chunk))
 		chunk = chunk[:0]
 		return err
 	}
@@ -46,13 +56,10 @@ func BenchmarkMillion(b *testing.B) {
 		err = flush()
 	}
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
-	if _, err := conn.Exec(b.Context(), "VACUUM ANALYZE"); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("%d runs loaded in %v", n, time.Since(start).Round(time.Millisecond))
-	storetest.BenchmarkMillion(b, s)
+	_, err = conn.Exec(tb.Context(), "VACUUM ANALYZE")
+	return err
 }
 
 func jsonOf(v any, empty bool) *string {
