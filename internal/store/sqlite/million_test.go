@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -102,4 +103,26 @@ func microsOf(t *time.Time) any {
 		return nil
 	}
 	return t.UnixMicro()
+}
+
+// BenchmarkRunEnds times the writes of a run from queued to succeeded
+// (storetest.BenchmarkRunEnds), with the rollup triggers of 0008 and with
+// them dropped: the cost of the rollups per run.
+func BenchmarkRunEnds(b *testing.B) {
+	for _, rollups := range []bool{true, false} {
+		b.Run(fmt.Sprint("rollups=", rollups), func(b *testing.B) {
+			s, tb := setup(b)
+			if !rollups {
+				db, err := sql.Open("sqlite", sqlite.URI(tb.path, "_pragma=busy_timeout(10000)"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.ExecContext(b.Context(), "DROP TRIGGER runs_end; DROP TRIGGER runs_created_ended"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			storetest.BenchmarkRunEnds(b, s)
+		})
+	}
 }
