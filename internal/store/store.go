@@ -490,7 +490,10 @@ type RunListParams struct {
 }
 
 // StatsParams select what Stats aggregates: the runs that ended in
-// [Since, Until).
+// [Since, Until), to the minute (PlanStats says how a driver reads its
+// rollups); a zero Until is no bound. A run ends when its state becomes
+// final, once: at its finish, else its start, else its queueing (a queued
+// run cancelled).
 type StatsParams struct {
 	Routines []string // these routines only, when set
 	Since    time.Time

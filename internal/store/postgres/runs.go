@@ -236,7 +236,10 @@ func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine
 	// walked.
 	from, key := "runs r", "r"
 	if p.Tag != "" {
-		from, key = "run_tags t JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
+		// On id alone: joined on queued_at too, the planner would take the
+		// two conditions for independent, expect one row, and sort all the
+		// tag's runs rather than walk its index.
+		from, key = "run_tags t JOIN runs r ON r.id = t.id", "t"
 		w.add("t.tag = ?", p.Tag)
 	}
 	if p.Routine != "" {
