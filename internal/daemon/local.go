@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/routines-dev/routines/internal/artifacts"
@@ -18,6 +19,7 @@ import (
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/trigger"
@@ -128,6 +130,8 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
 		Secret: lookup, Limits: cfg.Limits,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
+		// The runs' artifacts stay in their workspaces (engine.Workspace).
+		Dashboard: dashboard.Sources{Artifacts: dashboard.Workspaces(filepath.Join(cfg.Project.StateDir(), "runs"))},
 	})
 	// Started in this order, stopped in the reverse: the listener serves
 	// until the runs in flight are over (a request waiting for a run gets

@@ -18,6 +18,7 @@ import (
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -72,6 +73,9 @@ type Config struct {
 	// mode), which a queued run may wait for: GET /v1/runs/<id> then says
 	// why no live worker in the store's registry takes it.
 	Fleet bool
+	// Dashboard is what the dashboard at / shows beyond the store: the
+	// runs' artifacts, costs and alerts, when the daemon has them.
+	Dashboard dashboard.Sources
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -139,9 +143,19 @@ func New(cfg Config) *Server {
 	s.routeRemote()
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	// Unknown paths of the API and of hooks answer JSON; the others are
+	// the dashboard's.
+	for _, prefix := range []string{"/v1/", "/hooks/", "/slack/"} {
+		s.mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		})
+	}
+	s.mux.Handle("/", dashboard.New(dashboard.Config{
+		Store: cfg.Store, Routines: cfg.Routines, API: s.mux, Token: cfg.Token, Logger: cfg.Logger, Sources: cfg.Dashboard,
+		NextFire: func(ctx context.Context, rt *routine.Routine, now time.Time) *time.Time {
+			return NextFire(ctx, cfg.Store, rt, now)
+		},
+	}))
 	return s
 }
 
