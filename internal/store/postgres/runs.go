@@ -19,7 +19,7 @@ import (
 
 const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
-	req_region, req_labels`
+	req_region, req_labels, usage, trace_id, parent_span_id`
 
 const (
 	// runValues are the values of a new run (runArgs): its fields given
@@ -28,7 +28,7 @@ const (
 	// casts type the parameters where a SELECT gives them no column.
 	runValues = `$1::text, $2::text, $3::text, $4::text, $5::bytea, $6::text, $7::text, $8::text, 0,
 		$9::timestamptz, NULL, NULL, $10::text, '', 0, 0, 0, NULL, $11::text, $18::text, $19::text[],
-		COALESCE($12::timestamptz, now() + $13::interval), $14::text, $15::timestamptz,
+		NULL, $20::text, $21::text, COALESCE($12::timestamptz, now() + $13::interval), $14::text, $15::timestamptz,
 		COALESCE($16::timestamptz, now() + $17::interval)`
 	runInsertColumns = runColumns + `, not_before, dedupe_key, dedupe_until, lease_until`
 	runCreateSQL     = `INSERT INTO runs (` + runInsertColumns + `) VALUES (` + runValues + `)`
@@ -55,7 +55,7 @@ const (
 	// run for the rest of the pipeline.
 	runUpdateSQL = `WITH updated AS (
 			UPDATE runs SET revision = $2, state = $3, attempt = $4, started_at = $5, finished_at = $6,
-				region = $7, cpu_user_ms = $8, cpu_sys_ms = $9, max_rss_kb = $10, error = $11
+				region = $7, cpu_user_ms = $8, cpu_sys_ms = $9, max_rss_kb = $10, error = $11, usage = $13
 			WHERE id = $1 AND worker = $12 RETURNING 1
 		)
 		SELECT CASE WHEN EXISTS (SELECT 1 FROM updated) THEN true ELSE routines_not_held($1, $12) END`
@@ -148,7 +148,7 @@ func (s *Store) newRun(p *store.RunCreateParams) (*routine.Run, []any, error) {
 	lease, leaseDelay := s.later(leaseUntil, run.QueuedAt)
 	return run, []any{run.ID, run.Routine, run.Revision, run.Trigger.Kind, []byte(run.Trigger.Payload), input, tags,
 		string(run.State), p.QueuedAt, run.Worker, run.ReplayOf, notBefore, notBeforeDelay, p.DedupeKey, p.DedupeUntil,
-		lease, leaseDelay, run.Requires.Region, labelsArg(run.Requires.Labels)}, nil
+		lease, leaseDelay, run.Requires.Region, labelsArg(run.Requires.Labels), run.TraceID, run.ParentSpanID}, nil
 }
 
 // RunGet returns the run with this id, or the one run whose id starts with
@@ -290,8 +290,12 @@ func queueRunUpdate(b *pgx.Batch, run *routine.Run) error {
 	if err != nil {
 		return err
 	}
+	usage, err := jsonText(run.Usage, run.Usage.IsZero())
+	if err != nil {
+		return err
+	}
 	b.Queue(runUpdateSQL, run.ID, run.Revision, string(run.State), run.Attempt, run.StartedAt, run.FinishedAt,
-		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.Worker)
+		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.Worker, usage)
 	return nil
 }
 
@@ -303,13 +307,14 @@ func scanRun(r rows, extra ...any) (*routine.Run, error) {
 		state                string
 		payload              []byte
 		input, tags, errJSON *string
+		usage                *string
 		queued               time.Time
 		started, finished    *time.Time
 	)
 	dest := append([]any{&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
 		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
 		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf,
-		&run.Requires.Region, &run.Requires.Labels}, extra...)
+		&run.Requires.Region, &run.Requires.Labels, &usage, &run.TraceID, &run.ParentSpanID}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -331,6 +336,9 @@ func scanRun(r rows, extra ...any) (*routine.Run, error) {
 	}
 	if err := unmarshalNull(errJSON, &run.Error); err != nil {
 		return nil, fmt.Errorf("run %s: error: %w", run.ID, err)
+	}
+	if err := unmarshalNull(usage, &run.Usage); err != nil {
+		return nil, fmt.Errorf("run %s: usage: %w", run.ID, err)
 	}
 	return &run, nil
 }

@@ -16,18 +16,18 @@ import (
 
 const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
-	req_region, req_labels`
+	req_region, req_labels, usage, trace_id, parent_span_id`
 
 const (
 	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// runDedupeSQL finds the run a deduplicated trigger folds into: the
 	// first one of the routine with the key whose window is still open.
 	runDedupeSQL = `SELECT ` + runColumns + ` FROM runs
 		WHERE routine = ? AND dedupe_key = ? AND dedupe_key <> '' AND dedupe_until > ?
 		ORDER BY queued_at, id LIMIT 1`
 	runUpdateSQL = `UPDATE runs SET revision = ?, state = ?, attempt = ?, started_at = ?, finished_at = ?,
-		region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
+		region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?, usage = ?
 		WHERE id = ? AND worker = ?`
 	runWorkerSQL   = `SELECT worker FROM runs WHERE id = ?`
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
@@ -122,7 +122,7 @@ func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateP
 	_, err = tx.StmtContext(ctx, s.runCreate).ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
 		run.QueuedAt.UnixMicro(), nil, nil, run.Worker, "", 0, 0, 0, nil, run.ReplayOf, run.Requires.Region, labels,
-		micros(p.NotBefore), p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
+		nil, run.TraceID, run.ParentSpanID, micros(p.NotBefore), p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
@@ -230,8 +230,9 @@ func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine
 	return runs, nil
 }
 
-// RunUpdate writes the mutable fields of a run. Its id, routine, revision,
-// trigger, input, tags, queued_at and replay_of are fixed at creation.
+// RunUpdate writes the mutable fields of a run. Its id, routine, trigger,
+// input, tags, queued_at, replay_of and trace are fixed at creation. The
+// trigger runs_end adds a run that ends to its rollups (0008_rollups.sql).
 func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.runUpdateIn(ctx, tx, run)
@@ -249,9 +250,13 @@ func (s *Store) runUpdateIn(ctx context.Context, tx *sql.Tx, run *routine.Run) e
 	if err != nil {
 		return err
 	}
+	usage, err := usageText(run.Usage)
+	if err != nil {
+		return err
+	}
 	res, err := tx.StmtContext(ctx, s.runUpdate).ExecContext(ctx,
 		run.Revision, string(run.State), run.Attempt, micros(run.StartedAt), micros(run.FinishedAt),
-		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.ID, run.Worker)
+		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, usage, run.ID, run.Worker)
 	if err != nil {
 		return err
 	}
@@ -284,14 +289,14 @@ func scanRun(sc scanner) (*routine.Run, error) {
 		run                           routine.Run
 		state                         string
 		payload, input, tags, errJSON sql.NullString
-		labels                        sql.NullString
+		labels, usage                 sql.NullString
 		queued                        int64
 		started, finished             sql.NullInt64
 	)
 	if err := sc.Scan(&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
 		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
 		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf,
-		&run.Requires.Region, &labels); err != nil {
+		&run.Requires.Region, &labels, &usage, &run.TraceID, &run.ParentSpanID); err != nil {
 		return nil, err
 	}
 	if err := unmarshalNull(labels, &run.Requires.Labels); err != nil {
@@ -312,6 +317,9 @@ func scanRun(sc scanner) (*routine.Run, error) {
 	}
 	if err := unmarshalNull(errJSON, &run.Error); err != nil {
 		return nil, fmt.Errorf("run %s: error: %w", run.ID, err)
+	}
+	if err := unmarshalNull(usage, &run.Usage); err != nil {
+		return nil, fmt.Errorf("run %s: usage: %w", run.ID, err)
 	}
 	return &run, nil
 }

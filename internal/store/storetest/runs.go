@@ -28,7 +28,9 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			QueuedAt: epoch,
 			ReplayOf: newID(),
 			// Labels come back sorted, each once.
-			Requires: routine.Placement{Region: "eu-west", Labels: []string{"ssd", "gpu", "ssd"}},
+			Requires:     routine.Placement{Region: "eu-west", Labels: []string{"ssd", "gpu", "ssd"}},
+			TraceID:      "4bf92f3577b34da6a3ce929d0e0e4736",
+			ParentSpanID: "00f067aa0ba902b7",
 		}
 		created, err := b.s.RunCreate(b.ctx, p)
 		if err != nil {
@@ -36,14 +38,20 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		want := &routine.Run{ID: p.ID, Routine: p.Routine, Revision: p.Revision, Trigger: p.Trigger,
 			Input: p.Input, Tags: p.Tags, State: p.State, QueuedAt: p.QueuedAt, ReplayOf: p.ReplayOf,
-			Requires: routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}}}
+			Requires: routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}},
+			TraceID:  p.TraceID, ParentSpanID: p.ParentSpanID}
 		checkRun(t, created, want)
 		checkRun(t, b.getRun(t, p.ID), want)
 
-		// The worker is the claim's.
-		if runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/42", Now: at(time.Second), Lease: time.Hour}); err != nil || len(runs) != 1 {
+		// The worker is the claim's; the rest comes back as created.
+		runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/42", Now: at(time.Second), Lease: time.Hour,
+			Placement: &routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}}})
+		if err != nil || len(runs) != 1 {
 			t.Fatalf("RunClaim = %d runs, %v", len(runs), err)
 		}
+		claimed := *want
+		claimed.State, claimed.Worker, claimed.Region = routine.StateRunning, "host-1/42", "eu-west"
+		checkRun(t, runs[0].Run, &claimed)
 		want.Revision = "sha256:4567ef01" // the revision that ran
 		want.State = routine.StateFailed
 		want.Attempt = 2
@@ -56,8 +64,23 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		want.MaxRSSKB = 789012
 		want.Error = &routine.ErrorPayload{Code: routine.CodeStepFailed, Message: "exit status 3", RunID: p.ID,
 			Step: "ticket", Attempt: 2, ExitCode: ptr(3), Retryable: true, StderrTail: "boom\n\tat line 3"}
+		want.Usage = routine.Usage{GBSeconds: 1.25, BytesSent: 1 << 40, BytesReceived: 7,
+			Tokens: map[string]routine.Tokens{"claude-x": {Input: 1200, Output: 345}, "small": {Input: 1}}}
 		if err := b.s.RunUpdate(b.ctx, want); err != nil {
 			t.Fatalf("RunUpdate: %v", err)
+		}
+		checkRun(t, b.getRun(t, p.ID), want)
+		list, err := b.s.RunList(b.ctx, &store.RunListParams{})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("RunList = %d runs, %v", len(list), err)
+		}
+		checkRun(t, list[0], want)
+
+		// A checkpoint writes the usage as RunUpdate does; zero usage
+		// comes back zero.
+		want.Usage = routine.Usage{}
+		if err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: want}); err != nil {
+			t.Fatalf("Checkpoint: %v", err)
 		}
 		checkRun(t, b.getRun(t, p.ID), want)
 	})
@@ -255,6 +278,10 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			{"cpu_user_ms", nil, func(r *routine.Run) { r.CPUUserMs = 11 }},
 			{"cpu_sys_ms", nil, func(r *routine.Run) { r.CPUSysMs = 12 }},
 			{"max_rss_kb", nil, func(r *routine.Run) { r.MaxRSSKB = 13 }},
+			{"usage", nil, func(r *routine.Run) { r.Usage = routine.Usage{GBSeconds: 0.5} }},
+			{"tokens", nil, func(r *routine.Run) {
+				r.Usage.Tokens = map[string]routine.Tokens{"m": {Output: 2}}
+			}},
 			{"error", nil, func(r *routine.Run) {
 				r.Error = &routine.ErrorPayload{Code: routine.CodeRunTimeout, Message: "timed out", RunID: r.ID}
 			}},
@@ -299,6 +326,7 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		changed.Tags = []string{"changed"}
 		changed.QueuedAt = at(time.Hour)
 		changed.ReplayOf = newID()
+		changed.TraceID = "0af7651916cd43dd8448eb211c80319c"
 		changed.State = routine.StateRunning
 		if err := b.s.RunUpdate(b.ctx, &changed); err != nil {
 			t.Fatalf("RunUpdate: %v", err)
