@@ -229,17 +229,8 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 
 // enqueueRequest is enqueue of any request (a replay).
 func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *scheduler.Request) {
-	var wait time.Duration
-	if v := r.URL.Query().Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, "wait="+v+": want a duration such as 30s")
-			return
-		}
-		wait = d
-		s.extendDeadlines(w, wait)
-	}
-	if s.full(w, r, 1) {
+	wait, ok := s.parseWait(w, r)
+	if !ok || s.full(w, r, 1) {
 		return
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
@@ -252,6 +243,23 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 		return
 	}
 	s.waitRun(w, r, run.ID, wait)
+}
+
+// parseWait reads ?wait=D, how long the request may wait for a run's
+// end (0 without it), and gives the answer that long; it answers 400 and
+// returns false when D is not a duration.
+func (s *Server) parseWait(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, true
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		writeError(w, http.StatusBadRequest, "wait="+v+": want a duration such as 30s")
+		return 0, false
+	}
+	s.extendDeadlines(w, d)
+	return d, true
 }
 
 // waitRun waits until the run is final or the wait is over, woken by the
