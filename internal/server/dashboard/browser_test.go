@@ -229,9 +229,9 @@ tags: [ops]
 steps:
   - id: tick
     run: |
-      sleep 1
+      sleep 3
       echo "first line"
-      sleep 4
+      sleep 5
       echo "second line"
 `,
 	"broken": `name: broken
@@ -458,8 +458,8 @@ func TestBrowserRunsFilters(t *testing.T) {
 func TestBrowserLiveLogs(t *testing.T) {
 	t.Parallel()
 	d := serve(t, nil)
-	id := runOf(t, d, "", "slow", "")
 	tb := newTab(t, "http://"+d.Addr)
+	id := runOf(t, d, "", "slow", "")
 	tb.open("/ui/runs/" + id)
 	if !eval[bool](tb, `document.getElementById("log").dataset.follow !== undefined`) {
 		t.Fatalf("the page of a run not over does not follow its log")
