@@ -7,11 +7,15 @@ import (
 )
 
 // RunQuery selects the runs of GET /v1/runs: the query parameters
-// routine, state (repeatable) and limit. Zero values do not filter.
+// routine, state (repeatable), trigger, tag, since and limit. Zero values
+// do not filter.
 type RunQuery struct {
 	Routine string
 	States  []routine.State
-	Limit   int // the server's default (50) when 0
+	Trigger string
+	Tag     string
+	Since   time.Time // runs queued at or after it
+	Limit   int       // the server's default (50) when 0
 }
 
 // The bounds of RunQuery.Limit.

@@ -280,7 +280,8 @@ func TestDurationsTakeDays(t *testing.T) {
 	st := openStore(t, dir)
 	for i, age := range []time.Duration{10 * 24 * time.Hour, 2 * 24 * time.Hour, time.Hour} {
 		if _, err := st.RunCreate(context.Background(), &store.RunCreateParams{ID: "01JAAAAAAA000000000000000" + string(rune('1'+i)), Routine: "r",
-			State: routine.StateSucceeded, QueuedAt: time.Now().Add(-age), Trigger: routine.TriggerInfo{Kind: "manual"}}); err != nil {
+			State: routine.StateSucceeded, QueuedAt: time.Now().Add(-age), Trigger: routine.TriggerInfo{Kind: "manual"},
+			Tags: []string{[]string{"prod", "dev", "dev"}[i]}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -289,6 +290,14 @@ func TestDurationsTakeDays(t *testing.T) {
 		var runs []any
 		if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) != want {
 			t.Errorf("runs --since %s: %d runs, want %d: %v %+v", since, len(runs), want, err, r)
+		}
+	}
+	for args, want := range map[string]int{"--trigger manual": 3, "--trigger cron": 0, "--tag prod": 1,
+		"--tag prod --since 1d": 0, "--trigger manual --since 7d": 2} {
+		r := routines(t, dir, append([]string{"runs", "-o", "json"}, strings.Fields(args)...)...)
+		var runs []any
+		if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) != want {
+			t.Errorf("runs %s: %d runs, want %d: %v %+v", args, len(runs), want, err, r)
 		}
 	}
 	if r := routines(t, dir, "audit", "--since", "7d"); r.code != 0 {

@@ -194,6 +194,8 @@ func newRunsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&p.Routine, "routine", "", "only runs of this routine")
+	cmd.Flags().StringVar(&p.Trigger, "trigger", "", "only runs started by this kind of trigger (cron, webhook, manual, replay…)")
+	cmd.Flags().StringVar(&p.Tag, "tag", "", "only runs with this tag")
 	cmd.Flags().StringVar(&state, "state", "", "only runs in these states, comma-separated ("+routine.RunStateNames()+")")
 	cmd.Flags().IntVar(&p.Limit, "limit", 50, "at most this many runs")
 	durationVar(cmd.Flags(), &since, "since", 0, "only runs queued this recently, such as 2h or 7d (default: all)")
@@ -203,17 +205,12 @@ func newRunsCmd(g *globals) *cobra.Command {
 // listRuns prints the runs p selects, of those queued in the last since
 // when it is set: a table, or a JSON array.
 func (g *globals) listRuns(ctx context.Context, rr runReader, where string, p *store.RunListParams, since time.Duration) error {
+	if since > 0 {
+		p.Since = time.Now().Add(-since)
+	}
 	runs, err := rr.RunList(ctx, p)
 	if err != nil {
 		return err
-	}
-	if since > 0 {
-		// Newest first: the runs since then are the first ones.
-		from := time.Now().Add(-since)
-		i := slices.IndexFunc(runs, func(r *routine.Run) bool { return r.QueuedAt.Before(from) })
-		if i >= 0 {
-			runs = runs[:i]
-		}
 	}
 	if g.output == "json" {
 		out := make([]*routine.Run, len(runs))
@@ -224,7 +221,7 @@ func (g *globals) listRuns(ctx context.Context, rr runReader, where string, p *s
 	}
 	if len(runs) == 0 {
 		msg := "no runs in %s match\n"
-		if p.Routine == "" && len(p.States) == 0 && since == 0 {
+		if p.Routine == "" && len(p.States) == 0 && p.Trigger == "" && p.Tag == "" && since == 0 {
 			msg = "no runs recorded in %s yet\n"
 		}
 		_, err := fmt.Fprintf(g.deps.Stdout, msg, where)

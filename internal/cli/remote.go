@@ -25,7 +25,7 @@ type remoteRuns struct {
 
 // RunList lists runs; the dead runs from the dead-letter queue's endpoint.
 func (r remoteRuns) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
-	q := api.RunQuery{Routine: p.Routine, States: p.States, Limit: p.Limit}
+	q := api.RunQuery{Routine: p.Routine, States: p.States, Trigger: p.Trigger, Tag: p.Tag, Since: p.Since, Limit: p.Limit}
 	list := r.rm.c.ListRuns
 	if slices.Equal(p.States, deadOnly) {
 		q.States, list = nil, r.rm.c.ListDead

@@ -212,6 +212,10 @@ func TestCommandsActOnTheProfilesServer(t *testing.T) {
 		t.Fatalf("runs -o json: %v %s", err, r.stdout)
 	}
 	id := runs[0]["id"].(string)
+	// The filters go to the server.
+	c.must(0, id, at("runs", "--trigger", "api", "--since", "1h", "--state", "succeeded")...)
+	c.must(0, "no runs in server "+url+" match", at("runs", "--trigger", "cron")...)
+	c.must(0, "no runs in server "+url+" match", at("runs", "--tag", "nosuch")...)
 	c.must(0, "routine   hello", at("show", "last")...)
 	r = c.must(0, "", at("show", strings.ToLower(id[:12]), "-o", "json")...)
 	var detail struct {

@@ -31,6 +31,15 @@ func (c *Client) runs(ctx context.Context, path string, q api.RunQuery) ([]*rout
 	for _, s := range q.States {
 		v.Add("state", string(s))
 	}
+	if q.Trigger != "" {
+		v.Set("trigger", q.Trigger)
+	}
+	if q.Tag != "" {
+		v.Set("tag", q.Tag)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

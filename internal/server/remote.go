@@ -37,9 +37,10 @@ func (s *Server) routeRemote() {
 }
 
 // parseRunQuery reads the filters of GET /v1/runs; an error says which
-// parameter is wrong and what to write.
-func parseRunQuery(q url.Values) (*store.RunListParams, error) {
-	p := &store.RunListParams{Routine: q.Get("routine"), Limit: api.DefaultRunLimit}
+// parameter is wrong and what to write. now is what since= and until=
+// given as durations count back from.
+func parseRunQuery(q url.Values, now time.Time) (*store.RunListParams, error) {
+	p := &store.RunListParams{Routine: q.Get("routine"), Trigger: q.Get("trigger"), Tag: q.Get("tag"), Limit: api.DefaultRunLimit}
 	for _, v := range q["state"] {
 		for _, st := range strings.Split(v, ",") {
 			if !routine.IsRunState(routine.State(st)) {
@@ -55,13 +56,51 @@ func parseRunQuery(q url.Values) (*store.RunListParams, error) {
 		}
 		p.Limit = n
 	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &p.Since}, {"until", &p.Until}} {
+		v := q.Get(t.name)
+		if v == "" {
+			continue
+		}
+		if tm, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			*t.dst = tm
+			continue
+		}
+		var d routine.Duration
+		if err := d.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("%s=%s: want a time such as 2026-12-04T09:00:00Z, or a duration ago such as 90m, 24h or 7d", t.name, v)
+		}
+		*t.dst = now.Add(-d.D())
+	}
+	for _, id := range []struct {
+		name string
+		dst  *string
+		want string
+	}{
+		{"id", &p.IDPrefix, "the start of a run id"},
+		{"before", &p.Before, "the id of the last run of the page before"},
+	} {
+		v := strings.ToUpper(q.Get(id.name))
+		if len(v) > len(ulidExample) || strings.Trim(v, ulidAlphabet) != "" {
+			return nil, fmt.Errorf("%s=%s: want %s, such as %s", id.name, q.Get(id.name), id.want, ulidExample)
+		}
+		*id.dst = v
+	}
 	return p, nil
 }
+
+// Run ids are ULIDs: 26 characters of Crockford's base32.
+const (
+	ulidAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	ulidExample  = "01JEB2Y5T0Z6Q9K3M8N4R7V2WX"
+)
 
 // listRuns answers GET /v1/runs: the runs the query selects, newest
 // first, each without its steps (the shape of `routines runs -o json`).
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
-	p, err := parseRunQuery(r.URL.Query())
+	p, err := parseRunQuery(r.URL.Query(), time.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -72,7 +111,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 // listDead answers GET /v1/dlq: the dead runs (routine= and limit= as
 // GET /v1/runs), whose input is kept for replay.
 func (s *Server) listDead(w http.ResponseWriter, r *http.Request) {
-	p, err := parseRunQuery(r.URL.Query())
+	p, err := parseRunQuery(r.URL.Query(), time.Now())
 	if err == nil && len(p.States) > 0 {
 		err = errors.New("the dead-letter queue holds dead runs only: leave state= out, or use GET /v1/runs?state=…")
 	}

@@ -108,18 +108,27 @@ func TestListRunsRefusesBadFilters(t *testing.T) {
 	t.Parallel()
 	b := setupRemote(t, false)
 	for q, want := range map[string]string{
-		"limit=0":               "limit=0: want a number from 1 to 10000",
-		"limit=10001":           "limit=10001: want a number from 1 to 10000",
-		"limit=ten":             "limit=ten: want a number",
-		"state=queued,sleeping": "state=sleeping: want one of queued, running, succeeded, failed, dead, cancelled",
+		"limit=0":                            "limit=0: want a number from 1 to 10000",
+		"limit=10001":                        "limit=10001: want a number from 1 to 10000",
+		"limit=ten":                          "limit=ten: want a number",
+		"state=queued,sleeping":              "state=sleeping: want one of queued, running, succeeded, failed, dead, cancelled",
+		"since=yesterday":                    "since=yesterday: want a time such as 2026-12-04T09:00:00Z, or a duration ago such as 90m, 24h or 7d",
+		"until=2026-12-04":                   "until=2026-12-04: want a time",
+		"since=-1h":                          "since=-1h: want a time",
+		"id=01J%20":                          "id=01J : want the start of a run id",
+		"id=01JL":                            "id=01JL: want the start of a run id",
+		"before=01JEB2Y5T0Z6Q9K3M8N4R7V2WX0": "before=01JEB2Y5T0Z6Q9K3M8N4R7V2WX0: want the id of the last run of the page before",
 	} {
 		code, body := b.call(t, "GET", "/v1/runs?"+q, "", true)
 		if code != http.StatusBadRequest || !strings.Contains(errorOf(t, body), want) {
 			t.Errorf("%s: %d %s", q, code, body)
 		}
 	}
-	if code, body := b.call(t, "GET", "/v1/runs?state=queued,running&state=dead&limit=10000", "", true); code != http.StatusOK || body != "[]\n" {
-		t.Errorf("valid filters: %d %q", code, body)
+	for _, q := range []string{"state=queued,running&state=dead&limit=10000",
+		"trigger=cron&tag=prod&since=24h&until=2026-12-04T09:00:00%2B01:00&id=01jeb&before=01JEB2Y5T0Z6Q9K3M8N4R7V2WX"} {
+		if code, body := b.call(t, "GET", "/v1/runs?"+q, "", true); code != http.StatusOK || body != "[]\n" {
+			t.Errorf("valid filters %s: %d %q", q, code, body)
+		}
 	}
 	if code, body := b.call(t, "GET", "/v1/dlq?state=dead", "", true); code != http.StatusBadRequest || !strings.Contains(errorOf(t, body), "dead runs only") {
 		t.Errorf("dlq with a state: %d %s", code, body)

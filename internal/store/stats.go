@@ -86,19 +86,15 @@ func roundUp(d, unit time.Duration) time.Duration {
 
 // StatsBuilder sums rollup rows into the answer of Stats.
 type StatsBuilder struct {
-	step   time.Duration
-	stats  map[string]*Stats
-	points map[pointKey]*Aggregate
-}
-
-type pointKey struct {
-	routine string
-	start   time.Time
+	step  time.Duration
+	stats map[string]*Stats
+	// slab holds the counts of the points' histograms, allocated together.
+	slab []int64
 }
 
 // NewStatsBuilder starts the sums of a plan.
 func (p StatsPlan) NewStatsBuilder() *StatsBuilder {
-	return &StatsBuilder{step: p.Step, stats: map[string]*Stats{}, points: map[pointKey]*Aggregate{}}
+	return &StatsBuilder{step: p.Step, stats: map[string]*Stats{}}
 }
 
 // RollupRow is a row of a driver's rollups, as Stats reads it.
@@ -116,72 +112,96 @@ type RollupRow struct {
 	BytesSent, BytesReceived      int64
 }
 
-// AddRow adds a rollup row.
+// AddRow adds a rollup row. It keeps none of r's slices: a driver may
+// reuse them for the next row. Rows of a routine added in the order of
+// their starts cost least (a month of hours of many routines is tens of
+// thousands of rows); any order gives the same sums.
 func (b *StatsBuilder) AddRow(r *RollupRow) {
-	a := &Aggregate{
-		ByState: map[routine.State]int64{routine.StateSucceeded: r.Succeeded, routine.StateFailed: r.Failed,
-			routine.StateDead: r.Dead, routine.StateCancelled: r.Cancelled},
-		Duration:   Histogram{Counts: r.Duration, Sum: time.Duration(r.DurationSumUs) * time.Microsecond},
-		QueueWait:  Histogram{Counts: r.QueueWait, Sum: time.Duration(r.QueueWaitSumUs) * time.Microsecond},
-		CPUSeconds: float64(r.CPUMs) / 1000,
-		Usage:      routine.Usage{GBSeconds: r.GBSeconds, BytesSent: r.BytesSent, BytesReceived: r.BytesReceived},
+	st := b.routine(r.Routine)
+	st.Totals.addRow(r)
+	if pt := b.point(st, r.Start); pt != nil {
+		pt.addRow(r)
 	}
-	b.add(r.Routine, r.Start, a)
 }
 
 // AddTokens adds the tokens of a model of a rollup row (kept apart from
 // the row by the drivers, one row per model).
 func (b *StatsBuilder) AddTokens(name string, start time.Time, model string, t routine.Tokens) {
-	b.add(name, start, &Aggregate{Usage: routine.Usage{Tokens: map[string]routine.Tokens{model: t}}})
+	u := routine.Usage{Tokens: map[string]routine.Tokens{model: t}}
+	st := b.routine(name)
+	st.Totals.Usage.Add(u)
+	if pt := b.point(st, start); pt != nil {
+		pt.Usage.Add(u)
+	}
 }
 
-func (b *StatsBuilder) add(name string, start time.Time, row *Aggregate) {
+func (b *StatsBuilder) routine(name string) *Stats {
 	st := b.stats[name]
 	if st == nil {
 		st = &Stats{Routine: name, Step: b.step}
 		b.stats[name] = st
 	}
-	st.Totals.add(row)
+	return st
+}
+
+// point returns the point of the series of st that start is in, adding
+// it where it goes; nil without a series.
+func (b *StatsBuilder) point(st *Stats, start time.Time) *Aggregate {
 	if b.step == 0 {
-		return
+		return nil
 	}
-	k := pointKey{name, start.UTC().Truncate(b.step)}
-	pt := b.points[k]
-	if pt == nil {
-		pt = &Aggregate{Start: k.start}
-		b.points[k] = pt
+	at := start.UTC().Truncate(b.step)
+	n := len(st.Series)
+	i := n
+	if n > 0 && !st.Series[n-1].Start.Before(at) { // not after the last: look for it
+		i, _ = slices.BinarySearchFunc(st.Series, at, func(a Aggregate, t time.Time) int { return a.Start.Compare(t) })
 	}
-	pt.add(row)
+	if i == n || !st.Series[i].Start.Equal(at) {
+		st.Series = slices.Insert(st.Series, i, Aggregate{Start: at,
+			Duration: Histogram{Counts: b.counts()}, QueueWait: Histogram{Counts: b.counts()}})
+	}
+	return &st.Series[i]
+}
+
+// counts returns the zero counts of a histogram, cut from a slab.
+func (b *StatsBuilder) counts() []int64 {
+	size := len(HistogramBounds) + 1
+	if len(b.slab) < size {
+		b.slab = make([]int64, 256*size)
+	}
+	c := b.slab[:size:size]
+	b.slab = b.slab[size:]
+	return c
 }
 
 // Stats returns the sums, by routine name, each series oldest first.
 func (b *StatsBuilder) Stats() []*Stats {
-	for k, pt := range b.points {
-		st := b.stats[k.routine]
-		st.Series = append(st.Series, *pt)
-	}
 	out := make([]*Stats, 0, len(b.stats))
 	for _, st := range b.stats {
-		slices.SortFunc(st.Series, func(x, y Aggregate) int { return x.Start.Compare(y.Start) })
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(x, y *Stats) int { return cmp.Compare(x.Routine, y.Routine) })
 	return out
 }
 
-// add adds the sums of a2 to a.
-func (a *Aggregate) add(a2 *Aggregate) {
-	for st, n := range a2.ByState {
-		if n == 0 {
+// addRow adds the sums of a rollup row to a.
+func (a *Aggregate) addRow(r *RollupRow) {
+	for _, c := range []struct {
+		st routine.State
+		n  int64
+	}{{routine.StateSucceeded, r.Succeeded}, {routine.StateFailed, r.Failed}, {routine.StateDead, r.Dead}, {routine.StateCancelled, r.Cancelled}} {
+		if c.n == 0 {
 			continue
 		}
 		if a.ByState == nil {
 			a.ByState = map[routine.State]int64{}
 		}
-		a.ByState[st] += n
+		a.ByState[c.st] += c.n
 	}
-	a.Duration.Merge(a2.Duration)
-	a.QueueWait.Merge(a2.QueueWait)
-	a.CPUSeconds += a2.CPUSeconds
-	a.Usage.Add(a2.Usage)
+	a.Duration.Merge(Histogram{Counts: r.Duration, Sum: time.Duration(r.DurationSumUs) * time.Microsecond})
+	a.QueueWait.Merge(Histogram{Counts: r.QueueWait, Sum: time.Duration(r.QueueWaitSumUs) * time.Microsecond})
+	a.CPUSeconds += float64(r.CPUMs) / 1000
+	a.Usage.GBSeconds += r.GBSeconds
+	a.Usage.BytesSent += r.BytesSent
+	a.Usage.BytesReceived += r.BytesReceived
 }

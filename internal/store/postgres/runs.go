@@ -21,6 +21,9 @@ const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
 	req_region, req_labels, usage, trace_id, parent_span_id`
 
+// runColumnsOfR are runColumns of the runs aliased r.
+var runColumnsOfR = "r." + strings.Join(strings.Fields(strings.ReplaceAll(runColumns, ",", " ")), ", r.")
+
 const (
 	// runValues are the values of a new run (runArgs): its fields given
 	// at creation, zero for the rest; not_before and lease_until are
@@ -46,6 +49,7 @@ const (
 		WHERE routine = $1 AND dedupe_key = $2 AND dedupe_key <> '' AND dedupe_until > $3
 		ORDER BY queued_at, id LIMIT 1`
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = $1`
+	runQueuedAtSQL = `SELECT queued_at FROM runs WHERE id = $1`
 	// The ids in [$1, $2) are those that start with the prefix $1; ordered
 	// by id, an exact match comes first.
 	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3`
@@ -205,25 +209,11 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// RunList returns runs, newest first.
+// RunList returns runs, newest first. A filter on a tag walks run_tags,
+// the others an index of runs (0001, 0006), newest first, and stop at
+// p.Limit.
 func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
-	var w where
-	if p.Routine != "" {
-		w.add("routine = ?", p.Routine)
-	}
-	if len(p.States) > 0 {
-		w.add("state = ANY(?)", states(p.States))
-	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	q := "SELECT " + runColumns + " FROM runs" + w.sql() + " ORDER BY queued_at DESC, id DESC LIMIT " + w.arg(limit)
-	rows, err := s.pool.Query(ctx, q, w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	runs, err := collectRuns(rows)
+	runs, err := s.runList(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -231,6 +221,69 @@ func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine
 		runs = []*routine.Run{}
 	}
 	return runs, nil
+}
+
+func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
+	// PostgreSQL's text holds valid UTF-8 without NUL only: no id is
+	// anything else.
+	for _, id := range []string{p.IDPrefix, p.Before} {
+		if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+			return nil, nil
+		}
+	}
+	var w where
+	// key holds the columns of the order: those of run_tags when it is
+	// walked.
+	from, key := "runs r", "r"
+	if p.Tag != "" {
+		from, key = "run_tags t JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
+		w.add("t.tag = ?", p.Tag)
+	}
+	if p.Routine != "" {
+		w.add("r.routine = ?", p.Routine)
+	}
+	if len(p.States) > 0 {
+		w.add("r.state = ANY(?)", states(p.States))
+	}
+	if p.Trigger != "" {
+		w.add("r.trigger_kind = ?", p.Trigger)
+	}
+	if !p.Since.IsZero() {
+		w.add(key+".queued_at >= ?", p.Since)
+	}
+	if !p.Until.IsZero() {
+		w.add(key+".queued_at < ?", p.Until)
+	}
+	if p.IDPrefix != "" {
+		w.add(key+".id >= ?", p.IDPrefix)
+		if end, ok := prefixEnd(p.IDPrefix); ok {
+			w.add(key+".id < ?", end)
+		}
+	}
+	if p.Before != "" {
+		// After the cursor's run in the order of the list; a cursor that
+		// is no run's id bounds the ids alone.
+		var queued time.Time
+		switch err := s.pool.QueryRow(ctx, runQueuedAtSQL, p.Before).Scan(&queued); {
+		case errors.Is(err, pgx.ErrNoRows):
+			w.add(key+".id < ?", p.Before)
+		case err != nil:
+			return nil, err
+		default:
+			w.conds = append(w.conds, "("+key+".queued_at, "+key+".id) < ("+w.arg(queued)+", "+w.arg(p.Before)+")")
+		}
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	q := "SELECT " + runColumnsOfR + " FROM " + from + w.sql() +
+		" ORDER BY " + key + ".queued_at DESC, " + key + ".id DESC LIMIT " + w.arg(limit)
+	rows, err := s.pool.Query(ctx, q, w.args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectRuns(rows)
 }
 
 // where builds the WHERE clause of a query whose filters depend on its

@@ -12,17 +12,17 @@ import (
 )
 
 // The rollups in ranges of starts, each of a width ($1, $2, $3 hold the
-// widths and bounds), of the routines $4 (all when NULL): the triggers of
-// 0006_rollups.sql keep them. Each range is a walk of the primary key.
+// widths and bounds): the triggers of 0006_rollups.sql keep them. Each
+// range is a walk of the primary key, or of rollups_routine for the
+// routines $4 (onlySQL) when Stats names some.
 const (
 	rollupRangesSQL = `unnest($1::integer[], $2::timestamptz[], $3::timestamptz[]) AS g(width, since, until)`
 	rollupsSQL      = `SELECT r.routine, r.start, r.succeeded, r.failed, r.dead, r.cancelled, r.duration, r.duration_sum,
 			r.queue_wait, r.queue_wait_sum, r.cpu_ms, r.gb_seconds, r.bytes_sent, r.bytes_received
-		FROM ` + rollupRangesSQL + ` JOIN rollups r ON r.width = g.width AND r.start >= g.since AND r.start < g.until
-		WHERE $4::text[] IS NULL OR r.routine = ANY ($4)`
+		FROM ` + rollupRangesSQL + ` JOIN rollups r ON r.width = g.width AND r.start >= g.since AND r.start < g.until`
 	rollupTokensSQL = `SELECT r.routine, r.start, r.model, r.input, r.output
-		FROM ` + rollupRangesSQL + ` JOIN rollup_tokens r ON r.width = g.width AND r.start >= g.since AND r.start < g.until
-		WHERE $4::text[] IS NULL OR r.routine = ANY ($4)`
+		FROM ` + rollupRangesSQL + ` JOIN rollup_tokens r ON r.width = g.width AND r.start >= g.since AND r.start < g.until`
+	onlySQL = ` AND r.routine = ANY ($4)`
 )
 
 // Stats sums the rollups of the runs that ended in [p.Since, p.Until), by
@@ -32,19 +32,20 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 	var (
 		widths       []int32
 		since, until []time.Time
-		names        []string // nil: every routine
 	)
 	for _, r := range plan.Ranges {
 		widths = append(widths, int32(r.Width.Seconds()))
 		since, until = append(since, r.Since), append(until, r.Until)
 	}
+	args, only := []any{widths, since, until}, ""
 	if len(p.Routines) > 0 {
-		names = p.Routines
+		args, only = append(args, p.Routines), onlySQL
 	}
 	b := plan.NewStatsBuilder()
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var batch pgx.Batch
-		batch.Queue(rollupsSQL, widths, since, until, names).Query(func(rows pgx.Rows) error {
+		// By routine and start, each routine's points come in order.
+		batch.Queue(rollupsSQL+only+" ORDER BY r.routine, r.start", args...).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var r store.RollupRow
 				if err := rows.Scan(&r.Routine, &r.Start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &r.Duration,
@@ -55,7 +56,7 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 			}
 			return rows.Err()
 		})
-		batch.Queue(rollupTokensSQL, widths, since, until, names).Query(func(rows pgx.Rows) error {
+		batch.Queue(rollupTokensSQL+only, args...).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
 					name, model string

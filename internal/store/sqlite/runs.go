@@ -18,6 +18,9 @@ const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
 	req_region, req_labels, usage, trace_id, parent_span_id`
 
+// runColumnsOfR are runColumns of the runs aliased r.
+var runColumnsOfR = "r." + strings.Join(strings.Fields(strings.ReplaceAll(runColumns, ",", " ")), ", r.")
+
 const (
 	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -30,6 +33,7 @@ const (
 		region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?, usage = ?
 		WHERE id = ? AND worker = ?`
 	runWorkerSQL   = `SELECT worker FROM runs WHERE id = ?`
+	runQueuedAtSQL = `SELECT queued_at FROM runs WHERE id = ?`
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
 	// The ids in [?1, ?2) are those that start with the prefix ?1; ordered
 	// by id, an exact match comes first.
@@ -184,50 +188,94 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// RunList returns runs, newest first.
+// RunList returns runs, newest first. A filter on a tag walks run_tags,
+// the others an index of runs (0001, 0008), newest first, and stop at
+// p.Limit.
 func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
+	runs, err := s.runList(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
 	var (
 		where []string
 		args  []any
 	)
+	add := func(cond string, vs ...any) {
+		where = append(where, cond)
+		args = append(args, vs...)
+	}
+	// key holds the columns of the order: those of run_tags when it is
+	// walked.
+	from, key := "runs r", "r"
+	if p.Tag != "" {
+		from, key = "run_tags t JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
+		add("t.tag = ?", p.Tag)
+	}
 	if p.Routine != "" {
-		where = append(where, "routine = ?")
-		args = append(args, p.Routine)
+		add("r.routine = ?", p.Routine)
 	}
 	if len(p.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")")
-		for _, st := range p.States {
-			args = append(args, string(st))
+		in := make([]any, len(p.States))
+		for i, st := range p.States {
+			in[i] = string(st)
+		}
+		add("r.state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")", in...)
+	}
+	if p.Trigger != "" {
+		add("r.trigger_kind = ?", p.Trigger)
+	}
+	if !p.Since.IsZero() {
+		add(key+".queued_at >= ?", p.Since.UnixMicro())
+	}
+	if !p.Until.IsZero() {
+		add(key+".queued_at < ?", p.Until.UnixMicro())
+	}
+	if p.IDPrefix != "" {
+		add(key+".id >= ?", p.IDPrefix)
+		if end, ok := prefixEnd(p.IDPrefix); ok {
+			add(key+".id < ?", end)
+		}
+	}
+	if p.Before != "" {
+		// After the cursor's run in the order of the list; a cursor that
+		// is no run's id bounds the ids alone.
+		var queued int64
+		switch err := s.r.QueryRowContext(ctx, runQueuedAtSQL, p.Before).Scan(&queued); {
+		case errors.Is(err, sql.ErrNoRows):
+			add(key+".id < ?", p.Before)
+		case err != nil:
+			return nil, err
+		default:
+			add("("+key+".queued_at, "+key+".id) < (?, ?)", queued, p.Before)
 		}
 	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	args = append(args, limit)
-	q := "SELECT " + runColumns + " FROM runs"
+	q := "SELECT " + runColumnsOfR + " FROM " + from
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY queued_at DESC, id DESC LIMIT ?"
-
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	q += " ORDER BY " + key + ".queued_at DESC, " + key + ".id DESC LIMIT ?"
+	rows, err := s.r.QueryContext(ctx, q, append(args, limit)...)
 	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	runs := []*routine.Run{}
 	for rows.Next() {
 		run, err := scanRun(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list runs: %w", err)
+			return nil, err
 		}
 		runs = append(runs, run)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return runs, nil
+	return runs, rows.Err()
 }
 
 // RunUpdate writes the mutable fields of a run. Its id, routine, trigger,

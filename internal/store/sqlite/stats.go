@@ -1,41 +1,50 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// The rollups of a width in a range of starts, of the routines in the
-// JSON list ?4 (all when NULL): the triggers of 0008_rollups.sql keep them.
+// The rollups of a width in a range of starts (the triggers of
+// 0008_rollups.sql keep them), of the routines Stats names (routineIn)
+// when it does: a walk of the primary key, or of rollups_routine.
 const (
-	rollupsSQL = `SELECT routine, start, succeeded, failed, dead, cancelled, duration, duration_sum,
-			queue_wait, queue_wait_sum, cpu_ms, gb_seconds, bytes_sent, bytes_received
-		FROM rollups WHERE width = ?1 AND start >= ?2 AND start < ?3
-			AND (?4 IS NULL OR routine IN (SELECT value FROM json_each(?4)))`
+	// rollupsSQL gives a row's integers as one text, in the order of
+	// rollupNumbers: a read of a month of hours reads tens of thousands of
+	// rows, and each column read costs more than its number.
+	rollupsSQL = `SELECT routine, start, gb_seconds,
+			succeeded || ',' || failed || ',' || dead || ',' || cancelled || ',' || duration_sum || ','
+			|| queue_wait_sum || ',' || cpu_ms || ',' || bytes_sent || ',' || bytes_received || ','
+			|| substr(duration, 2, length(duration) - 2) || ',' || substr(queue_wait, 2, length(queue_wait) - 2)
+		FROM rollups WHERE width = ? AND start >= ? AND start < ?`
 	rollupTokensSQL = `SELECT routine, start, model, input, output
-		FROM rollup_tokens WHERE width = ?1 AND start >= ?2 AND start < ?3
-			AND (?4 IS NULL OR routine IN (SELECT value FROM json_each(?4)))`
+		FROM rollup_tokens WHERE width = ? AND start >= ? AND start < ?`
 )
+
+// routineIn is the condition, and its arguments, that keeps the rows of
+// the routines names; none when names is empty.
+func routineIn(names []string) (string, []any) {
+	if len(names) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	return " AND routine IN (?" + strings.Repeat(", ?", len(names)-1) + ")", args
+}
 
 // Stats sums the rollups of the runs that ended in [p.Since, p.Until), by
 // routine, in one read transaction.
 func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats, error) {
 	plan := store.PlanStats(p)
-	var names any
-	if len(p.Routines) > 0 {
-		b, err := json.Marshal(p.Routines)
-		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
-		}
-		names = string(b)
-	}
+	cond, names := routineIn(p.Routines)
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
@@ -43,47 +52,91 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 	defer func() { _ = tx.Rollback() }()
 	b := plan.NewStatsBuilder()
 	for _, r := range plan.Ranges {
-		args := []any{int64(r.Width.Seconds()), r.Since.UnixMicro(), r.Until.UnixMicro(), names}
-		if err := addRollups(ctx, tx, b, args); err != nil {
+		args := append([]any{int64(r.Width.Seconds()), r.Since.UnixMicro(), r.Until.UnixMicro()}, names...)
+		if err := addRollups(ctx, tx, b, rollupsSQL+cond, args); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
-		if err := addTokens(ctx, tx, b, args); err != nil {
+		if err := addTokens(ctx, tx, b, rollupTokensSQL+cond, args); err != nil {
 			return nil, fmt.Errorf("stats: tokens: %w", err)
 		}
 	}
 	return b.Stats(), nil
 }
 
-func addRollups(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, args []any) error {
-	rows, err := tx.QueryContext(ctx, rollupsSQL, args...)
+func addRollups(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query string, args []any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	var (
+		r       store.RollupRow
+		start   int64
+		numbers sql.RawBytes
+	)
+	dst := rollupNumbers(&r)
 	for rows.Next() {
-		var (
-			r         store.RollupRow
-			start     int64
-			dur, wait string
-		)
-		if err := rows.Scan(&r.Routine, &start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &dur, &r.DurationSumUs,
-			&wait, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived); err != nil {
+		if err := rows.Scan(&r.Routine, &start, &r.GBSeconds, &numbers); err != nil {
 			return err
 		}
 		r.Start = fromMicros(start)
-		if r.Duration, err = counts(dur); err != nil {
-			return fmt.Errorf("rollup of %s at %s: duration: %w", r.Routine, r.Start, err)
-		}
-		if r.QueueWait, err = counts(wait); err != nil {
-			return fmt.Errorf("rollup of %s at %s: queue wait: %w", r.Routine, r.Start, err)
+		if err := parseNumbers(dst, numbers); err != nil {
+			return fmt.Errorf("rollup of %s at %s: %w", r.Routine, r.Start, err)
 		}
 		b.AddRow(&r)
 	}
 	return rows.Err()
 }
 
-func addTokens(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, args []any) error {
-	rows, err := tx.QueryContext(ctx, rollupTokensSQL, args...)
+// rollupNumbers gives r histograms of their size, and returns where the
+// integers of a row go, in the order rollupsSQL gives them.
+func rollupNumbers(r *store.RollupRow) []*int64 {
+	size := len(store.HistogramBounds) + 1
+	r.Duration, r.QueueWait = make([]int64, size), make([]int64, size)
+	dst := []*int64{&r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &r.DurationSumUs, &r.QueueWaitSumUs,
+		&r.CPUMs, &r.BytesSent, &r.BytesReceived}
+	for i := range size {
+		dst = append(dst, &r.Duration[i])
+	}
+	for i := range size {
+		dst = append(dst, &r.QueueWait[i])
+	}
+	return dst
+}
+
+// parseNumbers reads the comma-separated integers of numbers into dst.
+func parseNumbers(dst []*int64, numbers []byte) error {
+	i := 0
+	for f := range bytes.SplitSeq(numbers, []byte{','}) {
+		if i == len(dst) {
+			return fmt.Errorf("more than %d numbers: %q", len(dst), numbers)
+		}
+		// By hand: strconv would want a string of each.
+		sign := int64(1)
+		if len(f) > 1 && f[0] == '-' {
+			sign, f = -1, f[1:]
+		}
+		var n int64
+		for _, c := range f {
+			if c < '0' || c > '9' {
+				return fmt.Errorf("not a list of integers: %q", numbers)
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if len(f) == 0 {
+			return fmt.Errorf("not a list of integers: %q", numbers)
+		}
+		*dst[i] = sign * n
+		i++
+	}
+	if i != len(dst) {
+		return fmt.Errorf("%d numbers, want %d: %q", i, len(dst), numbers)
+	}
+	return nil
+}
+
+func addTokens(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query string, args []any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -100,24 +153,4 @@ func addTokens(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, args []an
 		b.AddTokens(name, fromMicros(start), model, t)
 	}
 	return rows.Err()
-}
-
-// counts reads the counts of a histogram, a JSON list of integers such as
-// [0,3,1]: by hand, since a month of hourly rollups of many routines holds
-// tens of thousands of them.
-func counts(list string) ([]int64, error) {
-	inner, ok1 := strings.CutPrefix(list, "[")
-	inner, ok2 := strings.CutSuffix(inner, "]")
-	if !ok1 || !ok2 || inner == "" {
-		return nil, fmt.Errorf("not a list of counts: %q", list)
-	}
-	out := make([]int64, 0, len(store.HistogramBounds)+1)
-	for f := range strings.SplitSeq(inner, ",") {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("not a list of counts: %q", list)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }

@@ -411,3 +411,106 @@ func checkIDs(t *testing.T, runs []*routine.Run, want []string) {
 		t.Errorf("got runs\n%v\nwant\n%v", got, want)
 	}
 }
+
+func exerciseRunFilters(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Each", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		mk := func(name, trigger string, state routine.State, sec int, tags ...string) string {
+			return b.createRun(t, func(p *store.RunCreateParams) {
+				p.Routine, p.Trigger.Kind, p.State, p.QueuedAt, p.Tags = name, trigger, state, at(time.Duration(sec)*time.Second), tags
+			}).ID
+		}
+		a1 := mk("a", "cron", routine.StateQueued, 1, "prod", "eu")
+		b2 := mk("b", "webhook", routine.StateRunning, 2, "prod")
+		a3 := mk("a", "webhook", routine.StateFailed, 3)
+		a4 := mk("a", "cron", routine.StateSucceeded, 4, "eu", "eu")
+		b5 := mk("b", "cron", routine.StateFailed, 5, "dev")
+		a6 := mk("a", "manual", routine.StateSucceeded, 6, "prod")
+		for _, tc := range []struct {
+			name string
+			p    store.RunListParams
+			want []string
+		}{
+			{"trigger", store.RunListParams{Trigger: "cron"}, []string{b5, a4, a1}},
+			{"unknown trigger", store.RunListParams{Trigger: "email"}, nil},
+			{"tag", store.RunListParams{Tag: "prod"}, []string{a6, b2, a1}},
+			{"tag given twice on a run", store.RunListParams{Tag: "eu"}, []string{a4, a1}},
+			{"unknown tag", store.RunListParams{Tag: "pro"}, nil},
+			{"since", store.RunListParams{Since: at(4 * time.Second)}, []string{a6, b5, a4}},
+			{"until", store.RunListParams{Until: at(3 * time.Second)}, []string{b2, a1}},
+			{"since and until", store.RunListParams{Since: at(2 * time.Second), Until: at(5 * time.Second)}, []string{a4, a3, b2}},
+			{"id prefix", store.RunListParams{IDPrefix: a3[:20]}, []string{a3}},
+			{"whole id", store.RunListParams{IDPrefix: a3}, []string{a3}},
+			{"no such prefix", store.RunListParams{IDPrefix: "ZZZZ"}, nil},
+			{"tag and routine", store.RunListParams{Tag: "prod", Routine: "a"}, []string{a6, a1}},
+			{"tag, state and time", store.RunListParams{Tag: "prod", States: []routine.State{routine.StateSucceeded, routine.StateQueued},
+				Since: at(time.Second), Until: at(6 * time.Second)}, []string{a1}},
+			{"trigger, routine and state", store.RunListParams{Trigger: "cron", Routine: "a",
+				States: []routine.State{routine.StateSucceeded}}, []string{a4}},
+			{"tag and limit", store.RunListParams{Tag: "prod", Limit: 2}, []string{a6, b2}},
+			{"before", store.RunListParams{Before: a4}, []string{a3, b2, a1}},
+			{"before with a tag", store.RunListParams{Before: a6, Tag: "eu"}, []string{a4, a1}},
+			{"before the oldest", store.RunListParams{Before: a1}, nil},
+		} {
+			runs, err := b.s.RunList(b.ctx, &tc.p)
+			if err != nil {
+				t.Fatalf("%s: RunList: %v", tc.name, err)
+			}
+			t.Run(tc.name, func(t *testing.T) { checkIDs(t, runs, tc.want) })
+		}
+	})
+
+	t.Run("PagesWalkEveryRunOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		// Ids made in an order of their own, times that repeat: pages
+		// follow the list's order (queued_at, then id), not the ids'.
+		var all, tagged []*routine.Run
+		for i := range 41 {
+			run := b.createRun(t, func(p *store.RunCreateParams) {
+				p.QueuedAt = at(time.Duration((i*17)%13) * time.Millisecond)
+				if i%3 != 0 {
+					p.Tags = []string{"t"}
+				}
+			})
+			all = append(all, run)
+			if i%3 != 0 {
+				tagged = append(tagged, run)
+			}
+		}
+		for _, tc := range []struct {
+			name string
+			p    store.RunListParams
+			want []*routine.Run
+		}{
+			{"all", store.RunListParams{Limit: 4}, all},
+			{"tagged", store.RunListParams{Limit: 5, Tag: "t"}, tagged},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				slices.SortFunc(tc.want, func(x, y *routine.Run) int { return cmpRuns(y, x) })
+				var want, got []string
+				for _, r := range tc.want {
+					want = append(want, r.ID)
+				}
+				p := tc.p
+				for page := 0; ; page++ {
+					runs, err := b.s.RunList(b.ctx, &p)
+					if err != nil {
+						t.Fatalf("page %d: %v", page, err)
+					}
+					if len(runs) == 0 || page > len(want) {
+						break
+					}
+					for _, r := range runs {
+						got = append(got, r.ID)
+					}
+					p.Before = runs[len(runs)-1].ID
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("pages gave\n%v\nwant\n%v", got, want)
+				}
+			})
+		}
+	})
+}

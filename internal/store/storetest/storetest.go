@@ -24,6 +24,7 @@ import (
 func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
 	t.Run("Run", func(t *testing.T) { t.Parallel(); exerciseRuns(t, open) })
+	t.Run("RunFilters", func(t *testing.T) { t.Parallel(); exerciseRunFilters(t, open) })
 	t.Run("Step", func(t *testing.T) { t.Parallel(); exerciseSteps(t, open) })
 	t.Run("Log", func(t *testing.T) { t.Parallel(); exerciseLogs(t, open) })
 	t.Run("Checkpoint", func(t *testing.T) { t.Parallel(); exerciseCheckpoint(t, open) })

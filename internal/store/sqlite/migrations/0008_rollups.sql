@@ -73,6 +73,9 @@ CREATE TABLE rollups (
     bytes_received INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (width, start, routine)
 ) STRICT, WITHOUT ROWID;
+-- Stats of some routines read theirs only. A run that ends adds a row
+-- to it only when it opens a minute or an hour.
+CREATE INDEX rollups_routine ON rollups (width, routine, start);
 
 CREATE TABLE rollup_tokens (
     width   INTEGER NOT NULL,
