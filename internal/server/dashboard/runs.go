@@ -80,7 +80,7 @@ type runsData struct {
 
 // triggerKinds are the kinds of trigger a run may have been started by,
 // for the filter's choices.
-var triggerKinds = []string{"api", "cron", "email", "event", "every", "file", "manual", "replay", "routine", "slack_command", "webhook"}
+var triggerKinds = []string{"api", "cron", "email", "event", "every", "file", "manual", "replay", "rerun", "routine", "slack_command", "webhook"}
 
 // runs renders the runs page: the runs the filter selects, newest first,
 // a page at a time.
