@@ -222,6 +222,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 			return err
 		}
 		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits = ln, role.workers, role.token, role.maxQueued, role.limits
+		cfg.Costs = role.costConfig
 		what = "server on http://" + ln.Addr().String()
 	case *workerOptions:
 		if role.slots < 1 {

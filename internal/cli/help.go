@@ -101,6 +101,13 @@ var helpTable = map[string]commandHelp{
 			"  routines dlq replay 01JD3K",
 		exits: exitsRunning + "\n  2    (also) the run is not dead, or no such run" + exitsProfile,
 	},
+	"routines costs": {
+		example: "  routines costs                                   # by routine, the last 30 days\n" +
+			"  routines costs --by tag --since 7d -o json\n" +
+			"  routines costs --price-cpu-second 0.00002 --price-tokens claude-sonnet-4=3/15\n" +
+			"  routines --profile prod costs --by tag           # the server's, at its rates and budgets",
+		exits: exitsList + "\n  2  (also) a bad price, budget or costs file" + exitsProfile,
+	},
 	"routines schema": {
 		example: "  routines schema > routine.schema.json",
 		exits:   exitsPrint,

@@ -150,15 +150,17 @@ func (g *globals) progress(name string) func(done, total int64) {
 	}
 }
 
-// bytesHuman shows a size in B, KiB or MiB.
+// bytesHuman shows a size in B, KiB, MiB or GiB.
 func bytesHuman(n int64) string {
 	switch {
 	case n < 1<<10:
 		return fmt.Sprintf("%d B", n)
 	case n < 1<<20:
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 }
 
 // pushAuthor is who a push is recorded as: user@host.

@@ -233,6 +233,7 @@ func newRoot(g *globals) *cobra.Command {
 		newTestCmd(g),
 		newDoctorCmd(g),
 		newStatusCmd(g),
+		newCostsCmd(g),
 		newProjectsTopic(),
 		newLoginCmd(g), newLogoutCmd(g),
 	)

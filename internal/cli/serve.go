@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/daemon"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -29,6 +30,9 @@ type apiOptions struct {
 	maxQueued  int
 	limits     server.Limits
 	maxBodyMiB int
+	costs      costOptions
+	// costConfig is what costs loads to in check.
+	costConfig *cost.Config
 }
 
 func (o *apiOptions) flags(cmd *cobra.Command) {
@@ -43,10 +47,11 @@ func (o *apiOptions) flags(cmd *cobra.Command) {
 	durationVar(f, &o.limits.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long a kept-alive connection may wait for its next request")
 	f.IntVar(&o.limits.MaxConns, "max-conns", d.MaxConns, "open connections at most (kept below half the file descriptor limit); past it the longest idle one is closed, or the newcomer gets 503")
 	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests; past it requests get 503 with Retry-After")
+	o.costs.flags(f, true)
 }
 
 // check validates the flags and fills what they imply: the token from
-// ROUTINES_TOKEN, the bytes of bodies in flight.
+// ROUTINES_TOKEN, the bytes of bodies in flight, the costs configuration.
 func (o *apiOptions) check(g *globals) error {
 	if o.token == "" {
 		o.token = g.getenv("ROUTINES_TOKEN")
@@ -55,7 +60,9 @@ func (o *apiOptions) check(g *globals) error {
 		return invalidf("--max-conns %d, --max-body-in-flight %d: want at least 1", o.limits.MaxConns, o.maxBodyMiB)
 	}
 	o.limits.MaxBodyInFlight = int64(o.maxBodyMiB) << 20
-	return nil
+	var err error
+	o.costConfig, err = o.costs.load(g)
+	return err
 }
 
 // listen listens on --addr, with a warning when the address is reachable
@@ -197,7 +204,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Listener: ln, Reload: !o.noReload,
 		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
-		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits,
+		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Costs: o.costConfig,
 	})
 	if err != nil {
 		ln.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/artifacts"
+	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/owner"
@@ -59,6 +60,11 @@ type LocalConfig struct {
 	// Vault is the builtin vault that /v1/secrets writes to; without
 	// one, secrets are set only where the daemon runs.
 	Vault server.Vault
+
+	// Costs are the rates GET /v1/costs prices runs at and the per-tag
+	// budgets whose spent ones refuse new runs; nil: zero rates, no
+	// budgets.
+	Costs *cost.Config
 }
 
 // Local is the local daemon: the queue of one project worked by this
@@ -125,14 +131,20 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 			return sched.LastFire(name, r.Triggers[i].Kind())
 		},
 	})
+	prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, logger)
 	d.api = server.New(server.Config{
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
 		Secret: lookup, Limits: cfg.Limits,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
+		Prices: prices, Budgets: budgets,
 		// The runs' artifacts stay in their workspaces (engine.Workspace).
 		Dashboard: dashboard.Sources{Artifacts: dashboard.Workspaces(filepath.Join(cfg.Project.StateDir(), "runs"))},
 	})
+	if budgets != nil {
+		// Their status is read before the first run is queued.
+		d.services.Add("budgets", budgets)
+	}
 	// Started in this order, stopped in the reverse: the listener serves
 	// until the runs in flight are over (a request waiting for a run gets
 	// its answer); intake is refused first, then triggers stop, then the

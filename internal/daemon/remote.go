@@ -13,6 +13,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/bundle"
+	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -68,6 +69,11 @@ type RemoteConfig struct {
 	// them; nil leaves them in the workspaces of the workers that made
 	// them, lost to a run resumed elsewhere.
 	Artifacts artifacts.Store
+
+	// Costs are the rates GET /v1/costs prices runs at and the per-tag
+	// budgets whose spent ones refuse new runs; nil: zero rates, no
+	// budgets.
+	Costs *cost.Config
 }
 
 // Remote is a daemon of a deployment on PostgreSQL: it holds no state the
@@ -136,7 +142,13 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			},
 		})
 		revisions.cfg.Triggers = triggers
+		prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, logger)
+		if budgets != nil {
+			// Their status is read before the first run is queued.
+			d.services.Add("budgets", budgets)
+		}
 		cfgAPI := server.Config{
+			Prices: prices, Budgets: budgets,
 			Store: watched, Queue: queue, Routines: catalog,
 			Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
 			Secret: lookup, Limits: cfg.Limits, Problems: problems,

@@ -21,24 +21,28 @@ import (
 // resumes on another worker once that record is written finds them
 // there. The step wrote the folder, so it is read as the workspace reads
 // what a step leaves: through no link, regular files of bounded size.
-func (x *runExec) saveArtifacts(ctx context.Context, step string) error {
+// It returns the bytes it put, which the step's usage counts as sent.
+func (x *runExec) saveArtifacts(ctx context.Context, step string) (sent int64, err error) {
 	folder := filepath.Join(workspace.Artifacts, step)
 	if _, err := os.Lstat(filepath.Join(x.workspace, folder)); errors.Is(err, fs.ErrNotExist) {
-		return nil // nothing kept
+		return 0, nil // nothing kept
 	}
 	ws, err := workspace.Open(x.workspace)
 	if err != nil {
-		return fmt.Errorf("save artifacts in the artifact store: %w", err)
+		return 0, fmt.Errorf("save artifacts in the artifact store: %w", err)
 	}
 	defer ws.Close()
 	err = ws.Walk(folder, workspace.MaxArtifactBytes, func(name string, f *os.File, size int64) error {
 		_, err := x.e.artifacts.Put(ctx, x.run.ID, step, name, f, size)
+		if err == nil {
+			sent += size
+		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("save artifacts in the artifact store: %w", err)
+		return sent, fmt.Errorf("save artifacts in the artifact store: %w", err)
 	}
-	return nil
+	return sent, nil
 }
 
 // fetchedDir is the workspace folder where fetched artifacts wait until
@@ -78,6 +82,8 @@ func (x *runExec) fetchArtifacts(ctx context.Context) error {
 		if err := x.fetchArtifact(ctx, ws, info); err != nil {
 			return fmt.Errorf("fetch the artifacts of step %s: %w", info.Step, err)
 		}
+		// Moved between machines for the run, not by a step of it.
+		x.addUsage(nil, routine.Usage{BytesReceived: info.Size})
 		n++
 	}
 	for _, step := range missing {

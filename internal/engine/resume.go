@@ -23,6 +23,11 @@ type resumeState struct {
 	attempts map[string]int
 	// lastSeq is the greatest log Seq of the run: new lines go after it.
 	lastSeq int64
+	// usage holds what the steps that run again (of every phase) used in
+	// earlier attempts, and total what all recorded steps used: the run's
+	// usage goes on from there, so a crash loses none of it.
+	usage map[stepKey]routine.Usage
+	total routine.Usage
 }
 
 // logPage is how many log lines resume reads at a time to find the last Seq.
@@ -36,8 +41,12 @@ func loadResume(ctx context.Context, st store.Store, runID string) (*resumeState
 	if err != nil {
 		return nil, fmt.Errorf("resume run: %w", err)
 	}
-	rs := &resumeState{done: map[string]*routine.StepRun{}, attempts: map[string]int{}}
+	rs := &resumeState{done: map[string]*routine.StepRun{}, attempts: map[string]int{}, usage: map[stepKey]routine.Usage{}}
 	for _, rec := range recs {
+		rs.total.Add(rec.Usage)
+		if rec.Phase != routine.PhaseMain || (rec.State != routine.StateSucceeded && rec.State != routine.StateSkipped) {
+			rs.usage[stepKey{rec.Phase, rec.ID}] = rec.Usage
+		}
 		if rec.Phase != routine.PhaseMain {
 			continue
 		}
@@ -74,6 +83,9 @@ func loadResume(ctx context.Context, st store.Store, runID string) (*resumeState
 func (x *runExec) applyResume(rs *resumeState) int {
 	x.resume = rs
 	x.log.seq = rs.lastSeq
+	// The run's usage is its steps' as recorded: the run record of an
+	// attempt that crashed was not written with what its steps used.
+	x.run.Usage = rs.total
 	index := make(map[string]*routine.Step, len(x.r.Steps))
 	for i := range x.r.Steps {
 		index[x.r.Steps[i].ID] = &x.r.Steps[i]

@@ -561,6 +561,7 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 	if err := x.cp.settle(); err != nil {
 		return x.payload(routine.CodeCancelled, s.ID, fmt.Sprintf("not started: %v", err))
 	}
+	rec.Usage = x.usageBefore(phase, s.ID)
 	for n := x.attemptsBefore(phase, s.ID) + 1; ; n++ {
 		rec.Attempts = n
 		x.cp.step(rec)
@@ -617,6 +618,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		return x.payload(routine.CodeInternal, s.ID, fmt.Sprintf("copy the revision of %s for the run: %v", x.r.Name, err))
 	}
 	artifacts := filepath.Join(x.workspace, workspace.Artifacts)
+	started := x.e.clock.Now()
 	res, err := x.executeKind(ctx, kind, &stepkind.Execution{
 		RunID:        x.run.ID,
 		StepID:       s.ID,
@@ -646,9 +648,17 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 			return x.subrun(ctx, s.ID, name, input)
 		},
 	})
-	if err == nil && rec.Phase == routine.PhaseMain && s.Artifacts != nil && x.e.artifacts != nil {
-		err = x.saveArtifacts(ctx, s.ID)
+	var usage routine.Usage
+	if res != nil {
+		usage = res.Usage
+		usage.GBSeconds += gbSeconds(res.MaxRSSKB, x.e.clock.Now().Sub(started))
 	}
+	if err == nil && rec.Phase == routine.PhaseMain && s.Artifacts != nil && x.e.artifacts != nil {
+		var sent int64
+		sent, err = x.saveArtifacts(ctx, s.ID)
+		usage.BytesSent += sent
+	}
+	x.addUsage(rec, usage)
 	stdout.finish()
 	stderr.finish()
 	if budget.dropped > 0 {

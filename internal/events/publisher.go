@@ -108,7 +108,10 @@ func (p *Publisher) Listeners(name string) int {
 // Publish gives every routine that listens to ev a run, or, when the
 // dedupe key of its trigger (or ev's, which overrides it) is still inside
 // its window, the run it folded into. An event no routine listens to is
-// no error: its result has no runs, for events are fire-and-forget.
+// no error: its result has no runs, for events are fire-and-forget. A
+// listener whose run the queue refuses (scheduler.ErrRefused: a spent
+// budget) is left out; only when every listener was refused is that the
+// error.
 func (p *Publisher) Publish(ctx context.Context, ev *Event) (*api.EventResult, error) {
 	if err := ev.Check(); err != nil {
 		return nil, err
@@ -117,6 +120,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (*api.EventResult, e
 	var data any
 	_ = json.Unmarshal(payload, &data)
 	res := &api.EventResult{Event: ev.Name, Runs: []api.EventRun{}, RunIDs: []string{}}
+	var refused error
 	for _, rt := range p.routines.All() {
 		trig := listener(rt, ev.Name)
 		if trig == nil {
@@ -127,11 +131,22 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (*api.EventResult, e
 			req.DedupeWindow = dedupeWindow(trig, ev)
 		}
 		run, dup, err := p.queue.Enqueue(ctx, req)
+		if errors.Is(err, scheduler.ErrRefused) {
+			// The queue logged it (a spent budget); the other listeners
+			// still get their runs.
+			if refused == nil {
+				refused = fmt.Errorf("event %s: %w", ev.Name, err)
+			}
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("event %s: %w", ev.Name, err)
 		}
 		res.Runs = append(res.Runs, api.EventRun{Routine: rt.Name, RunID: run.ID, Deduplicated: dup})
 		res.RunIDs = append(res.RunIDs, run.ID)
+	}
+	if len(res.Runs) == 0 && refused != nil {
+		return nil, refused // every listener refused: the caller is told why
 	}
 	return res, nil
 }

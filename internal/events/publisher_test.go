@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -234,5 +235,28 @@ func TestEmitInProcess(t *testing.T) {
 	}
 	if _, err := p.Emit(t.Context(), &stepkind.Emission{Event: "page/me"}); err == nil || !strings.Contains(err.Error(), "must be 1 to 200") {
 		t.Fatalf("bad name: %v", err)
+	}
+}
+
+// TestPublishLeavesOutRefusedListeners: a listener the queue refuses (a
+// spent budget) gets no run, the others do; an event every listener of
+// which is refused fails with the refusal.
+func TestPublishLeavesOutRefusedListeners(t *testing.T) {
+	t.Parallel()
+	p, b := setup(t)
+	spent := errors.New("budget spent")
+	b.queue.Admit(func(r *routine.Routine) error {
+		if r.Name == "alert" || r.Name == "page" {
+			return spent
+		}
+		return nil
+	})
+	runs := publish(t, p, &events.Event{Name: "cpu.alert", Payload: json.RawMessage(`{"host":"web1"}`)})
+	if _, ok := runs["alert"]; ok || len(runs) != 1 || runs["audit"].RunID == "" {
+		t.Fatalf("runs %+v, want audit's alone", runs)
+	}
+	_, err := p.Publish(t.Context(), &events.Event{Name: "page.me", Payload: json.RawMessage(`{"host":"web1"}`)})
+	if !errors.Is(err, scheduler.ErrRefused) || !errors.Is(err, spent) {
+		t.Fatalf("every listener refused: %v, want the refusal", err)
 	}
 }

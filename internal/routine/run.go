@@ -116,13 +116,18 @@ type Usage struct {
 	Tokens map[string]Tokens `json:"tokens,omitempty"`
 }
 
+// BytesPerGB is the GB of GBSeconds and of the GB a deployment prices
+// transfer by: 2^30 bytes (a GiB), as AWS Lambda and Google Cloud bill
+// memory and traffic (docs/costs.md).
+const BytesPerGB = 1 << 30
+
 // Tokens count the tokens of a model's calls.
 type Tokens struct {
 	Input  int64 `json:"input"`
 	Output int64 `json:"output"`
 }
 
-// IsZero reports whether u counts nothing.
+// IsZero reports whether u counts nothing (an empty Tokens map included).
 func (u Usage) IsZero() bool {
 	return u.GBSeconds == 0 && u.BytesSent == 0 && u.BytesReceived == 0 && len(u.Tokens) == 0
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -49,6 +50,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	wakeups []func()
+	admit   func(r *routine.Routine) error
 }
 
 // NewQueue returns a queue that records runs in st, timed by clk
@@ -73,11 +75,34 @@ func (q *Queue) OnQueued(wake func()) {
 	q.mu.Unlock()
 }
 
+// ErrRefused is wrapped by the errors of Enqueue for a run that the
+// function given to Admit refused: the request was fine, the run is not
+// wanted now.
+var ErrRefused = errors.New("run refused")
+
+// Admit makes Enqueue ask admit first, for every run it is asked to
+// create: a non-nil error refuses the run, and Enqueue returns it
+// wrapped (the costs' budgets under on_exceed: stop).
+func (q *Queue) Admit(admit func(r *routine.Routine) error) {
+	q.mu.Lock()
+	q.admit = admit
+	q.mu.Unlock()
+}
+
 // Enqueue records the run req asks for, durably: it is in the store when
 // Enqueue returns. With a dedupe key matching a run still in its window,
 // it returns that run and true, and creates nothing.
 func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, error) {
 	r := req.Routine
+	q.mu.Lock()
+	admit := q.admit
+	q.mu.Unlock()
+	if admit != nil {
+		if err := admit(r); err != nil {
+			q.log.Warn("run refused", "routine", r.Name, "trigger", req.Trigger.Kind, "err", err)
+			return nil, false, fmt.Errorf("queue run of %s: %w: %w", r.Name, ErrRefused, err)
+		}
+	}
 	now := q.clock.Now().UTC()
 	p := &store.RunCreateParams{
 		ID:        req.ID,

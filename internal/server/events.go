@@ -41,7 +41,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.events.Publish(r.Context(), ev)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeEnqueueError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, res)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/api"
+	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/events"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
@@ -73,8 +74,14 @@ type Config struct {
 	// mode), which a queued run may wait for: GET /v1/runs/<id> then says
 	// why no live worker in the store's registry takes it.
 	Fleet bool
+	// Prices price the runs of GET /v1/costs; nil: zero rates, in USD.
+	Prices *cost.Prices
+	// Budgets, when set, are the per-tag budgets GET /v1/costs reports;
+	// the daemon has the Queue refuse the runs of spent ones.
+	Budgets *cost.Budgets
 	// Dashboard is what the dashboard at / shows beyond the store: the
-	// runs' artifacts, costs and alerts, when the daemon has them.
+	// runs' artifacts, costs and alerts, when the daemon has them. Its
+	// costs are priced with Prices and Budgets when it has none.
 	Dashboard dashboard.Sources
 }
 
@@ -138,6 +145,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /v1/routines/{name}/revisions/{rev}/bundle", s.auth(http.HandlerFunc(s.bundle)))
 	s.mux.Handle("POST /v1/routines/{name}/rollback", s.auth(http.HandlerFunc(s.rollback)))
 	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
+	s.mux.Handle("GET /v1/costs", s.auth(http.HandlerFunc(s.costs)))
 	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
 	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
 	s.routeRemote()
@@ -150,8 +158,12 @@ func New(cfg Config) *Server {
 			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 		})
 	}
+	sources := cfg.Dashboard
+	if sources.Costs == nil {
+		sources.Costs = dashboard.Priced(cfg.Prices, cfg.Budgets)
+	}
 	s.mux.Handle("/", dashboard.New(dashboard.Config{
-		Store: cfg.Store, Routines: cfg.Routines, API: s.mux, Token: cfg.Token, Logger: cfg.Logger, Sources: cfg.Dashboard,
+		Store: cfg.Store, Routines: cfg.Routines, API: s.mux, Token: cfg.Token, Logger: cfg.Logger, Sources: sources,
 		NextFire: func(ctx context.Context, rt *routine.Routine, now time.Time) *time.Time {
 			return NextFire(ctx, cfg.Store, rt, now)
 		},
@@ -235,7 +247,7 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeEnqueueError(w, err)
 		return
 	}
 	if wait == 0 {

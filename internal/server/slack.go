@@ -110,7 +110,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: routine.TriggerInfo{Kind: TriggerSlackCommand, Payload: payload}})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeEnqueueError(w, err)
 		return
 	}
 	text := "Queued run " + run.ID

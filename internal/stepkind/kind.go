@@ -152,4 +152,9 @@ type Result struct {
 	CPUUser  time.Duration
 	CPUSys   time.Duration
 	MaxRSSKB int64
+	// Usage is what the attempt consumed besides CPU, for its costs: the
+	// bytes of the bodies of the calls it made, the tokens of its model
+	// calls. A failed attempt may return a Result for it alone. The
+	// engine adds GBSeconds from MaxRSSKB and the attempt's wall time.
+	Usage routine.Usage
 }

@@ -99,7 +99,14 @@ const (
 // and stop_reason (of the last turn). It logs a line per model call and
 // one per tool call, with the input and the start of the result; never
 // the API key.
+//
+// Its Result's Usage counts the bodies of its calls to the model and to
+// MCP servers over HTTP, and the tokens of every turn.
 func (AgentKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
+	return metered(ctx, func(ctx context.Context) (*stepkind.Result, error) { return agentExecute(ctx, x) })
+}
+
+func agentExecute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Agent
 	if a == nil {
 		return nil, stepkind.Fail("", false, errors.New("agent: the step has no agent action"))
@@ -169,6 +176,7 @@ func (AgentKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.
 		}
 		last = t
 		in, out = in+t.in, out+t.out
+		countTokens(ctx, t.model, t.in, t.out)
 		fmt.Fprintf(x.Stdout, "turn %d: %s: %d in / %d out tokens, stop %s (%.1f s)\n", turns, t.model, t.in, t.out, t.stopReason, time.Since(start).Seconds())
 		if t.hasAnswer {
 			break

@@ -220,6 +220,7 @@ func agentAction(modelURL string, mcpServers ...routine.AgentMCPServer) *routine
 type agentBundle struct {
 	x      *stepkind.Execution
 	stdout strings.Builder
+	usage  routine.Usage // of the last exec
 }
 
 func newAgentExecution(t *testing.T, a *routine.AgentAction) *agentBundle {
@@ -239,6 +240,9 @@ func newAgentExecution(t *testing.T, a *routine.AgentAction) *agentBundle {
 func (b *agentBundle) exec(t *testing.T) (routine.Outputs, error) {
 	t.Helper()
 	res, err := AgentKind{}.Execute(t.Context(), b.x)
+	if res != nil {
+		b.usage = res.Usage
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -312,6 +316,11 @@ func TestAgentLoopOverMCPHTTP(t *testing.T) {
 		if got := routine.OutputText(out[k]); got != v {
 			t.Fatalf("output %s = %q, want %q", k, got, v)
 		}
+	}
+	// The step's usage: the tokens of its turns, by model; the bodies of
+	// its calls of the model and of the MCP server.
+	if u := b.usage; len(u.Tokens) != 1 || u.Tokens["claude-sonnet-4-5-20250929"] != (routine.Tokens{Input: 600, Output: 60}) || u.BytesSent <= int64(len(first)) || u.BytesReceived <= 0 {
+		t.Fatalf("usage %+v", u)
 	}
 	calls, ok := out["tool_calls"].([]any)
 	if !ok || len(calls) != 2 {

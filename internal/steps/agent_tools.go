@@ -189,7 +189,7 @@ func connectMCP(ctx context.Context, x *stepkind.Execution, s routine.AgentMCPSe
 		cleanup = transport.CloseIdleConnections
 		t = &mcp.StreamableClientTransport{
 			Endpoint:   u.String(),
-			HTTPClient: &http.Client{Transport: headerTransport{base: transport, headers: s.Headers}},
+			HTTPClient: &http.Client{Transport: headerTransport{base: meteredTransport{base: transport}, headers: s.Headers}},
 			// The engine retries the step; the session need not.
 			MaxRetries: -1,
 			// Only answers to the step's own calls are needed.

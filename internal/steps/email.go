@@ -46,7 +46,12 @@ const (
 // the message, with its angle brackets, as event.message_id of an email
 // trigger has it) and accepted (the envelope recipients the server took,
 // a JSON array).
+// Its Result's Usage counts the bytes of the message sent.
 func (EmailKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
+	return metered(ctx, func(ctx context.Context) (*stepkind.Result, error) { return emailExecute(ctx, x) })
+}
+
+func emailExecute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Email
 	if a == nil {
 		return nil, stepkind.Fail("", false, errors.New("email: no email action"))
@@ -275,7 +280,10 @@ func sendEmail(ctx context.Context, cfg *routine.MailServer, msg *outgoing) erro
 			return smtpFailure(ctx, "log in as "+cfg.Username, err)
 		}
 	}
-	if err := c.SendMail(msg.from, msg.rcpts, bytes.NewReader(msg.data)); err != nil {
+	if err := c.SendMail(msg.from, msg.rcpts, &countingBody{
+		ReadCloser: io.NopCloser(bytes.NewReader(msg.data)),
+		count:      func(n int64) { countSent(ctx, n) },
+	}); err != nil {
 		return smtpFailure(ctx, "send", err)
 	}
 	// The message is accepted once DATA is: a failed QUIT loses nothing.

@@ -279,3 +279,20 @@ func TestEmailInvalidAddresses(t *testing.T) {
 		t.Fatal("an invalid message was sent")
 	}
 }
+
+func TestEmailUsageCountsTheMessage(t *testing.T) {
+	t.Parallel()
+	b := setupSMTP(t)
+	a := b.action()
+	a.Body = strings.Repeat("a line of the body\n", 100)
+	res, err := EmailKind{}.Execute(t.Context(), &stepkind.Execution{
+		RunID: "01RUN", StepID: "ack", Attempt: 1, Action: &routine.Action{Email: a}, Stdout: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := b.Messages()
+	if len(envs) != 1 || res.Usage.BytesSent != int64(len(envs[0].Data)) || res.Usage.BytesReceived != 0 {
+		t.Fatalf("usage %+v, want the %d bytes of the message sent", res.Usage, len(envs[0].Data))
+	}
+}

@@ -48,7 +48,12 @@ const httpMaxRetryAfterSeconds = 24 * 60 * 60
 // the lower-cased names and their values joined with ", "), body (text, or
 // base64 when body_encoding is base64), body_truncated, and json (the body
 // as compact JSON when the answer is JSON, else empty).
+// Its Result's Usage counts the bodies it sent and read.
 func (HTTPKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
+	return metered(ctx, func(ctx context.Context) (*stepkind.Result, error) { return httpExecute(ctx, x) })
+}
+
+func httpExecute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.HTTP
 	if a == nil {
 		return nil, stepkind.Fail("", false, errors.New("http: the step has no http action"))
@@ -73,7 +78,7 @@ func (HTTPKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.R
 	target := loggableURL(x, req.URL)
 	transport := newHTTPTransport()
 	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
+	client := &http.Client{Transport: meteredTransport{base: transport}}
 
 	start := time.Now()
 	resp, err := client.Do(req)

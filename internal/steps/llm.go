@@ -50,7 +50,12 @@ type llmAnswer struct {
 // JSON when json_schema is set), input_tokens, output_tokens, usage (both
 // as JSON), model and stop_reason, and logs one line of usage; never the
 // prompt or the answer.
+// Its Result's Usage counts the bodies of the call and its tokens.
 func (LLMKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
+	return metered(ctx, func(ctx context.Context) (*stepkind.Result, error) { return llmExecute(ctx, x) })
+}
+
+func llmExecute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.LLM
 	if a == nil {
 		return nil, stepkind.Fail("", false, errors.New("llm: the step has no llm action"))
@@ -85,6 +90,7 @@ func (LLMKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Re
 	if err != nil {
 		return nil, err
 	}
+	countTokens(ctx, ans.model, ans.in, ans.out)
 	fmt.Fprintf(x.Stdout, "%s: %d in / %d out tokens, stop %s (%.1f s)\n", ans.model, ans.in, ans.out, ans.stopReason, time.Since(start).Seconds())
 	out := routine.Outputs{
 		"text":          ans.text,
@@ -141,8 +147,8 @@ func llmUsage(in, out int64) map[string]any {
 }
 
 // llmHTTPClient is the HTTP client of both providers. The request's
-// context bounds each call.
-var llmHTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+// context bounds each call, and carries the meter of its attempt.
+var llmHTTPClient = &http.Client{Transport: meteredTransport{base: http.DefaultTransport.(*http.Transport).Clone()}}
 
 // llmStatusError turns a failing HTTP status of a provider into the error
 // of a step of kind who (llm, agent): 401 and 403 are auth errors, 429

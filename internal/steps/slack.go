@@ -41,7 +41,12 @@ const slackTimeout = 30 * time.Second
 // Execute implements Kind. It outputs ts (the message's timestamp: its id,
 // which thread_ts of a later step takes) and channel (the id of the
 // channel Slack posted to).
+// Its Result's Usage counts the bodies of the call.
 func (k SlackKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
+	return metered(ctx, func(ctx context.Context) (*stepkind.Result, error) { return k.execute(ctx, x) })
+}
+
+func (k SlackKind) execute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, error) {
 	a := x.Action.Slack
 	if a == nil {
 		return nil, stepkind.Fail("", false, errors.New("slack: the step has no slack action"))
@@ -80,11 +85,7 @@ func (k SlackKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkin
 	if !strings.HasSuffix(base, "/") {
 		base += "/" // slack-go appends the method name
 	}
-	hc := k.Client
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	api := slack.New(token, slack.OptionAPIURL(base), slack.OptionHTTPClient(hc))
+	api := slack.New(token, slack.OptionAPIURL(base), slack.OptionHTTPClient(metering(k.Client)))
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, slackTimeout)

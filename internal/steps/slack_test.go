@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -250,5 +251,25 @@ func TestSlackValuesStayStrings(t *testing.T) {
 	}
 	if s := got[0]["text"].(map[string]any)["text"]; s != blocks[0].(map[string]any)["text"].(map[string]any)["text"] {
 		t.Fatalf("block text %q", s)
+	}
+}
+
+func TestSlackUsageCountsBodies(t *testing.T) {
+	t.Parallel()
+	var sent, answered int
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		sent += len(body)
+		n, _ := io.WriteString(w, `{"ok":true,"channel":"C123","ts":"1700000000.000100"}`)
+		answered += n
+	}))
+	defer ts.Close()
+	res, err := SlackKind{}.Execute(t.Context(), &stepkind.Execution{RunID: "01RUN", StepID: "notify", Attempt: 1, Stdout: io.Discard,
+		Action: &routine.Action{Slack: &routine.SlackAction{Token: slackTestToken, Channel: "#ops", Text: "hello", BaseURL: ts.URL + "/api"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent == 0 || res.Usage.BytesSent != int64(sent) || res.Usage.BytesReceived != int64(answered) {
+		t.Fatalf("usage %+v, want %d sent and %d received", res.Usage, sent, answered)
 	}
 }

@@ -1,11 +1,15 @@
 package dashboard
 
 import (
+	"cmp"
+	"context"
 	"maps"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/routines-dev/routines/internal/cost"
+	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -95,4 +99,40 @@ func (u *usageRow) add(row usageRow) {
 	u.Tokens += row.Tokens
 	u.Cost += row.Cost
 	u.Priced = row.Priced
+}
+
+// Priced returns the costs of prices (zero rates in cost.DefaultCurrency
+// when nil) and budgets (none when nil): the server's --price-* rates and
+// per-tag budgets. With no rate and no budget it returns nil, and the
+// costs page shows raw usage.
+func Priced(prices *cost.Prices, budgets *cost.Budgets) Costs {
+	if budgets == nil && (prices == nil || prices.CPUSecond == 0 && prices.GBSecond == 0 && prices.GBTransferred == 0 && len(prices.Tokens) == 0) {
+		return nil
+	}
+	if prices == nil {
+		prices = &cost.Prices{Currency: cost.DefaultCurrency}
+	}
+	return priced{prices: prices, budgets: budgets}
+}
+
+type priced struct {
+	prices  *cost.Prices
+	budgets *cost.Budgets
+}
+
+func (p priced) Currency() string { return cmp.Or(p.prices.Currency, cost.DefaultCurrency) }
+
+func (p priced) Price(cpuSeconds float64, usage routine.Usage) float64 {
+	return p.prices.Price(cpuSeconds, usage).Total
+}
+
+func (p priced) Budgets(context.Context, time.Time) ([]Budget, error) {
+	if p.budgets == nil {
+		return nil, nil
+	}
+	var out []Budget
+	for _, s := range p.budgets.Status() {
+		out = append(out, Budget{Tag: s.Tag, Limit: s.Amount, Spent: s.Spent, Period: "month", OnExceed: s.OnExceed})
+	}
+	return out, nil
 }

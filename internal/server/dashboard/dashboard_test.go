@@ -17,6 +17,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server"
@@ -383,5 +384,20 @@ func symlink(t *testing.T, target, link string) {
 	t.Helper()
 	if err := os.Symlink(target, link); err != nil {
 		t.Skip("no symbolic links here:", err)
+	}
+}
+
+// The server's rates price the costs page; without any, it shows usage.
+func TestPriced(t *testing.T) {
+	t.Parallel()
+	if c := dashboard.Priced(&cost.Prices{Currency: "USD"}, nil); c != nil {
+		t.Errorf("zero rates: %v, want raw usage", c)
+	}
+	c := dashboard.Priced(&cost.Prices{Currency: "EUR", CPUSecond: 2, GBSecond: 10}, nil)
+	if c == nil || c.Currency() != "EUR" || c.Price(3, routine.Usage{GBSeconds: 0.5}) != 11 {
+		t.Fatalf("priced: %v", c)
+	}
+	if b, err := c.Budgets(context.Background(), time.Now()); err != nil || b != nil {
+		t.Errorf("no budgets: %v %v", b, err)
 	}
 }
