@@ -43,7 +43,7 @@ type costsData struct {
 func (d *Dashboard) costs(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	win := rangeOf(r).at(now)
-	data := costsData{statsView: statsView{Window: win, Ranges: ranges}, Priced: d.cfg.Costs != nil}
+	data := costsData{statsView: statsView{Window: win, Ranges: ranges}, Priced: d.cfg.Costs != nil, Total: usageRow{Name: "Total"}}
 	all, err := d.stats(r.Context(), win)
 	if err != nil {
 		data.Problem = storeError("statistics", err)

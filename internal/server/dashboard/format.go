@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"html/template"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,5 +123,7 @@ func formatNumber(v float64) string {
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	}
-	return fmt.Sprintf("%.3g", v)
+	// Three significant digits, never in exponent form.
+	r, _ := strconv.ParseFloat(fmt.Sprintf("%.3g", v), 64)
+	return strconv.FormatFloat(r, 'f', -1, 64)
 }
