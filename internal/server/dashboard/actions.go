@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/routines-dev/routines/internal/artifacts"
 )
 
 // apiRequest is r turned into a request of the API at path, with the
@@ -46,9 +48,12 @@ func (rec *recorder) Write(p []byte) (int, error) {
 // shows the API's error.
 func (d *Dashboard) action(endpoint string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
+		id, ok := d.runID(w, r)
+		if !ok {
+			return
+		}
 		rec := &recorder{header: http.Header{}}
-		d.cfg.API.ServeHTTP(rec, d.apiRequest(r, http.MethodPost, strings.ReplaceAll(endpoint, "{id}", url.PathEscape(id))))
+		d.cfg.API.ServeHTTP(rec, d.apiRequest(r, http.MethodPost, strings.ReplaceAll(endpoint, "{id}", id)))
 		var answer struct {
 			RunID string `json:"run_id"` // a queued run
 			ID    string `json:"id"`     // a run
@@ -74,11 +79,27 @@ func (d *Dashboard) action(endpoint string) http.HandlerFunc {
 	}
 }
 
+// runID returns the run id of the path, or answers 400 when it is not
+// one (letters, digits, _ and -): the id goes into the path of an API
+// request.
+func (d *Dashboard) runID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if artifacts.CheckRun(id) != nil {
+		d.fail(w, r, http.StatusBadRequest, "A run id is letters and digits: "+id+" is not one.")
+		return "", false
+	}
+	return id, true
+}
+
 // logs streams a run's log lines, step ends and end as the API's
 // GET /v1/runs/<id>/logs does (Server-Sent Events), for the page's
 // script, which cannot send the token itself.
 func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request) {
-	api := d.apiRequest(r, http.MethodGet, "/v1/runs/"+url.PathEscape(r.PathValue("id"))+"/logs")
+	id, ok := d.runID(w, r)
+	if !ok {
+		return
+	}
+	api := d.apiRequest(r, http.MethodGet, "/v1/runs/"+id+"/logs")
 	if after := r.URL.Query().Get("after"); after != "" {
 		api.URL.RawQuery = "after=" + url.QueryEscape(after)
 	}

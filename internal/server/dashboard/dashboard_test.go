@@ -401,3 +401,14 @@ func TestPriced(t *testing.T) {
 		t.Errorf("no budgets: %v %v", b, err)
 	}
 }
+
+// A run id that is not one never reaches the API's paths.
+func TestButtonsRefuseOddIDs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "", dashboard.Sources{})
+	_, page := b.get(t, "/ui/runs/"+addRun(t, b.st, store.RunCreateParams{}).ID)
+	resp, _ := b.post(t, "/ui/runs/..%2Froutines%2Fr/rerun", url.Values{"csrf": {csrf(t, page)}})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an id with a slash: %d", resp.StatusCode)
+	}
+}
