@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/routines-dev/routines/internal/artifacts"
@@ -21,6 +22,7 @@ import (
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/trigger"
@@ -146,6 +148,8 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
 		Metrics: m,
 		Prices:  prices, Budgets: budgets,
+		// The runs' artifacts stay in their workspaces (engine.Workspace).
+		Dashboard: dashboard.Sources{Artifacts: dashboard.Workspaces(filepath.Join(cfg.Project.StateDir(), "runs"))},
 	})
 	if budgets != nil {
 		// Their status is read before the first run is queued.

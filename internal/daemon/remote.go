@@ -175,6 +175,9 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		if sched != nil {
 			cfgAPI.Executions = sched
 		}
+		if cfg.Artifacts != nil {
+			cfgAPI.Dashboard.Artifacts = cfg.Artifacts
+		}
 		api = server.New(cfgAPI)
 		d.services.Add("listener", listener(api, cfg.Listener, cfg.Limits, d.served))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
+	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -83,6 +84,10 @@ type Config struct {
 	// Budgets, when set, are the per-tag budgets GET /v1/costs reports;
 	// the daemon has the Queue refuse the runs of spent ones.
 	Budgets *cost.Budgets
+	// Dashboard is what the dashboard at / shows beyond the store: the
+	// runs' artifacts, costs and alerts, when the daemon has them. Its
+	// costs are priced with Prices and Budgets when it has none.
+	Dashboard dashboard.Sources
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -156,9 +161,23 @@ func New(cfg Config) *Server {
 	s.routeRemote()
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	// Unknown paths of the API and of hooks answer JSON; the others are
+	// the dashboard's.
+	for _, prefix := range []string{"/v1/", "/hooks/", "/slack/"} {
+		s.mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		})
+	}
+	sources := cfg.Dashboard
+	if sources.Costs == nil {
+		sources.Costs = dashboard.Priced(cfg.Prices, cfg.Budgets)
+	}
+	s.mux.Handle("/", dashboard.New(dashboard.Config{
+		Store: cfg.Store, Routines: cfg.Routines, API: s.mux, Token: cfg.Token, Logger: cfg.Logger, Sources: sources,
+		NextFire: func(ctx context.Context, rt *routine.Routine, now time.Time) *time.Time {
+			return NextFire(ctx, cfg.Store, rt, now)
+		},
+	}))
 	return s
 }
 

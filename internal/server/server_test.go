@@ -63,7 +63,7 @@ func TestDrainAnswers503(t *testing.T) {
 func TestUnknownEndpointIsJSON(t *testing.T) {
 	t.Parallel()
 	ts, _ := setup(t, nil)
-	resp, err := http.Get(ts.URL + "/nope")
+	resp, err := http.Get(ts.URL + "/v1/nope")
 	if err != nil {
 		t.Fatal(err)
 	}

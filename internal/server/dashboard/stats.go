@@ -1,0 +1,184 @@
+package dashboard
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
+)
+
+// timeRange is a range the stats pages show: the last Span, in points
+// Step wide.
+type timeRange struct {
+	Name string
+	Span time.Duration
+	Step time.Duration
+}
+
+// ranges are the ranges to choose from, each in 48 to 60 points.
+var ranges = []timeRange{
+	{"1h", time.Hour, time.Minute},
+	{"24h", 24 * time.Hour, 30 * time.Minute},
+	{"7d", 7 * 24 * time.Hour, 3 * time.Hour},
+	{"30d", 30 * 24 * time.Hour, 12 * time.Hour},
+}
+
+const defaultRange = "24h"
+
+// rangeOf returns the range ?range= names, the default one when none or
+// an unknown one does.
+func rangeOf(r *http.Request) timeRange {
+	name := r.URL.Query().Get("range")
+	for _, rg := range ranges {
+		if rg.Name == name {
+			return rg
+		}
+	}
+	return ranges[1]
+}
+
+// window is a range read at an instant: [From, To), whose points start
+// at multiples of Step.
+type window struct {
+	timeRange
+	From, To time.Time
+}
+
+func (rg timeRange) at(now time.Time) window {
+	to := now.Truncate(rg.Step).Add(rg.Step)
+	return window{timeRange: rg, From: to.Add(-rg.Span), To: to}
+}
+
+// stats reads the aggregates of the routines named (every one when
+// none) over w, with their series.
+func (d *Dashboard) stats(ctx context.Context, w window, names ...string) ([]*store.Stats, error) {
+	return d.cfg.Store.Stats(ctx, &store.StatsParams{Routines: names, Since: w.From, Until: w.To, Step: w.Step})
+}
+
+// summary is what the pages show of an aggregate.
+type summary struct {
+	Runs, Succeeded, Errors int64
+	SuccessRate, ErrorRate  float64
+	Avg, P50, P95           time.Duration
+	WaitP50, WaitP95        time.Duration
+	CPUSeconds              float64
+	GBSeconds               float64
+	// MemoryGB is the memory the runs held on average while they ran
+	// (GB-seconds over run-seconds).
+	MemoryGB float64
+	Bytes    int64 // sent and received
+	Usage    routine.Usage
+}
+
+// summarize derives a summary from an aggregate. Errors are the runs
+// that failed or went dead; cancelled runs are neither successes nor
+// errors, but count as runs.
+func summarize(a *store.Aggregate) summary {
+	s := summary{CPUSeconds: a.CPUSeconds, GBSeconds: a.Usage.GBSeconds, Usage: a.Usage,
+		Bytes: a.Usage.BytesSent + a.Usage.BytesReceived}
+	for st, n := range a.ByState {
+		s.Runs += n
+		switch st {
+		case routine.StateSucceeded:
+			s.Succeeded += n
+		case routine.StateFailed, routine.StateDead:
+			s.Errors += n
+		}
+	}
+	if s.Runs > 0 {
+		s.SuccessRate = float64(s.Succeeded) / float64(s.Runs)
+		s.ErrorRate = float64(s.Errors) / float64(s.Runs)
+	}
+	s.Avg, s.P50, s.P95 = a.Duration.Mean(), a.Duration.Quantile(0.5), a.Duration.Quantile(0.95)
+	s.WaitP50, s.WaitP95 = a.QueueWait.Quantile(0.5), a.QueueWait.Quantile(0.95)
+	if secs := a.Duration.Sum.Seconds(); secs > 0 {
+		s.MemoryGB = a.Usage.GBSeconds / secs
+	}
+	return s
+}
+
+// points places a value of each point of st's series on w's grid, one
+// per Step from From: missing points are zero when zero is what no run
+// means (a count), else a gap (NaN: a latency).
+func points(w window, st *store.Stats, gapIfEmpty bool, value func(*store.Aggregate) float64) []point {
+	step := w.Step
+	if st != nil && st.Step > step {
+		step = st.Step
+	}
+	n := int(math.Ceil(float64(w.To.Sub(w.From)) / float64(step)))
+	out := make([]point, n)
+	for i := range out {
+		out[i] = point{T: w.From.Add(time.Duration(i) * step), V: 0}
+		if gapIfEmpty {
+			out[i].V = math.NaN()
+		}
+	}
+	if st == nil {
+		return out
+	}
+	for i := range st.Series {
+		a := &st.Series[i]
+		k := int(a.Start.Sub(w.From) / step)
+		if k < 0 || k >= n {
+			continue
+		}
+		if gapIfEmpty && math.IsNaN(out[k].V) {
+			out[k].V = 0
+		}
+		out[k].V += value(a)
+	}
+	return out
+}
+
+// merged sums the stats of several routines into one, point by point:
+// the "all routines" line of the metrics page.
+func merged(all []*store.Stats) *store.Stats {
+	m := &store.Stats{Routine: "all routines"}
+	at := map[time.Time]int{}
+	for _, st := range all {
+		m.Step = max(m.Step, st.Step)
+		mergeAggregate(&m.Totals, &st.Totals)
+		for i := range st.Series {
+			a := &st.Series[i]
+			k, ok := at[a.Start]
+			if !ok {
+				k = len(m.Series)
+				at[a.Start] = k
+				m.Series = append(m.Series, store.Aggregate{Start: a.Start})
+			}
+			mergeAggregate(&m.Series[k], a)
+		}
+	}
+	return m
+}
+
+func mergeAggregate(dst, src *store.Aggregate) {
+	if dst.ByState == nil {
+		dst.ByState = map[routine.State]int64{}
+	}
+	for st, n := range src.ByState {
+		dst.ByState[st] += n
+	}
+	dst.Duration.Merge(src.Duration)
+	dst.QueueWait.Merge(src.QueueWait)
+	dst.CPUSeconds += src.CPUSeconds
+	dst.Usage.Add(src.Usage)
+}
+
+// The values charts draw of an aggregate.
+func runCount(a *store.Aggregate) float64 { return float64(summarize(a).Runs) }
+func errorCount(a *store.Aggregate) float64 {
+	return float64(summarize(a).Errors)
+}
+func errorRate(a *store.Aggregate) float64 { return summarize(a).ErrorRate }
+func quantile(q float64) func(*store.Aggregate) float64 {
+	return func(a *store.Aggregate) float64 { return a.Duration.Quantile(q).Seconds() }
+}
+func waitQuantile(q float64) func(*store.Aggregate) float64 {
+	return func(a *store.Aggregate) float64 { return a.QueueWait.Quantile(q).Seconds() }
+}
+func cpuSeconds(a *store.Aggregate) float64 { return a.CPUSeconds }
+func gbSeconds(a *store.Aggregate) float64  { return a.Usage.GBSeconds }
