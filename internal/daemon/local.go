@@ -8,6 +8,8 @@ import (
 	"net"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/events"
@@ -20,6 +22,7 @@ import (
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/tracing"
 	"github.com/routines-dev/routines/internal/trigger"
 )
 
@@ -57,6 +60,9 @@ type LocalConfig struct {
 	// Vault is the builtin vault that /v1/secrets writes to; without
 	// one, secrets are set only where the daemon runs.
 	Vault server.Vault
+	// Tracing makes the spans of runs and steps; Stop flushes it. Nil:
+	// no spans.
+	Tracing *tracing.Provider
 }
 
 // Local is the local daemon: the queue of one project worked by this
@@ -85,6 +91,10 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	d := &Local{owner: own, served: make(chan error, 1)}
+	spans := tracingOf(cfg.Tracing)
+	// Stopped last: the spans of the runs that end during the shutdown
+	// are exported too.
+	d.services.Add("tracing", spans)
 	catalog := scheduler.NewCatalog(cfg.Routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
@@ -102,6 +112,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
 		Waker:    waker(cfg.Store),
+		Tracer:   spans.Tracer(),
 	})
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
@@ -211,6 +222,8 @@ type executorConfig struct {
 	// it looks at the queue without one (1s when 0).
 	Waker store.Waker
 	Poll  time.Duration
+	// Tracer makes the spans of runs and steps.
+	Tracer trace.Tracer
 }
 
 // newExecutor returns the scheduler that works the queue with an engine:
@@ -237,6 +250,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			AllowMissing: c.AllowMissing,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: c.RequeueAfter,
+			Tracer:       c.Tracer,
 		}),
 		Catalog:   c.Catalog,
 		Leases:    leases,
@@ -250,6 +264,24 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 		Logger:           c.Logger,
 	})
 }
+
+// tracingService is the tracer provider of a daemon as the service whose
+// Stop flushes the spans still buffered.
+type tracingService struct{ *tracing.Provider }
+
+// tracingOf returns p (a no-op when nil) as a service.
+func tracingOf(p *tracing.Provider) tracingService {
+	if p == nil {
+		p = tracing.Noop()
+	}
+	return tracingService{p}
+}
+
+// Start implements Service: the provider works from its creation.
+func (tracingService) Start(context.Context) error { return nil }
+
+// Stop implements Service.
+func (t tracingService) Stop(ctx context.Context) error { return t.Shutdown(ctx) }
 
 // waker is st as a store.Waker, or nil when it wakes nobody.
 func waker(st store.Store) store.Waker {

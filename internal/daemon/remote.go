@@ -20,6 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/tracing"
 	"github.com/routines-dev/routines/internal/trigger"
 )
 
@@ -68,6 +69,9 @@ type RemoteConfig struct {
 	// them; nil leaves them in the workspaces of the workers that made
 	// them, lost to a run resumed elsewhere.
 	Artifacts artifacts.Store
+	// Tracing makes the spans of runs and steps; Stop flushes it. Nil:
+	// no spans.
+	Tracing *tracing.Provider
 }
 
 // Remote is a daemon of a deployment on PostgreSQL: it holds no state the
@@ -102,6 +106,10 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	)
 	revisions := NewRevisions(rcfg)
 	catalog := revisions.Catalog()
+	spans := tracingOf(cfg.Tracing)
+	// Stopped last: the spans of the runs that end during the shutdown
+	// are exported too.
+	d.services.Add("tracing", spans)
 	if cfg.Workers > 0 {
 		sched = newExecutor(executorConfig{
 			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
@@ -113,6 +121,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls
 			// only for delayed runs coming due and leases running out.
 			Waker: waker(cfg.Store), Poll: remotePoll,
+			Tracer: spans.Tracer(),
 		})
 		queue.OnQueued(sched.Wake)
 	}

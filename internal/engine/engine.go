@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
@@ -66,6 +69,12 @@ type Config struct {
 	// that step, its attempts counting on. Zero: the engine sleeps through
 	// every backoff (run-once).
 	RequeueAfter time.Duration
+	// Tracer makes a span per execution of a run and a child per attempt
+	// of a step, in the trace the run was queued with; the step kinds'
+	// HTTP clients add theirs under the step's. The OpenTelemetry API
+	// only: main gives the SDK's (internal/tracing), which the engine
+	// does not import. A no-op when nil.
+	Tracer trace.Tracer
 }
 
 // Requeue is the error Execute returns when a run stopped to wait for a
@@ -110,6 +119,7 @@ type Engine struct {
 	allowMissing []string
 	requeue      time.Duration
 	artifacts    artifacts.Store
+	tracer       trace.Tracer
 }
 
 // New returns an engine built from cfg.
@@ -129,6 +139,10 @@ func New(cfg Config) *Engine {
 		allowMissing: cfg.AllowMissing,
 		requeue:      cfg.RequeueAfter,
 		artifacts:    cfg.Artifacts,
+		tracer:       cfg.Tracer,
+	}
+	if e.tracer == nil {
+		e.tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

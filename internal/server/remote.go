@@ -132,7 +132,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine)
+	s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine, "trace_id", run.TraceID)
 	s.writeRun(w, r, http.StatusOK, run)
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/tracing"
 )
 
 // HTTPKind sends the request of an http step. Each attempt has a client
@@ -73,7 +74,7 @@ func (HTTPKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind.R
 	target := loggableURL(x, req.URL)
 	transport := newHTTPTransport()
 	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
+	client := &http.Client{Transport: tracing.Transport(transport)}
 
 	start := time.Now()
 	resp, err := client.Do(req)
