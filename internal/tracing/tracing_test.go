@@ -53,10 +53,9 @@ func TestBadVariables(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT: want the URL of an OTLP/HTTP receiver, such as http://localhost:4318"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT: want the URL of an OTLP receiver, such as http://localhost:4318"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://x/"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: want the URL"},
-		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: this build exports over OTLP/HTTP only"},
-		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=thrift: want http/protobuf or http/json"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=thrift: want http/protobuf, http/json or grpc"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, "OTEL_EXPORTER_OTLP_TIMEOUT=10s: want a number of milliseconds"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "OTEL_EXPORTER_OTLP_COMPRESSION=zstd: want gzip or none"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER=sometimes: want one of"},
@@ -148,6 +147,30 @@ func TestTracesEndpointAsIs(t *testing.T) {
 	}
 	if rcv.Posts() != 1 {
 		t.Fatalf("%d posts to the traces endpoint, want 1", rcv.Posts())
+	}
+}
+
+func TestExportOverGRPC(t *testing.T) {
+	t.Parallel()
+	rcv := tracingtest.NewGRPCReceiver(t)
+	p, err := tracing.New(t.Context(), tracing.Config{Getenv: env(map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":    rcv.URL,
+		"OTEL_EXPORTER_OTLP_PROTOCOL":    "grpc",
+		"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+	}), Role: "server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Endpoint != rcv.URL {
+		t.Errorf("endpoint %s: want %s as is (no path over gRPC)", p.Endpoint, rcv.URL)
+	}
+	_, span := p.Tracer().Start(t.Context(), "over grpc")
+	span.End()
+	if err := p.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := rcv.WaitFor(t, "over grpc"); s.Resource["routines.role"] != "server" {
+		t.Errorf("resource %v", s.Resource)
 	}
 }
 

@@ -1,13 +1,16 @@
-// Package tracingtest is an in-process OTLP/HTTP receiver for tests: it
-// takes the spans an exporter posts to /v1/traces, decodes them with the
-// collector's own protobuf types and keeps them for assertions.
+// Package tracingtest is an in-process OTLP receiver for tests: it takes
+// the spans an exporter posts to /v1/traces (OTLP/HTTP protobuf) or sends
+// over gRPC, decodes them with the collector's own protobuf types and
+// keeps them for assertions.
 package tracingtest
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,6 +21,7 @@ import (
 
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -38,8 +42,9 @@ type Span struct {
 	Status string
 }
 
-// Receiver is an OTLP/HTTP endpoint on 127.0.0.1.
+// Receiver is an OTLP endpoint on 127.0.0.1.
 type Receiver struct {
+	collectorpb.UnimplementedTraceServiceServer
 	// URL is the base endpoint, for OTEL_EXPORTER_OTLP_ENDPOINT.
 	URL string
 
@@ -48,7 +53,7 @@ type Receiver struct {
 	posts int
 }
 
-// NewReceiver starts a receiver that the test's cleanup stops.
+// NewReceiver starts an OTLP/HTTP receiver that the test's cleanup stops.
 func NewReceiver(t testing.TB) *Receiver {
 	t.Helper()
 	r := &Receiver{}
@@ -56,6 +61,28 @@ func NewReceiver(t testing.TB) *Receiver {
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL
 	return r
+}
+
+// NewGRPCReceiver starts an OTLP/gRPC receiver (without TLS) that the
+// test's cleanup stops.
+func NewGRPCReceiver(t testing.TB) *Receiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Receiver{URL: "http://" + ln.Addr().String()}
+	srv := grpc.NewServer()
+	collectorpb.RegisterTraceServiceServer(srv, r)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return r
+}
+
+// Export implements the collector's gRPC TraceService.
+func (r *Receiver) Export(_ context.Context, msg *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+	r.add(msg)
+	return &collectorpb.ExportTraceServiceResponse{}, nil
 }
 
 func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
@@ -86,6 +113,14 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	r.add(&msg)
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	resp, _ := proto.Marshal(&collectorpb.ExportTraceServiceResponse{})
+	_, _ = w.Write(resp)
+}
+
+// add keeps the spans of an export.
+func (r *Receiver) add(msg *collectorpb.ExportTraceServiceRequest) {
 	var got []Span
 	for _, rs := range msg.GetResourceSpans() {
 		res := attrs(rs.GetResource().GetAttributes())
@@ -109,9 +144,6 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.spans = append(r.spans, got...)
 	r.posts++
 	r.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	resp, _ := proto.Marshal(&collectorpb.ExportTraceServiceResponse{})
-	_, _ = w.Write(resp)
 }
 
 var kinds = map[int32]string{0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
