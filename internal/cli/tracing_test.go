@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
+	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/tracing/tracingtest"
 )
 
@@ -123,6 +125,18 @@ steps:
 			if strings.Contains(v, hostile) {
 				t.Errorf("span %s: attribute %s shows a payload value: %q", s.Name, k, v)
 			}
+		}
+	}
+
+	// Its stored lines show it too.
+	r := routines(t, dir, "logs", runID, "-o", "json")
+	var lines []routine.LogLine
+	if err := json.Unmarshal([]byte(r.stdout), &lines); err != nil || r.code != 0 || len(lines) == 0 {
+		t.Fatalf("logs -o json: %d %v %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	for _, l := range lines {
+		if l.TraceID != callerTrace {
+			t.Errorf("logs -o json: line %+v: want trace_id %s", l, callerTrace)
 		}
 	}
 
