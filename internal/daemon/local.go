@@ -112,7 +112,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
 		Waker:    waker(cfg.Store),
-		Tracer:   spans.Tracer(),
+		Tracer:   spans.engineTracer(),
 	})
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
@@ -268,6 +268,15 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 // tracingService is the tracer provider of a daemon as the service whose
 // Stop flushes the spans still buffered.
 type tracingService struct{ *tracing.Provider }
+
+// engineTracer is the tracer of the engine: nil when no span is
+// exported, so that runs make none.
+func (t tracingService) engineTracer() trace.Tracer {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.Tracer()
+}
 
 // tracingOf returns p (a no-op when nil) as a service.
 func tracingOf(p *tracing.Provider) tracingService {

@@ -121,7 +121,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls
 			// only for delayed runs coming due and leases running out.
 			Waker: waker(cfg.Store), Poll: remotePoll,
-			Tracer: spans.Tracer(),
+			Tracer: spans.engineTracer(),
 		})
 		queue.OnQueued(sched.Wake)
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/clock"
@@ -73,7 +72,8 @@ type Config struct {
 	// of a step, in the trace the run was queued with; the step kinds'
 	// HTTP clients add theirs under the step's. The OpenTelemetry API
 	// only: main gives the SDK's (internal/tracing), which the engine
-	// does not import. A no-op when nil.
+	// does not import. Nil: no spans, at no cost; the runs a run queues
+	// (sub-runs, events) still join its trace.
 	Tracer trace.Tracer
 }
 
@@ -140,9 +140,6 @@ func New(cfg Config) *Engine {
 		requeue:      cfg.RequeueAfter,
 		artifacts:    cfg.Artifacts,
 		tracer:       cfg.Tracer,
-	}
-	if e.tracer == nil {
-		e.tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

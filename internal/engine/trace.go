@@ -50,11 +50,15 @@ func runTraceContext(ctx context.Context, run *routine.Run) context.Context {
 // <routine>": a consumer of the queue, or, for a sub-run, an internal
 // span under the step that called it.
 func (x *runExec) startRunSpan(ctx context.Context) (context.Context, trace.Span) {
+	ctx = runTraceContext(ctx, x.run)
+	if x.e.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx) // holds the trace; ends as a no-op
+	}
 	kind := trace.SpanKindConsumer
 	if x.run.Trigger.Kind == routine.TriggerRoutine {
 		kind = trace.SpanKindInternal
 	}
-	ctx, span := x.e.tracer.Start(runTraceContext(ctx, x.run), "run "+x.r.Name, trace.WithSpanKind(kind))
+	ctx, span := x.e.tracer.Start(ctx, "run "+x.r.Name, trace.WithSpanKind(kind))
 	if span.IsRecording() {
 		span.SetAttributes(
 			attrRunID.String(x.run.ID),
@@ -92,6 +96,9 @@ func (x *runExec) endRunSpan(span trace.Span, err error) {
 // child of the run's; the HTTP calls of the attempt are its children
 // (tracing.Transport).
 func (x *runExec) startStepSpan(ctx context.Context, s *routine.Step, phase routine.Phase, n int) (context.Context, trace.Span) {
+	if x.e.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx) // the run's, not ended here: End is a no-op on it
+	}
 	ctx, span := x.e.tracer.Start(ctx, "step "+s.ID)
 	if span.IsRecording() {
 		span.SetAttributes(

@@ -31,6 +31,15 @@ type tracedBundle struct {
 
 func setupTraced(t *testing.T, yamls ...string) *tracedBundle {
 	t.Helper()
+	tp := sdktrace.NewTracerProvider()
+	b := setupTracer(t, tp.Tracer("test"), yamls...)
+	tp.RegisterSpanProcessor(b.spans)
+	return b
+}
+
+// setupTracer is setupTraced with tracer (nil: none).
+func setupTracer(t *testing.T, tracer trace.Tracer, yamls ...string) *tracedBundle {
+	t.Helper()
 	b := &tracedBundle{testBundle: newBundle(t), cat: catalog{}, spans: tracetest.NewSpanRecorder()}
 	b.kind = newScriptKind()
 	for _, y := range yamls {
@@ -45,14 +54,13 @@ func setupTraced(t *testing.T, yamls ...string) *tracedBundle {
 		all = append(all, r)
 	}
 	b.queue = scheduler.NewQueue(b.store, nil, nil)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b.spans))
 	b.e = engine.New(engine.Config{
 		Store:    b.store,
 		Kinds:    stepkind.NewRegistry(b.kind, steps.RoutineKind{}, steps.EmitKind{}),
 		StateDir: filepath.Join(b.dir, ".routines"),
 		Routines: b.cat,
 		Events:   events.New(scheduler.NewCatalog(all), b.queue, nil),
-		Tracer:   tp.Tracer("test"),
+		Tracer:   tracer,
 	})
 	return b
 }
@@ -223,4 +231,16 @@ func mustTraceID(t *testing.T, s string) trace.TraceID {
 		t.Fatalf("trace id %q: %v", s, err)
 	}
 	return id
+}
+
+// TestTraceIDsWithoutTracer: an engine with no tracer makes no span, and
+// the runs a run queues still join its trace.
+func TestTraceIDsWithoutTracer(t *testing.T) {
+	t.Parallel()
+	b := setupTracer(t, nil, "name: outer\nsteps:\n  - id: call\n    routine: { name: inner }\n", "name: inner\nsteps:\n  - id: s\n    run: ok\n")
+	run := b.execute(t, context.Background(), "outer")
+	subs, err := b.store.RunList(context.Background(), &store.RunListParams{Routine: "inner"})
+	if err != nil || run.State != routine.StateSucceeded || len(subs) != 1 || subs[0].TraceID != run.TraceID {
+		t.Fatalf("outer %s in trace %s; sub-runs %+v (%v): want one in the same trace", run.State, run.TraceID, subs, err)
+	}
 }
