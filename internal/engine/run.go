@@ -121,7 +121,8 @@ func (x *runExec) execute(callerCtx context.Context) (_ *routine.Run, err error)
 	// The run's start is written with its first checkpoint: before or with
 	// the first step record, so Attempt > 0 tells a resumed run.
 	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
-	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger.With("trace_id", x.run.TraceID), x.run.ID, x.run.Worker)
+	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger, x.run.ID, x.run.Worker)
+	x.cp.traceID = x.run.TraceID
 	if e.leases != nil && x.run.Worker != "" {
 		x.cp.confirm = x.confirmLease
 	}
