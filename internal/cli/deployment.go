@@ -251,9 +251,16 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 			logger.Warn(artifactsNote)
 		}
 	}
+	played := "worker"
+	if cfg.Listener != nil {
+		played = "server"
+	}
+	if cfg.Tracing, err = g.tracing(ctx, played, logger); err != nil {
+		return err
+	}
 	d, err := daemon.NewRemote(cfg)
 	if err != nil {
-		return err
+		return errors.Join(err, cfg.Tracing.Shutdown(context.Background()))
 	}
 	if err := d.Start(ctx); err != nil {
 		return err

@@ -382,6 +382,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 					if lines == nil {
 						lines = []routine.LogLine{}
 					}
+					for i := range lines {
+						lines[i].TraceID = run.TraceID
+					}
 					return writeJSON(g.deps.Stdout, lines)
 				}
 				for _, l := range lines {

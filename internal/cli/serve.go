@@ -195,6 +195,11 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		return err
 	}
 	addr := ln.Addr().String()
+	spans, err := g.tracing(ctx, "serve", logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	d, err := daemon.NewLocal(daemon.LocalConfig{
 		Root: root, Project: proj, Routines: routines, Store: st, Secrets: resolver, Vault: secrets.NewBuiltin(st, keys),
 		Kinds: g.deps.Kinds, Triggers: g.deps.Triggers, Logger: logger, Warn: g.deps.Stderr,
@@ -206,10 +211,11 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
 		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Costs: o.costConfig,
 		Metrics: g.newMetrics(logger),
+		Tracing: spans,
 	})
 	if err != nil {
 		ln.Close()
-		return err
+		return errors.Join(err, spans.Shutdown(context.Background()))
 	}
 	if err := d.Start(ctx); err != nil {
 		return err

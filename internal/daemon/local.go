@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/engine"
@@ -25,6 +27,7 @@ import (
 	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/tracing"
 	"github.com/routines-dev/routines/internal/trigger"
 )
 
@@ -70,6 +73,9 @@ type LocalConfig struct {
 	// budgets whose spent ones refuse new runs; nil: zero rates, no
 	// budgets.
 	Costs *cost.Config
+	// Tracing makes the spans of runs and steps; Stop flushes it. Nil:
+	// no spans.
+	Tracing *tracing.Provider
 }
 
 // Local is the local daemon: the queue of one project worked by this
@@ -98,6 +104,10 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	d := &Local{owner: own, served: make(chan error, 1)}
+	spans := tracingOf(cfg.Tracing)
+	// Stopped last: the spans of the runs that end during the shutdown
+	// are exported too.
+	d.services.Add("tracing", spans)
 	catalog := scheduler.NewCatalog(cfg.Routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
@@ -118,6 +128,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
 		Waker:    waker(cfg.Store),
 		Metrics:  m,
+		Tracer:   spans.engineTracer(),
 	})
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
@@ -242,6 +253,8 @@ type executorConfig struct {
 	Poll  time.Duration
 	// Metrics observe the runs, and report the executor's slots.
 	Metrics *metrics.Metrics
+	// Tracer makes the spans of runs and steps.
+	Tracer trace.Tracer
 }
 
 // newExecutor returns the scheduler that works the queue with an engine:
@@ -269,6 +282,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			AllowMissing: c.AllowMissing,
 			// Long retry backoffs wait in the queue, not on a worker.
 			RequeueAfter: c.RequeueAfter,
+			Tracer:       c.Tracer,
 		}),
 		Catalog:   c.Catalog,
 		Leases:    leases,
@@ -289,6 +303,33 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 	c.Metrics.WatchSlots(region, sched.Slots)
 	return sched
 }
+
+// tracingService is the tracer provider of a daemon as the service whose
+// Stop flushes the spans still buffered.
+type tracingService struct{ *tracing.Provider }
+
+// engineTracer is the tracer of the engine: nil when no span is
+// exported, so that runs make none.
+func (t tracingService) engineTracer() trace.Tracer {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.Tracer()
+}
+
+// tracingOf returns p (a no-op when nil) as a service.
+func tracingOf(p *tracing.Provider) tracingService {
+	if p == nil {
+		p = tracing.Noop()
+	}
+	return tracingService{p}
+}
+
+// Start implements Service: the provider works from its creation.
+func (tracingService) Start(context.Context) error { return nil }
+
+// Stop implements Service.
+func (t tracingService) Stop(ctx context.Context) error { return t.Shutdown(ctx) }
 
 // waker is st as a store.Waker, or nil when it wakes nobody.
 func waker(st store.Store) store.Waker {

@@ -22,6 +22,7 @@ import (
 	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/tracing"
 	"github.com/routines-dev/routines/internal/trigger"
 )
 
@@ -82,6 +83,9 @@ type RemoteConfig struct {
 	// budgets whose spent ones refuse new runs; nil: zero rates, no
 	// budgets.
 	Costs *cost.Config
+	// Tracing makes the spans of runs and steps; Stop flushes it. Nil:
+	// no spans.
+	Tracing *tracing.Provider
 }
 
 // Remote is a daemon of a deployment on PostgreSQL: it holds no state the
@@ -120,6 +124,10 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if cfg.MetricsListener != nil {
 		d.services.Add("metrics listener", metricsListener(m, cfg.MetricsListener, logger, d.served))
 	}
+	spans := tracingOf(cfg.Tracing)
+	// Stopped last: the spans of the runs that end during the shutdown
+	// are exported too.
+	d.services.Add("tracing", spans)
 	if cfg.Workers > 0 {
 		sched = newExecutor(executorConfig{
 			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
@@ -132,6 +140,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			// only for delayed runs coming due and leases running out.
 			Waker: waker(cfg.Store), Poll: remotePoll,
 			Metrics: m,
+			Tracer:  spans.engineTracer(),
 		})
 		queue.OnQueued(sched.Wake)
 	}

@@ -35,6 +35,8 @@ type checkpointer struct {
 	logger *slog.Logger
 	runID  string
 	holder string // the worker that must still hold the run; "" for a run in the foreground
+	// traceID is the run's, for the log lines about it.
+	traceID string
 
 	mu      sync.Mutex
 	done    *sync.Cond   // signalled after each write
@@ -309,18 +311,18 @@ func (c *checkpointer) commit(p *store.CheckpointParams) (int, error) {
 		switch {
 		case err == nil:
 			if try > commitTries {
-				c.logger.Info("checkpoint stored again", "run_id", c.runID, "after", time.Since(start).Round(time.Millisecond))
+				c.logger.Info("checkpoint stored again", "run_id", c.runID, "trace_id", c.traceID, "after", time.Since(start).Round(time.Millisecond))
 			}
 			return try, nil
 		case errors.Is(err, routine.ErrConflict): // the run is another worker's: no use trying again
-			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "err", err)
+			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "trace_id", c.traceID, "err", err)
 			return try, err
 		case errors.Is(err, routine.ErrNotFound),
 			try >= commitTries && (c.hurry.Err() != nil || time.Since(start) >= commitPatience):
-			c.logger.Error("checkpoint", "run_id", c.runID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
+			c.logger.Error("checkpoint", "run_id", c.runID, "trace_id", c.traceID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
 			return try, err
 		case try == commitTries:
-			c.logger.Warn("checkpoint failing: the run waits, trying again", "run_id", c.runID, "for", commitPatience, "err", err)
+			c.logger.Warn("checkpoint failing: the run waits, trying again", "run_id", c.runID, "trace_id", c.traceID, "for", commitPatience, "err", err)
 		}
 		time.Sleep(delay)
 		delay = min(4*delay, maxCommitDelay)

@@ -16,16 +16,25 @@ const module = "github.com/routines-dev/routines"
 // heavy are the import paths (and the trees under them) the engine must
 // not reach: the step kinds, whose SDKs a server or worker that only
 // schedules should not carry, the CLI and the SQLite driver above it, and
-// the SDKs themselves, should a package the engine uses import one.
+// the SDKs themselves, should a package the engine uses import one. Of
+// OpenTelemetry the engine uses the trace API (interfaces, a no-op, the
+// W3C ids, attribute and status types: nine small packages), never the
+// SDK, its exporters or their protobuf and gRPC, which internal/tracing
+// holds.
 var heavy = []string{
 	module + "/internal/steps",
 	module + "/internal/cli",
 	module + "/internal/server",
 	module + "/internal/store/sqlite",
+	module + "/internal/tracing",
 	"github.com/anthropics",
 	"github.com/modelcontextprotocol",
 	"github.com/jackc/pgx",
-	"go.opentelemetry.io",
+	"go.opentelemetry.io/otel/sdk",
+	"go.opentelemetry.io/otel/exporters",
+	"go.opentelemetry.io/proto",
+	"google.golang.org/grpc",
+	"google.golang.org/protobuf",
 	"github.com/slack-go",
 	"github.com/emersion",
 	"github.com/aws",

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
@@ -66,6 +68,13 @@ type Config struct {
 	// that step, its attempts counting on. Zero: the engine sleeps through
 	// every backoff (run-once).
 	RequeueAfter time.Duration
+	// Tracer makes a span per execution of a run and a child per attempt
+	// of a step, in the trace the run was queued with; the step kinds'
+	// HTTP clients add theirs under the step's. The OpenTelemetry API
+	// only: main gives the SDK's (internal/tracing), which the engine
+	// does not import. Nil: no spans, at no cost; the runs a run queues
+	// (sub-runs, events) still join its trace.
+	Tracer trace.Tracer
 }
 
 // Requeue is the error Execute returns when a run stopped to wait for a
@@ -112,6 +121,7 @@ type Engine struct {
 	allowMissing []string
 	requeue      time.Duration
 	artifacts    artifacts.Store
+	tracer       trace.Tracer
 }
 
 // New returns an engine built from cfg.
@@ -131,6 +141,7 @@ func New(cfg Config) *Engine {
 		allowMissing: cfg.AllowMissing,
 		requeue:      cfg.RequeueAfter,
 		artifacts:    cfg.Artifacts,
+		tracer:       cfg.Tracer,
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

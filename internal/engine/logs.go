@@ -40,7 +40,7 @@ func (l *runLog) add(step string, stream routine.Stream, text string) {
 	text = l.clean(text)
 	l.mu.Lock()
 	l.seq++
-	line := routine.LogLine{RunID: l.x.run.ID, Step: step, Seq: l.seq, Time: l.x.e.clock.Now().UTC(), Stream: stream, Text: text}
+	line := routine.LogLine{RunID: l.x.run.ID, TraceID: l.x.run.TraceID, Step: step, Seq: l.seq, Time: l.x.e.clock.Now().UTC(), Stream: stream, Text: text}
 	l.x.cp.log(line)
 	l.mu.Unlock()
 	l.x.e.observer.Log(line)

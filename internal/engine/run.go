@@ -91,7 +91,10 @@ var errRunTimeout = errors.New("run timeout")
 
 // execute drives the run to its final state. ctx is cancelled by the
 // caller; the run timeout is added here.
-func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
+func (x *runExec) execute(callerCtx context.Context) (_ *routine.Run, err error) {
+	// The span holds the run's steps, on_failure and compensation included.
+	callerCtx, span := x.startRunSpan(callerCtx)
+	defer func() { x.endRunSpan(span, err) }()
 	ctx := callerCtx
 	var cancel context.CancelFunc
 	if x.r.Timeout > 0 {
@@ -106,7 +109,6 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// steps. A fresh run costs no read.
 	var rs *resumeState
 	if x.run.Attempt > 0 {
-		var err error
 		if rs, err = loadResume(context.WithoutCancel(ctx), e.store, x.run.ID); err != nil {
 			return x.run, err
 		}
@@ -121,6 +123,7 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	// the first step record, so Attempt > 0 tells a resumed run.
 	x.run.Revision = x.r.Revision // the revision that runs, when it changed since the run was queued
 	x.cp = newCheckpointer(context.WithoutCancel(ctx), callerCtx, e.store, e.logger, x.run.ID, x.run.Worker)
+	x.cp.traceID = x.run.TraceID
 	if e.leases != nil && x.run.Worker != "" {
 		x.cp.confirm = x.confirmLease
 	}
@@ -153,7 +156,7 @@ func (x *runExec) execute(callerCtx context.Context) (*routine.Run, error) {
 	}
 	x.cleanWorkspace()
 	e.observer.RunFinished(x.run)
-	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "state", state)
+	e.logger.Info("run finished", "run_id", x.run.ID, "routine", x.r.Name, "trace_id", x.run.TraceID, "state", state)
 	return x.run, nil
 }
 
@@ -176,7 +179,7 @@ func (x *runExec) main(ctx context.Context) (failure *routine.ErrorPayload) {
 // returns the internal_error that fails the run or step instead; the
 // message names the panic value only.
 func (x *runExec) panicked(step string, v any) *routine.ErrorPayload {
-	x.e.logger.Error("panic", "run_id", x.run.ID, "routine", x.r.Name, "step", step, "panic", v, "stack", string(debug.Stack()))
+	x.e.logger.Error("panic", "run_id", x.run.ID, "routine", x.r.Name, "trace_id", x.run.TraceID, "step", step, "panic", v, "stack", string(debug.Stack()))
 	return x.payload(routine.CodeInternal, step, fmt.Sprintf("panic: %v", v))
 }
 
@@ -194,7 +197,7 @@ func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
 	x.mu.Lock()
 	rq := x.requeue
 	x.mu.Unlock()
-	x.e.logger.Info("run waits for a retry in the queue", "run_id", x.run.ID, "routine", x.r.Name, "step", rq.Step, "not_before", rq.At)
+	x.e.logger.Info("run waits for a retry in the queue", "run_id", x.run.ID, "routine", x.r.Name, "trace_id", x.run.TraceID, "step", rq.Step, "not_before", rq.At)
 	return x.run, rq
 }
 
@@ -272,7 +275,7 @@ func (x *runExec) copyDir() string { return x.e.Workspace(x.run.ID) + sealedCopy
 // output files) but the artifacts, without following the links they left.
 func (x *runExec) cleanWorkspace() {
 	if err := workspace.Clean(x.workspace); err != nil {
-		x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+		x.e.logger.Warn("clean workspace", "run_id", x.run.ID, "routine", x.r.Name, "trace_id", x.run.TraceID, "err", err)
 	}
 	// An earlier attempt of the run on this machine may have made the
 	// copy, this one not.
@@ -281,7 +284,7 @@ func (x *runExec) cleanWorkspace() {
 	x.dirMu.Unlock()
 	if copied || (x.r.Sealed && x.resume != nil) {
 		if err := os.RemoveAll(x.copyDir()); err != nil {
-			x.e.logger.Warn("remove the run's copy of its revision", "run_id", x.run.ID, "routine", x.r.Name, "err", err)
+			x.e.logger.Warn("remove the run's copy of its revision", "run_id", x.run.ID, "routine", x.r.Name, "trace_id", x.run.TraceID, "err", err)
 		}
 	}
 }
@@ -594,8 +597,10 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 	}
 }
 
-// attempt runs one try of a step.
-func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine.Step, rec *routine.StepRun, n int) *routine.ErrorPayload {
+// attempt runs one try of a step, in a span of its own.
+func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine.Step, rec *routine.StepRun, n int) (perr *routine.ErrorPayload) {
+	runCtx, span := x.startStepSpan(runCtx, s, rec.Phase, n)
+	defer func() { endStepSpan(span, rec, perr) }()
 	action, env, err := x.render(s)
 	if err != nil {
 		code := routine.CodeTemplate
@@ -688,7 +693,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 	if code == "" {
 		code = routine.CodeStepFailed
 	}
-	perr := x.payload(code, s.ID, err.Error())
+	perr = x.payload(code, s.ID, err.Error())
 	perr.Retryable = retryable
 	perr.RetryAfterMs = after.Milliseconds()
 	perr.StderrTail = stderr.stderrTail()

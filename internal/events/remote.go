@@ -9,6 +9,7 @@ import (
 	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/tracing"
 )
 
 // Remote publishes the events of emit steps over the API of a daemon or
@@ -36,11 +37,10 @@ func (r Remote) Emit(ctx context.Context, e *stepkind.Emission) (*api.EventResul
 			return nil, fmt.Errorf("%w (or set the step's server)", err)
 		}
 	}
-	var opts []client.Option
-	if r.Client != nil {
-		opts = append(opts, client.WithHTTPClient(r.Client))
-	}
-	return client.New(base, e.Token, opts...).Emit(ctx, ev.Name, ev.payload(), ev.DedupeKey, 0)
+	// The post carries the emitting step's traceparent: the runs the
+	// event queues there continue its trace.
+	c := client.New(base, e.Token, client.WithHTTPClient(tracing.Client(r.Client)))
+	return c.Emit(ctx, ev.Name, ev.payload(), ev.DedupeKey, 0)
 }
 
 var _ stepkind.Publisher = Remote{}

@@ -189,12 +189,15 @@ const (
 
 // LogLine is one line a step (or the engine, for a step) wrote.
 type LogLine struct {
-	RunID  string    `json:"run_id"`
-	Step   string    `json:"step"`
-	Seq    int64     `json:"seq"`
-	Time   time.Time `json:"time"`
-	Stream Stream    `json:"stream"`
-	Text   string    `json:"text"`
+	RunID string `json:"run_id"`
+	// TraceID is the run's, to find the line's spans: set where lines are
+	// shown (the engine's observers, logs, the API), not stored per line.
+	TraceID string    `json:"trace_id,omitempty"`
+	Step    string    `json:"step"`
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Stream  Stream    `json:"stream"`
+	Text    string    `json:"text"`
 }
 
 // Error codes of the standard error payload.

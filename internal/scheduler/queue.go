@@ -2,14 +2,17 @@ package scheduler
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/routine"
@@ -102,6 +105,10 @@ func (q *Queue) Admit(admit func(r *routine.Routine) error) {
 // Enqueue records the run req asks for, durably: it is in the store when
 // Enqueue returns. With a dedupe key matching a run still in its window,
 // it returns that run and true, and creates nothing.
+//
+// The run's trace is the one of the span ctx carries — the caller's
+// traceparent (tracing.Extract), the step of a sub-run or of an emit —
+// with that span as its parent; else a new trace.
 func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, error) {
 	r := req.Routine
 	if admit := q.admit.Load(); admit != nil {
@@ -113,6 +120,7 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 		}
 	}
 	now := q.clock.Now().UTC()
+	traceID, parent := traceOf(ctx)
 	p := &store.RunCreateParams{
 		ID:        req.ID,
 		Routine:   r.Name,
@@ -123,6 +131,9 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 		QueuedAt:  now,
 		ReplayOf:  req.ReplayOf,
 		NotBefore: req.NotBefore,
+
+		TraceID:      traceID,
+		ParentSpanID: parent,
 	}
 	if p.ID == "" {
 		p.ID = ulid.Make().String()
@@ -151,7 +162,7 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("queue run of %s: %w", r.Name, err)
 	}
-	attrs := []any{"run_id", run.ID, "routine", r.Name, "trigger", req.Trigger.Kind}
+	attrs := []any{"run_id", run.ID, "routine", r.Name, "trigger", req.Trigger.Kind, "trace_id", run.TraceID}
 	if req.DedupeKey != "" {
 		attrs = append(attrs, "dedupe", req.DedupeKey)
 	}
@@ -172,6 +183,24 @@ func (q *Queue) observe(req *Request, deduped bool, err error) {
 	for _, o := range obs {
 		o(req, deduped, err)
 	}
+}
+
+// traceOf returns the trace of the span in ctx and that span's id (""
+// when it has only a trace id: a run that started its trace), or a new
+// trace id.
+func traceOf(ctx context.Context) (traceID, parent string) {
+	sc := trace.SpanContextFromContext(ctx)
+	if sc.TraceID().IsValid() {
+		if sc.SpanID().IsValid() {
+			parent = sc.SpanID().String()
+		}
+		return sc.TraceID().String(), parent
+	}
+	// Trace ids need to be unique, not secret: no system entropy per run.
+	var id trace.TraceID
+	binary.BigEndian.PutUint64(id[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(id[8:], rand.Uint64()|1) // never all zeros, which is invalid
+	return id.String(), ""
 }
 
 func (q *Queue) wake() {

@@ -254,7 +254,7 @@ func (s *Scheduler) claim() int {
 			// heartbeats could not reach the store) and its own claim
 			// took the run back, renewing the lease: the execution goes
 			// on, and a second one would run its steps twice.
-			s.log.Warn("lease ran out on a run executing here; renewed by a claim, the execution goes on", "run_id", run.ID, "routine", run.Routine)
+			s.log.Warn("lease ran out on a run executing here; renewed by a claim, the execution goes on", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine)
 			continue
 		}
 		s.track(run.ID, run.Routine)
@@ -384,18 +384,18 @@ func (s *Scheduler) executeRun(ctx context.Context, c *store.ClaimedRun) {
 			s.supersede(c)
 			return
 		}
-		s.log.Info("resuming a run taken over", "run_id", run.ID, "routine", run.Routine, "from", c.TakenFrom, "attempt", run.Attempt)
+		s.log.Info("resuming a run taken over", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "from", c.TakenFrom, "attempt", run.Attempt)
 	}
 	r, err := s.cfg.Catalog.Routine(s.runCtx, run.Routine, run.Revision)
 	if errors.Is(err, routine.ErrNotFound) {
 		s.fail(run, routine.CodeInvalidRoutine, fmt.Sprintf("routine %q is not in the project any more (its routine.yaml was removed or renamed)", run.Routine))
-		s.log.Warn("run failed: unknown routine", "run_id", run.ID, "routine", run.Routine)
+		s.log.Warn("run failed: unknown routine", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine)
 		return
 	}
 	if err != nil {
 		// The revision could not be fetched now (the store is down): the
 		// run goes back to the queue, to be tried again shortly.
-		s.log.Error("load the routine of a run; requeued", "run_id", run.ID, "routine", run.Routine, "revision", run.Revision, "err", err)
+		s.log.Error("load the routine of a run; requeued", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "revision", run.Revision, "err", err)
 		s.requeue(run, s.cfg.Clock.Now().Add(loadRetry))
 		return
 	}
@@ -409,9 +409,9 @@ func (s *Scheduler) executeRun(ctx context.Context, c *store.ClaimedRun) {
 		s.requeue(run, rq.RequeueAt())
 	case errors.Is(err, routine.ErrConflict):
 		s.log.Warn("run taken over by another worker after this one's lease expired; its attempt here stopped",
-			"run_id", run.ID, "routine", run.Routine, "err", err)
+			"run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
 	case err != nil:
-		s.log.Error("execute run", "run_id", run.ID, "routine", run.Routine, "err", err)
+		s.log.Error("execute run", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
 	case done.State == routine.StateCancelled && (s.runCtx.Err() != nil || errors.Is(context.Cause(ctx), ErrLeaseLost)):
 		s.interrupted(done)
 	}
@@ -432,15 +432,15 @@ func (s *Scheduler) interrupted(run *routine.Run) {
 	run.FinishedAt = nil
 	run.Error = nil
 	if err := s.cfg.Store.RunUpdate(ctx, run); err != nil {
-		s.log.Error("keep interrupted run", "run_id", run.ID, "err", err)
+		s.log.Error("keep interrupted run", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		return
 	}
 	if err := s.cfg.Store.RunRequeue(ctx, &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker}); err != nil {
 		// Still running with its lease: it is reclaimed once the lease expires.
-		s.log.Error("requeue interrupted run", "run_id", run.ID, "err", err)
+		s.log.Error("requeue interrupted run", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		return
 	}
-	s.log.Info("run interrupted by shutdown; queued to resume", "run_id", run.ID, "routine", run.Routine)
+	s.log.Info("run interrupted by shutdown; queued to resume", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine)
 }
 
 // requeue puts back in the queue a run whose step waits for a retry due
@@ -450,10 +450,10 @@ func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	at = at.UTC()
 	if err := s.cfg.Store.RunRequeue(context.Background(), &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker, NotBefore: &at, Now: s.cfg.Clock.Now()}); err != nil {
 		// Still running with its lease: it is reclaimed once the lease expires.
-		s.log.Error("requeue run for its retry", "run_id", run.ID, "err", err)
+		s.log.Error("requeue run for its retry", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		return
 	}
-	s.log.Info("run requeued for a retry", "run_id", run.ID, "routine", run.Routine, "not_before", at)
+	s.log.Info("run requeued for a retry", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "not_before", at)
 	s.cfg.Clock.AfterFunc(at.Sub(s.cfg.Clock.Now())+time.Millisecond, s.Wake)
 }
 
@@ -468,7 +468,7 @@ func (p *panicked) Error() string { return fmt.Sprintf("panic: %v", p.value) }
 func (s *Scheduler) executeGuarded(ctx context.Context, r *routine.Routine, run *routine.Run) (done *routine.Run, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("run execution panicked", "run_id", run.ID, "routine", run.Routine, "panic", v, "stack", string(debug.Stack()))
+			s.log.Error("run execution panicked", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "panic", v, "stack", string(debug.Stack()))
 			err = &panicked{v}
 		}
 	}()
@@ -483,7 +483,7 @@ func (s *Scheduler) killSurvivors(c *store.ClaimedRun) bool {
 	}
 	if err := s.cfg.KillRunProcesses(s.runCtx, c.ID); err != nil {
 		s.log.Error("kill the processes left of a run taken over; not resuming it until this owner's lease on it expires",
-			"run_id", c.ID, "routine", c.Routine, "from", c.TakenFrom, "err", err)
+			"run_id", c.ID, "trace_id", c.TraceID, "routine", c.Routine, "from", c.TakenFrom, "err", err)
 		return false
 	}
 	return true
@@ -493,7 +493,7 @@ func (s *Scheduler) killSurvivors(c *store.ClaimedRun) bool {
 // caller, taken over with it, resumes at the routine step that called it
 // and calls the routine again, so this one's result would be nobody's.
 func (s *Scheduler) supersede(c *store.ClaimedRun) {
-	s.log.Info("sub-run of a dead owner ended: its caller calls the routine again when it resumes", "run_id", c.ID, "routine", c.Routine, "from", c.TakenFrom)
+	s.log.Info("sub-run of a dead owner ended: its caller calls the routine again when it resumes", "run_id", c.ID, "trace_id", c.TraceID, "routine", c.Routine, "from", c.TakenFrom)
 	s.end(c.Run, routine.StateCancelled, routine.CodeCancelled,
 		fmt.Sprintf("its owner %s died; the calling run resumes at its routine step, which calls the routine again", c.TakenFrom))
 }
@@ -543,7 +543,7 @@ func (s *Scheduler) end(run *routine.Run, state routine.State, code, msg string)
 	run.FinishedAt = &now
 	run.Error = &routine.ErrorPayload{Code: code, Message: msg, RunID: run.ID}
 	if err := s.cfg.Store.RunUpdate(context.Background(), run); err != nil {
-		s.log.Error("end run", "run_id", run.ID, "state", state, "err", err)
+		s.log.Error("end run", "run_id", run.ID, "trace_id", run.TraceID, "state", state, "err", err)
 		return
 	}
 	if s.cfg.OnEnd != nil {

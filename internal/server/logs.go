@@ -75,7 +75,7 @@ func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(api.
 			stop()
 			return err
 		}
-		if after, err = followLines(ctx, st, p, after, emit); err != nil {
+		if after, err = followLines(ctx, st, p, run.TraceID, after, emit); err != nil {
 			stop()
 			return err
 		}
@@ -106,15 +106,16 @@ func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(api.
 	}
 }
 
-// followLines emits the stored lines after seq after, in batches, and
-// returns the seq of the last one.
-func followLines(ctx context.Context, st store.Store, p *FollowParams, after int64, emit func(api.Event) error) (int64, error) {
+// followLines emits the stored lines after seq after, in batches, with
+// the run's trace id, and returns the seq of the last one.
+func followLines(ctx context.Context, st store.Store, p *FollowParams, traceID string, after int64, emit func(api.Event) error) (int64, error) {
 	for {
 		lines, err := st.LogList(ctx, &store.LogListParams{RunID: p.RunID, Step: p.Step, AfterSeq: after, Limit: followBatch})
 		if err != nil {
 			return after, err
 		}
 		for i := range lines {
+			lines[i].TraceID = traceID
 			if err := emit(api.Event{Line: &lines[i]}); err != nil {
 				return after, err
 			}
@@ -234,6 +235,9 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
+		}
+		for i := range lines {
+			lines[i].TraceID = run.TraceID
 		}
 		writeJSON(w, http.StatusOK, lines)
 		return

@@ -171,7 +171,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case run.State == routine.StateRunning:
 		if was != routine.StateRunning {
-			s.log.Info("run cancel requested through the API", "run_id", run.ID, "routine", run.Routine)
+			s.log.Info("run cancel requested through the API", "run_id", run.ID, "routine", run.Routine, "trace_id", run.TraceID)
 		}
 		if wait > 0 {
 			s.waitRun(w, r, run.ID, wait)
@@ -180,7 +180,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		s.writeRun(w, r, http.StatusAccepted, run)
 	case run.State == routine.StateCancelled:
 		if was == routine.StateQueued {
-			s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine)
+			s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine, "trace_id", run.TraceID)
 		}
 		s.writeRun(w, r, http.StatusOK, run)
 	default: // it ended otherwise meanwhile

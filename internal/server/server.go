@@ -22,6 +22,7 @@ import (
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/tracing"
 )
 
 // Executions tells when the execution of a run in this process ends;
@@ -195,6 +196,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "the daemon is shutting down")
 		return
+	}
+	// A caller's traceparent: the run it queues (a webhook, a Slack
+	// command, an event, the API) continues the caller's trace.
+	if ctx := tracing.Extract(r.Context(), r.Header); ctx != r.Context() {
+		r = r.WithContext(ctx)
 	}
 	s.withBodyBudget(w, r, s.mux)
 }

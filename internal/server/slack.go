@@ -125,7 +125,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 		if t, err := template.Parse(sc.Reply); err != nil {
 			s.log.Warn("slack command reply", "routine", rt.Name, "err", err)
 		} else if out, err := t.Render(&template.Context{Event: event, Env: rt.Env, Routine: template.RoutineInfo{Name: rt.Name, Revision: rt.Revision}}); err != nil {
-			s.log.Warn("slack command reply", "routine", rt.Name, "run_id", run.ID, "err", err)
+			s.log.Warn("slack command reply", "routine", rt.Name, "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		} else {
 			text = out
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/tracing"
 )
 
 // HTTPKind sends the request of an http step. Each attempt has a client
@@ -78,7 +79,7 @@ func httpExecute(ctx context.Context, x *stepkind.Execution) (*stepkind.Result, 
 	target := loggableURL(x, req.URL)
 	transport := newHTTPTransport()
 	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: meteredTransport{base: transport}}
+	client := &http.Client{Transport: tracing.Transport(meteredTransport{base: transport})}
 
 	start := time.Now()
 	resp, err := client.Do(req)

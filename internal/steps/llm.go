@@ -13,6 +13,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/tracing"
 )
 
 // LLMKind asks a language model for one answer: Anthropic's Messages API
@@ -146,9 +147,10 @@ func llmUsage(in, out int64) map[string]any {
 	return map[string]any{"input_tokens": int(in), "output_tokens": int(out)}
 }
 
-// llmHTTPClient is the HTTP client of both providers. The request's
-// context bounds each call, and carries the meter of its attempt.
-var llmHTTPClient = &http.Client{Transport: meteredTransport{base: http.DefaultTransport.(*http.Transport).Clone()}}
+// llmHTTPClient is the HTTP client of both providers, each call a client
+// span under its step's. The request's context bounds each call, and
+// carries the meter of its attempt.
+var llmHTTPClient = &http.Client{Transport: tracing.Transport(meteredTransport{base: http.DefaultTransport.(*http.Transport).Clone()})}
 
 // llmStatusError turns a failing HTTP status of a provider into the error
 // of a step of kind who (llm, agent): 401 and 403 are auth errors, 429

@@ -17,6 +17,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/tracing"
 )
 
 // SlackKind posts a message with Slack's chat.postMessage, through
@@ -85,7 +86,7 @@ func (k SlackKind) execute(ctx context.Context, x *stepkind.Execution) (*stepkin
 	if !strings.HasSuffix(base, "/") {
 		base += "/" // slack-go appends the method name
 	}
-	api := slack.New(token, slack.OptionAPIURL(base), slack.OptionHTTPClient(metering(k.Client)))
+	api := slack.New(token, slack.OptionAPIURL(base), slack.OptionHTTPClient(tracing.Client(metering(k.Client))))
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, slackTimeout)
