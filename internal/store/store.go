@@ -183,6 +183,7 @@ type Store interface {
 
 	Revisions
 	StatsReader
+	Alerts
 
 	// Close releases the store.
 	Close() error

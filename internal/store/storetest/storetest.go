@@ -38,6 +38,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Secrets", func(t *testing.T) { t.Parallel(); exerciseSecrets(t, open) })
 	t.Run("Revisions", func(t *testing.T) { t.Parallel(); exerciseRevisions(t, open) })
 	t.Run("Wake", func(t *testing.T) { t.Parallel(); exerciseWake(t, open) })
+	t.Run("Alerts", func(t *testing.T) { t.Parallel(); exerciseAlerts(t, open) })
 }
 
 type testBundle struct {
