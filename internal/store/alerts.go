@@ -72,6 +72,9 @@ type AlertEvent struct {
 	Runs int64            `json:"runs"`
 	Over routine.Duration `json:"over"` // the window
 	At   time.Time        `json:"at"`
+	// StartedAt is when the alert started firing: At for a firing, the
+	// firing's At for a clearing.
+	StartedAt time.Time `json:"started_at"`
 	// Deliveries are the notifications of the record, one per target.
 	Deliveries []AlertDelivery `json:"deliveries"`
 	// Done: no delivery is due any more (each target took it, or the

@@ -16,12 +16,12 @@ import (
 
 const (
 	alertStatesSQL = `SELECT routine, alert, state, since FROM alert_state ORDER BY routine COLLATE "C", alert COLLATE "C"`
-	alertEventCols = `id, routine, alert, state, condition, metric, value, threshold, runs, over, at, deliveries::text, done, attempts, next_try, holder`
+	alertEventCols = `id, routine, alert, state, condition, metric, value, threshold, runs, over, at, started_at, deliveries::text, done, attempts, next_try, holder`
 	// alertRecordSQL appends the record of a transition made by the
 	// statement "moved", in the same statement: no transition, no record.
 	alertRecordSQL = `INSERT INTO alert_events (routine, alert, state, condition, metric, value, threshold, runs, over, at,
-			deliveries, done, attempts, next_try, holder)
-		SELECT $1, $2, $3, $6, $7, $8, $9, $10, $11, $4, $12::jsonb, $13, 0, $4, '' FROM moved RETURNING id`
+			started_at, deliveries, done, attempts, next_try, holder)
+		SELECT $1, $2, $3, $6, $7, $8, $9, $10, $11, $4, $14, $12::jsonb, $13, 0, $4, '' FROM moved RETURNING id`
 	// alertFromOKSQL moves an alert out of ok, which an alert without a
 	// row is in: the row is inserted, or updated only while ok. Of
 	// concurrent statements, the later waits for the first to commit and
@@ -73,7 +73,7 @@ func (s *Store) AlertStates(ctx context.Context) ([]*store.AlertState, error) {
 func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*store.AlertEvent, bool, error) {
 	e := *p.Event
 	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
-	e.At = e.At.UTC().Truncate(time.Microsecond)
+	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
 	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
 	deliveries, err := store.EncodeDeliveries(e.Deliveries)
 	if err != nil {
@@ -85,7 +85,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 		q = alertFromOKSQL
 	}
 	err = s.pool.QueryRow(ctx, q, p.Routine, p.Alert, p.To, e.At, p.From,
-		e.When, e.Metric, e.Value, e.Threshold, e.Runs, int64(e.Over), deliveries, e.Done).Scan(&e.ID)
+		e.When, e.Metric, e.Value, e.Threshold, e.Runs, int64(e.Over), deliveries, e.Done, e.StartedAt).Scan(&e.ID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, false, nil
@@ -161,10 +161,10 @@ func scanAlertEvents(rows pgx.Rows) ([]*store.AlertEvent, error) {
 			deliveries string
 		)
 		if err := rows.Scan(&e.ID, &e.Routine, &e.Alert, &e.State, &e.When, &e.Metric, &e.Value, &e.Threshold, &e.Runs,
-			&over, &e.At, &deliveries, &e.Done, &e.Attempts, &e.NextTry, &e.Holder); err != nil {
+			&over, &e.At, &e.StartedAt, &deliveries, &e.Done, &e.Attempts, &e.NextTry, &e.Holder); err != nil {
 			return nil, err
 		}
-		e.Over, e.At, e.NextTry = routine.Duration(over), e.At.UTC(), e.NextTry.UTC()
+		e.Over, e.At, e.StartedAt, e.NextTry = routine.Duration(over), e.At.UTC(), e.StartedAt.UTC(), e.NextTry.UTC()
 		var err error
 		if e.Deliveries, err = store.DecodeDeliveries(deliveries); err != nil {
 			return nil, err

@@ -22,9 +22,9 @@ const (
 		WHERE alert_state.state = 'ok'`
 	alertMoveSQL        = `UPDATE alert_state SET state = ?3, since = ?4 WHERE routine = ?1 AND alert = ?2 AND state = ?5`
 	alertEventInsertSQL = `INSERT INTO alert_events (routine, alert, state, condition, metric, value, threshold, runs, over, at,
-			deliveries, done, attempts, next_try, holder)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, '') RETURNING id`
-	alertEventCols = `id, routine, alert, state, condition, metric, value, threshold, runs, over, at, deliveries, done, attempts, next_try, holder`
+			started_at, deliveries, done, attempts, next_try, holder)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, '') RETURNING id`
+	alertEventCols = `id, routine, alert, state, condition, metric, value, threshold, runs, over, at, started_at, deliveries, done, attempts, next_try, holder`
 	// alertClaimSQL takes the due records that are the oldest undelivered
 	// ones of their alerts.
 	alertClaimSQL = `UPDATE alert_events SET holder = ?1, next_try = ?2, attempts = attempts + 1
@@ -66,7 +66,7 @@ func (s *Store) AlertStates(ctx context.Context) ([]*store.AlertState, error) {
 func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*store.AlertEvent, bool, error) {
 	e := *p.Event
 	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
-	e.At = e.At.UTC().Truncate(time.Microsecond)
+	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
 	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
 	deliveries, err := store.EncodeDeliveries(e.Deliveries)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 			return err
 		}
 		return tx.QueryRowContext(ctx, alertEventInsertSQL, e.Routine, e.Alert, e.State, e.When, e.Metric, e.Value, e.Threshold,
-			e.Runs, int64(e.Over), e.At.UnixMicro(), deliveries, e.Done, e.NextTry.UnixMicro()).Scan(&e.ID)
+			e.Runs, int64(e.Over), e.At.UnixMicro(), e.StartedAt.UnixMicro(), deliveries, e.Done, e.NextTry.UnixMicro()).Scan(&e.ID)
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("alert transition %s/%s: %w", p.Routine, p.Alert, err)
@@ -190,15 +190,15 @@ func scanAlertEvents(rows *sql.Rows) ([]*store.AlertEvent, error) {
 	var list []*store.AlertEvent
 	for rows.Next() {
 		var (
-			e              store.AlertEvent
-			over, at, next int64
-			deliveries     string
+			e                       store.AlertEvent
+			over, at, started, next int64
+			deliveries              string
 		)
 		if err := rows.Scan(&e.ID, &e.Routine, &e.Alert, &e.State, &e.When, &e.Metric, &e.Value, &e.Threshold, &e.Runs,
-			&over, &at, &deliveries, &e.Done, &e.Attempts, &next, &e.Holder); err != nil {
+			&over, &at, &started, &deliveries, &e.Done, &e.Attempts, &next, &e.Holder); err != nil {
 			return nil, err
 		}
-		e.Over, e.At, e.NextTry = routine.Duration(over), fromMicros(at), fromMicros(next)
+		e.Over, e.At, e.StartedAt, e.NextTry = routine.Duration(over), fromMicros(at), fromMicros(started), fromMicros(next)
 		var err error
 		if e.Deliveries, err = store.DecodeDeliveries(deliveries); err != nil {
 			return nil, err

@@ -17,7 +17,7 @@ import (
 func alertEvent(d time.Duration) *store.AlertEvent {
 	return &store.AlertEvent{
 		When: "p95_latency > 2s", Metric: "p95_latency", Value: 3.25, Threshold: 2, Runs: 12,
-		Over: routine.Duration(15 * time.Minute), At: at(d),
+		Over: routine.Duration(15 * time.Minute), At: at(d), StartedAt: at(d - time.Minute),
 		Deliveries: []store.AlertDelivery{{Target: "slack"}, {Target: "webhook"}},
 	}
 }
@@ -49,7 +49,7 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		want := alertEvent(time.Minute)
 		want.ID, want.Routine, want.Alert, want.State = e.ID, "r", "slow", store.AlertFiring
-		want.At, want.NextTry = stored(at(time.Minute)), stored(at(time.Minute))
+		want.At, want.StartedAt, want.NextTry = stored(at(time.Minute)), stored(at(0)), stored(at(time.Minute))
 		if !reflect.DeepEqual(e, want) {
 			t.Errorf("AlertTransition gave\n%+v\nwant\n%+v", e, want)
 		}

@@ -26,6 +26,7 @@ CREATE TABLE alert_events (
     runs       bigint           NOT NULL,
     over       bigint           NOT NULL, -- nanoseconds
     at         timestamptz      NOT NULL,
+    started_at timestamptz      NOT NULL,
     deliveries jsonb            NOT NULL,
     done       boolean          NOT NULL,
     attempts   integer          NOT NULL,

@@ -26,6 +26,7 @@ CREATE TABLE alert_events (
     runs       INTEGER NOT NULL,
     over       INTEGER NOT NULL, -- nanoseconds
     at         INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
     deliveries TEXT    NOT NULL,
     done       INTEGER NOT NULL,
     attempts   INTEGER NOT NULL,
