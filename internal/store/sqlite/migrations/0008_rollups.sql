@@ -1,0 +1,1 @@
+-- placeholder of wt-rollup's migration, never committed
