@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/clock"
+	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
@@ -73,6 +74,9 @@ type Evaluator struct {
 	deliver chan struct{}
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// repeats keeps a failure of every pass (a store that is down) to a
+	// line now and then in the log.
+	repeats *repeat.Limiter
 }
 
 // New returns an evaluator built from cfg; nothing runs before Start.
@@ -86,7 +90,7 @@ func New(cfg Config) *Evaluator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Evaluator{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, deliver: make(chan struct{}, 1)}
+	return &Evaluator{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, deliver: make(chan struct{}, 1), repeats: repeat.New(cfg.Clock.Now)}
 }
 
 // Start evaluates the alerts at once, then every Interval, in one

@@ -182,7 +182,7 @@ func TestFiresOnceAndClearsOnce(t *testing.T) {
 	}
 	p := payloads[0]
 	firedAt := b.clock.Now().Add(-2 * alert.DefaultInterval)
-	if p.Routine != "nightly" || p.Alert != "slow" || p.State != store.AlertFiring || p.Metric != "p95_latency" ||
+	if p.Routine != "nightly" || p.Alert != "slow" || p.State != routine.AlertFiring || p.Metric != "p95_latency" ||
 		p.Value < 2 || p.Value > 5 || p.Threshold != 2 || p.Runs != 12 || p.Over != routine.Duration(15*time.Minute) ||
 		!p.At.Equal(firedAt) || !p.StartedAt.Equal(firedAt) || p.URL != "http://dash.example:8080/runs?routine=nightly" {
 		t.Errorf("webhook payload = %+v", p)
@@ -204,7 +204,7 @@ func TestFiresOnceAndClearsOnce(t *testing.T) {
 	if got := posts[1].Get("text"); !strings.Contains(got, ":white_check_mark: nightly: alert slow (p95_latency &gt; 2s) cleared after 45s") {
 		t.Errorf("Slack post of the clearing = %q", got)
 	}
-	if p := payloads[1]; p.State != store.AlertOK || !p.StartedAt.Equal(firedAt) || p.Value >= 2 {
+	if p := payloads[1]; p.State != routine.AlertOK || !p.StartedAt.Equal(firedAt) || p.Value >= 2 {
 		t.Errorf("webhook payload of the clearing = %+v", p)
 	}
 	list, err := b.stats.AlertList(b.ctx, &store.AlertListParams{Routine: "nightly"})
@@ -358,7 +358,7 @@ func TestStartStop(t *testing.T) {
 	if err := e.Stop(b.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if p := b.webhook.Payloads(); p[0].State != store.AlertFiring || p[1].State != store.AlertOK {
+	if p := b.webhook.Payloads(); p[0].State != routine.AlertFiring || p[1].State != routine.AlertOK {
 		t.Errorf("payloads = %+v, want a firing then a clearing", p)
 	}
 }

@@ -39,7 +39,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 	for over, names := range windows {
 		list, err := e.cfg.Store.Stats(ctx, &store.StatsParams{Routines: names, Since: now.Add(-over.D()), Until: now})
 		if err != nil {
-			e.log.Warn("alerts: cannot read the runs' rollups; alerts are not evaluated until they can be", "over", over.String(), "err", err)
+			e.repeats.Log(e.log, slog.LevelWarn, "stats", "alerts: cannot read the runs' rollups; alerts are not evaluated until they can be: "+err.Error())
 			return 0
 		}
 		byName := make(map[string]*store.Stats, len(list))
@@ -50,9 +50,10 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 	}
 	states, err := e.cfg.Store.AlertStates(ctx)
 	if err != nil {
-		e.log.Warn("alerts: cannot read their state; alerts are not evaluated until it can be read", "err", err)
+		e.repeats.Log(e.log, slog.LevelWarn, "stats", "alerts: cannot read their state; alerts are not evaluated until it can be read: "+err.Error())
 		return 0
 	}
+	e.repeats.Recovered(e.log, "stats", "alerts: evaluated again")
 	current := make(map[[2]string]*store.AlertState, len(states))
 	for _, s := range states {
 		current[[2]string{s.Routine, s.Alert}] = s
@@ -70,19 +71,19 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 			}
 			value, runs, ok := Measure(a.Condition.Metric, &agg)
 			holds := ok && a.Condition.Holds(value)
-			from, to := store.AlertOK, store.AlertFiring
+			from, to := routine.AlertOK, routine.AlertFiring
 			startedAt := now
-			if st := current[[2]string{r.Name, a.Name}]; st != nil && st.State == store.AlertFiring {
-				from, to, startedAt = store.AlertFiring, store.AlertOK, st.Since
+			if st := current[[2]string{r.Name, a.Name}]; st != nil && st.State == routine.AlertFiring {
+				from, to, startedAt = routine.AlertFiring, routine.AlertOK, st.Since
 			}
-			if holds == (from == store.AlertFiring) {
+			if holds == (from == routine.AlertFiring) {
 				continue
 			}
-			ev := &store.AlertEvent{
+			ev := &routine.AlertRecord{
 				When: a.When, Metric: a.Condition.Metric, Value: value, Threshold: a.Condition.Threshold,
 				Runs: runs, Over: a.Over, At: now, StartedAt: startedAt, Deliveries: targets(&a.Notify),
 			}
-			rec, won, err := e.cfg.Store.AlertTransition(ctx, &store.AlertTransitionParams{Routine: r.Name, Alert: a.Name, From: from, To: to, Event: ev})
+			rec, won, err := e.cfg.Store.AlertTransition(ctx, &store.AlertTransitionParams{Routine: r.Name, Alert: a.Name, From: from, To: to, Record: ev})
 			switch {
 			case err != nil:
 				e.log.Warn("alerts: cannot record a transition; the next evaluation tries again", "routine", r.Name, "alert", a.Name, "err", err)
@@ -92,7 +93,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 			}
 			recorded++
 			level, verb := slog.LevelWarn, "is firing"
-			if to == store.AlertOK {
+			if to == routine.AlertOK {
 				level, verb = slog.LevelInfo, "cleared"
 			}
 			e.log.Log(ctx, level, "alert "+verb, "routine", r.Name, "alert", a.Name, "when", a.When,
@@ -103,13 +104,13 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 }
 
 // targets are the deliveries a record of an alert that notifies n owes.
-func targets(n *routine.AlertNotify) []store.AlertDelivery {
-	var ds []store.AlertDelivery
+func targets(n *routine.AlertNotify) []routine.AlertDelivery {
+	var ds []routine.AlertDelivery
 	if n.Slack != "" {
-		ds = append(ds, store.AlertDelivery{Target: TargetSlack})
+		ds = append(ds, routine.AlertDelivery{Target: TargetSlack})
 	}
 	if n.Webhook != "" {
-		ds = append(ds, store.AlertDelivery{Target: TargetWebhook})
+		ds = append(ds, routine.AlertDelivery{Target: TargetWebhook})
 	}
 	return ds
 }
@@ -162,7 +163,7 @@ func Measure(metric string, a *store.Aggregate) (value float64, runs int64, ok b
 
 // formatValue writes a record's value in its metric's unit, or says there
 // was none.
-func formatValue(e *store.AlertEvent) string {
+func formatValue(e *routine.AlertRecord) string {
 	m, ok := routine.MetricNamed(e.Metric)
 	if !ok {
 		return ""

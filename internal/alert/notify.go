@@ -63,9 +63,9 @@ func (e *Evaluator) Deliver(ctx context.Context) int {
 
 // deliverRecord sends the deliveries of rec not sent yet and records how
 // it went.
-func (e *Evaluator) deliverRecord(ctx context.Context, rec *store.AlertEvent) {
+func (e *Evaluator) deliverRecord(ctx context.Context, rec *routine.AlertRecord) {
 	r, a := e.alertOf(rec)
-	ds := make([]store.AlertDelivery, len(rec.Deliveries))
+	ds := make([]routine.AlertDelivery, len(rec.Deliveries))
 	copy(ds, rec.Deliveries)
 	done := true
 	for i := range ds {
@@ -105,7 +105,7 @@ func (e *Evaluator) deliverRecord(ctx context.Context, rec *store.AlertEvent) {
 
 // alertOf finds the routine and the alert of a record; a nil alert when
 // either is gone.
-func (e *Evaluator) alertOf(rec *store.AlertEvent) (*routine.Routine, *routine.Alert) {
+func (e *Evaluator) alertOf(rec *routine.AlertRecord) (*routine.Routine, *routine.Alert) {
 	r, ok := e.cfg.Routines.Get(rec.Routine)
 	if !ok {
 		return nil, nil
@@ -121,7 +121,7 @@ func (e *Evaluator) alertOf(rec *store.AlertEvent) (*routine.Routine, *routine.A
 // send delivers rec to one target of alert a of routine r, through the
 // daemon's step kind of that target, with the credentials r declares.
 // Its error holds no secret.
-func (e *Evaluator) send(ctx context.Context, r *routine.Routine, a *routine.Alert, rec *store.AlertEvent, target string) error {
+func (e *Evaluator) send(ctx context.Context, r *routine.Routine, a *routine.Alert, rec *routine.AlertRecord, target string) error {
 	credential := a.Notify.SlackToken
 	if target == TargetWebhook {
 		credential = a.Notify.Webhook
@@ -178,7 +178,7 @@ type Payload struct {
 }
 
 // payload is the webhook body of rec.
-func (e *Evaluator) payload(rec *store.AlertEvent) Payload {
+func (e *Evaluator) payload(rec *routine.AlertRecord) Payload {
 	return Payload{
 		Routine: rec.Routine, Alert: rec.Alert, State: rec.State, When: rec.When, Metric: rec.Metric,
 		Value: rec.Value, ValueText: formatValue(rec), Threshold: rec.Threshold, Runs: rec.Runs, Over: rec.Over,
@@ -195,7 +195,7 @@ func (e *Evaluator) runsURL(name string) string {
 }
 
 // describe says what happened in one sentence.
-func describe(rec *store.AlertEvent) string {
+func describe(rec *routine.AlertRecord) string {
 	what := "alert " + rec.Alert
 	if rec.Alert != rec.When {
 		what += " (" + rec.When + ")"
@@ -204,7 +204,7 @@ func describe(rec *store.AlertEvent) string {
 	if rec.Runs == 0 {
 		measured = fmt.Sprintf("no run ended in the last %s", rec.Over)
 	}
-	if rec.State == store.AlertFiring {
+	if rec.State == routine.AlertFiring {
 		return fmt.Sprintf("%s: %s is firing: %s", rec.Routine, what, measured)
 	}
 	return fmt.Sprintf("%s: %s cleared after %s: %s", rec.Routine, what, rec.At.Sub(rec.StartedAt).Round(time.Second), measured)
@@ -212,9 +212,9 @@ func describe(rec *store.AlertEvent) string {
 
 // slackText is the Slack message of rec: the sentence, escaped as
 // Slack's mrkdwn wants, with a link to the runs.
-func (e *Evaluator) slackText(rec *store.AlertEvent) string {
+func (e *Evaluator) slackText(rec *routine.AlertRecord) string {
 	icon := ":rotating_light:"
-	if rec.State == store.AlertOK {
+	if rec.State == routine.AlertOK {
 		icon = ":white_check_mark:"
 	}
 	text := icon + " " + slackEscape.Replace(describe(rec))

@@ -127,3 +127,46 @@ func (m Metric) Format(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
+
+// The states of an alert.
+const (
+	AlertOK     = "ok"     // its condition does not hold (or it never fired)
+	AlertFiring = "firing" // its condition holds
+)
+
+// AlertRecord is the record of one firing (State AlertFiring) or clearing
+// (AlertOK) of an alert, and of the delivery of its notifications.
+type AlertRecord struct {
+	ID        int64   `json:"id"`
+	Routine   string  `json:"routine"`
+	Alert     string  `json:"alert"` // its name
+	State     string  `json:"state"` // the state it moved to
+	When      string  `json:"when"`  // the condition, as written
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`     // in the metric's unit: seconds, a ratio, runs
+	Threshold float64 `json:"threshold"` // in the same unit
+	// Runs is how many runs ended in the window the value is computed
+	// over; a latency or a rate of no runs has no value (0).
+	Runs int64     `json:"runs"`
+	Over Duration  `json:"over"` // the window
+	At   time.Time `json:"at"`
+	// StartedAt is when the alert started firing: At for a firing, the
+	// firing's At for a clearing.
+	StartedAt time.Time `json:"started_at"`
+	// Deliveries are the notifications of the record, one per target.
+	Deliveries []AlertDelivery `json:"deliveries"`
+	// Done: no delivery is due any more (each target took it, or the
+	// tries ran out).
+	Done     bool      `json:"done"`
+	Attempts int       `json:"attempts"`
+	NextTry  time.Time `json:"next_try"`
+	Holder   string    `json:"-"` // the claim that delivers it now
+}
+
+// AlertDelivery is the notification of one target of a record.
+type AlertDelivery struct {
+	Target string    `json:"target"` // "slack" or "webhook"
+	OK     bool      `json:"ok"`
+	Error  string    `json:"error,omitempty"` // why the last try failed
+	At     time.Time `json:"at,omitzero"`     // of the last try
+}

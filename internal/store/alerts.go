@@ -17,89 +17,46 @@ import (
 // tried again later rather than lost.
 type Alerts interface {
 	// AlertStates returns the state of every alert that ever fired, by
-	// routine and alert name. An alert without a row is AlertOK.
+	// routine and alert name. An alert without a row is routine.AlertOK.
 	AlertStates(ctx context.Context) ([]*AlertState, error)
 	// AlertTransition moves alert p.Alert of p.Routine from p.From to
-	// p.To (AlertOK matches an alert without a row too) and appends the
-	// record of it, p.Event, in the same transaction; it returns the
+	// p.To (routine.AlertOK matches an alert without a row too) and appends the
+	// record of it, p.Record, in the same transaction; it returns the
 	// record, with its ID, and true. When the alert is not in p.From (a
 	// concurrent caller moved it first), nothing is written and it
 	// returns false.
-	AlertTransition(ctx context.Context, p *AlertTransitionParams) (*AlertEvent, bool, error)
+	AlertTransition(ctx context.Context, p *AlertTransitionParams) (*routine.AlertRecord, bool, error)
 	// AlertClaim takes up to p.Limit records (1 when 0) whose
 	// notifications are due: not Done, NextTry at or before p.Now, and
 	// the oldest record not Done of their alert, so that an alert's
 	// notifications go out in order. Each taken record gets Holder
 	// p.Holder and NextTry p.Now + p.Lease (taken by no other claim
 	// meanwhile) and Attempts one more; they come back oldest first.
-	AlertClaim(ctx context.Context, p *AlertClaimParams) ([]*AlertEvent, error)
+	AlertClaim(ctx context.Context, p *AlertClaimParams) ([]*routine.AlertRecord, error)
 	// AlertDelivered writes the outcome of delivering the record p.ID:
 	// its Deliveries, Done, and the NextTry of another try when not
 	// done. A record that p.Holder does not hold (its claim ran out and
 	// another took it) is left alone, and the error wraps ErrConflict.
 	AlertDelivered(ctx context.Context, p *AlertDeliveredParams) error
 	// AlertList returns records, newest first.
-	AlertList(ctx context.Context, p *AlertListParams) ([]*AlertEvent, error)
+	AlertList(ctx context.Context, p *AlertListParams) ([]*routine.AlertRecord, error)
 }
-
-// The states of an alert.
-const (
-	AlertOK     = "ok"     // its condition does not hold (or it never fired)
-	AlertFiring = "firing" // its condition holds
-)
 
 // AlertState is where an alert stands.
 type AlertState struct {
 	Routine string
 	Alert   string // its name
-	State   string // AlertOK or AlertFiring
+	State   string // routine.AlertOK or routine.AlertFiring
 	Since   time.Time
 }
 
-// AlertEvent is the record of one firing (State AlertFiring) or clearing
-// (AlertOK) of an alert, and of the delivery of its notifications.
-type AlertEvent struct {
-	ID        int64   `json:"id"`
-	Routine   string  `json:"routine"`
-	Alert     string  `json:"alert"` // its name
-	State     string  `json:"state"` // the state it moved to
-	When      string  `json:"when"`  // the condition, as written
-	Metric    string  `json:"metric"`
-	Value     float64 `json:"value"`     // in the metric's unit: seconds, a ratio, runs
-	Threshold float64 `json:"threshold"` // in the same unit
-	// Runs is how many runs ended in the window the value is computed
-	// over; a latency or a rate of no runs has no value (0).
-	Runs int64            `json:"runs"`
-	Over routine.Duration `json:"over"` // the window
-	At   time.Time        `json:"at"`
-	// StartedAt is when the alert started firing: At for a firing, the
-	// firing's At for a clearing.
-	StartedAt time.Time `json:"started_at"`
-	// Deliveries are the notifications of the record, one per target.
-	Deliveries []AlertDelivery `json:"deliveries"`
-	// Done: no delivery is due any more (each target took it, or the
-	// tries ran out).
-	Done     bool      `json:"done"`
-	Attempts int       `json:"attempts"`
-	NextTry  time.Time `json:"next_try"`
-	Holder   string    `json:"-"` // the claim that delivers it now
-}
-
-// AlertDelivery is the notification of one target of a record.
-type AlertDelivery struct {
-	Target string    `json:"target"` // "slack" or "webhook"
-	OK     bool      `json:"ok"`
-	Error  string    `json:"error,omitempty"` // why the last try failed
-	At     time.Time `json:"at,omitzero"`     // of the last try
-}
-
-// AlertTransitionParams are one transition and its record. Event's ID,
+// AlertTransitionParams are one transition and its record. Record's ID,
 // Done, Attempts, NextTry and Holder are the store's: the record is due
-// at once (NextTry Event.At), unless it has no Deliveries (Done).
+// at once (NextTry Record.At), unless it has no Deliveries (Done).
 type AlertTransitionParams struct {
 	Routine, Alert string
 	From, To       string
-	Event          *AlertEvent
+	Record         *routine.AlertRecord
 }
 
 // AlertClaimParams say who claims records to deliver, when, and for how
@@ -115,7 +72,7 @@ type AlertClaimParams struct {
 type AlertDeliveredParams struct {
 	ID         int64
 	Holder     string
-	Deliveries []AlertDelivery
+	Deliveries []routine.AlertDelivery
 	Done       bool
 	NextTry    time.Time // when not Done
 }
@@ -129,8 +86,8 @@ type AlertListParams struct {
 
 // EncodeDeliveries is the JSON a driver stores a record's deliveries as:
 // times in UTC to the microsecond, as every time of the store; none is [].
-func EncodeDeliveries(ds []AlertDelivery) (string, error) {
-	out := make([]AlertDelivery, len(ds))
+func EncodeDeliveries(ds []routine.AlertDelivery) (string, error) {
+	out := make([]routine.AlertDelivery, len(ds))
 	for i, d := range ds {
 		d.At = d.At.UTC().Truncate(time.Microsecond)
 		out[i] = d
@@ -140,8 +97,8 @@ func EncodeDeliveries(ds []AlertDelivery) (string, error) {
 }
 
 // DecodeDeliveries reads what EncodeDeliveries wrote; none is nil.
-func DecodeDeliveries(s string) ([]AlertDelivery, error) {
-	var ds []AlertDelivery
+func DecodeDeliveries(s string) ([]routine.AlertDelivery, error) {
+	var ds []routine.AlertDelivery
 	if err := json.Unmarshal([]byte(s), &ds); err != nil {
 		return nil, fmt.Errorf("deliveries: %w", err)
 	}

@@ -70,8 +70,8 @@ func (s *Store) AlertStates(ctx context.Context) ([]*store.AlertState, error) {
 
 // AlertTransition moves an alert's state by compare-and-set and appends
 // the record of it, in one statement.
-func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*store.AlertEvent, bool, error) {
-	e := *p.Event
+func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*routine.AlertRecord, bool, error) {
+	e := *p.Record
 	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
 	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
 	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
@@ -81,7 +81,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 	}
 	e.Deliveries, _ = store.DecodeDeliveries(deliveries)
 	q := alertMoveSQL
-	if p.From == store.AlertOK {
+	if p.From == routine.AlertOK {
 		q = alertFromOKSQL
 	}
 	err = s.pool.QueryRow(ctx, q, p.Routine, p.Alert, p.To, e.At, p.From,
@@ -96,7 +96,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 }
 
 // AlertClaim takes the records due for delivery.
-func (s *Store) AlertClaim(ctx context.Context, p *store.AlertClaimParams) ([]*store.AlertEvent, error) {
+func (s *Store) AlertClaim(ctx context.Context, p *store.AlertClaimParams) ([]*routine.AlertRecord, error) {
 	rows, err := s.pool.Query(ctx, alertClaimSQL, p.Holder, p.Now.Add(p.Lease), p.Now, max(p.Limit, 1))
 	if err != nil {
 		return nil, fmt.Errorf("claim alert records: %w", err)
@@ -106,7 +106,7 @@ func (s *Store) AlertClaim(ctx context.Context, p *store.AlertClaimParams) ([]*s
 		return nil, fmt.Errorf("claim alert records: %w", err)
 	}
 	// RETURNING gives the rows in no promised order.
-	slices.SortFunc(list, func(a, b *store.AlertEvent) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(list, func(a, b *routine.AlertRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return list, nil
 }
 
@@ -127,7 +127,7 @@ func (s *Store) AlertDelivered(ctx context.Context, p *store.AlertDeliveredParam
 }
 
 // AlertList returns records, newest first.
-func (s *Store) AlertList(ctx context.Context, p *store.AlertListParams) ([]*store.AlertEvent, error) {
+func (s *Store) AlertList(ctx context.Context, p *store.AlertListParams) ([]*routine.AlertRecord, error) {
 	var w where
 	if p.Routine != "" {
 		w.add("routine = ?", p.Routine)
@@ -151,12 +151,12 @@ func (s *Store) AlertList(ctx context.Context, p *store.AlertListParams) ([]*sto
 }
 
 // scanAlertEvents reads rows of alertEventCols and closes them.
-func scanAlertEvents(rows pgx.Rows) ([]*store.AlertEvent, error) {
+func scanAlertEvents(rows pgx.Rows) ([]*routine.AlertRecord, error) {
 	defer rows.Close()
-	var list []*store.AlertEvent
+	var list []*routine.AlertRecord
 	for rows.Next() {
 		var (
-			e          store.AlertEvent
+			e          routine.AlertRecord
 			over       int64
 			deliveries string
 		)

@@ -63,8 +63,8 @@ func (s *Store) AlertStates(ctx context.Context) ([]*store.AlertState, error) {
 
 // AlertTransition moves an alert's state by compare-and-set and appends
 // the record of it, in one transaction.
-func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*store.AlertEvent, bool, error) {
-	e := *p.Event
+func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*routine.AlertRecord, bool, error) {
+	e := *p.Record
 	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
 	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
 	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
@@ -77,7 +77,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 	err = s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var res sql.Result
 		var err error
-		if p.From == store.AlertOK {
+		if p.From == routine.AlertOK {
 			res, err = tx.ExecContext(ctx, alertFromOKSQL, p.Routine, p.Alert, p.To, e.At.UnixMicro())
 		} else {
 			res, err = tx.ExecContext(ctx, alertMoveSQL, p.Routine, p.Alert, p.To, e.At.UnixMicro(), p.From)
@@ -102,8 +102,8 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 }
 
 // AlertClaim takes the records due for delivery.
-func (s *Store) AlertClaim(ctx context.Context, p *store.AlertClaimParams) ([]*store.AlertEvent, error) {
-	var list []*store.AlertEvent
+func (s *Store) AlertClaim(ctx context.Context, p *store.AlertClaimParams) ([]*routine.AlertRecord, error) {
+	var list []*routine.AlertRecord
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		list = nil
 		rows, err := tx.QueryContext(ctx, alertClaimSQL, p.Holder, p.Now.Add(p.Lease).UnixMicro(), p.Now.UnixMicro(), max(p.Limit, 1))
@@ -117,7 +117,7 @@ func (s *Store) AlertClaim(ctx context.Context, p *store.AlertClaimParams) ([]*s
 		return nil, fmt.Errorf("claim alert records: %w", err)
 	}
 	// RETURNING gives the rows in no promised order.
-	slices.SortFunc(list, func(a, b *store.AlertEvent) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(list, func(a, b *routine.AlertRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return list, nil
 }
 
@@ -146,7 +146,7 @@ func (s *Store) AlertDelivered(ctx context.Context, p *store.AlertDeliveredParam
 }
 
 // AlertList returns records, newest first.
-func (s *Store) AlertList(ctx context.Context, p *store.AlertListParams) ([]*store.AlertEvent, error) {
+func (s *Store) AlertList(ctx context.Context, p *store.AlertListParams) ([]*routine.AlertRecord, error) {
 	var (
 		where []string
 		args  []any
@@ -185,12 +185,12 @@ func cmpLimit(n int) int {
 }
 
 // scanAlertEvents reads rows of alertEventCols and closes them.
-func scanAlertEvents(rows *sql.Rows) ([]*store.AlertEvent, error) {
+func scanAlertEvents(rows *sql.Rows) ([]*routine.AlertRecord, error) {
 	defer rows.Close()
-	var list []*store.AlertEvent
+	var list []*routine.AlertRecord
 	for rows.Next() {
 		var (
-			e                       store.AlertEvent
+			e                       routine.AlertRecord
 			over, at, started, next int64
 			deliveries              string
 		)

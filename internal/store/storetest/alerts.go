@@ -14,18 +14,18 @@ import (
 
 // alertEvent is the record of a transition of alert "slow" of routine
 // "r" at epoch+d, to be delivered to Slack and a webhook.
-func alertEvent(d time.Duration) *store.AlertEvent {
-	return &store.AlertEvent{
+func alertEvent(d time.Duration) *routine.AlertRecord {
+	return &routine.AlertRecord{
 		When: "p95_latency > 2s", Metric: "p95_latency", Value: 3.25, Threshold: 2, Runs: 12,
 		Over: routine.Duration(15 * time.Minute), At: at(d), StartedAt: at(d - time.Minute),
-		Deliveries: []store.AlertDelivery{{Target: "slack"}, {Target: "webhook"}},
+		Deliveries: []routine.AlertDelivery{{Target: "slack"}, {Target: "webhook"}},
 	}
 }
 
 // transition moves alert "slow" of routine "r" from → to at epoch+d.
-func (b *testBundle) transition(t *testing.T, from, to string, d time.Duration) (*store.AlertEvent, bool) {
+func (b *testBundle) transition(t *testing.T, from, to string, d time.Duration) (*routine.AlertRecord, bool) {
 	t.Helper()
-	e, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: "r", Alert: "slow", From: from, To: to, Event: alertEvent(d)})
+	e, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: "r", Alert: "slow", From: from, To: to, Record: alertEvent(d)})
 	if err != nil {
 		t.Fatalf("AlertTransition %s → %s: %v", from, to, err)
 	}
@@ -40,37 +40,37 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("AlertStates of a new store = %v, %v; want none", states, err)
 		}
 		// An alert without a row is ok: it cannot clear.
-		if _, won := b.transition(t, store.AlertFiring, store.AlertOK, 0); won {
+		if _, won := b.transition(t, routine.AlertFiring, routine.AlertOK, 0); won {
 			t.Fatal("firing → ok of an alert that never fired won")
 		}
-		e, won := b.transition(t, store.AlertOK, store.AlertFiring, time.Minute)
+		e, won := b.transition(t, routine.AlertOK, routine.AlertFiring, time.Minute)
 		if !won {
 			t.Fatal("ok → firing of an alert that never fired lost")
 		}
 		want := alertEvent(time.Minute)
-		want.ID, want.Routine, want.Alert, want.State = e.ID, "r", "slow", store.AlertFiring
+		want.ID, want.Routine, want.Alert, want.State = e.ID, "r", "slow", routine.AlertFiring
 		want.At, want.StartedAt, want.NextTry = stored(at(time.Minute)), stored(at(0)), stored(at(time.Minute))
 		if !reflect.DeepEqual(e, want) {
 			t.Errorf("AlertTransition gave\n%+v\nwant\n%+v", e, want)
 		}
-		if _, won := b.transition(t, store.AlertOK, store.AlertFiring, 2*time.Minute); won {
+		if _, won := b.transition(t, routine.AlertOK, routine.AlertFiring, 2*time.Minute); won {
 			t.Fatal("ok → firing of a firing alert won")
 		}
 		states, err := b.s.AlertStates(b.ctx)
-		if err != nil || len(states) != 1 || *states[0] != (store.AlertState{Routine: "r", Alert: "slow", State: store.AlertFiring, Since: stored(at(time.Minute))}) {
+		if err != nil || len(states) != 1 || *states[0] != (store.AlertState{Routine: "r", Alert: "slow", State: routine.AlertFiring, Since: stored(at(time.Minute))}) {
 			t.Fatalf("AlertStates = %v, %v; want r/slow firing since the first transition", states, err)
 		}
-		if _, won := b.transition(t, store.AlertFiring, store.AlertOK, 3*time.Minute); !won {
+		if _, won := b.transition(t, routine.AlertFiring, routine.AlertOK, 3*time.Minute); !won {
 			t.Fatal("firing → ok of a firing alert lost")
 		}
-		if _, won := b.transition(t, store.AlertOK, store.AlertFiring, 4*time.Minute); !won {
+		if _, won := b.transition(t, routine.AlertOK, routine.AlertFiring, 4*time.Minute); !won {
 			t.Fatal("ok → firing of a cleared alert lost")
 		}
 		list, err := b.s.AlertList(b.ctx, &store.AlertListParams{})
 		if err != nil || len(list) != 3 {
 			t.Fatalf("AlertList = %d records, %v; want the 3 transitions won", len(list), err)
 		}
-		if list[0].State != store.AlertFiring || list[1].State != store.AlertOK || list[2].ID != e.ID || !list[0].At.Equal(stored(at(4*time.Minute))) {
+		if list[0].State != routine.AlertFiring || list[1].State != routine.AlertOK || list[2].ID != e.ID || !list[0].At.Equal(stored(at(4*time.Minute))) {
 			t.Errorf("AlertList is not newest first: %+v %+v %+v", list[0], list[1], list[2])
 		}
 		if !reflect.DeepEqual(list[2], want) {
@@ -84,7 +84,7 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 		for i, r := range []string{"a", "b", "a"} {
 			ev := alertEvent(time.Duration(i) * time.Hour)
 			ev.Deliveries = nil
-			e, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: r, Alert: "x" + string(rune('0'+i)), From: store.AlertOK, To: store.AlertFiring, Event: ev})
+			e, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: r, Alert: "x" + string(rune('0'+i)), From: routine.AlertOK, To: routine.AlertFiring, Record: ev})
 			if err != nil || !won {
 				t.Fatalf("AlertTransition = %v, %v", won, err)
 			}
@@ -119,9 +119,9 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Claim", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		first, _ := b.transition(t, store.AlertOK, store.AlertFiring, 0)
-		second, _ := b.transition(t, store.AlertFiring, store.AlertOK, time.Minute)
-		claim := func(holder string, now time.Duration) []*store.AlertEvent {
+		first, _ := b.transition(t, routine.AlertOK, routine.AlertFiring, 0)
+		second, _ := b.transition(t, routine.AlertFiring, routine.AlertOK, time.Minute)
+		claim := func(holder string, now time.Duration) []*routine.AlertRecord {
 			t.Helper()
 			list, err := b.s.AlertClaim(b.ctx, &store.AlertClaimParams{Holder: holder, Now: at(now), Lease: time.Minute, Limit: 10})
 			if err != nil {
@@ -142,7 +142,7 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 		if len(got) != 1 || got[0].ID != first.ID || got[0].Attempts != 2 {
 			t.Fatalf("AlertClaim after the lease = %+v; want the firing again", got)
 		}
-		failed := []store.AlertDelivery{{Target: "slack", OK: true, At: at(2 * time.Minute)}, {Target: "webhook", Error: "HTTP 503", At: at(2 * time.Minute)}}
+		failed := []routine.AlertDelivery{{Target: "slack", OK: true, At: at(2 * time.Minute)}, {Target: "webhook", Error: "HTTP 503", At: at(2 * time.Minute)}}
 		err := b.s.AlertDelivered(b.ctx, &store.AlertDeliveredParams{ID: first.ID, Holder: "a", Deliveries: failed, NextTry: at(3 * time.Minute)})
 		if !errors.Is(err, routine.ErrConflict) {
 			t.Fatalf("AlertDelivered by a lost holder: %v, want ErrConflict", err)
@@ -158,7 +158,7 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 			!got[0].Deliveries[0].OK || !got[0].Deliveries[0].At.Equal(stored(at(2*time.Minute))) {
 			t.Fatalf("AlertClaim at the next try = %+v; want the firing with its deliveries so far", got)
 		}
-		delivered := []store.AlertDelivery{failed[0], {Target: "webhook", OK: true, At: at(3 * time.Minute)}}
+		delivered := []routine.AlertDelivery{failed[0], {Target: "webhook", OK: true, At: at(3 * time.Minute)}}
 		if err := b.s.AlertDelivered(b.ctx, &store.AlertDeliveredParams{ID: first.ID, Holder: "a", Deliveries: delivered, Done: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 		)
 		for range evaluators {
 			wg.Go(func() {
-				_, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: "r", Alert: "slow", From: store.AlertOK, To: store.AlertFiring, Event: alertEvent(0)})
+				_, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: "r", Alert: "slow", From: routine.AlertOK, To: routine.AlertFiring, Record: alertEvent(0)})
 				if err != nil {
 					t.Error(err)
 				}
@@ -200,7 +200,7 @@ func exerciseAlerts(t *testing.T, open func(t *testing.T) store.Store) {
 		// Records of many alerts, claimed by many holders: each once.
 		const alerts = 20
 		for i := range alerts {
-			_, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: "many", Alert: string(rune('a' + i)), From: store.AlertOK, To: store.AlertFiring, Event: alertEvent(0)})
+			_, won, err := b.s.AlertTransition(b.ctx, &store.AlertTransitionParams{Routine: "many", Alert: string(rune('a' + i)), From: routine.AlertOK, To: routine.AlertFiring, Record: alertEvent(0)})
 			if err != nil || !won {
 				t.Fatal(won, err)
 			}
