@@ -97,7 +97,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 				level, verb = slog.LevelInfo, "cleared"
 			}
 			e.log.Log(ctx, level, "alert "+verb, "routine", r.Name, "alert", a.Name, "when", a.When,
-				"value", formatValue(rec), "runs", runs, "over", a.Over.String(), "alert_id", rec.ID)
+				"value", rec.ValueText(), "runs", runs, "over", a.Over.String(), "alert_id", rec.ID)
 		}
 	}
 	return recorded
@@ -159,17 +159,4 @@ func Measure(metric string, a *store.Aggregate) (value float64, runs int64, ok b
 		return float64(a.ByState[routine.StateDead]), ended, true
 	}
 	return 0, 0, false
-}
-
-// formatValue writes a record's value in its metric's unit, or says there
-// was none.
-func formatValue(e *routine.AlertRecord) string {
-	m, ok := routine.MetricNamed(e.Metric)
-	if !ok {
-		return ""
-	}
-	if e.Runs == 0 && m.Unit != routine.UnitCount {
-		return "no runs"
-	}
-	return m.Format(e.Value)
 }

@@ -181,7 +181,7 @@ type Payload struct {
 func (e *Evaluator) payload(rec *routine.AlertRecord) Payload {
 	return Payload{
 		Routine: rec.Routine, Alert: rec.Alert, State: rec.State, When: rec.When, Metric: rec.Metric,
-		Value: rec.Value, ValueText: formatValue(rec), Threshold: rec.Threshold, Runs: rec.Runs, Over: rec.Over,
+		Value: rec.Value, ValueText: rec.ValueText(), Threshold: rec.Threshold, Runs: rec.Runs, Over: rec.Over,
 		At: rec.At, StartedAt: rec.StartedAt, URL: e.runsURL(rec.Routine), Text: describe(rec), ID: rec.ID,
 	}
 }
@@ -200,7 +200,7 @@ func describe(rec *routine.AlertRecord) string {
 	if rec.Alert != rec.When {
 		what += " (" + rec.When + ")"
 	}
-	measured := fmt.Sprintf("%s %s over the last %s (%s)", rec.Metric, formatValue(rec), rec.Over, plural(rec.Runs, "run"))
+	measured := fmt.Sprintf("%s %s over the last %s (%s)", rec.Metric, rec.ValueText(), rec.Over, plural(rec.Runs, "run"))
 	if rec.Runs == 0 {
 		measured = fmt.Sprintf("no run ended in the last %s", rec.Over)
 	}

@@ -170,3 +170,26 @@ type AlertDelivery struct {
 	Error  string    `json:"error,omitempty"` // why the last try failed
 	At     time.Time `json:"at,omitzero"`     // of the last try
 }
+
+// ValueText writes the record's value as a threshold of its metric is
+// written (3.2s, 7%, 4), or says there was none: a latency or a rate of
+// no runs.
+func (r *AlertRecord) ValueText() string {
+	m, ok := MetricNamed(r.Metric)
+	switch {
+	case !ok:
+		return strconv.FormatFloat(r.Value, 'f', -1, 64)
+	case r.Runs == 0 && m.Unit != UnitCount:
+		return "no runs"
+	}
+	return m.Format(r.Value)
+}
+
+// ThresholdText writes the record's threshold as its metric's values are
+// written.
+func (r *AlertRecord) ThresholdText() string {
+	if m, ok := MetricNamed(r.Metric); ok {
+		return m.Format(r.Threshold)
+	}
+	return strconv.FormatFloat(r.Threshold, 'f', -1, 64)
+}
