@@ -120,6 +120,11 @@ type Tokens struct {
 	Output int64 `json:"output"`
 }
 
+// IsZero reports whether u counts nothing.
+func (u Usage) IsZero() bool {
+	return u.GBSeconds == 0 && u.BytesSent == 0 && u.BytesReceived == 0 && len(u.Tokens) == 0
+}
+
 // Add adds u2 to u.
 func (u *Usage) Add(u2 Usage) {
 	u.GBSeconds += u2.GBSeconds

@@ -407,8 +407,11 @@ type RunListParams struct {
 	// Since and Until bound QueuedAt: Since <= QueuedAt < Until.
 	Since, Until time.Time
 	IDPrefix     string // runs whose id starts with it
-	// Before is a page's cursor: only runs whose id sorts before it. Ids
-	// are ULIDs, so this is the next page of a newest-first list.
+	// Before is a page's cursor: the id of the last run of the page
+	// before. Only the runs after that run in the newest-first order
+	// (queued_at, then id) are listed, so that pages walk every run once
+	// even where ids and queued_at disagree; a Before that is no run's id
+	// keeps the runs whose id sorts before it (ids are ULIDs).
 	Before string
 	Limit  int // default 50
 }

@@ -182,12 +182,12 @@ const (
 	// first run not held by its worker.
 	runUpdatesSQL = `WITH u AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[], $6::timestamptz[],
-				$7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[])
-				AS u(id, revision, state, attempt, started_at, finished_at, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, worker)
+				$7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[])
+				AS u(id, revision, state, attempt, started_at, finished_at, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, worker, usage)
 		), updated AS (
 			UPDATE runs r SET revision = u.revision, state = u.state, attempt = u.attempt, started_at = u.started_at,
 				finished_at = u.finished_at, region = u.region, cpu_user_ms = u.cpu_user_ms, cpu_sys_ms = u.cpu_sys_ms,
-				max_rss_kb = u.max_rss_kb, error = u.error
+				max_rss_kb = u.max_rss_kb, error = u.error, usage = u.usage
 			FROM u WHERE r.id = u.id AND r.worker = u.worker RETURNING r.id
 		)
 		SELECT routines_not_held(u.id, u.worker) FROM u WHERE u.id NOT IN (SELECT updated.id FROM updated) LIMIT 1`
@@ -195,15 +195,16 @@ const (
 	holdsSQL = `SELECT routines_hold(h.id, h.worker) FROM unnest($1::text[], $2::text[]) AS h(id, worker)`
 	// stepSavesSQL is stepSaveSQL of many steps, none twice.
 	stepSavesSQL = `INSERT INTO step_runs (run_id, phase, step_id, kind, state, attempts, exit_code,
-			started_at, finished_at, duration_ms, outputs, cpu_ms, max_rss_kb, error)
+			started_at, finished_at, duration_ms, outputs, cpu_ms, max_rss_kb, error, usage)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::integer[],
-			$8::timestamptz[], $9::timestamptz[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::text[])
+			$8::timestamptz[], $9::timestamptz[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::text[],
+			$15::text[])
 		ON CONFLICT (run_id, phase, step_id) DO UPDATE SET
 			kind = excluded.kind, state = excluded.state, attempts = excluded.attempts,
 			exit_code = excluded.exit_code, started_at = excluded.started_at,
 			finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
 			outputs = excluded.outputs, cpu_ms = excluded.cpu_ms, max_rss_kb = excluded.max_rss_kb,
-			error = excluded.error`
+			error = excluded.error, usage = excluded.usage`
 )
 
 // commitBatch writes the checkpoints of batch as one pipeline of a
@@ -251,7 +252,7 @@ type runColumnsOf struct {
 	attempt                             []int32
 	started, finished                   []*time.Time
 	cpuUser, cpuSys, rss                []int64
-	errJSON                             []*string
+	errJSON, usage                      []*string
 }
 
 func (c *runColumnsOf) add(run *routine.Run) error {
@@ -259,6 +260,11 @@ func (c *runColumnsOf) add(run *routine.Run) error {
 	if err != nil {
 		return err
 	}
+	usage, err := jsonText(run.Usage, run.Usage.IsZero())
+	if err != nil {
+		return err
+	}
+	c.usage = append(c.usage, usage)
 	c.id, c.revision, c.state = append(c.id, run.ID), append(c.revision, run.Revision), append(c.state, string(run.State))
 	c.attempt = append(c.attempt, int32(run.Attempt))
 	c.started, c.finished = append(c.started, run.StartedAt), append(c.finished, run.FinishedAt)
@@ -269,7 +275,7 @@ func (c *runColumnsOf) add(run *routine.Run) error {
 }
 
 func (c *runColumnsOf) args() []any {
-	return []any{c.id, c.revision, c.state, c.attempt, c.started, c.finished, c.region, c.cpuUser, c.cpuSys, c.rss, c.errJSON, c.worker}
+	return []any{c.id, c.revision, c.state, c.attempt, c.started, c.finished, c.region, c.cpuUser, c.cpuSys, c.rss, c.errJSON, c.worker, c.usage}
 }
 
 // stepColumnsOf holds the arguments of stepSavesSQL: each step once, as
@@ -282,14 +288,14 @@ type stepColumnsOf struct {
 	exitCode                          []*int32
 	started, finished                 []*time.Time
 	duration, cpu, rss                []int64
-	outputs, errJSON                  []*string
+	outputs, errJSON, usage           []*string
 }
 
 type stepRunKey struct{ run, phase, id string }
 
 func (c *stepColumnsOf) add(steps []*routine.StepRun) error {
 	for _, st := range steps {
-		outputs, errJSON, err := stepJSON(st)
+		outputs, errJSON, usage, err := stepJSON(st)
 		if err != nil {
 			return err
 		}
@@ -310,18 +316,18 @@ func (c *stepColumnsOf) add(steps []*routine.StepRun) error {
 			c.attempts, c.exitCode = append(c.attempts, 0), append(c.exitCode, nil)
 			c.started, c.finished = append(c.started, nil), append(c.finished, nil)
 			c.duration, c.cpu, c.rss = append(c.duration, 0), append(c.cpu, 0), append(c.rss, 0)
-			c.outputs, c.errJSON = append(c.outputs, nil), append(c.errJSON, nil)
+			c.outputs, c.errJSON, c.usage = append(c.outputs, nil), append(c.errJSON, nil), append(c.usage, nil)
 		}
 		c.runID[i], c.phase[i], c.stepID[i], c.kind[i], c.state[i] = st.RunID, string(st.Phase), st.ID, st.Kind, string(st.State)
 		c.attempts[i], c.exitCode[i] = int32(st.Attempts), exit
 		c.started[i], c.finished[i] = st.StartedAt, st.FinishedAt
 		c.duration[i], c.cpu[i], c.rss[i] = st.DurationMs, st.CPUMs, st.MaxRSSKB
-		c.outputs[i], c.errJSON[i] = outputs, errJSON
+		c.outputs[i], c.errJSON[i], c.usage[i] = outputs, errJSON, usage
 	}
 	return nil
 }
 
 func (c *stepColumnsOf) args() []any {
 	return []any{c.runID, c.phase, c.stepID, c.kind, c.state, c.attempts, c.exitCode, c.started, c.finished,
-		c.duration, c.outputs, c.cpu, c.rss, c.errJSON}
+		c.duration, c.outputs, c.cpu, c.rss, c.errJSON, c.usage}
 }

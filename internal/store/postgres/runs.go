@@ -19,7 +19,10 @@ import (
 
 const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
-	req_region, req_labels`
+	req_region, req_labels, usage, trace_id, parent_span_id`
+
+// runColumnsOfR are runColumns of the runs aliased r.
+var runColumnsOfR = "r." + strings.Join(strings.Fields(strings.ReplaceAll(runColumns, ",", " ")), ", r.")
 
 const (
 	// runValues are the values of a new run (runArgs): its fields given
@@ -28,7 +31,7 @@ const (
 	// casts type the parameters where a SELECT gives them no column.
 	runValues = `$1::text, $2::text, $3::text, $4::text, $5::bytea, $6::text, $7::text, $8::text, 0,
 		$9::timestamptz, NULL, NULL, $10::text, '', 0, 0, 0, NULL, $11::text, $18::text, $19::text[],
-		COALESCE($12::timestamptz, now() + $13::interval), $14::text, $15::timestamptz,
+		NULL, $20::text, $21::text, COALESCE($12::timestamptz, now() + $13::interval), $14::text, $15::timestamptz,
 		COALESCE($16::timestamptz, now() + $17::interval)`
 	runInsertColumns = runColumns + `, not_before, dedupe_key, dedupe_until, lease_until`
 	runCreateSQL     = `INSERT INTO runs (` + runInsertColumns + `) VALUES (` + runValues + `)`
@@ -46,6 +49,7 @@ const (
 		WHERE routine = $1 AND dedupe_key = $2 AND dedupe_key <> '' AND dedupe_until > $3
 		ORDER BY queued_at, id LIMIT 1`
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = $1`
+	runQueuedAtSQL = `SELECT queued_at FROM runs WHERE id = $1`
 	// The ids in [$1, $2) are those that start with the prefix $1; ordered
 	// by id, an exact match comes first.
 	runGetPrefixSQL = `SELECT ` + runColumns + ` FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3`
@@ -55,7 +59,7 @@ const (
 	// run for the rest of the pipeline.
 	runUpdateSQL = `WITH updated AS (
 			UPDATE runs SET revision = $2, state = $3, attempt = $4, started_at = $5, finished_at = $6,
-				region = $7, cpu_user_ms = $8, cpu_sys_ms = $9, max_rss_kb = $10, error = $11
+				region = $7, cpu_user_ms = $8, cpu_sys_ms = $9, max_rss_kb = $10, error = $11, usage = $13
 			WHERE id = $1 AND worker = $12 RETURNING 1
 		)
 		SELECT CASE WHEN EXISTS (SELECT 1 FROM updated) THEN true ELSE routines_not_held($1, $12) END`
@@ -148,7 +152,7 @@ func (s *Store) newRun(p *store.RunCreateParams) (*routine.Run, []any, error) {
 	lease, leaseDelay := s.later(leaseUntil, run.QueuedAt)
 	return run, []any{run.ID, run.Routine, run.Revision, run.Trigger.Kind, []byte(run.Trigger.Payload), input, tags,
 		string(run.State), p.QueuedAt, run.Worker, run.ReplayOf, notBefore, notBeforeDelay, p.DedupeKey, p.DedupeUntil,
-		lease, leaseDelay, run.Requires.Region, labelsArg(run.Requires.Labels)}, nil
+		lease, leaseDelay, run.Requires.Region, labelsArg(run.Requires.Labels), run.TraceID, run.ParentSpanID}, nil
 }
 
 // RunGet returns the run with this id, or the one run whose id starts with
@@ -205,25 +209,11 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// RunList returns runs, newest first.
+// RunList returns runs, newest first. A filter on a tag walks run_tags,
+// the others an index of runs (0001, 0006), newest first, and stop at
+// p.Limit.
 func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
-	var w where
-	if p.Routine != "" {
-		w.add("routine = ?", p.Routine)
-	}
-	if len(p.States) > 0 {
-		w.add("state = ANY(?)", states(p.States))
-	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	q := "SELECT " + runColumns + " FROM runs" + w.sql() + " ORDER BY queued_at DESC, id DESC LIMIT " + w.arg(limit)
-	rows, err := s.pool.Query(ctx, q, w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	runs, err := collectRuns(rows)
+	runs, err := s.runList(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -231,6 +221,69 @@ func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine
 		runs = []*routine.Run{}
 	}
 	return runs, nil
+}
+
+func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
+	// PostgreSQL's text holds valid UTF-8 without NUL only: no id is
+	// anything else.
+	for _, id := range []string{p.IDPrefix, p.Before} {
+		if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+			return nil, nil
+		}
+	}
+	var w where
+	// key holds the columns of the order: those of run_tags when it is
+	// walked.
+	from, key := "runs r", "r"
+	if p.Tag != "" {
+		from, key = "run_tags t JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
+		w.add("t.tag = ?", p.Tag)
+	}
+	if p.Routine != "" {
+		w.add("r.routine = ?", p.Routine)
+	}
+	if len(p.States) > 0 {
+		w.add("r.state = ANY(?)", states(p.States))
+	}
+	if p.Trigger != "" {
+		w.add("r.trigger_kind = ?", p.Trigger)
+	}
+	if !p.Since.IsZero() {
+		w.add(key+".queued_at >= ?", p.Since)
+	}
+	if !p.Until.IsZero() {
+		w.add(key+".queued_at < ?", p.Until)
+	}
+	if p.IDPrefix != "" {
+		w.add(key+".id >= ?", p.IDPrefix)
+		if end, ok := prefixEnd(p.IDPrefix); ok {
+			w.add(key+".id < ?", end)
+		}
+	}
+	if p.Before != "" {
+		// After the cursor's run in the order of the list; a cursor that
+		// is no run's id bounds the ids alone.
+		var queued time.Time
+		switch err := s.pool.QueryRow(ctx, runQueuedAtSQL, p.Before).Scan(&queued); {
+		case errors.Is(err, pgx.ErrNoRows):
+			w.add(key+".id < ?", p.Before)
+		case err != nil:
+			return nil, err
+		default:
+			w.conds = append(w.conds, "("+key+".queued_at, "+key+".id) < ("+w.arg(queued)+", "+w.arg(p.Before)+")")
+		}
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	q := "SELECT " + runColumnsOfR + " FROM " + from + w.sql() +
+		" ORDER BY " + key + ".queued_at DESC, " + key + ".id DESC LIMIT " + w.arg(limit)
+	rows, err := s.pool.Query(ctx, q, w.args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectRuns(rows)
 }
 
 // where builds the WHERE clause of a query whose filters depend on its
@@ -290,8 +343,12 @@ func queueRunUpdate(b *pgx.Batch, run *routine.Run) error {
 	if err != nil {
 		return err
 	}
+	usage, err := jsonText(run.Usage, run.Usage.IsZero())
+	if err != nil {
+		return err
+	}
 	b.Queue(runUpdateSQL, run.ID, run.Revision, string(run.State), run.Attempt, run.StartedAt, run.FinishedAt,
-		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.Worker)
+		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.Worker, usage)
 	return nil
 }
 
@@ -303,13 +360,14 @@ func scanRun(r rows, extra ...any) (*routine.Run, error) {
 		state                string
 		payload              []byte
 		input, tags, errJSON *string
+		usage                *string
 		queued               time.Time
 		started, finished    *time.Time
 	)
 	dest := append([]any{&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
 		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
 		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf,
-		&run.Requires.Region, &run.Requires.Labels}, extra...)
+		&run.Requires.Region, &run.Requires.Labels, &usage, &run.TraceID, &run.ParentSpanID}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -331,6 +389,9 @@ func scanRun(r rows, extra ...any) (*routine.Run, error) {
 	}
 	if err := unmarshalNull(errJSON, &run.Error); err != nil {
 		return nil, fmt.Errorf("run %s: error: %w", run.ID, err)
+	}
+	if err := unmarshalNull(usage, &run.Usage); err != nil {
+		return nil, fmt.Errorf("run %s: usage: %w", run.ID, err)
 	}
 	return &run, nil
 }

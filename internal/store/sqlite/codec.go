@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // Times are stored as microseconds since the Unix epoch, the precision
@@ -46,4 +48,10 @@ func unmarshalNull(s sql.NullString, dst any) error {
 		return nil
 	}
 	return json.Unmarshal([]byte(s.String), dst)
+}
+
+// usageText encodes the usage of a run or a step as JSON text, or as NULL
+// when it is zero.
+func usageText(u routine.Usage) (any, error) {
+	return jsonText(u, u.IsZero())
 }

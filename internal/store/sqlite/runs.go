@@ -16,20 +16,24 @@ import (
 
 const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input, tags, state, attempt,
 	queued_at, started_at, finished_at, worker, region, cpu_user_ms, cpu_sys_ms, max_rss_kb, error, replay_of,
-	req_region, req_labels`
+	req_region, req_labels, usage, trace_id, parent_span_id`
+
+// runColumnsOfR are runColumns of the runs aliased r.
+var runColumnsOfR = "r." + strings.Join(strings.Fields(strings.ReplaceAll(runColumns, ",", " ")), ", r.")
 
 const (
 	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// runDedupeSQL finds the run a deduplicated trigger folds into: the
 	// first one of the routine with the key whose window is still open.
 	runDedupeSQL = `SELECT ` + runColumns + ` FROM runs
 		WHERE routine = ? AND dedupe_key = ? AND dedupe_key <> '' AND dedupe_until > ?
 		ORDER BY queued_at, id LIMIT 1`
 	runUpdateSQL = `UPDATE runs SET revision = ?, state = ?, attempt = ?, started_at = ?, finished_at = ?,
-		region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?
+		region = ?, cpu_user_ms = ?, cpu_sys_ms = ?, max_rss_kb = ?, error = ?, usage = ?
 		WHERE id = ? AND worker = ?`
 	runWorkerSQL   = `SELECT worker FROM runs WHERE id = ?`
+	runQueuedAtSQL = `SELECT queued_at FROM runs WHERE id = ?`
 	runGetExactSQL = `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
 	// The ids in [?1, ?2) are those that start with the prefix ?1; ordered
 	// by id, an exact match comes first.
@@ -122,7 +126,7 @@ func (s *Store) runCreateIn(ctx context.Context, tx *sql.Tx, p *store.RunCreateP
 	_, err = tx.StmtContext(ctx, s.runCreate).ExecContext(ctx,
 		run.ID, run.Routine, run.Revision, run.Trigger.Kind, payload, input, tags, string(run.State), run.Attempt,
 		run.QueuedAt.UnixMicro(), nil, nil, run.Worker, "", 0, 0, 0, nil, run.ReplayOf, run.Requires.Region, labels,
-		micros(p.NotBefore), p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
+		nil, run.TraceID, run.ParentSpanID, micros(p.NotBefore), p.DedupeKey, micros(p.DedupeUntil), leaseUntil)
 	if err != nil {
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
@@ -184,54 +188,99 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// RunList returns runs, newest first.
+// RunList returns runs, newest first. A filter on a tag walks run_tags,
+// the others an index of runs (0001, 0008), newest first, and stop at
+// p.Limit.
 func (s *Store) RunList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
+	runs, err := s.runList(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine.Run, error) {
 	var (
 		where []string
 		args  []any
 	)
+	add := func(cond string, vs ...any) {
+		where = append(where, cond)
+		args = append(args, vs...)
+	}
+	// key holds the columns of the order: those of run_tags when it is
+	// walked.
+	from, key := "runs r", "r"
+	if p.Tag != "" {
+		from, key = "run_tags t JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
+		add("t.tag = ?", p.Tag)
+	}
 	if p.Routine != "" {
-		where = append(where, "routine = ?")
-		args = append(args, p.Routine)
+		add("r.routine = ?", p.Routine)
 	}
 	if len(p.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")")
-		for _, st := range p.States {
-			args = append(args, string(st))
+		in := make([]any, len(p.States))
+		for i, st := range p.States {
+			in[i] = string(st)
+		}
+		add("r.state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")", in...)
+	}
+	if p.Trigger != "" {
+		add("r.trigger_kind = ?", p.Trigger)
+	}
+	if !p.Since.IsZero() {
+		add(key+".queued_at >= ?", p.Since.UnixMicro())
+	}
+	if !p.Until.IsZero() {
+		add(key+".queued_at < ?", p.Until.UnixMicro())
+	}
+	if p.IDPrefix != "" {
+		add(key+".id >= ?", p.IDPrefix)
+		if end, ok := prefixEnd(p.IDPrefix); ok {
+			add(key+".id < ?", end)
+		}
+	}
+	if p.Before != "" {
+		// After the cursor's run in the order of the list; a cursor that
+		// is no run's id bounds the ids alone.
+		var queued int64
+		switch err := s.r.QueryRowContext(ctx, runQueuedAtSQL, p.Before).Scan(&queued); {
+		case errors.Is(err, sql.ErrNoRows):
+			add(key+".id < ?", p.Before)
+		case err != nil:
+			return nil, err
+		default:
+			add("("+key+".queued_at, "+key+".id) < (?, ?)", queued, p.Before)
 		}
 	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	args = append(args, limit)
-	q := "SELECT " + runColumns + " FROM runs"
+	q := "SELECT " + runColumnsOfR + " FROM " + from
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY queued_at DESC, id DESC LIMIT ?"
-
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	q += " ORDER BY " + key + ".queued_at DESC, " + key + ".id DESC LIMIT ?"
+	rows, err := s.r.QueryContext(ctx, q, append(args, limit)...)
 	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	runs := []*routine.Run{}
 	for rows.Next() {
 		run, err := scanRun(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list runs: %w", err)
+			return nil, err
 		}
 		runs = append(runs, run)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return runs, nil
+	return runs, rows.Err()
 }
 
-// RunUpdate writes the mutable fields of a run. Its id, routine, revision,
-// trigger, input, tags, queued_at and replay_of are fixed at creation.
+// RunUpdate writes the mutable fields of a run. Its id, routine, trigger,
+// input, tags, queued_at, replay_of and trace are fixed at creation. The
+// trigger runs_end adds a run that ends to its rollups (0008_rollups.sql).
 func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.runUpdateIn(ctx, tx, run)
@@ -249,9 +298,13 @@ func (s *Store) runUpdateIn(ctx context.Context, tx *sql.Tx, run *routine.Run) e
 	if err != nil {
 		return err
 	}
+	usage, err := usageText(run.Usage)
+	if err != nil {
+		return err
+	}
 	res, err := tx.StmtContext(ctx, s.runUpdate).ExecContext(ctx,
 		run.Revision, string(run.State), run.Attempt, micros(run.StartedAt), micros(run.FinishedAt),
-		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, run.ID, run.Worker)
+		run.Region, run.CPUUserMs, run.CPUSysMs, run.MaxRSSKB, errJSON, usage, run.ID, run.Worker)
 	if err != nil {
 		return err
 	}
@@ -284,14 +337,14 @@ func scanRun(sc scanner) (*routine.Run, error) {
 		run                           routine.Run
 		state                         string
 		payload, input, tags, errJSON sql.NullString
-		labels                        sql.NullString
+		labels, usage                 sql.NullString
 		queued                        int64
 		started, finished             sql.NullInt64
 	)
 	if err := sc.Scan(&run.ID, &run.Routine, &run.Revision, &run.Trigger.Kind, &payload, &input, &tags,
 		&state, &run.Attempt, &queued, &started, &finished, &run.Worker, &run.Region,
 		&run.CPUUserMs, &run.CPUSysMs, &run.MaxRSSKB, &errJSON, &run.ReplayOf,
-		&run.Requires.Region, &labels); err != nil {
+		&run.Requires.Region, &labels, &usage, &run.TraceID, &run.ParentSpanID); err != nil {
 		return nil, err
 	}
 	if err := unmarshalNull(labels, &run.Requires.Labels); err != nil {
@@ -312,6 +365,9 @@ func scanRun(sc scanner) (*routine.Run, error) {
 	}
 	if err := unmarshalNull(errJSON, &run.Error); err != nil {
 		return nil, fmt.Errorf("run %s: error: %w", run.ID, err)
+	}
+	if err := unmarshalNull(usage, &run.Usage); err != nil {
+		return nil, fmt.Errorf("run %s: usage: %w", run.ID, err)
 	}
 	return &run, nil
 }

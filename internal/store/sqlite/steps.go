@@ -15,16 +15,16 @@ const (
 	// seq is left to SQLite: a new row gets the next rowid, a replaced one
 	// keeps its own.
 	stepSaveSQL = `INSERT INTO step_runs (run_id, phase, step_id, kind, state, attempts, exit_code,
-			started_at, finished_at, duration_ms, outputs, cpu_ms, max_rss_kb, error)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			started_at, finished_at, duration_ms, outputs, cpu_ms, max_rss_kb, error, usage)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (run_id, phase, step_id) DO UPDATE SET
 			kind = excluded.kind, state = excluded.state, attempts = excluded.attempts,
 			exit_code = excluded.exit_code, started_at = excluded.started_at,
 			finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
 			outputs = excluded.outputs, cpu_ms = excluded.cpu_ms, max_rss_kb = excluded.max_rss_kb,
-			error = excluded.error`
+			error = excluded.error, usage = excluded.usage`
 	stepListSQL = `SELECT run_id, phase, step_id, kind, state, attempts, exit_code, started_at, finished_at,
-			duration_ms, outputs, cpu_ms, max_rss_kb, error
+			duration_ms, outputs, cpu_ms, max_rss_kb, error, usage
 		FROM step_runs WHERE run_id = ? ORDER BY seq`
 )
 
@@ -78,13 +78,17 @@ func (s *Store) saveStep(ctx context.Context, tx *sql.Tx, step *routine.StepRun)
 	if err != nil {
 		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
 	}
+	usage, err := usageText(step.Usage)
+	if err != nil {
+		return fmt.Errorf("save step %s/%s: %w", step.RunID, step.ID, err)
+	}
 	var exit any
 	if step.ExitCode != nil {
 		exit = *step.ExitCode
 	}
 	_, err = tx.StmtContext(ctx, s.stepSave).ExecContext(ctx,
 		step.RunID, string(step.Phase), step.ID, step.Kind, string(step.State), step.Attempts, exit,
-		micros(step.StartedAt), micros(step.FinishedAt), step.DurationMs, outputs, step.CPUMs, step.MaxRSSKB, errJSON)
+		micros(step.StartedAt), micros(step.FinishedAt), step.DurationMs, outputs, step.CPUMs, step.MaxRSSKB, errJSON, usage)
 	if err != nil {
 		if constraint(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 			return fmt.Errorf("save step %s/%s: run: %w", step.RunID, step.ID, routine.ErrNotFound)
@@ -110,9 +114,10 @@ func (s *Store) StepList(ctx context.Context, runID string) ([]*routine.StepRun,
 			exit              sql.NullInt64
 			started, finished sql.NullInt64
 			outputs, errJSON  sql.NullString
+			usage             sql.NullString
 		)
 		if err := rows.Scan(&st.RunID, &phase, &st.ID, &st.Kind, &state, &st.Attempts, &exit, &started, &finished,
-			&st.DurationMs, &outputs, &st.CPUMs, &st.MaxRSSKB, &errJSON); err != nil {
+			&st.DurationMs, &outputs, &st.CPUMs, &st.MaxRSSKB, &errJSON, &usage); err != nil {
 			return nil, fmt.Errorf("list steps of %s: %w", runID, err)
 		}
 		st.Phase = routine.Phase(phase)
@@ -128,6 +133,9 @@ func (s *Store) StepList(ctx context.Context, runID string) ([]*routine.StepRun,
 		}
 		if err := unmarshalNull(errJSON, &st.Error); err != nil {
 			return nil, fmt.Errorf("list steps of %s: step %s: error: %w", runID, st.ID, err)
+		}
+		if err := unmarshalNull(usage, &st.Usage); err != nil {
+			return nil, fmt.Errorf("list steps of %s: step %s: usage: %w", runID, st.ID, err)
 		}
 		steps = append(steps, &st)
 	}

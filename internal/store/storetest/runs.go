@@ -28,7 +28,9 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			QueuedAt: epoch,
 			ReplayOf: newID(),
 			// Labels come back sorted, each once.
-			Requires: routine.Placement{Region: "eu-west", Labels: []string{"ssd", "gpu", "ssd"}},
+			Requires:     routine.Placement{Region: "eu-west", Labels: []string{"ssd", "gpu", "ssd"}},
+			TraceID:      "4bf92f3577b34da6a3ce929d0e0e4736",
+			ParentSpanID: "00f067aa0ba902b7",
 		}
 		created, err := b.s.RunCreate(b.ctx, p)
 		if err != nil {
@@ -36,14 +38,20 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		want := &routine.Run{ID: p.ID, Routine: p.Routine, Revision: p.Revision, Trigger: p.Trigger,
 			Input: p.Input, Tags: p.Tags, State: p.State, QueuedAt: p.QueuedAt, ReplayOf: p.ReplayOf,
-			Requires: routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}}}
+			Requires: routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}},
+			TraceID:  p.TraceID, ParentSpanID: p.ParentSpanID}
 		checkRun(t, created, want)
 		checkRun(t, b.getRun(t, p.ID), want)
 
-		// The worker is the claim's.
-		if runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/42", Now: at(time.Second), Lease: time.Hour}); err != nil || len(runs) != 1 {
+		// The worker is the claim's; the rest comes back as created.
+		runs, err := b.s.RunClaim(b.ctx, &store.RunClaimParams{Worker: "host-1/42", Now: at(time.Second), Lease: time.Hour,
+			Placement: &routine.Placement{Region: "eu-west", Labels: []string{"gpu", "ssd"}}})
+		if err != nil || len(runs) != 1 {
 			t.Fatalf("RunClaim = %d runs, %v", len(runs), err)
 		}
+		claimed := *want
+		claimed.State, claimed.Worker, claimed.Region = routine.StateRunning, "host-1/42", "eu-west"
+		checkRun(t, runs[0].Run, &claimed)
 		want.Revision = "sha256:4567ef01" // the revision that ran
 		want.State = routine.StateFailed
 		want.Attempt = 2
@@ -56,8 +64,23 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		want.MaxRSSKB = 789012
 		want.Error = &routine.ErrorPayload{Code: routine.CodeStepFailed, Message: "exit status 3", RunID: p.ID,
 			Step: "ticket", Attempt: 2, ExitCode: ptr(3), Retryable: true, StderrTail: "boom\n\tat line 3"}
+		want.Usage = routine.Usage{GBSeconds: 1.25, BytesSent: 1 << 40, BytesReceived: 7,
+			Tokens: map[string]routine.Tokens{"claude-x": {Input: 1200, Output: 345}, "small": {Input: 1}}}
 		if err := b.s.RunUpdate(b.ctx, want); err != nil {
 			t.Fatalf("RunUpdate: %v", err)
+		}
+		checkRun(t, b.getRun(t, p.ID), want)
+		list, err := b.s.RunList(b.ctx, &store.RunListParams{})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("RunList = %d runs, %v", len(list), err)
+		}
+		checkRun(t, list[0], want)
+
+		// A checkpoint writes the usage as RunUpdate does; zero usage
+		// comes back zero.
+		want.Usage = routine.Usage{}
+		if err := b.s.Checkpoint(b.ctx, &store.CheckpointParams{Run: want}); err != nil {
+			t.Fatalf("Checkpoint: %v", err)
 		}
 		checkRun(t, b.getRun(t, p.ID), want)
 	})
@@ -255,6 +278,10 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 			{"cpu_user_ms", nil, func(r *routine.Run) { r.CPUUserMs = 11 }},
 			{"cpu_sys_ms", nil, func(r *routine.Run) { r.CPUSysMs = 12 }},
 			{"max_rss_kb", nil, func(r *routine.Run) { r.MaxRSSKB = 13 }},
+			{"usage", nil, func(r *routine.Run) { r.Usage = routine.Usage{GBSeconds: 0.5} }},
+			{"tokens", nil, func(r *routine.Run) {
+				r.Usage.Tokens = map[string]routine.Tokens{"m": {Output: 2}}
+			}},
 			{"error", nil, func(r *routine.Run) {
 				r.Error = &routine.ErrorPayload{Code: routine.CodeRunTimeout, Message: "timed out", RunID: r.ID}
 			}},
@@ -299,6 +326,7 @@ func exerciseRuns(t *testing.T, open func(t *testing.T) store.Store) {
 		changed.Tags = []string{"changed"}
 		changed.QueuedAt = at(time.Hour)
 		changed.ReplayOf = newID()
+		changed.TraceID = "0af7651916cd43dd8448eb211c80319c"
 		changed.State = routine.StateRunning
 		if err := b.s.RunUpdate(b.ctx, &changed); err != nil {
 			t.Fatalf("RunUpdate: %v", err)
@@ -382,4 +410,107 @@ func checkIDs(t *testing.T, runs []*routine.Run, want []string) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got runs\n%v\nwant\n%v", got, want)
 	}
+}
+
+func exerciseRunFilters(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Each", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		mk := func(name, trigger string, state routine.State, sec int, tags ...string) string {
+			return b.createRun(t, func(p *store.RunCreateParams) {
+				p.Routine, p.Trigger.Kind, p.State, p.QueuedAt, p.Tags = name, trigger, state, at(time.Duration(sec)*time.Second), tags
+			}).ID
+		}
+		a1 := mk("a", "cron", routine.StateQueued, 1, "prod", "eu")
+		b2 := mk("b", "webhook", routine.StateRunning, 2, "prod")
+		a3 := mk("a", "webhook", routine.StateFailed, 3)
+		a4 := mk("a", "cron", routine.StateSucceeded, 4, "eu", "eu")
+		b5 := mk("b", "cron", routine.StateFailed, 5, "dev")
+		a6 := mk("a", "manual", routine.StateSucceeded, 6, "prod")
+		for _, tc := range []struct {
+			name string
+			p    store.RunListParams
+			want []string
+		}{
+			{"trigger", store.RunListParams{Trigger: "cron"}, []string{b5, a4, a1}},
+			{"unknown trigger", store.RunListParams{Trigger: "email"}, nil},
+			{"tag", store.RunListParams{Tag: "prod"}, []string{a6, b2, a1}},
+			{"tag given twice on a run", store.RunListParams{Tag: "eu"}, []string{a4, a1}},
+			{"unknown tag", store.RunListParams{Tag: "pro"}, nil},
+			{"since", store.RunListParams{Since: at(4 * time.Second)}, []string{a6, b5, a4}},
+			{"until", store.RunListParams{Until: at(3 * time.Second)}, []string{b2, a1}},
+			{"since and until", store.RunListParams{Since: at(2 * time.Second), Until: at(5 * time.Second)}, []string{a4, a3, b2}},
+			{"id prefix", store.RunListParams{IDPrefix: a3[:20]}, []string{a3}},
+			{"whole id", store.RunListParams{IDPrefix: a3}, []string{a3}},
+			{"no such prefix", store.RunListParams{IDPrefix: "ZZZZ"}, nil},
+			{"tag and routine", store.RunListParams{Tag: "prod", Routine: "a"}, []string{a6, a1}},
+			{"tag, state and time", store.RunListParams{Tag: "prod", States: []routine.State{routine.StateSucceeded, routine.StateQueued},
+				Since: at(time.Second), Until: at(6 * time.Second)}, []string{a1}},
+			{"trigger, routine and state", store.RunListParams{Trigger: "cron", Routine: "a",
+				States: []routine.State{routine.StateSucceeded}}, []string{a4}},
+			{"tag and limit", store.RunListParams{Tag: "prod", Limit: 2}, []string{a6, b2}},
+			{"before", store.RunListParams{Before: a4}, []string{a3, b2, a1}},
+			{"before with a tag", store.RunListParams{Before: a6, Tag: "eu"}, []string{a4, a1}},
+			{"before the oldest", store.RunListParams{Before: a1}, nil},
+		} {
+			runs, err := b.s.RunList(b.ctx, &tc.p)
+			if err != nil {
+				t.Fatalf("%s: RunList: %v", tc.name, err)
+			}
+			t.Run(tc.name, func(t *testing.T) { checkIDs(t, runs, tc.want) })
+		}
+	})
+
+	t.Run("PagesWalkEveryRunOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		// Ids made in an order of their own, times that repeat: pages
+		// follow the list's order (queued_at, then id), not the ids'.
+		var all, tagged []*routine.Run
+		for i := range 41 {
+			run := b.createRun(t, func(p *store.RunCreateParams) {
+				p.QueuedAt = at(time.Duration((i*17)%13) * time.Millisecond)
+				if i%3 != 0 {
+					p.Tags = []string{"t"}
+				}
+			})
+			all = append(all, run)
+			if i%3 != 0 {
+				tagged = append(tagged, run)
+			}
+		}
+		for _, tc := range []struct {
+			name string
+			p    store.RunListParams
+			want []*routine.Run
+		}{
+			{"all", store.RunListParams{Limit: 4}, all},
+			{"tagged", store.RunListParams{Limit: 5, Tag: "t"}, tagged},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				slices.SortFunc(tc.want, func(x, y *routine.Run) int { return cmpRuns(y, x) })
+				var want, got []string
+				for _, r := range tc.want {
+					want = append(want, r.ID)
+				}
+				p := tc.p
+				for page := 0; ; page++ {
+					runs, err := b.s.RunList(b.ctx, &p)
+					if err != nil {
+						t.Fatalf("page %d: %v", page, err)
+					}
+					if len(runs) == 0 || page > len(want) {
+						break
+					}
+					for _, r := range runs {
+						got = append(got, r.ID)
+					}
+					p.Before = runs[len(runs)-1].ID
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("pages gave\n%v\nwant\n%v", got, want)
+				}
+			})
+		}
+	})
 }

@@ -19,6 +19,8 @@ func exerciseSteps(t *testing.T, open func(t *testing.T) store.Store) {
 			Attempts: 5, ExitCode: ptr(3), StartedAt: ptr(at(time.Second)), FinishedAt: ptr(at(3 * time.Second)),
 			DurationMs: 2000, Outputs: routine.Outputs{"status": "500", "body": "line 1\nline 2", "empty": ""},
 			CPUMs: 17, MaxRSSKB: 20480,
+			Usage: routine.Usage{GBSeconds: 0.04, BytesSent: 512, BytesReceived: 2048,
+				Tokens: map[string]routine.Tokens{"m1": {Input: 10, Output: 20}}},
 			Error: &routine.ErrorPayload{Code: routine.CodeStepFailed, Message: "HTTP 500", RunID: run.ID,
 				Step: "ticket", Attempt: 5, Retryable: true},
 		}

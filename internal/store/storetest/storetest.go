@@ -24,6 +24,7 @@ import (
 func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
 	t.Run("Run", func(t *testing.T) { t.Parallel(); exerciseRuns(t, open) })
+	t.Run("RunFilters", func(t *testing.T) { t.Parallel(); exerciseRunFilters(t, open) })
 	t.Run("Step", func(t *testing.T) { t.Parallel(); exerciseSteps(t, open) })
 	t.Run("Log", func(t *testing.T) { t.Parallel(); exerciseLogs(t, open) })
 	t.Run("Checkpoint", func(t *testing.T) { t.Parallel(); exerciseCheckpoint(t, open) })
@@ -38,6 +39,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Secrets", func(t *testing.T) { t.Parallel(); exerciseSecrets(t, open) })
 	t.Run("Revisions", func(t *testing.T) { t.Parallel(); exerciseRevisions(t, open) })
 	t.Run("Wake", func(t *testing.T) { t.Parallel(); exerciseWake(t, open) })
+	t.Run("Stats", func(t *testing.T) { t.Parallel(); exerciseStats(t, open) })
 	t.Run("Alerts", func(t *testing.T) { t.Parallel(); exerciseAlerts(t, open) })
 }
 
