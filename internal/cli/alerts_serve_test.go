@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/routines-dev/routines/internal/alert/alerttest"
 	"github.com/routines-dev/routines/internal/cli"
 	"github.com/routines-dev/routines/internal/cli/clitest"
+	"github.com/routines-dev/routines/internal/pgtest"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -84,5 +86,73 @@ alerts:
 	var api []*routine.AlertRecord
 	if err := json.NewDecoder(resp.Body).Decode(&api); err != nil || resp.StatusCode != http.StatusOK || len(api) != 2 || api[1].ID != list[1].ID {
 		t.Errorf("GET /v1/alerts = %d %d records %v", resp.StatusCode, len(api), err)
+	}
+}
+
+// TestServersAlertOnce runs two servers and a worker on one PostgreSQL,
+// both servers evaluating the alerts of a pushed routine every 50 ms:
+// each firing and clearing is notified once, by one of them.
+func TestServersAlertOnce(t *testing.T) {
+	t.Parallel()
+	const token = "xoxb-servers-alerts"
+	slack, hook := alerttest.NewSlack(t, token), alerttest.NewWebhook(t)
+	db := pgtest.StartServer(t).Database(t)
+	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"SLACK_BOT_TOKEN": token})}
+	var servers []*clitest.Daemon
+	for range 2 {
+		servers = append(servers, clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db),
+			"--addr", "127.0.0.1:0", "--token", "s3cret-token", "--alert-interval", "50ms")...))
+	}
+	clitest.StartRemoteWith(t, deps, "worker", append(deploymentArgs(t, db), "--slots", "2")...)
+	env := map[string]string{"SLACK_BOT_TOKEN": token, "ROUTINES_SERVER": "http://" + servers[0].Addr, "ROUTINES_TOKEN": "s3cret-token"}
+	run := func(args ...string) (int, string, string) {
+		return clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env)}, args...)
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "flaky", "routine.yaml"), fmt.Sprintf(`name: flaky
+secrets: [SLACK_BOT_TOKEN]
+inputs:
+  fail: { default: "0" }
+steps:
+  - id: work
+    run: test "{{ input.fail }}" = 0
+alerts:
+  - when: failures > 0
+    over: 10m
+    notify: { slack: "#ops", slack_base_url: %q, webhook: %q }
+`, slack.URL, hook.URL))
+	if code, out, errOut := run("push", src); code != 0 {
+		t.Fatalf("push = %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := run("invoke", "flaky", "-i", "fail=1", "--wait", "--server", env["ROUTINES_SERVER"]); code != 1 {
+		t.Fatalf("invoke fail=1 = %d, want 1: %s %s", code, out, errOut)
+	}
+	if p := hook.Wait(t, 1)[0]; p.State != routine.AlertFiring || p.Value != 1 {
+		t.Fatalf("webhook payload = %+v", p)
+	}
+	slack.Wait(t, 1)
+	// Many evaluations of both servers later, nothing more was said.
+	time.Sleep(20 * 50 * time.Millisecond)
+	if len(slack.Posts()) != 1 || len(hook.Payloads()) != 1 {
+		t.Fatalf("two servers sent %d Slack posts and %d webhook calls of one firing, want 1 each", len(slack.Posts()), len(hook.Payloads()))
+	}
+	logs := servers[0].Out.String() + servers[1].Out.String()
+	if n := strings.Count(logs, "alert is firing"); n != 1 {
+		t.Errorf("the servers logged the firing %d times, want once:\n%s", n, logs)
+	}
+	// The other server lists the record, delivered.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+servers[1].Addr+"/v1/alerts", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer s3cret-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []*routine.AlertRecord
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list) != 1 || !list[0].Done || list[0].Attempts != 1 {
+		t.Fatalf("GET /v1/alerts of the other server = %d records %+v, %v", len(list), list, err)
 	}
 }
