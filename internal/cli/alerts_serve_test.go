@@ -16,6 +16,24 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 )
 
+// flaky is a routine that fails when its input fail is 1, with one alert
+// (its when: and more, as alert gives them) over 10m, which notifies slack
+// and hook.
+func flaky(alert string, slack *alerttest.Slack, hook *alerttest.Webhook) string {
+	return fmt.Sprintf(`name: flaky
+secrets: [SLACK_BOT_TOKEN]
+inputs:
+  fail: { default: "0" }
+steps:
+  - id: work
+    run: test "{{ input.fail }}" = 0
+alerts:
+  - %s
+    over: 10m
+    notify: { slack: "#ops", slack_base_url: %q, webhook: %q }
+`, alert, slack.URL, hook.URL)
+}
+
 // TestServeAlertsFireAndClear runs a routine under `routines serve` until
 // its error rate crosses its alert's threshold, then back: Slack (a fake
 // of its API) and a webhook hear of the firing once and of the clearing
@@ -24,19 +42,7 @@ func TestServeAlertsFireAndClear(t *testing.T) {
 	t.Parallel()
 	const token = "xoxb-serve-alerts"
 	slack, hook := alerttest.NewSlack(t, token), alerttest.NewWebhook(t)
-	dir := writeRoutine(t, fmt.Sprintf(`name: flaky
-secrets: [SLACK_BOT_TOKEN]
-inputs:
-  fail: { default: "0" }
-steps:
-  - id: work
-    run: test "{{ input.fail }}" = 0
-alerts:
-  - name: failing
-    when: error_rate > 20%%
-    over: 10m
-    notify: { slack: "#ops", slack_base_url: %q, webhook: %q }
-`, slack.URL, hook.URL))
+	dir := writeRoutine(t, flaky("name: failing\n    when: error_rate > 20%", slack, hook))
 	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"SLACK_BOT_TOKEN": token})}
 	d := clitest.StartServeWith(t, deps, dir, "--alert-interval", "50ms", "--public-url", "https://routines.example.com")
 	invoke := func(fail string) {
@@ -109,18 +115,7 @@ func TestServersAlertOnce(t *testing.T) {
 		return clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env)}, args...)
 	}
 	src := t.TempDir()
-	writeFile(t, filepath.Join(src, "flaky", "routine.yaml"), fmt.Sprintf(`name: flaky
-secrets: [SLACK_BOT_TOKEN]
-inputs:
-  fail: { default: "0" }
-steps:
-  - id: work
-    run: test "{{ input.fail }}" = 0
-alerts:
-  - when: failures > 0
-    over: 10m
-    notify: { slack: "#ops", slack_base_url: %q, webhook: %q }
-`, slack.URL, hook.URL))
+	writeFile(t, filepath.Join(src, "flaky", "routine.yaml"), flaky("when: failures > 0", slack, hook))
 	if code, out, errOut := run("push", src); code != 0 {
 		t.Fatalf("push = %d %s %s", code, out, errOut)
 	}

@@ -110,3 +110,20 @@ func DecodeDeliveries(s string) ([]routine.AlertDelivery, error) {
 	}
 	return ds, nil
 }
+
+// NewAlertRecord is the record a driver writes for the transition p: p's
+// record as the store keeps it (its routine, alert and state from p,
+// times in UTC to the microsecond, due at once unless it has nothing to
+// deliver), and its deliveries as EncodeDeliveries writes them.
+func NewAlertRecord(p *AlertTransitionParams) (*routine.AlertRecord, string, error) {
+	e := *p.Record
+	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
+	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
+	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
+	deliveries, err := EncodeDeliveries(e.Deliveries)
+	if err != nil {
+		return nil, "", fmt.Errorf("alert transition: %w", err)
+	}
+	e.Deliveries, err = DecodeDeliveries(deliveries)
+	return &e, deliveries, err
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -71,15 +70,10 @@ func (s *Store) AlertStates(ctx context.Context) ([]*store.AlertState, error) {
 // AlertTransition moves an alert's state by compare-and-set and appends
 // the record of it, in one statement.
 func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*routine.AlertRecord, bool, error) {
-	e := *p.Record
-	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
-	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
-	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
-	deliveries, err := store.EncodeDeliveries(e.Deliveries)
+	e, deliveries, err := store.NewAlertRecord(p)
 	if err != nil {
-		return nil, false, fmt.Errorf("alert transition: %w", err)
+		return nil, false, err
 	}
-	e.Deliveries, _ = store.DecodeDeliveries(deliveries)
 	q := alertMoveSQL
 	if p.From == routine.AlertOK {
 		q = alertFromOKSQL
@@ -92,7 +86,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 	case err != nil:
 		return nil, false, fmt.Errorf("alert transition %s/%s: %w", p.Routine, p.Alert, err)
 	}
-	return &e, true, nil
+	return e, true, nil
 }
 
 // AlertClaim takes the records due for delivery.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
@@ -64,15 +63,10 @@ func (s *Store) AlertStates(ctx context.Context) ([]*store.AlertState, error) {
 // AlertTransition moves an alert's state by compare-and-set and appends
 // the record of it, in one transaction.
 func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionParams) (*routine.AlertRecord, bool, error) {
-	e := *p.Record
-	e.Routine, e.Alert, e.State = p.Routine, p.Alert, p.To
-	e.At, e.StartedAt = e.At.UTC().Truncate(time.Microsecond), e.StartedAt.UTC().Truncate(time.Microsecond)
-	e.Done, e.Attempts, e.NextTry, e.Holder = len(e.Deliveries) == 0, 0, e.At, ""
-	deliveries, err := store.EncodeDeliveries(e.Deliveries)
+	e, deliveries, err := store.NewAlertRecord(p)
 	if err != nil {
-		return nil, false, fmt.Errorf("alert transition: %w", err)
+		return nil, false, err
 	}
-	e.Deliveries, _ = store.DecodeDeliveries(deliveries)
 	var won bool
 	err = s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var res sql.Result
@@ -98,7 +92,7 @@ func (s *Store) AlertTransition(ctx context.Context, p *store.AlertTransitionPar
 	if !won {
 		return nil, false, nil
 	}
-	return &e, true, nil
+	return e, true, nil
 }
 
 // AlertClaim takes the records due for delivery.
