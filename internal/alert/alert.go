@@ -105,8 +105,28 @@ func (e *Evaluator) Start(ctx context.Context) error {
 			}
 		}, nil)
 	})
-	e.wg.Go(func() { e.every(ctx, func(ctx context.Context) { e.Deliver(ctx) }, e.deliver) })
+	e.wg.Go(func() {
+		first := true
+		e.every(ctx, func(ctx context.Context) {
+			// At start, what an earlier process left is delivered; then
+			// a deployment whose routines have no alerts is not asked.
+			if first || e.hasAlerts() {
+				e.Deliver(ctx)
+			}
+			first = false
+		}, e.deliver)
+	})
 	return nil
+}
+
+// hasAlerts reports whether a routine has alerts.
+func (e *Evaluator) hasAlerts() bool {
+	for _, r := range e.cfg.Routines.All() {
+		if len(r.Alerts) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop ends the evaluations and deliveries, and waits for them until ctx
