@@ -360,6 +360,41 @@ func TestTriageFiftyMailsAcrossARestart(t *testing.T) {
 	if correct < 45 {
 		t.Errorf("the classifier agreed with the labels on %d of 50 mails, want at least 45 (90 %%)", correct)
 	}
+	checkReport(t, dir, dead)
+}
+
+// checkReport checks the value report of the 50 runs: 4 minutes saved by
+// each that succeeded, the dead ones counted as errors.
+func checkReport(t *testing.T, dir string, dead int) {
+	t.Helper()
+	code, out, errOut := clitest.RunCLI(t, "--project", dir, "report", "-o", "json")
+	if code != 0 {
+		t.Fatalf("report: exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Routines []struct {
+			Name       string  `json:"name"`
+			Runs       int     `json:"runs"`
+			Dead       int     `json:"dead"`
+			ErrorRate  float64 `json:"error_rate"`
+			HoursSaved float64 `json:"hours_saved"`
+		} `json:"routines"`
+		Tags []struct {
+			Name string `json:"name"`
+			Runs int    `json:"runs"`
+		} `json:"tags"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Routines) != 1 || len(rep.Tags) != 1 {
+		t.Fatalf("report: %s", out)
+	}
+	r := rep.Routines[0]
+	if r.Name != "support-triage" || r.Runs != 50 || r.Dead != dead || r.ErrorRate != float64(dead)/50 ||
+		r.HoursSaved != float64(50-dead)*4/60 || rep.Tags[0].Name != "support" || rep.Tags[0].Runs != 50 {
+		t.Errorf("report: %s", out)
+	}
 }
 
 // configure rewrites the routine for the test's servers.

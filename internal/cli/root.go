@@ -182,8 +182,8 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if g.output != "text" && g.output != "json" && !(g.output == "junit" && cmd.Name() == "test") {
-				return invalid(fmt.Errorf("-o %s: write -o text or -o json (and -o junit for test)", g.output))
+			if g.output != "text" && g.output != "json" && !(g.output == "junit" && cmd.Name() == "test") && !(g.output == "html" && cmd.Name() == "report") {
+				return invalid(fmt.Errorf("-o %s: write -o text or -o json (and -o junit for test, -o html for report)", g.output))
 			}
 			g.logger = slog.New(slog.NewTextHandler(g.deps.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			if !cmd.Flags().Changed("allow-missing") {
@@ -232,6 +232,8 @@ func newRoot(g *globals) *cobra.Command {
 		newTestCmd(g),
 		newDoctorCmd(g),
 		newStatusCmd(g),
+		newStatsCmd(g),
+		newReportCmd(g),
 		newProjectsTopic(),
 		newLoginCmd(g), newLogoutCmd(g),
 	)

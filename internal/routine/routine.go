@@ -22,6 +22,7 @@ type Routine struct {
 	Steps       []Step            `yaml:"steps" json:"steps" jsonschema:"minItems=1"`
 	OnFailure   []Step            `yaml:"on_failure,omitempty" json:"on_failure,omitempty" jsonschema:"description=Fallback steps run when the run fails for good; they see the failure context."`
 	DeadLetter  bool              `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty" jsonschema:"description=Keep the input of a run that failed for good (state dead) for routines dlq replay."`
+	Value       *Value            `yaml:"value,omitempty" json:"value,omitempty" jsonschema:"description=What a successful run is worth to the team\\, for routines report and the dashboard."`
 	Alerts      []Alert           `yaml:"alerts,omitempty" json:"alerts,omitempty" jsonschema:"description=Thresholds on the routine's recent runs that notify Slack or a webhook when crossed\\, and again when they clear (docs/observability.md#alerts)."`
 	Tests       []any             `yaml:"tests,omitempty" json:"tests,omitempty" jsonschema:"description=Tests of the routine\\, as tests/*.yaml files hold them\\, run by routines test (docs/testing.md)."`
 
@@ -53,6 +54,12 @@ type Input struct {
 type Concurrency struct {
 	Max      int `yaml:"max,omitempty" json:"max,omitempty" jsonschema:"minimum=1"`
 	Reserved int `yaml:"reserved,omitempty" json:"reserved,omitempty" jsonschema:"minimum=0"`
+}
+
+// Value is what a routine's successful run saves, from which routines
+// report estimates the time the automation saved.
+type Value struct {
+	MinutesSavedPerRun float64 `yaml:"minutes_saved_per_run" json:"minutes_saved_per_run" jsonschema:"exclusiveMinimum=0,description=Minutes of manual work one successful run saves\\, such as 5."`
 }
 
 // SecretRef names a secret the routine may use and, optionally, the provider

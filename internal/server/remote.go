@@ -19,13 +19,15 @@ import (
 
 // routeRemote adds the endpoints the CLI's commands use against a daemon
 // or server (docs/remote.md): listing runs and routines, cancelling a
-// queued run, the dead-letter queue, the builtin vault and the records
-// of alerts.
+// queued run, the dead-letter queue, the builtin vault, stats, the value
+// report and the records of alerts.
 func (s *Server) routeRemote() {
 	for pattern, h := range map[string]http.HandlerFunc{
 		"GET /v1/runs":              s.listRuns,
 		"POST /v1/runs/{id}/cancel": s.cancelRun,
 		"GET /v1/routines":          s.listRoutines,
+		"GET /v1/stats":             s.getStats,
+		"GET /v1/report":            s.getReport,
 		"GET /v1/dlq":               s.listDead,
 		"POST /v1/dlq/{id}/replay":  s.replay,
 		"GET /v1/secrets":           s.listSecrets,

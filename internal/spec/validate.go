@@ -105,6 +105,11 @@ func (v *validator) pos(path string) (int, int) {
 	return 1, 1
 }
 
+// maxMinutesSaved bounds value.minutes_saved_per_run at a year of minutes
+// a run: beyond it a figure is a slip (a number of seconds, say), and
+// .inf would make every sum of hours saved infinite.
+const maxMinutesSaved = 366 * 24 * 60
+
 // given reports whether the file sets path, even to an empty value.
 func (v *validator) given(path string) bool {
 	_, ok := v.doc.nodes[path]
@@ -143,6 +148,9 @@ func (v *validator) routine() {
 		if c.Max > 0 && c.Reserved > c.Max {
 			v.errorf("$.concurrency.reserved", "concurrency.reserved (%d) must not be more than concurrency.max (%d)", c.Reserved, c.Max)
 		}
+	}
+	if r.Value != nil && !(r.Value.MinutesSavedPerRun > 0 && r.Value.MinutesSavedPerRun <= maxMinutesSaved) {
+		v.errorf("$.value.minutes_saved_per_run", "value.minutes_saved_per_run must be a number of minutes more than 0 and at most %d, such as 5: what one successful run saves", maxMinutesSaved)
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Inputs)) {
 		if !inputPattern.MatchString(name) {

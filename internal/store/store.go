@@ -143,6 +143,17 @@ type Store interface {
 	// state when empty) and of p.Routine when set. A state with no run is
 	// missing from the map.
 	RunCount(ctx context.Context, p *RunCountParams) (map[routine.State]int, error)
+	// RunOutcomeChanges returns where the outcome of a routine's runs
+	// changed: of the runs that ended succeeded, failed or dead in
+	// [p.Since, p.Until) (of p.Routines when set), ordered by routine, then
+	// by end (finished_at), those whose outcome (succeeded or not)
+	// differs from that of the routine's run before them in that order,
+	// and each routine's first (runs that ended in the same microsecond
+	// come in an order of the driver's). Cancelled runs count neither way.
+	// These are where failure streaks begin and end, which the mean time
+	// to recovery is read from; the driver finds them in one pass over
+	// the runs and returns only them.
+	RunOutcomeChanges(ctx context.Context, p *RunOutcomeChangesParams) ([]OutcomeChange, error)
 
 	// WorkerBeat records that worker p.ID is alive at p.Now, with its
 	// placement and slots: the registry of the workers of a deployment.
@@ -396,6 +407,20 @@ type RunRequeueParams struct {
 type RunCountParams struct {
 	Routine string
 	States  []routine.State
+}
+
+// RunOutcomeChangesParams select the runs RunOutcomeChanges reads.
+type RunOutcomeChangesParams struct {
+	Routines     []string // these routines only, when set
+	Since, Until time.Time
+}
+
+// OutcomeChange is a run whose outcome differs from its routine's run
+// before it (RunOutcomeChanges).
+type OutcomeChange struct {
+	Routine    string
+	State      routine.State // succeeded, failed or dead
+	FinishedAt time.Time
 }
 
 // RunListParams filter RunList. Zero values do not filter.

@@ -40,6 +40,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Revisions", func(t *testing.T) { t.Parallel(); exerciseRevisions(t, open) })
 	t.Run("Wake", func(t *testing.T) { t.Parallel(); exerciseWake(t, open) })
 	t.Run("Stats", func(t *testing.T) { t.Parallel(); exerciseStats(t, open) })
+	t.Run("Outcomes", func(t *testing.T) { t.Parallel(); exerciseOutcomes(t, open) })
 	t.Run("Alerts", func(t *testing.T) { t.Parallel(); exerciseAlerts(t, open) })
 }
 
