@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -120,7 +121,8 @@ func newServerCmd(g *globals) *cobra.Command {
 // workerOptions are the flags of worker.
 type workerOptions struct {
 	remoteOptions
-	slots int
+	slots       int
+	metricsAddr string
 }
 
 func newWorkerCmd(g *globals) *cobra.Command {
@@ -143,6 +145,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 	o.remoteOptions.flags(cmd)
 	o.placementFlags(cmd, "this worker's")
 	cmd.Flags().IntVar(&o.slots, "slots", 32, "runs executed at once (each run step is a process)")
+	cmd.Flags().StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on, at /metrics, without a token, such as 127.0.0.1:9464 (env ROUTINES_METRICS_ADDR; default: none)")
 	return cmd
 }
 
@@ -197,7 +200,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		Store: st, Secrets: resolver, Kinds: g.deps.Kinds, Logger: logger, Warn: g.deps.Stderr,
 		Cache: cacheStore, Poll: o.poll, Triggers: g.deps.Triggers, Vault: secrets.NewBuiltin(st, keys),
 		WorkDir: work, Lease: o.lease, RequeueAfter: o.requeueAfter, Artifacts: arts, Placement: placement,
-		AllowMissing: g.allowMissing,
+		AllowMissing: g.allowMissing, Metrics: g.newMetrics(logger),
 		Check: func(r *routine.Routine, get func(string) (*routine.Routine, bool)) error {
 			if err := g.checkSecrets(r); err != nil {
 				return err
@@ -228,6 +231,16 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 			return invalidf("--slots %d: want at least 1", role.slots)
 		}
 		cfg.Workers = role.slots
+		if role.metricsAddr == "" {
+			role.metricsAddr = g.getenv("ROUTINES_METRICS_ADDR")
+		}
+		if role.metricsAddr != "" {
+			ln, err := net.Listen("tcp", role.metricsAddr)
+			if err != nil {
+				return fmt.Errorf("listen for metrics: %w", err)
+			}
+			cfg.MetricsListener = ln
+		}
 	}
 	if cfg.Workers > 0 {
 		if cfg.Unconfined, err = g.hostConfinement(o.allowUnconfined); err != nil {
@@ -247,6 +260,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	where := ""
 	if cfg.Workers > 0 && !placement.IsZero() {
 		where = ", " + placement.String()
+	}
+	if cfg.MetricsListener != nil {
+		where += ", metrics on http://" + cfg.MetricsListener.Addr().String() + "/metrics"
 	}
 	fmt.Fprintf(g.deps.Stdout, "%s up (%s%s, store %s)\n", what, d.ID, where, store.Redact(o.db))
 	stop := func() error {

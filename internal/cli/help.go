@@ -151,6 +151,22 @@ var helpTable = map[string]commandHelp{
 			"  2    bad input, no such routine, or no daemon running for the project\n" +
 			"  130  with --wait, the run was cancelled" + exitsProfile,
 	},
+	"routines cancel": {
+		example: "  routines cancel 01JD3K              # wait up to 30s for it to end cancelled\n" +
+			"  routines cancel 01JD3K --wait 0     # return once the cancel is requested\n" +
+			"  routines --profile prod cancel 01JD3K -o json",
+		exits: "  0  cancelled, or its cancel requested and still under way after --wait\n" +
+			"  1  the daemon failed, or the run ended otherwise before the cancel took effect\n" +
+			"  2  no such run, a run that already ended, or no daemon running for the project" + exitsProfile,
+	},
+	"routines rerun": {
+		example: "  routines rerun 01JD3K              # queue a new run with its input and payload\n" +
+			"  routines rerun 01JD3K --wait       # show its output live, exit with its state",
+		exits: "  0    queued; with --wait, the run succeeded\n" +
+			"  1    the daemon failed; with --wait, the run failed (or is dead)\n" +
+			"  2    no such run, a run that has not ended, its routine no longer served, or no daemon running for the project\n" +
+			"  130  with --wait, the run was cancelled" + exitsProfile,
+	},
 	"routines emit": {
 		example: "  routines emit order.paid -d '{\"id\": 42}'\n  routines emit order.paid -d '{\"id\": 42}' --dedupe 42",
 		exits:   "  0  published (to no listener too)\n  1  the daemon failed\n  2  bad input, or no daemon running for the project" + exitsProfile,

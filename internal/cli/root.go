@@ -225,6 +225,8 @@ func newRoot(g *globals) *cobra.Command {
 		newRollbackCmd(g),
 		newDiffCmd(g),
 		newInvokeCmd(g),
+		newCancelCmd(g),
+		newRerunCmd(g),
 		newEmitCmd(g),
 		newSecretsCmd(g),
 		newAuditCmd(g),

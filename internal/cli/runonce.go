@@ -178,12 +178,15 @@ func (g *globals) execute(ctx context.Context, proj project.Project, r *routine.
 	}
 	defer own.Release()
 	leases := scheduler.NewLeases(st, own.ID(), 0, nil, g.logger)
-	leases.Start()
+	// A cancel requested through a daemon's API is another process's
+	// write, which this store does not hear: the heartbeat finds it.
+	leases.Start(nil)
 	defer leases.Stop()
 	req.ID = ulid.Make().String()
 	req.Routine = r
 	req.Running, req.Holder, req.Lease = true, own.ID(), leases.Lease()
-	defer leases.Hold(req.ID)()
+	ctx, release := leases.Hold(ctx, req.ID)
+	defer release()
 	run, _, err := scheduler.NewQueue(st, nil, g.logger).Enqueue(ctx, req)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ type apiOptions struct {
 func (o *apiOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
-	f.StringVar(&o.token, "token", "", "API token required on /v1 as Authorization: Bearer (default $ROUTINES_TOKEN)")
+	f.StringVar(&o.token, "token", "", "API token required on /v1 and /metrics as Authorization: Bearer (default $ROUTINES_TOKEN)")
 	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
 	d := server.DefaultLimits
 	durationVar(f, &o.limits.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "how long a client may take to send a request's headers")
@@ -228,6 +228,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
 		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Alerts: o.alerts,
+		Metrics: g.newMetrics(logger),
 	})
 	if err != nil {
 		ln.Close()

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/routines-dev/routines/internal/metrics"
 )
 
 // versionString is what --version prints after the name: the version main
@@ -14,12 +17,9 @@ import (
 //
 //	v1.2.0 (rev 9657343, 2026-12-04, modified) go1.26.8 linux/amd64
 func versionString(set string, bi *debug.BuildInfo) string {
-	v, goVersion := set, runtime.Version()
+	v, goVersion := buildVersion(set, bi), runtime.Version()
 	var vcs []string
 	if bi != nil {
-		if v == "" {
-			v = bi.Main.Version
-		}
 		if bi.GoVersion != "" {
 			goVersion = bi.GoVersion
 		}
@@ -37,11 +37,26 @@ func versionString(set string, bi *debug.BuildInfo) string {
 			vcs = append(vcs, "modified")
 		}
 	}
-	if v == "" || v == "(devel)" {
-		v = "devel"
-	}
 	if len(vcs) > 0 {
 		v += " (" + strings.Join(vcs, ", ") + ")"
 	}
 	return v + " " + goVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
+}
+
+// buildVersion is the version main was built with, else the module's
+// from the build info, else devel: the version of routines_build_info.
+func buildVersion(set string, bi *debug.BuildInfo) string {
+	v := set
+	if v == "" && bi != nil {
+		v = bi.Main.Version
+	}
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	return v
+}
+
+// newMetrics returns the metrics of a daemon of this build.
+func (g *globals) newMetrics(logger *slog.Logger) *metrics.Metrics {
+	return metrics.New(metrics.Config{Version: buildVersion(g.deps.Version, g.deps.Build), Logger: logger})
 }

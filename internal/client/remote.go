@@ -54,15 +54,29 @@ func (c *Client) GetLogs(ctx context.Context, id, step string) ([]routine.LogLin
 	return lines, err
 }
 
-// CancelRun cancels the queued run id and returns it, cancelled (POST
-// /v1/runs/<id>/cancel). A run that is running or ended is a 409
-// *APIError.
-func (c *Client) CancelRun(ctx context.Context, id string) (*api.RunDetail, error) {
+// CancelRun cancels run id and returns it (POST /v1/runs/<id>/cancel): a
+// queued run cancelled; a running one still running, its cancel
+// requested, unless it ended within wait (when positive). A run that
+// ended otherwise is a 409 *APIError.
+func (c *Client) CancelRun(ctx context.Context, id string, wait time.Duration) (*api.RunDetail, error) {
+	path := "/v1/runs/" + url.PathEscape(id) + "/cancel"
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
 	var run api.RunDetail
-	if err := c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/cancel", nil, &run); err != nil {
+	if err := c.do(ctx, http.MethodPost, path, nil, &run); err != nil {
 		return nil, err
 	}
 	return &run, nil
+}
+
+// RerunRun queues a new run with the input and trigger payload of the
+// ended run id and returns its id (POST /v1/runs/<id>/rerun). A run that
+// has not ended is a 409 *APIError.
+func (c *Client) RerunRun(ctx context.Context, id string) (string, error) {
+	var queued api.Queued
+	err := c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/rerun", nil, &queued)
+	return queued.RunID, err
 }
 
 // ReplayRun queues a new run with the input and trigger payload of the

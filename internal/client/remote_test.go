@@ -112,15 +112,16 @@ func TestCancelRun(t *testing.T) {
 	t.Parallel()
 	d, c := start(t)
 	queued := queuedRun(t, c)
-	run, err := c.CancelRun(t.Context(), queued)
-	if err != nil || run.State != routine.StateCancelled || run.Error == nil || run.Error.Code != routine.CodeCancelled || run.FinishedAt == nil {
+	run, err := c.CancelRun(t.Context(), queued, 0)
+	if err != nil || run.State != routine.StateCancelled || run.Error == nil || run.Error.Code != routine.CodeCancelled || run.FinishedAt == nil ||
+		run.Error.Message != "cancelled through the API before it started" {
 		t.Fatalf("cancel a queued run: %+v %v", run, err)
 	}
 	if got, _ := d.st.RunGet(t.Context(), queued); got.State != routine.StateCancelled {
 		t.Fatalf("stored: %s", got.State)
 	}
 	// Cancelling it again answers it as it is.
-	if again, err := c.CancelRun(t.Context(), queued); err != nil || again.State != routine.StateCancelled {
+	if again, err := c.CancelRun(t.Context(), queued, 0); err != nil || again.State != routine.StateCancelled {
 		t.Fatalf("cancel again: %+v %v", again, err)
 	}
 	// No worker claims a cancelled run.
@@ -128,16 +129,47 @@ func TestCancelRun(t *testing.T) {
 	if err != nil || len(claimed) != 0 {
 		t.Fatalf("claimed after cancel: %d %v", len(claimed), err)
 	}
+	// A running run (of a worker that is not there to stop it) stays
+	// running, its cancel requested for its worker to hear.
 	running := queuedRun(t, c)
 	if claimed, err := d.st.RunClaim(t.Context(), &store.RunClaimParams{Worker: "w1", Now: time.Now(), Lease: time.Minute}); err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v", err)
 	}
-	_, err = c.CancelRun(t.Context(), running)
-	wantStatus(t, "a running run", err, http.StatusConflict, "is running: only a queued run can be cancelled")
+	for _, wait := range []time.Duration{0, 50 * time.Millisecond} {
+		if run, err := c.CancelRun(t.Context(), running, wait); err != nil || run.State != routine.StateRunning {
+			t.Fatalf("cancel a running run, waiting %s: %+v %v", wait, run, err)
+		}
+	}
+	hb, err := d.st.RunHeartbeat(t.Context(), &store.RunHeartbeatParams{Worker: "w1", Now: time.Now(), Lease: time.Minute})
+	if err != nil || !slices.Equal(hb.Cancel, []string{running}) {
+		t.Fatalf("the worker's heartbeat: %+v %v; want %s to cancel", hb, err, running)
+	}
 	done := queuedRun(t, c)
 	d.ended(t, done, routine.StateSucceeded)
-	_, err = c.CancelRun(t.Context(), done)
+	_, err = c.CancelRun(t.Context(), done, 0)
 	wantStatus(t, "an ended run", err, http.StatusConflict, "already ended succeeded")
+}
+
+func TestRerunRun(t *testing.T) {
+	t.Parallel()
+	d, c := start(t)
+	payload := json.RawMessage(`{"host":"web1"}`)
+	old, err := d.st.RunCreate(t.Context(), &store.RunCreateParams{ID: "01OLDRUN00000000000000000A", Routine: "ping", Revision: "old",
+		Trigger: routine.TriggerInfo{Kind: "webhook", Payload: payload}, Input: map[string]string{"who": "Ada"}, State: routine.StateSucceeded, QueuedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.RerunRun(t.Context(), old.ID[:10])
+	if err != nil || id == "" {
+		t.Fatalf("rerun: %q %v", id, err)
+	}
+	again, err := c.GetRun(t.Context(), id)
+	if err != nil || again.ReplayOf != old.ID || again.Trigger.Kind != routine.TriggerRerun || string(again.Trigger.Payload) != string(payload) ||
+		again.Input["who"] != "Ada" || again.State != routine.StateQueued {
+		t.Fatalf("re-run: %+v %v", again.Run, err)
+	}
+	_, err = c.RerunRun(t.Context(), id)
+	wantStatus(t, "rerun of a queued run", err, http.StatusConflict, "is queued: only a run that ended can be re-run")
 }
 
 func TestDeadLettersAndReplay(t *testing.T) {

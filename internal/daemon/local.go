@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/routines-dev/routines/internal/alert"
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/events"
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
@@ -58,6 +60,9 @@ type LocalConfig struct {
 	// Vault is the builtin vault that /v1/secrets writes to; without
 	// one, secrets are set only where the daemon runs.
 	Vault server.Vault
+	// Metrics are the daemon's (one daemon's: it registers its collectors
+	// in them), served on GET /metrics; new ones when nil.
+	Metrics *metrics.Metrics
 	// Alerts are the settings of the evaluation of the routines' alerts.
 	Alerts AlertOptions
 }
@@ -117,6 +122,8 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		lookup = cfg.Secrets.Lookup
 	}
 	queue := scheduler.NewQueue(cfg.Store, nil, logger)
+	m := instrument(cfg.Metrics, logger, queue, cfg.Secrets)
+	m.WatchQueue(cfg.Store, catalog.All)
 	sched := newExecutor(executorConfig{
 		Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
 		Events:   events.New(catalog, queue, logger),
@@ -125,6 +132,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Unconfined: cfg.Unconfined, AllowMissing: cfg.AllowMissing,
 		Liveness: owner.Dir(cfg.Project.OwnersDir()),
 		Waker:    waker(cfg.Store),
+		Metrics:  m,
 	})
 	queue.OnQueued(sched.Wake)
 	// What fails until the operator acts, for GET /v1/status: webhooks
@@ -138,6 +146,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Cursors:  Cursors(cfg.Store),
 		Secret:   lookup,
 		Active:   sched.Active,
+		Skipped:  m.Skipped,
 		LastFire: func(name string, i int) time.Time {
 			r, ok := catalog.Get(name)
 			if !ok || i >= len(r.Triggers) {
@@ -151,6 +160,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
 		Secret: lookup, Limits: cfg.Limits,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
+		Metrics: m,
 	})
 	// Started in this order, stopped in the reverse: the listener serves
 	// until the runs in flight are over (a request waiting for a run gets
@@ -200,15 +210,18 @@ func listener(api *server.Server, ln net.Listener, lim server.Limits, served cha
 			go func() { served <- httpSrv.Serve(limited) }()
 			return nil
 		},
-		OnStop: func(context.Context) error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if err := httpSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return err
-			}
-			return nil
-		},
+		OnStop: func(context.Context) error { return shutdown(httpSrv) },
 	}
+}
+
+// shutdown closes an HTTP server, giving the requests in flight a second.
+func shutdown(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // executorConfig is what newExecutor builds a scheduler and its engine from.
@@ -235,6 +248,8 @@ type executorConfig struct {
 	// it looks at the queue without one (1s when 0).
 	Waker store.Waker
 	Poll  time.Duration
+	// Metrics observe the runs, and report the executor's slots.
+	Metrics *metrics.Metrics
 }
 
 // newExecutor returns the scheduler that works the queue with an engine:
@@ -245,7 +260,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 	if c.Secrets != nil {
 		engineSecrets = c.Secrets
 	}
-	return scheduler.New(scheduler.Config{
+	sched := scheduler.New(scheduler.Config{
 		Store: c.Store,
 		Executor: engine.New(engine.Config{
 			Store:        c.Store,
@@ -257,6 +272,7 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 			Routines:     c.Catalog,
 			Events:       c.Events,
 			Leases:       leases,
+			Observer:     c.Metrics,
 			Unconfined:   c.Unconfined,
 			AllowMissing: c.AllowMissing,
 			// Long retry backoffs wait in the queue, not on a worker.
@@ -272,7 +288,14 @@ func newExecutor(c executorConfig) *scheduler.Scheduler {
 		KillRunProcesses: func(_ context.Context, runID string) error { return sandbox.KillRun(runID) },
 		Workers:          c.Workers,
 		Logger:           c.Logger,
+		OnEnd:            c.Metrics.RunEnded,
 	})
+	region := ""
+	if c.Placement != nil {
+		region = c.Placement.Region
+	}
+	c.Metrics.WatchSlots(region, sched.Slots)
+	return sched
 }
 
 // waker is st as a store.Waker, or nil when it wakes nobody.

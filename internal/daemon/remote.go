@@ -14,6 +14,7 @@ import (
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/bundle"
 	"github.com/routines-dev/routines/internal/events"
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
@@ -71,6 +72,14 @@ type RemoteConfig struct {
 	// them; nil leaves them in the workspaces of the workers that made
 	// them, lost to a run resumed elsewhere.
 	Artifacts artifacts.Store
+
+	// Metrics are the daemon's, served on GET /metrics of Listener;
+	// new ones when nil. A server reports the queue and concurrency of
+	// the whole deployment, a daemon with Workers its runs and slots.
+	Metrics *metrics.Metrics
+	// MetricsListener, when set, serves GET /metrics alone, with no
+	// token: for a worker, which has no Listener.
+	MetricsListener net.Listener
 }
 
 // Remote is a daemon of a deployment on PostgreSQL: it holds no state the
@@ -105,6 +114,10 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	)
 	revisions := NewRevisions(rcfg)
 	catalog := revisions.Catalog()
+	m := instrument(cfg.Metrics, logger, queue, cfg.Secrets)
+	if cfg.MetricsListener != nil {
+		d.services.Add("metrics listener", metricsListener(m, cfg.MetricsListener, logger, d.served))
+	}
 	if cfg.Workers > 0 {
 		sched = newExecutor(executorConfig{
 			Store: watched, Catalog: catalog, Kinds: cfg.Kinds, Secrets: cfg.Secrets,
@@ -116,6 +129,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			// Woken by the store (LISTEN/NOTIFY), the dispatcher polls
 			// only for delayed runs coming due and leases running out.
 			Waker: waker(cfg.Store), Poll: remotePoll,
+			Metrics: m,
 		})
 		queue.OnQueued(sched.Wake)
 	}
@@ -132,7 +146,8 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		triggers = NewTriggers(cfg.Triggers, trigger.SourceEnv{
 			Sink: tickOnce(catalog, Sink(catalog, queue)), Logger: logger, Warn: cfg.Warn,
 			Problems: problems, Cursors: Cursors(cfg.Store), Secret: lookup,
-			Active: func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
+			Active:  func(name string) bool { return scheduler.Active(context.Background(), cfg.Store, name) },
+			Skipped: m.Skipped,
 			LastFire: func(name string, i int) time.Time {
 				r, ok := catalog.Get(name)
 				if !ok || i >= len(r.Triggers) {
@@ -149,7 +164,9 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
 			Vault:    cfg.Vault,
 			Fleet:    true,
+			Metrics:  m,
 		}
+		m.WatchQueue(cfg.Store, catalog.All)
 		if sched != nil {
 			cfgAPI.Executions = sched
 		}

@@ -89,8 +89,10 @@ func (r *Requeue) RequeueAt() time.Time { return r.At }
 type Leases interface {
 	// Lease is how long a lease lasts without renewal.
 	Lease() time.Duration
-	// Hold renews the lease of run id until release is called.
-	Hold(id string) (release func())
+	// Hold renews the lease of run id until release is called, and
+	// returns ctx made to end when the run is to stop (its cancel was
+	// requested, its lease lost).
+	Hold(ctx context.Context, id string) (context.Context, func())
 }
 
 // Engine executes runs. It is safe for concurrent use by many runs.

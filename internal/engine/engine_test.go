@@ -20,6 +20,7 @@ import (
 	"github.com/routines-dev/routines/internal/clock"
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
@@ -557,6 +558,44 @@ on_failure:
 	}
 	if got := stepStates(recs); got != "hang=cancelled after=cancelled" {
 		t.Fatalf("steps %s", got)
+	}
+}
+
+// A cancel someone requested (the hold's context, ended with
+// scheduler.ErrCancelRequested) ends the run cancelled with that message:
+// the running step is not retried, and neither compensation nor
+// on_failure runs (docs/runs.md#cancelling-a-run).
+func TestCancelRequestedNeitherRetriesNorCompensates(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		<-b.kind.startedCh("hang")
+		cancel(scheduler.ErrCancelRequested)
+	}()
+	run, recs := b.run(t, ctx, e, `
+name: cancelrequested
+steps:
+  - id: done
+    run: ok
+    compensate: { run: ok }
+  - id: hang
+    run: block
+    retry: { attempts: 3 }
+  - id: after
+    run: ok
+on_failure:
+  - id: nope
+    run: ok
+`)
+	if run.State != routine.StateCancelled || run.Error.Code != routine.CodeCancelled || run.Error.Message != "cancelled through the API" || run.Error.Step != "hang" {
+		t.Fatalf("state %s error %+v", run.State, run.Error)
+	}
+	if got := stepStates(recs); got != "done=succeeded hang=cancelled after=cancelled" {
+		t.Fatalf("steps %s", got)
+	}
+	if recs[1].Attempts != 1 {
+		t.Fatalf("the cancelled step ran %d times", recs[1].Attempts)
 	}
 }
 

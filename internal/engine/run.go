@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/store"
@@ -233,10 +234,10 @@ func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
 // worker took the run over meanwhile. A store that fails again confirms
 // nothing and stops nothing: the next checkpoint tells.
 func (x *runExec) confirmLease() error {
-	n, err := x.e.store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
+	hb, err := x.e.store.RunHeartbeat(context.Background(), &store.RunHeartbeatParams{
 		Worker: x.run.Worker, IDs: []string{x.run.ID}, Now: x.e.clock.Now(), Lease: x.e.leases.Lease(),
 	})
-	if err == nil && n == 0 {
+	if err == nil && len(hb.Renewed) == 0 {
 		return fmt.Errorf("run %s: its lease ran out while the store was down, and another worker holds it: %w", x.run.ID, routine.ErrConflict)
 	}
 	return nil
@@ -449,10 +450,14 @@ func insertSorted(s []int, v int) []int {
 	return s
 }
 
-// interrupted is the payload of a run stopped by its timeout or by the caller.
+// interrupted is the payload of a run stopped by its timeout or by the
+// caller; a cancel someone requested says so.
 func (x *runExec) interrupted(ctx context.Context, step string) *routine.ErrorPayload {
-	if errors.Is(context.Cause(ctx), errRunTimeout) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errRunTimeout):
 		return x.payload(routine.CodeRunTimeout, step, fmt.Sprintf("run timed out after %s", x.r.Timeout.D()))
+	case errors.Is(cause, scheduler.ErrCancelRequested):
+		return x.payload(routine.CodeCancelled, step, cause.Error())
 	}
 	return x.payload(routine.CodeCancelled, step, "run cancelled")
 }

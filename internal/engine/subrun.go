@@ -71,7 +71,9 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 	}
 	if x.e.leases != nil && x.run.Worker != "" {
 		req.Lease = x.e.leases.Lease()
-		defer x.e.leases.Hold(req.ID)()
+		var release func()
+		ctx, release = x.e.leases.Hold(ctx, req.ID)
+		defer release()
 	}
 	run, _, err := x.e.queue.Enqueue(st, req)
 	if err != nil {

@@ -53,6 +53,7 @@ func RunStateNames() string {
 const (
 	TriggerManual = "manual" // routines run-once
 	TriggerReplay = "replay" // routines dlq replay
+	TriggerRerun  = "rerun"  // routines rerun
 )
 
 // TriggerInfo says what started a run.
@@ -95,7 +96,8 @@ type Run struct {
 	// a traceparent came with the request that queued it.
 	ParentSpanID string        `json:"parent_span_id,omitempty"`
 	Error        *ErrorPayload `json:"error"`
-	// ReplayOf is the id of the dead run this run replays, if any.
+	// ReplayOf is the id of the run this run runs again, if any: a dead
+	// run it replays (trigger replay), or any ended run (trigger rerun).
 	ReplayOf string `json:"replay_of,omitempty"`
 }
 

@@ -80,8 +80,8 @@ func TestLeasesRenewOnTheClock(t *testing.T) {
 	t.Parallel()
 	b := setupLease(t, "w")
 	l := scheduler.NewLeases(b.st, "w", testLease, b.clk, nil)
-	release := l.Hold(b.run)
-	l.Start()
+	_, release := l.Hold(context.Background(), b.run)
+	l.Start(nil)
 	t.Cleanup(l.Stop)
 	third := testLease / 3
 	b.armed(t, b.start.Add(third))
@@ -126,8 +126,8 @@ func TestTakeOverExpiredLeaseOnTheClock(t *testing.T) {
 // unreachable fails heartbeats, as a store that is down does.
 type unreachable struct{ store.Store }
 
-func (unreachable) RunHeartbeat(context.Context, *store.RunHeartbeatParams) (int, error) {
-	return 0, errors.New("connection refused")
+func (unreachable) RunHeartbeat(context.Context, *store.RunHeartbeatParams) (*store.Heartbeat, error) {
+	return nil, errors.New("connection refused")
 }
 
 // blocking executes a run until released, counting the executions of

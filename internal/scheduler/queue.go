@@ -47,8 +47,9 @@ type Queue struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	wakeups []func()
+	mu        sync.Mutex
+	wakeups   []func()
+	observers []func(req *Request, deduped bool, err error)
 }
 
 // NewQueue returns a queue that records runs in st, timed by clk
@@ -70,6 +71,15 @@ func NewQueue(st store.Store, clk clock.Clock, logger *slog.Logger) *Queue {
 func (q *Queue) OnQueued(wake func()) {
 	q.mu.Lock()
 	q.wakeups = append(q.wakeups, wake)
+	q.mu.Unlock()
+}
+
+// OnEnqueued registers observe to be told of every request Enqueue
+// handled: queued, folded into an earlier run (deduped), or not recorded
+// (err), for the metrics of trigger ingress.
+func (q *Queue) OnEnqueued(observe func(req *Request, deduped bool, err error)) {
+	q.mu.Lock()
+	q.observers = append(q.observers, observe)
 	q.mu.Unlock()
 }
 
@@ -113,6 +123,7 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 	} else {
 		run, err = q.store.RunCreate(ctx, p)
 	}
+	q.observe(req, dup, err)
 	if err != nil {
 		return nil, false, fmt.Errorf("queue run of %s: %w", r.Name, err)
 	}
@@ -128,6 +139,15 @@ func (q *Queue) Enqueue(ctx context.Context, req *Request) (*routine.Run, bool, 
 		q.wake()
 	}
 	return run, dup, nil
+}
+
+func (q *Queue) observe(req *Request, deduped bool, err error) {
+	q.mu.Lock()
+	obs := q.observers
+	q.mu.Unlock()
+	for _, o := range obs {
+		o(req, deduped, err)
+	}
 }
 
 func (q *Queue) wake() {

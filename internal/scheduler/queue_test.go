@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,6 +35,13 @@ func queueSetup(t *testing.T) (*scheduler.Queue, store.Store, *clock.Virtual, *i
 func TestQueueDedupeFoldsWithinTheWindow(t *testing.T) {
 	t.Parallel()
 	q, st, clk, wakes := queueSetup(t)
+	var heard []bool // whether each request folded, as OnEnqueued hears it
+	q.OnEnqueued(func(_ *scheduler.Request, deduped bool, err error) {
+		if err != nil {
+			t.Errorf("OnEnqueued heard %v", err)
+		}
+		heard = append(heard, deduped)
+	})
 	r := &routine.Routine{Name: "support-ack", Revision: "rev1", Tags: []string{"prod"}}
 	req := func(key string) *scheduler.Request {
 		return &scheduler.Request{Routine: r, Trigger: routine.TriggerInfo{Kind: "email", Payload: []byte(`{"uid":7}`)},
@@ -60,6 +68,9 @@ func TestQueueDedupeFoldsWithinTheWindow(t *testing.T) {
 	}
 	if len(runs) != 3 || *wakes != 3 {
 		t.Fatalf("%d runs, %d wake-ups; want 3 and 3 (a folded request wakes nobody)", len(runs), *wakes)
+	}
+	if want := []bool{false, true, false, false}; !slices.Equal(heard, want) {
+		t.Errorf("OnEnqueued heard folds %v, want %v", heard, want)
 	}
 	for _, run := range runs {
 		if run.State != routine.StateQueued || run.Revision != "rev1" || len(run.Tags) != 1 || string(run.Trigger.Payload) != `{"uid":7}` {

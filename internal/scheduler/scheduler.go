@@ -65,6 +65,10 @@ type Config struct {
 	// leases and dead owners; 1s when 0. New runs wake them at once.
 	Poll   time.Duration
 	Logger *slog.Logger
+	// OnEnd, when set, hears of each run the scheduler ends itself,
+	// without the executor (its routine is gone, the executor panicked,
+	// a sub-run superseded), which the executor's observers never see.
+	OnEnd func(run *routine.Run)
 	// Clock times the claims, the leases, the poll and the wake-up of a
 	// run requeued for a retry; clock.Real when nil. Give the executor
 	// and Leases the same, so that a retry's not-before and the claims
@@ -154,7 +158,7 @@ func (s *Scheduler) Start(ctx context.Context) {
 		s.workers.Wait() // no Add after dispatch returned
 		close(s.idle)
 	}()
-	s.leases.Start()
+	s.leases.Start(s.cfg.Waker)
 	if s.cfg.Placement != nil {
 		// In the registry before the first claim.
 		s.beat()
@@ -254,9 +258,9 @@ func (s *Scheduler) claim() int {
 			continue
 		}
 		s.track(run.ID, run.Routine)
-		release := s.leases.Hold(run.ID)
+		ctx, release := s.leases.Hold(s.runCtx, run.ID)
 		s.workers.Add(1)
-		go s.execute(run, release)
+		go s.execute(ctx, run, release)
 	}
 	return len(runs)
 }
@@ -348,28 +352,34 @@ func (s *Scheduler) reap() {
 	}
 }
 
-// execute runs one claimed run in its own goroutine, then frees its slot
-// and wakes the dispatcher: the slot is free before the wake-up, so the
-// dispatcher cannot find it taken and sleep through it.
-func (s *Scheduler) execute(run *store.ClaimedRun, release func()) {
+// execute runs one claimed run in its own goroutine, under ctx (its
+// hold's), then frees its slot and wakes the dispatcher: the slot is free
+// before the wake-up, so the dispatcher cannot find it taken and sleep
+// through it.
+func (s *Scheduler) execute(ctx context.Context, run *store.ClaimedRun, release func()) {
 	defer s.workers.Done()
 	defer s.ended(run.ID)
-	s.executeRun(run)
+	s.executeRun(ctx, run)
 	release()
 	s.track(run.ID, "")
 	s.Wake()
 }
 
-// executeRun runs one claimed run with the engine, and puts it back in
-// the queue when it waits for a retry or was cut short by the shutdown.
-// A run taken over from another owner is first rid of that owner's
-// processes.
-func (s *Scheduler) executeRun(c *store.ClaimedRun) {
+// executeRun runs one claimed run with the engine under ctx, and puts it
+// back in the queue when it waits for a retry or was cut short by the
+// shutdown or the loss of its lease. A run taken over from another owner
+// is first rid of that owner's processes; a run resumed whose cancel was
+// requested meanwhile ends cancelled instead.
+func (s *Scheduler) executeRun(ctx context.Context, c *store.ClaimedRun) {
 	run := c.Run
+	if c.TakenFrom != "" && !s.killSurvivors(c) {
+		return
+	}
+	if (c.TakenFrom != "" || run.Attempt > 0) && s.leases.cancelRequested(run.ID) {
+		s.cancelResumed(run)
+		return
+	}
 	if c.TakenFrom != "" {
-		if !s.killSurvivors(c) {
-			return
-		}
 		if run.Trigger.Kind == routine.TriggerRoutine {
 			s.supersede(c)
 			return
@@ -389,7 +399,7 @@ func (s *Scheduler) executeRun(c *store.ClaimedRun) {
 		s.requeue(run, s.cfg.Clock.Now().Add(loadRetry))
 		return
 	}
-	done, err := s.executeGuarded(r, run)
+	done, err := s.executeGuarded(ctx, r, run)
 	var rq interface{ RequeueAt() time.Time }
 	var p *panicked
 	switch {
@@ -402,7 +412,7 @@ func (s *Scheduler) executeRun(c *store.ClaimedRun) {
 			"run_id", run.ID, "routine", run.Routine, "err", err)
 	case err != nil:
 		s.log.Error("execute run", "run_id", run.ID, "routine", run.Routine, "err", err)
-	case done.State == routine.StateCancelled && s.runCtx.Err() != nil:
+	case done.State == routine.StateCancelled && (s.runCtx.Err() != nil || errors.Is(context.Cause(ctx), ErrLeaseLost)):
 		s.interrupted(done)
 	}
 }
@@ -411,9 +421,11 @@ func (s *Scheduler) executeRun(c *store.ClaimedRun) {
 // the queue before it is tried again.
 const loadRetry = 5 * time.Second
 
-// interrupted puts a run the shutdown cut short back in the queue, as it
-// was before it started: running, then requeued by the worker that holds
-// it. Its step records stay: the next attempt resumes after them.
+// interrupted puts a run the shutdown (or the loss of its lease) cut
+// short back in the queue, as it was before it started: running, then
+// requeued by the worker that holds it. Its step records stay: the next
+// attempt resumes after them. A run another worker took over meanwhile is
+// left to it (the write is refused).
 func (s *Scheduler) interrupted(run *routine.Run) {
 	ctx := context.Background()
 	run.State = routine.StateRunning
@@ -453,14 +465,14 @@ func (p *panicked) Error() string { return fmt.Sprintf("panic: %v", p.value) }
 // executeGuarded executes a run and turns a panic of the executor on this
 // goroutine (a bug, or a secret provider's) into an error, its stack in
 // the log: one run fails, the daemon and the other runs go on.
-func (s *Scheduler) executeGuarded(r *routine.Routine, run *routine.Run) (done *routine.Run, err error) {
+func (s *Scheduler) executeGuarded(ctx context.Context, r *routine.Routine, run *routine.Run) (done *routine.Run, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("run execution panicked", "run_id", run.ID, "routine", run.Routine, "panic", v, "stack", string(debug.Stack()))
 			err = &panicked{v}
 		}
 	}()
-	return s.cfg.Executor.Execute(s.runCtx, r, run)
+	return s.cfg.Executor.Execute(ctx, r, run)
 }
 
 // killSurvivors kills what is left of the processes of a run taken over,
@@ -486,6 +498,36 @@ func (s *Scheduler) supersede(c *store.ClaimedRun) {
 		fmt.Sprintf("its owner %s died; the calling run resumes at its routine step, which calls the routine again", c.TakenFrom))
 }
 
+// cancelResumed ends cancelled a run taken back (from a dead owner, or
+// from the queue) whose cancel was requested before it could stop: its
+// processes are gone (killSurvivors), and the steps it had not finished
+// are recorded cancelled with it.
+func (s *Scheduler) cancelResumed(run *routine.Run) {
+	ctx := context.Background()
+	now := s.cfg.Clock.Now().UTC()
+	steps, err := s.cfg.Store.StepList(ctx, run.ID)
+	if err != nil {
+		s.log.Error("list the steps of a cancelled run", "run_id", run.ID, "err", err)
+	}
+	var unfinished []*routine.StepRun
+	for _, st := range steps {
+		if !st.State.Final() {
+			st.State, st.FinishedAt = routine.StateCancelled, &now
+			unfinished = append(unfinished, st)
+		}
+	}
+	run.State, run.FinishedAt = routine.StateCancelled, &now
+	if run.StartedAt == nil {
+		run.StartedAt = &now
+	}
+	run.Error = &routine.ErrorPayload{Code: routine.CodeCancelled, Message: ErrCancelRequested.Error(), RunID: run.ID}
+	if err := s.cfg.Store.Checkpoint(ctx, &store.CheckpointParams{Run: run, RunID: run.ID, Holder: run.Worker, Steps: unfinished}); err != nil {
+		s.log.Error("end a cancelled run", "run_id", run.ID, "err", err)
+		return
+	}
+	s.log.Info("run cancelled rather than resumed: its cancel was requested", "run_id", run.ID, "routine", run.Routine)
+}
+
 // fail ends a run failed, with an error payload of code and msg.
 func (s *Scheduler) fail(run *routine.Run, code, msg string) {
 	s.end(run, routine.StateFailed, code, msg)
@@ -502,6 +544,10 @@ func (s *Scheduler) end(run *routine.Run, state routine.State, code, msg string)
 	run.Error = &routine.ErrorPayload{Code: code, Message: msg, RunID: run.ID}
 	if err := s.cfg.Store.RunUpdate(context.Background(), run); err != nil {
 		s.log.Error("end run", "run_id", run.ID, "state", state, "err", err)
+		return
+	}
+	if s.cfg.OnEnd != nil {
+		s.cfg.OnEnd(run)
 	}
 }
 
@@ -556,6 +602,14 @@ func (s *Scheduler) track(id, name string) {
 		delete(s.inFlight, id)
 	}
 	s.mu.Unlock()
+}
+
+// Slots returns how many runs this scheduler executes at once at most
+// (Config.Workers) and how many it executes now.
+func (s *Scheduler) Slots() (total, busy int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Workers, len(s.inFlight)
 }
 
 // slots returns how many runs the dispatcher may claim now, and which

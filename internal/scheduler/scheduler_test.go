@@ -123,29 +123,35 @@ func TestCeilingHoldsAndReleases(t *testing.T) {
 	}
 }
 
+// A run of a routine the catalog lost fails without the executor, and
+// OnEnd hears of it (the executor's observers never do).
 func TestUnknownRoutineFails(t *testing.T) {
 	t.Parallel()
-	s, b := setup(t, 0)
+	other, b := setup(t, 0)
+	other.Shutdown(context.Background()) // this one claims, with OnEnd
+	ended := make(chan *routine.Run, 1)
+	s := scheduler.New(scheduler.Config{Store: b.st, Executor: b.exec, Catalog: scheduler.NewCatalog(nil), Worker: "test:2",
+		OnEnd: func(run *routine.Run) { ended <- run }})
+	s.Start(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	run, err := enqueue(context.Background(), b.st, s, &routine.Routine{Name: "gone"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		got, err := b.st.RunGet(context.Background(), run.ID)
-		if err != nil {
-			t.Fatal(err)
+	select {
+	case e := <-ended:
+		if e.ID != run.ID || e.State != routine.StateFailed {
+			t.Fatalf("OnEnd heard of %s %s, want %s failed", e.ID, e.State, run.ID)
 		}
-		if got.State == routine.StateFailed {
-			if got.Error == nil || got.Error.Code != routine.CodeInvalidRoutine {
-				t.Fatalf("error: %+v", got.Error)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state %s", got.State)
-		}
-		time.Sleep(5 * time.Millisecond)
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnEnd not called for the run failed by the scheduler")
+	}
+	got, err := b.st.RunGet(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != routine.StateFailed || got.Error == nil || got.Error.Code != routine.CodeInvalidRoutine {
+		t.Fatalf("run %s with %+v, want failed with invalid_routine", got.State, got.Error)
 	}
 }
 

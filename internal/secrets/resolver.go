@@ -53,6 +53,8 @@ type Resolver struct {
 	// webhook), and the audit log records such a failure once, then the
 	// resolution that ends it.
 	lookups *repeat.Limiter
+	// resolved hears of every resolution (OnResolved); nil: nobody.
+	resolved func(routine, provider string, err error)
 }
 
 // NewResolver returns a resolver built from cfg.
@@ -83,6 +85,21 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		r.chain = append(r.chain, p)
 	}
 	return r, nil
+}
+
+// OnResolved registers observe to hear of every resolution, for a run or
+// a trigger: the routine, the provider that answered (or was asked last)
+// and the error, nil when the secret resolved — never the value. Call it
+// before the resolver resolves anything.
+func (r *Resolver) OnResolved(observe func(routine, provider string, err error)) {
+	r.resolved = observe
+}
+
+// observe tells the observer of a resolution, if there is one.
+func (r *Resolver) observe(routineName, provider string, err error) {
+	if r.resolved != nil {
+		r.resolved(routineName, provider, err)
+	}
 }
 
 // names lists the providers' names.
@@ -150,6 +167,7 @@ func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine
 		var provider string
 		values[i], provider, errs[i] = r.resolve(ctx, refs[i])
 		records[i] = r.record(run, refs[i], provider, errs[i])
+		r.observe(run.Routine, provider, errs[i])
 	}
 	// Secrets of remote providers are fetched side by side; local ones
 	// (the builtin vault, the environment) take microseconds each, less
@@ -211,6 +229,7 @@ func (r *Resolver) appendAudit(ctx context.Context, records []*store.AuditRecord
 // secret is not recorded again.
 func (r *Resolver) Lookup(ctx context.Context, routineName string, ref routine.SecretRef) (string, error) {
 	value, provider, err := r.resolve(ctx, ref)
+	r.observe(routineName, provider, err)
 	key := routineName + "\x00" + ref.Name
 	if err != nil && !r.lookups.Fail(key, err.Error()).First {
 		return "", err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -289,10 +290,14 @@ func TestResolverFailures(t *testing.T) {
 // A trigger looking up a secret that is not set, again and again (an
 // email trigger reconnecting, a webhook called), leaves one failure in the
 // audit log, then the resolution that ends it; a run's failures are all
-// recorded.
+// recorded. The observer (metrics) hears of every resolution.
 func TestLookupAuditsARepeatedFailureOnce(t *testing.T) {
 	t.Parallel()
 	r, b, st := resolver(t, nil)
+	var observed []string
+	r.OnResolved(func(routineName, provider string, err error) {
+		observed = append(observed, fmt.Sprintf("%s %s %v", routineName, provider, errors.Is(err, secrets.ErrNotFound)))
+	})
 	ctx := t.Context()
 	ref := routine.SecretRef{Name: "IMAP_PASSWORD"}
 	for range 12 {
@@ -331,6 +336,11 @@ func TestLookupAuditsARepeatedFailureOnce(t *testing.T) {
 	want := []string{"support-triage IMAP_PASSWORD false", "email-ack IMAP_PASSWORD false", "support-triage IMAP_PASSWORD true", "support-triage IMAP_PASSWORD true", "support-triage MISSING false", "support-triage MISSING false"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	want = slices.Repeat([]string{"support-triage env true"}, 12)
+	want = append(want, "email-ack env true", "support-triage builtin false", "support-triage builtin false", "support-triage env true", "support-triage env true")
+	if !slices.Equal(observed, want) {
+		t.Errorf("observed (routine, provider, not found):\n%s\nwant:\n%s", strings.Join(observed, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/events"
+	"github.com/routines-dev/routines/internal/metrics"
 )
 
 // event receives POST /v1/events/<name>: the body (JSON, {} when empty) is
@@ -17,6 +18,7 @@ import (
 func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
+		s.rejected(events.TriggerKind, nil, bodyReason(err))
 		bodyError(w, err)
 		return
 	}
@@ -27,16 +29,18 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("window"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
+			s.rejected(events.TriggerKind, nil, metrics.ReasonBadRequest)
 			writeError(w, http.StatusBadRequest, "window="+v+": want a positive duration such as 10m")
 			return
 		}
 		ev.DedupeWindow = d
 	}
 	if err := ev.Check(); err != nil {
+		s.rejected(events.TriggerKind, nil, metrics.ReasonBadRequest)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if n := s.events.Listeners(ev.Name); n > 0 && s.full(w, r, n) {
+	if n := s.events.Listeners(ev.Name); n > 0 && s.full(w, r, n, events.TriggerKind, nil) {
 		return
 	}
 	res, err := s.events.Publish(r.Context(), ev)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/routines-dev/routines/internal/metrics"
 )
 
 // Limits keep clients from starving the daemon: of time (a body sent a
@@ -106,6 +108,7 @@ func (s *Server) withBodyBudget(w http.ResponseWriter, r *http.Request, next htt
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
 	case r.ContentLength > most:
+		s.rejectedRequest(r, metrics.ReasonBodyTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", most))
 		return
 	case r.ContentLength >= 0:
@@ -114,6 +117,7 @@ func (s *Server) withBodyBudget(w http.ResponseWriter, r *http.Request, next htt
 		n = most
 	}
 	if !s.bodies.take(n) {
+		s.rejectedRequest(r, metrics.ReasonBusy)
 		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusServiceUnavailable, "the daemon is reading too many request bodies at once; retry later")
 		return

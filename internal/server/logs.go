@@ -49,9 +49,11 @@ type runWatcher interface {
 // or with emit's. A store that is a runWatcher wakes it when the run is
 // written; it reads st again every followPoll besides.
 //
-// The run's state is read before its lines: the engine writes a run's final
-// record with or after its last lines, so a run read final has all its
-// lines stored.
+// The run's state is read before its steps, and its steps before its
+// lines: the engine writes a step's final record with or after the step's
+// last lines, and the run's with or after its last steps', so a step or
+// run read final has all its lines stored, and they are emitted before
+// it, as they were printed.
 func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(api.Event) error) error {
 	watch, _ := st.(runWatcher)
 	tick := time.NewTicker(followPoll)
@@ -68,12 +70,12 @@ func Follow(ctx context.Context, st store.Store, p *FollowParams, emit func(api.
 			stop()
 			return err
 		}
-		if after, err = followLines(ctx, st, p, after, emit); err != nil {
+		steps, err := st.StepList(ctx, p.RunID)
+		if err != nil {
 			stop()
 			return err
 		}
-		steps, err := st.StepList(ctx, p.RunID)
-		if err != nil {
+		if after, err = followLines(ctx, st, p, after, emit); err != nil {
 			stop()
 			return err
 		}
@@ -306,6 +308,14 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, p *FollowPara
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("follow run", "run_id", p.RunID, "err", err)
 	}
+}
+
+// RunCancelRequest implements store.Store and wakes the run's followers:
+// a queued run ends with it.
+func (n *NotifyingStore) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestParams) (*routine.Run, error) {
+	run, err := n.Store.RunCancelRequest(ctx, p)
+	n.written(p.ID)
+	return run, err
 }
 
 // Ping pings the store it wraps, when that store can (store.Pinger).

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,6 +206,16 @@ func TestNotifyingStoreWakesWatchersOfTheRun(t *testing.T) {
 	}
 	written, stop2 := b.st.Watch(b.run.ID)
 	defer stop2()
+	if _, err := b.st.RunCancelRequest(context.Background(), &store.RunCancelRequestParams{ID: b.run.ID, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-written:
+	default:
+		t.Fatal("a cancel request did not wake the run's watcher")
+	}
+	written, stop3 := b.st.Watch(b.run.ID)
+	defer stop3()
 	b.finish(t, routine.StateSucceeded)
 	select {
 	case <-written:
@@ -226,5 +238,47 @@ func TestRunLogsStreamEndsWhenTheDaemonDrains(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream outlived the drain")
+	}
+}
+
+// racing is a store whose first LogList is followed by the engine's next
+// write, as when a step's last lines, its end and the run's end commit
+// while a follower reads.
+type racing struct {
+	store.Store
+	once  sync.Once
+	write func()
+}
+
+func (r *racing) LogList(ctx context.Context, p *store.LogListParams) ([]routine.LogLine, error) {
+	lines, err := r.Store.LogList(ctx, p)
+	r.once.Do(r.write)
+	return lines, err
+}
+
+// A follower never shows a step's end before lines of the step committed
+// with it: `invoke --wait` prints a step's output before its end, as
+// run-once does.
+func TestFollowShowsAStepsLinesBeforeItsEnd(t *testing.T) {
+	t.Parallel()
+	_, b := setupLogs(t)
+	st := &racing{Store: b.st, write: func() {
+		b.log(t, "late")
+		b.finish(t, routine.StateFailed)
+	}}
+	var got []string
+	err := server.Follow(t.Context(), st, &server.FollowParams{RunID: b.run.ID}, func(e api.Event) error {
+		switch {
+		case e.Line != nil:
+			got = append(got, "line "+e.Line.Text)
+		case e.Step != nil:
+			got = append(got, "step "+e.Step.ID)
+		case e.End != nil:
+			got = append(got, "end")
+		}
+		return nil
+	})
+	if want := []string{"line late", "step a", "end"}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("events %q, %v; want %q", got, err, want)
 	}
 }

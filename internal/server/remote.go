@@ -18,13 +18,14 @@ import (
 )
 
 // routeRemote adds the endpoints the CLI's commands use against a daemon
-// or server (docs/remote.md): listing runs and routines, cancelling a
-// queued run, the dead-letter queue, the builtin vault, stats, the value
-// report and the records of alerts.
+// or server (docs/remote.md): listing runs and routines, cancelling and
+// re-running a run, the dead-letter queue, the builtin vault, stats, the
+// value report and the records of alerts.
 func (s *Server) routeRemote() {
 	for pattern, h := range map[string]http.HandlerFunc{
 		"GET /v1/runs":              s.listRuns,
 		"POST /v1/runs/{id}/cancel": s.cancelRun,
+		"POST /v1/runs/{id}/rerun":  s.rerun,
 		"GET /v1/routines":          s.listRoutines,
 		"GET /v1/stats":             s.getStats,
 		"GET /v1/report":            s.getReport,
@@ -101,43 +102,65 @@ func (s *Server) writeRuns(w http.ResponseWriter, r *http.Request, p *store.RunL
 }
 
 // cancelRun answers POST /v1/runs/<id>/cancel. A queued run ends
-// cancelled before any worker takes it; a cancelled one is answered as
-// it is. A running run cannot be cancelled yet (nothing stops its
-// execution on whichever worker holds it): 409, as for a run that
-// ended otherwise or that a worker claimed meanwhile.
+// cancelled at once: 200 with it. A running run is asked to stop
+// (store.RunCancelRequest): the worker that holds it, on any machine,
+// kills its steps and ends it cancelled; 202 with the run as it is then,
+// or with ?wait=D, as POST /v1/routines/<name>/runs?wait=D, 200 once it
+// ended (cancelled, or otherwise if it ended first). Cancelling a
+// cancelled run answers it (200); a run that ended otherwise is 409.
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	wait, ok := s.parseWait(w, r)
+	if !ok {
+		return
+	}
 	run, ok := s.findRun(w, r)
 	if !ok {
 		return
 	}
-	switch run.State {
-	case routine.StateQueued:
-	case routine.StateCancelled:
-		s.writeRun(w, r, http.StatusOK, run)
-		return
-	case routine.StateRunning:
-		writeError(w, http.StatusConflict, fmt.Sprintf("run %s is running: only a queued run can be cancelled; it ends with its steps, or its timeout", run.ID))
-		return
-	default:
-		writeError(w, http.StatusConflict, fmt.Sprintf("run %s already ended %s: only a queued run can be cancelled", run.ID, run.State))
+	if run.State.Final() && run.State != routine.StateCancelled {
+		writeError(w, http.StatusConflict, fmt.Sprintf("run %s already ended %s: only a queued or running run can be cancelled", run.ID, run.State))
 		return
 	}
-	now := time.Now().UTC()
-	run.State, run.FinishedAt = routine.StateCancelled, &now
-	run.Error = &routine.ErrorPayload{Code: routine.CodeCancelled, Message: "cancelled through the API before it started", RunID: run.ID}
-	// The write is guarded by the run's worker, none while queued: a
-	// worker that claimed the run since it was read makes it a conflict.
-	err := s.cfg.Store.RunUpdate(r.Context(), run)
-	switch {
-	case errors.Is(err, routine.ErrConflict):
-		writeError(w, http.StatusConflict, fmt.Sprintf("run %s started meanwhile: only a queued run can be cancelled", run.ID))
-		return
-	case err != nil:
+	was, msg := run.State, scheduler.ErrCancelRequested.Error()
+	if run.Attempt == 0 {
+		msg += " before it started"
+	}
+	run, err := s.cfg.Store.RunCancelRequest(r.Context(), &store.RunCancelRequestParams{ID: run.ID, Now: time.Now().UTC(), Message: msg})
+	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine)
-	s.writeRun(w, r, http.StatusOK, run)
+	switch {
+	case run.State == routine.StateRunning:
+		if was != routine.StateRunning {
+			s.log.Info("run cancel requested through the API", "run_id", run.ID, "routine", run.Routine)
+		}
+		if wait > 0 {
+			s.waitRun(w, r, run.ID, wait)
+			return
+		}
+		s.writeRun(w, r, http.StatusAccepted, run)
+	case run.State == routine.StateCancelled:
+		if was == routine.StateQueued {
+			s.log.Info("run cancelled through the API", "run_id", run.ID, "routine", run.Routine)
+		}
+		s.writeRun(w, r, http.StatusOK, run)
+	default: // it ended otherwise meanwhile
+		writeError(w, http.StatusConflict, fmt.Sprintf("run %s already ended %s: only a queued or running run can be cancelled", run.ID, run.State))
+	}
+}
+
+// rerun answers POST /v1/runs/<id>/rerun: a new run of the ended run's
+// routine (its current revision), with its input and trigger payload,
+// queued as POST /v1/routines/<name>/runs queues one (?wait= too); the
+// new run's trigger is rerun and its replay_of the run it runs again.
+func (s *Server) rerun(w http.ResponseWriter, r *http.Request) {
+	s.runAgain(w, r, routine.TriggerRerun, func(run *routine.Run) string {
+		if !run.State.Final() {
+			return fmt.Sprintf("run %s is %s: only a run that ended can be re-run; cancel it first, or wait for its end", run.ID, run.State)
+		}
+		return ""
+	})
 }
 
 // replay answers POST /v1/dlq/<id>/replay: a new run of the dead run's
@@ -145,28 +168,40 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 // payload, queued as POST /v1/routines/<name>/runs queues one (?wait=
 // too); the new run records replay_of.
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	dead, ok := s.findRun(w, r)
+	s.runAgain(w, r, routine.TriggerReplay, func(run *routine.Run) string {
+		if run.State != routine.StateDead {
+			return fmt.Sprintf("run %s is %s, not dead: only dead-lettered runs are replayed", run.ID, run.State)
+		}
+		return ""
+	})
+}
+
+// runAgain queues a new run of the routine of the run in the path, with
+// its input and trigger payload, as a trigger of kind: a replay or a
+// re-run. refuse says why the run may not be run again (409), or "".
+func (s *Server) runAgain(w http.ResponseWriter, r *http.Request, kind string, refuse func(*routine.Run) string) {
+	old, ok := s.findRun(w, r)
 	if !ok {
 		return
 	}
-	if dead.State != routine.StateDead {
-		writeError(w, http.StatusConflict, fmt.Sprintf("run %s is %s, not dead: only dead-lettered runs are replayed", dead.ID, dead.State))
+	if why := refuse(old); why != "" {
+		writeError(w, http.StatusConflict, why)
 		return
 	}
-	rt, ok := s.cfg.Routines.Get(dead.Routine)
+	rt, ok := s.cfg.Routines.Get(old.Routine)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("cannot replay run %s: no routine %q is served here any more", dead.ID, dead.Routine))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("cannot run %s again: no routine %q is served here any more", old.ID, old.Routine))
 		return
 	}
-	if err := rt.CheckInput(dead.Input); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("cannot replay run %s with the current %s: %v", dead.ID, rt.Name, err))
+	if err := rt.CheckInput(old.Input); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("cannot run %s again with the current %s: %v", old.ID, rt.Name, err))
 		return
 	}
 	s.enqueueRequest(w, r, &scheduler.Request{
 		Routine:  rt,
-		Trigger:  routine.TriggerInfo{Kind: routine.TriggerReplay, Payload: dead.Trigger.Payload},
-		Input:    dead.Input,
-		ReplayOf: dead.ID,
+		Trigger:  routine.TriggerInfo{Kind: kind, Payload: old.Trigger.Payload},
+		Input:    old.Input,
+		ReplayOf: old.ID,
 	})
 }
 

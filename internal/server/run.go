@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/routine"
 )
 
@@ -18,22 +19,26 @@ const TriggerAPI = "api"
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	rt, ok := s.cfg.Routines.Get(r.PathValue("name"))
 	if !ok {
+		s.rejected(TriggerAPI, nil, metrics.ReasonNotFound)
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no routine %q in this project", r.PathValue("name")))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
+		s.rejected(TriggerAPI, rt, bodyReason(err))
 		bodyError(w, err)
 		return
 	}
 	input := map[string]string{}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		if err := json.Unmarshal(body, &input); err != nil {
+			s.rejected(TriggerAPI, rt, metrics.ReasonBadRequest)
 			writeError(w, http.StatusBadRequest, "malformed input: "+err.Error()+` (want a JSON object of strings, such as {"name": "Ada"})`)
 			return
 		}
 	}
 	if err := rt.CheckInput(input); err != nil {
+		s.rejected(TriggerAPI, rt, metrics.ReasonBadRequest)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/events"
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -72,6 +73,10 @@ type Config struct {
 	// mode), which a queued run may wait for: GET /v1/runs/<id> then says
 	// why no live worker in the store's registry takes it.
 	Fleet bool
+	// Metrics counts the requests of triggers refused here and serves
+	// GET /metrics (behind Token, when one is set); metrics of the
+	// server's own when nil.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the API and webhooks. It is an http.Handler.
@@ -92,6 +97,7 @@ type Server struct {
 	// repeats keeps the warnings a caller can repeat at will (a refused
 	// signature, a secret not set) to one, then one at backoff.
 	repeats *repeat.Limiter
+	metrics *metrics.Metrics
 }
 
 // backlogRecount is how long a count of the queued runs is trusted before
@@ -122,11 +128,15 @@ func New(cfg Config) *Server {
 	if cfg.Problems == nil {
 		cfg.Problems = NewProblems(nil)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(metrics.Config{Logger: cfg.Logger})
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
-		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger)}
+		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger), metrics: cfg.Metrics}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.auth(cfg.Metrics.Handler()))
 	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
 	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
 	s.mux.Handle("POST /v1/routines", s.auth(http.HandlerFunc(s.push)))
@@ -155,6 +165,7 @@ func (s *Server) Drain() {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
+		s.rejectedRequest(r, metrics.ReasonBusy)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "the daemon is shutting down")
 		return
@@ -168,6 +179,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		if s.cfg.Token != "" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+				s.rejectedRequest(r, metrics.ReasonUnauthorized)
 				w.Header().Set("WWW-Authenticate", "Bearer")
 				writeError(w, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
 				return
@@ -183,8 +195,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 // estimate says full, so a 429 always rests on a fresh count. The estimate
 // never misses a run queued through this server (claimed runs make it high
 // until the next count); runs queued otherwise (triggers, another process)
-// are seen within backlogRecount.
-func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
+// are seen within backlogRecount. A refusal is counted as one of a
+// request of a trigger of kind for rt.
+func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int, kind string, rt *routine.Routine) bool {
 	b := &s.backlog
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -192,6 +205,7 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
 		start := time.Now()
 		n, err := s.cfg.Store.RunCount(r.Context(), &store.RunCountParams{States: []routine.State{routine.StateQueued}})
 		if err != nil {
+			s.rejected(kind, rt, metrics.ReasonError)
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return true
 		}
@@ -199,6 +213,7 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int) bool {
 		b.trust = max(backlogRecount, 10*b.at.Sub(start))
 	}
 	if b.n >= s.cfg.MaxQueued {
+		s.rejected(kind, rt, metrics.ReasonQueueFull)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "the queue is full ("+strconv.Itoa(s.cfg.MaxQueued)+" runs queued); retry later")
 		return true
@@ -215,17 +230,8 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 
 // enqueueRequest is enqueue of any request (a replay).
 func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *scheduler.Request) {
-	var wait time.Duration
-	if v := r.URL.Query().Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, "wait="+v+": want a duration such as 30s")
-			return
-		}
-		wait = d
-		s.extendDeadlines(w, wait)
-	}
-	if s.full(w, r, 1) {
+	wait, ok := s.parseWait(w, r)
+	if !ok || s.full(w, r, 1, req.Trigger.Kind, req.Routine) {
 		return
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
@@ -238,6 +244,23 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 		return
 	}
 	s.waitRun(w, r, run.ID, wait)
+}
+
+// parseWait reads ?wait=D, how long the request may wait for a run's
+// end (0 without it), and gives the answer that long; it answers 400 and
+// returns false when D is not a duration.
+func (s *Server) parseWait(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, true
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		writeError(w, http.StatusBadRequest, "wait="+v+": want a duration such as 30s")
+		return 0, false
+	}
+	s.extendDeadlines(w, d)
+	return d, true
 }
 
 // waitRun waits until the run is final or the wait is over, woken by the

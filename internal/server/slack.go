@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/template"
@@ -33,17 +34,20 @@ var slackEventFields = []string{"command", "text", "user_id", "user_name", "chan
 func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
+		s.rejected(TriggerSlackCommand, nil, bodyReason(err))
 		bodyError(w, err)
 		return
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
+		s.rejected(TriggerSlackCommand, nil, metrics.ReasonBadRequest)
 		writeError(w, http.StatusBadRequest, "malformed form body: "+err.Error())
 		return
 	}
 	command := form.Get("command")
 	rt, sc, candidates := s.findCommand(command)
 	if len(candidates) == 0 {
+		s.rejected(TriggerSlackCommand, nil, metrics.ReasonNotFound)
 		writeError(w, http.StatusNotFound, "no routine has a slack_command trigger")
 		return
 	}
@@ -78,14 +82,17 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 		s.repeats.OK("slack refused")
 	case unresolved:
 		// The request may be signed with the secret that did not resolve.
+		s.rejected(TriggerSlackCommand, rt, metrics.ReasonSecretUnavailable)
 		writeUnavailable(w)
 		return
 	default:
 		s.repeats.Log(s.log, slog.LevelWarn, "slack refused", "slack command refused: "+verr.Error(), "command", command)
+		s.rejected(TriggerSlackCommand, rt, metrics.ReasonBadSignature)
 		writeError(w, http.StatusUnauthorized, "slack request refused: "+verr.Error())
 		return
 	}
 	if rt == nil {
+		s.rejected(TriggerSlackCommand, nil, metrics.ReasonNotFound)
 		writeJSON(w, http.StatusOK, slackReply("No routine handles "+command+" here."))
 		return
 	}
@@ -105,7 +112,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if s.full(w, r, 1) {
+	if s.full(w, r, 1, TriggerSlackCommand, rt) {
 		return
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: routine.TriggerInfo{Kind: TriggerSlackCommand, Payload: payload}})

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/trigger"
 )
@@ -34,11 +35,13 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	path := "/" + strings.Trim(r.PathValue("path"), "/")
 	rt, wh := s.findHook(path)
 	if rt == nil {
+		s.rejected(TriggerWebhook, nil, metrics.ReasonNotFound)
 		writeError(w, http.StatusNotFound, "no routine has a webhook at "+path)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
+		s.rejected(TriggerWebhook, rt, bodyReason(err))
 		bodyError(w, err)
 		return
 	}
@@ -47,6 +50,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		secret, name, err := s.resolveSecret(r.Context(), rt, wh.Secret)
 		if err != nil {
 			s.secretFailed(rt, trig, err, "path", path, "secret", name)
+			s.rejected(TriggerWebhook, rt, metrics.ReasonSecretUnavailable)
 			writeUnavailable(w)
 			return
 		}
@@ -54,17 +58,20 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		refused := rt.Name + " " + trig + " refused"
 		if err := trigger.VerifyHMAC([]byte(secret), body, r.Header.Get(trigger.SignatureHeader(wh.Provider))); err != nil {
 			s.repeats.Log(s.log, slog.LevelWarn, refused, "webhook refused: "+err.Error(), "routine", rt.Name, "path", path)
+			s.rejected(TriggerWebhook, rt, metrics.ReasonBadSignature)
 			writeError(w, http.StatusUnauthorized, err.Error()+" ("+trigger.SignatureHeader(wh.Provider)+": sha256=<hex HMAC-SHA256 of the body>)")
 			return
 		}
 		s.repeats.OK(refused)
 	}
 	if len(wh.Events) > 0 && !trigger.NewEventFilter(wh.Events).Match(r.Header.Get(trigger.HeaderGitHubEvent), body) {
+		s.rejected(TriggerWebhook, rt, metrics.ReasonFiltered)
 		writeJSON(w, http.StatusOK, map[string]any{"ignored": true, "reason": "event not in events:"})
 		return
 	}
 	payload, err := eventPayload(r.Header.Get("Content-Type"), body)
 	if err != nil {
+		s.rejected(TriggerWebhook, rt, metrics.ReasonBadRequest)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -120,9 +120,21 @@ type Store interface {
 	RunClaim(ctx context.Context, p *RunClaimParams) ([]*ClaimedRun, error)
 	// RunHeartbeat extends to p.Now + p.Lease the lease of every running
 	// run that p.Worker holds (of the runs in p.IDs only, when set), and
-	// returns how many it extended. A run claimed by another worker after
-	// the lease expired is not p.Worker's any more and is left alone.
-	RunHeartbeat(ctx context.Context, p *RunHeartbeatParams) (int, error)
+	// returns which it extended and, of those, which have a cancel
+	// requested (RunCancelRequest), for the worker to cancel. A run claimed
+	// by another worker after the lease expired is not p.Worker's any
+	// more and is left alone.
+	RunHeartbeat(ctx context.Context, p *RunHeartbeatParams) (*Heartbeat, error)
+	// RunCancelRequest asks that run p.ID (a full id) be cancelled, and
+	// returns the run as it is after the request. A queued run ends
+	// cancelled at once: finished at p.Now, with an error payload of code
+	// cancelled and p.Message, and so do its steps left queued or running
+	// (a run waiting for a retry, cut short by a shutdown). A running run stays running with its
+	// cancel requested at p.Now (the first request's time is kept), and
+	// its holder hears of it: from RunHeartbeat, and at once from
+	// Waker.CancelWakeups. A run that ended is left as it is. A missing
+	// run wraps ErrNotFound.
+	RunCancelRequest(ctx context.Context, p *RunCancelRequestParams) (*routine.Run, error)
 	// RunHolders returns the workers that hold running runs with a
 	// lease, expired or not, each once, in no particular order: the
 	// owners whose liveness a daemon checks to take over the runs of a
@@ -235,6 +247,14 @@ type Waker interface {
 	// "look at the queue again", never as a count; one may come with
 	// nothing new. The channel closes when ctx ends or the store closes.
 	Wakeups(ctx context.Context) <-chan struct{}
+	// CancelWakeups returns a channel that receives after a cancel of a
+	// running run was requested (RunCancelRequest), through this Store or
+	// (PostgreSQL) any on the same database, and after a lost and regained
+	// connection: the holders of runs then ask RunHeartbeat which of theirs
+	// to cancel, at once rather than at their next heartbeat. Wake-ups
+	// coalesce as those of Wakeups do; the channel closes when ctx ends or
+	// the store closes.
+	CancelWakeups(ctx context.Context) <-chan struct{}
 }
 
 // Secret is a stored secret of the builtin vault: its value only as
@@ -388,6 +408,35 @@ type RunHeartbeatParams struct {
 	IDs    []string // only these runs, when set
 	Now    time.Time
 	Lease  time.Duration // the leases last until Now + Lease
+}
+
+// Heartbeat is what RunHeartbeat did.
+type Heartbeat struct {
+	Renewed []string // the runs whose lease it extended
+	Cancel  []string // of those, the runs whose cancel was requested
+}
+
+// Add records a run whose lease was extended, and whether its cancel was
+// requested: what a driver reads of each row.
+func (h *Heartbeat) Add(id string, cancel bool) {
+	h.Renewed = append(h.Renewed, id)
+	if cancel {
+		h.Cancel = append(h.Cancel, id)
+	}
+}
+
+// RunCancelRequestParams name the run RunCancelRequest is to cancel.
+type RunCancelRequestParams struct {
+	ID  string
+	Now time.Time
+	// Message is the error message of a queued run, which ends at once:
+	// who cancelled it.
+	Message string
+}
+
+// Error is the error payload of a queued run the request ends.
+func (p *RunCancelRequestParams) Error() *routine.ErrorPayload {
+	return &routine.ErrorPayload{Code: routine.CodeCancelled, Message: p.Message, RunID: p.ID}
 }
 
 // RunRequeueParams name the run RunRequeue puts back in the queue.

@@ -30,6 +30,9 @@ type SchedulerConfig struct {
 	// Active reports whether a run of the routine is queued or running;
 	// overlap: skip does not fire while it does. Nil means never active.
 	Active func(routine string) bool
+	// Skipped, when set, hears of each tick that overlap: skip left out
+	// (the metrics of trigger ingress): the routine and the trigger kind.
+	Skipped func(routine, kind string)
 	// LastFire returns when the trigger at index trigger of the routine
 	// last fired (a firing the Sink accepted), or the zero time if never.
 	// It decides catchup and keeps the cadence of every: across restarts.
@@ -349,6 +352,9 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, at time.Time) {
 	}
 	if (e.overlap == "" || e.overlap == "skip") && s.cfg.Active != nil && s.cfg.Active(e.routine) {
 		s.log.InfoContext(ctx, "tick skipped: a run is active", "routine", e.routine, "trigger", e.index, "scheduled_at", at)
+		if s.cfg.Skipped != nil {
+			s.cfg.Skipped(e.routine, e.kind)
+		}
 		return
 	}
 	payload, err := json.Marshal(struct {

@@ -15,10 +15,11 @@ import (
 )
 
 type schedBundle struct {
-	clock  *clock.Virtual
-	fires  chan Fire
-	active atomic.Bool
-	last   time.Time // what LastFire returns
+	clock   *clock.Virtual
+	fires   chan Fire
+	active  atomic.Bool
+	last    time.Time    // what LastFire returns
+	skipped atomic.Int32 // ticks Skipped heard of
 }
 
 func setupScheduler(t *testing.T, now time.Time, last time.Time) (*Scheduler, *schedBundle) {
@@ -31,6 +32,7 @@ func setupScheduler(t *testing.T, now time.Time, last time.Time) (*Scheduler, *s
 		},
 		Clock:    b.clock,
 		Active:   func(string) bool { return b.active.Load() },
+		Skipped:  func(string, string) { b.skipped.Add(1) },
 		LastFire: func(string, int) time.Time { return b.last },
 	})
 	t.Cleanup(s.Stop)
@@ -216,6 +218,9 @@ func TestSchedulerOverlap(t *testing.T) {
 				}
 			} else {
 				b.noFire(t)
+			}
+			if n, want := b.skipped.Load(), map[bool]int32{true: 0, false: 1}[tc.fires]; n != want {
+				t.Errorf("Skipped heard of %d ticks, want %d", n, want)
 			}
 			// Once no run is active, every mode fires.
 			b.active.Store(false)

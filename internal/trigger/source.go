@@ -49,8 +49,9 @@ type SourceEnv struct {
 	// Secret resolves a secret a routine declares, for the credentials
 	// of its triggers; nil: none resolves.
 	Secret SecretLookup
-	// Active and LastFire are those of SchedulerConfig.
+	// Active, Skipped and LastFire are those of SchedulerConfig.
 	Active   func(routine string) bool
+	Skipped  func(routine, kind string)
 	LastFire func(routine string, trigger int) time.Time
 }
 
@@ -64,7 +65,7 @@ func Builtin() []NewSource { return []NewSource{NewSchedules, NewFiles, NewMail}
 // NewSchedules is the Source of cron: and every: triggers: one Scheduler
 // for every routine.
 func NewSchedules(env SourceEnv) Source {
-	return schedules{NewScheduler(SchedulerConfig{Sink: env.Sink, Logger: env.Logger, Active: env.Active, LastFire: env.LastFire})}
+	return schedules{NewScheduler(SchedulerConfig{Sink: env.Sink, Logger: env.Logger, Active: env.Active, Skipped: env.Skipped, LastFire: env.LastFire})}
 }
 
 type schedules struct{ s *Scheduler }

@@ -86,9 +86,9 @@ func TestDatabaseClockLeases(t *testing.T) {
 		t.Fatalf("ahead took %s, whose lease holds", id)
 	}
 	// A heartbeat from behind's clock extends the lease by the database's.
-	n, err := w.behind.RunHeartbeat(w.b.ctx, &store.RunHeartbeatParams{Worker: "behind", Now: time.Now().Add(-skew), Lease: time.Minute})
-	if err != nil || n != 1 {
-		t.Fatalf("RunHeartbeat = %d, %v; want 1", n, err)
+	hb, err := w.behind.RunHeartbeat(w.b.ctx, &store.RunHeartbeatParams{Worker: "behind", Now: time.Now().Add(-skew), Lease: time.Minute})
+	if err != nil || len(hb.Renewed) != 1 {
+		t.Fatalf("RunHeartbeat = %+v, %v; want 1 renewed", hb, err)
 	}
 	if id, _ := w.claim(t, w.ahead, "ahead", skew, time.Minute); id != "" {
 		t.Fatalf("ahead took %s after the heartbeat", id)

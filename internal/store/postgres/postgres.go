@@ -58,6 +58,7 @@ type Store struct {
 	opts        Options
 	log         *slog.Logger
 	wake        store.WakeHub
+	cancels     store.WakeHub // of CancelWakeups, on cancelChannel
 
 	mu           sync.Mutex
 	closed       bool
@@ -137,6 +138,7 @@ func (s *Store) Close() error {
 		<-done
 	}
 	s.wake.Close()
+	s.cancels.Close()
 	s.pool.Close()
 	return nil
 }

@@ -20,7 +20,24 @@ import (
 const (
 	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 	heartbeatSQL = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now()) + $2::interval
-		WHERE state = 'running' AND worker = $3 AND lease_until IS NOT NULL AND ($4::text[] IS NULL OR id = ANY($4))`
+		WHERE state = 'running' AND worker = $3 AND lease_until IS NOT NULL AND ($4::text[] IS NULL OR id = ANY($4))
+		RETURNING id, cancel_requested_at IS NOT NULL`
+	// cancelRequestSQL ends run $1 cancelled when it is queued, with the
+	// steps it left unfinished (waiting for a retry, cut short by a
+	// shutdown), or records the cancel of it when it is running (keeping
+	// the first request's time) and notifies its holder; the two updates
+	// of the run see the same row and only one can match it.
+	cancelRequestSQL = `WITH queued AS (
+			UPDATE runs SET state = 'cancelled', finished_at = $2, error = $3
+			WHERE id = $1 AND state = 'queued' RETURNING id
+		), steps AS (
+			UPDATE step_runs SET state = 'cancelled', finished_at = $2
+			WHERE run_id = $1 AND state IN ('queued', 'running') AND EXISTS (SELECT 1 FROM queued)
+		), running AS (
+			UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $2)
+			WHERE id = $1 AND state = 'running' RETURNING id
+		)
+		SELECT pg_notify('` + cancelChannel + `', id) FROM running`
 	holdersSQL = `SELECT DISTINCT worker FROM runs WHERE state = 'running' AND lease_until IS NOT NULL`
 	expireSQL  = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now())
 		WHERE state = 'running' AND worker = $2 AND lease_until > COALESCE($1::timestamptz, now())`
@@ -78,19 +95,47 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 }
 
 // RunHeartbeat extends the leases of the runs a worker holds.
-func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (int, error) {
+func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (*store.Heartbeat, error) {
 	if p.Worker == "" {
-		return 0, fmt.Errorf("heartbeat: %w", errNoWorker)
+		return nil, fmt.Errorf("heartbeat: %w", errNoWorker)
 	}
 	var ids []string // nil: every run of the worker
 	if len(p.IDs) > 0 {
 		ids = slices.Clone(p.IDs)
 	}
-	ct, err := s.pool.Exec(ctx, heartbeatSQL, s.now(p.Now), p.Lease, p.Worker, ids)
+	rows, err := s.pool.Query(ctx, heartbeatSQL, s.now(p.Now), p.Lease, p.Worker, ids)
 	if err != nil {
-		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+		return nil, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
 	}
-	return int(ct.RowsAffected()), nil
+	defer rows.Close()
+	hb := &store.Heartbeat{}
+	var id string
+	var cancel bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &cancel}, func() error {
+		hb.Add(id, cancel)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+	}
+	return hb, nil
+}
+
+// RunCancelRequest ends a queued run cancelled, or records the cancel of
+// a running one and notifies the listeners of cancelChannel.
+func (s *Store) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestParams) (*routine.Run, error) {
+	errJSON, err := jsonText(p.Error(), false)
+	if err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
+	}
+	if _, err := s.pool.Exec(ctx, cancelRequestSQL, p.ID, p.Now, errJSON); err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
+	}
+	run, err := s.runGet(ctx, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
+	}
+	return run, nil
 }
 
 // RunHolders lists the workers that hold leased running runs.

@@ -11,6 +11,10 @@ import (
 // and routines_claim send on (0001_init.sql, 0005_claim_speed.sql).
 const wakeChannel = "routines_wake"
 
+// cancelChannel is the channel of NOTIFY that RunCancelRequest sends on
+// (cancelRequestSQL), with the id of a running run to cancel.
+const cancelChannel = "routines_cancel"
+
 // The backoff between attempts to connect the listener again: from
 // minBackoff, doubled after each failure up to maxBackoff.
 const (
@@ -24,26 +28,41 @@ const (
 // no query while nothing happens. A dead server or network is noticed by
 // the connection's TCP keepalives, the Go defaults.
 func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
+	s.startListener()
+	return s.wake.Subscribe(ctx)
+}
+
+// CancelWakeups returns a channel woken by the requests, through any
+// store on the database, to cancel a running run; it shares the
+// listener of Wakeups.
+func (s *Store) CancelWakeups(ctx context.Context) <-chan struct{} {
+	s.startListener()
+	return s.cancels.Subscribe(ctx)
+}
+
+// startListener starts the listener, unless it runs or the store closed.
+func (s *Store) startListener() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.closed && s.stopListen == nil {
 		lctx, stop := context.WithCancel(context.Background())
 		s.stopListen, s.listenerDone = stop, make(chan struct{})
 		go s.listen(lctx)
 	}
-	s.mu.Unlock()
-	return s.wake.Subscribe(ctx)
 }
 
-// listen keeps a connection listening on wakeChannel until ctx ends, and
-// wakes the hub at each notification. A lost connection is made again
-// after a backoff; the hub is live only while one listens, and turning
-// live again wakes every channel, since writes may have gone unheard.
+// listen keeps a connection listening on wakeChannel and cancelChannel
+// until ctx ends, and wakes their hubs at each notification. A lost
+// connection is made again after a backoff; the hubs are live only while
+// one listens, and turning live again wakes every channel, since writes
+// may have gone unheard.
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.listenerDone)
 	backoff := minBackoff
 	for {
 		err := s.listenOn(ctx, func() { backoff = minBackoff })
 		s.wake.SetLive(false)
+		s.cancels.SetLive(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -57,8 +76,8 @@ func (s *Store) listen(ctx context.Context) {
 	}
 }
 
-// listenOn connects, listens, calls listening, and wakes the hub at each
-// notification until the connection fails or ctx ends.
+// listenOn connects, listens, calls listening, and wakes the hub of the
+// channel of each notification until the connection fails or ctx ends.
 func (s *Store) listenOn(ctx context.Context, listening func()) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
 	if err != nil {
@@ -69,15 +88,25 @@ func (s *Store) listenOn(ctx context.Context, listening func()) error {
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel); err != nil {
-		return err
+	// wakeChannel last: the listener's backend shows LISTEN routines_wake
+	// as its query (pg_stat_activity), as it did before cancelChannel.
+	for _, ch := range []string{cancelChannel, wakeChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return err
+		}
 	}
 	listening()
 	s.wake.SetLive(true)
+	s.cancels.SetLive(true)
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		s.wake.Wake()
+		if n.Channel == cancelChannel {
+			s.cancels.Wake()
+		} else {
+			s.wake.Wake()
+		}
 	}
 }

@@ -62,7 +62,18 @@ const (
 	// NULL, is a JSON list of the only ids to extend.
 	heartbeatSQL = `UPDATE runs SET lease_until = ?1
 		WHERE state = 'running' AND worker = ?2 AND lease_until IS NOT NULL
-			AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))`
+			AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
+		RETURNING id, cancel_requested_at IS NOT NULL`
+	// cancelQueuedSQL ends a queued run cancelled; cancelRunningSQL
+	// records the cancel of a running one, keeping the first request's time.
+	cancelQueuedSQL = `UPDATE runs SET state = 'cancelled', finished_at = ?2, error = ?3
+		WHERE id = ?1 AND state = 'queued'`
+	cancelRunningSQL = `UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?2)
+		WHERE id = ?1 AND state = 'running'`
+	// cancelStepsSQL ends cancelled the steps a queued run left unfinished
+	// (one waiting for its retry, one cut short by a shutdown).
+	cancelStepsSQL = `UPDATE step_runs SET state = 'cancelled', finished_at = ?2
+		WHERE run_id = ?1 AND state IN ('queued', 'running')`
 	// holdersSQL lists the workers of leased running runs: few rows, on
 	// the state prefix of runs_claim.
 	holdersSQL = `SELECT DISTINCT worker FROM runs WHERE state = 'running' AND lease_until IS NOT NULL`
@@ -206,31 +217,79 @@ func reservedOnly(busy, reserved map[string]int, slots int) (only []string, rest
 }
 
 // RunHeartbeat extends the leases of the runs a worker holds.
-func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (int, error) {
+func (s *Store) RunHeartbeat(ctx context.Context, p *store.RunHeartbeatParams) (*store.Heartbeat, error) {
 	if p.Worker == "" {
-		return 0, fmt.Errorf("heartbeat: %w", errNoWorker)
+		return nil, fmt.Errorf("heartbeat: %w", errNoWorker)
 	}
 	var ids any
 	if len(p.IDs) > 0 {
 		b, err := json.Marshal(p.IDs)
 		if err != nil {
-			return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+			return nil, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
 		}
 		ids = string(b)
 	}
-	var n int64
+	var hb *store.Heartbeat
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.heartbeat).ExecContext(ctx, p.Now.Add(p.Lease).UnixMicro(), p.Worker, ids)
+		rows, err := tx.StmtContext(ctx, s.heartbeat).QueryContext(ctx, p.Now.Add(p.Lease).UnixMicro(), p.Worker, ids)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		defer rows.Close()
+		hb = &store.Heartbeat{}
+		for rows.Next() {
+			var id string
+			var cancel bool
+			if err := rows.Scan(&id, &cancel); err != nil {
+				return err
+			}
+			hb.Add(id, cancel)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+	}
+	return hb, nil
+}
+
+// RunCancelRequest ends a queued run cancelled, or records the cancel of
+// a running one and wakes the channels of CancelWakeups.
+func (s *Store) RunCancelRequest(ctx context.Context, p *store.RunCancelRequestParams) (*routine.Run, error) {
+	errJSON, err := jsonText(p.Error(), false)
+	if err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
+	}
+	var run *routine.Run
+	err = s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, cancelQueuedSQL, p.ID, p.Now.UnixMicro(), errJSON)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			if err == nil {
+				_, err = tx.ExecContext(ctx, cancelStepsSQL, p.ID, p.Now.UnixMicro())
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, cancelRunningSQL, p.ID, p.Now.UnixMicro()); err != nil {
+			return err
+		}
+		run, err = scanRun(tx.QueryRowContext(ctx, runGetExactSQL, p.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return routine.ErrNotFound
+		}
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("heartbeat %s: %w", p.Worker, err)
+		return nil, fmt.Errorf("cancel run %s: %w", p.ID, err)
 	}
-	return int(n), nil
+	if run.State == routine.StateRunning {
+		s.cancels.Wake()
+	}
+	return run, nil
 }
 
 // RunHolders lists the workers that hold leased running runs.

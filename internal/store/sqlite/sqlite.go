@@ -56,6 +56,8 @@ type Store struct {
 	// wake tells Wakeups of this store's writes; another process's writes
 	// to the file go unheard, and the scheduler's poll finds them.
 	wake store.WakeHub
+	// cancels tells CancelWakeups of this store's cancel requests.
+	cancels store.WakeHub
 
 	// Write statements, prepared on w. Reads are not prepared ahead: a
 	// command that only writes (run-once) then never opens a reader.
@@ -153,6 +155,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 
 	s := &Store{w: w, r: r}
 	s.wake.SetLive(true)
+	s.cancels.SetLive(true)
 	if s.gc, err = newGroupCommit(ctx, w); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -210,6 +213,7 @@ func (s *Store) prepare(ctx context.Context) error {
 // database file, so a closed store is one self-contained file.
 func (s *Store) Close() error {
 	s.wake.Close()
+	s.cancels.Close()
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
@@ -256,6 +260,11 @@ func constraint(err error) int {
 // Wakeups returns a channel woken by this store's writes that may have
 // made a run claimable.
 func (s *Store) Wakeups(ctx context.Context) <-chan struct{} { return s.wake.Subscribe(ctx) }
+
+// CancelWakeups returns a channel woken by this store's requests to
+// cancel a running run; another process's go unheard, and the holder's
+// heartbeat finds them.
+func (s *Store) CancelWakeups(ctx context.Context) <-chan struct{} { return s.cancels.Subscribe(ctx) }
 
 var (
 	_ store.Store = (*Store)(nil)

@@ -253,8 +253,8 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		// The first worker lost the run: its heartbeat extends nothing,
 		// and it may not requeue it.
-		if n, err := b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", Now: at(lease), Lease: lease}); err != nil || n != 0 {
-			t.Errorf("RunHeartbeat of the old worker = %d, %v; want 0", n, err)
+		if hb, err := b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", Now: at(lease), Lease: lease}); err != nil || len(hb.Renewed) != 0 {
+			t.Errorf("RunHeartbeat of the old worker = %+v, %v; want none renewed", hb, err)
 		}
 		if err := b.s.RunRequeue(b.ctx, &store.RunRequeueParams{ID: first, Worker: "w1"}); !errors.Is(err, routine.ErrConflict) {
 			t.Errorf("RunRequeue by the old worker: got %v, want ErrConflict", err)
@@ -277,19 +277,19 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		if got := b.claim(t, "w2", epoch); got != other {
 			t.Fatalf("claimed %q, want %s", got, other)
 		}
-		n, err := b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", Now: at(20 * time.Second), Lease: lease})
-		if err != nil || n != 2 {
-			t.Fatalf("RunHeartbeat = %d, %v; want 2", n, err)
+		hb, err := b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", Now: at(20 * time.Second), Lease: lease})
+		if err != nil || len(hb.Renewed) != 2 || len(hb.Cancel) != 0 {
+			t.Fatalf("RunHeartbeat = %+v, %v; want 2 renewed, none to cancel", hb, err)
 		}
 		// Only other's lease expired.
 		if got := b.claimAll(t, at(49*time.Second)); !slices.Equal(got, []string{other}) {
 			t.Fatalf("claimed %v, want %v", got, []string{other})
 		}
 		// With ids, only those.
-		n, err = b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", IDs: []string{r2, other},
+		hb, err = b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", IDs: []string{r2, other},
 			Now: at(40 * time.Second), Lease: lease})
-		if err != nil || n != 1 {
-			t.Fatalf("RunHeartbeat of ids = %d, %v; want 1", n, err)
+		if err != nil || !slices.Equal(hb.Renewed, []string{r2}) {
+			t.Fatalf("RunHeartbeat of ids = %+v, %v; want %s renewed", hb, err, r2)
 		}
 		if got := b.claim(t, "w3", at(50*time.Second)); got != r1 {
 			t.Fatalf("claimed %q, want %s", got, r1)
@@ -299,9 +299,9 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		// A finished run has no lease to extend.
 		b.finish(t, r2)
-		n, err = b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", Now: at(time.Minute), Lease: lease})
-		if err != nil || n != 0 {
-			t.Fatalf("RunHeartbeat after finishing = %d, %v; want 0", n, err)
+		hb, err = b.s.RunHeartbeat(b.ctx, &store.RunHeartbeatParams{Worker: "w1", Now: at(time.Minute), Lease: lease})
+		if err != nil || len(hb.Renewed) != 0 {
+			t.Fatalf("RunHeartbeat after finishing = %+v, %v; want none renewed", hb, err)
 		}
 	})
 
