@@ -224,7 +224,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		if err != nil {
 			return err
 		}
-		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits = ln, role.workers, role.token, role.maxQueued, role.limits
+		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits, cfg.Alerts = ln, role.workers, role.token, role.maxQueued, role.limits, role.alerts
 		cfg.Costs = role.costConfig
 		what = "server on http://" + ln.Addr().String()
 	case *workerOptions:

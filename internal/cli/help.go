@@ -96,6 +96,10 @@ var helpTable = map[string]commandHelp{
 		example: "  routines dlq list\n  routines dlq list --since 1d -o json",
 		exits:   exitsList + exitsProfile,
 	},
+	"routines alerts": {
+		example: "  routines alerts\n  routines alerts --since 24h\n  routines alerts --routine nightly -o json",
+		exits:   exitsList + exitsProfile,
+	},
 	"routines dlq replay": {
 		example: "  routines dlq replay last     # the newest dead run\n" +
 			"  routines dlq replay 01JD3K",

@@ -215,6 +215,7 @@ func newRoot(g *globals) *cobra.Command {
 		newShowCmd(g),
 		newLogsCmd(g),
 		newDLQCmd(g),
+		newAlertsCmd(g),
 		newSchemaCmd(g),
 		newServeCmd(g),
 		newServerCmd(g),

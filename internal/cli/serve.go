@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/routines-dev/routines/internal/alert"
 	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/daemon"
 	"github.com/routines-dev/routines/internal/project"
@@ -33,6 +36,9 @@ type apiOptions struct {
 	costs      costOptions
 	// costConfig is what costs loads to in check.
 	costConfig *cost.Config
+	// alerts are the settings of the evaluation of alerts; its
+	// DashboardURL is --public-url until listen fills it in.
+	alerts daemon.AlertOptions
 }
 
 func (o *apiOptions) flags(cmd *cobra.Command) {
@@ -48,6 +54,8 @@ func (o *apiOptions) flags(cmd *cobra.Command) {
 	f.IntVar(&o.limits.MaxConns, "max-conns", d.MaxConns, "open connections at most (kept below half the file descriptor limit); past it the longest idle one is closed, or the newcomer gets 503")
 	f.IntVar(&o.maxBodyMiB, "max-body-in-flight", int(d.MaxBodyInFlight>>20), "MiB of request bodies read at once, across requests; past it requests get 503 with Retry-After")
 	o.costs.flags(f, true)
+	durationVar(f, &o.alerts.Interval, "alert-interval", alert.DefaultInterval, "how often the alerts of routines are evaluated")
+	f.StringVar(&o.alerts.DashboardURL, "public-url", "", "the address users reach this daemon at, which alert notifications link to (env ROUTINES_PUBLIC_URL; default http://<--addr>)")
 }
 
 // check validates the flags and fills what they imply: the token from
@@ -60,6 +68,17 @@ func (o *apiOptions) check(g *globals) error {
 		return invalidf("--max-conns %d, --max-body-in-flight %d: want at least 1", o.limits.MaxConns, o.maxBodyMiB)
 	}
 	o.limits.MaxBodyInFlight = int64(o.maxBodyMiB) << 20
+	if o.alerts.Interval <= 0 {
+		return invalidf("--alert-interval %s: want more than 0, such as 15s", o.alerts.Interval)
+	}
+	if o.alerts.DashboardURL == "" {
+		o.alerts.DashboardURL = g.getenv("ROUTINES_PUBLIC_URL")
+	}
+	if u := o.alerts.DashboardURL; u != "" {
+		if _, err := routine.CheckHTTPURL(u); err != nil {
+			return invalidf("--public-url %s", err)
+		}
+	}
 	var err error
 	o.costConfig, err = o.costs.load(g)
 	return err
@@ -72,8 +91,19 @@ func (o *apiOptions) listen(g *globals, what string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && o.token == "" {
+	tcp, ok := ln.Addr().(*net.TCPAddr)
+	if ok && !tcp.IP.IsLoopback() && o.token == "" {
 		fmt.Fprintf(g.deps.Stderr, "warning: listening on %s without an API token: anyone who can reach it can %s; set --token or ROUTINES_TOKEN\n", ln.Addr(), what)
+	}
+	if o.alerts.DashboardURL == "" {
+		host := ln.Addr().String()
+		if ok && tcp.IP.IsUnspecified() {
+			// Listening on every address: the machine's name is the
+			// best guess of the one users reach.
+			name, _ := os.Hostname()
+			host = net.JoinHostPort(cmp.Or(name, "localhost"), strconv.Itoa(tcp.Port))
+		}
+		o.alerts.DashboardURL = "http://" + host
 	}
 	return ln, nil
 }
@@ -209,7 +239,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Listener: ln, Reload: !o.noReload,
 		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
-		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Costs: o.costConfig,
+		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Costs: o.costConfig, Alerts: o.alerts,
 		Metrics: g.newMetrics(logger),
 		Tracing: spans,
 	})

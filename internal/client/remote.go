@@ -125,3 +125,25 @@ func (c *Client) SetSecret(ctx context.Context, name, value string) (int, error)
 func (c *Client) DeleteSecret(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/secrets/"+url.PathEscape(name), nil, nil)
 }
+
+// ListAlerts returns the records of the alerts' firings and clearings,
+// newest first (GET /v1/alerts).
+func (c *Client) ListAlerts(ctx context.Context, q api.AlertQuery) ([]*routine.AlertRecord, error) {
+	v := url.Values{}
+	if q.Routine != "" {
+		v.Set("routine", q.Routine)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/v1/alerts"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var list []*routine.AlertRecord
+	err := c.do(ctx, http.MethodGet, path, nil, &list)
+	return list, err
+}

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/routines-dev/routines/internal/alert"
 	"github.com/routines-dev/routines/internal/artifacts"
 	"github.com/routines-dev/routines/internal/cost"
 	"github.com/routines-dev/routines/internal/engine"
@@ -76,6 +77,28 @@ type LocalConfig struct {
 	// Tracing makes the spans of runs and steps; Stop flushes it. Nil:
 	// no spans.
 	Tracing *tracing.Provider
+	// Alerts are the settings of the evaluation of the routines' alerts.
+	Alerts AlertOptions
+}
+
+// AlertOptions are the settings of the evaluation of alerts, by serve
+// and server.
+type AlertOptions struct {
+	// Interval is how often alerts are evaluated; alert.DefaultInterval
+	// when 0.
+	Interval time.Duration
+	// DashboardURL is the base URL of the dashboard as its users reach
+	// it, which notifications link to; "" for no link.
+	DashboardURL string
+}
+
+// alerts is the service that evaluates the alerts of catalog's routines,
+// named holder in the claims of their notifications.
+func alerts(o AlertOptions, st store.Store, catalog *scheduler.Catalog, kinds stepkind.Registry, lookup trigger.SecretLookup, holder string, logger *slog.Logger) Service {
+	return alert.New(alert.Config{
+		Store: st, Routines: catalog, Kinds: kinds, Secret: lookup, Interval: o.Interval,
+		Holder: holder, DashboardURL: o.DashboardURL, Logger: logger,
+	})
 }
 
 // Local is the local daemon: the queue of one project worked by this
@@ -177,6 +200,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Root: cfg.Root, Catalog: catalog, Triggers: triggers, Check: cfg.Check,
 		Logger: logger, Warn: cfg.Warn, Watch: cfg.Reload,
 	}))
+	d.services.Add("alerts", alerts(cfg.Alerts, cfg.Store, catalog, cfg.Kinds, lookup, own.ID(), logger))
 	d.services.Add("intake", Func{OnStop: func(context.Context) error { d.api.Drain(); return nil }})
 	return d, nil
 }

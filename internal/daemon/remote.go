@@ -54,6 +54,9 @@ type RemoteConfig struct {
 	Token     string
 	MaxQueued int
 	Limits    server.Limits
+	// Alerts are the settings of the evaluation of the routines' alerts,
+	// which a server does (once across its replicas) and a worker not.
+	Alerts AlertOptions
 
 	// Workers, when positive, executes that many runs at once here; a
 	// worker has Workers > 0 and no Listener. WorkDir holds their run
@@ -144,7 +147,10 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		})
 		queue.OnQueued(sched.Wake)
 	}
-	var api *server.Server
+	var (
+		api       *server.Server
+		evaluator Service
+	)
 	if cfg.Listener != nil {
 		var lookup trigger.SecretLookup
 		if cfg.Secrets != nil {
@@ -188,6 +194,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			cfgAPI.Dashboard.Artifacts = cfg.Artifacts
 		}
 		api = server.New(cfgAPI)
+		evaluator = alerts(cfg.Alerts, cfg.Store, catalog, cfg.Kinds, lookup, d.ID, logger)
 		d.services.Add("listener", listener(api, cfg.Listener, cfg.Limits, d.served))
 	}
 	d.services.Add("revisions", revisions)
@@ -196,6 +203,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	}
 	if triggers != nil {
 		d.services.Add("triggers", triggers)
+		d.services.Add("alerts", evaluator)
 	}
 	if api != nil {
 		d.services.Add("intake", Func{OnStop: func(context.Context) error { api.Drain(); return nil }})

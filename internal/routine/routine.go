@@ -23,6 +23,7 @@ type Routine struct {
 	OnFailure   []Step            `yaml:"on_failure,omitempty" json:"on_failure,omitempty" jsonschema:"description=Fallback steps run when the run fails for good; they see the failure context."`
 	DeadLetter  bool              `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty" jsonschema:"description=Keep the input of a run that failed for good (state dead) for routines dlq replay."`
 	Value       *Value            `yaml:"value,omitempty" json:"value,omitempty" jsonschema:"description=What a successful run is worth to the team\\, for routines report and the dashboard."`
+	Alerts      []Alert           `yaml:"alerts,omitempty" json:"alerts,omitempty" jsonschema:"description=Thresholds on the routine's recent runs that notify Slack or a webhook when crossed\\, and again when they clear (docs/observability.md#alerts)."`
 	Tests       []any             `yaml:"tests,omitempty" json:"tests,omitempty" jsonschema:"description=Tests of the routine\\, as tests/*.yaml files hold them\\, run by routines test (docs/testing.md)."`
 
 	// Dir is the directory holding the routine file; File its path. Revision

@@ -19,8 +19,8 @@ import (
 
 // routeRemote adds the endpoints the CLI's commands use against a daemon
 // or server (docs/remote.md): listing runs and routines, cancelling and
-// re-running a run, the dead-letter queue, the builtin vault, stats and
-// the value report.
+// re-running a run, the dead-letter queue, the builtin vault, stats, the
+// value report and the records of alerts.
 func (s *Server) routeRemote() {
 	for pattern, h := range map[string]http.HandlerFunc{
 		"GET /v1/runs":              s.listRuns,
@@ -34,6 +34,7 @@ func (s *Server) routeRemote() {
 		"GET /v1/secrets":           s.listSecrets,
 		"PUT /v1/secrets/{name}":    s.setSecret,
 		"DELETE /v1/secrets/{name}": s.deleteSecret,
+		"GET /v1/alerts":            s.listAlerts,
 	} {
 		s.mux.Handle(pattern, s.auth(h))
 	}

@@ -31,6 +31,7 @@ const remoteToken = "tok-remote-51f0"
 type remoteBundle struct {
 	url string
 	log *lockedBuffer
+	st  *sqlite.Store
 }
 
 func setupRemote(t *testing.T, withVault bool) *remoteBundle {
@@ -40,7 +41,7 @@ func setupRemote(t *testing.T, withVault bool) *remoteBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b := &remoteBundle{log: &lockedBuffer{}}
+	b := &remoteBundle{log: &lockedBuffer{}, st: st}
 	cfg := server.Config{Store: st, Queue: scheduler.NewQueue(st, nil, nil), Token: remoteToken,
 		Routines: scheduler.NewCatalog([]*routine.Routine{{Name: "r"}}),
 		Logger:   slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -96,6 +97,7 @@ func TestRemoteEndpointsNeedTheToken(t *testing.T) {
 	for _, ep := range [][2]string{
 		{"GET", "/v1/runs"}, {"POST", "/v1/runs/01ABCDEF/cancel"}, {"GET", "/v1/routines"}, {"GET", "/v1/dlq"},
 		{"POST", "/v1/dlq/01ABCDEF/replay"}, {"GET", "/v1/secrets"}, {"PUT", "/v1/secrets/A"}, {"DELETE", "/v1/secrets/A"},
+		{"GET", "/v1/alerts"},
 	} {
 		code, body := b.call(t, ep[0], ep[1], `{"value":"v"}`, false)
 		if code != http.StatusUnauthorized || !strings.Contains(errorOf(t, body), "API token") {

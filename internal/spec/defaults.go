@@ -18,6 +18,8 @@ import (
 //     skip) and do not catch up ticks missed while down (catchup none)
 //   - an email trigger watches INBOX, and polls every 30s when the server
 //     has no IDLE; with gmail, it reads the account "me" and polls every 30s
+//   - an alert is named by its when, watches the last 15m, and posts to
+//     Slack with the token {{SLACK_BOT_TOKEN}}
 const (
 	defaultAttempts   = 1
 	defaultBackoff    = routine.BackoffExponential
@@ -74,6 +76,16 @@ func applyDefaults(r *routine.Routine, cpus int) {
 			if t.Email.Poll == 0 {
 				t.Email.Poll = routine.DefaultEmailPoll
 			}
+		}
+	}
+	for i := range r.Alerts {
+		a := &r.Alerts[i]
+		a.Name = alertName(a)
+		if a.Over == 0 {
+			a.Over = routine.DefaultAlertOver
+		}
+		if a.Notify.Slack != "" && a.Notify.SlackToken == "" {
+			a.Notify.SlackToken = routine.DefaultAlertSlackToken
 		}
 	}
 }

@@ -53,7 +53,7 @@ func TestErrorListsEveryProblem(t *testing.T) {
 		"x/routine.yaml:2:8: a routine needs at least one step under steps:\n" +
 		"    2 | steps: []\n" +
 		"      |        ^\n" +
-		"x/routine.yaml:3:1: unknown key \"bogus\" (valid here: name, description, tags, region, labels, timeout, parallelism, concurrency, inputs, env, secrets, permissions, limits, resources, triggers, steps, on_failure, dead_letter, value, tests)\n" +
+		"x/routine.yaml:3:1: unknown key \"bogus\" (valid here: name, description, tags, region, labels, timeout, parallelism, concurrency, inputs, env, secrets, permissions, limits, resources, triggers, steps, on_failure, dead_letter, value, alerts, tests)\n" +
 		"    3 | bogus: 1\n" +
 		"      | ^"
 	if err.Error() != want {

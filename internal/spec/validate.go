@@ -49,6 +49,7 @@ func validate(doc *document, r *routine.Routine, dir string) {
 	v.routine()
 	v.triggers()
 	v.steps()
+	v.alerts()
 }
 
 // errorf reports a problem at the node of path, or of its closest parent

@@ -206,6 +206,7 @@ type Store interface {
 
 	Revisions
 	StatsReader
+	Alerts
 
 	// Close releases the store.
 	Close() error
