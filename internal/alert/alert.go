@@ -59,7 +59,7 @@ type Config struct {
 	// evaluators on one store need different ones.
 	Holder string
 	// DashboardURL is the base URL of the dashboard that notifications
-	// link to (GET /runs?routine=NAME there); "" for no link.
+	// link to (GET /ui/runs?routine=NAME there, the dashboard's runs of the routine); "" for no link.
 	DashboardURL string
 	Clock        clock.Clock // clock.Real when nil
 	Logger       *slog.Logger

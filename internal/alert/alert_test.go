@@ -177,14 +177,14 @@ func TestFiresOnceAndClearsOnce(t *testing.T) {
 		t.Fatalf("while slow: %d Slack posts and %d webhook calls, want 1 each", len(posts), len(payloads))
 	}
 	if got := posts[0].Get("text"); posts[0].Get("channel") != "#ops" || !strings.Contains(got, "nightly: alert slow (p95_latency &gt; 2s) is firing: p95_latency ") ||
-		!strings.Contains(got, "over the last 15m (12 runs)") || !strings.Contains(got, "<http://dash.example:8080/runs?routine=nightly|runs>") {
+		!strings.Contains(got, "over the last 15m (12 runs)") || !strings.Contains(got, "<http://dash.example:8080/ui/runs?routine=nightly|runs>") {
 		t.Errorf("Slack post = %v", posts[0])
 	}
 	p := payloads[0]
 	firedAt := b.clock.Now().Add(-2 * alert.DefaultInterval)
 	if p.Routine != "nightly" || p.Alert != "slow" || p.State != routine.AlertFiring || p.Metric != "p95_latency" ||
 		p.Value < 2 || p.Value > 5 || p.Threshold != 2 || p.Runs != 12 || p.Over != routine.Duration(15*time.Minute) ||
-		!p.At.Equal(firedAt) || !p.StartedAt.Equal(firedAt) || p.URL != "http://dash.example:8080/runs?routine=nightly" {
+		!p.At.Equal(firedAt) || !p.StartedAt.Equal(firedAt) || p.URL != "http://dash.example:8080/ui/runs?routine=nightly" {
 		t.Errorf("webhook payload = %+v", p)
 	}
 	// Fast again: it clears, once.

@@ -191,7 +191,7 @@ func (e *Evaluator) runsURL(name string) string {
 	if e.cfg.DashboardURL == "" {
 		return ""
 	}
-	return strings.TrimSuffix(e.cfg.DashboardURL, "/") + "/runs?routine=" + url.QueryEscape(name)
+	return strings.TrimSuffix(e.cfg.DashboardURL, "/") + "/ui/runs?routine=" + url.QueryEscape(name)
 }
 
 // describe says what happened in one sentence.

@@ -55,7 +55,7 @@ func TestServeAlertsFireAndClear(t *testing.T) {
 	invoke("1") // 1 of 1 failed: 100% > 20%
 	posts, payloads := slack.Wait(t, 1), hook.Wait(t, 1)
 	if p := payloads[0]; p.Routine != "flaky" || p.Alert != "failing" || p.State != routine.AlertFiring || p.Value != 1 || p.Runs != 1 ||
-		p.URL != "https://routines.example.com/runs?routine=flaky" {
+		p.URL != "https://routines.example.com/ui/runs?routine=flaky" {
 		t.Errorf("webhook payload of the firing = %+v", p)
 	}
 	if text := posts[0].Get("text"); posts[0].Get("channel") != "#ops" || !strings.Contains(text, "flaky: alert failing (error_rate &gt; 20%) is firing: error_rate 100% over the last 10m (1 run)") {

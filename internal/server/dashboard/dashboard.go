@@ -57,8 +57,6 @@ type Sources struct {
 	// Costs prices usage and knows the budgets; without it the costs page
 	// shows raw usage.
 	Costs Costs
-	// Alerts lists the alerts fired; without it there is no alerts page.
-	Alerts Alerts
 }
 
 // Costs prices what runs used, with the rates of the server's
@@ -79,21 +77,6 @@ type Budget struct {
 	Spent    float64 // so far in the current period
 	Period   string  // such as "month"
 	OnExceed string  // "warn" or "stop"
-}
-
-// Alerts reads the alert records.
-type Alerts interface {
-	// Recent returns up to limit alert records, newest first.
-	Recent(ctx context.Context, limit int) ([]Alert, error)
-}
-
-// Alert is one alert fired or cleared.
-type Alert struct {
-	Routine string
-	Rule    string // the condition, such as "p95_latency > 2s over 15m"
-	Firing  bool   // false: cleared
-	Value   string // the value that fired or cleared it, formatted
-	At      time.Time
 }
 
 //go:embed templates/*.html
@@ -174,8 +157,9 @@ type page struct {
 	LoggedIn bool
 	// Range is the range of the stats pages, kept across them.
 	Range  string
-	Alerts bool // whether the alerts page exists
-	Firing []Alert
+	// Firing are the alerts firing now, shown on every page but the
+	// alerts page.
+	Firing []*store.AlertState
 	Data   any
 }
 
@@ -184,11 +168,10 @@ type page struct {
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
 	p.CSRF = d.auth.csrf(w, r)
 	p.LoggedIn = d.cfg.Token != ""
-	p.Alerts = d.cfg.Alerts != nil
 	if p.Range == "" {
 		p.Range = defaultRange
 	}
-	if d.cfg.Alerts != nil && name != "alerts" {
+	if name != "alerts" {
 		p.Firing = d.firing(r.Context())
 	}
 	var buf bytes.Buffer
@@ -208,33 +191,27 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, code int, msg s
 	d.render(w, r, code, "error", page{Title: http.StatusText(code), Data: msg})
 }
 
-// firing returns the alerts firing now: the newest record of each
-// routine and rule, when it fired.
-func (d *Dashboard) firing(ctx context.Context) []Alert {
-	recent, err := d.cfg.Alerts.Recent(ctx, 200)
+// firing returns the alerts firing now; none when the store cannot
+// tell, which the alerts page then reports.
+func (d *Dashboard) firing(ctx context.Context) []*store.AlertState {
+	states, err := d.cfg.Store.AlertStates(ctx)
 	if err != nil {
-		d.log.Warn("read alerts", "err", err)
+		d.log.Warn("read alert states", "err", err)
 		return nil
 	}
-	seen := map[[2]string]bool{}
-	var out []Alert
-	for _, a := range recent {
-		k := [2]string{a.Routine, a.Rule}
-		if !seen[k] && a.Firing {
-			out = append(out, a)
+	var out []*store.AlertState
+	for _, st := range states {
+		if st.State == routine.AlertFiring {
+			out = append(out, st)
 		}
-		seen[k] = true
 	}
 	return out
 }
 
-// alerts renders the alerts page.
+// alerts renders the alerts page: the newest records of firings and
+// clearings.
 func (d *Dashboard) alerts(w http.ResponseWriter, r *http.Request) {
-	if d.cfg.Alerts == nil {
-		d.fail(w, r, http.StatusNotFound, "This daemon keeps no alerts: declare alerts: in a routine file.")
-		return
-	}
-	recent, err := d.cfg.Alerts.Recent(r.Context(), 200)
+	recent, err := d.cfg.Store.AlertList(r.Context(), &store.AlertListParams{Limit: 200})
 	if err != nil {
 		d.fail(w, r, http.StatusInternalServerError, "The alerts could not be read: "+err.Error())
 		return

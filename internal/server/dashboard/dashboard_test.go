@@ -412,3 +412,39 @@ func TestButtonsRefuseOddIDs(t *testing.T) {
 		t.Fatalf("an id with a slash: %d", resp.StatusCode)
 	}
 }
+
+func TestAlertsFromTheStore(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "", dashboard.Sources{})
+	_, body := b.get(t, "/ui/alerts")
+	if !strings.Contains(body, "No alert has fired") {
+		t.Fatalf("the alerts page of a store without alerts:\n%s", body)
+	}
+	ctx := context.Background()
+	fired := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	for _, a := range []struct{ name, to string }{{"slow", routine.AlertFiring}, {"<b>failing</b>", routine.AlertFiring}, {"<b>failing</b>", routine.AlertOK}} {
+		from := routine.AlertOK
+		if a.to == routine.AlertOK {
+			from = routine.AlertFiring
+		}
+		rec := &routine.AlertRecord{Routine: "r", Alert: a.name, State: a.to, When: "p95_latency > 2s", Metric: "p95_latency",
+			Value: 4.85, Threshold: 2, Runs: 3, Over: routine.Duration(15 * time.Minute), At: fired, StartedAt: fired}
+		if _, ok, err := b.st.AlertTransition(ctx, &store.AlertTransitionParams{Routine: "r", Alert: a.name, From: from, To: a.to, Record: rec}); err != nil || !ok {
+			t.Fatalf("transition %s to %s: %v %v", a.name, a.to, ok, err)
+		}
+	}
+	_, body = b.get(t, "/ui/alerts")
+	if strings.Count(body, "badge st-failed") != 2 || strings.Count(body, "badge st-succeeded") != 1 || !strings.Contains(body, "4.85s") {
+		t.Errorf("the alerts page does not list two firings and a clearing with their value:\n%s", body)
+	}
+	if strings.Contains(body, "<b>failing") {
+		t.Errorf("an alert's name is in the page as HTML:\n%s", body)
+	}
+	// Every other page says what fires now: slow, not the cleared one.
+	_, runs := b.get(t, "/ui/runs")
+	strip := runs[strings.Index(runs, `class="strip"`):]
+	strip = strip[:strings.Index(strip, "</div>")]
+	if !strings.Contains(strip, "1 alert firing") || !strings.Contains(strip, "slow") || strings.Contains(strip, "failing") {
+		t.Errorf("the strip of firing alerts is %q, want slow alone", strip)
+	}
+}
