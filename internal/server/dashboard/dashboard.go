@@ -156,7 +156,7 @@ type page struct {
 	// LoggedIn says there is a session to log out of.
 	LoggedIn bool
 	// Range is the range of the stats pages, kept across them.
-	Range  string
+	Range string
 	// Firing are the alerts firing now, shown on every page but the
 	// alerts page.
 	Firing []*store.AlertState
