@@ -105,6 +105,18 @@ var helpTable = map[string]commandHelp{
 			"  routines dlq replay 01JD3K",
 		exits: exitsRunning + "\n  2    (also) the run is not dead, or no such run" + exitsProfile,
 	},
+	"routines stats": {
+		example: "  routines stats                          # every routine, the last 24 hours\n" +
+			"  routines stats --routine nightly --since 7d\n" +
+			"  routines --profile prod stats -o json   # the server's",
+		exits: exitsList + exitsProfile,
+	},
+	"routines report": {
+		example: "  routines report                                 # the last 90 days, as a table\n" +
+			"  routines report --since 30d -o html --out value.html\n" +
+			"  routines --profile prod report -o json",
+		exits: exitsList + "\n  1  (also) the --out file could not be written" + exitsProfile,
+	},
 	"routines costs": {
 		example: "  routines costs                                   # by routine, the last 30 days\n" +
 			"  routines costs --by tag --since 7d -o json\n" +
