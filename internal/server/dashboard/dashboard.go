@@ -160,6 +160,8 @@ type page struct {
 	// Firing are the alerts firing now, shown on every page but the
 	// alerts page.
 	Firing []*store.AlertState
+	// Budgets are the budgets 80 % spent or more, shown on every page.
+	Budgets []Budget
 	Data   any
 }
 
@@ -174,6 +176,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, nam
 	if name != "alerts" {
 		p.Firing = d.firing(r.Context())
 	}
+	p.Budgets = d.budgetsSpent(r.Context())
 	var buf bytes.Buffer
 	if err := d.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		d.log.Error("render dashboard page", "page", name, "err", err)
@@ -203,6 +206,29 @@ func (d *Dashboard) firing(ctx context.Context) []*store.AlertState {
 	for _, st := range states {
 		if st.State == routine.AlertFiring {
 			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// budgetWarn is the share of a budget spent from which every page says
+// so, as the budgets warn (docs/costs.md).
+const budgetWarn = 0.8
+
+// budgetsSpent returns the budgets budgetWarn spent or more.
+func (d *Dashboard) budgetsSpent(ctx context.Context) []Budget {
+	if d.cfg.Costs == nil {
+		return nil
+	}
+	all, err := d.cfg.Costs.Budgets(ctx, time.Now())
+	if err != nil {
+		d.log.Warn("read budgets", "err", err)
+		return nil
+	}
+	var out []Budget
+	for _, b := range all {
+		if b.Limit > 0 && b.Spent >= budgetWarn*b.Limit {
+			out = append(out, b)
 		}
 	}
 	return out

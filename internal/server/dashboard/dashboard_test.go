@@ -448,3 +448,18 @@ func TestAlertsFromTheStore(t *testing.T) {
 		t.Errorf("the strip of firing alerts is %q, want slow alone", strip)
 	}
 }
+
+func TestBudgetStripOnEveryPage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "", dashboard.Sources{Costs: fakeCosts{}})
+	for _, path := range []string{"/", "/ui/runs", "/ui/alerts"} {
+		_, body := b.get(t, path)
+		if !strings.Contains(body, "<strong>Budgets:</strong>") || !strings.Contains(body, "90.0% of its monthly budget spent") {
+			t.Errorf("%s does not say the ops budget is 90%% spent:\n%s", path, body)
+		}
+	}
+	plain := setup(t, "", dashboard.Sources{})
+	if _, body := plain.get(t, "/ui/runs"); strings.Contains(body, "Budgets:") {
+		t.Errorf("a daemon without budgets shows a budget strip:\n%s", body)
+	}
+}
