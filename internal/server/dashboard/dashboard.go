@@ -162,7 +162,7 @@ type page struct {
 	Firing []*store.AlertState
 	// Budgets are the budgets 80 % spent or more, shown on every page.
 	Budgets []Budget
-	Data   any
+	Data    any
 }
 
 // render writes page name with data, or a 500 when it cannot: the page
