@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/routines-dev/routines/internal/cost"
+	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/store"
 )
@@ -12,7 +13,8 @@ import (
 // it has budgets, the service that keeps them, which the queue asks
 // before it creates a run: the one place every run of this daemon's
 // API and triggers goes through.
-func costs(cfg *cost.Config, st store.Store, catalog *scheduler.Catalog, queue *scheduler.Queue, logger *slog.Logger) (*cost.Prices, *cost.Budgets) {
+// The metrics, m, report how the budgets stand.
+func costs(cfg *cost.Config, st store.Store, catalog *scheduler.Catalog, queue *scheduler.Queue, m *metrics.Metrics, logger *slog.Logger) (*cost.Prices, *cost.Budgets) {
 	if cfg == nil {
 		return &cost.Prices{Currency: cost.DefaultCurrency}, nil
 	}
@@ -24,5 +26,6 @@ func costs(cfg *cost.Config, st store.Store, catalog *scheduler.Catalog, queue *
 		Logger: logger, Notify: cfg.Notify,
 	})
 	queue.Admit(budgets.Admit)
+	m.WatchBudgets(budgets.Status)
 	return &cfg.Prices, budgets
 }

@@ -174,7 +174,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 			return sched.LastFire(name, r.Triggers[i].Kind())
 		},
 	})
-	prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, logger)
+	prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, m, logger)
 	d.api = server.New(server.Config{
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,

@@ -171,7 +171,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			},
 		})
 		revisions.cfg.Triggers = triggers
-		prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, logger)
+		prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, m, logger)
 		if budgets != nil {
 			// Their status is read before the first run is queued.
 			d.services.Add("budgets", budgets)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routines-dev/routines/internal/api"
+
 	"github.com/routines-dev/routines/internal/metrics/metricstest"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -158,6 +160,25 @@ func TestQueueCache(t *testing.T) {
 	}
 }
 
+func TestBudgets(t *testing.T) {
+	t.Parallel()
+	m := New(Config{})
+	m.WatchBudgets(func() []api.BudgetStatus {
+		return []api.BudgetStatus{{Tag: "ops", Amount: 200, Spent: 170, OnExceed: "warn"}, {Tag: "ai", Amount: 10, Spent: 12, OnExceed: "stop", Refusing: true}}
+	})
+	got := scrape(t, m)
+	for series, want := range map[string]float64{
+		`routines_budget_spent_ratio{on_exceed="warn",tag="ops"}`: 0.85,
+		`routines_budget_spent_ratio{on_exceed="stop",tag="ai"}`:  1.2,
+		`routines_budget_refusing{tag="ops"}`:                     0,
+		`routines_budget_refusing{tag="ai"}`:                      1,
+	} {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
+		}
+	}
+}
+
 // metricName is a name of a metric of Routines, or of the Go runtime and
 // process collectors, in a PromQL expression.
 var metricName = regexp.MustCompile(`\b(?:routines|go|process)_[a-z0-9_]+`)
@@ -170,6 +191,7 @@ func TestDashboardAndDocsMatchTheMetrics(t *testing.T) {
 	exercise(m)
 	m.WatchQueue(&countStore{}, func() []*routine.Routine { return triage })
 	m.WatchSlots("", func() (int, int) { return 1, 0 })
+	m.WatchBudgets(func() []api.BudgetStatus { return []api.BudgetStatus{{Tag: "ops", Amount: 1, OnExceed: "stop"}} })
 	families, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
