@@ -97,13 +97,13 @@ func Read(ctx context.Context, r store.StatsReader, p *store.StatsParams) (*api.
 		if s.Step > 0 {
 			out.StepSeconds = s.Step.Seconds()
 		}
-		merge(&total, &s.Totals)
+		total.Merge(&s.Totals)
 		for i := range s.Series {
 			pt := &s.Series[i]
 			if points[pt.Start] == nil {
 				points[pt.Start] = &store.Aggregate{Start: pt.Start}
 			}
-			merge(points[pt.Start], pt)
+			points[pt.Start].Merge(pt)
 		}
 		out.Routines = append(out.Routines, api.RoutineStats{Routine: s.Routine, Summary: Summarize(&s.Totals), Series: series(s.Series)})
 	}
@@ -150,18 +150,4 @@ func Summarize(a *store.Aggregate) api.Summary {
 // failures counts the runs that failed: failed or dead.
 func failures(byState map[routine.State]int64) int64 {
 	return byState[routine.StateFailed] + byState[routine.StateDead]
-}
-
-// merge adds b to a.
-func merge(a, b *store.Aggregate) {
-	if a.ByState == nil {
-		a.ByState = map[routine.State]int64{}
-	}
-	for st, n := range b.ByState {
-		a.ByState[st] += n
-	}
-	a.Duration.Merge(b.Duration)
-	a.QueueWait.Merge(b.QueueWait)
-	a.CPUSeconds += b.CPUSeconds
-	a.Usage.Add(b.Usage)
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"slices"
 	"time"
+
+	"github.com/routines-dev/routines/internal/routine"
 )
 
 // HistogramBounds are the upper bounds of a Histogram's buckets: 1, 2 and
@@ -86,4 +88,19 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 		return lower + time.Duration(frac*float64(HistogramBounds[i]-lower))
 	}
 	return HistogramBounds[len(HistogramBounds)-1]
+}
+
+// Merge adds the runs of b to a: the aggregate of several routines, or of
+// several points of a series.
+func (a *Aggregate) Merge(b *Aggregate) {
+	if a.ByState == nil {
+		a.ByState = map[routine.State]int64{}
+	}
+	for st, n := range b.ByState {
+		a.ByState[st] += n
+	}
+	a.Duration.Merge(b.Duration)
+	a.QueueWait.Merge(b.QueueWait)
+	a.CPUSeconds += b.CPUSeconds
+	a.Usage.Add(b.Usage)
 }

@@ -140,7 +140,7 @@ func merged(all []*store.Stats) *store.Stats {
 	at := map[time.Time]int{}
 	for _, st := range all {
 		m.Step = max(m.Step, st.Step)
-		mergeAggregate(&m.Totals, &st.Totals)
+		m.Totals.Merge(&st.Totals)
 		for i := range st.Series {
 			a := &st.Series[i]
 			k, ok := at[a.Start]
@@ -149,23 +149,10 @@ func merged(all []*store.Stats) *store.Stats {
 				at[a.Start] = k
 				m.Series = append(m.Series, store.Aggregate{Start: a.Start})
 			}
-			mergeAggregate(&m.Series[k], a)
+			m.Series[k].Merge(a)
 		}
 	}
 	return m
-}
-
-func mergeAggregate(dst, src *store.Aggregate) {
-	if dst.ByState == nil {
-		dst.ByState = map[routine.State]int64{}
-	}
-	for st, n := range src.ByState {
-		dst.ByState[st] += n
-	}
-	dst.Duration.Merge(src.Duration)
-	dst.QueueWait.Merge(src.QueueWait)
-	dst.CPUSeconds += src.CPUSeconds
-	dst.Usage.Add(src.Usage)
 }
 
 // The values charts draw of an aggregate.
