@@ -446,6 +446,21 @@ steps:
 	if err != nil || len(recs) == 0 || recs[0].ID != "first" || recs[0].State != routine.StateSucceeded {
 		t.Fatalf("checkpoint of the interrupted run: %v %+v", err, recs)
 	}
+	// Handed back, never recorded ended: the stats count no run yet.
+	ended := func() map[routine.State]int64 {
+		t.Helper()
+		stats, err := st.Stats(context.Background(), &store.StatsParams{Since: start.Add(-time.Hour), Until: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stats) == 0 {
+			return nil
+		}
+		return stats[0].Totals.ByState
+	}
+	if got := ended(); len(got) != 0 {
+		t.Errorf("an interrupted run counted as ended: %v", got)
+	}
 
 	// The next daemon resumes it after its finished step.
 	d = startServe(t, dir)
@@ -456,6 +471,9 @@ steps:
 	count, err := os.ReadFile(filepath.Join(dir, "first.count"))
 	if err != nil || string(count) != "once\n" {
 		t.Fatalf("first step ran again: %q %v", count, err)
+	}
+	if got := ended(); len(got) != 1 || got[routine.StateSucceeded] != 1 {
+		t.Errorf("after the resume the stats count %v, want one run succeeded", got)
 	}
 }
 

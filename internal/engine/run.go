@@ -136,8 +136,16 @@ func (x *runExec) execute(callerCtx context.Context) (_ *routine.Run, err error)
 	}
 
 	failure := x.main(ctx)
-	if failure != nil && failure.Code == codeRequeue {
-		return x.parkForRequeue(ctx)
+	switch {
+	case failure != nil && failure.Code == codeRequeue:
+		return x.parkForRequeue()
+	case failure != nil && failure.Code == routine.CodeCancelled && handedBack(callerCtx):
+		if err := x.park(); err != nil {
+			return x.run, err
+		}
+		x.e.logger.Info("run handed back to the queue", "run_id", x.run.ID, "routine", x.r.Name, "trace_id", x.run.TraceID,
+			"cause", context.Cause(callerCtx))
+		return x.run, nil
 	}
 	state := routine.StateSucceeded
 	if failure != nil {
@@ -183,16 +191,39 @@ func (x *runExec) panicked(step string, v any) *routine.ErrorPayload {
 	return x.payload(routine.CodeInternal, step, fmt.Sprintf("panic: %v", v))
 }
 
-// parkForRequeue ends this attempt of the run while a step waits for its
-// next try: the run stays running (its worker requeues it), its finished
-// steps and the waiting step's attempts checkpointed.
-func (x *runExec) parkForRequeue(ctx context.Context) (*routine.Run, error) {
+// handedBack reports whether a run was stopped to go back to the queue
+// rather than cancelled: its daemon shuts down, or its lease ran out. A
+// sub-run is not: it ends cancelled, and its caller, handed back, calls
+// it anew when it resumes.
+func handedBack(ctx context.Context) bool {
+	if ctx.Value(callChainKey{}) != nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return errors.Is(cause, scheduler.ErrShutdown) || errors.Is(cause, scheduler.ErrLeaseLost)
+}
+
+// park ends this attempt of the run with the run still running, for its
+// worker to requeue: its finished steps, and the attempts of the others,
+// checkpointed, so the next attempt resumes after them. The run is never
+// recorded ended, so it is neither counted as ended nor lost should the
+// process die before the requeue.
+func (x *runExec) park() error {
 	x.run.State = routine.StateRunning
 	x.run.FinishedAt = nil
 	x.run.Error = nil
 	x.cp.runRecord(x.run)
 	if err := x.cp.close(); err != nil {
-		return x.run, fmt.Errorf("park run: %w", err)
+		return fmt.Errorf("park run: %w", err)
+	}
+	return nil
+}
+
+// parkForRequeue parks the run while a step waits for its next try in the
+// queue.
+func (x *runExec) parkForRequeue() (*routine.Run, error) {
+	if err := x.park(); err != nil {
+		return x.run, err
 	}
 	x.mu.Lock()
 	rq := x.requeue

@@ -23,6 +23,12 @@ var ErrCancelRequested = errors.New("cancelled through the API")
 // worker's.
 var ErrLeaseLost = errors.New("the run's lease ran out: the store could not be reached to renew it")
 
+// ErrShutdown is the cause of the context of the runs a scheduler still
+// executes when its shutdown's grace is over: the engine hands them back
+// (they stay running, never recorded cancelled), and the scheduler puts
+// them back in the queue, to resume at their first unfinished step.
+var ErrShutdown = errors.New("the daemon is shutting down")
+
 // Leases renews, every Lease/3 and in one store call, the leases of the
 // runs an owner executes: the runs a scheduler claimed, a run-once's run,
 // and the sub-runs they call. A run is renewed while it is held; one

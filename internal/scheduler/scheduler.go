@@ -94,7 +94,7 @@ type Scheduler struct {
 
 	stopClaim chan struct{} // closed by Shutdown: claim no more
 	runCtx    context.Context
-	runCancel context.CancelFunc // cancels runs in flight after the grace
+	runCancel context.CancelCauseFunc // cancels runs in flight after the grace, with ErrShutdown
 	workers   sync.WaitGroup     // the runs executing; added to by the dispatcher only
 	idle      chan struct{}      // closed once the dispatcher stopped and every run returned
 	beatsDone chan struct{}      // closed once the beats to the registry of workers stopped; nil: none
@@ -151,7 +151,7 @@ func (s *Scheduler) Wake() {
 // their own, cancelled only by Shutdown once its grace is over.
 func (s *Scheduler) Start(ctx context.Context) {
 	s.mu.Lock()
-	s.runCtx, s.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.runCtx, s.runCancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	s.mu.Unlock()
 	go func() {
 		s.dispatch()
@@ -195,10 +195,10 @@ func (s *Scheduler) Shutdown(ctx context.Context) {
 	select {
 	case <-s.idle:
 	case <-ctx.Done():
-		s.runCancel()
+		s.runCancel(ErrShutdown)
 		<-s.idle
 	}
-	s.runCancel()
+	s.runCancel(ErrShutdown)
 	s.leases.Stop()
 }
 
@@ -412,7 +412,8 @@ func (s *Scheduler) executeRun(ctx context.Context, c *store.ClaimedRun) {
 			"run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
 	case err != nil:
 		s.log.Error("execute run", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
-	case done.State == routine.StateCancelled && (s.runCtx.Err() != nil || errors.Is(context.Cause(ctx), ErrLeaseLost)):
+	case done.State == routine.StateRunning, // handed back by the engine
+		done.State == routine.StateCancelled && (s.runCtx.Err() != nil || errors.Is(context.Cause(ctx), ErrLeaseLost)):
 		s.interrupted(done)
 	}
 }
