@@ -95,10 +95,10 @@ type Scheduler struct {
 	stopClaim chan struct{} // closed by Shutdown: claim no more
 	runCtx    context.Context
 	runCancel context.CancelCauseFunc // cancels runs in flight after the grace, with ErrShutdown
-	workers   sync.WaitGroup     // the runs executing; added to by the dispatcher only
-	idle      chan struct{}      // closed once the dispatcher stopped and every run returned
-	beatsDone chan struct{}      // closed once the beats to the registry of workers stopped; nil: none
-	leases    *Leases            // renews the leases of the runs in flight
+	workers   sync.WaitGroup          // the runs executing; added to by the dispatcher only
+	idle      chan struct{}           // closed once the dispatcher stopped and every run returned
+	beatsDone chan struct{}           // closed once the beats to the registry of workers stopped; nil: none
+	leases    *Leases                 // renews the leases of the runs in flight
 
 	mu       sync.Mutex
 	inFlight map[string]string // run id → routine, of the runs executing here
