@@ -395,6 +395,8 @@ func TestBrowserPages(t *testing.T) {
 	tb.screenshot("metrics")
 	tb.open("/ui/costs?range=30d")
 	tb.screenshot("costs")
+	tb.open("/ui/alerts")
+	tb.screenshot("alerts")
 	tb.allow("/ui/nope")
 	tb.open("/ui/nope")
 	if got := eval[string](tb, `document.querySelector("main h1").textContent`); got != "Not Found" {
