@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
@@ -27,6 +28,9 @@ const (
 		FROM rollup_tokens WHERE width = ? AND start >= ? AND start < ?`
 )
 
+// rollupWidths are the widths of the rollups 0008_rollups.sql keeps.
+var rollupWidths = []time.Duration{store.RollupMinute, store.RollupHour}
+
 // routineIn is the condition, and its arguments, that keeps the rows of
 // the routines names; none when names is empty.
 func routineIn(names []string) (string, []any) {
@@ -43,7 +47,7 @@ func routineIn(names []string) (string, []any) {
 // Stats sums the rollups of the runs that ended in [p.Since, p.Until), by
 // routine, in one read transaction.
 func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats, error) {
-	plan := store.PlanStats(p)
+	plan := store.PlanStats(p, rollupWidths)
 	cond, names := routineIn(p.Routines)
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
