@@ -78,8 +78,9 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 			size := len(store.HistogramBounds) + 1
 			r := store.RollupRow{Duration: make([]int64, size), QueueWait: make([]int64, size)}
 			for rows.Next() {
-				// The histograms are read from their binary form: pgx's
-				// decoding of arrays would cost most of the read.
+				// The histograms are read as text, by hand: pgx's decoding
+				// of arrays cost most of the read (their binary form is
+				// four times the size of their text).
 				if err := rows.Scan(&r.Routine, &r.Start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, nil,
 					&r.DurationSumUs, nil, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived); err != nil {
 					return err
@@ -120,17 +121,19 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 // readCounts reads the text of a bigint[] of len(dst) counts ({1,2,3})
 // into dst.
 func readCounts(dst []int64, raw []byte) error {
-	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' {
+	last := len(raw) - 1
+	if last < 1 || raw[0] != '{' {
 		return fmt.Errorf("not a list of counts: %q", raw)
 	}
 	i, n, digits := 0, int64(0), 0
-	for _, c := range raw[1:] {
-		switch {
-		case c >= '0' && c <= '9':
+	for k := 1; k <= last; k++ {
+		c := raw[k]
+		if c >= '0' && c <= '9' {
 			n = n*10 + int64(c-'0')
 			digits++
 			continue
-		case (c != ',' && c != '}') || digits == 0 || i == len(dst):
+		}
+		if end := (c == ',' && k < last) || (c == '}' && k == last); !end || digits == 0 || i == len(dst) {
 			return fmt.Errorf("not %d counts: %q", len(dst), raw)
 		}
 		dst[i] = n
