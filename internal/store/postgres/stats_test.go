@@ -80,7 +80,8 @@ func TestStatsConcurrentEnds(t *testing.T) {
 // TestRollupDaysBackfill: 0009_rollup_days.sql sums the days of the runs
 // that ended before it from their hours, to the rows its trigger writes
 // as runs end: the day rows of runs ended through the store, dropped and
-// summed again by the migration, are the same.
+// summed again by the migration on the database as 0008 left it, are the
+// same.
 func TestRollupDaysBackfill(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
@@ -127,7 +128,13 @@ func TestRollupDaysBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(b.ctx)
-	for _, q := range []string{"DELETE FROM rollups WHERE width = 86400", "DELETE FROM rollup_tokens WHERE width = 86400", string(migration)} {
+	// The database as 0008 left it: no days, and routines_rollup_add of
+	// 0006_rollups.sql.
+	before := []string{"DELETE FROM rollups WHERE width = 86400", "DELETE FROM rollup_tokens WHERE width = 86400",
+		`DO $$ BEGIN
+			EXECUTE replace(pg_get_functiondef('routines_rollup_add'::regproc), ', (86400)', '');
+		END $$`}
+	for _, q := range append(before, string(migration)) {
 		if _, err := tx.Exec(b.ctx, q); err != nil {
 			t.Fatal(err)
 		}
