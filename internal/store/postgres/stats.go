@@ -77,12 +77,15 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 		batch.Queue(rowsSQL, rowsArgs...).Query(func(rows pgx.Rows) error {
 			size := len(store.HistogramBounds) + 1
 			r := store.RollupRow{Duration: make([]int64, size), QueueWait: make([]int64, size)}
+			// The histograms are read as text, by hand: pgx's decoding of
+			// arrays cost most of the read (their binary form is four
+			// times the size of their text). The destinations are made
+			// once: a list of them per row is a month's thousands of
+			// allocations.
+			dst := []any{&r.Routine, &r.Start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, nil,
+				&r.DurationSumUs, nil, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived}
 			for rows.Next() {
-				// The histograms are read as text, by hand: pgx's decoding
-				// of arrays cost most of the read (their binary form is
-				// four times the size of their text).
-				if err := rows.Scan(&r.Routine, &r.Start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, nil,
-					&r.DurationSumUs, nil, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived); err != nil {
+				if err := rows.Scan(dst...); err != nil {
 					return err
 				}
 				raw := rows.RawValues()
@@ -97,13 +100,14 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 			return rows.Err()
 		})
 		batch.Queue(tokensSQL, tokensArgs...).Query(func(rows pgx.Rows) error {
+			var (
+				name, model string
+				start       time.Time
+				t           routine.Tokens
+			)
+			dst := []any{&name, &start, &model, &t.Input, &t.Output}
 			for rows.Next() {
-				var (
-					name, model string
-					start       time.Time
-					t           routine.Tokens
-				)
-				if err := rows.Scan(&name, &start, &model, &t.Input, &t.Output); err != nil {
+				if err := rows.Scan(dst...); err != nil {
 					return err
 				}
 				b.AddTokens(name, start, model, t)
