@@ -76,6 +76,13 @@ type Store struct {
 	heartbeat      *sql.Stmt
 	requeue        *sql.Stmt
 	auditInsert    *sql.Stmt
+	// The fold of run ends into rollups before each commit (rollups.go),
+	// and the widths of the rollups, in seconds.
+	runEnds         *sql.Stmt
+	runEndsClear    *sql.Stmt
+	rollupAdd       *sql.Stmt
+	rollupTokensAdd *sql.Stmt
+	rollupWidths    []int64
 
 	// Read statements prepared on r at their first use, for the hot reads
 	// of the daemon (parsing stateGetSQL cost more than running it).
@@ -162,6 +169,10 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	if err := s.prepare(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	if s.rollupWidths, err = readRollupWidths(ctx, w); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	s.gc.beforeCommit = s.foldRunEnds
 	return s, nil
 }
 
@@ -198,6 +209,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.claimTake, claimTakeSQL},
 		{s.w, &s.heartbeat, heartbeatSQL},
 		{s.w, &s.requeue, requeueSQL},
+		{s.w, &s.runEnds, runEndsSQL},
+		{s.w, &s.runEndsClear, runEndsClearSQL},
+		{s.w, &s.rollupAdd, rollupAddSQL},
+		{s.w, &s.rollupTokensAdd, rollupTokensAddSQL},
 		{s.w, &s.auditInsert, auditInsertSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
@@ -217,7 +232,8 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
-		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert} {
+		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert,
+		s.runEnds, s.runEndsClear, s.rollupAdd, s.rollupTokensAdd} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
