@@ -20,7 +20,7 @@ func TestRollupsKeptAcrossRunEnds(t *testing.T) {
 	at := func(d time.Duration) int64 { return hour.Add(d).UnixMicro() }
 
 	// A store of schema 10, with two runs that ended there.
-	db, err := sql.Open("sqlite", URI(path, writerParams))
+	db, err := sql.Open("sqlite", URI(path, writerParams(SyncFull)))
 	if err != nil {
 		t.Fatal(err)
 	}
