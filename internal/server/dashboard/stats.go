@@ -104,10 +104,7 @@ func summarize(a *store.Aggregate) summary {
 // per Step from From: missing points are zero when zero is what no run
 // means (a count), else a gap (NaN: a latency).
 func points(w window, st *store.Stats, gapIfEmpty bool, value func(*store.Aggregate) float64) []point {
-	step := w.Step
-	if st != nil && st.Step > step {
-		step = st.Step
-	}
+	step := pointStep(w, st)
 	n := int(math.Ceil(float64(w.To.Sub(w.From)) / float64(step)))
 	out := make([]point, n)
 	for i := range out {
@@ -131,6 +128,15 @@ func points(w window, st *store.Stats, gapIfEmpty bool, value func(*store.Aggreg
 		out[k].V += value(a)
 	}
 	return out
+}
+
+// pointStep is the time between the points of st's series over w: the
+// window's step, or the series' own when that is wider.
+func pointStep(w window, st *store.Stats) time.Duration {
+	if st != nil && st.Step > w.Step {
+		return st.Step
+	}
+	return w.Step
 }
 
 // merged sums the stats of several routines into one, point by point:
@@ -169,3 +175,6 @@ func waitQuantile(q float64) func(*store.Aggregate) float64 {
 }
 func cpuSeconds(a *store.Aggregate) float64 { return a.CPUSeconds }
 func gbSeconds(a *store.Aggregate) float64  { return a.Usage.GBSeconds }
+func queueWaitSeconds(a *store.Aggregate) float64 {
+	return a.QueueWait.Sum.Seconds()
+}
