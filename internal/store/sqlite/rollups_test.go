@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -118,5 +120,57 @@ func TestRollupsKeptAcrossRunEnds(t *testing.T) {
 		if u := got.Usage; u.GBSeconds != 0.75 || u.BytesSent != 10 || u.Tokens["m"] != (routine.Tokens{Input: 4, Output: 5}) {
 			t.Errorf("%v: usage %+v, want 0.75 GB-s, 10 bytes sent, 4+5 tokens of m", width, u)
 		}
+	}
+}
+
+// TestRunEndsOfAnUndoneWrite: a write of a group commit that fails after
+// ending a run is undone alone, its run end with it; the run end of the
+// other write of the batch is summed, and run_ends is left empty.
+func TestRunEndsOfAnUndoneWrite(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hour := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
+	ended := map[string]*routine.Run{}
+	for _, id := range []string{"01UNDONE", "01KEPT"} {
+		run, err := s.RunCreate(ctx, &store.RunCreateParams{ID: id, Routine: "r", Trigger: routine.TriggerInfo{Kind: "cron"},
+			QueuedAt: hour, State: routine.StateRunning, Worker: "w", Lease: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := hour.Add(time.Second)
+		run.State, run.StartedAt, run.FinishedAt = routine.StateSucceeded, &hour, &end
+		ended[id] = run
+	}
+	undone := errors.New("undone after the run ended")
+	ops := []*writeOp{
+		{ctx: ctx, fn: func(ctx context.Context, tx *sql.Tx) error {
+			if err := s.runUpdateIn(ctx, tx, ended["01UNDONE"]); err != nil {
+				return err
+			}
+			return undone
+		}},
+		{ctx: ctx, fn: func(ctx context.Context, tx *sql.Tx) error { return s.runUpdateIn(ctx, tx, ended["01KEPT"]) }},
+	}
+	s.gc.commit(ops)
+	if !errors.Is(ops[0].err, undone) || ops[1].err != nil {
+		t.Fatalf("errors %v, %v; want the first write's own and none", ops[0].err, ops[1].err)
+	}
+	list, err := s.Stats(ctx, &store.StatsParams{Since: hour, Until: hour.Add(time.Hour)})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("Stats = %v, %v", list, err)
+	}
+	if got := list[0].Totals.ByState; got[routine.StateSucceeded] != 1 || len(got) != 1 {
+		t.Errorf("by state %v, want the one run kept", got)
+	}
+	if run, err := s.RunGet(ctx, "01UNDONE"); err != nil || run.State != routine.StateRunning {
+		t.Errorf("the undone write's run: %v, %v; want it running still", run, err)
+	}
+	var left int
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM run_ends").Scan(&left); err != nil || left != 0 {
+		t.Errorf("run_ends holds %d rows (%v), want none after the commit", left, err)
 	}
 }
