@@ -19,12 +19,14 @@ import (
 // The drain of the scale-down test: a grace long enough for the quick
 // runs in flight to end, too short for the long ones, whose step s2
 // outlasts it; and a lease so long that a run cut short that was not
-// handed back at once would wait for it, far past the test's bounds.
+// handed back at once would wait for it, far past the test's bounds. The
+// quick runs' step is long enough to be still running at SIGTERM when
+// the four runs of worker-1 begin a second apart on a loaded machine.
 const (
-	drainGrace = 3 * time.Second
+	drainGrace = 4 * time.Second
 	drainLease = 30 * time.Second
-	quickSleep = 1500 * time.Millisecond
-	longSleep  = 6 * time.Second
+	quickSleep = 2 * time.Second
+	longSleep  = 8 * time.Second
 )
 
 // workerID is the id a worker says it is up with.
