@@ -291,6 +291,11 @@ func (c *checkpointer) restore(p *store.CheckpointParams) {
 // stops waiting for it, the batch is given up for now and queued again
 // with the next (restore): the run goes on without its records stored,
 // and a step it then runs may run again should the run be resumed.
+// A store whose storage refuses writes (store.ErrUnwritable: a full
+// disk) is waited for without end instead: the run stays as the store
+// has it, and waits at its next step until space returns or its daemon
+// stops waiting for it; the daemon logs such an outage once, so the
+// tries log at debug level only.
 const (
 	commitPatience = 30 * time.Second
 	commitTries    = 4
@@ -306,24 +311,27 @@ const (
 func (c *checkpointer) commit(p *store.CheckpointParams) (int, error) {
 	delay := 10 * time.Millisecond
 	start := time.Now()
+	var last error
 	for try := 1; ; try++ {
 		err := c.store.Checkpoint(c.ctx, p)
+		unwritable := errors.Is(err, store.ErrUnwritable)
 		switch {
 		case err == nil:
 			if try > commitTries {
-				c.logger.Info("checkpoint stored again", "run_id", c.runID, "trace_id", c.traceID, "after", time.Since(start).Round(time.Millisecond))
+				c.logger.Log(c.ctx, store.LogLevel(last, slog.LevelInfo), "checkpoint stored again", "run_id", c.runID, "trace_id", c.traceID, "after", time.Since(start).Round(time.Millisecond))
 			}
 			return try, nil
 		case errors.Is(err, routine.ErrConflict): // the run is another worker's: no use trying again
 			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "trace_id", c.traceID, "err", err)
 			return try, err
 		case errors.Is(err, routine.ErrNotFound),
-			try >= commitTries && (c.hurry.Err() != nil || time.Since(start) >= commitPatience):
-			c.logger.Error("checkpoint", "run_id", c.runID, "trace_id", c.traceID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
+			try >= commitTries && (c.hurry.Err() != nil || !unwritable && time.Since(start) >= commitPatience):
+			c.logger.Log(c.ctx, store.LogLevel(err, slog.LevelError), "checkpoint", "run_id", c.runID, "trace_id", c.traceID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
 			return try, err
 		case try == commitTries:
-			c.logger.Warn("checkpoint failing: the run waits, trying again", "run_id", c.runID, "trace_id", c.traceID, "for", commitPatience, "err", err)
+			c.logger.Log(c.ctx, store.LogLevel(err, slog.LevelWarn), "checkpoint failing: the run waits, trying again", "run_id", c.runID, "trace_id", c.traceID, "for", commitPatience, "err", err)
 		}
+		last = err
 		time.Sleep(delay)
 		delay = min(4*delay, maxCommitDelay)
 	}
