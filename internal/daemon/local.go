@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -388,6 +389,9 @@ func Sink(catalog *scheduler.Catalog, queue *scheduler.Queue) trigger.Sink {
 			Routine: r, Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
 			DedupeKey: f.DedupeKey, DedupeWindow: f.DedupeWindow,
 		})
+		if errors.Is(err, store.ErrUnwritable) { // logged once by writesWatch
+			err = fmt.Errorf("%w: %w", trigger.ErrSinkDown, err)
+		}
 		return err
 	}
 }
