@@ -266,6 +266,14 @@ func TestServeDiskFull(t *testing.T) {
 	if runs != len(accepted) || succeeded != runs || check != "ok" {
 		t.Errorf("store after the outage: %d runs, %d succeeded, integrity %q; want the %d accepted, all succeeded, ok", runs, succeeded, check, len(accepted))
 	}
+	for _, a := range f.answers {
+		if a.code == http.StatusServiceUnavailable {
+			t.Logf("POST /hooks/in on a full disk: %d Retry-After: %s {\"error\":%q}", a.code, a.retryAfter, a.err)
+			break
+		}
+	}
+	t.Logf("POST /v1/routines/sink/runs on a full disk: %d Retry-After: %s {\"error\":%q}", invoke.code, invoke.retryAfter, invoke.err)
+	t.Logf("GET /readyz on a full disk: %d Retry-After: %s {\"error\":%q}", ready.code, ready.retryAfter, ready.err)
 	t.Logf("webhooks: before %d accepted; disk full %d accepted, %d refused; freed %d accepted, %d refused; ready again %s after space returned; %d runs succeeded",
 		f.count("before", 202), f.count("full", 202), f.count("full", 503), f.count("freed", 202), f.count("freed", 503), recovered.Round(time.Millisecond), succeeded)
 	t.Logf("disk full for %s; daemon log:\n%s", freed.Sub(filled).Round(time.Millisecond), logs)
