@@ -70,8 +70,8 @@ func writerParams(sync Sync) string {
 type Store struct {
 	w       *sql.DB
 	r       *sql.DB
-	gc      *groupCommit // every write goes through it
-	scratch bool         // thrown away after use: Close does not checkpoint
+	gc      *writer // every write goes through it
+	scratch bool    // thrown away after use: Close does not checkpoint
 	// wake tells Wakeups of this store's writes; another process's writes
 	// to the file go unheard, and the scheduler's poll finds them.
 	wake store.WakeHub
@@ -207,9 +207,11 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.wake.SetLive(true)
 	s.cancels.SetLive(true)
-	if s.gc, err = newGroupCommit(ctx, w); err != nil {
+	g, err := newGroupCommit(ctx, w)
+	if err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	s.gc = &writer{groupCommit: g, path: abs}
 	if err := s.prepare(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
