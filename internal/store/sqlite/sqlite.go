@@ -141,8 +141,12 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	if err := migrate(ctx, w, filepath.Base(abs)); err != nil {
-		return nil, errors.Join(err, w.Close())
+	// A damaged file shows here at the latest: migrate reads the header
+	// (SQLITE_NOTADB) and prepare parses the schema on page 1
+	// (SQLITE_CORRUPT). Damage deeper in is found by doctor's
+	// integrity check, which reads every page: too slow for every open.
+	if err := migrate(ctx, w, abs); err != nil {
+		return nil, errors.Join(corrupt(abs, err), w.Close())
 	}
 
 	r, err := sql.Open("sqlite", URI(abs, readerParams))
@@ -160,7 +164,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 		return nil, errors.Join(err, s.Close())
 	}
 	if err := s.prepare(ctx); err != nil {
-		return nil, errors.Join(err, s.Close())
+		return nil, errors.Join(corrupt(abs, err), s.Close())
 	}
 	return s, nil
 }
