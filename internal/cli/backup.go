@@ -23,7 +23,6 @@ func newBackupCmd(g *globals) *cobra.Command {
 			"the builtin vault's encrypted secrets, audit) to FILE, with its SHA-256 in FILE.sha256, while\n" +
 			"routines serve goes on working. It prints the size, checksum, schema version and runs of the copy.\n" +
 			"The master key is never in a backup: keep it apart, or the secrets in the backup cannot be read.\n" +
-			"Exit codes: 0 written, 1 the store could not be read or FILE written, 2 bad arguments.\n" +
 			"Docs: " + docsURL + "/operations.md#backup-and-restore",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,7 +88,6 @@ func newRestoreCmd(g *globals) *cobra.Command {
 			"(with its -wal and -shm) and puts FILE in its place, migrated to this binary's schema.\n" +
 			"It refuses while a daemon serves the project: stop it first. Secrets in the backup open only\n" +
 			"with the master key they were sealed under.\n" +
-			"Exit codes: 0 restored, 1 FILE refused or the store not replaced, 2 bad arguments or a daemon runs.\n" +
 			"Docs: " + docsURL + "/operations.md#backup-and-restore",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -278,9 +278,11 @@ func TestDoctorFindsADamagedStore(t *testing.T) {
 		}
 	}
 	damage(t, path, 1) // the schema
-	r = routines(t, dir, "runs")
-	if r.code != 1 || !strings.Contains(r.stderr, "is damaged") || !strings.Contains(r.stderr, "routines doctor") {
-		t.Fatalf("runs on a damaged store: %+v", r)
+	for _, args := range [][]string{{"runs"}, {"serve", dir, "--addr", "127.0.0.1:0"}} {
+		r := routines(t, dir, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "is damaged") || !strings.Contains(r.stderr, "routines doctor") {
+			t.Fatalf("%s on a damaged store: %+v", args[0], r)
+		}
 	}
 	if r := routines(t, dir, "restore", file); r.code != 0 {
 		t.Fatalf("restore: %+v", r)

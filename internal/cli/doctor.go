@@ -34,7 +34,6 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			"Then it checks the project's store (.routines/state.db), which a daemon may be using: SQLite's\n" +
 			"integrity_check reads every page (--quick: quick_check, which skips comparing indexes with their\n" +
 			"tables), and its schema version against this binary's. A damaged store is restored from a backup.\n" +
-			"Exit codes: 0 all well, 1 a layer missing or the store damaged or too new.\n" +
 			"Docs: " + docsURL + "/sandbox.md explains each layer, " + docsURL + "/operations.md the store.",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
