@@ -26,12 +26,9 @@ func newBackupCmd(g *globals) *cobra.Command {
 			"Docs: " + docsURL + "/operations.md#backup-and-restore",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.localOnly("backup", "back the database up with pg_dump"); err != nil {
-				return err
-			}
-			p, err := g.projectFor(".")
+			p, err := g.localProject("backup", "back the database up with pg_dump")
 			if err != nil {
-				return invalid(err)
+				return err
 			}
 			if !p.HasStore() {
 				return invalidf("nothing to back up in project %s (no %s): pass --project DIR", p.Dir, p.StorePath())
@@ -91,12 +88,9 @@ func newRestoreCmd(g *globals) *cobra.Command {
 			"Docs: " + docsURL + "/operations.md#backup-and-restore",
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.localOnly("restore", "restore the database with pg_restore"); err != nil {
-				return err
-			}
-			p, err := g.projectFor(".")
+			p, err := g.localProject("restore", "restore the database with pg_restore")
 			if err != nil {
-				return invalid(err)
+				return err
 			}
 			// Held until the store is in place: no daemon starts on the
 			// project meanwhile.
@@ -140,10 +134,16 @@ func newRestoreCmd(g *globals) *cobra.Command {
 	}
 }
 
-// localOnly refuses a command of the local store with --profile.
-func (g *globals) localOnly(name, instead string) error {
+// localProject is the project around the current directory, for a
+// command of its local store (name), which refuses --profile: a server's
+// PostgreSQL is another database's tools' (instead).
+func (g *globals) localProject(name, instead string) (project.Project, error) {
 	if g.profileName() != "" {
-		return invalidf("%s works on the project's local store, not a server (--profile): for a remote deployment's PostgreSQL, %s", name, instead)
+		return project.Project{}, invalidf("%s works on the project's local store, not a server (--profile): for a remote deployment's PostgreSQL, %s", name, instead)
 	}
-	return nil
+	p, err := g.projectFor(".")
+	if err != nil {
+		return p, invalid(err)
+	}
+	return p, nil
 }
