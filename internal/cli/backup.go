@@ -43,7 +43,7 @@ func newBackupCmd(g *globals) *cobra.Command {
 			w := g.deps.Stdout
 			fmt.Fprintf(w, "backed up %s to %s\n", p.StorePath(), info.File)
 			printFileInfo(w, info)
-			fmt.Fprintf(w, "checksum in %s.sha256 (sha256sum -c reads it)\n", info.File)
+			fmt.Fprintf(w, "checksum in %s.sha256 (sha256sum -c reads it in that directory)\n", info.File)
 			fmt.Fprintln(w, "the master key is not in the backup: keep it apart, or its secrets cannot be read ("+docsURL+"/operations.md#the-master-key)")
 			return nil
 		},

@@ -254,7 +254,7 @@ var helpTable = map[string]commandHelp{
 	},
 	"routines backup": {
 		example: "  routines backup /srv/backups/state-$(date +%F).db\n" +
-			"  sha256sum -c /srv/backups/state-2026-12-04.db.sha256   # check one later, without routines",
+			"  cd /srv/backups && sha256sum -c state-2026-12-04.db.sha256   # check one later, without routines",
 		exits: "  0  written\n  1  the store could not be read or FILE written\n  2  no store in the project, FILE is the store, or --profile",
 	},
 	"routines restore": {
