@@ -233,6 +233,8 @@ func newRoot(g *globals) *cobra.Command {
 		newClassifyCmd(g),
 		newTestCmd(g),
 		newDoctorCmd(g),
+		newBackupCmd(g),
+		newRestoreCmd(g),
 		newStatusCmd(g),
 		newCostsCmd(g),
 		newStatsCmd(g),

@@ -192,8 +192,12 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	if err := migrate(ctx, w, filepath.Base(abs)); err != nil {
-		return nil, errors.Join(err, w.Close())
+	// A damaged file shows here at the latest: migrate reads the header
+	// (SQLITE_NOTADB) and prepare parses the schema on page 1
+	// (SQLITE_CORRUPT). Damage deeper in is found by doctor's
+	// integrity check, which reads every page: too slow for every open.
+	if err := migrate(ctx, w, abs); err != nil {
+		return nil, errors.Join(corrupt(abs, err), w.Close())
 	}
 
 	r, err := sql.Open("sqlite", URI(abs, readerParams))
@@ -213,7 +217,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	}
 	s.gc = &writer{groupCommit: g, path: abs}
 	if err := s.prepare(ctx); err != nil {
-		return nil, errors.Join(err, s.Close())
+		return nil, errors.Join(corrupt(abs, err), s.Close())
 	}
 	if s.rollupWidths, err = readRollupWidths(ctx, w); err != nil {
 		return nil, errors.Join(err, s.Close())
