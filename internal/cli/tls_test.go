@@ -180,3 +180,32 @@ func TestCLIVerifiesCertificates(t *testing.T) {
 		t.Fatalf("status: %+v", status)
 	}
 }
+
+// routines server serves TLS from ROUTINES_TLS_CERT and ROUTINES_TLS_KEY
+// (as a container gets them) to a CLI with ROUTINES_CA_CERT, and limits
+// each token to its --rate-limit-token.
+func TestServerTLSAndRateLimit(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t, "deployment CA")
+	certFile, keyFile := ca.Files(t, "routines.internal")
+	env := map[string]string{"ROUTINES_TLS_CERT": certFile, "ROUTINES_TLS_KEY": keyFile}
+	srv := clitest.StartRemoteWith(t, cli.Deps{Getenv: secretEnv(t, env)}, "server",
+		append(deploymentArgs(t, "sqlite:"+filepath.Join(t.TempDir(), "deployment.db")), "--addr", "127.0.0.1:0", "--token", remoteToken, "--rate-limit-token", "1/m,burst=3")...)
+	if !strings.Contains(srv.Out.String(), "server on https://"+srv.Addr) {
+		t.Fatalf("the server does not say it serves https:\n%s", srv.Out.String())
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "greet", "routine.yaml"), "name: greet\nsteps:\n  - id: hi\n    run: echo hi\n")
+	cliEnv := secretEnv(t, map[string]string{"ROUTINES_SERVER": "https://" + srv.Addr, "ROUTINES_TOKEN": remoteToken, "ROUTINES_CA_CERT": ca.CAFile(t)})
+	run := func(args ...string) result {
+		return routinesWith(t, cli.Deps{Getenv: cliEnv}, "", args...)
+	}
+	for i := range 3 {
+		if r := run("revisions", "greet"); r.code == 0 || !strings.Contains(r.stderr, "no routine greet") && !strings.Contains(r.stderr, "404") {
+			t.Fatalf("request %d of the burst: %+v", i+1, r)
+		}
+	}
+	if r := run("push", src); r.code == 0 || !strings.Contains(r.stderr, "429 Too Many Requests: too many requests with this token (limit 1/m,burst=3): retry after 60s") {
+		t.Fatalf("past the burst: %+v", r)
+	}
+}

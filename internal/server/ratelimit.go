@@ -72,12 +72,20 @@ func ParseRate(s string) (Rate, error) {
 	return r, nil
 }
 
-// String writes r as ParseRate reads it.
+// String writes r as ParseRate reads it, per second, else per minute,
+// else per hour: whichever counts at least one.
 func (r Rate) String() string {
 	if r.PerSecond <= 0 {
 		return "off"
 	}
-	return strconv.FormatFloat(r.PerSecond, 'f', -1, 64) + "/s,burst=" + strconv.Itoa(r.Burst)
+	n, unit := r.PerSecond, "s"
+	if n < 1 {
+		n, unit = n*60, "m"
+	}
+	if n < 1 {
+		n, unit = n*60, "h"
+	}
+	return strconv.FormatFloat(math.Round(n*1e6)/1e6, 'f', -1, 64) + "/" + unit + ",burst=" + strconv.Itoa(r.Burst)
 }
 
 // maxBuckets bounds the buckets of one kind kept at once. Past it, the

@@ -40,8 +40,13 @@ func TestParseRate(t *testing.T) {
 			t.Errorf("ParseRate(%q): %v, want an error saying how to write it", in, err)
 		}
 	}
-	if s := (server.Rate{PerSecond: 50, Burst: 100}).String(); s != "50/s,burst=100" {
-		t.Errorf("String: %s", s)
+	for _, in := range []string{"50/s,burst=100", "1/m,burst=3", "1/h,burst=5", "2.5/s,burst=1"} {
+		if r, err := server.ParseRate(in); err != nil || r.String() != in {
+			t.Errorf("ParseRate(%q).String() = %q, %v", in, r, err)
+		}
+	}
+	if s := (server.Rate{}).String(); s != "off" {
+		t.Errorf("the zero rate: %s", s)
 	}
 }
 
@@ -110,7 +115,7 @@ func TestRateLimitPerToken(t *testing.T) {
 		}
 	}
 	code, retry, msg := b.send(t, http.MethodGet, "/v1/status", "Bearer tok")
-	if secs, _ := strconv.Atoi(retry); code != http.StatusTooManyRequests || secs < 1 || secs > 10 || !strings.Contains(msg, "too many requests with this token (limit 0.1/s,burst=3): retry after") {
+	if secs, _ := strconv.Atoi(retry); code != http.StatusTooManyRequests || secs < 1 || secs > 10 || !strings.Contains(msg, "too many requests with this token (limit 6/m,burst=3): retry after") {
 		t.Fatalf("past the burst: %d, Retry-After %q, %q", code, retry, msg)
 	}
 	// A run through the API is refused too, and counted.
