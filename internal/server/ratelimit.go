@@ -175,8 +175,10 @@ func newRateLimiter(l RateLimits) *rateLimiter {
 }
 
 // tokenKey names the bucket of the credentials of r: a keyed hash of its
-// Authorization header; "" for a request without one. When tokens have
-// ids of their own, the id will do as well.
+// Authorization header; "" for a request without one. It needs no
+// lookup, so a request is limited before its token is checked (guesses
+// included). A token's id, once known, would name it as well: call
+// tokenLimited with it where the token is looked up, instead.
 func (rl *rateLimiter) tokenKey(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -211,20 +213,29 @@ func (s *Server) ingressKey(r *http.Request) string {
 }
 
 // rateLimited answers 429 with Retry-After when r is past the bucket of
-// its token or of its ingress path, and reports whether it did.
+// its ingress path or of its token, and reports whether it did.
+// A limit that is off costs nothing: not even the key is made.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request) bool {
-	rl, now := s.rates, time.Now()
-	if key := s.ingressKey(r); key != "" {
-		if d := rl.ingress.take(key, now); d > 0 {
-			s.tooMany(w, r, d, "too many requests to "+r.URL.Path, rl.ingress.rate)
-			return true
+	if s.rates.ingress != nil {
+		if key := s.ingressKey(r); key != "" {
+			if d := s.rates.ingress.take(key, time.Now()); d > 0 {
+				s.tooMany(w, r, d, "too many requests to "+r.URL.Path, s.rates.ingress.rate)
+				return true
+			}
 		}
 	}
-	if key := rl.tokenKey(r); key != "" {
-		if d := rl.tokens.take(key, now); d > 0 {
-			s.tooMany(w, r, d, "too many requests with this token", rl.tokens.rate)
-			return true
-		}
+	return s.rates.tokens != nil && s.tokenLimited(w, r, s.rates.tokenKey(r))
+}
+
+// tokenLimited answers 429 with Retry-After when the bucket of the token
+// named key ("": none) is empty, and reports whether it did.
+func (s *Server) tokenLimited(w http.ResponseWriter, r *http.Request, key string) bool {
+	if key == "" || s.rates.tokens == nil {
+		return false
+	}
+	if d := s.rates.tokens.take(key, time.Now()); d > 0 {
+		s.tooMany(w, r, d, "too many requests with this token", s.rates.tokens.rate)
+		return true
 	}
 	return false
 }
