@@ -1,11 +1,7 @@
 package cli_test
 
 import (
-	"context"
-	"crypto/tls"
-	"io"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,29 +28,6 @@ func tlsProject(t *testing.T, ca *tlstest.CA) (d *clitest.Daemon, base, dir, cer
 	return d, "https://" + d.Addr, dir, certFile, keyFile
 }
 
-// served gets /healthz with c and returns the common name of the
-// certificate it was served, and whether the connection was kept alive
-// from an earlier request.
-func served(t *testing.T, c *http.Client, base string) (name string, reused bool) {
-	t.Helper()
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, base+"/healthz", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.TLS.PeerCertificates[0].Subject.CommonName, reused
-}
-
-func trusting(ca *tlstest.CA) *http.Client {
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
-}
-
 // serve --tls-cert reads its certificate again on SIGHUP: a connection
 // kept alive goes on, new connections get the new certificate, and a
 // pair that does not load leaves the old one served and logs why. The
@@ -63,8 +36,8 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 	t.Parallel()
 	ca := tlstest.NewCA(t, "test CA")
 	d, base, _, certFile, keyFile := tlsProject(t, ca)
-	alive := trusting(ca)
-	if name, _ := served(t, alive, base); name != "first" {
+	alive := ca.Client()
+	if name, _ := tlstest.Served(t, alive, base+"/healthz"); name != "first" {
 		t.Fatalf("served %q, want first", name)
 	}
 
@@ -73,10 +46,10 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 	tlstest.Write(t, keyFile, keyPEM)
 	hangup(t)
 	waitFor(t, d, "SIGHUP: TLS certificate reloaded", 1)
-	if name, reused := served(t, alive, base); name != "first" || !reused {
+	if name, reused := tlstest.Served(t, alive, base+"/healthz"); name != "first" || !reused {
 		t.Fatalf("the kept-alive connection: served %q (reused %v), want first on the same connection", name, reused)
 	}
-	if name, reused := served(t, trusting(ca), base); name != "second" || reused {
+	if name, reused := tlstest.Served(t, ca.Client(), base+"/healthz"); name != "second" || reused {
 		t.Fatalf("a new connection: served %q (reused %v), want second", name, reused)
 	}
 
@@ -87,7 +60,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 	if !strings.Contains(d.Out.String(), "private key does not match public key") {
 		t.Fatalf("the log does not say why:\n%s", d.Out.String())
 	}
-	if name, _ := served(t, trusting(ca), base); name != "second" {
+	if name, _ := tlstest.Served(t, ca.Client(), base+"/healthz"); name != "second" {
 		t.Fatalf("after a bad pair: served %q, want second", name)
 	}
 
@@ -99,7 +72,7 @@ func TestServeTLSReloadOnSIGHUP(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", base)
-	c := trusting(ca)
+	c := ca.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
@@ -201,7 +174,7 @@ func TestServerTLSAndRateLimit(t *testing.T) {
 		return routinesWith(t, cli.Deps{Getenv: cliEnv}, "", args...)
 	}
 	// Bodies are bounded as locally: 1 MiB but for a push.
-	resp, err := trusting(ca).Post("https://"+srv.Addr+"/hooks/any", "application/json", strings.NewReader(strings.Repeat("a", 2<<20)))
+	resp, err := ca.Client().Post("https://"+srv.Addr+"/hooks/any", "application/json", strings.NewReader(strings.Repeat("a", 2<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}

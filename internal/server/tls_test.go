@@ -2,12 +2,10 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,32 +37,6 @@ func serveTLS(t *testing.T, b *testBundle, cert *server.Certificate, lim server.
 	return ln.Addr().String()
 }
 
-// servedName gets /healthz with c and returns the common name of the
-// certificate it was served, and whether the connection was one kept
-// alive from before.
-func servedName(t *testing.T, c *http.Client, addr string) (name string, reused bool) {
-	t.Helper()
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, "https://"+addr+"/healthz", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /healthz: %d", resp.StatusCode)
-	}
-	return resp.TLS.PeerCertificates[0].Subject.CommonName, reused
-}
-
-func tlsClient(ca *tlstest.CA) *http.Client {
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
-}
-
 // A reload serves the new pair to new connections while a connection
 // kept alive goes on with the old one; a pair that does not load leaves
 // the one served in place and says why.
@@ -78,8 +50,8 @@ func TestCertificateReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serveTLS(t, b, cert, server.DefaultLimits, nil)
-	alive := tlsClient(ca)
-	if name, _ := servedName(t, alive, addr); name != "first" {
+	alive := ca.Client()
+	if name, _ := tlstest.Served(t, alive, "https://"+addr+"/healthz"); name != "first" {
 		t.Fatalf("served %q, want first", name)
 	}
 
@@ -89,10 +61,10 @@ func TestCertificateReload(t *testing.T) {
 	if err := cert.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if name, reused := servedName(t, alive, addr); name != "first" || !reused {
+	if name, reused := tlstest.Served(t, alive, "https://"+addr+"/healthz"); name != "first" || !reused {
 		t.Fatalf("the kept-alive connection: served %q (reused %v), want first on the same connection", name, reused)
 	}
-	if name, reused := servedName(t, tlsClient(ca), addr); name != "second" || reused {
+	if name, reused := tlstest.Served(t, ca.Client(), "https://"+addr+"/healthz"); name != "second" || reused {
 		t.Fatalf("a new connection: served %q (reused %v), want second", name, reused)
 	}
 
@@ -108,7 +80,7 @@ func TestCertificateReload(t *testing.T) {
 	if err := cert.Reload(); err == nil || !strings.Contains(err.Error(), certFile) {
 		t.Fatalf("half a certificate: %v", err)
 	}
-	if name, _ := servedName(t, tlsClient(ca), addr); name != "second" {
+	if name, _ := tlstest.Served(t, ca.Client(), "https://"+addr+"/healthz"); name != "second" {
 		t.Fatalf("after failed reloads: served %q, want second", name)
 	}
 }

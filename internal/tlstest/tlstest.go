@@ -6,14 +6,19 @@
 package tlstest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"testing"
@@ -128,18 +133,31 @@ func Write(t testing.TB, path string, data []byte) {
 	}
 }
 
-// CommonName is the common name of the leaf certificate of PEM data.
-func CommonName(t testing.TB, certPEM []byte) string {
+// Client is an HTTP client that trusts the CA alone.
+func (ca *CA) Client() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+}
+
+// Served gets url with c and returns the common name of the certificate
+// the server presented, and whether the connection was one kept alive
+// from an earlier request.
+func Served(t testing.TB, c *http.Client, url string) (commonName string, reused bool) {
 	t.Helper()
-	b, _ := pem.Decode(certPEM)
-	if b == nil {
-		t.Fatal("tlstest: no PEM block")
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Subject.CommonName
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return resp.TLS.PeerCertificates[0].Subject.CommonName, reused
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
