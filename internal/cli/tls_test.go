@@ -152,6 +152,13 @@ func TestCLIVerifiesCertificates(t *testing.T) {
 	if status.code != 0 || !strings.Contains(status.stdout, "on "+base) {
 		t.Fatalf("status: %+v", status)
 	}
+	// An emit step of run-once publishes to the daemon the same way.
+	emitter := filepath.Join(t.TempDir(), "emitter", "routine.yaml")
+	writeFile(t, emitter, "name: emitter\nsteps:\n  - id: e\n    emit: { event: greet.me, token: "+remoteToken+" }\n")
+	code, out, errOut := clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, map[string]string{"ROUTINES_TOKEN": remoteToken, "ROUTINES_CA_CERT": ""})}, "--project", dir, "run-once", emitter)
+	if code != 0 {
+		t.Fatalf("run-once emitting to the daemon: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // routines server serves TLS from ROUTINES_TLS_CERT and ROUTINES_TLS_KEY
