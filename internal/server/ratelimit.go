@@ -155,13 +155,6 @@ func (b *buckets) sweep(now time.Time) {
 	}
 }
 
-// len is the number of buckets kept.
-func (b *buckets) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.m)
-}
-
 // rateLimiter holds the buckets of tokens and of ingress paths.
 type rateLimiter struct {
 	tokens, ingress *buckets

@@ -21,14 +21,14 @@ func TestBucketsBounded(t *testing.T) {
 	if b.take("new1", now) != 0 || b.take("new2", now) == 0 {
 		t.Fatal("past the bound, newcomers should share one bucket")
 	}
-	if n := b.len(); n != maxBuckets {
+	if n := kept(b); n != maxBuckets {
 		t.Fatalf("%d buckets, want %d", n, maxBuckets)
 	}
 	// A second later every bucket is full: the next newcomer sweeps them.
 	if d := b.take("new3", now.Add(time.Second)); d != 0 {
 		t.Fatalf("after the refill: wait %s", d)
 	}
-	if n := b.len(); n != 1 {
+	if n := kept(b); n != 1 {
 		t.Fatalf("%d buckets after the sweep, want 1", n)
 	}
 
@@ -37,10 +37,17 @@ func TestBucketsBounded(t *testing.T) {
 	b.take("a", now)
 	b.take("b", now.Add(sweepEvery/2))
 	b.take("c", now.Add(sweepEvery+time.Second))
-	if n := b.len(); n != 1 {
+	if n := kept(b); n != 1 {
 		t.Fatalf("%d buckets after a minute, want 1 (the newcomer's)", n)
 	}
 	if newBuckets(Rate{}) != nil || (*buckets)(nil).take("x", now) != 0 {
 		t.Fatal("the zero rate should limit nothing")
 	}
+}
+
+// kept is the number of buckets b keeps.
+func kept(b *buckets) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.m)
 }
