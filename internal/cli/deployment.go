@@ -266,7 +266,7 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		return err
 	}
 	if role, ok := role.(*serverOptions); ok {
-		role.reloadOnHangup(ctx, logger)
+		defer role.reloadOnHangup(logger)()
 	}
 	where := ""
 	if cfg.Workers > 0 && !placement.IsZero() {

@@ -156,21 +156,22 @@ func (o *apiOptions) tlsConfig() *tls.Config {
 }
 
 // reloadOnHangup reads the certificate files again on each SIGHUP, until
-// ctx ends: the operator replaces them, then signals. Connections open
-// keep their certificate; a pair that does not load leaves the old one
-// served, and the log says why. Without a certificate SIGHUP keeps its
-// default (it ends the process).
-func (o *apiOptions) reloadOnHangup(ctx context.Context, logger *slog.Logger) {
+// the function it returns is called (when the daemon has stopped, so a
+// SIGHUP during the shutdown does not end it): the operator replaces the
+// files, then signals. Connections open keep their certificate; a pair
+// that does not load leaves the old one served, and the log says why.
+// Without a certificate SIGHUP keeps its default (it ends the process).
+func (o *apiOptions) reloadOnHangup(logger *slog.Logger) (stop func()) {
 	if o.cert == nil {
-		return
+		return func() {}
 	}
-	hup := make(chan os.Signal, 1)
+	hup, done := make(chan os.Signal, 1), make(chan struct{})
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		defer signal.Stop(hup)
 		for {
 			select {
-			case <-ctx.Done():
+			case <-done:
 				return
 			case <-hup:
 				if err := o.cert.Reload(); err != nil {
@@ -181,6 +182,7 @@ func (o *apiOptions) reloadOnHangup(ctx context.Context, logger *slog.Logger) {
 			}
 		}
 	}()
+	return func() { close(done) }
 }
 
 // listen listens on --addr, with a warning when the address is reachable
@@ -350,7 +352,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	o.reloadOnHangup(ctx, logger)
+	defer o.reloadOnHangup(logger)()
 	stop := func() error {
 		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
 		defer cancel()
