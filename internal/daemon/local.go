@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ type LocalConfig struct {
 	// Check vets a routine file reloaded; nil: none.
 	Check    Check
 	Listener net.Listener
+	// TLS, when set, makes Listener serve HTTPS
+	// (server.Certificate.TLSConfig); nil: plain HTTP.
+	TLS *tls.Config
 	// Reload watches the routine files and reloads them when they change.
 	Reload bool
 
@@ -61,9 +65,10 @@ type LocalConfig struct {
 	Unconfined   bool
 	AllowMissing []string
 
-	Token     string
-	MaxQueued int
-	Limits    server.Limits
+	Token      string
+	MaxQueued  int
+	Limits     server.Limits
+	RateLimits server.RateLimits
 	// Vault is the builtin vault that /v1/secrets writes to; without
 	// one, secrets are set only where the daemon runs.
 	Vault server.Vault
@@ -185,7 +190,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	d.api = server.New(server.Config{
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
-		Secret: lookup, Limits: cfg.Limits, Writes: writes,
+		Secret: lookup, Limits: cfg.Limits, Writes: writes, RateLimits: cfg.RateLimits,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
 		Metrics: m,
 		Prices:  prices, Budgets: budgets,
@@ -200,7 +205,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	// until the runs in flight are over (a request waiting for a run gets
 	// its answer); intake is refused first, then triggers stop, then the
 	// runs in flight get their grace.
-	d.services.Add("listener", listener(d.api, cfg.Listener, cfg.Limits, d.served))
+	d.services.Add("listener", listener(d.api, cfg.Listener, cfg.Limits, cfg.TLS, d.served))
 	d.services.Add("executor", Executor(sched))
 	d.services.Add("triggers", triggers)
 	d.services.Add("reloader", NewReloader(ReloaderConfig{
@@ -237,11 +242,17 @@ func (d *Local) Stop(ctx context.Context) error {
 // listener is the service of the API's HTTP server on ln: it serves from
 // Start, and sends to served the error that stops it on its own; Stop
 // closes it, giving the requests in flight a second.
-func listener(api *server.Server, ln net.Listener, lim server.Limits, served chan<- error) Service {
-	httpSrv, limited := api.HTTPServer(ln, lim)
+func listener(api *server.Server, ln net.Listener, lim server.Limits, tlsConf *tls.Config, served chan<- error) Service {
+	httpSrv, limited := api.HTTPServer(ln, lim, tlsConf)
 	return Func{
 		OnStart: func(context.Context) error {
-			go func() { served <- httpSrv.Serve(limited) }()
+			go func() {
+				if tlsConf != nil {
+					served <- httpSrv.ServeTLS(limited, "", "")
+					return
+				}
+				served <- httpSrv.Serve(limited)
+			}()
 			return nil
 		},
 		OnStop: func(context.Context) error { return shutdown(httpSrv) },

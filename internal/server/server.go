@@ -62,6 +62,9 @@ type Config struct {
 	// Limits are the timeouts and caps against clients that would starve
 	// the daemon (limits.go); zero fields are off.
 	Limits Limits
+	// RateLimits bound the requests of each token and to each ingress
+	// path (ratelimit.go); zero fields are off.
+	RateLimits RateLimits
 	// Problems is where the webhooks and Slack commands that cannot work
 	// report it, for GET /v1/status; the daemon shares it with its
 	// triggers. A registry of the server's own when nil.
@@ -105,6 +108,7 @@ type Server struct {
 	stop     context.CancelFunc
 	backlog  backlog
 	bodies   bodyBudget
+	rates    *rateLimiter
 	// events publishes the events posted to /v1/events, through Queue to
 	// the Routines that listen to them.
 	events   *events.Publisher
@@ -146,7 +150,7 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(metrics.Config{Logger: cfg.Logger})
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight}, rates: newRateLimiter(cfg.RateLimits),
 		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger), metrics: cfg.Metrics}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -204,6 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// command, an event, the API) continues the caller's trace.
 	if ctx := tracing.Extract(r.Context(), r.Header); ctx != r.Context() {
 		r = r.WithContext(ctx)
+	}
+	if s.rateLimited(w, r) {
+		return
 	}
 	s.withBodyBudget(w, r, s.mux)
 }
