@@ -135,7 +135,11 @@ func TestServeDiskFull(t *testing.T) {
 	t.Parallel()
 	dir := writeRoutine(t, "name: sink\ntriggers:\n  - webhook: { path: /in }\nsteps:\n  - id: work\n    run: sleep 0.3 && echo \"got {{ event.n }}\"\n")
 	disk := filepath.Join(dir, ".routines")
-	disktest.Mount(t, disk, 4<<20)
+	// Room for the write-ahead log to reach its checkpoint size (1000
+	// pages, 4 MiB) beside the database: on a disk the log alone fills,
+	// no checkpoint can move its pages into the database, and only space
+	// freed beyond the filler's would end the outage.
+	disktest.Mount(t, disk, 16<<20)
 	// Runs are in flight when the disk fills, and it stays full longer
 	// than their leases.
 	d := startServeProcess(t, dir, nil, "--lease", "2s")
