@@ -27,14 +27,17 @@ import (
 // lock held by another process instead of failing with SQLITE_BUSY, and
 // _txlock=immediate takes the write lock at BEGIN, so a transaction never
 // has to upgrade a read snapshot that another writer made stale (which
-// fails at once, whatever the timeout). synchronous=NORMAL drops the fsync
+// fails at once, whatever the timeout). auto_vacuum=INCREMENTAL takes
+// effect in a new file only (before its first table), or at a VACUUM
+// (Store.Compact): pruned pages are then given back to the file system by
+// Store.Vacuum. synchronous=NORMAL drops the fsync
 // of each commit: a crashed process loses nothing, a power cut may lose the
 // last commits, and the file is never corrupt.
 const (
-	writerParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	writerParams = "_pragma=busy_timeout(10000)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	// scratchParams are those of a store thrown away after use: nothing
 	// is ever flushed to the disk.
-	scratchParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	scratchParams = "_pragma=busy_timeout(10000)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	readerParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 )
 
