@@ -35,7 +35,7 @@ func (e *Error) Error() string {
 type source struct {
 	file     string
 	data     []byte
-	format   *format // nil: a routine file
+	format   *format  // nil: a routine file
 	lines    []string // split on first use
 	problems []Problem
 	warnings []Problem
