@@ -236,6 +236,7 @@ func newRoot(g *globals) *cobra.Command {
 		newStatusCmd(g),
 		newCostsCmd(g),
 		newStatsCmd(g),
+		newPruneCmd(g),
 		newReportCmd(g),
 		newProjectsTopic(),
 		newLoginCmd(g), newLogoutCmd(g),

@@ -168,6 +168,10 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err != nil {
 		return invalid(err)
 	}
+	projCfg, err := proj.LoadConfig()
+	if err != nil {
+		return invalid(err)
+	}
 	routines, err := project.Discover(root, g.deps.Stderr, g.checkSecrets)
 	if err != nil {
 		return invalid(err)
@@ -240,8 +244,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
 		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Costs: o.costConfig, Alerts: o.alerts,
-		Metrics: g.newMetrics(logger),
-		Tracing: spans,
+		Retention: &projCfg.Retention,
+		Metrics:   g.newMetrics(logger),
+		Tracing:   spans,
 	})
 	if err != nil {
 		ln.Close()
