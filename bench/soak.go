@@ -28,12 +28,12 @@ var soakRuns *int
 // the store's size (file and write-ahead log) and the daemon's RSS every
 // ten seconds: both must stay bounded while the runs pass through. Most
 // runs are one `state: {get: x}` step (the throughput workload); one in
-// fifty is a `run` step that prints a line and keeps an artifact, so
+// 200 is a `run` step that prints a line and keeps an artifact, so
 // that log lines and run folders are pruned too. The daemon logs each
 // pass of retention; the longest batch of all passes is reported.
 func soakBench(bin, tmp string) error {
 	total := int64(*soakRuns)
-	const clients, every, sampleEvery = 32, 50, 10 * time.Second
+	const clients, every, sampleEvery = 32, 200, 10 * time.Second
 	dir := filepath.Join(tmp, "soak")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

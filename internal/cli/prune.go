@@ -55,11 +55,6 @@ type pruneOutput struct {
 }
 
 func (g *globals) prune(ctx context.Context, o retention.Options) error {
-	if rm, err := g.remote(""); err != nil {
-		return err
-	} else if rm != nil {
-		return invalidf("prune works on a local project's store; a deployment's PostgreSQL store is not pruned by routines yet (drop --profile %s)", rm.name)
-	}
 	p, err := g.projectFor(".")
 	if err != nil {
 		return err
@@ -82,7 +77,7 @@ func (g *globals) prune(ctx context.Context, o retention.Options) error {
 			st.Close()
 		}
 	}()
-	pr, err := retention.New(retention.Config{Store: st, Policy: cfg.Retention, RunsDir: p.RunsDir()})
+	pr, err := retention.New(retention.Config{Store: st, Policy: cfg.Retention, RunsDir: p.RunsDir(), Now: g.now})
 	if err != nil {
 		return err
 	}

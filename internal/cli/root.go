@@ -68,7 +68,7 @@ type Deps struct {
 	Version string
 	Build   *debug.BuildInfo
 	// Now is the clock of what commands show, such as validate's next
-	// firing times; time.Now when nil.
+	// firing times, and of what prune judges old; time.Now when nil.
 	Now func() time.Time
 }
 
