@@ -210,7 +210,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 			own.Release()
 			return nil, err
 		}
-		d.services.Add("retention", retention.NewService(pr, retention.Interval(*cfg.Retention), nil))
+		d.services.Add("retention", retention.NewService(pr, retention.Interval(*cfg.Retention)))
 	}
 	d.services.Add("intake", Func{OnStop: func(context.Context) error { d.api.Drain(); return nil }})
 	return d, nil

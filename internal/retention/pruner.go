@@ -261,24 +261,19 @@ func (p *Pruner) removeRunDir(rep *Report, id string) error {
 		return nil
 	}
 	for _, name := range []string{id, id + ".routine"} {
-		n, err := removeDir(filepath.Join(p.cfg.RunsDir, name), false)
-		if err != nil {
+		if err := removeDir(rep, filepath.Join(p.cfg.RunsDir, name), false); err != nil {
 			return err
-		}
-		if n >= 0 {
-			rep.Artifacts++
-			rep.ArtifactBytes += n
 		}
 	}
 	return nil
 }
 
-// removeDir deletes a folder (or, dry, only measures it) and returns
-// the bytes its files held; -1 when there is no such folder. Neither
-// walk follows a link a step may have left there.
-func removeDir(dir string, dry bool) (int64, error) {
+// removeDir deletes a run's folder (or, dry, only measures it), when
+// there is one, and counts it and the bytes its files held in rep.
+// Neither walk follows a link a step may have left there.
+func removeDir(rep *Report, dir string, dry bool) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return -1, nil
+		return nil
 	}
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -289,13 +284,14 @@ func removeDir(dir string, dry bool) (int64, error) {
 		}
 		return nil
 	})
-	if dry {
-		return n, nil
+	if !dry {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove the folder of a pruned run: %w", err)
+		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return 0, fmt.Errorf("remove the folder of a pruned run: %w", err)
-	}
-	return n, nil
+	rep.Artifacts++
+	rep.ArtifactBytes += n
+	return nil
 }
 
 // sweepArtifacts deletes the folders of runs (their artifacts) that
@@ -331,13 +327,8 @@ func (p *Pruner) sweepArtifacts(ctx context.Context, rep *Report, cutoff time.Ti
 		case run.State == routine.StateDead || !run.State.Final() || run.FinishedAt == nil || !run.FinishedAt.Before(cutoff):
 			continue
 		}
-		n, err := removeDir(filepath.Join(p.cfg.RunsDir, e.Name()), dry)
-		if err != nil {
+		if err := removeDir(rep, filepath.Join(p.cfg.RunsDir, e.Name()), dry); err != nil {
 			return err
-		}
-		if n >= 0 {
-			rep.Artifacts++
-			rep.ArtifactBytes += n
 		}
 	}
 	return nil

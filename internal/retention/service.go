@@ -13,8 +13,6 @@ import (
 type Service struct {
 	p        *Pruner
 	interval time.Duration
-	// passed, when set, is told of each pass (tests).
-	passed func(*Report, error)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -31,11 +29,10 @@ func Interval(p Policy) time.Duration {
 	return min(time.Minute, max(time.Second, s/10))
 }
 
-// NewService returns the service that prunes with p every interval;
-// passed, when not nil, is called after each pass.
-func NewService(p *Pruner, interval time.Duration, passed func(*Report, error)) *Service {
+// NewService returns the service that prunes with p every interval.
+func NewService(p *Pruner, interval time.Duration) *Service {
 	p.cfg.Pace = true
-	return &Service{p: p, interval: interval, passed: passed}
+	return &Service{p: p, interval: interval}
 }
 
 // Start starts pruning in the background; it says once when the store
@@ -67,9 +64,6 @@ func (s *Service) loop(ctx context.Context) {
 				log.Warn("retention: the store predates incremental vacuum: the space pruning frees is reused, but the file does not shrink; " +
 					"stop the daemon and run `routines prune` once to rewrite it")
 			})
-		}
-		if s.passed != nil {
-			s.passed(rep, err)
 		}
 		select {
 		case <-ctx.Done():
