@@ -29,17 +29,36 @@ import (
 // has to upgrade a read snapshot that another writer made stale (which
 // fails at once, whatever the timeout). auto_vacuum=INCREMENTAL takes
 // effect in a new file only (before its first table), or at a VACUUM
-// (Store.Compact): pruned pages are then given back to the file system by
-// Store.Vacuum. synchronous=NORMAL drops the fsync
-// of each commit: a crashed process loses nothing, a power cut may lose the
-// last commits, and the file is never corrupt.
+// (Store.Compact): the pages pruning frees are then given back to the
+// file system by Store.Vacuum.
 const (
-	writerParams = "_pragma=busy_timeout(10000)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	// scratchParams are those of a store thrown away after use: nothing
-	// is ever flushed to the disk.
-	scratchParams = "_pragma=busy_timeout(10000)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	readerParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	baseParams   = "_pragma=busy_timeout(10000)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	readerParams = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 )
+
+// Sync is how a store waits for the disk at each commit (docs/serve.md#durability).
+type Sync string
+
+const (
+	// SyncFull, the default, fsyncs the write-ahead log at every commit:
+	// a write acknowledged to a caller (a run answered 202) survives a
+	// power cut or a kernel crash. Group commit makes the writes that
+	// arrive together share one fsync.
+	SyncFull Sync = "full"
+	// SyncNormal drops that fsync (it happens at checkpoints only): a
+	// crashed process still loses nothing, but a power cut may lose the
+	// last commits, acknowledged or not. The file is never corrupt. An
+	// explicit opt-out for throwaway workloads.
+	SyncNormal Sync = "normal"
+	// syncOff never waits for the disk: a store thrown away after use.
+	syncOff Sync = "off"
+)
+
+// writerParams are the settings of the writer connection of a store that
+// syncs as sync says.
+func writerParams(sync Sync) string {
+	return baseParams + "&_pragma=synchronous(" + strings.ToUpper(string(sync)) + ")"
+}
 
 // Store is a store.Store on one SQLite file.
 //
@@ -79,6 +98,13 @@ type Store struct {
 	heartbeat      *sql.Stmt
 	requeue        *sql.Stmt
 	auditInsert    *sql.Stmt
+	// The fold of run ends into rollups before each commit (rollups.go),
+	// and the widths of the rollups, in seconds.
+	runEnds         *sql.Stmt
+	runEndsClear    *sql.Stmt
+	rollupAdd       *sql.Stmt
+	rollupTokensAdd *sql.Stmt
+	rollupWidths    []int64
 
 	// Read statements prepared on r at their first use, for the hot reads
 	// of the daemon (parsing stateGetSQL cost more than running it).
@@ -88,9 +114,15 @@ type Store struct {
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
-// its directory when missing, and brings its schema up to date.
+// its directory when missing, and brings its schema up to date. Its
+// commits are durable (SyncFull).
 func Open(ctx context.Context, path string) (*Store, error) {
-	s, err := open(ctx, path, writerParams)
+	return OpenSync(ctx, path, SyncFull)
+}
+
+// OpenSync is Open with commits that wait for the disk as sync says.
+func OpenSync(ctx context.Context, path string, sync Sync) (*Store, error) {
+	s, err := open(ctx, path, writerParams(sync))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -98,20 +130,39 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // OpenURL opens the store a sqlite: URL names (store.SQLitePath), as Open
-// does: the driver of the scheme sqlite in store.Drivers.
+// does: the driver of the scheme sqlite in store.Drivers. The query
+// parameter sync=normal opts out of durable commits (SyncNormal).
 func OpenURL(ctx context.Context, u string) (store.Store, error) {
 	path, err := store.SQLitePath(u)
 	if err != nil {
 		return nil, err
 	}
-	return Open(ctx, path)
+	sync := SyncFull
+	if _, query, ok := strings.Cut(u, "?"); ok {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return nil, fmt.Errorf("store URL %q: %w", u, err)
+		}
+		for name, vs := range q {
+			if name != "sync" {
+				return nil, fmt.Errorf("store URL %q: unknown parameter %q; the one known is sync=full|normal", u, name)
+			}
+			switch v := Sync(vs[len(vs)-1]); v {
+			case SyncFull, SyncNormal:
+				sync = v
+			default:
+				return nil, fmt.Errorf("store URL %q: sync=%s: want sync=full (the default: every commit on disk) or sync=normal", u, v)
+			}
+		}
+	}
+	return OpenSync(ctx, path, sync)
 }
 
 // OpenScratch opens a store that is thrown away after use (the runs of
 // `routines test`): like Open, but it never waits for the disk — a crash
 // may lose it whole — and Close does not fold its log into the file.
 func OpenScratch(ctx context.Context, path string) (*Store, error) {
-	s, err := open(ctx, path, scratchParams)
+	s, err := open(ctx, path, writerParams(syncOff))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -165,6 +216,10 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	if err := s.prepare(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	if s.rollupWidths, err = readRollupWidths(ctx, w); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	s.gc.beforeCommit = s.foldRunEnds
 	return s, nil
 }
 
@@ -201,6 +256,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.claimTake, claimTakeSQL},
 		{s.w, &s.heartbeat, heartbeatSQL},
 		{s.w, &s.requeue, requeueSQL},
+		{s.w, &s.runEnds, runEndsSQL},
+		{s.w, &s.runEndsClear, runEndsClearSQL},
+		{s.w, &s.rollupAdd, rollupAddSQL},
+		{s.w, &s.rollupTokensAdd, rollupTokensAddSQL},
 		{s.w, &s.auditInsert, auditInsertSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
@@ -220,7 +279,8 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
-		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert} {
+		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert,
+		s.runEnds, s.runEndsClear, s.rollupAdd, s.rollupTokensAdd} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
