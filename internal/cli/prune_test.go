@@ -44,12 +44,9 @@ func newSeeded(t *testing.T) *seeded {
 func (s *seeded) run(name string, state routine.State, ago time.Duration, lines int) *routine.Run {
 	s.t.Helper()
 	at := time.Now().Add(-ago)
-	p := &store.RunCreateParams{ID: ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String(), Routine: name,
-		Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: at}
-	if !state.Final() {
-		p.NotBefore = ptrTo(time.Now().Add(24 * time.Hour)) // delayed: no daemon takes it
-	}
-	run, err := s.st.RunCreate(s.t.Context(), p)
+	// Delayed, so that no daemon takes it before it ends here.
+	run, err := s.st.RunCreate(s.t.Context(), &store.RunCreateParams{ID: ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String(),
+		Routine: name, Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: at, NotBefore: ptrTo(time.Now().Add(24 * time.Hour))})
 	if err != nil {
 		s.t.Fatal(err)
 	}
