@@ -113,7 +113,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	}
 	o.remoteOptions.flags(cmd)
 	o.placementFlags(cmd, "the --workers'")
-	o.apiOptions.flags(cmd)
+	o.apiOptions.flags(cmd, true)
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "runs this server also executes at once (0: none; workers execute them)")
 	return cmd
 }
@@ -225,8 +225,8 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 			return err
 		}
 		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits, cfg.Alerts = ln, role.workers, role.token, role.maxQueued, role.limits, role.alerts
-		cfg.Costs = role.costConfig
-		what = "server on http://" + ln.Addr().String()
+		cfg.Costs, cfg.RateLimits, cfg.TLS = role.costConfig, role.rates, role.tlsConfig()
+		what = "server on " + role.scheme() + "://" + ln.Addr().String()
 	case *workerOptions:
 		if role.slots < 1 {
 			return invalidf("--slots %d: want at least 1", role.slots)
@@ -264,6 +264,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 	}
 	if err := d.Start(ctx); err != nil {
 		return err
+	}
+	if role, ok := role.(*serverOptions); ok {
+		defer role.reloadOnHangup(logger)()
 	}
 	where := ""
 	if cfg.Workers > 0 && !placement.IsZero() {

@@ -255,8 +255,18 @@ var helpTable = map[string]commandHelp{
 		exits: "  0  shown, whatever the daemon's state\n  1  the project could not be read" + exitsProfile,
 	},
 	"routines doctor": {
-		example: "  routines doctor\n  routines doctor -o json",
-		exits:   "  0  every sandbox layer is active\n  1  a layer is missing (the fix is printed)",
+		example: "  routines doctor\n  routines doctor --quick                   # quick_check of a big store\n  routines doctor -o json",
+		exits:   "  0  every sandbox layer is active and the store is sound\n  1  a layer is missing, or the store is damaged or of a newer schema (the fix is printed)",
+	},
+	"routines backup": {
+		example: "  routines backup /srv/backups/state-$(date +%F).db\n" +
+			"  cd /srv/backups && sha256sum -c state-2026-12-04.db.sha256   # check one later, without routines",
+		exits: "  0  written\n  1  the store could not be read or FILE written\n  2  no store in the project, FILE is the store, or --profile",
+	},
+	"routines restore": {
+		example: "  routines restore /srv/backups/state-2026-12-04.db            # the daemon stopped\n" +
+			"  routines restore backup.db --project ~/ops-copy              # into another project",
+		exits: "  0  restored\n  1  FILE refused (checksum, integrity, newer schema) or the store not replaced: nothing changed\n  2  a daemon serves the project, or --profile",
 	},
 	"routines completion": {
 		example: "  source <(routines completion bash)    # in ~/.bashrc\n" +

@@ -440,9 +440,9 @@ func (g *globals) followLogs(ctx context.Context, arg, step string) error {
 	} else if err := g.withRunAmong(ctx, arg, &store.RunListParams{}, func(st store.Store, dir string, run *routine.Run) error {
 		proj := project.Project{Dir: dir}
 		if !run.State.Final() {
-			base, err := g.daemonURL("")
+			dc, err := g.daemonClient("", g.getenv("ROUTINES_TOKEN"))
 			if err == nil {
-				c, id = client.New(base, g.getenv("ROUTINES_TOKEN")), run.ID
+				c, id = dc, run.ID
 				return nil
 			}
 			if run.State != routine.StateRunning || owner.Dir(proj.OwnersDir()).Dead(run.Worker) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,24 +49,53 @@ func newInvokeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// daemonURL returns the base URL of the daemon: --server, else the
-// address the project's running daemon recorded.
-func (g *globals) daemonURL(flag string) (string, error) {
+// daemonClient returns the client of the daemon, with token: at --server
+// (flag), else at the address the project's running daemon recorded,
+// trusting the certificate it recorded when it serves HTTPS.
+func (g *globals) daemonClient(flag, token string) (*client.Client, error) {
 	if flag != "" {
-		return strings.TrimRight(flag, "/"), nil
+		return g.newClient(strings.TrimRight(flag, "/"), token, "", "")
 	}
 	p, err := g.projectFor(".")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	base, err := p.DaemonURL()
+	d, err := p.Running()
 	if errors.Is(err, project.ErrNoDaemon) {
-		return "", invalid(fmt.Errorf("%w%s", err, projectsBelow(p, func(sub project.Project) bool {
+		return nil, invalid(fmt.Errorf("%w%s", err, projectsBelow(p, func(sub project.Project) bool {
 			_, state, _ := sub.Daemon()
 			return state == project.DaemonUp
 		}, "with a daemon up")))
 	}
-	return base, err
+	if err != nil {
+		return nil, err
+	}
+	return g.newClient(d.URL(), token, "", d.Cert)
+}
+
+// newClient returns the client of the API at base with token. It trusts
+// the CA of --ca-cert, else of $ROUTINES_CA_CERT, else profileCA (a
+// profile's); without one, the certificate file pin when set (the one a
+// daemon of this machine recorded), else the system's roots.
+func (g *globals) newClient(base, token, profileCA, pin string) (*client.Client, error) {
+	if ca := g.caFile(profileCA); ca != "" {
+		conf, err := client.TrustCA(ca)
+		if err != nil {
+			return nil, invalidf("--ca-cert: %v", err)
+		}
+		return client.New(base, token, client.WithTLS(conf)), nil
+	}
+	if pin != "" {
+		return client.New(base, token, client.WithTLS(client.TrustFile(pin))), nil
+	}
+	return client.New(base, token), nil
+}
+
+// caFile is the file of the CA certificate servers are checked with:
+// --ca-cert, else $ROUTINES_CA_CERT, else profileCA; "" for the
+// system's roots.
+func (g *globals) caFile(profileCA string) string {
+	return cmp.Or(g.caCert, g.getenv("ROUTINES_CA_CERT"), profileCA)
 }
 
 func (g *globals) invoke(ctx context.Context, c *client.Client, name string, input map[string]string, wait bool) error {
@@ -132,11 +162,7 @@ func (g *globals) apiClient(serverURL, token string) (*client.Client, error) {
 	if token == "" {
 		token = g.getenv("ROUTINES_TOKEN")
 	}
-	base, err := g.daemonURL(serverURL)
-	if err != nil {
-		return nil, err
-	}
-	return client.New(base, token), nil
+	return g.daemonClient(serverURL, token)
 }
 
 // apiErr words an error of the API client for the command line: a daemon
@@ -148,7 +174,10 @@ func (g *globals) apiErr(err error) error {
 	var unreachable *client.UnreachableError
 	var apiError *client.APIError
 	var ended *client.StreamEndedError
+	var certErr *client.CertificateError
 	switch {
+	case errors.As(err, &certErr):
+		return invalid(certErr)
 	case errors.As(err, &unreachable) && g.selected != "":
 		return invalidf("nothing answers at %s (profile %s): %v; check that the server is up, or log in again with: routines login URL --profile %s", unreachable.URL, g.selected, unreachable.Err, g.selected)
 	case errors.As(err, &unreachable):

@@ -41,6 +41,9 @@ type profiles struct {
 type profile struct {
 	URL   string `yaml:"url"`
 	Token string `yaml:"token,omitempty"`
+	// CACert is the file of the CA the server's certificate chains to,
+	// when it is not one the system trusts (login's --ca-cert).
+	CACert string `yaml:"ca_cert,omitempty"`
 }
 
 // names lists the profiles, sorted.
@@ -220,7 +223,11 @@ func (g *globals) remote(token string) (*remote, error) {
 		return nil, ps.unknown(name, path)
 	}
 	g.selected = name
-	return &remote{name: name, url: p.URL, c: client.New(p.URL, cmp.Or(token, p.Token))}, nil
+	c, err := g.newClient(p.URL, cmp.Or(token, p.Token), p.CACert, "")
+	if err != nil {
+		return nil, err
+	}
+	return &remote{name: name, url: p.URL, c: c}, nil
 }
 
 // profileNamePattern is what a profile's name looks like.
@@ -314,12 +321,25 @@ func (g *globals) login(ctx context.Context, rawURL, token string) error {
 	if plainRemote(base) {
 		fmt.Fprintf(g.deps.Stderr, "warning: %s is plain http: the token crosses the network unencrypted; use https unless this network is private\n", base)
 	}
+	ca := g.caFile("")
+	if ca != "" {
+		if ca, err = filepath.Abs(ca); err != nil {
+			return err
+		}
+	}
+	c, err := g.newClient(base, token, ca, "")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = client.New(base, token).Status(ctx)
+	_, err = c.Status(ctx)
 	var unreachable *client.UnreachableError
 	var apiError *client.APIError
+	var certErr *client.CertificateError
 	switch {
+	case errors.As(err, &certErr):
+		return invalid(certErr)
 	case errors.As(err, &unreachable):
 		return invalidf("nothing answers at %s: %v; check the URL, and that the server is up", base, unreachable.Err)
 	case errors.As(err, &apiError) && apiError.Status == http.StatusUnauthorized:
@@ -333,7 +353,7 @@ func (g *globals) login(ctx context.Context, rawURL, token string) error {
 	case err != nil:
 		return invalidf("%s did not answer as a routines daemon or server: %v", base, err)
 	}
-	ps.Profiles[name] = &profile{URL: base, Token: token}
+	ps.Profiles[name] = &profile{URL: base, Token: token, CACert: ca}
 	if err := writeProfiles(path, ps); err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func (g *globals) deploymentClient(d *deployment) (*client.Client, error) {
 		token = g.getenv("ROUTINES_TOKEN")
 	}
 	if server != "" {
-		return client.New(strings.TrimRight(server, "/"), token), nil
+		return g.newClient(strings.TrimRight(server, "/"), token, "", "")
 	}
 	rm, err := g.remote(token)
 	if err != nil {

@@ -118,6 +118,8 @@ type globals struct {
 	// profile is --profile; selected the profile a command acts on, once
 	// read (remote).
 	profile, selected string
+	// caCert is --ca-cert, the CA certificate servers are checked with.
+	caCert string
 
 	// The secret providers of Deps.SecretProviders, made once.
 	extraOnce sync.Once
@@ -205,6 +207,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.project, "project", "", "project directory holding .routines/ (default: the nearest one above the routine, the served directory or the current one; env ROUTINES_PROJECT; routines help projects)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.PersistentFlags().StringVar(&g.profile, "profile", "", "act on the server of this profile (routines login) instead of the local project; env "+profileEnv)
+	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", "", "PEM file of the CA whose certificates the server's must chain to, for a server with a private CA (default: the system's CAs; env ROUTINES_CA_CERT; routines login keeps it in the profile)")
 	root.PersistentFlags().StringSliceVar(&g.allowMissing, "allow-missing", nil,
 		"sandbox layers run steps may go without where this host lacks them: network, memory, pids, cpu (see routines doctor; env ROUTINES_ALLOW_MISSING)")
 	root.AddCommand(
@@ -233,6 +236,8 @@ func newRoot(g *globals) *cobra.Command {
 		newClassifyCmd(g),
 		newTestCmd(g),
 		newDoctorCmd(g),
+		newBackupCmd(g),
+		newRestoreCmd(g),
 		newStatusCmd(g),
 		newCostsCmd(g),
 		newStatsCmd(g),

@@ -63,10 +63,11 @@ steps:
 func TestDoctor(t *testing.T) {
 	t.Parallel()
 	r := routines(t, "", "doctor", "-o", "json")
-	var layers []sandbox.LayerStatus
-	if err := json.Unmarshal([]byte(r.stdout), &layers); err != nil {
+	var rep struct{ Layers []sandbox.LayerStatus }
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("doctor -o json: %v: %+v", err, r)
 	}
+	layers := rep.Layers
 	var names []string
 	missing := false
 	for _, l := range layers {

@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,10 +41,28 @@ type apiOptions struct {
 	// alerts are the settings of the evaluation of alerts; its
 	// DashboardURL is --public-url until listen fills it in.
 	alerts daemon.AlertOptions
+	// tlsCert and tlsKey are the files of the certificate served, which
+	// check loads into cert; nil cert: plain HTTP.
+	tlsCert, tlsKey string
+	cert            *server.Certificate
+	// rateToken and rateIngress are the rate limits as written, which
+	// check reads into rates.
+	rateToken, rateIngress string
+	rates                  server.RateLimits
 }
 
-func (o *apiOptions) flags(cmd *cobra.Command) {
+// flags adds the flags; remote (server) makes rate limits the default,
+// where serve, one user's daemon, has none.
+func (o *apiOptions) flags(cmd *cobra.Command, remote bool) {
 	f := cmd.Flags()
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate: a PEM file, the certificate then its intermediates; read again with --tls-key on SIGHUP (env ROUTINES_TLS_CERT)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert (env ROUTINES_TLS_KEY)")
+	rateDefault := "off"
+	if remote {
+		rateDefault = defaultRemoteRate
+	}
+	f.StringVar(&o.rateToken, "rate-limit-token", rateDefault, "requests each API token may make: N/s, N/m or N/h, with ,burst=B for the requests at once (default B: N), or off; past it 429 with Retry-After")
+	f.StringVar(&o.rateIngress, "rate-limit-ingress", rateDefault, "requests each webhook path, the Slack commands' path and each event name may take, as --rate-limit-token")
 	f.StringVar(&o.addr, "addr", "127.0.0.1:7070", "address to listen on (port 0: any free port)")
 	f.StringVar(&o.token, "token", "", "API token required on /v1 and /metrics as Authorization: Bearer (default $ROUTINES_TOKEN)")
 	f.IntVar(&o.maxQueued, "max-queued", 100000, "bound of the backlog: past it, new runs are refused with 429")
@@ -80,9 +99,91 @@ func (o *apiOptions) check(g *globals) error {
 			return invalidf("--public-url %s", err)
 		}
 	}
+	if err := o.loadCert(g); err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		flag, value string
+		rate        *server.Rate
+	}{{"--rate-limit-token", o.rateToken, &o.rates.Token}, {"--rate-limit-ingress", o.rateIngress, &o.rates.Ingress}} {
+		var err error
+		if *r.rate, err = server.ParseRate(r.value); err != nil {
+			return invalidf("%s %v", r.flag, err)
+		}
+	}
 	var err error
 	o.costConfig, err = o.costs.load(g)
 	return err
+}
+
+// defaultRemoteRate is the rate limit of each token and ingress path of
+// a server unless its flags say otherwise: far above what a person or a
+// CI job asks, low enough that one caller cannot take a replica.
+const defaultRemoteRate = "50/s,burst=100"
+
+// loadCert loads the certificate of --tls-cert and --tls-key (else
+// ROUTINES_TLS_CERT and ROUTINES_TLS_KEY), when given.
+func (o *apiOptions) loadCert(g *globals) error {
+	o.tlsCert = cmp.Or(o.tlsCert, g.getenv("ROUTINES_TLS_CERT"))
+	o.tlsKey = cmp.Or(o.tlsKey, g.getenv("ROUTINES_TLS_KEY"))
+	switch {
+	case o.tlsCert == "" && o.tlsKey == "":
+		return nil
+	case o.tlsCert == "" || o.tlsKey == "":
+		return invalidf("--tls-cert and --tls-key go together: give the certificate file and its key file, or neither for plain HTTP")
+	}
+	var err error
+	if o.cert, err = server.LoadCertificate(o.tlsCert, o.tlsKey); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
+// scheme is the scheme of the URLs the daemon serves: https with a
+// certificate.
+func (o *apiOptions) scheme() string {
+	if o.cert != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// tlsConfig is the configuration of the listener: nil for plain HTTP.
+func (o *apiOptions) tlsConfig() *tls.Config {
+	if o.cert == nil {
+		return nil
+	}
+	return o.cert.TLSConfig()
+}
+
+// reloadOnHangup reads the certificate files again on each SIGHUP, until
+// the function it returns is called (when the daemon has stopped, so a
+// SIGHUP during the shutdown does not end it): the operator replaces the
+// files, then signals. Connections open keep their certificate; a pair
+// that does not load leaves the old one served, and the log says why.
+// Without a certificate SIGHUP keeps its default (it ends the process).
+func (o *apiOptions) reloadOnHangup(logger *slog.Logger) (stop func()) {
+	if o.cert == nil {
+		return func() {}
+	}
+	hup, done := make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if err := o.cert.Reload(); err != nil {
+					logger.Error("SIGHUP: TLS certificate not reloaded, still serving the previous one", "err", err)
+					continue
+				}
+				logger.Info("SIGHUP: TLS certificate reloaded", o.cert.LogAttrs()...)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // listen listens on --addr, with a warning when the address is reachable
@@ -104,7 +205,7 @@ func (o *apiOptions) listen(g *globals, what string) (net.Listener, error) {
 			name, _ := os.Hostname()
 			host = net.JoinHostPort(cmp.Or(name, "localhost"), strconv.Itoa(tcp.Port))
 		}
-		o.alerts.DashboardURL = "http://" + host
+		o.alerts.DashboardURL = o.scheme() + "://" + host
 	}
 	return ln, nil
 }
@@ -138,7 +239,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			return g.serve(ctx, firstArg(args), o)
 		},
 	}
-	o.apiOptions.flags(cmd)
+	o.apiOptions.flags(cmd, false)
 	f := cmd.Flags()
 	f.IntVar(&o.workers, "workers", 32, "runs executed at once (each run step is a process)")
 	durationVar(f, &o.grace, "grace", 30*time.Second, "on shutdown, how long running steps may finish before they are cancelled")
@@ -250,7 +351,8 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Listener: ln, Reload: !o.noReload,
 		Workers: o.workers, Lease: o.lease, RequeueAfter: o.requeueAfter,
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
-		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, Costs: o.costConfig, Alerts: o.alerts,
+		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, RateLimits: o.rates, TLS: o.tlsConfig(),
+		Costs: o.costConfig, Alerts: o.alerts,
 		Retention: &projCfg.Retention,
 		Metrics:   g.newMetrics(logger),
 		Tracing:   spans,
@@ -262,6 +364,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
+	defer o.reloadOnHangup(logger)()
 	stop := func() error {
 		graceCtx, cancel := context.WithTimeout(context.Background(), o.grace)
 		defer cancel()
@@ -269,10 +372,16 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	}
 	// serve.json tells clients (invoke, emit, tests) the daemon is up: it
 	// is written once every trigger watches, so what happens after it is seen.
-	if err := lock.Publish(project.Daemon{Addr: addr, PID: os.Getpid(), Started: started, Serving: root}); err != nil {
+	rec := project.Daemon{Addr: addr, PID: os.Getpid(), Started: started, Serving: root}
+	if o.cert != nil {
+		if rec.Cert, err = filepath.Abs(o.tlsCert); err != nil {
+			return errors.Join(err, stop())
+		}
+	}
+	if err := lock.Publish(rec); err != nil {
 		return errors.Join(err, stop())
 	}
-	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on http://%s (project %s)\n", len(routines), root, addr, proj.Dir)
+	fmt.Fprintf(g.deps.Stdout, "serving %d routine(s) from %s on %s (project %s)\n", len(routines), root, rec.URL(), proj.Dir)
 
 	select {
 	case <-ctx.Done():

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/api"
-	"github.com/routines-dev/routines/internal/client"
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
@@ -180,7 +179,11 @@ func (g *globals) daemonStatus(ctx context.Context, p project.Project) statusDae
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	st, err := client.New(d.URL(), g.getenv("ROUTINES_TOKEN")).Status(ctx)
+	c, err := g.newClient(d.URL(), g.getenv("ROUTINES_TOKEN"), "", d.Cert)
+	var st *api.Status
+	if err == nil {
+		st, err = c.Status(ctx)
+	}
 	if err != nil {
 		sd.Error = err.Error()
 		return sd

@@ -228,6 +228,9 @@ func (c *Client) sendAs(ctx context.Context, method, path string, body []byte, c
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
+		if cerr := certificateError(c.base, err); cerr != nil {
+			return nil, cerr
+		}
 		return nil, &UnreachableError{URL: c.base, Err: err}
 	}
 	if resp.StatusCode/100 == 2 {

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -51,6 +53,9 @@ type LocalConfig struct {
 	// Check vets a routine file reloaded; nil: none.
 	Check    Check
 	Listener net.Listener
+	// TLS, when set, makes Listener serve HTTPS
+	// (server.Certificate.TLSConfig); nil: plain HTTP.
+	TLS *tls.Config
 	// Reload watches the routine files and reloads them when they change.
 	Reload bool
 
@@ -60,9 +65,10 @@ type LocalConfig struct {
 	Unconfined   bool
 	AllowMissing []string
 
-	Token     string
-	MaxQueued int
-	Limits    server.Limits
+	Token      string
+	MaxQueued  int
+	Limits     server.Limits
+	RateLimits server.RateLimits
 	// Vault is the builtin vault that /v1/secrets writes to; without
 	// one, secrets are set only where the daemon runs.
 	Vault server.Vault
@@ -134,6 +140,12 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	// Stopped last: the spans of the runs that end during the shutdown
 	// are exported too.
 	d.services.Add("tracing", spans)
+	// Watching from the first write to the last.
+	var writes *store.Writability
+	if p, ok := cfg.Store.(store.WriteProber); ok {
+		writes = p.Writability()
+		d.services.Add("store writes", watchWrites(p, logger))
+	}
 	catalog := scheduler.NewCatalog(cfg.Routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
@@ -181,7 +193,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	d.api = server.New(server.Config{
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
-		Secret: lookup, Limits: cfg.Limits,
+		Secret: lookup, Limits: cfg.Limits, Writes: writes, RateLimits: cfg.RateLimits,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
 		Metrics: m,
 		Prices:  prices, Budgets: budgets,
@@ -196,7 +208,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	// until the runs in flight are over (a request waiting for a run gets
 	// its answer); intake is refused first, then triggers stop, then the
 	// runs in flight get their grace.
-	d.services.Add("listener", listener(d.api, cfg.Listener, cfg.Limits, d.served))
+	d.services.Add("listener", listener(d.api, cfg.Listener, cfg.Limits, cfg.TLS, d.served))
 	d.services.Add("executor", Executor(sched))
 	d.services.Add("triggers", triggers)
 	d.services.Add("reloader", NewReloader(ReloaderConfig{
@@ -241,11 +253,17 @@ func (d *Local) Stop(ctx context.Context) error {
 // listener is the service of the API's HTTP server on ln: it serves from
 // Start, and sends to served the error that stops it on its own; Stop
 // closes it, giving the requests in flight a second.
-func listener(api *server.Server, ln net.Listener, lim server.Limits, served chan<- error) Service {
-	httpSrv, limited := api.HTTPServer(ln, lim)
+func listener(api *server.Server, ln net.Listener, lim server.Limits, tlsConf *tls.Config, served chan<- error) Service {
+	httpSrv, limited := api.HTTPServer(ln, lim, tlsConf)
 	return Func{
 		OnStart: func(context.Context) error {
-			go func() { served <- httpSrv.Serve(limited) }()
+			go func() {
+				if tlsConf != nil {
+					served <- httpSrv.ServeTLS(limited, "", "")
+					return
+				}
+				served <- httpSrv.Serve(limited)
+			}()
 			return nil
 		},
 		OnStop: func(context.Context) error { return shutdown(httpSrv) },
@@ -393,6 +411,9 @@ func Sink(catalog *scheduler.Catalog, queue *scheduler.Queue) trigger.Sink {
 			Routine: r, Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
 			DedupeKey: f.DedupeKey, DedupeWindow: f.DedupeWindow,
 		})
+		if errors.Is(err, store.ErrUnwritable) { // logged once by writesWatch
+			err = fmt.Errorf("%w: %w", trigger.ErrSinkDown, err)
+		}
 		return err
 	}
 }

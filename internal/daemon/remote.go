@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,16 +45,20 @@ type RemoteConfig struct {
 	// Listener, when set, makes the daemon a server: the API, trigger
 	// ingress, and the time and mail triggers of the pushed routines.
 	Listener net.Listener
+	// TLS, when set, makes Listener serve HTTPS
+	// (server.Certificate.TLSConfig); nil: plain HTTP.
+	TLS *tls.Config
 	// Triggers are the families of trigger kinds a server runs;
 	// trigger.Builtin() when nil. File triggers are refused at push.
 	Triggers []trigger.NewSource
 	Check    Check
 	// Vault is the builtin vault that /v1/secrets writes to; without one
 	// those endpoints answer 501.
-	Vault     server.Vault
-	Token     string
-	MaxQueued int
-	Limits    server.Limits
+	Vault      server.Vault
+	Token      string
+	MaxQueued  int
+	Limits     server.Limits
+	RateLimits server.RateLimits
 	// Alerts are the settings of the evaluation of the routines' alerts,
 	// which a server does (once across its replicas) and a worker not.
 	Alerts AlertOptions
@@ -180,7 +185,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			Prices: prices, Budgets: budgets,
 			Store: watched, Queue: queue, Routines: catalog,
 			Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
-			Secret: lookup, Limits: cfg.Limits, Problems: problems,
+			Secret: lookup, Limits: cfg.Limits, RateLimits: cfg.RateLimits, Problems: problems,
 			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
 			Vault:    cfg.Vault,
 			Fleet:    true,
@@ -195,7 +200,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		}
 		api = server.New(cfgAPI)
 		evaluator = alerts(cfg.Alerts, cfg.Store, catalog, cfg.Kinds, lookup, d.ID, logger)
-		d.services.Add("listener", listener(api, cfg.Listener, cfg.Limits, d.served))
+		d.services.Add("listener", listener(api, cfg.Listener, cfg.Limits, cfg.TLS, d.served))
 	}
 	d.services.Add("revisions", revisions)
 	if sched != nil {

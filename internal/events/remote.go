@@ -31,15 +31,20 @@ func (r Remote) Emit(ctx context.Context, e *stepkind.Emission) (*api.EventResul
 	if err != nil {
 		return nil, err
 	}
-	base := r.URL
+	base, hc := r.URL, r.Client
 	if base == "" {
-		if base, err = r.Project.DaemonURL(); err != nil {
+		d, err := r.Project.Running()
+		if err != nil {
 			return nil, fmt.Errorf("%w (or set the step's server)", err)
+		}
+		base = d.URL()
+		if d.Cert != "" {
+			hc = &http.Client{Transport: client.TLSTransport(client.TrustFile(d.Cert))}
 		}
 	}
 	// The post carries the emitting step's traceparent: the runs the
 	// event queues there continue its trace.
-	c := client.New(base, e.Token, client.WithHTTPClient(tracing.Client(r.Client)))
+	c := client.New(base, e.Token, client.WithHTTPClient(tracing.Client(hc)))
 	return c.Emit(ctx, ev.Name, ev.payload(), ev.DedupeKey, 0)
 }
 

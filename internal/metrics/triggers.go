@@ -31,6 +31,9 @@ const (
 	ReasonFiltered = "filtered"
 	// ReasonQueueFull: the backlog was at --max-queued (429).
 	ReasonQueueFull = "queue_full"
+	// ReasonRateLimited: the caller's token, or the webhook path, Slack
+	// commands' path or event name, was past its rate limit (429).
+	ReasonRateLimited = "rate_limited"
 	// ReasonOverlap: a tick of a schedule with overlap: skip, while a run
 	// of its routine was queued or running.
 	ReasonOverlap = "overlap"

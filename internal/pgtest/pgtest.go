@@ -45,7 +45,22 @@ type Server struct {
 // database some milliseconds.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
-	s, err := startServer(t.Cleanup, nil)
+	s, err := startServer(t.Cleanup, nil, nil)
+	if err != nil {
+		failStart(t, err)
+	}
+	return s
+}
+
+// KeyPair is a certificate and its private key, PEM-encoded.
+type KeyPair struct{ Cert, Key []byte }
+
+// StartServerTLS is StartServer with TLS on (ssl=on), serving pair: for
+// tests of what clients make of sslmode. Its Database URLs still say
+// sslmode=disable; a test sets the mode it tries.
+func StartServerTLS(t testing.TB, pair KeyPair) *Server {
+	t.Helper()
+	s, err := startServer(t.Cleanup, nil, &pair)
 	if err != nil {
 		failStart(t, err)
 	}
@@ -76,7 +91,7 @@ func Shared(t testing.TB) *Server {
 	}
 	if !shared.started {
 		shared.started = true
-		shared.s, shared.err = startServer(func(f func()) { shared.cleanups = append(shared.cleanups, f) }, nil)
+		shared.s, shared.err = startServer(func(f func()) { shared.cleanups = append(shared.cleanups, f) }, nil, nil)
 	}
 	if shared.err != nil {
 		failStart(t, shared.err)
@@ -130,7 +145,7 @@ func Start(settings ...string) (s *Server, stop func(), err error) {
 			cleanups[i]()
 		}
 	}
-	s, err = startServer(func(f func()) { cleanups = append(cleanups, f) }, settings)
+	s, err = startServer(func(f func()) { cleanups = append(cleanups, f) }, settings, nil)
 	if err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("pgtest: %w (install it with `%s`)", err, Install)

@@ -22,10 +22,10 @@ import (
 )
 
 // startServer initializes and starts a server with the extra settings
-// (name=value, as postgres -c takes them), and hands cleanup the functions
-// that stop it and remove its files. A missing PostgreSQL is an
-// *unavailableError.
-func startServer(cleanup func(func()), settings []string) (*Server, error) {
+// (name=value, as postgres -c takes them), and TLS with pair when not
+// nil, and hands cleanup the functions that stop it and remove its
+// files. A missing PostgreSQL is an *unavailableError.
+func startServer(cleanup func(func()), settings []string, pair *KeyPair) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, &unavailableError{err}
@@ -53,8 +53,21 @@ func startServer(cleanup func(func()), settings []string) (*Server, error) {
 	if err := os.WriteFile(pwfile, []byte(s.password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	owned := []string{dir, pwfile}
+	if pair != nil {
+		// postgres reads them as its user, and refuses a key others may read.
+		crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+		if err := os.WriteFile(crt, pair.Cert, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(key, pair.Key, 0o600); err != nil {
+			return nil, err
+		}
+		owned = append(owned, crt, key)
+		settings = append([]string{"ssl=on", "ssl_cert_file=" + crt, "ssl_key_file=" + key}, settings...)
+	}
 	if cred != nil {
-		for _, p := range []string{dir, pwfile} {
+		for _, p := range owned {
 			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
 				return nil, err
 			}

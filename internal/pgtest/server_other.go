@@ -13,7 +13,7 @@ type runner struct{}
 
 // startServer fails: pgtest starts PostgreSQL on Linux only, the system
 // the tests run on (run steps need it), so a test skips, or fails under CI.
-func startServer(func(func()), []string) (*Server, error) {
+func startServer(func(func()), []string, *KeyPair) (*Server, error) {
 	return nil, &unavailableError{errors.New("pgtest starts PostgreSQL on Linux only, and this is " + runtime.GOOS)}
 }
 

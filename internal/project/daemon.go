@@ -28,10 +28,19 @@ type Daemon struct {
 	PID     int       `json:"pid"`               // its process id
 	Started time.Time `json:"started"`           // when it started
 	Serving string    `json:"serving,omitempty"` // the directory whose routines it serves
+	// Cert is the certificate file the daemon serves HTTPS with (an
+	// absolute path); "" for plain HTTP. Clients on this machine trust
+	// the daemon when it presents that certificate.
+	Cert string `json:"cert,omitempty"`
 }
 
 // URL is the base URL of the daemon's API.
-func (d Daemon) URL() string { return "http://" + d.Addr }
+func (d Daemon) URL() string {
+	if d.Cert != "" {
+		return "https://" + d.Addr
+	}
+	return "http://" + d.Addr
+}
 
 // DaemonState is whether a project's daemon runs.
 type DaemonState string
@@ -101,24 +110,24 @@ func (p Project) lockHeld() (bool, error) {
 	return held, nil
 }
 
-// DaemonURL returns the base URL of the project's running daemon, or an
-// error wrapping ErrNoDaemon that says what it found: no record, or the
-// record of a daemon that died.
-func (p Project) DaemonURL() (string, error) {
+// Running returns the record of the project's running daemon (its URL,
+// its certificate), or an error wrapping ErrNoDaemon that says what it
+// found: no record, or the record of a daemon that died.
+func (p Project) Running() (Daemon, error) {
 	d, state, err := p.Daemon()
 	if err != nil {
-		return "", err
+		return Daemon{}, err
 	}
 	switch state {
 	case DaemonUp:
-		return d.URL(), nil
+		return d, nil
 	case DaemonStale:
-		return "", fmt.Errorf("%w for project %s: %s records pid %d on %s, started %s, but that daemon is gone (killed or crashed); start `routines serve` again",
+		return Daemon{}, fmt.Errorf("%w for project %s: %s records pid %d on %s, started %s, but that daemon is gone (killed or crashed); start `routines serve` again",
 			ErrNoDaemon, p.Dir, p.RecordPath(), d.PID, d.Addr, d.Started.Local().Format(time.DateTime))
 	case DaemonStarting:
-		return "", fmt.Errorf("%w for project %s yet: a daemon is starting; try again in a moment", ErrNoDaemon, p.Dir)
+		return Daemon{}, fmt.Errorf("%w for project %s yet: a daemon is starting; try again in a moment", ErrNoDaemon, p.Dir)
 	default:
-		return "", fmt.Errorf("%w for project %s (no %s): start `routines serve` there, or pass --project DIR or --server URL", ErrNoDaemon, p.Dir, p.RecordPath())
+		return Daemon{}, fmt.Errorf("%w for project %s (no %s): start `routines serve` there, or pass --project DIR or --server URL", ErrNoDaemon, p.Dir, p.RecordPath())
 	}
 }
 

@@ -97,15 +97,15 @@ func TestOneDaemonPerProject(t *testing.T) {
 	if _, state, _ := p.Daemon(); state != DaemonStarting {
 		t.Fatalf("locked, no record: %s; want starting", state)
 	}
-	if _, err := p.DaemonURL(); !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "starting") {
-		t.Fatalf("DaemonURL while starting: %v", err)
+	if _, err := p.Running(); !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "starting") {
+		t.Fatalf("Running while starting: %v", err)
 	}
 	rec := Daemon{Addr: "127.0.0.1:7070", PID: os.Getpid(), Started: time.Now(), Serving: p.Dir}
 	if err := first.Publish(rec); err != nil {
 		t.Fatal(err)
 	}
-	if url, err := p.DaemonURL(); err != nil || url != "http://127.0.0.1:7070" {
-		t.Fatalf("DaemonURL when up = %q, %v", url, err)
+	if d, err := p.Running(); err != nil || d.URL() != "http://127.0.0.1:7070" {
+		t.Fatalf("Running when up = %+v, %v", d, err)
 	}
 	_, err = p.LockDaemon()
 	var running *RunningError
@@ -163,9 +163,9 @@ func TestKilledDaemonIsStale(t *testing.T) {
 	if err != nil || state != DaemonStale || d.PID != cmd.Process.Pid {
 		t.Fatalf("after SIGKILL: %+v %s %v; want stale with pid %d", d, state, err, cmd.Process.Pid)
 	}
-	_, err = p.DaemonURL()
+	_, err = p.Running()
 	if !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "gone (killed or crashed)") || !strings.Contains(err.Error(), p.RecordPath()) {
-		t.Fatalf("DaemonURL of a stale record: %v", err)
+		t.Fatalf("Running of a stale record: %v", err)
 	}
 	l, err := p.LockDaemon()
 	if err != nil {

@@ -45,7 +45,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := s.cfg.Store.AlertList(r.Context(), p)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.NewAlertRecords(list))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,10 +60,14 @@ const retryAfter = "1"
 // file descriptors. lim.MaxConns is lowered to half the soft limit of
 // file descriptors, so that the store, run workspaces and step pipes of
 // accepted runs always find descriptors, however many clients connect.
-// (Go raises the soft limit to the hard one at start.)
-func (s *Server) HTTPServer(ln net.Listener, lim Limits) (*http.Server, net.Listener) {
-	l := newConnLimiter(ln, s.connCap(lim.MaxConns), s.log)
+// (Go raises the soft limit to the hard one at start.) With tlsConf the
+// server speaks TLS: its TLSConfig is set, and it is to be started with
+// ServeTLS(listener, "", ""), which adds TLS above the cap, so that the
+// cap counts TCP connections and a handshake never holds the accept loop.
+func (s *Server) HTTPServer(ln net.Listener, lim Limits, tlsConf *tls.Config) (*http.Server, net.Listener) {
+	l := newConnLimiter(ln, s.connCap(lim.MaxConns), s.log, tlsConf)
 	srv := &http.Server{
+		TLSConfig:         tlsConf,
 		Handler:           s,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
@@ -164,6 +169,9 @@ type connLimiter struct {
 	lastEMFILE time.Time
 	// turningAway counts the connections being answered 503 (turnAway).
 	turningAway chan struct{}
+	// tls, when set, is what a connection answered 503 does its
+	// handshake with: HTTP/1.1 only, whatever the server offers.
+	tls *tls.Config
 }
 
 // connInfo is what the limiter knows of an open connection.
@@ -172,9 +180,14 @@ type connInfo struct {
 	since time.Time // idle since
 }
 
-func newConnLimiter(ln net.Listener, max int, log *slog.Logger) *connLimiter {
+func newConnLimiter(ln net.Listener, max int, log *slog.Logger, tlsConf *tls.Config) *connLimiter {
 	spare, _ := os.Open(os.DevNull)
-	return &connLimiter{Listener: ln, max: max, log: log, open: map[net.Conn]connInfo{}, spare: spare, turningAway: make(chan struct{}, maxTurningAway)}
+	l := &connLimiter{Listener: ln, max: max, log: log, open: map[net.Conn]connInfo{}, spare: spare, turningAway: make(chan struct{}, maxTurningAway)}
+	if tlsConf != nil {
+		l.tls = tlsConf.Clone()
+		l.tls.NextProtos = []string{"http/1.1"}
+	}
+	return l
 }
 
 // busyAnswer is what a connection past the cap reads before it is closed.
@@ -214,8 +227,8 @@ const maxTurningAway = 64
 
 // turnAway answers a connection past the cap 503 once it has sent its
 // request (an answer before it would be a protocol error to the client),
-// off the accept loop; one that sends nothing within a second is closed
-// unanswered.
+// off the accept loop, after the TLS handshake under TLS; one that sends
+// nothing within a second is closed unanswered.
 func (l *connLimiter) turnAway(c net.Conn) {
 	select {
 	case l.turningAway <- struct{}{}:
@@ -225,7 +238,15 @@ func (l *connLimiter) turnAway(c net.Conn) {
 	}
 	go func() {
 		defer func() { <-l.turningAway }()
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if l.tls != nil {
+			tc := tls.Server(c, l.tls)
+			if tc.Handshake() != nil {
+				c.Close()
+				return
+			}
+			c = tc
+		}
 		var head [4096]byte
 		if n, _ := c.Read(head[:]); n == 0 {
 			c.Close()
@@ -267,6 +288,9 @@ func (l *connLimiter) oldestIdle() net.Conn {
 // track follows the state of connections: only idle ones may be closed
 // for a newcomer.
 func (l *connLimiter) track(c net.Conn, state http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return
@@ -322,11 +346,11 @@ func (l *connLimiter) outOfDescriptors(err error) {
 			if err != nil {
 				break
 			}
-			refuse(c)
+			l.refuseNow(c)
 		}
 		_ = dl.SetDeadline(time.Time{})
 	} else if c, err := l.Listener.Accept(); err == nil {
-		refuse(c)
+		l.refuseNow(c)
 	}
 	spare, _ = os.Open(os.DevNull)
 	l.mu.Lock()
@@ -351,6 +375,16 @@ func refuse(c net.Conn) {
 	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, _ = c.Write(busyAnswer)
 	c.Close()
+}
+
+// refuseNow refuses c at once: a 503, or, under TLS, whose handshake
+// would wait on the client, a bare close.
+func (l *connLimiter) refuseNow(c net.Conn) {
+	if l.tls != nil {
+		c.Close()
+		return
+	}
+	refuse(c)
 }
 
 func isFDExhausted(err error) bool {

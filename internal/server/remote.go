@@ -130,7 +130,7 @@ func (s *Server) listDead(w http.ResponseWriter, r *http.Request) {
 func (s *Server) writeRuns(w http.ResponseWriter, r *http.Request, p *store.RunListParams) {
 	runs, err := s.cfg.Store.RunList(r.Context(), p)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	out := make([]*routine.Run, len(runs))
@@ -166,7 +166,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := s.cfg.Store.RunCancelRequest(r.Context(), &store.RunCancelRequestParams{ID: run.ID, Now: time.Now().UTC(), Message: msg})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	switch {

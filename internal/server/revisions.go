@@ -99,7 +99,7 @@ func (s *Server) revisions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	list, err := s.cfg.Store.RevisionList(r.Context(), &store.RevisionListParams{Routine: name, Limit: limit})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	if len(list) == 0 {
@@ -143,7 +143,7 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request) {
 	name, want := r.PathValue("name"), r.PathValue("rev")
 	list, err := s.cfg.Store.RevisionList(r.Context(), &store.RevisionListParams{Routine: name})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	hash, err := MatchRevision(list, want)
@@ -153,7 +153,7 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := s.cfg.Store.RevisionBundle(r.Context(), hash)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/gzip")

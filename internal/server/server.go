@@ -47,6 +47,9 @@ type Config struct {
 	// soon as its execution here ends, rather than at the next poll.
 	Executions Executions
 	Routines   Routines
+	// Writes, when set, tells when the store's storage refuses writes:
+	// GET /readyz then answers 503.
+	Writes *store.Writability
 	// Token, when set, is required as "Authorization: Bearer <token>" on /v1.
 	Token string
 	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
@@ -59,6 +62,9 @@ type Config struct {
 	// Limits are the timeouts and caps against clients that would starve
 	// the daemon (limits.go); zero fields are off.
 	Limits Limits
+	// RateLimits bound the requests of each token and to each ingress
+	// path (ratelimit.go); zero fields are off.
+	RateLimits RateLimits
 	// Problems is where the webhooks and Slack commands that cannot work
 	// report it, for GET /v1/status; the daemon shares it with its
 	// triggers. A registry of the server's own when nil.
@@ -102,6 +108,7 @@ type Server struct {
 	stop     context.CancelFunc
 	backlog  backlog
 	bodies   bodyBudget
+	rates    *rateLimiter
 	// events publishes the events posted to /v1/events, through Queue to
 	// the Routines that listen to them.
 	events   *events.Publisher
@@ -143,7 +150,7 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(metrics.Config{Logger: cfg.Logger})
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight}, rates: newRateLimiter(cfg.RateLimits),
 		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger), metrics: cfg.Metrics}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -202,6 +209,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ctx := tracing.Extract(r.Context(), r.Header); ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
+	if s.rateLimited(w, r) {
+		return
+	}
 	s.withBodyBudget(w, r, s.mux)
 }
 
@@ -238,7 +248,7 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int, kind s
 		n, err := s.cfg.Store.RunCount(r.Context(), &store.RunCountParams{States: []routine.State{routine.StateQueued}})
 		if err != nil {
 			s.rejected(kind, rt, metrics.ReasonError)
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeFailure(w, r, err)
 			return true
 		}
 		b.n, b.at = n[routine.StateQueued], time.Now()
@@ -268,7 +278,7 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
 	if err != nil {
-		writeEnqueueError(w, err)
+		writeEnqueueError(w, r, err)
 		return
 	}
 	if wait == 0 {
@@ -313,7 +323,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait
 		run, err := s.cfg.Store.RunGet(context.WithoutCancel(ctx), id)
 		if err != nil {
 			stop()
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeFailure(w, r, err)
 			return
 		}
 		if run.State.Final() {
@@ -337,7 +347,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait
 func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run *routine.Run) {
 	steps, err := s.cfg.Store.StepList(context.WithoutCancel(r.Context()), run.ID)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	d := api.NewRunDetail(run, steps)
@@ -366,7 +376,7 @@ func (s *Server) findRun(w http.ResponseWriter, r *http.Request) (*routine.Run, 
 		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
 		return nil, false
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return nil, false
 	}
 	return run, true
@@ -378,6 +388,40 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// unwritableRetry is the Retry-After, in seconds, of a request refused
+// because the store cannot write: freeing a full disk takes an operator
+// a while, and the daemon writes again on its own once it is done.
+const unwritableRetry = 30
+
+// writeFailure answers a request that an error of the daemon's own
+// failed: 503 with Retry-After when the store cannot write (nothing of
+// the request was recorded, and the same request goes through once the
+// store writes again), else 500. The store's path is told to the API's
+// callers only, not to those of the public webhooks and Slack commands.
+func writeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	msg, ok := unwritable(err, strings.HasPrefix(r.URL.Path, "/v1/"))
+	if !ok {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(unwritableRetry))
+	writeError(w, http.StatusServiceUnavailable, msg+"; nothing was recorded: retry later")
+}
+
+// unwritable says, when err is a write the store's storage refused, that
+// the store cannot write and why, and where when withPath.
+func unwritable(err error, withPath bool) (msg string, ok bool) {
+	var u *store.UnwritableError
+	if !errors.As(err, &u) {
+		return "", false
+	}
+	msg = store.ErrUnwritable.Error() + ": " + u.Cause
+	if withPath {
+		msg += " at " + u.Path
+	}
+	return msg, true
 }
 
 // writeError answers with the JSON error shape every endpoint uses.

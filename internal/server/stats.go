@@ -24,7 +24,7 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := stats.Read(r.Context(), s.cfg.Store, p)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -49,7 +49,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := stats.BuildReport(r.Context(), s.cfg.Store, s.cfg.Routines.All(), p.Since, p.Until, now)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)

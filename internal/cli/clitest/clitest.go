@@ -140,7 +140,7 @@ func StartServeWith(t testing.TB, deps cli.Deps, dir string, args ...string) *Da
 
 // upLine is the line `routines server` and `routines worker` print once
 // up; a server's names its address.
-var upLine = regexp.MustCompile(`(?m)^(?:server on http://(\S+)|worker) up \(`)
+var upLine = regexp.MustCompile(`(?m)^(?:server on https?://(\S+)|worker) up \(`)
 
 // StartRemote starts `routines server args...` or `routines worker
 // args...` (role) in-process with Kinds and waits until it says it is up;

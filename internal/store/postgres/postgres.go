@@ -10,6 +10,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,6 +114,10 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
+		var cert *tls.CertificateVerificationError
+		if errors.As(err, &cert) {
+			return nil, fmt.Errorf("open store: %w (the database's certificate is checked against sslrootcert=/path/to/ca.pem in the URL, else the system's CAs: set sslrootcert to the CA that signed it)", err)
+		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Store{pool: pool, checkpoints: newGroupCheckpoint(pool), opts: opts, log: opts.Logger}

@@ -6,6 +6,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -17,11 +21,20 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migrate applies the migrations the database at db lacks, each in its own
-// transaction, and refuses a database that a newer binary migrated further.
-// file names the database in that error.
-func migrate(ctx context.Context, db *sql.DB, file string) error {
-	ms, err := store.ReadMigrations(migrationFS)
+func readMigrations() ([]store.Migration, error) { return store.ReadMigrations(migrationFS) }
+
+// keepBackups is how many of the backups taken before migrations are
+// kept in the store's backups/ directory: the newest ones.
+const keepBackups = 3
+
+// migrate applies the migrations the database at db (the file at the
+// absolute path abs) lacks, each in its own transaction, and refuses a
+// database that a newer binary migrated further. Before it changes a
+// store that has a schema, it backs it up into backups/ beside it
+// (backupBeforeMigrate).
+func migrate(ctx context.Context, db *sql.DB, abs string) error {
+	file := filepath.Base(abs)
+	ms, err := readMigrations()
 	if err != nil {
 		return err
 	}
@@ -50,6 +63,11 @@ func migrate(ctx context.Context, db *sql.DB, file string) error {
 	}
 	if cur > latest {
 		return newerSchema(file, cur, latest)
+	}
+	if cur > 0 && cur < latest {
+		if err := backupBeforeMigrate(ctx, abs, cur, time.Now()); err != nil {
+			return err
+		}
 	}
 	for _, m := range ms[cur:] {
 		if err := apply(ctx, db, m, file, latest); err != nil {
@@ -102,5 +120,52 @@ func schemaVersion(ctx context.Context, q interface {
 }
 
 func newerSchema(file string, have, know int) error {
-	return fmt.Errorf("%s was written by a newer routines (schema %d > %d)", file, have, know)
+	return fmt.Errorf("%s was written by a newer routines (schema %d > %d): run that version of routines or a newer one; to go back to this one, restore the backup taken before the upgrade with `routines restore .routines/backups/state-v%d-….db` (stop the daemon first; docs/operations.md)", file, have, know, know)
+}
+
+// backupBeforeMigrate copies the store at abs, of schema version cur,
+// to backups/state-v<cur>-<time>.db beside it (with its .sha256, so
+// `routines restore` takes it as it is), and removes all but the newest
+// keepBackups of them. A store that cannot be backed up is not migrated.
+func backupBeforeMigrate(ctx context.Context, abs string, cur int, now time.Time) error {
+	dir := filepath.Join(filepath.Dir(abs), "backups")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("back up before migrating: %w", err)
+	}
+	name := fmt.Sprintf("state-v%d-%s.db", cur, now.UTC().Format("20060102T150405.000000Z"))
+	if _, err := Backup(ctx, abs, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("back up before migrating (nothing was changed; free space or make %s writable, then start again): %w", dir, err)
+	}
+	return pruneBackups(dir)
+}
+
+// pruneBackups removes the oldest backups taken before migrations, with
+// their checksums, beyond keepBackups.
+func pruneBackups(dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, "state-v*-*.db"))
+	if err != nil {
+		return err
+	}
+	type backup struct {
+		name string
+		mod  time.Time
+	}
+	var bs []backup
+	for _, n := range names {
+		fi, err := os.Stat(n)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		bs = append(bs, backup{n, fi.ModTime()})
+	}
+	slices.SortFunc(bs, func(a, b backup) int { return b.mod.Compare(a.mod) })
+	var errs []error
+	for _, b := range bs[min(keepBackups, len(bs)):] {
+		for _, f := range []string{b.name, b.name + checksumExt} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -73,8 +73,8 @@ func writerParams(sync Sync) string {
 type Store struct {
 	w       *sql.DB
 	r       *sql.DB
-	gc      *groupCommit // every write goes through it
-	scratch bool         // thrown away after use: Close does not checkpoint
+	gc      *writer // every write goes through it
+	scratch bool    // thrown away after use: Close does not checkpoint
 	// wake tells Wakeups of this store's writes; another process's writes
 	// to the file go unheard, and the scheduler's poll finds them.
 	wake store.WakeHub
@@ -195,8 +195,12 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	if err := migrate(ctx, w, filepath.Base(abs)); err != nil {
-		return nil, errors.Join(err, w.Close())
+	// A damaged file shows here at the latest: migrate reads the header
+	// (SQLITE_NOTADB) and prepare parses the schema on page 1
+	// (SQLITE_CORRUPT). Damage deeper in is found by doctor's
+	// integrity check, which reads every page: too slow for every open.
+	if err := migrate(ctx, w, abs); err != nil {
+		return nil, errors.Join(corrupt(abs, err), w.Close())
 	}
 
 	r, err := sql.Open("sqlite", URI(abs, readerParams))
@@ -210,11 +214,13 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.wake.SetLive(true)
 	s.cancels.SetLive(true)
-	if s.gc, err = newGroupCommit(ctx, w); err != nil {
+	g, err := newGroupCommit(ctx, w)
+	if err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	s.gc = &writer{groupCommit: g, path: abs}
 	if err := s.prepare(ctx); err != nil {
-		return nil, errors.Join(err, s.Close())
+		return nil, errors.Join(corrupt(abs, err), s.Close())
 	}
 	if s.rollupWidths, err = readRollupWidths(ctx, w); err != nil {
 		return nil, errors.Join(err, s.Close())

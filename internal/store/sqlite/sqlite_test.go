@@ -137,7 +137,8 @@ func TestNewerSchema(t *testing.T) {
 		}
 	}
 	_, err := sqlite.Open(b.ctx, b.path)
-	want := fmt.Sprintf("state.db was written by a newer routines (schema %d > %d)", known+1, known)
+	want := fmt.Sprintf("state.db was written by a newer routines (schema %d > %d): run that version of routines or a newer one; "+
+		"to go back to this one, restore the backup taken before the upgrade with `routines restore .routines/backups/state-v%d-", known+1, known, known)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Open: got %v, want an error containing %q", err, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
@@ -23,6 +24,16 @@ const rollupTokensSQL = `SELECT routine, start, model, input, output
 var rollupsSQL = "SELECT routine, start, gb_seconds, " + strings.Join(rollupSums, " || ',' || ") +
 	" FROM rollups WHERE width = ? AND start >= ? AND start < ?"
 
+// statsWidths are the widths the rollups are kept in (the table
+// rollup_widths: minutes and hours), as PlanStats takes them.
+func (s *Store) statsWidths() []time.Duration {
+	widths := make([]time.Duration, len(s.rollupWidths))
+	for i, w := range s.rollupWidths {
+		widths[i] = time.Duration(w) * time.Second
+	}
+	return widths
+}
+
 // routineIn is the condition, and its arguments, that keeps the rows of
 // the routines names; none when names is empty.
 func routineIn(names []string) (string, []any) {
@@ -39,7 +50,7 @@ func routineIn(names []string) (string, []any) {
 // Stats sums the rollups of the runs that ended in [p.Since, p.Until), by
 // routine, in one read transaction.
 func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats, error) {
-	plan := store.PlanStats(p)
+	plan := store.PlanStats(p, s.statsWidths())
 	cond, names := routineIn(p.Routines)
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
