@@ -33,6 +33,12 @@ type daemon struct {
 // starts `routines serve dir --addr 127.0.0.1:0 extra...`, waiting for
 // serve.json.
 func startDaemon(bin, dir string, routines map[string]string, extra ...string) (*daemon, error) {
+	return startDaemonLogged(bin, dir, routines, io.Discard, extra...)
+}
+
+// startDaemonLogged is startDaemon with the daemon's stderr (its log)
+// going to log.
+func startDaemonLogged(bin, dir string, routines map[string]string, log io.Writer, extra ...string) (*daemon, error) {
 	for name, text := range routines {
 		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
 			return nil, err
@@ -43,7 +49,7 @@ func startDaemon(bin, dir string, routines map[string]string, extra ...string) (
 	}
 	args := append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.Stdout, cmd.Stderr = io.Discard, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

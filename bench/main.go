@@ -12,6 +12,9 @@
 //	hello   one step `echo hello`           floor: bash running /bin/echo hello
 //	webhook trigger-to-first-step latency of `routines serve` (see webhook.go)
 //	throughput  webhook runs/s of `routines serve` under load (see daemon.go)
+//	soak    a million runs through `routines serve` with a retention of a
+//	        minute: the store's size and the daemon's RSS over time (soak.go);
+//	        only with -only soak
 //	memory  RSS of `routines serve`: idle with 100 routines, 100k queued runs
 //	secrets run start with 10 builtin secrets, and redaction of 100 MB of output (see secrets.go)
 //	remote-throughput, remote-latency, remote-cold, remote-idle
@@ -79,7 +82,8 @@ var syncMode *string
 func main() {
 	reps := flag.Int("n", 15, "repetitions of each measurement")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
-	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets, "+
+	soakRuns = flag.Int("soak-runs", 1_000_000, "runs the soak pushes through the daemon")
+	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets, soak (never run by default), "+
 		strings.Join(remoteWorkloads, ", ")+"), or remote: the four remote ones")
 	syncMode = flag.String("sync", "full", "throughput: the daemon's --sync (full or normal)")
 	durable = flag.Bool("durable", false, "remote workloads: run PostgreSQL with fsync, synchronous_commit and full_page_writes on (pgtest turns them off)")
@@ -202,6 +206,9 @@ func run(reps int, keep bool) error {
 		if err := memoryBench(bin, tmp); err != nil {
 			return err
 		}
+	}
+	if *only == "soak" {
+		return soakBench(bin, tmp)
 	}
 	if *only == "" || *only == "secrets" {
 		if err := secretsBench(bin, tmp, reps); err != nil {

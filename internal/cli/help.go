@@ -223,6 +223,12 @@ var helpTable = map[string]commandHelp{
 		example: "  routines audit --since 1d\n  routines audit --secret API_TOKEN -o json",
 		exits:   exitsList,
 	},
+	"routines prune": {
+		example: "  routines prune --dry-run          # what the retention would delete now\n" +
+			"  routines prune                    # delete it, and give the space back\n" +
+			"  routines prune --dead-letters     # also empty the dead-letter queue",
+		exits: "  0  pruned (or counted, with --dry-run)\n  1  the store could not be read or written\n  2  routines.project.yaml has problems, or no store in the project yet",
+	},
 	"routines classify": {
 		example: "  routines classify train tickets.csv\n  routines classify eval tickets.csv",
 		exits:   exitsGroup,

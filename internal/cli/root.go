@@ -68,7 +68,7 @@ type Deps struct {
 	Version string
 	Build   *debug.BuildInfo
 	// Now is the clock of what commands show, such as validate's next
-	// firing times; time.Now when nil.
+	// firing times, and of what prune judges old; time.Now when nil.
 	Now func() time.Time
 }
 
@@ -241,6 +241,7 @@ func newRoot(g *globals) *cobra.Command {
 		newStatusCmd(g),
 		newCostsCmd(g),
 		newStatsCmd(g),
+		newPruneCmd(g),
 		newReportCmd(g),
 		newProjectsTopic(),
 		newLoginCmd(g), newLogoutCmd(g),

@@ -276,6 +276,10 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	if err != nil {
 		return invalid(err)
 	}
+	projCfg, err := proj.LoadConfig()
+	if err != nil {
+		return invalid(err)
+	}
 	routines, err := project.Discover(root, g.deps.Stderr, g.checkSecrets)
 	if err != nil {
 		return invalid(err)
@@ -349,8 +353,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 		Unconfined: unconfined, AllowMissing: g.allowMissing,
 		Token: o.token, MaxQueued: o.maxQueued, Limits: o.limits, RateLimits: o.rates, TLS: o.tlsConfig(),
 		Costs: o.costConfig, Alerts: o.alerts,
-		Metrics: g.newMetrics(logger),
-		Tracing: spans,
+		Retention: &projCfg.Retention,
+		Metrics:   g.newMetrics(logger),
+		Tracing:   spans,
 	})
 	if err != nil {
 		ln.Close()

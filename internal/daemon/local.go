@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -22,6 +21,7 @@ import (
 	"github.com/routines-dev/routines/internal/metrics"
 	"github.com/routines-dev/routines/internal/owner"
 	"github.com/routines-dev/routines/internal/project"
+	"github.com/routines-dev/routines/internal/retention"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/sandbox"
 	"github.com/routines-dev/routines/internal/scheduler"
@@ -85,6 +85,9 @@ type LocalConfig struct {
 	Tracing *tracing.Provider
 	// Alerts are the settings of the evaluation of the routines' alerts.
 	Alerts AlertOptions
+	// Retention is the policy the daemon prunes the store and the runs'
+	// folders by, continuously; nil: nothing is pruned.
+	Retention *retention.Policy
 }
 
 // AlertOptions are the settings of the evaluation of alerts, by serve
@@ -195,7 +198,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Metrics: m,
 		Prices:  prices, Budgets: budgets,
 		// The runs' artifacts stay in their workspaces (engine.Workspace).
-		Dashboard: dashboard.Sources{Artifacts: dashboard.Workspaces(filepath.Join(cfg.Project.StateDir(), "runs"))},
+		Dashboard: dashboard.Sources{Artifacts: dashboard.Workspaces(cfg.Project.RunsDir())},
 	})
 	if budgets != nil {
 		// Their status is read before the first run is queued.
@@ -213,6 +216,14 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		Logger: logger, Warn: cfg.Warn, Watch: cfg.Reload,
 	}))
 	d.services.Add("alerts", alerts(cfg.Alerts, cfg.Store, catalog, cfg.Kinds, lookup, own.ID(), logger))
+	if cfg.Retention != nil {
+		pr, err := retention.New(retention.Config{Store: cfg.Store, Policy: *cfg.Retention, RunsDir: cfg.Project.RunsDir(), Logger: logger})
+		if err != nil {
+			own.Release()
+			return nil, err
+		}
+		d.services.Add("retention", retention.NewService(pr, retention.Interval(*cfg.Retention)))
+	}
 	d.services.Add("intake", Func{OnStop: func(context.Context) error { d.api.Drain(); return nil }})
 	return d, nil
 }

@@ -83,6 +83,10 @@ func (p Project) StateDir() string { return filepath.Join(p.Dir, StateDirName) }
 // StorePath is the project's SQLite store.
 func (p Project) StorePath() string { return filepath.Join(p.StateDir(), "state.db") }
 
+// RunsDir holds the folders of runs (.routines/runs/<run id>): their
+// workspaces while they run, and the artifacts they kept after.
+func (p Project) RunsDir() string { return filepath.Join(p.StateDir(), "runs") }
+
 // OwnersDir holds the lock files of the processes executing the
 // project's runs (package owner).
 func (p Project) OwnersDir() string { return filepath.Join(p.StateDir(), "owners") }

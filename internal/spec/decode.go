@@ -51,9 +51,39 @@ type decoder struct {
 	depth   int
 }
 
-// decode parses the file and decodes it into r, recording the problems in
-// src. It returns nil when the YAML itself cannot be read.
-func decode(src *source, r *routine.Routine) *document {
+// format is a kind of file decode reads: what its top level decodes
+// into, and how messages name it.
+type format struct {
+	root reflect.Type // a struct type
+	noun string       // "a routine file"
+	// empty is the problem of an empty file; "" when one is valid.
+	empty string
+	// mapping says what the top level holds, for a file that is not a
+	// mapping.
+	mapping string
+}
+
+// routineFile is the format of routine.yaml.
+var routineFile = &format{
+	root:    reflect.TypeFor[routine.Routine](),
+	noun:    "a routine file",
+	empty:   "the file is empty: a routine needs at least name: and steps:",
+	mapping: "name:, steps: and more",
+}
+
+// formatOf is the format of the file src reads.
+func formatOf(src *source) *format {
+	if src.format == nil {
+		return routineFile
+	}
+	return src.format
+}
+
+// decode parses the file and decodes it into v, a pointer to a value of
+// its format's root type, recording the problems in src. It returns nil
+// when the YAML itself cannot be read, or the file is empty.
+func decode(src *source, v any) *document {
+	f := formatOf(src)
 	doc := &document{
 		source:     src,
 		nodes:      map[string]ast.Node{},
@@ -61,7 +91,7 @@ func decode(src *source, r *routine.Routine) *document {
 		invalid:    map[string]bool{},
 		misspelled: map[string]bool{},
 	}
-	f, err := parser.ParseBytes(src.data, 0)
+	file, err := parser.ParseBytes(src.data, 0)
 	if err != nil {
 		doc.syntaxError(err)
 		return nil
@@ -70,21 +100,23 @@ func decode(src *source, r *routine.Routine) *document {
 		// Valid YAML, read as more of the value above: say so.
 		src.warn(ind.line, ind.col, "", ind.msg)
 	}
-	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
-		doc.add(1, 1, "$", "the file is empty: a routine needs at least name: and steps:")
+	if len(file.Docs) == 0 || file.Docs[0].Body == nil {
+		if f.empty != "" {
+			doc.add(1, 1, "$", f.empty)
+		}
 		return nil
 	}
-	if len(f.Docs) > 1 {
-		line, col := nodePos(f.Docs[1].Body)
-		if start := f.Docs[1].Start; start != nil {
+	if len(file.Docs) > 1 {
+		line, col := nodePos(file.Docs[1].Body)
+		if start := file.Docs[1].Start; start != nil {
 			line, col = tokenPos(start)
 		}
-		doc.add(line, col, "$", "a routine file holds one YAML document: remove the --- and what follows")
+		doc.add(line, col, "$", f.noun+" holds one YAML document: remove the --- and what follows")
 	}
 	d := &decoder{doc: doc, anchors: map[string]ast.Node{}}
-	body := f.Docs[0].Body
+	body := file.Docs[0].Body
 	ast.Walk(anchorCollector(d.anchors), body)
-	d.value(body, reflect.ValueOf(r).Elem(), "$", "")
+	d.value(body, reflect.ValueOf(v).Elem(), "$", "")
 	return doc
 }
 
@@ -459,7 +491,8 @@ func (d *decoder) unknownKey(k ast.Node, path, key string, valid []string) {
 
 func (d *decoder) typeError(n ast.Node, path, key string, t reflect.Type) {
 	if path == "$" {
-		d.invalid(n, path, "a routine file is a mapping with name:, steps: and more, got %s", nodeKind(n))
+		f := formatOf(d.doc.source)
+		d.invalid(n, path, "%s is a mapping with %s, got %s", f.noun, f.mapping, nodeKind(n))
 		return
 	}
 	d.invalid(n, path, "%s: expected %s, got %s", human(path), describe(t, key), nodeKind(n))

@@ -30,11 +30,12 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// source is a routine file being read: its lines, for snippets, and the
+// source is a file being read: its lines, for snippets, and the
 // problems and warnings found so far.
 type source struct {
 	file     string
 	data     []byte
+	format   *format  // nil: a routine file
 	lines    []string // split on first use
 	problems []Problem
 	warnings []Problem

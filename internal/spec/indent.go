@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-
-	"github.com/routines-dev/routines/internal/routine"
 )
 
 // The YAML parser reports a misindented line in its own terms ("value is
@@ -174,6 +172,7 @@ func opens(v string) bool {
 
 // indentScan walks the lines of a file, keeping the blocks open at each.
 type indentScan struct {
+	root  reflect.Type // what the top level decodes into
 	stack []*block
 	// skipAbove, when not -1, skips the lines indented deeper than it
 	// (and blank ones): the body of a block scalar (| or >).
@@ -187,7 +186,7 @@ type indentScan struct {
 
 // indentation returns the first misindented line of the file.
 func indentation(src *source) (indentFinding, bool) {
-	sc := &indentScan{skipAbove: -1}
+	sc := &indentScan{skipAbove: -1, root: formatOf(src).root}
 	for n := 1; ; n++ {
 		text, ok := src.line(n)
 		if !ok {
@@ -372,7 +371,7 @@ func abs(x int) int {
 // open starts the blocks of a line nested under parent: under a key
 // with no value yet, under a lone dash, or (nil) at the top level.
 func (sc *indentScan) open(n, indent int, trimmed string, s lineShape, parent *block) {
-	var typ reflect.Type = reflect.TypeFor[routine.Routine]()
+	typ := sc.root
 	nested := &block{col: indent, line: n, text: firstWords(trimmed)}
 	if parent != nil {
 		parent.awaiting = false

@@ -27,9 +27,12 @@ import (
 // lock held by another process instead of failing with SQLITE_BUSY, and
 // _txlock=immediate takes the write lock at BEGIN, so a transaction never
 // has to upgrade a read snapshot that another writer made stale (which
-// fails at once, whatever the timeout).
+// fails at once, whatever the timeout). auto_vacuum=INCREMENTAL takes
+// effect in a new file only (before its first table), or at a VACUUM
+// (Store.Compact): the pages pruning frees are then given back to the
+// file system by Store.Vacuum.
 const (
-	baseParams   = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	baseParams   = "_pragma=busy_timeout(10000)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	readerParams = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 )
 
