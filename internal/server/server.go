@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +45,13 @@ type Config struct {
 	// soon as its execution here ends, rather than at the next poll.
 	Executions Executions
 	Routines   Routines
-	// Token, when set, is required as "Authorization: Bearer <token>" on /v1.
+	// Token, when set, opens /v1 as "Authorization: Bearer <token>", as an
+	// admin of the default namespace (serve --token, server --token).
 	Token string
+	// Teams makes the tokens of the store open /v1 too, each with its
+	// role and namespace (access.go). Without Token or Teams the API is
+	// open: a local daemon's.
+	Teams bool
 	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
 	MaxQueued int
 	// Secret resolves a secret a routine declares, for the {{NAME}} of its
@@ -148,17 +151,9 @@ func New(cfg Config) *Server {
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", s.auth(cfg.Metrics.Handler()))
-	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
-	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
-	s.mux.Handle("POST /v1/routines", s.auth(http.HandlerFunc(s.push)))
-	s.mux.Handle("GET /v1/routines/{name}/revisions", s.auth(http.HandlerFunc(s.revisions)))
-	s.mux.Handle("GET /v1/routines/{name}/revisions/{rev}/bundle", s.auth(http.HandlerFunc(s.bundle)))
-	s.mux.Handle("POST /v1/routines/{name}/rollback", s.auth(http.HandlerFunc(s.rollback)))
-	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
-	s.mux.Handle("GET /v1/costs", s.auth(http.HandlerFunc(s.costs)))
-	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
-	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
+	// /metrics tells of every namespace's routines: the deployment's
+	// operators' (an admin of the default namespace).
+	s.mux.Handle("GET /metrics", s.allow(store.RoleAdmin, "", operators(cfg.Metrics.Handler())))
 	s.routeRemote()
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
@@ -175,6 +170,7 @@ func New(cfg Config) *Server {
 	}
 	s.mux.Handle("/", dashboard.New(dashboard.Config{
 		Store: cfg.Store, Routines: cfg.Routines, API: s.mux, Token: cfg.Token, Logger: cfg.Logger, Sources: sources,
+		Authenticate: s.authenticator(),
 		NextFire: func(ctx context.Context, rt *routine.Routine, now time.Time) *time.Time {
 			return NextFire(ctx, cfg.Store, rt, now)
 		},
@@ -203,22 +199,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	s.withBodyBudget(w, r, s.mux)
-}
-
-// auth requires the bearer token, when one is configured.
-func (s *Server) auth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
-				s.rejectedRequest(r, metrics.ReasonUnauthorized)
-				w.Header().Set("WWW-Authenticate", "Bearer")
-				writeError(w, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // full reports whether the backlog is at its bound, and answers 429 if so;
@@ -362,7 +342,7 @@ func (s *Server) findRun(w http.ResponseWriter, r *http.Request) (*routine.Run, 
 	case errors.As(err, &ambiguous):
 		writeError(w, http.StatusBadRequest, ambiguous.Error()+": give more of the id")
 		return nil, false
-	case errors.Is(err, routine.ErrNotFound):
+	case errors.Is(err, routine.ErrNotFound) || err == nil && !s.sees(r, run.Routine):
 		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
 		return nil, false
 	case err != nil:
