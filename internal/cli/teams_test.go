@@ -25,6 +25,8 @@ func TestTeamsSecurity(t *testing.T) {
 	db := pgtest.StartServer(t).Database(t)
 	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"ROUTINES_BOOTSTRAP_TOKEN": admin})}
 	srv := clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db), "--addr", "127.0.0.1:0")...)
+	// A second replica, which caches tokens of its own.
+	replica := clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db), "--addr", "127.0.0.1:0")...)
 	clitest.StartRemoteWith(t, deps, "worker", append(deploymentArgs(t, db), "--slots", "2", "--region", "eu-west")...)
 	base := "http://" + srv.Addr
 	as := func(token string, args ...string) (int, string, string) {
@@ -40,7 +42,7 @@ func TestTeamsSecurity(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}
-	call := func(token, method, path, body string) (int, string) {
+	callAt := func(base, token, method, path, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -51,6 +53,10 @@ func TestTeamsSecurity(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+	call := func(token, method, path, body string) (int, string) {
+		t.Helper()
+		return callAt(base, token, method, path, body)
 	}
 
 	deployA, deployB := newToken("deploy-a", "deployer", "team-a"), newToken("deploy-b", "deployer", "team-b")
@@ -117,15 +123,30 @@ func TestTeamsSecurity(t *testing.T) {
 		t.Errorf("team-a GET /v1/secrets = %d %s; want 403", code, body)
 	}
 
-	// Revoked and expired tokens fail at once.
-	if code, _ := call(revoked, "GET", "/v1/routines", ""); code != 200 {
-		t.Fatalf("a fresh token = %d, want 200", code)
+	// Revoked and expired tokens fail at once, on every replica: the
+	// replica that cached the token hears of the revocation through the
+	// store, well before its cache would expire it (a second).
+	for _, b := range []string{base, "http://" + replica.Addr} {
+		if code, _ := callAt(b, revoked, "GET", "/v1/routines", ""); code != 200 {
+			t.Fatalf("a fresh token at %s = %d, want 200", b, code)
+		}
 	}
 	if code, out, errOut := as(admin, "tokens", "revoke", "gone"); code != 0 || !strings.Contains(out, "revoked token gone") {
 		t.Fatalf("tokens revoke = %d %s %s", code, out, errOut)
 	}
+	revokedAt := time.Now()
 	if code, body := call(revoked, "GET", "/v1/routines", ""); code != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
 		t.Errorf("a revoked token = %d %s; want 401, revoked", code, body)
+	}
+	for {
+		code, body := callAt("http://"+replica.Addr, revoked, "GET", "/v1/routines", "")
+		if code == http.StatusUnauthorized && strings.Contains(body, "revoked") {
+			break
+		}
+		if time.Since(revokedAt) > 300*time.Millisecond {
+			t.Fatalf("the replica still takes a revoked token %v after its revocation: %d %s", time.Since(revokedAt), code, body)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(1100 * time.Millisecond)
 	if code, body := call(shortLived, "GET", "/v1/routines", ""); code != http.StatusUnauthorized || !strings.Contains(body, "expired") {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/routines-dev/routines/internal/metrics"
@@ -85,11 +86,18 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request) *store.Token {
 var errBadToken = errors.New("bad token")
 
 // Authenticate returns the valid token of the store whose value is
-// value. It is looked up on every call, with no cache: a revoked or
-// expired token fails at once, on every server of a deployment (the
-// look-up is one read of a unique index; see docs/teams.md for its cost).
+// value. Expiry is judged on every call; the token is read from the
+// store, or from the cache of the tokens of the last tokenTTL, which a
+// revocation anywhere empties (tokenCache).
 func (s *Server) Authenticate(ctx context.Context, value string) (*store.Token, error) {
-	t, err := s.cfg.Store.TokenByHash(ctx, HashToken(value))
+	hash := HashToken(value)
+	t, gen := s.tokens.get(hash)
+	var err error
+	if t == nil {
+		if t, err = s.cfg.Store.TokenByHash(ctx, hash); err == nil {
+			s.tokens.put(hash, t, gen)
+		}
+	}
 	switch {
 	case errors.Is(err, routine.ErrNotFound):
 		return nil, fmt.Errorf("%w: unknown API token: send a token `routines tokens create` made", errBadToken)
@@ -320,4 +328,74 @@ func (s *Server) authenticator() func(ctx context.Context, value string) (*store
 		return nil
 	}
 	return s.Authenticate
+}
+
+// tokenTTL is how long a token read from the store is trusted without
+// reading it again. A revocation does not wait for it: the store tells
+// every server of a revocation (TokenRevocations: NOTIFY on PostgreSQL)
+// and each empties its cache at once; the TTL only bounds a revocation
+// whose notification is lost with the store's connection (which is
+// followed by a wake-up, and so an emptied cache, once it is back).
+const tokenTTL = time.Second
+
+// maxCachedTokens bounds the cache: past it, it is emptied. Only tokens
+// found are cached, so random values sent by anyone do not fill it.
+const maxCachedTokens = 10000
+
+// tokenCache keeps the tokens of recent requests, by hash, so that a
+// request costs no read of the store (docs/teams.md has the figures).
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedToken
+	// gen counts the emptyings: a look-up that began before one does not
+	// cache what it read, which may predate the revocation.
+	gen uint64
+}
+
+type cachedToken struct {
+	t     *store.Token
+	until time.Time
+}
+
+// get returns the cached token of hash, or nil and the generation a
+// look-up in the store begins at.
+func (c *tokenCache) get(hash string) (*store.Token, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[hash]; ok && time.Now().Before(e.until) {
+		return e.t, c.gen
+	}
+	return nil, c.gen
+}
+
+// put caches t, read in generation gen, unless the cache was emptied since.
+func (c *tokenCache) put(hash string, t *store.Token, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.m == nil || len(c.m) >= maxCachedTokens {
+		c.m = map[string]cachedToken{}
+	}
+	c.m[hash] = cachedToken{t: t, until: time.Now().Add(tokenTTL)}
+}
+
+// clear empties the cache: a token was revoked.
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
+	c.gen++
+}
+
+// watchRevocations empties the cache of tokens at each revocation the
+// store tells of, until the server stops or the store closes.
+func (s *Server) watchRevocations() {
+	ch := s.cfg.Store.TokenRevocations(s.stopping)
+	go func() {
+		for range ch {
+			s.tokens.clear()
+		}
+	}()
 }

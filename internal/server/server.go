@@ -113,6 +113,8 @@ type Server struct {
 	// signature, a secret not set) to one, then one at backoff.
 	repeats *repeat.Limiter
 	metrics *metrics.Metrics
+	// tokens caches the tokens of the store that opened recent requests.
+	tokens tokenCache
 }
 
 // backlogRecount is how long a count of the queued runs is trusted before
@@ -149,6 +151,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight},
 		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger), metrics: cfg.Metrics}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	if cfg.Teams {
+		s.watchRevocations()
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	// /metrics tells of every namespace's routines: the deployment's

@@ -145,6 +145,10 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		p.Namespace = c.Namespace
 	}
 	t, err := s.cfg.Store.TokenRevoke(r.Context(), p)
+	if err == nil {
+		// At once here; the other servers hear of it from the store.
+		s.tokens.clear()
+	}
 	switch {
 	case errors.Is(err, routine.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no token %s (routines tokens list names them)", p.Token))

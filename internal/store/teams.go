@@ -32,6 +32,13 @@ type Teams interface {
 	// p.Namespace when set) at p.Now, and returns it; revoking a revoked
 	// token keeps its first time. None wraps ErrNotFound.
 	TokenRevoke(ctx context.Context, p *TokenRevokeParams) (*Token, error)
+	// TokenRevocations returns a channel that receives after a token was
+	// revoked through this Store or (PostgreSQL) any on the same database,
+	// and after a lost and regained connection, since revocations may have
+	// gone unheard meanwhile: a server empties its cache of tokens then.
+	// Wake-ups coalesce as those of Waker do; the channel closes when ctx
+	// ends or the store closes.
+	TokenRevocations(ctx context.Context) <-chan struct{}
 
 	// NamespacePut creates or replaces the policy of a namespace.
 	NamespacePut(ctx context.Context, ns *Namespace) error

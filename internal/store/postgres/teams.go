@@ -92,7 +92,17 @@ func (s *Store) TokenList(ctx context.Context, p *store.TokenListParams) ([]*sto
 
 // TokenRevoke revokes a token by name or id.
 func (s *Store) TokenRevoke(ctx context.Context, p *store.TokenRevokeParams) (*store.Token, error) {
-	t, err := scanToken(s.pool.QueryRow(ctx, tokenRevokeSQL, p.Token, p.Namespace, p.Now))
+	// The notification goes out when the revocation commits: the servers
+	// that cache tokens drop theirs then.
+	var t *store.Token
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if t, err = scanToken(tx.QueryRow(ctx, tokenRevokeSQL, p.Token, p.Namespace, p.Now)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, '')", tokenChannel)
+		return err
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("revoke token %s: %w", p.Token, routine.ErrNotFound)

@@ -136,7 +136,13 @@ func (s *Store) TokenRevoke(ctx context.Context, p *store.TokenRevokeParams) (*s
 	case err != nil:
 		return nil, fmt.Errorf("revoke token %s: %w", p.Token, err)
 	}
+	s.revocations.Wake()
 	return t, nil
+}
+
+// TokenRevocations returns a channel woken by this store's revocations.
+func (s *Store) TokenRevocations(ctx context.Context) <-chan struct{} {
+	return s.revocations.Subscribe(ctx)
 }
 
 func scanToken(row interface{ Scan(...any) error }) (*store.Token, error) {

@@ -73,6 +73,30 @@ func exerciseTeams(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Revocations", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		if _, err := b.s.TokenCreate(b.ctx, newToken("ci", "a")); err != nil {
+			t.Fatal(err)
+		}
+		ch := b.s.TokenRevocations(b.ctx)
+		// The first wake-up says the channel hears revocations: after it,
+		// a revocation is sure to wake it.
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("TokenRevocations never came live")
+		}
+		if _, err := b.s.TokenRevoke(b.ctx, &store.TokenRevokeParams{Token: "ci", Now: at(0)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a revocation did not wake TokenRevocations")
+		}
+	})
+
 	t.Run("Bootstrap", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
