@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -136,6 +137,7 @@ func New(cfg Config) *Dashboard {
 		"GET /ui/metrics":                              d.metrics,
 		"GET /ui/costs":                                d.costs,
 		"GET /ui/alerts":                               d.alerts,
+		"GET /ui/audit":                                d.audit,
 	} {
 		d.mux.Handle(pattern, d.auth.require(h))
 	}
@@ -211,7 +213,7 @@ func (d *Dashboard) firing(ctx context.Context) []*store.AlertState {
 	}
 	var out []*store.AlertState
 	for _, st := range states {
-		if st.State == routine.AlertFiring {
+		if st.State == routine.AlertFiring && d.sees(ctx, st.Routine) {
 			out = append(out, st)
 		}
 	}
@@ -249,6 +251,7 @@ func (d *Dashboard) alerts(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusInternalServerError, "The alerts could not be read: "+err.Error())
 		return
 	}
+	recent = slices.DeleteFunc(recent, func(a *routine.AlertRecord) bool { return !d.sees(r.Context(), a.Routine) })
 	d.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: recent})
 }
 
