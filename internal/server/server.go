@@ -157,8 +157,9 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	// /metrics tells of every namespace's routines: the deployment's
-	// operators' (an admin of the default namespace).
-	s.mux.Handle("GET /metrics", s.allow(store.RoleAdmin, "", operators(cfg.Metrics.Handler())))
+	// operators' (a token of the default namespace; a viewer's will do
+	// for a scraper).
+	s.mux.Handle("GET /metrics", s.allow(store.RoleViewer, "", operators(cfg.Metrics.Handler())))
 	s.routeRemote()
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
