@@ -194,7 +194,7 @@ func throughputBench(bin, tmp string) error {
 	dir := filepath.Join(tmp, "throughput")
 	d, err := startDaemon(bin, dir, map[string]string{
 		"noop": "name: noop\ntriggers:\n  - webhook: { path: /noop }\nsteps:\n  - id: get\n    state: { get: x }\n",
-	})
+	}, "--sync", *syncMode)
 	if err != nil {
 		return err
 	}
@@ -221,6 +221,7 @@ func throughputBench(bin, tmp string) error {
 		return err
 	}
 
+	syncs := countFsyncs(d.cmd.Process.Pid)
 	start := time.Now()
 	res := generate(url, `{}`, clients, dur, total, http.StatusAccepted)
 	// Wait until nothing is queued or running, then count the final runs.
@@ -248,6 +249,7 @@ func throughputBench(bin, tmp string) error {
 	}
 	completed := after - before
 	rss, hwm, _ := procStatus(d.cmd.Process.Pid)
+	fsyncs, fsyncErr := syncs()
 
 	// The floor: the same generator against a handler answering 202.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -268,7 +270,7 @@ func throughputBench(bin, tmp string) error {
 	doneRate := float64(completed) / drained.Seconds()
 	lost := res.accepted - completed
 	met := doneRate >= 3000 && acceptRate >= 3000 && lost == 0
-	fmt.Printf("\nthroughput: webhook POST /hooks/noop (one `state: {get: x}` step), %d clients, %s or %d requests, default workers\n", clients, dur, total)
+	fmt.Printf("\nthroughput: webhook POST /hooks/noop (one `state: {get: x}` step), %d clients, %s or %d requests, default workers, --sync %s\n", clients, dur, total, *syncMode)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "measure\tours\tfloor (Go handler answering 202)\ttarget\tmet\t")
 	fmt.Fprintf(tw, "accepted (202)\t%d in %.2f s\t%d in %.2f s\t\t\t\n", res.accepted, res.elapsed.Seconds(), floor.accepted, floor.elapsed.Seconds())
@@ -278,7 +280,13 @@ func throughputBench(bin, tmp string) error {
 	fmt.Fprintf(tw, "accept latency p50 / p99\t%s / %s\t%s / %s\t\t\t\n", ms(pct(res.lat, 50)), ms(pct(res.lat, 99)), ms(pct(floor.lat, 50)), ms(pct(floor.lat, 99)))
 	fmt.Fprintf(tw, "lost (accepted − completed)\t%d\t—\t0\t%v\t\n", lost, lost == 0)
 	fmt.Fprintf(tw, "daemon RSS / peak after the load\t%.1f / %.1f MB\t—\t\t\t\n", float64(rss)/1024, float64(hwm)/1024)
+	if fsyncErr == nil {
+		fmt.Fprintf(tw, "fsyncs of the daemon per completed run\t%.3f (%d)\t—\t\t\t\n", float64(fsyncs)/float64(max(completed, 1)), fsyncs)
+	}
 	tw.Flush()
+	if fsyncErr != nil {
+		fmt.Println("fsyncs not counted:", fsyncErr)
+	}
 	if res.firstErr != "" {
 		fmt.Println("first refusal or error:", res.firstErr)
 	}
@@ -286,6 +294,43 @@ func throughputBench(bin, tmp string) error {
 		fmt.Println("the throughput target was not met")
 	}
 	return nil
+}
+
+// countFsyncs starts counting the fsync and fdatasync calls of the
+// process pid with perf (its syscall tracepoints); the function returned
+// stops and returns the count, or why none could be taken.
+func countFsyncs(pid int) func() (int64, error) {
+	cmd := exec.Command("perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync",
+		"-p", strconv.Itoa(pid))
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return func() (int64, error) { return 0, err }
+	}
+	time.Sleep(200 * time.Millisecond) // perf attaches
+	return func() (int64, error) {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		// CSV lines: count,unit,event,…
+		var n int64
+		found := 0
+		for line := range strings.SplitSeq(out.String(), "\n") {
+			f := strings.Split(line, ",")
+			if len(f) < 3 || !strings.HasPrefix(f[2], "syscalls:sys_enter_f") {
+				continue
+			}
+			c, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("perf: %q", line)
+			}
+			n += c
+			found++
+		}
+		if found != 2 {
+			return 0, fmt.Errorf("perf stat said: %s", strings.TrimSpace(out.String()))
+		}
+		return n, nil
+	}
 }
 
 // memoryBench reads the daemon's resident memory: idle with 100 cron

@@ -73,11 +73,15 @@ func workloads() []workload {
 // only, when set, names the one workload to run.
 var only *string
 
+// syncMode is the --sync of the daemon of the throughput workload.
+var syncMode *string
+
 func main() {
 	reps := flag.Int("n", 15, "repetitions of each measurement")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
 	only = flag.String("only", "", "run only this workload (seq40, par100, hello, webhook, throughput, memory, secrets, "+
 		strings.Join(remoteWorkloads, ", ")+"), or remote: the four remote ones")
+	syncMode = flag.String("sync", "full", "throughput: the daemon's --sync (full or normal)")
 	durable = flag.Bool("durable", false, "remote workloads: run PostgreSQL with fsync, synchronous_commit and full_page_writes on (pgtest turns them off)")
 	flag.Func("workers", "worker counts of remote-throughput, comma-separated (default 1,2,4,8)", func(v string) error {
 		throughputWorkers = nil

@@ -86,7 +86,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) int {
 			rec, won, err := e.cfg.Store.AlertTransition(ctx, &store.AlertTransitionParams{Routine: r.Name, Alert: a.Name, From: from, To: to, Record: ev})
 			switch {
 			case err != nil:
-				e.log.Warn("alerts: cannot record a transition; the next evaluation tries again", "routine", r.Name, "alert", a.Name, "err", err)
+				e.log.Log(ctx, store.LogLevel(err, slog.LevelWarn), "alerts: cannot record a transition; the next evaluation tries again", "routine", r.Name, "alert", a.Name, "err", err)
 				continue
 			case !won:
 				continue // another evaluator recorded it

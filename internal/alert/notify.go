@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func (e *Evaluator) Deliver(ctx context.Context) int {
 		list, err := e.cfg.Store.AlertClaim(ctx, &store.AlertClaimParams{Holder: e.cfg.Holder, Now: e.clock.Now(), Lease: deliveryLease, Limit: 1})
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Warn("alerts: cannot claim notifications to send; the next evaluation tries again", "err", err)
+				e.log.Log(ctx, store.LogLevel(err, slog.LevelWarn), "alerts: cannot claim notifications to send; the next evaluation tries again", "err", err)
 			}
 			return n
 		}
@@ -99,7 +100,7 @@ func (e *Evaluator) deliverRecord(ctx context.Context, rec *routine.AlertRecord)
 		ID: rec.ID, Holder: e.cfg.Holder, Deliveries: ds, Done: done, NextTry: now.Add(wait),
 	})
 	if err != nil {
-		e.log.Warn("alerts: cannot record a notification's outcome; it may be sent again", "routine", rec.Routine, "alert", rec.Alert, "alert_id", rec.ID, "err", err)
+		e.log.Log(ctx, store.LogLevel(err, slog.LevelWarn), "alerts: cannot record a notification's outcome; it may be sent again", "routine", rec.Routine, "alert", rec.Alert, "alert_id", rec.ID, "err", err)
 	}
 }
 

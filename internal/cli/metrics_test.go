@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"io"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -87,12 +88,12 @@ steps:
 		`routines_runs_total{routine="locked",state="failed"}`: 1,
 		`routines_runs_total{routine="ok",state="succeeded"}`:  2,
 
-		`routines_run_duration_seconds_count{routine="bad"}`:    1,
-		`routines_run_duration_seconds_count{routine="locked"}`: 1,
-		`routines_run_duration_seconds_count{routine="ok"}`:     2,
-		`routines_queue_wait_seconds_count{routine="bad"}`:      1,
-		`routines_queue_wait_seconds_count{routine="locked"}`:   1,
-		`routines_queue_wait_seconds_count{routine="ok"}`:       2,
+		`routines_run_duration_seconds_count{routine="bad"}`:            1,
+		`routines_run_duration_seconds_count{routine="locked"}`:         1,
+		`routines_run_duration_seconds_count{routine="ok"}`:             2,
+		`routines_queue_wait_seconds_count{region="",routine="bad"}`:    1,
+		`routines_queue_wait_seconds_count{region="",routine="locked"}`: 1,
+		`routines_queue_wait_seconds_count{region="",routine="ok"}`:     2,
 
 		`routines_step_duration_seconds_count{phase="main",routine="bad",state="failed",step="boom"}`:  1,
 		`routines_step_duration_seconds_count{phase="main",routine="ok",state="succeeded",step="say"}`: 2,
@@ -177,14 +178,24 @@ func TestRemoteMetrics(t *testing.T) {
 		}
 	}
 	want := metricstest.Samples{
-		`routines_runs_total{routine="greet",state="succeeded"}`: 1,
-		`routines_worker_slots{region="eu-west"}`:                2,
-		`routines_worker_slots_in_use{region="eu-west"}`:         0,
+		`routines_runs_total{routine="greet",state="succeeded"}`:              1,
+		`routines_worker_slots{region="eu-west"}`:                             2,
+		`routines_worker_slots_in_use{region="eu-west"}`:                      0,
+		`routines_queue_wait_seconds_count{region="eu-west",routine="greet"}`: 1,
 	}
 	for k, v := range want {
 		if got, ok := worker[k]; !ok || got != v {
 			t.Errorf("worker: %s = %v (there: %v), want %v", k, got, ok, v)
 		}
+	}
+	health, err := http.Get(strings.TrimSuffix(m[1], "/metrics") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(health.Body)
+	health.Body.Close()
+	if health.StatusCode != http.StatusOK || string(body) != "{\"status\":\"ok\"}\n" {
+		t.Errorf("worker GET /healthz: %d %q, want 200 {\"status\":\"ok\"}", health.StatusCode, body)
 	}
 	if q := worker.Of("routines_queue_depth"); len(q) > 0 {
 		t.Errorf("a worker reports the queue of the deployment, which its servers do:\n%s", q)

@@ -15,6 +15,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/store"
+	"github.com/routines-dev/routines/internal/store/sqlite"
 	"github.com/routines-dev/routines/internal/suggest"
 )
 
@@ -33,6 +34,12 @@ func (g *globals) projectFor(start string) (project.Project, error) {
 // (and saying so when that starts a project). Without create, a project
 // with no store is an error that says where it looked.
 func (g *globals) openStore(ctx context.Context, p project.Project, create bool) (store.Store, error) {
+	return g.openStoreSync(ctx, p, create, sqlite.SyncFull)
+}
+
+// openStoreSync is openStore with commits that wait for the disk as sync
+// says.
+func (g *globals) openStoreSync(ctx context.Context, p project.Project, create bool, sync sqlite.Sync) (store.Store, error) {
 	if !create && !p.HasStore() {
 		return nil, invalidf("nothing is recorded in project %s yet (no %s): no runs, no secrets; run a routine or store a secret there first, or pass --project DIR (routines help projects)%s",
 			p.Dir, p.StorePath(), projectsBelow(p, project.Project.HasStore, "with a store"))
@@ -46,7 +53,11 @@ func (g *globals) openStore(ctx context.Context, p project.Project, create bool)
 			fmt.Fprintf(g.deps.Stderr, "new project %s: its runs, logs and secrets go to %s (how a project is found: routines help projects)\n", p.Dir, p.StateDir())
 		}
 	}
-	return g.openStoreURL(ctx, store.SQLiteURL(p.StorePath()))
+	u := store.SQLiteURL(p.StorePath())
+	if sync != sqlite.SyncFull {
+		u += "?sync=" + string(sync)
+	}
+	return g.openStoreURL(ctx, u)
 }
 
 func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }

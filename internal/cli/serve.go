@@ -23,6 +23,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/server"
+	"github.com/routines-dev/routines/internal/store/sqlite"
 )
 
 // apiOptions are the flags of a daemon that serves the API: serve and
@@ -117,6 +118,8 @@ type serveOptions struct {
 	allowUnconfined bool
 	noReload        bool
 	requeueAfter    time.Duration
+	// sync is --sync: full (the default) or normal (sqlite.Sync).
+	sync string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -143,6 +146,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.allowUnconfined, "allow-unconfined", false, "run steps without Landlock when the kernel does not offer it")
 	f.BoolVar(&o.noReload, "no-reload", false, "do not reload routines when their files change")
 	durationVar(f, &o.requeueAfter, "requeue-after", 5*time.Second, "a retry backoff longer than this puts the run back in the queue instead of holding a worker (0: never)")
+	f.StringVar(&o.sync, "sync", string(sqlite.SyncFull), "full: every accepted run is on disk before it is acknowledged; normal: a power cut may lose the last seconds of runs (for throwaway workloads only)")
 	return cmd
 }
 
@@ -153,6 +157,9 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 	}
 	if o.workers < 1 {
 		return invalidf("--workers %d: want at least 1", o.workers)
+	}
+	if sync := sqlite.Sync(o.sync); sync != sqlite.SyncFull && sync != sqlite.SyncNormal {
+		return invalidf("--sync %s: want full (the default) or normal", o.sync)
 	}
 	if err := o.apiOptions.check(g); err != nil {
 		return err
@@ -198,7 +205,7 @@ func (g *globals) serve(ctx context.Context, dir string, o *serveOptions) error 
 			break // warned once
 		}
 	}
-	st, err := g.openStore(ctx, proj, true)
+	st, err := g.openStoreSync(ctx, proj, true, sqlite.Sync(o.sync))
 	if err != nil {
 		return err
 	}

@@ -536,3 +536,15 @@ func TestServeFailsRunsOfUnknownRoutine(t *testing.T) {
 		t.Fatalf("run of a removed routine: %+v %+v", run.Run, run.Error)
 	}
 }
+
+// TestServeSync: --sync takes full or normal; anything else is refused
+// before the daemon starts, saying what to write.
+func TestServeSync(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "greet", "routine.yaml"), "name: greet\nsteps:\n  - id: a\n    run: echo hi\n")
+	r := routines(t, dir, "serve", dir, "--sync", "off")
+	if r.code != 2 || !strings.Contains(r.stderr, "--sync off: want full (the default) or normal") {
+		t.Errorf("serve --sync off: %+v", r)
+	}
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -131,6 +132,12 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	// Stopped last: the spans of the runs that end during the shutdown
 	// are exported too.
 	d.services.Add("tracing", spans)
+	// Watching from the first write to the last.
+	var writes *store.Writability
+	if p, ok := cfg.Store.(store.WriteProber); ok {
+		writes = p.Writability()
+		d.services.Add("store writes", watchWrites(p, logger))
+	}
 	catalog := scheduler.NewCatalog(cfg.Routines)
 	// The runs' writes go through a store that wakes whoever follows a
 	// run's logs (GET /v1/runs/<id>/logs, routines logs -f).
@@ -178,7 +185,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	d.api = server.New(server.Config{
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
 		Token: cfg.Token, Teams: cfg.Token != "", MaxQueued: cfg.MaxQueued, Logger: logger,
-		Secret: lookup, Limits: cfg.Limits,
+		Secret: lookup, Limits: cfg.Limits, Writes: writes,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
 		Metrics: m,
 		Prices:  prices, Budgets: budgets,
@@ -382,6 +389,9 @@ func Sink(catalog *scheduler.Catalog, queue *scheduler.Queue) trigger.Sink {
 			Routine: r, Trigger: routine.TriggerInfo{Kind: f.Kind, Payload: f.Payload},
 			DedupeKey: f.DedupeKey, DedupeWindow: f.DedupeWindow,
 		})
+		if errors.Is(err, store.ErrUnwritable) { // logged once by writesWatch
+			err = fmt.Errorf("%w: %w", trigger.ErrSinkDown, err)
+		}
 		return err
 	}
 }

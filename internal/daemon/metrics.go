@@ -31,12 +31,18 @@ func instrument(m *metrics.Metrics, logger *slog.Logger, queue *scheduler.Queue,
 	return m
 }
 
-// metricsListener is the service that serves GET /metrics alone on ln,
-// for a daemon without the API (a worker): unauthenticated, as
-// exporters are, so ln should be reachable only by the scrapers.
+// metricsListener is the service that serves GET /metrics on ln, for a
+// daemon without the API (a worker): unauthenticated, as exporters are,
+// so ln should be reachable only by the scrapers. It serves GET /healthz
+// too, for a liveness probe: 200 while the process serves, draining
+// included (the listener stops last).
 func metricsListener(m *metrics.Metrics, ln net.Listener, logger *slog.Logger, served chan<- error) Service {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -30,11 +30,13 @@ type checkpointer struct {
 	// hurry ends when the daemon stops waiting for the run (its shutdown
 	// grace is over): a failing write is then tried commitTries times
 	// only, not for commitPatience.
-	hurry  context.Context
-	store  store.Store
-	logger *slog.Logger
-	runID  string
-	holder string // the worker that must still hold the run; "" for a run in the foreground
+	hurry context.Context
+	// patience is commitPatience but in tests.
+	patience time.Duration
+	store    store.Store
+	logger   *slog.Logger
+	runID    string
+	holder   string // the worker that must still hold the run; "" for a run in the foreground
 	// traceID is the run's, for the log lines about it.
 	traceID string
 
@@ -71,16 +73,17 @@ type stepKey struct {
 // should outlive the run's cancellation; hurry is the run's context.
 func newCheckpointer(ctx, hurry context.Context, st store.Store, logger *slog.Logger, runID, holder string) *checkpointer {
 	c := &checkpointer{
-		ctx:     ctx,
-		hurry:   hurry,
-		store:   st,
-		logger:  logger,
-		runID:   runID,
-		holder:  holder,
-		index:   map[stepKey]int{},
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		ctx:      ctx,
+		hurry:    hurry,
+		patience: commitPatience,
+		store:    st,
+		logger:   logger,
+		runID:    runID,
+		holder:   holder,
+		index:    map[stepKey]int{},
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	c.done = sync.NewCond(&c.mu)
 	go c.loop()
@@ -291,6 +294,11 @@ func (c *checkpointer) restore(p *store.CheckpointParams) {
 // stops waiting for it, the batch is given up for now and queued again
 // with the next (restore): the run goes on without its records stored,
 // and a step it then runs may run again should the run be resumed.
+// A store whose storage refuses writes (store.ErrUnwritable: a full
+// disk) is waited for without end instead: the run stays as the store
+// has it, and waits at its next step until space returns or its daemon
+// stops waiting for it; the daemon logs such an outage once, so the
+// tries log at debug level only.
 const (
 	commitPatience = 30 * time.Second
 	commitTries    = 4
@@ -306,24 +314,27 @@ const (
 func (c *checkpointer) commit(p *store.CheckpointParams) (int, error) {
 	delay := 10 * time.Millisecond
 	start := time.Now()
+	var last error
 	for try := 1; ; try++ {
 		err := c.store.Checkpoint(c.ctx, p)
+		unwritable := errors.Is(err, store.ErrUnwritable)
 		switch {
 		case err == nil:
 			if try > commitTries {
-				c.logger.Info("checkpoint stored again", "run_id", c.runID, "trace_id", c.traceID, "after", time.Since(start).Round(time.Millisecond))
+				c.logger.Log(c.ctx, store.LogLevel(last, slog.LevelInfo), "checkpoint stored again", "run_id", c.runID, "trace_id", c.traceID, "after", time.Since(start).Round(time.Millisecond))
 			}
 			return try, nil
 		case errors.Is(err, routine.ErrConflict): // the run is another worker's: no use trying again
 			c.logger.Warn("checkpoint refused: the run was taken over by another worker", "run_id", c.runID, "trace_id", c.traceID, "err", err)
 			return try, err
 		case errors.Is(err, routine.ErrNotFound),
-			try >= commitTries && (c.hurry.Err() != nil || time.Since(start) >= commitPatience):
-			c.logger.Error("checkpoint", "run_id", c.runID, "trace_id", c.traceID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
+			try >= commitTries && (c.hurry.Err() != nil || !unwritable && time.Since(start) >= c.patience):
+			c.logger.Log(c.ctx, store.LogLevel(err, slog.LevelError), "checkpoint", "run_id", c.runID, "trace_id", c.traceID, "steps", len(p.Steps), "lines", len(p.Logs), "tries", try, "err", err)
 			return try, err
 		case try == commitTries:
-			c.logger.Warn("checkpoint failing: the run waits, trying again", "run_id", c.runID, "trace_id", c.traceID, "for", commitPatience, "err", err)
+			c.logger.Log(c.ctx, store.LogLevel(err, slog.LevelWarn), "checkpoint failing: the run waits, trying again", "run_id", c.runID, "trace_id", c.traceID, "for", c.patience, "err", err)
 		}
+		last = err
 		time.Sleep(delay)
 		delay = min(4*delay, maxCommitDelay)
 	}

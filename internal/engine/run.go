@@ -55,6 +55,18 @@ type runExec struct {
 // next try out of the queue; it is never recorded as a run's error.
 const codeRequeue = "requeue"
 
+// codeUnwritable marks the internal payload of a try whose own write to
+// the store (a state step, an emit, a sub-run) the storage refused
+// (store.ErrUnwritable): not the step's failure, so the try is made again
+// once the store writes, uncounted. It is never recorded.
+const codeUnwritable = "store_unwritable"
+
+// The backoff of a try made again while the store cannot write.
+const (
+	firstUnwritableWait = 100 * time.Millisecond
+	maxUnwritableWait   = 5 * time.Second
+)
+
 func (e *Engine) newRunExec(r *routine.Routine, run *routine.Run) *runExec {
 	x := &runExec{
 		e:         e,
@@ -596,6 +608,7 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 		return x.payload(routine.CodeCancelled, s.ID, fmt.Sprintf("not started: %v", err))
 	}
 	rec.Usage = x.usageBefore(phase, s.ID)
+	unwritableWait := time.Duration(0)
 	for n := x.attemptsBefore(phase, s.ID) + 1; ; n++ {
 		rec.Attempts = n
 		x.cp.step(rec)
@@ -603,6 +616,17 @@ func (x *runExec) attempts(ctx context.Context, phase routine.Phase, s *routine.
 		perr := x.attempt(ctx, kind, s, rec, n)
 		if perr == nil {
 			return nil
+		}
+		if perr.Code == codeUnwritable {
+			if unwritableWait == 0 {
+				x.log.system(s.ID, "%s; trying again once it writes", perr.Message)
+			}
+			unwritableWait = min(max(2*unwritableWait, firstUnwritableWait), maxUnwritableWait)
+			if err := x.e.clock.Sleep(ctx, unwritableWait); err != nil {
+				return x.interrupted(ctx, s.ID)
+			}
+			n-- // this try does not count
+			continue
 		}
 		perr.Attempt = n
 		perr.Retryable = perr.Retryable && n < tries
@@ -716,6 +740,9 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 	}
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, store.ErrUnwritable) && runCtx.Err() == nil {
+		return x.payload(codeUnwritable, s.ID, err.Error())
 	}
 	// A step kind may describe its failure (stepkind.Error): a code such as
 	// http_status, that another try cannot succeed (a syntax error), the

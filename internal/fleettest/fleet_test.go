@@ -114,8 +114,9 @@ func newFleet(t *testing.T) *fleet {
 }
 
 // machine starts (or starts again) the server or worker of a machine:
-// its cache and work directories are kept across restarts.
-func (f *fleet) machine(name string) *proc {
+// its cache and work directories are kept across restarts. Flags in
+// extra override the fleet's.
+func (f *fleet) machine(name string, extra ...string) *proc {
 	f.t.Helper()
 	args := []string{"--db", f.db, "--cache-dir", filepath.Join(f.dir, name, "cache"), "--work-dir", filepath.Join(f.dir, name, "work"),
 		"--poll", "200ms", "--grace", "1s", "--lease", lease.String()}
@@ -126,7 +127,7 @@ func (f *fleet) machine(name string) *proc {
 	case "worker":
 		args = append([]string{"worker", "--slots", fmt.Sprint(slots)}, args...)
 	}
-	p := f.spawn(name, args...)
+	p := f.spawn(name, append(args, extra...)...)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if role == "server" {
@@ -220,7 +221,6 @@ var schedules = map[string]time.Duration{"ticker": time.Second, "ticker3": 3 * t
 // push writes the routines and pushes them with `routines push`.
 func (f *fleet) push(server *proc) {
 	f.t.Helper()
-	src := filepath.Join(f.dir, "src")
 	head := "permissions:\n  write: [" + filepath.Dir(f.effects()) + "]\n"
 	files := map[string]string{
 		"noop":    "name: noop\n" + head + "steps:\n" + f.step("s", ""),
@@ -231,6 +231,17 @@ func (f *fleet) push(server *proc) {
 		"cron":    "name: cron\ntriggers:\n  - cron: \"* * * * * *\"\n    overlap: allow\n" + head + "steps:\n" + f.step("s", ""),
 		"alert": "name: alert\ntriggers:\n  - event:\n      name: host.alert\n      dedupe: \"{{ event.host }}\"\n      window: 10m\n" +
 			head + "steps:\n" + f.step("s", ""),
+	}
+	f.pushFiles(server, files)
+}
+
+// pushFiles writes each routine's routine.yaml, by name, into a new
+// source directory and pushes them with `routines push`.
+func (f *fleet) pushFiles(server *proc, files map[string]string) {
+	f.t.Helper()
+	src, err := os.MkdirTemp(f.dir, "src-")
+	if err != nil {
+		f.t.Fatal(err)
 	}
 	for name, yaml := range files {
 		if err := os.MkdirAll(filepath.Join(src, name), 0o755); err != nil {

@@ -91,7 +91,7 @@ func New(cfg Config) *Metrics {
 		stepDur: histogram("step_duration_seconds",
 			"How long steps took, all their attempts and retry waits included, by final state; skipped steps are not counted.", "routine", "step", "phase", "state"),
 		queueWait: histogram("queue_wait_seconds",
-			"How long runs waited from queued to their first start (sub-runs, which never wait, are not counted).", "routine"),
+			"How long runs waited from queued to their first start, by the region of the worker that started them (\"\" for none); sub-runs, which never wait, are not counted.", "routine", "region"),
 		accepted: counter("trigger_accepted_total",
 			"Firings of triggers (and API calls, events, replays) that queued a run.", "trigger", "routine"),
 		rejected: counter("trigger_rejected_total",

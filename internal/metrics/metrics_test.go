@@ -61,7 +61,7 @@ func at(d time.Duration) *time.Time { t := t0.Add(d); return &t }
 
 // exercise feeds m one of everything it counts.
 func exercise(m *Metrics) {
-	run := &routine.Run{Routine: "triage", Attempt: 1, QueuedAt: t0, StartedAt: at(2 * time.Second), Trigger: routine.TriggerInfo{Kind: "webhook"}}
+	run := &routine.Run{Routine: "triage", Region: "eu-west", Attempt: 1, QueuedAt: t0, StartedAt: at(2 * time.Second), Trigger: routine.TriggerInfo{Kind: "webhook"}}
 	m.RunStarted(run)
 	m.StepStarted(run, &routine.StepRun{ID: "classify"})
 	m.StepFinished(run, &routine.StepRun{ID: "classify", Phase: routine.PhaseMain, State: routine.StateSucceeded, StartedAt: at(2 * time.Second), FinishedAt: at(3 * time.Second)})
@@ -94,14 +94,14 @@ func TestCounts(t *testing.T) {
 	m.WatchSlots("eu-west", func() (int, int) { return 8, 3 })
 	got := scrape(t, m)
 	want := metricstest.Samples{
-		`routines_runs_started_total{routine="plain"}`:            1,
-		`routines_runs_started_total{routine="triage"}`:           1,
-		`routines_runs_total{routine="gone",state="failed"}`:      1,
-		`routines_runs_total{routine="triage",state="succeeded"}`: 1,
-		`routines_run_duration_seconds_count{routine="triage"}`:   1,
-		`routines_run_duration_seconds_sum{routine="triage"}`:     3,
-		`routines_queue_wait_seconds_count{routine="triage"}`:     1,
-		`routines_queue_wait_seconds_sum{routine="triage"}`:       2,
+		`routines_runs_started_total{routine="plain"}`:                         1,
+		`routines_runs_started_total{routine="triage"}`:                        1,
+		`routines_runs_total{routine="gone",state="failed"}`:                   1,
+		`routines_runs_total{routine="triage",state="succeeded"}`:              1,
+		`routines_run_duration_seconds_count{routine="triage"}`:                1,
+		`routines_run_duration_seconds_sum{routine="triage"}`:                  3,
+		`routines_queue_wait_seconds_count{region="eu-west",routine="triage"}`: 1,
+		`routines_queue_wait_seconds_sum{region="eu-west",routine="triage"}`:   2,
 
 		`routines_step_duration_seconds_count{phase="main",routine="triage",state="succeeded",step="classify"}`: 1,
 		`routines_step_duration_seconds_sum{phase="main",routine="triage",state="succeeded",step="classify"}`:   1,

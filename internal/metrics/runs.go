@@ -8,15 +8,17 @@ import (
 // each is a few atomic adds on the run's goroutine, nothing that waits.
 
 // RunStarted counts a run starting its first attempt, and how long it
-// waited in the queue. A run resumed (after a retry's wait in the queue,
-// a restart, a takeover) started before and is not counted again.
+// waited in the queue, labelled with the region of the worker that
+// claimed it: the wait an autoscaler of that region's workers watches. A
+// run resumed (after a retry's wait in the queue, a restart, a takeover)
+// started before and is not counted again.
 func (m *Metrics) RunStarted(run *routine.Run) {
 	if run.Attempt != 1 {
 		return
 	}
 	m.runsStarted.WithLabelValues(run.Routine).Inc()
 	if run.Trigger.Kind != routine.TriggerRoutine && run.StartedAt != nil {
-		m.queueWait.WithLabelValues(run.Routine).Observe(max(0, run.StartedAt.Sub(run.QueuedAt).Seconds()))
+		m.queueWait.WithLabelValues(run.Routine, run.Region).Observe(max(0, run.StartedAt.Sub(run.QueuedAt).Seconds()))
 	}
 }
 

@@ -138,14 +138,19 @@ func (u *Usage) Add(u2 Usage) {
 	u.BytesSent += u2.BytesSent
 	u.BytesReceived += u2.BytesReceived
 	for model, t := range u2.Tokens {
-		if u.Tokens == nil {
-			u.Tokens = map[string]Tokens{}
-		}
-		sum := u.Tokens[model]
-		sum.Input += t.Input
-		sum.Output += t.Output
-		u.Tokens[model] = sum
+		u.AddTokens(model, t)
 	}
+}
+
+// AddTokens adds the tokens t of model.
+func (u *Usage) AddTokens(model string, t Tokens) {
+	if u.Tokens == nil {
+		u.Tokens = map[string]Tokens{}
+	}
+	sum := u.Tokens[model]
+	sum.Input += t.Input
+	sum.Output += t.Output
+	u.Tokens[model] = sum
 }
 
 // Phase says which list of the routine a step run belongs to.

@@ -198,8 +198,16 @@ func (l *Leases) renew() {
 		Worker: l.owner, IDs: ids, Now: now, Lease: l.lease,
 	})
 	if err != nil {
-		l.log.Error("heartbeat", "owner", l.owner, "err", err)
+		l.log.Log(context.Background(), store.LogLevel(err, slog.LevelError), "heartbeat", "owner", l.owner, "err", err)
 		hb = &store.Heartbeat{}
+		if errors.Is(err, store.ErrUnwritable) {
+			// The storage refuses every writer's writes, claims
+			// included: nobody can take these runs over meanwhile, so
+			// their steps go on, and wait at their next checkpoint.
+			// Once the store writes again, the checkpointer confirms
+			// the lease before the next step starts.
+			hb.Renewed = ids
+		}
 	}
 	cancel := map[string]error{}
 	for _, id := range hb.Cancel {
@@ -249,7 +257,7 @@ func (l *Leases) cancelRequested(id string) bool {
 		Worker: l.owner, IDs: []string{id}, Now: l.clock.Now(), Lease: l.lease,
 	})
 	if err != nil {
-		l.log.Error("heartbeat", "owner", l.owner, "run_id", id, "err", err)
+		l.log.Log(context.Background(), store.LogLevel(err, slog.LevelError), "heartbeat", "owner", l.owner, "run_id", id, "err", err)
 		return false
 	}
 	return len(hb.Cancel) > 0

@@ -245,7 +245,7 @@ func (s *Scheduler) claim() int {
 		Placement: s.cfg.Placement,
 	})
 	if err != nil {
-		s.log.Error("claim runs", "err", err)
+		s.log.Log(s.runCtx, store.LogLevel(err, slog.LevelError), "claim runs", "err", err)
 		return 0
 	}
 	for _, run := range runs {
@@ -253,8 +253,10 @@ func (s *Scheduler) claim() int {
 			// This owner's lease on a run it executes ran out (its
 			// heartbeats could not reach the store) and its own claim
 			// took the run back, renewing the lease: the execution goes
-			// on, and a second one would run its steps twice.
-			s.log.Warn("lease ran out on a run executing here; renewed by a claim, the execution goes on", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine)
+			// on, and a second one would run its steps twice. Nothing
+			// is lost, and why the heartbeats failed is logged where
+			// they did: info.
+			s.log.Info("lease ran out on a run executing here; renewed by a claim, the execution goes on", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine)
 			continue
 		}
 		s.track(run.ID, run.Routine)
@@ -344,7 +346,7 @@ func (s *Scheduler) reap() {
 		}
 		n, err := s.cfg.Store.RunExpire(ctx, &store.RunExpireParams{Worker: h, Now: s.cfg.Clock.Now()})
 		if err != nil {
-			s.log.Error("end the leases of a dead owner", "owner", h, "err", err)
+			s.log.Log(ctx, store.LogLevel(err, slog.LevelError), "end the leases of a dead owner", "owner", h, "err", err)
 			continue
 		}
 		s.cfg.Liveness.Forget(h)
@@ -411,7 +413,7 @@ func (s *Scheduler) executeRun(ctx context.Context, c *store.ClaimedRun) {
 		s.log.Warn("run taken over by another worker after this one's lease expired; its attempt here stopped",
 			"run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
 	case err != nil:
-		s.log.Error("execute run", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
+		s.log.Log(ctx, store.LogLevel(err, slog.LevelError), "execute run", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "err", err)
 	case done.State == routine.StateRunning, // handed back by the engine
 		done.State == routine.StateCancelled && (s.runCtx.Err() != nil || errors.Is(context.Cause(ctx), ErrLeaseLost)):
 		s.interrupted(done)
@@ -433,12 +435,12 @@ func (s *Scheduler) interrupted(run *routine.Run) {
 	run.FinishedAt = nil
 	run.Error = nil
 	if err := s.cfg.Store.RunUpdate(ctx, run); err != nil {
-		s.log.Error("keep interrupted run", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
+		s.log.Log(ctx, store.LogLevel(err, slog.LevelError), "keep interrupted run", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		return
 	}
 	if err := s.cfg.Store.RunRequeue(ctx, &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker}); err != nil {
 		// Still running with its lease: it is reclaimed once the lease expires.
-		s.log.Error("requeue interrupted run", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
+		s.log.Log(ctx, store.LogLevel(err, slog.LevelError), "requeue interrupted run", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		return
 	}
 	s.log.Info("run interrupted by shutdown; queued to resume", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine)
@@ -451,7 +453,7 @@ func (s *Scheduler) requeue(run *routine.Run, at time.Time) {
 	at = at.UTC()
 	if err := s.cfg.Store.RunRequeue(context.Background(), &store.RunRequeueParams{ID: run.ID, Worker: s.cfg.Worker, NotBefore: &at, Now: s.cfg.Clock.Now()}); err != nil {
 		// Still running with its lease: it is reclaimed once the lease expires.
-		s.log.Error("requeue run for its retry", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
+		s.log.Log(context.Background(), store.LogLevel(err, slog.LevelError), "requeue run for its retry", "run_id", run.ID, "trace_id", run.TraceID, "err", err)
 		return
 	}
 	s.log.Info("run requeued for a retry", "run_id", run.ID, "trace_id", run.TraceID, "routine", run.Routine, "not_before", at)
@@ -523,7 +525,7 @@ func (s *Scheduler) cancelResumed(run *routine.Run) {
 	}
 	run.Error = &routine.ErrorPayload{Code: routine.CodeCancelled, Message: ErrCancelRequested.Error(), RunID: run.ID}
 	if err := s.cfg.Store.Checkpoint(ctx, &store.CheckpointParams{Run: run, RunID: run.ID, Holder: run.Worker, Steps: unfinished}); err != nil {
-		s.log.Error("end a cancelled run", "run_id", run.ID, "err", err)
+		s.log.Log(ctx, store.LogLevel(err, slog.LevelError), "end a cancelled run", "run_id", run.ID, "err", err)
 		return
 	}
 	s.log.Info("run cancelled rather than resumed: its cancel was requested", "run_id", run.ID, "routine", run.Routine)
@@ -544,7 +546,7 @@ func (s *Scheduler) end(run *routine.Run, state routine.State, code, msg string)
 	run.FinishedAt = &now
 	run.Error = &routine.ErrorPayload{Code: code, Message: msg, RunID: run.ID}
 	if err := s.cfg.Store.RunUpdate(context.Background(), run); err != nil {
-		s.log.Error("end run", "run_id", run.ID, "trace_id", run.TraceID, "state", state, "err", err)
+		s.log.Log(context.Background(), store.LogLevel(err, slog.LevelError), "end run", "run_id", run.ID, "trace_id", run.TraceID, "state", state, "err", err)
 		return
 	}
 	if s.cfg.OnEnd != nil {

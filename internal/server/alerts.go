@@ -46,7 +46,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := s.cfg.Store.AlertList(r.Context(), p)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	list = slices.DeleteFunc(list, func(a *routine.AlertRecord) bool { return !s.sees(r, a.Routine) })

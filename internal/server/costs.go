@@ -48,7 +48,7 @@ func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "this store keeps no rollups of runs to read costs from")
 		return
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	if s.cfg.Budgets != nil {
@@ -59,11 +59,12 @@ func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 
 // writeEnqueueError answers a run the queue did not create: 429 when a
 // budget of its routine's tag is spent (on_exceed: stop), with the
-// budget's status and a Retry-After of the month's end; 500 otherwise.
-func writeEnqueueError(w http.ResponseWriter, err error) {
+// budget's status and a Retry-After of the month's end; else as
+// writeFailure.
+func writeEnqueueError(w http.ResponseWriter, r *http.Request, err error) {
 	var spent *cost.ExceededError
 	if !errors.As(err, &spent) {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	retry := time.Until(spent.Status.Month.AddDate(0, 1, 0))

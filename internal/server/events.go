@@ -46,7 +46,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.events.Publish(r.Context(), ev)
 	if err != nil {
-		writeEnqueueError(w, err)
+		writeEnqueueError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, res)

@@ -233,7 +233,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		lines, err := s.cfg.Store.LogList(r.Context(), &store.LogListParams{RunID: run.ID, Step: p.Step, AfterSeq: p.AfterSeq})
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeFailure(w, r, err)
 			return
 		}
 		for i := range lines {

@@ -153,7 +153,7 @@ func (s *Server) writeRuns(w http.ResponseWriter, r *http.Request, p *store.RunL
 	p.Routines = s.scope(r)
 	runs, err := s.cfg.Store.RunList(r.Context(), p)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	out := make([]*routine.Run, len(runs))
@@ -189,7 +189,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := s.cfg.Store.RunCancelRequest(r.Context(), &store.RunCancelRequestParams{ID: run.ID, Now: time.Now().UTC(), Message: msg})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	switch {

@@ -112,7 +112,7 @@ func (s *Server) revisions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	list, err := s.cfg.Store.RevisionList(r.Context(), &store.RevisionListParams{Routine: name, Limit: limit})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	if len(list) == 0 || !ownRevisions(r, list) {
@@ -157,7 +157,7 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request) {
 	name, want := r.PathValue("name"), r.PathValue("rev")
 	list, err := s.cfg.Store.RevisionList(r.Context(), &store.RevisionListParams{Routine: name})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	if !ownRevisions(r, list) {
@@ -170,7 +170,7 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := s.cfg.Store.RevisionBundle(r.Context(), hash)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/gzip")

@@ -53,7 +53,7 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := v.List(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	out := make([]api.Secret, len(list))
@@ -89,7 +89,7 @@ func (s *Server) setSecret(w http.ResponseWriter, r *http.Request) {
 	version, err := v.Set(r.Context(), name, in.Value)
 	if err != nil {
 		s.log.Error("set secret through the API", "secret", name, "err", err)
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("secret %s: %v", name, err))
+		writeFailure(w, r, fmt.Errorf("secret %s: %w", name, err))
 		return
 	}
 	s.log.Info("secret set through the API", "secret", name, "version", version)
@@ -106,7 +106,7 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	existed, err := v.Delete(r.Context(), name)
 	switch {
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 	case !existed:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no secret %s is stored (GET /v1/secrets lists those that are)", name))
 	default:

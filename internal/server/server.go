@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type Config struct {
 	// soon as its execution here ends, rather than at the next poll.
 	Executions Executions
 	Routines   Routines
+	// Writes, when set, tells when the store's storage refuses writes:
+	// GET /readyz then answers 503.
+	Writes *store.Writability
 	// Token, when set, opens /v1 as "Authorization: Bearer <token>", as an
 	// admin of the default namespace (serve --token, server --token).
 	Token string
@@ -224,7 +228,7 @@ func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int, kind s
 		n, err := s.cfg.Store.RunCount(r.Context(), &store.RunCountParams{States: []routine.State{routine.StateQueued}})
 		if err != nil {
 			s.rejected(kind, rt, metrics.ReasonError)
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeFailure(w, r, err)
 			return true
 		}
 		b.n, b.at = n[routine.StateQueued], time.Now()
@@ -254,7 +258,7 @@ func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *sch
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)
 	if err != nil {
-		writeEnqueueError(w, err)
+		writeEnqueueError(w, r, err)
 		return
 	}
 	if wait == 0 {
@@ -299,7 +303,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait
 		run, err := s.cfg.Store.RunGet(context.WithoutCancel(ctx), id)
 		if err != nil {
 			stop()
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeFailure(w, r, err)
 			return
 		}
 		if run.State.Final() {
@@ -323,7 +327,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request, id string, wait
 func (s *Server) writeRun(w http.ResponseWriter, r *http.Request, code int, run *routine.Run) {
 	steps, err := s.cfg.Store.StepList(context.WithoutCancel(r.Context()), run.ID)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	d := api.NewRunDetail(run, steps)
@@ -352,7 +356,7 @@ func (s *Server) findRun(w http.ResponseWriter, r *http.Request) (*routine.Run, 
 		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
 		return nil, false
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return nil, false
 	}
 	return run, true
@@ -364,6 +368,40 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// unwritableRetry is the Retry-After, in seconds, of a request refused
+// because the store cannot write: freeing a full disk takes an operator
+// a while, and the daemon writes again on its own once it is done.
+const unwritableRetry = 30
+
+// writeFailure answers a request that an error of the daemon's own
+// failed: 503 with Retry-After when the store cannot write (nothing of
+// the request was recorded, and the same request goes through once the
+// store writes again), else 500. The store's path is told to the API's
+// callers only, not to those of the public webhooks and Slack commands.
+func writeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	msg, ok := unwritable(err, strings.HasPrefix(r.URL.Path, "/v1/"))
+	if !ok {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(unwritableRetry))
+	writeError(w, http.StatusServiceUnavailable, msg+"; nothing was recorded: retry later")
+}
+
+// unwritable says, when err is a write the store's storage refused, that
+// the store cannot write and why, and where when withPath.
+func unwritable(err error, withPath bool) (msg string, ok bool) {
+	var u *store.UnwritableError
+	if !errors.As(err, &u) {
+		return "", false
+	}
+	msg = store.ErrUnwritable.Error() + ": " + u.Cause
+	if withPath {
+		msg += " at " + u.Path
+	}
+	return msg, true
 }
 
 // writeError answers with the JSON error shape every endpoint uses.

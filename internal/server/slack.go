@@ -109,7 +109,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	payload, err := json.Marshal(event)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	if s.full(w, r, 1, TriggerSlackCommand, rt) {
@@ -117,7 +117,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: routine.TriggerInfo{Kind: TriggerSlackCommand, Payload: payload}})
 	if err != nil {
-		writeEnqueueError(w, err)
+		writeEnqueueError(w, r, err)
 		return
 	}
 	text := "Queued run " + run.ID

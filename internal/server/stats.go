@@ -29,7 +29,7 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := stats.Read(r.Context(), s.cfg.Store, p)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -60,7 +60,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := stats.BuildReport(r.Context(), s.cfg.Store, served, p.Since, p.Until, now)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeFailure(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)

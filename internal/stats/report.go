@@ -155,7 +155,7 @@ func (t *tally) rollups(rep *report, s *store.Stats) {
 			for _, n := range pt.ByState {
 				tp.Runs += n
 			}
-			tp.Errors += failures(pt.ByState)
+			tp.Errors += Failures(pt.ByState)
 		}
 	}
 }

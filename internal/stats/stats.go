@@ -143,11 +143,12 @@ func Summarize(a *store.Aggregate) api.Summary {
 	}
 	maps.Copy(s.Tokens, a.Usage.Tokens)
 	s.SuccessRate = rate(a.ByState[routine.StateSucceeded], s.Invocations)
-	s.ErrorRate = rate(failures(a.ByState), s.Invocations)
+	s.ErrorRate = rate(Failures(a.ByState), s.Invocations)
 	return s
 }
 
-// failures counts the runs that failed: failed or dead.
-func failures(byState map[routine.State]int64) int64 {
+// Failures counts the runs that failed: failed or dead. Cancelled runs
+// are neither successes nor failures.
+func Failures(byState map[routine.State]int64) int64 {
 	return byState[routine.StateFailed] + byState[routine.StateDead]
 }

@@ -65,6 +65,11 @@ func (h *Histogram) Mean() time.Duration {
 // observed, interpolating linearly inside the bucket it falls in; zero
 // when none was observed. A quantile in the last, unbounded bucket is
 // reported as the highest bound.
+//
+// The estimate never exceeds the largest duration the sum allows: each
+// duration exceeds the lower bound of its bucket, so none exceeds the sum
+// less those of all the others. The p95 of one run is thus its duration,
+// and of a few runs that took about as long, about that.
 func (h *Histogram) Quantile(q float64) time.Duration {
 	n := h.Count()
 	if n == 0 {
@@ -72,6 +77,7 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	}
 	rank := q * float64(n)
 	var seen int64
+	lowers, top := h.lowerBounds()
 	for i, c := range h.Counts {
 		if c == 0 || float64(seen+c) < rank {
 			seen += c
@@ -85,9 +91,23 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 			lower = HistogramBounds[i-1]
 		}
 		frac := (rank - float64(seen)) / float64(c)
-		return lower + time.Duration(frac*float64(HistogramBounds[i]-lower))
+		return min(lower+time.Duration(frac*float64(HistogramBounds[i]-lower)), h.Sum-lowers+top)
 	}
 	return HistogramBounds[len(HistogramBounds)-1]
+}
+
+// lowerBounds returns the sum of the lower bounds of the buckets of all
+// the durations observed, and the lower bound of the highest bucket that
+// holds one.
+func (h *Histogram) lowerBounds() (sum, top time.Duration) {
+	for i, c := range h.Counts {
+		if c == 0 || i == 0 {
+			continue
+		}
+		top = HistogramBounds[i-1]
+		sum += time.Duration(c) * top
+	}
+	return sum, top
 }
 
 // Merge adds the runs of b to a: the aggregate of several routines, or of

@@ -40,6 +40,19 @@ func TestHistogramQuantiles(t *testing.T) {
 		t.Errorf("merged: count %d p95 %v, want 1000 and %v", a.Count(), a.Quantile(0.95), h.Quantile(0.95))
 	}
 
+	// Few runs: the sum bounds the estimate.
+	var one, few store.Histogram
+	one.Observe(2010 * time.Millisecond)
+	for range 3 {
+		few.Observe(2100 * time.Millisecond)
+	}
+	if got := one.Quantile(0.95); got != 2010*time.Millisecond {
+		t.Errorf("p95 of one run of 2.01s = %v, want 2.01s", got)
+	}
+	if got := few.Quantile(0.95); got != 2300*time.Millisecond {
+		t.Errorf("p95 of 3 runs of 2.1s = %v, want 2.3s (their sum less 2s for each of 2)", got)
+	}
+
 	var slow store.Histogram
 	slow.Observe(1000 * time.Hour)
 	if got := slow.Quantile(0.5); got != store.HistogramBounds[len(store.HistogramBounds)-1] {

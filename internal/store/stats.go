@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -10,11 +11,13 @@ import (
 
 // The widths of the rollups a driver keeps: each run that ends is added to
 // the minute and to the hour of its end (a multiple of the width since the
-// Unix epoch). Minutes make short ranges, and the edges of long ones,
-// exact to the minute; hours keep a month to 720 rows per routine.
+// Unix epoch), and to its day where the driver keeps days. Minutes make
+// short ranges, and the edges of long ones, exact to the minute; hours
+// keep a month to 720 rows per routine, days to 30.
 const (
 	RollupMinute = time.Minute
 	RollupHour   = time.Hour
+	RollupDay    = 24 * time.Hour
 )
 
 // MaxSeriesPoints bounds the points of a Series: a Step that would give
@@ -24,26 +27,29 @@ const MaxSeriesPoints = 1500
 // RollupRange is a range of the rollups of one width that Stats reads:
 // the rows whose start is in [Since, Until).
 type RollupRange struct {
-	Width        time.Duration // RollupMinute or RollupHour
+	Width        time.Duration // RollupMinute, RollupHour or RollupDay
 	Since, Until time.Time
 }
 
 // StatsPlan is how a driver answers Stats: which rollups it reads, and how
 // it sums them (NewStatsBuilder).
 type StatsPlan struct {
-	Ranges []RollupRange
+	Ranges []RollupRange // in the order of their times
 	// Step is the width of the points of the series, 0 for none: p.Step
 	// rounded up to whole minutes, or to whole hours when it is an hour or
 	// more or when the range would have more than MaxSeriesPoints points.
 	Step time.Duration
 }
 
-// PlanStats chooses the rollups that answer p: the range is widened to
-// whole minutes (the minute of Since counts, and so does that of Until
-// when Until is not a whole minute); the whole hours inside it are read
-// from hour rows unless the series needs minutes, and the rest from
-// minute rows. A zero Until is no bound.
-func PlanStats(p *StatsParams) StatsPlan {
+// PlanStats chooses the rollups that answer p from those of widths, the
+// widths a driver keeps (RollupMinute and RollupHour, and RollupDay if it
+// keeps days), finest first. The range is widened to whole minutes (the
+// minute of Since counts, and so does that of Until when Until is not a
+// whole minute); the whole days inside it are read from day rows, the
+// whole hours left at their edges from hour rows, and the rest from minute
+// rows, each width only when the points of the series are whole multiples
+// of it. A zero Until is no bound.
+func PlanStats(p *StatsParams, widths []time.Duration) StatsPlan {
 	since := p.Since.UTC().Truncate(RollupMinute)
 	until := p.Until.UTC()
 	if p.Until.IsZero() {
@@ -61,23 +67,39 @@ func PlanStats(p *StatsParams) StatsPlan {
 			plan.Step = roundUp(max(plan.Step, until.Sub(since)/MaxSeriesPoints), RollupHour)
 		}
 	}
-	hSince := since.Truncate(RollupHour)
-	if hSince.Before(since) {
-		hSince = hSince.Add(RollupHour)
+	// A row belongs to one point when the step is a multiple of its width
+	// (points and rows both start at multiples of their widths).
+	n := 1
+	for n < len(widths) && plan.Step%widths[n] == 0 {
+		n++
 	}
-	hUntil := until.Truncate(RollupHour)
-	if plan.Step%RollupHour != 0 || !hSince.Before(hUntil) {
-		plan.Ranges = []RollupRange{{RollupMinute, since, until}}
-		return plan
-	}
-	if since.Before(hSince) {
-		plan.Ranges = append(plan.Ranges, RollupRange{RollupMinute, since, hSince})
-	}
-	plan.Ranges = append(plan.Ranges, RollupRange{RollupHour, hSince, hUntil})
-	if hUntil.Before(until) {
-		plan.Ranges = append(plan.Ranges, RollupRange{RollupMinute, hUntil, until})
-	}
+	plan.Ranges = planRanges(nil, widths[:n], since, until)
 	return plan
+}
+
+// planRanges appends to ranges those that read [since, until), both whole
+// multiples of widths[0], with the coarsest of widths where it fits.
+func planRanges(ranges []RollupRange, widths []time.Duration, since, until time.Time) []RollupRange {
+	w := widths[len(widths)-1]
+	if len(widths) == 1 {
+		return append(ranges, RollupRange{w, since, until})
+	}
+	finer := widths[:len(widths)-1]
+	inSince, inUntil := since.Truncate(w), until.Truncate(w)
+	if inSince.Before(since) {
+		inSince = inSince.Add(w)
+	}
+	if !inSince.Before(inUntil) {
+		return planRanges(ranges, finer, since, until)
+	}
+	if since.Before(inSince) {
+		ranges = planRanges(ranges, finer, since, inSince)
+	}
+	ranges = append(ranges, RollupRange{w, inSince, inUntil})
+	if inUntil.Before(until) {
+		ranges = planRanges(ranges, finer, inUntil, until)
+	}
+	return ranges
 }
 
 func roundUp(d, unit time.Duration) time.Duration {
@@ -127,11 +149,10 @@ func (b *StatsBuilder) AddRow(r *RollupRow) {
 // AddTokens adds the tokens of a model of a rollup row (kept apart from
 // the row by the drivers, one row per model).
 func (b *StatsBuilder) AddTokens(name string, start time.Time, model string, t routine.Tokens) {
-	u := routine.Usage{Tokens: map[string]routine.Tokens{model: t}}
 	st := b.routine(name)
-	st.Totals.Usage.Add(u)
+	st.Totals.Usage.AddTokens(model, t)
 	if pt := b.point(st, start); pt != nil {
-		pt.Usage.Add(u)
+		pt.Usage.AddTokens(model, t)
 	}
 }
 
@@ -153,8 +174,12 @@ func (b *StatsBuilder) point(st *Stats, start time.Time) *Aggregate {
 	at := start.UTC().Truncate(b.step)
 	n := len(st.Series)
 	i := n
-	if n > 0 && !st.Series[n-1].Start.Before(at) { // not after the last: look for it
-		i, _ = slices.BinarySearchFunc(st.Series, at, func(a Aggregate, t time.Time) int { return a.Start.Compare(t) })
+	switch {
+	case n == 0 || st.Series[n-1].Start.Before(at): // after the last
+	case st.Series[n-1].Start.Equal(at): // the last: rows of a point come together
+		i = n - 1
+	default: // by index: a comparison of Aggregates by value would copy them
+		i = sort.Search(n, func(k int) bool { return !st.Series[k].Start.Before(at) })
 	}
 	if i == n || !st.Series[i].Start.Equal(at) {
 		st.Series = slices.Insert(st.Series, i, Aggregate{Start: at,

@@ -367,7 +367,7 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, at time.Time) {
 	f := Fire{Routine: e.routine, Trigger: e.index, Kind: e.kind, Payload: payload, At: s.clock.Now(), Scheduled: at}
 	key := e.routine + "/" + strconv.Itoa(e.index)
 	if err := s.cfg.Sink(ctx, f); err != nil {
-		s.refused.Log(s.log, slog.LevelWarn, key, "tick not accepted: "+err.Error(), "routine", e.routine, "trigger", e.index, "scheduled_at", at)
+		s.refused.Log(s.log, sinkLevel(err, slog.LevelWarn), key, "tick not accepted: "+err.Error(), "routine", e.routine, "trigger", e.index, "scheduled_at", at)
 		return
 	}
 	s.refused.Recovered(s.log, key, "ticks accepted again", "routine", e.routine, "trigger", e.index)

@@ -13,6 +13,8 @@ package trigger
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -43,3 +45,18 @@ type Fire struct {
 // error when the firing could not be accepted; the trigger logs it and
 // carries on, it does not retry.
 type Sink func(ctx context.Context, f Fire) error
+
+// ErrSinkDown is wrapped by the error of a Sink that takes no firing for
+// a while, for a cause the daemon logs once itself (its store refuses
+// writes): a trigger logs such a refusal at debug level only, rather
+// than at each firing.
+var ErrSinkDown = errors.New("the daemon takes no firing now")
+
+// sinkLevel is the level to log a firing the sink refused with err at:
+// level, or debug when the sink is down.
+func sinkLevel(err error, level slog.Level) slog.Level {
+	if errors.Is(err, ErrSinkDown) {
+		return slog.LevelDebug
+	}
+	return level
+}

@@ -117,7 +117,7 @@ func (w *EmailWatcher) Start(ctx context.Context) error {
 	}
 	return w.bg.start(ctx, func(ctx context.Context) {
 		reconnect(ctx, w.cfg.Clock, w.backoff, emailBackoffMax, w.session, func(err error, wait time.Duration) {
-			w.health.failed(err, slog.LevelWarn, "email trigger: "+err.Error()+"; reconnecting", "in", wait)
+			w.health.failed(err, sinkLevel(err, slog.LevelWarn), "email trigger: "+err.Error()+"; reconnecting", "in", wait)
 		})
 	})
 }

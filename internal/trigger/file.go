@@ -273,7 +273,7 @@ func (w *Watcher) flush(ctx context.Context, open map[string]pending) {
 		}
 		f := Fire{Routine: w.cfg.Routine, Trigger: w.cfg.Trigger, Kind: "file", Payload: payload, At: now}
 		if err := w.cfg.Sink(ctx, f); err != nil {
-			w.refused.Log(w.log, slog.LevelWarn, "sink", "file event not accepted: "+err.Error(), "routine", w.cfg.Routine, "trigger", w.cfg.Trigger, "path", path, "op", op)
+			w.refused.Log(w.log, sinkLevel(err, slog.LevelWarn), "sink", "file event not accepted: "+err.Error(), "routine", w.cfg.Routine, "trigger", w.cfg.Trigger, "path", path, "op", op)
 			continue
 		}
 		w.refused.Recovered(w.log, "sink", "file events accepted again", "routine", w.cfg.Routine, "trigger", w.cfg.Trigger)

@@ -77,7 +77,7 @@ func (w *GmailWatcher) Start(ctx context.Context) error {
 				w.health.failed(err, slog.LevelError, "email trigger (gmail): auth: "+err.Error()+"; check client_id, client_secret, refresh_token and the token's scope; retrying", "in", wait)
 				return
 			}
-			w.health.failed(err, slog.LevelWarn, "email trigger (gmail): "+err.Error()+"; retrying", "in", wait)
+			w.health.failed(err, sinkLevel(err, slog.LevelWarn), "email trigger (gmail): "+err.Error()+"; retrying", "in", wait)
 		})
 	})
 }

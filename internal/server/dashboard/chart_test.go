@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/routines-dev/routines/internal/store"
 )
 
 func TestNiceCeil(t *testing.T) {
@@ -54,5 +56,29 @@ func TestFormat(t *testing.T) {
 	}
 	if got := formatBytes(1500); got != "1.5 kB" {
 		t.Errorf("formatBytes(1500) = %q", got)
+	}
+}
+
+// The queue depth of a point is the seconds its runs waited per second of
+// it (Little's law), whatever the width of the points.
+func TestQueueDepth(t *testing.T) {
+	t.Parallel()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, step := range []time.Duration{time.Minute, time.Hour} {
+		w := window{timeRange: timeRange{Step: step, Span: 3 * step}, From: from, To: from.Add(3 * step)}
+		st := &store.Stats{Step: step, Series: make([]store.Aggregate, 2)}
+		// Two runs that waited 1.5 steps together, in the second point.
+		st.Series[0].Start = from.Add(step)
+		st.Series[0].QueueWait.Observe(step)
+		st.Series[1].Start = from.Add(step)
+		st.Series[1].QueueWait.Observe(step / 2)
+		c := newChart("Queue depth", "r", w, st, formatDepth, mDepth)
+		got := c.Legend[0].Points
+		if len(got) != 3 || got[0].V != 0 || got[1].V != 1.5 || got[2].V != 0 {
+			t.Errorf("step %v: points %v, want 0, 1.5, 0", step, got)
+		}
+	}
+	if got := formatDepth(1.5); got != "1.50" {
+		t.Errorf("formatDepth(1.5) = %q", got)
 	}
 }

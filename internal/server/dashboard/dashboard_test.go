@@ -333,8 +333,8 @@ func TestStatsPages(t *testing.T) {
 		}
 	}
 	_, body = b.get(t, "/ui/metrics?range=1h")
-	if n := strings.Count(body, `<svg class="chart"`); n != 10 {
-		t.Errorf("metrics page: %d charts, want 5 of all routines and 5 of r", n)
+	if n := strings.Count(body, `<svg class="chart"`); n != 12 {
+		t.Errorf("metrics page: %d charts, want 6 of all routines and 6 of r", n)
 	}
 	_, body = b.get(t, "/ui/costs?range=30d")
 	for _, want := range []string{"2.50", "EUR", `<meter min="0" max="10"`, "<th scope=\"row\">ops</th>"} {

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"html/template"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,14 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return fmt.Sprintf("%.3g %s", v, units[i])
+}
+
+// formatDepth writes an average count of runs: two decimals below 10.
+func formatDepth(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return formatNumber(math.Round(v))
 }
 
 // formatNumber writes v with about three significant digits, and whole

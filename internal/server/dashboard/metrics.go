@@ -41,19 +41,25 @@ type metric struct {
 	// Count says the value is zero where no run ended, rather than a
 	// gap (a latency).
 	Count bool
+	// PerSecond divides the value of a point by its width in seconds.
+	PerSecond bool
 }
 
 // The lines of the metrics charts.
 var (
-	mRuns      = metric{"runs", "s0", runCount, true}
-	mErrors    = metric{"errors", "bad", errorCount, true}
-	mErrorRate = metric{"error rate", "bad", errorRate, false}
-	mP50       = metric{"p50", "s0", quantile(0.5), false}
-	mP95       = metric{"p95", "s1", quantile(0.95), false}
-	mWaitP50   = metric{"wait p50", "s2", waitQuantile(0.5), false}
-	mWaitP95   = metric{"wait p95", "s3", waitQuantile(0.95), false}
-	mCPU       = metric{"CPU-seconds", "s4", cpuSeconds, true}
-	mGBs       = metric{"GB-seconds", "s5", gbSeconds, true}
+	mRuns      = metric{"runs", "s0", runCount, true, false}
+	mErrors    = metric{"errors", "bad", errorCount, true, false}
+	mErrorRate = metric{"error rate", "bad", errorRate, false, false}
+	mP50       = metric{"p50", "s0", quantile(0.5), false, false}
+	mP95       = metric{"p95", "s1", quantile(0.95), false, false}
+	mWaitP50   = metric{"wait p50", "s2", waitQuantile(0.5), false, false}
+	mWaitP95   = metric{"wait p95", "s3", waitQuantile(0.95), false, false}
+	mCPU       = metric{"CPU-seconds", "s4", cpuSeconds, true, false}
+	mGBs       = metric{"GB-seconds", "s5", gbSeconds, true, false}
+	// mDepth is the average number of runs waiting in the queue: by
+	// Little's law, the seconds runs waited per second (each run's wait
+	// counted in the point where it ended).
+	mDepth = metric{"average queued", "s4", queueWaitSeconds, true, true}
 )
 
 // newChart draws a chart of st's series over w, a line per metric.
@@ -62,6 +68,12 @@ func newChart(title, of string, w window, st *store.Stats, format func(float64) 
 	lines := make([]series, len(metrics))
 	for i, m := range metrics {
 		lines[i] = series{Name: m.Name, Class: m.Class, Points: points(w, st, !m.Count, m.Value)}
+		if m.PerSecond {
+			width := pointStep(w, st).Seconds()
+			for j := range lines[i].Points {
+				lines[i].Points[j].V /= width
+			}
+		}
 	}
 	return chart{Title: title, SVG: lineChart(title+" of "+of, w.From, w.To, lines, format), Legend: lines}
 }
@@ -76,6 +88,7 @@ func routineCharts(name string, w window, st *store.Stats) metricsRoutine {
 		newChart("Error rate", name, w, st, percent, mErrorRate),
 		newChart("Latency", name, w, st, seconds, mP50, mP95),
 		newChart("Queue wait", name, w, st, seconds, mWaitP50, mWaitP95),
+		newChart("Queue depth", name, w, st, formatDepth, mDepth),
 		newChart("Resource use", name, w, st, formatNumber, mCPU, mGBs),
 	}
 	return m

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/stats"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -76,27 +77,18 @@ type summary struct {
 	Usage    routine.Usage
 }
 
-// summarize derives a summary from an aggregate. Errors are the runs
-// that failed or went dead; cancelled runs are neither successes nor
-// errors, but count as runs.
+// summarize derives a summary from an aggregate: the figures of
+// stats.Summarize (errors are the runs that failed or went dead;
+// cancelled runs are neither successes nor errors, but count as runs),
+// as the pages show them.
 func summarize(a *store.Aggregate) summary {
-	s := summary{CPUSeconds: a.CPUSeconds, GBSeconds: a.Usage.GBSeconds, Usage: a.Usage,
+	f := stats.Summarize(a)
+	s := summary{Runs: f.Invocations, Succeeded: f.ByState[routine.StateSucceeded], Errors: stats.Failures(a.ByState),
+		SuccessRate: f.SuccessRate, ErrorRate: f.ErrorRate,
+		Avg: a.Duration.Mean(), P50: a.Duration.Quantile(0.5), P95: a.Duration.Quantile(0.95),
+		WaitP50: a.QueueWait.Quantile(0.5), WaitP95: a.QueueWait.Quantile(0.95),
+		CPUSeconds: a.CPUSeconds, GBSeconds: a.Usage.GBSeconds, Usage: a.Usage,
 		Bytes: a.Usage.BytesSent + a.Usage.BytesReceived}
-	for st, n := range a.ByState {
-		s.Runs += n
-		switch st {
-		case routine.StateSucceeded:
-			s.Succeeded += n
-		case routine.StateFailed, routine.StateDead:
-			s.Errors += n
-		}
-	}
-	if s.Runs > 0 {
-		s.SuccessRate = float64(s.Succeeded) / float64(s.Runs)
-		s.ErrorRate = float64(s.Errors) / float64(s.Runs)
-	}
-	s.Avg, s.P50, s.P95 = a.Duration.Mean(), a.Duration.Quantile(0.5), a.Duration.Quantile(0.95)
-	s.WaitP50, s.WaitP95 = a.QueueWait.Quantile(0.5), a.QueueWait.Quantile(0.95)
 	if secs := a.Duration.Sum.Seconds(); secs > 0 {
 		s.MemoryGB = a.Usage.GBSeconds / secs
 	}
@@ -107,10 +99,7 @@ func summarize(a *store.Aggregate) summary {
 // per Step from From: missing points are zero when zero is what no run
 // means (a count), else a gap (NaN: a latency).
 func points(w window, st *store.Stats, gapIfEmpty bool, value func(*store.Aggregate) float64) []point {
-	step := w.Step
-	if st != nil && st.Step > step {
-		step = st.Step
-	}
+	step := pointStep(w, st)
 	n := int(math.Ceil(float64(w.To.Sub(w.From)) / float64(step)))
 	out := make([]point, n)
 	for i := range out {
@@ -134,6 +123,15 @@ func points(w window, st *store.Stats, gapIfEmpty bool, value func(*store.Aggreg
 		out[k].V += value(a)
 	}
 	return out
+}
+
+// pointStep is the time between the points of st's series over w: the
+// window's step, or the series' own when that is wider.
+func pointStep(w window, st *store.Stats) time.Duration {
+	if st != nil && st.Step > w.Step {
+		return st.Step
+	}
+	return w.Step
 }
 
 // merged sums the stats of several routines into one, point by point:
@@ -172,3 +170,6 @@ func waitQuantile(q float64) func(*store.Aggregate) float64 {
 }
 func cpuSeconds(a *store.Aggregate) float64 { return a.CPUSeconds }
 func gbSeconds(a *store.Aggregate) float64  { return a.Usage.GBSeconds }
+func queueWaitSeconds(a *store.Aggregate) float64 {
+	return a.QueueWait.Sum.Seconds()
+}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/postgres"
+	"github.com/routines-dev/routines/internal/store/storetest"
 )
 
 // shareWork runs work(i) for i in [0, n) on k goroutines, each taking the
@@ -174,6 +176,43 @@ func BenchmarkClaim(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
+		})
+	}
+}
+
+// BenchmarkRunEnds times the writes of a run from queued to succeeded, one
+// run at a time (storetest.BenchmarkRunEnds), with the rollups of
+// minutes, hours and days, of minutes and hours only (as before
+// 0009_rollup_days.sql), and with none (the rollup triggers dropped): what
+// the rollups, and their days, cost a run. ns/op is the client's and
+// PostgreSQL's work together, with their round trips.
+func BenchmarkRunEnds(b *testing.B) {
+	for _, c := range []struct {
+		name, sql string
+		widths    []int32 // of the rollups written
+	}{
+		{"rollups=days", "", []int32{60, 3600, 86400}},
+		{"rollups=hours", `DO $$ BEGIN
+			EXECUTE replace(pg_get_functiondef('routines_rollup_add'::regproc), ', (86400)', '');
+		END $$`, []int32{60, 3600}},
+		{"rollups=none", "DROP TRIGGER runs_end ON runs; DROP TRIGGER runs_created_ended ON runs", []int32{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s, tb := setup(b)
+			conn := tb.raw(b)
+			if c.sql != "" {
+				if _, err := conn.Exec(b.Context(), c.sql); err != nil {
+					b.Fatal(err)
+				}
+			}
+			storetest.BenchmarkRunEnds(b, s)
+			var widths []int32
+			if err := conn.QueryRow(b.Context(), "SELECT coalesce(array_agg(DISTINCT width ORDER BY width), '{}') FROM rollups").Scan(&widths); err != nil {
+				b.Fatal(err)
+			}
+			if !slices.Equal(widths, c.widths) {
+				b.Fatalf("rollups of widths %v written, want %v", widths, c.widths)
+			}
 		})
 	}
 }

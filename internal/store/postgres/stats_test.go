@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,5 +74,75 @@ func TestStatsConcurrentEnds(t *testing.T) {
 	}
 	if total != n {
 		t.Errorf("%d runs counted, want %d", total, n)
+	}
+}
+
+// TestRollupDaysBackfill: 0009_rollup_days.sql sums the days of the runs
+// that ended before it from their hours, to the rows its trigger writes
+// as runs end: the day rows of runs ended through the store, dropped and
+// summed again by the migration on the database as 0008 left it, are the
+// same.
+func TestRollupDaysBackfill(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	day := time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		queued := day.Add(time.Duration(i) * 157 * time.Minute)
+		run, err := s.RunCreate(b.ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: fmt.Sprintf("r%d", i%3), QueuedAt: queued})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.State = []routine.State{routine.StateSucceeded, routine.StateFailed, routine.StateDead, routine.StateCancelled}[i%4]
+		if run.State != routine.StateCancelled {
+			run.StartedAt = new(queued.Add(time.Duration(i) * time.Second))
+		}
+		run.FinishedAt = new(queued.Add(time.Duration(i*i) * time.Second))
+		run.CPUUserMs, run.CPUSysMs = int64(i), 1
+		run.Usage = routine.Usage{GBSeconds: float64(i) / 4, BytesSent: int64(i), BytesReceived: 2,
+			Tokens: map[string]routine.Tokens{fmt.Sprint("m", i%2): {Input: int64(i), Output: 1}}}
+		if err := s.RunUpdate(b.ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := b.raw(t)
+	days := func() string {
+		t.Helper()
+		var got string
+		if err := conn.QueryRow(b.ctx, `SELECT concat_ws(' | ',
+				(SELECT string_agg(r::text, ', ' ORDER BY r.start, r.routine) FROM rollups r WHERE r.width = 86400),
+				(SELECT string_agg(r::text, ', ' ORDER BY r.start, r.routine, r.model) FROM rollup_tokens r WHERE r.width = 86400))`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want := days()
+	if !strings.Contains(want, "2025-03-18") {
+		t.Fatalf("day rollups %s: want days up to 2025-03-18", want)
+	}
+	migration, err := os.ReadFile("migrations/0009_rollup_days.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(b.ctx)
+	// The database as 0008 left it: no days, and routines_rollup_add of
+	// 0006_rollups.sql.
+	before := []string{"DELETE FROM rollups WHERE width = 86400", "DELETE FROM rollup_tokens WHERE width = 86400",
+		`DO $$ BEGIN
+			EXECUTE replace(pg_get_functiondef('routines_rollup_add'::regproc), ', (86400)', '');
+		END $$`}
+	for _, q := range append(before, string(migration)) {
+		if _, err := tx.Exec(b.ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := days(); got != want {
+		t.Errorf("days summed by the migration:\n%s\nwant, as the trigger wrote them:\n%s", got, want)
 	}
 }

@@ -22,6 +22,10 @@ const maxBatch = 128
 // batch itself: a lone write costs what a transaction of its own does.
 type groupCommit struct {
 	db *sql.DB
+	// beforeCommit, when set, runs in every transaction after its writes
+	// and before its commit; when it fails, the transaction is undone and
+	// every write of it fails with its error.
+	beforeCommit func(ctx context.Context, tx *sql.Tx) error
 	// Savepoint statements, prepared on db.
 	savepoint, release, rollbackTo *sql.Stmt
 
@@ -110,11 +114,11 @@ func (g *groupCommit) commit(batch []*writeOp) {
 	}
 	if len(batch) == 1 { // no savepoint needed: the transaction is the write's own
 		op := batch[0]
-		if op.err = op.fn(op.ctx, tx); op.err != nil {
+		if op.err = op.fn(op.ctx, tx); op.err == nil {
+			op.err = g.finish(tx)
+		} else {
 			_ = tx.Rollback()
-			return
 		}
-		op.err = tx.Commit()
 		return
 	}
 	var written []*writeOp
@@ -134,11 +138,27 @@ func (g *groupCommit) commit(batch []*writeOp) {
 			written = append(written, op)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if len(written) == 0 {
+		_ = tx.Rollback()
+		return
+	}
+	if err := g.finish(tx); err != nil {
 		for _, op := range written {
 			op.err = err
 		}
 	}
+}
+
+// finish runs beforeCommit in tx and commits it, or undoes it when
+// beforeCommit fails.
+func (g *groupCommit) finish(tx *sql.Tx) error {
+	if g.beforeCommit != nil {
+		if err := g.beforeCommit(context.Background(), tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // inSavepoint runs one write of a batch in a savepoint, undoing it alone

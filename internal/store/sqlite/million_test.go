@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/store/sqlite"
 	"github.com/routines-dev/routines/internal/store/storetest"
 )
@@ -17,7 +18,8 @@ import (
 // BenchmarkMillion times the runs page and stats on a store of a million
 // runs (storetest.BenchmarkMillion; set ROUTINES_BENCH_1M=1). The runs
 // are inserted in a few large transactions on a connection of their own,
-// the schema's triggers filling run_tags and the rollups.
+// the schema's triggers filling run_tags and run_ends, which the store
+// then folds into the rollups.
 func BenchmarkMillion(b *testing.B) {
 	n := storetest.MillionCount(b)
 	// ROUTINES_BENCH_1M_DB keeps the store in that file, loaded once.
@@ -34,6 +36,9 @@ func BenchmarkMillion(b *testing.B) {
 	if statErr != nil {
 		start := time.Now()
 		if err := loadRuns(b, path, n); err != nil {
+			b.Fatal(err)
+		}
+		if err := sqlite.FoldRunEnds(b.Context(), s); err != nil {
 			b.Fatal(err)
 		}
 		b.Logf("%d runs loaded in %v", n, time.Since(start).Round(time.Millisecond))
@@ -106,9 +111,22 @@ func microsOf(t *time.Time) any {
 }
 
 // BenchmarkRunEnds times the writes of a run from queued to succeeded
-// (storetest.BenchmarkRunEnds), with the rollup triggers of 0008 and with
-// them dropped: the cost of the rollups per run.
+// (storetest.BenchmarkRunEnds), with the rollups (the triggers of 0011
+// and the fold before each commit) and with the triggers dropped: the
+// cost of the rollups per run.
 func BenchmarkRunEnds(b *testing.B) {
+	benchmarkRunEnds(b, storetest.BenchmarkRunEnds)
+}
+
+// BenchmarkRunEndsParallel is BenchmarkRunEnds with many callers at once,
+// whose writes share transactions.
+func BenchmarkRunEndsParallel(b *testing.B) {
+	benchmarkRunEnds(b, storetest.BenchmarkRunEndsParallel)
+}
+
+// benchmarkRunEnds runs bench with and without the rollups (their
+// triggers dropped), for the cost of the rollups per run.
+func benchmarkRunEnds(b *testing.B, bench func(*testing.B, store.Store)) {
 	for _, rollups := range []bool{true, false} {
 		b.Run(fmt.Sprint("rollups=", rollups), func(b *testing.B) {
 			s, tb := setup(b)
@@ -122,7 +140,7 @@ func BenchmarkRunEnds(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			storetest.BenchmarkRunEnds(b, s)
+			bench(b, s)
 		})
 	}
 }

@@ -284,7 +284,7 @@ func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine
 
 // RunUpdate writes the mutable fields of a run. Its id, routine, trigger,
 // input, tags, queued_at, replay_of and trace are fixed at creation. The
-// trigger runs_end adds a run that ends to its rollups (0008_rollups.sql).
+// trigger runs_end adds a run that ends to its rollups (0011_run_ends.sql).
 func (s *Store) RunUpdate(ctx context.Context, run *routine.Run) error {
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.runUpdateIn(ctx, tx, run)

@@ -27,16 +27,35 @@ import (
 // lock held by another process instead of failing with SQLITE_BUSY, and
 // _txlock=immediate takes the write lock at BEGIN, so a transaction never
 // has to upgrade a read snapshot that another writer made stale (which
-// fails at once, whatever the timeout). synchronous=NORMAL drops the fsync
-// of each commit: a crashed process loses nothing, a power cut may lose the
-// last commits, and the file is never corrupt.
+// fails at once, whatever the timeout).
 const (
-	writerParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	// scratchParams are those of a store thrown away after use: nothing
-	// is ever flushed to the disk.
-	scratchParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	readerParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	baseParams   = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	readerParams = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 )
+
+// Sync is how a store waits for the disk at each commit (docs/serve.md#durability).
+type Sync string
+
+const (
+	// SyncFull, the default, fsyncs the write-ahead log at every commit:
+	// a write acknowledged to a caller (a run answered 202) survives a
+	// power cut or a kernel crash. Group commit makes the writes that
+	// arrive together share one fsync.
+	SyncFull Sync = "full"
+	// SyncNormal drops that fsync (it happens at checkpoints only): a
+	// crashed process still loses nothing, but a power cut may lose the
+	// last commits, acknowledged or not. The file is never corrupt. An
+	// explicit opt-out for throwaway workloads.
+	SyncNormal Sync = "normal"
+	// syncOff never waits for the disk: a store thrown away after use.
+	syncOff Sync = "off"
+)
+
+// writerParams are the settings of the writer connection of a store that
+// syncs as sync says.
+func writerParams(sync Sync) string {
+	return baseParams + "&_pragma=synchronous(" + strings.ToUpper(string(sync)) + ")"
+}
 
 // Store is a store.Store on one SQLite file.
 //
@@ -51,8 +70,8 @@ const (
 type Store struct {
 	w       *sql.DB
 	r       *sql.DB
-	gc      *groupCommit // every write goes through it
-	scratch bool         // thrown away after use: Close does not checkpoint
+	gc      *writer // every write goes through it
+	scratch bool    // thrown away after use: Close does not checkpoint
 	// wake tells Wakeups of this store's writes; another process's writes
 	// to the file go unheard, and the scheduler's poll finds them.
 	wake store.WakeHub
@@ -78,6 +97,13 @@ type Store struct {
 	heartbeat      *sql.Stmt
 	requeue        *sql.Stmt
 	auditInsert    *sql.Stmt
+	// The fold of run ends into rollups before each commit (rollups.go),
+	// and the widths of the rollups, in seconds.
+	runEnds         *sql.Stmt
+	runEndsClear    *sql.Stmt
+	rollupAdd       *sql.Stmt
+	rollupTokensAdd *sql.Stmt
+	rollupWidths    []int64
 
 	// Read statements prepared on r at their first use, for the hot reads
 	// of the daemon (parsing stateGetSQL cost more than running it).
@@ -87,9 +113,15 @@ type Store struct {
 }
 
 // Open opens the store in the SQLite file at path, creating the file and
-// its directory when missing, and brings its schema up to date.
+// its directory when missing, and brings its schema up to date. Its
+// commits are durable (SyncFull).
 func Open(ctx context.Context, path string) (*Store, error) {
-	s, err := open(ctx, path, writerParams)
+	return OpenSync(ctx, path, SyncFull)
+}
+
+// OpenSync is Open with commits that wait for the disk as sync says.
+func OpenSync(ctx context.Context, path string, sync Sync) (*Store, error) {
+	s, err := open(ctx, path, writerParams(sync))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -97,20 +129,39 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // OpenURL opens the store a sqlite: URL names (store.SQLitePath), as Open
-// does: the driver of the scheme sqlite in store.Drivers.
+// does: the driver of the scheme sqlite in store.Drivers. The query
+// parameter sync=normal opts out of durable commits (SyncNormal).
 func OpenURL(ctx context.Context, u string) (store.Store, error) {
 	path, err := store.SQLitePath(u)
 	if err != nil {
 		return nil, err
 	}
-	return Open(ctx, path)
+	sync := SyncFull
+	if _, query, ok := strings.Cut(u, "?"); ok {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return nil, fmt.Errorf("store URL %q: %w", u, err)
+		}
+		for name, vs := range q {
+			if name != "sync" {
+				return nil, fmt.Errorf("store URL %q: unknown parameter %q; the one known is sync=full|normal", u, name)
+			}
+			switch v := Sync(vs[len(vs)-1]); v {
+			case SyncFull, SyncNormal:
+				sync = v
+			default:
+				return nil, fmt.Errorf("store URL %q: sync=%s: want sync=full (the default: every commit on disk) or sync=normal", u, v)
+			}
+		}
+	}
+	return OpenSync(ctx, path, sync)
 }
 
 // OpenScratch opens a store that is thrown away after use (the runs of
 // `routines test`): like Open, but it never waits for the disk — a crash
 // may lose it whole — and Close does not fold its log into the file.
 func OpenScratch(ctx context.Context, path string) (*Store, error) {
-	s, err := open(ctx, path, scratchParams)
+	s, err := open(ctx, path, writerParams(syncOff))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -159,12 +210,18 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	s.wake.SetLive(true)
 	s.cancels.SetLive(true)
 	s.revocations.SetLive(true)
-	if s.gc, err = newGroupCommit(ctx, w); err != nil {
+	g, err := newGroupCommit(ctx, w)
+	if err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	s.gc = &writer{groupCommit: g, path: abs}
 	if err := s.prepare(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	if s.rollupWidths, err = readRollupWidths(ctx, w); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	s.gc.beforeCommit = s.foldRunEnds
 	return s, nil
 }
 
@@ -201,6 +258,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.claimTake, claimTakeSQL},
 		{s.w, &s.heartbeat, heartbeatSQL},
 		{s.w, &s.requeue, requeueSQL},
+		{s.w, &s.runEnds, runEndsSQL},
+		{s.w, &s.runEndsClear, runEndsClearSQL},
+		{s.w, &s.rollupAdd, rollupAddSQL},
+		{s.w, &s.rollupTokensAdd, rollupTokensAddSQL},
 		{s.w, &s.auditInsert, auditInsertSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
@@ -221,7 +282,8 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,
-		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert} {
+		s.claimBusy, s.claimPick, s.claimTake, s.heartbeat, s.requeue, s.auditInsert,
+		s.runEnds, s.runEndsClear, s.rollupAdd, s.rollupTokensAdd} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -6,26 +6,33 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/store"
 )
 
-// The rollups of a width in a range of starts (the triggers of
-// 0008_rollups.sql keep them), of the routines Stats names (routineIn)
-// when it does: a walk of the primary key, or of rollups_routine.
-const (
-	// rollupsSQL gives a row's integers as one text, in the order of
-	// rollupNumbers: a read of a month of hours reads tens of thousands of
-	// rows, and each column read costs more than its number.
-	rollupsSQL = `SELECT routine, start, gb_seconds,
-			succeeded || ',' || failed || ',' || dead || ',' || cancelled || ',' || duration_sum || ','
-			|| queue_wait_sum || ',' || cpu_ms || ',' || bytes_sent || ',' || bytes_received || ','
-			|| substr(duration, 2, length(duration) - 2) || ',' || substr(queue_wait, 2, length(queue_wait) - 2)
-		FROM rollups WHERE width = ? AND start >= ? AND start < ?`
-	rollupTokensSQL = `SELECT routine, start, model, input, output
-		FROM rollup_tokens WHERE width = ? AND start >= ? AND start < ?`
-)
+// The rollups of a width in a range of starts (foldRunEnds keeps them),
+// of the routines Stats names (routineIn) when it does: a walk of the
+// primary key, or of rollups_routine.
+const rollupTokensSQL = `SELECT routine, start, model, input, output
+	FROM rollup_tokens WHERE width = ? AND start >= ? AND start < ?`
+
+// rollupsSQL gives a row's integers (rollupSums) as one text, in the
+// order of rollupNumbers: a read of a month of hours reads tens of
+// thousands of rows, and each column read costs more than its number.
+var rollupsSQL = "SELECT routine, start, gb_seconds, " + strings.Join(rollupSums, " || ',' || ") +
+	" FROM rollups WHERE width = ? AND start >= ? AND start < ?"
+
+// statsWidths are the widths the rollups are kept in (the table
+// rollup_widths: minutes and hours), as PlanStats takes them.
+func (s *Store) statsWidths() []time.Duration {
+	widths := make([]time.Duration, len(s.rollupWidths))
+	for i, w := range s.rollupWidths {
+		widths[i] = time.Duration(w) * time.Second
+	}
+	return widths
+}
 
 // routineIn is the condition, and its arguments, that keeps the rows of
 // the routines names; none when names is empty.
@@ -43,7 +50,7 @@ func routineIn(names []string) (string, []any) {
 // Stats sums the rollups of the runs that ended in [p.Since, p.Until), by
 // routine, in one read transaction.
 func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats, error) {
-	plan := store.PlanStats(p)
+	plan := store.PlanStats(p, s.statsWidths())
 	cond, names := routineIn(p.Routines)
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -70,7 +77,7 @@ func addRollups(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query st
 	}
 	defer rows.Close()
 	var (
-		r       store.RollupRow
+		r       = newRollupRow()
 		start   int64
 		numbers sql.RawBytes
 	)
@@ -88,11 +95,16 @@ func addRollups(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query st
 	return rows.Err()
 }
 
-// rollupNumbers gives r histograms of their size, and returns where the
-// integers of a row go, in the order rollupsSQL gives them.
+// newRollupRow is a rollup row of zeros with histograms of their size.
+func newRollupRow() store.RollupRow {
+	size := len(store.HistogramBounds) + 1
+	return store.RollupRow{Duration: make([]int64, size), QueueWait: make([]int64, size)}
+}
+
+// rollupNumbers returns where the integers of a row (of newRollupRow) go,
+// in the order of rollupSums.
 func rollupNumbers(r *store.RollupRow) []*int64 {
 	size := len(store.HistogramBounds) + 1
-	r.Duration, r.QueueWait = make([]int64, size), make([]int64, size)
 	dst := []*int64{&r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, &r.DurationSumUs, &r.QueueWaitSumUs,
 		&r.CPUMs, &r.BytesSent, &r.BytesReceived}
 	for i := range size {

@@ -243,3 +243,35 @@ func BenchmarkRunEnds(b *testing.B, s store.Store) {
 	}
 	reportCPU(b, cpu)
 }
+
+// BenchmarkRunEndsParallel is BenchmarkRunEnds with 16 callers per CPU at
+// once, as a daemon under load has: runs created running (held by their
+// creator, as run-once does) and ended by a checkpoint, which a driver
+// may group into shared transactions.
+func BenchmarkRunEndsParallel(b *testing.B, s store.Store) {
+	ctx := b.Context()
+	cpu := cpuTime()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			now := time.Now()
+			run, err := s.RunCreate(ctx, &store.RunCreateParams{ID: ulid.Make().String(), Routine: fmt.Sprint("r", i%10),
+				Trigger: routine.TriggerInfo{Kind: "webhook"}, QueuedAt: now, State: routine.StateRunning,
+				Worker: "w", Lease: time.Minute})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			end := time.Now()
+			run.Attempt, run.StartedAt = 1, &now
+			run.State, run.FinishedAt, run.CPUUserMs = routine.StateSucceeded, &end, 1
+			step := &routine.StepRun{RunID: run.ID, ID: "get", Phase: routine.PhaseMain, Kind: "state",
+				State: routine.StateSucceeded, Attempts: 1, StartedAt: &now, FinishedAt: &end}
+			if err := s.Checkpoint(ctx, &store.CheckpointParams{Run: run, Steps: []*routine.StepRun{step}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportCPU(b, cpu)
+}

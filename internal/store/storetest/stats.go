@@ -282,6 +282,73 @@ func exerciseStats(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Days", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		// Runs that end either side of midnights, over four days: a
+		// driver that keeps day rollups reads them for the whole days of
+		// a range, hours and minutes at its edges, and must say what one
+		// that reads hours says.
+		day0 := hour0.Truncate(24 * time.Hour)
+		day := 24 * time.Hour
+		tokens := routine.Usage{Tokens: map[string]routine.Tokens{"m": {Input: 3, Output: 1}}}
+		var es []ending
+		for i, end := range []time.Duration{-time.Second, 0, 12*time.Hour + 30*time.Second, day - time.Second, day,
+			2*day + 30*time.Second, 3*day + 5*time.Hour} {
+			e := ending{"d", routine.StateSucceeded, day0.Add(end - time.Second), 0, time.Second, 1, routine.Usage{BytesSent: int64(i)}}
+			if i%2 == 0 {
+				e.usage, e.state = tokens, routine.StateFailed
+			}
+			b.end(t, e)
+			es = append(es, e)
+		}
+		for _, tc := range []struct {
+			since, until time.Duration
+			want         []ending
+		}{
+			{0, 3 * day, es[1:6]},
+			{-time.Minute, 3*day + 6*time.Hour, es},
+			{time.Minute, 2 * day, es[2:5]},
+			{12*time.Hour + time.Minute, day + time.Minute, es[3:5]},
+			{day + time.Minute, 3 * day, es[5:6]},
+		} {
+			t.Run(fmt.Sprintf("%v-%v", tc.since, tc.until), func(t *testing.T) {
+				got := b.stats(t, store.StatsParams{Since: day0.Add(tc.since), Until: day0.Add(tc.until)})
+				if got["d"] == nil {
+					t.Fatalf("no stats of d")
+				}
+				checkAggregate(t, "d", got["d"].Totals, aggregate(tc.want...))
+			})
+		}
+		for _, tc := range []struct {
+			name      string
+			step      time.Duration
+			wantStart []time.Duration
+			wantPts   [][]ending
+		}{
+			{"days", day, []time.Duration{-day, 0, day, 2 * day, 3 * day}, [][]ending{es[:1], es[1:4], es[4:5], es[5:6], es[6:]}},
+			{"hours", time.Hour, []time.Duration{-time.Hour, 0, 12 * time.Hour, day - time.Hour, day, 2 * day, 3*day + 5*time.Hour},
+				[][]ending{es[:1], es[1:2], es[2:3], es[3:4], es[4:5], es[5:6], es[6:]}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				st := b.stats(t, store.StatsParams{Since: day0.Add(-day), Until: day0.Add(4 * day), Step: tc.step})["d"]
+				if st == nil {
+					t.Fatal("no stats of d")
+				}
+				checkAggregate(t, "totals", st.Totals, aggregate(es...))
+				if len(st.Series) != len(tc.wantStart) {
+					t.Fatalf("%d points, want %d: %s", len(st.Series), len(tc.wantStart), show(st.Series))
+				}
+				for i, pt := range st.Series {
+					if !pt.Start.Equal(day0.Add(tc.wantStart[i])) {
+						t.Errorf("point %d starts at %v, want %v", i, pt.Start, day0.Add(tc.wantStart[i]))
+					}
+					checkAggregate(t, fmt.Sprintf("point %d", i), pt, aggregate(tc.wantPts[i]...))
+				}
+			})
+		}
+	})
+
 	t.Run("Histograms", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
