@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/routines-dev/routines/internal/bundle"
@@ -20,6 +21,7 @@ import (
 	"github.com/routines-dev/routines/internal/project"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
+	"github.com/routines-dev/routines/internal/server"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -227,6 +229,9 @@ func (g *globals) runRemote(ctx context.Context, o *remoteOptions, role any) err
 		cfg.Listener, cfg.Workers, cfg.Token, cfg.MaxQueued, cfg.Limits, cfg.Alerts = ln, role.workers, role.token, role.maxQueued, role.limits, role.alerts
 		cfg.Costs, cfg.RateLimits, cfg.TLS = role.costConfig, role.rates, role.tlsConfig()
 		what = "server on " + role.scheme() + "://" + ln.Addr().String()
+		if err := g.bootstrapToken(ctx, st); err != nil {
+			return err
+		}
 	case *workerOptions:
 		if role.slots < 1 {
 			return invalidf("--slots %d: want at least 1", role.slots)
@@ -311,4 +316,30 @@ func remoteDirs(o *remoteOptions) (cache, work string, err error) {
 		}
 	}
 	return cache, work, nil
+}
+
+// bootstrapToken gives a deployment with no token yet its first: an admin
+// of the default namespace named bootstrap, whose value is
+// $ROUTINES_BOOTSTRAP_TOKEN, else a new one printed this once. The store
+// keeps only its hash.
+func (g *globals) bootstrapToken(ctx context.Context, st store.Store) error {
+	value := g.getenv("ROUTINES_BOOTSTRAP_TOKEN")
+	if value != "" && len(value) < 16 {
+		return invalidf("ROUTINES_BOOTSTRAP_TOKEN is %d characters: an admin token wants at least 16 random ones (or leave it unset, and the server makes one)", len(value))
+	}
+	generated := value == ""
+	if generated {
+		value = server.NewToken()
+	}
+	created, err := st.TokenBootstrap(ctx, &store.TokenCreateParams{
+		ID: ulid.Make().String(), Name: "bootstrap", Hash: server.HashToken(value), Role: store.RoleAdmin,
+		Namespace: store.DefaultNamespace, Now: time.Now().UTC(),
+	})
+	if err != nil {
+		return err
+	}
+	if created && generated {
+		fmt.Fprintf(g.deps.Stderr, "bootstrap admin token, shown this once (keep it: `routines tokens create` makes the others):\n\n    %s\n\n", value)
+	}
+	return nil
 }

@@ -36,6 +36,8 @@ const (
 		"  130  the run was cancelled (Ctrl-C)"
 	exitsGroup = "  2  no command given: name one of those above"
 	exitsPrint = "  0  printed"
+	// exitsTeams is what a command against a server's tokens adds.
+	exitsTeams = "\n  2  no server named, bad flags, or the token may not do it (401, 403)"
 )
 
 // helpTable holds the examples and exit codes of every command, by
@@ -220,8 +222,40 @@ var helpTable = map[string]commandHelp{
 		exits:   "  0  removed\n  1  the vault could not be written\n  2  no such secret" + exitsProfile,
 	},
 	"routines audit": {
-		example: "  routines audit --since 1d\n  routines audit --secret API_TOKEN -o json",
-		exits:   exitsList,
+		example: "  routines audit --server URL --since 7d --actor ci   # a server's trail of actions\n" +
+			"  routines audit --since 1d                           # the local project's log of secrets\n" +
+			"  routines audit --secret API_TOKEN -o json",
+		exits: exitsList + exitsTeams,
+	},
+	"routines tokens": {
+		example: "  routines tokens create --name ci --role deployer --namespace team-a --expires 90d\n  routines tokens list",
+		exits:   exitsGroup,
+	},
+	"routines tokens create": {
+		example: "  routines tokens create --name ci --role deployer --namespace team-a --expires 90d\n" +
+			"  routines tokens create --name grafana --role viewer   # of your namespace, until revoked",
+		exits: "  0  created: the value is on stdout, this once\n  1  the server failed" + exitsTeams,
+	},
+	"routines tokens list": {
+		example: "  routines tokens list\n  routines tokens list -o json",
+		exits:   exitsList + exitsTeams,
+	},
+	"routines tokens revoke": {
+		example: "  routines tokens revoke ci\n  routines tokens revoke 01JEB2Y5T0Z6Q9K3M8N4R7V2WX",
+		exits:   "  0  revoked (or revoked already)\n  1  no such token, or the server failed" + exitsTeams,
+	},
+	"routines namespaces": {
+		example: "  routines namespaces set team-eu --regions eu-west,eu-central\n  routines namespaces list",
+		exits:   exitsGroup,
+	},
+	"routines namespaces list": {
+		example: "  routines namespaces list\n  routines namespaces list -o json",
+		exits:   exitsList + exitsTeams,
+	},
+	"routines namespaces set": {
+		example: "  routines namespaces set team-eu --regions eu-west,eu-central\n" +
+			"  routines namespaces set team-eu --regions ''   # any region again",
+		exits: "  0  set\n  1  a routine of the namespace asks for another region, or the server failed" + exitsTeams,
 	},
 	"routines prune": {
 		example: "  routines prune --dry-run          # what the retention would delete now\n" +

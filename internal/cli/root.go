@@ -233,6 +233,8 @@ func newRoot(g *globals) *cobra.Command {
 		newEmitCmd(g),
 		newSecretsCmd(g),
 		newAuditCmd(g),
+		newTokensCmd(g),
+		newNamespacesCmd(g),
 		newClassifyCmd(g),
 		newTestCmd(g),
 		newDoctorCmd(g),

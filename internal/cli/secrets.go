@@ -248,12 +248,32 @@ func newAuditCmd(g *globals) *cobra.Command {
 		secret string
 		since  time.Duration
 		limit  int
+		actor  string
+		d      deployment
 	)
 	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "The audit log of secrets: every resolution, set and removal (never a value)",
-		Args:  argsRange(0, 0),
+		Use:   "audit [--since 7d] [--actor NAME]",
+		Short: "The audit trail: a server's actions (who pushed, invoked, set secrets…), or the local secrets' log",
+		Long: "With a server (--server, $ROUTINES_SERVER or a profile), audit reads its trail of actions: every\n" +
+			"state-changing request (push, rollback, invoke, cancel, re-run, replay, event, secret set/list/delete, token\n" +
+			"create/revoke, namespace change) with the token's name, role and namespace, the client's address, the\n" +
+			"time and the outcome — an admin's, append-only, never a secret's value (docs/teams.md). Without one, it\n" +
+			"reads the local project's log of secrets: every resolution, set and removal.",
+		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.remoteNamed(&d) {
+				if secret != "" {
+					return invalidf("--secret filters the local log of secrets; a server's trail is filtered with --actor")
+				}
+				q := api.AuditQuery{Actor: actor, Limit: limit}
+				if since > 0 {
+					q.Since = time.Now().Add(-since)
+				}
+				return g.auditRemote(cmd.Context(), &d, q)
+			}
+			if actor != "" {
+				return invalidf("--actor filters a server's trail of actions: give --server URL (or ROUTINES_SERVER, or --profile)")
+			}
 			p := &store.AuditListParams{Secret: secret, Limit: limit}
 			if since > 0 {
 				p.Since = time.Now().Add(-since)
@@ -266,6 +286,8 @@ func newAuditCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&secret, "secret", "", "only the records of this secret")
 	durationVar(cmd.Flags(), &since, "since", 0, "only records this recent, such as 24h or 7d (default: all)")
 	cmd.Flags().IntVar(&limit, "limit", 1000, "at most the newest this many records (0: all)")
+	cmd.Flags().StringVar(&actor, "actor", "", "only the actions of this token's name (a server's trail)")
+	d.flags(cmd)
 	return cmd
 }
 

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,10 +49,20 @@ func (d *Deployments) Push(ctx context.Context, p *server.PushParams) (*store.Re
 	if err != nil {
 		return nil, false, err
 	}
+	if p.Admit != nil {
+		if err := p.Admit(r); err != nil {
+			return nil, false, err
+		}
+	}
 	rev, created, err := d.store.RevisionPut(ctx, &store.RevisionPutParams{
-		Routine: r.Name, Hash: hash, Bundle: p.Bundle,
+		Routine: r.Name, Namespace: p.Namespace, Hash: hash, Bundle: p.Bundle,
 		Author: p.Author, Message: p.Message, GitCommit: p.GitCommit, Now: d.clock.Now(),
 	})
+	if errors.Is(err, routine.ErrConflict) {
+		// Routine names are the deployment's: a name another namespace
+		// took is refused without telling whose it is.
+		return nil, false, &server.Refused{Reason: fmt.Sprintf("the routine name %s is taken in this deployment: rename the routine", r.Name)}
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -68,7 +80,7 @@ func (d *Deployments) Rollback(ctx context.Context, p *server.RollbackParams) (*
 	if err != nil {
 		return nil, err
 	}
-	if len(list) == 0 {
+	if len(list) == 0 || list[0].Namespace != cmp.Or(p.Namespace, store.DefaultNamespace) {
 		return nil, fmt.Errorf("no routine %q was pushed here: %w", p.Routine, routine.ErrNotFound)
 	}
 	hash, err := server.MatchRevision(list, p.Revision)
@@ -83,7 +95,7 @@ func (d *Deployments) Rollback(ctx context.Context, p *server.RollbackParams) (*
 		msg = "rollback to " + bundle.Short(hash)
 	}
 	rev, _, err := d.store.RevisionPut(ctx, &store.RevisionPutParams{
-		Routine: p.Routine, Hash: hash, RollbackOf: list[0].Hash,
+		Routine: p.Routine, Namespace: list[0].Namespace, Hash: hash, RollbackOf: list[0].Hash,
 		Author: p.Author, Message: msg, Now: d.clock.Now(),
 	})
 	if err != nil {

@@ -192,7 +192,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	prices, budgets := costs(cfg.Costs, cfg.Store, catalog, queue, m, logger)
 	d.api = server.New(server.Config{
 		Store: watched, Queue: queue, Executions: sched, Routines: catalog,
-		Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
+		Token: cfg.Token, Teams: cfg.Token != "", MaxQueued: cfg.MaxQueued, Logger: logger,
 		Secret: lookup, Limits: cfg.Limits, Writes: writes, RateLimits: cfg.RateLimits,
 		Problems: problems, Project: cfg.Project.Dir, Vault: cfg.Vault,
 		Metrics: m,

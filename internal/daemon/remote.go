@@ -184,7 +184,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		cfgAPI := server.Config{
 			Prices: prices, Budgets: budgets,
 			Store: watched, Queue: queue, Routines: catalog,
-			Token: cfg.Token, MaxQueued: cfg.MaxQueued, Logger: logger,
+			Token: cfg.Token, Teams: true, MaxQueued: cfg.MaxQueued, Logger: logger,
 			Secret: lookup, Limits: cfg.Limits, RateLimits: cfg.RateLimits, Problems: problems,
 			Deployer: NewDeployments(cfg.Store, revisions, cfg.Check, nil),
 			Vault:    cfg.Vault,

@@ -131,6 +131,12 @@ func (rv *Revisions) Sync(ctx context.Context) error {
 			rv.cfg.Logger.Error("load a pushed revision; the previous one stays", "routine", rev.Routine, "revision", bundle.Short(rev.Hash), "err", err)
 			continue
 		}
+		if ns := namespaceOf(rev); r.Namespace != ns {
+			// A copy: Load shares the routine with the runs of its revision.
+			c := *r
+			c.Namespace = ns
+			r = &c
+		}
 		if !had {
 			prev = nil
 		}
@@ -192,4 +198,13 @@ func loadBundle(dir, name, hash string) (*routine.Routine, error) {
 	}
 	r.Revision, r.Sealed = hash, true
 	return r, nil
+}
+
+// namespaceOf is the namespace a routine carries: "" for the default one,
+// as the routines of a project's files.
+func namespaceOf(rev *store.Revision) string {
+	if rev.Namespace == store.DefaultNamespace {
+		return ""
+	}
+	return rev.Namespace
 }

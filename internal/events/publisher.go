@@ -49,6 +49,16 @@ type Event struct {
 	// DedupeWindow, when positive, their windows.
 	DedupeKey    string
 	DedupeWindow time.Duration
+	// Namespace, when set, keeps the event to the routines of that
+	// namespace (an event sent through the API by a token of it); ""
+	// reaches every routine.
+	Namespace string
+}
+
+// reaches reports whether an event to namespace ns ("" for any) may
+// start rt.
+func reaches(ns string, rt *routine.Routine) bool {
+	return ns == "" || ns == rt.Namespace || (ns == "default" && rt.Namespace == "")
 }
 
 // Check returns what makes the event unfit to publish: a name that is
@@ -94,11 +104,12 @@ func New(routines Routines, queue *scheduler.Queue, logger *slog.Logger) *Publis
 
 // Listeners returns how many runs an event of this name would make (or
 // fold into) now: one for each routine that listens to it. The API checks
-// its backlog with it before it publishes.
-func (p *Publisher) Listeners(name string) int {
+// its backlog with it before it publishes. ns keeps it to a namespace,
+// as Event.Namespace.
+func (p *Publisher) Listeners(name, ns string) int {
 	n := 0
 	for _, rt := range p.routines.All() {
-		if listener(rt, name) != nil {
+		if reaches(ns, rt) && listener(rt, name) != nil {
 			n++
 		}
 	}
@@ -123,7 +134,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (*api.EventResult, e
 	var refused error
 	for _, rt := range p.routines.All() {
 		trig := listener(rt, ev.Name)
-		if trig == nil {
+		if trig == nil || !reaches(ev.Namespace, rt) {
 			continue
 		}
 		req := &scheduler.Request{Routine: rt, Trigger: routine.TriggerInfo{Kind: TriggerKind, Payload: payload}}

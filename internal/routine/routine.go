@@ -31,6 +31,10 @@ type Routine struct {
 	Dir      string `yaml:"-" json:"-"`
 	File     string `yaml:"-" json:"-"`
 	Revision string `yaml:"-" json:"-"`
+	// Namespace is the namespace the routine was pushed to (remote mode);
+	// "" is the default one. Its runs, events and secrets are that
+	// namespace's.
+	Namespace string `yaml:"-" json:"-"`
 	// Sealed marks a directory that is a pushed revision, shared by every
 	// run of it on a worker and read-only: each run works in a private
 	// copy of it, so what a step writes there stays the run's.

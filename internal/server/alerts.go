@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,5 +49,6 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, r, err)
 		return
 	}
+	list = slices.DeleteFunc(list, func(a *routine.AlertRecord) bool { return !s.sees(r, a.Routine) })
 	writeJSON(w, http.StatusOK, api.NewAlertRecords(list))
 }

@@ -22,7 +22,8 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		bodyError(w, err)
 		return
 	}
-	ev := &events.Event{Name: r.PathValue("name"), Payload: body, DedupeKey: r.URL.Query().Get("dedupe")}
+	// The event reaches the routines of the caller's namespace only.
+	ev := &events.Event{Name: r.PathValue("name"), Payload: body, DedupeKey: r.URL.Query().Get("dedupe"), Namespace: callerOf(r).Namespace}
 	if ev.DedupeKey == "" {
 		ev.DedupeKey = r.Header.Get("Dedupe")
 	}
@@ -40,7 +41,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if n := s.events.Listeners(ev.Name); n > 0 && s.full(w, r, n, events.TriggerKind, nil) {
+	if n := s.events.Listeners(ev.Name, ev.Namespace); n > 0 && s.full(w, r, n, events.TriggerKind, nil) {
 		return
 	}
 	res, err := s.events.Publish(r.Context(), ev)

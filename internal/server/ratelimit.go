@@ -197,7 +197,8 @@ func (s *Server) ingressKey(r *http.Request) string {
 		return kind
 	case events.TriggerKind:
 		name := strings.TrimPrefix(r.URL.Path, "/v1/events/")
-		if s.events.Listeners(name) == 0 {
+		// Any namespace's listener gives the name a bucket of its own.
+		if s.events.Listeners(name, "") == 0 {
 			name = ""
 		}
 		return kind + ":" + name

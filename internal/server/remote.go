@@ -22,21 +22,43 @@ import (
 // re-running a run, the dead-letter queue, the builtin vault, stats, the
 // value report and the records of alerts.
 func (s *Server) routeRemote() {
-	for pattern, h := range map[string]http.HandlerFunc{
-		"GET /v1/runs":              s.listRuns,
-		"POST /v1/runs/{id}/cancel": s.cancelRun,
-		"POST /v1/runs/{id}/rerun":  s.rerun,
-		"GET /v1/routines":          s.listRoutines,
-		"GET /v1/stats":             s.getStats,
-		"GET /v1/report":            s.getReport,
-		"GET /v1/dlq":               s.listDead,
-		"POST /v1/dlq/{id}/replay":  s.replay,
-		"GET /v1/secrets":           s.listSecrets,
-		"PUT /v1/secrets/{name}":    s.setSecret,
-		"DELETE /v1/secrets/{name}": s.deleteSecret,
-		"GET /v1/alerts":            s.listAlerts,
+	for _, e := range []struct {
+		pattern, role, action string
+		h                     http.HandlerFunc
+	}{
+		{"GET /v1/status", store.RoleViewer, "", s.status},
+		{"GET /v1/routines", store.RoleViewer, "", s.listRoutines},
+		{"POST /v1/routines", store.RoleDeployer, "push", s.push},
+		{"GET /v1/routines/{name}/revisions", store.RoleViewer, "", s.revisions},
+		{"GET /v1/routines/{name}/revisions/{rev}/bundle", store.RoleViewer, "", s.bundle},
+		{"POST /v1/routines/{name}/rollback", store.RoleDeployer, "rollback", s.rollback},
+		{"POST /v1/routines/{name}/runs", store.RoleInvoker, "invoke", s.createRun},
+		{"POST /v1/events/{name}", store.RoleInvoker, "event", s.event},
+		{"GET /v1/runs", store.RoleViewer, "", s.listRuns},
+		{"GET /v1/runs/{id}", store.RoleViewer, "", s.getRun},
+		{"GET /v1/runs/{id}/logs", store.RoleViewer, "", s.runLogs},
+		{"POST /v1/runs/{id}/cancel", store.RoleInvoker, "cancel", s.cancelRun},
+		{"POST /v1/runs/{id}/rerun", store.RoleInvoker, "rerun", s.rerun},
+		{"GET /v1/dlq", store.RoleViewer, "", s.listDead},
+		{"POST /v1/dlq/{id}/replay", store.RoleInvoker, "replay", s.replay},
+		{"GET /v1/stats", store.RoleViewer, "", s.getStats},
+		{"GET /v1/report", store.RoleViewer, "", s.getReport},
+		{"GET /v1/costs", store.RoleViewer, "", operators(http.HandlerFunc(s.costs)).ServeHTTP},
+		{"GET /v1/alerts", store.RoleViewer, "", s.listAlerts},
+		// Secret names are a deployer's: a viewer or an invoker does not
+		// read them. The vault is the deployment's, not yet a namespace's:
+		// its secrets are the operators' (docs/teams.md).
+		{"GET /v1/secrets", store.RoleDeployer, "secret.list", operators(http.HandlerFunc(s.listSecrets)).ServeHTTP},
+		{"PUT /v1/secrets/{name}", store.RoleDeployer, "secret.set", operators(http.HandlerFunc(s.setSecret)).ServeHTTP},
+		{"DELETE /v1/secrets/{name}", store.RoleDeployer, "secret.delete", operators(http.HandlerFunc(s.deleteSecret)).ServeHTTP},
+		{"GET /v1/tokens", store.RoleAdmin, "", s.listTokens},
+		{"POST /v1/tokens", store.RoleAdmin, "token.create", s.createToken},
+		{"DELETE /v1/tokens/{ref}", store.RoleAdmin, "token.revoke", s.revokeToken},
+		{"GET /v1/namespaces", store.RoleViewer, "", s.listNamespaces},
+		{"PUT /v1/namespaces/{name}", store.RoleAdmin, "namespace.set", operators(http.HandlerFunc(s.setNamespace)).ServeHTTP},
+		{"GET /v1/audit", store.RoleAdmin, "", s.listAudit},
 	} {
-		s.mux.Handle(pattern, s.auth(h))
+		s.mux.Handle(e.pattern, s.allow(e.role, e.action, e.h))
 	}
 }
 
@@ -128,6 +150,7 @@ func (s *Server) listDead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writeRuns(w http.ResponseWriter, r *http.Request, p *store.RunListParams) {
+	p.Routines = s.scope(r)
 	runs, err := s.cfg.Store.RunList(r.Context(), p)
 	if err != nil {
 		writeFailure(w, r, err)
@@ -249,6 +272,9 @@ func (s *Server) listRoutines(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := []api.Routine{}
 	for _, rt := range s.cfg.Routines.All() {
+		if !s.sees(r, rt.Name) {
+			continue
+		}
 		e := api.Routine{Name: rt.Name, Description: rt.Description, Revision: rt.Revision, Triggers: []string{},
 			Next: NextFire(r.Context(), s.cfg.Store, rt, now)}
 		for i := range rt.Triggers {

@@ -32,14 +32,21 @@ type PushParams struct {
 	Author    string
 	Message   string
 	GitCommit string
+	// Namespace is the pusher's: a new routine becomes its; a routine of
+	// another namespace is not found (routine.ErrNotFound).
+	Namespace string
+	// Admit, when set, refuses (with a *Refused) a valid routine that
+	// the namespace's policy keeps out.
+	Admit func(*routine.Routine) error
 }
 
 // RollbackParams name the revision a rollback makes current.
 type RollbackParams struct {
-	Routine  string
-	Revision string
-	Author   string
-	Message  string
+	Namespace string // the caller's: a routine of another is not found
+	Routine   string
+	Revision  string
+	Author    string
+	Message   string
 }
 
 // Refused is the error of a push or rollback that is bad input: the
@@ -70,8 +77,14 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	ns := callerOf(r).Namespace
 	rev, created, err := s.cfg.Deployer.Push(r.Context(), &PushParams{
 		Bundle: body, Author: q.Get("author"), Message: q.Get("message"), GitCommit: q.Get("git_commit"),
+		Namespace: ns,
+		Admit: func(rt *routine.Routine) error {
+			noteTarget(r, rt.Name)
+			return s.checkRegion(r, ns, rt)
+		},
 	})
 	if err != nil {
 		s.deployError(w, "push", err)
@@ -102,7 +115,7 @@ func (s *Server) revisions(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, r, err)
 		return
 	}
-	if len(list) == 0 {
+	if len(list) == 0 || !ownRevisions(r, list) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no routine %q was pushed here", name))
 		return
 	}
@@ -129,6 +142,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	rev, err := s.cfg.Deployer.Rollback(r.Context(), &RollbackParams{
 		Routine: r.PathValue("name"), Revision: req.Revision, Message: req.Message, Author: r.URL.Query().Get("author"),
+		Namespace: callerOf(r).Namespace,
 	})
 	if err != nil {
 		s.deployError(w, "rollback", err)
@@ -145,6 +159,9 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeFailure(w, r, err)
 		return
+	}
+	if !ownRevisions(r, list) {
+		list = nil
 	}
 	hash, err := MatchRevision(list, want)
 	if err != nil {
@@ -202,4 +219,11 @@ func apiRevision(rev *store.Revision, current bool) api.Revision {
 		Routine: rev.Routine, Revision: rev.Hash, Size: rev.Size, Author: rev.Author, Message: rev.Message,
 		GitCommit: rev.GitCommit, RollbackOf: rev.RollbackOf, CreatedAt: rev.CreatedAt, Current: current,
 	}
+}
+
+// ownRevisions reports whether the records of a routine (newest first)
+// are of the namespace of the caller of r: those of another answer 404,
+// as a routine never pushed.
+func ownRevisions(r *http.Request, list []*store.Revision) bool {
+	return len(list) > 0 && list[0].Namespace == callerOf(r).Namespace
 }

@@ -17,7 +17,7 @@ const TriggerAPI = "api"
 
 // createRun fires a routine with the JSON object of string inputs in the body.
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
-	rt, ok := s.cfg.Routines.Get(r.PathValue("name"))
+	rt, ok := s.visibleRoutine(r, r.PathValue("name"))
 	if !ok {
 		s.rejected(TriggerAPI, nil, metrics.ReasonNotFound)
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no routine %q in this project", r.PathValue("name")))

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -50,8 +49,13 @@ type Config struct {
 	// Writes, when set, tells when the store's storage refuses writes:
 	// GET /readyz then answers 503.
 	Writes *store.Writability
-	// Token, when set, is required as "Authorization: Bearer <token>" on /v1.
+	// Token, when set, opens /v1 as "Authorization: Bearer <token>", as an
+	// admin of the default namespace (serve --token, server --token).
 	Token string
+	// Teams makes the tokens of the store open /v1 too, each with its
+	// role and namespace (access.go). Without Token or Teams the API is
+	// open: a local daemon's.
+	Teams bool
 	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
 	MaxQueued int
 	// Secret resolves a secret a routine declares, for the {{NAME}} of its
@@ -117,6 +121,8 @@ type Server struct {
 	// signature, a secret not set) to one, then one at backoff.
 	repeats *repeat.Limiter
 	metrics *metrics.Metrics
+	// tokens caches the tokens of the store that opened recent requests.
+	tokens tokenCache
 }
 
 // backlogRecount is how long a count of the queued runs is trusted before
@@ -153,19 +159,15 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: bodyBudget{max: cfg.Limits.MaxBodyInFlight}, rates: newRateLimiter(cfg.RateLimits),
 		problems: cfg.Problems, repeats: repeat.New(nil), events: events.New(cfg.Routines, cfg.Queue, cfg.Logger), metrics: cfg.Metrics}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	if cfg.Teams {
+		s.watchRevocations()
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", s.auth(cfg.Metrics.Handler()))
-	s.mux.Handle("GET /v1/status", s.auth(http.HandlerFunc(s.status)))
-	s.mux.Handle("POST /v1/routines/{name}/runs", s.auth(http.HandlerFunc(s.createRun)))
-	s.mux.Handle("POST /v1/routines", s.auth(http.HandlerFunc(s.push)))
-	s.mux.Handle("GET /v1/routines/{name}/revisions", s.auth(http.HandlerFunc(s.revisions)))
-	s.mux.Handle("GET /v1/routines/{name}/revisions/{rev}/bundle", s.auth(http.HandlerFunc(s.bundle)))
-	s.mux.Handle("POST /v1/routines/{name}/rollback", s.auth(http.HandlerFunc(s.rollback)))
-	s.mux.Handle("GET /v1/runs/{id}", s.auth(http.HandlerFunc(s.getRun)))
-	s.mux.Handle("GET /v1/costs", s.auth(http.HandlerFunc(s.costs)))
-	s.mux.Handle("GET /v1/runs/{id}/logs", s.auth(http.HandlerFunc(s.runLogs)))
-	s.mux.Handle("POST /v1/events/{name}", s.auth(http.HandlerFunc(s.event)))
+	// /metrics tells of every namespace's routines: the deployment's
+	// operators' (a token of the default namespace; a viewer's will do
+	// for a scraper).
+	s.mux.Handle("GET /metrics", s.allow(store.RoleViewer, "", operators(cfg.Metrics.Handler())))
 	s.routeRemote()
 	s.mux.HandleFunc("POST /hooks/{path...}", s.hook)
 	s.mux.HandleFunc("POST /slack/commands", s.slackCommand)
@@ -182,6 +184,7 @@ func New(cfg Config) *Server {
 	}
 	s.mux.Handle("/", dashboard.New(dashboard.Config{
 		Store: cfg.Store, Routines: cfg.Routines, API: s.mux, Token: cfg.Token, Logger: cfg.Logger, Sources: sources,
+		Authenticate: s.authenticator(),
 		NextFire: func(ctx context.Context, rt *routine.Routine, now time.Time) *time.Time {
 			return NextFire(ctx, cfg.Store, rt, now)
 		},
@@ -213,22 +216,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.withBodyBudget(w, r, s.mux)
-}
-
-// auth requires the bearer token, when one is configured.
-func (s *Server) auth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
-				s.rejectedRequest(r, metrics.ReasonUnauthorized)
-				w.Header().Set("WWW-Authenticate", "Bearer")
-				writeError(w, http.StatusUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // full reports whether the backlog is at its bound, and answers 429 if so;
@@ -372,7 +359,7 @@ func (s *Server) findRun(w http.ResponseWriter, r *http.Request) (*routine.Run, 
 	case errors.As(err, &ambiguous):
 		writeError(w, http.StatusBadRequest, ambiguous.Error()+": give more of the id")
 		return nil, false
-	case errors.Is(err, routine.ErrNotFound):
+	case errors.Is(err, routine.ErrNotFound) || err == nil && !s.sees(r, run.Routine):
 		writeError(w, http.StatusNotFound, "no run "+r.PathValue("id"))
 		return nil, false
 	case err != nil:

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/stats"
 )
 
@@ -21,6 +22,10 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	p.Routines = s.narrow(r, p.Routines)
+	if p.Routines != nil && len(p.Routines) == 0 {
+		p.Routines = []string{""} // none of the store's: an empty list would be every routine
 	}
 	out, err := stats.Read(r.Context(), s.cfg.Store, p)
 	if err != nil {
@@ -47,7 +52,13 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rep, err := stats.BuildReport(r.Context(), s.cfg.Store, s.cfg.Routines.All(), p.Since, p.Until, now)
+	var served []*routine.Routine
+	for _, rt := range s.cfg.Routines.All() {
+		if s.sees(r, rt.Name) {
+			served = append(served, rt)
+		}
+	}
+	rep, err := stats.BuildReport(r.Context(), s.cfg.Store, served, p.Since, p.Until, now)
 	if err != nil {
 		writeFailure(w, r, err)
 		return

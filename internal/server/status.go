@@ -79,6 +79,8 @@ func (s *Server) Status() api.Status {
 	return st
 }
 
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.Status())
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := s.Status()
+	st.Problems = slices.DeleteFunc(st.Problems, func(p api.Problem) bool { return !s.sees(r, p.Routine) })
+	writeJSON(w, http.StatusOK, st)
 }

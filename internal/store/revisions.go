@@ -15,7 +15,9 @@ type Revisions interface {
 	// stored is not stored again) and makes it the current revision of
 	// p.Routine with a new deployment record, unless it is the current
 	// one already: then nothing changes and created is false. The
-	// returned record is the routine's current one either way.
+	// returned record is the routine's current one either way. A routine
+	// belongs to the namespace of its first push: a push or rollback of it
+	// from another namespace changes nothing and wraps ErrConflict.
 	RevisionPut(ctx context.Context, p *RevisionPutParams) (rev *Revision, created bool, err error)
 	// RevisionBundle returns the bytes of the bundle with this hash; a
 	// missing one wraps ErrNotFound.
@@ -33,6 +35,7 @@ type Revisions interface {
 type Revision struct {
 	Seq       int64 // orders the records of all routines
 	Routine   string
+	Namespace string // the routine's, and so its runs' and events'
 	Hash      string // sha256 hex of the bundle: the revision's id
 	Size      int64  // bytes of the bundle
 	Author    string
@@ -48,6 +51,7 @@ type Revision struct {
 // must name a bundle already stored, else the error wraps ErrNotFound).
 type RevisionPutParams struct {
 	Routine    string
+	Namespace  string // DefaultNamespace when ""
 	Hash       string
 	Bundle     []byte
 	Author     string

@@ -207,6 +207,7 @@ type Store interface {
 	Revisions
 	StatsReader
 	Alerts
+	Teams
 
 	// Close releases the store.
 	Close() error
@@ -475,9 +476,12 @@ type OutcomeChange struct {
 // RunListParams filter RunList. Zero values do not filter.
 type RunListParams struct {
 	Routine string
-	States  []routine.State
-	Trigger string // the trigger kind (cron, webhook, manual…)
-	Tag     string // runs carrying this tag
+	// Routines keeps the runs of these routines only, when not nil (the
+	// routines of a namespace); an empty, non-nil list keeps none.
+	Routines []string
+	States   []routine.State
+	Trigger  string // the trigger kind (cron, webhook, manual…)
+	Tag      string // runs carrying this tag
 	// Since and Until bound QueuedAt: Since <= QueuedAt < Until.
 	Since, Until time.Time
 	IDPrefix     string // runs whose id starts with it

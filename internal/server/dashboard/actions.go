@@ -13,14 +13,13 @@ import (
 // apiRequest is r turned into a request of the API at path, with the
 // token the API wants and none of the browser's cookies.
 func (d *Dashboard) apiRequest(r *http.Request, method, path string) *http.Request {
+	// The caller auth.require put in the context goes with it: the API
+	// authorises the session's token.
 	api := r.Clone(r.Context())
 	api.Method, api.Body, api.ContentLength = method, http.NoBody, 0
 	api.URL = &url.URL{Path: path}
 	api.RequestURI = path
 	api.Header = http.Header{}
-	if d.cfg.Token != "" {
-		api.Header.Set("Authorization", "Bearer "+d.cfg.Token)
-	}
 	return api
 }
 

@@ -121,6 +121,11 @@ func (d *Dashboard) artifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, step, name := r.PathValue("id"), r.PathValue("step"), r.PathValue("name")
+	// The run must be one the session's caller sees, as its page.
+	if rec, err := d.cfg.Store.RunGet(r.Context(), run); err != nil || rec.ID != run || !d.sees(r.Context(), rec.Routine) {
+		d.fail(w, r, http.StatusNotFound, "Run "+run+" has no artifact "+step+"/"+name+".")
+		return
+	}
 	body, err := d.cfg.Artifacts.Get(r.Context(), run, step, name)
 	switch {
 	case errors.Is(err, artifacts.ErrNotFound) || errors.Is(err, fs.ErrNotExist):

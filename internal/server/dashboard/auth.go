@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/routines-dev/routines/internal/store"
 )
 
 // The cookies of the dashboard.
@@ -26,16 +29,35 @@ const (
 	sessionFor = 12 * time.Hour
 )
 
-// auth keeps the dashboard to those who know the API token, and its
-// forms to the pages it served. Sessions are stateless: a key derived
-// from the token signs them, so every server of a deployment (and a
-// restarted one) takes the sessions of the others, and a new token ends
-// them all.
+// auth keeps the dashboard to those who know an API token, and its
+// forms to the pages it served. Sessions are stateless, so every server
+// of a deployment (and a restarted one) takes the sessions of the others.
+// A session of the daemon's token (Config.Token) is signed with a key
+// derived from it, so a new token ends them all. A session of a token of
+// the store (Config.Authenticate) names the token by its hash and is
+// signed with a key derived from that hash, which only the store holds;
+// the token is looked up again on every request, so that its revocation
+// or expiry ends the session at once.
 type auth struct {
 	token string
-	key   []byte
-	cop   *http.CrossOriginProtection
-	now   func() time.Time
+	// authenticate, when set, opens sessions with the tokens of the store.
+	authenticate func(ctx context.Context, value string) (*store.Token, error)
+	lookup       func(ctx context.Context, hash string) (*store.Token, error)
+	key          []byte
+	cop          *http.CrossOriginProtection
+	now          func() time.Time
+}
+
+// on reports whether the dashboard asks for a token.
+func (a *auth) on() bool { return a.token != "" || a.authenticate != nil }
+
+// keyOf is the key that signs the sessions of who: the hash of a token of
+// the store, or "" for the daemon's token.
+func (a *auth) keyOf(who string) []byte {
+	if who == "" {
+		return a.key
+	}
+	return mac([]byte(who), "routines dashboard sessions")
 }
 
 func newAuth(token string) *auth {
@@ -61,27 +83,60 @@ func (a *auth) sign(msg string) string {
 	return base64.RawURLEncoding.EncodeToString(mac(a.key, msg))
 }
 
-// session returns the request's valid session cookie value, or "".
-func (a *auth) session(r *http.Request) string {
+// newSession is the value of the session cookie of who ("" for the
+// daemon's token, else the hash of a token of the store) until exp:
+// exp.who.signature.
+func (a *auth) newSession(who string, exp time.Time) string {
+	e := strconv.FormatInt(exp.Unix(), 10)
+	return e + "." + who + "." + base64.RawURLEncoding.EncodeToString(mac(a.keyOf(who), "session|"+e+"|"+who))
+}
+
+// session returns the request's valid session cookie value and who it
+// is of, or "".
+func (a *auth) session(r *http.Request) (value, who string) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	exp, sig, ok := strings.Cut(c.Value, ".")
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 || (parts[1] != "" && a.lookup == nil) || (parts[1] == "" && a.token == "") {
+		return "", ""
+	}
+	exp, who, sig := parts[0], parts[1], parts[2]
 	n, err := strconv.ParseInt(exp, 10, 64)
-	if !ok || err != nil || a.now().Unix() >= n ||
-		subtle.ConstantTimeCompare([]byte(sig), []byte(a.sign("session|"+exp))) != 1 {
-		return ""
+	want := base64.RawURLEncoding.EncodeToString(mac(a.keyOf(who), "session|"+exp+"|"+who))
+	if err != nil || a.now().Unix() >= n || subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
+		return "", ""
 	}
-	return c.Value
+	return c.Value, who
+}
+
+// caller returns who the session of r acts as, or nil when it has none
+// or its token no longer opens the API (revoked, expired).
+func (a *auth) caller(r *http.Request) *store.Token {
+	if !a.on() {
+		return &store.Token{Name: "local", Role: store.RoleAdmin, Namespace: store.DefaultNamespace}
+	}
+	s, who := a.session(r)
+	switch {
+	case s == "":
+		return nil
+	case who == "":
+		return &store.Token{Name: "daemon-token", Role: store.RoleAdmin, Namespace: store.DefaultNamespace}
+	}
+	t, err := a.lookup(r.Context(), who)
+	if err != nil || !t.Valid(a.now()) {
+		return nil
+	}
+	return t
 }
 
 // csrf returns the CSRF token of the forms of the page answering r: an
 // HMAC of the session or, without a token, of the nonce cookie, which it
 // sets when the browser has none.
 func (a *auth) csrf(w http.ResponseWriter, r *http.Request) string {
-	if a.token != "" {
-		if s := a.session(r); s != "" {
+	if a.on() {
+		if s, _ := a.session(r); s != "" {
 			return a.sign("csrf|" + s)
 		}
 		return ""
@@ -104,8 +159,8 @@ func (a *auth) checkCSRF(r *http.Request) bool {
 		return false
 	}
 	var base string
-	if a.token != "" {
-		base = a.session(r)
+	if a.on() {
+		base, _ = a.session(r)
 	} else if c, err := r.Cookie(nonceCookie); err == nil {
 		base = c.Value
 	}
@@ -125,7 +180,8 @@ func cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 // something, only the ones that pass checkCSRF.
 func (a *auth) require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.token != "" && a.session(r) == "" {
+		c := a.caller(r)
+		if c == nil {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
@@ -137,7 +193,7 @@ func (a *auth) require(next http.Handler) http.Handler {
 			http.Error(w, "this form expired or came from another site: reload the page and try again", http.StatusForbidden)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), c)))
 	})
 }
 
@@ -160,7 +216,7 @@ type loginData struct {
 // log in to.
 func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.URL.Query().Get("next"))
-	if d.auth.token == "" || d.auth.session(r) != "" {
+	if d.auth.caller(r) != nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
@@ -170,7 +226,7 @@ func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
 // login checks the token of the login form and opens a session.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.PostFormValue("next"))
-	if d.auth.token == "" {
+	if !d.auth.on() {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
@@ -178,12 +234,18 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "a login must come from the dashboard's own form: open /ui/login", http.StatusForbidden)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), []byte(d.auth.token)) != 1 {
+	value, who := r.PostFormValue("token"), ""
+	ok := d.auth.token != "" && subtle.ConstantTimeCompare([]byte(value), []byte(d.auth.token)) == 1
+	if !ok && d.auth.authenticate != nil && value != "" {
+		if t, err := d.auth.authenticate(r.Context(), value); err == nil {
+			ok, who = true, t.Hash
+		}
+	}
+	if !ok {
 		d.render(w, r, http.StatusUnauthorized, "login", page{Title: "Log in", Data: loginData{Next: next, Wrong: true}})
 		return
 	}
-	exp := strconv.FormatInt(d.auth.now().Add(sessionFor).Unix(), 10)
-	http.SetCookie(w, cookie(r, sessionCookie, exp+"."+d.auth.sign("session|"+exp), int(sessionFor/time.Second)))
+	http.SetCookie(w, cookie(r, sessionCookie, d.auth.newSession(who, d.auth.now().Add(sessionFor)), int(sessionFor/time.Second)))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -191,4 +253,22 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, cookie(r, sessionCookie, "", -1))
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+// callerKey holds the caller of a request the dashboard forwards to the
+// API: the token of the browser's session.
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the caller c, for the API to authorise
+// a request the dashboard forwards.
+func WithCaller(ctx context.Context, c *store.Token) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// Caller returns the caller WithCaller put in ctx, or nil. Only the
+// dashboard, in process, puts one there: no request from the network
+// carries one.
+func Caller(ctx context.Context) *store.Token {
+	c, _ := ctx.Value(callerKey{}).(*store.Token)
+	return c
 }

@@ -538,3 +538,42 @@ func TestBrowserCancel(t *testing.T) {
 		}
 	}
 }
+
+// A session acts as its token: a viewer's replay is refused (403) as the
+// API refuses it, and an admin reads the refusal and the making of the
+// token on the audit page.
+func TestBrowserTokensAudit(t *testing.T) {
+	t.Parallel()
+	const admin = "s3cret-admin-token-for-the-audit"
+	d := serve(t, map[string]string{"ROUTINES_TOKEN": admin})
+	var viewer struct{ Value string }
+	call(t, d, admin, http.MethodPost, "/v1/tokens", `{"name":"ui-viewer","role":"viewer"}`, http.StatusCreated, &viewer)
+	broken := runOf(t, d, admin, "broken", "30s")
+	tb := newTab(t, "http://"+d.Addr)
+
+	tb.do(chromedp.Navigate(tb.base + "/ui/runs/" + broken))
+	tb.poll(`location.pathname === "/ui/login"`, 5*time.Second)
+	tb.do(chromedp.SendKeys("#token", viewer.Value), chromedp.Submit("#token"))
+	tb.poll(`location.pathname === "/ui/runs/`+broken+`"`, 5*time.Second)
+	tb.allow("/ui/runs/" + broken + "/replay")
+	tb.do(chromedp.WaitVisible("#replay"), chromedp.Click("#replay"))
+	tb.poll(`document.querySelector("main") !== null && document.querySelector("main").textContent.includes("needs role invoker")`, 10*time.Second)
+	tb.allow("/ui/audit")
+	tb.open("/ui/audit")
+	if got := eval[string](tb, `document.querySelector("main").textContent`); !strings.Contains(got, "admin") {
+		t.Errorf("a viewer's audit page says %q; want it refused, for admins", got)
+	}
+
+	tb.do(chromedp.Click(".logout button"))
+	tb.poll(`location.pathname === "/ui/login"`, 5*time.Second)
+	tb.do(chromedp.SendKeys("#token", admin), chromedp.Submit("#token"))
+	tb.poll(`location.pathname === "/"`, 5*time.Second)
+	tb.open("/ui/audit")
+	rows := eval[[]string](tb, `[...document.querySelectorAll("main tbody tr")].map(tr => [...tr.cells].slice(1).map(td => td.textContent.trim()).join(" "))`)
+	for _, want := range []string{"ui-viewer viewer default 127.0.0.1 replay " + broken + " denied", "daemon-token admin default 127.0.0.1 token.create ui-viewer ok"} {
+		if !slices.ContainsFunc(rows, func(row string) bool { return strings.HasPrefix(row, want) }) {
+			t.Errorf("the audit page has no row %q: %q", want, rows)
+		}
+	}
+	tb.screenshot("audit")
+}

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -43,6 +44,10 @@ type Config struct {
 	// Token is the daemon's API token: when set, the dashboard requires it
 	// (a login form, then a session cookie).
 	Token string
+	// Authenticate, when set, lets the tokens of the store log in too
+	// (server.Server.Authenticate); the session then acts as that token,
+	// with its role and namespace, looked up by hash on every request.
+	Authenticate func(ctx context.Context, value string) (*store.Token, error)
 	// NextFire tells when a routine's schedule fires it next (nil: never).
 	NextFire func(ctx context.Context, r *routine.Routine, now time.Time) *time.Time
 	Logger   *slog.Logger
@@ -108,6 +113,9 @@ func New(cfg Config) *Dashboard {
 		cfg.NextFire = func(context.Context, *routine.Routine, time.Time) *time.Time { return nil }
 	}
 	d := &Dashboard{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: parsePages(), auth: newAuth(cfg.Token)}
+	if cfg.Authenticate != nil {
+		d.auth.authenticate, d.auth.lookup = cfg.Authenticate, cfg.Store.TokenByHash
+	}
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	d.mux.Handle("GET /ui/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,6 +137,7 @@ func New(cfg Config) *Dashboard {
 		"GET /ui/metrics":                              d.metrics,
 		"GET /ui/costs":                                d.costs,
 		"GET /ui/alerts":                               d.alerts,
+		"GET /ui/audit":                                d.audit,
 	} {
 		d.mux.Handle(pattern, d.auth.require(h))
 	}
@@ -169,7 +178,7 @@ type page struct {
 // is rendered into a buffer first, so an error never leaves half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
 	p.CSRF = d.auth.csrf(w, r)
-	p.LoggedIn = d.cfg.Token != ""
+	p.LoggedIn = d.auth.on()
 	if p.Range == "" {
 		p.Range = defaultRange
 	}
@@ -204,7 +213,7 @@ func (d *Dashboard) firing(ctx context.Context) []*store.AlertState {
 	}
 	var out []*store.AlertState
 	for _, st := range states {
-		if st.State == routine.AlertFiring {
+		if st.State == routine.AlertFiring && d.sees(ctx, st.Routine) {
 			out = append(out, st)
 		}
 	}
@@ -242,6 +251,7 @@ func (d *Dashboard) alerts(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusInternalServerError, "The alerts could not be read: "+err.Error())
 		return
 	}
+	recent = slices.DeleteFunc(recent, func(a *routine.AlertRecord) bool { return !d.sees(r.Context(), a.Routine) })
 	d.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: recent})
 }
 

@@ -36,7 +36,7 @@ var funcs = template.FuncMap{
 // parsePages parses each page's template with the layout.
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"routines", "runs", "run", "metrics", "costs", "alerts", "login", "error"} {
+	for _, name := range []string{"routines", "runs", "run", "metrics", "costs", "alerts", "audit", "login", "error"} {
 		pages[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return pages

@@ -46,7 +46,7 @@ func (d *Dashboard) routines(w http.ResponseWriter, r *http.Request) {
 	for _, st := range all {
 		byName[st.Routine] = st
 	}
-	for _, rt := range d.cfg.Routines.All() {
+	for _, rt := range d.routinesFor(r.Context()) {
 		row := routineRow{Name: rt.Name, Description: rt.Description, Revision: rt.Revision, Next: d.cfg.NextFire(r.Context(), rt, now)}
 		for i := range rt.Triggers {
 			row.Triggers = append(row.Triggers, rt.Triggers[i].Describe())

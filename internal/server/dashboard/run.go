@@ -59,7 +59,7 @@ func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &ambiguous):
 		d.fail(w, r, http.StatusBadRequest, ambiguous.Error()+": give more of the id.")
 		return
-	case errors.Is(err, routine.ErrNotFound):
+	case errors.Is(err, routine.ErrNotFound) || err == nil && !d.sees(ctx, run.Routine):
 		d.fail(w, r, http.StatusNotFound, "There is no run "+r.PathValue("id")+".")
 		return
 	case err != nil:

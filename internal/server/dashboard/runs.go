@@ -87,12 +87,13 @@ var triggerKinds = []string{"api", "cron", "email", "event", "every", "file", "m
 func (d *Dashboard) runs(w http.ResponseWriter, r *http.Request) {
 	f := filterOf(r.URL.Query())
 	data := runsData{Filter: f, Triggers: triggerKinds}
-	for _, rt := range d.cfg.Routines.All() {
+	for _, rt := range d.routinesFor(r.Context()) {
 		data.Routines = append(data.Routines, rt.Name)
 	}
 	code := http.StatusOK
 	p, err := f.params()
 	if err == nil {
+		p.Routines = d.runScope(r.Context())
 		data.Runs, err = d.cfg.Store.RunList(r.Context(), p)
 		if err != nil {
 			code, data.Problem = http.StatusInternalServerError, storeError("runs", err)

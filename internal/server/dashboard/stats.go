@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
@@ -56,7 +57,9 @@ func (rg timeRange) at(now time.Time) window {
 // stats reads the aggregates of the routines named (every one when
 // none) over w, with their series.
 func (d *Dashboard) stats(ctx context.Context, w window, names ...string) ([]*store.Stats, error) {
-	return d.cfg.Store.Stats(ctx, &store.StatsParams{Routines: names, Since: w.From, Until: w.To, Step: w.Step})
+	all, err := d.cfg.Store.Stats(ctx, &store.StatsParams{Routines: names, Since: w.From, Until: w.To, Step: w.Step})
+	// Only the routines the session's caller sees.
+	return slices.DeleteFunc(all, func(st *store.Stats) bool { return !d.sees(ctx, st.Routine) }), err
 }
 
 // summary is what the pages show of an aggregate.

@@ -60,6 +60,7 @@ type Store struct {
 	log         *slog.Logger
 	wake        store.WakeHub
 	cancels     store.WakeHub // of CancelWakeups, on cancelChannel
+	revocations store.WakeHub // of TokenRevocations, on tokenChannel
 
 	mu           sync.Mutex
 	closed       bool
@@ -144,6 +145,7 @@ func (s *Store) Close() error {
 	}
 	s.wake.Close()
 	s.cancels.Close()
+	s.revocations.Close()
 	s.pool.Close()
 	return nil
 }

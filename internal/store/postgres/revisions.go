@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 )
 
 // revisionColumns are the columns scanRevision reads.
-const revisionColumns = `d.seq, d.routine, d.hash, octet_length(b.data), d.author, d.message, d.git_commit, d.rollback_of, d.created_at`
+const revisionColumns = `d.seq, d.routine, d.namespace, d.hash, octet_length(b.data), d.author, d.message, d.git_commit, d.rollback_of, d.created_at`
 
 const (
 	// revisionLockSQL serializes the pushes of one routine, so that of
@@ -21,7 +22,7 @@ const (
 	bundleInsertSQL   = `INSERT INTO bundles (hash, data, created_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING`
 	bundleGetSQL      = `SELECT data FROM bundles WHERE hash = $1`
 	bundleExistsSQL   = `SELECT EXISTS (SELECT 1 FROM bundles WHERE hash = $1)`
-	deployInsertSQL   = `INSERT INTO deployments (routine, hash, author, message, git_commit, rollback_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	deployInsertSQL   = `INSERT INTO deployments (routine, hash, author, message, git_commit, rollback_of, created_at, namespace) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	revisionLatestSQL = `SELECT ` + revisionColumns + ` FROM deployments d JOIN bundles b ON b.hash = d.hash
 		WHERE d.routine = $1 ORDER BY d.seq DESC LIMIT 1`
 	revisionListSQL = `SELECT ` + revisionColumns + ` FROM deployments d JOIN bundles b ON b.hash = d.hash
@@ -37,12 +38,15 @@ func (s *Store) RevisionPut(ctx context.Context, p *store.RevisionPutParams) (*s
 		rev     *store.Revision
 		created bool
 	)
+	ns := cmp.Or(p.Namespace, store.DefaultNamespace)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, revisionLockSQL, p.Routine); err != nil {
 			return err
 		}
 		cur, err := scanRevision(tx.QueryRow(ctx, revisionLatestSQL, p.Routine))
 		switch {
+		case err == nil && cur.Namespace != ns:
+			return fmt.Errorf("routine %s belongs to another namespace: %w", p.Routine, routine.ErrConflict)
 		case err == nil && cur.Hash == p.Hash:
 			rev = cur
 			return nil
@@ -62,7 +66,7 @@ func (s *Store) RevisionPut(ctx context.Context, p *store.RevisionPutParams) (*s
 				return fmt.Errorf("bundle %s: %w", p.Hash, routine.ErrNotFound)
 			}
 		}
-		if _, err := tx.Exec(ctx, deployInsertSQL, p.Routine, p.Hash, p.Author, p.Message, p.GitCommit, p.RollbackOf, p.Now); err != nil {
+		if _, err := tx.Exec(ctx, deployInsertSQL, p.Routine, p.Hash, p.Author, p.Message, p.GitCommit, p.RollbackOf, p.Now, ns); err != nil {
 			return err
 		}
 		created = true
@@ -123,7 +127,7 @@ func (s *Store) revisions(ctx context.Context, what, q string, args ...any) ([]*
 
 func scanRevision(row pgx.Row) (*store.Revision, error) {
 	var r store.Revision
-	if err := row.Scan(&r.Seq, &r.Routine, &r.Hash, &r.Size, &r.Author, &r.Message, &r.GitCommit, &r.RollbackOf, &r.CreatedAt); err != nil {
+	if err := row.Scan(&r.Seq, &r.Routine, &r.Namespace, &r.Hash, &r.Size, &r.Author, &r.Message, &r.GitCommit, &r.RollbackOf, &r.CreatedAt); err != nil {
 		return nil, err
 	}
 	r.CreatedAt = r.CreatedAt.UTC()

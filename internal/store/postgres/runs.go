@@ -235,6 +235,9 @@ func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine
 	if p.Routine != "" {
 		w.add("r.routine = ?", p.Routine)
 	}
+	if p.Routines != nil {
+		w.add("r.routine = ANY(?)", p.Routines)
+	}
 	if len(p.States) > 0 {
 		w.add("r.state = ANY(?)", states(p.States))
 	}

@@ -15,6 +15,16 @@ const wakeChannel = "routines_wake"
 // (cancelRequestSQL), with the id of a running run to cancel.
 const cancelChannel = "routines_cancel"
 
+// tokenChannel is the channel of NOTIFY that TokenRevoke sends on.
+const tokenChannel = "routines_tokens"
+
+// TokenRevocations returns a channel woken by the revocations of tokens,
+// through any store on the database; it shares the listener of Wakeups.
+func (s *Store) TokenRevocations(ctx context.Context) <-chan struct{} {
+	s.startListener()
+	return s.revocations.Subscribe(ctx)
+}
+
 // The backoff between attempts to connect the listener again: from
 // minBackoff, doubled after each failure up to maxBackoff.
 const (
@@ -63,6 +73,7 @@ func (s *Store) listen(ctx context.Context) {
 		err := s.listenOn(ctx, func() { backoff = minBackoff })
 		s.wake.SetLive(false)
 		s.cancels.SetLive(false)
+		s.revocations.SetLive(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -90,7 +101,7 @@ func (s *Store) listenOn(ctx context.Context, listening func()) error {
 	}()
 	// wakeChannel last: the listener's backend shows LISTEN routines_wake
 	// as its query (pg_stat_activity), as it did before cancelChannel.
-	for _, ch := range []string{cancelChannel, wakeChannel} {
+	for _, ch := range []string{cancelChannel, tokenChannel, wakeChannel} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return err
 		}
@@ -98,14 +109,18 @@ func (s *Store) listenOn(ctx context.Context, listening func()) error {
 	listening()
 	s.wake.SetLive(true)
 	s.cancels.SetLive(true)
+	s.revocations.SetLive(true)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		if n.Channel == cancelChannel {
+		switch n.Channel {
+		case cancelChannel:
 			s.cancels.Wake()
-		} else {
+		case tokenChannel:
+			s.revocations.Wake()
+		default:
 			s.wake.Wake()
 		}
 	}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,14 +13,14 @@ import (
 
 // revisionColumns are the columns scanRevision reads, the bundle's size
 // computed from its data.
-const revisionColumns = `d.seq, d.routine, d.hash, length(b.data), d.author, d.message, d.git_commit, d.rollback_of, d.created_at`
+const revisionColumns = `d.seq, d.routine, d.namespace, d.hash, length(b.data), d.author, d.message, d.git_commit, d.rollback_of, d.created_at`
 
 const (
 	bundleInsertSQL = `INSERT INTO bundles (hash, data, created_at) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING`
 	bundleGetSQL    = `SELECT data FROM bundles WHERE hash = ?`
 	bundleExistsSQL = `SELECT 1 FROM bundles WHERE hash = ?`
-	deployInsertSQL = `INSERT INTO deployments (routine, hash, author, message, git_commit, rollback_of, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	deployInsertSQL = `INSERT INTO deployments (routine, hash, author, message, git_commit, rollback_of, created_at, namespace)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	revisionLatestSQL = `SELECT ` + revisionColumns + ` FROM deployments d JOIN bundles b ON b.hash = d.hash
 		WHERE d.routine = ? ORDER BY d.seq DESC LIMIT 1`
 	revisionListSQL = `SELECT ` + revisionColumns + ` FROM deployments d JOIN bundles b ON b.hash = d.hash
@@ -35,9 +36,12 @@ func (s *Store) RevisionPut(ctx context.Context, p *store.RevisionPutParams) (*s
 		rev     *store.Revision
 		created bool
 	)
+	ns := cmp.Or(p.Namespace, store.DefaultNamespace)
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		cur, err := scanRevision(tx.QueryRowContext(ctx, revisionLatestSQL, p.Routine))
 		switch {
+		case err == nil && cur.Namespace != ns:
+			return fmt.Errorf("routine %s belongs to another namespace: %w", p.Routine, routine.ErrConflict)
 		case err == nil && cur.Hash == p.Hash:
 			rev, created = cur, false
 			return nil
@@ -53,7 +57,7 @@ func (s *Store) RevisionPut(ctx context.Context, p *store.RevisionPutParams) (*s
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, deployInsertSQL, p.Routine, p.Hash, p.Author, p.Message, p.GitCommit, p.RollbackOf, p.Now.UnixMicro()); err != nil {
+		if _, err := tx.ExecContext(ctx, deployInsertSQL, p.Routine, p.Hash, p.Author, p.Message, p.GitCommit, p.RollbackOf, p.Now.UnixMicro(), ns); err != nil {
 			return err
 		}
 		rev, err = scanRevision(tx.QueryRowContext(ctx, revisionLatestSQL, p.Routine))
@@ -118,7 +122,7 @@ func scanRevision(row interface{ Scan(...any) error }) (*store.Revision, error) 
 		r       store.Revision
 		created int64
 	)
-	if err := row.Scan(&r.Seq, &r.Routine, &r.Hash, &r.Size, &r.Author, &r.Message, &r.GitCommit, &r.RollbackOf, &created); err != nil {
+	if err := row.Scan(&r.Seq, &r.Routine, &r.Namespace, &r.Hash, &r.Size, &r.Author, &r.Message, &r.GitCommit, &r.RollbackOf, &created); err != nil {
 		return nil, err
 	}
 	r.CreatedAt = fromMicros(created)

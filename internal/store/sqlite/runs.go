@@ -218,6 +218,10 @@ func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine
 	if p.Routine != "" {
 		add("r.routine = ?", p.Routine)
 	}
+	if p.Routines != nil {
+		names, _ := json.Marshal(p.Routines)
+		add("r.routine IN (SELECT value FROM json_each(?))", string(names))
+	}
 	if len(p.States) > 0 {
 		in := make([]any, len(p.States))
 		for i, st := range p.States {

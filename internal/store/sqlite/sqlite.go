@@ -80,6 +80,8 @@ type Store struct {
 	wake store.WakeHub
 	// cancels tells CancelWakeups of this store's cancel requests.
 	cancels store.WakeHub
+	// revocations tells TokenRevocations of this store's revocations.
+	revocations store.WakeHub
 
 	// Write statements, prepared on w. Reads are not prepared ahead: a
 	// command that only writes (run-once) then never opens a reader.
@@ -214,6 +216,7 @@ func open(ctx context.Context, path, params string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.wake.SetLive(true)
 	s.cancels.SetLive(true)
+	s.revocations.SetLive(true)
 	g, err := newGroupCommit(ctx, w)
 	if err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -282,6 +285,7 @@ func (s *Store) prepare(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.wake.Close()
 	s.cancels.Close()
+	s.revocations.Close()
 	var errs []error
 	for _, st := range []*sql.Stmt{s.runCreate, s.runUpdate, s.stepSave, s.logInsert, s.logInsertChunk,
 		s.statePurge, s.stateExists, s.stateUpsert, s.stateDelete,

@@ -44,6 +44,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Cancel", func(t *testing.T) { t.Parallel(); exerciseCancel(t, open) })
 	t.Run("Alerts", func(t *testing.T) { t.Parallel(); exerciseAlerts(t, open) })
 	t.Run("Prune", func(t *testing.T) { t.Parallel(); exercisePrune(t, open) })
+	t.Run("Teams", func(t *testing.T) { t.Parallel(); exerciseTeams(t, open) })
 }
 
 type testBundle struct {
