@@ -52,8 +52,11 @@ type Summary struct {
 	QueueWaitP95Seconds float64 `json:"queue_wait_p95_seconds"`
 	CPUSeconds          float64 `json:"cpu_seconds"`
 	GBSeconds           float64 `json:"gb_seconds"`
-	BytesSent           int64   `json:"bytes_sent"`
-	BytesReceived       int64   `json:"bytes_received"`
+	// PeakMemoryBytes is the most memory a run held (its largest step's
+	// peak resident set).
+	PeakMemoryBytes int64 `json:"peak_memory_bytes"`
+	BytesSent       int64 `json:"bytes_sent"`
+	BytesReceived   int64 `json:"bytes_received"`
 	// Tokens are the tokens of llm and agent steps, by model; {} when none.
 	Tokens map[string]routine.Tokens `json:"tokens"`
 }

@@ -133,6 +133,7 @@ func Summarize(a *store.Aggregate) api.Summary {
 		QueueWaitP95Seconds: a.QueueWait.Quantile(0.95).Seconds(),
 		CPUSeconds:          a.CPUSeconds,
 		GBSeconds:           a.Usage.GBSeconds,
+		PeakMemoryBytes:     a.PeakRSSKB * 1024,
 		BytesSent:           a.Usage.BytesSent,
 		BytesReceived:       a.Usage.BytesReceived,
 		Tokens:              map[string]routine.Tokens{},

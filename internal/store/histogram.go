@@ -122,5 +122,6 @@ func (a *Aggregate) Merge(b *Aggregate) {
 	a.Duration.Merge(b.Duration)
 	a.QueueWait.Merge(b.QueueWait)
 	a.CPUSeconds += b.CPUSeconds
+	a.PeakRSSKB = max(a.PeakRSSKB, b.PeakRSSKB)
 	a.Usage.Add(b.Usage)
 }

@@ -130,6 +130,7 @@ type RollupRow struct {
 	Duration, QueueWait           []int64
 	DurationSumUs, QueueWaitSumUs int64
 	CPUMs                         int64
+	MaxRSSKB                      int64 // the largest of the runs', not a sum
 	GBSeconds                     float64
 	BytesSent, BytesReceived      int64
 }
@@ -226,6 +227,7 @@ func (a *Aggregate) addRow(r *RollupRow) {
 	a.Duration.Merge(Histogram{Counts: r.Duration, Sum: time.Duration(r.DurationSumUs) * time.Microsecond})
 	a.QueueWait.Merge(Histogram{Counts: r.QueueWait, Sum: time.Duration(r.QueueWaitSumUs) * time.Microsecond})
 	a.CPUSeconds += float64(r.CPUMs) / 1000
+	a.PeakRSSKB = max(a.PeakRSSKB, r.MaxRSSKB)
 	a.Usage.GBSeconds += r.GBSeconds
 	a.Usage.BytesSent += r.BytesSent
 	a.Usage.BytesReceived += r.BytesReceived

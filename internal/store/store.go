@@ -527,7 +527,10 @@ type Aggregate struct {
 	Duration   Histogram
 	QueueWait  Histogram
 	CPUSeconds float64 // user + system
-	Usage      routine.Usage
+	// PeakRSSKB is the most memory a run held (its largest step's peak
+	// resident set), in KiB: a maximum, not a sum.
+	PeakRSSKB int64
+	Usage     routine.Usage
 }
 
 // Histogram counts durations in fixed, roughly logarithmic buckets, so

@@ -322,12 +322,13 @@ func TestStatsPages(t *testing.T) {
 		agg.QueueWait.Observe(10 * time.Millisecond)
 	}
 	agg.CPUSeconds, agg.Usage = 2, routine.Usage{GBSeconds: 0.5, BytesSent: 1500, BytesReceived: 500}
+	agg.PeakRSSKB = 250000 // 256 MB
 	point := agg
 	point.Start = now.Truncate(time.Minute).Add(-10 * time.Minute)
 	b.st.stats = []*store.Stats{{Routine: "r", Totals: agg, Step: time.Minute, Series: []store.Aggregate{point}}}
 
 	_, body := b.get(t, "/?range=1h")
-	for _, want := range []string{"75.0%", "25.0%", "2 kB", "<polyline"} {
+	for _, want := range []string{"75.0%", "25.0%", "2 kB", "<polyline", "Peak memory", "256 MB"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("routines page: no %q", want)
 		}

@@ -24,7 +24,6 @@ var funcs = template.FuncMap{
 	"short":    func(id string) string { return id[:min(len(id), 10)] },
 	"join":     strings.Join,
 	"states":   func() []routine.State { return routine.RunStates },
-	"gb":       func(v float64) int64 { return int64(v * 1e9) },
 	"kb":       func(v int64) int64 { return v * 1024 },
 	"sub":      func(a, b int) int { return a - b },
 	"share":    func(v, f float64) float64 { return v * f },

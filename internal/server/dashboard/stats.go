@@ -70,9 +70,8 @@ type summary struct {
 	WaitP50, WaitP95        time.Duration
 	CPUSeconds              float64
 	GBSeconds               float64
-	// MemoryGB is the memory the runs held on average while they ran
-	// (GB-seconds over run-seconds).
-	MemoryGB float64
+	// PeakRSSKB is the most memory a run held, in KiB.
+	PeakRSSKB int64
 	Bytes    int64 // sent and received
 	Usage    routine.Usage
 }
@@ -88,10 +87,7 @@ func summarize(a *store.Aggregate) summary {
 		Avg: a.Duration.Mean(), P50: a.Duration.Quantile(0.5), P95: a.Duration.Quantile(0.95),
 		WaitP50: a.QueueWait.Quantile(0.5), WaitP95: a.QueueWait.Quantile(0.95),
 		CPUSeconds: a.CPUSeconds, GBSeconds: a.Usage.GBSeconds, Usage: a.Usage,
-		Bytes: a.Usage.BytesSent + a.Usage.BytesReceived}
-	if secs := a.Duration.Sum.Seconds(); secs > 0 {
-		s.MemoryGB = a.Usage.GBSeconds / secs
-	}
+		Bytes: a.Usage.BytesSent + a.Usage.BytesReceived, PeakRSSKB: a.PeakRSSKB}
 	return s
 }
 

@@ -24,7 +24,7 @@ var rollupWidths = []time.Duration{store.RollupMinute, store.RollupHour, store.R
 // leave the planner to guess how many rows each range holds.
 const (
 	rollupsSQL = `SELECT r.routine, r.start, r.succeeded, r.failed, r.dead, r.cancelled, r.duration::text, r.duration_sum,
-			r.queue_wait::text, r.queue_wait_sum, r.cpu_ms, r.gb_seconds, r.bytes_sent, r.bytes_received
+			r.queue_wait::text, r.queue_wait_sum, r.cpu_ms, r.gb_seconds, r.bytes_sent, r.bytes_received, r.max_rss_kb
 		FROM rollups r`
 	rollupTokensSQL = `SELECT r.routine, r.start, r.model, r.input, r.output FROM rollup_tokens r`
 	onlySQL         = ` AND r.routine = ANY ($1)`
@@ -83,7 +83,7 @@ func (s *Store) Stats(ctx context.Context, p *store.StatsParams) ([]*store.Stats
 			// once: a list of them per row is a month's thousands of
 			// allocations.
 			dst := []any{&r.Routine, &r.Start, &r.Succeeded, &r.Failed, &r.Dead, &r.Cancelled, nil,
-				&r.DurationSumUs, nil, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived}
+				&r.DurationSumUs, nil, &r.QueueWaitSumUs, &r.CPUMs, &r.GBSeconds, &r.BytesSent, &r.BytesReceived, &r.MaxRSSKB}
 			for rows.Next() {
 				if err := rows.Scan(dst...); err != nil {
 					return err

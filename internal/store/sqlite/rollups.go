@@ -21,7 +21,7 @@ import (
 // a hundred run ends of a few routines: a few upserts instead of two
 // rewrites of a JSON histogram per run.
 const (
-	runEndsSQL         = `SELECT routine, state, ended_at, duration, queue_wait, cpu_ms, usage FROM run_ends`
+	runEndsSQL         = `SELECT routine, state, ended_at, duration, queue_wait, cpu_ms, usage, max_rss_kb FROM run_ends`
 	runEndsClearSQL    = `DELETE FROM run_ends`
 	rollupTokensAddSQL = `INSERT INTO rollup_tokens (width, start, routine, model, input, output)
 		VALUES (?, ?, ?, ?, ?, ?)
@@ -43,17 +43,18 @@ var rollupSums = func() []string {
 	return cols
 }()
 
-// rollupAddSQL adds a sum of run ends (gb_seconds, then rollupSums) to a
-// rollup row, creating it.
+// rollupAddSQL adds a sum of run ends (gb_seconds, then rollupSums, and
+// the peak memory, kept as a maximum) to a rollup row, creating it.
 var rollupAddSQL = func() string {
 	cols := append([]string{"gb_seconds"}, rollupSums...)
 	set := make([]string, len(cols))
 	for i, c := range cols {
 		set[i] = c + " = " + c + " + excluded." + c
 	}
-	return "INSERT INTO rollups (width, start, routine, " + strings.Join(cols, ", ") + ")" +
-		" VALUES (?, ?, ?" + strings.Repeat(", ?", len(cols)) + ")" +
-		" ON CONFLICT DO UPDATE SET " + strings.Join(set, ", ")
+	return "INSERT INTO rollups (width, start, routine, " + strings.Join(cols, ", ") + ", max_rss_kb)" +
+		" VALUES (?, ?, ?" + strings.Repeat(", ?", len(cols)+1) + ")" +
+		" ON CONFLICT DO UPDATE SET " + strings.Join(set, ", ") +
+		", max_rss_kb = max(max_rss_kb, excluded.max_rss_kb)"
 }()
 
 // rollupKey names a rollup row: its width and start in seconds and
@@ -73,6 +74,7 @@ type rollupSum struct {
 type runEnd struct {
 	routine, state      string
 	endedAt, cpuMs      int64
+	maxRSSKB            int64
 	duration, queueWait sql.NullInt64
 	usage               sql.NullString
 }
@@ -87,7 +89,7 @@ func (s *Store) foldRunEnds(ctx context.Context, tx *sql.Tx) error {
 	var sums map[rollupKey]*rollupSum
 	for rows.Next() {
 		var e runEnd
-		if err := rows.Scan(&e.routine, &e.state, &e.endedAt, &e.duration, &e.queueWait, &e.cpuMs, &e.usage); err != nil {
+		if err := rows.Scan(&e.routine, &e.state, &e.endedAt, &e.duration, &e.queueWait, &e.cpuMs, &e.usage, &e.maxRSSKB); err != nil {
 			_ = rows.Close()
 			return fmt.Errorf("read run ends: %w", err)
 		}
@@ -151,6 +153,7 @@ func (s *Store) addRunEnd(sums map[rollupKey]*rollupSum, e *runEnd) error {
 			r.QueueWaitSumUs += e.queueWait.Int64
 		}
 		r.CPUMs += e.cpuMs
+		r.MaxRSSKB = max(r.MaxRSSKB, e.maxRSSKB)
 		r.GBSeconds += usage.GBSeconds
 		r.BytesSent += usage.BytesSent
 		r.BytesReceived += usage.BytesReceived
@@ -180,6 +183,7 @@ func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, k rollupKey, sum *r
 	for _, n := range rollupNumbers(&sum.row) {
 		args = append(args, *n)
 	}
+	args = append(args, sum.row.MaxRSSKB)
 	if _, err := tx.StmtContext(ctx, s.rollupAdd).ExecContext(ctx, args...); err != nil {
 		return err
 	}

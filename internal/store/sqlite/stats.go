@@ -18,10 +18,10 @@ import (
 const rollupTokensSQL = `SELECT routine, start, model, input, output
 	FROM rollup_tokens WHERE width = ? AND start >= ? AND start < ?`
 
-// rollupsSQL gives a row's integers (rollupSums) as one text, in the
-// order of rollupNumbers: a read of a month of hours reads tens of
+// rollupsSQL gives a row's integers (its peak memory, then rollupSums)
+// as one text, in that order: a read of a month of hours reads tens of
 // thousands of rows, and each column read costs more than its number.
-var rollupsSQL = "SELECT routine, start, gb_seconds, " + strings.Join(rollupSums, " || ',' || ") +
+var rollupsSQL = "SELECT routine, start, gb_seconds, max_rss_kb || ',' || " + strings.Join(rollupSums, " || ',' || ") +
 	" FROM rollups WHERE width = ? AND start >= ? AND start < ?"
 
 // statsWidths are the widths the rollups are kept in (the table
@@ -81,7 +81,7 @@ func addRollups(ctx context.Context, tx *sql.Tx, b *store.StatsBuilder, query st
 		start   int64
 		numbers sql.RawBytes
 	)
-	dst := rollupNumbers(&r)
+	dst := append([]*int64{&r.MaxRSSKB}, rollupNumbers(&r)...)
 	for rows.Next() {
 		if err := rows.Scan(&r.Routine, &start, &r.GBSeconds, &numbers); err != nil {
 			return err

@@ -47,8 +47,13 @@ func (e ending) apply(run *routine.Run) {
 		run.FinishedAt = ptr(e.queued.Add(e.took))
 	}
 	run.CPUUserMs, run.CPUSysMs = e.cpuMs, e.cpuMs
+	run.MaxRSSKB = e.rssKB()
 	run.Usage = e.usage
 }
+
+// rssKB is the peak memory of a run of e: more for more CPU, so that the
+// runs of a test differ.
+func (e ending) rssKB() int64 { return 1024 + 10*e.cpuMs }
 
 // endedAt is when a run of e ended, as Stats places it.
 func (e ending) endedAt() time.Time {
@@ -71,6 +76,7 @@ func aggregate(es ...ending) store.Aggregate {
 			a.QueueWait.Observe(e.wait)
 		}
 		a.CPUSeconds += float64(2*e.cpuMs) / 1000
+		a.PeakRSSKB = max(a.PeakRSSKB, e.rssKB())
 		a.Usage.Add(e.usage)
 	}
 	return a
