@@ -16,11 +16,17 @@ const (
 	maxProbe   = 5 * time.Second
 )
 
+// relapse is how soon after the end of an outage a new one counts as the
+// same, not logged again: a disk at the edge of full flaps, as a
+// checkpoint frees a little room and the next writes take it back.
+const relapse = time.Minute
+
 // writesWatch is the service that follows whether the store's storage
 // takes writes (a full disk, an I/O error, a read-only file system): it
 // logs an outage once when it begins, with its cause; probes the store
 // with backoff until a write goes through; and logs its end once, with
-// how long it lasted. Meanwhile the writes refused elsewhere log at debug
+// how long it lasted. An outage within a minute of the last one's end
+// (relapse) is not logged again. Meanwhile the writes refused elsewhere log at debug
 // level only (store.LogLevel), the API answers new work 503 and runs wait
 // at their next checkpoint.
 type writesWatch struct {
@@ -51,6 +57,7 @@ func (w *writesWatch) Stop(context.Context) error {
 func (w *writesWatch) run() {
 	defer close(w.done)
 	wr := w.prober.Writability()
+	var ended time.Time // the end of the last outage logged
 	for {
 		changed := wr.Changed()
 		since, err := wr.Outage()
@@ -62,12 +69,20 @@ func (w *writesWatch) run() {
 				return
 			}
 		}
-		w.log.Error("the store cannot write: new runs are refused with 503 and runs wait at their next step; "+
-			"free space or fix the disk, and the daemon goes on by itself", "err", err)
+		again := !ended.IsZero() && time.Since(ended) < relapse
+		if again {
+			w.log.Debug("the store cannot write again, soon after the last outage", "err", err)
+		} else {
+			w.log.Error("the store cannot write: new runs are refused with 503 and runs wait at their next step; "+
+				"free space or fix the disk, and the daemon goes on by itself", "err", err)
+		}
 		if !w.probe() {
 			return
 		}
-		w.log.Info("the store writes again: runs resume, new runs are taken", "after", time.Since(since).Round(100*time.Millisecond))
+		if !again {
+			w.log.Info("the store writes again: runs resume, new runs are taken", "after", time.Since(since).Round(100*time.Millisecond))
+		}
+		ended = time.Now()
 	}
 }
 

@@ -190,7 +190,11 @@ func (s *Server) record(r *http.Request, c *store.Token, action, target string, 
 	case code >= 400:
 		a.Outcome, a.Detail = store.OutcomeFailed, rec.detail()
 	}
-	if err := s.cfg.Store.ActionAppend(context.WithoutCancel(r.Context()), a); err != nil {
+	err := s.cfg.Store.ActionAppend(context.WithoutCancel(r.Context()), a)
+	// An action refused because the store cannot write is not recorded
+	// either; the outage is logged once, by whoever met it first, not
+	// once per refused request.
+	if err != nil && !(errors.Is(err, store.ErrUnwritable) && rec.status() == http.StatusServiceUnavailable) {
 		s.log.Error("record an action in the audit trail", "action", action, "actor", c.Name, "err", err)
 	}
 }
