@@ -79,7 +79,7 @@ func runStartWithSecrets(dir string, n int) (with, without time.Duration, err er
 	for i := range 10 {
 		name := fmt.Sprintf("SECRET_%d", i)
 		names = append(names, name)
-		if _, err := vault.Set(ctx, name, fmt.Sprintf("value-of-secret-%d-0123456789abcdef", i)); err != nil {
+		if _, err := vault.Set(ctx, store.DefaultNamespace, name, fmt.Sprintf("value-of-secret-%d-0123456789abcdef", i)); err != nil {
 			return 0, 0, err
 		}
 	}

@@ -130,7 +130,7 @@ func (b *testBundle) parse(t *testing.T, yaml string) *routine.Routine {
 func (b *testBundle) evaluator(holder string, st alert.Store) *alert.Evaluator {
 	return alert.New(alert.Config{
 		Store: st, Routines: b.catalog, Kinds: stepkind.NewRegistry(steps.SlackKind{}, steps.HTTPKind{}),
-		Secret: func(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
+		Secret: func(_ context.Context, _ *routine.Routine, ref routine.SecretRef) (string, error) {
 			if v, ok := b.secrets[ref.Name]; ok {
 				return v, nil
 			}

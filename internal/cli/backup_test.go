@@ -183,7 +183,7 @@ steps:
 	if finished == 0 {
 		t.Fatal("no finished run acknowledged before the backup")
 	}
-	sec, err := st.SecretGet(t.Context(), "HOOK_TOKEN")
+	sec, err := st.SecretGet(t.Context(), store.DefaultNamespace, "HOOK_TOKEN")
 	if err != nil || len(sec.Ciphertext) == 0 || bytes.Contains(sec.Ciphertext, []byte(secret)) {
 		t.Fatalf("restored secret: %+v, %v", sec, err)
 	}

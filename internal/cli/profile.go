@@ -196,9 +196,9 @@ func (g *globals) profileName() string {
 	return cmp.Or(g.profile, g.getenv(profileEnv))
 }
 
-// remote is the server a selected profile names, and its client.
+// remote is the server a command talks to, and its client.
 type remote struct {
-	name string // the profile's
+	name string // the profile's; "" for a server named by URL
 	url  string
 	c    *client.Client
 }
@@ -206,12 +206,26 @@ type remote struct {
 // where names the server in messages.
 func (r *remote) where() string { return "server " + r.url }
 
-// remote returns the server of the selected profile, or nil when no
-// profile is selected: the command then acts on the local project. The
-// client sends token when set, else the profile's.
+// selector is how a command names the server again in a hint: its
+// profile, or its URL.
+func (r *remote) selector() string {
+	if r.name == "" {
+		return "--server " + r.url
+	}
+	return "--profile " + r.name
+}
+
+// remote returns the server of the selected profile (--profile or
+// $ROUTINES_PROFILE), else the one $ROUTINES_SERVER names, or nil when
+// neither is: the command then acts on the local project. The client
+// sends token when set, else the profile's (for $ROUTINES_SERVER,
+// $ROUTINES_TOKEN).
 func (g *globals) remote(token string) (*remote, error) {
 	name := g.profileName()
 	if name == "" {
+		if server := g.getenv("ROUTINES_SERVER"); server != "" {
+			return g.remoteAt(server, cmp.Or(token, g.getenv("ROUTINES_TOKEN")))
+		}
 		return nil, nil
 	}
 	path, ps, err := g.loadProfiles()
@@ -228,6 +242,16 @@ func (g *globals) remote(token string) (*remote, error) {
 		return nil, err
 	}
 	return &remote{name: name, url: p.URL, c: c}, nil
+}
+
+// remoteAt returns the server at the URL server, with token.
+func (g *globals) remoteAt(server, token string) (*remote, error) {
+	url := strings.TrimRight(server, "/")
+	c, err := g.newClient(url, token, "", "")
+	if err != nil {
+		return nil, err
+	}
+	return &remote{url: url, c: c}, nil
 }
 
 // profileNamePattern is what a profile's name looks like.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -29,22 +30,22 @@ func (d *deployment) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&d.token, "token", "", "API token of the server (env ROUTINES_TOKEN)")
 }
 
-// deploymentClient returns the client of the deployment that --server
-// (or ROUTINES_SERVER), else the selected profile (--profile or
-// ROUTINES_PROFILE), names; the token is --token, else ROUTINES_TOKEN,
-// else the profile's.
+// deploymentRemote returns the deployment that --server names, else the
+// selected profile (--profile or ROUTINES_PROFILE), else
+// ROUTINES_SERVER; nil when none does. The token is --token, else
+// ROUTINES_TOKEN, else the profile's.
+func (g *globals) deploymentRemote(d *deployment) (*remote, error) {
+	token := cmp.Or(d.token, g.getenv("ROUTINES_TOKEN"))
+	if d.server != "" {
+		return g.remoteAt(d.server, token)
+	}
+	return g.remote(token)
+}
+
+// deploymentClient returns the client of the deployment d names
+// (deploymentRemote), which must be one.
 func (g *globals) deploymentClient(d *deployment) (*client.Client, error) {
-	server, token := d.server, d.token
-	if server == "" {
-		server = g.getenv("ROUTINES_SERVER")
-	}
-	if token == "" {
-		token = g.getenv("ROUTINES_TOKEN")
-	}
-	if server != "" {
-		return g.newClient(strings.TrimRight(server, "/"), token, "", "")
-	}
-	rm, err := g.remote(token)
+	rm, err := g.deploymentRemote(d)
 	if err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ func (g *globals) secretRemoveRemote(ctx context.Context, rm *remote, name strin
 	err := rm.c.DeleteSecret(ctx, name)
 	var apiError *client.APIError
 	if errors.As(err, &apiError) && apiError.Status == http.StatusNotFound {
-		return invalidf("no secret %s is stored on %s (routines --profile %s secrets list shows those that are)", name, rm.where(), rm.name)
+		return invalidf("no secret %s is stored on %s (routines %s secrets list shows those that are)", name, rm.where(), rm.selector())
 	}
 	if err != nil {
 		return g.apiErr(err)

@@ -26,7 +26,9 @@ func newSecretsCmd(g *globals) *cobra.Command {
 		Short: "The builtin vault: secrets stored in the project, encrypted with age under a master key",
 		Long: "The builtin vault keeps secret values in the project's store, encrypted with age under the master key\n" +
 			"($" + secrets.MasterKeyEnv + ", else the key file ~/.config/routines/master.key, made by the first set).\n" +
-			"Values never appear on the command line, in listings or in logs. Docs: " + docsURL + "/secrets.md",
+			"With a server (--profile NAME or $ROUTINES_SERVER), the commands act on its vault, in the namespace of\n" +
+			"the token (docs/teams.md). Values never appear on the command line, in listings or in logs.\n" +
+			"Docs: " + docsURL + "/secrets.md",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return invalid(errors.New("secrets needs a command: routines secrets set NAME, list, or rm NAME"))
@@ -112,7 +114,7 @@ func (g *globals) secretSet(ctx context.Context, name, fromFile string) error {
 	}
 	newKey := keys.Env == "" && !fileExists(keys.File)
 	return g.builtinVault(ctx, true, func(b *secrets.Builtin, _ project.Project) error {
-		version, err := b.Set(ctx, name, value)
+		version, err := b.Set(ctx, store.DefaultNamespace, name, value)
 		if err != nil {
 			return err
 		}
@@ -184,10 +186,10 @@ func (g *globals) secretList(ctx context.Context) error {
 		if err != nil {
 			return g.apiErr(err)
 		}
-		return g.printSecrets(list, fmt.Sprintf("no secrets stored on %s; add one with: routines --profile %s secrets set NAME", rm.where(), rm.name))
+		return g.printSecrets(list, fmt.Sprintf("no secrets stored on %s; add one with: routines %s secrets set NAME", rm.where(), rm.selector()))
 	}
 	return g.builtinVault(ctx, false, func(b *secrets.Builtin, p project.Project) error {
-		stored, err := b.List(ctx)
+		stored, err := b.List(ctx, store.DefaultNamespace)
 		if err != nil {
 			return err
 		}
@@ -231,7 +233,7 @@ func (g *globals) secretRemove(ctx context.Context, name string) error {
 		return g.secretRemoveRemote(ctx, rm, name)
 	}
 	return g.builtinVault(ctx, false, func(b *secrets.Builtin, p project.Project) error {
-		existed, err := b.Delete(ctx, name)
+		existed, err := b.Delete(ctx, store.DefaultNamespace, name)
 		if err != nil {
 			return err
 		}

@@ -144,7 +144,7 @@ func storeStatus(ctx context.Context, st store.Store, keys secrets.KeySource, re
 	if len(runs) > 0 {
 		rep.LastRun = runs[0]
 	}
-	list, err := secrets.NewBuiltin(st, keys).List(ctx)
+	list, err := secrets.NewBuiltin(st, keys).List(ctx, store.DefaultNamespace)
 	if err != nil {
 		return err
 	}

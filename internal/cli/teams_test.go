@@ -118,9 +118,57 @@ func TestTeamsSecurity(t *testing.T) {
 	if code, body := call(deployA, "GET", "/v1/runs?limit=100", ""); code != 200 || strings.Contains(body, bRun) || strings.Contains(body, "b-job") {
 		t.Errorf("team-a GET /v1/runs = %d %s; want none of team-b's runs", code, body)
 	}
-	// The vault is the operators': a team's deployer reads no secret names.
-	if code, body := call(deployA, "GET", "/v1/secrets", ""); code != http.StatusForbidden {
-		t.Errorf("team-a GET /v1/secrets = %d %s; want 403", code, body)
+	// Secrets are per namespace: each team sets, lists and removes its
+	// own; the same name in two namespaces is two secrets; a run resolves
+	// its namespace's only, and never the operators' or the worker's
+	// environment.
+	setSecret := func(token, name, value string) {
+		t.Helper()
+		env := map[string]string{"ROUTINES_SERVER": base, "ROUTINES_TOKEN": token}
+		if code, out, errOut := clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env), Stdin: strings.NewReader(value)}, "secrets", "set", name); code != 0 {
+			t.Fatalf("secrets set %s = %d %s %s", name, code, out, errOut)
+		}
+	}
+	setSecret(deployA, "API_KEY", "a-value-of-api-key")
+	setSecret(deployA, "ONLY_A", "only-a-value")
+	setSecret(deployB, "API_KEY", "b-value-of-api-key")
+	setSecret(admin, "OPS_KEY", "operators-value")
+	for token, want := range map[string][]string{deployA: {"API_KEY", "ONLY_A"}, deployB: {"API_KEY"}, admin: {"OPS_KEY"}} {
+		code, body := call(token, "GET", "/v1/secrets", "")
+		var list []api.Secret
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != len(want) {
+			t.Fatalf("GET /v1/secrets = %d %s; want %v", code, body, want)
+		}
+		for i, sec := range list {
+			if sec.Name != want[i] || sec.Version != 1 {
+				t.Errorf("GET /v1/secrets: %+v, want %s at version 1", sec, want[i])
+			}
+		}
+	}
+	if code, body := call(deployB, "DELETE", "/v1/secrets/ONLY_A", ""); code != http.StatusNotFound {
+		t.Errorf("team-b DELETE team-a's secret = %d %s; want 404", code, body)
+	}
+	uses := func(name, secret, value string) string {
+		return "name: " + name + "\nregion: eu-west\nsecrets: [" + secret + "]\nsteps:\n  - id: use\n    run: '[ \"{{" + secret + "}}\" = " + value + " ] && echo matches'\n"
+	}
+	writeFile(t, filepath.Join(src, "a", "key", "routine.yaml"), uses("a-key", "API_KEY", "a-value-of-api-key"))
+	writeFile(t, filepath.Join(src, "a", "ops", "routine.yaml"), uses("a-ops", "OPS_KEY", "operators-value"))
+	writeFile(t, filepath.Join(src, "a", "env", "routine.yaml"),
+		"name: a-env\nregion: eu-west\nsecrets:\n  - { name: HOME_DIR, from: \"env:HOME\" }\nsteps:\n  - id: use\n    run: echo {{HOME_DIR}}\n")
+	for _, name := range []string{"key", "ops", "env"} {
+		if code, out, errOut := as(deployA, "push", filepath.Join(src, "a", name)); code != 0 {
+			t.Fatalf("push a-%s = %d %s %s", name, code, out, errOut)
+		}
+	}
+	for routine, want := range map[string]string{
+		"a-key": "matches",
+		"a-ops": "secret OPS_KEY is not set in namespace team-a",
+		"a-env": "a routine of namespace team-a resolves secrets only from its namespace's builtin vault",
+	} {
+		code, out, errOut := as(deployA, "invoke", routine, "--wait")
+		if !strings.Contains(out+errOut, want) || (code == 0) != (want == "matches") {
+			t.Errorf("invoke %s = %d %s %s; want %q", routine, code, out, errOut, want)
+		}
 	}
 
 	// Revoked and expired tokens fail at once, on every replica: the
@@ -169,7 +217,7 @@ func TestTeamsSecurity(t *testing.T) {
 		if a.Source != "127.0.0.1" || a.Namespace == "" || a.Role == "" {
 			t.Errorf("record %+v: want its source, role and namespace", a)
 		}
-		for _, v := range []string{deployA, deployB, viewA, admin, revoked} {
+		for _, v := range []string{deployA, deployB, viewA, admin, revoked, "a-value-of-api-key", "b-value-of-api-key", "only-a-value", "operators-value"} {
 			if strings.Contains(a.Detail, v) || strings.Contains(a.Target, v) {
 				t.Errorf("record %+v holds a token's value", a)
 			}
@@ -180,7 +228,8 @@ func TestTeamsSecurity(t *testing.T) {
 		"deploy-a push a-job ok", "deploy-b push b-job ok", "deploy-a push a-far failed",
 		"view-a push  denied", "view-a invoke a-job denied", "view-a secret.list  denied",
 		"deploy-b event ping ok", "deploy-a invoke b-job failed", "deploy-a cancel " + bRun + " failed",
-		"bootstrap token.revoke gone ok",
+		"bootstrap token.revoke gone ok", "deploy-a secret.set API_KEY ok", "deploy-b secret.set API_KEY ok",
+		"deploy-b secret.delete ONLY_A failed", "bootstrap secret.set OPS_KEY ok",
 	} {
 		if !seen[want] {
 			t.Errorf("the trail has no %q; it has %v", want, seen)

@@ -203,20 +203,20 @@ func (NopObserver) Log(routine.LogLine) {}
 // RunFinished implements Observer.
 func (NopObserver) RunFinished(*routine.Run) {}
 
-// SecretSource resolves the secrets a routine declares, at the start of
-// every run; *secrets.Resolver is one. A missing secret is an error that
-// names it and never a value.
+// SecretSource resolves the secrets a routine declares (rt.Secrets, in
+// its namespace), at the start of every run; *secrets.Resolver is one. A
+// missing secret is an error that names it and never a value.
 type SecretSource interface {
-	Resolve(ctx context.Context, run *routine.Run, refs []routine.SecretRef) (map[string]string, error)
+	Resolve(ctx context.Context, rt *routine.Routine, run *routine.Run) (map[string]string, error)
 }
 
 // NoSecrets resolves nothing: any declared secret is missing.
 type NoSecrets struct{}
 
 // Resolve implements SecretSource.
-func (NoSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
-	if len(refs) > 0 {
-		return nil, fmt.Errorf("secret %s is not set", refs[0].Name)
+func (NoSecrets) Resolve(_ context.Context, rt *routine.Routine, _ *routine.Run) (map[string]string, error) {
+	if len(rt.Secrets) > 0 {
+		return nil, fmt.Errorf("secret %s is not set", rt.Secrets[0].Name)
 	}
 	return map[string]string{}, nil
 }

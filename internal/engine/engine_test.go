@@ -224,9 +224,9 @@ func (c *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
 
 type staticSecrets map[string]string
 
-func (s staticSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
+func (s staticSecrets) Resolve(_ context.Context, rt *routine.Routine, _ *routine.Run) (map[string]string, error) {
 	out := map[string]string{}
-	for _, r := range refs {
+	for _, r := range rt.Secrets {
 		v, ok := s[r.Name]
 		if !ok {
 			return nil, fmt.Errorf("secret %s is not set", r.Name)

@@ -250,7 +250,7 @@ func (x *runExec) parkForRequeue() (*routine.Run, error) {
 // that fetch: a mkdir and its removal cost as much as a builtin step's
 // whole run.
 func (x *runExec) prepare(ctx context.Context) *routine.ErrorPayload {
-	values, err := x.e.secrets.Resolve(ctx, x.run, x.r.Secrets)
+	values, err := x.e.secrets.Resolve(ctx, x.r, x.run)
 	if ctx.Err() != nil {
 		return x.interrupted(ctx, "")
 	}

@@ -360,9 +360,9 @@ func fields(kind string, x *stepkind.Execution) map[string]string {
 // test-<NAME> for any other declared secret.
 type caseSecrets map[string]string
 
-func (s caseSecrets) Resolve(_ context.Context, _ *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
-	out := make(map[string]string, len(refs))
-	for _, ref := range refs {
+func (s caseSecrets) Resolve(_ context.Context, rt *routine.Routine, _ *routine.Run) (map[string]string, error) {
+	out := make(map[string]string, len(rt.Secrets))
+	for _, ref := range rt.Secrets {
 		v, ok := s[ref.Name]
 		if !ok {
 			v = "test-" + ref.Name

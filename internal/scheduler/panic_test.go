@@ -36,7 +36,7 @@ func (panickyKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkin
 // panickySecrets is a secret provider with a bug, for one routine.
 type panickySecrets struct{}
 
-func (panickySecrets) Resolve(_ context.Context, run *routine.Run, _ []routine.SecretRef) (map[string]string, error) {
+func (panickySecrets) Resolve(_ context.Context, _ *routine.Routine, run *routine.Run) (map[string]string, error) {
 	if run.Routine == "vault-bug" {
 		panic("kaboom: a secret provider bug")
 	}

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -53,16 +54,17 @@ type VaultStore interface {
 	VaultKeyInit(ctx context.Context, wrapped []byte, now time.Time) ([]byte, error)
 	VaultKeyGet(ctx context.Context) ([]byte, error)
 	SecretPut(ctx context.Context, p *store.SecretPutParams) (int, error)
-	SecretGet(ctx context.Context, name string) (*store.Secret, error)
-	SecretList(ctx context.Context) ([]*store.Secret, error)
-	SecretDelete(ctx context.Context, name string) (bool, error)
+	SecretGet(ctx context.Context, namespace, name string) (*store.Secret, error)
+	SecretList(ctx context.Context, namespace string) ([]*store.Secret, error)
+	SecretDelete(ctx context.Context, namespace, name string) (bool, error)
 	AuditAppend(ctx context.Context, records []*store.AuditRecord) error
 }
 
 // Builtin is the builtin provider: values kept in the store, sealed under
 // the vault's data key, which the store keeps encrypted with age under the
 // master key (envelope encryption: a value opens in microseconds, and only
-// the data key needs the master key). Its references are secret names.
+// the data key needs the master key). Its references are secret names;
+// each namespace has its own (a deployment's teams, docs/teams.md).
 type Builtin struct {
 	store VaultStore
 	keys  KeySource
@@ -127,66 +129,92 @@ func (b *Builtin) newDataKey(ctx context.Context, master *masterKey) ([]byte, er
 	return b.store.VaultKeyInit(ctx, wrapped, b.now())
 }
 
-// Resolve implements Provider.
+// Resolve implements Provider: the secret name of the default namespace,
+// the one of a local daemon and of a deployment's operators.
 func (b *Builtin) Resolve(ctx context.Context, name string) (string, error) {
-	sec, err := b.store.SecretGet(ctx, name)
+	return b.ResolveIn(ctx, store.DefaultNamespace, name)
+}
+
+// ResolveIn implements NamespacedProvider: the secret name of namespace.
+func (b *Builtin) ResolveIn(ctx context.Context, namespace, name string) (string, error) {
+	namespace = cmp.Or(namespace, store.DefaultNamespace)
+	qualified := Qualified(namespace, name)
+	sec, err := b.store.SecretGet(ctx, namespace, name)
 	if errors.Is(err, routine.ErrNotFound) {
-		return "", fmt.Errorf("builtin: %s: %w", name, ErrNotFound)
+		return "", fmt.Errorf("builtin: %s: %w", qualified, ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("builtin: %s: %w", name, err)
+		return "", fmt.Errorf("builtin: %s: %w", qualified, err)
 	}
 	key, err := b.dataKey(ctx, false)
 	if err != nil {
-		return "", fmt.Errorf("builtin: %s: %w", name, err)
+		return "", fmt.Errorf("builtin: %s: %w", qualified, err)
 	}
-	value, err := key.open(name, sec.Ciphertext)
+	value, err := key.open(qualified, sec.Ciphertext)
 	if err != nil {
-		return "", fmt.Errorf("builtin: %s: %w", name, err)
+		return "", fmt.Errorf("builtin: %s: %w", qualified, err)
 	}
 	return value, nil
 }
 
-// Set stores a new value of the secret name and returns its version. The
-// master key file is created when there is none.
-func (b *Builtin) Set(ctx context.Context, name, value string) (int, error) {
+// Qualified is how the vault names the secret name of namespace in its
+// audit records and errors, and what its values are sealed with: the name
+// alone in the default namespace (as before namespaces), else
+// "namespace/NAME". A ciphertext copied to another namespace or name does
+// not open.
+func Qualified(namespace, name string) string {
+	if namespace == "" || namespace == store.DefaultNamespace {
+		return name
+	}
+	return namespace + "/" + name
+}
+
+// Set stores a new value of the secret name of namespace and returns its
+// version. The master key file is created when there is none.
+func (b *Builtin) Set(ctx context.Context, namespace, name, value string) (int, error) {
+	namespace = cmp.Or(namespace, store.DefaultNamespace)
 	if err := CheckName(name); err != nil {
 		return 0, err
 	}
+	qualified := Qualified(namespace, name)
 	if err := CheckValue(value); err != nil {
-		return 0, fmt.Errorf("secret %s: %w", name, err)
+		return 0, fmt.Errorf("secret %s: %w", qualified, err)
 	}
 	key, err := b.dataKey(ctx, true)
 	if err != nil {
 		return 0, err
 	}
-	ciphertext, err := key.seal(name, value)
+	ciphertext, err := key.seal(qualified, value)
 	if err != nil {
-		return 0, fmt.Errorf("secret %s: encrypt: %w", name, err)
+		return 0, fmt.Errorf("secret %s: encrypt: %w", qualified, err)
 	}
 	now := b.now()
-	version, err := b.store.SecretPut(ctx, &store.SecretPutParams{Name: name, Ciphertext: ciphertext, Now: now})
+	version, err := b.store.SecretPut(ctx, &store.SecretPutParams{Namespace: namespace, Name: name, Ciphertext: ciphertext, Now: now})
 	if err != nil {
 		return 0, err
 	}
-	return version, b.audit(ctx, store.AuditSet, name, now)
+	return version, b.audit(ctx, store.AuditSet, qualified, now)
 }
 
-// Delete removes the secret name and reports whether it was there.
-func (b *Builtin) Delete(ctx context.Context, name string) (bool, error) {
+// Delete removes the secret name of namespace and reports whether it was
+// there.
+func (b *Builtin) Delete(ctx context.Context, namespace, name string) (bool, error) {
+	namespace = cmp.Or(namespace, store.DefaultNamespace)
 	if err := CheckName(name); err != nil {
 		return false, err
 	}
-	existed, err := b.store.SecretDelete(ctx, name)
+	existed, err := b.store.SecretDelete(ctx, namespace, name)
 	if err != nil || !existed {
 		return existed, err
 	}
-	return true, b.audit(ctx, store.AuditDelete, name, b.now())
+	return true, b.audit(ctx, store.AuditDelete, Qualified(namespace, name), b.now())
 }
 
-// List returns the stored secrets: names, versions and times, no values.
-func (b *Builtin) List(ctx context.Context) ([]*store.Secret, error) {
-	return b.store.SecretList(ctx)
+// List returns the secrets of namespace: names, versions and times, no
+// values. Here and in the other methods, namespace "" is the default one.
+func (b *Builtin) List(ctx context.Context, namespace string) ([]*store.Secret, error) {
+	namespace = cmp.Or(namespace, store.DefaultNamespace)
+	return b.store.SecretList(ctx, namespace)
 }
 
 func (b *Builtin) audit(ctx context.Context, action, name string, now time.Time) error {

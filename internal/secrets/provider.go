@@ -26,6 +26,18 @@ type Provider interface {
 	Resolve(ctx context.Context, ref string) (string, error)
 }
 
+// NamespacedProvider is a provider that keeps secrets per namespace of a
+// deployment (the builtin vault). A routine of a namespace other than the
+// default one resolves its secrets only through such a provider, in its
+// namespace: the others (the environment, Vault, AWS) hold the
+// deployment's credentials, which are its operators'.
+type NamespacedProvider interface {
+	Provider
+	// ResolveIn resolves ref in namespace, as Resolve does in the default
+	// one.
+	ResolveIn(ctx context.Context, namespace, ref string) (string, error)
+}
+
 // ErrNotFound is wrapped by the errors of providers that do not have a
 // secret.
 var ErrNotFound = errors.New("secret not found")

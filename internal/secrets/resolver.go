@@ -152,11 +152,12 @@ func (r *Resolver) provider(ref routine.SecretRef) (Provider, string, error) {
 	return p, pref, nil
 }
 
-// Resolve returns the values of the secrets a run of a routine declares,
-// by name. The error names the first declared secret that failed, never a
-// value. It implements the engine's
-// SecretSource.
-func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine.SecretRef) (map[string]string, error) {
+// Resolve returns the values of the secrets routine rt declares, by name,
+// for its run: a routine of a namespace resolves that namespace's secrets
+// (Scope). The error names the first declared secret that failed, never a
+// value. It implements the engine's SecretSource.
+func (r *Resolver) Resolve(ctx context.Context, rt *routine.Routine, run *routine.Run) (map[string]string, error) {
+	refs := rt.Secrets
 	if len(refs) == 0 {
 		return map[string]string{}, nil
 	}
@@ -165,8 +166,8 @@ func (r *Resolver) Resolve(ctx context.Context, run *routine.Run, refs []routine
 	errs := make([]error, len(refs))
 	one := func(i int) {
 		var provider string
-		values[i], provider, errs[i] = r.resolve(ctx, refs[i])
-		records[i] = r.record(run, refs[i], provider, errs[i])
+		values[i], provider, errs[i] = r.resolve(ctx, rt.Namespace, refs[i])
+		records[i] = r.record(rt.Namespace, run, refs[i], provider, errs[i])
 		r.observe(run.Routine, provider, errs[i])
 	}
 	// Secrets of remote providers are fetched side by side; local ones
@@ -204,9 +205,9 @@ func (r *Resolver) remote(ref routine.SecretRef) bool {
 	return err == nil && name != "builtin" && name != "env"
 }
 
-// record is the audit record of one resolution.
-func (r *Resolver) record(run *routine.Run, ref routine.SecretRef, provider string, err error) *store.AuditRecord {
-	rec := &store.AuditRecord{Time: r.now(), Action: store.AuditResolve, Secret: ref.Name, Provider: provider,
+// record is the audit record of one resolution for a routine of namespace.
+func (r *Resolver) record(namespace string, run *routine.Run, ref routine.SecretRef, provider string, err error) *store.AuditRecord {
+	rec := &store.AuditRecord{Time: r.now(), Action: store.AuditResolve, Secret: Qualified(namespace, ref.Name), Provider: provider,
 		Routine: run.Routine, RunID: run.ID, OK: err == nil}
 	if err != nil {
 		rec.Error = err.Error()
@@ -223,42 +224,45 @@ func (r *Resolver) appendAudit(ctx context.Context, records []*store.AuditRecord
 	return nil
 }
 
-// Lookup resolves one secret a routine declares for one of its triggers (a
-// webhook's signing secret, an email trigger's password), with its audit
-// record; a failure that repeats the last one of the same routine and
-// secret is not recorded again.
-func (r *Resolver) Lookup(ctx context.Context, routineName string, ref routine.SecretRef) (string, error) {
-	value, provider, err := r.resolve(ctx, ref)
-	r.observe(routineName, provider, err)
-	key := routineName + "\x00" + ref.Name
+// Lookup resolves one secret routine rt declares for one of its triggers
+// (a webhook's signing secret, an email trigger's password), in its
+// namespace, with its audit record; a failure that repeats the last one of
+// the same routine and secret is not recorded again.
+func (r *Resolver) Lookup(ctx context.Context, rt *routine.Routine, ref routine.SecretRef) (string, error) {
+	value, provider, err := r.resolve(ctx, rt.Namespace, ref)
+	r.observe(rt.Name, provider, err)
+	key := rt.Name + "\x00" + ref.Name
 	if err != nil && !r.lookups.Fail(key, err.Error()).First {
 		return "", err
 	}
 	if err == nil {
 		r.lookups.OK(key)
 	}
-	if aerr := r.appendAudit(ctx, []*store.AuditRecord{r.record(&routine.Run{Routine: routineName}, ref, provider, err)}); aerr != nil {
+	if aerr := r.appendAudit(ctx, []*store.AuditRecord{r.record(rt.Namespace, &routine.Run{Routine: rt.Name}, ref, provider, err)}); aerr != nil {
 		return "", aerr
 	}
 	return value, err
 }
 
-// resolve resolves one secret and names the provider that answered (or
-// was asked last).
-func (r *Resolver) resolve(ctx context.Context, ref routine.SecretRef) (value, provider string, err error) {
+// resolve resolves one secret of a routine of namespace and names the
+// provider that answered (or was asked last).
+func (r *Resolver) resolve(ctx context.Context, namespace string, ref routine.SecretRef) (value, provider string, err error) {
+	if namespace != "" && namespace != store.DefaultNamespace {
+		return r.resolveIn(ctx, namespace, ref)
+	}
 	if ref.From != "" {
 		p, pref, err := r.provider(ref)
 		if err != nil {
 			return "", "", fmt.Errorf("secret %s: %w", ref.Name, err)
 		}
-		v, err := r.try(ctx, p, pref)
+		v, err := r.try(ctx, func(ctx context.Context) (string, error) { return p.Resolve(ctx, pref) })
 		if err != nil {
 			return "", p.Name(), fmt.Errorf("secret %s: %w", ref.Name, err)
 		}
 		return v, p.Name(), nil
 	}
 	for _, p := range r.chain {
-		v, err := r.try(ctx, p, ref.Name)
+		v, err := r.try(ctx, func(ctx context.Context) (string, error) { return p.Resolve(ctx, ref.Name) })
 		switch {
 		case err == nil:
 			return v, p.Name(), nil
@@ -274,11 +278,51 @@ func (r *Resolver) resolve(ctx context.Context, ref routine.SecretRef) (value, p
 		ref.Name, where, ref.Name, ref.Name, ErrNotFound)
 }
 
-// try resolves ref with p, trying again after a transient failure.
-func (r *Resolver) try(ctx context.Context, p Provider, ref string) (string, error) {
+// resolveIn resolves a secret of a routine of a namespace other than the
+// default one: only through a provider that keeps secrets per namespace,
+// in that namespace. The environment and the external vaults hold the
+// deployment's credentials, which are its operators', not a team's.
+func (r *Resolver) resolveIn(ctx context.Context, namespace string, ref routine.SecretRef) (value, provider string, err error) {
+	p, pref := r.namespaced(), ref.Name
+	if ref.From != "" {
+		var named Provider
+		if named, pref, err = r.provider(ref); err != nil {
+			return "", "", fmt.Errorf("secret %s: %w", ref.Name, err)
+		}
+		if _, ok := named.(NamespacedProvider); !ok {
+			return "", named.Name(), fmt.Errorf("secret %s: from: %s: a routine of namespace %s resolves secrets only from its namespace's builtin vault: the %s provider holds the deployment's credentials; ask an operator, or store the value with `routines secrets set %s` as a deployer of %s",
+				ref.Name, ref.From, namespace, named.Name(), ref.Name, namespace)
+		}
+	}
+	if p == nil {
+		return "", "", fmt.Errorf("secret %s: this deployment keeps no builtin vault, the only source of a namespace's secrets", ref.Name)
+	}
+	v, err := r.try(ctx, func(ctx context.Context) (string, error) { return p.ResolveIn(ctx, namespace, pref) })
+	if errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("secret %s is not set in namespace %s: store it with `routines secrets set %s` as a deployer of %s: %w",
+			ref.Name, namespace, pref, namespace, ErrNotFound)
+	} else if err != nil {
+		err = fmt.Errorf("secret %s: %w", ref.Name, err)
+	}
+	return v, p.Name(), err
+}
+
+// namespaced returns the provider that keeps secrets per namespace, nil
+// when there is none.
+func (r *Resolver) namespaced() NamespacedProvider {
+	for _, p := range r.providers {
+		if n, ok := p.(NamespacedProvider); ok {
+			return n
+		}
+	}
+	return nil
+}
+
+// try resolves with resolve, trying again after a transient failure.
+func (r *Resolver) try(ctx context.Context, resolve func(context.Context) (string, error)) (string, error) {
 	wait := r.backoff
 	for n := 1; ; n++ {
-		v, err := p.Resolve(ctx, ref)
+		v, err := resolve(ctx)
 		if err == nil || !IsTransient(err) || n == r.tries {
 			return v, err
 		}

@@ -41,7 +41,7 @@ func TestBuiltinSetResolveRotate(t *testing.T) {
 		t.Fatalf("Resolve before set: %v, want ErrNotFound", err)
 	}
 	for i, value := range []string{"first-value", "second-value"} {
-		v, err := b.Set(ctx, "API_KEY", value)
+		v, err := b.Set(ctx, store.DefaultNamespace, "API_KEY", value)
 		if err != nil || v != i+1 {
 			t.Fatalf("Set #%d = %d, %v", i+1, v, err)
 		}
@@ -62,7 +62,7 @@ func TestBuiltinSetResolveRotate(t *testing.T) {
 		t.Errorf("key directory: %v %v, want mode 0700", di.Mode(), err)
 	}
 	// The store holds ciphertext only.
-	sec, err := st.SecretGet(ctx, "API_KEY")
+	sec, err := st.SecretGet(ctx, store.DefaultNamespace, "API_KEY")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestBuiltinSetResolveRotate(t *testing.T) {
 		t.Errorf("stored data key is not an age file: %q, %v", wrapped, err)
 	}
 	// set and rm are audited.
-	if existed, err := b.Delete(ctx, "API_KEY"); err != nil || !existed {
+	if existed, err := b.Delete(ctx, store.DefaultNamespace, "API_KEY"); err != nil || !existed {
 		t.Fatalf("Delete = %v, %v", existed, err)
 	}
 	recs, err := st.AuditList(ctx, &store.AuditListParams{Secret: "API_KEY"})
@@ -104,15 +104,15 @@ func TestBuiltinBadInput(t *testing.T) {
 		{"BIG", strings.Repeat("x", secrets.MaxValueBytes+1), "at most 65536"},
 		{"BINARY", "\xff\xfe", "not UTF-8"},
 	} {
-		if _, err := b.Set(ctx, c.name, c.value); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := b.Set(ctx, store.DefaultNamespace, c.name, c.value); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Set(%q, %d bytes) = %v, want an error with %q", c.name, len(c.value), err, c.want)
 		}
 	}
 	// Nothing half-written.
-	if list, err := st.SecretList(ctx); err != nil || len(list) != 0 {
+	if list, err := st.SecretList(ctx, store.DefaultNamespace); err != nil || len(list) != 0 {
 		t.Errorf("after refused sets: %d secrets, %v", len(list), err)
 	}
-	if _, err := b.Set(ctx, "MAX", strings.Repeat("x", secrets.MaxValueBytes)); err != nil {
+	if _, err := b.Set(ctx, store.DefaultNamespace, "MAX", strings.Repeat("x", secrets.MaxValueBytes)); err != nil {
 		t.Errorf("Set of exactly 64 KiB: %v", err)
 	}
 }
@@ -122,7 +122,7 @@ func TestMasterKeyProblems(t *testing.T) {
 	b, st, keys := vault(t)
 	ctx := t.Context()
 	const value = "the-value-0123"
-	if _, err := b.Set(ctx, "TOKEN", value); err != nil {
+	if _, err := b.Set(ctx, store.DefaultNamespace, "TOKEN", value); err != nil {
 		t.Fatal(err)
 	}
 	// Another key: a clear error, never garbage.
@@ -142,20 +142,20 @@ func TestMasterKeyProblems(t *testing.T) {
 		t.Errorf("Resolve with a malformed key: %v", err)
 	}
 	// A tampered ciphertext.
-	sec, err := st.SecretGet(ctx, "TOKEN")
+	sec, err := st.SecretGet(ctx, store.DefaultNamespace, "TOKEN")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tampered := append([]byte{}, sec.Ciphertext...)
 	tampered[len(tampered)-5] ^= 1
-	if _, err := st.SecretPut(ctx, &store.SecretPutParams{Name: "TOKEN", Ciphertext: tampered, Now: sec.RotatedAt}); err != nil {
+	if _, err := st.SecretPut(ctx, &store.SecretPutParams{Namespace: store.DefaultNamespace, Name: "TOKEN", Ciphertext: tampered, Now: sec.RotatedAt}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Resolve(ctx, "TOKEN"); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("Resolve of a tampered ciphertext: %v", err)
 	}
 	// A ciphertext moved to another name.
-	if _, err := st.SecretPut(ctx, &store.SecretPutParams{Name: "OTHER", Ciphertext: sec.Ciphertext, Now: sec.RotatedAt}); err != nil {
+	if _, err := st.SecretPut(ctx, &store.SecretPutParams{Namespace: store.DefaultNamespace, Name: "OTHER", Ciphertext: sec.Ciphertext, Now: sec.RotatedAt}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Resolve(ctx, "OTHER"); err == nil || !strings.Contains(err.Error(), "belongs to another secret") {
@@ -215,13 +215,13 @@ func TestResolverChainAndFrom(t *testing.T) {
 	f := &flaky{fails: 2}
 	r, b, st := resolver(t, map[string]string{"FROM_ENV": "env-value", "SHADOWED": "env-loses", "RENAMED_VAR": "renamed"}, f)
 	ctx := t.Context()
-	if _, err := b.Set(ctx, "SHADOWED", "builtin-wins"); err != nil {
+	if _, err := b.Set(ctx, store.DefaultNamespace, "SHADOWED", "builtin-wins"); err != nil {
 		t.Fatal(err)
 	}
 	run := &routine.Run{ID: "01RUN", Routine: "r"}
-	got, err := r.Resolve(ctx, run, []routine.SecretRef{
+	got, err := r.Resolve(ctx, &routine.Routine{Name: run.Routine, Secrets: []routine.SecretRef{
 		{Name: "FROM_ENV"}, {Name: "SHADOWED"}, {Name: "RENAMED", From: "env:RENAMED_VAR"}, {Name: "REMOTE", From: "flaky:x"},
-	})
+	}}, run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,11 +257,11 @@ func TestResolverFailures(t *testing.T) {
 	r, _, st := resolver(t, nil, denied)
 	ctx := t.Context()
 	run := &routine.Run{ID: "01RUN", Routine: "r"}
-	_, err := r.Resolve(ctx, run, []routine.SecretRef{{Name: "MISSING"}})
+	_, err := r.Resolve(ctx, &routine.Routine{Name: run.Routine, Secrets: []routine.SecretRef{{Name: "MISSING"}}}, run)
 	if !errors.Is(err, secrets.ErrNotFound) || !strings.Contains(err.Error(), "secret MISSING is not set") {
 		t.Errorf("missing secret: %v", err)
 	}
-	_, err = r.Resolve(ctx, run, []routine.SecretRef{{Name: "DENIED", From: "flaky:x"}})
+	_, err = r.Resolve(ctx, &routine.Routine{Name: run.Routine, Secrets: []routine.SecretRef{{Name: "DENIED", From: "flaky:x"}}}, run)
 	if err == nil || !strings.Contains(err.Error(), "secret DENIED: flaky: x: permission denied") {
 		t.Errorf("denied secret: %v", err)
 	}
@@ -301,25 +301,25 @@ func TestLookupAuditsARepeatedFailureOnce(t *testing.T) {
 	ctx := t.Context()
 	ref := routine.SecretRef{Name: "IMAP_PASSWORD"}
 	for range 12 {
-		if _, err := r.Lookup(ctx, "support-triage", ref); !errors.Is(err, secrets.ErrNotFound) {
+		if _, err := r.Lookup(ctx, &routine.Routine{Name: "support-triage"}, ref); !errors.Is(err, secrets.ErrNotFound) {
 			t.Fatalf("lookup: %v", err)
 		}
 	}
 	// Another routine's failure is its own.
-	if _, err := r.Lookup(ctx, "email-ack", ref); err == nil {
+	if _, err := r.Lookup(ctx, &routine.Routine{Name: "email-ack"}, ref); err == nil {
 		t.Fatal("lookup of email-ack succeeded")
 	}
-	if _, err := b.Set(ctx, "IMAP_PASSWORD", "pw"); err != nil {
+	if _, err := b.Set(ctx, store.DefaultNamespace, "IMAP_PASSWORD", "pw"); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if v, err := r.Lookup(ctx, "support-triage", ref); err != nil || v != "pw" {
+		if v, err := r.Lookup(ctx, &routine.Routine{Name: "support-triage"}, ref); err != nil || v != "pw" {
 			t.Fatalf("lookup after set: %q %v", v, err)
 		}
 	}
 	run := &routine.Run{ID: "01RUN", Routine: "support-triage"}
 	for range 2 {
-		if _, err := r.Resolve(ctx, run, []routine.SecretRef{{Name: "MISSING"}}); err == nil {
+		if _, err := r.Resolve(ctx, &routine.Routine{Name: run.Routine, Secrets: []routine.SecretRef{{Name: "MISSING"}}}, run); err == nil {
 			t.Fatal("resolved MISSING")
 		}
 	}
@@ -357,8 +357,74 @@ func TestResolverFailsClosedWithoutAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	values, err := r.Resolve(t.Context(), &routine.Run{Routine: "r"}, []routine.SecretRef{{Name: "A"}})
+	values, err := r.Resolve(t.Context(), &routine.Routine{Name: "r", Secrets: []routine.SecretRef{{Name: "A"}}}, &routine.Run{Routine: "r"})
 	if err == nil || values != nil || !strings.Contains(err.Error(), "audit") {
 		t.Errorf("Resolve with a broken audit log = %v, %v", values, err)
+	}
+}
+
+// A routine of a namespace resolves only its namespace's secrets, from
+// the builtin vault: not another namespace's, not the operators' (the
+// default namespace's), not the daemon's environment nor an external
+// vault, which hold the deployment's credentials.
+func TestResolverNamespaces(t *testing.T) {
+	t.Parallel()
+	remote := &flaky{}
+	r, b, st := resolver(t, map[string]string{"AWS_SECRET_ACCESS_KEY": "operators-env", "TOKEN": "operators-env"}, remote)
+	ctx := t.Context()
+	for ns, v := range map[string]string{store.DefaultNamespace: "operators", "team-a": "a-value", "team-b": "b-value"} {
+		if _, err := b.Set(ctx, ns, "TOKEN", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Set(ctx, store.DefaultNamespace, "DB_PASSWORD", "operators-db"); err != nil {
+		t.Fatal(err)
+	}
+	run := &routine.Run{ID: "01RUN", Routine: "a-job"}
+	resolve := func(ns string, refs ...routine.SecretRef) (map[string]string, error) {
+		return r.Resolve(ctx, &routine.Routine{Name: "a-job", Namespace: ns, Secrets: refs}, run)
+	}
+	for ns, want := range map[string]string{"": "operators", "team-a": "a-value", "team-b": "b-value"} {
+		got, err := resolve(ns, routine.SecretRef{Name: "TOKEN"})
+		if err != nil || got["TOKEN"] != want {
+			t.Errorf("TOKEN of namespace %q = %q, %v; want %q", ns, got["TOKEN"], err, want)
+		}
+	}
+	got, err := resolve("team-a", routine.SecretRef{Name: "MINE", From: "builtin:TOKEN"})
+	if err != nil || got["MINE"] != "a-value" {
+		t.Errorf("from: builtin:TOKEN in team-a = %q, %v", got["MINE"], err)
+	}
+	// What team-a must not reach: the operators' secret, the daemon's
+	// environment, an external provider.
+	for _, ref := range []routine.SecretRef{{Name: "DB_PASSWORD"}, {Name: "AWS_SECRET_ACCESS_KEY"}} {
+		got, err := resolve("team-a", ref)
+		if !errors.Is(err, secrets.ErrNotFound) || got != nil || !strings.Contains(err.Error(), "is not set in namespace team-a") {
+			t.Errorf("%s from team-a = %v, %v; want not set in namespace team-a", ref.Name, got, err)
+		}
+	}
+	for _, ref := range []routine.SecretRef{{Name: "K", From: "env:AWS_SECRET_ACCESS_KEY"}, {Name: "K", From: "flaky:kv/ops"}} {
+		got, err := resolve("team-a", ref)
+		if err == nil || got != nil || !strings.Contains(err.Error(), "resolves secrets only from its namespace's builtin vault") {
+			t.Errorf("%s from team-a = %v, %v; want refused", ref.From, got, err)
+		}
+	}
+	if n := remote.tries.Load(); n != 0 {
+		t.Errorf("the external provider was asked %d times for team-a", n)
+	}
+	// A value copied into another namespace's row does not open there.
+	sec, err := st.SecretGet(ctx, "team-a", "TOKEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SecretPut(ctx, &store.SecretPutParams{Namespace: "team-b", Name: "TOKEN", Ciphertext: sec.Ciphertext, Now: sec.RotatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := resolve("team-b", routine.SecretRef{Name: "TOKEN"}); err == nil || !strings.Contains(err.Error(), "belongs to another secret") {
+		t.Errorf("team-a's ciphertext in team-b's row = %v, %v; want refused", got, err)
+	}
+	// The audit log names the namespace of each resolution.
+	recs, err := st.AuditList(ctx, &store.AuditListParams{Secret: "team-a/TOKEN"})
+	if err != nil || len(recs) != 2 || recs[len(recs)-1].Action != store.AuditResolve {
+		t.Errorf("audit of team-a/TOKEN: %d records, %v; want its set and its resolution", len(recs), err)
 	}
 }

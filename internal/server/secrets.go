@@ -14,10 +14,12 @@ import (
 
 // Vault is the builtin vault the API stores secrets in: *secrets.Builtin,
 // which encrypts each value and appends the audit record of each change.
+// Its secrets are per namespace: a caller reads and changes only its
+// namespace's, and another namespace's names are not found.
 type Vault interface {
-	Set(ctx context.Context, name, value string) (version int, err error)
-	Delete(ctx context.Context, name string) (existed bool, err error)
-	List(ctx context.Context) ([]*store.Secret, error)
+	Set(ctx context.Context, namespace, name, value string) (version int, err error)
+	Delete(ctx context.Context, namespace, name string) (existed bool, err error)
+	List(ctx context.Context, namespace string) ([]*store.Secret, error)
 }
 
 // vault returns the configured vault, or answers 501 without one.
@@ -44,14 +46,14 @@ func (s *Server) vaultSecret(w http.ResponseWriter, r *http.Request) (Vault, str
 	return v, name, true
 }
 
-// listSecrets answers GET /v1/secrets: names, versions and times, by
-// name; never a value.
+// listSecrets answers GET /v1/secrets: the names of the caller's
+// namespace's secrets, with versions and times, by name; never a value.
 func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 	v, ok := s.vault(w)
 	if !ok {
 		return
 	}
-	list, err := v.List(r.Context())
+	list, err := v.List(r.Context(), callerOf(r).Namespace)
 	if err != nil {
 		writeFailure(w, r, err)
 		return
@@ -86,31 +88,33 @@ func (s *Server) setSecret(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("secret %s: %v", name, err))
 		return
 	}
-	version, err := v.Set(r.Context(), name, in.Value)
+	ns := callerOf(r).Namespace
+	version, err := v.Set(r.Context(), ns, name, in.Value)
 	if err != nil {
-		s.log.Error("set secret through the API", "secret", name, "err", err)
+		s.log.Error("set secret through the API", "secret", name, "namespace", ns, "err", err)
 		writeFailure(w, r, fmt.Errorf("secret %s: %w", name, err))
 		return
 	}
-	s.log.Info("secret set through the API", "secret", name, "version", version)
+	s.log.Info("secret set through the API", "secret", name, "namespace", ns, "version", version)
 	writeJSON(w, http.StatusOK, api.SecretVersion{Name: name, Version: version})
 }
 
-// deleteSecret answers DELETE /v1/secrets/<name>: 204, or 404 when no
-// such secret is stored.
+// deleteSecret answers DELETE /v1/secrets/<name>: 204, or 404 when the
+// caller's namespace stores no such secret.
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	v, name, ok := s.vaultSecret(w, r)
 	if !ok {
 		return
 	}
-	existed, err := v.Delete(r.Context(), name)
+	ns := callerOf(r).Namespace
+	existed, err := v.Delete(r.Context(), ns, name)
 	switch {
 	case err != nil:
 		writeFailure(w, r, err)
 	case !existed:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no secret %s is stored (GET /v1/secrets lists those that are)", name))
 	default:
-		s.log.Info("secret removed through the API", "secret", name)
+		s.log.Info("secret removed through the API", "secret", name, "namespace", ns)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/routines-dev/routines/internal/server/dashboard"
 	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/tracing"
+	"github.com/routines-dev/routines/internal/trigger"
 )
 
 // Executions tells when the execution of a run in this process ends;
@@ -58,10 +59,10 @@ type Config struct {
 	Teams bool
 	// MaxQueued bounds the backlog: past it new runs get 429. 100000 when 0.
 	MaxQueued int
-	// Secret resolves a secret a routine declares, for the {{NAME}} of its
-	// webhook secret: *secrets.Resolver's Lookup. When nil, the daemon's
-	// environment.
-	Secret func(ctx context.Context, routine string, ref routine.SecretRef) (string, error)
+	// Secret resolves a secret a routine declares, in its namespace, for
+	// the {{NAME}} of its webhook secret: *secrets.Resolver's Lookup. When
+	// nil, the daemon's environment.
+	Secret trigger.SecretLookup
 	Logger *slog.Logger
 	// Limits are the timeouts and caps against clients that would starve
 	// the daemon (limits.go); zero fields are off.

@@ -33,7 +33,7 @@ func setup(t *testing.T, secrets map[string]string) (*httptest.Server, *testBund
 		Store:    st,
 		Queue:    scheduler.NewQueue(st, nil, nil),
 		Routines: scheduler.NewCatalog([]*routine.Routine{hook}),
-		Secret: func(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
+		Secret: func(_ context.Context, _ *routine.Routine, ref routine.SecretRef) (string, error) {
 			v, ok := secrets[ref.Name]
 			if !ok {
 				return "", fmt.Errorf("secret %s is not set", ref.Name)

@@ -54,7 +54,7 @@ func slackSetup(t *testing.T) (*httptest.Server, store.Store) {
 		Store:    st,
 		Queue:    scheduler.NewQueue(st, nil, nil),
 		Routines: scheduler.NewCatalog([]*routine.Routine{triage, plain}),
-		Secret: func(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
+		Secret: func(_ context.Context, _ *routine.Routine, ref routine.SecretRef) (string, error) {
 			if ref.Name != "SLACK_SIGNING_SECRET" {
 				return "", fmt.Errorf("secret %s is not set", ref.Name)
 			}

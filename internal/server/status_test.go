@@ -38,7 +38,7 @@ func (v *vault) set(name, value string) {
 	v.values[name] = value
 }
 
-func (v *vault) lookup(_ context.Context, _ string, ref routine.SecretRef) (string, error) {
+func (v *vault) lookup(_ context.Context, _ *routine.Routine, ref routine.SecretRef) (string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	value, ok := v.values[ref.Name]

@@ -136,7 +136,7 @@ func (s *Server) resolveSecret(ctx context.Context, rt *routine.Routine, v strin
 		}
 	}
 	if s.cfg.Secret != nil {
-		value, err = s.cfg.Secret(ctx, rt.Name, ref)
+		value, err = s.cfg.Secret(ctx, rt, ref)
 		return value, ref.Name, err
 	}
 	value, ok := os.LookupEnv(ref.Name)

@@ -188,17 +188,19 @@ type Store interface {
 	// wraps ErrNotFound.
 	VaultKeyGet(ctx context.Context) ([]byte, error)
 	// SecretPut stores the ciphertext of a secret's value, replacing the
-	// one it had, and returns the secret's version: 1 for a new name, one
-	// more than before for a replaced one. CreatedAt is kept from the
-	// first version; RotatedAt is p.Now.
+	// one it had, and returns the secret's version: 1 for a new name in
+	// its namespace, one more than before for a replaced one. CreatedAt
+	// is kept from the first version; RotatedAt is p.Now.
 	SecretPut(ctx context.Context, p *SecretPutParams) (version int, err error)
-	// SecretGet returns the stored secret with this name; a missing one
-	// wraps ErrNotFound.
-	SecretGet(ctx context.Context, name string) (*Secret, error)
-	// SecretList returns every stored secret, by name, without ciphertext.
-	SecretList(ctx context.Context) ([]*Secret, error)
-	// SecretDelete removes a secret and reports whether it was there.
-	SecretDelete(ctx context.Context, name string) (existed bool, err error)
+	// SecretGet returns the secret of a namespace with this name; a
+	// missing one wraps ErrNotFound.
+	SecretGet(ctx context.Context, namespace, name string) (*Secret, error)
+	// SecretList returns the secrets of a namespace, by name, without
+	// ciphertext.
+	SecretList(ctx context.Context, namespace string) ([]*Secret, error)
+	// SecretDelete removes a secret of a namespace and reports whether it
+	// was there.
+	SecretDelete(ctx context.Context, namespace, name string) (existed bool, err error)
 	// AuditAppend appends records to the audit log of secrets, all or none.
 	AuditAppend(ctx context.Context, records []*AuditRecord) error
 	// AuditList returns audit records, oldest first.
@@ -259,8 +261,10 @@ type Waker interface {
 }
 
 // Secret is a stored secret of the builtin vault: its value only as
-// ciphertext, which the store neither makes nor reads.
+// ciphertext, which the store neither makes nor reads. A secret is its
+// namespace's: the same name in two namespaces is two secrets.
 type Secret struct {
+	Namespace  string
 	Name       string
 	Ciphertext []byte // nil in SecretList
 	Version    int
@@ -270,6 +274,7 @@ type Secret struct {
 
 // SecretPutParams are what SecretPut writes.
 type SecretPutParams struct {
+	Namespace  string
 	Name       string
 	Ciphertext []byte
 	Now        time.Time

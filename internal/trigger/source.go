@@ -55,8 +55,8 @@ type SourceEnv struct {
 	LastFire func(routine string, trigger int) time.Time
 }
 
-// SecretLookup resolves a secret a routine declares.
-type SecretLookup func(ctx context.Context, routineName string, ref routine.SecretRef) (string, error)
+// SecretLookup resolves a secret routine rt declares, in its namespace.
+type SecretLookup func(ctx context.Context, rt *routine.Routine, ref routine.SecretRef) (string, error)
 
 // Builtin returns the families of trigger kinds this package has, in the
 // order a daemon starts them, for main to register.
@@ -208,7 +208,7 @@ func Credentials(r *routine.Routine, lookup SecretLookup) func(context.Context, 
 				if lookup == nil {
 					return "", fmt.Errorf("secret %s: no secret provider", s.Name)
 				}
-				return lookup(ctx, r.Name, s)
+				return lookup(ctx, r, s)
 			}
 		}
 		if e, ok := r.Env[m[1]]; ok {

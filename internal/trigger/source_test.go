@@ -12,8 +12,8 @@ import (
 func TestCredentials(t *testing.T) {
 	t.Parallel()
 	r := &routine.Routine{Name: "r", Secrets: []routine.SecretRef{{Name: "IMAP_PASSWORD"}}, Env: map[string]string{"IMAP_USER": "me@example.com"}}
-	lookup := func(_ context.Context, name string, ref routine.SecretRef) (string, error) {
-		if name != "r" || ref.Name != "IMAP_PASSWORD" {
+	lookup := func(_ context.Context, rt *routine.Routine, ref routine.SecretRef) (string, error) {
+		if rt != r || ref.Name != "IMAP_PASSWORD" {
 			return "", errors.New("unexpected lookup")
 		}
 		return "pw", nil

@@ -72,8 +72,8 @@ type summary struct {
 	GBSeconds               float64
 	// PeakRSSKB is the most memory a run held, in KiB.
 	PeakRSSKB int64
-	Bytes    int64 // sent and received
-	Usage    routine.Usage
+	Bytes     int64 // sent and received
+	Usage     routine.Usage
 }
 
 // summarize derives a summary from an aggregate: the figures of

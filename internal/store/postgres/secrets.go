@@ -15,13 +15,13 @@ import (
 const (
 	vaultKeyInitSQL = `INSERT INTO vault_key (id, wrapped, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING`
 	vaultKeyGetSQL  = `SELECT wrapped FROM vault_key WHERE id = 1`
-	secretPutSQL    = `INSERT INTO secrets (name, ciphertext, version, created_at, rotated_at) VALUES ($1, $2, 1, $3, $3)
-		ON CONFLICT (name) DO UPDATE SET
+	secretPutSQL    = `INSERT INTO secrets (namespace, name, ciphertext, version, created_at, rotated_at) VALUES ($1, $2, $3, 1, $4, $4)
+		ON CONFLICT (namespace, name) DO UPDATE SET
 			ciphertext = excluded.ciphertext, version = secrets.version + 1, rotated_at = excluded.rotated_at
 		RETURNING version`
-	secretGetSQL    = `SELECT name, ciphertext, version, created_at, rotated_at FROM secrets WHERE name = $1`
-	secretListSQL   = `SELECT name, version, created_at, rotated_at FROM secrets ORDER BY name`
-	secretDeleteSQL = `DELETE FROM secrets WHERE name = $1`
+	secretGetSQL    = `SELECT namespace, name, ciphertext, version, created_at, rotated_at FROM secrets WHERE namespace = $1 AND name = $2`
+	secretListSQL   = `SELECT namespace, name, version, created_at, rotated_at FROM secrets WHERE namespace = $1 ORDER BY name`
+	secretDeleteSQL = `DELETE FROM secrets WHERE namespace = $1 AND name = $2`
 	auditInsertSQL  = `INSERT INTO secret_audit (time, action, secret, provider, routine, run_id, ok, error)
 		SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
 			$7::boolean[], $8::text[])`
@@ -59,16 +59,16 @@ func (s *Store) VaultKeyGet(ctx context.Context) ([]byte, error) {
 // SecretPut stores a secret's ciphertext and returns its version.
 func (s *Store) SecretPut(ctx context.Context, p *store.SecretPutParams) (int, error) {
 	var version int
-	if err := s.pool.QueryRow(ctx, secretPutSQL, p.Name, p.Ciphertext, p.Now).Scan(&version); err != nil {
+	if err := s.pool.QueryRow(ctx, secretPutSQL, p.Namespace, p.Name, p.Ciphertext, p.Now).Scan(&version); err != nil {
 		return 0, fmt.Errorf("put secret %s: %w", p.Name, err)
 	}
 	return version, nil
 }
 
 // SecretGet returns a stored secret with its ciphertext.
-func (s *Store) SecretGet(ctx context.Context, name string) (*store.Secret, error) {
+func (s *Store) SecretGet(ctx context.Context, namespace, name string) (*store.Secret, error) {
 	var sec store.Secret
-	err := s.pool.QueryRow(ctx, secretGetSQL, name).Scan(&sec.Name, &sec.Ciphertext, &sec.Version, &sec.CreatedAt, &sec.RotatedAt)
+	err := s.pool.QueryRow(ctx, secretGetSQL, namespace, name).Scan(&sec.Namespace, &sec.Name, &sec.Ciphertext, &sec.Version, &sec.CreatedAt, &sec.RotatedAt)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, fmt.Errorf("get secret %s: %w", name, routine.ErrNotFound)
@@ -80,8 +80,8 @@ func (s *Store) SecretGet(ctx context.Context, name string) (*store.Secret, erro
 }
 
 // SecretList returns the stored secrets without their ciphertext.
-func (s *Store) SecretList(ctx context.Context) ([]*store.Secret, error) {
-	rows, err := s.pool.Query(ctx, secretListSQL)
+func (s *Store) SecretList(ctx context.Context, namespace string) ([]*store.Secret, error) {
+	rows, err := s.pool.Query(ctx, secretListSQL, namespace)
 	if err != nil {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}
@@ -89,7 +89,7 @@ func (s *Store) SecretList(ctx context.Context) ([]*store.Secret, error) {
 	list := []*store.Secret{}
 	for rows.Next() {
 		var sec store.Secret
-		if err := rows.Scan(&sec.Name, &sec.Version, &sec.CreatedAt, &sec.RotatedAt); err != nil {
+		if err := rows.Scan(&sec.Namespace, &sec.Name, &sec.Version, &sec.CreatedAt, &sec.RotatedAt); err != nil {
 			return nil, fmt.Errorf("list secrets: %w", err)
 		}
 		sec.CreatedAt, sec.RotatedAt = sec.CreatedAt.UTC(), sec.RotatedAt.UTC()
@@ -102,8 +102,8 @@ func (s *Store) SecretList(ctx context.Context) ([]*store.Secret, error) {
 }
 
 // SecretDelete removes a stored secret.
-func (s *Store) SecretDelete(ctx context.Context, name string) (bool, error) {
-	ct, err := s.pool.Exec(ctx, secretDeleteSQL, name)
+func (s *Store) SecretDelete(ctx context.Context, namespace, name string) (bool, error) {
+	ct, err := s.pool.Exec(ctx, secretDeleteSQL, namespace, name)
 	if err != nil {
 		return false, fmt.Errorf("delete secret %s: %w", name, err)
 	}

@@ -15,13 +15,13 @@ import (
 const (
 	vaultKeyInitSQL = `INSERT INTO vault_key (id, wrapped, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`
 	vaultKeyGetSQL  = `SELECT wrapped FROM vault_key WHERE id = 1`
-	secretPutSQL    = `INSERT INTO secrets (name, ciphertext, version, created_at, rotated_at) VALUES (?1, ?2, 1, ?3, ?3)
-		ON CONFLICT (name) DO UPDATE SET
+	secretPutSQL    = `INSERT INTO secrets (namespace, name, ciphertext, version, created_at, rotated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
+		ON CONFLICT (namespace, name) DO UPDATE SET
 			ciphertext = excluded.ciphertext, version = version + 1, rotated_at = excluded.rotated_at
 		RETURNING version`
-	secretGetSQL    = `SELECT name, ciphertext, version, created_at, rotated_at FROM secrets WHERE name = ?`
-	secretListSQL   = `SELECT name, version, created_at, rotated_at FROM secrets ORDER BY name`
-	secretDeleteSQL = `DELETE FROM secrets WHERE name = ?`
+	secretGetSQL    = `SELECT namespace, name, ciphertext, version, created_at, rotated_at FROM secrets WHERE namespace = ? AND name = ?`
+	secretListSQL   = `SELECT namespace, name, version, created_at, rotated_at FROM secrets WHERE namespace = ? ORDER BY name`
+	secretDeleteSQL = `DELETE FROM secrets WHERE namespace = ? AND name = ?`
 	auditInsertSQL  = `INSERT INTO secret_audit (time, action, secret, provider, routine, run_id, ok, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 )
@@ -59,7 +59,7 @@ func (s *Store) VaultKeyGet(ctx context.Context) ([]byte, error) {
 func (s *Store) SecretPut(ctx context.Context, p *store.SecretPutParams) (int, error) {
 	var version int
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, secretPutSQL, p.Name, p.Ciphertext, p.Now.UnixMicro()).Scan(&version)
+		return tx.QueryRowContext(ctx, secretPutSQL, p.Namespace, p.Name, p.Ciphertext, p.Now.UnixMicro()).Scan(&version)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("put secret %s: %w", p.Name, err)
@@ -68,7 +68,7 @@ func (s *Store) SecretPut(ctx context.Context, p *store.SecretPutParams) (int, e
 }
 
 // SecretGet returns a stored secret with its ciphertext.
-func (s *Store) SecretGet(ctx context.Context, name string) (*store.Secret, error) {
+func (s *Store) SecretGet(ctx context.Context, namespace, name string) (*store.Secret, error) {
 	var (
 		sec              store.Secret
 		created, rotated int64
@@ -77,7 +77,7 @@ func (s *Store) SecretGet(ctx context.Context, name string) (*store.Secret, erro
 	if err != nil {
 		return nil, fmt.Errorf("get secret %s: %w", name, err)
 	}
-	err = st.QueryRowContext(ctx, name).Scan(&sec.Name, &sec.Ciphertext, &sec.Version, &created, &rotated)
+	err = st.QueryRowContext(ctx, namespace, name).Scan(&sec.Namespace, &sec.Name, &sec.Ciphertext, &sec.Version, &created, &rotated)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("get secret %s: %w", name, routine.ErrNotFound)
@@ -89,8 +89,8 @@ func (s *Store) SecretGet(ctx context.Context, name string) (*store.Secret, erro
 }
 
 // SecretList returns the stored secrets without their ciphertext.
-func (s *Store) SecretList(ctx context.Context) ([]*store.Secret, error) {
-	rows, err := s.r.QueryContext(ctx, secretListSQL)
+func (s *Store) SecretList(ctx context.Context, namespace string) ([]*store.Secret, error) {
+	rows, err := s.r.QueryContext(ctx, secretListSQL, namespace)
 	if err != nil {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}
@@ -101,7 +101,7 @@ func (s *Store) SecretList(ctx context.Context) ([]*store.Secret, error) {
 			sec              store.Secret
 			created, rotated int64
 		)
-		if err := rows.Scan(&sec.Name, &sec.Version, &created, &rotated); err != nil {
+		if err := rows.Scan(&sec.Namespace, &sec.Name, &sec.Version, &created, &rotated); err != nil {
 			return nil, fmt.Errorf("list secrets: %w", err)
 		}
 		sec.CreatedAt, sec.RotatedAt = fromMicros(created), fromMicros(rotated)
@@ -114,10 +114,10 @@ func (s *Store) SecretList(ctx context.Context) ([]*store.Secret, error) {
 }
 
 // SecretDelete removes a stored secret.
-func (s *Store) SecretDelete(ctx context.Context, name string) (bool, error) {
+func (s *Store) SecretDelete(ctx context.Context, namespace, name string) (bool, error) {
 	var n int64
 	err := s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, secretDeleteSQL, name)
+		res, err := tx.ExecContext(ctx, secretDeleteSQL, namespace, name)
 		if err != nil {
 			return err
 		}
