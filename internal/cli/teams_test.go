@@ -155,15 +155,20 @@ func TestTeamsSecurity(t *testing.T) {
 	writeFile(t, filepath.Join(src, "a", "ops", "routine.yaml"), uses("a-ops", "OPS_KEY", "operators-value"))
 	writeFile(t, filepath.Join(src, "a", "env", "routine.yaml"),
 		"name: a-env\nregion: eu-west\nsecrets:\n  - { name: HOME_DIR, from: \"env:HOME\" }\nsteps:\n  - id: use\n    run: echo {{HOME_DIR}}\n")
-	for _, name := range []string{"key", "ops", "env"} {
+	for _, name := range []string{"key", "ops"} {
 		if code, out, errOut := as(deployA, "push", filepath.Join(src, "a", name)); code != 0 {
 			t.Fatalf("push a-%s = %d %s %s", name, code, out, errOut)
 		}
 	}
+	// A routine that asks for the worker's environment is refused at its
+	// push, saying why.
+	if code, _, errOut := as(deployA, "push", filepath.Join(src, "a", "env")); code == 0 ||
+		!strings.Contains(errOut, "a routine of namespace team-a resolves secrets only from its namespace's builtin vault") {
+		t.Errorf("push of a routine with from: env: to team-a = %d %s; want refused", code, errOut)
+	}
 	for routine, want := range map[string]string{
 		"a-key": "matches",
 		"a-ops": "secret OPS_KEY is not set in namespace team-a",
-		"a-env": "a routine of namespace team-a resolves secrets only from its namespace's builtin vault",
 	} {
 		code, out, errOut := as(deployA, "invoke", routine, "--wait")
 		if !strings.Contains(out+errOut, want) || (code == 0) != (want == "matches") {
@@ -229,7 +234,7 @@ func TestTeamsSecurity(t *testing.T) {
 		"view-a push  denied", "view-a invoke a-job denied", "view-a secret.list  denied",
 		"deploy-b event ping ok", "deploy-a invoke b-job failed", "deploy-a cancel " + bRun + " failed",
 		"bootstrap token.revoke gone ok", "deploy-a secret.set API_KEY ok", "deploy-b secret.set API_KEY ok",
-		"deploy-b secret.delete ONLY_A failed", "bootstrap secret.set OPS_KEY ok",
+		"deploy-b secret.delete ONLY_A failed", "bootstrap secret.set OPS_KEY ok", "deploy-a push a-env failed",
 	} {
 		if !seen[want] {
 			t.Errorf("the trail has no %q; it has %v", want, seen)

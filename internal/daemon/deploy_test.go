@@ -111,3 +111,45 @@ func TestPushRefusesHostileBundles(t *testing.T) {
 		t.Fatalf("revisions %+v %v", list, err)
 	}
 }
+
+// A run executes the revision it was queued with: one older than the
+// current revision is loaded from its bundle, and must carry its
+// routine's namespace as the current one does, since its secrets and
+// events are scoped by it. Loaded before the catalog knows the routine (a
+// worker that has not read the revisions yet), it carries it too.
+func TestRevisionsCarryTheNamespace(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	open := func(name string) *daemon.Revisions {
+		cache, err := bundle.OpenCache(filepath.Join(dir, name), bundle.CacheOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return daemon.NewRevisions(daemon.RevisionsConfig{Store: st, Cache: cache})
+	}
+	revs := open("server-cache")
+	d := daemon.NewDeployments(st, revs, nil, nil)
+	var hashes []string
+	for _, body := range []string{valid, strings.Replace(valid, "echo ok", "echo v2", 1)} {
+		rev, _, err := d.Push(t.Context(), &server.PushParams{Bundle: archive(t, entry{name: "routine.yaml", body: body}), Namespace: "team-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, rev.Hash)
+	}
+	worker := open("worker-cache") // has read no revision yet
+	for _, c := range []struct {
+		revs *daemon.Revisions
+		hash string
+	}{{revs, hashes[0]}, {revs, hashes[1]}, {worker, hashes[0]}, {worker, hashes[1]}} {
+		r, err := c.revs.Catalog().Routine(t.Context(), "ok", c.hash)
+		if err != nil || r.Revision != c.hash || r.Namespace != "team-a" {
+			t.Errorf("revision %s: %+v, %v; want namespace team-a", bundle.Short(c.hash), r, err)
+		}
+	}
+}

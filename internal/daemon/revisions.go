@@ -126,16 +126,10 @@ func (rv *Revisions) Sync(ctx context.Context) error {
 		if had && prev.Revision == rev.Hash {
 			continue
 		}
-		r, err := rv.Load(ctx, rev.Routine, rev.Hash)
+		r, err := rv.load(ctx, rev.Routine, rev.Hash, namespaceOf(rev))
 		if err != nil {
 			rv.cfg.Logger.Error("load a pushed revision; the previous one stays", "routine", rev.Routine, "revision", bundle.Short(rev.Hash), "err", err)
 			continue
-		}
-		if ns := namespaceOf(rev); r.Namespace != ns {
-			// A copy: Load shares the routine with the runs of its revision.
-			c := *r
-			c.Namespace = ns
-			r = &c
 		}
 		if !had {
 			prev = nil
@@ -152,8 +146,32 @@ func (rv *Revisions) Sync(ctx context.Context) error {
 	return nil
 }
 
-// Load returns the routine name at revision hash, from its bundle.
+// Load returns the routine name at revision hash, from its bundle, in
+// its namespace: what its runs' secrets and events are scoped by, so a
+// run of a revision other than the current one (queued before a push)
+// carries it as well.
 func (rv *Revisions) Load(ctx context.Context, name, hash string) (*routine.Routine, error) {
+	rv.mu.Lock()
+	r, ok := rv.loaded[hash]
+	rv.mu.Unlock()
+	if ok && r.Name == name {
+		return r, nil
+	}
+	// A routine's namespace is that of its first push, whatever the
+	// revision; its newest record says it.
+	list, err := rv.cfg.Store.RevisionList(ctx, &store.RevisionListParams{Routine: name, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("the namespace of %s: %w", name, err)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("the namespace of %s: no revision is recorded: %w", name, routine.ErrNotFound)
+	}
+	return rv.load(ctx, name, hash, namespaceOf(list[0]))
+}
+
+// load is Load of a routine whose namespace is known ("" for the default
+// one).
+func (rv *Revisions) load(ctx context.Context, name, hash, namespace string) (*routine.Routine, error) {
 	rv.mu.Lock()
 	r, ok := rv.loaded[hash]
 	rv.mu.Unlock()
@@ -175,6 +193,7 @@ func (rv *Revisions) Load(ctx context.Context, name, hash string) (*routine.Rout
 		release()
 		return nil, err
 	}
+	r.Namespace = namespace
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	if prev, ok := rv.loaded[hash]; ok && prev.Name == name {

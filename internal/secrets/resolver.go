@@ -120,6 +120,23 @@ func splitFrom(from string) (provider, ref string, err error) {
 	return provider, ref, nil
 }
 
+// CheckNamespace refuses, before a routine of namespace is admitted (a
+// push), a secret it declares from a provider other than the builtin
+// vault: outside the default namespace, its runs could not resolve it
+// (resolveIn). The error says what to write instead.
+func CheckNamespace(namespace string, refs []routine.SecretRef) error {
+	if namespace == "" || namespace == store.DefaultNamespace {
+		return nil
+	}
+	for _, ref := range refs {
+		if provider, _, err := splitFrom(ref.From); err == nil && provider != "builtin" {
+			return fmt.Errorf("secret %s: from: %s: a routine of namespace %s resolves secrets only from its namespace's builtin vault (the %s provider holds the deployment's credentials): drop from: and store the value with `routines secrets set %s` as a deployer of %s",
+				ref.Name, ref.From, namespace, provider, ref.Name, namespace)
+		}
+	}
+	return nil
+}
+
 // Validate checks declared secrets when a routine is loaded, without the
 // network: each from: names a known provider and a reference it accepts.
 // The error names every secret at fault.

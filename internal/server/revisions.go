@@ -10,6 +10,7 @@ import (
 
 	"github.com/routines-dev/routines/internal/api"
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/secrets"
 	"github.com/routines-dev/routines/internal/store"
 )
 
@@ -83,6 +84,9 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request) {
 		Namespace: ns,
 		Admit: func(rt *routine.Routine) error {
 			noteTarget(r, rt.Name)
+			if err := secrets.CheckNamespace(ns, rt.Secrets); err != nil {
+				return &Refused{Reason: fmt.Sprintf("routine %s: %v", rt.Name, err)}
+			}
 			return s.checkRegion(r, ns, rt)
 		},
 	})
