@@ -168,7 +168,7 @@ func printPrune(g *globals, out *pruneOutput) error {
 		{"log lines", strconv.FormatInt(out.Logs, 10), pol.Logs.MaxAge.String()},
 		{"artifacts", fmt.Sprintf("%d (%s)", out.Artifacts, bytesHuman(out.ArtifactBytes)), pol.Artifacts.MaxAge.String()},
 		{"audit records", strconv.FormatInt(out.Audit, 10), pol.Audit.MaxAge.String()},
-		{"rollups", strconv.FormatInt(out.Rollups, 10), fmt.Sprintf("minutes %s, hours %s (stats outlive the runs)",
+		{"rollups", strconv.FormatInt(out.Rollups, 10), fmt.Sprintf("minutes %s, hours %s, days kept (stats outlive the runs)",
 			routine.Duration(retention.RollupMinutesAge), routine.Duration(retention.RollupHoursAge))},
 	}
 	if err := table(g.deps.Stdout, rows); err != nil {

@@ -270,7 +270,7 @@ func TestPruneText(t *testing.T) {
 		"audit records  0             365d\n"
 	// The two runs ended in one minute, or two: a row of the minute
 	// rollups each.
-	rest := regexp.MustCompile(`^rollups        [12]             minutes 31d, hours 400d \(stats outlive the runs\)\nstore: \d`)
+	rest := regexp.MustCompile(`^rollups        [12]             minutes 31d, hours 400d, days kept \(stats outlive the runs\)\nstore: \d`)
 	got := strings.ReplaceAll(r.stdout, s.dir, "DIR")
 	if r.code != 0 || !strings.HasPrefix(got, want) || !rest.MatchString(strings.TrimPrefix(got, want)) {
 		t.Errorf("prune --dry-run: exit %d\n%s\nwant:\n%srollups …\nstore: …\nstderr: %s", r.code, got, want, r.stderr)

@@ -20,12 +20,14 @@ type timeRange struct {
 	Step time.Duration
 }
 
-// ranges are the ranges to choose from, each in 48 to 60 points.
+// ranges are the ranges to choose from, each in 30 to 60 points. A month
+// is read in days, the widest rollups, so that its page reads 30 rows a
+// routine rather than 720 hours.
 var ranges = []timeRange{
 	{"1h", time.Hour, time.Minute},
 	{"24h", 24 * time.Hour, 30 * time.Minute},
 	{"7d", 7 * 24 * time.Hour, 3 * time.Hour},
-	{"30d", 30 * 24 * time.Hour, 12 * time.Hour},
+	{"30d", 30 * 24 * time.Hour, 24 * time.Hour},
 }
 
 const defaultRange = "24h"

@@ -4,11 +4,13 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/secrets"
@@ -88,6 +90,26 @@ func checkFixture(t *testing.T, v, latest int) {
 	want := []string{"broken failed map[]", "fixture succeeded map[who:ada]", "fixture succeeded map[who:grace]"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("runs %q, want %q", got, want)
+	}
+	// The rollups count them, whichever width a range reads: a range of
+	// whole days reads the days, which 0016 summed from the hours.
+	day := 24 * time.Hour
+	since := runs[len(runs)-1].QueuedAt.Truncate(day)
+	stats, err := st.Stats(ctx, &store.StatsParams{Since: since, Until: since.Add(2 * day), Step: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := map[string]int64{}
+	for _, s := range stats {
+		if s.Step != day {
+			t.Errorf("stats of %s in steps of %v, want days", s.Routine, s.Step)
+		}
+		for state, n := range s.Totals.ByState {
+			ended[s.Routine+" "+string(state)] += n
+		}
+	}
+	if wantEnded := map[string]int64{"fixture succeeded": 2, "broken failed": 1}; !maps.Equal(ended, wantEnded) {
+		t.Errorf("stats of whole days: %v, want %v", ended, wantEnded)
 	}
 	wantSteps := []string{"greet"}
 	if v >= 2 {
