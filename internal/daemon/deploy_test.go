@@ -57,19 +57,29 @@ const valid = "name: ok\nsteps:\n  - id: s\n    run: echo ok\n"
 // A push is hostile data: whatever it holds, the server refuses it with a
 // reason (422), writes nothing outside a temporary directory of its own,
 // and records no revision; a valid one is taken.
-func TestPushRefusesHostileBundles(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
+// deployStore opens a store in dir, and a deployment's revisions on it
+// with a bundle cache of their own; more are had with revisions.
+func deployStore(t *testing.T, dir string) (st *sqlite.Store, revisions func(cache string) *daemon.Revisions) {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cache, err := bundle.OpenCache(filepath.Join(dir, "cache"), bundle.CacheOptions{})
-	if err != nil {
-		t.Fatal(err)
+	return st, func(name string) *daemon.Revisions {
+		cache, err := bundle.OpenCache(filepath.Join(dir, name), bundle.CacheOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return daemon.NewRevisions(daemon.RevisionsConfig{Store: st, Cache: cache})
 	}
-	revs := daemon.NewRevisions(daemon.RevisionsConfig{Store: st, Cache: cache})
+}
+
+func TestPushRefusesHostileBundles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, revisions := deployStore(t, dir)
+	revs := revisions("cache")
 	d := daemon.NewDeployments(st, revs, nil, nil)
 	victim := filepath.Join(dir, "victim")
 	for name, tc := range map[string]struct {
@@ -119,19 +129,7 @@ func TestPushRefusesHostileBundles(t *testing.T) {
 // worker that has not read the revisions yet), it carries it too.
 func TestRevisionsCarryTheNamespace(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	open := func(name string) *daemon.Revisions {
-		cache, err := bundle.OpenCache(filepath.Join(dir, name), bundle.CacheOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return daemon.NewRevisions(daemon.RevisionsConfig{Store: st, Cache: cache})
-	}
+	st, open := deployStore(t, t.TempDir())
 	revs := open("server-cache")
 	d := daemon.NewDeployments(st, revs, nil, nil)
 	var hashes []string
