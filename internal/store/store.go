@@ -91,7 +91,10 @@ type Store interface {
 	// time the one queued first (queued_at, then id), skipping the runs of
 	// a routine whose ceiling in p.Ceilings is reached: such a routine
 	// already has that many running runs whose lease has not expired (or
-	// that have none), counting those just taken. FIFO per routine, and
+	// that have none), counting those just taken; so too the runs of a
+	// group of routines whose ceiling in p.GroupCeilings is reached,
+	// counting the running runs of all its routines. Two claims never
+	// both take the last slot of a routine or group. FIFO per routine, and
 	// across routines the oldest head first, so a routine at its ceiling
 	// holds back no other. A delayed run (NotBefore in the future) holds
 	// back none of its routine either. A run taken becomes running with
@@ -152,8 +155,8 @@ type Store interface {
 	// that another worker holds wraps ErrConflict.
 	RunRequeue(ctx context.Context, p *RunRequeueParams) error
 	// RunCount counts runs by state, of the states in p.States (every
-	// state when empty) and of p.Routine when set. A state with no run is
-	// missing from the map.
+	// state when empty), of p.Routine when set and of p.Routines when not
+	// nil. A state with no run is missing from the map.
 	RunCount(ctx context.Context, p *RunCountParams) (map[routine.State]int, error)
 	// RunOutcomeChanges returns where the outcome of a routine's runs
 	// changed: of the runs that ended succeeded, failed or dead in
@@ -366,6 +369,14 @@ type RunClaimParams struct {
 	// running at once. A routine not in the map, or mapped to 0 or less,
 	// has no ceiling.
 	Ceilings map[string]int
+	// Groups maps a routine name to its group (its namespace), and
+	// GroupCeilings a group to the most runs of its routines together
+	// that may be running at once, as Ceilings does for one routine: a
+	// run is claimed only within both. A routine not in Groups, or of a
+	// group mapped to 0 or less, has no group ceiling. The running runs
+	// counted are those of the routines Groups puts in the group.
+	Groups        map[string]string
+	GroupCeilings map[string]int
 	// Exclude names routines whose runs are not to be claimed now (the
 	// local daemon keeps its workers reserved for other routines).
 	Exclude []string
@@ -461,7 +472,10 @@ type RunRequeueParams struct {
 // RunCountParams filter RunCount. Zero values do not filter.
 type RunCountParams struct {
 	Routine string
-	States  []routine.State
+	// Routines counts the runs of these routines only, when not nil (the
+	// routines of a namespace); an empty, non-nil list counts none.
+	Routines []string
+	States   []routine.State
 }
 
 // RunOutcomeChangesParams select the runs RunOutcomeChanges reads.

@@ -40,7 +40,7 @@ type Teams interface {
 	// ends or the store closes.
 	TokenRevocations(ctx context.Context) <-chan struct{}
 
-	// NamespacePut creates or replaces the policy of a namespace.
+	// NamespacePut creates or replaces the whole policy of a namespace.
 	NamespacePut(ctx context.Context, ns *Namespace) error
 	// NamespaceGet returns the policy of a namespace; one never set wraps
 	// ErrNotFound (it has no policy: any region, no ceilings).
@@ -124,7 +124,14 @@ type TokenRevokeParams struct {
 type Namespace struct {
 	Name string
 	// Regions are where its runs may execute; empty: anywhere.
-	Regions   []string
+	Regions []string
+	// MaxRunning is the most runs of its routines that may be running
+	// at once across the fleet, on top of each routine's
+	// concurrency.max; 0: no ceiling.
+	MaxRunning int
+	// MaxQueued is the most runs of its routines that may be queued: a
+	// new one past it is refused; 0: no ceiling.
+	MaxQueued int
 	UpdatedAt time.Time
 }
 

@@ -18,10 +18,11 @@ import (
 
 // TestClaimCeilingsConcurrent has workers, each with a store (a pool) of
 // its own as on machines of their own, claim and finish the runs of
-// routines with ceilings, and counts the running runs of each routine in
-// the database after every claim: never more than its ceiling. Two claims
-// that each counted max - 1 running runs and each took one would show
-// here as max + 1.
+// routines with ceilings, and of a group of routines with a ceiling (a
+// namespace's max_running), and counts the running runs of each routine
+// and of the group in the database after every claim: never more than
+// its ceiling. Two claims that each counted max - 1 running runs and each
+// took one would show here as max + 1.
 func TestClaimCeilingsConcurrent(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
@@ -31,7 +32,10 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 	}
 	const workers = 12
 	ceilings := map[string]int{"serial": 1, "three": 3}
-	perRoutine := map[string]int{"serial": 60, "three": 120, "free": 60}
+	// Group team holds three, with its ceiling, and pair, without.
+	groups, groupCeilings := map[string]string{"three": "team", "pair": "team"}, map[string]int{"team": 4}
+	watched := map[string]int{"serial": 1, "three": 3, "team": 4} // what check counts
+	perRoutine := map[string]int{"serial": 60, "three": 120, "free": 60, "pair": 80}
 	total := 0
 	queued := time.Now()
 	for i := range 120 {
@@ -54,10 +58,15 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 		most     = map[string]int{}    // routine → most running runs seen
 		wg       sync.WaitGroup
 	)
-	// check counts the running runs of each routine with a ceiling.
+	// check counts the running runs of each routine with a ceiling, and
+	// of the group.
 	check := func(st *postgres.Store, who string) bool {
-		for name, ceiling := range ceilings {
-			counts, err := st.RunCount(b.ctx, &store.RunCountParams{Routine: name, States: []routine.State{routine.StateRunning}})
+		for name, ceiling := range watched {
+			p := &store.RunCountParams{Routine: name, States: []routine.State{routine.StateRunning}}
+			if name == "team" {
+				p.Routine, p.Routines = "", []string{"three", "pair"}
+			}
+			counts, err := st.RunCount(b.ctx, p)
 			if err != nil {
 				t.Errorf("%s: RunCount: %v", who, err)
 				return false
@@ -94,7 +103,7 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 		workersWG.Go(func() {
 			for finished.Load() < int64(total) && !t.Failed() {
 				runs, err := st.RunClaim(b.ctx, &store.RunClaimParams{Worker: worker, Now: time.Now(), Lease: time.Hour,
-					Ceilings: ceilings, Limit: 1 + rand.IntN(3)})
+					Ceilings: ceilings, Groups: groups, GroupCeilings: groupCeilings, Limit: 1 + rand.IntN(3)})
 				if err != nil {
 					t.Errorf("%s: RunClaim: %v", worker, err)
 					return
@@ -138,7 +147,7 @@ func TestClaimCeilingsConcurrent(t *testing.T) {
 		t.Fatalf("runs by state %v, %d claimed; want all %d claimed once and succeeded", counts, len(claimed), total)
 	}
 	// The workers did press on the ceilings.
-	for name, ceiling := range ceilings {
+	for name, ceiling := range watched {
 		if most[name] != ceiling {
 			t.Errorf("at most %d runs of %s running at once, want its ceiling %d reached", most[name], name, ceiling)
 		}

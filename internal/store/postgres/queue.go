@@ -15,10 +15,11 @@ import (
 // The queue is the runs table. A claim is one statement, routines_claim
 // (0001_init.sql says why it never gives a run twice nor runs a routine
 // past its ceiling; 0003_placement.sql adds placements and reservations,
-// 0005_claim_speed.sql how it is fast). Each statement that judges leases takes $now
+// 0005_claim_speed.sql how it is fast, 0013_namespace_ceilings.sql the
+// ceilings of groups). Each statement that judges leases takes $now
 // from Store.now: the caller's clock, or NULL for the database's.
 const (
-	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	claimSQL     = `SELECT * FROM routines_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 	heartbeatSQL = `UPDATE runs SET lease_until = COALESCE($1::timestamptz, now()) + $2::interval
 		WHERE state = 'running' AND worker = $3 AND lease_until IS NOT NULL AND ($4::text[] IS NULL OR id = ANY($4))
 		RETURNING id, cancel_requested_at IS NOT NULL`
@@ -67,6 +68,12 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 			reserved, slots = append(reserved, name), append(slots, int32(n))
 		}
 	}
+	grouped, groups, groupCeilings := []string{}, []string{}, []int32{}
+	for name, g := range p.Groups {
+		if n := p.GroupCeilings[g]; n > 0 {
+			grouped, groups, groupCeilings = append(grouped, name), append(groups, g), append(groupCeilings, int32(n))
+		}
+	}
 	var (
 		region *string // NULL: no placement
 		labels []string
@@ -75,7 +82,8 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 		region, labels = &pl.Region, labelsArg(pl.Labels)
 	}
 	rows, err := s.pool.Query(ctx, claimSQL, p.Worker, s.now(p.Now), p.Lease, int32(max(1, p.Limit)),
-		names, ceilings, append([]string{}, p.Exclude...), region, labels, reserved, slots, store.WorkerTimeout)
+		names, ceilings, append([]string{}, p.Exclude...), region, labels, reserved, slots, store.WorkerTimeout,
+		grouped, groups, groupCeilings)
 	if err != nil {
 		return nil, fmt.Errorf("claim run: %w", err)
 	}
@@ -196,6 +204,9 @@ func (s *Store) RunCount(ctx context.Context, p *store.RunCountParams) (map[rout
 	}
 	if p.Routine != "" {
 		w.add("routine = ?", p.Routine)
+	}
+	if p.Routines != nil {
+		w.add("routine = ANY(?)", p.Routines)
 	}
 	rows, err := s.pool.Query(ctx, "SELECT state, count(*) FROM runs"+w.sql()+" GROUP BY state", w.args...)
 	if err != nil {

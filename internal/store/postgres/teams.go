@@ -25,10 +25,11 @@ const (
 	tokenListSQL   = `SELECT ` + tokenColumns + ` FROM api_tokens WHERE $1 = '' OR namespace = $1 ORDER BY name`
 	tokenRevokeSQL = `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $3)
 		WHERE (name = $1 OR id = $1) AND ($2 = '' OR namespace = $2) RETURNING ` + tokenColumns
-	namespacePutSQL = `INSERT INTO namespaces (name, regions, updated_at) VALUES ($1, $2, $3)
-		ON CONFLICT (name) DO UPDATE SET regions = excluded.regions, updated_at = excluded.updated_at`
-	namespaceColumns = `name, regions, updated_at`
-	actionInsertSQL  = `INSERT INTO audit_log (time, actor, role, namespace, source, action, target, outcome, detail)
+	namespaceColumns = `name, regions, max_running, max_queued, updated_at`
+	namespacePutSQL  = `INSERT INTO namespaces (` + namespaceColumns + `) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET regions = excluded.regions, max_running = excluded.max_running,
+			max_queued = excluded.max_queued, updated_at = excluded.updated_at`
+	actionInsertSQL = `INSERT INTO audit_log (time, actor, role, namespace, source, action, target, outcome, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 )
 
@@ -126,13 +127,13 @@ func scanToken(row pgx.Row) (*store.Token, error) {
 	return &t, nil
 }
 
-// NamespacePut creates or replaces a namespace's policy.
+// NamespacePut creates or replaces a namespace's whole policy.
 func (s *Store) NamespacePut(ctx context.Context, ns *store.Namespace) error {
 	regions := ns.Regions
 	if regions == nil {
 		regions = []string{}
 	}
-	if _, err := s.pool.Exec(ctx, namespacePutSQL, ns.Name, regions, ns.UpdatedAt); err != nil {
+	if _, err := s.pool.Exec(ctx, namespacePutSQL, ns.Name, regions, ns.MaxRunning, ns.MaxQueued, ns.UpdatedAt); err != nil {
 		return fmt.Errorf("put namespace %s: %w", ns.Name, err)
 	}
 	return nil
@@ -165,7 +166,7 @@ func (s *Store) NamespaceList(ctx context.Context) ([]*store.Namespace, error) {
 
 func scanNamespace(row pgx.Row) (*store.Namespace, error) {
 	var ns store.Namespace
-	if err := row.Scan(&ns.Name, &ns.Regions, &ns.UpdatedAt); err != nil {
+	if err := row.Scan(&ns.Name, &ns.Regions, &ns.MaxRunning, &ns.MaxQueued, &ns.UpdatedAt); err != nil {
 		return nil, err
 	}
 	if len(ns.Regions) == 0 {

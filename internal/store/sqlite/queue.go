@@ -116,13 +116,13 @@ func (s *Store) RunClaim(ctx context.Context, p *store.RunClaimParams) ([]*store
 		}
 		for range max(1, p.Limit) {
 			var busy map[string]int
-			if len(p.Ceilings) > 0 || len(p.Reserved) > 0 {
+			if len(p.Ceilings) > 0 || len(p.GroupCeilings) > 0 || len(p.Reserved) > 0 {
 				var err error
 				if busy, err = busyRoutines(ctx, tx.StmtContext(ctx, s.claimBusy), now); err != nil {
 					return err
 				}
 			}
-			full, err := fullRoutines(busy, p.Ceilings, p.Exclude)
+			full, err := fullRoutines(busy, p)
 			if err != nil {
 				return err
 			}
@@ -180,14 +180,28 @@ func busyRoutines(ctx context.Context, busy *sql.Stmt, now int64) (map[string]in
 	return counts, rows.Err()
 }
 
-// fullRoutines returns, as a JSON list, the routines with a ceiling that
+// fullRoutines returns, as a JSON list, the routines of p.Ceilings that
 // have as many running runs holding a slot (busy) as their ceiling
-// allows. Excluded routines are listed too.
-func fullRoutines(busy, ceilings map[string]int, exclude []string) (string, error) {
-	full := append([]string{}, exclude...) // "[]", not "null"
+// allows, and the routines of the groups of p.GroupCeilings whose
+// routines together have as many. p.Exclude is listed too.
+func fullRoutines(busy map[string]int, p *store.RunClaimParams) (string, error) {
+	full := append([]string{}, p.Exclude...) // "[]", not "null"
 	for name, n := range busy {
-		if limit := ceilings[name]; limit > 0 && n >= limit {
+		if limit := p.Ceilings[name]; limit > 0 && n >= limit {
 			full = append(full, name)
+		}
+	}
+	if len(p.GroupCeilings) > 0 {
+		groupBusy := map[string]int{}
+		for name, n := range busy {
+			if g, ok := p.Groups[name]; ok {
+				groupBusy[g] += n
+			}
+		}
+		for name, g := range p.Groups {
+			if limit := p.GroupCeilings[g]; limit > 0 && groupBusy[g] >= limit {
+				full = append(full, name)
+			}
 		}
 	}
 	b, err := json.Marshal(full)
@@ -379,6 +393,11 @@ func (s *Store) RunCount(ctx context.Context, p *store.RunCountParams) (map[rout
 	if p.Routine != "" {
 		where = append(where, "routine = ?")
 		args = append(args, p.Routine)
+	}
+	if p.Routines != nil {
+		names, _ := json.Marshal(p.Routines)
+		where = append(where, "routine IN (SELECT value FROM json_each(?))")
+		args = append(args, string(names))
 	}
 	q := "SELECT state, COUNT(*) FROM runs"
 	if len(where) > 0 {

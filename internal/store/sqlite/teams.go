@@ -21,13 +21,14 @@ const (
 	// of the transaction makes the look and the insert one step.
 	tokenBootstrapSQL = `INSERT INTO api_tokens (` + tokenColumns + `)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, NULL WHERE NOT EXISTS (SELECT 1 FROM api_tokens)`
-	tokenByHashSQL  = `SELECT ` + tokenColumns + ` FROM api_tokens WHERE hash = ?`
-	tokenFindSQL    = `SELECT ` + tokenColumns + ` FROM api_tokens WHERE (name = ?1 OR id = ?1) AND (?2 = '' OR namespace = ?2)`
-	tokenRevokeSQL  = `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`
-	namespacePutSQL = `INSERT INTO namespaces (name, regions, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET regions = excluded.regions, updated_at = excluded.updated_at`
-	namespaceColumns = `name, regions, updated_at`
-	actionInsertSQL  = `INSERT INTO audit_log (time, actor, role, namespace, source, action, target, outcome, detail)
+	tokenByHashSQL   = `SELECT ` + tokenColumns + ` FROM api_tokens WHERE hash = ?`
+	tokenFindSQL     = `SELECT ` + tokenColumns + ` FROM api_tokens WHERE (name = ?1 OR id = ?1) AND (?2 = '' OR namespace = ?2)`
+	tokenRevokeSQL   = `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`
+	namespaceColumns = `name, regions, max_running, max_queued, updated_at`
+	namespacePutSQL  = `INSERT INTO namespaces (` + namespaceColumns + `) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET regions = excluded.regions, max_running = excluded.max_running,
+			max_queued = excluded.max_queued, updated_at = excluded.updated_at`
+	actionInsertSQL = `INSERT INTO audit_log (time, actor, role, namespace, source, action, target, outcome, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
@@ -158,14 +159,14 @@ func scanToken(row interface{ Scan(...any) error }) (*store.Token, error) {
 	return &t, nil
 }
 
-// NamespacePut creates or replaces a namespace's policy.
+// NamespacePut creates or replaces a namespace's whole policy.
 func (s *Store) NamespacePut(ctx context.Context, ns *store.Namespace) error {
 	regions, err := json.Marshal(nonNil(ns.Regions))
 	if err != nil {
 		return err
 	}
 	err = s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, namespacePutSQL, ns.Name, string(regions), ns.UpdatedAt.UnixMicro())
+		_, err := tx.ExecContext(ctx, namespacePutSQL, ns.Name, string(regions), ns.MaxRunning, ns.MaxQueued, ns.UpdatedAt.UnixMicro())
 		return err
 	})
 	if err != nil {
@@ -220,7 +221,7 @@ func scanNamespace(row interface{ Scan(...any) error }) (*store.Namespace, error
 		regions string
 		updated int64
 	)
-	if err := row.Scan(&ns.Name, &regions, &updated); err != nil {
+	if err := row.Scan(&ns.Name, &regions, &ns.MaxRunning, &ns.MaxQueued, &updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(regions), &ns.Regions); err != nil {

@@ -391,6 +391,9 @@ func exerciseQueue(t *testing.T, open func(t *testing.T) store.Store) {
 			{"routine and states", store.RunCountParams{Routine: "a",
 				States: []routine.State{routine.StateRunning, routine.StateFailed}},
 				map[routine.State]int{routine.StateRunning: 1}},
+			{"routines", store.RunCountParams{Routines: []string{"b", "c"}, States: []routine.State{routine.StateQueued}},
+				map[routine.State]int{routine.StateQueued: 1}},
+			{"no routines", store.RunCountParams{Routines: []string{}}, map[routine.State]int{}},
 		} {
 			got, err := b.s.RunCount(b.ctx, &tc.p)
 			if err != nil {

@@ -33,6 +33,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("State", func(t *testing.T) { t.Parallel(); exerciseState(t, open) })
 	t.Run("Queue", func(t *testing.T) { t.Parallel(); exerciseQueue(t, open) })
 	t.Run("Placement", func(t *testing.T) { t.Parallel(); exercisePlacement(t, open) })
+	t.Run("GroupCeilings", func(t *testing.T) { t.Parallel(); exerciseGroupCeilings(t, open) })
 	t.Run("FleetReserved", func(t *testing.T) { exerciseFleetReserved(t, open) })
 	t.Run("Dedupe", func(t *testing.T) { t.Parallel(); exerciseDedupe(t, open) })
 	t.Run("Owners", func(t *testing.T) { t.Parallel(); exerciseOwners(t, open) })

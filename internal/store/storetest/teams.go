@@ -137,7 +137,7 @@ func exerciseTeams(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		for _, ns := range []*store.Namespace{
 			{Name: "eu", Regions: []string{"eu-west"}, UpdatedAt: at(0)},
-			{Name: "eu", Regions: []string{"eu-west", "eu-central"}, UpdatedAt: at(time.Hour)},
+			{Name: "eu", Regions: []string{"eu-west", "eu-central"}, MaxRunning: 3, MaxQueued: 50, UpdatedAt: at(time.Hour)},
 			{Name: "any", UpdatedAt: at(0)},
 		} {
 			if err := b.s.NamespacePut(b.ctx, ns); err != nil {
@@ -145,14 +145,16 @@ func exerciseTeams(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		}
 		got, err := b.s.NamespaceGet(b.ctx, "eu")
-		if err != nil || !slices.Equal(got.Regions, []string{"eu-west", "eu-central"}) || !got.UpdatedAt.Equal(stored(at(time.Hour))) {
+		if err != nil || !slices.Equal(got.Regions, []string{"eu-west", "eu-central"}) || got.MaxRunning != 3 || got.MaxQueued != 50 ||
+			!got.UpdatedAt.Equal(stored(at(time.Hour))) {
 			t.Fatalf("NamespaceGet = %+v, %v", got, err)
 		}
 		if !got.AllowsRegion("eu-central") || got.AllowsRegion("us-east") || got.AllowsRegion("") {
 			t.Errorf("AllowsRegion of %v is wrong", got.Regions)
 		}
 		list, err := b.s.NamespaceList(b.ctx)
-		if err != nil || len(list) != 2 || list[0].Name != "any" || list[0].Regions != nil || list[1].Name != "eu" {
+		if err != nil || len(list) != 2 || list[0].Name != "any" || list[0].Regions != nil || list[0].MaxRunning != 0 ||
+			list[1].Name != "eu" || list[1].MaxQueued != 50 {
 			t.Fatalf("NamespaceList = %+v, %v", list, err)
 		}
 	})

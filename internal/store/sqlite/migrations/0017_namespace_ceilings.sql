@@ -1,0 +1,10 @@
+-- Ceilings of a namespace (docs/teams.md): the most runs of its routines
+-- that may be running at once across the fleet (enforced by the claim)
+-- and queued (a new run past it is refused); 0 for no ceiling.
+ALTER TABLE namespaces ADD COLUMN max_running INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE namespaces ADD COLUMN max_queued INTEGER NOT NULL DEFAULT 0;
+
+-- The queued runs of a namespace are counted by its routines' names at
+-- every check of its max_queued that its estimate cannot answer: a seek
+-- per routine, not a walk of the whole backlog.
+CREATE INDEX runs_routine_state ON runs (routine, state);
