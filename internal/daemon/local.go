@@ -209,6 +209,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	// its answer); intake is refused first, then triggers stop, then the
 	// runs in flight get their grace.
 	d.services.Add("listener", listener(d.api, cfg.Listener, cfg.Limits, cfg.TLS, d.served))
+	d.services.Add("namespace ceilings", NamespaceCeilings(cfg.Store, catalog, logger))
 	d.services.Add("executor", Executor(sched))
 	d.services.Add("triggers", triggers)
 	d.services.Add("reloader", NewReloader(ReloaderConfig{

@@ -204,6 +204,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	}
 	d.services.Add("revisions", revisions)
 	if sched != nil {
+		d.services.Add("namespace ceilings", NamespaceCeilings(cfg.Store, catalog, logger))
 		d.services.Add("executor", Executor(sched))
 	}
 	if triggers != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/routines-dev/routines/internal/bundle"
-	"github.com/routines-dev/routines/internal/repeat"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/spec"
@@ -31,8 +30,7 @@ type Revisions struct {
 	mu     sync.Mutex
 	loaded map[string]*routine.Routine // by hash; held in the cache for the process's life
 	holds  []func()
-	stop   chan struct{}
-	done   chan struct{}
+	poller *Poller
 }
 
 // RevisionsConfig is what Revisions is built from. Store and Cache are
@@ -58,52 +56,23 @@ func NewRevisions(cfg RevisionsConfig) *Revisions {
 	}
 	rv := &Revisions{cfg: cfg, loaded: map[string]*routine.Routine{}}
 	rv.catalog = scheduler.NewRevisionCatalog(nil, rv.Load)
+	rv.poller = &Poller{Sync: rv.Sync, Poll: cfg.Poll, Logger: cfg.Logger,
+		Failed: "read the current revisions; the ones read before are served", Recovered: "current revisions read again"}
 	return rv
 }
 
 // Catalog is the catalog the service keeps.
 func (rv *Revisions) Catalog() *scheduler.Catalog { return rv.catalog }
 
-// Start loads the current revisions, then keeps reading them until Stop.
-// A store it cannot read at start is an error; later, a failed read is
-// logged (once while it lasts, see repeat) and tried again at the next
-// poll.
+// Start loads the current revisions, then keeps reading them every Poll
+// until Stop (see Poller).
 func (rv *Revisions) Start(ctx context.Context) error {
-	if err := rv.Sync(ctx); err != nil {
-		return err
-	}
-	rv.stop, rv.done = make(chan struct{}), make(chan struct{})
-	failing := repeat.New(nil)
-	go func() {
-		defer close(rv.done)
-		t := time.NewTicker(rv.cfg.Poll)
-		defer t.Stop()
-		for {
-			select {
-			case <-rv.stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				// A store that is down fails every poll: logged once,
-				// then at a backoff, and its recovery once.
-				if err := rv.Sync(ctx); err != nil {
-					failing.Log(rv.cfg.Logger, slog.LevelError, "", "read the current revisions; the ones read before are served", "err", err)
-				} else {
-					failing.Recovered(rv.cfg.Logger, "", "current revisions read again")
-				}
-			}
-		}
-	}()
-	return nil
+	return rv.poller.Start(ctx)
 }
 
 // Stop stops the polling and lets the cache evict what it held.
-func (rv *Revisions) Stop(context.Context) error {
-	if rv.stop != nil {
-		close(rv.stop)
-		<-rv.done
-	}
+func (rv *Revisions) Stop(ctx context.Context) error {
+	_ = rv.poller.Stop(ctx)
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	for _, release := range rv.holds {

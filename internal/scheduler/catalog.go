@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/routines-dev/routines/internal/routine"
+	"github.com/routines-dev/routines/internal/store"
 )
 
 // Catalog holds the routines the daemon knows, by name: their current
@@ -14,6 +15,9 @@ import (
 type Catalog struct {
 	mu       sync.RWMutex
 	routines map[string]*routine.Routine
+	// namespaces maps the namespaces with a max_running to it; empty:
+	// none has one (the claims' fast path).
+	namespaces map[string]int
 	// revision finds a routine at a revision other than the current one;
 	// nil: the current one serves every run (a local daemon runs the
 	// routine files as they are now).
@@ -92,6 +96,37 @@ func (c *Catalog) Ceilings() map[string]int {
 		}
 	}
 	return out
+}
+
+// SetNamespaceCeilings replaces the ceilings of namespaces: the most runs
+// of a namespace's routines that may be running at once (max_running),
+// by namespace name; a namespace not in the map has none.
+func (c *Catalog) SetNamespaceCeilings(ceilings map[string]int) {
+	c.mu.Lock()
+	c.namespaces = ceilings
+	c.mu.Unlock()
+}
+
+// Groups returns the ceilings of namespaces as store.RunClaimParams wants
+// them: the namespace of each routine of a namespace with a ceiling, and
+// those ceilings. Both are nil when no namespace has one.
+func (c *Catalog) Groups() (groups map[string]string, ceilings map[string]int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(c.namespaces) == 0 {
+		return nil, nil
+	}
+	groups = map[string]string{}
+	for name, r := range c.routines {
+		ns := r.Namespace
+		if ns == "" {
+			ns = store.DefaultNamespace
+		}
+		if c.namespaces[ns] > 0 {
+			groups[name] = ns
+		}
+	}
+	return groups, c.namespaces
 }
 
 // Remove forgets the routine called name.

@@ -234,15 +234,18 @@ func (s *Scheduler) claim() int {
 	if limit == 0 {
 		return 0
 	}
+	groups, groupCeilings := s.cfg.Catalog.Groups()
 	runs, err := s.cfg.Store.RunClaim(s.runCtx, &store.RunClaimParams{
-		Worker:    s.cfg.Worker,
-		Now:       s.cfg.Clock.Now(),
-		Lease:     s.cfg.Lease,
-		Ceilings:  s.cfg.Catalog.Ceilings(),
-		Exclude:   exclude,
-		Reserved:  reserved,
-		Limit:     limit,
-		Placement: s.cfg.Placement,
+		Worker:        s.cfg.Worker,
+		Now:           s.cfg.Clock.Now(),
+		Lease:         s.cfg.Lease,
+		Ceilings:      s.cfg.Catalog.Ceilings(),
+		Groups:        groups,
+		GroupCeilings: groupCeilings,
+		Exclude:       exclude,
+		Reserved:      reserved,
+		Limit:         limit,
+		Placement:     s.cfg.Placement,
 	})
 	if err != nil {
 		s.log.Log(s.runCtx, store.LogLevel(err, slog.LevelError), "claim runs", "err", err)
