@@ -31,11 +31,25 @@ type NewToken struct {
 }
 
 // Namespace is the policy of a namespace (GET /v1/namespaces, PUT
-// /v1/namespaces/<name>): the regions its runs may execute in, [] for any.
+// /v1/namespaces/<name>): the regions its runs may execute in, [] for any,
+// and its ceilings, 0 for none: the most runs of its routines running at
+// once across the fleet, and queued.
 type Namespace struct {
-	Name      string    `json:"name"`
-	Regions   []string  `json:"regions"`
-	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	Name       string    `json:"name"`
+	Regions    []string  `json:"regions"`
+	MaxRunning int       `json:"max_running"`
+	MaxQueued  int       `json:"max_queued"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// NamespaceSet is the body of PUT /v1/namespaces/<name>: the fields of the
+// policy to change. A field left out keeps its value (a namespace never
+// set has any region and no ceilings), so that setting one never clears
+// another.
+type NamespaceSet struct {
+	Regions    *[]string `json:"regions,omitempty"`
+	MaxRunning *int      `json:"max_running,omitempty"`
+	MaxQueued  *int      `json:"max_queued,omitempty"`
 }
 
 // Action is one record of the trail of actions (GET /v1/audit).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,13 +123,15 @@ func newNamespacesCmd(g *globals) *cobra.Command {
 	var d deployment
 	cmd := &cobra.Command{
 		Use:   "namespaces",
-		Short: "The policies of a deployment's namespaces: list, or pin one to regions (an operator's)",
+		Short: "The policies of a deployment's namespaces: list, or set one's regions and ceilings (an operator's)",
 		Long: "A namespace holds routines, their revisions, runs, events and secrets; a token sees only its own.\n" +
 			"set pins a namespace to regions: a push of a routine that asks for another region (or none) is refused,\n" +
-			"so its runs execute only on workers of those regions. Docs: " + teamsDocs,
+			"so its runs execute only on workers of those regions. It also sets the namespace's ceilings: the most\n" +
+			"runs of its routines running at once across the fleet (--max-running), and queued (--max-queued: a run\n" +
+			"past it is refused with 429). Docs: " + teamsDocs,
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return invalid(errors.New("namespaces needs a command: routines namespaces list, or set NS --regions R1,R2"))
+			return invalid(errors.New("namespaces needs a command: routines namespaces list, or set NS --regions R1,R2 --max-running N --max-queued N"))
 		},
 	}
 	list := &cobra.Command{
@@ -147,49 +150,80 @@ func newNamespacesCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return writeJSON(g.deps.Stdout, list)
 			}
-			rows := [][]string{{"NAMESPACE", "REGIONS", "UPDATED (UTC)"}}
+			rows := [][]string{{"NAMESPACE", "REGIONS", "MAX RUNNING", "MAX QUEUED", "UPDATED (UTC)"}}
 			for _, ns := range list {
-				rows = append(rows, []string{ns.Name, regionsText(ns.Regions), stamp(&ns.UpdatedAt)})
+				rows = append(rows, []string{ns.Name, regionsText(ns.Regions), ceilingText(ns.MaxRunning), ceilingText(ns.MaxQueued), stamp(&ns.UpdatedAt)})
 			}
 			return table(g.deps.Stdout, rows)
 		},
 	}
-	var regions string
+	var (
+		regions               string
+		maxRunning, maxQueued int
+	)
 	set := &cobra.Command{
-		Use:   "set NS --regions R1,R2",
-		Short: "Pin a namespace to regions (--regions '' lets it run anywhere again)",
+		Use:   "set NS [--regions R1,R2] [--max-running N] [--max-queued N]",
+		Short: "Set a namespace's regions and ceilings; the flags left out keep their value (0 lifts a ceiling, --regions '' a pin)",
 		Args:  argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("regions") {
-				return invalidf("namespaces set needs --regions, such as --regions eu-west,eu-central (or '' for any region)")
+			var in api.NamespaceSet
+			if cmd.Flags().Changed("regions") {
+				list := []string{}
+				for _, r := range strings.Split(regions, ",") {
+					if r = strings.TrimSpace(r); r != "" {
+						list = append(list, r)
+					}
+				}
+				in.Regions = &list
+			}
+			for _, f := range []struct {
+				flag string
+				v    int
+				to   **int
+			}{{"max-running", maxRunning, &in.MaxRunning}, {"max-queued", maxQueued, &in.MaxQueued}} {
+				if !cmd.Flags().Changed(f.flag) {
+					continue
+				}
+				if f.v < 0 {
+					return invalidf("--%s %d: want 0 or more (0 lifts the ceiling)", f.flag, f.v)
+				}
+				*f.to = &f.v
+			}
+			if in == (api.NamespaceSet{}) {
+				return invalidf("namespaces set needs --regions, --max-running or --max-queued, such as --regions eu-west,eu-central --max-running 10")
 			}
 			c, err := g.deploymentClient(&d)
 			if err != nil {
 				return err
 			}
-			ns := api.Namespace{Name: args[0], Regions: []string{}}
-			for _, r := range strings.Split(regions, ",") {
-				if r = strings.TrimSpace(r); r != "" {
-					ns.Regions = append(ns.Regions, r)
-				}
-			}
-			out, err := c.SetNamespace(cmd.Context(), ns)
+			out, err := c.SetNamespace(cmd.Context(), args[0], in)
 			if err != nil {
 				return g.apiErr(err)
 			}
 			if g.output == "json" {
 				return writeJSON(g.deps.Stdout, out)
 			}
-			_, err = fmt.Fprintf(g.deps.Stdout, "namespace %s runs in: %s\n", out.Name, regionsText(out.Regions))
+			_, err = fmt.Fprintf(g.deps.Stdout, "namespace %s runs in: %s; running at once: %s; queued: %s\n",
+				out.Name, regionsText(out.Regions), ceilingText(out.MaxRunning), ceilingText(out.MaxQueued))
 			return err
 		},
 	}
-	set.Flags().StringVar(&regions, "regions", "", "the regions its runs may execute in, comma-separated")
+	set.Flags().StringVar(&regions, "regions", "", "the regions its runs may execute in, comma-separated ('' for any)")
+	set.Flags().IntVar(&maxRunning, "max-running", 0, "the most runs of its routines running at once across the fleet (0: no ceiling)")
+	set.Flags().IntVar(&maxQueued, "max-queued", 0, "the most runs of its routines queued; a run past it is refused with 429 (0: no ceiling)")
 	for _, c := range []*cobra.Command{list, set} {
 		d.flags(c)
 	}
 	cmd.AddCommand(list, set)
 	return cmd
+}
+
+// ceilingText is a ceiling of a namespace as the tables show it.
+func ceilingText(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return strconv.Itoa(n)
 }
 
 func regionsText(regions []string) string {

@@ -41,10 +41,12 @@ func (c *Client) ListNamespaces(ctx context.Context) ([]api.Namespace, error) {
 	return list, err
 }
 
-// SetNamespace sets the policy of a namespace (PUT /v1/namespaces/<name>).
-func (c *Client) SetNamespace(ctx context.Context, ns api.Namespace) (*api.Namespace, error) {
+// SetNamespace changes the fields of the policy of namespace name that
+// set holds, keeping the others (PUT /v1/namespaces/<name>), and returns
+// the whole policy.
+func (c *Client) SetNamespace(ctx context.Context, name string, set api.NamespaceSet) (*api.Namespace, error) {
 	var out api.Namespace
-	err := c.do(ctx, http.MethodPut, "/v1/namespaces/"+url.PathEscape(ns.Name), ns, &out)
+	err := c.do(ctx, http.MethodPut, "/v1/namespaces/"+url.PathEscape(name), set, &out)
 	return &out, err
 }
 

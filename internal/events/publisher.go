@@ -102,18 +102,18 @@ func New(routines Routines, queue *scheduler.Queue, logger *slog.Logger) *Publis
 	return &Publisher{routines: routines, queue: queue, log: logger}
 }
 
-// Listeners returns how many runs an event of this name would make (or
-// fold into) now: one for each routine that listens to it. The API checks
-// its backlog with it before it publishes. ns keeps it to a namespace,
-// as Event.Namespace.
-func (p *Publisher) Listeners(name, ns string) int {
-	n := 0
+// Listeners returns the routines that listen to an event of this name
+// now: an event makes (or folds into) a run of each. The API checks its
+// backlog, and the namespaces' ceilings, with them before it publishes.
+// ns keeps them to a namespace, as Event.Namespace.
+func (p *Publisher) Listeners(name, ns string) []*routine.Routine {
+	var out []*routine.Routine
 	for _, rt := range p.routines.All() {
 		if reaches(ns, rt) && listener(rt, name) != nil {
-			n++
+			out = append(out, rt)
 		}
 	}
-	return n
+	return out
 }
 
 // Publish gives every routine that listens to ev a run, or, when the

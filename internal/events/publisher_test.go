@@ -88,7 +88,7 @@ func (b *testBundle) runs(t *testing.T, name string) []*routine.Run {
 func TestPublishFansOutAndDedupes(t *testing.T) {
 	t.Parallel()
 	p, b := setup(t)
-	if n := p.Listeners("cpu.alert", ""); n != 2 {
+	if n := len(p.Listeners("cpu.alert", "")); n != 2 {
 		t.Fatalf("%d listeners of cpu.alert, want 2", n)
 	}
 	first := publish(t, p, &events.Event{Name: "cpu.alert", Payload: json.RawMessage(`{"host":"web1","cpu":97}`)})
@@ -152,7 +152,7 @@ func TestPublishUnheardAndUnkeyed(t *testing.T) {
 	p, b := setup(t)
 	// Nobody listens: no runs, and lists that are [] in JSON.
 	res, err := p.Publish(t.Context(), &events.Event{Name: "nobody.cares"})
-	if err != nil || len(res.Runs) != 0 || res.Runs == nil || res.RunIDs == nil || p.Listeners("nobody.cares", "") != 0 {
+	if err != nil || len(res.Runs) != 0 || res.Runs == nil || res.RunIDs == nil || len(p.Listeners("nobody.cares", "")) != 0 {
 		t.Fatalf("unheard: %+v %v", res, err)
 	}
 	// No data is {}; a key field missing runs alert undeduplicated, each time.

@@ -31,6 +31,9 @@ const (
 	ReasonFiltered = "filtered"
 	// ReasonQueueFull: the backlog was at --max-queued (429).
 	ReasonQueueFull = "queue_full"
+	// ReasonNamespaceFull: the routine's namespace had as many runs
+	// queued as its max_queued allows (429).
+	ReasonNamespaceFull = "namespace_full"
 	// ReasonRateLimited: the caller's token, or the webhook path, Slack
 	// commands' path or event name, was past its rate limit (429).
 	ReasonRateLimited = "rate_limited"

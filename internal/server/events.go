@@ -41,7 +41,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if n := s.events.Listeners(ev.Name, ev.Namespace); n > 0 && s.full(w, r, n, events.TriggerKind, nil) {
+	if ls := s.events.Listeners(ev.Name, ev.Namespace); len(ls) > 0 && s.full(w, r, events.TriggerKind, nil, ls...) {
 		return
 	}
 	res, err := s.events.Publish(r.Context(), ev)

@@ -198,7 +198,7 @@ func (s *Server) ingressKey(r *http.Request) string {
 	case events.TriggerKind:
 		name := strings.TrimPrefix(r.URL.Path, "/v1/events/")
 		// Any namespace's listener gives the name a bucket of its own.
-		if s.events.Listeners(name, "") == 0 {
+		if len(s.events.Listeners(name, "")) == 0 {
 			name = ""
 		}
 		return kind + ":" + name

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -112,6 +113,9 @@ type Server struct {
 	stopping context.Context
 	stop     context.CancelFunc
 	backlog  backlog
+	// ceilings caches the max_queued of namespaces and the estimates of
+	// their queued runs.
+	ceilings queuedCeilings
 	bodies   bodyBudget
 	rates    *rateLimiter
 	// events publishes the events posted to /v1/events, through Queue to
@@ -219,37 +223,69 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.withBodyBudget(w, r, s.mux)
 }
 
-// full reports whether the backlog is at its bound, and answers 429 if so;
-// otherwise it counts the adding runs about to be queued. The queued runs
-// are counted in the store at most every backlogRecount (or longer), and whenever the
-// estimate says full, so a 429 always rests on a fresh count. The estimate
-// never misses a run queued through this server (claimed runs make it high
-// until the next count); runs queued otherwise (triggers, another process)
-// are seen within backlogRecount. A refusal is counted as one of a
-// request of a trigger of kind for rt.
-func (s *Server) full(w http.ResponseWriter, r *http.Request, adding int, kind string, rt *routine.Routine) bool {
-	b := &s.backlog
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.at.IsZero() || time.Since(b.at) > b.trust || b.n+adding > s.cfg.MaxQueued {
-		start := time.Now()
-		n, err := s.cfg.Store.RunCount(r.Context(), &store.RunCountParams{States: []routine.State{routine.StateQueued}})
-		if err != nil {
-			s.rejected(kind, rt, metrics.ReasonError)
-			writeFailure(w, r, err)
-			return true
-		}
-		b.n, b.at = n[routine.StateQueued], time.Now()
-		b.trust = max(backlogRecount, 10*b.at.Sub(start))
+// full reports whether a run of each routine of queuing may not be
+// queued now, and answers 429 if so: when the namespace of one has a
+// max_queued (ceilings.go) and that many runs queued, or when the
+// backlog is at MaxQueued. Otherwise it counts the runs about to be
+// queued. The queued runs are counted in the store at most every
+// backlogRecount (or longer), and whenever the estimate says full, so a
+// 429 always rests on a fresh count. The estimate never misses a run
+// queued through this server (claimed runs make it high until the next
+// count); runs queued otherwise (triggers, another process) are seen
+// within backlogRecount. A refusal is counted as one of a request of a
+// trigger of kind for rt.
+func (s *Server) full(w http.ResponseWriter, r *http.Request, kind string, rt *routine.Routine, queuing ...*routine.Routine) bool {
+	ns, limit, err := s.namespaceFull(r.Context(), queuing)
+	ok := ns == ""
+	if ok && err == nil {
+		ok, err = s.backlog.admit(len(queuing), s.cfg.MaxQueued, func() (int, error) {
+			return s.countQueued(r.Context(), nil)
+		})
 	}
-	if b.n >= s.cfg.MaxQueued {
+	switch {
+	case err != nil:
+		s.rejected(kind, rt, metrics.ReasonError)
+		writeFailure(w, r, err)
+	case ns != "":
+		s.rejected(kind, rt, metrics.ReasonNamespaceFull)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
+			"namespace %s is at its ceiling of %d queued runs (max_queued); retry later, once some have started", ns, limit))
+	case !ok:
 		s.rejected(kind, rt, metrics.ReasonQueueFull)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "the queue is full ("+strconv.Itoa(s.cfg.MaxQueued)+" runs queued); retry later")
-		return true
+	}
+	return err != nil || !ok
+}
+
+// admit reports whether adding runs may be queued under limit, and counts
+// them in the estimate if so; count counts the queued runs in the store
+// when the estimate is stale or says full (see full).
+func (b *backlog) admit(adding, limit int, count func() (int, error)) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.at.IsZero() || time.Since(b.at) > b.trust || b.n+adding > limit {
+		start := time.Now()
+		n, err := count()
+		if err != nil {
+			return false, err
+		}
+		b.n, b.at = n, time.Now()
+		b.trust = max(backlogRecount, 10*b.at.Sub(start))
+	}
+	if b.n >= limit {
+		return false, nil
 	}
 	b.n += adding
-	return false
+	return true, nil
+}
+
+// countQueued counts the queued runs in the store: of routines only,
+// when not nil.
+func (s *Server) countQueued(ctx context.Context, routines []string) (int, error) {
+	n, err := s.cfg.Store.RunCount(ctx, &store.RunCountParams{Routines: routines, States: []routine.State{routine.StateQueued}})
+	return n[routine.StateQueued], err
 }
 
 // enqueue queues a run and answers 202 with its id, or, with ?wait=D,
@@ -261,7 +297,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, rt *routine.Rou
 // enqueueRequest is enqueue of any request (a replay).
 func (s *Server) enqueueRequest(w http.ResponseWriter, r *http.Request, req *scheduler.Request) {
 	wait, ok := s.parseWait(w, r)
-	if !ok || s.full(w, r, 1, req.Trigger.Kind, req.Routine) {
+	if !ok || s.full(w, r, req.Trigger.Kind, req.Routine, req.Routine) {
 		return
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), req)

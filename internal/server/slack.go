@@ -112,7 +112,7 @@ func (s *Server) slackCommand(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, r, err)
 		return
 	}
-	if s.full(w, r, 1, TriggerSlackCommand, rt) {
+	if s.full(w, r, TriggerSlackCommand, rt, rt) {
 		return
 	}
 	run, _, err := s.cfg.Queue.Enqueue(r.Context(), &scheduler.Request{Routine: rt, Trigger: routine.TriggerInfo{Kind: TriggerSlackCommand, Payload: payload}})

@@ -183,26 +183,53 @@ func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// setNamespace answers PUT /v1/namespaces/<name>, body {"regions": […]}:
-// the namespace's runs execute only in those regions from then on, and a
-// push of a routine that asks for another, or none, is refused. A routine
-// of the namespace served already that asks for another region is
-// refused here, by name: it would keep running there.
+// setNamespace answers PUT /v1/namespaces/<name>, body api.NamespaceSet:
+// it changes the fields of the namespace's policy that the body holds and
+// keeps the others, and answers the whole policy. With regions, the
+// namespace's runs execute only in those from then on, and a push of a
+// routine that asks for another, or none, is refused; a routine of the
+// namespace served already that asks for another region is refused here,
+// by name: it would keep running there. max_running and max_queued are
+// its ceilings, 0 for none (see docs/teams.md).
 func (s *Server) setNamespace(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := checkName("namespace", name); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var in api.Namespace
+	var in api.NamespaceSet
 	if !readJSON(w, r, &in) {
 		return
 	}
-	ns := &store.Namespace{Name: name, UpdatedAt: time.Now().UTC()}
-	for _, region := range in.Regions {
-		if region = strings.TrimSpace(region); region != "" {
-			ns.Regions = append(ns.Regions, region)
+	ns, err := s.cfg.Store.NamespaceGet(r.Context(), name)
+	switch {
+	case errors.Is(err, routine.ErrNotFound):
+		ns = &store.Namespace{Name: name}
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if in.Regions != nil {
+		ns.Regions = nil
+		for _, region := range *in.Regions {
+			if region = strings.TrimSpace(region); region != "" {
+				ns.Regions = append(ns.Regions, region)
+			}
 		}
+	}
+	for _, c := range []struct {
+		field string
+		in    *int
+		to    *int
+	}{{"max_running", in.MaxRunning, &ns.MaxRunning}, {"max_queued", in.MaxQueued, &ns.MaxQueued}} {
+		if c.in == nil {
+			continue
+		}
+		if *c.in < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %d: want 0 or more (0: no ceiling)", c.field, *c.in))
+			return
+		}
+		*c.to = *c.in
 	}
 	for _, rt := range s.cfg.Routines.All() {
 		if cmpNamespace(rt.Namespace) == name && !ns.AllowsRegion(rt.Region) {
@@ -211,10 +238,12 @@ func (s *Server) setNamespace(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ns.UpdatedAt = time.Now().UTC()
 	if err := s.cfg.Store.NamespacePut(r.Context(), ns); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	s.ceilings.forget()
 	writeJSON(w, http.StatusOK, apiNamespace(ns))
 }
 
@@ -223,7 +252,7 @@ func apiNamespace(ns *store.Namespace) api.Namespace {
 	if regions == nil {
 		regions = []string{}
 	}
-	return api.Namespace{Name: ns.Name, Regions: regions, UpdatedAt: ns.UpdatedAt}
+	return api.Namespace{Name: ns.Name, Regions: regions, MaxRunning: ns.MaxRunning, MaxQueued: ns.MaxQueued, UpdatedAt: ns.UpdatedAt}
 }
 
 // checkRegion refuses a routine that a namespace's policy keeps out: one
