@@ -21,38 +21,23 @@ import (
 // trail of every action.
 func TestTeamsSecurity(t *testing.T) {
 	t.Parallel()
-	const admin = "bootstrap-admin-0123456789abcdef"
-	db := pgtest.StartServer(t).Database(t)
-	deps := cli.Deps{Getenv: secretEnv(t, map[string]string{"ROUTINES_BOOTSTRAP_TOKEN": admin})}
-	srv := clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db), "--addr", "127.0.0.1:0")...)
+	const admin = teamsAdmin
+	d := setupTeams(t)
 	// A second replica, which caches tokens of its own.
-	replica := clitest.StartRemoteWith(t, deps, "server", append(deploymentArgs(t, db), "--addr", "127.0.0.1:0")...)
-	clitest.StartRemoteWith(t, deps, "worker", append(deploymentArgs(t, db), "--slots", "2", "--region", "eu-west")...)
-	base := "http://" + srv.Addr
+	replica := d.start(t, "server", "--addr", "127.0.0.1:0")
+	d.start(t, "worker", "--slots", "2", "--region", "eu-west")
+	base := d.base
 	as := func(token string, args ...string) (int, string, string) {
 		t.Helper()
-		env := map[string]string{"ROUTINES_SERVER": base, "ROUTINES_TOKEN": token}
-		return clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env)}, args...)
+		return d.as(t, token, args...)
 	}
 	newToken := func(name, role, ns string, extra ...string) string {
 		t.Helper()
-		code, out, errOut := as(admin, append([]string{"tokens", "create", "--name", name, "--role", role, "--namespace", ns}, extra...)...)
-		if code != 0 || !strings.HasPrefix(out, "rt_") {
-			t.Fatalf("tokens create %s = %d %q %s", name, code, out, errOut)
-		}
-		return strings.TrimSpace(out)
+		return d.newToken(t, name, role, ns, extra...)
 	}
 	callAt := func(base, token, method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiCall(t, base, token, method, path, body)
 	}
 	call := func(token, method, path, body string) (int, string) {
 		t.Helper()
@@ -240,4 +225,61 @@ func TestTeamsSecurity(t *testing.T) {
 			t.Errorf("the trail has no %q; it has %v", want, seen)
 		}
 	}
+}
+
+// teamsAdmin is the bootstrap token of the deployments of setupTeams.
+const teamsAdmin = "bootstrap-admin-0123456789abcdef"
+
+// teams is a deployment on a database of its own with a server whose
+// bootstrap token is teamsAdmin, and the means to act on it as one token
+// or another.
+type teams struct {
+	db   string
+	deps cli.Deps
+	base string // the server's URL
+}
+
+func setupTeams(t *testing.T) *teams {
+	t.Helper()
+	d := &teams{db: pgtest.StartServer(t).Database(t),
+		deps: cli.Deps{Getenv: secretEnv(t, map[string]string{"ROUTINES_BOOTSTRAP_TOKEN": teamsAdmin})}}
+	d.base = "http://" + d.start(t, "server", "--addr", "127.0.0.1:0").Addr
+	return d
+}
+
+// start starts another process of the deployment: a server or a worker.
+func (d *teams) start(t *testing.T, role string, args ...string) *clitest.Daemon {
+	t.Helper()
+	return clitest.StartRemoteWith(t, d.deps, role, append(deploymentArgs(t, d.db), args...)...)
+}
+
+// as runs the command line against the server with token.
+func (d *teams) as(t *testing.T, token string, args ...string) (int, string, string) {
+	t.Helper()
+	env := map[string]string{"ROUTINES_SERVER": d.base, "ROUTINES_TOKEN": token}
+	return clitest.RunCLIWith(t, cli.Deps{Getenv: secretEnv(t, env)}, args...)
+}
+
+// newToken has the admin create a token and returns its value.
+func (d *teams) newToken(t *testing.T, name, role, ns string, extra ...string) string {
+	t.Helper()
+	code, out, errOut := d.as(t, teamsAdmin, append([]string{"tokens", "create", "--name", name, "--role", role, "--namespace", ns}, extra...)...)
+	if code != 0 || !strings.HasPrefix(out, "rt_") {
+		t.Fatalf("tokens create %s = %d %q %s", name, code, out, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+// apiCall calls the API at base with token and returns the status and body.
+func apiCall(t *testing.T, base, token, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
