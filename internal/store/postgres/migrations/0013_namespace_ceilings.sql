@@ -8,7 +8,7 @@ ALTER TABLE namespaces ADD COLUMN max_queued integer NOT NULL DEFAULT 0;
 -- The queued runs of a namespace are counted by its routines' names at
 -- every check of its max_queued that its estimate cannot answer: a seek
 -- per routine, not a walk of the whole backlog.
-CREATE INDEX runs_routine_state ON runs (routine, state);
+CREATE INDEX runs_state_routine ON runs (state, routine);
 
 -- routines_claim as in 0006_rollups.sql (0005_claim_speed.sql says how it
 -- works), with ceilings of groups of routines: p_group_routines[i] is of

@@ -6,5 +6,7 @@ ALTER TABLE namespaces ADD COLUMN max_queued INTEGER NOT NULL DEFAULT 0;
 
 -- The queued runs of a namespace are counted by its routines' names at
 -- every check of its max_queued that its estimate cannot answer: a seek
--- per routine, not a walk of the whole backlog.
-CREATE INDEX runs_routine_state ON runs (routine, state);
+-- per routine, not a walk of the whole backlog. The index also answers
+-- the count of the whole backlog and the running runs by routine of a
+-- claim under ceilings, without a sort.
+CREATE INDEX runs_state_routine ON runs (state, routine);
