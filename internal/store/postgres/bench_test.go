@@ -140,19 +140,26 @@ func finish(b *testing.B, s store.Store, run *routine.Run) error {
 // its placement, which runs that require nothing pass at once (the common
 // case), while those it cannot take are stepped over: "held back" puts
 // 1000 of them at the head of the queue. "reserved" claims with a
-// reservation across the fleet.
+// reservation across the fleet, "namespace" under the max_running of a
+// namespace that holds every routine, never reached.
 func BenchmarkClaim(b *testing.B) {
 	worker := &routine.Placement{Region: "eu-west", Labels: []string{"gpu"}}
+	team := map[string]string{}
+	for i := range 10 {
+		team[fmt.Sprint("r", i)] = "team"
+	}
 	for _, c := range []struct {
 		name      string
 		placement *routine.Placement
 		heldBack  int
 		reserved  map[string]int
+		groups    map[string]string
 	}{
-		{"local", nil, 0, nil},
-		{"placement", worker, 0, nil},
-		{"placement,held back", worker, 1000, nil},
-		{"placement,reserved", worker, 0, map[string]int{"r0": 2}},
+		{"local", nil, 0, nil, nil},
+		{"placement", worker, 0, nil, nil},
+		{"placement,held back", worker, 1000, nil, nil},
+		{"placement,reserved", worker, 0, map[string]int{"r0": 2}, nil},
+		{"placement,namespace", worker, 0, nil, team},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s, _ := setup(b)
@@ -170,7 +177,7 @@ func BenchmarkClaim(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				runs, err := s.RunClaim(b.Context(), &store.RunClaimParams{Worker: "w", Now: time.Now(), Lease: time.Minute,
-					Placement: c.placement, Reserved: c.reserved})
+					Placement: c.placement, Reserved: c.reserved, Groups: c.groups, GroupCeilings: map[string]int{"team": 1 << 20}})
 				if err != nil || len(runs) != 1 || runs[0].Routine == "tpu" {
 					b.Fatalf("RunClaim = %d runs, %v", len(runs), err)
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -200,7 +201,7 @@ func (s *Store) RunRequeue(ctx context.Context, p *store.RunRequeueParams) error
 func (s *Store) RunCount(ctx context.Context, p *store.RunCountParams) (map[routine.State]int, error) {
 	var w where
 	if len(p.States) > 0 {
-		w.add("state = ANY(?)", states(p.States))
+		w.conds = append(w.conds, "state IN "+stateList(p.States))
 	}
 	if p.Routine != "" {
 		w.add("routine = ?", p.Routine)
@@ -228,4 +229,16 @@ func (s *Store) RunCount(ctx context.Context, p *store.RunCountParams) (map[rout
 		return nil, fmt.Errorf("count runs: %w", err)
 	}
 	return counts, nil
+}
+
+// stateList is states as a list of SQL literals, such as ('queued'),
+// written into a statement rather than bound, so that the planner may use
+// the partial indexes whose predicate names a state (runs_queued, of a
+// namespace's queued runs).
+func stateList(ss []routine.State) string {
+	lits := make([]string, len(ss))
+	for i, st := range ss {
+		lits[i] = "'" + strings.ReplaceAll(string(st), "'", "''") + "'"
+	}
+	return "(" + strings.Join(lits, ", ") + ")"
 }

@@ -7,8 +7,11 @@ ALTER TABLE namespaces ADD COLUMN max_queued integer NOT NULL DEFAULT 0;
 
 -- The queued runs of a namespace are counted by its routines' names at
 -- every check of its max_queued that its estimate cannot answer: a seek
--- per routine, not a walk of the whole backlog.
-CREATE INDEX runs_state_routine ON runs (state, routine);
+-- per routine, not a walk of the whole backlog. Partial, so that only the
+-- creation of a run (and a requeue) writes to it, not a claim nor an end;
+-- RunCount writes its states into the statement so that the planner can
+-- use it.
+CREATE INDEX runs_queued ON runs (routine) WHERE state = 'queued';
 
 -- routines_claim as in 0006_rollups.sql (0005_claim_speed.sql says how it
 -- works), with ceilings of groups of routines: p_group_routines[i] is of

@@ -4,9 +4,8 @@
 ALTER TABLE namespaces ADD COLUMN max_running INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE namespaces ADD COLUMN max_queued INTEGER NOT NULL DEFAULT 0;
 
--- The queued runs of a namespace are counted by its routines' names at
--- every check of its max_queued that its estimate cannot answer: a seek
--- per routine, not a walk of the whole backlog. The index also answers
--- the count of the whole backlog and the running runs by routine of a
--- claim under ceilings, without a sort.
-CREATE INDEX runs_state_routine ON runs (state, routine);
+-- The queued runs of a namespace are counted by its routines' names in
+-- the state prefix of runs_claim, which holds the routine: a walk of the
+-- backlog in the index, as the count of the whole backlog is. No index is
+-- added, so that the writes of runs pay nothing for a ceiling they may
+-- not have.
