@@ -61,8 +61,11 @@ const (
 
 // auditTables are the audit trails retention prunes by age: rowid tables
 // with an index on their time column. Another trail is one more entry.
-var auditTables = []struct{ table, time string }{
-	{"secret_audit", "time"},
+// horizon, when set, is run first: the trail of actions is append-only
+// but for the records older than its horizon (0018_audit_horizon.sql).
+var auditTables = []struct{ table, time, horizon string }{
+	{"secret_audit", "time", ""},
+	{"audit_log", "time", `UPDATE audit_log_horizon SET before = max(before, ?1)`},
 }
 
 // rollupTables hold the rollups of a width, keyed (width, start, …).
@@ -104,6 +107,14 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.Pruned,
 			return deleteLogs(ctx, tx, out, limit, before)
 		case store.PruneAudit:
 			for _, t := range auditTables {
+				if out.More {
+					break
+				}
+				if t.horizon != "" {
+					if _, err := tx.ExecContext(ctx, t.horizon, before); err != nil {
+						return err
+					}
+				}
 				q := `DELETE FROM ` + t.table + ` WHERE rowid IN (SELECT rowid FROM ` + t.table + ` WHERE ` + t.time + ` < ?1 ORDER BY ` + t.time + ` LIMIT ?2)`
 				if err := deleteRows(ctx, tx, out, limit, q, before); err != nil {
 					return err

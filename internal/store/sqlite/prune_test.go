@@ -129,3 +129,46 @@ func TestCompactTurnsOnIncrementalVacuum(t *testing.T) {
 	// The store works on.
 	fill(t, s, 1, 1, time.Now())
 }
+
+// The trail of actions stays append-only under retention: a record newer
+// than the horizon cannot be removed or changed, by any writer of the
+// file, and the horizon never moves back.
+func TestAuditLogHorizon(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	now := time.Now()
+	for _, tm := range []time.Time{now.Add(-400 * 24 * time.Hour), now} {
+		if err := s.ActionAppend(b.ctx, &store.Action{Time: tm, Actor: "local", Role: store.RoleAdmin, Namespace: store.DefaultNamespace,
+			Source: "127.0.0.1", Action: "invoke", Target: "r", Outcome: store.OutcomeOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Prune(b.ctx, &store.PruneParams{Kind: store.PruneAudit, Before: now.Add(-365 * 24 * time.Hour), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", sqlite.URI(b.path, "_pragma=busy_timeout(10000)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(b.ctx, "SELECT count(*) FROM audit_log").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("records after pruning a year: %d, %v; want the recent one", n, err)
+	}
+	for _, q := range []string{
+		"DELETE FROM audit_log",
+		"UPDATE audit_log SET outcome = 'denied'",
+		"UPDATE audit_log_horizon SET before = 0",
+		"DELETE FROM audit_log_horizon",
+		// Moving the horizon forward is retention's own path; on its own
+		// it removes nothing, and a delete past it is still refused.
+		"UPDATE audit_log_horizon SET before = before + 1; DELETE FROM audit_log WHERE time >= (SELECT before FROM audit_log_horizon)",
+	} {
+		if _, err := db.ExecContext(b.ctx, q); err == nil {
+			t.Errorf("%s: allowed", q)
+		}
+	}
+	if err := db.QueryRowContext(b.ctx, "SELECT count(*) FROM audit_log").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("records after the attempts: %d, %v; want 1", n, err)
+	}
+}

@@ -221,12 +221,23 @@ func exercisePrune(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := b.s.AuditAppend(b.ctx, recs); err != nil {
 			t.Fatal(err)
 		}
+		// The trail of actions goes by the same age.
+		for _, tm := range []time.Time{old, old, recent} {
+			a := &store.Action{Time: tm, Actor: "local", Role: store.RoleAdmin, Namespace: store.DefaultNamespace,
+				Source: "127.0.0.1", Action: "invoke", Target: "r", Outcome: store.OutcomeOK}
+			if err := b.s.ActionAppend(b.ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
 		p := &store.PruneParams{Kind: store.PruneAudit, Before: cutoff, Now: now}
-		if res, err := pr.Prune(b.ctx, p); err != nil || res.Rows != 2 || res.More {
-			t.Fatalf("Prune(audit) = %+v, %v; want 2 rows", res, err)
+		if res, err := pr.Prune(b.ctx, p); err != nil || res.Rows != 4 || res.More {
+			t.Fatalf("Prune(audit) = %+v, %v; want 4 rows", res, err)
 		}
 		if left, err := b.s.AuditList(b.ctx, &store.AuditListParams{}); err != nil || len(left) != 1 {
 			t.Errorf("audit left: %d, %v; want 1", len(left), err)
+		}
+		if left, err := b.s.ActionList(b.ctx, &store.ActionListParams{}); err != nil || len(left) != 1 || !left[0].Time.Equal(stored(recent)) {
+			t.Errorf("actions left: %+v, %v; want the recent one", left, err)
 		}
 
 		// Two runs ended in the same minute, ten days ago: a minute row
