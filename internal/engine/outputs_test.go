@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,12 +12,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/routines-dev/routines/internal/engine"
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/spec"
 	"github.com/routines-dev/routines/internal/stepkind"
 	"github.com/routines-dev/routines/internal/steps"
+	"github.com/routines-dev/routines/internal/store"
 )
 
 // catalog is the routines a routine step may call, by name.
@@ -350,5 +353,50 @@ steps:
 	want := map[string]any{"echo": []any{"Bearer ***", 1}, "***": "a key named after it", "pin": "***", "other": 739105}
 	if !reflect.DeepEqual(got["h"].Outputs["json"], want) {
 		t.Errorf("stored json %#v, want %#v", got["h"].Outputs["json"], want)
+	}
+}
+
+// A routine step finds only the routines of its own routine's namespace:
+// a team's routine cannot run another team's (with that team's secrets,
+// on input it chooses); the other's name is not found, as if it did not
+// exist.
+func TestSubRunKeepsToTheNamespace(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	parse := func(yaml, ns string) *routine.Routine {
+		r, err := spec.Parse("routine.yaml", []byte(yaml), b.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Namespace = ns
+		return r
+	}
+	cat := catalog{
+		"b-child": parse("name: b-child\nsteps:\n  - id: s\n    run: echo ran\n", "team-b"),
+		"a-child": parse("name: a-child\nsteps:\n  - id: s\n    run: echo ran\n", "team-a"),
+	}
+	e := engine.New(engine.Config{Store: b.store, Kinds: stepkind.NewRegistry(steps.RunKind{}, steps.RoutineKind{}),
+		StateDir: filepath.Join(b.dir, ".routines"), Routines: cat})
+	for child, want := range map[string]routine.State{"a-child": routine.StateSucceeded, "b-child": routine.StateFailed} {
+		caller := parse("name: a-caller\nsteps:\n  - id: call\n    routine: { name: "+child+" }\n", "team-a")
+		run, err := b.store.RunCreate(t.Context(), &store.RunCreateParams{
+			ID: fmt.Sprintf("01TEST%020d", time.Now().UnixNano()), Routine: caller.Name,
+			Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: time.Now().UTC(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run, err = e.Execute(t.Context(), caller, run); err != nil {
+			t.Fatal(err)
+		}
+		if run.State != want {
+			t.Errorf("team-a calling %s: %s (%+v), want %s", child, run.State, run.Error, want)
+		}
+		if want == routine.StateFailed && (run.Error == nil || !strings.Contains(run.Error.Message, `no routine "b-child"`)) {
+			t.Errorf("team-a calling b-child: error %+v, want not found", run.Error)
+		}
+	}
+	if runs, err := b.store.RunList(t.Context(), &store.RunListParams{Routine: "b-child"}); err != nil || len(runs) != 0 {
+		t.Errorf("b-child runs: %d, %v; want none", len(runs), err)
 	}
 }

@@ -699,6 +699,7 @@ func (x *runExec) attempt(runCtx context.Context, kind stepkind.Kind, s *routine
 		Stdout:       stdout,
 		Stderr:       stderr,
 		Routine:      x.r.Name,
+		Namespace:    x.r.Namespace,
 		State:        x.e.store,
 		Now:          x.e.clock.Now,
 		StateDir:     x.e.stateDir,

@@ -46,8 +46,10 @@ func (x *runExec) subrun(ctx context.Context, step, name string, input map[strin
 	if x.e.routines == nil {
 		return nil, stepkind.Fail("", false, fmt.Errorf("routine %s: this engine runs no sub-routines", name))
 	}
+	// A routine of another namespace is not found: a team's routine
+	// does not run another team's, with its secrets, on its input.
 	r, ok := x.e.routines.Get(name)
-	if !ok {
+	if !ok || r.Namespace != x.r.Namespace {
 		return nil, stepkind.Fail("", false, fmt.Errorf("no routine %q in the project", name))
 	}
 	if err := r.CheckInput(input); err != nil {

@@ -8,6 +8,7 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/routines-dev/routines/internal/routine"
 	"github.com/routines-dev/routines/internal/scheduler"
 	"github.com/routines-dev/routines/internal/stepkind"
+	"github.com/routines-dev/routines/internal/store"
 	"github.com/routines-dev/routines/internal/template"
 )
 
@@ -58,7 +60,7 @@ type Event struct {
 // reaches reports whether an event to namespace ns ("" for any) may
 // start rt.
 func reaches(ns string, rt *routine.Routine) bool {
-	return ns == "" || ns == rt.Namespace || (ns == "default" && rt.Namespace == "")
+	return ns == "" || ns == rt.Namespace || (ns == store.DefaultNamespace && rt.Namespace == "")
 }
 
 // Check returns what makes the event unfit to publish: a name that is
@@ -172,9 +174,10 @@ func (p *Publisher) Emit(ctx context.Context, e *stepkind.Emission) (*api.EventR
 	return p.Publish(ctx, ev)
 }
 
-// emitted is the event of an emission, checked.
+// emitted is the event of an emission, checked: it reaches the routines
+// of the emitter's namespace.
 func emitted(e *stepkind.Emission) (*Event, error) {
-	ev := &Event{Name: e.Event, DedupeKey: e.Dedupe}
+	ev := &Event{Name: e.Event, DedupeKey: e.Dedupe, Namespace: cmp.Or(e.Namespace, store.DefaultNamespace)}
 	if len(e.Data) > 0 {
 		var err error
 		if ev.Payload, err = json.Marshal(e.Data); err != nil {

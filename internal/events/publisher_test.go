@@ -260,3 +260,25 @@ func TestPublishLeavesOutRefusedListeners(t *testing.T) {
 		t.Fatalf("every listener refused: %v, want the refusal", err)
 	}
 }
+
+// An emit step's event reaches the routines of the emitting routine's
+// namespace only: a team's routine does not start another team's, nor
+// the operators'; a routine of the default namespace (every routine of a
+// local daemon) reaches the default namespace's.
+func TestEmitKeepsToTheNamespace(t *testing.T) {
+	t.Parallel()
+	on := routine.Trigger{Event: &routine.EventTrigger{Name: "deploy"}}
+	catalog := scheduler.NewCatalog([]*routine.Routine{
+		{Name: "ops-deploy", Triggers: []routine.Trigger{on}},
+		{Name: "a-deploy", Namespace: "team-a", Triggers: []routine.Trigger{on}},
+		{Name: "b-deploy", Namespace: "team-b", Triggers: []routine.Trigger{on}},
+	})
+	_, b := setup(t)
+	p := events.New(catalog, b.queue, nil)
+	for ns, want := range map[string]string{"team-a": "a-deploy", "team-b": "b-deploy", "": "ops-deploy"} {
+		res, err := p.Emit(t.Context(), &stepkind.Emission{Event: "deploy", Namespace: ns})
+		if err != nil || len(res.Runs) != 1 || res.Runs[0].Routine != want {
+			t.Errorf("emit from namespace %q: %+v, %v; want one run, of %s", ns, res, err, want)
+		}
+	}
+}

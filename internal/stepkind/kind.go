@@ -87,6 +87,10 @@ type Execution struct {
 
 	// Routine is the name of the routine: the namespace of its state.
 	Routine string
+	// Namespace is the routine's namespace in a deployment ("" for the
+	// default one): the events it emits reach that namespace's routines
+	// only.
+	Namespace string
 	// State is the store of routines' state, and Now the engine's clock,
 	// which stamps writes and judges expiry. State steps need both.
 	State StateStore
@@ -132,6 +136,10 @@ type Emission struct {
 	// Token is the API token of a daemon reached over HTTP; a publisher
 	// in the daemon's own process needs none.
 	Token string
+	// Namespace is the emitting routine's ("" for the default one): an
+	// event published in process reaches that namespace's routines only,
+	// as one posted with a token reaches the token's.
+	Namespace string
 }
 
 // Subrun is what a routine step's call of another routine came to.

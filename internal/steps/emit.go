@@ -52,7 +52,7 @@ func (k EmitKind) Execute(ctx context.Context, x *stepkind.Execution) (*stepkind
 	if err != nil {
 		return nil, err
 	}
-	e := &stepkind.Emission{Event: a.Event, Data: a.Data, Dedupe: a.Dedupe, Token: a.Token}
+	e := &stepkind.Emission{Event: a.Event, Data: a.Data, Dedupe: a.Dedupe, Token: a.Token, Namespace: x.Namespace}
 	if e.Token == "" {
 		e.Token = x.Env["ROUTINES_TOKEN"]
 	}
