@@ -1,3 +1,8 @@
+//go:build linux
+
+// The daemon runs as a child process of the test (startServeProcess in
+// serve_limits_test.go), which is Linux's.
+
 package cli_test
 
 import (

@@ -1,3 +1,7 @@
+//go:build unix
+
+// The certificates are reloaded on SIGHUP, which Windows lacks.
+
 package cli_test
 
 import (
