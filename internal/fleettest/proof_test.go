@@ -96,7 +96,9 @@ func TestFleet(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	close(stop)
 	sent.Wait()
-	f.checkListening(3)
+	// The 3 workers listen for wake-ups, the 2 servers for revocations of
+	// tokens, on the one listening connection of a store each.
+	f.checkListening(5)
 	// The servers die too: the ticks end, and the workers drain the queue.
 	ticksEnd := time.Now()
 	for _, name := range []string{"server-1", "server-2"} {
@@ -215,8 +217,9 @@ func (f *fleet) chaos(rng *rand.Rand, load time.Duration) []chaosEvent {
 	return done
 }
 
-// checkListening checks that n processes listen for wake-ups (the
-// workers): those that lived through the outage listen again.
+// checkListening checks that n processes listen for notifications (the
+// workers' wake-ups, the servers' revocations of tokens): those that
+// lived through the outage listen again.
 func (f *fleet) checkListening(n int) {
 	f.t.Helper()
 	var got int
@@ -224,11 +227,11 @@ func (f *fleet) checkListening(n int) {
 		err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND query = 'LISTEN routines_wake'`).Scan(&got)
 		if err == nil && got == n {
-			f.t.Logf("wake-ups: %d workers listen after the outage", got)
+			f.t.Logf("notifications: %d processes listen after the outage", got)
 			return
 		}
 	}
-	f.t.Errorf("wake-ups: %d connections listen, want %d (a worker that lived through the outage listens no more)", got, n)
+	f.t.Errorf("notifications: %d connections listen, want %d (a process that lived through the outage listens no more)", got, n)
 }
 
 // waitServing waits until every server serves n routines.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/routines-dev/routines/internal/store"
 )
 
 // Service prunes continuously: a pass at start, then one every Interval,
@@ -52,6 +54,10 @@ func (s *Service) loop(ctx context.Context) {
 		switch {
 		case errors.Is(err, context.Canceled):
 			return
+		case errors.Is(err, store.ErrUnwritable):
+			// The store's outage is logged once where it is watched
+			// (the daemon's writes watch); the pass waits it out.
+			log.Debug("retention: the store cannot write; pruning waits for the next pass", "err", err, "next_in", s.interval)
 		case err != nil:
 			log.Warn("retention: pruning failed; it is tried again at the next pass", "err", err, "next_in", s.interval)
 		case rep.Removed():
