@@ -387,10 +387,11 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// findRun finds the run whose id, or unique prefix of one, is in the path;
-// it answers 400, 404 or 500 when it cannot.
+// findRun finds the run whose id, or unique prefix of one, is in the path,
+// among the runs the caller sees; it answers 400, 404 or 500 when it
+// cannot.
 func (s *Server) findRun(w http.ResponseWriter, r *http.Request) (*routine.Run, bool) {
-	run, err := s.cfg.Store.RunGet(r.Context(), r.PathValue("id"))
+	run, err := store.RunGetIn(r.Context(), s.cfg.Store, r.PathValue("id"), s.scope(r))
 	var ambiguous *routine.AmbiguousIDError
 	switch {
 	case errors.As(err, &ambiguous):

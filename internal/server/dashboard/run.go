@@ -53,7 +53,7 @@ type runData struct {
 // run renders the page of a run.
 func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	run, err := d.cfg.Store.RunGet(ctx, r.PathValue("id"))
+	run, err := store.RunGetIn(ctx, d.cfg.Store, r.PathValue("id"), d.runScope(ctx))
 	var ambiguous *routine.AmbiguousIDError
 	switch {
 	case errors.As(err, &ambiguous):
