@@ -22,7 +22,9 @@ const runColumns = `id, routine, revision, trigger_kind, trigger_payload, input,
 var runColumnsOfR = "r." + strings.Join(strings.Fields(strings.ReplaceAll(runColumns, ",", " ")), ", r.")
 
 const (
-	runCreateSQL = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
+	stateCountSQL = `SELECT count(*) FROM (SELECT 1 FROM runs WHERE state = ? LIMIT ?)`
+	tagCountSQL   = `SELECT count(*) FROM (SELECT 1 FROM run_tags WHERE tag = ? LIMIT ?)`
+	runCreateSQL  = `INSERT INTO runs (` + runColumns + `, not_before, dedupe_key, dedupe_until, lease_until)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// runDedupeSQL finds the run a deduplicated trigger folds into: the
 	// first one of the routine with the key whose window is still open.
@@ -211,8 +213,16 @@ func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine
 	// key holds the columns of the order: those of run_tags when it is
 	// walked.
 	from, key := "runs r", "r"
-	if p.Tag != "" {
-		from, key = "run_tags t JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
+	switch {
+	case p.Tag != "" && len(p.States) == 1 && s.rarerThanTag(ctx, p.States[0], p.Tag):
+		// The state's runs, newest first in its index, each checked for
+		// the tag.
+		add("EXISTS (SELECT 1 FROM run_tags t WHERE t.tag = ? AND t.queued_at = r.queued_at AND t.id = r.id)", p.Tag)
+	case p.Tag != "":
+		// The tag's runs, newest first, each checked for the other
+		// filters. CROSS JOIN keeps that order: left to itself, the
+		// planner may read every run of a state and sort them.
+		from, key = "run_tags t CROSS JOIN runs r ON r.id = t.id AND r.queued_at = t.queued_at", "t"
 		add("t.tag = ?", p.Tag)
 	}
 	if p.Routine != "" {
@@ -280,6 +290,24 @@ func (s *Store) runList(ctx context.Context, p *store.RunListParams) ([]*routine
 		runs = append(runs, run)
 	}
 	return runs, rows.Err()
+}
+
+// rarerCount bounds the counts rarerThanTag compares: a few thousand
+// entries of an index, well under a millisecond.
+const rarerCount = 2000
+
+// rarerThanTag reports whether fewer runs are in state than carry tag, by
+// counts of at most rarerCount each: a list filtered by both walks the
+// rarer one's index, newest first, and checks the other, so it reads
+// about 50 ÷ (the other's share) entries rather than, the wrong way
+// round, most of the rarer one's.
+func (s *Store) rarerThanTag(ctx context.Context, state routine.State, tag string) bool {
+	var inState, tagged int
+	if s.r.QueryRowContext(ctx, stateCountSQL, string(state), rarerCount).Scan(&inState) != nil ||
+		s.r.QueryRowContext(ctx, tagCountSQL, tag, rarerCount).Scan(&tagged) != nil {
+		return false
+	}
+	return inState < tagged
 }
 
 // RunUpdate writes the mutable fields of a run. Its id, routine, trigger,

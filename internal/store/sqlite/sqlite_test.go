@@ -404,3 +404,43 @@ func TestURI(t *testing.T) {
 		}
 	}
 }
+
+// A list filtered by a tag and a state walks whichever of the two is
+// rarer (RunList): both ways give the same runs, newest first.
+func TestRunListTagAndState(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	start := time.Now().Add(-time.Hour)
+	want := map[string][]string{} // tag/state → ids, newest first
+	for i := range 300 {
+		tag := "common"
+		if i%10 == 0 {
+			tag = "rare"
+		}
+		state := routine.StateSucceeded
+		if i%7 == 0 {
+			state = routine.StateFailed
+		}
+		id := ulid.MustNew(ulid.Timestamp(start.Add(time.Duration(i)*time.Second)), nil).String()
+		if _, err := s.RunCreate(b.ctx, &store.RunCreateParams{ID: id, Routine: "r", Tags: []string{tag}, State: state,
+			Trigger: routine.TriggerInfo{Kind: routine.TriggerManual}, QueuedAt: start.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		key := tag + "/" + string(state)
+		want[key] = append([]string{id}, want[key]...)
+	}
+	for key, ids := range want {
+		tag, state, _ := strings.Cut(key, "/")
+		runs, err := s.RunList(b.ctx, &store.RunListParams{Tag: tag, States: []routine.State{routine.State(state)}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range runs {
+			got = append(got, r.ID)
+		}
+		if !reflect.DeepEqual(got, ids[:min(10, len(ids))]) {
+			t.Errorf("%s: %v, want %v", key, got, ids[:min(10, len(ids))])
+		}
+	}
+}
