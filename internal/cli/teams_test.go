@@ -160,6 +160,14 @@ func TestTeamsSecurity(t *testing.T) {
 			t.Errorf("invoke %s = %d %s %s; want %q", routine, code, out, errOut, want)
 		}
 	}
+	// Costs are of the caller's namespace's routines: team-a's runs, never
+	// team-b's (whose b-job ran above).
+	for token, c := range map[string]struct{ has, hasNot string }{deployA: {"a-key", "b-job"}, deployB: {"b-job", "a-key"}} {
+		code, body := call(token, "GET", "/v1/costs?by=routine", "")
+		if code != 200 || !strings.Contains(body, c.has) || strings.Contains(body, c.hasNot) {
+			t.Errorf("GET /v1/costs = %d %s; want %s's costs, none of %s", code, body, c.has, c.hasNot)
+		}
+	}
 
 	// Revoked and expired tokens fail at once, on every replica: the
 	// replica that cached the token hears of the revocation through the

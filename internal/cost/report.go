@@ -99,11 +99,13 @@ func price(r *api.CostRow, p *Prices) {
 // Query selects a report: the runs that ended in [Since, Until), grouped
 // By, priced at Prices.
 type Query struct {
-	By     string
-	Since  time.Time
-	Until  time.Time
-	Tags   Tags
-	Prices *Prices
+	By    string
+	Since time.Time
+	Until time.Time
+	// Routines are the routines whose runs count; nil: every routine's.
+	Routines []string
+	Tags     Tags
+	Prices   *Prices
 }
 
 // Read reads the rollups of q's range from st and prices them. A store
@@ -112,7 +114,7 @@ func Read(ctx context.Context, st store.StatsReader, q Query) (*api.CostReport, 
 	if q.By != ByRoutine && q.By != ByTag {
 		return nil, fmt.Errorf("by %q: want %s or %s", q.By, ByRoutine, ByTag)
 	}
-	stats, err := st.Stats(ctx, &store.StatsParams{Since: q.Since, Until: q.Until})
+	stats, err := st.Stats(ctx, &store.StatsParams{Routines: q.Routines, Since: q.Since, Until: q.Until})
 	if err != nil {
 		return nil, fmt.Errorf("read the costs: %w", err)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,7 +17,8 @@ const defaultCostsSince = 30 * 24 * time.Hour
 
 // costs answers GET /v1/costs?by=routine|tag&since=30d: what the runs that
 // ended in the range (since=, until= as GET /v1/stats reads them; 30 days
-// by default) used and cost, with the budgets of the month.
+// by default) used and cost, with the budgets of the month: of the
+// routines the caller sees, and the budgets of their tags.
 func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	by := q.Get("by")
@@ -42,7 +44,9 @@ func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 	if prices == nil {
 		prices = &cost.Prices{Currency: cost.DefaultCurrency}
 	}
-	rep, err := cost.Read(r.Context(), s.cfg.Store, cost.Query{By: by, Since: p.Since, Until: p.Until, Tags: cost.TagsOf(s.cfg.Routines.All()), Prices: prices})
+	scope := s.scope(r)
+	rep, err := cost.Read(r.Context(), s.cfg.Store, cost.Query{By: by, Since: p.Since, Until: p.Until, Routines: scope,
+		Tags: cost.TagsOf(s.cfg.Routines.All()), Prices: prices})
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
 		writeError(w, http.StatusNotImplemented, "this store keeps no rollups of runs to read costs from")
@@ -53,6 +57,19 @@ func (s *Server) costs(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.Budgets != nil {
 		rep.Budgets = s.cfg.Budgets.Status()
+		if scope != nil {
+			// A budget is the deployment's, by tag: a caller is told of
+			// those of its routines' tags only.
+			tags := map[string]bool{}
+			for _, name := range scope {
+				if rt, ok := s.cfg.Routines.Get(name); ok {
+					for _, tag := range rt.Tags {
+						tags[tag] = true
+					}
+				}
+			}
+			rep.Budgets = slices.DeleteFunc(rep.Budgets, func(b api.BudgetStatus) bool { return !tags[b.Tag] })
+		}
 	}
 	writeJSON(w, http.StatusOK, rep)
 }

@@ -43,7 +43,7 @@ func (s *Server) routeRemote() {
 		{"POST /v1/dlq/{id}/replay", store.RoleInvoker, "replay", s.replay},
 		{"GET /v1/stats", store.RoleViewer, "", s.getStats},
 		{"GET /v1/report", store.RoleViewer, "", s.getReport},
-		{"GET /v1/costs", store.RoleViewer, "", operators(http.HandlerFunc(s.costs)).ServeHTTP},
+		{"GET /v1/costs", store.RoleViewer, "", s.costs},
 		{"GET /v1/alerts", store.RoleViewer, "", s.listAlerts},
 		// Secret names are a deployer's: a viewer or an invoker does not
 		// read them. Each namespace has its own (docs/teams.md).
