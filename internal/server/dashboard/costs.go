@@ -73,6 +73,10 @@ func (d *Dashboard) costs(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			data.BudgetsProblem = "The budgets could not be read: " + err.Error()
 		}
+		if d.runScope(r.Context()) != nil {
+			// The budgets of the caller's routines' tags only, as the API.
+			data.Budgets = slices.DeleteFunc(data.Budgets, func(b Budget) bool { return tags[b.Tag] == nil })
+		}
 	}
 	d.render(w, r, http.StatusOK, "costs", page{Title: "Costs", Nav: "costs", Range: win.Name, Data: data})
 }
